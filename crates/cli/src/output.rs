@@ -1,0 +1,118 @@
+//! Everything the CLI prints: human text by default, JSON with `--json`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use dockhand_engine::{ApiVersion, Info, Ping, Version};
+use serde::Serialize;
+
+/// Prints `value` as JSON, or the text `human` builds.
+pub(crate) fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, value)?;
+        writeln!(stdout)?;
+    } else {
+        stdout.write_all(human().as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints an error and its causes on stderr.
+pub(crate) fn error(err: &anyhow::Error) {
+    eprintln!("dockhand: error: {err:#}");
+}
+
+/// Aligned `key: value` lines.
+struct Table(String);
+
+impl Table {
+    fn new() -> Self {
+        Self(String::new())
+    }
+
+    fn row(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        let _ = writeln!(self.0, "{:<16} {value}", format!("{key}:"));
+        self
+    }
+
+    fn finish(&mut self) -> String {
+        std::mem::take(&mut self.0)
+    }
+}
+
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+pub(crate) fn ping(endpoint: &str, ping: &Ping, api: ApiVersion) -> String {
+    let engine_api = ping.api_version.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    Table::new()
+        .row("Endpoint", endpoint)
+        .row("Status", "OK")
+        .row("API version", format_args!("{api} (engine {engine_api})"))
+        .row("OS type", or_dash(ping.os_type.as_deref()))
+        .row("Server", or_dash(ping.server.as_deref()))
+        .row("Swarm", or_dash(ping.swarm.as_deref()))
+        .row("Experimental", ping.experimental)
+        .finish()
+}
+
+pub(crate) fn version(v: &Version, api: ApiVersion) -> String {
+    let mut t = Table::new();
+    t.row("Version", &v.version)
+        .row("API version", format_args!("{api} (engine {} - {})", v.min_api_version, v.api_version))
+        .row("Platform", &v.platform.name)
+        .row("OS/Arch", format_args!("{}/{}", v.os, v.arch))
+        .row("Kernel", &v.kernel_version)
+        .row("Go version", &v.go_version)
+        .row("Git commit", &v.git_commit)
+        .row("Built", &v.build_time);
+    for c in &v.components {
+        t.row(&format!("  {}", c.name), &c.version);
+    }
+    t.finish()
+}
+
+pub(crate) fn info(i: &Info, api: ApiVersion) -> String {
+    let swarm = &i.swarm;
+    let swarm_line = if swarm.is_active() {
+        let role = if swarm.control_available { "manager" } else { "worker" };
+        format!(
+            "active ({role}), node {}, {} node(s), {} manager(s)",
+            swarm.node_id, swarm.nodes, swarm.managers
+        )
+    } else {
+        swarm.local_node_state.clone()
+    };
+    Table::new()
+        .row("Name", &i.name)
+        .row("ID", &i.id)
+        .row("Server version", &i.server_version)
+        .row("API version", api)
+        .row("OS", format_args!("{} ({}/{})", i.operating_system, i.os_type, i.architecture))
+        .row("Kernel", &i.kernel_version)
+        .row("CPUs", i.ncpu)
+        .row("Memory", format_args!("{:.1} GiB", i.mem_total as f64 / (1u64 << 30) as f64))
+        .row(
+            "Containers",
+            format_args!(
+                "{} ({} running, {} stopped)",
+                i.containers, i.containers_running, i.containers_stopped
+            ),
+        )
+        .row("Images", i.images)
+        .row("Storage driver", &i.driver)
+        .row("Root dir", &i.docker_root_dir)
+        .row("Security", i.security_options.join(", "))
+        .row("Rootless", i.is_rootless())
+        .row("Swarm", swarm_line)
+        .finish()
+}

@@ -1,0 +1,256 @@
+//! The client: one endpoint, a connection pool, and the negotiated API version.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::error::chain;
+use crate::{ApiVersion, Endpoint, Error, MAX_API_VERSION, MIN_API_VERSION};
+
+/// The most a JSON answer may weigh before it is refused; streams are not bounded by it.
+const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+
+/// The most of an error body kept for the error message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A Docker Engine API client for one endpoint.
+///
+/// Cheap to clone: clones share the connection pool and the negotiated version.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    /// The endpoint as a URL, kept for error messages.
+    url: String,
+    http: HyperClient<UnixConnector, Empty<Bytes>>,
+    /// A version fixed by the caller (`DOCKER_API_VERSION`): no negotiation.
+    pinned: Option<ApiVersion>,
+    negotiated: OnceCell<ApiVersion>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.url)
+            .field("pinned", &self.inner.pinned)
+            .field("negotiated", &self.inner.negotiated.get())
+            .finish()
+    }
+}
+
+/// Builds a [`Client`] with non-default settings.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: Endpoint,
+    pinned: Option<ApiVersion>,
+}
+
+impl ClientBuilder {
+    /// Speak exactly this API version and skip negotiation, as `DOCKER_API_VERSION` does.
+    pub fn api_version(mut self, version: ApiVersion) -> Self {
+        self.pinned = Some(version);
+        self
+    }
+
+    /// Builds the client. No connection is opened until the first call.
+    pub fn build(self) -> Result<Client, Error> {
+        let http = HyperClient::builder(TokioExecutor::new()).build(UnixConnector);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                url: self.endpoint.to_string(),
+                endpoint: self.endpoint,
+                http,
+                pinned: self.pinned,
+                negotiated: OnceCell::new(),
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A client with default settings for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Result<Self, Error> {
+        Self::builder(endpoint).build()
+    }
+
+    /// A builder for `endpoint`.
+    pub fn builder(endpoint: Endpoint) -> ClientBuilder {
+        ClientBuilder { endpoint, pinned: None }
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The API version used for calls, negotiated on first use.
+    ///
+    /// The engine's version is clamped to [`MAX_API_VERSION`]; an engine older than
+    /// [`MIN_API_VERSION`] is refused. A pinned version is returned as is.
+    pub async fn api_version(&self) -> Result<ApiVersion, Error> {
+        if let Some(pinned) = self.inner.pinned {
+            return Ok(pinned);
+        }
+        self.inner
+            .negotiated
+            .get_or_try_init(|| async {
+                let ping = self.ping().await?;
+                let version = negotiate(ping.api_version, &self.inner.url)?;
+                tracing::debug!(endpoint = %self.inner.url, %version, "negotiated API version");
+                Ok(version)
+            })
+            .await
+            .copied()
+    }
+
+    /// Sends an unversioned request with an empty body and returns the raw response.
+    pub(crate) async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, Error> {
+        let uri: hyper::Uri = match &self.inner.endpoint {
+            Endpoint::Unix(socket) => hyperlocal::Uri::new(socket, path).into(),
+        };
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(http::header::USER_AGENT, concat!("dockhand/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::new())
+            .map_err(|e| self.transport_error(&method, path, &e))?;
+        tracing::trace!(endpoint = %self.inner.url, %method, path, "request");
+        self.inner.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                // hyper's outer "client error (Connect)" adds nothing: keep the cause.
+                let detail = std::error::Error::source(&e).map_or_else(|| chain(&e), chain);
+                Error::Connect { endpoint: self.inner.url.clone(), detail }
+            } else {
+                self.transport_error(&method, path, &e)
+            }
+        })
+    }
+
+    /// `GET /vX.Y{path}` and decodes the JSON answer.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let versioned = format!("/v{}{path}", self.api_version().await?);
+        let response = self.send(Method::GET, &versioned).await?;
+        let response = self.check(&Method::GET, &versioned, response).await?;
+        let body = read_body(response, MAX_JSON_BODY)
+            .await
+            .map_err(|detail| self.transport_detail(&Method::GET, &versioned, detail))?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            endpoint: self.inner.url.clone(),
+            method: Method::GET.to_string(),
+            path: versioned,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Turns an error status into [`Error::Api`] carrying the engine's message.
+    pub(crate) async fn check(
+        &self,
+        method: &Method,
+        path: &str,
+        response: Response<Incoming>,
+    ) -> Result<Response<Incoming>, Error> {
+        let status = response.status();
+        if status.is_success() || status.is_informational() {
+            return Ok(response);
+        }
+        let body = read_body(response, MAX_ERROR_BODY).await.unwrap_or_default();
+        Err(Error::Api {
+            endpoint: self.inner.url.clone(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            message: engine_message(status, &body),
+        })
+    }
+
+    fn transport_error(&self, method: &Method, path: &str, err: &(dyn std::error::Error + 'static)) -> Error {
+        self.transport_detail(method, path, chain(err))
+    }
+
+    fn transport_detail(&self, method: &Method, path: &str, detail: String) -> Error {
+        Error::Transport {
+            endpoint: self.inner.url.clone(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// The version to speak given what the engine reports.
+fn negotiate(engine: Option<ApiVersion>, endpoint: &str) -> Result<ApiVersion, Error> {
+    // An engine that reports no version predates the header: treat it as the oldest.
+    let engine = engine.unwrap_or(MIN_API_VERSION);
+    if engine < MIN_API_VERSION {
+        return Err(Error::UnsupportedVersion {
+            endpoint: endpoint.to_owned(),
+            engine,
+            minimum: MIN_API_VERSION,
+        });
+    }
+    Ok(engine.min(MAX_API_VERSION))
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+pub(crate) async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes, String> {
+    Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| chain(&*e))
+}
+
+/// The engine's error message: the `message` field of its JSON body, else the text.
+fn engine_message(status: StatusCode, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        message: String,
+    }
+    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
+        return parsed.message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        status.canonical_reason().unwrap_or("no message").to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_clamps_and_refuses() {
+        let newer = ApiVersion::new(1, 99);
+        assert_eq!(negotiate(Some(newer), "unix:///x").unwrap(), MAX_API_VERSION);
+        let exact = ApiVersion::new(1, 41);
+        assert_eq!(negotiate(Some(exact), "unix:///x").unwrap(), exact);
+        assert_eq!(negotiate(None, "unix:///x").unwrap(), MIN_API_VERSION);
+
+        let msg = negotiate(Some(ApiVersion::new(1, 24)), "unix:///x").unwrap_err().to_string();
+        assert!(msg.contains("1.24") && msg.contains(&MIN_API_VERSION.to_string()), "{msg}");
+        assert!(msg.contains("unix:///x"), "{msg}");
+    }
+
+    #[test]
+    fn engine_message_prefers_json() {
+        let m = engine_message(StatusCode::NOT_FOUND, br#"{"message":"no such container: x"}"#);
+        assert_eq!(m, "no such container: x");
+        assert_eq!(engine_message(StatusCode::BAD_GATEWAY, b" upstream down\n"), "upstream down");
+        assert_eq!(engine_message(StatusCode::NOT_FOUND, b""), "Not Found");
+    }
+}

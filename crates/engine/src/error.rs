@@ -1,0 +1,126 @@
+//! The one error type of this crate.
+
+use crate::ApiVersion;
+
+/// Everything that can go wrong talking to an engine.
+///
+/// Every variant names where it happened: the endpoint, and for requests the method and
+/// path. Messages are lowercase and carry no secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The endpoint URL could not be parsed.
+    #[error("invalid engine endpoint {input:?}: {reason}")]
+    InvalidEndpoint {
+        /// The text as given.
+        input: String,
+        /// What is wrong with it, and which forms are accepted.
+        reason: String,
+    },
+
+    /// No connection to the engine could be opened.
+    #[error("cannot connect to the engine at {endpoint}: {detail}")]
+    Connect {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// What the operating system or transport said.
+        detail: String,
+    },
+
+    /// The connection failed while a request was under way.
+    #[error("{method} {path} on {endpoint} failed: {detail}")]
+    Transport {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+
+    /// The engine answered with an error status.
+    #[error("{method} {path} on {endpoint}: the engine answered {status}: {message}")]
+    Api {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The engine's own message (its `message` JSON field, or the body text).
+        message: String,
+    },
+
+    /// The engine's answer could not be understood.
+    #[error("{method} {path} on {endpoint}: cannot decode the answer: {detail}")]
+    Decode {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+
+    /// The engine speaks an API older than this crate supports.
+    #[error(
+        "the engine at {endpoint} speaks API {engine}, older than the minimum {minimum} that dockhand supports"
+    )]
+    UnsupportedVersion {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// The version the engine reported.
+        engine: ApiVersion,
+        /// The oldest version this crate supports.
+        minimum: ApiVersion,
+    },
+}
+
+impl Error {
+    /// The HTTP status, when the engine answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the engine said the object does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// True when the engine refused because of the object's state (409).
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// True when no connection could be opened.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect { .. })
+    }
+}
+
+/// Joins an error and its sources into one line: `outer: inner: innermost`.
+///
+/// hyper's errors say "client error (Connect)" on the outside and keep the useful part
+/// ("No such file or directory") in their sources; an operator needs both.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = inner.source();
+    }
+    out
+}

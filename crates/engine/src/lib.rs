@@ -1,0 +1,47 @@
+//! `dockhand-engine` talks to a Docker Engine over its HTTP API.
+//!
+//! The transport is written by hand on top of hyper, because the details matter: which
+//! socket, which API version, and what an error must say. A [`Client`] is built for one
+//! [`Endpoint`]; the first call negotiates the API version with `GET /_ping` (single-flight:
+//! concurrent first calls share one ping), and every later call uses the versioned path
+//! `/vX.Y/...`, clamped to the range this crate supports
+//! ([`MIN_API_VERSION`]..=[`MAX_API_VERSION`]).
+//!
+//! This crate reads no environment and no config file: front-ends resolve `DOCKER_HOST`
+//! and friends and hand the result in.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), dockhand_engine::Error> {
+//! use dockhand_engine::{Client, Endpoint};
+//!
+//! let endpoint: Endpoint = "unix:///var/run/docker.sock".parse()?;
+//! let client = Client::new(endpoint)?;
+//! let info = client.info().await?;
+//! println!("{} runs Docker {}", info.name, info.server_version);
+//! println!("negotiated API {}", client.api_version().await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors name the endpoint, the request and what failed:
+//!
+//! ```
+//! use dockhand_engine::Endpoint;
+//!
+//! let err = "tcp:/nope".parse::<Endpoint>().unwrap_err();
+//! assert!(err.to_string().contains("\"tcp:/nope\""));
+//! ```
+
+mod client;
+mod endpoint;
+mod error;
+mod system;
+mod version;
+
+pub use crate::client::{Client, ClientBuilder};
+pub use crate::endpoint::Endpoint;
+pub use crate::error::Error;
+pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
+pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};

@@ -1,0 +1,245 @@
+//! System calls: ping, version and info.
+
+use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiVersion, Client, Error};
+
+/// What the engine says in the headers of `/_ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ping {
+    /// `API-Version`: the newest API the engine speaks.
+    #[serde(serialize_with = "display_opt")]
+    pub api_version: Option<ApiVersion>,
+    /// `OSType`: `linux` or `windows`.
+    #[serde(rename = "OSType")]
+    pub os_type: Option<String>,
+    /// `Swarm`: the node's swarm state and role, such as `active/manager`
+    /// (sent from API 1.44 on; older engines leave it out).
+    pub swarm: Option<String>,
+    /// `Docker-Experimental`: whether experimental features are on.
+    pub experimental: bool,
+    /// `Builder-Version`: the default builder (`1` classic, `2` BuildKit).
+    pub builder_version: Option<String>,
+    /// `Server`: the engine's product string, such as `Docker/20.10.24 (linux)`.
+    pub server: Option<String>,
+}
+
+impl Ping {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            api_version: text("api-version").and_then(|v| v.parse().ok()),
+            os_type: text("ostype"),
+            swarm: text("swarm"),
+            experimental: text("docker-experimental").is_some_and(|v| v == "true"),
+            builder_version: text("builder-version"),
+            server: text("server"),
+        }
+    }
+}
+
+fn display_opt<S: serde::Serializer>(v: &Option<ApiVersion>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+/// The answer of `GET /version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Version {
+    /// The engine's release, such as `20.10.24+dfsg1`.
+    pub version: String,
+    /// The newest API the engine speaks.
+    pub api_version: String,
+    /// The oldest API the engine speaks.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    /// The source commit.
+    pub git_commit: String,
+    /// The Go release it was built with.
+    pub go_version: String,
+    /// Its operating system.
+    pub os: String,
+    /// Its architecture.
+    pub arch: String,
+    /// The host's kernel.
+    pub kernel_version: String,
+    /// When it was built.
+    pub build_time: String,
+    /// The product name.
+    pub platform: Platform,
+    /// Its parts (engine, containerd, runc, ...), each with a version.
+    pub components: Vec<Component>,
+}
+
+/// The product an engine belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Platform {
+    /// Such as `Docker Engine - Community`.
+    pub name: String,
+}
+
+/// One component of an engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Component {
+    /// Such as `Engine` or `containerd`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The answer of `GET /info`: the fields dockhand uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Info {
+    /// The engine's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The host name.
+    pub name: String,
+    /// The engine's release.
+    pub server_version: String,
+    /// The host's operating system, such as `Debian GNU/Linux 12 (bookworm)`.
+    pub operating_system: String,
+    /// `linux` or `windows`.
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    /// The host's architecture.
+    pub architecture: String,
+    /// The host's kernel.
+    pub kernel_version: String,
+    /// CPUs available to the engine.
+    #[serde(rename = "NCPU")]
+    pub ncpu: i64,
+    /// Memory available to the engine, in bytes.
+    pub mem_total: i64,
+    /// Containers in any state.
+    pub containers: i64,
+    /// Running containers.
+    pub containers_running: i64,
+    /// Stopped containers.
+    pub containers_stopped: i64,
+    /// Images.
+    pub images: i64,
+    /// The storage driver.
+    pub driver: String,
+    /// Where the engine keeps its data.
+    pub docker_root_dir: String,
+    /// Security options, such as `name=seccomp,profile=default` or `name=rootless`.
+    pub security_options: Vec<String>,
+    /// The node's part in a swarm.
+    pub swarm: SwarmInfo,
+}
+
+impl Info {
+    /// True when the engine runs rootless.
+    pub fn is_rootless(&self) -> bool {
+        self.security_options.iter().any(|o| o == "name=rootless")
+    }
+}
+
+/// The `Swarm` part of `GET /info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct SwarmInfo {
+    /// This node's ID, empty outside a swarm.
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    /// The address other nodes reach this one at.
+    pub node_addr: String,
+    /// `inactive`, `pending`, `active`, `error` or `locked`.
+    pub local_node_state: String,
+    /// True on a manager.
+    pub control_available: bool,
+    /// The swarm's last error.
+    pub error: String,
+    /// Nodes in the swarm (managers only).
+    pub nodes: i64,
+    /// Managers in the swarm (managers only).
+    pub managers: i64,
+}
+
+impl SwarmInfo {
+    /// True when the node is part of a swarm.
+    pub fn is_active(&self) -> bool {
+        self.local_node_state == "active"
+    }
+}
+
+impl Client {
+    /// Pings the engine: `HEAD /_ping`, or `GET /_ping` when HEAD is refused.
+    ///
+    /// Unversioned, so it works before negotiation; it always makes a request.
+    pub async fn ping(&self) -> Result<Ping, Error> {
+        let head = self.send(Method::HEAD, "/_ping").await?;
+        if head.status().is_success() {
+            return Ok(Ping::from_headers(head.headers()));
+        }
+        // Some engines and proxies refuse HEAD; GET is the original form.
+        let get = self.send(Method::GET, "/_ping").await?;
+        let get = self.check(&Method::GET, "/_ping", get).await?;
+        Ok(Ping::from_headers(get.headers()))
+    }
+
+    /// `GET /version`.
+    pub async fn version(&self) -> Result<Version, Error> {
+        self.get_json("/version").await
+    }
+
+    /// `GET /info`.
+    pub async fn info(&self) -> Result<Info, Error> {
+        self.get_json("/info").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_headers_are_read_case_insensitively() {
+        let mut h = HeaderMap::new();
+        h.insert("Api-Version", "1.41".parse().unwrap());
+        h.insert("Ostype", "linux".parse().unwrap());
+        h.insert("Swarm", "active/manager".parse().unwrap());
+        h.insert("Docker-Experimental", "false".parse().unwrap());
+        let p = Ping::from_headers(&h);
+        assert_eq!(p.api_version, Some(ApiVersion::new(1, 41)));
+        assert_eq!(p.os_type.as_deref(), Some("linux"));
+        assert_eq!(p.swarm.as_deref(), Some("active/manager"));
+        assert!(!p.experimental);
+        assert_eq!(p.builder_version, None);
+    }
+
+    #[test]
+    fn info_tolerates_unknown_and_missing_fields() {
+        let info: Info = serde_json::from_str(
+            r#"{"ID":"x","NCPU":2,"FutureField":{"a":1},"Swarm":{"LocalNodeState":"active","Cluster":{}},
+               "SecurityOptions":["name=seccomp,profile=default","name=rootless"]}"#,
+        )
+        .unwrap();
+        assert_eq!(info.id, "x");
+        assert_eq!(info.ncpu, 2);
+        assert!(info.swarm.is_active());
+        assert!(info.is_rootless());
+        assert_eq!(info.server_version, "");
+    }
+}

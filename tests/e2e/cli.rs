@@ -1,0 +1,71 @@
+//! The `dockhand` binary against the real engine.
+
+use dockhand_e2e::{dockhand, engine_url};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn info_json_reports_the_swarm() {
+    let url = dockhand_e2e::engine().await.url;
+    let out = dockhand(&["--host", &url, "engine", "info", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(info["Swarm"]["LocalNodeState"], "active", "{info}");
+    assert_eq!(info["OSType"], "linux");
+}
+
+#[tokio::test]
+async fn docker_host_is_honoured_and_text_is_the_default() {
+    let url = dockhand_e2e::engine().await.url;
+    let out = dockhand(&["engine", "ping"], &[("DOCKER_HOST", &url)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Status:") && text.contains("OK"), "{text}");
+    assert!(text.contains(&url), "{text}");
+
+    let out = dockhand(&["engine", "version"], &[("DOCKER_HOST", &url)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("API version:"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn the_flag_beats_docker_host() {
+    let url = dockhand_e2e::engine().await.url;
+    let out =
+        dockhand(&["-H", &url, "engine", "ping", "--json"], &[("DOCKER_HOST", "unix:///nonexistent.sock")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ping: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ping["Endpoint"], url.as_str());
+    assert_eq!(ping["OSType"], "linux");
+    assert!(ping["NegotiatedApiVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{ping}");
+}
+
+#[test]
+fn a_missing_socket_fails_with_its_path() {
+    let out = dockhand(&["-H", "unix:///nonexistent/dockhand.sock", "engine", "info"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("unix:///nonexistent/dockhand.sock"), "{err}");
+    assert!(err.starts_with("dockhand: error:"), "{err}");
+}
+
+#[test]
+fn a_bad_url_is_quoted_with_the_accepted_forms() {
+    let out = dockhand(&["engine", "ping"], &[("DOCKER_HOST", "gopher://x:1")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("\"gopher://x:1\"") && err.contains("unix:///"), "{err}");
+    assert!(err.contains("DOCKER_HOST"), "{err}");
+}
+
+#[test]
+fn the_default_engine_url_points_at_the_private_engine() {
+    // Guards the harness itself: it must never fall back to the system socket.
+    assert!(!engine_url().contains("/var/run/docker.sock"), "{}", engine_url());
+}

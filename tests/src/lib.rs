@@ -1,0 +1,78 @@
+//! The harness of dockhand's end-to-end tests: it finds the real engine a test run
+//! started, and dockhand's binaries.
+//!
+//! The engine is the one named by `DOCKHAND_TEST_HOST` (set by `cargo xtask ci`), else the
+//! private engine of `cargo xtask engine up` under `target/dh-engine/` (or
+//! `$DOCKHAND_ENGINE_DIR`). When none answers, tests fail with a message that says how to
+//! start one: an engine test never passes without an engine.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use dockhand_engine::{Client, Endpoint};
+
+/// The engine under test.
+#[derive(Debug, Clone)]
+pub struct TestEngine {
+    /// Its URL, as passed to `-H`.
+    pub url: String,
+    /// A client for it.
+    pub client: Client,
+}
+
+/// The URL of the engine the tests should use.
+pub fn engine_url() -> String {
+    if let Some(url) = std::env::var("DOCKHAND_TEST_HOST").ok().filter(|u| !u.is_empty()) {
+        return url;
+    }
+    let dir = std::env::var_os("DOCKHAND_ENGINE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("dh-engine"));
+    format!("unix://{}", dir.join("docker.sock").display())
+}
+
+/// The engine under test, after checking that it answers and is in swarm mode.
+///
+/// # Panics
+/// When no engine answers: with `CI` set or not, an engine test must fail, never skip.
+pub async fn engine() -> TestEngine {
+    let url = engine_url();
+    let endpoint: Endpoint = url.parse().unwrap_or_else(|e| panic!("DOCKHAND_TEST_HOST: {e}"));
+    let client = Client::new(endpoint).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(err) = client.ping().await {
+        let ci = if std::env::var_os("CI").is_some() { " (CI is set: engine tests must run)" } else { "" };
+        panic!(
+            "no Docker engine answers for the end-to-end tests{ci}: {err}\nstart one with `cargo xtask engine up`"
+        );
+    }
+    TestEngine { url, client }
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+/// Runs the `dockhand` binary built next to this test, with a clean Docker environment.
+///
+/// # Panics
+/// When the binary has not been built (`cargo test --workspace` builds it).
+pub fn dockhand(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // The test executable lives in target/<profile>/deps/; binaries in target/<profile>/.
+    let exe = std::env::current_exe().expect("the test knows its path");
+    let bin =
+        exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("dockhand")).expect("target layout");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p dockhand-cli` or `cargo test --workspace`",
+        bin.display()
+    );
+    let mut cmd = Command::new(&bin);
+    for var in
+        ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
+}

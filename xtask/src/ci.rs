@@ -1,0 +1,65 @@
+//! `cargo xtask ci`: the README's test command, and what `.ci/run` calls.
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::{engine, proc};
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let started = Instant::now();
+    step("tools", || {
+        crate::tools::ensure_engine()?;
+        crate::tools::ensure_cargo_deny()
+    })?;
+    step("format", || proc::run(crate::cargo().args(["fmt", "--all", "--", "--check"])))?;
+    step("clippy", || {
+        proc::run(crate::cargo().args([
+            "clippy",
+            "--locked",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("tests against the private engine", || {
+        let layout = engine::up()?;
+        let tests = proc::run(
+            crate::cargo()
+                .args(["test", "--locked", "--workspace", "--all-targets"])
+                .env("DOCKHAND_TEST_HOST", layout.url()),
+        );
+        // The engine goes down whatever the tests did; a failed stop is reported too.
+        let down = engine::down();
+        tests.and(down)
+    })?;
+    step("cargo deny", || {
+        let mut deny = crate::cargo();
+        deny.args(["deny", "--locked", "check", "licenses", "bans", "sources"]);
+        proc::run(&mut deny)
+    })?;
+    step("documentation", || {
+        proc::run(
+            crate::cargo()
+                .args(["doc", "--locked", "--workspace", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )?;
+        proc::run(crate::cargo().args(["test", "--locked", "--workspace", "--doc"]))
+    })?;
+    eprintln!("ci: all steps passed in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("\n=== ci: {name}");
+    let started = Instant::now();
+    let result = f().with_context(|| format!("ci step \"{name}\" failed"));
+    eprintln!(
+        "=== ci: {name}: {} in {:.0}s",
+        if result.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    result
+}

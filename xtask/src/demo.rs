@@ -1,0 +1,15 @@
+//! `cargo xtask demo`: the README's "main job" on embedded defaults. It brings the private
+//! engine up and runs dockhand against it; it grows into the whole maintenance cycle.
+
+use crate::{engine, proc};
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let layout = engine::up()?;
+    proc::run(
+        crate::cargo()
+            .args(["run", "--quiet", "--locked", "--package", "dockhand-cli", "--bin", "dockhand", "--"])
+            .args(["--host", &layout.url(), "engine", "info"]),
+    )?;
+    eprintln!("\nthe private engine stays up; stop it with `cargo xtask engine down`");
+    Ok(())
+}

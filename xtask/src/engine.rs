@@ -1,0 +1,335 @@
+//! The private test engine: a `dockerd` with its own `containerd`, socket, data root, exec
+//! root, pid files and daemon config, all under `target/dh-engine/` (or
+//! `$DOCKHAND_ENGINE_DIR`). It never uses `/var/run/docker.sock`, the system containerd or
+//! `/etc/docker/daemon.json`, so it cannot disturb an engine the user runs.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dockhand_engine::{Client, Endpoint};
+use rustix::process::Signal;
+
+use crate::proc;
+
+/// How long the engine may take to answer its first ping.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long `dockerd` may take to stop its containers and exit on SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(60);
+/// A unix socket path must fit in `sun_path` (108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// Process names that belong to an engine, for the sweep after a stop.
+const ENGINE_PROCESSES: [&str; 4] = ["dockerd", "containerd", "docker-proxy", "runc"];
+
+/// Where the private engine keeps everything.
+pub(crate) struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new() -> Self {
+        let dir = std::env::var_os("DOCKHAND_ENGINE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::project_root().join("target").join("dh-engine"));
+        Self { dir }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.join("dockerd.pid")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("dockerd.log")
+    }
+
+    fn containerd(&self) -> PathBuf {
+        self.dir.join("containerd")
+    }
+
+    fn containerd_socket(&self) -> PathBuf {
+        self.containerd().join("containerd.sock")
+    }
+
+    fn containerd_pidfile(&self) -> PathBuf {
+        self.dir.join("containerd.pid")
+    }
+
+    fn containerd_log(&self) -> PathBuf {
+        self.dir.join("containerd.log")
+    }
+
+    /// A docker CLI config directory of our own, so the CLI never reads the user's.
+    pub(crate) fn docker_config(&self) -> PathBuf {
+        self.dir.join("docker-config")
+    }
+
+    /// The docker CLI, pointed at this engine only.
+    pub(crate) fn docker(&self) -> anyhow::Result<Command> {
+        let docker = proc::which("docker").context("the docker CLI is not installed")?;
+        let mut cmd = Command::new(docker);
+        cmd.env("DOCKER_HOST", self.url())
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH");
+        Ok(cmd)
+    }
+}
+
+/// `cargo xtask engine up`: start (once), join a swarm, create the images.
+pub(crate) fn up() -> anyhow::Result<Layout> {
+    let layout = Layout::new();
+    let socket_len = layout.socket().as_os_str().len();
+    if socket_len > MAX_SOCKET_PATH {
+        bail!(
+            "the engine socket {} is {socket_len} bytes long, over the {MAX_SOCKET_PATH} a unix socket allows; \
+             set DOCKHAND_ENGINE_DIR to a shorter directory",
+            layout.socket().display()
+        );
+    }
+    crate::tools::ensure_engine()?;
+    let runtime = runtime()?;
+    let client = Client::new(Endpoint::unix(layout.socket()))?;
+
+    if running_pid(&layout).is_some() && runtime.block_on(client.ping()).is_ok() {
+        eprintln!("engine already up at {}", layout.url());
+    } else {
+        // Whatever a crashed run left behind goes first: processes, mounts, state.
+        teardown(&layout)?;
+        start(&layout, &runtime, &client)?;
+    }
+
+    let info = runtime.block_on(client.info())?;
+    if !info.swarm.is_active() {
+        // Free ports of our own, so a swarm the user runs (2377, VXLAN 4789) is not disturbed.
+        let listen = format!("127.0.0.1:{}", free_port(1024..65535)?);
+        let data_path_port = free_port(40000..49151)?.to_string();
+        proc::output(
+            layout
+                .docker()?
+                .args(["swarm", "init", "--advertise-addr", &listen, "--listen-addr", &listen])
+                .args(["--data-path-port", &data_path_port]),
+        )
+        .context("cannot initialize the swarm")?;
+        eprintln!("swarm initialized");
+    }
+    crate::images::ensure(&layout)?;
+    eprintln!("engine up: {}", layout.url());
+    Ok(layout)
+}
+
+/// `cargo xtask engine down`: stop everything and leave no process, mount or state behind.
+pub(crate) fn down() -> anyhow::Result<()> {
+    let layout = Layout::new();
+    teardown(&layout)?;
+    eprintln!("engine down: no process, mount or state left under {}", layout.dir().display());
+    Ok(())
+}
+
+/// `cargo xtask engine status`.
+pub(crate) fn status() -> anyhow::Result<()> {
+    let layout = Layout::new();
+    let Some(pid) = running_pid(&layout) else {
+        bail!("the private engine is not running (start it with `cargo xtask engine up`)");
+    };
+    let runtime = runtime()?;
+    let client = Client::new(Endpoint::unix(layout.socket()))?;
+    let info = runtime.block_on(client.info())?;
+    let api = runtime.block_on(client.api_version())?;
+    println!("running:  dockerd pid {pid}");
+    println!("host:     {}", layout.url());
+    println!("version:  {} (API {api})", info.server_version);
+    println!("swarm:    {}", info.swarm.local_node_state);
+    Ok(())
+}
+
+/// A port in `range` that is free for both TCP and UDP on loopback right now.
+fn free_port(range: std::ops::Range<u16>) -> anyhow::Result<u16> {
+    // Start at a point derived from our pid, so parallel checkouts do not race for one port.
+    let span = range.end - range.start;
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    (0..span)
+        .map(|i| range.start + (offset + i) % span)
+        .find(|&port| {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        })
+        .with_context(|| format!("no free port in {range:?}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// The pid of our `dockerd`, if it runs (checked against its command line, not just the
+/// pid file, since pids are reused).
+fn running_pid(layout: &Layout) -> Option<i32> {
+    let pid = proc::read_pid(&layout.pidfile())?;
+    let ours = proc::alive(pid) && proc::cmdline(pid).contains(&layout.url());
+    ours.then_some(pid)
+}
+
+fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) -> anyhow::Result<()> {
+    let dir = layout.dir();
+    fs::create_dir_all(layout.containerd())?;
+    fs::create_dir_all(layout.docker_config())?;
+
+    // containerd, ours alone: its own socket, root, state and opt directories.
+    let config = layout.containerd().join("config.toml");
+    let c = layout.containerd();
+    fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = {root:?}\nstate = {state:?}\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
+            root = c.join("root").display().to_string(),
+            state = c.join("state").display().to_string(),
+            sock = layout.containerd_socket().display().to_string(),
+            opt = c.join("opt").display().to_string(),
+        ),
+    )?;
+    let containerd = spawn_daemon(
+        Command::new(proc::which("containerd").context("containerd is not installed")?)
+            .arg("--config")
+            .arg(&config),
+        &layout.containerd_log(),
+    )?;
+    fs::write(layout.containerd_pidfile(), containerd.to_string())?;
+    wait_for(READY_TIMEOUT, || {
+        if !proc::alive(containerd) {
+            bail!("containerd exited at start\n{}", tail(&layout.containerd_log()));
+        }
+        Ok(layout.containerd_socket().exists())
+    })
+    .with_context(|| format!("containerd did not start\n{}", tail(&layout.containerd_log())))?;
+
+    // dockerd, with its own config file so /etc/docker/daemon.json is never read, and no
+    // bridge or iptables rules that could clash with an engine already on this machine.
+    let daemon_json = dir.join("daemon.json");
+    fs::write(&daemon_json, "{}\n")?;
+    let dockerd = spawn_daemon(
+        Command::new(proc::which("dockerd").context("dockerd is not installed")?)
+            .arg("--host")
+            .arg(layout.url())
+            .arg("--containerd")
+            .arg(layout.containerd_socket())
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(layout.pidfile())
+            .arg("--config-file")
+            .arg(&daemon_json)
+            .args(["--bridge=none", "--iptables=false"]),
+        &layout.log(),
+    )?;
+    let started = Instant::now();
+    wait_for(READY_TIMEOUT, || {
+        if !proc::alive(dockerd) {
+            bail!("dockerd exited at start");
+        }
+        Ok(runtime.block_on(client.ping()).is_ok())
+    })
+    .with_context(|| format!("the private engine did not start\n{}", tail(&layout.log())))?;
+    eprintln!("dockerd pid {dockerd} ready in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts a daemon detached from us: own process group, stdin closed, output to `log`.
+fn spawn_daemon(cmd: &mut Command, log: &Path) -> anyhow::Result<i32> {
+    let out = fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    Ok(child.id() as i32)
+}
+
+fn wait_for(timeout: Duration, mut ready: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {}s", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops our daemons gracefully, then kills and unmounts whatever is left, then removes
+/// the state, and checks that nothing remains.
+fn teardown(layout: &Layout) -> anyhow::Result<()> {
+    let dir = layout.dir();
+    if let Some(pid) = running_pid(layout) {
+        stop(pid, STOP_GRACE);
+    }
+    if let Some(pid) = proc::read_pid(&layout.containerd_pidfile())
+        .filter(|&pid| proc::alive(pid) && proc::cmdline(pid).contains(&dir.display().to_string()))
+    {
+        stop(pid, Duration::from_secs(20));
+    }
+    let needle = dir.display().to_string();
+    for pid in proc::processes_mentioning(&needle, &ENGINE_PROCESSES) {
+        proc::signal(pid, Signal::KILL);
+        proc::wait_gone(pid, Duration::from_secs(5));
+    }
+    for mount in proc::mounts_below(dir) {
+        rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH)
+            .with_context(|| format!("cannot unmount {}", mount.display()))?;
+    }
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let left = proc::processes_mentioning(&needle, &ENGINE_PROCESSES);
+    if !left.is_empty() {
+        bail!("processes survived the engine's stop: {left:?}");
+    }
+    let mounts = proc::mounts_below(dir);
+    if !mounts.is_empty() {
+        bail!("mounts survived the engine's stop: {mounts:?}");
+    }
+    Ok(())
+}
+
+/// SIGTERM, a grace period, then SIGKILL. Only the daemon itself is signalled: its
+/// children are its to stop, and the sweep catches what it could not.
+fn stop(pid: i32, grace: Duration) {
+    proc::signal(pid, Signal::TERM);
+    if !proc::wait_gone(pid, grace) {
+        eprintln!("pid {pid} did not stop in {}s: killing it", grace.as_secs());
+        proc::signal(pid, Signal::KILL);
+        proc::wait_gone(pid, Duration::from_secs(5));
+    }
+}
+
+/// The last lines of a log, for error messages.
+pub(crate) fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(30);
+    format!("last lines of {}:\n{}", log.display(), lines[start..].join("\n"))
+}

@@ -1,0 +1,154 @@
+//! The test images, made locally with no registry:
+//!
+//! - `dockhand/busybox:test`: Debian's static busybox with its applets, for services
+//!   that need a shell, `sleep` or `tar`;
+//! - `dockhand/dockhand:dev`: the static `dockhand` binary in an image built from scratch,
+//!   the image helper services will run.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::engine::Layout;
+use crate::proc;
+
+/// The busybox-based test image.
+pub(crate) const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
+/// dockhand's own image, built from this checkout.
+pub(crate) const DOCKHAND_IMAGE: &str = "dockhand/dockhand:dev";
+
+pub(crate) fn ensure(layout: &Layout) -> anyhow::Result<()> {
+    if !exists(layout, BUSYBOX_IMAGE)? {
+        busybox(layout)?;
+    }
+    // Always rebuilt: cargo only relinks when the code changed, and an import is quick.
+    dockhand(layout)
+}
+
+fn exists(layout: &Layout, image: &str) -> anyhow::Result<bool> {
+    let status = layout
+        .docker()?
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    Ok(status.success())
+}
+
+fn busybox(layout: &Layout) -> anyhow::Result<()> {
+    let busybox = proc::which("busybox").context("busybox is not installed (Debian: busybox-static)")?;
+    let rootfs = layout.dir().join("images").join("busybox");
+    let _ = fs::remove_dir_all(&rootfs);
+    let bin = rootfs.join("bin");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(rootfs.join("tmp"))?;
+    fs::copy(&busybox, bin.join("busybox"))?;
+    let applets = proc::output(Command::new(&busybox).arg("--list"))?;
+    for applet in applets.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+        symlink("busybox", bin.join(applet))?;
+    }
+    import(layout, &rootfs, BUSYBOX_IMAGE, &[])?;
+    // The image only works if busybox really is static: prove it by running it.
+    let out = proc::output(layout.docker()?.args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BUSYBOX_IMAGE,
+        "echo",
+        "ok",
+    ]))
+    .context("the busybox test image does not run (is /bin/busybox the static one, from busybox-static?)")?;
+    if out.trim() != "ok" {
+        bail!("the busybox test image printed {out:?} instead of \"ok\"");
+    }
+    Ok(())
+}
+
+fn dockhand(layout: &Layout) -> anyhow::Result<()> {
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let target_dir = crate::project_root().join("target").join("static");
+    proc::run(
+        crate::cargo()
+            .args([
+                "build",
+                "--locked",
+                "--profile",
+                "image",
+                "--package",
+                "dockhand-cli",
+                "--bin",
+                "dockhand",
+            ])
+            .args(["--target", &target])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    let binary = target_dir.join(&target).join("image").join("dockhand");
+    // The image records which build it holds; an unchanged binary is not imported again.
+    let meta = fs::metadata(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let build = format!("{}-{mtime}", meta.len());
+    let current = proc::output(layout.docker()?.args([
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"dockhand.build\"}}",
+        DOCKHAND_IMAGE,
+    ]));
+    if current.is_ok_and(|label| label.trim() == build) {
+        eprintln!("{DOCKHAND_IMAGE} is up to date");
+        return Ok(());
+    }
+    let rootfs = layout.dir().join("images").join("dockhand");
+    let _ = fs::remove_dir_all(&rootfs);
+    fs::create_dir_all(rootfs.join("usr/local/bin"))?;
+    fs::create_dir_all(rootfs.join("tmp"))?;
+    fs::copy(&binary, rootfs.join("usr/local/bin/dockhand"))
+        .with_context(|| format!("cannot copy {}", binary.display()))?;
+    let label = format!("LABEL dockhand.build={build}");
+    import(layout, &rootfs, DOCKHAND_IMAGE, &["ENTRYPOINT [\"/usr/local/bin/dockhand\"]", &label])?;
+    // The image this one replaces is left untagged: remove it.
+    proc::output(layout.docker()?.args(["image", "prune", "--force"]))?;
+    let out = proc::output(layout.docker()?.args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        DOCKHAND_IMAGE,
+        "--version",
+    ]))
+    .context("the dockhand image does not run (is the binary static?)")?;
+    eprintln!("{DOCKHAND_IMAGE}: {}", out.trim());
+    Ok(())
+}
+
+/// `tar -C rootfs -c . | docker import - image`, with Dockerfile-style `changes`.
+fn import(layout: &Layout, rootfs: &Path, image: &str, changes: &[&str]) -> anyhow::Result<()> {
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs)
+        .args(["--owner=0", "--group=0", "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run tar")?;
+    let stdout = tar.stdout.take().context("tar has no stdout")?;
+    let mut docker = layout.docker()?;
+    docker.arg("import");
+    for change in changes {
+        docker.args(["--change", change]);
+    }
+    docker.args(["-", image]).stdin(stdout);
+    let imported = proc::output(&mut docker);
+    let tarred = tar.wait()?;
+    imported.with_context(|| format!("cannot import {image}"))?;
+    if !tarred.success() {
+        bail!("tar of {} failed: {tarred}", rootfs.display());
+    }
+    eprintln!("image {image} created");
+    Ok(())
+}

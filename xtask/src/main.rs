@@ -1,0 +1,87 @@
+//! `cargo xtask`: every piece of dockhand's automation, in Rust rather than shell.
+//!
+//! - `cargo xtask ci`: the README's test command: format, lints, the whole test suite
+//!   against a private engine, cargo-deny and the documentation;
+//! - `cargo xtask engine up | down | env | status`: the private test engine;
+//! - `cargo xtask demo`: the README's "main job" on embedded defaults.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod demo;
+mod engine;
+mod images;
+mod proc;
+#[cfg(test)]
+mod tidy;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dockhand's automation.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything CI checks: fmt, clippy, tests against a private engine, deny, docs.
+    Ci,
+    /// Manage the private Docker engine the tests use.
+    #[command(subcommand)]
+    Engine(EngineCommand),
+    /// Bring the private engine up and run dockhand's main job against it.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum EngineCommand {
+    /// Start the engine (idempotent), initialize a swarm and create the test images.
+    Up,
+    /// Stop the engine and remove its processes, mounts and state.
+    Down,
+    /// Print `DOCKER_HOST=...` for the shell.
+    Env,
+    /// Say whether the engine runs, and what it reports.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Ci => ci::run(),
+        Command::Engine(EngineCommand::Up) => engine::up().map(|_| ()),
+        Command::Engine(EngineCommand::Down) => engine::down(),
+        Command::Engine(EngineCommand::Env) => {
+            println!("DOCKER_HOST={}", engine::Layout::new().url());
+            Ok(())
+        }
+        Command::Engine(EngineCommand::Status) => engine::status(),
+        Command::Demo => demo::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}
+
+/// The `cargo` that runs us.
+fn cargo() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(project_root());
+    cmd
+}
