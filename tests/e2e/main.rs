@@ -1,4 +1,4 @@
-//! End-to-end tests against a real engine in swarm mode; one binary, a module per area.
+//! End-to-end tests of the libraries against a real engine in swarm mode; one binary, a
+//! module per area. The `dockhand` binary's own tests are in `crates/cli/tests/`.
 
-mod cli;
 mod engine;

@@ -1,12 +1,12 @@
 //! The harness of dockhand's end-to-end tests: it finds the real engine a test run
-//! started, and dockhand's binaries.
+//! started, and runs dockhand's binaries with a clean environment.
 //!
 //! The engine is the one named by `DOCKHAND_TEST_HOST` (set by `cargo xtask ci`), else the
 //! private engine of `cargo xtask engine up` under `target/dh-engine/` (or
 //! `$DOCKHAND_ENGINE_DIR`). When none answers, tests fail with a message that says how to
 //! start one: an engine test never passes without an engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dockhand_engine::{Client, Endpoint};
@@ -53,21 +53,10 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
 }
 
-/// Runs the `dockhand` binary built next to this test, with a clean Docker environment.
-///
-/// # Panics
-/// When the binary has not been built (`cargo test --workspace` builds it).
-pub fn dockhand(args: &[&str], env: &[(&str, &str)]) -> Output {
-    // The test executable lives in target/<profile>/deps/; binaries in target/<profile>/.
-    let exe = std::env::current_exe().expect("the test knows its path");
-    let bin =
-        exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("dockhand")).expect("target layout");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p dockhand-cli` or `cargo test --workspace`",
-        bin.display()
-    );
-    let mut cmd = Command::new(&bin);
+/// Runs a dockhand binary with a clean Docker environment: none of the caller's
+/// `DOCKER_*` variables leak in, only those in `env`.
+pub fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin);
     for var in
         ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"]
     {

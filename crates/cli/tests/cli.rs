@@ -1,6 +1,11 @@
-//! The `dockhand` binary against the real engine.
+//! The `dockhand` binary against the real engine, through the shared e2e harness.
 
-use dockhand_e2e::{dockhand, engine_url};
+use dockhand_e2e::engine_url;
+
+/// Runs the `dockhand` binary cargo built for these tests.
+fn dockhand(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    dockhand_e2e::run(env!("CARGO_BIN_EXE_dockhand").as_ref(), args, env)
+}
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
