@@ -2,3 +2,4 @@
 //! module per area. The `dockhand` binary's own tests are in `crates/cli/tests/`.
 
 mod engine;
+mod transport;

@@ -6,6 +6,8 @@
 //! `$DOCKHAND_ENGINE_DIR`). When none answers, tests fail with a message that says how to
 //! start one: an engine test never passes without an engine.
 
+pub mod pki;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,15 +22,40 @@ pub struct TestEngine {
     pub client: Client,
 }
 
+/// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.
+fn engine_dir() -> PathBuf {
+    std::env::var_os("DOCKHAND_ENGINE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("dh-engine"))
+}
+
+/// A test peer's setting: `DOCKHAND_TEST_<name>` from the environment, else from the
+/// `test-peers.env` file that `cargo xtask engine up` writes.
+///
+/// # Panics
+/// When neither has it: the peers are part of the test environment, never optional.
+pub fn peer(name: &str) -> String {
+    let var = format!("DOCKHAND_TEST_{name}");
+    if let Some(value) = std::env::var(&var).ok().filter(|v| !v.is_empty()) {
+        return value;
+    }
+    let file = engine_dir().join("test-peers.env");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| *key == var)
+        .map(|(_, value)| value.to_owned())
+        .unwrap_or_else(|| {
+            panic!("{var} is not set and {} does not name it: run `cargo xtask engine up`", file.display())
+        })
+}
+
 /// The URL of the engine the tests should use.
 pub fn engine_url() -> String {
     if let Some(url) = std::env::var("DOCKHAND_TEST_HOST").ok().filter(|u| !u.is_empty()) {
         return url;
     }
-    let dir = std::env::var_os("DOCKHAND_ENGINE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("dh-engine"));
-    format!("unix://{}", dir.join("docker.sock").display())
+    format!("unix://{}", engine_dir().join("docker.sock").display())
 }
 
 /// The engine under test, after checking that it answers and is in swarm mode.

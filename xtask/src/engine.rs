@@ -1,6 +1,7 @@
 //! The private test engine: a `dockerd` with its own `containerd`, socket, data root, exec
 //! root, pid files and daemon config, all under `target/dh-engine/` (or
-//! `$DOCKHAND_ENGINE_DIR`). It never uses `/var/run/docker.sock`, the system containerd or
+//! `$DOCKHAND_ENGINE_DIR`). It answers on its unix socket and on plain TCP on loopback; a
+//! second `dockerd --tlsverify` beside it is the TLS peer. `test-peers.env` names them all. It never uses `/var/run/docker.sock`, the system containerd or
 //! `/etc/docker/daemon.json`, so it cannot disturb an engine the user runs.
 
 use std::fs;
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dockhand_engine::{Client, Endpoint};
+use dockhand_engine::{Client, Endpoint, TlsSettings};
 use rustix::process::Signal;
 
 use crate::proc;
@@ -51,6 +52,26 @@ impl Layout {
 
     fn pidfile(&self) -> PathBuf {
         self.dir.join("dockerd.pid")
+    }
+
+    /// The TLS peer: a second dockerd, TCP with `--tlsverify` only.
+    fn tls_pidfile(&self) -> PathBuf {
+        self.dir.join("dockerd-tls.pid")
+    }
+
+    fn tls_log(&self) -> PathBuf {
+        self.dir.join("dockerd-tls.log")
+    }
+
+    /// The TLS peer's certificates: `ca.pem`, `server-*.pem`, and the client's `cert.pem`
+    /// and `key.pem`, as `DOCKER_CERT_PATH` expects them.
+    fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    /// `KEY=VALUE` lines naming every test peer, read by the e2e harness.
+    fn peers_file(&self) -> PathBuf {
+        self.dir.join("test-peers.env")
     }
 
     fn log(&self) -> PathBuf {
@@ -106,7 +127,8 @@ pub(crate) fn up() -> anyhow::Result<Layout> {
     let runtime = runtime()?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
 
-    if running_pid(&layout).is_some() && runtime.block_on(client.ping()).is_ok() {
+    let tls_up = pid_of(&layout.tls_pidfile(), &layout.dir().display().to_string()).is_some();
+    if running_pid(&layout).is_some() && tls_up && runtime.block_on(client.ping()).is_ok() {
         eprintln!("engine already up at {}", layout.url());
     } else {
         // Whatever a crashed run left behind goes first: processes, mounts, state.
@@ -179,9 +201,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The pid of our `dockerd`, if it runs (checked against its command line, not just the
 /// pid file, since pids are reused).
 fn running_pid(layout: &Layout) -> Option<i32> {
-    let pid = proc::read_pid(&layout.pidfile())?;
-    let ours = proc::alive(pid) && proc::cmdline(pid).contains(&layout.url());
-    ours.then_some(pid)
+    pid_of(&layout.pidfile(), &layout.url())
+}
+
+/// The pid in `pidfile`, if that process lives and its command line contains `mark`.
+fn pid_of(pidfile: &Path, mark: &str) -> Option<i32> {
+    let pid = proc::read_pid(pidfile)?;
+    (proc::alive(pid) && proc::cmdline(pid).contains(mark)).then_some(pid)
 }
 
 fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) -> anyhow::Result<()> {
@@ -224,10 +250,14 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     // bridge or iptables rules that could clash with an engine already on this machine.
     let daemon_json = dir.join("daemon.json");
     fs::write(&daemon_json, "{}\n")?;
+    // The same engine also answers plain TCP on loopback, for the tcp transport's tests.
+    let tcp_url = format!("tcp://127.0.0.1:{}", free_port(1024..65535)?);
     let dockerd = spawn_daemon(
         Command::new(proc::which("dockerd").context("dockerd is not installed")?)
             .arg("--host")
             .arg(layout.url())
+            .arg("--host")
+            .arg(&tcp_url)
             .arg("--containerd")
             .arg(layout.containerd_socket())
             .arg("--data-root")
@@ -250,7 +280,73 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     })
     .with_context(|| format!("the private engine did not start\n{}", tail(&layout.log())))?;
     eprintln!("dockerd pid {dockerd} ready in {:.1}s", started.elapsed().as_secs_f64());
+
+    let tls_url = start_tls_peer(layout, runtime, &daemon_json)?;
+    fs::write(
+        layout.peers_file(),
+        format!(
+            "DOCKHAND_TEST_HOST={}\nDOCKHAND_TEST_TCP_HOST={tcp_url}\nDOCKHAND_TEST_TLS_HOST={tls_url}\n\
+             DOCKHAND_TEST_TLS_DIR={}\n",
+            layout.url(),
+            layout.tls_dir().display()
+        ),
+    )?;
     Ok(())
+}
+
+/// A second dockerd that listens only on TCP with `--tlsverify`, using certificates made
+/// now. It shares our containerd under namespaces of its own; it is not in the swarm.
+fn start_tls_peer(
+    layout: &Layout,
+    runtime: &tokio::runtime::Runtime,
+    daemon_json: &Path,
+) -> anyhow::Result<String> {
+    let dir = layout.dir();
+    let tls = layout.tls_dir();
+    dockhand_e2e::pki::TestCa::new("dockhand test CA").write_set(&tls)?;
+    let url = format!("tcp://127.0.0.1:{}", free_port(1024..65535)?);
+    let pid = spawn_daemon(
+        Command::new(proc::which("dockerd").context("dockerd is not installed")?)
+            .arg("--host")
+            .arg(&url)
+            .arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(tls.join("ca.pem"))
+            .arg("--tlscert")
+            .arg(tls.join("server-cert.pem"))
+            .arg("--tlskey")
+            .arg(tls.join("server-key.pem"))
+            .arg("--containerd")
+            .arg(layout.containerd_socket())
+            .args([
+                "--containerd-namespace",
+                "dockhand-tls",
+                "--containerd-plugins-namespace",
+                "dockhand-tls-plugins",
+            ])
+            .arg("--data-root")
+            .arg(dir.join("tls-data"))
+            .arg("--exec-root")
+            .arg(dir.join("tls-exec"))
+            .arg("--pidfile")
+            .arg(layout.tls_pidfile())
+            .arg("--config-file")
+            .arg(daemon_json)
+            .args(["--bridge=none", "--iptables=false"]),
+        &layout.tls_log(),
+    )?;
+    let settings = TlsSettings::verified(tls.join("ca.pem"))
+        .with_client_identity(tls.join("cert.pem"), tls.join("key.pem"));
+    let client = Client::builder(url.parse()?).tls(settings).build()?;
+    wait_for(READY_TIMEOUT, || {
+        if !proc::alive(pid) {
+            bail!("the TLS dockerd exited at start");
+        }
+        Ok(runtime.block_on(client.ping()).is_ok())
+    })
+    .with_context(|| format!("the TLS test engine did not start\n{}", tail(&layout.tls_log())))?;
+    eprintln!("TLS dockerd pid {pid} ready at {url}");
+    Ok(url)
 }
 
 /// Starts a daemon detached from us: own process group, stdin closed, output to `log`.
@@ -284,16 +380,14 @@ fn wait_for(timeout: Duration, mut ready: impl FnMut() -> anyhow::Result<bool>) 
 /// the state, and checks that nothing remains.
 fn teardown(layout: &Layout) -> anyhow::Result<()> {
     let dir = layout.dir();
-    if let Some(pid) = running_pid(layout) {
+    let mark = dir.display().to_string();
+    for pid in [running_pid(layout), pid_of(&layout.tls_pidfile(), &mark)].into_iter().flatten() {
         stop(pid, STOP_GRACE);
     }
-    if let Some(pid) = proc::read_pid(&layout.containerd_pidfile())
-        .filter(|&pid| proc::alive(pid) && proc::cmdline(pid).contains(&dir.display().to_string()))
-    {
+    if let Some(pid) = pid_of(&layout.containerd_pidfile(), &mark) {
         stop(pid, Duration::from_secs(20));
     }
-    let needle = dir.display().to_string();
-    for pid in proc::processes_mentioning(&needle, &ENGINE_PROCESSES) {
+    for pid in proc::processes_mentioning(&mark, &ENGINE_PROCESSES) {
         proc::signal(pid, Signal::KILL);
         proc::wait_gone(pid, Duration::from_secs(5));
     }
@@ -304,7 +398,7 @@ fn teardown(layout: &Layout) -> anyhow::Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    let left = proc::processes_mentioning(&needle, &ENGINE_PROCESSES);
+    let left = proc::processes_mentioning(&mark, &ENGINE_PROCESSES);
     if !left.is_empty() {
         bail!("processes survived the engine's stop: {left:?}");
     }

@@ -8,12 +8,14 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use hyperlocal::UnixConnector;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+use crate::endpoint::TcpEndpoint;
 use crate::error::chain;
-use crate::{ApiVersion, Endpoint, Error, MAX_API_VERSION, MIN_API_VERSION};
+use crate::tls::TlsConfig;
+use crate::transport::{Connector, Dial};
+use crate::{ApiVersion, Endpoint, Error, MAX_API_VERSION, MIN_API_VERSION, TlsSettings};
 
 /// The most a JSON answer may weigh before it is refused; streams are not bounded by it.
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
@@ -33,7 +35,7 @@ struct Inner {
     endpoint: Endpoint,
     /// The endpoint as a URL, kept for error messages.
     url: String,
-    http: HyperClient<UnixConnector, Empty<Bytes>>,
+    http: HyperClient<Connector, Empty<Bytes>>,
     /// A version fixed by the caller (`DOCKER_API_VERSION`): no negotiation.
     pinned: Option<ApiVersion>,
     negotiated: OnceCell<ApiVersion>,
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Client {
 pub struct ClientBuilder {
     endpoint: Endpoint,
     pinned: Option<ApiVersion>,
+    tls: Option<TlsSettings>,
 }
 
 impl ClientBuilder {
@@ -63,9 +66,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. No connection is opened until the first call.
+    /// Use TLS with these settings: for `https://` endpoints, and for `tcp://` ones, which
+    /// are plain without TLS settings. Ignored for unix sockets; `http://` refuses them.
+    pub fn tls(mut self, settings: TlsSettings) -> Self {
+        self.tls = Some(settings);
+        self
+    }
+
+    /// Builds the client: TLS files are read and checked now, so a bad file fails here.
+    /// No connection is opened until the first call.
     pub fn build(self) -> Result<Client, Error> {
-        let http = HyperClient::builder(TokioExecutor::new()).build(UnixConnector);
+        let dial = dial(&self.endpoint, self.tls.as_ref())?;
+        let http = HyperClient::builder(TokioExecutor::new()).build(Connector::new(dial));
         Ok(Client {
             inner: Arc::new(Inner {
                 url: self.endpoint.to_string(),
@@ -86,7 +98,7 @@ impl Client {
 
     /// A builder for `endpoint`.
     pub fn builder(endpoint: Endpoint) -> ClientBuilder {
-        ClientBuilder { endpoint, pinned: None }
+        ClientBuilder { endpoint, pinned: None, tls: None }
     }
 
     /// The endpoint this client talks to.
@@ -116,9 +128,8 @@ impl Client {
 
     /// Sends an unversioned request with an empty body and returns the raw response.
     pub(crate) async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, Error> {
-        let uri: hyper::Uri = match &self.inner.endpoint {
-            Endpoint::Unix(socket) => hyperlocal::Uri::new(socket, path).into(),
-        };
+        // The connector dials the endpoint whatever the URI says; the URI names the path.
+        let uri = format!("http://docker.localhost{path}");
         let request = Request::builder()
             .method(method.clone())
             .uri(uri)
@@ -186,6 +197,37 @@ impl Client {
             detail,
         }
     }
+}
+
+/// How to reach `endpoint`, with TLS files loaded.
+fn dial(endpoint: &Endpoint, tls: Option<&TlsSettings>) -> Result<Dial, Error> {
+    match endpoint {
+        Endpoint::Unix(path) => Ok(Dial::Unix(path.clone())),
+        Endpoint::Tcp(tcp) => tcp_dial(endpoint, tcp, tls),
+        Endpoint::Ssh(_) => Err(Error::Unsupported {
+            endpoint: endpoint.to_string(),
+            what: "the ssh transport is not built yet".to_owned(),
+        }),
+    }
+}
+
+fn tcp_dial(endpoint: &Endpoint, tcp: &TcpEndpoint, tls: Option<&TlsSettings>) -> Result<Dial, Error> {
+    let use_tls = tcp.uses_tls(tls.is_some());
+    let host = tcp.host().to_owned();
+    let port = tcp.port(use_tls);
+    if !use_tls {
+        if tls.is_some() {
+            return Err(Error::Unsupported {
+                endpoint: endpoint.to_string(),
+                what: "TLS settings on an http:// endpoint (use https:// or tcp://)".to_owned(),
+            });
+        }
+        return Ok(Dial::Tcp { host, port });
+    }
+    let settings = tls.ok_or_else(|| Error::TlsSetup {
+        detail: format!("{endpoint} uses TLS: give its CA (and client certificate and key)"),
+    })?;
+    Ok(Dial::Tls { host, port, tls: std::sync::Arc::new(TlsConfig::load(settings)?) })
 }
 
 /// The version to speak given what the engine reports.

@@ -18,6 +18,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// A TLS file could not be used.
+    #[error("cannot use TLS file {}: {detail}", path.display())]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// The TLS settings do not make a usable configuration.
+    #[error("invalid TLS settings: {detail}")]
+    TlsSetup {
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// Something dockhand does not do (yet) for this endpoint or engine.
+    #[error("not supported for {endpoint}: {what}")]
+    Unsupported {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// What is not supported.
+        what: String,
+    },
+
     /// No connection to the engine could be opened.
     #[error("cannot connect to the engine at {endpoint}: {detail}")]
     Connect {

@@ -1,7 +1,8 @@
 //! `dockhand-engine` talks to a Docker Engine over its HTTP API.
 //!
 //! The transport is written by hand on top of hyper, because the details matter: which
-//! socket, which API version, and what an error must say. A [`Client`] is built for one
+//! socket, which API version, and what an error must say. A unix socket, plain TCP and
+//! TLS with client certificates (rustls, trusting only the CA it is given) work today. A [`Client`] is built for one
 //! [`Endpoint`]; the first call negotiates the API version with `GET /_ping` (single-flight:
 //! concurrent first calls share one ping), and every later call uses the versioned path
 //! `/vX.Y/...`, clamped to the range this crate supports
@@ -38,10 +39,15 @@ mod client;
 mod endpoint;
 mod error;
 mod system;
+mod tls;
+mod transport;
 mod version;
 
 pub use crate::client::{Client, ClientBuilder};
-pub use crate::endpoint::Endpoint;
+pub use crate::endpoint::{
+    DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
+};
 pub use crate::error::Error;
 pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
+pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};
