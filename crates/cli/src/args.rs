@@ -1,5 +1,7 @@
 //! The command line, as clap types.
 
+use std::path::PathBuf;
+
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 /// Keeps Docker hosts and swarms in order.
@@ -15,9 +17,33 @@ pub(crate) struct Args {
 /// Options every command takes.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Global {
-    /// The engine to talk to, as a URL such as unix:///var/run/docker.sock.
-    #[arg(short = 'H', long = "host", env = "DOCKER_HOST", global = true, value_name = "URL")]
+    /// The engine to talk to, as a URL such as unix:///var/run/docker.sock (beats DOCKER_HOST).
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
     pub(crate) host: Option<String>,
+
+    /// The docker context to use (beats DOCKER_HOST and DOCKER_CONTEXT).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) context: Option<String>,
+
+    /// Use TLS, without verifying the engine (implied by --tlsverify).
+    #[arg(long, global = true)]
+    pub(crate) tls: bool,
+
+    /// Use TLS and verify the engine against the CA.
+    #[arg(long, global = true)]
+    pub(crate) tlsverify: bool,
+
+    /// Trust only certificates signed by this CA [default: $DOCKER_CERT_PATH/ca.pem].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) tlscacert: Option<PathBuf>,
+
+    /// The client certificate [default: $DOCKER_CERT_PATH/cert.pem].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) tlscert: Option<PathBuf>,
+
+    /// The client key [default: $DOCKER_CERT_PATH/key.pem].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) tlskey: Option<PathBuf>,
 
     /// Print JSON instead of text.
     #[arg(long, global = true)]

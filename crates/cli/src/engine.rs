@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use dockhand_engine::{Client, Endpoint};
+use dockhand_engine::{Client, ConnectOptions, Environment, resolve};
 use serde::Serialize;
 
 use crate::args::{EngineCommand, Global};
@@ -44,11 +43,19 @@ pub(crate) async fn run(global: &Global, cmd: EngineCommand) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// The client for `-H`/`DOCKER_HOST`, or the default socket.
-fn connect(global: &Global) -> anyhow::Result<Client> {
-    let endpoint = match global.host.as_deref().filter(|h| !h.is_empty()) {
-        Some(url) => url.parse::<Endpoint>().context("in -H/--host or DOCKER_HOST")?,
-        None => Endpoint::default(),
-    };
-    Ok(Client::new(endpoint)?)
+/// The client for the engine the flags, environment and docker contexts name.
+pub(crate) fn connect(global: &Global) -> anyhow::Result<Client> {
+    let mut opts = ConnectOptions::default();
+    opts.host = global.host.clone();
+    opts.context = global.context.clone();
+    opts.tls = global.tls;
+    opts.tls_verify = global.tlsverify;
+    opts.tls_ca_cert = global.tlscacert.clone();
+    opts.tls_cert = global.tlscert.clone();
+    opts.tls_key = global.tlskey.clone();
+    // Variables that are not UTF-8 cannot name an engine; skipping them beats a panic.
+    let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let resolved = resolve(&opts, &Environment::from_vars(vars))?;
+    tracing::info!(endpoint = %resolved.endpoint, origin = %resolved.origin, "engine chosen");
+    Ok(resolved.client()?)
 }

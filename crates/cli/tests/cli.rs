@@ -1,6 +1,6 @@
 //! The `dockhand` binary against the real engine, through the shared e2e harness.
 
-use dockhand_e2e::engine_url;
+use dockhand_e2e::{engine_url, peer};
 
 /// Runs the `dockhand` binary cargo built for these tests.
 fn dockhand(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -73,4 +73,88 @@ fn a_bad_url_is_quoted_with_the_accepted_forms() {
 fn the_default_engine_url_points_at_the_private_engine() {
     // Guards the harness itself: it must never fall back to the system socket.
     assert!(!engine_url().contains("/var/run/docker.sock"), "{}", engine_url());
+}
+
+#[test]
+fn tls_from_the_environment_as_the_docker_cli_reads_it() {
+    let cert_path = peer("TLS_DIR");
+    let host = peer("TLS_HOST");
+    let out = dockhand(
+        &["engine", "version", "--json"],
+        &[("DOCKER_HOST", &host), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &cert_path)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(version["ApiVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{version}");
+}
+
+#[test]
+fn tls_from_flags() {
+    let dir = std::path::PathBuf::from(peer("TLS_DIR"));
+    let file = |name: &str| dir.join(name).display().to_string();
+    let host = peer("TLS_HOST");
+    let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+    let args = [
+        "-H",
+        &host,
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "engine",
+        "ping",
+    ];
+    let out = dockhand(&args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Without the client certificate the daemon refuses, and the error names the engine.
+    let out = dockhand(
+        &["-H", &host, "--tlsverify", "--tlscacert", &ca, "engine", "ping"],
+        &[("HOME", "/nonexistent")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(host.trim_start_matches("tcp://")), "{err}");
+}
+
+#[test]
+fn a_docker_context_made_by_the_docker_cli_is_followed() {
+    // The real docker CLI writes the context (meta.json under the SHA-256 of its name, and
+    // currentContext in config.json); dockhand must read it as the CLI does.
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path().to_str().unwrap();
+    let name = "dockhand-e2e";
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .arg("--config")
+            .arg(cfg)
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .expect("the docker CLI is installed with the engine");
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+    };
+    docker(&["context", "create", name, "--docker", &format!("host={}", engine_url())]);
+    docker(&["context", "use", name]);
+
+    let out = dockhand(&["engine", "info", "--json"], &[("DOCKER_CONFIG", cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["Swarm"]["LocalNodeState"], "active");
+
+    let out = dockhand(&["engine", "ping"], &[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", name)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = dockhand(&["--context", "missing", "engine", "ping"], &[("DOCKER_CONFIG", cfg)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("context \"missing\" (from --context)"), "{}", stderr(&out));
+
+    let out =
+        dockhand(&["--context", name, "-H", &engine_url(), "engine", "ping"], &[("DOCKER_CONFIG", cfg)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("conflicting"), "{}", stderr(&out));
 }

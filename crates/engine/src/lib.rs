@@ -26,6 +26,23 @@
 //! # }
 //! ```
 //!
+//! Choosing the engine as the docker CLI does, from flags and environment, then TLS by hand:
+//!
+//! ```no_run
+//! use dockhand_engine::{Client, ConnectOptions, Environment, TlsSettings, resolve};
+//!
+//! # async fn run() -> Result<(), dockhand_engine::Error> {
+//! let env = Environment::from_vars(std::env::vars());
+//! let client = resolve(&ConnectOptions::default(), &env)?.client()?;
+//! println!("{}", client.info().await?.server_version);
+//!
+//! let tls = TlsSettings::verified("/certs/ca.pem").with_client_identity("/certs/cert.pem", "/certs/key.pem");
+//! let remote = Client::builder("https://10.0.0.5:2376".parse()?).tls(tls).build()?;
+//! println!("API {}", remote.api_version().await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Errors name the endpoint, the request and what failed:
 //!
 //! ```
@@ -38,6 +55,7 @@
 mod client;
 mod endpoint;
 mod error;
+mod resolve;
 mod system;
 mod tls;
 mod transport;
@@ -48,6 +66,7 @@ pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
 pub use crate::error::Error;
+pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
 pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};
