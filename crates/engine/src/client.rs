@@ -1,13 +1,14 @@
 //! The client: one endpoint, a connection pool, and the negotiated API version.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
@@ -22,6 +23,17 @@ const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
 /// The most of an error body kept for the error message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Idle connections kept per client: enough for the jobs' parallel calls, few enough to
+/// stay well under an ssh server's `MaxSessions` (10 by default).
+const POOL_MAX_IDLE: usize = 6;
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to open a connection (TCP and TLS handshake included).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time from sending a request to its response headers. Streams (logs with
+/// follow, attach, events) are exempt: they are opened with no header deadline.
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A Docker Engine API client for one endpoint.
 ///
@@ -39,6 +51,7 @@ struct Inner {
     /// A version fixed by the caller (`DOCKER_API_VERSION`): no negotiation.
     pinned: Option<ApiVersion>,
     negotiated: OnceCell<ApiVersion>,
+    response_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Client {
@@ -57,6 +70,8 @@ pub struct ClientBuilder {
     endpoint: Endpoint,
     pinned: Option<ApiVersion>,
     tls: Option<TlsSettings>,
+    connect_timeout: Option<Duration>,
+    response_timeout: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -73,11 +88,29 @@ impl ClientBuilder {
         self
     }
 
+    /// How long opening a connection may take, handshakes included (default 30 s);
+    /// `None` waits for ever.
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a request may wait for its response headers (default 120 s); `None` waits
+    /// for ever. Streaming calls (follow, attach, events) never have this deadline.
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
     /// Builds the client: TLS files are read and checked now, so a bad file fails here.
     /// No connection is opened until the first call.
     pub fn build(self) -> Result<Client, Error> {
         let dial = dial(&self.endpoint, self.tls.as_ref())?;
-        let http = HyperClient::builder(TokioExecutor::new()).build(Connector::new(dial));
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(Connector::new(dial, self.connect_timeout));
         Ok(Client {
             inner: Arc::new(Inner {
                 url: self.endpoint.to_string(),
@@ -85,6 +118,7 @@ impl ClientBuilder {
                 http,
                 pinned: self.pinned,
                 negotiated: OnceCell::new(),
+                response_timeout: self.response_timeout,
             }),
         })
     }
@@ -98,7 +132,13 @@ impl Client {
 
     /// A builder for `endpoint`.
     pub fn builder(endpoint: Endpoint) -> ClientBuilder {
-        ClientBuilder { endpoint, pinned: None, tls: None }
+        ClientBuilder {
+            endpoint,
+            pinned: None,
+            tls: None,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+        }
     }
 
     /// The endpoint this client talks to.
@@ -137,10 +177,30 @@ impl Client {
             .body(Empty::new())
             .map_err(|e| self.transport_error(&method, path, &e))?;
         tracing::trace!(endpoint = %self.inner.url, %method, path, "request");
-        self.inner.http.request(request).await.map_err(|e| {
+        let pending = self.inner.http.request(request);
+        let result = match self.inner.response_timeout {
+            Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| Error::Timeout {
+                endpoint: self.inner.url.clone(),
+                method: method.to_string(),
+                path: path.to_owned(),
+                waiting_for: "the response headers",
+                after: limit,
+            })?,
+            None => pending.await,
+        };
+        result.map_err(|e| {
             if e.is_connect() {
                 // hyper's outer "client error (Connect)" adds nothing: keep the cause.
                 let detail = std::error::Error::source(&e).map_or_else(|| chain(&e), chain);
+                if let Some(after) = crate::transport::connect_timed_out(&e) {
+                    return Error::Timeout {
+                        endpoint: self.inner.url.clone(),
+                        method: method.to_string(),
+                        path: path.to_owned(),
+                        waiting_for: "a connection",
+                        after,
+                    };
+                }
                 Error::Connect { endpoint: self.inner.url.clone(), detail }
             } else {
                 self.transport_error(&method, path, &e)

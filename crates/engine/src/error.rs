@@ -102,6 +102,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// A deadline passed.
+    #[error("{method} {path} on {endpoint}: timed out after {after:?} waiting for {waiting_for}")]
+    Timeout {
+        /// The endpoint, as a URL.
+        endpoint: String,
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// What did not arrive in time.
+        waiting_for: &'static str,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+
     /// The engine speaks an API older than this crate supports.
     #[error(
         "the engine at {endpoint} speaks API {engine}, older than the minimum {minimum} that dockhand supports"
@@ -133,6 +148,11 @@ impl Error {
     /// True when the engine refused because of the object's state (409).
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)
+    }
+
+    /// True when a deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
     }
 
     /// True when no connection could be opened.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -34,12 +35,35 @@ pub(crate) enum Dial {
 #[derive(Clone)]
 pub(crate) struct Connector {
     dial: Arc<Dial>,
+    timeout: Option<Duration>,
 }
 
 impl Connector {
-    pub(crate) fn new(dial: Dial) -> Self {
-        Self { dial: Arc::new(dial) }
+    pub(crate) fn new(dial: Dial, timeout: Option<Duration>) -> Self {
+        Self { dial: Arc::new(dial), timeout }
     }
+}
+
+/// The error a connection attempt ends with when its deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection within {0:?}")]
+struct ConnectTimedOut(Duration);
+
+/// The deadline, when a hyper connect error was our connect timeout.
+pub(crate) fn connect_timed_out(err: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        // `io::Error::source` skips the payload it wraps: look inside explicitly.
+        let payload = e
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .map(|p| p as &(dyn std::error::Error + 'static));
+        if let Some(ConnectTimedOut(after)) = payload.unwrap_or(e).downcast_ref::<ConnectTimedOut>() {
+            return Some(*after);
+        }
+        source = e.source();
+    }
+    None
 }
 
 impl tower_service::Service<hyper::Uri> for Connector {
@@ -53,21 +77,32 @@ impl tower_service::Service<hyper::Uri> for Connector {
 
     fn call(&mut self, _uri: hyper::Uri) -> Self::Future {
         let dial = Arc::clone(&self.dial);
+        let timeout = self.timeout;
         Box::pin(async move {
-            match &*dial {
-                Dial::Unix(path) => {
-                    let uri = hyperlocal::Uri::new(path, "/").into();
-                    let stream = tower_service::Service::call(&mut hyperlocal::UnixConnector, uri).await?;
-                    Ok(Conn::Unix(stream))
-                }
-                Dial::Tcp { host, port } => Ok(Conn::Tcp(TokioIo::new(tcp(host, *port).await?))),
-                Dial::Tls { host, port, tls } => {
-                    let stream = tcp(host, *port).await?;
-                    let tls = tls.connector().connect(tls.server_name(host)?, stream).await?;
-                    Ok(Conn::Tls(Box::new(TokioIo::new(tls))))
-                }
+            let connect = connect(&dial);
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, connect)
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, ConnectTimedOut(limit)))?,
+                None => connect.await,
             }
         })
+    }
+}
+
+async fn connect(dial: &Dial) -> io::Result<Conn> {
+    match dial {
+        Dial::Unix(path) => {
+            let uri = hyperlocal::Uri::new(path, "/").into();
+            let stream = tower_service::Service::call(&mut hyperlocal::UnixConnector, uri).await?;
+            Ok(Conn::Unix(stream))
+        }
+        Dial::Tcp { host, port } => Ok(Conn::Tcp(TokioIo::new(tcp(host, *port).await?))),
+        Dial::Tls { host, port, tls } => {
+            let stream = tcp(host, *port).await?;
+            let tls = tls.connector().connect(tls.server_name(host)?, stream).await?;
+            Ok(Conn::Tls(Box::new(TokioIo::new(tls))))
+        }
     }
 }
 

@@ -1,0 +1,148 @@
+//! Faults a real engine cannot produce on demand, from a tiny in-process peer: a response
+//! that never comes, a 500 with a JSON message, a body cut short, a TLS handshake that never
+//! completes. Everything else is tested against real engines in `tests/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dockhand_engine::{ApiVersion, Client, Endpoint, Error, TlsSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+/// A peer on a fresh unix socket that answers each connection with `respond`.
+struct FakePeer {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl FakePeer {
+    fn start<F, Fut>(respond: F) -> Self
+    where
+        F: Fn(UnixStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("fake.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(respond(stream));
+            }
+        });
+        Self { _dir: dir, socket }
+    }
+
+    /// A client pinned to API 1.41, so no negotiation ping precedes the call under test.
+    fn client(&self, response_timeout: Option<Duration>) -> Client {
+        Client::builder(Endpoint::unix(&self.socket))
+            .api_version(ApiVersion::new(1, 41))
+            .response_timeout(response_timeout)
+            .build()
+            .unwrap()
+    }
+}
+
+/// Reads one request head (up to the blank line).
+async fn read_head(stream: &mut UnixStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn a_response_that_never_comes_times_out() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let _ = read_head(&mut stream).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(stream);
+    });
+    let err = peer.client(Some(Duration::from_millis(200))).info().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("GET /v1.41/info") && msg.contains("response headers") && msg.contains("200ms"),
+        "{msg}"
+    );
+    assert!(msg.contains(&peer.socket.display().to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn a_500_carries_the_engines_message() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let head = read_head(&mut stream).await;
+        assert!(head.starts_with("GET /v1.41/info HTTP/1.1"), "{head}");
+        let body = r#"{"message":"the engine broke"}"#;
+        let reply = format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let err = peer.client(None).info().await.unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert!(!err.is_not_found() && !err.is_conflict() && !err.is_timeout());
+    let msg = err.to_string();
+    assert!(msg.ends_with("the engine answered 500: the engine broke"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_a_transport_error() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let _ = read_head(&mut stream).await;
+        let reply =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ID\":\"abc";
+        stream.write_all(reply.as_bytes()).await.unwrap();
+        // The connection drops with 990 bytes still owed.
+    });
+    let err = peer.client(None).info().await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("GET /v1.41/info"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_404_and_a_409_are_told_apart() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let head = read_head(&mut stream).await;
+        let (status, message) = if head.contains("/version") {
+            ("404 Not Found", "no such thing")
+        } else {
+            ("409 Conflict", "busy")
+        };
+        let body = format!(r#"{{"message":"{message}"}}"#);
+        let reply = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        stream.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let client = peer.client(None);
+    assert!(client.version().await.unwrap_err().is_not_found());
+    assert!(client.info().await.unwrap_err().is_conflict());
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_hits_the_connect_timeout() {
+    // Accepts TCP and then says nothing: the TLS handshake waits for ever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let client = Client::builder(format!("https://{addr}").parse().unwrap())
+        .tls(TlsSettings::unverified())
+        .api_version(ApiVersion::new(1, 41))
+        .connect_timeout(Some(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let err = client.info().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("a connection") && msg.contains(&addr.to_string()), "{msg}");
+}
