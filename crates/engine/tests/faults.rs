@@ -21,9 +21,9 @@ impl FakePeer {
         F: Fn(UnixStream) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let socket = dir.path().join("fake.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
+        let listener = UnixListener::bind(&socket).expect("the fake peer's socket");
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(respond(stream));
@@ -38,7 +38,7 @@ impl FakePeer {
             .api_version(ApiVersion::new(1, 41))
             .response_timeout(response_timeout)
             .build()
-            .unwrap()
+            .expect("a client for the fake peer")
     }
 }
 
