@@ -2,4 +2,5 @@
 //! module per area. The `dockhand` binary's own tests are in `crates/cli/tests/`.
 
 mod engine;
+mod swarm;
 mod transport;

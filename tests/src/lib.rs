@@ -22,6 +22,45 @@ pub struct TestEngine {
     pub client: Client,
 }
 
+/// The busybox-based test image that `cargo xtask engine up` creates.
+pub const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
+
+/// A name no other test run or test uses: `dh-<prefix>-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("dh-{prefix}-{}-{n}", std::process::id())
+}
+
+/// Removes a service when dropped, so a test cleans up whether it passes or fails.
+#[derive(Debug)]
+pub struct ServiceGuard {
+    url: String,
+    name: String,
+}
+
+impl ServiceGuard {
+    /// Guards the service `name` on the engine at `url`.
+    pub fn new(url: &str, name: &str) -> Self {
+        Self { url: url.to_owned(), name: name.to_owned() }
+    }
+}
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop cannot await: remove on a runtime of its own, with a client of its own. A
+        // test's client cannot serve here: its pooled connections are driven by the test's
+        // runtime, which is blocked in this very drop.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            let client = Client::new(url.parse().expect("the engine URL")).expect("a client");
+            let _ = rt.block_on(client.remove_service(&name));
+        })
+        .join();
+    }
+}
+
 /// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.
 fn engine_dir() -> PathBuf {
     std::env::var_os("DOCKHAND_ENGINE_DIR")

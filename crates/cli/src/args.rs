@@ -60,6 +60,51 @@ pub(crate) enum Command {
     /// Talk to one engine directly.
     #[command(subcommand)]
     Engine(EngineCommand),
+    /// Swarm services.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Swarm nodes.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// Swarm tasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+}
+
+/// `dockhand services ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServicesCommand {
+    /// List services, with their replicas and image.
+    #[command(alias = "list")]
+    Ls {
+        /// Filter as the Engine API does, such as `label=dockhand.clean.enable=true` or
+        /// `name=web`; repeat to add more.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+}
+
+/// `dockhand nodes ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodesCommand {
+    /// List the swarm's nodes.
+    #[command(alias = "list")]
+    Ls {
+        /// Filter as the Engine API does, such as `role=manager` or `label=zone=a`.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+}
+
+/// `dockhand tasks ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// List a service's tasks.
+    #[command(alias = "list")]
+    Ls {
+        /// The service's name or ID.
+        service: String,
+    },
 }
 
 /// `dockhand engine ...`

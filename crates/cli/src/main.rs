@@ -4,6 +4,7 @@
 mod args;
 mod engine;
 mod output;
+mod swarm;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match args.command {
             Command::Engine(cmd) => engine::run(&args.global, cmd).await,
+            Command::Services(cmd) => swarm::services(&args.global, cmd).await,
+            Command::Nodes(cmd) => swarm::nodes(&args.global, cmd).await,
+            Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
         }
     })
 }

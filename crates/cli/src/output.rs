@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use dockhand_engine::{ApiVersion, Info, Ping, Version};
+use dockhand_engine::{ApiVersion, Info, Node, Ping, Service, Task, Version};
 use serde::Serialize;
 
 /// Prints `value` as JSON, or the text `human` builds.
@@ -115,4 +115,96 @@ pub(crate) fn info(i: &Info, api: ApiVersion) -> String {
         .row("Rootless", i.is_rootless())
         .row("Swarm", swarm_line)
         .finish()
+}
+
+/// Left-aligned columns, two spaces apart, with a header row.
+fn columns<const N: usize>(headers: [&str; N], rows: Vec<[String; N]>) -> String {
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+pub(crate) fn services(services: &[Service]) -> String {
+    let rows = services
+        .iter()
+        .map(|s| {
+            let (mode, replicas) = match (s.spec.is_global(), s.spec.replicas(), s.service_status) {
+                (true, _, Some(st)) => ("global", format!("{}/{}", st.running_tasks, st.desired_tasks)),
+                (true, _, None) => ("global", "-".to_owned()),
+                (false, Some(want), Some(st)) => ("replicated", format!("{}/{want}", st.running_tasks)),
+                (false, Some(want), None) => ("replicated", format!("?/{want}")),
+                (false, None, _) => ("other", "-".to_owned()),
+            };
+            [
+                short(&s.id),
+                s.spec.name.clone(),
+                mode.to_owned(),
+                replicas,
+                s.spec.task_template.container_spec.image.clone(),
+            ]
+        })
+        .collect();
+    columns(["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], rows)
+}
+
+pub(crate) fn nodes(nodes: &[Node]) -> String {
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            let manager = match &n.manager_status {
+                Some(m) if m.leader => "Leader".to_owned(),
+                Some(m) => m.reachability.clone(),
+                None => String::new(),
+            };
+            [
+                short(&n.id),
+                n.description.hostname.clone(),
+                n.status.state.clone(),
+                n.spec.availability.clone(),
+                manager,
+                n.description.engine.engine_version.clone(),
+            ]
+        })
+        .collect();
+    columns(["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "ENGINE"], rows)
+}
+
+pub(crate) fn tasks(service: &str, tasks: &[Task]) -> String {
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            let name = match t.slot {
+                Some(slot) => format!("{service}.{slot}"),
+                None => format!("{service}.{}", short(&t.node_id)),
+            };
+            let current = format!("{} {}", t.status.state, t.status.timestamp);
+            [short(&t.id), name, short(&t.node_id), t.desired_state.clone(), current, t.status.err.clone()]
+        })
+        .collect();
+    columns(["ID", "NAME", "NODE", "DESIRED", "CURRENT", "ERROR"], rows)
 }

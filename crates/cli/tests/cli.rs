@@ -1,6 +1,7 @@
 //! The `dockhand` binary against the real engine, through the shared e2e harness.
 
-use dockhand_e2e::{engine_url, peer};
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, unique_name};
+use dockhand_engine::ServiceSpec;
 
 /// Runs the `dockhand` binary cargo built for these tests.
 fn dockhand(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -157,4 +158,48 @@ fn a_docker_context_made_by_the_docker_cli_is_followed() {
         dockhand(&["--context", name, "-H", &engine_url(), "engine", "ping"], &[("DOCKER_CONFIG", cfg)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("conflicting"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn services_nodes_and_tasks_are_listed() {
+    let e = dockhand_e2e::engine().await;
+    let name = unique_name("cli");
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_label("dockhand.test", &name)
+        .with_args(["sleep", "3600"]);
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+    let label = format!("label=dockhand.test={name}");
+
+    let out = dockhand(&["-H", &e.url, "services", "ls", "--filter", &label], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ID") && text.contains(&name) && text.contains("replicated"), "{text}");
+    assert_eq!(text.lines().count(), 2, "one header, one service: {text}");
+
+    let out = dockhand(&["-H", &e.url, "services", "ls", "--filter", &label, "--json"], &[]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["Spec"]["Name"], name.as_str());
+    assert_eq!(json[0]["Spec"]["Labels"]["dockhand.test"], name.as_str());
+
+    let out = dockhand(&["-H", &e.url, "tasks", "ls", &name], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("{name}.1")), "{}", stdout(&out));
+
+    let out = dockhand(&["-H", &e.url, "nodes", "ls"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Leader") && stdout(&out).contains("ready"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn an_unknown_service_and_a_bad_filter_are_errors() {
+    let url = dockhand_e2e::engine().await.url;
+    let out = dockhand(&["-H", &url, "tasks", "ls", "dh-no-such-service"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("404") && err.contains("dh-no-such-service"), "{err}");
+
+    let out = dockhand(&["-H", &url, "services", "ls", "--filter", "oops"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--filter \"oops\""), "{}", stderr(&out));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -47,7 +47,7 @@ struct Inner {
     endpoint: Endpoint,
     /// The endpoint as a URL, kept for error messages.
     url: String,
-    http: HyperClient<Connector, Empty<Bytes>>,
+    http: HyperClient<Connector, Full<Bytes>>,
     /// A version fixed by the caller (`DOCKER_API_VERSION`): no negotiation.
     pinned: Option<ApiVersion>,
     negotiated: OnceCell<ApiVersion>,
@@ -166,15 +166,25 @@ impl Client {
             .copied()
     }
 
-    /// Sends an unversioned request with an empty body and returns the raw response.
-    pub(crate) async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, Error> {
+    /// Sends a request as is (no version prefix added) and returns the raw response.
+    /// `json` is a request body, sent as `application/json`.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+    ) -> Result<Response<Incoming>, Error> {
         // The connector dials the endpoint whatever the URI says; the URI names the path.
         let uri = format!("http://docker.localhost{path}");
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method.clone())
             .uri(uri)
-            .header(http::header::USER_AGENT, concat!("dockhand/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
+            .header(http::header::USER_AGENT, concat!("dockhand/", env!("CARGO_PKG_VERSION")));
+        if json.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| self.transport_error(&method, path, &e))?;
         tracing::trace!(endpoint = %self.inner.url, %method, path, "request");
         let pending = self.inner.http.request(request);
@@ -208,19 +218,62 @@ impl Client {
         })
     }
 
-    /// `GET /vX.Y{path}` and decodes the JSON answer.
-    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let versioned = format!("/v{}{path}", self.api_version().await?);
-        let response = self.send(Method::GET, &versioned).await?;
-        let response = self.check(&Method::GET, &versioned, response).await?;
-        let body = read_body(response, MAX_JSON_BODY)
-            .await
-            .map_err(|detail| self.transport_detail(&Method::GET, &versioned, detail))?;
+    /// `path` with the negotiated version in front: `/v1.41/info`.
+    pub(crate) async fn versioned(&self, path: &str) -> Result<String, Error> {
+        Ok(format!("/v{}{path}", self.api_version().await?))
+    }
+
+    /// A versioned call whose answer is JSON.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+    ) -> Result<T, Error> {
+        let (versioned, body) = self.call_raw(&method, path, json).await?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode {
             endpoint: self.inner.url.clone(),
-            method: Method::GET.to_string(),
+            method: method.to_string(),
             path: versioned,
             detail: e.to_string(),
+        })
+    }
+
+    /// A versioned call whose answer is not needed (204, or JSON nobody reads).
+    pub(crate) async fn call_unit(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+    ) -> Result<(), Error> {
+        self.call_raw(&method, path, json).await.map(drop)
+    }
+
+    /// `GET /vX.Y{path}` and decodes the JSON answer.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn call_raw(
+        &self,
+        method: &Method,
+        path: &str,
+        json: Option<Bytes>,
+    ) -> Result<(String, Bytes), Error> {
+        let versioned = self.versioned(path).await?;
+        let response = self.send(method.clone(), &versioned, json).await?;
+        let response = self.check(method, &versioned, response).await?;
+        let body = read_body(response, MAX_JSON_BODY)
+            .await
+            .map_err(|detail| self.transport_detail(method, &versioned, detail))?;
+        Ok((versioned, body))
+    }
+
+    /// Serializes a request body.
+    pub(crate) fn json<T: serde::Serialize>(&self, what: &str, value: &T) -> Result<Bytes, Error> {
+        serde_json::to_vec(value).map(Bytes::from).map_err(|e| Error::InvalidArgument {
+            what: what.to_owned(),
+            detail: format!("cannot be encoded as JSON: {e}"),
         })
     }
 

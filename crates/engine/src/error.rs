@@ -18,6 +18,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// An argument to a call is unusable.
+    #[error("invalid {what}: {detail}")]
+    InvalidArgument {
+        /// What the argument is, such as `service name "..."`.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// A setting from a flag, a variable or a docker config file is unusable.
     #[error("{origin}: {detail}")]
     Settings {

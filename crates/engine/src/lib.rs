@@ -55,7 +55,9 @@
 mod client;
 mod endpoint;
 mod error;
+mod query;
 mod resolve;
+mod swarm;
 mod system;
 mod tls;
 mod transport;
@@ -66,7 +68,13 @@ pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
 pub use crate::error::Error;
+pub use crate::query::Filters;
 pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
+pub use crate::swarm::{
+    ContainerSpec, GlobalMode, ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus,
+    ObjectVersion, Placement, ReplicatedMode, Service, ServiceCreated, ServiceMode, ServiceSpec,
+    ServiceStatus, Task, TaskContainer, TaskSpec, TaskStatus, UpdateStatus,
+};
 pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};

@@ -189,12 +189,12 @@ impl Client {
     ///
     /// Unversioned, so it works before negotiation; it always makes a request.
     pub async fn ping(&self) -> Result<Ping, Error> {
-        let head = self.send(Method::HEAD, "/_ping").await?;
+        let head = self.send(Method::HEAD, "/_ping", None).await?;
         if head.status().is_success() {
             return Ok(Ping::from_headers(head.headers()));
         }
         // Some engines and proxies refuse HEAD; GET is the original form.
-        let get = self.send(Method::GET, "/_ping").await?;
+        let get = self.send(Method::GET, "/_ping", None).await?;
         let get = self.check(&Method::GET, "/_ping", get).await?;
         Ok(Ping::from_headers(get.headers()))
     }

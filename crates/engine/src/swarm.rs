@@ -1,0 +1,501 @@
+//! Swarm objects: services, nodes and tasks.
+//!
+//! The types carry the fields dockhand reads. Specs also keep every field they do not
+//! name, privately, so that a spec read from the engine and sent back (an update) loses
+//! nothing a newer engine put in it.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::query::{Filters, query, segment};
+use crate::{Client, Error};
+
+/// Fields of a spec that dockhand does not name, kept for round-trips.
+type Other = Map<String, Value>;
+
+/// An object's version, which an update must quote (optimistic concurrency).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ObjectVersion {
+    /// The raft index; u64, as the engine's counter outgrows i64-safe JSON numbers in JS.
+    pub index: u64,
+}
+
+/// A service, as `GET /services/{id}` returns it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Service {
+    /// The service's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its version, for updates.
+    pub version: ObjectVersion,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it was last updated (RFC 3339).
+    pub updated_at: String,
+    /// What it should be.
+    pub spec: ServiceSpec,
+    /// The state of the last update, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_status: Option<UpdateStatus>,
+    /// Task counts, when listed with `status=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_status: Option<ServiceStatus>,
+}
+
+/// A service's desired state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceSpec {
+    /// The service's name, such as `stack_web`.
+    pub name: String,
+    /// Service labels: dockhand's policy lives here.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// What each task runs.
+    pub task_template: TaskSpec,
+    /// Replicated or global.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ServiceMode>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+impl ServiceSpec {
+    /// A replicated service `name` running `image` once.
+    ///
+    /// ```
+    /// use dockhand_engine::ServiceSpec;
+    ///
+    /// let spec = ServiceSpec::new("web", "nginx:1.27")
+    ///     .with_label("dockhand.clean.enable", "true")
+    ///     .with_args(["sleep", "infinity"])
+    ///     .with_replicas(2);
+    /// assert_eq!(spec.replicas(), Some(2));
+    /// ```
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        let mut spec = Self { name: name.into(), ..Self::default() };
+        spec.task_template.container_spec.image = image.into();
+        spec.with_replicas(1)
+    }
+
+    /// Adds a service label.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the container's arguments (after the image's entrypoint).
+    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.task_template.container_spec.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Makes the service replicated with `replicas` tasks.
+    pub fn with_replicas(mut self, replicas: u64) -> Self {
+        self.mode = Some(ServiceMode {
+            replicated: Some(ReplicatedMode { replicas: Some(replicas) }),
+            ..ServiceMode::default()
+        });
+        self
+    }
+
+    /// Makes the service global: one task per eligible node.
+    pub fn global(mut self) -> Self {
+        self.mode = Some(ServiceMode { global: Some(GlobalMode::default()), ..ServiceMode::default() });
+        self
+    }
+
+    /// Pins the tasks with a placement constraint, such as `node.id==abc`.
+    pub fn with_constraint(mut self, constraint: impl Into<String>) -> Self {
+        self.task_template
+            .placement
+            .get_or_insert_with(Placement::default)
+            .constraints
+            .push(constraint.into());
+        self
+    }
+
+    /// The replica count of a replicated service.
+    pub fn replicas(&self) -> Option<u64> {
+        self.mode.as_ref()?.replicated.as_ref()?.replicas
+    }
+
+    /// True for a global service.
+    pub fn is_global(&self) -> bool {
+        self.mode.as_ref().is_some_and(|m| m.global.is_some())
+    }
+}
+
+/// What each task of a service runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct TaskSpec {
+    /// The container.
+    pub container_spec: ContainerSpec,
+    /// Where tasks may run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// A task's container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ContainerSpec {
+    /// The image reference.
+    pub image: String,
+    /// Container labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Replaces the image's entrypoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments after the entrypoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `NAME=value` environment entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// Placement of a service's tasks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Placement {
+    /// Constraints such as `node.role==manager`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// A service's scheduling mode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceMode {
+    /// Replicated, with a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicated: Option<ReplicatedMode>,
+    /// Global: one task per node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<GlobalMode>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// The replicated mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ReplicatedMode {
+    /// How many tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u64>,
+}
+
+/// The global mode (no settings).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GlobalMode {
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// The state of a service's last update.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct UpdateStatus {
+    /// `updating`, `paused`, `completed`, `rollback_started`, ...
+    pub state: String,
+    /// The engine's explanation.
+    pub message: String,
+}
+
+/// Task counts of a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceStatus {
+    /// Tasks running now.
+    pub running_tasks: u64,
+    /// Tasks that should run.
+    pub desired_tasks: u64,
+    /// Tasks completed (jobs).
+    pub completed_tasks: u64,
+}
+
+/// What `POST /services/create` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceCreated {
+    /// The new service's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Warnings, such as an image digest that could not be resolved.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub warnings: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A swarm node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Node {
+    /// The node's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its version, for updates.
+    pub version: ObjectVersion,
+    /// What the operator set: name, labels, role, availability.
+    pub spec: NodeSpec,
+    /// What the node reports about itself.
+    pub description: NodeDescription,
+    /// Its state as the managers see it.
+    pub status: NodeStatus,
+    /// Manager details, on managers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_status: Option<ManagerStatus>,
+}
+
+/// A node's spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct NodeSpec {
+    /// An optional name.
+    pub name: String,
+    /// Node labels: dockhand's node policy lives here.
+    pub labels: BTreeMap<String, String>,
+    /// `worker` or `manager`.
+    pub role: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// What a node reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct NodeDescription {
+    /// Its host name.
+    pub hostname: String,
+    /// Its engine.
+    pub engine: NodeEngine,
+}
+
+/// A node's engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct NodeEngine {
+    /// The engine's release.
+    pub engine_version: String,
+}
+
+/// A node's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct NodeStatus {
+    /// `ready`, `down`, `unknown` or `disconnected`.
+    pub state: String,
+    /// Why, when not ready.
+    pub message: String,
+    /// Its address.
+    pub addr: String,
+}
+
+/// A manager's raft state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ManagerStatus {
+    /// True on the raft leader.
+    pub leader: bool,
+    /// `reachable` or `unreachable`.
+    pub reachability: String,
+    /// The raft address.
+    pub addr: String,
+}
+
+/// A task: one slot of a service on one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Task {
+    /// The task's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The service it belongs to.
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    /// The node it is assigned to (empty while pending).
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    /// Its slot, for replicated services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
+    /// What it runs.
+    pub spec: TaskSpec,
+    /// Its current state.
+    pub status: TaskStatus,
+    /// The state the orchestrator wants: `running`, `shutdown`, ...
+    pub desired_state: String,
+}
+
+/// A task's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct TaskStatus {
+    /// When it entered this state.
+    pub timestamp: String,
+    /// `new`, `pending`, `assigned`, `preparing`, `starting`, `running`, `complete`,
+    /// `failed`, `shutdown`, `rejected`, `orphaned`, `remove`.
+    pub state: String,
+    /// The orchestrator's message.
+    pub message: String,
+    /// The error, for failed or rejected tasks.
+    pub err: String,
+    /// The container, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<TaskContainer>,
+}
+
+/// A task's container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct TaskContainer {
+    /// The container's ID.
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    /// Its exit code, once it exited.
+    pub exit_code: i64,
+}
+
+/// Checks an ID or name that goes into a path.
+fn object(kind: &str, id: &str) -> Result<String, Error> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(Error::InvalidArgument {
+            what: format!("{kind} {id:?}"),
+            detail: "not an ID or name".to_owned(),
+        });
+    }
+    Ok(segment(id))
+}
+
+fn filtered(filters: &Filters, extra: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if !filters.is_empty() {
+        pairs.push(("filters", filters.to_json()));
+    }
+    pairs.extend(extra.iter().cloned());
+    query(&pairs)
+}
+
+impl Client {
+    /// `GET /services`, with task counts (`status=true`).
+    pub async fn services(&self, filters: &Filters) -> Result<Vec<Service>, Error> {
+        self.get_json(&format!("/services{}", filtered(filters, &[("status", "true".to_owned())]))).await
+    }
+
+    /// `GET /services/{id}`: by ID, name or unique ID prefix.
+    pub async fn service(&self, id: &str) -> Result<Service, Error> {
+        self.get_json(&format!("/services/{}", object("service", id)?)).await
+    }
+
+    /// `POST /services/create`.
+    pub async fn create_service(&self, spec: &ServiceSpec) -> Result<ServiceCreated, Error> {
+        let body = self.json("service spec", spec)?;
+        self.call(Method::POST, "/services/create", Some(body)).await
+    }
+
+    /// `DELETE /services/{id}`.
+    pub async fn remove_service(&self, id: &str) -> Result<(), Error> {
+        self.call_unit(Method::DELETE, &format!("/services/{}", object("service", id)?), None).await
+    }
+
+    /// `GET /nodes`.
+    pub async fn nodes(&self, filters: &Filters) -> Result<Vec<Node>, Error> {
+        self.get_json(&format!("/nodes{}", filtered(filters, &[]))).await
+    }
+
+    /// `GET /nodes/{id}`: by ID or name.
+    pub async fn node(&self, id: &str) -> Result<Node, Error> {
+        self.get_json(&format!("/nodes/{}", object("node", id)?)).await
+    }
+
+    /// `GET /tasks`, such as with `Filters::new().with("service", "web")`.
+    pub async fn tasks(&self, filters: &Filters) -> Result<Vec<Task>, Error> {
+        self.get_json(&format!("/tasks{}", filtered(filters, &[]))).await
+    }
+
+    /// `GET /tasks/{id}`.
+    pub async fn task(&self, id: &str) -> Result<Task, Error> {
+        self.get_json(&format!("/tasks/{}", object("task", id)?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_spec_fields_survive_a_round_trip() {
+        let wire = r#"{"Name":"web","Labels":{"a":"b"},"TaskTemplate":{"ContainerSpec":{"Image":"nginx",
+            "Isolation":"default","Future":{"x":1}},"Resources":{"Limits":{}},"ForceUpdate":3},
+            "Mode":{"Replicated":{"Replicas":2}},"UpdateConfig":{"Parallelism":1},"EndpointSpec":{"Mode":"vip"}}"#;
+        let spec: ServiceSpec = serde_json::from_str(wire).unwrap();
+        assert_eq!(spec.replicas(), Some(2));
+        assert_eq!(spec.task_template.container_spec.image, "nginx");
+        let back: Value = serde_json::to_value(&spec).unwrap();
+        let original: Value = serde_json::from_str(wire).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn modes_and_builders() {
+        let spec = ServiceSpec::new("x", "img").global().with_constraint("node.id==abc");
+        assert!(spec.is_global() && spec.replicas().is_none());
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["Mode"], serde_json::json!({"Global": {}}));
+        assert_eq!(json["TaskTemplate"]["Placement"]["Constraints"][0], "node.id==abc");
+    }
+
+    #[test]
+    fn large_versions_decode_as_u64() {
+        let s: Service =
+            serde_json::from_str(r#"{"ID":"x","Version":{"Index":18446744073709551615}}"#).unwrap();
+        assert_eq!(s.version.index, u64::MAX);
+    }
+
+    #[test]
+    fn path_segments_are_checked_and_encoded() {
+        assert!(object("service", "..").is_err());
+        assert!(object("service", "").unwrap_err().to_string().contains("service \"\""));
+        assert_eq!(object("service", "a/b").unwrap(), "a%2Fb");
+    }
+}
