@@ -2,5 +2,6 @@
 //! module per area. The `dockhand` binary's own tests are in `crates/cli/tests/`.
 
 mod engine;
+mod exec;
 mod swarm;
 mod transport;

@@ -1,9 +1,7 @@
 //! Services, nodes and tasks against the real single-node swarm.
 
-use std::time::Duration;
-
-use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine, unique_name};
-use dockhand_engine::{Client, Filters, ServiceSpec};
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine, unique_name, wait_for_task};
+use dockhand_engine::{Filters, ServiceSpec};
 
 #[tokio::test]
 async fn a_service_is_created_listed_by_label_inspected_and_removed() {
@@ -33,7 +31,7 @@ async fn a_service_is_created_listed_by_label_inspected_and_removed() {
     assert!(by_name.version.index > 0);
 
     // The task is scheduled on our only node and runs.
-    let tasks = wait_for_running(&e.client, &name).await;
+    let tasks = wait_for_task(&e.client, &name, "running").await;
     let node = e.client.info().await.unwrap().swarm.node_id;
     assert_eq!(tasks.node_id, node);
     assert_eq!(tasks.slot, Some(1));
@@ -43,18 +41,6 @@ async fn a_service_is_created_listed_by_label_inspected_and_removed() {
     e.client.remove_service(&name).await.unwrap();
     let gone = e.client.service(&name).await.unwrap_err();
     assert!(gone.is_not_found(), "{gone}");
-}
-
-async fn wait_for_running(client: &Client, service: &str) -> dockhand_engine::Task {
-    let filters = Filters::new().with("service", service).with("desired-state", "running");
-    for _ in 0..300 {
-        let tasks = client.tasks(&filters).await.expect("tasks of the service");
-        if let Some(task) = tasks.into_iter().find(|t| t.status.state == "running") {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no task of {service} reached running in 30 s");
 }
 
 #[tokio::test]

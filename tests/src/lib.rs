@@ -11,7 +11,7 @@ pub mod pki;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dockhand_engine::{Client, Endpoint};
+use dockhand_engine::{Client, Endpoint, Filters, Task};
 
 /// The engine under test.
 #[derive(Debug, Clone)]
@@ -59,6 +59,40 @@ impl Drop for ServiceGuard {
         })
         .join();
     }
+}
+
+/// Waits up to 30 s for a task of `service` in `state` (`running`, `complete`, ...).
+///
+/// # Panics
+/// When none gets there in time, or the engine fails.
+pub async fn wait_for_task(client: &Client, service: &str, state: &str) -> Task {
+    let filters = Filters::new().with("service", service);
+    for _ in 0..300 {
+        let tasks = client.tasks(&filters).await.expect("tasks of the service");
+        if let Some(task) = tasks.into_iter().find(|t| t.status.state == state) {
+            return task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no task of {service} reached {state} in 30 s");
+}
+
+/// Creates a service from `spec`, waits for a task in `state`, and returns the guard that
+/// removes the service and the task's container ID.
+///
+/// # Panics
+/// When the engine fails or the task never gets there.
+pub async fn service_with_container(
+    e: &TestEngine,
+    spec: &dockhand_engine::ServiceSpec,
+    state: &str,
+) -> (ServiceGuard, String) {
+    e.client.create_service(spec).await.expect("the service is created");
+    let guard = ServiceGuard::new(&e.url, &spec.name);
+    let task = wait_for_task(&e.client, &spec.name, state).await;
+    let container = task.status.container_status.map(|c| c.container_id).unwrap_or_default();
+    assert!(!container.is_empty(), "the task of {} has no container", spec.name);
+    (guard, container)
 }
 
 /// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.

@@ -69,6 +69,27 @@ pub(crate) enum Command {
     /// Swarm tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Run a command in a running container; exits with the command's exit code.
+    Exec(ExecArgs),
+}
+
+/// `dockhand exec CONTAINER -- CMD...`
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ExecArgs {
+    /// The container's ID or name.
+    pub(crate) container: String,
+    /// Set an environment variable (NAME=value); repeatable.
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Run as this user (name, uid or uid:gid).
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Run in this directory.
+    #[arg(short, long, value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// The command and its arguments, after `--`. No shell is involved.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) cmd: Vec<String>,
 }
 
 /// `dockhand services ...`

@@ -3,6 +3,7 @@
 
 mod args;
 mod engine;
+mod exec;
 mod output;
 mod swarm;
 
@@ -34,6 +35,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Services(cmd) => swarm::services(&args.global, cmd).await,
             Command::Nodes(cmd) => swarm::nodes(&args.global, cmd).await,
             Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
+            Command::Exec(cmd) => exec::run(&args.global, cmd).await,
         }
     })
 }

@@ -1,6 +1,6 @@
 //! The `dockhand` binary against the real engine, through the shared e2e harness.
 
-use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, unique_name};
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, service_with_container, unique_name};
 use dockhand_engine::ServiceSpec;
 
 /// Runs the `dockhand` binary cargo built for these tests.
@@ -202,4 +202,23 @@ async fn an_unknown_service_and_a_bad_filter_are_errors() {
     let out = dockhand(&["-H", &url, "services", "ls", "--filter", "oops"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--filter \"oops\""), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn exec_streams_output_and_exits_with_the_commands_code() {
+    let e = dockhand_e2e::engine().await;
+    let spec = ServiceSpec::new(unique_name("cli-exec"), BUSYBOX_IMAGE).with_args(["sleep", "3600"]);
+    let (_guard, container) = service_with_container(&e, &spec, "running").await;
+    let args =
+        ["-H", e.url.as_str(), "exec", "-e", "GREETING=hi there", "-w", "/tmp", container.as_str(), "--"];
+    // Arguments reach the command as given: no shell splits or expands them.
+    let script = "echo \"$GREETING\" from $(pwd); echo \"$1\" >&2; exit 42";
+    let out = dockhand(&[&args[..], &["sh", "-c", script, "sh", "a $HOME; b"]].concat(), &[]);
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hi there from /tmp\n");
+    assert_eq!(stderr(&out), "a $HOME; b\n");
+
+    let out = dockhand(&["-H", &e.url, "exec", "dh-no-such-container", "--", "true"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("dh-no-such-container"), "{}", stderr(&out));
 }

@@ -174,6 +174,19 @@ impl Client {
         path: &str,
         json: Option<Bytes>,
     ) -> Result<Response<Incoming>, Error> {
+        self.send_upgrade(method, path, json, false).await
+    }
+
+    /// [`send`](Self::send), asking the engine to hijack the connection when `upgrade` is
+    /// set (`Connection: Upgrade`, `Upgrade: tcp`). A hijacked connection never returns to
+    /// the pool.
+    pub(crate) async fn send_upgrade(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, Error> {
         // The connector dials the endpoint whatever the URI says; the URI names the path.
         let uri = format!("http://docker.localhost{path}");
         let mut request = Request::builder()
@@ -182,6 +195,10 @@ impl Client {
             .header(http::header::USER_AGENT, concat!("dockhand/", env!("CARGO_PKG_VERSION")));
         if json.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if upgrade {
+            request =
+                request.header(http::header::CONNECTION, "Upgrade").header(http::header::UPGRADE, "tcp");
         }
         let request = request
             .body(Full::new(json.unwrap_or_default()))
@@ -298,11 +315,16 @@ impl Client {
         })
     }
 
+    /// The endpoint as a URL, for errors raised outside this module.
+    pub(crate) fn url(&self) -> &str {
+        &self.inner.url
+    }
+
     fn transport_error(&self, method: &Method, path: &str, err: &(dyn std::error::Error + 'static)) -> Error {
         self.transport_detail(method, path, chain(err))
     }
 
-    fn transport_detail(&self, method: &Method, path: &str, detail: String) -> Error {
+    pub(crate) fn transport_detail(&self, method: &Method, path: &str, detail: String) -> Error {
         Error::Transport {
             endpoint: self.inner.url.clone(),
             method: method.to_string(),

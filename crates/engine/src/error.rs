@@ -98,6 +98,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A stream (exec output, logs) broke or carried an engine error.
+    #[error("{context}: {detail}")]
+    Stream {
+        /// Which request the stream answers, such as `POST /v1.41/exec/ab12/start on ...`.
+        context: String,
+        /// What happened.
+        detail: String,
+    },
+
     /// The engine's answer could not be understood.
     #[error("{method} {path} on {endpoint}: cannot decode the answer: {detail}")]
     Decode {

@@ -55,8 +55,10 @@
 mod client;
 mod endpoint;
 mod error;
+mod exec;
 mod query;
 mod resolve;
+mod stream;
 mod swarm;
 mod system;
 mod tls;
@@ -68,12 +70,14 @@ pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
 pub use crate::error::Error;
+pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
 pub use crate::query::Filters;
 pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
+pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
     ContainerSpec, GlobalMode, ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus,
-    ObjectVersion, Placement, ReplicatedMode, Service, ServiceCreated, ServiceMode, ServiceSpec,
-    ServiceStatus, Task, TaskContainer, TaskSpec, TaskStatus, UpdateStatus,
+    ObjectVersion, Placement, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode,
+    ServiceSpec, ServiceStatus, Task, TaskContainer, TaskSpec, TaskStatus, UpdateStatus,
 };
 pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;

@@ -112,6 +112,13 @@ impl ServiceSpec {
         self
     }
 
+    /// Sets when tasks restart: `none`, `on-failure` or `any` (the engine's default).
+    pub fn with_restart_condition(mut self, condition: impl Into<String>) -> Self {
+        self.task_template.restart_policy.get_or_insert_with(RestartPolicy::default).condition =
+            condition.into();
+        self
+    }
+
     /// Pins the tasks with a placement constraint, such as `node.id==abc`.
     pub fn with_constraint(mut self, constraint: impl Into<String>) -> Self {
         self.task_template
@@ -143,6 +150,21 @@ pub struct TaskSpec {
     /// Where tasks may run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// When the orchestrator restarts a task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// When a task is restarted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct RestartPolicy {
+    /// `none`, `on-failure` or `any`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub condition: String,
     #[serde(flatten)]
     other: Other,
 }
