@@ -1,7 +1,11 @@
 //! End-to-end tests of the libraries against a real engine in swarm mode; one binary, a
 //! module per area. The `dockhand` binary's own tests are in `crates/cli/tests/`.
 
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod engine;
 mod exec;
+mod ssh;
 mod swarm;
 mod transport;

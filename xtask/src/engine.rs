@@ -23,7 +23,7 @@ const STOP_GRACE: Duration = Duration::from_secs(60);
 /// A unix socket path must fit in `sun_path` (108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 /// Process names that belong to an engine, for the sweep after a stop.
-const ENGINE_PROCESSES: [&str; 4] = ["dockerd", "containerd", "docker-proxy", "runc"];
+const ENGINE_PROCESSES: [&str; 6] = ["dockerd", "containerd", "docker-proxy", "runc", "sshd", "ssh"];
 
 /// Where the private engine keeps everything.
 pub(crate) struct Layout {
@@ -180,18 +180,24 @@ pub(crate) fn status() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A port in `range` that is free for both TCP and UDP on loopback right now.
+/// A port in `range` that is free for both TCP and UDP on loopback right now, and not
+/// handed out before by this process (nothing binds it until its daemon starts).
 fn free_port(range: std::ops::Range<u16>) -> anyhow::Result<u16> {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().map_err(|_| anyhow::anyhow!("port list poisoned"))?;
     // Start at a point derived from our pid, so parallel checkouts do not race for one port.
     let span = range.end - range.start;
     let offset = (std::process::id() % u32::from(span)) as u16;
-    (0..span)
+    let port = (0..span)
         .map(|i| range.start + (offset + i) % span)
-        .find(|&port| {
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-                && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        .find(|port| {
+            !given.contains(port)
+                && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", *port)).is_ok()
         })
-        .with_context(|| format!("no free port in {range:?}"))
+        .with_context(|| format!("no free port in {range:?}"))?;
+    given.push(port);
+    Ok(port)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -282,16 +288,96 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     eprintln!("dockerd pid {dockerd} ready in {:.1}s", started.elapsed().as_secs_f64());
 
     let tls_url = start_tls_peer(layout, runtime, &daemon_json)?;
+    let ssh = start_ssh_peer(layout)?;
     fs::write(
         layout.peers_file(),
         format!(
             "DOCKHAND_TEST_HOST={}\nDOCKHAND_TEST_TCP_HOST={tcp_url}\nDOCKHAND_TEST_TLS_HOST={tls_url}\n\
-             DOCKHAND_TEST_TLS_DIR={}\n",
+             DOCKHAND_TEST_TLS_DIR={}\nDOCKHAND_TEST_SSH_HOST={}\nDOCKHAND_TEST_SSH_NODOCKER_HOST={}\n\
+             DOCKHAND_TEST_SSH_CONFIG={}\n",
             layout.url(),
-            layout.tls_dir().display()
+            layout.tls_dir().display(),
+            ssh.url,
+            ssh.nodocker_url,
+            ssh.config.display(),
         ),
     )?;
     Ok(())
+}
+
+/// The ssh peer, as the tests reach it.
+struct SshPeer {
+    /// `ssh://USER@127.0.0.1:PORT`: a remote with the docker CLI.
+    url: String,
+    /// The same sshd on another port, where `docker` is not on the PATH: the transport
+    /// must fall back to forwarding the socket.
+    nodocker_url: String,
+    /// An ssh client config with the test key and a known_hosts file holding the host key.
+    config: PathBuf,
+}
+
+/// A real sshd on loopback with keys made now, logging in as the current user by key only.
+fn start_ssh_peer(layout: &Layout) -> anyhow::Result<SshPeer> {
+    let dir = layout.dir().join("ssh");
+    fs::create_dir_all(&dir)?;
+    let keygen = proc::which("ssh-keygen").context("ssh-keygen is not installed (Debian: openssh-client)")?;
+    for (file, comment) in [("host_key", "dockhand-test-host"), ("id_ed25519", "dockhand-test-client")] {
+        proc::output(
+            Command::new(&keygen)
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                .arg(dir.join(file)),
+        )?;
+    }
+    fs::copy(dir.join("id_ed25519.pub"), dir.join("authorized_keys"))?;
+    let (port, nodocker_port) = (free_port(1024..65535)?, free_port(1024..65535)?);
+    let host_key = fs::read_to_string(dir.join("host_key.pub"))?;
+    let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    fs::write(
+        dir.join("known_hosts"),
+        format!("[127.0.0.1]:{port},[127.0.0.1]:{nodocker_port} {host_key}\n"),
+    )?;
+    let d = dir.display();
+    let config = dir.join("sshd_config");
+    fs::write(
+        &config,
+        format!(
+            "ListenAddress 127.0.0.1:{port}\nListenAddress 127.0.0.1:{nodocker_port}\nHostKey {d}/host_key\n\
+             PidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
+             MaxSessions 10\nAllowStreamLocalForwarding yes\n\
+             Match LocalPort {nodocker_port}\n    SetEnv PATH=/nonexistent\n"
+        ),
+    )?;
+    let client_config = dir.join("ssh_config");
+    fs::write(
+        &client_config,
+        format!(
+            "Host *\n    IdentityFile {d}/id_ed25519\n    IdentitiesOnly yes\n    UserKnownHostsFile {d}/known_hosts\n\
+             \x20   StrictHostKeyChecking yes\n    BatchMode yes\n"
+        ),
+    )?;
+    // sshd's privilege separation directory.
+    fs::create_dir_all("/run/sshd")?;
+    let sshd = proc::which("sshd").context("sshd is not installed (Debian: openssh-server)")?;
+    let pid = spawn_daemon(Command::new(sshd).args(["-D", "-e", "-f"]).arg(&config), &dir.join("sshd.log"))?;
+    wait_for(READY_TIMEOUT, || {
+        if !proc::alive(pid) {
+            bail!("sshd exited at start");
+        }
+        Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+    })
+    .with_context(|| format!("the ssh test peer did not start\n{}", tail(&dir.join("sshd.log"))))?;
+    let user = if rustix::process::geteuid().is_root() {
+        "root".to_owned()
+    } else {
+        std::env::var("USER").context("USER is not set: the ssh peer logs in as the current user")?
+    };
+    eprintln!("sshd pid {pid} ready on 127.0.0.1:{port} and :{nodocker_port}");
+    Ok(SshPeer {
+        url: format!("ssh://{user}@127.0.0.1:{port}"),
+        nodocker_url: format!("ssh://{user}@127.0.0.1:{nodocker_port}"),
+        config: client_config,
+    })
 }
 
 /// A second dockerd that listens only on TCP with `--tlsverify`, using certificates made

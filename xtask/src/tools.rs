@@ -1,4 +1,4 @@
-//! What a fresh machine lacks, installed on demand: Debian's engine packages (as root;
+//! What a fresh machine lacks, installed on demand: Debian's engine and sshd packages (as root;
 //! otherwise the exact command is printed) and cargo-deny.
 
 use std::process::Command;
@@ -8,12 +8,15 @@ use anyhow::bail;
 use crate::proc;
 
 /// Executables the private engine needs, and the Debian package of each.
-const ENGINE_TOOLS: [(&str, &str); 5] = [
+const ENGINE_TOOLS: [(&str, &str); 8] = [
     ("dockerd", "docker.io"),
     ("containerd", "containerd"),
     ("docker", "docker.io"),
     ("tar", "tar"),
     ("busybox", "busybox-static"),
+    ("sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
+    ("ssh-keygen", "openssh-client"),
 ];
 
 /// Installs the engine's packages when one of its executables is missing.

@@ -1,5 +1,8 @@
 //! The `dockhand` binary against the real engine, through the shared e2e harness.
 
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, service_with_container, unique_name};
 use dockhand_engine::ServiceSpec;
 

@@ -14,9 +14,10 @@ use tokio::sync::OnceCell;
 
 use crate::endpoint::TcpEndpoint;
 use crate::error::chain;
+use crate::ssh::SshDialer;
 use crate::tls::TlsConfig;
 use crate::transport::{Connector, Dial};
-use crate::{ApiVersion, Endpoint, Error, MAX_API_VERSION, MIN_API_VERSION, TlsSettings};
+use crate::{ApiVersion, Endpoint, Error, MAX_API_VERSION, MIN_API_VERSION, SshSettings, TlsSettings};
 
 /// The most a JSON answer may weigh before it is refused; streams are not bounded by it.
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
@@ -52,6 +53,8 @@ struct Inner {
     pinned: Option<ApiVersion>,
     negotiated: OnceCell<ApiVersion>,
     response_timeout: Option<Duration>,
+    /// The transport, for its diagnostics in errors.
+    dial: Arc<Dial>,
 }
 
 impl std::fmt::Debug for Client {
@@ -72,9 +75,17 @@ pub struct ClientBuilder {
     tls: Option<TlsSettings>,
     connect_timeout: Option<Duration>,
     response_timeout: Option<Duration>,
+    ssh: Option<SshSettings>,
 }
 
 impl ClientBuilder {
+    /// How to run ssh for `ssh://` endpoints (default: the user's ssh setup, strict host
+    /// keys).
+    pub fn ssh(mut self, settings: SshSettings) -> Self {
+        self.ssh = Some(settings);
+        self
+    }
+
     /// Speak exactly this API version and skip negotiation, as `DOCKER_API_VERSION` does.
     pub fn api_version(mut self, version: ApiVersion) -> Self {
         self.pinned = Some(version);
@@ -105,12 +116,14 @@ impl ClientBuilder {
     /// Builds the client: TLS files are read and checked now, so a bad file fails here.
     /// No connection is opened until the first call.
     pub fn build(self) -> Result<Client, Error> {
-        let dial = dial(&self.endpoint, self.tls.as_ref())?;
+        let dial = dial(&self.endpoint, self.tls.as_ref(), self.ssh.as_ref())?;
+        let connector = Connector::new(dial, self.connect_timeout);
+        let dial = connector.dial();
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(POOL_MAX_IDLE)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(Connector::new(dial, self.connect_timeout));
+            .build(connector);
         Ok(Client {
             inner: Arc::new(Inner {
                 url: self.endpoint.to_string(),
@@ -119,6 +132,7 @@ impl ClientBuilder {
                 pinned: self.pinned,
                 negotiated: OnceCell::new(),
                 response_timeout: self.response_timeout,
+                dial,
             }),
         })
     }
@@ -138,6 +152,7 @@ impl Client {
             tls: None,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            ssh: None,
         }
     }
 
@@ -215,6 +230,10 @@ impl Client {
             })?,
             None => pending.await,
         };
+        if result.is_err() {
+            // ssh's stderr comes a moment after the broken connection: let it arrive.
+            self.inner.dial.settle_diagnostics().await;
+        }
         result.map_err(|e| {
             if e.is_connect() {
                 // hyper's outer "client error (Connect)" adds nothing: keep the cause.
@@ -228,9 +247,10 @@ impl Client {
                         after,
                     };
                 }
-                Error::Connect { endpoint: self.inner.url.clone(), detail }
+                Error::Connect { endpoint: self.inner.url.clone(), detail: self.with_diagnostics(detail) }
             } else {
-                self.transport_error(&method, path, &e)
+                let detail = self.with_diagnostics(chain(&e));
+                self.transport_detail(&method, path, detail)
             }
         })
     }
@@ -315,6 +335,14 @@ impl Client {
         })
     }
 
+    /// Adds what the transport said (ssh's stderr) to an error's detail.
+    fn with_diagnostics(&self, detail: String) -> String {
+        match self.inner.dial.diagnostics() {
+            Some(said) => format!("{detail}; ssh said: {said}"),
+            None => detail,
+        }
+    }
+
     /// The endpoint as a URL, for errors raised outside this module.
     pub(crate) fn url(&self) -> &str {
         &self.inner.url
@@ -335,14 +363,14 @@ impl Client {
 }
 
 /// How to reach `endpoint`, with TLS files loaded.
-fn dial(endpoint: &Endpoint, tls: Option<&TlsSettings>) -> Result<Dial, Error> {
+fn dial(endpoint: &Endpoint, tls: Option<&TlsSettings>, ssh: Option<&SshSettings>) -> Result<Dial, Error> {
     match endpoint {
         Endpoint::Unix(path) => Ok(Dial::Unix(path.clone())),
         Endpoint::Tcp(tcp) => tcp_dial(endpoint, tcp, tls),
-        Endpoint::Ssh(_) => Err(Error::Unsupported {
-            endpoint: endpoint.to_string(),
-            what: "the ssh transport is not built yet".to_owned(),
-        }),
+        Endpoint::Ssh(target) => {
+            let settings = ssh.cloned().unwrap_or_default();
+            Ok(Dial::Ssh(Arc::new(SshDialer::new(target.clone(), settings))))
+        }
     }
 }
 

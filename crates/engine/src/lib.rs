@@ -58,6 +58,7 @@ mod error;
 mod exec;
 mod query;
 mod resolve;
+mod ssh;
 mod stream;
 mod swarm;
 mod system;
@@ -73,6 +74,7 @@ pub use crate::error::Error;
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
 pub use crate::query::Filters;
 pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
+pub use crate::ssh::SshSettings;
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
     ContainerSpec, GlobalMode, ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus,

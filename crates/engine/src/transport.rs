@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::ssh::{SshConnection, SshDialer};
 use crate::tls::TlsConfig;
 
 /// Where and how the connector dials.
@@ -29,6 +30,30 @@ pub(crate) enum Dial {
     Tcp { host: String, port: u16 },
     /// TLS over TCP; the host is also the name the server's certificate must carry.
     Tls { host: String, port: u16, tls: Arc<TlsConfig> },
+    /// ssh, through one master session.
+    Ssh(Arc<SshDialer>),
+}
+
+impl Dial {
+    /// What the transport itself said, for error messages (ssh's stderr).
+    pub(crate) fn diagnostics(&self) -> Option<String> {
+        match self {
+            Self::Ssh(dialer) => Some(dialer.stderr()).filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// After a failure, waits up to 500 ms for the transport's diagnostics to arrive.
+    pub(crate) async fn settle_diagnostics(&self) {
+        if let Self::Ssh(dialer) = self {
+            for _ in 0..25 {
+                if !dialer.stderr().is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 /// The connector handed to hyper's pooled client.
@@ -41,6 +66,11 @@ pub(crate) struct Connector {
 impl Connector {
     pub(crate) fn new(dial: Dial, timeout: Option<Duration>) -> Self {
         Self { dial: Arc::new(dial), timeout }
+    }
+
+    /// The dial this connector uses.
+    pub(crate) fn dial(&self) -> Arc<Dial> {
+        Arc::clone(&self.dial)
     }
 }
 
@@ -103,6 +133,7 @@ async fn connect(dial: &Dial) -> io::Result<Conn> {
             let tls = tls.connector().connect(tls.server_name(host)?, stream).await?;
             Ok(Conn::Tls(Box::new(TokioIo::new(tls))))
         }
+        Dial::Ssh(dialer) => Ok(Conn::Ssh(Box::new(TokioIo::new(dialer.connect().await?)))),
     }
 }
 
@@ -118,6 +149,7 @@ pub(crate) enum Conn {
     Unix(hyperlocal::UnixStream),
     Tcp(TokioIo<TcpStream>),
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+    Ssh(Box<TokioIo<SshConnection>>),
 }
 
 impl Connection for Conn {
@@ -139,6 +171,10 @@ macro_rules! delegate {
                 $call
             }
             Conn::Tls($inner) => {
+                let $inner = Pin::new(&mut **$inner);
+                $call
+            }
+            Conn::Ssh($inner) => {
                 let $inner = Pin::new(&mut **$inner);
                 $call
             }

@@ -2,6 +2,9 @@
 //! that never comes, a 500 with a JSON message, a body cut short, a TLS handshake that never
 //! completes. Everything else is tested against real engines in `tests/`.
 
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,107 @@
+//! The ssh transport against a real sshd on loopback (started by `cargo xtask engine up`),
+//! reaching the private engine's socket through `docker system dial-stdio`, or by
+//! forwarding the socket where the remote has no docker CLI.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dockhand_e2e::{engine, peer};
+use dockhand_engine::{Client, SshSettings};
+
+/// The private engine's socket path, which the ssh URLs name.
+fn socket() -> String {
+    dockhand_e2e::engine_url().trim_start_matches("unix://").to_owned()
+}
+
+/// A private copy of the test ssh config, so that this test's ssh processes can be told
+/// from those of tests running beside it.
+fn own_config() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ssh_config");
+    std::fs::copy(peer("SSH_CONFIG"), &path).unwrap();
+    (dir, path)
+}
+
+fn client(url: &str, config: &std::path::Path) -> Client {
+    Client::builder(url.parse().unwrap()).ssh(SshSettings::new().with_config_file(config)).build().unwrap()
+}
+
+/// ssh master processes (`ssh ... -M ...`) started with this config file.
+fn masters(config: &std::path::Path) -> usize {
+    let needle = config.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| {
+            raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>()
+        })
+        .filter(|args| args.first().is_some_and(|a| a.ends_with("ssh")))
+        .filter(|args| args.iter().any(|a| a == "-M") && args.iter().any(|a| a.contains(&needle)))
+        .count()
+}
+
+#[tokio::test]
+async fn dial_stdio_reaches_the_engine_and_twenty_requests_share_one_master() {
+    let unix = engine().await.client.info().await.unwrap();
+    let (_dir, config) = own_config();
+    let url = format!("{}{}", peer("SSH_HOST"), socket());
+    let c = client(&url, &config);
+
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.info().await })
+        })
+        .collect();
+    for call in calls {
+        let info = call.await.unwrap().unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(info.swarm.node_id, unix.swarm.node_id);
+    }
+    assert_eq!(masters(&config), 1, "20 concurrent requests must share one ssh master");
+
+    // Dropping the client closes its master.
+    drop(c);
+    for _ in 0..50 {
+        if masters(&config) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ssh master outlived its client");
+}
+
+#[tokio::test]
+async fn without_a_remote_docker_cli_the_socket_is_forwarded() {
+    let unix = engine().await.client.info().await.unwrap();
+    let (_dir, config) = own_config();
+    let url = format!("{}{}", peer("SSH_NODOCKER_HOST"), socket());
+    let info = client(&url, &config).info().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(info.swarm.node_id, unix.swarm.node_id);
+}
+
+#[tokio::test]
+async fn an_unknown_host_key_is_refused_with_what_ssh_said() {
+    let (dir, config) = own_config();
+    let empty = dir.path().join("known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let url = format!("{}{}", peer("SSH_HOST"), socket());
+    let c = Client::builder(url.parse().unwrap())
+        .ssh(SshSettings::new().with_config_file(&config).with_known_hosts(&empty))
+        .build()
+        .unwrap();
+    let err = c.ping().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(msg.contains("Host key verification failed"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_wrong_remote_socket_reports_the_remote_error() {
+    let (_dir, config) = own_config();
+    let url = format!("{}/nonexistent/docker.sock", peer("SSH_HOST"));
+    let err = client(&url, &config).ping().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("ssh said:") && msg.contains("/nonexistent/docker.sock"), "{msg}");
+}
