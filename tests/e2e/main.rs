@@ -6,6 +6,7 @@
 
 mod engine;
 mod exec;
+mod resources;
 mod ssh;
 mod swarm;
 mod transport;

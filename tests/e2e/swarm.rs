@@ -1,7 +1,7 @@
 //! Services, nodes and tasks against the real single-node swarm.
 
 use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine, unique_name, wait_for_task};
-use dockhand_engine::{Filters, ServiceSpec};
+use dockhand_engine::{Filters, LogsOptions, RegistryAuth, ServiceSpec, StreamKind, UpdateOptions};
 
 #[tokio::test]
 async fn a_service_is_created_listed_by_label_inspected_and_removed() {
@@ -70,4 +70,92 @@ async fn missing_objects_are_not_found() {
         assert!(err.is_not_found(), "{err}");
         assert!(err.to_string().contains("dockhand-no-such-"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn update_rollback_and_a_stale_version() {
+    let e = engine().await;
+    let name = unique_name("upd");
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE).with_label("stage", "one").with_args(["sleep", "3600"]);
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+
+    let before = e.client.service(&name).await.unwrap();
+    let changed = before.spec.clone().with_label("stage", "two");
+    // Credentials travel in X-Registry-Auth; the engine accepts them for a local image.
+    let options =
+        UpdateOptions::new().with_registry_auth(RegistryAuth::password("ci", "pw", "registry.invalid"));
+    e.client.update_service(&name, before.version.index, &changed, &options).await.unwrap();
+    let after = e.client.service(&name).await.unwrap();
+    assert_eq!(after.spec.labels["stage"], "two");
+    assert!(after.version.index > before.version.index);
+
+    // The version read before the update is stale now: the engine refuses it.
+    let err = e
+        .client
+        .update_service(&name, before.version.index, &changed, &UpdateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("out of sequence"), "{err}");
+
+    // The engine bumps the version while the update settles: modify_service re-reads.
+    e.client.modify_service(&name, &UpdateOptions::new().rollback(), |_| Ok(())).await.unwrap();
+    assert_eq!(e.client.service(&name).await.unwrap().spec.labels["stage"], "one");
+}
+
+#[tokio::test]
+async fn scale_keeps_the_spec_and_refuses_global_services() {
+    let e = engine().await;
+    let name = unique_name("scale");
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE).with_label("keep", "me").with_args(["sleep", "3600"]);
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+    e.client.scale_service(&name, 2).await.unwrap();
+    let scaled = e.client.service(&name).await.unwrap();
+    assert_eq!(scaled.spec.replicas(), Some(2));
+    assert_eq!(scaled.spec.labels["keep"], "me");
+    e.client.scale_service(&name, 0).await.unwrap();
+    assert_eq!(e.client.service(&name).await.unwrap().spec.replicas(), Some(0));
+
+    let global = unique_name("global");
+    e.client
+        .create_service(&ServiceSpec::new(&global, BUSYBOX_IMAGE).global().with_args(["sleep", "3600"]))
+        .await
+        .unwrap();
+    let _g = ServiceGuard::new(&e.url, &global);
+    let err = e.client.scale_service(&global, 3).await.unwrap_err();
+    assert!(err.to_string().contains("only a replicated service"), "{err}");
+}
+
+#[tokio::test]
+async fn logs_arrive_demultiplexed() {
+    let e = engine().await;
+    let name = unique_name("logs");
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE).with_args([
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; sleep 3600",
+    ]);
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+    wait_for_task(&e.client, &name, "running").await;
+    // The log driver may lag the task by a moment: read until both lines are there.
+    for _ in 0..100 {
+        let mut logs = e.client.service_logs(&name, &LogsOptions::default()).await.unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some(chunk) = logs.next().await {
+            let chunk = chunk.unwrap();
+            let text = String::from_utf8_lossy(&chunk.data).into_owned();
+            match chunk.stream {
+                StreamKind::Stderr => err.push_str(&text),
+                _ => out.push_str(&text),
+            }
+        }
+        if out.contains("hello") && err.contains("oops") {
+            assert!(!out.contains("oops") && !err.contains("hello"), "streams mixed: {out:?} {err:?}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the service's logs never showed both lines");
 }

@@ -202,6 +202,19 @@ impl Client {
         json: Option<Bytes>,
         upgrade: bool,
     ) -> Result<Response<Incoming>, Error> {
+        self.send_full(method, path, json, upgrade, None).await
+    }
+
+    /// The one place requests are sent. `header` is one extra header, whose value is
+    /// never logged (it may hold credentials).
+    async fn send_full(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+        upgrade: bool,
+        header: Option<(&'static str, &str)>,
+    ) -> Result<Response<Incoming>, Error> {
         // The connector dials the endpoint whatever the URI says; the URI names the path.
         let uri = format!("http://docker.localhost{path}");
         let mut request = Request::builder()
@@ -214,6 +227,12 @@ impl Client {
         if upgrade {
             request =
                 request.header(http::header::CONNECTION, "Upgrade").header(http::header::UPGRADE, "tcp");
+        }
+        if let Some((name, value)) = header {
+            let mut value = http::HeaderValue::from_str(value)
+                .map_err(|e| self.transport_detail(&method, path, e.to_string()))?;
+            value.set_sensitive(true);
+            request = request.header(name, value);
         }
         let request = request
             .body(Full::new(json.unwrap_or_default()))
@@ -276,6 +295,28 @@ impl Client {
         })
     }
 
+    /// [`call`](Self::call) with one extra request header (such as `X-Registry-Auth`).
+    pub(crate) async fn call_with_header<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+        header: (&'static str, &str),
+    ) -> Result<T, Error> {
+        let versioned = self.versioned(path).await?;
+        let response = self.send_full(method.clone(), &versioned, json, false, Some(header)).await?;
+        let response = self.check(&method, &versioned, response).await?;
+        let body = read_body(response, MAX_JSON_BODY)
+            .await
+            .map_err(|detail| self.transport_detail(&method, &versioned, detail))?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            endpoint: self.inner.url.clone(),
+            method: method.to_string(),
+            path: versioned,
+            detail: e.to_string(),
+        })
+    }
+
     /// A versioned call whose answer is not needed (204, or JSON nobody reads).
     pub(crate) async fn call_unit(
         &self,
@@ -304,6 +345,28 @@ impl Client {
             .await
             .map_err(|detail| self.transport_detail(method, &versioned, detail))?;
         Ok((versioned, body))
+    }
+
+    /// A versioned call whose body is read as a stream. Returns the response headers too.
+    /// `idle` bounds the wait for each piece of the body (`None`: for ever).
+    pub(crate) async fn open_stream(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+        idle: Option<Duration>,
+    ) -> Result<(http::HeaderMap, crate::body::ByteStream), Error> {
+        let versioned = self.versioned(path).await?;
+        let response = self.send(method.clone(), &versioned, json).await?;
+        let response = self.check(&method, &versioned, response).await?;
+        let context = format!("{method} {versioned} on {}", self.inner.url);
+        let (parts, body) = response.into_parts();
+        Ok((parts.headers, crate::body::ByteStream::new(body, context, idle)))
+    }
+
+    /// The response timeout, used as the idle timeout of bodies that are not follow streams.
+    pub(crate) fn response_timeout(&self) -> Option<Duration> {
+        self.inner.response_timeout
     }
 
     /// Serializes a request body.

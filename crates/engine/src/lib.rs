@@ -52,12 +52,16 @@
 //! assert!(err.to_string().contains("\"tcp:/nope\""));
 //! ```
 
+mod auth;
+mod body;
 mod client;
+mod containers;
 mod endpoint;
 mod error;
 mod exec;
 mod query;
 mod resolve;
+mod resources;
 mod ssh;
 mod stream;
 mod swarm;
@@ -66,7 +70,12 @@ mod tls;
 mod transport;
 mod version;
 
+pub use crate::auth::RegistryAuth;
+pub use crate::body::{ByteStream, JsonStream};
 pub use crate::client::{Client, ClientBuilder};
+pub use crate::containers::{
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Mount, PathStat, PruneReport,
+};
 pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
@@ -74,13 +83,15 @@ pub use crate::error::Error;
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
 pub use crate::query::Filters;
 pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
+pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume};
 pub use crate::ssh::SshSettings;
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
-    ContainerSpec, GlobalMode, ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus,
-    ObjectVersion, Placement, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode,
-    ServiceSpec, ServiceStatus, Task, TaskContainer, TaskSpec, TaskStatus, UpdateStatus,
+    ContainerSpec, GlobalMode, LogStream, LogsOptions, ManagerStatus, Node, NodeDescription, NodeEngine,
+    NodeSpec, NodeStatus, ObjectVersion, Placement, ReplicatedMode, RestartPolicy, Service, ServiceCreated,
+    ServiceMode, ServiceMount, ServiceSpec, ServiceStatus, ServiceUpdated, Task, TaskContainer, TaskSpec,
+    TaskStatus, UpdateOptions, UpdateStatus,
 };
-pub use crate::system::{Component, Info, Ping, Platform, SwarmInfo, Version};
+pub use crate::system::{Component, Event, EventActor, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::query::{Filters, query, segment};
-use crate::{Client, Error};
+use crate::{Client, Error, RegistryAuth};
 
 /// Fields of a spec that dockhand does not name, kept for round-trips.
 type Other = Map<String, Value>;
@@ -112,6 +112,17 @@ impl ServiceSpec {
         self
     }
 
+    /// Mounts the named volume at `target` (the volume is created if missing).
+    pub fn with_volume(mut self, volume: impl Into<String>, target: impl Into<String>) -> Self {
+        self.task_template.container_spec.mounts.push(ServiceMount {
+            kind: "volume".to_owned(),
+            source: volume.into(),
+            target: target.into(),
+            ..ServiceMount::default()
+        });
+        self
+    }
+
     /// Sets when tasks restart: `none`, `on-failure` or `any` (the engine's default).
     pub fn with_restart_condition(mut self, condition: impl Into<String>) -> Self {
         self.task_template.restart_policy.get_or_insert_with(RestartPolicy::default).condition =
@@ -188,6 +199,29 @@ pub struct ContainerSpec {
     /// `NAME=value` environment entries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// Volumes and binds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<ServiceMount>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// A mount in a service's container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceMount {
+    /// `volume`, `bind`, `tmpfs`, ...
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The volume's name, or the host path of a bind.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// Where it is in the container.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
     #[serde(flatten)]
     other: Other,
 }
@@ -274,8 +308,10 @@ pub struct ServiceCreated {
     pub warnings: Vec<String>,
 }
 
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+pub(crate) fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A swarm node.
@@ -418,6 +454,24 @@ pub struct TaskContainer {
     pub exit_code: i64,
 }
 
+/// A service's log output, chunk by chunk.
+pub struct LogStream {
+    demux: crate::stream::Demux<crate::body::BodyReader>,
+}
+
+impl std::fmt::Debug for LogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStream").finish_non_exhaustive()
+    }
+}
+
+impl LogStream {
+    /// The next piece of output; `None` at the end (never, when following).
+    pub async fn next(&mut self) -> Option<Result<crate::Chunk, Error>> {
+        self.demux.next().await
+    }
+}
+
 /// Checks an ID or name that goes into a path.
 fn object(kind: &str, id: &str) -> Result<String, Error> {
     if id.is_empty() || id == "." || id == ".." {
@@ -438,7 +492,199 @@ fn filtered(filters: &Filters, extra: &[(&str, String)]) -> String {
     query(&pairs)
 }
 
+/// How `update_service` treats credentials and rollbacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpdateOptions {
+    /// Credentials for pulling the new image.
+    pub registry_auth: Option<RegistryAuth>,
+    /// Without credentials: reuse those stored with the `spec` (default) or the
+    /// `previous-spec`.
+    pub registry_auth_from: Option<&'static str>,
+    /// Roll back to the previous spec instead (`rollback=previous`); the spec sent is then
+    /// the current one, unchanged.
+    pub rollback: bool,
+}
+
+impl UpdateOptions {
+    /// No credentials, no rollback.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends these credentials for pulling the image.
+    pub fn with_registry_auth(mut self, auth: RegistryAuth) -> Self {
+        self.registry_auth = Some(auth);
+        self
+    }
+
+    /// Without credentials, reuse those stored with the previous spec.
+    pub fn with_auth_from_previous_spec(mut self) -> Self {
+        self.registry_auth_from = Some("previous-spec");
+        self
+    }
+
+    /// Rolls back to the previous spec.
+    pub fn rollback(mut self) -> Self {
+        self.rollback = true;
+        self
+    }
+}
+
+/// What `POST /services/{id}/update` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ServiceUpdated {
+    /// Warnings, such as an image digest that could not be resolved.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Which logs `service_logs` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogsOptions {
+    /// Keep streaming new lines (no idle timeout then).
+    pub follow: bool,
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Only the last N lines of each task (`None`: all).
+    pub tail: Option<u64>,
+    /// Prefix each line with its RFC 3339 time.
+    pub timestamps: bool,
+}
+
+impl Default for LogsOptions {
+    fn default() -> Self {
+        Self { follow: false, stdout: true, stderr: true, tail: None, timestamps: false }
+    }
+}
+
+impl LogsOptions {
+    /// All of stdout and stderr, without following.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps streaming new lines.
+    pub fn follow(mut self) -> Self {
+        self.follow = true;
+        self
+    }
+
+    /// Only the last `lines` of each task.
+    pub fn tail(mut self, lines: u64) -> Self {
+        self.tail = Some(lines);
+        self
+    }
+
+    /// Prefixes each line with its time.
+    pub fn timestamps(mut self) -> Self {
+        self.timestamps = true;
+        self
+    }
+}
+
 impl Client {
+    /// `POST /services/{id}/update?version=N`: replaces the spec. `version` must be the
+    /// one just read (`service.version.index`); the engine refuses a stale one.
+    pub async fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: &ServiceSpec,
+        options: &UpdateOptions,
+    ) -> Result<ServiceUpdated, Error> {
+        let mut pairs = vec![("version", version.to_string())];
+        if let Some(from) = options.registry_auth_from {
+            pairs.push(("registryAuthFrom", from.to_owned()));
+        }
+        if options.rollback {
+            pairs.push(("rollback", "previous".to_owned()));
+        }
+        let path = format!("/services/{}/update{}", object("service", id)?, query(&pairs));
+        let body = self.json("service spec", spec)?;
+        match &options.registry_auth {
+            Some(auth) => {
+                let header = auth.header_value();
+                self.call_with_header(Method::POST, &path, Some(body), ("x-registry-auth", &header)).await
+            }
+            None => self.call(Method::POST, &path, Some(body)).await,
+        }
+    }
+
+    /// Reads the service, lets `change` edit its spec, and updates it with the version just
+    /// read. The engine bumps a service's version on its own while an update settles, so
+    /// an "update out of sequence" refusal is retried (up to 10 times) with a fresh read.
+    /// `change` may refuse with an error, which is returned as is.
+    pub async fn modify_service(
+        &self,
+        id: &str,
+        options: &UpdateOptions,
+        mut change: impl FnMut(&mut ServiceSpec) -> Result<(), Error>,
+    ) -> Result<ServiceUpdated, Error> {
+        let mut attempt = 0;
+        loop {
+            let service = self.service(id).await?;
+            let mut spec = service.spec.clone();
+            change(&mut spec)?;
+            match self.update_service(&service.id, service.version.index, &spec, options).await {
+                Err(e) if attempt < 10 && e.to_string().contains("update out of sequence") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Sets a replicated service's replica count, keeping the rest of its spec.
+    pub async fn scale_service(&self, id: &str, replicas: u64) -> Result<ServiceUpdated, Error> {
+        self.modify_service(id, &UpdateOptions::default(), |spec| {
+            if spec.replicas().is_none() {
+                return Err(Error::InvalidArgument {
+                    what: format!("service {id:?}"),
+                    detail: "only a replicated service can be scaled".to_owned(),
+                });
+            }
+            *spec = std::mem::take(spec).with_replicas(replicas);
+            Ok(())
+        })
+        .await
+    }
+
+    /// `GET /services/{id}/logs`: the tasks' output, demultiplexed as it arrives.
+    pub async fn service_logs(&self, id: &str, options: &LogsOptions) -> Result<LogStream, Error> {
+        let mut pairs = vec![
+            ("follow", options.follow.to_string()),
+            ("stdout", options.stdout.to_string()),
+            ("stderr", options.stderr.to_string()),
+            ("timestamps", options.timestamps.to_string()),
+        ];
+        if let Some(tail) = options.tail {
+            pairs.push(("tail", tail.to_string()));
+        }
+        let service = self.service(id).await?;
+        let tty = service
+            .spec
+            .task_template
+            .container_spec
+            .other
+            .get("TTY")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let path = format!("/services/{}/logs{}", object("service", id)?, query(&pairs));
+        let idle = if options.follow { None } else { self.response_timeout() };
+        let (_, body) = self.open_stream(Method::GET, &path, None, idle).await?;
+        let context = body.context().to_owned();
+        Ok(LogStream {
+            demux: crate::stream::Demux::new(crate::body::BodyReader::new(body.into_body()), !tty, context),
+        })
+    }
+
     /// `GET /services`, with task counts (`status=true`).
     pub async fn services(&self, filters: &Filters) -> Result<Vec<Service>, Error> {
         self.get_json(&format!("/services{}", filtered(filters, &[("status", "true".to_owned())]))).await

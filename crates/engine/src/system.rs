@@ -184,7 +184,49 @@ impl SwarmInfo {
     }
 }
 
+/// One event from `GET /events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Event {
+    /// `container`, `image`, `volume`, `network`, `service`, `node`, ...
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `create`, `start`, `die`, `update`, ...
+    #[serde(rename = "Action")]
+    pub action: String,
+    /// What it is about.
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    /// `local` or `swarm`.
+    pub scope: String,
+    /// When, in nanoseconds since the epoch.
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+/// The object an event is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct EventActor {
+    /// Its ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its attributes (name, image, labels...).
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
 impl Client {
+    /// `GET /events`: a stream of events as they happen, filtered (`type=container`,
+    /// `label=...`). It has no idle timeout: quiet periods are normal. Set one with
+    /// [`JsonStream::with_idle_timeout`](crate::JsonStream::with_idle_timeout).
+    pub async fn events(&self, filters: &crate::Filters) -> Result<crate::JsonStream<Event>, Error> {
+        let path = format!("/events{}", crate::containers::filter_query(filters));
+        let (_, body) = self.open_stream(Method::GET, &path, None, None).await?;
+        Ok(crate::JsonStream::new(body))
+    }
+
     /// Pings the engine: `HEAD /_ping`, or `GET /_ping` when HEAD is refused.
     ///
     /// Unversioned, so it works before negotiation; it always makes a request.

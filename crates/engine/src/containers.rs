@@ -1,0 +1,223 @@
+//! Containers: list, inspect, prune, and their files as a streamed tar archive.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::body::ByteStream;
+use crate::query::{Filters, query, segment};
+use crate::{Client, Error};
+
+/// A container as `GET /containers/json` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ContainerSummary {
+    /// The container's ID.
+    pub id: String,
+    /// Its names, each with a leading `/`.
+    pub names: Vec<String>,
+    /// The image as given.
+    pub image: String,
+    /// The image's ID.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// `created`, `running`, `paused`, `restarting`, `exited`, `removing` or `dead`.
+    pub state: String,
+    /// A human summary, such as `Up 3 minutes`.
+    pub status: String,
+    /// Container labels (swarm puts `com.docker.swarm.*` here).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container as `GET /containers/{id}/json` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ContainerInspect {
+    /// The container's ID.
+    pub id: String,
+    /// Its name, with a leading `/`.
+    pub name: String,
+    /// Its state.
+    pub state: ContainerState,
+    /// Its configuration (image, labels).
+    pub config: ContainerConfig,
+    /// Its mounts: volumes and binds.
+    pub mounts: Vec<Mount>,
+}
+
+/// A container's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ContainerState {
+    /// `running`, `exited`, ...
+    pub status: String,
+    /// True while it runs.
+    pub running: bool,
+    /// Its exit code, once exited.
+    pub exit_code: i64,
+}
+
+/// The parts of a container's configuration dockhand reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ContainerConfig {
+    /// The image as given.
+    pub image: String,
+    /// Container labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A mount of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Mount {
+    /// `volume`, `bind`, `tmpfs`, ...
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The volume's name, for volumes.
+    pub name: String,
+    /// Where it comes from on the host.
+    pub source: String,
+    /// Where it is in the container.
+    pub destination: String,
+    /// True when writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+}
+
+/// What a prune removed. The same shape for containers, images, volumes and build cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// IDs (or names, for volumes) of what was removed.
+    pub deleted: Vec<String>,
+    /// Bytes freed.
+    pub space_reclaimed: u64,
+}
+
+#[derive(Deserialize)]
+struct ContainersPruned {
+    #[serde(rename = "ContainersDeleted", default, deserialize_with = "crate::swarm::null_as_empty")]
+    deleted: Vec<String>,
+    #[serde(rename = "SpaceReclaimed", default)]
+    space: u64,
+}
+
+/// What `X-Docker-Container-Path-Stat` says about a path in a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct PathStat {
+    /// The base name.
+    pub name: String,
+    /// Its size in bytes (of the file itself; a directory's is its entry size).
+    pub size: i64,
+    /// Go's `os.FileMode` bits (the directory bit is `1 << 31`).
+    pub mode: u32,
+    /// Modification time (RFC 3339).
+    pub mtime: String,
+    /// The target, for a symbolic link.
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+impl PathStat {
+    /// True for a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & (1 << 31) != 0
+    }
+
+    /// Decodes the header: standard base64 (with padding) of JSON.
+    pub(crate) fn from_header(value: &str) -> Result<Self, String> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|e| format!("X-Docker-Container-Path-Stat is not base64: {e}"))?;
+        serde_json::from_slice(&raw).map_err(|e| format!("X-Docker-Container-Path-Stat is not JSON: {e}"))
+    }
+}
+
+const PATH_STAT: &str = "x-docker-container-path-stat";
+
+impl Client {
+    /// `GET /containers/json`: all containers (`all=true`), filtered.
+    pub async fn containers(&self, filters: &Filters) -> Result<Vec<ContainerSummary>, Error> {
+        let mut pairs = vec![("all", "true".to_owned())];
+        if !filters.is_empty() {
+            pairs.push(("filters", filters.to_json()));
+        }
+        self.get_json(&format!("/containers/json{}", query(&pairs))).await
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub async fn container(&self, id: &str) -> Result<ContainerInspect, Error> {
+        self.get_json(&format!("/containers/{}/json", segment(id))).await
+    }
+
+    /// `POST /containers/prune`: removes stopped containers (filters: `until`, `label`).
+    pub async fn prune_containers(&self, filters: &Filters) -> Result<PruneReport, Error> {
+        let path = format!("/containers/prune{}", filter_query(filters));
+        let pruned: ContainersPruned = self.call(Method::POST, &path, None).await?;
+        Ok(PruneReport { deleted: pruned.deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `HEAD /containers/{id}/archive?path=`: what is at `path`, without its content.
+    pub async fn archive_stat(&self, id: &str, path: &str) -> Result<PathStat, Error> {
+        let url = self.versioned(&archive_path(id, path)).await?;
+        let response = self.send(Method::HEAD, &url, None).await?;
+        let response = self.check(&Method::HEAD, &url, response).await?;
+        self.path_stat(&Method::HEAD, &url, response.headers())
+    }
+
+    /// `GET /containers/{id}/archive?path=`: a tar of `path`, streamed as it comes.
+    pub async fn archive(&self, id: &str, path: &str) -> Result<(PathStat, ByteStream), Error> {
+        let (headers, body) =
+            self.open_stream(Method::GET, &archive_path(id, path), None, self.response_timeout()).await?;
+        let stat = self.path_stat(&Method::GET, body.context(), &headers)?;
+        Ok((stat, body))
+    }
+
+    fn path_stat(&self, method: &Method, path: &str, headers: &http::HeaderMap) -> Result<PathStat, Error> {
+        let value = headers.get(PATH_STAT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        PathStat::from_header(value).map_err(|detail| Error::Decode {
+            endpoint: self.url().to_owned(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            detail,
+        })
+    }
+}
+
+fn archive_path(id: &str, path: &str) -> String {
+    format!("/containers/{}/archive{}", segment(id), query(&[("path", path.to_owned())]))
+}
+
+/// `?filters=...`, or nothing.
+pub(crate) fn filter_query(filters: &Filters) -> String {
+    if filters.is_empty() { String::new() } else { query(&[("filters", filters.to_json())]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_stat_is_standard_base64() {
+        // `{"name":"etc","size":4096,"mode":2147484141,"mtime":"2024-01-01T00:00:00Z","linkTarget":""}`
+        let json =
+            r#"{"name":"etc","size":4096,"mode":2147484141,"mtime":"2024-01-01T00:00:00Z","linkTarget":""}"#;
+        let header = base64::engine::general_purpose::STANDARD.encode(json);
+        assert!(header.contains('+') || header.contains('/') || header.ends_with('='), "{header}");
+        let stat = PathStat::from_header(&header).unwrap();
+        assert_eq!(stat.name, "etc");
+        assert!(stat.is_dir());
+        assert!(PathStat::from_header("not base64!").unwrap_err().contains("not base64"));
+    }
+}

@@ -1,0 +1,186 @@
+//! Images, build cache, volumes and networks: what clean-node prunes and what backups read.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::containers::{PruneReport, filter_query};
+use crate::query::{Filters, segment};
+use crate::swarm::null_as_empty;
+use crate::{Client, Error};
+
+/// An image as `GET /images/json` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ImageSummary {
+    /// The image's ID (`sha256:...`).
+    pub id: String,
+    /// Its tags, such as `nginx:1.27`.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub repo_tags: Vec<String>,
+    /// Its digests, such as `nginx@sha256:...`.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub repo_digests: Vec<String>,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// Size in bytes.
+    pub size: i64,
+    /// Image labels.
+    #[serde(deserialize_with = "null_as_map")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image as `GET /images/{name}/json` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ImageInspect {
+    /// The image's ID.
+    pub id: String,
+    /// Its tags.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub repo_tags: Vec<String>,
+    /// Its digests.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub repo_digests: Vec<String>,
+    /// Size in bytes.
+    pub size: i64,
+    /// Creation time (RFC 3339).
+    pub created: String,
+}
+
+/// A volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Volume {
+    /// Its name.
+    pub name: String,
+    /// Its driver, such as `local`.
+    pub driver: String,
+    /// Where its data is on the host.
+    pub mountpoint: String,
+    /// Volume labels.
+    #[serde(deserialize_with = "null_as_map")]
+    pub labels: BTreeMap<String, String>,
+    /// `local` or `global`.
+    pub scope: String,
+}
+
+/// A network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Network {
+    /// Its ID.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `bridge`, `overlay`, `host`, `null`, ...
+    pub driver: String,
+    /// `local` or `swarm`.
+    pub scope: String,
+    /// True when standalone containers may attach to a swarm network.
+    pub attachable: bool,
+    /// True for the swarm's routing mesh network.
+    pub ingress: bool,
+    /// Network labels.
+    #[serde(deserialize_with = "null_as_map")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn null_as_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct VolumeList {
+    #[serde(rename = "Volumes", default, deserialize_with = "null_as_empty")]
+    volumes: Vec<Volume>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ImagesPruned {
+    #[serde(rename = "ImagesDeleted", deserialize_with = "null_as_empty")]
+    deleted: Vec<ImageDeleted>,
+    #[serde(rename = "SpaceReclaimed")]
+    space: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ImageDeleted {
+    #[serde(rename = "Untagged")]
+    untagged: Option<String>,
+    #[serde(rename = "Deleted")]
+    deleted: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Pruned {
+    #[serde(alias = "VolumesDeleted", alias = "CachesDeleted", deserialize_with = "null_as_empty")]
+    deleted: Vec<String>,
+    #[serde(rename = "SpaceReclaimed")]
+    space: u64,
+}
+
+impl Client {
+    /// `GET /images/json`, filtered (`dangling=true`, `label=...`, `reference=...`).
+    pub async fn images(&self, filters: &Filters) -> Result<Vec<ImageSummary>, Error> {
+        self.get_json(&format!("/images/json{}", filter_query(filters))).await
+    }
+
+    /// `GET /images/{name}/json`.
+    pub async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
+        self.get_json(&format!("/images/{}/json", segment(name))).await
+    }
+
+    /// `POST /images/prune`. Filters: `dangling=false` for every unused image (as
+    /// `docker image prune -a`), `until=24h`, `label=...`.
+    pub async fn prune_images(&self, filters: &Filters) -> Result<PruneReport, Error> {
+        let pruned: ImagesPruned =
+            self.call(Method::POST, &format!("/images/prune{}", filter_query(filters)), None).await?;
+        let deleted = pruned.deleted.into_iter().filter_map(|d| d.deleted.or(d.untagged)).collect();
+        Ok(PruneReport { deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `POST /build/prune`: the builder's cache (filters: `until`, ...).
+    pub async fn prune_build_cache(&self, filters: &Filters) -> Result<PruneReport, Error> {
+        let pruned: Pruned =
+            self.call(Method::POST, &format!("/build/prune{}", filter_query(filters)), None).await?;
+        Ok(PruneReport { deleted: pruned.deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `GET /volumes`, filtered (`name=`, `label=`, `dangling=true`).
+    pub async fn volumes(&self, filters: &Filters) -> Result<Vec<Volume>, Error> {
+        let list: VolumeList = self.get_json(&format!("/volumes{}", filter_query(filters))).await?;
+        Ok(list.volumes)
+    }
+
+    /// `GET /volumes/{name}`.
+    pub async fn volume(&self, name: &str) -> Result<Volume, Error> {
+        self.get_json(&format!("/volumes/{}", segment(name))).await
+    }
+
+    /// `POST /volumes/prune`: unused volumes (anonymous ones only from API 1.42 unless
+    /// filtered with `all=true`).
+    pub async fn prune_volumes(&self, filters: &Filters) -> Result<PruneReport, Error> {
+        let pruned: Pruned =
+            self.call(Method::POST, &format!("/volumes/prune{}", filter_query(filters)), None).await?;
+        Ok(PruneReport { deleted: pruned.deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `GET /networks`, filtered (`driver=overlay`, `scope=swarm`, `name=`).
+    pub async fn networks(&self, filters: &Filters) -> Result<Vec<Network>, Error> {
+        self.get_json(&format!("/networks{}", filter_query(filters))).await
+    }
+
+    /// `GET /networks/{id}`.
+    pub async fn network(&self, id: &str) -> Result<Network, Error> {
+        self.get_json(&format!("/networks/{}", segment(id))).await
+    }
+}
