@@ -23,7 +23,8 @@ const STOP_GRACE: Duration = Duration::from_secs(60);
 /// A unix socket path must fit in `sun_path` (108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 /// Process names that belong to an engine, for the sweep after a stop.
-const ENGINE_PROCESSES: [&str; 6] = ["dockerd", "containerd", "docker-proxy", "runc", "sshd", "ssh"];
+const ENGINE_PROCESSES: [&str; 8] =
+    ["dockerd", "containerd", "docker-proxy", "runc", "sshd", "ssh", "podman", "conmon"];
 
 /// Where the private engine keeps everything.
 pub(crate) struct Layout {
@@ -289,12 +290,14 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
 
     let tls_url = start_tls_peer(layout, runtime, &daemon_json)?;
     let ssh = start_ssh_peer(layout)?;
+    let podman = start_podman_peer(layout, runtime)?;
     fs::write(
         layout.peers_file(),
         format!(
             "DOCKHAND_TEST_HOST={}\nDOCKHAND_TEST_TCP_HOST={tcp_url}\nDOCKHAND_TEST_TLS_HOST={tls_url}\n\
              DOCKHAND_TEST_TLS_DIR={}\nDOCKHAND_TEST_SSH_HOST={}\nDOCKHAND_TEST_SSH_NODOCKER_HOST={}\n\
-             DOCKHAND_TEST_SSH_CONFIG={}\n",
+             DOCKHAND_TEST_SSH_CONFIG={}\nDOCKHAND_TEST_PODMAN_HOST={podman}\n\
+             DOCKHAND_TEST_PODMAN_CONTAINER={PODMAN_CONTAINER}\n",
             layout.url(),
             layout.tls_dir().display(),
             ssh.url,
@@ -303,6 +306,57 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
         ),
     )?;
     Ok(())
+}
+
+/// The container the Podman peer runs for exec tests.
+const PODMAN_CONTAINER: &str = "dockhand-podman-test";
+
+/// Podman's Docker-compatible API (`podman system service`) with storage, run and tmp
+/// directories of its own, and one running container. Returns its URL.
+fn start_podman_peer(layout: &Layout, runtime: &tokio::runtime::Runtime) -> anyhow::Result<String> {
+    let dir = layout.dir().join("podman");
+    fs::create_dir_all(&dir)?;
+    let exe = proc::which("podman").context("podman is not installed")?;
+    let podman = || {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--root")
+            .arg(dir.join("storage"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .arg("--tmpdir")
+            .arg(dir.join("tmp"))
+            .args(["--events-backend=file", "--cgroup-manager=cgroupfs", "--log-level=error"]);
+        cmd
+    };
+    let socket = dir.join("podman.sock");
+    let url = format!("unix://{}", socket.display());
+    let pid =
+        spawn_daemon(podman().args(["system", "service", "--time=0"]).arg(&url), &dir.join("podman.log"))?;
+    let client = Client::new(Endpoint::unix(&socket))?;
+    wait_for(READY_TIMEOUT, || {
+        if !proc::alive(pid) {
+            bail!("podman system service exited at start");
+        }
+        Ok(runtime.block_on(client.ping()).is_ok())
+    })
+    .with_context(|| format!("the Podman test peer did not start\n{}", tail(&dir.join("podman.log"))))?;
+    let rootfs = crate::images::busybox_rootfs(layout)?;
+    let mut import = podman();
+    import.args(["import", "-", "dockhand/busybox:test"]);
+    crate::images::import_with(import, &rootfs, "dockhand/busybox:test (podman)")?;
+    // The sandbox's hard NOFILE limit is below Podman's default: ask for less.
+    proc::output(podman().args(["run", "-d", "--name", PODMAN_CONTAINER, "--network", "none"]).args([
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "dockhand/busybox:test",
+        "sleep",
+        "100000000",
+    ]))
+    .context("cannot start the Podman test container")?;
+    eprintln!("podman pid {pid} ready at {url}");
+    Ok(url)
 }
 
 /// The ssh peer, as the tests reach it.

@@ -38,7 +38,8 @@ fn exists(layout: &Layout, image: &str) -> anyhow::Result<bool> {
     Ok(status.success())
 }
 
-fn busybox(layout: &Layout) -> anyhow::Result<()> {
+/// A busybox root filesystem: the static binary and a symlink per applet.
+pub(crate) fn busybox_rootfs(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
     let busybox = proc::which("busybox").context("busybox is not installed (Debian: busybox-static)")?;
     let rootfs = layout.dir().join("images").join("busybox");
     let _ = fs::remove_dir_all(&rootfs);
@@ -50,6 +51,11 @@ fn busybox(layout: &Layout) -> anyhow::Result<()> {
     for applet in applets.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
         symlink("busybox", bin.join(applet))?;
     }
+    Ok(rootfs)
+}
+
+fn busybox(layout: &Layout) -> anyhow::Result<()> {
+    let rootfs = busybox_rootfs(layout)?;
     import(layout, &rootfs, BUSYBOX_IMAGE, &[])?;
     // The image only works if busybox really is static: prove it by running it.
     let out = proc::output(layout.docker()?.args([
@@ -129,6 +135,17 @@ fn dockhand(layout: &Layout) -> anyhow::Result<()> {
 
 /// `tar -C rootfs -c . | docker import - image`, with Dockerfile-style `changes`.
 fn import(layout: &Layout, rootfs: &Path, image: &str, changes: &[&str]) -> anyhow::Result<()> {
+    let mut docker = layout.docker()?;
+    docker.arg("import");
+    for change in changes {
+        docker.args(["--change", change]);
+    }
+    docker.args(["-", image]);
+    import_with(docker, rootfs, image)
+}
+
+/// `tar -C rootfs -c . | <importer>`: the importer reads the tar on stdin.
+pub(crate) fn import_with(mut importer: Command, rootfs: &Path, image: &str) -> anyhow::Result<()> {
     let mut tar = Command::new("tar")
         .arg("-C")
         .arg(rootfs)
@@ -137,13 +154,8 @@ fn import(layout: &Layout, rootfs: &Path, image: &str, changes: &[&str]) -> anyh
         .spawn()
         .context("cannot run tar")?;
     let stdout = tar.stdout.take().context("tar has no stdout")?;
-    let mut docker = layout.docker()?;
-    docker.arg("import");
-    for change in changes {
-        docker.args(["--change", change]);
-    }
-    docker.args(["-", image]).stdin(stdout);
-    let imported = proc::output(&mut docker);
+    importer.stdin(stdout);
+    let imported = proc::output(&mut importer);
     let tarred = tar.wait()?;
     imported.with_context(|| format!("cannot import {image}"))?;
     if !tarred.success() {

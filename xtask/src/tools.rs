@@ -8,7 +8,8 @@ use anyhow::bail;
 use crate::proc;
 
 /// Executables the private engine needs, and the Debian package of each.
-const ENGINE_TOOLS: [(&str, &str); 8] = [
+const ENGINE_TOOLS: [(&str, &str); 9] = [
+    ("podman", "podman"),
     ("dockerd", "docker.io"),
     ("containerd", "containerd"),
     ("docker", "docker.io"),

@@ -52,6 +52,8 @@ struct Inner {
     /// A version fixed by the caller (`DOCKER_API_VERSION`): no negotiation.
     pinned: Option<ApiVersion>,
     negotiated: OnceCell<ApiVersion>,
+    /// Podman's version, when the negotiation ping said the engine is Podman.
+    podman: std::sync::OnceLock<String>,
     response_timeout: Option<Duration>,
     /// The transport, for its diagnostics in errors.
     dial: Arc<Dial>,
@@ -131,6 +133,7 @@ impl ClientBuilder {
                 http,
                 pinned: self.pinned,
                 negotiated: OnceCell::new(),
+                podman: std::sync::OnceLock::new(),
                 response_timeout: self.response_timeout,
                 dial,
             }),
@@ -174,6 +177,9 @@ impl Client {
             .get_or_try_init(|| async {
                 let ping = self.ping().await?;
                 let version = negotiate(ping.api_version, &self.inner.url)?;
+                if let Some(podman) = ping.podman {
+                    let _ = self.inner.podman.set(podman);
+                }
                 tracing::debug!(endpoint = %self.inner.url, %version, "negotiated API version");
                 Ok(version)
             })
@@ -389,6 +395,14 @@ impl Client {
             return Ok(response);
         }
         let body = read_body(response, MAX_ERROR_BODY).await.unwrap_or_default();
+        if let (StatusCode::NOT_FOUND, Some(podman)) = (status, self.inner.podman.get()) {
+            if let Some(area) = swarm_area(path) {
+                return Err(Error::Unsupported {
+                    endpoint: self.inner.url.clone(),
+                    what: format!("{area} is not supported by this engine (Podman {podman} has no swarm)"),
+                });
+            }
+        }
         Err(Error::Api {
             endpoint: self.inner.url.clone(),
             method: method.to_string(),
@@ -456,6 +470,20 @@ fn tcp_dial(endpoint: &Endpoint, tcp: &TcpEndpoint, tls: Option<&TlsSettings>) -
     Ok(Dial::Tls { host, port, tls: std::sync::Arc::new(TlsConfig::load(settings)?) })
 }
 
+/// The swarm area a versioned path belongs to (`/v1.41/services/x` -> `swarm services`).
+fn swarm_area(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/v")?.split_once('/')?.1;
+    let first = rest.split(['/', '?']).next()?;
+    match first {
+        "services" => Some("swarm services"),
+        "nodes" => Some("swarm nodes"),
+        "tasks" => Some("swarm tasks"),
+        "swarm" => Some("swarm"),
+        "secrets" | "configs" => Some("swarm secrets and configs"),
+        _ => None,
+    }
+}
+
 /// The version to speak given what the engine reports.
 fn negotiate(engine: Option<ApiVersion>, endpoint: &str) -> Result<ApiVersion, Error> {
     // An engine that reports no version predates the header: treat it as the oldest.
@@ -512,6 +540,15 @@ mod tests {
         let msg = negotiate(Some(ApiVersion::new(1, 24)), "unix:///x").unwrap_err().to_string();
         assert!(msg.contains("1.24") && msg.contains(&MIN_API_VERSION.to_string()), "{msg}");
         assert!(msg.contains("unix:///x"), "{msg}");
+    }
+
+    #[test]
+    fn swarm_paths_are_recognised() {
+        assert_eq!(swarm_area("/v1.41/services?status=true"), Some("swarm services"));
+        assert_eq!(swarm_area("/v1.41/nodes/abc"), Some("swarm nodes"));
+        assert_eq!(swarm_area("/v1.41/tasks"), Some("swarm tasks"));
+        assert_eq!(swarm_area("/v1.41/containers/json"), None);
+        assert_eq!(swarm_area("/_ping"), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Ping {
     pub builder_version: Option<String>,
     /// `Server`: the engine's product string, such as `Docker/20.10.24 (linux)`.
     pub server: Option<String>,
+    /// `Libpod-Api-Version`: set when the engine is Podman's Docker-compatible service.
+    pub podman: Option<String>,
 }
 
 impl Ping {
@@ -43,6 +45,7 @@ impl Ping {
             experimental: text("docker-experimental").is_some_and(|v| v == "true"),
             builder_version: text("builder-version"),
             server: text("server"),
+            podman: text("libpod-api-version"),
         }
     }
 }
