@@ -31,9 +31,13 @@ async fn containers_images_and_exec() {
     assert!(c.container(&name).await.unwrap().state.running);
 
     let images = c.images(&Filters::new()).await.unwrap();
-    assert!(images.iter().any(|i| i.repo_tags.iter().any(|t| t.ends_with("dockhand/busybox:test"))), "{images:?}");
+    assert!(
+        images.iter().any(|i| i.repo_tags.iter().any(|t| t.ends_with("dockhand/busybox:test"))),
+        "{images:?}"
+    );
 
-    let mut out = c.exec(&name, &ExecSpec::new(["sh", "-c", "echo from-podman; echo err >&2; exit 3"])).await.unwrap();
+    let mut out =
+        c.exec(&name, &ExecSpec::new(["sh", "-c", "echo from-podman; echo err >&2; exit 3"])).await.unwrap();
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(chunk) = out.next().await {
         let chunk = chunk.unwrap();

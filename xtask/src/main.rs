@@ -3,10 +3,12 @@
 //! - `cargo xtask ci`: the README's test command: format, lints, the whole test suite
 //!   against a private engine, cargo-deny and the documentation;
 //! - `cargo xtask engine up | down | env | status`: the private test engine;
-//! - `cargo xtask demo`: the README's "main job" on embedded defaults.
+//! - `cargo xtask demo`: the README's "main job" on embedded defaults;
+//! - `cargo xtask bench engine`: benchmarks with ratios against same-run baselines.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod demo;
 mod engine;
@@ -38,6 +40,11 @@ enum Command {
     Engine(EngineCommand),
     /// Bring the private engine up and run dockhand's main job against it.
     Demo,
+    /// Run a benchmark against baselines measured in the same run (`engine`).
+    Bench {
+        /// Which benchmark: `engine`.
+        what: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
         }
         Command::Engine(EngineCommand::Status) => engine::status(),
         Command::Demo => demo::run(),
+        Command::Bench { what } => bench::run(&what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,18 @@ pub(crate) fn ensure_engine() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// Installs what the benchmarks compare against or measure with: curl and GNU time.
+pub(crate) fn ensure_bench() -> anyhow::Result<()> {
+    let mut packages = Vec::new();
+    if proc::which("curl").is_none() {
+        packages.push("curl");
+    }
+    if !std::path::Path::new("/usr/bin/time").is_file() {
+        packages.push("time");
+    }
+    apt_install(&packages)
+}
+
 /// Installs cargo-deny from crates.io when it is missing.
 pub(crate) fn ensure_cargo_deny() -> anyhow::Result<()> {
     let installed = crate::cargo().args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());

@@ -175,13 +175,9 @@ impl Client {
         self.inner
             .negotiated
             .get_or_try_init(|| async {
-                let ping = self.ping().await?;
-                let version = negotiate(ping.api_version, &self.inner.url)?;
-                if let Some(podman) = ping.podman {
-                    let _ = self.inner.podman.set(podman);
-                }
-                tracing::debug!(endpoint = %self.inner.url, %version, "negotiated API version");
-                Ok(version)
+                let ping = self.ping_once().await?;
+                self.learn_podman(&ping);
+                negotiate(ping.api_version, &self.inner.url)
             })
             .await
             .copied()
@@ -278,6 +274,23 @@ impl Client {
                 self.transport_detail(&method, path, detail)
             }
         })
+    }
+
+    /// Records what a ping says: the negotiated version (if not settled yet and the engine
+    /// is supported) and whether the engine is Podman.
+    pub(crate) fn learn_from_ping(&self, ping: &crate::Ping) {
+        self.learn_podman(ping);
+        if self.inner.pinned.is_none() {
+            if let Ok(version) = negotiate(ping.api_version, &self.inner.url) {
+                let _ = self.inner.negotiated.set(version);
+            }
+        }
+    }
+
+    fn learn_podman(&self, ping: &crate::Ping) {
+        if let Some(podman) = &ping.podman {
+            let _ = self.inner.podman.set(podman.clone());
+        }
     }
 
     /// `path` with the negotiated version in front: `/v1.41/info`.
@@ -485,7 +498,7 @@ fn swarm_area(path: &str) -> Option<&'static str> {
 }
 
 /// The version to speak given what the engine reports.
-fn negotiate(engine: Option<ApiVersion>, endpoint: &str) -> Result<ApiVersion, Error> {
+pub(crate) fn negotiate(engine: Option<ApiVersion>, endpoint: &str) -> Result<ApiVersion, Error> {
     // An engine that reports no version predates the header: treat it as the oldest.
     let engine = engine.unwrap_or(MIN_API_VERSION);
     if engine < MIN_API_VERSION {

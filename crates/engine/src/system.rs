@@ -233,7 +233,16 @@ impl Client {
     /// Pings the engine: `HEAD /_ping`, or `GET /_ping` when HEAD is refused.
     ///
     /// Unversioned, so it works before negotiation; it always makes a request.
+    ///
+    /// A ping also settles the API version when it is not negotiated yet, so a ping
+    /// followed by calls costs one round trip less.
     pub async fn ping(&self) -> Result<Ping, Error> {
+        let ping = self.ping_once().await?;
+        self.learn_from_ping(&ping);
+        Ok(ping)
+    }
+
+    pub(crate) async fn ping_once(&self) -> Result<Ping, Error> {
         let head = self.send(Method::HEAD, "/_ping", None).await?;
         if head.status().is_success() {
             return Ok(Ping::from_headers(head.headers()));
