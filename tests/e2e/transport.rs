@@ -136,3 +136,19 @@ fn https_without_tls_settings_says_what_is_missing() {
     let msg = client("https://127.0.0.1:2376", None).unwrap_err().to_string();
     assert!(msg.contains("https://127.0.0.1:2376") && msg.contains("CA"), "{msg}");
 }
+
+#[tokio::test]
+async fn system_roots_are_trusted_only_when_asked_and_do_not_include_the_test_ca() {
+    let url = format!("https://{}", tls_authority());
+    let dir = tls_dir();
+    // The system's roots do not know the test CA: the handshake fails on the issuer.
+    let system = TlsSettings::native_roots().with_client_identity(dir.join("cert.pem"), dir.join("key.pem"));
+    assert!(system.trusts_native_roots());
+    let err = client(&url, Some(system)).unwrap().ping().await.unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    // The system's roots plus the CA: the CA still works.
+    let both = good_tls().with_native_roots();
+    client(&url, Some(both)).unwrap().ping().await.unwrap();
+    // By default only the CA is trusted.
+    assert!(!good_tls().trusts_native_roots());
+}

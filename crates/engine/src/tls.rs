@@ -1,5 +1,5 @@
 //! TLS settings and their loaded form: rustls with an explicit crypto provider (ring),
-//! trusting only the CA it is given.
+//! trusting only the CA it is given, unless the system's roots are asked for.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,24 +27,43 @@ pub struct TlsSettings {
     ca: Option<PathBuf>,
     identity: Option<(PathBuf, PathBuf)>,
     verify: bool,
+    native_roots: bool,
 }
 
 impl TlsSettings {
     /// Verify the engine's certificate against this CA only (`--tlsverify --tlscacert`).
     pub fn verified(ca: impl Into<PathBuf>) -> Self {
-        Self { ca: Some(ca.into()), identity: None, verify: true }
+        Self { ca: Some(ca.into()), identity: None, verify: true, native_roots: false }
+    }
+
+    /// Verify the engine's certificate against the operating system's trusted roots (for
+    /// an engine behind a publicly trusted certificate). Combine with a CA by calling
+    /// [`with_native_roots`](Self::with_native_roots) on [`verified`](Self::verified).
+    pub fn native_roots() -> Self {
+        Self { ca: None, identity: None, verify: true, native_roots: true }
+    }
+
+    /// Also trust the operating system's roots, besides the CA.
+    pub fn with_native_roots(mut self) -> Self {
+        self.native_roots = true;
+        self
     }
 
     /// TLS without verifying the engine's certificate (`--tls` without `--tlsverify`).
     /// The connection is encrypted but the engine is not authenticated.
     pub fn unverified() -> Self {
-        Self { ca: None, identity: None, verify: false }
+        Self { ca: None, identity: None, verify: false, native_roots: false }
     }
 
     /// Present this client certificate and key (`--tlscert`, `--tlskey`).
     pub fn with_client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.identity = Some((cert.into(), key.into()));
         self
+    }
+
+    /// Whether the operating system's roots are trusted.
+    pub fn trusts_native_roots(&self) -> bool {
+        self.native_roots
     }
 
     /// Whether the engine's certificate is verified.
@@ -76,12 +95,36 @@ impl TlsConfig {
             .map_err(|e| Error::TlsSetup { detail: e.to_string() })?;
 
         let builder = if settings.verify {
-            let ca = settings.ca.as_deref().ok_or_else(|| Error::TlsSetup {
-                detail: "verifying the engine needs a CA certificate (ca.pem)".to_owned(),
-            })?;
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
-                roots.add(cert).map_err(|e| tls_file(ca, format!("not a usable CA certificate: {e}")))?;
+            if settings.native_roots {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    let why = found
+                        .errors
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "none found".to_owned());
+                    return Err(Error::TlsSetup {
+                        detail: format!("no usable system root certificates: {why}"),
+                    });
+                }
+            }
+            match settings.ca.as_deref() {
+                Some(ca) => {
+                    for cert in read_certs(ca)? {
+                        roots
+                            .add(cert)
+                            .map_err(|e| tls_file(ca, format!("not a usable CA certificate: {e}")))?;
+                    }
+                }
+                None if !settings.native_roots => {
+                    return Err(Error::TlsSetup {
+                        detail: "verifying the engine needs a CA certificate (ca.pem), or the system roots"
+                            .to_owned(),
+                    });
+                }
+                None => {}
             }
             builder.with_root_certificates(roots)
         } else {

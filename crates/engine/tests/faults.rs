@@ -149,3 +149,53 @@ async fn a_tls_handshake_that_never_completes_hits_the_connect_timeout() {
     let msg = err.to_string();
     assert!(msg.contains("a connection") && msg.contains(&addr.to_string()), "{msg}");
 }
+
+#[tokio::test]
+async fn a_json_stream_takes_crlf_and_split_lines_and_reports_error_detail() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let head = read_head(&mut stream).await;
+        assert!(head.starts_with("GET /v1.41/events"), "{head}");
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // One event split across two writes, CRLF line ends, a blank line, then an error.
+        let pieces: [&[u8]; 4] = [
+            br#"{"Type":"container","Action":"cre"#,
+            b"ate\",\"Actor\":{\"ID\":\"a\"}}\r\n\r\n",
+            b"{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"a\"}}\r\n",
+            b"{\"errorDetail\":{\"message\":\"the event stream broke\"},\"error\":\"the event stream broke\"}\r\n",
+        ];
+        for piece in pieces {
+            let chunk = format!("{:x}\r\n", piece.len());
+            stream.write_all(chunk.as_bytes()).await.unwrap();
+            stream.write_all(piece).await.unwrap();
+            stream.write_all(b"\r\n").await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stream.write_all(b"0\r\n\r\n").await.unwrap();
+    });
+    let mut events = peer.client(None).events(&dockhand_engine::Filters::new()).await.unwrap();
+    let first = events.next().await.unwrap().unwrap();
+    assert_eq!((first.action.as_str(), first.actor.id.as_str()), ("create", "a"));
+    assert_eq!(events.next().await.unwrap().unwrap().action, "start");
+    let err = events.next().await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("the event stream broke"), "{err}");
+    assert!(err.to_string().contains("GET /v1.41/events"), "{err}");
+}
+
+#[tokio::test]
+async fn an_idle_stream_times_out_only_when_asked() {
+    let peer = FakePeer::start(|mut stream| async move {
+        let _ = read_head(&mut stream).await;
+        stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let events = peer.client(None).events(&dockhand_engine::Filters::new()).await.unwrap();
+    let mut events = events.with_idle_timeout(Some(Duration::from_millis(200)));
+    let err = events.next().await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("no data for 200ms"), "{err}");
+}
