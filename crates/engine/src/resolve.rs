@@ -58,6 +58,19 @@ impl Environment {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// Every variable whose name starts with `prefix` (all of them for `""`), in name
+    /// order, empty values included.
+    pub fn vars_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        vars.sort_unstable();
+        vars.into_iter()
+    }
+
     /// The docker config directory: `DOCKER_CONFIG`, else `~/.docker`.
     pub fn docker_config_dir(&self) -> Option<PathBuf> {
         match self.get("DOCKER_CONFIG") {

@@ -1,8 +1,109 @@
-//! `dockhand-host` will hold the named-hosts configuration (seed 000's `docker.hosts`
-//! section), its environment overrides and `${VAR}` expansion, and the supervisor of a
-//! managed rootless engine. It builds on [`dockhand_engine`], which it re-exports so that
-//! front-ends depend on one crate for connections.
+//! `dockhand-host`: named Docker hosts from one configuration file (seed 000's
+//! `docker.hosts` section), with environment overrides and `${VAR}` expansion, and a
+//! registry that turns a host id into a [`dockhand_engine::Client`].
 //!
-//! Nothing is implemented here yet: see the project's issue tracker for the plan.
+//! # Example
+//!
+//! ```
+//! use dockhand_engine::Environment;
+//! use dockhand_host::{HostType, HostsConfig};
+//!
+//! let env = Environment::from_vars([("HOME", "/home/ops"), ("DOCKHAND_DOCKER_HOSTS_LOCAL_DISABLED", "false")]);
+//! let config = HostsConfig::defaults(&env).unwrap();
+//! let local = config.get("local").unwrap();
+//! assert_eq!(local.kind, HostType::Managed);
+//! assert!(!local.disabled);
+//! assert_eq!(
+//!     local.host.as_ref().unwrap().to_string(),
+//!     "unix:///home/ops/.cache/dockhand-docker-host/dockhand-docker.sock"
+//! );
+//! ```
+//!
+//! The managed-host supervisor (starting `dockerd-rootless.sh`) is not built yet: a managed
+//! host is reachable through the registry only while its engine already answers.
 
+mod config;
+mod duration;
+mod expand;
+mod registry;
+
+pub use crate::config::{
+    ClientTls, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings, Origin,
+    default_path, env_id,
+};
+pub use crate::duration::{format_go_duration, parse_go_duration};
+pub use crate::expand::expand;
+pub use crate::registry::{HostRegistry, HostState};
 pub use dockhand_engine as engine;
+
+/// One problem in the configuration, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {detail}")]
+pub struct ConfigError {
+    /// The file, `the built-in defaults` or `the environment`.
+    pub origin: String,
+    /// The key, such as `docker.hosts.remote1.host`, or the variable.
+    pub key: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(origin: impl Into<String>, key: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { origin: origin.into(), key: key.into(), detail: detail.into() }
+    }
+}
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file cannot be read.
+    #[error("cannot read the configuration {}: {detail}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The configuration is not valid YAML or TOML.
+    #[error("{origin}: {detail}")]
+    Parse {
+        /// Where.
+        origin: String,
+        /// The parser's message.
+        detail: String,
+    },
+    /// The configuration has problems; each names its file, host and key.
+    #[error("invalid configuration:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Invalid(Vec<ConfigError>),
+    /// A host cannot be used.
+    #[error("host {id:?}: {detail}")]
+    Host {
+        /// The host id.
+        id: String,
+        /// Why.
+        detail: String,
+    },
+    /// The engine of a host failed.
+    #[error("host {id:?}: {source}")]
+    Engine {
+        /// The host id.
+        id: String,
+        /// The engine's error.
+        source: Box<dockhand_engine::Error>,
+    },
+}
+
+/// A URL with any `user:password@` password masked, for display.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:****@{host}{}", &rest[end..])
+        }
+        _ => url.to_owned(),
+    }
+}
