@@ -25,6 +25,14 @@ pub(crate) struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) context: Option<String>,
 
+    /// A host from the configuration's docker.hosts, by id (instead of -H or --context).
+    #[arg(long = "host-id", global = true, value_name = "ID", conflicts_with_all = ["host", "context"])]
+    pub(crate) host_id: Option<String>,
+
+    /// The configuration file [default: $XDG_CONFIG_HOME/dockhand/dockhand.yaml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
     /// Use TLS, without verifying the engine (implied by --tlsverify).
     #[arg(long, global = true)]
     pub(crate) tls: bool,
@@ -71,6 +79,32 @@ pub(crate) enum Command {
     Tasks(TasksCommand),
     /// Run a command in a running container; exits with the command's exit code.
     Exec(ExecArgs),
+    /// The configured docker hosts.
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `dockhand hosts ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostsCommand {
+    /// List the hosts: id, type, URL, disabled, reachable, API version.
+    #[command(alias = "list")]
+    Ls,
+    /// Check that a host (or every enabled host) answers; exits 1 if one does not.
+    Check {
+        /// The host id [default: every enabled host].
+        id: Option<String>,
+    },
+}
+
+/// `dockhand config ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Show the effective configuration, where each part came from, secrets masked.
+    Show,
 }
 
 /// `dockhand exec CONTAINER -- CMD...`

@@ -20,7 +20,7 @@ pub(crate) async fn run(global: &Global, args: ExecArgs) -> anyhow::Result<ExitC
     if let Some(dir) = args.workdir {
         spec = spec.with_working_dir(dir);
     }
-    let mut output = connect(global)?.exec(&args.container, &spec).await?;
+    let mut output = connect(global).await?.exec(&args.container, &spec).await?;
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     while let Some(chunk) = output.next().await {
         let chunk = chunk?;

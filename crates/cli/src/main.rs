@@ -4,6 +4,7 @@
 mod args;
 mod engine;
 mod exec;
+mod hosts;
 mod output;
 mod swarm;
 
@@ -36,6 +37,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Nodes(cmd) => swarm::nodes(&args.global, cmd).await,
             Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
             Command::Exec(cmd) => exec::run(&args.global, cmd).await,
+            Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
+            Command::Config(cmd) => hosts::config(&args.global, cmd),
         }
     })
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use dockhand_engine::{ApiVersion, Info, Node, Ping, Service, Task, Version};
+use dockhand_host::{HostState, HostsConfig};
 use serde::Serialize;
 
 /// Prints `value` as JSON, or the text `human` builds.
@@ -207,4 +208,105 @@ pub(crate) fn tasks(service: &str, tasks: &[Task]) -> String {
         })
         .collect();
     columns(["ID", "NAME", "NODE", "DESIRED", "CURRENT", "ERROR"], rows)
+}
+
+pub(crate) fn hosts(states: &[HostState]) -> String {
+    let rows = states
+        .iter()
+        .map(|h| {
+            let reachable = match (h.disabled, h.reachable) {
+                (true, _) => "-".to_owned(),
+                (false, true) => "yes".to_owned(),
+                (false, false) => "no".to_owned(),
+            };
+            [
+                h.id.clone(),
+                format!("{:?}", h.kind).to_lowercase(),
+                h.url.clone(),
+                h.disabled.to_string(),
+                reachable,
+                h.api_version.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    columns(["ID", "TYPE", "URL", "DISABLED", "REACHABLE", "API"], rows)
+}
+
+pub(crate) fn checks(lines: &[(String, Result<String, String>)]) -> String {
+    let mut out = String::new();
+    for (id, result) in lines {
+        let _ = match result {
+            Ok(api) => writeln!(out, "{id}: ok (API {api})"),
+            Err(e) => writeln!(out, "{id}: FAILED: {e}"),
+        };
+    }
+    out
+}
+
+pub(crate) fn checks_json(lines: &[(String, Result<String, String>)]) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|(id, r)| match r {
+            Ok(api) => serde_json::json!({"id": id, "ok": true, "api_version": api}),
+            Err(e) => serde_json::json!({"id": id, "ok": false, "error": e}),
+        })
+        .collect()
+}
+
+/// The effective configuration as YAML, with where each host came from in comments.
+pub(crate) fn config(config: &HostsConfig) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "# from {}", config.origin());
+    let _ = writeln!(out, "docker:\n  hosts:");
+    for h in config.hosts() {
+        let note = if h.overridden_by.is_empty() {
+            String::new()
+        } else {
+            format!("  # changed by {}", h.overridden_by.join(", "))
+        };
+        let _ = writeln!(out, "    {}:{note}", h.id);
+        let _ = writeln!(out, "      type: {}", format!("{:?}", h.kind).to_lowercase());
+        match &h.host {
+            Some(host) => {
+                let _ = writeln!(out, "      host: {}", q(&dockhand_host::redact_url(&host.to_string())));
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "      # host: unset: DOCKER_HOST, docker contexts, then unix:///var/run/docker.sock"
+                );
+            }
+        }
+        let _ = writeln!(out, "      disabled: {}", h.disabled);
+        if let Some(tls) = &h.clienttls {
+            let _ = writeln!(out, "      clienttls:\n        ca: {}", q(&tls.ca.display().to_string()));
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                let _ = writeln!(
+                    out,
+                    "        cert: {}\n        key: {}",
+                    q(&cert.display().to_string()),
+                    q(&key.display().to_string())
+                );
+            }
+        }
+        if let Some(m) = &h.managed {
+            let _ = writeln!(out, "      managed:\n        executable: {}", q(&m.executable));
+            for (name, items) in [("env", &m.env), ("args", &m.args)] {
+                let _ = writeln!(out, "        {name}:");
+                for item in items {
+                    let _ = writeln!(out, "          - {}", q(item));
+                }
+            }
+            let _ =
+                writeln!(out, "        loglevel: {}\n        logprefix: {}", m.log_level, q(&m.log_prefix));
+            let _ = writeln!(
+                out,
+                "        healthcheck:\n          interval: {}\n          retries: {}",
+                dockhand_host::format_go_duration(m.health_interval),
+                m.health_retries
+            );
+        }
+    }
+    out
 }

@@ -24,7 +24,7 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Filters> {
 pub(crate) async fn services(global: &Global, cmd: ServicesCommand) -> anyhow::Result<ExitCode> {
     let ServicesCommand::Ls { filters } = cmd;
     let filters = parse_filters(&filters)?;
-    let mut services = connect(global)?.services(&filters).await?;
+    let mut services = connect(global).await?.services(&filters).await?;
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     output::print(global.json, &services, || output::services(&services))?;
     Ok(ExitCode::SUCCESS)
@@ -33,7 +33,7 @@ pub(crate) async fn services(global: &Global, cmd: ServicesCommand) -> anyhow::R
 pub(crate) async fn nodes(global: &Global, cmd: NodesCommand) -> anyhow::Result<ExitCode> {
     let NodesCommand::Ls { filters } = cmd;
     let filters = parse_filters(&filters)?;
-    let mut nodes = connect(global)?.nodes(&filters).await?;
+    let mut nodes = connect(global).await?.nodes(&filters).await?;
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
     output::print(global.json, &nodes, || output::nodes(&nodes))?;
     Ok(ExitCode::SUCCESS)
@@ -41,7 +41,7 @@ pub(crate) async fn nodes(global: &Global, cmd: NodesCommand) -> anyhow::Result<
 
 pub(crate) async fn tasks(global: &Global, cmd: TasksCommand) -> anyhow::Result<ExitCode> {
     let TasksCommand::Ls { service } = cmd;
-    let client = connect(global)?;
+    let client = connect(global).await?;
     // Resolve the name first, so that an unknown service is an error, not an empty list.
     let svc = client.service(&service).await?;
     let mut tasks = client.tasks(&Filters::new().with("service", &svc.id)).await?;

@@ -225,3 +225,120 @@ async fn exec_streams_output_and_exits_with_the_commands_code() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("dh-no-such-container"), "{}", stderr(&out));
 }
+
+/// A configuration naming the test engine, an unreachable host and a disabled one.
+fn hosts_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("dockhand.yaml");
+    let tls = std::path::PathBuf::from(peer("TLS_DIR"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"docker:
+  hosts:
+    test:
+      type: external
+      host: "{}"
+    secure:
+      type: remote
+      host: "{}"
+      clientTLS:
+        CA: "{}"
+        cert: "{}"
+        key: "{}"
+    gone:
+      type: remote
+      host: "unix:///nonexistent/docker.sock"
+    off:
+      type: remote
+      host: "unix:///nonexistent/off.sock"
+      disabled: true
+"#,
+            engine_url(),
+            peer("TLS_HOST"),
+            tls.join("ca.pem").display(),
+            tls.join("cert.pem").display(),
+            tls.join("key.pem").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn hosts_are_listed_checked_and_used_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hosts_config(dir.path());
+    let cfg = config.to_str().unwrap();
+
+    let out = dockhand(&["--config", cfg, "hosts", "ls", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| hosts.as_array().unwrap().iter().find(|h| h["id"] == id).unwrap().clone();
+    assert_eq!(by_id("test")["reachable"], true);
+    assert_eq!(by_id("secure")["reachable"], true, "{hosts}");
+    assert_eq!(by_id("gone")["reachable"], false);
+    assert!(by_id("gone")["error"].as_str().unwrap().contains("/nonexistent/docker.sock"));
+    assert_eq!(by_id("off")["disabled"], true);
+
+    let out = dockhand(&["--config", cfg, "hosts", "check"], &[]);
+    assert_eq!(out.status.code(), Some(1), "one host is unreachable");
+    let text = stdout(&out);
+    assert!(
+        text.contains("test: ok") && text.contains("secure: ok") && text.contains("gone: FAILED"),
+        "{text}"
+    );
+    let out = dockhand(&["--config", cfg, "hosts", "check", "test"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // --host-id reaches the engine through the configuration, TLS included.
+    let out = dockhand(&["--config", cfg, "--host-id", "secure", "engine", "version", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = dockhand(&["--config", cfg, "--host-id", "off", "engine", "ping"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED=false"), "{}", stderr(&out));
+    let out = dockhand(&["--config", cfg, "--host-id", "nope", "engine", "ping"], &[]);
+    assert!(
+        stderr(&out).contains("no such host") && stderr(&out).contains("gone, off, secure, test"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dockhand(&["--config", cfg, "--host-id", "test", "-H", &engine_url(), "engine", "ping"], &[]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses --host-id with -H");
+}
+
+#[test]
+fn config_show_names_sources_and_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hosts_config(dir.path());
+    let cfg = config.to_str().unwrap();
+    let out =
+        dockhand(&["--config", cfg, "config", "show"], &[("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED", "false")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("# from {cfg}")), "{text}");
+    assert!(text.contains("off:  # changed by DOCKHAND_DOCKER_HOSTS_OFF_DISABLED"), "{text}");
+
+    // Without a file: seed 000's defaults, under HOME.
+    let home = dir.path().join("home");
+    let out = dockhand(
+        &["config", "show"],
+        &[("HOME", home.to_str().unwrap()), ("XDG_CONFIG_HOME", "/nonexistent")],
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("# from the built-in defaults"), "{text}");
+    assert!(
+        text.contains(&format!("{}/.cache/dockhand-docker-host/dockhand-docker.sock", home.display())),
+        "{text}"
+    );
+    assert!(text.contains("executable: \"dockerd-rootless.sh\""), "{text}");
+
+    // A broken file is reported with its path and key.
+    std::fs::write(&config, "docker:\n  hosts:\n    r:\n      type: remote\n").unwrap();
+    let out = dockhand(&["--config", cfg, "config", "show"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{cfg}: docker.hosts.r.host: is required for a remote host")),
+        "{}",
+        stderr(&out)
+    );
+}
