@@ -406,8 +406,8 @@ fn start_ssh_peer(layout: &Layout) -> anyhow::Result<SshPeer> {
     fs::write(
         &client_config,
         format!(
-            "Host *\n    IdentityFile {d}/id_ed25519\n    IdentitiesOnly yes\n    UserKnownHostsFile {d}/known_hosts\n\
-             \x20   StrictHostKeyChecking yes\n    BatchMode yes\n"
+            "Host *\n    IdentityFile {d}/id_ed25519\n    IdentitiesOnly yes\n    UserKnownHostsFile {d}/known_hosts\n    \
+             StrictHostKeyChecking yes\n    BatchMode yes\n"
         ),
     )?;
     // sshd's privilege separation directory.

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dockhand_host::{HostRegistry, HostsConfig};
+use dockhand_host::{Check, HostRegistry, HostsConfig, System};
 
 use crate::args::{ConfigCommand, Global, HostsCommand};
 use crate::engine::environment;
@@ -30,22 +30,25 @@ pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<Ex
                 Some(id) => vec![id],
                 None => registry.config().hosts().filter(|h| !h.disabled).map(|h| h.id.clone()).collect(),
             };
-            let mut failed = false;
-            let mut lines = Vec::new();
+            let system = System::current(&environment());
+            let mut reports = Vec::new();
             for id in ids {
-                let result = match registry.connect(&id).await {
-                    Ok(client) => {
-                        client.api_version().await.map(|v| v.to_string()).map_err(anyhow::Error::from)
-                    }
-                    Err(e) => Err(e.into()),
-                };
-                failed |= result.is_err();
-                lines.push((id, result.map_err(|e: anyhow::Error| format!("{e:#}"))));
+                let checks = registry.check(&id, &system).await?;
+                reports.push(HostReport { ok: checks.iter().all(|c| c.ok), id, checks });
             }
-            output::print(global.json, &output::checks_json(&lines), || output::checks(&lines))?;
+            let failed = reports.iter().any(|r| !r.ok);
+            output::print(global.json, &reports, || output::checks(&reports))?;
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
     }
+}
+
+/// One host's checks, for printing.
+#[derive(serde::Serialize)]
+pub(crate) struct HostReport {
+    pub(crate) id: String,
+    pub(crate) ok: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {

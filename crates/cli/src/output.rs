@@ -232,25 +232,21 @@ pub(crate) fn hosts(states: &[HostState]) -> String {
     columns(["ID", "TYPE", "URL", "DISABLED", "REACHABLE", "API"], rows)
 }
 
-pub(crate) fn checks(lines: &[(String, Result<String, String>)]) -> String {
+pub(crate) fn checks(reports: &[crate::hosts::HostReport]) -> String {
     let mut out = String::new();
-    for (id, result) in lines {
-        let _ = match result {
-            Ok(api) => writeln!(out, "{id}: ok (API {api})"),
-            Err(e) => writeln!(out, "{id}: FAILED: {e}"),
-        };
+    for report in reports {
+        let _ = writeln!(out, "{}: {}", report.id, if report.ok { "ok" } else { "FAILED" });
+        for check in &report.checks {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                if check.ok { "ok  " } else { "FAIL" },
+                check.name,
+                check.detail
+            );
+        }
     }
     out
-}
-
-pub(crate) fn checks_json(lines: &[(String, Result<String, String>)]) -> serde_json::Value {
-    lines
-        .iter()
-        .map(|(id, r)| match r {
-            Ok(api) => serde_json::json!({"id": id, "ok": true, "api_version": api}),
-            Err(e) => serde_json::json!({"id": id, "ok": false, "error": e}),
-        })
-        .collect()
 }
 
 /// The effective configuration as YAML, with where each host came from in comments.

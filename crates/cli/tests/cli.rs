@@ -252,6 +252,11 @@ fn hosts_config(dir: &std::path::Path) -> std::path::PathBuf {
       type: remote
       host: "unix:///nonexistent/off.sock"
       disabled: true
+    man:
+      type: managed
+      host: "unix:///nonexistent/managed.sock"
+      managed:
+        executable: no-such-dockerd
 "#,
             engine_url(),
             peer("TLS_HOST"),
@@ -298,7 +303,7 @@ fn hosts_are_listed_checked_and_used_by_id() {
     assert!(stderr(&out).contains("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED=false"), "{}", stderr(&out));
     let out = dockhand(&["--config", cfg, "--host-id", "nope", "engine", "ping"], &[]);
     assert!(
-        stderr(&out).contains("no such host") && stderr(&out).contains("gone, off, secure, test"),
+        stderr(&out).contains("no such host") && stderr(&out).contains("gone, man, off, secure, test"),
         "{}",
         stderr(&out)
     );

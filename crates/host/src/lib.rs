@@ -25,6 +25,7 @@
 mod config;
 mod duration;
 mod expand;
+mod preflight;
 mod registry;
 
 pub use crate::config::{
@@ -33,6 +34,7 @@ pub use crate::config::{
 };
 pub use crate::duration::{format_go_duration, parse_go_duration};
 pub use crate::expand::expand;
+pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
 pub use crate::registry::{HostRegistry, HostState};
 pub use dockhand_engine as engine;
 

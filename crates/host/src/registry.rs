@@ -96,6 +96,25 @@ impl HostRegistry {
         }
     }
 
+    /// Checks the host `id`: a managed host's preflight checks, then whether its engine
+    /// answers (the `engine` check). All checks are returned, passed or not.
+    pub async fn check(&self, id: &str, system: &crate::System) -> Result<Vec<crate::Check>, Error> {
+        let host = self.get(id)?;
+        let mut checks = crate::preflight(host, system);
+        let engine = match self.connect(id).await {
+            Ok(client) => match client.api_version().await {
+                Ok(version) => crate::Check::pass_engine(format!(
+                    "{} answers, API {version}",
+                    crate::redact_url(&client.endpoint().to_string())
+                )),
+                Err(e) => crate::Check::fail_engine(e.to_string()),
+            },
+            Err(e) => crate::Check::fail_engine(e.to_string()),
+        };
+        checks.push(engine);
+        Ok(checks)
+    }
+
     /// Every host with its state: disabled hosts are listed but not contacted.
     pub async fn list(&self) -> Vec<HostState> {
         let mut out = Vec::new();
