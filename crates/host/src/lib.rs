@@ -27,6 +27,7 @@ mod duration;
 mod expand;
 mod preflight;
 mod registry;
+pub mod supervisor;
 
 pub use crate::config::{
     ClientTls, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings, Origin,

@@ -1,0 +1,14 @@
+//! The managed-host supervisor's decisions, kept free of process effects so each has unit
+//! tests: the command line, how daemon output maps to log levels, when to restart, and
+//! what to do with an engine a killed dockhand left running. The process side (spawn with a
+//! parent-death signal, staged stop, readiness and liveness pings) builds on these.
+
+mod backoff;
+mod command;
+mod logs;
+mod reconcile;
+
+pub use backoff::{Backoff, RestartDecision};
+pub use command::{CommandSpec, command_for};
+pub use logs::{LastLines, classify};
+pub use reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
