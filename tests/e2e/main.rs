@@ -9,5 +9,6 @@ mod exec;
 mod podman;
 mod resources;
 mod ssh;
+mod supervisor;
 mod swarm;
 mod transport;

@@ -96,7 +96,7 @@ pub async fn service_with_container(
 }
 
 /// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.
-fn engine_dir() -> PathBuf {
+pub fn engine_dir() -> PathBuf {
     std::env::var_os("DOCKHAND_ENGINE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target").join("dh-engine"))

@@ -6,9 +6,13 @@
 mod backoff;
 mod command;
 mod logs;
+mod process;
 mod reconcile;
+mod run;
 
 pub use backoff::{Backoff, RestartDecision};
 pub use command::{CommandSpec, command_for};
 pub use logs::{LastLines, classify};
+pub use process::{LogSink, OsProcesses, ProcessEffects, Sig};
 pub use reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
+pub use run::{Supervisor, SupervisorOptions};
