@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dockhand_e2e::{engine, engine_dir, unique_name};
+use dockhand_e2e::{engine, managed_dockerd_yaml, processes_naming};
 use dockhand_engine::{Client, Endpoint, Environment};
 use dockhand_host::supervisor::{
     Backoff, OnLeftover, OsProcesses, ProcessEffects, Supervisor, SupervisorOptions,
@@ -23,36 +23,7 @@ struct Managed {
 impl Managed {
     fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("dhsup").tempdir_in("/tmp").unwrap();
-        let d = dir.path().display().to_string();
-        std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
-        let ns = unique_name("sup");
-        let containerd = engine_dir().join("containerd/containerd.sock");
-        let yaml = format!(
-            r#"docker:
-  hosts:
-    sup:
-      type: managed
-      host: "unix://{d}/d.sock"
-      managed:
-        executable: dockerd
-        args:
-          - "--data-root={d}/data"
-          - "--exec-root={d}/exec"
-          - "--pidfile={d}/d.pid"
-          - "--config-file={d}/daemon.json"
-          - "--bridge=none"
-          - "--iptables=false"
-          - "--containerd={}"
-          - "--containerd-namespace={ns}"
-          - "--containerd-plugins-namespace={ns}-plugins"
-        logLevel: debug
-        logPrefix: "SUPERVISED: "
-        healthCheck:
-          interval: 200ms
-          retries: 150
-"#,
-            containerd.display()
-        );
+        let yaml = managed_dockerd_yaml(dir.path(), "sup");
         let env = Environment::from_vars([(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -81,17 +52,14 @@ impl Managed {
 
     /// No process names this engine's directory, and nothing is mounted below it.
     fn assert_nothing_left(&self) {
-        let d = self.dir.path().display().to_string();
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-            .filter(|cmd| cmd.contains(&d))
-            .collect();
+        let left = processes_naming(self.dir.path());
         assert!(left.is_empty(), "processes left: {left:?}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(&d), "mounts left below {d}");
+        assert!(
+            !mounts.contains(&self.dir.path().display().to_string()),
+            "mounts left below {}",
+            self.dir.path().display()
+        );
     }
 }
 

@@ -95,6 +95,59 @@ pub async fn service_with_container(
     (guard, container)
 }
 
+/// A configuration whose host `id` is a plain `dockerd` managed by dockhand, everything
+/// under `dir` (keep it short: the socket path must fit), sharing the private engine's
+/// containerd under a namespace of its own.
+pub fn managed_dockerd_yaml(dir: &Path, id: &str) -> String {
+    let d = dir.display();
+    let ns = unique_name("sup");
+    let _ = std::fs::write(dir.join("daemon.json"), "{}");
+    format!(
+        r#"docker:
+  hosts:
+    {id}:
+      type: managed
+      host: "unix://{d}/d.sock"
+      managed:
+        executable: dockerd
+        args:
+          - "--data-root={d}/data"
+          - "--exec-root={d}/exec"
+          - "--pidfile={d}/d.pid"
+          - "--config-file={d}/daemon.json"
+          - "--bridge=none"
+          - "--iptables=false"
+          - "--containerd={containerd}"
+          - "--containerd-namespace={ns}"
+          - "--containerd-plugins-namespace={ns}-plugins"
+        logLevel: debug
+        logPrefix: "SUPERVISED: "
+        healthCheck:
+          interval: 200ms
+          retries: 150
+"#,
+        containerd = engine_dir().join("containerd/containerd.sock").display()
+    )
+}
+
+/// Live processes whose command line names `dir`.
+pub fn processes_naming(dir: &Path) -> Vec<String> {
+    let d = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.contains(&d))
+        .collect()
+}
+
 /// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.
 pub fn engine_dir() -> PathBuf {
     std::env::var_os("DOCKHAND_ENGINE_DIR")

@@ -82,6 +82,9 @@ pub(crate) enum Command {
     /// The configured docker hosts.
     #[command(subcommand)]
     Hosts(HostsCommand),
+    /// One managed host.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -97,6 +100,23 @@ pub(crate) enum HostsCommand {
     Check {
         /// The host id [default: every enabled host].
         id: Option<String>,
+    },
+}
+
+/// `dockhand host ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostCommand {
+    /// Start a managed host and supervise it in the foreground until Ctrl-C (or SIGTERM),
+    /// then stop it cleanly.
+    Run {
+        /// The managed host's id.
+        id: String,
+        /// What to do with an engine an earlier run left: adopt, replace or fail.
+        #[arg(long, value_name = "POLICY", default_value = "adopt", value_parser = ["adopt", "replace", "fail"])]
+        on_leftover: String,
+        /// How long the engine may take to stop after SIGTERM, in Go syntax.
+        #[arg(long, value_name = "DURATION", default_value = "45s")]
+        grace: String,
     },
 }
 

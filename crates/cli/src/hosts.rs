@@ -2,9 +2,13 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use dockhand_host::supervisor::{OnLeftover, OsProcesses, Supervisor, SupervisorOptions};
 use dockhand_host::{Check, HostRegistry, HostsConfig, System};
 
-use crate::args::{ConfigCommand, Global, HostsCommand};
+use crate::args::{ConfigCommand, Global, HostCommand, HostsCommand};
 use crate::engine::environment;
 use crate::output;
 
@@ -56,4 +60,41 @@ pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<Exit
     let config = load(global)?;
     output::print(global.json, &config, || output::config(&config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn host(global: &Global, cmd: HostCommand) -> anyhow::Result<ExitCode> {
+    let HostCommand::Run { id, on_leftover, grace } = cmd;
+    let registry = registry(global)?;
+    let host = registry.get(&id)?.clone();
+    let mut options = SupervisorOptions::default();
+    options.on_leftover = match on_leftover.as_str() {
+        "replace" => OnLeftover::Replace,
+        "fail" => OnLeftover::Fail,
+        _ => OnLeftover::Adopt,
+    };
+    options.grace =
+        dockhand_host::parse_go_duration(&grace).map_err(anyhow::Error::msg).context("--grace")?;
+    // The handlers go in before anything starts: a signal that arrives while the engine
+    // starts must stop it cleanly, not kill dockhand with the engine still running.
+    let shutdown = shutdown()?;
+    let supervisor = Supervisor::new(&host, Arc::new(OsProcesses::new()), options)?;
+    supervisor.start().await?;
+    tracing::info!(host = %id, url = %supervisor.client().endpoint(), "ready; Ctrl-C stops it");
+    supervisor.supervise(shutdown).await?;
+    tracing::info!(host = %id, "stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. Both handlers are registered now, when this is
+/// called, not when the future is first polled.
+fn shutdown() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -17,7 +17,9 @@ use crate::args::{Args, Command};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing(args.global.verbose);
+    // In the foreground, a supervised engine's output is the point: show it.
+    let floor = u8::from(matches!(args.command, Command::Host(_)));
+    init_tracing(args.global.verbose.max(floor));
     match run(args) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -38,6 +40,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
             Command::Exec(cmd) => exec::run(&args.global, cmd).await,
             Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
+            Command::Host(cmd) => hosts::host(&args.global, cmd).await,
             Command::Config(cmd) => hosts::config(&args.global, cmd),
         }
     })
@@ -53,7 +56,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKHAND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// `dockhand ... | head` must not end in an error.

@@ -347,3 +347,103 @@ fn config_show_names_sources_and_overrides() {
         stderr(&out)
     );
 }
+
+/// Seed 000's known problem, as trials: `dockhand host run` is SIGKILLed at pseudo-random
+/// moments (before the engine is ready, while it runs, while it stops). After each, no
+/// engine may outlive its supervisor (the parent-death signal stops it), and the next run
+/// must start without any lock error. Finally a run stopped by SIGTERM leaves nothing.
+#[tokio::test]
+async fn host_run_survives_ten_sigkills_and_stops_cleanly() {
+    dockhand_e2e::engine().await;
+    let dir = tempfile::Builder::new().prefix("dhrun").tempdir_in("/tmp").unwrap();
+    let config = dir.path().join("dockhand.yaml");
+    std::fs::write(&config, dockhand_e2e::managed_dockerd_yaml(dir.path(), "sup")).unwrap();
+    let socket = dir.path().join("d.sock");
+    let bin = env!("CARGO_BIN_EXE_dockhand");
+    let run = |log: &str| {
+        let log = std::fs::File::create(dir.path().join(log)).unwrap();
+        std::process::Command::new(bin)
+            .args(["--config", config.to_str().unwrap(), "host", "run", "sup", "--grace", "20s"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let answers = || async {
+        dockhand_engine::Client::new(dockhand_engine::Endpoint::unix(&socket)).unwrap().ping().await.is_ok()
+    };
+    let signal = |pid: u32, sig: &str| {
+        let _ = std::process::Command::new("kill").args([sig, &pid.to_string()]).status();
+    };
+    // A fixed-seed generator: the moments vary per trial but a failure can be replayed.
+    let mut seed: u64 = 0x5eed_d0c4;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for trial in 0..10 {
+        let mut child = run(&format!("trial-{trial}.log"));
+        let moment = next(3);
+        match moment {
+            // Before ready: somewhere in the first second.
+            0 => tokio::time::sleep(std::time::Duration::from_millis(next(1000))).await,
+            // While ready.
+            1 | 2 => {
+                for _ in 0..300 {
+                    if answers().await {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                if moment == 2 {
+                    // While stopping: SIGTERM starts the staged stop, SIGKILL interrupts it.
+                    signal(child.id(), "-TERM");
+                    tokio::time::sleep(std::time::Duration::from_millis(next(300))).await;
+                }
+            }
+            _ => unreachable!(),
+        }
+        signal(child.id(), "-KILL");
+        let _ = child.wait();
+        let mut gone = false;
+        for _ in 0..300 {
+            if dockhand_e2e::processes_naming(dir.path()).is_empty() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(dir.path().join(format!("trial-{trial}.log"))).unwrap_or_default();
+        assert!(
+            gone,
+            "trial {trial} (moment {moment}): the engine outlived its supervisor: {:?}\n{log}",
+            dockhand_e2e::processes_naming(dir.path())
+        );
+        assert!(
+            !log.contains("another RootlessKit") && !log.contains("already supervises"),
+            "trial {trial}: {log}"
+        );
+    }
+
+    // A clean run after the trials: ready, then SIGTERM stops it and leaves nothing.
+    let mut child = run("final.log");
+    let mut ready = false;
+    for _ in 0..300 {
+        if answers().await {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = || std::fs::read_to_string(dir.path().join("final.log")).unwrap_or_default();
+    assert!(ready, "the engine did not start after the trials:\n{}", log());
+    signal(child.id(), "-TERM");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", log());
+    assert!(log().contains("SUPERVISED: "), "the engine's output is logged with its prefix:\n{}", log());
+    assert!(dockhand_e2e::processes_naming(dir.path()).is_empty());
+    assert!(!answers().await);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&dir.path().display().to_string()), "mounts left");
+}
