@@ -291,21 +291,48 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     let tls_url = start_tls_peer(layout, runtime, &daemon_json)?;
     let ssh = start_ssh_peer(layout)?;
     let podman = start_podman_peer(layout, runtime)?;
+    let (rootless_user, rootless_runtime) = prepare_rootless_user()?;
     fs::write(
         layout.peers_file(),
         format!(
             "DOCKHAND_TEST_HOST={}\nDOCKHAND_TEST_TCP_HOST={tcp_url}\nDOCKHAND_TEST_TLS_HOST={tls_url}\n\
              DOCKHAND_TEST_TLS_DIR={}\nDOCKHAND_TEST_SSH_HOST={}\nDOCKHAND_TEST_SSH_NODOCKER_HOST={}\n\
              DOCKHAND_TEST_SSH_CONFIG={}\nDOCKHAND_TEST_PODMAN_HOST={podman}\n\
-             DOCKHAND_TEST_PODMAN_CONTAINER={PODMAN_CONTAINER}\n",
+             DOCKHAND_TEST_PODMAN_CONTAINER={PODMAN_CONTAINER}\nDOCKHAND_TEST_ROOTLESS_USER={rootless_user}\n\
+             DOCKHAND_TEST_ROOTLESS_RUNTIME_DIR={}\n",
             layout.url(),
             layout.tls_dir().display(),
             ssh.url,
             ssh.nodocker_url,
             ssh.config.display(),
+            rootless_runtime.display(),
         ),
     )?;
     Ok(())
+}
+
+/// The unprivileged user the rootless managed-host tests run as.
+const ROOTLESS_USER: &str = "dockhand-rootless";
+
+/// Prepares what a rootless engine needs, as the notes say: an ordinary user with sub-ids
+/// (`useradd -m` writes them), its runtime directory, and `/dev/net/tun` open to it (root-only
+/// on these machines). Returns the user and its `XDG_RUNTIME_DIR`.
+fn prepare_rootless_user() -> anyhow::Result<(String, PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        bail!("the rootless tests need root to prepare their user: run `cargo xtask engine up` as root");
+    }
+    let exists =
+        Command::new("id").arg(ROOTLESS_USER).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success();
+    if !exists {
+        proc::output(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", ROOTLESS_USER]))?;
+    }
+    let uid = proc::output(Command::new("id").args(["-u", ROOTLESS_USER]))?.trim().to_owned();
+    let runtime = PathBuf::from(format!("/run/user/{uid}"));
+    fs::create_dir_all(&runtime)?;
+    proc::output(Command::new("chown").arg(format!("{ROOTLESS_USER}:")).arg(&runtime))?;
+    proc::output(Command::new("chmod").arg("700").arg(&runtime))?;
+    proc::output(Command::new("chmod").args(["666", "/dev/net/tun"]))?;
+    Ok((ROOTLESS_USER.to_owned(), runtime))
 }
 
 /// The container the Podman peer runs for exec tests.
@@ -526,6 +553,16 @@ fn teardown(layout: &Layout) -> anyhow::Result<()> {
     }
     if let Some(pid) = pid_of(&layout.containerd_pidfile(), &mark) {
         stop(pid, Duration::from_secs(20));
+    }
+    // A rootless engine a failed test left runs as the test user and names its own
+    // directories: everything that user runs is ours to stop.
+    if let Ok(uid) = proc::output(Command::new("id").args(["-u", ROOTLESS_USER])) {
+        if let Ok(uid) = uid.trim().parse::<u32>() {
+            for pid in proc::processes_of(uid) {
+                proc::signal(pid, Signal::KILL);
+                proc::wait_gone(pid, Duration::from_secs(5));
+            }
+        }
     }
     for pid in proc::processes_mentioning(&mark, &ENGINE_PROCESSES) {
         proc::signal(pid, Signal::KILL);

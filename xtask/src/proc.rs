@@ -115,6 +115,25 @@ pub(crate) fn processes_mentioning(needle: &str, names: &[&str]) -> BTreeSet<i32
     found
 }
 
+/// Live processes whose real uid is `uid`.
+pub(crate) fn processes_of(uid: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    .is_some_and(|u| u == uid)
+            })
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
 fn parent(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;

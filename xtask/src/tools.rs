@@ -8,8 +8,12 @@ use anyhow::bail;
 use crate::proc;
 
 /// Executables the private engine needs, and the Debian package of each.
-const ENGINE_TOOLS: [(&str, &str); 9] = [
+const ENGINE_TOOLS: [(&str, &str); 13] = [
     ("podman", "podman"),
+    ("rootlesskit", "rootlesskit"),
+    ("newuidmap", "uidmap"),
+    ("slirp4netns", "slirp4netns"),
+    ("runuser", "util-linux"),
     ("dockerd", "docker.io"),
     ("containerd", "containerd"),
     ("docker", "docker.io"),

@@ -447,3 +447,121 @@ async fn host_run_survives_ten_sigkills_and_stops_cleanly() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&dir.path().display().to_string()), "mounts left");
 }
+
+/// The seed's default configuration, with its managed host enabled by the seed's variable,
+/// run by an unprivileged user: the real `dockerd-rootless.sh` starts, reports rootless,
+/// survives SIGKILLs of `dockhand` without leaving an engine (so no "another RootlessKit is
+/// running" on the next start), and stops cleanly with the state-dir lock free.
+#[tokio::test]
+async fn the_default_managed_host_runs_rootless_as_an_ordinary_user() {
+    dockhand_e2e::engine().await;
+    let user = peer("ROOTLESS_USER");
+    let runtime = peer("ROOTLESS_RUNTIME_DIR");
+    let home = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.starts_with(&format!("{user}:")).then(|| l.split(':').nth(5).unwrap().to_owned()))
+        .expect("the test user exists");
+    let base = std::path::PathBuf::from(&home).join(".cache/dockhand-docker-host");
+    let socket = base.join("dockhand-docker.sock");
+    let bin = env!("CARGO_BIN_EXE_dockhand");
+    let logs = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let log = std::fs::File::create(logs.path().join(name)).unwrap();
+        std::process::Command::new("runuser")
+            .args(["-u", &user, "--", "env", "-i"])
+            .arg(format!("HOME={home}"))
+            .arg(format!("USER={user}"))
+            .arg(format!("XDG_RUNTIME_DIR={runtime}"))
+            // The user has no dockhand.yaml there: the built-in defaults apply. (dockerd uses
+            // this directory too, so it must be a real one.)
+            .arg(format!("XDG_CONFIG_HOME={home}/.config"))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/usr/share/docker.io/contrib")
+            .arg("DOCKHAND_DOCKER_HOSTS_LOCAL_DISABLED=false")
+            .args([bin, "host", "run", "local", "--grace", "20s"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let client = dockhand_engine::Client::new(dockhand_engine::Endpoint::unix(&socket)).unwrap();
+    // Ready, or false as soon as dockhand exits (its log then says why).
+    async fn wait_ready(client: &dockhand_engine::Client, child: &mut std::process::Child) -> bool {
+        for _ in 0..600 {
+            if client.ping().await.is_ok() {
+                return true;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+    // The user's processes that still run (a zombie runs nothing; its parent reaps it).
+    let uid_processes = || {
+        let out =
+            std::process::Command::new("ps").args(["-u", &user, "-o", "pid=,stat=,args="]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.split_whitespace().nth(1).is_some_and(|stat| stat.starts_with('Z')))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let log = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap_or_default();
+
+    // SIGKILL `dockhand` three times, once before ready and twice while ready.
+    for trial in 0..3 {
+        let name = format!("rootless-{trial}.log");
+        let mut child = run(&name);
+        if trial == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        } else {
+            assert!(wait_ready(&client, &mut child).await, "trial {trial}: not ready:\n{}", log(&name));
+            if trial == 1 {
+                assert!(client.info().await.unwrap().is_rootless(), "the engine must be rootless");
+            }
+        }
+        // `runuser` is the child; dockhand is its child: kill dockhand itself.
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-u", &user, "-f", "dockhand host run"])
+            .status();
+        let _ = child.wait();
+        let mut gone = false;
+        for _ in 0..200 {
+            if uid_processes().is_empty() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            gone,
+            "trial {trial}: the rootless engine outlived dockhand:\n{}\n{}",
+            uid_processes(),
+            log(&name)
+        );
+        assert!(!log(&name).contains("another RootlessKit"), "trial {trial}:\n{}", log(&name));
+    }
+
+    // A clean run: ready, rootless, then SIGTERM stops it and leaves nothing.
+    let mut child = run("rootless-final.log");
+    assert!(
+        wait_ready(&client, &mut child).await,
+        "not ready after the trials:\n{}",
+        log("rootless-final.log")
+    );
+    assert!(client.info().await.unwrap().is_rootless());
+    let _ =
+        std::process::Command::new("pkill").args(["-TERM", "-u", &user, "-f", "dockhand host run"]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", log("rootless-final.log"));
+    assert!(uid_processes().is_empty(), "left: {}", uid_processes());
+    assert!(client.ping().await.is_err());
+    // rootlesskit's state-dir lock is free: gone (a clean rootlesskit removes it) or lockable.
+    if let Ok(lock) = std::fs::File::open(base.join("state-dir/lock")) {
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .expect("the state-dir lock is free");
+    }
+}

@@ -69,6 +69,9 @@ enum Request {
 pub struct OsProcesses {
     requests: Mutex<mpsc::Sender<Request>>,
     exited: Arc<Mutex<HashMap<u32, std::process::ExitStatus>>>,
+    /// Pids this spawned: they count as alive until reaped, so that a stop never returns
+    /// leaving a zombie behind.
+    spawned: Mutex<std::collections::HashSet<u32>>,
 }
 
 impl std::fmt::Debug for OsProcesses {
@@ -93,7 +96,7 @@ impl OsProcesses {
             .name("dockhand-spawner".to_owned())
             .spawn(move || spawner(&rx, &reaped))
             .expect("the spawner thread starts");
-        Self { requests: Mutex::new(tx), exited }
+        Self { requests: Mutex::new(tx), exited, spawned: Mutex::new(std::collections::HashSet::new()) }
     }
 }
 
@@ -182,7 +185,11 @@ impl ProcessEffects for OsProcesses {
             .map_err(|_| "the spawner is poisoned".to_owned())?
             .send(Request::Spawn(spec.clone(), log, reply))
             .map_err(|_| "the spawner thread is gone".to_owned())?;
-        answer.recv().map_err(|_| "the spawner thread is gone".to_owned())?
+        let pid = answer.recv().map_err(|_| "the spawner thread is gone".to_owned())??;
+        if let Ok(mut spawned) = self.spawned.lock() {
+            spawned.insert(pid);
+        }
+        Ok(pid)
     }
 
     fn signal(&self, pid: u32, sig: Sig, group: bool) {
@@ -201,6 +208,10 @@ impl ProcessEffects for OsProcesses {
     fn alive(&self, pid: u32) -> bool {
         if self.exited.lock().is_ok_and(|m| m.contains_key(&pid)) {
             return false;
+        }
+        if self.spawned.lock().is_ok_and(|s| s.contains(&pid)) {
+            // Ours and not reaped yet: running, or a zombie about to be reaped.
+            return true;
         }
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
