@@ -179,3 +179,22 @@ async fn a_leftover_engine_is_adopted_replaced_or_refused() {
     wait_answers(&m.socket(), false).await;
     m.assert_nothing_left();
 }
+
+#[tokio::test]
+async fn the_registry_starts_a_managed_host_on_demand_and_stops_it() {
+    engine().await;
+    let m = Managed::new();
+    let yaml = managed_dockerd_yaml(m.dir.path(), "ondemand");
+    let env =
+        Environment::from_vars([("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")]);
+    let registry = dockhand_host::HostRegistry::new(HostsConfig::parse(&yaml, false, &env).unwrap(), env);
+    let client = registry.connect("ondemand").await.unwrap();
+    assert!(!client.info().await.unwrap().docker_root_dir.is_empty());
+    // A second connect reuses the running engine.
+    registry.connect("ondemand").await.unwrap().ping().await.unwrap();
+    let states = registry.list().await;
+    assert!(states.iter().any(|s| s.id == "ondemand" && s.reachable), "{states:?}");
+    registry.shutdown().await.unwrap();
+    wait_answers(&m.socket(), false).await;
+    m.assert_nothing_left();
+}

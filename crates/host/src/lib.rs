@@ -19,8 +19,9 @@
 //! );
 //! ```
 //!
-//! The managed-host supervisor (starting `dockerd-rootless.sh`) is not built yet: a managed
-//! host is reachable through the registry only while its engine already answers.
+//! A managed host (seed 000's rootless engine) is started by [`supervisor::Supervisor`]: on
+//! demand by [`HostRegistry::connect`], or in the foreground by `dockhand host run`. Its
+//! engine never outlives dockhand: it gets SIGTERM from the kernel when dockhand dies.
 
 mod config;
 mod duration;

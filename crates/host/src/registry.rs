@@ -1,8 +1,14 @@
 //! The host registry: ids to clients.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use dockhand_engine::{Client, ConnectOptions, Environment, resolve};
 
+use crate::supervisor::{OsProcesses, Supervisor, SupervisorOptions};
 use crate::{Error, HostConfig, HostType, HostsConfig};
+
+type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor<OsProcesses>>>>>;
 
 /// What a host is doing now, for listings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -25,18 +31,22 @@ pub struct HostState {
     pub error: Option<String>,
 }
 
-/// Named hosts, and how to reach them.
+/// Named hosts, and how to reach them. Clones share the managed engines they started.
 #[derive(Debug, Clone)]
 pub struct HostRegistry {
     config: HostsConfig,
     env: Environment,
+    /// Managed engines this registry started, kept running while it lives: when the last
+    /// clone is dropped, their parent-death signal stops them; `shutdown` stops them in
+    /// stages.
+    started: Supervisors,
 }
 
 impl HostRegistry {
     /// A registry over `config`; `env` is used for external hosts without `host`, which
     /// follow the docker CLI's rules (`DOCKER_HOST`, contexts, the default socket).
     pub fn new(config: HostsConfig, env: Environment) -> Self {
-        Self { config, env }
+        Self { config, env, started: Arc::default() }
     }
 
     /// The configuration.
@@ -55,31 +65,37 @@ impl HostRegistry {
         })
     }
 
-    /// A client for the host `id`. A disabled host is refused. A managed host is used
-    /// while its engine answers; starting it needs the supervisor, which is not built yet.
+    /// A client for the host `id`. A disabled host is refused. A managed host whose engine
+    /// does not answer is started first (adopting a healthy one an earlier run left), and
+    /// kept running while this registry lives.
     pub async fn connect(&self, id: &str) -> Result<Client, Error> {
         let host = self.get(id)?;
         if host.disabled {
-            return Err(Error::Host {
-                id: id.to_owned(),
-                detail: format!(
-                    "disabled in {} (set docker.hosts.{id}.disabled: false, or {}{}_DISABLED=false)",
-                    host.origin,
-                    crate::ENV_PREFIX,
-                    crate::env_id(id)
-                ),
-            });
+            return Err(disabled(host));
         }
         let client = self.client(host)?;
-        if host.kind == HostType::Managed {
-            client.ping().await.map_err(|e| Error::Host {
-                id: id.to_owned(),
-                detail: format!(
-                    "the managed engine does not answer ({e}); dockhand cannot start managed hosts yet"
-                ),
-            })?;
+        if host.kind == HostType::Managed && client.ping().await.is_err() {
+            let mut started = self.started.lock().await;
+            if !started.contains_key(id) {
+                let supervisor =
+                    Supervisor::new(host, Arc::new(OsProcesses::new()), SupervisorOptions::default())?;
+                supervisor.start().await?;
+                started.insert(id.to_owned(), Arc::new(supervisor));
+            }
         }
         Ok(client)
+    }
+
+    /// Stops, in stages, the managed engines this registry started.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let supervisors: Vec<_> = self.started.lock().await.drain().map(|(_, s)| s).collect();
+        let mut first_error = None;
+        for supervisor in supervisors {
+            if let Err(e) = supervisor.stop().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn client(&self, host: &HostConfig) -> Result<Client, Error> {
@@ -97,15 +113,21 @@ impl HostRegistry {
     }
 
     /// Checks the host `id`: a managed host's preflight checks, then whether its engine
-    /// answers (the `engine` check). All checks are returned, passed or not.
+    /// answers (the `engine` check). Nothing is started. All checks are returned, passed or
+    /// not.
     pub async fn check(&self, id: &str, system: &crate::System) -> Result<Vec<crate::Check>, Error> {
         let host = self.get(id)?;
         let mut checks = crate::preflight(host, system);
-        let engine = match self.connect(id).await {
+        // A check looks and starts nothing: a managed host that is not running fails here.
+        let client = if host.disabled { Err(disabled(host)) } else { self.client(host) };
+        let engine = match client {
             Ok(client) => match client.api_version().await {
                 Ok(version) => crate::Check::pass_engine(format!(
                     "{} answers, API {version}",
                     crate::redact_url(&client.endpoint().to_string())
+                )),
+                Err(e) if host.kind == HostType::Managed => crate::Check::fail_engine(format!(
+                    "{e}; the managed engine is not running: start it with `dockhand host run {id}`"
                 )),
                 Err(e) => crate::Check::fail_engine(e.to_string()),
             },
@@ -146,5 +168,19 @@ impl HostRegistry {
             out.push(state);
         }
         out
+    }
+}
+
+/// The error for using a disabled host, saying how to enable it.
+fn disabled(host: &HostConfig) -> Error {
+    let id = &host.id;
+    Error::Host {
+        id: id.clone(),
+        detail: format!(
+            "disabled in {} (set docker.hosts.{id}.disabled: false, or {}{}_DISABLED=false)",
+            host.origin,
+            crate::ENV_PREFIX,
+            crate::env_id(id)
+        ),
     }
 }
