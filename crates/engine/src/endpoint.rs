@@ -203,7 +203,7 @@ impl FromStr for Endpoint {
 
     fn from_str(input: &str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::InvalidEndpoint {
-            input: without_password(input),
+            input: redact_url(input),
             reason: format!("{reason}; accepted forms: {ACCEPTED}"),
         };
         if input.trim() != input || input.is_empty() {
@@ -283,8 +283,14 @@ impl FromStr for Endpoint {
     }
 }
 
-/// The URL with the password of a `user:password@` part masked, for error messages.
-fn without_password(input: &str) -> String {
+/// A URL with the password of a `user:password@` part masked as `****`, for messages and
+/// listings.
+///
+/// ```
+/// assert_eq!(dockhand_engine::redact_url("ssh://u:hunter2@h/x"), "ssh://u:****@h/x");
+/// assert_eq!(dockhand_engine::redact_url("unix:///run/d.sock"), "unix:///run/d.sock");
+/// ```
+pub fn redact_url(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else { return input.to_owned() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rsplit_once('@') {
@@ -421,7 +427,7 @@ mod tests {
             ("gopher://h:1", "unsupported scheme \"gopher\""),
         ] {
             let msg = input.parse::<Endpoint>().unwrap_err().to_string();
-            let shown = without_password(input);
+            let shown = redact_url(input);
             assert!(msg.contains(&format!("{shown:?}")), "{input}: {msg}");
             assert!(msg.contains(why), "{input}: {msg}");
             assert!(msg.contains(ACCEPTED), "{input}: {msg}");

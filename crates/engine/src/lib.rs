@@ -77,7 +77,7 @@ pub use crate::containers::{
     ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Mount, PathStat, PruneReport,
 };
 pub use crate::endpoint::{
-    DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
+    DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme, redact_url,
 };
 pub use crate::error::Error;
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};

@@ -39,6 +39,7 @@ pub use crate::expand::expand;
 pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
 pub use crate::registry::{HostRegistry, HostState};
 pub use dockhand_engine as engine;
+pub use dockhand_engine::redact_url;
 
 /// One problem in the configuration, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,17 +98,4 @@ pub enum Error {
         /// The engine's error.
         source: Box<dockhand_engine::Error>,
     },
-}
-
-/// A URL with any `user:password@` password masked, for display.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:****@{host}{}", &rest[end..])
-        }
-        _ => url.to_owned(),
-    }
 }
