@@ -263,14 +263,14 @@ impl<E: ProcessEffects> Supervisor<E> {
             self.effects.signal(pid, Sig::Kill, false);
         }
         for _ in 0..50 {
-            if !self.effects.alive(pid) && self.client.ping().await.is_err() {
+            if !self.effects.alive(pid) && self.client.ping().await.is_err() && !self.state_lock_held() {
                 self.sweep_mounts();
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(self.fail(format!(
-            "the engine (pid {pid}) or its socket {} survived the stop",
+            "the engine (pid {pid}), its socket {} or rootlesskit's state-dir lock survived the stop",
             self.socket.display()
         )))
     }
@@ -318,14 +318,37 @@ impl<E: ProcessEffects> Supervisor<E> {
                 foreign.push(pid);
             }
         }
-        let lock_held = self.state_dir.as_ref().is_some_and(|dir| {
+        // rootlesskit's child: ours if it or its parent names this host, foreign otherwise.
+        if let Some(child) = self
+            .state_dir
+            .as_ref()
+            .and_then(|dir| std::fs::read_to_string(dir.join("child_pid")).ok())
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .filter(|&pid| self.effects.alive(pid))
+        {
+            let ours = pids.contains(&child) || parent_of(child).is_some_and(|p| pids.contains(&p));
+            if !ours && !foreign.contains(&child) {
+                foreign.push(child);
+            }
+        }
+        Leftover {
+            lock_held: self.state_lock_held(),
+            pids,
+            foreign_pids: foreign,
+            socket_answers: self.client.ping().await.is_ok(),
+        }
+    }
+
+    /// True when another process holds rootlesskit's state-dir lock (probed without
+    /// blocking; a missing lock file is free).
+    fn state_lock_held(&self) -> bool {
+        self.state_dir.as_ref().is_some_and(|dir| {
             std::fs::File::open(dir.join("lock")).is_ok_and(|f| {
                 let free = rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok();
                 let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::Unlock);
                 !free
             })
-        });
-        Leftover { lock_held, pids, foreign_pids: foreign, socket_answers: self.client.ping().await.is_ok() }
+        })
     }
 
     /// Live processes whose command line names this host's socket or state directory.
@@ -353,16 +376,18 @@ impl<E: ProcessEffects> Supervisor<E> {
 
     /// The process to signal among `pids`: the one whose parent is not among them.
     fn main_pid(&self, pids: &[u32]) -> u32 {
-        let parent = |pid: u32| -> Option<u32> {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-        };
         pids.iter()
             .copied()
-            .find(|&pid| parent(pid).is_none_or(|pp| !pids.contains(&pp)))
+            .find(|&pid| parent_of(pid).is_none_or(|pp| !pids.contains(&pp)))
             .or(pids.first().copied())
             .unwrap_or(0)
     }
+}
+
+/// The parent of `pid`, from `/proc`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The value of `--name=value` or `--name value` among `args`.
