@@ -1,8 +1,17 @@
-//! `dockhand-policy` will turn service and node labels and caller credentials into
-//! decisions: typed per-action policies, token and CI-identity authorization, image
-//! rules, timeout budgets and redaction.
+//! `dockhand-policy` turns labels and caller credentials into decisions: typed per-action
+//! policies, token authorization, image rules, timeout budgets and redaction.
 //!
 //! Architecture invariant: this crate does no I/O. It takes label maps, image strings and
 //! claims, and returns values; no tokio, no filesystem, no network, no environment.
 //!
-//! Nothing is implemented here yet: see the project's issue tracker for the plan.
+//! Built so far: seed 002's defaults ([`Defaults`]), timeout budgets ([`budget`]), image
+//! references and the update image rule ([`check_image`]). Labels, tokens, CI identity and
+//! redaction follow.
+
+pub mod budget;
+mod defaults;
+mod image;
+
+pub use crate::budget::Budget;
+pub use crate::defaults::Defaults;
+pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
