@@ -88,6 +88,17 @@ pub(crate) enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Tokens for service labels.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `dockhand token ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Read a token on stdin and print `sha256:<hex>` of it, for a `*.token` label: the
+    /// label then never shows a usable token.
+    Hash,
 }
 
 /// `dockhand hosts ...`

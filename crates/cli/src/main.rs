@@ -42,6 +42,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
             Command::Host(cmd) => hosts::host(&args.global, cmd).await,
             Command::Config(cmd) => hosts::config(&args.global, cmd),
+            Command::Token(args::TokenCommand::Hash) => output::token_hash(),
         }
     })
 }

@@ -306,3 +306,16 @@ pub(crate) fn config(config: &HostsConfig) -> String {
     }
     out
 }
+
+/// `dockhand token hash`: the token comes on stdin (never in argv, where `ps` and shell
+/// history would keep it); a trailing newline is not part of it.
+pub(crate) fn token_hash() -> anyhow::Result<std::process::ExitCode> {
+    let mut token = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)?;
+    let token = token.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&token);
+    if token.is_empty() {
+        anyhow::bail!("no token on stdin: pipe it in, e.g. `printf %s \"$TOKEN\" | dockhand token hash`");
+    }
+    println!("{}", dockhand_policy::hash_token(token));
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -565,3 +565,22 @@ async fn the_default_managed_host_runs_rootless_as_an_ordinary_user() {
             .expect("the state-dir lock is free");
     }
 }
+
+#[test]
+fn token_hash_reads_stdin_and_prints_the_label_value() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dockhand"))
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), dockhand_policy::hash_token("s3cret"));
+    let out = dockhand(&["token", "hash"], &[]);
+    assert_eq!(out.status.code(), Some(1), "an empty stdin is refused");
+    assert!(stderr(&out).contains("no token on stdin"), "{}", stderr(&out));
+}

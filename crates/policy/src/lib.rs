@@ -5,13 +5,16 @@
 //! claims, and returns values; no tokio, no filesystem, no network, no environment.
 //!
 //! Built so far: seed 002's defaults ([`Defaults`]), timeout budgets ([`budget`]), image
-//! references and the update image rule ([`check_image`]). Labels, tokens, CI identity and
-//! redaction follow.
+//! references and the update image rule ([`check_image`]), token authorization
+//! ([`Authorizer`], [`hash_token`]). The label schema, CI identity tokens and redaction
+//! follow.
 
+mod auth;
 pub mod budget;
 mod defaults;
 mod image;
 
+pub use crate::auth::{Action, Authorizer, Decision, Identity, hash_token};
 pub use crate::budget::Budget;
 pub use crate::defaults::Defaults;
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};

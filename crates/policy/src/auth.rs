@@ -1,0 +1,342 @@
+//! Who may do what: admin tokens, and per-target tokens in `<action>.token` labels, plain or
+//! hashed, compared in constant time. A scope selector limits every caller, admins included.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A job a caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// clean-service or clean-node.
+    Clean,
+    /// backup-service.
+    Backup,
+    /// update-service.
+    Update,
+}
+
+impl Action {
+    /// The label segment: `clean`, `backup`, `update`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::Backup => "backup",
+            Self::Update => "update",
+        }
+    }
+}
+
+/// Who a decision let through, described without any secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The n-th configured admin token (from 1).
+    Admin(usize),
+    /// A target's token, by the first 8 hex digits of its SHA-256.
+    Token {
+        /// `sha256:` and 8 hex digits.
+        hash_prefix: String,
+    },
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Admin(n) => write!(f, "admin#{n}"),
+            Self::Token { hash_prefix } => write!(f, "token {hash_prefix}"),
+        }
+    }
+}
+
+/// An authorization decision. A reason never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed, for this caller.
+    Allow {
+        /// Who.
+        who: Identity,
+    },
+    /// Refused.
+    Deny {
+        /// Why, for the caller and the log.
+        reason: String,
+    },
+}
+
+impl Decision {
+    /// True when allowed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow { .. })
+    }
+}
+
+/// `sha256:<hex>` of a token: what a token label may hold instead of the token itself, so
+/// that `docker service inspect` never shows a usable token.
+///
+/// ```
+/// let label = dockhand_policy::hash_token("");
+/// assert_eq!(label, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+/// ```
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Constant-time equality of two byte strings (length may leak, content does not).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Does `token` match a label value (the token itself, or `sha256:<hex>` of it)?
+fn label_matches(label: &str, token: &str) -> bool {
+    let label = label.trim();
+    if label.is_empty() || token.is_empty() {
+        return false;
+    }
+    match label.strip_prefix("sha256:") {
+        Some(hex) => same(hex.to_ascii_lowercase().as_bytes(), &hash_token(token).as_bytes()[7..]),
+        None => same(label.as_bytes(), token.as_bytes()),
+    }
+}
+
+/// Decides who may act on which target.
+#[derive(Clone)]
+pub struct Authorizer {
+    admins: Vec<String>,
+    prefixes: Vec<String>,
+    scope: Option<(String, String)>,
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("admins", &format_args!("{} token(s)", self.admins.len()))
+            .field("prefixes", &self.prefixes)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl Authorizer {
+    /// Admin tokens (empty ones are dropped) and the label prefixes to read, such as
+    /// `["dockhand."]` or, for a migrating cluster, `["dockhand.", "swarm-utils."]`.
+    pub fn new(admins: impl IntoIterator<Item = String>, prefixes: &[&str]) -> Self {
+        Self {
+            admins: admins.into_iter().filter(|t| !t.trim().is_empty()).collect(),
+            prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
+            scope: None,
+        }
+    }
+
+    /// Limits every caller, admins included, to targets labelled `key=value` (several
+    /// dockhand instances in one swarm, seed idea 20).
+    pub fn with_scope(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.scope = Some((key.into(), value.into()));
+        self
+    }
+
+    /// Decides whether `token` may do `action` on the target `name` with `labels`.
+    pub fn authorize(
+        &self,
+        action: Action,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        token: &str,
+    ) -> Decision {
+        let deny = |reason: String| Decision::Deny { reason };
+        if let Some((key, value)) = &self.scope {
+            if labels.get(key) != Some(value) {
+                return deny(format!("{name} is outside this instance's scope ({key}={value})"));
+            }
+        }
+        if token.is_empty() {
+            return deny("no token was given".to_owned());
+        }
+        // Every admin token is compared, matched or not, so timing tells nothing.
+        let mut admin = None;
+        for (i, candidate) in self.admins.iter().enumerate() {
+            if same(candidate.as_bytes(), token.as_bytes()) && admin.is_none() {
+                admin = Some(i + 1);
+            }
+        }
+        if let Some(n) = admin {
+            return Decision::Allow { who: Identity::Admin(n) };
+        }
+        let key_of = |prefix: &str| format!("{prefix}{}.token", action.as_str());
+        let Some((key, label)) =
+            self.prefixes.iter().map(|p| key_of(p)).find_map(|k| labels.get(&k).map(|v| (k, v)))
+        else {
+            let key = key_of(self.prefixes.first().map_or("dockhand.", String::as_str));
+            return deny(format!("{name} has no {key} label: only admins may {} it", action.as_str()));
+        };
+        if label_matches(label, token) {
+            let hash = hash_token(token);
+            Decision::Allow { who: Identity::Token { hash_prefix: hash[..15].to_owned() } }
+        } else {
+            deny(format!("the token does not match {key} on {name}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_authorization_matrix() {
+        let auth = Authorizer::new(["root-1".to_owned(), "root-2".to_owned(), String::new()], &["dockhand."]);
+        let web = labels(&[
+            ("dockhand.update.token", "tok-web"),
+            ("dockhand.clean.token", &hash_token("tok-clean")),
+        ]);
+        let api = labels(&[("dockhand.update.token", "tok-api")]);
+        let bare = labels(&[("dockhand.update.enable", "true")]);
+        let allow = |who: Identity| Decision::Allow { who };
+        let clean_hash = hash_token("tok-clean");
+        type Row<'a> =
+            (&'a str, Action, &'a str, &'a BTreeMap<String, String>, &'a str, Result<Identity, &'a str>);
+        let rows: Vec<Row<'_>> = vec![
+            ("admin", Action::Update, "web", &web, "root-2", Ok(Identity::Admin(2))),
+            (
+                "admin on a target without labels",
+                Action::Backup,
+                "bare",
+                &bare,
+                "root-1",
+                Ok(Identity::Admin(1)),
+            ),
+            (
+                "the right token for the right action",
+                Action::Update,
+                "web",
+                &web,
+                "tok-web",
+                Ok(Identity::Token { hash_prefix: hash_token("tok-web")[..15].to_owned() }),
+            ),
+            (
+                "the right token for the wrong action",
+                Action::Backup,
+                "web",
+                &web,
+                "tok-web",
+                Err("has no dockhand.backup.token"),
+            ),
+            (
+                "another service's token",
+                Action::Update,
+                "web",
+                &web,
+                "tok-api",
+                Err("does not match dockhand.update.token on web"),
+            ),
+            (
+                "a hashed label, the right token",
+                Action::Clean,
+                "web",
+                &web,
+                "tok-clean",
+                Ok(Identity::Token { hash_prefix: hash_token("tok-clean")[..15].to_owned() }),
+            ),
+            (
+                "a hashed label, a wrong token",
+                Action::Clean,
+                "web",
+                &web,
+                "tok-web",
+                Err("does not match dockhand.clean.token"),
+            ),
+            (
+                "a hashed label, its hash as the token",
+                Action::Clean,
+                "web",
+                &web,
+                &clean_hash,
+                Err("does not match"),
+            ),
+            ("an empty token", Action::Update, "web", &web, "", Err("no token")),
+            (
+                "a target without a token label",
+                Action::Update,
+                "bare",
+                &bare,
+                "tok-web",
+                Err("only admins may update it"),
+            ),
+            (
+                "a token meant for another service, on it",
+                Action::Update,
+                "api",
+                &api,
+                "tok-api",
+                Ok(Identity::Token { hash_prefix: hash_token("tok-api")[..15].to_owned() }),
+            ),
+        ];
+        for (name, action, target, labels, token, expected) in rows {
+            let decision = auth.authorize(action, target, labels, token);
+            match expected {
+                Ok(who) => assert_eq!(decision, allow(who), "{name}"),
+                Err(why) => match &decision {
+                    Decision::Deny { reason } => {
+                        assert!(reason.contains(why), "{name}: {reason}");
+                        assert!(
+                            !reason.contains("tok-") && !reason.contains("root-"),
+                            "{name}: a secret in {reason}"
+                        );
+                    }
+                    Decision::Allow { .. } => panic!("{name}: allowed"),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn an_out_of_scope_target_is_refused_even_to_admins() {
+        let auth =
+            Authorizer::new(["root".to_owned()], &["dockhand."]).with_scope("dockhand.tenant", "team-a");
+        let theirs = labels(&[("dockhand.tenant", "team-b"), ("dockhand.update.token", "t")]);
+        let ours = labels(&[("dockhand.tenant", "team-a"), ("dockhand.update.token", "t")]);
+        let Decision::Deny { reason } = auth.authorize(Action::Update, "x", &theirs, "root") else {
+            panic!("allowed")
+        };
+        assert!(reason.contains("outside this instance's scope (dockhand.tenant=team-a)"), "{reason}");
+        assert!(auth.authorize(Action::Update, "x", &ours, "root").is_allowed());
+        assert!(auth.authorize(Action::Update, "x", &ours, "t").is_allowed());
+    }
+
+    #[test]
+    fn the_seed_prefix_is_read_when_configured() {
+        let seed = labels(&[("swarm-utils.update.token", "legacy")]);
+        assert!(
+            !Authorizer::new([], &["dockhand."]).authorize(Action::Update, "x", &seed, "legacy").is_allowed()
+        );
+        assert!(
+            Authorizer::new([], &["dockhand.", "swarm-utils."])
+                .authorize(Action::Update, "x", &seed, "legacy")
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn empty_labels_and_debug_leak_nothing() {
+        assert!(!label_matches("", ""));
+        assert!(!label_matches("  ", "x"));
+        assert!(!label_matches("sha256:", ""));
+        let shown = format!("{:?}", Authorizer::new(["hunter2".to_owned()], &["dockhand."]));
+        assert!(!shown.contains("hunter2") && shown.contains("1 token(s)"), "{shown}");
+        assert_eq!(Identity::Admin(2).to_string(), "admin#2");
+        assert!(hash_token("x").len() == 71 && hash_token("x") != hash_token("y"));
+        // The known SHA-256 of the empty string.
+        assert_eq!(hash_token(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}
