@@ -10,9 +10,9 @@ use figment::providers::{Format, Toml, Yaml};
 use figment::value::{Dict, Tag, Value};
 use serde::Deserialize;
 
-use crate::duration::parse_go_duration;
 use crate::expand::expand;
 use crate::{ConfigError, Error};
+use dockhand_policy::parse_go_duration;
 
 /// Seed 000's default configuration, with dockhand's names: used when there is no file or
 /// the file has no `docker` section.

@@ -24,7 +24,6 @@
 //! engine never outlives dockhand: it gets SIGTERM from the kernel when dockhand dies.
 
 mod config;
-mod duration;
 mod expand;
 mod preflight;
 mod registry;
@@ -34,12 +33,12 @@ pub use crate::config::{
     ClientTls, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings, Origin,
     default_path, env_id,
 };
-pub use crate::duration::{format_go_duration, parse_go_duration};
 pub use crate::expand::expand;
 pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
 pub use crate::registry::{HostRegistry, HostState};
 pub use dockhand_engine as engine;
 pub use dockhand_engine::redact_url;
+pub use dockhand_policy::{format_go_duration, parse_go_duration};
 
 /// One problem in the configuration, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,17 +6,24 @@
 //!
 //! Built so far: seed 002's defaults ([`Defaults`]), timeout budgets ([`budget`]), image
 //! references and the update image rule ([`check_image`]), token authorization
-//! ([`Authorizer`], [`hash_token`]) and redaction ([`Redactor`]). The label schema and CI
-//! identity tokens follow.
+//! ([`Authorizer`], [`hash_token`]), redaction ([`Redactor`]) and the label schema
+//! ([`service_policy`], [`node_policy`]). CI identity tokens follow.
 
 mod auth;
 pub mod budget;
 mod defaults;
+mod duration;
 mod image;
+mod labels;
 mod redact;
 
 pub use crate::auth::{Action, Authorizer, Decision, Identity, hash_token};
 pub use crate::budget::Budget;
 pub use crate::defaults::Defaults;
+pub use crate::duration::{format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
+pub use crate::labels::{
+    BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,
+    ServicePolicy, Severity, UpdatePolicy, node_policy, service_policy,
+};
 pub use crate::redact::Redactor;

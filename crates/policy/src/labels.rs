@@ -1,0 +1,467 @@
+//! Service and node labels: parsed into typed per-action policies, with a diagnostic for
+//! every label that is wrong, each naming the label key, its value and why.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{Defaults, parse_go_duration};
+
+/// Which label prefixes are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelPrefixes {
+    prefixes: Vec<String>,
+}
+
+impl Default for LabelPrefixes {
+    /// `dockhand.` only.
+    fn default() -> Self {
+        Self { prefixes: vec!["dockhand.".to_owned()] }
+    }
+}
+
+impl LabelPrefixes {
+    /// `dockhand.` and seed 002's `swarm-utils.` (`labels.compat: swarm-utils`), so that an
+    /// existing cluster migrates without relabelling. `dockhand.` wins when both are set.
+    pub fn with_swarm_utils() -> Self {
+        Self { prefixes: vec!["dockhand.".to_owned(), "swarm-utils.".to_owned()] }
+    }
+
+    /// The prefixes, in order of precedence.
+    pub fn as_slice(&self) -> Vec<&str> {
+        self.prefixes.iter().map(String::as_str).collect()
+    }
+}
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The label is ignored, or the action refused.
+    Error,
+    /// Accepted, but there is a safer way.
+    Warning,
+}
+
+/// One problem with one label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// How bad.
+    pub severity: Severity,
+    /// The full label key, such as `dockhand.backup.stop`.
+    pub key: String,
+    /// Its value (masked for labels that carry secrets).
+    pub value: String,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = if self.severity == Severity::Error { "error" } else { "warning" };
+        write!(f, "{level}: {}={:?}: {}", self.key, self.value, self.message)
+    }
+}
+
+/// clean-service, from `clean.*` labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CleanPolicy {
+    /// The command run in each task's container (`clean.exec`), through `shell -c`.
+    pub exec: Option<String>,
+    /// The shell (`clean.exec.shell`).
+    pub shell: String,
+    /// Per task (`clean.exec.timeout`).
+    pub exec_timeout: Duration,
+}
+
+/// Seed-compatible S3 settings in labels (`backup.volume-list-upload.s3.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Labels {
+    /// Endpoint host.
+    pub url: Option<String>,
+    /// HTTPS or not.
+    pub https: Option<bool>,
+    /// Access key.
+    pub access_key: Option<String>,
+    /// Secret key.
+    pub secret_key: Option<String>,
+    /// Bucket.
+    pub bucket: Option<String>,
+    /// Days a backup is kept.
+    pub retention_days: Option<u32>,
+}
+
+/// backup-service, from `backup.*` labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupPolicy {
+    /// Run before the backup (`backup.exec`).
+    pub exec: Option<String>,
+    /// Its shell (`backup.exec.shell`).
+    pub shell: String,
+    /// Its timeout (`backup.exec.timeout`).
+    pub exec_timeout: Duration,
+    /// Scale to 0 during the backup (`backup.stop`), replicated services only.
+    pub stop: bool,
+    /// `backup.stop.timeout`.
+    pub stop_timeout: Duration,
+    /// `backup.start.timeout`.
+    pub start_timeout: Duration,
+    /// Volumes to upload (`backup.volume-list-upload`).
+    pub volumes: Vec<String>,
+    /// Per volume (`backup.volume-list-upload.timeout`).
+    pub upload_timeout: Duration,
+    /// A named storage target (`backup.target`).
+    pub target: Option<String>,
+    /// Seed-style S3 settings.
+    pub s3: S3Labels,
+}
+
+/// update-service, from `update.*` labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpdatePolicy {
+    /// Registry credentials are needed (`update.registry.auth`).
+    pub registry_auth: bool,
+    /// `update.registry.user`.
+    pub registry_user: Option<String>,
+    /// `update.registry.password` (accepted, with a warning).
+    pub registry_password: Option<String>,
+    /// `update.registry.url`.
+    pub registry_url: Option<String>,
+    /// A named credential (`update.registry`).
+    pub registry: Option<String>,
+    /// Globs of allowed images (`update.image-allow`).
+    pub image_allow: Option<String>,
+    /// Run before the update (`update.exec-pre`).
+    pub exec_pre: Option<String>,
+    /// Run after the update (`update.exec-post`).
+    pub exec_post: Option<String>,
+    /// `update.timeout`.
+    pub timeout: Duration,
+}
+
+/// What a service's labels allow. An action is `None` unless `<action>.enable=true`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ServicePolicy {
+    /// clean-service.
+    pub clean: Option<CleanPolicy>,
+    /// backup-service.
+    pub backup: Option<BackupPolicy>,
+    /// update-service.
+    pub update: Option<UpdatePolicy>,
+}
+
+/// One prune of clean-node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneStep {
+    /// Run it.
+    pub enabled: bool,
+    /// Its timeout.
+    pub timeout: Duration,
+}
+
+/// clean-node, from node labels (seed ideas 3, 5 and 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeCleanPolicy {
+    /// `clean.container.*`.
+    pub container: PruneStep,
+    /// `clean.image.*`.
+    pub image: PruneStep,
+    /// `clean.builder.*`.
+    pub builder: PruneStep,
+    /// A command run on the node after the prunes (`clean.exec`).
+    pub exec: Option<String>,
+}
+
+const SERVICE_KEYS: &[&str] = &[
+    "clean.enable",
+    "clean.exec",
+    "clean.exec.shell",
+    "clean.exec.timeout",
+    "clean.token",
+    "backup.enable",
+    "backup.exec",
+    "backup.exec.shell",
+    "backup.exec.timeout",
+    "backup.stop",
+    "backup.stop.timeout",
+    "backup.start.timeout",
+    "backup.volume-list-upload",
+    "backup.volume-list-upload.timeout",
+    "backup.volume-list-upload.s3.url",
+    "backup.volume-list-upload.s3.https",
+    "backup.volume-list-upload.s3.access-key",
+    "backup.volume-list-upload.s3.secret-key",
+    "backup.volume-list-upload.s3.bucket",
+    "backup.volume-list-upload.s3.retention-days",
+    "backup.target",
+    "backup.token",
+    "update.enable",
+    "update.registry.auth",
+    "update.registry.user",
+    "update.registry.password",
+    "update.registry.url",
+    "update.registry",
+    "update.image-allow",
+    "update.exec-pre",
+    "update.exec-post",
+    "update.timeout",
+    "update.token",
+];
+
+const NODE_KEYS: &[&str] = &[
+    "clean.enable",
+    "clean.token",
+    "clean.exec",
+    "clean.image.enable",
+    "clean.image.timeout",
+    "clean.builder.enable",
+    "clean.builder.timeout",
+    "clean.container.enable",
+    "clean.container.timeout",
+];
+
+/// Labels that carry a secret: accepted for compatibility, flagged with a warning.
+const SECRET_KEYS: &[&str] = &[
+    "update.registry.password",
+    "backup.volume-list-upload.s3.secret-key",
+    "backup.volume-list-upload.s3.access-key",
+];
+
+/// Reads labels under the configured prefixes, collecting diagnostics.
+struct Reader<'a> {
+    labels: Vec<(String, &'a str, String)>, // (full key, value, key without prefix)
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(
+        labels: &'a BTreeMap<String, String>,
+        prefixes: &LabelPrefixes,
+        known: &[&str],
+        areas: &[&str],
+    ) -> Self {
+        let mut picked: BTreeMap<String, (String, &'a str)> = BTreeMap::new();
+        // Later prefixes first, so that the first prefix (dockhand.) wins.
+        for prefix in prefixes.prefixes.iter().rev() {
+            for (key, value) in labels {
+                if let Some(short) = key.strip_prefix(prefix.as_str()) {
+                    picked.insert(short.to_owned(), (key.clone(), value.as_str()));
+                }
+            }
+        }
+        let mut reader = Self {
+            labels: picked.into_iter().map(|(short, (full, value))| (full, value, short)).collect(),
+            diagnostics: Vec::new(),
+        };
+        for (full, value, short) in &reader.labels {
+            let area_known = areas.iter().any(|a| short.starts_with(&format!("{a}.")));
+            if area_known && !known.contains(&short.as_str()) {
+                let hint = known
+                    .iter()
+                    .map(|k| (edit_distance(k, short), *k))
+                    .min()
+                    .filter(|(d, _)| *d <= 3)
+                    .map(|(_, k)| {
+                        format!("; did you mean {}{k}?", full.strip_suffix(short.as_str()).unwrap_or(""))
+                    })
+                    .unwrap_or_default();
+                reader.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    key: full.clone(),
+                    value: (*value).to_owned(),
+                    message: format!("unknown label{hint}"),
+                });
+            }
+            if SECRET_KEYS.contains(&short.as_str())
+                || short.ends_with(".token") && !value.starts_with("sha256:")
+            {
+                let safer = if short.ends_with(".token") {
+                    "store `sha256:<hex>` of the token instead (dockhand token hash)"
+                } else {
+                    "use a named credential or storage target instead"
+                };
+                reader.diagnostics.push(Diagnostic {
+                    severity: Severity::Warning,
+                    key: full.clone(),
+                    value: crate::Redactor::new([(*value).to_owned()]).redact(value),
+                    message: format!(
+                        "a secret in a label is visible to anyone who can inspect the service; {safer}"
+                    ),
+                });
+            }
+        }
+        reader
+    }
+
+    fn get(&self, short: &str) -> Option<(&str, &'a str)> {
+        self.labels.iter().find(|(_, _, s)| s == short).map(|(full, value, _)| (full.as_str(), *value))
+    }
+
+    fn error(&mut self, key: &str, value: &str, message: String) {
+        self.diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            key: key.to_owned(),
+            value: value.to_owned(),
+            message,
+        });
+    }
+
+    fn text(&self, short: &str) -> Option<String> {
+        self.get(short).map(|(_, v)| v.to_owned()).filter(|v| !v.trim().is_empty())
+    }
+
+    fn bool(&mut self, short: &str, default: bool) -> bool {
+        let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return default };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                self.error(&key, value, "not a bool: expected true or false".to_owned());
+                default
+            }
+        }
+    }
+
+    /// A timeout: Go syntax (`90s`, `10m`) or, as seed 002's variables, whole milliseconds.
+    fn duration(&mut self, short: &str, default: Duration) -> Duration {
+        let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return default };
+        let trimmed = value.trim().replace('_', "");
+        if let Ok(ms) = trimmed.parse::<u64>() {
+            return Duration::from_millis(ms);
+        }
+        match parse_go_duration(&trimmed) {
+            Ok(d) if d > Duration::ZERO => d,
+            Ok(_) => {
+                self.error(&key, value, "a timeout must be more than 0".to_owned());
+                default
+            }
+            Err(e) => {
+                self.error(&key, value, format!("bad duration: {e}, or whole milliseconds"));
+                default
+            }
+        }
+    }
+}
+
+/// Parses a service's labels. `global` says whether the service runs in global mode (a
+/// global service cannot be stopped for a backup).
+pub fn service_policy(
+    labels: &BTreeMap<String, String>,
+    global: bool,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> (ServicePolicy, Vec<Diagnostic>) {
+    let mut r = Reader::new(labels, prefixes, SERVICE_KEYS, &["clean", "backup", "update"]);
+    let clean = r.bool("clean.enable", false).then(|| CleanPolicy {
+        exec: r.text("clean.exec"),
+        shell: r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone()),
+        exec_timeout: r.duration("clean.exec.timeout", defaults.clean_exec_timeout),
+    });
+    let backup = if r.bool("backup.enable", false) {
+        let mut stop = r.bool("backup.stop", false);
+        if stop && global {
+            let (key, value) = r.get("backup.stop").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
+            r.error(&key, value, "stop works only on replicated services; this one is global".to_owned());
+            stop = false;
+        }
+        let mut volumes = Vec::new();
+        if let Some((key, value)) = r.get("backup.volume-list-upload").map(|(k, v)| (k.to_owned(), v)) {
+            for name in value.split(',').map(str::trim) {
+                if name.is_empty() {
+                    r.error(&key, value, "an empty volume name in the list".to_owned());
+                } else if name.contains('/') || name.contains("..") {
+                    r.error(&key, value, format!("volume name {name:?} must not contain '/' or '..'"));
+                } else if !volumes.iter().any(|v| v == name) {
+                    volumes.push(name.to_owned());
+                }
+            }
+        }
+        let retention = r.get("backup.volume-list-upload.s3.retention-days").map(|(k, v)| (k.to_owned(), v));
+        let retention_days = retention.and_then(|(key, value)| match value.trim().parse::<u32>() {
+            Ok(days) => Some(days),
+            Err(_) => {
+                r.error(&key, value, "not a whole number of days".to_owned());
+                None
+            }
+        });
+        let https = r
+            .get("backup.volume-list-upload.s3.https")
+            .is_some()
+            .then(|| r.bool("backup.volume-list-upload.s3.https", true));
+        Some(BackupPolicy {
+            exec: r.text("backup.exec"),
+            shell: r.text("backup.exec.shell").unwrap_or_else(|| defaults.backup_exec_shell.clone()),
+            exec_timeout: r.duration("backup.exec.timeout", defaults.backup_exec_timeout),
+            stop,
+            stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
+            start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
+            volumes,
+            upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
+            target: r.text("backup.target"),
+            s3: S3Labels {
+                url: r.text("backup.volume-list-upload.s3.url"),
+                https,
+                access_key: r.text("backup.volume-list-upload.s3.access-key"),
+                secret_key: r.text("backup.volume-list-upload.s3.secret-key"),
+                bucket: r.text("backup.volume-list-upload.s3.bucket"),
+                retention_days,
+            },
+        })
+    } else {
+        None
+    };
+    let update = r.bool("update.enable", false).then(|| UpdatePolicy {
+        registry_auth: r.bool("update.registry.auth", false),
+        registry_user: r.text("update.registry.user"),
+        registry_password: r.text("update.registry.password"),
+        registry_url: r.text("update.registry.url"),
+        registry: r.text("update.registry"),
+        image_allow: r.text("update.image-allow"),
+        exec_pre: r.text("update.exec-pre"),
+        exec_post: r.text("update.exec-post"),
+        timeout: r.duration("update.timeout", defaults.update_timeout),
+    });
+    (ServicePolicy { clean, backup, update }, r.diagnostics)
+}
+
+/// Parses a node's labels: `None` unless `clean.enable=true`.
+pub fn node_policy(
+    labels: &BTreeMap<String, String>,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> (Option<NodeCleanPolicy>, Vec<Diagnostic>) {
+    let mut r = Reader::new(labels, prefixes, NODE_KEYS, &["clean"]);
+    let policy = if r.bool("clean.enable", false) {
+        let mut step = |name: &str, default: Duration| PruneStep {
+            enabled: r.bool(&format!("clean.{name}.enable"), true),
+            timeout: r.duration(&format!("clean.{name}.timeout"), default),
+        };
+        let container = step("container", defaults.clean_node_container_timeout);
+        let image = step("image", defaults.clean_node_image_timeout);
+        let builder = step("builder", defaults.clean_node_builder_timeout);
+        Some(NodeCleanPolicy { container, image, builder, exec: r.text("clean.exec") })
+    } else {
+        None
+    };
+    (policy, r.diagnostics)
+}
+
+/// Levenshtein distance, for did-you-mean.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,242 @@
+//! The label schema: seed 002's labels, every diagnostic, node labels, and robustness.
+
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dockhand_policy::{Defaults, LabelPrefixes, Severity, node_policy, service_policy};
+use proptest::prelude::*;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn seed_labels_are_read_under_the_compat_prefix() {
+    let l = labels(&[
+        ("swarm-utils.clean.enable", "true"),
+        ("swarm-utils.clean.exec", "rm -rf /cache/*"),
+        ("swarm-utils.clean.exec.shell", "/bin/bash"),
+        ("swarm-utils.backup.enable", "true"),
+        ("swarm-utils.backup.exec", "pg_dump > /backup/db.sql"),
+        ("swarm-utils.backup.stop", "true"),
+        ("swarm-utils.backup.volume-list-upload", "volume1, volume2,volume3"),
+        ("swarm-utils.backup.volume-list-upload.s3.url", "s3-api.domain.com"),
+        ("swarm-utils.backup.volume-list-upload.s3.https", "false"),
+        ("swarm-utils.backup.volume-list-upload.s3.bucket", "my-bucket"),
+        ("swarm-utils.backup.volume-list-upload.s3.retention-days", "8"),
+        ("swarm-utils.update.enable", "true"),
+        ("swarm-utils.update.registry.auth", "true"),
+        ("swarm-utils.update.registry.user", "ci"),
+        ("swarm-utils.update.registry.url", "registry.domain.com"),
+    ]);
+    let d = Defaults::default();
+    let (none, _) = service_policy(&l, false, &d, &LabelPrefixes::default());
+    assert_eq!(none, Default::default(), "without the compat prefix the seed's labels are not read");
+
+    let (p, diags) = service_policy(&l, false, &d, &LabelPrefixes::with_swarm_utils());
+    assert!(diags.is_empty(), "{diags:?}");
+    let clean = p.clean.unwrap();
+    assert_eq!(
+        (clean.exec.as_deref(), clean.shell.as_str(), clean.exec_timeout),
+        (Some("rm -rf /cache/*"), "/bin/bash", d.clean_exec_timeout)
+    );
+    let backup = p.backup.unwrap();
+    assert!(backup.stop);
+    assert_eq!(backup.volumes, ["volume1", "volume2", "volume3"]);
+    assert_eq!((backup.shell.as_str(), backup.upload_timeout), ("/bin/sh", d.backup_upload_timeout));
+    assert_eq!(
+        (backup.s3.https, backup.s3.retention_days, backup.s3.bucket.as_deref()),
+        (Some(false), Some(8), Some("my-bucket"))
+    );
+    let update = p.update.unwrap();
+    assert!(update.registry_auth);
+    assert_eq!(
+        (update.registry_user.as_deref(), update.registry_url.as_deref()),
+        (Some("ci"), Some("registry.domain.com"))
+    );
+}
+
+#[test]
+fn dockhand_labels_win_and_timeouts_override_defaults() {
+    let l = labels(&[
+        ("swarm-utils.update.enable", "false"),
+        ("dockhand.update.enable", "true"),
+        ("dockhand.update.timeout", "90s"),
+        ("dockhand.clean.enable", "TRUE"),
+        ("dockhand.clean.exec.timeout", "120_000"),
+        ("dockhand.update.image-allow", "registry.example.com/team/*"),
+    ]);
+    let (p, diags) = service_policy(&l, false, &Defaults::default(), &LabelPrefixes::with_swarm_utils());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.update.as_ref().unwrap().timeout, Duration::from_secs(90));
+    assert_eq!(p.update.unwrap().image_allow.as_deref(), Some("registry.example.com/team/*"));
+    assert_eq!(p.clean.unwrap().exec_timeout, Duration::from_millis(120_000));
+    assert!(p.backup.is_none());
+}
+
+#[test]
+fn every_diagnostic_names_key_value_and_why() {
+    /// Labels, global or not, the key the diagnostic must name, its severity, and why.
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a str, Severity, &'a str);
+    let cases: [Case<'_>; 10] = [
+        (&[("dockhand.clean.enable", "yes")], false, "dockhand.clean.enable", Severity::Error, "not a bool"),
+        (
+            &[("dockhand.clean.enable", "true"), ("dockhand.clean.exec.timeout", "ten minutes")],
+            false,
+            "dockhand.clean.exec.timeout",
+            Severity::Error,
+            "bad duration",
+        ),
+        (
+            &[("dockhand.backup.enable", "true"), ("dockhand.backup.volume-list-upload", "a,,b")],
+            false,
+            "dockhand.backup.volume-list-upload",
+            Severity::Error,
+            "empty volume name",
+        ),
+        (
+            &[("dockhand.backup.enable", "true"), ("dockhand.backup.volume-list-upload", "a,../etc")],
+            false,
+            "dockhand.backup.volume-list-upload",
+            Severity::Error,
+            "must not contain",
+        ),
+        (
+            &[("dockhand.backup.enable", "true"), ("dockhand.backup.volume-list-upload", "a/b")],
+            false,
+            "dockhand.backup.volume-list-upload",
+            Severity::Error,
+            "must not contain",
+        ),
+        (
+            &[("dockhand.backup.enabel", "true")],
+            false,
+            "dockhand.backup.enabel",
+            Severity::Error,
+            "did you mean dockhand.backup.enable?",
+        ),
+        (
+            &[("dockhand.backup.enable", "true"), ("dockhand.backup.stop", "true")],
+            true,
+            "dockhand.backup.stop",
+            Severity::Error,
+            "only on replicated services",
+        ),
+        (
+            &[
+                ("dockhand.update.enable", "true"),
+                ("dockhand.update.registry.password", "hunter2-long-password"),
+            ],
+            false,
+            "dockhand.update.registry.password",
+            Severity::Warning,
+            "named credential",
+        ),
+        (
+            &[("dockhand.update.token", "plain-token-value")],
+            false,
+            "dockhand.update.token",
+            Severity::Warning,
+            "dockhand token hash",
+        ),
+        (
+            &[
+                ("dockhand.backup.enable", "true"),
+                ("dockhand.backup.volume-list-upload.s3.retention-days", "a week"),
+            ],
+            false,
+            "dockhand.backup.volume-list-upload.s3.retention-days",
+            Severity::Error,
+            "whole number",
+        ),
+    ];
+    for (pairs, global, key, severity, why) in cases {
+        let (_, diags) =
+            service_policy(&labels(pairs), global, &Defaults::default(), &LabelPrefixes::default());
+        let found = diags
+            .iter()
+            .find(|d| d.key == key)
+            .unwrap_or_else(|| panic!("no diagnostic for {key}: {diags:?}"));
+        assert_eq!(found.severity, severity, "{found}");
+        assert!(found.message.contains(why), "{found}");
+        assert!(found.to_string().contains(key), "{found}");
+    }
+    // A secret's value is masked in its diagnostic; a hashed token is not flagged.
+    let (_, diags) = service_policy(
+        &labels(&[("dockhand.update.registry.password", "hunter2-long-password")]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    assert!(!diags[0].to_string().contains("hunter2-long-password"), "{}", diags[0]);
+    let (_, diags) = service_policy(
+        &labels(&[("dockhand.update.token", "sha256:00")]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    // Labels of other prefixes and other areas are none of our business.
+    let (_, diags) = service_policy(
+        &labels(&[("traefik.enable", "true"), ("dockhand.tenant", "a")]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
+#[test]
+fn node_labels() {
+    let d = Defaults::default();
+    let (p, diags) = node_policy(
+        &labels(&[
+            ("dockhand.clean.enable", "true"),
+            ("dockhand.clean.image.enable", "false"),
+            ("dockhand.clean.builder.timeout", "5m"),
+            ("dockhand.clean.exec", "journalctl --vacuum-time=7d"),
+        ]),
+        &d,
+        &LabelPrefixes::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let p = p.unwrap();
+    assert!(!p.image.enabled && p.container.enabled && p.builder.enabled);
+    assert_eq!(
+        (p.builder.timeout, p.container.timeout),
+        (Duration::from_secs(300), d.clean_node_container_timeout)
+    );
+    assert_eq!(p.exec.as_deref(), Some("journalctl --vacuum-time=7d"));
+    let (none, _) = node_policy(&labels(&[]), &d, &LabelPrefixes::default());
+    assert!(none.is_none(), "nodes are cleaned only when labelled");
+    let (_, diags) =
+        node_policy(&labels(&[("dockhand.clean.imgae.enable", "true")]), &d, &LabelPrefixes::default());
+    assert!(diags[0].message.contains("did you mean dockhand.clean.image.enable?"), "{}", diags[0]);
+}
+
+proptest! {
+    #[test]
+    fn parsing_never_panics(
+        pairs in proptest::collection::btree_map(
+            "(dockhand|swarm-utils)\\.(clean|backup|update)(\\.[a-z3-]{1,12}){0,3}",
+            "\\PC{0,24}",
+            0..12,
+        ),
+        global in any::<bool>(),
+    ) {
+        let d = Defaults::default();
+        let (policy, diags) = service_policy(&pairs, global, &d, &LabelPrefixes::with_swarm_utils());
+        // Every diagnostic names a label that was given.
+        for diag in &diags {
+            prop_assert!(pairs.contains_key(&diag.key), "{diag} names no given label");
+        }
+        // A global service is never stopped for a backup.
+        if global {
+            prop_assert!(policy.backup.is_none_or(|b| !b.stop));
+        }
+        let _ = node_policy(&pairs, &d, &LabelPrefixes::default());
+    }
+}
