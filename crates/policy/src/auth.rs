@@ -39,6 +39,11 @@ pub enum Identity {
         /// `sha256:` and 8 hex digits.
         hash_prefix: String,
     },
+    /// A verified CI identity token.
+    Ci {
+        /// Such as `gitlab:group/project@refs/heads/main`.
+        description: String,
+    },
 }
 
 impl fmt::Display for Identity {
@@ -46,6 +51,7 @@ impl fmt::Display for Identity {
         match self {
             Self::Admin(n) => write!(f, "admin#{n}"),
             Self::Token { hash_prefix } => write!(f, "token {hash_prefix}"),
+            Self::Ci { description } => f.write_str(description),
         }
     }
 }

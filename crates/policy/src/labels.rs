@@ -259,7 +259,11 @@ impl<'a> Reader<'a> {
         };
         for (full, value, short) in &reader.labels {
             let area_known = areas.iter().any(|a| short.starts_with(&format!("{a}.")));
-            if area_known && !known.contains(&short.as_str()) {
+            // `<action>.oidc.<claim>`: any claim name is fine (CI identity bindings).
+            let oidc = areas
+                .iter()
+                .any(|a| short.strip_prefix(&format!("{a}.oidc.")).is_some_and(|c| !c.is_empty()));
+            if area_known && !oidc && !known.contains(&short.as_str()) {
                 let hint = known
                     .iter()
                     .map(|k| (edit_distance(k, short), *k))

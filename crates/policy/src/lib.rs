@@ -7,7 +7,8 @@
 //! Built so far: seed 002's defaults ([`Defaults`]), timeout budgets ([`budget`]), image
 //! references and the update image rule ([`check_image`]), token authorization
 //! ([`Authorizer`], [`hash_token`]), redaction ([`Redactor`]) and the label schema
-//! ([`service_policy`], [`node_policy`]). CI identity tokens follow.
+//! ([`service_policy`], [`node_policy`]), and CI identity tokens ([`OidcVerifier`],
+//! [`authorize_claims`]).
 
 mod auth;
 pub mod budget;
@@ -15,6 +16,7 @@ mod defaults;
 mod duration;
 mod image;
 mod labels;
+mod oidc;
 mod redact;
 
 pub use crate::auth::{Action, Authorizer, Decision, Identity, hash_token};
@@ -26,4 +28,5 @@ pub use crate::labels::{
     BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,
     ServicePolicy, Severity, UpdatePolicy, node_policy, service_policy,
 };
+pub use crate::oidc::{OidcError, OidcVerifier, authorize_claims, describe};
 pub use crate::redact::Redactor;

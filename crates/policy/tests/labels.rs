@@ -179,6 +179,14 @@ fn every_diagnostic_names_key_value_and_why() {
         &LabelPrefixes::default(),
     );
     assert!(diags.is_empty(), "{diags:?}");
+    // CI identity bindings take any claim name.
+    let (_, diags) = service_policy(
+        &labels(&[("dockhand.update.oidc.project_path", "group/a"), ("dockhand.clean.oidc.ref", "main")]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
     // Labels of other prefixes and other areas are none of our business.
     let (_, diags) = service_policy(
         &labels(&[("traefik.enable", "true"), ("dockhand.tenant", "a")]),

@@ -1,0 +1,232 @@
+//! CI identity tokens (GitLab `id_tokens`, GitHub Actions OIDC): a JWT verified against the
+//! issuer's keys, then its claims matched against `<action>.oidc.<claim>` labels. This closes
+//! seed 002's hole 2: leaving a project's repository ends the ability to act for it, since
+//! only that project's pipeline can obtain a token with its claims.
+//!
+//! Only RS256 and ES256 are accepted; `none` and every HMAC algorithm are refused before
+//! any key is looked at. The keys (a JWKS document) are supplied by the caller: this crate
+//! fetches nothing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{Action, Decision, Identity};
+
+/// The issuers, audience and keys CI identity tokens are checked against.
+#[derive(Debug, Clone)]
+pub struct OidcVerifier {
+    issuers: Vec<String>,
+    audience: String,
+    skew: Duration,
+    keys: Vec<Jwk>,
+}
+
+/// One key of a JWKS document.
+#[derive(Debug, Clone, Deserialize)]
+struct Jwk {
+    kid: Option<String>,
+    kty: String,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Why a token was refused. The message never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CI identity token refused: {0}")]
+pub struct OidcError(String);
+
+fn refuse(why: impl Into<String>) -> OidcError {
+    OidcError(why.into())
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, OidcError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| refuse("a part is not base64url"))
+}
+
+impl OidcVerifier {
+    /// A verifier for tokens from `issuers` (such as `https://gitlab.example.com` or
+    /// `https://token.actions.githubusercontent.com`) made for `audience`, signed by a key of
+    /// `jwks` (the issuer's JWKS document), with `skew` allowed on the clock checks.
+    pub fn new(issuers: &[&str], audience: &str, jwks: &str, skew: Duration) -> Result<Self, OidcError> {
+        let set: Jwks =
+            serde_json::from_str(jwks).map_err(|e| refuse(format!("the JWKS document is invalid: {e}")))?;
+        Ok(Self {
+            issuers: issuers.iter().map(|i| (*i).to_owned()).collect(),
+            audience: audience.to_owned(),
+            skew,
+            keys: set.keys,
+        })
+    }
+
+    /// Verifies `token` at `now` and returns its claims.
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<BTreeMap<String, Value>, OidcError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refuse("not a JWT (expected header.payload.signature)"));
+        };
+        let head: Header =
+            serde_json::from_slice(&b64(header)?).map_err(|_| refuse("the header is not valid JSON"))?;
+        let algorithm: &dyn signature::VerificationAlgorithm = match head.alg.as_str() {
+            "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+            "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
+            other => {
+                return Err(refuse(format!("algorithm {other:?} is not accepted (only RS256 and ES256)")));
+            }
+        };
+        let key = self.keys.iter().find(|k| head.kid.is_none() || k.kid == head.kid).ok_or_else(|| {
+            refuse(format!("no key with kid {:?} in the issuer's JWKS", head.kid.as_deref().unwrap_or("")))
+        })?;
+        let signed = &token[..header.len() + 1 + payload.len()];
+        let signature = b64(sig)?;
+        let valid = match (head.alg.as_str(), key.kty.as_str()) {
+            ("RS256", "RSA") => {
+                let (n, e) = (key.n.as_deref().map(b64), key.e.as_deref().map(b64));
+                let (Some(Ok(n)), Some(Ok(e))) = (n, e) else {
+                    return Err(refuse("the RSA key lacks n or e"));
+                };
+                RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
+                    .is_ok()
+            }
+            ("ES256", "EC") if key.crv.as_deref() == Some("P-256") => {
+                let (x, y) = (key.x.as_deref().map(b64), key.y.as_deref().map(b64));
+                let (Some(Ok(x)), Some(Ok(y))) = (x, y) else {
+                    return Err(refuse("the EC key lacks x or y"));
+                };
+                let mut point = vec![0x04];
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                UnparsedPublicKey::new(algorithm, point).verify(signed.as_bytes(), &signature).is_ok()
+            }
+            (alg, kty) => return Err(refuse(format!("key type {kty} does not fit algorithm {alg}"))),
+        };
+        if !valid {
+            return Err(refuse("the signature does not verify"));
+        }
+        let claims: BTreeMap<String, Value> =
+            serde_json::from_slice(&b64(payload)?).map_err(|_| refuse("the claims are not a JSON object"))?;
+        self.check_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check_claims(&self, claims: &BTreeMap<String, Value>, now: SystemTime) -> Result<(), OidcError> {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let skew = self.skew.as_secs();
+        let number = |name: &str| claims.get(name).and_then(Value::as_u64);
+        let exp = number("exp").ok_or_else(|| refuse("no exp claim"))?;
+        if now > exp.saturating_add(skew) {
+            return Err(refuse(format!("expired {}s ago", now - exp)));
+        }
+        if let Some(nbf) = number("nbf") {
+            if now.saturating_add(skew) < nbf {
+                return Err(refuse("not valid yet (nbf)"));
+            }
+        }
+        if let Some(iat) = number("iat") {
+            if now.saturating_add(skew) < iat {
+                return Err(refuse("issued in the future (iat)"));
+            }
+        }
+        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+        if !self.issuers.iter().any(|i| i == iss) {
+            return Err(refuse(format!("issuer {iss:?} is not trusted")));
+        }
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == self.audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(self.audience.as_str())),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(refuse(format!("the audience is not {:?}", self.audience)));
+        }
+        Ok(())
+    }
+}
+
+/// A safe description of a CI identity: `gitlab:group/project@refs/heads/main`,
+/// `github:org/repo@refs/heads/main`, or `oidc:<iss>#<sub>`.
+pub fn describe(claims: &BTreeMap<String, Value>) -> String {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("");
+    let git_ref = match text("ref") {
+        r if r.starts_with("refs/") || r.is_empty() => r.to_owned(),
+        r => format!("refs/heads/{r}"),
+    };
+    if !text("project_path").is_empty() {
+        format!("gitlab:{}@{git_ref}", text("project_path"))
+    } else if !text("repository").is_empty() {
+        format!("github:{}@{git_ref}", text("repository"))
+    } else {
+        format!("oidc:{}#{}", text("iss"), text("sub"))
+    }
+}
+
+/// Decides whether verified `claims` may do `action` on a target with `labels`: every
+/// `<prefix><action>.oidc.<claim>` label must match the claim (a glob; booleans and numbers
+/// as text). A target with no such label grants nothing to CI identities.
+pub fn authorize_claims(
+    action: Action,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    claims: &BTreeMap<String, Value>,
+    prefixes: &[&str],
+) -> Decision {
+    let mut rules = Vec::new();
+    for prefix in prefixes {
+        let head = format!("{prefix}{}.oidc.", action.as_str());
+        rules.extend(labels.iter().filter_map(|(k, v)| {
+            k.strip_prefix(&head).map(|claim| (k.clone(), claim.to_owned(), v.clone()))
+        }));
+    }
+    if rules.is_empty() {
+        return Decision::Deny {
+            reason: format!(
+                "{name} has no {}{}.oidc.* labels: CI identities may not {} it",
+                prefixes.first().unwrap_or(&"dockhand."),
+                action.as_str(),
+                action.as_str()
+            ),
+        };
+    }
+    for (key, claim, pattern) in rules {
+        let value = match claims.get(&claim) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        if value.is_empty() || !crate::image::glob(&pattern, &value) {
+            return Decision::Deny {
+                reason: format!("claim {claim} of {} does not match {key}={pattern}", describe(claims)),
+            };
+        }
+    }
+    Decision::Allow { who: Identity::Ci { description: describe(claims) } }
+}

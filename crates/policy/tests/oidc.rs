@@ -1,0 +1,230 @@
+//! CI identity tokens with keys generated here: RS256 (an RSA key from `openssl`) and
+//! ES256 (a P-256 key from ring), against every refusal the issue names.
+
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use dockhand_policy::{Action, Decision, OidcVerifier, authorize_claims};
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde_json::{Value, json};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+struct Issuer {
+    signer: Signer,
+    kid: &'static str,
+    jwk: Value,
+}
+
+impl Issuer {
+    fn rsa() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("k.pem");
+        let der = dir.path().join("k.der");
+        let run = |args: &[&str]| {
+            assert!(
+                std::process::Command::new("openssl").args(args).status().unwrap().success(),
+                "openssl {args:?}"
+            )
+        };
+        run(&["genrsa", "-out", pem.to_str().unwrap(), "2048"]);
+        run(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-outform",
+            "DER",
+            "-in",
+            pem.to_str().unwrap(),
+            "-out",
+            der.to_str().unwrap(),
+        ]);
+        let key = RsaKeyPair::from_pkcs8(&std::fs::read(&der).unwrap()).unwrap();
+        // The modulus as openssl prints it (`Modulus=<hex>`); genrsa's exponent is 65537.
+        let out = std::process::Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in", pem.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let hex = String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("Modulus=").to_owned();
+        let modulus: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let jwk = json!({
+            "kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig",
+            "n": b64(&modulus),
+            "e": b64(&[1, 0, 1]),
+        });
+        Self { signer: Signer::Rsa(key), kid: "rsa-1", jwk }
+    }
+
+    fn ec() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
+        Self { signer: Signer::Ec(key), kid: "ec-1", jwk }
+    }
+
+    fn alg(&self) -> &'static str {
+        match self.signer {
+            Signer::Rsa(_) => "RS256",
+            Signer::Ec(_) => "ES256",
+        }
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        self.token_with(&json!({"alg": self.alg(), "kid": self.kid, "typ": "JWT"}), claims)
+    }
+
+    fn token_with(&self, header: &Value, claims: &Value) -> String {
+        let signed = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let rng = SystemRandom::new();
+        let sig = match &self.signer {
+            Signer::Rsa(key) => {
+                let mut sig = vec![0; key.public().modulus_len()];
+                key.sign(&signature::RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut sig).unwrap();
+                sig
+            }
+            Signer::Ec(key) => key.sign(&rng, signed.as_bytes()).unwrap().as_ref().to_vec(),
+        };
+        format!("{signed}.{}", b64(&sig))
+    }
+}
+
+const ISS: &str = "https://gitlab.example.com";
+const AUD: &str = "dockhand";
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn gitlab_claims(project: &str, exp_offset: i64) -> Value {
+    let t = 1_800_000_000i64;
+    json!({
+        "iss": ISS, "aud": AUD, "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
+        "iat": t - 60, "nbf": t - 60, "exp": t + exp_offset,
+        "project_path": project, "ref": "main", "ref_protected": "true",
+    })
+}
+
+fn verifier(issuers: &[&Issuer]) -> OidcVerifier {
+    let jwks = json!({"keys": issuers.iter().map(|i| i.jwk.clone()).collect::<Vec<_>>()});
+    OidcVerifier::new(
+        &[ISS, "https://token.actions.githubusercontent.com"],
+        AUD,
+        &jwks.to_string(),
+        Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn the_right_project_may_update_and_another_may_not() {
+    let (rsa, ec) = (Issuer::rsa(), Issuer::ec());
+    let v = verifier(&[&rsa, &ec]);
+    let service = labels(&[
+        ("dockhand.update.oidc.project_path", "group/project-a"),
+        ("dockhand.update.oidc.ref_protected", "true"),
+    ]);
+    for issuer in [&rsa, &ec] {
+        let claims = v.verify(&issuer.token(&gitlab_claims("group/project-a", 300)), now()).unwrap();
+        match authorize_claims(Action::Update, "web", &service, &claims, &["dockhand."]) {
+            Decision::Allow { who } => assert_eq!(who.to_string(), "gitlab:group/project-a@refs/heads/main"),
+            Decision::Deny { reason } => panic!("{} refused: {reason}", issuer.alg()),
+        }
+        // Another project's pipeline has a valid token too, but not the claims.
+        let other = v.verify(&issuer.token(&gitlab_claims("group/project-b", 300)), now()).unwrap();
+        let Decision::Deny { reason } =
+            authorize_claims(Action::Update, "web", &service, &other, &["dockhand."])
+        else {
+            panic!("another project was allowed");
+        };
+        assert!(reason.contains("project_path") && reason.contains("gitlab:group/project-b"), "{reason}");
+        // The labels grant update only.
+        assert!(!authorize_claims(Action::Backup, "web", &service, &claims, &["dockhand."]).is_allowed());
+    }
+}
+
+#[test]
+fn github_repository_and_ref() {
+    let ec = Issuer::ec();
+    let v = verifier(&[&ec]);
+    let t = 1_800_000_000i64;
+    let claims = json!({
+        "iss": "https://token.actions.githubusercontent.com", "aud": [AUD, "other"], "sub": "repo:org/repo:ref:refs/heads/main",
+        "iat": t, "exp": t + 600, "repository": "org/repo", "ref": "refs/heads/main",
+    });
+    let claims = v.verify(&ec.token(&claims), now()).unwrap();
+    let service = labels(&[
+        ("dockhand.update.oidc.repository", "org/repo"),
+        ("dockhand.update.oidc.ref", "refs/heads/main"),
+    ]);
+    match authorize_claims(Action::Update, "api", &service, &claims, &["dockhand."]) {
+        Decision::Allow { who } => assert_eq!(who.to_string(), "github:org/repo@refs/heads/main"),
+        Decision::Deny { reason } => panic!("{reason}"),
+    }
+    let release_only = labels(&[
+        ("dockhand.update.oidc.repository", "org/repo"),
+        ("dockhand.update.oidc.ref", "refs/tags/v*"),
+    ]);
+    assert!(!authorize_claims(Action::Update, "api", &release_only, &claims, &["dockhand."]).is_allowed());
+    assert!(!authorize_claims(Action::Update, "api", &labels(&[]), &claims, &["dockhand."]).is_allowed());
+}
+
+#[test]
+fn every_bad_token_is_refused() {
+    let (rsa, ec) = (Issuer::rsa(), Issuer::ec());
+    let v = verifier(&[&rsa]);
+    let good = gitlab_claims("group/project-a", 300);
+    let refused = |token: &str, why: &str| {
+        let err = v.verify(token, now()).unwrap_err().to_string();
+        assert!(err.contains(why), "expected {why:?}: {err}");
+        assert!(!err.contains(token), "the token leaked into {err}");
+    };
+    refused(&rsa.token(&gitlab_claims("group/project-a", -3600)), "expired");
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    refused(&rsa.token(&wrong_aud), "audience");
+    let mut wrong_iss = good.clone();
+    wrong_iss["iss"] = json!("https://evil.example.com");
+    refused(&rsa.token(&wrong_iss), "not trusted");
+    // Signed by a key the issuer does not publish.
+    refused(&ec.token(&good), "no key with kid \"ec-1\"");
+    let stranger = Issuer::rsa();
+    refused(&stranger.token(&good), "signature does not verify");
+    // alg: none, with no signature.
+    let none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), b64(good.to_string().as_bytes()));
+    refused(&none, "\"none\" is not accepted");
+    // HS256 with the public key as the HMAC secret: the classic confusion attack.
+    let header = b64(json!({"alg": "HS256", "kid": "rsa-1"}).to_string().as_bytes());
+    let signed = format!("{header}.{}", b64(good.to_string().as_bytes()));
+    let secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, rsa.jwk["n"].as_str().unwrap().as_bytes());
+    let tag = ring::hmac::sign(&secret, signed.as_bytes());
+    refused(&format!("{signed}.{}", b64(tag.as_ref())), "\"HS256\" is not accepted");
+    // A tampered payload.
+    let token = rsa.token(&good);
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let evil = b64(gitlab_claims("group/evil", 300).to_string().as_bytes());
+    parts[1] = &evil;
+    refused(&parts.join("."), "signature does not verify");
+    refused("not-a-jwt", "not a JWT");
+    // Within the clock skew, a just-expired token still passes.
+    assert!(v.verify(&rsa.token(&gitlab_claims("group/project-a", -10)), now()).is_ok());
+}
