@@ -12,6 +12,7 @@ mod bench;
 mod ci;
 mod demo;
 mod engine;
+mod fuzz;
 mod images;
 mod proc;
 #[cfg(test)]
@@ -40,6 +41,12 @@ enum Command {
     Engine(EngineCommand),
     /// Bring the private engine up and run dockhand's main job against it.
     Demo,
+    /// Run every fuzz target for a bounded time (default 60 s each).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run a benchmark against baselines measured in the same run (`engine`).
     Bench {
         /// Which benchmark: `engine`.
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Command::Engine(EngineCommand::Status) => engine::status(),
         Command::Demo => demo::run(),
         Command::Bench { what } => bench::run(&what),
+        Command::Fuzz { seconds } => fuzz::run(seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -469,3 +469,77 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+impl ServicePolicy {
+    /// The labels that express this policy under `prefix` (such as `dockhand.`): parsing
+    /// them gives this policy back. Timeouts are written in Go syntax.
+    pub fn to_labels(&self, prefix: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut put = |key: &str, value: String| {
+            out.insert(format!("{prefix}{key}"), value);
+        };
+        let go = |d: Duration| crate::format_go_duration(d);
+        if let Some(c) = &self.clean {
+            put("clean.enable", "true".to_owned());
+            if let Some(exec) = &c.exec {
+                put("clean.exec", exec.clone());
+            }
+            put("clean.exec.shell", c.shell.clone());
+            put("clean.exec.timeout", go(c.exec_timeout));
+        }
+        if let Some(b) = &self.backup {
+            put("backup.enable", "true".to_owned());
+            if let Some(exec) = &b.exec {
+                put("backup.exec", exec.clone());
+            }
+            put("backup.exec.shell", b.shell.clone());
+            put("backup.exec.timeout", go(b.exec_timeout));
+            put("backup.stop", b.stop.to_string());
+            put("backup.stop.timeout", go(b.stop_timeout));
+            put("backup.start.timeout", go(b.start_timeout));
+            if !b.volumes.is_empty() {
+                put("backup.volume-list-upload", b.volumes.join(","));
+            }
+            put("backup.volume-list-upload.timeout", go(b.upload_timeout));
+            if let Some(target) = &b.target {
+                put("backup.target", target.clone());
+            }
+            let s3 = &b.s3;
+            for (key, value) in [
+                ("url", &s3.url),
+                ("access-key", &s3.access_key),
+                ("secret-key", &s3.secret_key),
+                ("bucket", &s3.bucket),
+            ] {
+                if let Some(value) = value {
+                    put(&format!("backup.volume-list-upload.s3.{key}"), value.clone());
+                }
+            }
+            if let Some(https) = s3.https {
+                put("backup.volume-list-upload.s3.https", https.to_string());
+            }
+            if let Some(days) = s3.retention_days {
+                put("backup.volume-list-upload.s3.retention-days", days.to_string());
+            }
+        }
+        if let Some(u) = &self.update {
+            put("update.enable", "true".to_owned());
+            put("update.registry.auth", u.registry_auth.to_string());
+            for (key, value) in [
+                ("registry.user", &u.registry_user),
+                ("registry.password", &u.registry_password),
+                ("registry.url", &u.registry_url),
+                ("registry", &u.registry),
+                ("image-allow", &u.image_allow),
+                ("exec-pre", &u.exec_pre),
+                ("exec-post", &u.exec_post),
+            ] {
+                if let Some(value) = value {
+                    put(&format!("update.{key}"), value.clone());
+                }
+            }
+            put("update.timeout", go(u.timeout));
+        }
+        out
+    }
+}

@@ -14,6 +14,8 @@ mod auth;
 pub mod budget;
 mod defaults;
 mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod labels;
 mod oidc;

@@ -248,3 +248,62 @@ proptest! {
         let _ = node_policy(&pairs, &d, &LabelPrefixes::default());
     }
 }
+
+/// Valid label values: what a careful operator writes.
+fn valid_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
+    let word = "[a-z][a-z0-9_-]{0,10}";
+    let timeout = (1u64..100_000).prop_map(|ms| format!("{ms}ms"));
+    (
+        any::<(bool, bool, bool, bool, bool)>(),
+        proptest::collection::vec(word, 0..4),
+        (timeout.clone(), timeout.clone(), timeout),
+        proptest::option::of("[a-z /*.-]{1,20}"),
+        proptest::option::of(0u32..400),
+    )
+        .prop_map(|((clean, backup, update, stop, auth), volumes, (t1, t2, t3), exec, days)| {
+            let mut l = BTreeMap::new();
+            let mut put = |k: &str, v: String| {
+                l.insert(format!("dockhand.{k}"), v);
+            };
+            if clean {
+                put("clean.enable", "true".into());
+                put("clean.exec.timeout", t1.clone());
+                if let Some(exec) = &exec {
+                    put("clean.exec", exec.clone());
+                }
+            }
+            if backup {
+                put("backup.enable", "true".into());
+                put("backup.stop", stop.to_string());
+                put("backup.volume-list-upload.timeout", t2.clone());
+                let mut unique = volumes.clone();
+                unique.dedup();
+                if !unique.is_empty() {
+                    put("backup.volume-list-upload", unique.join(","));
+                }
+                if let Some(days) = days {
+                    put("backup.volume-list-upload.s3.retention-days", days.to_string());
+                }
+            }
+            if update {
+                put("update.enable", "true".into());
+                put("update.registry.auth", auth.to_string());
+                put("update.timeout", t3.clone());
+                put("update.image-allow", "registry.example.com/*".into());
+            }
+            l
+        })
+}
+
+proptest! {
+    #[test]
+    fn a_policy_round_trips_through_its_labels(labels in valid_labels()) {
+        let d = Defaults::default();
+        let prefixes = LabelPrefixes::default();
+        let (policy, diags) = service_policy(&labels, false, &d, &prefixes);
+        prop_assert!(diags.is_empty(), "{diags:?}");
+        let (again, diags) = service_policy(&policy.to_labels("dockhand."), false, &d, &prefixes);
+        prop_assert!(diags.is_empty(), "{diags:?}");
+        prop_assert_eq!(again, policy);
+    }
+}
