@@ -317,6 +317,8 @@ mod tests {
         };
         assert!(reason.contains("outside this instance's scope (dockhand.tenant=team-a)"), "{reason}");
         assert!(auth.authorize(Action::Update, "x", &ours, "root").is_allowed());
+        assert!(auth.in_scope(&ours) && !auth.in_scope(&theirs));
+        assert!(Authorizer::new([], &["dockhand."]).in_scope(&theirs), "no scope: everything is in it");
         assert!(auth.authorize(Action::Update, "x", &ours, "t").is_allowed());
     }
 
