@@ -148,6 +148,12 @@ impl Authorizer {
         self
     }
 
+    /// True when a target with `labels` is within this instance's scope: what cron and
+    /// listings use, where there is no caller to authorize.
+    pub fn in_scope(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.scope.as_ref().is_none_or(|(key, value)| labels.get(key) == Some(value))
+    }
+
     /// Decides whether `token` may do `action` on the target `name` with `labels`.
     pub fn authorize(
         &self,
@@ -157,10 +163,8 @@ impl Authorizer {
         token: &str,
     ) -> Decision {
         let deny = |reason: String| Decision::Deny { reason };
-        if let Some((key, value)) = &self.scope {
-            if labels.get(key) != Some(value) {
-                return deny(format!("{name} is outside this instance's scope ({key}={value})"));
-            }
+        if let (false, Some((key, value))) = (self.in_scope(labels), &self.scope) {
+            return deny(format!("{name} is outside this instance's scope ({key}={value})"));
         }
         if token.is_empty() {
             return deny("no token was given".to_owned());
