@@ -337,6 +337,17 @@ fn config_show_names_sources_and_overrides() {
     );
     assert!(text.contains("executable: \"dockerd-rootless.sh\""), "{text}");
 
+    // Secrets in a managed host's env are masked.
+    let out = dockhand(
+        &["--config", cfg, "config", "show"],
+        &[("DOCKHAND_DOCKER_HOSTS_MAN_MANAGED_ENV", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-K7MDENG")],
+    );
+    let text = stdout(&out);
+    assert!(
+        !text.contains("wJalrXUtnFEMI-K7MDENG") && text.contains("AWS_SECRET_ACCESS_KEY=wJal****"),
+        "{text}"
+    );
+
     // A broken file is reported with its path and key.
     std::fs::write(&config, "docker:\n  hosts:\n    r:\n      type: remote\n").unwrap();
     let out = dockhand(&["--config", cfg, "config", "show"], &[]);
