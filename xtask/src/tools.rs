@@ -8,7 +8,12 @@ use anyhow::bail;
 use crate::proc;
 
 /// Executables the private engine needs, and the Debian package of each.
-const ENGINE_TOOLS: [(&str, &str); 13] = [
+const ENGINE_TOOLS: [(&str, &str); 17] = [
+    // The tests' own helpers: in Debian's base image, named here so a leaner one still works.
+    ("openssl", "openssl"),
+    ("pkill", "procps"),
+    ("useradd", "passwd"),
+    ("curl", "curl"),
     ("podman", "podman"),
     ("rootlesskit", "rootlesskit"),
     ("newuidmap", "uidmap"),
