@@ -289,11 +289,10 @@ pub(crate) fn config(config: &HostsConfig) -> String {
         if let Some(m) = &h.managed {
             let _ = writeln!(out, "      managed:\n        executable: {}", q(&m.executable));
             // Env entries and args may carry secrets (`AWS_SECRET_ACCESS_KEY=…`): masked.
-            let redactor = dockhand_policy::Redactor::default();
             for (name, items) in [("env", &m.env), ("args", &m.args)] {
                 let _ = writeln!(out, "        {name}:");
                 for item in items {
-                    let _ = writeln!(out, "          - {}", q(&redactor.redact(item)));
+                    let _ = writeln!(out, "          - {}", q(&dockhand_host::redact_setting(item)));
                 }
             }
             let _ =

@@ -305,16 +305,21 @@ impl Client {
         path: &str,
         json: Option<Bytes>,
     ) -> Result<T, Error> {
-        let (versioned, body) = self.call_raw(&method, path, json).await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+        let (versioned, body) = self.call_raw(&method, path, json, None).await?;
+        self.decode(&method, versioned, &body)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, method: &Method, path: String, body: &[u8]) -> Result<T, Error> {
+        serde_json::from_slice(body).map_err(|e| Error::Decode {
             endpoint: self.inner.url.clone(),
             method: method.to_string(),
-            path: versioned,
+            path,
             detail: e.to_string(),
         })
     }
 
-    /// [`call`](Self::call) with one extra request header (such as `X-Registry-Auth`).
+    /// [`call`](Self::call) with one extra request header (such as `X-Registry-Auth`),
+    /// whose value is never logged.
     pub(crate) async fn call_with_header<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -322,18 +327,8 @@ impl Client {
         json: Option<Bytes>,
         header: (&'static str, &str),
     ) -> Result<T, Error> {
-        let versioned = self.versioned(path).await?;
-        let response = self.send_full(method.clone(), &versioned, json, false, Some(header)).await?;
-        let response = self.check(&method, &versioned, response).await?;
-        let body = read_body(response, MAX_JSON_BODY)
-            .await
-            .map_err(|detail| self.transport_detail(&method, &versioned, detail))?;
-        serde_json::from_slice(&body).map_err(|e| Error::Decode {
-            endpoint: self.inner.url.clone(),
-            method: method.to_string(),
-            path: versioned,
-            detail: e.to_string(),
-        })
+        let (versioned, body) = self.call_raw(&method, path, json, Some(header)).await?;
+        self.decode(&method, versioned, &body)
     }
 
     /// A versioned call whose answer is not needed (204, or JSON nobody reads).
@@ -343,7 +338,7 @@ impl Client {
         path: &str,
         json: Option<Bytes>,
     ) -> Result<(), Error> {
-        self.call_raw(&method, path, json).await.map(drop)
+        self.call_raw(&method, path, json, None).await.map(drop)
     }
 
     /// `GET /vX.Y{path}` and decodes the JSON answer.
@@ -356,9 +351,10 @@ impl Client {
         method: &Method,
         path: &str,
         json: Option<Bytes>,
+        header: Option<(&'static str, &str)>,
     ) -> Result<(String, Bytes), Error> {
         let versioned = self.versioned(path).await?;
-        let response = self.send(method.clone(), &versioned, json).await?;
+        let response = self.send_full(method.clone(), &versioned, json, false, header).await?;
         let response = self.check(method, &versioned, response).await?;
         let body = read_body(response, MAX_JSON_BODY)
             .await

@@ -96,9 +96,11 @@ impl std::fmt::Display for Origin {
 pub struct ManagedSettings {
     /// The executable: a name found on `PATH`, or an absolute path.
     pub executable: String,
-    /// `NAME=value` entries added to its environment.
+    /// `NAME=value` entries added to its environment (shown masked).
+    #[serde(serialize_with = "redacted_list")]
     pub env: Vec<String>,
-    /// Its arguments.
+    /// Its arguments (shown masked).
+    #[serde(serialize_with = "redacted_list")]
     pub args: Vec<String>,
     /// The `tracing` level its output is logged at.
     pub log_level: String,
@@ -109,6 +111,10 @@ pub struct ManagedSettings {
     pub health_interval: Duration,
     /// How many checks before giving up.
     pub health_retries: u32,
+}
+
+fn redacted_list<S: serde::Serializer>(items: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(|item| crate::redact_setting(item)))
 }
 
 fn go_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

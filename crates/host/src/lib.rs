@@ -38,6 +38,13 @@ pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
 pub use crate::registry::{HostRegistry, HostState};
 pub use dockhand_engine as engine;
 pub use dockhand_engine::redact_url;
+
+/// A setting as shown to people (`config show`, JSON listings): secret-looking values
+/// (`password=`, `secret_key=`, `token=`, URL passwords, ...) masked by
+/// [`dockhand_policy::Redactor`].
+pub fn redact_setting(text: &str) -> String {
+    dockhand_policy::Redactor::default().redact(text)
+}
 pub use dockhand_policy::{format_go_duration, parse_go_duration};
 
 /// One problem in the configuration, naming where it is.
