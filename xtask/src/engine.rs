@@ -344,6 +344,7 @@ fn start_podman_peer(layout: &Layout, runtime: &tokio::runtime::Runtime) -> anyh
     let dir = layout.dir().join("podman");
     fs::create_dir_all(&dir)?;
     let exe = proc::which("podman").context("podman is not installed")?;
+    let oci_runtime = podman_runtime(&fs::read_to_string("/proc/self/mounts")?)?;
     let podman = || {
         let mut cmd = Command::new(&exe);
         cmd.arg("--root")
@@ -353,6 +354,9 @@ fn start_podman_peer(layout: &Layout, runtime: &tokio::runtime::Runtime) -> anyh
             .arg("--tmpdir")
             .arg(dir.join("tmp"))
             .args(["--events-backend=file", "--cgroup-manager=cgroupfs", "--log-level=error"]);
+        if let Some(runtime) = &oci_runtime {
+            cmd.arg("--runtime").arg(runtime);
+        }
         cmd
     };
     let socket = dir.join("podman.sock");
@@ -384,6 +388,44 @@ fn start_podman_peer(layout: &Layout, runtime: &tokio::runtime::Runtime) -> anyh
     .context("cannot start the Podman test container")?;
     eprintln!("podman pid {pid} ready at {url}");
     Ok(url)
+}
+
+/// The OCI runtime Podman must use on this host, or `None` for its default (crun).
+///
+/// crun refuses every container on a *hybrid* cgroup host, one whose cgroup v2 hierarchy
+/// holds a controller (such as `hugetlb`) while the others are mounted as v1: "cgroups in
+/// hybrid mode not supported". runc, which docker.io installs, works there.
+fn podman_runtime(mounts: &str) -> anyhow::Result<Option<PathBuf>> {
+    if !cgroup_hybrid(mounts, |dir| fs::read_to_string(dir.join("cgroup.controllers")).ok()) {
+        return Ok(None);
+    }
+    let runc = proc::which("runc").context(
+        "this host mixes cgroup v1 and v2, where Podman needs runc: it is not installed (Debian: runc)",
+    )?;
+    eprintln!("cgroups: hybrid v1/v2 host, the Podman peer uses {}", runc.display());
+    Ok(Some(runc))
+}
+
+/// True when `mounts` (the text of `/proc/self/mounts`) has v1 cgroup hierarchies beside a
+/// cgroup2 one whose `cgroup.controllers`, as `controllers` reads it, names a controller.
+fn cgroup_hybrid(mounts: &str, controllers: impl Fn(&Path) -> Option<String>) -> bool {
+    let mut v1 = false;
+    let mut v2_with_controllers = false;
+    for line in mounts.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_), Some(dir), Some(kind)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        match kind {
+            "cgroup" => v1 = true,
+            "cgroup2" => {
+                let dir = Path::new(&proc::unescape_mount_path(dir)).to_owned();
+                v2_with_controllers |= controllers(&dir).is_some_and(|c| !c.trim().is_empty());
+            }
+            _ => {}
+        }
+    }
+    v1 && v2_with_controllers
 }
 
 /// The ssh peer, as the tests reach it.
@@ -603,4 +645,42 @@ pub(crate) fn tail(log: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(30);
     format!("last lines of {}:\n{}", log.display(), lines[start..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+        cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
+        cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+    const UNIFIED: &str = "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
+    const LEGACY_WITH_EMPTY_V2: &str = "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+        cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+
+    fn controllers(present: &'static str) -> impl Fn(&Path) -> Option<String> {
+        move |_| Some(present.to_owned())
+    }
+
+    #[test]
+    fn a_v2_controller_beside_v1_hierarchies_is_hybrid() {
+        assert!(cgroup_hybrid(HYBRID, controllers("hugetlb\n")));
+    }
+
+    #[test]
+    fn pure_v2_and_plain_legacy_hosts_are_not_hybrid() {
+        assert!(!cgroup_hybrid(UNIFIED, controllers("cpu memory pids\n")));
+        assert!(!cgroup_hybrid(LEGACY_WITH_EMPTY_V2, controllers("\n")));
+        assert!(!cgroup_hybrid(LEGACY_WITH_EMPTY_V2, |_| None));
+    }
+
+    #[test]
+    fn this_host_is_classified_without_error() {
+        let mounts = fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+        // Either answer is right for some host; the classification must agree with the
+        // mount table read by hand.
+        let v1 = mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("cgroup"));
+        let hybrid = cgroup_hybrid(&mounts, |d| fs::read_to_string(d.join("cgroup.controllers")).ok());
+        assert!(!hybrid || v1, "a host without v1 hierarchies was called hybrid");
+    }
 }

@@ -156,7 +156,7 @@ pub(crate) fn mounts_below(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(raw: &str) -> String {
+pub(crate) fn unescape_mount_path(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {

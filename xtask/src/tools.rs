@@ -8,7 +8,7 @@ use anyhow::bail;
 use crate::proc;
 
 /// Executables the private engine needs, and the Debian package of each.
-const ENGINE_TOOLS: [(&str, &str); 17] = [
+const ENGINE_TOOLS: [(&str, &str); 18] = [
     // The tests' own helpers: in Debian's base image, named here so a leaner one still works.
     ("openssl", "openssl"),
     ("pkill", "procps"),
@@ -21,6 +21,7 @@ const ENGINE_TOOLS: [(&str, &str); 17] = [
     ("runuser", "util-linux"),
     ("dockerd", "docker.io"),
     ("containerd", "containerd"),
+    ("runc", "runc"),
     ("docker", "docker.io"),
     ("tar", "tar"),
     ("busybox", "busybox-static"),
