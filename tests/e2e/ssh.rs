@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dockhand_e2e::{engine, peer};
-use dockhand_engine::{Client, SshSettings};
+use dockhand_engine::{Client, HostKeyChecking, SshSettings};
 
 /// The private engine's socket path, which the ssh URLs name.
 fn socket() -> String {
@@ -95,6 +95,47 @@ async fn an_unknown_host_key_is_refused_with_what_ssh_said() {
     let msg = err.to_string();
     assert!(msg.contains(&url), "{msg}");
     assert!(msg.contains("Host key verification failed"), "{msg}");
+    assert!(msg.contains("ssh-keyscan -p ") && msg.contains("StrictHostKeyChecking"), "no fix named: {msg}");
+}
+
+/// The test config, rewritten as a user who trusts every host would write it:
+/// `StrictHostKeyChecking no` with `UserKnownHostsFile /dev/null`.
+fn trusting_config() -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = own_config();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| match l.split_whitespace().next() {
+            Some("UserKnownHostsFile") => "    UserKnownHostsFile /dev/null".to_owned(),
+            Some("StrictHostKeyChecking") => "    StrictHostKeyChecking no".to_owned(),
+            _ => l.to_owned(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(text.contains("StrictHostKeyChecking no") && text.contains("/dev/null"), "{text}");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[tokio::test]
+async fn host_key_checking_follows_the_users_ssh_config_as_the_docker_cli_does() {
+    let unix = engine().await.client.info().await.unwrap();
+    let (_dir, config) = trusting_config();
+    let url = format!("{}{}", peer("SSH_HOST"), socket());
+    let info = client(&url, &config).info().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(info.swarm.node_id, unix.swarm.node_id);
+}
+
+#[tokio::test]
+async fn dockhands_own_setting_overrides_the_ssh_config() {
+    let (_dir, config) = trusting_config();
+    let url = format!("{}{}", peer("SSH_HOST"), socket());
+    let c = Client::builder(url.parse().unwrap())
+        .ssh(SshSettings::new().with_config_file(&config).with_host_key_checking(HostKeyChecking::Strict))
+        .build()
+        .unwrap();
+    let msg = c.ping().await.unwrap_err().to_string();
+    assert!(msg.contains("Host key verification failed") && msg.contains("ssh-keyscan"), "{msg}");
 }
 
 #[tokio::test]

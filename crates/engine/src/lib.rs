@@ -84,7 +84,7 @@ pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
 pub use crate::query::Filters;
 pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
 pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume};
-pub use crate::ssh::SshSettings;
+pub use crate::ssh::{HostKeyChecking, SshSettings};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
     ContainerSpec, GlobalMode, LogStream, LogsOptions, ManagerStatus, Node, NodeDescription, NodeEngine,

@@ -28,17 +28,52 @@ const STDERR_KEEP: usize = 4096;
 /// How ssh is run: the user's own ssh configuration unless told otherwise.
 ///
 /// ```
-/// use dockhand_engine::SshSettings;
+/// use dockhand_engine::{HostKeyChecking, SshSettings};
 ///
 /// let ssh = SshSettings::new().with_config_file("/etc/dockhand/ssh_config").with_identity("/etc/dockhand/id_ed25519");
-/// assert!(ssh.strict_host_keys());
+/// assert_eq!(ssh.host_key_checking(), HostKeyChecking::FromConfig);
+/// let strict = ssh.with_host_key_checking(HostKeyChecking::Strict);
+/// assert_eq!(strict.host_key_checking(), HostKeyChecking::Strict);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshSettings {
     config_file: Option<PathBuf>,
     identity: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
-    strict: bool,
+    host_keys: HostKeyChecking,
+}
+
+/// What ssh does with a host key that is not in known_hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HostKeyChecking {
+    /// Whatever the user's ssh configuration says for that host (`StrictHostKeyChecking`
+    /// as `ssh -G` prints it), as the docker CLI does: the default.
+    #[default]
+    FromConfig,
+    /// Refuse an unknown key (`StrictHostKeyChecking=yes`).
+    Strict,
+    /// Add an unknown key to known_hosts on first use (`accept-new`); a changed key is
+    /// still refused.
+    AcceptNew,
+    /// Accept any key (`StrictHostKeyChecking=no`).
+    Off,
+}
+
+impl HostKeyChecking {
+    /// The policy an `ssh -G` output names; ssh's default (`ask`, which without a
+    /// terminal refuses) is strict.
+    pub(crate) fn from_ssh_g(output: &str) -> Self {
+        let value = output
+            .lines()
+            .find_map(|l| l.strip_prefix("stricthostkeychecking "))
+            .map(|v| v.trim().to_ascii_lowercase());
+        match value.as_deref() {
+            Some("no" | "false" | "off") => Self::Off,
+            Some("accept-new") => Self::AcceptNew,
+            _ => Self::Strict,
+        }
+    }
 }
 
 impl Default for SshSettings {
@@ -48,9 +83,9 @@ impl Default for SshSettings {
 }
 
 impl SshSettings {
-    /// ssh's defaults, with strict host key checking: an unknown host is refused.
+    /// ssh's defaults: the user's ssh configuration decides, host key checking included.
     pub fn new() -> Self {
-        Self { config_file: None, identity: None, known_hosts: None, strict: true }
+        Self { config_file: None, identity: None, known_hosts: None, host_keys: HostKeyChecking::FromConfig }
     }
 
     /// Use this ssh config file (`ssh -F`) instead of `~/.ssh/config`.
@@ -71,17 +106,27 @@ impl SshSettings {
         self
     }
 
-    /// Add unknown host keys to known_hosts on first use instead of refusing them
-    /// (`StrictHostKeyChecking=accept-new`). A changed key is still refused.
-    pub fn accept_new_host_keys(mut self) -> Self {
-        self.strict = false;
+    /// Override the ssh configuration's host key policy.
+    pub fn with_host_key_checking(mut self, policy: HostKeyChecking) -> Self {
+        self.host_keys = policy;
         self
     }
 
-    /// True when unknown host keys are refused.
-    pub fn strict_host_keys(&self) -> bool {
-        self.strict
+    /// The host key policy asked for.
+    pub fn host_key_checking(&self) -> HostKeyChecking {
+        self.host_keys
     }
+}
+
+/// The hint added to ssh's "Host key verification failed".
+pub(crate) fn host_key_hint(endpoint: &SshEndpoint) -> String {
+    let port = endpoint.port().map(|p| format!("-p {p} ")).unwrap_or_default();
+    format!(
+        "the host key of {host} is unknown or has changed: add it to known_hosts \
+         (`ssh-keyscan {port}{host} >> ~/.ssh/known_hosts`, then check its fingerprint), \
+         or set StrictHostKeyChecking for this host in ~/.ssh/config",
+        host = endpoint.host()
+    )
 }
 
 /// How connections reach the remote engine once the master is up.
@@ -177,10 +222,51 @@ impl SshDialer {
         }
     }
 
+    /// The host key policy of the user's ssh configuration for this host, from `ssh -G`
+    /// (which resolves `Host` and `Match` blocks as a connection would, and connects
+    /// nowhere).
+    async fn configured_host_keys(&self) -> io::Result<HostKeyChecking> {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.arg("-G");
+        if let Some(file) = &self.settings.config_file {
+            cmd.arg("-F").arg(file);
+        }
+        if let Some(user) = self.endpoint.user() {
+            cmd.arg("-l").arg(user);
+        }
+        if let Some(port) = self.endpoint.port() {
+            cmd.arg("-p").arg(port.to_string());
+        }
+        let out = cmd
+            .arg("--")
+            .arg(self.endpoint.host())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run `ssh -G`: {e}")))?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "`ssh -G {}` failed: {}",
+                self.endpoint.host(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(HostKeyChecking::from_ssh_g(&String::from_utf8_lossy(&out.stdout)))
+    }
+
     /// Starts the master, then picks dial-stdio or forwarding.
     async fn start(&self) -> io::Result<Mode> {
+        let policy = match self.settings.host_keys {
+            HostKeyChecking::FromConfig => self.configured_host_keys().await?,
+            other => other,
+        };
         let mut builder = SessionBuilder::default();
-        builder.known_hosts_check(if self.settings.strict { KnownHosts::Strict } else { KnownHosts::Add });
+        builder.known_hosts_check(match policy {
+            HostKeyChecking::AcceptNew => KnownHosts::Add,
+            HostKeyChecking::Off => KnownHosts::Accept,
+            HostKeyChecking::FromConfig | HostKeyChecking::Strict => KnownHosts::Strict,
+        });
         if let Some(user) = self.endpoint.user() {
             builder.user(user.to_owned());
         }
@@ -197,7 +283,13 @@ impl SshDialer {
             builder.user_known_hosts_file(file);
         }
         let session = Arc::new(builder.connect(self.endpoint.host()).await.map_err(|e| {
-            io::Error::other(format!("cannot open an ssh session: {}", crate::error::chain(&e)))
+            let said = crate::error::chain(&e);
+            let hint = if said.contains("Host key verification failed") {
+                format!(" ({})", host_key_hint(&self.endpoint))
+            } else {
+                String::new()
+            };
+            io::Error::other(format!("cannot open an ssh session: {said}{hint}"))
         })?);
         // Does the remote have a docker CLI? The probe is a plain argument vector.
         let probe = session.command("docker").arg("--version").output().await;
@@ -271,5 +363,21 @@ impl AsyncWrite for SshConnection {
             Self::Channel(c) => Pin::new(&mut c.stdin).poll_shutdown(cx),
             Self::Forwarded(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostKeyChecking;
+
+    #[test]
+    fn ssh_g_output_maps_to_a_policy() {
+        let case = |line: &str| HostKeyChecking::from_ssh_g(&format!("user root\n{line}\nport 22\n"));
+        assert_eq!(case("stricthostkeychecking false"), HostKeyChecking::Off);
+        assert_eq!(case("stricthostkeychecking no"), HostKeyChecking::Off);
+        assert_eq!(case("stricthostkeychecking accept-new"), HostKeyChecking::AcceptNew);
+        assert_eq!(case("stricthostkeychecking true"), HostKeyChecking::Strict);
+        assert_eq!(case("stricthostkeychecking ask"), HostKeyChecking::Strict);
+        assert_eq!(HostKeyChecking::from_ssh_g("user root\n"), HostKeyChecking::Strict);
     }
 }
