@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dockhand_e2e::{engine, managed_dockerd_yaml, processes_naming};
-use dockhand_engine::{Client, Endpoint, Environment};
+use dockhand_engine::{Client, Endpoint};
+use dockhand_host::Environment;
 use dockhand_host::supervisor::{
     Backoff, OnLeftover, OsProcesses, ProcessEffects, Supervisor, SupervisorOptions,
 };

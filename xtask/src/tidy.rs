@@ -93,3 +93,195 @@ fn tokens_are_compared_in_constant_time() {
         );
     }
 }
+
+/// The rows of the markdown table between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
+/// `docs/architecture.md`, each a list of its cells, the header and rule rows left out.
+fn doc_table(name: &str) -> Vec<Vec<String>> {
+    let doc = std::fs::read_to_string(crate::project_root().join("docs/architecture.md")).unwrap_or_default();
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
+    let body = doc.split(&begin).nth(1).and_then(|rest| rest.split(&end).next()).unwrap_or("");
+    body.lines()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim().trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect())
+        .collect()
+}
+
+/// A comma-separated cell, as a list.
+fn cell_list(cell: &str) -> Vec<String> {
+    cell.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// A floor-plan row: a crate and the workspace crates it may depend on.
+type Edge = (String, Vec<String>);
+/// A stack row: a crate, the features that make it the stack (none: any use), its owners.
+type Stack = (String, Vec<String>, Vec<String>);
+
+/// A dependency as the rules see it.
+#[derive(Debug, Clone)]
+struct Dep {
+    name: String,
+    /// `normal`, `dev` or `build`.
+    kind: String,
+    features: Vec<String>,
+}
+
+/// Every workspace package's declared dependencies, from `cargo metadata --no-deps` JSON.
+fn declared(metadata: &serde_json::Value) -> Vec<(String, Vec<Dep>)> {
+    let mut out = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let deps = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| Dep {
+                name: d["name"].as_str().unwrap_or_default().to_owned(),
+                kind: d["kind"].as_str().unwrap_or("normal").to_owned(),
+                features: d["features"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect(),
+            })
+            .collect();
+        out.push((package["name"].as_str().unwrap_or_default().to_owned(), deps));
+    }
+    out
+}
+
+/// Every way `packages` breaks the floor plan (`edges`: crate, the workspace crates it may
+/// depend on) and the stack rules (`stacks`: a crate with optional features, and the crates
+/// it may appear in).
+fn floor_plan_violations(packages: &[(String, Vec<Dep>)], edges: &[Edge], stacks: &[Stack]) -> Vec<String> {
+    let workspace: Vec<&str> = packages.iter().map(|(n, _)| n.as_str()).collect();
+    let mut problems = Vec::new();
+    for (package, deps) in packages {
+        let Some((_, allowed)) = edges.iter().find(|(n, _)| n == package) else {
+            problems.push(format!("{package} has no row in the floor plan of docs/architecture.md"));
+            continue;
+        };
+        for dep in deps {
+            let in_workspace = workspace.contains(&dep.name.as_str());
+            let dev_harness = dep.kind == "dev" && dep.name == "dockhand-e2e";
+            if in_workspace && !allowed.contains(&dep.name) && !dev_harness {
+                problems.push(format!("{package} -> {} ({}) is not in the floor plan", dep.name, dep.kind));
+            }
+            if dep.kind == "dev" || package == "xtask" {
+                continue;
+            }
+            for (stack, features, owners) in stacks {
+                let hit = dep.name == *stack
+                    && (features.is_empty() || dep.features.iter().any(|f| features.contains(f)));
+                if hit && !owners.contains(package) {
+                    problems.push(format!(
+                        "{package} depends on {stack}{}, which only {} may use",
+                        if features.is_empty() { String::new() } else { format!(" with {features:?}") },
+                        owners.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The floor plan as `docs/architecture.md` writes it.
+fn documented_rules() -> (Vec<Edge>, Vec<Stack>) {
+    let edges: Vec<_> = doc_table("floor-plan")
+        .into_iter()
+        .map(|row| (row[0].clone(), cell_list(row.get(1).map_or("", String::as_str))))
+        .collect();
+    let stacks: Vec<_> = doc_table("stacks")
+        .into_iter()
+        .map(|row| {
+            let (name, features) = match row[0].split_once('(') {
+                Some((name, rest)) => (name.trim().to_owned(), cell_list(rest.trim_end_matches(')'))),
+                None => (row[0].clone(), Vec::new()),
+            };
+            (name, features, cell_list(row.get(1).map_or("", String::as_str)))
+        })
+        .collect();
+    (edges, stacks)
+}
+
+/// Architecture invariant: the dependency graph between workspace crates, and the stacks
+/// that belong to one crate, are exactly what `docs/architecture.md` allows.
+#[test]
+fn the_floor_plan_holds() {
+    let (edges, stacks) = documented_rules();
+    assert!(edges.len() >= 8 && stacks.len() >= 8, "the tables in docs/architecture.md were not found");
+    let out = crate::cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(crate::project_root())
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let packages = declared(&metadata);
+    assert!(packages.len() >= 8, "found only {} workspace packages", packages.len());
+    let problems = floor_plan_violations(&packages, &edges, &stacks);
+    assert!(problems.is_empty(), "the floor plan is broken:\n{}", problems.join("\n"));
+}
+
+/// The checker itself catches what it is for, on a made-up workspace.
+#[test]
+fn the_floor_plan_check_catches_forbidden_edges_and_stacks() {
+    let (edges, stacks) = documented_rules();
+    let dep = |name: &str, kind: &str, features: &[&str]| Dep {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        features: features.iter().map(|f| (*f).to_owned()).collect(),
+    };
+    let mut packages: Vec<(String, Vec<Dep>)> =
+        edges.iter().map(|(name, _)| (name.clone(), Vec::new())).collect();
+    let set = |packages: &mut Vec<(String, Vec<Dep>)>, name: &str, deps: Vec<Dep>| {
+        packages.iter_mut().find(|(n, _)| n == name).expect("row").1 = deps;
+    };
+    set(
+        &mut packages,
+        "dockhand-cli",
+        vec![dep("dockhand-e2e", "dev", &[]), dep("dockhand-host", "normal", &[])],
+    );
+    assert_eq!(floor_plan_violations(&packages, &edges, &stacks), Vec::<String>::new());
+
+    set(&mut packages, "dockhand-jobs", vec![dep("dockhand-e2e", "normal", &[])]);
+    set(&mut packages, "dockhand-host", vec![dep("rusqlite", "normal", &[])]);
+    set(
+        &mut packages,
+        "dockhand-cli",
+        vec![dep("hyper", "normal", &["client", "http1"]), dep("axum", "normal", &[])],
+    );
+    set(&mut packages, "dockhand-policy", vec![dep("hyper", "dev", &["server"])]);
+    let problems = floor_plan_violations(&packages, &edges, &stacks);
+    let expected = [
+        "dockhand-jobs -> dockhand-e2e",
+        "dockhand-host depends on rusqlite",
+        "dockhand-cli depends on hyper with [\"client\"]",
+        "dockhand-cli depends on axum",
+    ];
+    for e in expected {
+        assert!(problems.iter().any(|p| p.starts_with(e)), "{e} not caught: {problems:#?}");
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+}
+
+/// Each item has one home: no workspace crate re-exports another one or its items.
+#[test]
+fn no_crate_re_exports_another() {
+    let mut files = Vec::new();
+    rust_files(&crate::project_root().join("crates"), &mut files);
+    assert!(files.len() > 10, "crate sources not found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or("").trim();
+            assert!(
+                !(code.starts_with("pub use dockhand_") || code.starts_with("pub use ::dockhand_")),
+                "{} re-exports another crate: {line}",
+                file.display()
+            );
+        }
+    }
+}

@@ -2,19 +2,11 @@
 
 use std::process::ExitCode;
 
-use dockhand_engine::{Client, ConnectOptions, Environment, resolve};
 use serde::Serialize;
 
 use crate::args::{EngineCommand, Global};
+use crate::context::connect;
 use crate::output;
-
-/// The process environment. Variables that are not UTF-8 cannot name an engine or a
-/// setting; skipping them beats a panic.
-pub(crate) fn environment() -> Environment {
-    Environment::from_vars(
-        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    )
-}
 
 pub(crate) async fn run(global: &Global, cmd: EngineCommand) -> anyhow::Result<ExitCode> {
     let client = connect(global).await?;
@@ -49,23 +41,4 @@ pub(crate) async fn run(global: &Global, cmd: EngineCommand) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The client for the engine `--host-id`, or else the flags, environment and docker
-/// contexts, name.
-pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
-    if let Some(id) = &global.host_id {
-        return Ok(crate::hosts::registry(global)?.connect(id).await?);
-    }
-    let mut opts = ConnectOptions::default();
-    opts.host = global.host.clone();
-    opts.context = global.context.clone();
-    opts.tls = global.tls;
-    opts.tls_verify = global.tlsverify;
-    opts.tls_ca_cert = global.tlscacert.clone();
-    opts.tls_cert = global.tlscert.clone();
-    opts.tls_key = global.tlskey.clone();
-    let resolved = resolve(&opts, &environment())?;
-    tracing::info!(endpoint = %resolved.endpoint, origin = %resolved.origin, "engine chosen");
-    Ok(resolved.client()?)
 }

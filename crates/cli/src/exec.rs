@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use dockhand_engine::{ExecSpec, StreamKind};
 
 use crate::args::{ExecArgs, Global};
-use crate::engine::connect;
+use crate::context::connect;
 
 pub(crate) async fn run(global: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ExecSpec::new(args.cmd);

@@ -6,20 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dockhand_host::supervisor::{OnLeftover, OsProcesses, Supervisor, SupervisorOptions};
-use dockhand_host::{Check, HostRegistry, HostsConfig, System};
+use dockhand_host::{Check, System};
 
 use crate::args::{ConfigCommand, Global, HostCommand, HostsCommand};
-use crate::engine::environment;
+use crate::context::{environment, load, registry};
 use crate::output;
-
-/// The configuration from `--config` or the default file, with env overrides.
-pub(crate) fn load(global: &Global) -> anyhow::Result<HostsConfig> {
-    Ok(HostsConfig::load(global.config.as_deref(), &environment())?)
-}
-
-pub(crate) fn registry(global: &Global) -> anyhow::Result<HostRegistry> {
-    Ok(HostRegistry::new(load(global)?, environment()))
-}
 
 pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<ExitCode> {
     let registry = registry(global)?;
@@ -73,7 +64,7 @@ pub(crate) async fn host(global: &Global, cmd: HostCommand) -> anyhow::Result<Ex
         _ => OnLeftover::Adopt,
     };
     options.grace =
-        dockhand_host::parse_go_duration(&grace).map_err(anyhow::Error::msg).context("--grace")?;
+        dockhand_policy::parse_go_duration(&grace).map_err(anyhow::Error::msg).context("--grace")?;
     // The handlers go in before anything starts: a signal that arrives while the engine
     // starts must stop it cleanly, not kill dockhand with the engine still running.
     let shutdown = shutdown()?;

@@ -2,11 +2,13 @@
 //! prints; all behaviour lives in the libraries.
 
 mod args;
+mod context;
 mod engine;
 mod exec;
 mod hosts;
 mod output;
 mod swarm;
+mod token;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -42,7 +44,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
             Command::Host(cmd) => hosts::host(&args.global, cmd).await,
             Command::Config(cmd) => hosts::config(&args.global, cmd),
-            Command::Token(args::TokenCommand::Hash) => output::token_hash(),
+            Command::Token(args::TokenCommand::Hash) => token::hash(),
         }
     })
 }

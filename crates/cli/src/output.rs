@@ -15,13 +15,19 @@ pub(crate) fn print<T: Serialize>(
     value: &T,
     human: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
+    // Rendered first, so that a closed pipe is an I/O error that `main` recognises, not
+    // one wrapped in serde_json's.
+    let text = if json { serde_json::to_string_pretty(value)? + "\n" } else { human() };
     let mut stdout = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut stdout, value)?;
-        writeln!(stdout)?;
-    } else {
-        stdout.write_all(human().as_bytes())?;
-    }
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints one line on stdout.
+pub(crate) fn line(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
     stdout.flush()?;
     Ok(())
 }
@@ -265,7 +271,7 @@ pub(crate) fn config(config: &HostsConfig) -> String {
         let _ = writeln!(out, "      type: {}", format!("{:?}", h.kind).to_lowercase());
         match &h.host {
             Some(host) => {
-                let _ = writeln!(out, "      host: {}", q(&dockhand_host::redact_url(&host.to_string())));
+                let _ = writeln!(out, "      host: {}", q(&dockhand_policy::redact_url(&host.to_string())));
             }
             None => {
                 let _ = writeln!(
@@ -300,23 +306,10 @@ pub(crate) fn config(config: &HostsConfig) -> String {
             let _ = writeln!(
                 out,
                 "        healthcheck:\n          interval: {}\n          retries: {}",
-                dockhand_host::format_go_duration(m.health_interval),
+                dockhand_policy::format_go_duration(m.health_interval),
                 m.health_retries
             );
         }
     }
     out
-}
-
-/// `dockhand token hash`: the token comes on stdin (never in argv, where `ps` and shell
-/// history would keep it); a trailing newline is not part of it.
-pub(crate) fn token_hash() -> anyhow::Result<std::process::ExitCode> {
-    let mut token = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)?;
-    let token = token.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&token);
-    if token.is_empty() {
-        anyhow::bail!("no token on stdin: pipe it in, e.g. `printf %s \"$TOKEN\" | dockhand token hash`");
-    }
-    println!("{}", dockhand_policy::hash_token(token));
-    Ok(std::process::ExitCode::SUCCESS)
 }

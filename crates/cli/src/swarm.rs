@@ -6,7 +6,7 @@ use anyhow::Context;
 use dockhand_engine::Filters;
 
 use crate::args::{Global, NodesCommand, ServicesCommand, TasksCommand};
-use crate::engine::connect;
+use crate::context::connect;
 use crate::output;
 
 /// `KEY=VALUE` filters from `--filter`; the value may itself hold `=` (`label=a=b`).

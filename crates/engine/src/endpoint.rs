@@ -203,7 +203,7 @@ impl FromStr for Endpoint {
 
     fn from_str(input: &str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::InvalidEndpoint {
-            input: redact_url(input),
+            input: dockhand_policy::redact_url(input),
             reason: format!("{reason}; accepted forms: {ACCEPTED}"),
         };
         if input.trim() != input || input.is_empty() {
@@ -280,25 +280,6 @@ impl FromStr for Endpoint {
             }
             other => Err(invalid(&format!("unsupported scheme {other:?}"))),
         }
-    }
-}
-
-/// A URL with the password of a `user:password@` part masked as `****`, for messages and
-/// listings.
-///
-/// ```
-/// assert_eq!(dockhand_engine::redact_url("ssh://u:hunter2@h/x"), "ssh://u:****@h/x");
-/// assert_eq!(dockhand_engine::redact_url("unix:///run/d.sock"), "unix:///run/d.sock");
-/// ```
-pub fn redact_url(input: &str) -> String {
-    let Some((scheme, rest)) = input.split_once("://") else { return input.to_owned() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:****@{host}{}", &rest[authority_end..])
-        }
-        _ => input.to_owned(),
     }
 }
 
@@ -427,7 +408,7 @@ mod tests {
             ("gopher://h:1", "unsupported scheme \"gopher\""),
         ] {
             let msg = input.parse::<Endpoint>().unwrap_err().to_string();
-            let shown = redact_url(input);
+            let shown = dockhand_policy::redact_url(input);
             assert!(msg.contains(&format!("{shown:?}")), "{input}: {msg}");
             assert!(msg.contains(why), "{input}: {msg}");
             assert!(msg.contains(ACCEPTED), "{input}: {msg}");

@@ -27,15 +27,6 @@ pub enum Error {
         detail: String,
     },
 
-    /// A setting from a flag, a variable or a docker config file is unusable.
-    #[error("{origin}: {detail}")]
-    Settings {
-        /// Where the setting came from: `--host`, `DOCKER_HOST`, a context, a file.
-        origin: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-
     /// A TLS file could not be used.
     #[error("cannot use TLS file {}: {detail}", path.display())]
     TlsFile {

@@ -8,8 +8,9 @@
 //! `/vX.Y/...`, clamped to the range this crate supports
 //! ([`MIN_API_VERSION`]..=[`MAX_API_VERSION`]).
 //!
-//! This crate reads no environment and no config file: front-ends resolve `DOCKER_HOST`
-//! and friends and hand the result in.
+//! This crate reads no environment and no configuration: `dockhand-host` decides which
+//! engine `DOCKER_HOST`, contexts and named hosts mean, and hands an [`Endpoint`] in. The
+//! only files it opens are the ones a [`TlsSettings`] names, when a client is built.
 //!
 //! # Example
 //!
@@ -26,16 +27,12 @@
 //! # }
 //! ```
 //!
-//! Choosing the engine as the docker CLI does, from flags and environment, then TLS by hand:
+//! TLS with a client certificate:
 //!
 //! ```no_run
-//! use dockhand_engine::{Client, ConnectOptions, Environment, TlsSettings, resolve};
+//! use dockhand_engine::{Client, TlsSettings};
 //!
 //! # async fn run() -> Result<(), dockhand_engine::Error> {
-//! let env = Environment::from_vars(std::env::vars());
-//! let client = resolve(&ConnectOptions::default(), &env)?.client()?;
-//! println!("{}", client.info().await?.server_version);
-//!
 //! let tls = TlsSettings::verified("/certs/ca.pem").with_client_identity("/certs/cert.pem", "/certs/key.pem");
 //! let remote = Client::builder("https://10.0.0.5:2376".parse()?).tls(tls).build()?;
 //! println!("API {}", remote.api_version().await?);
@@ -60,7 +57,6 @@ mod endpoint;
 mod error;
 mod exec;
 mod query;
-mod resolve;
 mod resources;
 mod ssh;
 mod stream;
@@ -77,12 +73,11 @@ pub use crate::containers::{
     ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Mount, PathStat, PruneReport,
 };
 pub use crate::endpoint::{
-    DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme, redact_url,
+    DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
 pub use crate::error::Error;
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
 pub use crate::query::Filters;
-pub use crate::resolve::{ConnectOptions, Environment, Origin, Resolved, resolve};
 pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume};
 pub use crate::ssh::{HostKeyChecking, SshSettings};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};

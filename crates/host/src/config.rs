@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dockhand_engine::{Endpoint, Environment, TlsSettings};
+use dockhand_engine::{Endpoint, TlsSettings};
+
+use crate::Environment;
 use figment::providers::{Format, Toml, Yaml};
 use figment::value::{Dict, Tag, Value};
 use serde::Deserialize;
@@ -118,7 +120,7 @@ fn redacted_list<S: serde::Serializer>(items: &[String], s: S) -> Result<S::Ok, 
 }
 
 fn go_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&crate::format_go_duration(*d))
+    s.collect_str(&dockhand_policy::format_go_duration(*d))
 }
 
 /// The paths of a host's client TLS files.
@@ -171,7 +173,7 @@ pub struct HostConfig {
 
 fn endpoint_opt<S: serde::Serializer>(e: &Option<Endpoint>, s: S) -> Result<S::Ok, S::Error> {
     match e {
-        Some(e) => s.collect_str(&crate::redact_url(&e.to_string())),
+        Some(e) => s.collect_str(&dockhand_policy::redact_url(&e.to_string())),
         None => s.serialize_none(),
     }
 }

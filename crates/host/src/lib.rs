@@ -5,8 +5,7 @@
 //! # Example
 //!
 //! ```
-//! use dockhand_engine::Environment;
-//! use dockhand_host::{HostType, HostsConfig};
+//! use dockhand_host::{Environment, HostType, HostsConfig};
 //!
 //! let env = Environment::from_vars([("HOME", "/home/ops"), ("DOCKHAND_DOCKER_HOSTS_LOCAL_DISABLED", "false")]);
 //! let config = HostsConfig::defaults(&env).unwrap();
@@ -27,6 +26,7 @@ mod config;
 mod expand;
 mod preflight;
 mod registry;
+mod resolve;
 pub mod supervisor;
 
 pub use crate::config::{
@@ -35,9 +35,8 @@ pub use crate::config::{
 };
 pub use crate::expand::expand;
 pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
-pub use crate::registry::{HostRegistry, HostState};
-pub use dockhand_engine as engine;
-pub use dockhand_engine::redact_url;
+pub use crate::registry::{EngineChoice, HostRegistry, HostState};
+pub use crate::resolve::{ConnectOptions, EngineOrigin, Environment, ResolveError, Resolved, resolve};
 
 /// A setting as shown to people (`config show`, JSON listings): secret-looking values
 /// (`password=`, `secret_key=`, `token=`, URL passwords, ...) masked by
@@ -45,7 +44,6 @@ pub use dockhand_engine::redact_url;
 pub fn redact_setting(text: &str) -> String {
     dockhand_policy::Redactor::default().redact(text)
 }
-pub use dockhand_policy::{format_go_duration, parse_go_duration};
 
 /// One problem in the configuration, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +94,12 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// The flags, `DOCKER_*` variables or docker context do not name a usable engine.
+    #[error(transparent)]
+    Resolve(Box<ResolveError>),
+    /// A client for the engine the docker CLI's rules chose cannot be built.
+    #[error(transparent)]
+    Client(Box<dockhand_engine::Error>),
     /// The engine of a host failed.
     #[error("host {id:?}: {source}")]
     Engine {
@@ -104,4 +108,10 @@ pub enum Error {
         /// The engine's error.
         source: Box<dockhand_engine::Error>,
     },
+}
+
+impl From<ResolveError> for Error {
+    fn from(e: ResolveError) -> Self {
+        Self::Resolve(Box::new(e))
+    }
 }

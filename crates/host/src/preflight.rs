@@ -59,7 +59,7 @@ pub struct System {
 
 impl System {
     /// This machine, with `PATH` and `XDG_RUNTIME_DIR` from `env`.
-    pub fn current(env: &dockhand_engine::Environment) -> Self {
+    pub fn current(env: &crate::Environment) -> Self {
         Self {
             path: std::env::split_paths(env.get("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin")).collect(),
             uid: current_uid(),
@@ -215,8 +215,8 @@ fn tool_name(tool: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Environment;
     use crate::HostsConfig;
-    use dockhand_engine::Environment;
 
     fn managed(executable: &str, socket: &str) -> HostConfig {
         let yaml = format!(

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dockhand_engine::{Client, ConnectOptions, Environment, resolve};
+use dockhand_engine::Client;
 
 use crate::supervisor::{OsProcesses, Supervisor, SupervisorOptions};
-use crate::{Error, HostConfig, HostType, HostsConfig};
+use crate::{ConnectOptions, Environment, Error, HostConfig, HostType, HostsConfig, resolve};
 
 type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor<OsProcesses>>>>>;
 
@@ -29,6 +29,24 @@ pub struct HostState {
     pub api_version: Option<String>,
     /// Why it is not reachable.
     pub error: Option<String>,
+}
+
+/// Which engine a command, a job or a request talks to: the one decision every front-end
+/// hands to [`HostRegistry::connect_to`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineChoice {
+    /// A named host of the configuration (`--host-id`).
+    Named(String),
+    /// Flags, `DOCKER_*` variables and docker contexts, decided as the docker CLI does.
+    Docker(ConnectOptions),
+}
+
+impl Default for EngineChoice {
+    /// The docker CLI's choice with no flags: `DOCKER_HOST`, contexts, the default socket.
+    fn default() -> Self {
+        Self::Docker(ConnectOptions::default())
+    }
 }
 
 /// Named hosts, and how to reach them. Clones share the managed engines they started.
@@ -63,6 +81,18 @@ impl HostRegistry {
                 self.config.hosts().map(|h| h.id.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })
+    }
+
+    /// A client for the engine `choice` names: the single entry point of "which engine".
+    pub async fn connect_to(&self, choice: &EngineChoice) -> Result<Client, Error> {
+        match choice {
+            EngineChoice::Named(id) => self.connect(id).await,
+            EngineChoice::Docker(opts) => {
+                let resolved = resolve(opts, &self.env)?;
+                tracing::info!(endpoint = %resolved.endpoint, origin = %resolved.origin, "engine chosen");
+                resolved.client().map_err(|e| Error::Client(Box::new(e)))
+            }
+        }
     }
 
     /// A client for the host `id`. A disabled host is refused. A managed host whose engine
@@ -108,7 +138,7 @@ impl HostRegistry {
                 }
                 builder.build().map_err(engine)
             }
-            None => resolve(&ConnectOptions::default(), &self.env).and_then(|r| r.client()).map_err(engine),
+            None => resolve(&ConnectOptions::default(), &self.env)?.client().map_err(engine),
         }
     }
 
@@ -124,7 +154,7 @@ impl HostRegistry {
             Ok(client) => match client.api_version().await {
                 Ok(version) => crate::Check::pass_engine(format!(
                     "{} answers, API {version}",
-                    crate::redact_url(&client.endpoint().to_string())
+                    dockhand_policy::redact_url(&client.endpoint().to_string())
                 )),
                 Err(e) if host.kind == HostType::Managed => crate::Check::fail_engine(format!(
                     "{e}; the managed engine is not running: start it with `dockhand host run {id}`"
@@ -153,7 +183,7 @@ impl HostRegistry {
             match self.client(host) {
                 Err(e) => state.error = Some(e.to_string()),
                 Ok(client) => {
-                    state.url = crate::redact_url(&client.endpoint().to_string());
+                    state.url = dockhand_policy::redact_url(&client.endpoint().to_string());
                     if !host.disabled {
                         match client.api_version().await {
                             Ok(v) => {

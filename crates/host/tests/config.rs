@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dockhand_engine::Environment;
+use dockhand_host::Environment;
 use dockhand_host::{Error, HostType, HostsConfig, Origin, env_id};
 
 fn env(vars: &[(&str, &str)]) -> Environment {

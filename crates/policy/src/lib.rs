@@ -31,4 +31,4 @@ pub use crate::labels::{
     ServicePolicy, Severity, UpdatePolicy, node_policy, service_policy,
 };
 pub use crate::oidc::{OidcError, OidcVerifier, authorize_claims, describe};
-pub use crate::redact::Redactor;
+pub use crate::redact::{Redactor, redact_url};

@@ -5,14 +5,15 @@
 ///
 /// A masked value keeps its first 4 characters when it has at least 8 (so at least half of
 /// it stays hidden) and is masked wholly otherwise: `hunter2-long` becomes `hunt****`,
-/// `pw` becomes `****`.
+/// `pw` becomes `****`. A password in a URL is always masked wholly, by the one rule of
+/// [`redact_url`].
 ///
 /// ```
 /// use dockhand_policy::Redactor;
 ///
 /// let r = Redactor::new(["s3cret-token-value".to_owned()]);
 /// assert_eq!(r.redact("token s3cret-token-value used"), "token s3cr**** used");
-/// assert_eq!(r.redact("GET https://ci:pa55word@reg.example.com/v2/"), "GET https://ci:pa55****@reg.example.com/v2/");
+/// assert_eq!(r.redact("GET https://ci:pa55word@reg.example.com/v2/"), "GET https://ci:****@reg.example.com/v2/");
 /// assert_eq!(r.redact("Authorization: Bearer abcdefgh12345"), "Authorization: Bearer abcd****");
 /// ```
 #[derive(Clone, Default)]
@@ -67,14 +68,22 @@ impl Redactor {
                 out = out.replace(secret.as_str(), &mask(secret));
             }
         }
-        let out = mask_url_passwords(&out);
+        let out = redact_url(&out);
         let out = mask_after(&out, "authorization:", true);
         SECRET_KEYS.iter().fold(out, |text, key| mask_pairs(&text, key))
     }
 }
 
-/// `scheme://user:password@` → the password masked.
-fn mask_url_passwords(text: &str) -> String {
+/// The one masking rule for URLs: in every `scheme://user:password@host` of `text`, the
+/// password becomes `****`, whatever its length. Used for messages, listings and
+/// `config show`, by every crate.
+///
+/// ```
+/// assert_eq!(dockhand_policy::redact_url("ssh://u:hunter2@h/x"), "ssh://u:****@h/x");
+/// assert_eq!(dockhand_policy::redact_url("unix:///run/d.sock"), "unix:///run/d.sock");
+/// assert_eq!(dockhand_policy::redact_url("tcp://h:2375 and https://a:b@r/"), "tcp://h:2375 and https://a:****@r/");
+/// ```
+pub fn redact_url(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
@@ -86,8 +95,7 @@ fn mask_url_passwords(text: &str) -> String {
         match authority.rfind('@').and_then(|at| authority[..at].split_once(':').map(|(u, p)| (at, u, p))) {
             Some((at, user, password)) if !password.is_empty() => {
                 out.push_str(user);
-                out.push(':');
-                out.push_str(&mask(password));
+                out.push_str(":****");
                 out.push_str(&authority[at..]);
             }
             _ => out.push_str(authority),

@@ -44,8 +44,8 @@ fn sets_host(args: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Environment;
     use crate::HostsConfig;
-    use dockhand_engine::Environment;
 
     fn host(args: &str) -> HostConfig {
         let yaml = format!(

@@ -193,7 +193,7 @@ impl<E: ProcessEffects> Supervisor<E> {
             "the engine did not answer on {} after {} checks every {}; its last lines:\n{}",
             self.socket.display(),
             self.retries,
-            crate::format_go_duration(self.interval),
+            dockhand_policy::format_go_duration(self.interval),
             self.last_lines()
         )))
     }
@@ -230,7 +230,7 @@ impl<E: ProcessEffects> Supervisor<E> {
                     self.stop().await?;
                     return Err(self.fail(format!(
                         "the engine crashed again after {restarts} restarts within {}; giving up. Its last lines:\n{}",
-                        crate::format_go_duration(window),
+                        dockhand_policy::format_go_duration(window),
                         self.last_lines()
                     )));
                 }
@@ -409,8 +409,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::Environment;
     use crate::HostsConfig;
-    use dockhand_engine::Environment;
 
     /// Fake effects: records what the supervisor does; processes live until killed.
     #[derive(Default)]

@@ -4,7 +4,9 @@
 //! Precedence: `--host` > `DOCKER_HOST` > `DOCKER_CONTEXT` > `currentContext` in
 //! `config.json` > `unix:///var/run/docker.sock`. `--context` is as explicit as `--host`
 //! and conflicts with it. The environment is an input: front-ends read it, this module
-//! only reads the docker config files it points to.
+//! only reads the docker config files it points to. It is the one place that decides which
+//! engine a flag, a variable or a context names; [`crate::HostRegistry::connect_to`] is
+//! the entry point the CLI, the jobs and the server share.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{ApiVersion, Client, Endpoint, Error, TlsSettings};
+use dockhand_engine::{ApiVersion, Client, Endpoint, ParseApiVersionError, TlsSettings};
 
 /// What the user said on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +39,7 @@ pub struct ConnectOptions {
 /// The process environment, as handed in by a front-end.
 ///
 /// ```
-/// use dockhand_engine::Environment;
+/// use dockhand_host::Environment;
 ///
 /// let env = Environment::from_vars([("DOCKER_HOST", "tcp://10.0.0.5:2375"), ("HOME", "/home/ops")]);
 /// assert_eq!(env.get("DOCKER_HOST"), Some("tcp://10.0.0.5:2375"));
@@ -83,7 +85,7 @@ impl Environment {
 /// Where the chosen endpoint came from, for messages and `--verbose` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Origin {
+pub enum EngineOrigin {
     /// `-H/--host`.
     HostFlag,
     /// `DOCKER_HOST`.
@@ -99,7 +101,7 @@ pub enum Origin {
     Default,
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for EngineOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::HostFlag => f.write_str("--host"),
@@ -121,12 +123,12 @@ pub struct Resolved {
     /// `DOCKER_API_VERSION`: speak this version, without negotiation.
     pub api_version: Option<ApiVersion>,
     /// Where the endpoint came from.
-    pub origin: Origin,
+    pub origin: EngineOrigin,
 }
 
 impl Resolved {
     /// A client for this engine.
-    pub fn client(&self) -> Result<Client, Error> {
+    pub fn client(&self) -> Result<Client, dockhand_engine::Error> {
         let mut builder = Client::builder(self.endpoint.clone());
         if let Some(tls) = &self.tls {
             builder = builder.tls(tls.clone());
@@ -138,14 +140,86 @@ impl Resolved {
     }
 }
 
-fn settings(origin: impl Into<String>, detail: impl Into<String>) -> Error {
-    Error::Settings { origin: origin.into(), detail: detail.into() }
+/// Why a flag, a variable or a docker context does not name a usable engine. Each message
+/// starts with where the setting came from.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// `--host` and `--context` were both given.
+    #[error("--host and --context: conflicting options: give one of them, not both")]
+    HostAndContext,
+    /// `DOCKER_API_VERSION` is not a version.
+    #[error("DOCKER_API_VERSION: {0}")]
+    ApiVersion(#[source] ParseApiVersionError),
+    /// The URL from a flag, a variable or a context does not parse.
+    #[error("{origin}: {source}")]
+    Endpoint {
+        /// `--host`, `DOCKER_HOST` or the context.
+        origin: String,
+        /// The parser's error.
+        #[source]
+        source: Box<dockhand_engine::Error>,
+    },
+    /// The docker CLI's `config.json` cannot be read.
+    #[error("{}: cannot read it: {source}", path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A docker config file is not the JSON it should be.
+    #[error("{}: not valid JSON: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A context was named, but neither `DOCKER_CONFIG` nor `HOME` says where contexts are.
+    #[error("{origin}: neither DOCKER_CONFIG nor HOME is set, so contexts cannot be found")]
+    NoConfigDir {
+        /// The context and how it was chosen.
+        origin: String,
+    },
+    /// A context's `meta.json` cannot be read.
+    #[error("{origin}: cannot read {} (does the context exist?): {source}", path.display())]
+    ReadContext {
+        /// The context and how it was chosen.
+        origin: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A context's `meta.json` is not valid.
+    #[error("{origin}: {} is not valid: {source}", path.display())]
+    ContextJson {
+        /// The context and how it was chosen.
+        origin: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A context has no docker endpoint.
+    #[error("{origin}: {} has no docker endpoint", path.display())]
+    NoDockerEndpoint {
+        /// The context and how it was chosen.
+        origin: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+    },
 }
 
 /// Decides which engine to talk to.
 ///
 /// ```
-/// use dockhand_engine::{ConnectOptions, Environment, resolve};
+/// use dockhand_host::{ConnectOptions, Environment, resolve};
 ///
 /// let env = Environment::from_vars([("DOCKER_HOST", "tcp://10.0.0.5:2375")]);
 /// let mut opts = ConnectOptions::default();
@@ -154,12 +228,12 @@ fn settings(origin: impl Into<String>, detail: impl Into<String>) -> Error {
 /// opts.host = Some("unix:///run/docker.sock".into());
 /// assert_eq!(resolve(&opts, &env).unwrap().endpoint.to_string(), "unix:///run/docker.sock");
 /// ```
-pub fn resolve(opts: &ConnectOptions, env: &Environment) -> Result<Resolved, Error> {
+pub fn resolve(opts: &ConnectOptions, env: &Environment) -> Result<Resolved, ResolveError> {
     if opts.host.is_some() && opts.context.is_some() {
-        return Err(settings("--host and --context", "conflicting options: give one of them, not both"));
+        return Err(ResolveError::HostAndContext);
     }
     let api_version = match env.get("DOCKER_API_VERSION") {
-        Some(v) => Some(v.parse::<ApiVersion>().map_err(|e| settings("DOCKER_API_VERSION", e.to_string()))?),
+        Some(v) => Some(v.parse::<ApiVersion>().map_err(ResolveError::ApiVersion)?),
         None => None,
     };
 
@@ -175,16 +249,19 @@ pub fn resolve(opts: &ConnectOptions, env: &Environment) -> Result<Resolved, Err
     let (endpoint, tls, origin) = match context {
         Some((name, chosen_by)) if name != "default" => {
             let (endpoint, tls) = load_context(&name, &chosen_by, env)?;
-            (endpoint, tls, Origin::Context { name, chosen_by })
+            (endpoint, tls, EngineOrigin::Context { name, chosen_by })
         }
         _ => {
             let (text, origin) = match (&opts.host, env.get("DOCKER_HOST")) {
-                (Some(host), _) => (Some(host.as_str()), Origin::HostFlag),
-                (None, Some(host)) => (Some(host), Origin::DockerHost),
-                (None, None) => (None, Origin::Default),
+                (Some(host), _) => (Some(host.as_str()), EngineOrigin::HostFlag),
+                (None, Some(host)) => (Some(host), EngineOrigin::DockerHost),
+                (None, None) => (None, EngineOrigin::Default),
             };
             let endpoint = match text {
-                Some(text) => text.parse().map_err(|e: Error| settings(origin.to_string(), e.to_string()))?,
+                Some(text) => text.parse().map_err(|e| ResolveError::Endpoint {
+                    origin: origin.to_string(),
+                    source: Box::new(e),
+                })?,
                 None => Endpoint::default(),
             };
             (endpoint, tls_from_flags_and_env(opts, env), origin)
@@ -228,16 +305,18 @@ struct ConfigFile {
 }
 
 /// `currentContext` from `config.json`, if the file exists and names one.
-fn current_context(env: &Environment) -> Result<Option<(String, String)>, Error> {
+fn current_context(env: &Environment) -> Result<Option<(String, String)>, ResolveError> {
     let Some(dir) = env.docker_config_dir() else { return Ok(None) };
     let path = dir.join("config.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(settings(path.display().to_string(), format!("cannot read it: {e}"))),
+        Err(source) => return Err(ResolveError::ReadConfig { path, source }),
     };
-    let config: ConfigFile = serde_json::from_str(&text)
-        .map_err(|e| settings(path.display().to_string(), format!("not valid JSON: {e}")))?;
+    let config: ConfigFile = match serde_json::from_str(&text) {
+        Ok(config) => config,
+        Err(source) => return Err(ResolveError::Json { path, source }),
+    };
     Ok(config
         .current_context
         .filter(|name| !name.is_empty())
@@ -269,26 +348,26 @@ fn load_context(
     name: &str,
     chosen_by: &str,
     env: &Environment,
-) -> Result<(Endpoint, Option<TlsSettings>), Error> {
+) -> Result<(Endpoint, Option<TlsSettings>), ResolveError> {
     let origin = format!("context {name:?} (from {chosen_by})");
-    let dir = env.docker_config_dir().ok_or_else(|| {
-        settings(&origin, "neither DOCKER_CONFIG nor HOME is set, so contexts cannot be found")
-    })?;
+    let Some(dir) = env.docker_config_dir() else { return Err(ResolveError::NoConfigDir { origin }) };
     let id = hex_sha256(name);
-    let meta_path = dir.join("contexts").join("meta").join(&id).join("meta.json");
-    let text = std::fs::read_to_string(&meta_path).map_err(|e| {
-        settings(&origin, format!("cannot read {}: {e} (does the context exist?)", meta_path.display()))
-    })?;
-    let meta: ContextMeta = serde_json::from_str(&text)
-        .map_err(|e| settings(&origin, format!("{} is not valid: {e}", meta_path.display())))?;
-    let docker = meta
-        .endpoints
-        .docker
-        .ok_or_else(|| settings(&origin, format!("{} has no docker endpoint", meta_path.display())))?;
+    let path = dir.join("contexts").join("meta").join(&id).join("meta.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return Err(ResolveError::ReadContext { origin, path, source }),
+    };
+    let meta: ContextMeta = match serde_json::from_str(&text) {
+        Ok(meta) => meta,
+        Err(source) => return Err(ResolveError::ContextJson { origin, path, source }),
+    };
+    let Some(docker) = meta.endpoints.docker else {
+        return Err(ResolveError::NoDockerEndpoint { origin, path });
+    };
     let endpoint = if docker.host.is_empty() {
         Endpoint::default()
     } else {
-        docker.host.parse().map_err(|e: Error| settings(&origin, e.to_string()))?
+        docker.host.parse().map_err(|e| ResolveError::Endpoint { origin, source: Box::new(e) })?
     };
     let tls_dir = dir.join("contexts").join("tls").join(&id).join("docker");
     let (ca, cert, key) = (tls_dir.join("ca.pem"), tls_dir.join("cert.pem"), tls_dir.join("key.pem"));
@@ -309,8 +388,8 @@ fn load_context(
 
 /// The lowercase hex SHA-256 of a context name: its directory name.
 fn hex_sha256(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -361,7 +440,7 @@ mod tests {
     fn nothing_configured_means_the_local_socket() {
         let r = resolve(&ConnectOptions::default(), &env(&[])).unwrap();
         assert_eq!(r.endpoint, Endpoint::default());
-        assert_eq!(r.origin, Origin::Default);
+        assert_eq!(r.origin, EngineOrigin::Default);
         assert_eq!((r.tls, r.api_version), (None, None));
     }
 
@@ -386,12 +465,15 @@ mod tests {
             ("DOCKER_CONTEXT", "ctx-env"),
         ];
         let r = resolve(&opts_host("unix:///flag.sock"), &env(&all)).unwrap();
-        assert_eq!((r.endpoint.to_string(), r.origin), ("unix:///flag.sock".to_owned(), Origin::HostFlag));
+        assert_eq!(
+            (r.endpoint.to_string(), r.origin),
+            ("unix:///flag.sock".to_owned(), EngineOrigin::HostFlag)
+        );
 
         let r = resolve(&ConnectOptions::default(), &env(&all)).unwrap();
         assert_eq!(
             (r.endpoint.to_string(), r.origin),
-            ("tcp://10.1.1.1:2375".to_owned(), Origin::DockerHost)
+            ("tcp://10.1.1.1:2375".to_owned(), EngineOrigin::DockerHost)
         );
 
         let r = resolve(
@@ -401,7 +483,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.endpoint.to_string(), "tcp://10.9.9.9:2375");
         assert!(
-            matches!(&r.origin, Origin::Context { name, chosen_by } if name == "ctx-env" && chosen_by == "DOCKER_CONTEXT")
+            matches!(&r.origin, EngineOrigin::Context { name, chosen_by } if name == "ctx-env" && chosen_by == "DOCKER_CONTEXT")
         );
 
         let r = resolve(&ConnectOptions::default(), &env(&all[..1])).unwrap();
