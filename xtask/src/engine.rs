@@ -128,15 +128,56 @@ pub(crate) fn up() -> anyhow::Result<Layout> {
     let runtime = runtime()?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
 
-    let tls_up = pid_of(&layout.tls_pidfile(), &layout.dir().display().to_string()).is_some();
-    if running_pid(&layout).is_some() && tls_up && runtime.block_on(client.ping()).is_ok() {
+    let missing = missing_peers(&layout);
+    if missing.is_empty() && runtime.block_on(client.ping()).is_ok() {
         eprintln!("engine already up at {}", layout.url());
-    } else {
-        // Whatever a crashed run left behind goes first: processes, mounts, state.
-        teardown(&layout)?;
-        start(&layout, &runtime, &client)?;
+        return Ok(layout);
     }
+    if !missing.is_empty() && layout.peers_file().exists() {
+        eprintln!("the engine lacks {}: starting it all again", missing.join(", "));
+    }
+    // Whatever a crashed run left behind goes first: processes, mounts, state.
+    teardown(&layout)?;
+    // All or nothing: a failure stops whatever did start.
+    if let Err(err) =
+        start(&layout, &runtime, &client).and_then(|()| join_swarm_and_load(&layout, &runtime, &client))
+    {
+        eprintln!("engine up failed: stopping what it started");
+        if let Err(down) = teardown(&layout) {
+            eprintln!("and the stop failed too: {down:#}");
+        }
+        return Err(err);
+    }
+    eprintln!("engine up: {}", layout.url());
+    Ok(layout)
+}
 
+/// The peers of a complete engine that are not running: each daemon is checked against
+/// its pid file and command line, and the peers file must exist.
+fn missing_peers(layout: &Layout) -> Vec<&'static str> {
+    let mark = layout.dir().display().to_string();
+    let ssh_pid = layout.dir().join("ssh").join("sshd.pid");
+    let podman_pid = layout.dir().join("podman").join("podman.pid");
+    [
+        ("containerd", pid_of(&layout.containerd_pidfile(), &mark).is_some()),
+        ("dockerd", running_pid(layout).is_some()),
+        ("the TLS dockerd", pid_of(&layout.tls_pidfile(), &mark).is_some()),
+        ("sshd", pid_of(&ssh_pid, &mark).is_some()),
+        ("the Podman service", pid_of(&podman_pid, &mark).is_some()),
+        ("the peers file", layout.peers_file().exists()),
+    ]
+    .into_iter()
+    .filter(|(_, up)| !up)
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// Joins a swarm of its own and creates the test images.
+fn join_swarm_and_load(
+    layout: &Layout,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+) -> anyhow::Result<()> {
     let info = runtime.block_on(client.info())?;
     if !info.swarm.is_active() {
         // Free ports of our own, so a swarm the user runs (2377, VXLAN 4789) is not disturbed.
@@ -151,9 +192,8 @@ pub(crate) fn up() -> anyhow::Result<Layout> {
         .context("cannot initialize the swarm")?;
         eprintln!("swarm initialized");
     }
-    crate::images::ensure(&layout)?;
-    eprintln!("engine up: {}", layout.url());
-    Ok(layout)
+    crate::images::ensure(layout)?;
+    Ok(())
 }
 
 /// `cargo xtask engine down`: stop everything and leave no process, mount or state behind.
@@ -371,6 +411,7 @@ fn start_podman_peer(layout: &Layout, runtime: &tokio::runtime::Runtime) -> anyh
         Ok(runtime.block_on(client.ping()).is_ok())
     })
     .with_context(|| format!("the Podman test peer did not start\n{}", tail(&dir.join("podman.log"))))?;
+    fs::write(dir.join("podman.pid"), pid.to_string())?;
     let rootfs = crate::images::busybox_rootfs(layout)?;
     let mut import = podman();
     import.args(["import", "-", "dockhand/busybox:test"]);

@@ -60,7 +60,7 @@ enum EngineCommand {
     Up,
     /// Stop the engine and remove its processes, mounts and state.
     Down,
-    /// Print `DOCKER_HOST=...` for the shell.
+    /// Print `export DOCKER_HOST=...`, for `eval "$(cargo xtask engine env)"`.
     Env,
     /// Say whether the engine runs, and what it reports.
     Status,
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Command::Engine(EngineCommand::Up) => engine::up().map(|_| ()),
         Command::Engine(EngineCommand::Down) => engine::down(),
         Command::Engine(EngineCommand::Env) => {
-            println!("DOCKER_HOST={}", engine::Layout::new().url());
+            println!("export DOCKER_HOST={}", engine::Layout::new().url());
             Ok(())
         }
         Command::Engine(EngineCommand::Status) => engine::status(),

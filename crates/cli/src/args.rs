@@ -57,6 +57,11 @@ pub(crate) struct Global {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// How long to wait for each answer of the engine, in Go syntax such as 10s or 1m30s
+    /// [default: 120s; hosts ls probes each host for at most 5s].
+    #[arg(long, global = true, value_name = "DURATION", env = "DOCKHAND_TIMEOUT", value_parser = parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
@@ -138,9 +143,23 @@ pub(crate) enum ConfigCommand {
     Show,
 }
 
-/// `dockhand exec CONTAINER -- CMD...`
+/// A Go duration from the command line.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match dockhand_policy::parse_go_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than 0".to_owned()),
+        other => other,
+    }
+}
+
+/// `dockhand exec [OPTIONS] CONTAINER CMD [ARG...]`
 #[derive(Debug, ClapArgs)]
 pub(crate) struct ExecArgs {
+    /// Keep stdin open and send ours to the command.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a pseudo-TTY (stdout and stderr become one stream).
+    #[arg(short, long)]
+    pub(crate) tty: bool,
     /// The container's ID or name.
     pub(crate) container: String,
     /// Set an environment variable (NAME=value); repeatable.
@@ -152,8 +171,9 @@ pub(crate) struct ExecArgs {
     /// Run in this directory.
     #[arg(short, long, value_name = "DIR")]
     pub(crate) workdir: Option<String>,
-    /// The command and its arguments, after `--`. No shell is involved.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments, as docker takes them (`--` before them is optional).
+    /// No shell is involved.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub(crate) cmd: Vec<String>,
 }
 
@@ -167,6 +187,9 @@ pub(crate) enum ServicesCommand {
         /// `name=web`; repeat to add more.
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<String>,
+        /// Print only the IDs.
+        #[arg(short, long)]
+        quiet: bool,
     },
 }
 
@@ -179,6 +202,9 @@ pub(crate) enum NodesCommand {
         /// Filter as the Engine API does, such as `role=manager` or `label=zone=a`.
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<String>,
+        /// Print only the IDs.
+        #[arg(short, long)]
+        quiet: bool,
     },
 }
 
@@ -190,6 +216,9 @@ pub(crate) enum TasksCommand {
     Ls {
         /// The service's name or ID.
         service: String,
+        /// Print only the IDs.
+        #[arg(short, long)]
+        quiet: bool,
     },
 }
 

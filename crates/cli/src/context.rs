@@ -16,14 +16,19 @@ pub(crate) fn environment() -> Environment {
 }
 
 /// The configuration from `--config` (which must exist and parse) or the default file,
-/// with env overrides.
+/// with env overrides. A host entry that does not validate is kept aside: using it is an
+/// error, but it does not stop the others.
 pub(crate) fn load(global: &Global) -> anyhow::Result<HostsConfig> {
-    Ok(HostsConfig::load(global.config.as_deref(), &environment())?)
+    Ok(HostsConfig::load_partial(global.config.as_deref(), &environment())?)
 }
 
-/// The host registry over that configuration.
+/// The host registry over that configuration, with the global `--timeout`.
 pub(crate) fn registry(global: &Global) -> anyhow::Result<HostRegistry> {
-    Ok(HostRegistry::new(load(global)?, environment()))
+    let registry = HostRegistry::new(load(global)?, environment());
+    Ok(match global.timeout {
+        Some(timeout) => registry.with_timeout(timeout),
+        None => registry,
+    })
 }
 
 /// Which engine the flags name: `--host-id`, else the docker CLI's flags, variables and

@@ -23,7 +23,12 @@ pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<Ex
         HostsCommand::Check { id } => {
             let ids: Vec<String> = match id {
                 Some(id) => vec![id],
-                None => registry.config().hosts().filter(|h| !h.disabled).map(|h| h.id.clone()).collect(),
+                None => registry
+                    .ids()
+                    .into_iter()
+                    .filter(|id| registry.config().get(id).is_none_or(|h| !h.disabled))
+                    .map(str::to_owned)
+                    .collect(),
             };
             let system = System::current(&environment());
             let mut reports = Vec::new();
@@ -50,13 +55,14 @@ pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<Exit
     let ConfigCommand::Show = cmd;
     let config = load(global)?;
     output::print(global.json, &config, || output::config(&config))?;
-    Ok(ExitCode::SUCCESS)
+    // The valid part is shown; invalid entries (listed in the output) fail the command.
+    Ok(if config.broken().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 pub(crate) async fn host(global: &Global, cmd: HostCommand) -> anyhow::Result<ExitCode> {
     let HostCommand::Run { id, on_leftover, grace } = cmd;
     let registry = registry(global)?;
-    let host = registry.get(&id)?.clone();
+    let host = registry.prepare_run(&id, &System::current(&environment()))?.clone();
     let mut options = SupervisorOptions::default();
     options.on_leftover = match on_leftover.as_str() {
         "replace" => OnLeftover::Replace,

@@ -2,8 +2,10 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::time::{Duration, SystemTime};
 
 use dockhand_engine::{ApiVersion, Info, Node, Ping, Service, Task, Version};
 use dockhand_host::{HostState, HostsConfig};
@@ -22,6 +24,12 @@ pub(crate) fn print<T: Serialize>(
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Prints IDs, one a line (`-q`), or as a JSON array.
+pub(crate) fn ids<'a>(json: bool, ids: impl Iterator<Item = &'a str>) -> anyhow::Result<()> {
+    let ids: Vec<&str> = ids.collect();
+    print(json, &ids, || ids.iter().map(|id| format!("{id}\n")).collect())
 }
 
 /// Prints one line on stdout.
@@ -76,7 +84,7 @@ pub(crate) fn version(v: &Version, api: ApiVersion) -> String {
     let mut t = Table::new();
     t.row("Version", &v.version)
         .row("API version", format_args!("{api} (engine {} - {})", v.min_api_version, v.api_version))
-        .row("Platform", &v.platform.name)
+        .row("Platform", or_dash(Some(v.platform.name.as_str()).filter(|n| !n.is_empty())))
         .row("OS/Arch", format_args!("{}/{}", v.os, v.arch))
         .row("Kernel", &v.kernel_version)
         .row("Go version", &v.go_version)
@@ -179,7 +187,7 @@ pub(crate) fn services(services: &[Service]) -> String {
     columns(["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], rows)
 }
 
-pub(crate) fn nodes(nodes: &[Node]) -> String {
+pub(crate) fn nodes(nodes: &[Node], current: &str) -> String {
     let rows = nodes
         .iter()
         .map(|n| {
@@ -188,8 +196,9 @@ pub(crate) fn nodes(nodes: &[Node]) -> String {
                 Some(m) => m.reachability.clone(),
                 None => String::new(),
             };
+            let id = if n.id == current { format!("{} *", short(&n.id)) } else { short(&n.id) };
             [
-                short(&n.id),
+                id,
                 n.description.hostname.clone(),
                 n.status.state.clone(),
                 n.spec.availability.clone(),
@@ -201,7 +210,12 @@ pub(crate) fn nodes(nodes: &[Node]) -> String {
     columns(["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "ENGINE"], rows)
 }
 
-pub(crate) fn tasks(service: &str, tasks: &[Task]) -> String {
+pub(crate) fn tasks(
+    service: &str,
+    tasks: &[Task],
+    hostnames: &HashMap<String, String>,
+    now: SystemTime,
+) -> String {
     let rows = tasks
         .iter()
         .map(|t| {
@@ -209,11 +223,46 @@ pub(crate) fn tasks(service: &str, tasks: &[Task]) -> String {
                 Some(slot) => format!("{service}.{slot}"),
                 None => format!("{service}.{}", short(&t.node_id)),
             };
-            let current = format!("{} {}", t.status.state, t.status.timestamp);
-            [short(&t.id), name, short(&t.node_id), t.desired_state.clone(), current, t.status.err.clone()]
+            let node = hostnames.get(&t.node_id).cloned().unwrap_or_else(|| short(&t.node_id));
+            let state = capitalize(&t.status.state);
+            let current = match humantime::parse_rfc3339_weak(&t.status.timestamp) {
+                Ok(at) => format!("{state} {}", ago(now.duration_since(at).unwrap_or_default())),
+                Err(_) => format!("{state} {}", t.status.timestamp),
+            };
+            [short(&t.id), name, node, capitalize(&t.desired_state), current, t.status.err.clone()]
         })
         .collect();
     columns(["ID", "NAME", "NODE", "DESIRED", "CURRENT", "ERROR"], rows)
+}
+
+/// `running` → `Running`, as the docker CLI shows task states.
+fn capitalize(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// A duration as the docker CLI says how long ago something happened (go-units'
+/// `HumanDuration`, then " ago").
+fn ago(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (mins, hours) = (secs / 60, secs / 3600);
+    let text = match secs {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        2..60 => format!("{secs} seconds"),
+        _ if mins == 1 => "About a minute".to_owned(),
+        _ if mins < 60 => format!("{mins} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    };
+    // After a state ("Running 5 minutes ago"), the first word is not capitalised.
+    let mut chars = text.chars();
+    let lower: String = chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default();
+    format!("{lower} ago")
 }
 
 pub(crate) fn hosts(states: &[HostState]) -> String {
@@ -227,7 +276,7 @@ pub(crate) fn hosts(states: &[HostState]) -> String {
             };
             [
                 h.id.clone(),
-                format!("{:?}", h.kind).to_lowercase(),
+                h.kind.map_or_else(|| "-".to_owned(), |k| format!("{k:?}").to_lowercase()),
                 h.url.clone(),
                 h.disabled.to_string(),
                 reachable,
@@ -260,6 +309,12 @@ pub(crate) fn config(config: &HostsConfig) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(out, "# from {}", config.origin());
+    for (id, problems) in config.broken() {
+        let _ = writeln!(out, "# {id}: INVALID, left out:");
+        for p in problems {
+            let _ = writeln!(out, "#   {p}");
+        }
+    }
     let _ = writeln!(out, "docker:\n  hosts:");
     for h in config.hosts() {
         let note = if h.overridden_by.is_empty() {
@@ -312,4 +367,45 @@ pub(crate) fn config(config: &HostsConfig) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_the_docker_cli_writes_them() {
+        let cases = [
+            (0, "less than a second ago"),
+            (1, "1 second ago"),
+            (59, "59 seconds ago"),
+            (60, "about a minute ago"),
+            (119, "about a minute ago"),
+            (300, "5 minutes ago"),
+            (3600, "about an hour ago"),
+            (3 * 3600, "3 hours ago"),
+            (47 * 3600, "47 hours ago"),
+            (48 * 3600, "2 days ago"),
+            (15 * 86_400, "2 weeks ago"),
+            (61 * 86_400, "2 months ago"),
+            (800 * 86_400, "2 years ago"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(ago(Duration::from_secs(secs)), text, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn tasks_show_hostnames_and_relative_times() {
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "ID": "t1234567890abcdef", "NodeID": "n1234567890abcdef", "Slot": 1, "DesiredState": "running",
+            "Status": {"State": "running", "Timestamp": "2026-11-28T03:00:00.123456789Z"}
+        }))
+        .unwrap();
+        let hostnames = HashMap::from([("n1234567890abcdef".to_owned(), "node-1".to_owned())]);
+        let now = humantime::parse_rfc3339("2026-11-28T03:05:00Z").unwrap();
+        let text = tasks("web", &[task], &hostnames, now);
+        assert!(text.contains("web.1") && text.contains("node-1"), "{text}");
+        assert!(text.contains("Running 4 minutes ago") && text.contains("Running  "), "{text}");
+    }
 }

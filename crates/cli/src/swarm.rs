@@ -1,5 +1,6 @@
 //! `dockhand services | nodes | tasks ls`.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -22,31 +23,50 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Filters> {
 }
 
 pub(crate) async fn services(global: &Global, cmd: ServicesCommand) -> anyhow::Result<ExitCode> {
-    let ServicesCommand::Ls { filters } = cmd;
+    let ServicesCommand::Ls { filters, quiet } = cmd;
     let filters = parse_filters(&filters)?;
     let mut services = connect(global).await?.services(&filters).await?;
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-    output::print(global.json, &services, || output::services(&services))?;
+    if quiet {
+        output::ids(global.json, services.iter().map(|s| s.id.as_str()))?;
+    } else {
+        output::print(global.json, &services, || output::services(&services))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn nodes(global: &Global, cmd: NodesCommand) -> anyhow::Result<ExitCode> {
-    let NodesCommand::Ls { filters } = cmd;
+    let NodesCommand::Ls { filters, quiet } = cmd;
     let filters = parse_filters(&filters)?;
-    let mut nodes = connect(global).await?.nodes(&filters).await?;
+    let client = connect(global).await?;
+    let mut nodes = client.nodes(&filters).await?;
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
-    output::print(global.json, &nodes, || output::nodes(&nodes))?;
+    if quiet {
+        output::ids(global.json, nodes.iter().map(|n| n.id.as_str()))?;
+    } else {
+        // The node dockhand talks to is marked, as `docker node ls` marks it.
+        let current = client.info().await?.swarm.node_id;
+        output::print(global.json, &nodes, || output::nodes(&nodes, &current))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn tasks(global: &Global, cmd: TasksCommand) -> anyhow::Result<ExitCode> {
-    let TasksCommand::Ls { service } = cmd;
+    let TasksCommand::Ls { service, quiet } = cmd;
     let client = connect(global).await?;
     // Resolve the name first, so that an unknown service is an error, not an empty list.
     let svc = client.service(&service).await?;
     let mut tasks = client.tasks(&Filters::new().with("service", &svc.id)).await?;
     tasks.sort_by(|a, b| (a.slot, &b.status.timestamp).cmp(&(b.slot, &a.status.timestamp)));
-    output::print(global.json, &tasks, || output::tasks(&svc.spec.name, &tasks))?;
+    if quiet {
+        output::ids(global.json, tasks.iter().map(|t| t.id.as_str()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Hostnames, as `docker service ps` shows them.
+    let hostnames: HashMap<String, String> =
+        client.nodes(&Filters::new()).await?.into_iter().map(|n| (n.id, n.description.hostname)).collect();
+    let now = std::time::SystemTime::now();
+    output::print(global.json, &tasks, || output::tasks(&svc.spec.name, &tasks, &hostnames, now))?;
     Ok(ExitCode::SUCCESS)
 }
 

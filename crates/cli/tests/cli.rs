@@ -192,6 +192,44 @@ async fn services_nodes_and_tasks_are_listed() {
     let out = dockhand(&["-H", &e.url, "nodes", "ls"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Leader") && stdout(&out).contains("ready"), "{}", stdout(&out));
+
+    // docker CLI habits: -q prints IDs; the current node is marked; tasks show hostnames
+    // and how long ago their state began.
+    let svc = e.client.service(&name).await.unwrap();
+    let out = dockhand(&["-H", &e.url, "services", "ls", "-q", "--filter", &label], &[]);
+    assert_eq!(stdout(&out), format!("{}\n", svc.id), "{}", stderr(&out));
+    let info = e.client.info().await.unwrap();
+    let out = dockhand(&["-H", &e.url, "nodes", "ls"], &[]);
+    let mine = format!("{} *", &info.swarm.node_id[..12]);
+    assert!(stdout(&out).lines().any(|l| l.starts_with(&mine)), "{mine} not marked: {}", stdout(&out));
+    let out = dockhand(&["-H", &e.url, "nodes", "ls", "-q"], &[]);
+    assert!(stdout(&out).lines().any(|l| l == info.swarm.node_id), "{}", stdout(&out));
+    let out = dockhand(&["-H", &e.url, "tasks", "ls", &name], &[]);
+    let text = stdout(&out);
+    assert!(text.contains(&format!(" {} ", info.name)), "no hostname {}: {text}", info.name);
+    assert!(text.contains(" ago") && !text.contains("T0") && !text.contains("T1"), "{text}");
+    let out = dockhand(&["-H", &e.url, "tasks", "ls", "-q", &name], &[]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn json_into_a_closed_pipe_exits_0() {
+    let url = dockhand_e2e::engine().await.url;
+    for args in [&["services", "ls", "--json"][..], &["nodes", "ls", "--json"], &["engine", "info", "--json"]]
+    {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dockhand"))
+            .args(["-H", &url])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first byte: the write gets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[tokio::test]
@@ -224,6 +262,31 @@ async fn exec_streams_output_and_exits_with_the_commands_code() {
     let out = dockhand(&["-H", &e.url, "exec", "dh-no-such-container", "--", "true"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("dh-no-such-container"), "{}", stderr(&out));
+
+    // As docker takes it: the command right after the container, options of its own included.
+    let out = dockhand(&["-H", &e.url, "exec", &container, "echo", "-n", "hi"], &[]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "hi"), "{}", stderr(&out));
+
+    // -i sends our stdin, and closes it at its end.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dockhand"))
+        .args(["-H", &e.url, "exec", "-i", &container, "sh", "-c", "tr a-z A-Z; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"piped input\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "PIPED INPUT\ndone\n", "{}", stderr(&out));
+
+    // -t: one raw stream from a TTY.
+    let out =
+        dockhand(&["-H", &e.url, "exec", "-t", &container, "sh", "-c", "tty >/dev/null && echo tty"], &[]);
+    assert_eq!(stdout(&out).trim_end(), "tty", "{}", stderr(&out));
+
+    let out = dockhand(&["-H", &e.url, "exec", "--json", &container, "true"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--json"), "{}", stderr(&out));
 }
 
 /// A configuration naming the test engine, an unreachable host and a disabled one.
@@ -257,6 +320,8 @@ fn hosts_config(dir: &std::path::Path) -> std::path::PathBuf {
       host: "unix:///nonexistent/managed.sock"
       managed:
         executable: no-such-dockerd
+    bad:
+      type: remote
 "#,
             engine_url(),
             peer("TLS_HOST"),
@@ -284,12 +349,21 @@ fn hosts_are_listed_checked_and_used_by_id() {
     assert_eq!(by_id("gone")["reachable"], false);
     assert!(by_id("gone")["error"].as_str().unwrap().contains("/nonexistent/docker.sock"));
     assert_eq!(by_id("off")["disabled"], true);
+    // One bad entry is reported, and spoils nothing else.
+    assert_eq!(by_id("bad")["reachable"], false);
+    assert!(by_id("bad")["error"].as_str().unwrap().contains("docker.hosts.bad"), "{hosts}");
+    let out = dockhand(&["--config", cfg, "--host-id", "bad", "engine", "ping"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("docker.hosts.bad"), "{}", stderr(&out));
 
     let out = dockhand(&["--config", cfg, "hosts", "check"], &[]);
     assert_eq!(out.status.code(), Some(1), "one host is unreachable");
     let text = stdout(&out);
     assert!(
-        text.contains("test: ok") && text.contains("secure: ok") && text.contains("gone: FAILED"),
+        text.contains("test: ok")
+            && text.contains("secure: ok")
+            && text.contains("gone: FAILED")
+            && text.contains("bad: FAILED"),
         "{text}"
     );
     let out = dockhand(&["--config", cfg, "hosts", "check", "test"], &[]);
@@ -303,12 +377,82 @@ fn hosts_are_listed_checked_and_used_by_id() {
     assert!(stderr(&out).contains("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED=false"), "{}", stderr(&out));
     let out = dockhand(&["--config", cfg, "--host-id", "nope", "engine", "ping"], &[]);
     assert!(
-        stderr(&out).contains("no such host") && stderr(&out).contains("gone, man, off, secure, test"),
+        stderr(&out).contains("no such host") && stderr(&out).contains("bad, gone, man, off, secure, test"),
         "{}",
         stderr(&out)
     );
     let out = dockhand(&["--config", cfg, "--host-id", "test", "-H", &engine_url(), "engine", "ping"], &[]);
     assert_eq!(out.status.code(), Some(2), "clap refuses --host-id with -H");
+
+    // host run refuses a disabled host as --host-id does, and runs the preflight first.
+    let out = dockhand(&["--config", cfg, "host", "run", "off"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED=false"), "{}", stderr(&out));
+    let out = dockhand(&["--config", cfg, "host", "run", "man"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot start") && stderr(&out).contains("no-such-dockerd"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_explicit_config_must_exist_and_parse_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "docker: [unclosed\n").unwrap();
+    for file in [&missing, &broken] {
+        let file = file.to_str().unwrap();
+        for args in [&["engine", "ping"][..], &["services", "ls"], &["hosts", "ls"], &["config", "show"]] {
+            let out =
+                dockhand(&[&["--config", file, "-H", "unix:///nonexistent.sock"][..], args].concat(), &[]);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            assert!(stderr(&out).contains(file), "{args:?}: {}", stderr(&out));
+        }
+    }
+}
+
+/// A unix socket that accepts connections and never answers.
+fn silent_engine(dir: &std::path::Path) -> (std::path::PathBuf, std::os::unix::net::UnixListener) {
+    let path = dir.join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    (path, listener)
+}
+
+#[test]
+fn timeout_bounds_a_silent_engine_and_hosts_ls_probes_each_host_with_a_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, _listener) = silent_engine(dir.path());
+    let url = format!("unix://{}", sock.display());
+    let out = dockhand(&["--timeout", "1s", "-H", &url, "engine", "ping"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&url) && stderr(&out).contains("1s"), "{}", stderr(&out));
+
+    let config = dir.path().join("dockhand.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "docker:\n  hosts:\n    silent: {{type: remote, host: \"{url}\"}}\n    \
+             silent2: {{type: remote, host: \"{url}\"}}\n    test: {{type: external, host: \"{}\"}}\n",
+            engine_url()
+        ),
+    )
+    .unwrap();
+    let out = dockhand(&["--config", config.to_str().unwrap(), "hosts", "ls", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| hosts.as_array().unwrap().iter().find(|h| h["id"] == id).unwrap().clone();
+    assert_eq!(by_id("test")["reachable"], true, "{hosts}");
+    for id in ["silent", "silent2"] {
+        assert_eq!(by_id(id)["error"], "no answer within 5s", "{hosts}");
+    }
+    let out =
+        dockhand(&["--config", config.to_str().unwrap(), "--timeout", "1s", "hosts", "ls", "--json"], &[]);
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let silent = hosts.as_array().unwrap().iter().find(|h| h["id"] == "silent").unwrap();
+    assert!(silent["error"].as_str().unwrap().contains("timed out after 1s"), "{hosts}");
 }
 
 #[test]
@@ -318,9 +462,11 @@ fn config_show_names_sources_and_overrides() {
     let cfg = config.to_str().unwrap();
     let out =
         dockhand(&["--config", cfg, "config", "show"], &[("DOCKHAND_DOCKER_HOSTS_OFF_DISABLED", "false")]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // The invalid entry is named, and fails the command; the rest is shown.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with(&format!("# from {cfg}")), "{text}");
+    assert!(text.contains("# bad: INVALID") && text.contains("docker.hosts.bad.host"), "{text}");
     assert!(text.contains("off:  # changed by DOCKHAND_DOCKER_HOSTS_OFF_DISABLED"), "{text}");
 
     // Without a file: seed 000's defaults, under HOME.
@@ -353,9 +499,9 @@ fn config_show_names_sources_and_overrides() {
     let out = dockhand(&["--config", cfg, "config", "show"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("{cfg}: docker.hosts.r.host: is required for a remote host")),
+        stdout(&out).contains(&format!("{cfg}: docker.hosts.r.host: is required for a remote host")),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
 }
 

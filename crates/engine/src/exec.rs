@@ -1,12 +1,16 @@
 //! Running a command in a container: create, start attached over a hijacked connection,
 //! demultiplex the output as it comes, then inspect for the exit code.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWrite, ReadHalf, WriteHalf};
 
 use crate::query::segment;
 use crate::stream::{Chunk, Demux};
@@ -65,6 +69,13 @@ impl ExecSpec {
         self
     }
 
+    /// Attaches stdin: [`ExecOutput::take_stdin`] then gives a writer to the command's
+    /// stdin, closed when it is dropped or shut down.
+    pub fn with_stdin(mut self, stdin: bool) -> Self {
+        self.attach_stdin = stdin;
+        self
+    }
+
     /// Allocates a TTY: output is one raw stream, stdout and stderr merged.
     pub fn with_tty(mut self, tty: bool) -> Self {
         self.tty = tty;
@@ -102,11 +113,41 @@ struct Created {
     id: String,
 }
 
+/// The hijacked connection, split: output is read from one half, stdin written to the other.
+type Hijacked = TokioIo<Upgraded>;
+
 /// A running command's output, read chunk by chunk.
 pub struct ExecOutput {
     client: Client,
     id: String,
-    demux: Demux<TokioIo<Upgraded>>,
+    demux: Demux<ReadHalf<Hijacked>>,
+    stdin: Option<ExecStdin>,
+}
+
+/// The command's stdin, when the exec attached it ([`ExecSpec::with_stdin`]). Shutting it
+/// down (or dropping it) closes the command's stdin, as end-of-file.
+pub struct ExecStdin {
+    writer: WriteHalf<Hijacked>,
+}
+
+impl std::fmt::Debug for ExecStdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecStdin")
+    }
+}
+
+impl AsyncWrite for ExecStdin {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_shutdown(cx)
+    }
 }
 
 impl std::fmt::Debug for ExecOutput {
@@ -119,6 +160,11 @@ impl ExecOutput {
     /// The exec's ID.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The writer to the command's stdin, once; `None` when stdin was not attached.
+    pub fn take_stdin(&mut self) -> Option<ExecStdin> {
+        self.stdin.take()
     }
 
     /// The next piece of output; `None` when the command closed its output.
@@ -167,6 +213,12 @@ impl Client {
     /// `POST /exec/{id}/start`, attached: the engine hijacks the connection and streams
     /// the output. `tty` must match the spec the exec was created with.
     pub async fn start_exec(&self, id: &str, tty: bool) -> Result<ExecOutput, Error> {
+        self.start_exec_with(id, tty, false).await
+    }
+
+    /// [`Client::start_exec`], keeping the write half for the command's stdin when
+    /// `stdin` (the exec must have been created [`ExecSpec::with_stdin`]).
+    async fn start_exec_with(&self, id: &str, tty: bool, stdin: bool) -> Result<ExecOutput, Error> {
         let path = self.versioned(&format!("/exec/{}/start", segment(id))).await?;
         let body = self.json("exec start", &serde_json::json!({ "Detach": false, "Tty": tty }))?;
         let response = self.send_upgrade(Method::POST, &path, Some(body), true).await?;
@@ -194,10 +246,12 @@ impl Client {
             context: context.clone(),
             detail: format!("the upgrade failed: {e}"),
         })?;
+        let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
         Ok(ExecOutput {
             client: self.clone(),
             id: id.to_owned(),
-            demux: Demux::new(TokioIo::new(upgraded), multiplexed, context),
+            demux: Demux::new(reader, multiplexed, context),
+            stdin: stdin.then_some(ExecStdin { writer }),
         })
     }
 
@@ -209,6 +263,6 @@ impl Client {
     /// Creates and starts `spec` in `container`: the usual way to run a command.
     pub async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput, Error> {
         let id = self.create_exec(container, spec).await?;
-        self.start_exec(&id, spec.tty).await
+        self.start_exec_with(&id, spec.tty, spec.attach_stdin).await
     }
 }

@@ -76,7 +76,7 @@ pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
 pub use crate::error::Error;
-pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec};
+pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec, ExecStdin};
 pub use crate::query::Filters;
 pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume};
 pub use crate::ssh::{HostKeyChecking, SshSettings};

@@ -182,6 +182,9 @@ fn endpoint_opt<S: serde::Serializer>(e: &Option<Endpoint>, s: S) -> Result<S::O
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HostsConfig {
     hosts: BTreeMap<String, HostConfig>,
+    /// Entries that did not validate, with their problems: reported, never used.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    broken: BTreeMap<String, Vec<ConfigError>>,
     origin: Origin,
 }
 
@@ -189,7 +192,17 @@ impl HostsConfig {
     /// Loads `path` (or the default file, `$XDG_CONFIG_HOME/dockhand/dockhand.yaml`, when it
     /// exists), or the built-in defaults; then applies `DOCKHAND_DOCKER_HOSTS_*` overrides
     /// from `env`, expands `${VAR}` and validates. A file named explicitly must exist.
+    ///
+    /// Every problem is an error here; [`HostsConfig::load_partial`] keeps the valid hosts.
     pub fn load(path: Option<&Path>, env: &Environment) -> Result<Self, Error> {
+        Self::load_partial(path, env)?.validated()
+    }
+
+    /// As [`HostsConfig::load`], but a host entry that does not validate does not spoil the
+    /// others: it is kept aside ([`HostsConfig::broken`]) and using it is an error that
+    /// lists its problems. Problems outside a host entry (the file, its syntax, an
+    /// ambiguous override) are still errors.
+    pub fn load_partial(path: Option<&Path>, env: &Environment) -> Result<Self, Error> {
         let file = match path {
             Some(path) => {
                 if !path.is_file() {
@@ -218,21 +231,39 @@ impl HostsConfig {
             figment::Figment::from(Yaml::string(text))
         };
         match docker_section(figment, &origin.to_string())? {
-            Some(tree) => Self::from_tree(tree, origin, env),
-            None => Self::from_tree(defaults_tree()?, Origin::Defaults, env),
+            Some(tree) => Self::from_tree(tree, origin, env)?.validated(),
+            None => Self::from_tree(defaults_tree()?, Origin::Defaults, env)?.validated(),
         }
     }
 
     /// The built-in defaults, with overrides from `env`.
     pub fn defaults(env: &Environment) -> Result<Self, Error> {
-        Self::from_tree(defaults_tree()?, Origin::Defaults, env)
+        Self::from_tree(defaults_tree()?, Origin::Defaults, env)?.validated()
+    }
+
+    /// Itself when every host entry is valid; else every problem.
+    fn validated(self) -> Result<Self, Error> {
+        if self.broken.is_empty() {
+            Ok(self)
+        } else {
+            Err(Error::Invalid(self.broken.into_values().flatten().collect()))
+        }
+    }
+
+    /// The host entries that did not validate, by id, with their problems.
+    pub fn broken(&self) -> impl Iterator<Item = (&str, &[ConfigError])> {
+        self.broken.iter().map(|(id, problems)| (id.as_str(), problems.as_slice()))
     }
 
     fn from_tree(mut hosts: Dict, origin: Origin, env: &Environment) -> Result<Self, Error> {
         let mut problems = Vec::new();
         let overrides = apply_env(&mut hosts, env, &mut problems);
         let vars = expansion_vars(env);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
         let mut out = BTreeMap::new();
+        let mut broken = BTreeMap::new();
         for (id, value) in &hosts {
             let by: Vec<String> =
                 overrides.iter().filter(|(host, _)| host == id).map(|(_, var)| var.clone()).collect();
@@ -244,10 +275,12 @@ impl HostsConfig {
                     host.overridden_by = by;
                     out.insert(id.clone(), host);
                 }
-                Err(mut errs) => problems.append(&mut errs),
+                Err(errs) => {
+                    broken.insert(id.clone(), errs);
+                }
             }
         }
-        if problems.is_empty() { Ok(Self { hosts: out, origin }) } else { Err(Error::Invalid(problems)) }
+        Ok(Self { hosts: out, broken, origin })
     }
 
     /// Where the section came from.
@@ -334,7 +367,8 @@ fn read_docker_section(path: &Path) -> Result<Option<Dict>, Error> {
 /// `None` when there is no `docker` section.
 fn docker_section(figment: figment::Figment, origin: &str) -> Result<Option<Dict>, Error> {
     let root: Dict =
-        figment.extract().map_err(|e| Error::Parse { origin: origin.to_owned(), detail: e.to_string() })?;
+        // The kind alone: figment's own message would name the file a second time.
+        figment.extract().map_err(|e| Error::Parse { origin: origin.to_owned(), detail: e.kind.to_string() })?;
     let Some(docker) = find_key(&root, "docker") else { return Ok(None) };
     let Value::Dict(_, docker) = docker else {
         return Err(Error::Invalid(vec![ConfigError::new(
@@ -536,7 +570,12 @@ fn build_host(
     let raw: RawHost = value.deserialize().map_err(|e| {
         // figment knows where inside the host the problem is.
         let inner = e.path.join(".");
-        let detail = e.kind.to_string();
+        let detail = match &e.kind {
+            figment::error::Kind::UnknownField(found, expected) => {
+                format!("unknown key {found:?}: expected one of {}", expected.join(", "))
+            }
+            other => other.to_string(),
+        };
         vec![err(&inner, detail)]
     })?;
     let mut problems = Vec::new();

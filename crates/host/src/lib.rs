@@ -35,8 +35,13 @@ pub use crate::config::{
 };
 pub use crate::expand::expand;
 pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};
-pub use crate::registry::{EngineChoice, HostRegistry, HostState};
+pub use crate::registry::{EngineChoice, HostRegistry, HostState, PROBE_TIMEOUT};
 pub use crate::resolve::{ConnectOptions, EngineOrigin, Environment, ResolveError, Resolved, resolve};
+
+/// `docs/engine.md`, whose Rust example is compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/engine.md")]
+pub struct EngineGuide;
 
 /// A setting as shown to people (`config show`, JSON listings): secret-looking values
 /// (`password=`, `secret_key=`, `token=`, URL passwords, ...) masked by
@@ -46,7 +51,7 @@ pub fn redact_setting(text: &str) -> String {
 }
 
 /// One problem in the configuration, naming where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{origin}: {key}: {detail}")]
 pub struct ConfigError {
     /// The file, `the built-in defaults` or `the environment`.
@@ -100,6 +105,17 @@ pub enum Error {
     /// A client for the engine the docker CLI's rules chose cannot be built.
     #[error(transparent)]
     Client(Box<dockhand_engine::Error>),
+    /// A managed host's preflight checks failed.
+    #[error(
+        "host {id:?} cannot start:\n  {}",
+        failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("\n  ")
+    )]
+    Preflight {
+        /// The host id.
+        id: String,
+        /// The checks that failed, each naming its fix.
+        failed: Vec<Check>,
+    },
     /// The engine of a host failed.
     #[error("host {id:?}: {source}")]
     Engine {

@@ -36,6 +36,10 @@ impl Check {
     pub(crate) fn fail_engine(detail: String) -> Self {
         Self::fail("engine", detail)
     }
+
+    pub(crate) fn fail_config(detail: String) -> Self {
+        Self::fail("config", detail)
+    }
 }
 
 /// Where the checks look: the real system by default, other files in tests.

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dockhand_engine::Client;
+use std::time::Duration;
+
+use dockhand_engine::{Client, ClientBuilder};
 
 use crate::supervisor::{OsProcesses, Supervisor, SupervisorOptions};
 use crate::{ConnectOptions, Environment, Error, HostConfig, HostType, HostsConfig, resolve};
@@ -16,9 +18,9 @@ type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor<OsProce
 pub struct HostState {
     /// The host id.
     pub id: String,
-    /// Its type.
+    /// Its type; `None` for an entry that does not validate.
     #[serde(rename = "type")]
-    pub kind: HostType,
+    pub kind: Option<HostType>,
     /// Its URL, passwords masked (the resolved one for an external host without `host`).
     pub url: String,
     /// Disabled in the configuration.
@@ -58,13 +60,33 @@ pub struct HostRegistry {
     /// clone is dropped, their parent-death signal stops them; `shutdown` stops them in
     /// stages.
     started: Supervisors,
+    /// The connect and response timeout of every client it builds; `None` for the engine
+    /// crate's defaults.
+    timeout: Option<Duration>,
 }
+
+/// How long `list` waits for each host when no timeout is set.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl HostRegistry {
     /// A registry over `config`; `env` is used for external hosts without `host`, which
     /// follow the docker CLI's rules (`DOCKER_HOST`, contexts, the default socket).
     pub fn new(config: HostsConfig, env: Environment) -> Self {
-        Self { config, env, started: Arc::default() }
+        Self { config, env, started: Arc::default(), timeout: None }
+    }
+
+    /// Every client this registry builds waits at most `timeout` to connect and for each
+    /// answer (the global `--timeout`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn with_timeouts(&self, builder: ClientBuilder) -> ClientBuilder {
+        match self.timeout {
+            Some(t) => builder.connect_timeout(Some(t)).response_timeout(Some(t)),
+            None => builder,
+        }
     }
 
     /// The configuration.
@@ -72,14 +94,15 @@ impl HostRegistry {
         &self.config
     }
 
-    /// A host by id; unknown ids are an error listing the known ones.
+    /// A host by id; unknown ids are an error listing the known ones, and an entry that
+    /// does not validate is an error listing its problems.
     pub fn get(&self, id: &str) -> Result<&HostConfig, Error> {
+        if let Some((_, problems)) = self.config.broken().find(|(broken, _)| *broken == id) {
+            return Err(Error::Invalid(problems.to_vec()));
+        }
         self.config.get(id).ok_or_else(|| Error::Host {
             id: id.to_owned(),
-            detail: format!(
-                "no such host (configured: {})",
-                self.config.hosts().map(|h| h.id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
+            detail: format!("no such host (configured: {})", self.ids().join(", ")),
         })
     }
 
@@ -90,7 +113,7 @@ impl HostRegistry {
             EngineChoice::Docker(opts) => {
                 let resolved = resolve(opts, &self.env)?;
                 tracing::info!(endpoint = %resolved.endpoint, origin = %resolved.origin, "engine chosen");
-                resolved.client().map_err(|e| Error::Client(Box::new(e)))
+                self.with_timeouts(resolved.builder()).build().map_err(|e| Error::Client(Box::new(e)))
             }
         }
     }
@@ -116,6 +139,25 @@ impl HostRegistry {
         Ok(client)
     }
 
+    /// The managed host `id`, ready to be started in the foreground (`dockhand host run`):
+    /// refused when it is disabled (with the same message as [`HostRegistry::connect`]) or
+    /// not managed, or when a preflight check fails (each failure naming its fix).
+    pub fn prepare_run(&self, id: &str, system: &crate::System) -> Result<&HostConfig, Error> {
+        let host = self.get(id)?;
+        if host.disabled {
+            return Err(disabled(host));
+        }
+        if host.kind != HostType::Managed {
+            return Err(Error::Host {
+                id: id.to_owned(),
+                detail: format!("is {:?}, not managed: dockhand only runs managed hosts", host.kind),
+            });
+        }
+        let failed: Vec<crate::Check> =
+            crate::preflight(host, system).into_iter().filter(|c| !c.ok).collect();
+        if failed.is_empty() { Ok(host) } else { Err(Error::Preflight { id: id.to_owned(), failed }) }
+    }
+
     /// Stops, in stages, the managed engines this registry started.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let supervisors: Vec<_> = self.started.lock().await.drain().map(|(_, s)| s).collect();
@@ -136,9 +178,12 @@ impl HostRegistry {
                 if let Some(tls) = &host.clienttls {
                     builder = builder.tls(tls.settings());
                 }
-                builder.build().map_err(engine)
+                self.with_timeouts(builder).build().map_err(engine)
             }
-            None => resolve(&ConnectOptions::default(), &self.env)?.client().map_err(engine),
+            None => {
+                let resolved = resolve(&ConnectOptions::default(), &self.env)?;
+                self.with_timeouts(resolved.builder()).build().map_err(engine)
+            }
         }
     }
 
@@ -146,7 +191,12 @@ impl HostRegistry {
     /// answers (the `engine` check). Nothing is started. All checks are returned, passed or
     /// not.
     pub async fn check(&self, id: &str, system: &crate::System) -> Result<Vec<crate::Check>, Error> {
-        let host = self.get(id)?;
+        let host = match self.get(id) {
+            Ok(host) => host,
+            // An entry that does not validate fails its check; the others are still checked.
+            Err(e @ Error::Invalid(_)) => return Ok(vec![crate::Check::fail_config(e.to_string())]),
+            Err(e) => return Err(e),
+        };
         let mut checks = crate::preflight(host, system);
         // A check looks and starts nothing: a managed host that is not running fails here.
         let client = if host.disabled { Err(disabled(host)) } else { self.client(host) };
@@ -167,13 +217,29 @@ impl HostRegistry {
         Ok(checks)
     }
 
-    /// Every host with its state: disabled hosts are listed but not contacted.
+    /// Every configured host id, valid or not, in order.
+    pub fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .config
+            .hosts()
+            .map(|h| h.id.as_str())
+            .chain(self.config.broken().map(|(id, _)| id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Every host with its state: disabled hosts are listed but not contacted. The others
+    /// are probed at once, each for at most the registry's timeout ([`PROBE_TIMEOUT`] when
+    /// none is set), so one engine that never answers holds up nothing else.
     pub async fn list(&self) -> Vec<HostState> {
+        let deadline = self.timeout.unwrap_or(PROBE_TIMEOUT);
+        let mut probes = tokio::task::JoinSet::new();
         let mut out = Vec::new();
-        for host in self.config.hosts() {
+        for (index, host) in self.config.hosts().enumerate() {
             let mut state = HostState {
                 id: host.id.clone(),
-                kind: host.kind,
+                kind: Some(host.kind),
                 url: String::new(),
                 disabled: host.disabled,
                 reachable: false,
@@ -185,17 +251,40 @@ impl HostRegistry {
                 Ok(client) => {
                     state.url = dockhand_policy::redact_url(&client.endpoint().to_string());
                     if !host.disabled {
-                        match client.api_version().await {
-                            Ok(v) => {
-                                state.reachable = true;
-                                state.api_version = Some(v.to_string());
-                            }
-                            Err(e) => state.error = Some(e.to_string()),
-                        }
+                        probes.spawn(async move {
+                            let answer = tokio::time::timeout(deadline, client.api_version()).await;
+                            (index, answer)
+                        });
                     }
                 }
             }
             out.push(state);
+        }
+        for (id, problems) in self.config.broken() {
+            out.push(HostState {
+                id: id.to_owned(),
+                kind: None,
+                url: String::new(),
+                disabled: false,
+                reachable: false,
+                api_version: None,
+                error: Some(Error::Invalid(problems.to_vec()).to_string()),
+            });
+        }
+        while let Some(done) = probes.join_next().await {
+            let Ok((index, answer)) = done else { continue };
+            let state = &mut out[index];
+            match answer {
+                Ok(Ok(v)) => {
+                    state.reachable = true;
+                    state.api_version = Some(v.to_string());
+                }
+                Ok(Err(e)) => state.error = Some(e.to_string()),
+                Err(_) => {
+                    state.error =
+                        Some(format!("no answer within {}", dockhand_policy::format_go_duration(deadline)));
+                }
+            }
         }
         out
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use dockhand_engine::{ApiVersion, Client, Endpoint, ParseApiVersionError, TlsSettings};
+use dockhand_engine::{ApiVersion, Client, ClientBuilder, Endpoint, ParseApiVersionError, TlsSettings};
 
 /// What the user said on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +129,11 @@ pub struct Resolved {
 impl Resolved {
     /// A client for this engine.
     pub fn client(&self) -> Result<Client, dockhand_engine::Error> {
+        self.builder().build()
+    }
+
+    /// A client builder for this engine, for further settings such as timeouts.
+    pub fn builder(&self) -> ClientBuilder {
         let mut builder = Client::builder(self.endpoint.clone());
         if let Some(tls) = &self.tls {
             builder = builder.tls(tls.clone());
@@ -136,7 +141,7 @@ impl Resolved {
         if let Some(version) = self.api_version {
             builder = builder.api_version(version);
         }
-        builder.build()
+        builder
     }
 }
 

@@ -260,7 +260,7 @@ fn every_validation_error_names_file_host_and_key() {
             "docker.hosts.n.managed",
             "is required for a managed host",
         ),
-        ("k:\n      type: external\n      colour: red\n", "docker.hosts.k", "unknown field: found `colour`"),
+        ("k:\n      type: external\n      colour: red\n", "docker.hosts.k", "unknown key \"colour\""),
         (
             "d:\n      type: managed\n      host: unix:///x.sock\n      managed: {executable: d, healthCheck: {interval: 10}}\n",
             "docker.hosts.d.managed.healthcheck.interval",
@@ -328,4 +328,39 @@ fn binding_to_all_addresses_on_a_remote_host_is_flagged() {
     assert!(warning.contains("\"far\"") && warning.contains("0.0.0.0"), "{warning}");
     assert_eq!(c.get("far").unwrap().unreachable_binding("10.0.0.5"), None);
     assert_eq!(c.get("near").unwrap().unreachable_binding("0.0.0.0"), None);
+}
+
+#[test]
+fn an_unknown_key_is_named_plainly_and_a_yaml_error_names_its_file_once() {
+    let msg = problems(
+        "docker:\n  hosts:\n    a:\n      type: remote\n      host: tcp://h:1\n      hots: 1\n",
+        &[],
+    )
+    .join("\n");
+    assert!(msg.contains("docker.hosts.a.hots: unknown key \"hots\": expected one of type, host"), "{msg}");
+    assert!(!msg.contains('`'), "nested backticks: {msg}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, "docker: [unclosed\n").unwrap();
+    let msg = HostsConfig::load(Some(&file), &env(&[])).unwrap_err().to_string();
+    assert_eq!(msg.matches(&file.display().to_string()).count(), 1, "{msg}");
+}
+
+#[test]
+fn a_bad_entry_is_kept_aside_by_a_partial_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dockhand.yaml");
+    std::fs::write(
+        &file,
+        "docker:\n  hosts:\n    good: {type: remote, host: \"tcp://h:1\"}\n    bad: {type: remote}\n",
+    )
+    .unwrap();
+    assert!(matches!(HostsConfig::load(Some(&file), &env(&[])), Err(Error::Invalid(_))));
+    let config = HostsConfig::load_partial(Some(&file), &env(&[])).unwrap();
+    assert!(config.get("good").is_some() && config.get("bad").is_none());
+    let broken: Vec<_> = config.broken().collect();
+    assert_eq!(broken.len(), 1);
+    assert_eq!(broken[0].0, "bad");
+    assert!(broken[0].1[0].to_string().contains("docker.hosts.bad.host"), "{:?}", broken[0].1);
 }

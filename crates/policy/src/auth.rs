@@ -7,6 +7,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::{LabelPrefixes, TargetLabels};
+
 /// A job a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -116,7 +118,7 @@ fn label_matches(label: &str, token: &str) -> bool {
 #[derive(Clone)]
 pub struct Authorizer {
     admins: Vec<String>,
-    prefixes: Vec<String>,
+    prefixes: LabelPrefixes,
     scope: Option<(String, String)>,
 }
 
@@ -131,14 +133,20 @@ impl fmt::Debug for Authorizer {
 }
 
 impl Authorizer {
-    /// Admin tokens (empty ones are dropped) and the label prefixes to read, such as
-    /// `["dockhand."]` or, for a migrating cluster, `["dockhand.", "swarm-utils."]`.
-    pub fn new(admins: impl IntoIterator<Item = String>, prefixes: &[&str]) -> Self {
+    /// Admin tokens (empty ones are dropped) and the label prefixes to read:
+    /// `dockhand.`, or for a migrating cluster [`LabelPrefixes::with_swarm_utils`]. Labels
+    /// are read through [`TargetLabels`]: per key, the first prefix wins.
+    pub fn new(admins: impl IntoIterator<Item = String>, prefixes: &LabelPrefixes) -> Self {
         Self {
             admins: admins.into_iter().filter(|t| !t.trim().is_empty()).collect(),
-            prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
+            prefixes: prefixes.clone(),
             scope: None,
         }
+    }
+
+    /// The label prefixes it reads.
+    pub fn prefixes(&self) -> &LabelPrefixes {
+        &self.prefixes
     }
 
     /// Limits every caller, admins included, to targets labelled `key=value` (several
@@ -179,11 +187,10 @@ impl Authorizer {
         if let Some(n) = admin {
             return Decision::Allow { who: Identity::Admin(n) };
         }
-        let key_of = |prefix: &str| format!("{prefix}{}.token", action.as_str());
-        let Some((key, label)) =
-            self.prefixes.iter().map(|p| key_of(p)).find_map(|k| labels.get(&k).map(|v| (k, v)))
-        else {
-            let key = key_of(self.prefixes.first().map_or("dockhand.", String::as_str));
+        let view = TargetLabels::resolve(labels, &self.prefixes);
+        let short = format!("{}.token", action.as_str());
+        let Some((key, label)) = view.get(&short) else {
+            let key = view.key_for(&short);
             return deny(format!("{name} has no {key} label: only admins may {} it", action.as_str()));
         };
         if label_matches(label, token) {
@@ -205,7 +212,10 @@ mod tests {
 
     #[test]
     fn the_authorization_matrix() {
-        let auth = Authorizer::new(["root-1".to_owned(), "root-2".to_owned(), String::new()], &["dockhand."]);
+        let auth = Authorizer::new(
+            ["root-1".to_owned(), "root-2".to_owned(), String::new()],
+            &LabelPrefixes::default(),
+        );
         let web = labels(&[
             ("dockhand.update.token", "tok-web"),
             ("dockhand.clean.token", &hash_token("tok-clean")),
@@ -312,8 +322,8 @@ mod tests {
 
     #[test]
     fn an_out_of_scope_target_is_refused_even_to_admins() {
-        let auth =
-            Authorizer::new(["root".to_owned()], &["dockhand."]).with_scope("dockhand.tenant", "team-a");
+        let auth = Authorizer::new(["root".to_owned()], &LabelPrefixes::default())
+            .with_scope("dockhand.tenant", "team-a");
         let theirs = labels(&[("dockhand.tenant", "team-b"), ("dockhand.update.token", "t")]);
         let ours = labels(&[("dockhand.tenant", "team-a"), ("dockhand.update.token", "t")]);
         let Decision::Deny { reason } = auth.authorize(Action::Update, "x", &theirs, "root") else {
@@ -322,7 +332,10 @@ mod tests {
         assert!(reason.contains("outside this instance's scope (dockhand.tenant=team-a)"), "{reason}");
         assert!(auth.authorize(Action::Update, "x", &ours, "root").is_allowed());
         assert!(auth.in_scope(&ours) && !auth.in_scope(&theirs));
-        assert!(Authorizer::new([], &["dockhand."]).in_scope(&theirs), "no scope: everything is in it");
+        assert!(
+            Authorizer::new([], &LabelPrefixes::default()).in_scope(&theirs),
+            "no scope: everything is in it"
+        );
         assert!(auth.authorize(Action::Update, "x", &ours, "t").is_allowed());
     }
 
@@ -330,13 +343,36 @@ mod tests {
     fn the_seed_prefix_is_read_when_configured() {
         let seed = labels(&[("swarm-utils.update.token", "legacy")]);
         assert!(
-            !Authorizer::new([], &["dockhand."]).authorize(Action::Update, "x", &seed, "legacy").is_allowed()
-        );
-        assert!(
-            Authorizer::new([], &["dockhand.", "swarm-utils."])
+            !Authorizer::new([], &LabelPrefixes::default())
                 .authorize(Action::Update, "x", &seed, "legacy")
                 .is_allowed()
         );
+        assert!(
+            Authorizer::new([], &LabelPrefixes::with_swarm_utils())
+                .authorize(Action::Update, "x", &seed, "legacy")
+                .is_allowed()
+        );
+    }
+
+    /// Both prefixes on one service, disagreeing: per key the first prefix (`dockhand.`)
+    /// wins; a key only the seed's prefix carries still counts.
+    #[test]
+    fn when_both_prefixes_disagree_dockhand_wins_per_key() {
+        let both = labels(&[
+            ("dockhand.update.token", "new-token"),
+            ("swarm-utils.update.token", "old-token"),
+            ("swarm-utils.clean.token", "seed-clean"),
+        ]);
+        let auth = Authorizer::new([], &LabelPrefixes::with_swarm_utils());
+        assert!(auth.authorize(Action::Update, "web", &both, "new-token").is_allowed());
+        let Decision::Deny { reason } = auth.authorize(Action::Update, "web", &both, "old-token") else {
+            panic!("the overridden seed token was accepted");
+        };
+        assert!(reason.contains("dockhand.update.token"), "{reason}");
+        assert!(auth.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
+        // Without the seed prefix configured, its labels count for nothing.
+        let strict = Authorizer::new([], &LabelPrefixes::default());
+        assert!(!strict.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
     }
 
     #[test]
@@ -344,7 +380,7 @@ mod tests {
         assert!(!label_matches("", ""));
         assert!(!label_matches("  ", "x"));
         assert!(!label_matches("sha256:", ""));
-        let shown = format!("{:?}", Authorizer::new(["hunter2".to_owned()], &["dockhand."]));
+        let shown = format!("{:?}", Authorizer::new(["hunter2".to_owned()], &LabelPrefixes::default()));
         assert!(!shown.contains("hunter2") && shown.contains("1 token(s)"), "{shown}");
         assert_eq!(Identity::Admin(2).to_string(), "admin#2");
         assert!(hash_token("x").len() == 71 && hash_token("x") != hash_token("y"));

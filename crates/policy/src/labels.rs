@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{Defaults, parse_go_duration};
 
-/// Which label prefixes are read.
+/// Which label prefixes are read, in order of precedence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelPrefixes {
     prefixes: Vec<String>,
@@ -29,6 +29,78 @@ impl LabelPrefixes {
     /// The prefixes, in order of precedence.
     pub fn as_slice(&self) -> Vec<&str> {
         self.prefixes.iter().map(String::as_str).collect()
+    }
+
+    /// The first prefix, used to name labels in messages.
+    pub fn primary(&self) -> &str {
+        self.prefixes.first().map_or("dockhand.", String::as_str)
+    }
+}
+
+/// A target's labels as every policy reads them: each key without its prefix (such as
+/// `update.token`) resolved once, **per key the first prefix wins**. So when a service
+/// carries both `dockhand.update.token` and `swarm-utils.update.token`, only the
+/// `dockhand.` one counts, for tokens, CI identity bindings and every other label alike;
+/// a `swarm-utils.` key with no `dockhand.` counterpart still counts.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use dockhand_policy::{LabelPrefixes, TargetLabels};
+///
+/// let labels: BTreeMap<String, String> = [
+///     ("dockhand.update.token", "new"),
+///     ("swarm-utils.update.token", "old"),
+///     ("swarm-utils.update.enable", "true"),
+/// ]
+/// .into_iter()
+/// .map(|(k, v)| (k.to_owned(), v.to_owned()))
+/// .collect();
+/// let view = TargetLabels::resolve(&labels, &LabelPrefixes::with_swarm_utils());
+/// assert_eq!(view.get("update.token"), Some(("dockhand.update.token", "new")));
+/// assert_eq!(view.get("update.enable"), Some(("swarm-utils.update.enable", "true")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetLabels<'a> {
+    /// Short key → (full key, value).
+    entries: BTreeMap<String, (&'a str, &'a str)>,
+    primary: String,
+}
+
+impl<'a> TargetLabels<'a> {
+    /// Resolves `labels` under `prefixes`; labels under no prefix are left out.
+    pub fn resolve(labels: &'a BTreeMap<String, String>, prefixes: &LabelPrefixes) -> Self {
+        let mut entries = BTreeMap::new();
+        for prefix in &prefixes.prefixes {
+            for (key, value) in labels {
+                if let Some(short) = key.strip_prefix(prefix.as_str()) {
+                    entries.entry(short.to_owned()).or_insert((key.as_str(), value.as_str()));
+                }
+            }
+        }
+        Self { entries, primary: prefixes.primary().to_owned() }
+    }
+
+    /// The full key and the value of `short`, such as `update.token`.
+    pub fn get(&self, short: &str) -> Option<(&'a str, &'a str)> {
+        self.entries.get(short).copied()
+    }
+
+    /// Every resolved label whose short key starts with `head`: (rest of the short key,
+    /// full key, value).
+    pub fn under<'s>(&'s self, head: &'s str) -> impl Iterator<Item = (&'s str, &'a str, &'a str)> + 's {
+        self.entries.iter().filter_map(move |(short, (full, value))| {
+            short.strip_prefix(head).map(|rest| (rest, *full, *value))
+        })
+    }
+
+    /// Every resolved label: (short key, full key, value), by short key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str, &'a str)> + '_ {
+        self.entries.iter().map(|(short, (full, value))| (short.as_str(), *full, *value))
+    }
+
+    /// `short` under the first prefix, to name a missing label in a message.
+    pub fn key_for(&self, short: &str) -> String {
+        format!("{}{short}", self.primary)
     }
 }
 
@@ -244,17 +316,12 @@ impl<'a> Reader<'a> {
         known: &[&str],
         areas: &[&str],
     ) -> Self {
-        let mut picked: BTreeMap<String, (String, &'a str)> = BTreeMap::new();
-        // Later prefixes first, so that the first prefix (dockhand.) wins.
-        for prefix in prefixes.prefixes.iter().rev() {
-            for (key, value) in labels {
-                if let Some(short) = key.strip_prefix(prefix.as_str()) {
-                    picked.insert(short.to_owned(), (key.clone(), value.as_str()));
-                }
-            }
-        }
+        let view = TargetLabels::resolve(labels, prefixes);
         let mut reader = Self {
-            labels: picked.into_iter().map(|(short, (full, value))| (full, value, short)).collect(),
+            labels: view
+                .iter()
+                .map(|(short, full, value)| (full.to_owned(), value, short.to_owned()))
+                .collect(),
             diagnostics: Vec::new(),
         };
         for (full, value, short) in &reader.labels {

@@ -28,7 +28,7 @@ pub use crate::duration::{format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
     BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,
-    ServicePolicy, Severity, UpdatePolicy, node_policy, service_policy,
+    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_policy, service_policy,
 };
 pub use crate::oidc::{OidcError, OidcVerifier, authorize_claims, describe};
 pub use crate::redact::{Redactor, redact_url};

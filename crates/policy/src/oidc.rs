@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{Action, Decision, Identity};
+use crate::{LabelPrefixes, TargetLabels};
 
 /// The issuers, audience and keys CI identity tokens are checked against.
 #[derive(Debug, Clone)]
@@ -189,28 +190,29 @@ pub fn describe(claims: &BTreeMap<String, Value>) -> String {
 }
 
 /// Decides whether verified `claims` may do `action` on a target with `labels`: every
-/// `<prefix><action>.oidc.<claim>` label must match the claim (a glob; booleans and numbers
-/// as text). A target with no such label grants nothing to CI identities.
+/// `<action>.oidc.<claim>` label must match the claim (a glob; booleans and numbers as
+/// text). Labels are read through [`TargetLabels`] as for tokens: per claim, the first prefix
+/// wins, and a claim bound under only one prefix still binds. A target with no such label
+/// grants nothing to CI identities.
 pub fn authorize_claims(
     action: Action,
     name: &str,
     labels: &BTreeMap<String, String>,
     claims: &BTreeMap<String, Value>,
-    prefixes: &[&str],
+    prefixes: &LabelPrefixes,
 ) -> Decision {
-    let mut rules = Vec::new();
-    for prefix in prefixes {
-        let head = format!("{prefix}{}.oidc.", action.as_str());
-        rules.extend(labels.iter().filter_map(|(k, v)| {
-            k.strip_prefix(&head).map(|claim| (k.clone(), claim.to_owned(), v.clone()))
-        }));
-    }
+    let view = TargetLabels::resolve(labels, prefixes);
+    let head = format!("{}.oidc.", action.as_str());
+    let rules: Vec<(String, String, String)> = view
+        .under(&head)
+        .filter(|(claim, _, _)| !claim.is_empty())
+        .map(|(claim, key, value)| (key.to_owned(), claim.to_owned(), value.to_owned()))
+        .collect();
     if rules.is_empty() {
         return Decision::Deny {
             reason: format!(
-                "{name} has no {}{}.oidc.* labels: CI identities may not {} it",
-                prefixes.first().unwrap_or(&"dockhand."),
-                action.as_str(),
+                "{name} has no {}* labels: CI identities may not {} it",
+                view.key_for(&head),
                 action.as_str()
             ),
         };

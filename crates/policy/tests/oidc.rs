@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use dockhand_policy::{Action, Decision, OidcVerifier, authorize_claims};
+use dockhand_policy::{Action, Decision, LabelPrefixes, OidcVerifier, authorize_claims};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
@@ -145,20 +145,23 @@ fn the_right_project_may_update_and_another_may_not() {
     ]);
     for issuer in [&rsa, &ec] {
         let claims = v.verify(&issuer.token(&gitlab_claims("group/project-a", 300)), now()).unwrap();
-        match authorize_claims(Action::Update, "web", &service, &claims, &["dockhand."]) {
+        match authorize_claims(Action::Update, "web", &service, &claims, &LabelPrefixes::default()) {
             Decision::Allow { who } => assert_eq!(who.to_string(), "gitlab:group/project-a@refs/heads/main"),
             Decision::Deny { reason } => panic!("{} refused: {reason}", issuer.alg()),
         }
         // Another project's pipeline has a valid token too, but not the claims.
         let other = v.verify(&issuer.token(&gitlab_claims("group/project-b", 300)), now()).unwrap();
         let Decision::Deny { reason } =
-            authorize_claims(Action::Update, "web", &service, &other, &["dockhand."])
+            authorize_claims(Action::Update, "web", &service, &other, &LabelPrefixes::default())
         else {
             panic!("another project was allowed");
         };
         assert!(reason.contains("project_path") && reason.contains("gitlab:group/project-b"), "{reason}");
         // The labels grant update only.
-        assert!(!authorize_claims(Action::Backup, "web", &service, &claims, &["dockhand."]).is_allowed());
+        assert!(
+            !authorize_claims(Action::Backup, "web", &service, &claims, &LabelPrefixes::default())
+                .is_allowed()
+        );
     }
 }
 
@@ -176,7 +179,7 @@ fn github_repository_and_ref() {
         ("dockhand.update.oidc.repository", "org/repo"),
         ("dockhand.update.oidc.ref", "refs/heads/main"),
     ]);
-    match authorize_claims(Action::Update, "api", &service, &claims, &["dockhand."]) {
+    match authorize_claims(Action::Update, "api", &service, &claims, &LabelPrefixes::default()) {
         Decision::Allow { who } => assert_eq!(who.to_string(), "github:org/repo@refs/heads/main"),
         Decision::Deny { reason } => panic!("{reason}"),
     }
@@ -184,8 +187,14 @@ fn github_repository_and_ref() {
         ("dockhand.update.oidc.repository", "org/repo"),
         ("dockhand.update.oidc.ref", "refs/tags/v*"),
     ]);
-    assert!(!authorize_claims(Action::Update, "api", &release_only, &claims, &["dockhand."]).is_allowed());
-    assert!(!authorize_claims(Action::Update, "api", &labels(&[]), &claims, &["dockhand."]).is_allowed());
+    assert!(
+        !authorize_claims(Action::Update, "api", &release_only, &claims, &LabelPrefixes::default())
+            .is_allowed()
+    );
+    assert!(
+        !authorize_claims(Action::Update, "api", &labels(&[]), &claims, &LabelPrefixes::default())
+            .is_allowed()
+    );
 }
 
 #[test]
@@ -227,4 +236,33 @@ fn every_bad_token_is_refused() {
     refused("not-a-jwt", "not a JWT");
     // Within the clock skew, a just-expired token still passes.
     assert!(v.verify(&rsa.token(&gitlab_claims("group/project-a", -10)), now()).is_ok());
+}
+
+/// Both prefixes bind the same claim, differently: per claim the first prefix (`dockhand.`)
+/// wins, and a claim bound only under `swarm-utils.` still binds, as for tokens.
+#[test]
+fn when_both_prefixes_bind_a_claim_dockhand_wins_per_claim() {
+    let rsa = Issuer::rsa();
+    let v = verifier(&[&rsa]);
+    let claims = v.verify(&rsa.token(&gitlab_claims("group/project-a", 300)), now()).unwrap();
+    let seed = LabelPrefixes::with_swarm_utils();
+    let service = labels(&[
+        ("dockhand.update.oidc.project_path", "group/project-a"),
+        ("swarm-utils.update.oidc.project_path", "group/project-b"),
+    ]);
+    assert!(authorize_claims(Action::Update, "web", &service, &claims, &seed).is_allowed());
+    let flipped = labels(&[
+        ("dockhand.update.oidc.project_path", "group/project-b"),
+        ("swarm-utils.update.oidc.project_path", "group/project-a"),
+    ]);
+    assert!(!authorize_claims(Action::Update, "web", &flipped, &claims, &seed).is_allowed());
+    // A claim bound only under the seed's prefix still binds.
+    let extra = labels(&[
+        ("dockhand.update.oidc.project_path", "group/project-a"),
+        ("swarm-utils.update.oidc.ref_protected", "false"),
+    ]);
+    let Decision::Deny { reason } = authorize_claims(Action::Update, "web", &extra, &claims, &seed) else {
+        panic!("the seed-prefixed binding was ignored");
+    };
+    assert!(reason.contains("swarm-utils.update.oidc.ref_protected"), "{reason}");
 }
