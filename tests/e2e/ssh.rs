@@ -29,13 +29,10 @@ fn client(url: &str, config: &std::path::Path) -> Client {
 /// ssh master processes (`ssh ... -M ...`) started with this config file.
 fn masters(config: &std::path::Path) -> usize {
     let needle = config.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| {
-            raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>()
-        })
+    dockhand_host::procfs::processes()
+        .into_iter()
+        .filter(dockhand_host::procfs::ProcessInfo::is_alive)
+        .map(|p| p.cmdline)
         .filter(|args| args.first().is_some_and(|a| a.ends_with("ssh")))
         .filter(|args| args.iter().any(|a| a == "-M") && args.iter().any(|a| a.contains(&needle)))
         .count()

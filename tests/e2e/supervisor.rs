@@ -37,7 +37,7 @@ impl Managed {
         self.dir.path().join("d.sock")
     }
 
-    fn supervisor(&self, options: SupervisorOptions) -> Supervisor<OsProcesses> {
+    fn supervisor(&self, options: SupervisorOptions) -> Supervisor {
         Supervisor::new(&self.host, Arc::new(OsProcesses::new()), options).unwrap()
     }
 
@@ -55,12 +55,8 @@ impl Managed {
     fn assert_nothing_left(&self) {
         let left = processes_naming(self.dir.path());
         assert!(left.is_empty(), "processes left: {left:?}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(
-            !mounts.contains(&self.dir.path().display().to_string()),
-            "mounts left below {}",
-            self.dir.path().display()
-        );
+        let mounts = dockhand_e2e::mounts_naming(self.dir.path());
+        assert!(mounts.is_empty(), "mounts left below {}: {mounts:?}", self.dir.path().display());
     }
 }
 

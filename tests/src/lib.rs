@@ -133,19 +133,17 @@ pub fn managed_dockerd_yaml(dir: &Path, id: &str) -> String {
 /// Live processes whose command line names `dir`.
 pub fn processes_naming(dir: &Path) -> Vec<String> {
     let d = dir.display().to_string();
-    std::fs::read_dir("/proc")
+    dockhand_host::procfs::processes()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("stat"))
-                .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(dockhand_host::procfs::ProcessInfo::is_alive)
+        .map(|p| p.cmdline.join(" "))
         .filter(|cmd| cmd.contains(&d))
         .collect()
+}
+
+/// Mount points at or below `dir`.
+pub fn mounts_naming(dir: &Path) -> Vec<std::path::PathBuf> {
+    dockhand_host::procfs::mounts_below(&dockhand_host::procfs::mount_points(), dir)
 }
 
 /// The private engine's directory: `$DOCKHAND_ENGINE_DIR`, else `target/dh-engine`.

@@ -460,7 +460,7 @@ fn cgroup_hybrid(mounts: &str, controllers: impl Fn(&Path) -> Option<String>) ->
         match kind {
             "cgroup" => v1 = true,
             "cgroup2" => {
-                let dir = Path::new(&proc::unescape_mount_path(dir)).to_owned();
+                let dir = Path::new(&dockhand_host::procfs::unescape_mount_path(dir)).to_owned();
                 v2_with_controllers |= controllers(&dir).is_some_and(|c| !c.trim().is_empty());
             }
             _ => {}

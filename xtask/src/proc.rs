@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dockhand_host::procfs;
 use rustix::process::{Pid, Signal};
 
 /// Runs `cmd`, echoing it, and fails if it does not exit 0.
@@ -48,11 +49,7 @@ pub(crate) fn which(name: &str) -> Option<std::path::PathBuf> {
 
 /// True when the process exists and is not a zombie.
 pub(crate) fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    u32::try_from(pid).is_ok_and(procfs::alive)
 }
 
 /// Sends `signal` to `pid`, ignoring a process that is already gone.
@@ -79,30 +76,24 @@ pub(crate) fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// The command line of `pid`, NULs turned into spaces.
+/// The command line of `pid`, its arguments joined with spaces.
 pub(crate) fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_owned())
-        .unwrap_or_default()
+    u32::try_from(pid).ok().and_then(procfs::process).map(|p| p.cmdline.join(" ")).unwrap_or_default()
 }
 
 /// Every live process named one of `names` whose command line mentions `needle`, with all
 /// its descendants (a container's processes are children of its shim).
 pub(crate) fn processes_mentioning(needle: &str, names: &[&str]) -> BTreeSet<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut roots = Vec::new();
-    let me = std::process::id() as i32;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        if pid == me {
+    let me = std::process::id();
+    for p in procfs::processes() {
+        if p.pid == me {
             continue;
         }
-        if let Some(ppid) = parent(pid) {
-            children.entry(ppid).or_default().push(pid);
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if names.iter().any(|n| comm.trim().starts_with(n)) && cmdline(pid).contains(needle) {
-            roots.push(pid);
+        children.entry(p.ppid).or_default().push(p.pid);
+        if names.iter().any(|n| p.name.starts_with(n)) && p.cmdline.join(" ").contains(needle) {
+            roots.push(p.pid);
         }
     }
     let mut found = BTreeSet::new();
@@ -111,80 +102,26 @@ pub(crate) fn processes_mentioning(needle: &str, names: &[&str]) -> BTreeSet<i32
             roots.extend(children.get(&pid).into_iter().flatten().copied());
         }
     }
-    found.retain(|&pid| alive(pid));
-    found
+    found.into_iter().filter(|&pid| procfs::alive(pid)).filter_map(|pid| i32::try_from(pid).ok()).collect()
 }
 
 /// Live processes whose real uid is `uid`.
 pub(crate) fn processes_of(uid: u32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
+    procfs::processes()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    .is_some_and(|u| u == uid)
-            })
-        })
-        .filter(|&pid| alive(pid))
+        .filter(|p| p.uid == uid && p.is_alive())
+        .filter_map(|p| i32::try_from(p.pid).ok())
         .collect()
-}
-
-fn parent(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Mount points at or below `dir`, deepest first.
 pub(crate) fn mounts_below(dir: &Path) -> Vec<std::path::PathBuf> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut found: Vec<std::path::PathBuf> = table
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mount_path)
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    found.dedup();
-    found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-pub(crate) fn unescape_mount_path(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let digits: String = chars.by_ref().take(3).collect();
-            match u8::from_str_radix(&digits, 8) {
-                Ok(byte) => out.push(char::from(byte)),
-                Err(_) => {
-                    out.push('\\');
-                    out.push_str(&digits);
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    procfs::mounts_below(&procfs::mount_points(), dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_mountinfo_paths() {
-        assert_eq!(unescape_mount_path(r"/a\040b/c"), "/a b/c");
-        assert_eq!(unescape_mount_path("/plain"), "/plain");
-    }
 
     #[test]
     fn sees_itself_alive_and_a_bogus_pid_dead() {

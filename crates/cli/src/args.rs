@@ -147,7 +147,8 @@ pub(crate) enum ConfigCommand {
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     match dockhand_policy::parse_go_duration(text) {
         Ok(d) if d.is_zero() => Err("must be more than 0".to_owned()),
-        other => other,
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -69,8 +69,7 @@ pub(crate) async fn host(global: &Global, cmd: HostCommand) -> anyhow::Result<Ex
         "fail" => OnLeftover::Fail,
         _ => OnLeftover::Adopt,
     };
-    options.grace =
-        dockhand_policy::parse_go_duration(&grace).map_err(anyhow::Error::msg).context("--grace")?;
+    options.grace = dockhand_policy::parse_go_duration(&grace).context("--grace")?;
     // The handlers go in before anything starts: a signal that arrives while the engine
     // starts must stop it cleanly, not kill dockhand with the engine still running.
     let shutdown = shutdown()?;

@@ -40,9 +40,27 @@ pub(crate) fn line(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints an error and its causes on stderr.
+/// Prints an error and its causes on stderr, on one line. The libraries' messages already
+/// hold their causes (their `source()` chains are kept for programs), so a cause whose text
+/// is already there is not repeated.
 pub(crate) fn error(err: &anyhow::Error) {
-    eprintln!("dockhand: error: {err:#}");
+    eprintln!("dockhand: error: {}", one_line(err.chain()));
+}
+
+/// An error chain as one line, `outer: inner`, skipping causes the line already holds.
+fn one_line<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Aligned `key: value` lines.
@@ -372,6 +390,18 @@ pub(crate) fn config(config: &HostsConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_is_one_line_without_repeats() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let err =
+            anyhow::Error::new(io).context("cannot connect to unix:///x.sock: No such file or directory");
+        let err = err.context("--host-id web");
+        assert_eq!(
+            one_line(err.chain()),
+            "--host-id web: cannot connect to unix:///x.sock: No such file or directory"
+        );
+    }
 
     #[test]
     fn ages_read_as_the_docker_cli_writes_them() {

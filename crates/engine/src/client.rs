@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 use crate::endpoint::TcpEndpoint;
-use crate::error::chain;
+use crate::error::{BoxError, chain};
 use crate::ssh::SshDialer;
 use crate::tls::TlsConfig;
 use crate::transport::{Connector, Dial};
@@ -231,14 +231,14 @@ impl Client {
                 request.header(http::header::CONNECTION, "Upgrade").header(http::header::UPGRADE, "tcp");
         }
         if let Some((name, value)) = header {
-            let mut value = http::HeaderValue::from_str(value)
-                .map_err(|e| self.transport_detail(&method, path, e.to_string()))?;
+            let mut value =
+                http::HeaderValue::from_str(value).map_err(|e| self.transport_error(&method, path, e))?;
             value.set_sensitive(true);
             request = request.header(name, value);
         }
         let request = request
             .body(Full::new(json.unwrap_or_default()))
-            .map_err(|e| self.transport_error(&method, path, &e))?;
+            .map_err(|e| self.transport_error(&method, path, e))?;
         tracing::trace!(endpoint = %self.inner.url, %method, path, "request");
         let pending = self.inner.http.request(request);
         let result = match self.inner.response_timeout {
@@ -257,8 +257,6 @@ impl Client {
         }
         result.map_err(|e| {
             if e.is_connect() {
-                // hyper's outer "client error (Connect)" adds nothing: keep the cause.
-                let detail = std::error::Error::source(&e).map_or_else(|| chain(&e), chain);
                 if let Some(after) = crate::transport::connect_timed_out(&e) {
                     return Error::Timeout {
                         endpoint: self.inner.url.clone(),
@@ -268,10 +266,24 @@ impl Client {
                         after,
                     };
                 }
-                Error::Connect { endpoint: self.inner.url.clone(), detail: self.with_diagnostics(detail) }
+                // hyper's outer "client error (Connect)" adds nothing: the cause is the source.
+                let source: BoxError = match std::error::Error::source(&e) {
+                    Some(_) => Box::new(Cause(e)),
+                    None => Box::new(e),
+                };
+                Error::Connect {
+                    endpoint: self.inner.url.clone(),
+                    source,
+                    ssh_said: self.inner.dial.diagnostics(),
+                }
             } else {
-                let detail = self.with_diagnostics(chain(&e));
-                self.transport_detail(&method, path, detail)
+                Error::Transport {
+                    endpoint: self.inner.url.clone(),
+                    method: method.to_string(),
+                    path: path.to_owned(),
+                    source: Box::new(e),
+                    ssh_said: self.inner.dial.diagnostics(),
+                }
             }
         })
     }
@@ -314,7 +326,7 @@ impl Client {
             endpoint: self.inner.url.clone(),
             method: method.to_string(),
             path,
-            detail: e.to_string(),
+            source: Box::new(e),
         })
     }
 
@@ -358,7 +370,7 @@ impl Client {
         let response = self.check(method, &versioned, response).await?;
         let body = read_body(response, MAX_JSON_BODY)
             .await
-            .map_err(|detail| self.transport_detail(method, &versioned, detail))?;
+            .map_err(|e| self.transport_error(method, &versioned, e))?;
         Ok((versioned, body))
     }
 
@@ -421,30 +433,39 @@ impl Client {
         })
     }
 
-    /// Adds what the transport said (ssh's stderr) to an error's detail.
-    fn with_diagnostics(&self, detail: String) -> String {
-        match self.inner.dial.diagnostics() {
-            Some(said) => format!("{detail}; ssh said: {said}"),
-            None => detail,
-        }
-    }
-
     /// The endpoint as a URL, for errors raised outside this module.
     pub(crate) fn url(&self) -> &str {
         &self.inner.url
     }
 
-    fn transport_error(&self, method: &Method, path: &str, err: &(dyn std::error::Error + 'static)) -> Error {
-        self.transport_detail(method, path, chain(err))
-    }
-
-    pub(crate) fn transport_detail(&self, method: &Method, path: &str, detail: String) -> Error {
+    pub(crate) fn transport_error(&self, method: &Method, path: &str, source: impl Into<BoxError>) -> Error {
         Error::Transport {
             endpoint: self.inner.url.clone(),
             method: method.to_string(),
             path: path.to_owned(),
-            detail,
+            source: source.into(),
+            ssh_said: self.inner.dial.diagnostics(),
         }
+    }
+}
+
+/// hyper's connect error seen through its cause: the message is the cause's chain, and
+/// `source()` still reaches hyper's own error and everything under it.
+#[derive(Debug)]
+struct Cause(hyper_util::client::legacy::Error);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::error::Error::source(&self.0) {
+            Some(inner) => f.write_str(&chain(inner)),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -508,12 +529,8 @@ pub(crate) fn negotiate(engine: Option<ApiVersion>, endpoint: &str) -> Result<Ap
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes, String> {
-    Limited::new(response.into_body(), limit)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|e| chain(&*e))
+pub(crate) async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes, BoxError> {
+    Limited::new(response.into_body(), limit).collect().await.map(|collected| collected.to_bytes())
 }
 
 /// The engine's error message: the `message` field of its JSON body, else the text.

@@ -190,7 +190,7 @@ impl Client {
             endpoint: self.url().to_owned(),
             method: method.to_string(),
             path: path.to_owned(),
-            detail,
+            source: detail.into(),
         })
     }
 }

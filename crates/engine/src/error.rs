@@ -2,10 +2,20 @@
 
 use crate::ApiVersion;
 
+/// A cause kept behind an error, for `source()`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `; ssh said: ...` when the transport said something.
+fn said(ssh: &Option<String>) -> String {
+    ssh.as_deref().map(|s| format!("; ssh said: {s}")).unwrap_or_default()
+}
+
 /// Everything that can go wrong talking to an engine.
 ///
 /// Every variant names where it happened: the endpoint, and for requests the method and
-/// path. Messages are lowercase and carry no secrets.
+/// path. Messages are lowercase and carry no secrets. A message is whole on its own (it
+/// includes its causes, as one line), and the cause is also kept: `source()` returns the
+/// error that hyper, the operating system, TLS or serde gave, as hyper-util's errors do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -53,16 +63,19 @@ pub enum Error {
     },
 
     /// No connection to the engine could be opened.
-    #[error("cannot connect to the engine at {endpoint}: {detail}")]
+    #[error("cannot connect to the engine at {endpoint}: {}{}", chain(&**source), said(ssh_said))]
     Connect {
         /// The endpoint, as a URL.
         endpoint: String,
         /// What the operating system or transport said.
-        detail: String,
+        #[source]
+        source: BoxError,
+        /// What ssh wrote on stderr, for an ssh endpoint.
+        ssh_said: Option<String>,
     },
 
     /// The connection failed while a request was under way.
-    #[error("{method} {path} on {endpoint} failed: {detail}")]
+    #[error("{method} {path} on {endpoint} failed: {}{}", chain(&**source), said(ssh_said))]
     Transport {
         /// The endpoint, as a URL.
         endpoint: String,
@@ -71,7 +84,10 @@ pub enum Error {
         /// The request path.
         path: String,
         /// What failed.
-        detail: String,
+        #[source]
+        source: BoxError,
+        /// What ssh wrote on stderr, for an ssh endpoint.
+        ssh_said: Option<String>,
     },
 
     /// The engine answered with an error status.
@@ -99,7 +115,7 @@ pub enum Error {
     },
 
     /// The engine's answer could not be understood.
-    #[error("{method} {path} on {endpoint}: cannot decode the answer: {detail}")]
+    #[error("{method} {path} on {endpoint}: cannot decode the answer: {}", chain(&**source))]
     Decode {
         /// The endpoint, as a URL.
         endpoint: String,
@@ -107,8 +123,9 @@ pub enum Error {
         method: String,
         /// The request path.
         path: String,
-        /// What was wrong with it.
-        detail: String,
+        /// What was wrong with it (serde's error, usually).
+        #[source]
+        source: BoxError,
     },
 
     /// A deadline passed.
@@ -170,11 +187,12 @@ impl Error {
     }
 }
 
-/// Joins an error and its sources into one line: `outer: inner: innermost`.
+/// Joins an error and its sources into one line, `outer: inner: innermost`, leaving out a
+/// source whose text the line already holds (this crate's messages include their causes).
 ///
 /// hyper's errors say "client error (Connect)" on the outside and keep the useful part
 /// ("No such file or directory") in their sources; an operator needs both.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {

@@ -75,7 +75,7 @@ pub use crate::containers::{
 pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,
 };
-pub use crate::error::Error;
+pub use crate::error::{BoxError, Error, chain};
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec, ExecStdin};
 pub use crate::query::Filters;
 pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume};

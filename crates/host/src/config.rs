@@ -206,7 +206,8 @@ impl HostsConfig {
         let file = match path {
             Some(path) => {
                 if !path.is_file() {
-                    return Err(Error::Read { path: path.to_owned(), detail: "no such file".to_owned() });
+                    let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+                    return Err(Error::Read { path: path.to_owned(), source });
                 }
                 Some(path.to_owned())
             }
@@ -348,12 +349,12 @@ fn defaults_tree() -> Result<Dict, Error> {
     let tree = docker_section(figment::Figment::from(Yaml::string(DEFAULT_CONFIG)), "the built-in defaults")?;
     tree.ok_or_else(|| Error::Parse {
         origin: "the built-in defaults".to_owned(),
-        detail: "no docker section".to_owned(),
+        source: Box::new(figment::Error::from("no docker section".to_owned())),
     })
 }
 
 fn read_docker_section(path: &Path) -> Result<Option<Dict>, Error> {
-    std::fs::File::open(path).map_err(|e| Error::Read { path: path.to_owned(), detail: e.to_string() })?;
+    std::fs::File::open(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
     let toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     let figment = if toml {
         figment::Figment::from(Toml::file(path))
@@ -367,8 +368,8 @@ fn read_docker_section(path: &Path) -> Result<Option<Dict>, Error> {
 /// `None` when there is no `docker` section.
 fn docker_section(figment: figment::Figment, origin: &str) -> Result<Option<Dict>, Error> {
     let root: Dict =
-        // The kind alone: figment's own message would name the file a second time.
-        figment.extract().map_err(|e| Error::Parse { origin: origin.to_owned(), detail: e.kind.to_string() })?;
+        // Shown by its kind alone: figment's own message would name the file a second time.
+        figment.extract().map_err(|e| Error::Parse { origin: origin.to_owned(), source: Box::new(e) })?;
     let Some(docker) = find_key(&root, "docker") else { return Ok(None) };
     let Value::Dict(_, docker) = docker else {
         return Err(Error::Invalid(vec![ConfigError::new(
@@ -599,7 +600,7 @@ fn build_host(
         None => None,
         Some(text) => match expand(text, vars) {
             Err(e) => {
-                problems.push(err("host", e));
+                problems.push(err("host", e.to_string()));
                 None
             }
             Ok(text) => match text.parse::<Endpoint>() {
@@ -677,7 +678,7 @@ fn build_host(
                     .filter_map(|(i, item)| match expand(&item, vars) {
                         Ok(v) => Some(v),
                         Err(e) => {
-                            problems.push(err(&format!("managed.{field}[{i}]"), e));
+                            problems.push(err(&format!("managed.{field}[{i}]"), e.to_string()));
                             None
                         }
                     })
@@ -713,7 +714,7 @@ fn build_host(
                     Duration::from_secs(1)
                 }
                 Some(Err(e)) => {
-                    problems.push(err("managed.healthcheck.interval", e));
+                    problems.push(err("managed.healthcheck.interval", e.to_string()));
                     Duration::from_secs(1)
                 }
             };

@@ -101,12 +101,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The effective uid, from `/proc/self/status` (no `unsafe` needed).
 fn current_uid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
-        })
-        .unwrap_or(u32::MAX)
+    crate::procfs::effective_uid().unwrap_or(u32::MAX)
 }
 
 /// Runs the checks for `host` (a managed host; others pass trivially). The rootless checks

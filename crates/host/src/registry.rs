@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use dockhand_engine::{Client, ClientBuilder};
 
-use crate::supervisor::{OsProcesses, Supervisor, SupervisorOptions};
+use crate::supervisor::{OsProcesses, ProcessEffects, Supervisor, SupervisorOptions};
 use crate::{ConnectOptions, Environment, Error, HostConfig, HostType, HostsConfig, resolve};
 
-type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor<OsProcesses>>>>>;
+type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor>>>>;
 
 /// What a host is doing now, for listings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +52,7 @@ impl Default for EngineChoice {
 }
 
 /// Named hosts, and how to reach them. Clones share the managed engines they started.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostRegistry {
     config: HostsConfig,
     env: Environment,
@@ -63,16 +63,33 @@ pub struct HostRegistry {
     /// The connect and response timeout of every client it builds; `None` for the engine
     /// crate's defaults.
     timeout: Option<Duration>,
+    /// The operating system, as the supervisors of managed hosts see it.
+    effects: Arc<dyn ProcessEffects>,
 }
 
 /// How long `list` waits for each host when no timeout is set.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+impl std::fmt::Debug for HostRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostRegistry")
+            .field("config", &self.config)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HostRegistry {
     /// A registry over `config`; `env` is used for external hosts without `host`, which
     /// follow the docker CLI's rules (`DOCKER_HOST`, contexts, the default socket).
     pub fn new(config: HostsConfig, env: Environment) -> Self {
-        Self { config, env, started: Arc::default(), timeout: None }
+        Self { config, env, started: Arc::default(), timeout: None, effects: Arc::new(OsProcesses::new()) }
+    }
+
+    /// Managed hosts are supervised through `effects` instead of the real system.
+    pub fn with_effects(mut self, effects: Arc<dyn ProcessEffects>) -> Self {
+        self.effects = effects;
+        self
     }
 
     /// Every client this registry builds waits at most `timeout` to connect and for each
@@ -100,9 +117,9 @@ impl HostRegistry {
         if let Some((_, problems)) = self.config.broken().find(|(broken, _)| *broken == id) {
             return Err(Error::Invalid(problems.to_vec()));
         }
-        self.config.get(id).ok_or_else(|| Error::Host {
+        self.config.get(id).ok_or_else(|| Error::UnknownHost {
             id: id.to_owned(),
-            detail: format!("no such host (configured: {})", self.ids().join(", ")),
+            known: self.ids().into_iter().map(str::to_owned).collect(),
         })
     }
 
@@ -131,7 +148,7 @@ impl HostRegistry {
             let mut started = self.started.lock().await;
             if !started.contains_key(id) {
                 let supervisor =
-                    Supervisor::new(host, Arc::new(OsProcesses::new()), SupervisorOptions::default())?;
+                    Supervisor::new(host, Arc::clone(&self.effects), SupervisorOptions::default())?;
                 supervisor.start().await?;
                 started.insert(id.to_owned(), Arc::new(supervisor));
             }
@@ -148,10 +165,7 @@ impl HostRegistry {
             return Err(disabled(host));
         }
         if host.kind != HostType::Managed {
-            return Err(Error::Host {
-                id: id.to_owned(),
-                detail: format!("is {:?}, not managed: dockhand only runs managed hosts", host.kind),
-            });
+            return Err(Error::NotManaged { id: id.to_owned(), kind: host.kind });
         }
         let failed: Vec<crate::Check> =
             crate::preflight(host, system).into_iter().filter(|c| !c.ok).collect();
@@ -292,14 +306,9 @@ impl HostRegistry {
 
 /// The error for using a disabled host, saying how to enable it.
 fn disabled(host: &HostConfig) -> Error {
-    let id = &host.id;
-    Error::Host {
-        id: id.clone(),
-        detail: format!(
-            "disabled in {} (set docker.hosts.{id}.disabled: false, or {}{}_DISABLED=false)",
-            host.origin,
-            crate::ENV_PREFIX,
-            crate::env_id(id)
-        ),
+    Error::Disabled {
+        id: host.id.clone(),
+        origin: host.origin.to_string(),
+        variable: format!("{}{}_DISABLED", crate::ENV_PREFIX, crate::env_id(&host.id)),
     }
 }

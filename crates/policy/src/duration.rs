@@ -2,19 +2,56 @@
 
 use std::time::Duration;
 
+/// A duration that is not Go syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?}: {problem} (Go syntax, such as 1s, 500ms or 1m30s)")]
+pub struct DurationError {
+    /// The text as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub problem: DurationProblem,
+}
+
+/// What is wrong with a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationProblem {
+    /// Nothing was given.
+    #[error("it is empty")]
+    Empty,
+    /// A minus sign.
+    #[error("it is negative")]
+    Negative,
+    /// Such as `s` alone.
+    #[error("a unit without a number")]
+    UnitWithoutNumber,
+    /// Such as `1..5s`.
+    #[error("a malformed number")]
+    MalformedNumber,
+    /// Such as `15`.
+    #[error("a number without a unit")]
+    NumberWithoutUnit,
+    /// Such as `5d`.
+    #[error("unknown unit {0:?}")]
+    UnknownUnit(String),
+    /// More than `u64::MAX` nanoseconds.
+    #[error("it is too large")]
+    TooLarge,
+}
+
 /// Parses a Go duration string. Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; each
 /// number may have a fraction; `0` alone is zero. Negative durations are refused.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let err = |why: &str| format!("invalid duration {text:?}: {why} (Go syntax, such as 1s, 500ms or 1m30s)");
+pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
+    let err = |why: DurationProblem| DurationError { input: text.to_owned(), problem: why };
     let s = text.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     if s.is_empty() {
-        return Err(err("it is empty"));
+        return Err(err(DurationProblem::Empty));
     }
     if s.starts_with('-') {
-        return Err(err("it is negative"));
+        return Err(err(DurationProblem::Negative));
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     let mut total = 0f64;
@@ -22,9 +59,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
-            return Err(err("a unit without a number"));
+            return Err(err(DurationProblem::UnitWithoutNumber));
         }
-        let number: f64 = rest[..number_len].parse().map_err(|_| err("a malformed number"))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| err(DurationProblem::MalformedNumber))?;
         rest = &rest[number_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_len] {
@@ -34,14 +71,14 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(err("a number without a unit")),
-            other => return Err(err(&format!("unknown unit {other:?}"))),
+            "" => return Err(err(DurationProblem::NumberWithoutUnit)),
+            other => return Err(err(DurationProblem::UnknownUnit(other.to_owned()))),
         };
         rest = &rest[unit_len..];
         total += number * nanos_per;
     }
     if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(err("it is too large"));
+        return Err(err(DurationProblem::TooLarge));
     }
     Ok(Duration::from_nanos(total.round() as u64))
 }
@@ -106,7 +143,7 @@ mod tests {
             ("s", "without a number"),
             ("1..2s", "malformed"),
         ] {
-            let msg = parse_go_duration(text).unwrap_err();
+            let msg = parse_go_duration(text).unwrap_err().to_string();
             assert!(msg.contains(&format!("{text:?}")) && msg.contains(why), "{msg}");
         }
     }

@@ -24,7 +24,7 @@ mod redact;
 pub use crate::auth::{Action, Authorizer, Decision, Identity, hash_token};
 pub use crate::budget::Budget;
 pub use crate::defaults::Defaults;
-pub use crate::duration::{format_go_duration, parse_go_duration};
+pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
     BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,

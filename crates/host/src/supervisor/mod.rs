@@ -13,6 +13,6 @@ mod run;
 pub use backoff::{Backoff, RestartDecision};
 pub use command::{CommandSpec, command_for};
 pub use logs::{LastLines, classify};
-pub use process::{LogSink, OsProcesses, ProcessEffects, Sig};
+pub use process::{HeldLock, LogSink, OsProcesses, ProcessEffects, Sig};
 pub use reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
 pub use run::{Supervisor, SupervisorOptions};

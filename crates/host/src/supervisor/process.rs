@@ -1,5 +1,7 @@
-//! Process effects: spawning, signalling and watching the managed engine, behind a trait
-//! so the supervisor's state machine can be tested without a daemon.
+//! The supervisor's operating-system effects, all behind one trait (as youki's `Syscall`):
+//! spawning, signalling and watching processes, its lock, the files it reads, the process
+//! table and the mount table. Its state machine can then be tested without a daemon, the
+//! lock and mount paths included; [`OsProcesses`] is the real system.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -9,8 +11,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
 use super::command::CommandSpec;
 use super::logs::{LastLines, classify};
+use crate::procfs::{self, ProcessInfo};
 
 /// Where the engine's output goes: `tracing`, with a prefix, and the last lines.
 #[derive(Debug, Clone)]
@@ -48,18 +53,49 @@ pub enum Sig {
     Kill,
 }
 
-/// What the supervisor needs from the operating system.
+/// A lock held until it is dropped.
+pub struct HeldLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl HeldLock {
+    /// Wraps whatever releases the lock when dropped (a locked file, a test's token).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldLock")
+    }
+}
+
+/// Everything the supervisor needs from the operating system.
 pub trait ProcessEffects: Send + Sync {
     /// Starts `spec`, its output going to `log`; returns its pid.
-    fn spawn(&self, spec: &CommandSpec, log: LogSink) -> Result<u32, String>;
+    fn spawn(&self, spec: &CommandSpec, log: LogSink) -> std::io::Result<u32>;
     /// Sends `sig` to the process `pid`, or to its whole process group when `group`.
     fn signal(&self, pid: u32, sig: Sig, group: bool);
     /// True while `pid` runs (a zombie does not).
     fn alive(&self, pid: u32) -> bool;
+    /// Creates `dir` and its missing parents, the new ones private (0700).
+    fn create_private_dir(&self, dir: &Path) -> std::io::Result<()>;
+    /// Takes an exclusive lock on `path` (created 0600 if missing) without waiting;
+    /// `Ok(None)` when another process holds it.
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<HeldLock>>;
+    /// True when another process holds a lock on `path` (a missing file is free).
+    fn lock_held(&self, path: &Path) -> bool;
+    /// A small file's text (a pid file); `None` when it cannot be read.
+    fn read_file(&self, path: &Path) -> Option<String>;
+    /// The process `pid`, as `/proc` describes it.
+    fn process(&self, pid: u32) -> Option<ProcessInfo>;
+    /// The mount points of our mount namespace.
+    fn mount_points(&self) -> Vec<PathBuf>;
+    /// Detaches the mount at `path`.
+    fn unmount(&self, path: &Path) -> std::io::Result<()>;
 }
 
 enum Request {
-    Spawn(CommandSpec, LogSink, mpsc::Sender<Result<u32, String>>),
+    Spawn(CommandSpec, LogSink, mpsc::Sender<std::io::Result<u32>>),
 }
 
 /// The real effects. Every child is spawned by one dedicated, long-lived thread, which sets
@@ -133,7 +169,7 @@ fn spawner(rx: &mpsc::Receiver<Request>, exited: &Mutex<HashMap<u32, std::proces
     }
 }
 
-fn spawn_child(spec: &CommandSpec, log: LogSink) -> Result<Child, String> {
+fn spawn_child(spec: &CommandSpec, log: LogSink) -> std::io::Result<Child> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -158,7 +194,7 @@ fn spawn_child(spec: &CommandSpec, log: LogSink) -> Result<Child, String> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", spec.program))?;
+    let mut child = cmd.spawn()?;
     for stream in [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
@@ -178,14 +214,15 @@ fn spawn_child(spec: &CommandSpec, log: LogSink) -> Result<Child, String> {
 }
 
 impl ProcessEffects for OsProcesses {
-    fn spawn(&self, spec: &CommandSpec, log: LogSink) -> Result<u32, String> {
+    fn spawn(&self, spec: &CommandSpec, log: LogSink) -> std::io::Result<u32> {
+        let gone = || std::io::Error::other("the spawner thread is gone");
         let (reply, answer) = mpsc::channel();
         self.requests
             .lock()
-            .map_err(|_| "the spawner is poisoned".to_owned())?
+            .map_err(|_| std::io::Error::other("the spawner is poisoned"))?
             .send(Request::Spawn(spec.clone(), log, reply))
-            .map_err(|_| "the spawner thread is gone".to_owned())?;
-        let pid = answer.recv().map_err(|_| "the spawner thread is gone".to_owned())??;
+            .map_err(|_| gone())?;
+        let pid = answer.recv().map_err(|_| gone())??;
         if let Ok(mut spawned) = self.spawned.lock() {
             spawned.insert(pid);
         }
@@ -213,9 +250,46 @@ impl ProcessEffects for OsProcesses {
             // Ours and not reaped yet: running, or a zombie about to be reaped.
             return true;
         }
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-            Err(_) => false,
+        procfs::alive(pid)
+    }
+
+    fn create_private_dir(&self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<HeldLock>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(HeldLock::new(file))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    fn lock_held(&self, path: &Path) -> bool {
+        std::fs::File::open(path).is_ok_and(|f| {
+            let free = rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok();
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::Unlock);
+            !free
+        })
+    }
+
+    fn read_file(&self, path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    fn process(&self, pid: u32) -> Option<ProcessInfo> {
+        procfs::process(pid)
+    }
+
+    fn mount_points(&self) -> Vec<PathBuf> {
+        procfs::mount_points()
+    }
+
+    fn unmount(&self, path: &Path) -> std::io::Result<()> {
+        rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).map_err(Into::into)
     }
 }
