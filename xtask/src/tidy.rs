@@ -285,3 +285,27 @@ fn no_crate_re_exports_another() {
         }
     }
 }
+
+/// The CLI has no import circle: command modules take what they share from `args`,
+/// `context` and `output`, never from each other, and `output` imports no command module.
+#[test]
+fn cli_modules_import_only_args_context_and_output() {
+    let dir = crate::project_root().join("crates/cli/src");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() >= 6, "CLI sources not found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for (at, _) in code.match_indices("crate::") {
+                let module: String =
+                    code[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let shared = ["args", "context", "output"].contains(&module.as_str());
+                let allowed = shared && !(name == "output" && module == "context");
+                assert!(allowed || name == "main", "{}:{}: imports crate::{module}", file.display(), i + 1);
+            }
+        }
+    }
+}

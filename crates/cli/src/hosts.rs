@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dockhand_host::System;
 use dockhand_host::supervisor::{OnLeftover, OsProcesses, Supervisor, SupervisorOptions};
-use dockhand_host::{Check, System};
 
 use crate::args::{ConfigCommand, Global, HostCommand, HostsCommand};
 use crate::context::{environment, load, registry};
-use crate::output;
+use crate::output::{self, HostReport};
 
 pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<ExitCode> {
     let registry = registry(global)?;
@@ -41,14 +41,6 @@ pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<Ex
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
     }
-}
-
-/// One host's checks, for printing.
-#[derive(serde::Serialize)]
-pub(crate) struct HostReport {
-    pub(crate) id: String,
-    pub(crate) ok: bool,
-    pub(crate) checks: Vec<Check>,
 }
 
 pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {

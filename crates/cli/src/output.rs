@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use dockhand_engine::{ApiVersion, Info, Node, Ping, Service, Task, Version};
-use dockhand_host::{HostState, HostsConfig};
+use dockhand_host::{Check, HostState, HostsConfig};
 use serde::Serialize;
 
 /// Prints `value` as JSON, or the text `human` builds.
@@ -305,7 +305,15 @@ pub(crate) fn hosts(states: &[HostState]) -> String {
     columns(["ID", "TYPE", "URL", "DISABLED", "REACHABLE", "API"], rows)
 }
 
-pub(crate) fn checks(reports: &[crate::hosts::HostReport]) -> String {
+/// One host's checks, for printing.
+#[derive(serde::Serialize)]
+pub(crate) struct HostReport {
+    pub(crate) id: String,
+    pub(crate) ok: bool,
+    pub(crate) checks: Vec<Check>,
+}
+
+pub(crate) fn checks(reports: &[HostReport]) -> String {
     let mut out = String::new();
     for report in reports {
         let _ = writeln!(out, "{}: {}", report.id, if report.ok { "ok" } else { "FAILED" });

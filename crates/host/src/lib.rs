@@ -31,8 +31,8 @@ mod resolve;
 pub mod supervisor;
 
 pub use crate::config::{
-    ClientTls, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings, Origin,
-    default_path, env_id,
+    ClientTls, ConfigFile, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings,
+    Origin, default_path, env_id,
 };
 pub use crate::expand::{ExpandError, expand};
 pub use crate::preflight::{Check, MAX_SOCKET_PATH, System, preflight};

@@ -364,3 +364,22 @@ fn a_bad_entry_is_kept_aside_by_a_partial_load() {
     assert_eq!(broken[0].0, "bad");
     assert!(broken[0].1[0].to_string().contains("docker.hosts.bad.host"), "{:?}", broken[0].1);
 }
+
+/// The supervisor unmounts what a killed engine leaves within its data and exec roots:
+/// an empty, relative or `/` root is refused when the configuration is loaded.
+#[test]
+fn data_and_exec_roots_must_be_absolute_and_not_the_root() {
+    for (arg, shown) in
+        [("--data-root=${EMPTY}", "\"\""), ("--data-root=data", "\"data\""), ("--exec-root=/", "\"/\"")]
+    {
+        let yaml = format!(
+            "docker:\n  hosts:\n    m:\n      type: managed\n      host: unix:///run/m.sock\n      managed:\n        executable: dockerd\n        args: [\"{arg}\"]\n"
+        );
+        let msg = problems(&yaml, &[("EMPTY", "")]).join("\n");
+        assert!(msg.contains("docker.hosts.m.managed.args") && msg.contains(shown), "{arg}: {msg}");
+    }
+    parse(
+        "docker:\n  hosts:\n    m:\n      type: managed\n      host: unix:///run/m.sock\n      managed:\n        executable: dockerd\n        args: [\"--data-root=/var/lib/m\"]\n",
+        &[],
+    );
+}

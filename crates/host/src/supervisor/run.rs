@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dockhand_engine::{Client, Endpoint};
 
 use super::backoff::{Backoff, RestartDecision};
-use super::command::{CommandSpec, command_for};
+use super::command::{CommandSpec, arg_value, command_for};
 use super::logs::LastLines;
 use super::process::{HeldLock, LogSink, ProcessEffects, Sig};
 use super::reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
@@ -391,20 +391,6 @@ impl Supervisor {
     }
 }
 
-/// The value of `--name=value` or `--name value` among `args`.
-fn arg_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    let prefix = format!("{name}=");
-    args.iter().enumerate().find_map(|(i, a)| {
-        if let Some(v) = a.strip_prefix(&prefix) {
-            Some(v)
-        } else if a == name {
-            args.get(i + 1).map(String::as_str)
-        } else {
-            None
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{HashMap, HashSet};
@@ -652,13 +638,5 @@ mod tests {
             "only at or below the data root, deepest first: {log:?}"
         );
         assert!(fake.mounts.lock().unwrap().contains(&other));
-    }
-
-    #[test]
-    fn arg_values_in_both_forms() {
-        let args: Vec<String> = ["--pidfile=/a.pid", "--data-root", "/d"].map(String::from).to_vec();
-        assert_eq!(arg_value(&args, "--pidfile"), Some("/a.pid"));
-        assert_eq!(arg_value(&args, "--data-root"), Some("/d"));
-        assert_eq!(arg_value(&args, "--exec-root"), None);
     }
 }
