@@ -46,6 +46,7 @@ impl ByteStream {
                         return Some(Err(Error::Stream {
                             context: self.context.clone(),
                             detail: format!("no data for {limit:?}"),
+                            source: None,
                         }));
                     }
                 },
@@ -61,7 +62,8 @@ impl ByteStream {
                 Err(e) => {
                     return Some(Err(Error::Stream {
                         context: self.context.clone(),
-                        detail: format!("the body broke: {}", crate::error::chain(&e)),
+                        detail: "the body broke".to_owned(),
+                        source: Some(Box::new(e)),
                     }));
                 }
             }
@@ -169,7 +171,7 @@ impl<T: DeserializeOwned> JsonStream<T> {
     }
 
     fn error(&self, detail: String) -> Error {
-        Error::Stream { context: self.bytes.context().to_owned(), detail }
+        Error::Stream { context: self.bytes.context().to_owned(), detail, source: None }
     }
 }
 

@@ -496,6 +496,7 @@ fn tcp_dial(endpoint: &Endpoint, tcp: &TcpEndpoint, tls: Option<&TlsSettings>) -
     }
     let settings = tls.ok_or_else(|| Error::TlsSetup {
         detail: format!("{endpoint} uses TLS: give its CA (and client certificate and key)"),
+        source: None,
     })?;
     Ok(Dial::Tls { host, port, tls: std::sync::Arc::new(TlsConfig::load(settings)?) })
 }

@@ -5,6 +5,11 @@ use crate::ApiVersion;
 /// A cause kept behind an error, for `source()`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `: <cause chain>` when there is a cause.
+fn caused(source: &Option<BoxError>) -> String {
+    source.as_deref().map(|e| format!(": {}", chain(e))).unwrap_or_default()
+}
+
 /// `; ssh said: ...` when the transport said something.
 fn said(ssh: &Option<String>) -> String {
     ssh.as_deref().map(|s| format!("; ssh said: {s}")).unwrap_or_default()
@@ -38,19 +43,26 @@ pub enum Error {
     },
 
     /// A TLS file could not be used.
-    #[error("cannot use TLS file {}: {detail}", path.display())]
+    #[error("cannot use TLS file {}: {detail}{}", path.display(), caused(source))]
     TlsFile {
         /// The file.
         path: std::path::PathBuf,
         /// What is wrong with it.
-        detail: String,
+        detail: &'static str,
+        /// The cause: the operating system's or the PEM parser's error (never for a key,
+        /// whose parser could quote key material).
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The TLS settings do not make a usable configuration.
-    #[error("invalid TLS settings: {detail}")]
+    #[error("invalid TLS settings: {detail}{}", caused(source))]
     TlsSetup {
         /// What is wrong.
         detail: String,
+        /// The cause: rustls' error, where there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// Something dockhand does not do (yet) for this endpoint or engine.
@@ -106,12 +118,15 @@ pub enum Error {
     },
 
     /// A stream (exec output, logs) broke or carried an engine error.
-    #[error("{context}: {detail}")]
+    #[error("{context}: {detail}{}", caused(source))]
     Stream {
         /// Which request the stream answers, such as `POST /v1.41/exec/ab12/start on ...`.
         context: String,
         /// What happened.
         detail: String,
+        /// The cause, when the connection broke (hyper's error).
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The engine's answer could not be understood.

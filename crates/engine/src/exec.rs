@@ -189,6 +189,7 @@ impl ExecOutput {
         Err(Error::Stream {
             context: format!("exec {} on {}", self.id, self.client.url()),
             detail: "the output ended but the engine reports no exit code after 5 s".to_owned(),
+            source: None,
         })
     }
 }
@@ -231,6 +232,7 @@ impl Client {
                     "the engine answered {} instead of upgrading the connection",
                     response.status()
                 ),
+                source: None,
             });
         }
         // From API 1.42 the content type says whether the stream is multiplexed; before,
@@ -244,7 +246,8 @@ impl Client {
         };
         let upgraded = hyper::upgrade::on(response).await.map_err(|e| Error::Stream {
             context: context.clone(),
-            detail: format!("the upgrade failed: {e}"),
+            detail: "the upgrade failed".to_owned(),
+            source: Some(Box::new(e)),
         })?;
         let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
         Ok(ExecOutput {

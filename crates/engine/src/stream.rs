@@ -114,11 +114,12 @@ impl<R: AsyncRead + Unpin> Demux<R> {
         Error::Stream {
             context: self.context.clone(),
             detail: format!("the engine reported: {}", String::from_utf8_lossy(&message[..n]).trim()),
+            source: None,
         }
     }
 
     fn broken(&self, detail: String) -> Error {
-        Error::Stream { context: self.context.clone(), detail }
+        Error::Stream { context: self.context.clone(), detail, source: None }
     }
 }
 

@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::Error;
+use crate::error::BoxError;
 
 /// TLS settings as a user gives them: file paths, read when the client is built.
 ///
@@ -92,7 +93,10 @@ impl TlsConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::TlsSetup { detail: e.to_string() })?;
+            .map_err(|e| Error::TlsSetup {
+                detail: "no protocol version in common".to_owned(),
+                source: Some(Box::new(e)),
+            })?;
 
         let builder = if settings.verify {
             let mut roots = RootCertStore::empty();
@@ -100,13 +104,13 @@ impl TlsConfig {
                 let found = rustls_native_certs::load_native_certs();
                 let (added, _) = roots.add_parsable_certificates(found.certs);
                 if added == 0 {
-                    let why = found
-                        .errors
-                        .first()
-                        .map(ToString::to_string)
-                        .unwrap_or_else(|| "none found".to_owned());
+                    let why = found.errors.into_iter().next();
                     return Err(Error::TlsSetup {
-                        detail: format!("no usable system root certificates: {why}"),
+                        detail: format!(
+                            "no usable system root certificates{}",
+                            if why.is_none() { ": none found" } else { "" }
+                        ),
+                        source: why.map(|e| Box::new(e) as BoxError),
                     });
                 }
             }
@@ -115,13 +119,14 @@ impl TlsConfig {
                     for cert in read_certs(ca)? {
                         roots
                             .add(cert)
-                            .map_err(|e| tls_file(ca, format!("not a usable CA certificate: {e}")))?;
+                            .map_err(|e| tls_file(ca, "not a usable CA certificate", Some(Box::new(e))))?;
                     }
                 }
                 None if !settings.native_roots => {
                     return Err(Error::TlsSetup {
                         detail: "verifying the engine needs a CA certificate (ca.pem), or the system roots"
                             .to_owned(),
+                        source: None,
                     });
                 }
                 None => {}
@@ -138,10 +143,11 @@ impl TlsConfig {
                 let key_der = read_key(key)?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| Error::TlsSetup {
                     detail: format!(
-                        "client certificate {} and key {} cannot be used together: {e}",
+                        "client certificate {} and key {} cannot be used together",
                         cert.display(),
                         key.display()
                     ),
+                    source: Some(Box::new(e)),
                 })?
             }
             None => builder.with_no_client_auth(),
@@ -164,21 +170,21 @@ impl TlsConfig {
     }
 }
 
-fn tls_file(path: &Path, detail: impl Into<String>) -> Error {
-    Error::TlsFile { path: path.to_owned(), detail: detail.into() }
+fn tls_file(path: &Path, detail: &'static str, source: Option<BoxError>) -> Error {
+    Error::TlsFile { path: path.to_owned(), detail, source }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| tls_file(path, format!("cannot read it: {e}")))
+    std::fs::read(path).map_err(|e| tls_file(path, "cannot read it", Some(Box::new(e))))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_file(path, format!("not a PEM certificate file: {e}")))?;
+        .map_err(|e| tls_file(path, "not a PEM certificate file", Some(Box::new(e))))?;
     if certs.is_empty() {
-        return Err(tls_file(path, "holds no PEM certificate"));
+        return Err(tls_file(path, "holds no PEM certificate", None));
     }
     Ok(certs)
 }
@@ -187,7 +193,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     let pem = read(path)?;
     // The error of the PEM parser is kept out: it could quote key material.
     PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|_| tls_file(path, "holds no PEM private key (PKCS#1, PKCS#8 or SEC1)"))
+        .map_err(|_| tls_file(path, "holds no PEM private key (PKCS#1, PKCS#8 or SEC1)", None))
 }
 
 /// The verifier for `--tls` without `--tlsverify`: any certificate is accepted, but the

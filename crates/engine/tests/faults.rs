@@ -199,3 +199,43 @@ async fn an_idle_stream_times_out_only_when_asked() {
     let err = events.next().await.unwrap().unwrap_err();
     assert!(err.to_string().contains("no data for 200ms"), "{err}");
 }
+
+/// Errors keep their cause: the message names the endpoint (and request), and `source()`
+/// still reaches the operating system's or serde's own error.
+#[tokio::test]
+async fn errors_keep_their_cause_behind_a_whole_message() {
+    fn find<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<T>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sock");
+    let err = Client::new(Endpoint::unix(&missing)).unwrap().info().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&missing.display().to_string()) && msg.contains("No such file"), "{msg}");
+    let io = find::<std::io::Error>(&err).expect("the io::Error behind a failed connect");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+    let peer = FakePeer::start(|mut stream| async move {
+        read_head(&mut stream).await;
+        let body = "{not json";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(body.as_bytes()).await;
+    });
+    let err = peer.client(None).info().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("GET /v1.41/info") && msg.contains("cannot decode"), "{msg}");
+    assert!(find::<serde_json::Error>(&err).is_some(), "serde's error is the source: {err:?}");
+}
