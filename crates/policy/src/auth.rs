@@ -97,20 +97,78 @@ pub fn hash_token(token: &str) -> String {
     out
 }
 
-/// Constant-time equality of two byte strings (length may leak, content does not).
+/// Constant-time equality of two secrets, whatever their lengths: both sides are hashed to
+/// fixed-length SHA-256 digests first, so neither the content nor the length leaks
+/// through timing (review finding 12).
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && bool::from(a.ct_eq(b))
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+/// What a token label holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLabel<'a> {
+    /// `sha256:<64 hex digits>`, the prefix in any case: the hash of the token.
+    Hash(&'a str),
+    /// A label that starts like a hash (`sha256:`, any case) but is not one: never a
+    /// token, only a diagnostic.
+    MalformedHash,
+    /// The token itself (seed behaviour).
+    Plain(&'a str),
+}
+
+impl<'a> TokenLabel<'a> {
+    /// Reads a token label's value (review finding 1: `SHA256:` is a hash too, and a
+    /// malformed hash is never a plain token).
+    pub fn parse(value: &'a str) -> Self {
+        let value = value.trim();
+        match value.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("sha256:") => {
+                let hex = &value[7..];
+                if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Self::Hash(hex)
+                } else {
+                    Self::MalformedHash
+                }
+            }
+            _ => Self::Plain(value),
+        }
+    }
 }
 
 /// Does `token` match a label value (the token itself, or `sha256:<hex>` of it)?
 fn label_matches(label: &str, token: &str) -> bool {
-    let label = label.trim();
-    if label.is_empty() || token.is_empty() {
+    if token.is_empty() {
         return false;
     }
-    match label.strip_prefix("sha256:") {
-        Some(hex) => same(hex.to_ascii_lowercase().as_bytes(), &hash_token(token).as_bytes()[7..]),
-        None => same(label.as_bytes(), token.as_bytes()),
+    match TokenLabel::parse(label) {
+        TokenLabel::Hash(hex) => {
+            same(hex.to_ascii_lowercase().as_bytes(), &hash_token(token).as_bytes()[7..])
+        }
+        TokenLabel::MalformedHash => false,
+        TokenLabel::Plain("") => false,
+        TokenLabel::Plain(plain) => same(plain.as_bytes(), token.as_bytes()),
+    }
+}
+
+/// What a caller presents.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A token: an admin token or the target's `<action>.token`.
+    Token(&'a str),
+    /// The claims of a verified CI identity token ([`crate::OidcVerifier::verify`]).
+    Ci(&'a BTreeMap<String, serde_json::Value>),
+}
+
+impl<'a> From<&'a str> for Credential<'a> {
+    fn from(token: &'a str) -> Self {
+        Self::Token(token)
+    }
+}
+
+impl<'a> From<&'a String> for Credential<'a> {
+    fn from(token: &'a String) -> Self {
+        Self::Token(token)
     }
 }
 
@@ -162,18 +220,26 @@ impl Authorizer {
         self.scope.as_ref().is_none_or(|(key, value)| labels.get(key) == Some(value))
     }
 
-    /// Decides whether `token` may do `action` on the target `name` with `labels`.
-    pub fn authorize(
+    /// Decides whether a caller with `credential` (a token, or verified CI claims) may do
+    /// `action` on the target `name` with `labels`. The one entry point for every caller:
+    /// the scope is checked first, for admins, tokens and CI identities alike.
+    pub fn authorize<'c>(
         &self,
         action: Action,
         name: &str,
         labels: &BTreeMap<String, String>,
-        token: &str,
+        credential: impl Into<Credential<'c>>,
     ) -> Decision {
         let deny = |reason: String| Decision::Deny { reason };
         if let (false, Some((key, value))) = (self.in_scope(labels), &self.scope) {
             return deny(format!("{name} is outside this instance's scope ({key}={value})"));
         }
+        let token = match credential.into() {
+            Credential::Token(token) => token,
+            Credential::Ci(claims) => {
+                return crate::oidc::authorize_claims(action, name, labels, claims, &self.prefixes);
+            }
+        };
         if token.is_empty() {
             return deny("no token was given".to_owned());
         }
@@ -222,6 +288,11 @@ mod tests {
         ]);
         let api = labels(&[("dockhand.update.token", "tok-api")]);
         let bare = labels(&[("dockhand.update.enable", "true")]);
+        // Review finding 1: the prefix in upper case, as `docker service inspect` may show
+        // what an operator typed; and a malformed hash.
+        let upper_hash = format!("SHA256:{}", hash_token("tok-db")[7..].to_ascii_uppercase());
+        let db =
+            labels(&[("dockhand.update.token", &upper_hash), ("dockhand.backup.token", "Sha256:abc123")]);
         let allow = |who: Identity| Decision::Allow { who };
         let clean_hash = hash_token("tok-clean");
         type Row<'a> =
@@ -292,6 +363,30 @@ mod tests {
                 &bare,
                 "tok-web",
                 Err("only admins may update it"),
+            ),
+            (
+                "finding 1: an upper-case SHA256: label, the real token",
+                Action::Update,
+                "db",
+                &db,
+                "tok-db",
+                Ok(Identity::Token { hash_prefix: hash_token("tok-db")[..15].to_owned() }),
+            ),
+            (
+                "finding 1: an upper-case SHA256: label, the label itself as the token",
+                Action::Update,
+                "db",
+                &db,
+                &upper_hash,
+                Err("does not match dockhand.update.token on db"),
+            ),
+            (
+                "finding 1: a malformed hash label is never a plain token",
+                Action::Backup,
+                "db",
+                &db,
+                "Sha256:abc123",
+                Err("does not match dockhand.backup.token on db"),
             ),
             (
                 "a token meant for another service, on it",
@@ -373,6 +468,26 @@ mod tests {
         // Without the seed prefix configured, its labels count for nothing.
         let strict = Authorizer::new([], &LabelPrefixes::default());
         assert!(!strict.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
+    }
+
+    #[test]
+    fn token_labels_are_read_case_insensitively_and_validated() {
+        let hex = &hash_token("t")[7..];
+        assert_eq!(TokenLabel::parse(&format!("sha256:{hex}")), TokenLabel::Hash(hex));
+        assert_eq!(TokenLabel::parse(&format!("SHA256:{hex}")), TokenLabel::Hash(hex));
+        assert_eq!(TokenLabel::parse(&format!(" Sha256:{hex} ")), TokenLabel::Hash(hex));
+        for bad in ["sha256:", "SHA256:abc", &format!("sha256:{hex}0"), &format!("sha256:{}g", &hex[1..])] {
+            assert_eq!(TokenLabel::parse(bad), TokenLabel::MalformedHash, "{bad}");
+        }
+        assert_eq!(TokenLabel::parse("plain-token"), TokenLabel::Plain("plain-token"));
+    }
+
+    /// Review finding 12: tokens of different lengths take the same path (both sides are
+    /// hashed to 32 bytes first), and equal ones still match.
+    #[test]
+    fn comparison_does_not_depend_on_length() {
+        assert!(same(b"a", b"a") && same(b"", b""));
+        assert!(!same(b"a", b"ab") && !same(b"ab", b"a") && !same(b"x", b""));
     }
 
     #[test]

@@ -47,7 +47,8 @@ const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"MKBCTNIc
 /// JWTs: decoding and verification never panic, and nothing unsigned gets through.
 pub fn jwt(data: &[u8]) {
     let token = String::from_utf8_lossy(data);
-    let verifier = OidcVerifier::new(&["https://issuer"], "dockhand", JWKS, Duration::from_secs(30))
+    let verifier = OidcVerifier::new("dockhand", Duration::from_secs(30))
+        .with_issuer("https://issuer", JWKS)
         .expect("the JWKS parses");
     let result = verifier.verify(&token, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     // Without the private keys, no input can carry a valid signature.

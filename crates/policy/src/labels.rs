@@ -347,9 +347,18 @@ impl<'a> Reader<'a> {
                     message: format!("unknown label{hint}"),
                 });
             }
-            if SECRET_KEYS.contains(&short.as_str())
-                || short.ends_with(".token") && !value.starts_with("sha256:")
-            {
+            let token = short.ends_with(".token").then(|| crate::TokenLabel::parse(value));
+            if token == Some(crate::TokenLabel::MalformedHash) {
+                reader.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    key: full.clone(),
+                    value: (*value).to_owned(),
+                    message: "not a token hash: expected sha256: and 64 hex digits (dockhand token hash \
+                              prints one); this label matches no token"
+                        .to_owned(),
+                });
+            }
+            if SECRET_KEYS.contains(&short.as_str()) || matches!(token, Some(crate::TokenLabel::Plain(_))) {
                 let safer = if short.ends_with(".token") {
                     "store `sha256:<hex>` of the token instead (dockhand token hash)"
                 } else {

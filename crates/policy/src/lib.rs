@@ -7,8 +7,8 @@
 //! Built so far: seed 002's defaults ([`Defaults`]), timeout budgets ([`budget`]), image
 //! references and the update image rule ([`check_image`]), token authorization
 //! ([`Authorizer`], [`hash_token`]), redaction ([`Redactor`]) and the label schema
-//! ([`service_policy`], [`node_policy`]), and CI identity tokens ([`OidcVerifier`],
-//! [`authorize_claims`]).
+//! ([`service_policy`], [`node_policy`]), and CI identity tokens ([`OidcVerifier`], whose
+//! claims [`Authorizer::authorize`] decides on as [`Credential::Ci`]).
 
 mod auth;
 pub mod budget;
@@ -21,7 +21,7 @@ mod labels;
 mod oidc;
 mod redact;
 
-pub use crate::auth::{Action, Authorizer, Decision, Identity, hash_token};
+pub use crate::auth::{Action, Authorizer, Credential, Decision, Identity, TokenLabel, hash_token};
 pub use crate::budget::Budget;
 pub use crate::defaults::Defaults;
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
@@ -30,5 +30,5 @@ pub use crate::labels::{
     BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,
     ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_policy, service_policy,
 };
-pub use crate::oidc::{OidcError, OidcVerifier, authorize_claims, describe};
+pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};

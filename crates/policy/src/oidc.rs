@@ -4,8 +4,9 @@
 //! only that project's pipeline can obtain a token with its claims.
 //!
 //! Only RS256 and ES256 are accepted; `none` and every HMAC algorithm are refused before
-//! any key is looked at. The keys (a JWKS document) are supplied by the caller: this crate
-//! fetches nothing.
+//! any key is looked at. Each trusted issuer has its own keys (a JWKS document supplied by
+//! the caller: this crate fetches nothing), and a token is checked only against the keys of
+//! the issuer its own `iss` names, so one issuer's key can never vouch for another's claims.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,9 +22,15 @@ use crate::{LabelPrefixes, TargetLabels};
 /// The issuers, audience and keys CI identity tokens are checked against.
 #[derive(Debug, Clone)]
 pub struct OidcVerifier {
-    issuers: Vec<String>,
+    issuers: Vec<TrustedIssuer>,
     audience: String,
     skew: Duration,
+}
+
+/// An issuer and its own keys.
+#[derive(Debug, Clone)]
+struct TrustedIssuer {
+    iss: String,
     keys: Vec<Jwk>,
 }
 
@@ -32,6 +39,12 @@ pub struct OidcVerifier {
 struct Jwk {
     kid: Option<String>,
     kty: String,
+    /// `sig` or `enc`; a key for encryption never verifies a signature.
+    #[serde(default, rename = "use")]
+    key_use: Option<String>,
+    /// The one algorithm this key is for, when the JWKS says so.
+    #[serde(default)]
+    alg: Option<String>,
     #[serde(default)]
     n: Option<String>,
     #[serde(default)]
@@ -44,6 +57,13 @@ struct Jwk {
     y: Option<String>,
 }
 
+impl Jwk {
+    /// May this key verify a token signed with `alg` (its `use` and `alg`, when given)?
+    fn fits(&self, alg: &str) -> bool {
+        self.key_use.as_deref().is_none_or(|u| u == "sig") && self.alg.as_deref().is_none_or(|a| a == alg)
+    }
+}
+
 #[derive(Deserialize)]
 struct Jwks {
     keys: Vec<Jwk>,
@@ -53,6 +73,9 @@ struct Jwks {
 struct Header {
     alg: String,
     kid: Option<String>,
+    /// Extensions the verifier must understand (RFC 7515 4.1.11): none are, so any is a refusal.
+    #[serde(default)]
+    crit: Option<Value>,
 }
 
 /// Why a token was refused. The message never contains the token.
@@ -71,18 +94,21 @@ fn b64(part: &str) -> Result<Vec<u8>, OidcError> {
 }
 
 impl OidcVerifier {
-    /// A verifier for tokens from `issuers` (such as `https://gitlab.example.com` or
-    /// `https://token.actions.githubusercontent.com`) made for `audience`, signed by a key of
-    /// `jwks` (the issuer's JWKS document), with `skew` allowed on the clock checks.
-    pub fn new(issuers: &[&str], audience: &str, jwks: &str, skew: Duration) -> Result<Self, OidcError> {
-        let set: Jwks =
-            serde_json::from_str(jwks).map_err(|e| refuse(format!("the JWKS document is invalid: {e}")))?;
-        Ok(Self {
-            issuers: issuers.iter().map(|i| (*i).to_owned()).collect(),
-            audience: audience.to_owned(),
-            skew,
-            keys: set.keys,
-        })
+    /// A verifier for tokens made for `audience`, with `skew` allowed on the clock checks.
+    /// It trusts no issuer until [`OidcVerifier::with_issuer`] adds one.
+    pub fn new(audience: &str, skew: Duration) -> Self {
+        Self { issuers: Vec::new(), audience: audience.to_owned(), skew }
+    }
+
+    /// Trusts tokens whose `iss` is `issuer` (such as `https://gitlab.example.com` or
+    /// `https://token.actions.githubusercontent.com`) when signed by a key of `jwks`, that
+    /// issuer's own JWKS document.
+    pub fn with_issuer(mut self, issuer: &str, jwks: &str) -> Result<Self, OidcError> {
+        let set: Jwks = serde_json::from_str(jwks)
+            .map_err(|e| refuse(format!("the JWKS document of {issuer} is invalid: {e}")))?;
+        self.issuers.retain(|i| i.iss != issuer);
+        self.issuers.push(TrustedIssuer { iss: issuer.to_owned(), keys: set.keys });
+        Ok(self)
     }
 
     /// Verifies `token` at `now` and returns its claims.
@@ -102,9 +128,32 @@ impl OidcVerifier {
                 return Err(refuse(format!("algorithm {other:?} is not accepted (only RS256 and ES256)")));
             }
         };
-        let key = self.keys.iter().find(|k| head.kid.is_none() || k.kid == head.kid).ok_or_else(|| {
-            refuse(format!("no key with kid {:?} in the issuer's JWKS", head.kid.as_deref().unwrap_or("")))
-        })?;
+        if head.crit.is_some() {
+            return Err(refuse(
+                "the header has critical extensions (crit) this verifier does not understand",
+            ));
+        }
+        // The issuer the token claims picks the keys; the signature then proves the claim.
+        let claims: BTreeMap<String, Value> =
+            serde_json::from_slice(&b64(payload)?).map_err(|_| refuse("the claims are not a JSON object"))?;
+        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.iss == iss)
+            .ok_or_else(|| refuse(format!("issuer {iss:?} is not trusted")))?;
+        let key = issuer
+            .keys
+            .iter()
+            .filter(|k| k.fits(&head.alg))
+            .find(|k| head.kid.is_none() || k.kid == head.kid)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "no {} signing key with kid {:?} in the JWKS of {iss}",
+                    head.alg,
+                    head.kid.as_deref().unwrap_or("")
+                ))
+            })?;
         let signed = &token[..header.len() + 1 + payload.len()];
         let signature = b64(sig)?;
         let valid = match (head.alg.as_str(), key.kty.as_str()) {
@@ -132,8 +181,6 @@ impl OidcVerifier {
         if !valid {
             return Err(refuse("the signature does not verify"));
         }
-        let claims: BTreeMap<String, Value> =
-            serde_json::from_slice(&b64(payload)?).map_err(|_| refuse("the claims are not a JSON object"))?;
         self.check_claims(&claims, now)?;
         Ok(claims)
     }
@@ -141,24 +188,28 @@ impl OidcVerifier {
     fn check_claims(&self, claims: &BTreeMap<String, Value>, now: SystemTime) -> Result<(), OidcError> {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let skew = self.skew.as_secs();
-        let number = |name: &str| claims.get(name).and_then(Value::as_u64);
-        let exp = number("exp").ok_or_else(|| refuse("no exp claim"))?;
+        // A time claim, when present, must be whole seconds: a string or a fraction is
+        // refused, never skipped.
+        let number = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| refuse(format!("the {name} claim is not a whole number of seconds"))),
+        };
+        let exp = number("exp")?.ok_or_else(|| refuse("no exp claim"))?;
         if now > exp.saturating_add(skew) {
             return Err(refuse(format!("expired {}s ago", now - exp)));
         }
-        if let Some(nbf) = number("nbf") {
+        if let Some(nbf) = number("nbf")? {
             if now.saturating_add(skew) < nbf {
                 return Err(refuse("not valid yet (nbf)"));
             }
         }
-        if let Some(iat) = number("iat") {
+        if let Some(iat) = number("iat")? {
             if now.saturating_add(skew) < iat {
                 return Err(refuse("issued in the future (iat)"));
             }
-        }
-        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
-        if !self.issuers.iter().any(|i| i == iss) {
-            return Err(refuse(format!("issuer {iss:?} is not trusted")));
         }
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => *a == self.audience,
@@ -194,7 +245,7 @@ pub fn describe(claims: &BTreeMap<String, Value>) -> String {
 /// text). Labels are read through [`TargetLabels`] as for tokens: per claim, the first prefix
 /// wins, and a claim bound under only one prefix still binds. A target with no such label
 /// grants nothing to CI identities.
-pub fn authorize_claims(
+pub(crate) fn authorize_claims(
     action: Action,
     name: &str,
     labels: &BTreeMap<String, String>,

@@ -172,13 +172,27 @@ fn every_diagnostic_names_key_value_and_why() {
         &LabelPrefixes::default(),
     );
     assert!(!diags[0].to_string().contains("hunter2-long-password"), "{}", diags[0]);
+    let hashed = dockhand_policy::hash_token("t");
     let (_, diags) = service_policy(
-        &labels(&[("dockhand.update.token", "sha256:00")]),
+        &labels(&[("dockhand.update.token", &hashed)]),
         false,
         &Defaults::default(),
         &LabelPrefixes::default(),
     );
     assert!(diags.is_empty(), "{diags:?}");
+    // Review finding 1: a malformed hash is an error, never taken for a plain token.
+    let (_, diags) = service_policy(
+        &labels(&[("dockhand.update.token", "SHA256:00")]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].to_string().contains("not a token hash") && diags[0].severity == Severity::Error,
+        "{}",
+        diags[0]
+    );
     // CI identity bindings take any claim name.
     let (_, diags) = service_policy(
         &labels(&[("dockhand.update.oidc.project_path", "group/a"), ("dockhand.clean.oidc.ref", "main")]),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use dockhand_policy::{Action, Decision, LabelPrefixes, OidcVerifier, authorize_claims};
+use dockhand_policy::{Action, Authorizer, Credential, Decision, LabelPrefixes, OidcVerifier};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
@@ -120,15 +120,30 @@ fn gitlab_claims(project: &str, exp_offset: i64) -> Value {
     })
 }
 
-fn verifier(issuers: &[&Issuer]) -> OidcVerifier {
-    let jwks = json!({"keys": issuers.iter().map(|i| i.jwk.clone()).collect::<Vec<_>>()});
-    OidcVerifier::new(
-        &[ISS, "https://token.actions.githubusercontent.com"],
-        AUD,
-        &jwks.to_string(),
-        Duration::from_secs(30),
-    )
-    .unwrap()
+const GITHUB: &str = "https://token.actions.githubusercontent.com";
+
+fn jwks(keys: &[&Issuer]) -> String {
+    json!({"keys": keys.iter().map(|i| i.jwk.clone()).collect::<Vec<_>>()}).to_string()
+}
+
+/// GitLab and GitHub, each trusting these keys.
+fn verifier(keys: &[&Issuer]) -> OidcVerifier {
+    OidcVerifier::new(AUD, Duration::from_secs(30))
+        .with_issuer(ISS, &jwks(keys))
+        .unwrap()
+        .with_issuer(GITHUB, &jwks(keys))
+        .unwrap()
+}
+
+/// Decides as the server will: one entry point for tokens and CI identities.
+fn authorize_claims(
+    action: Action,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    claims: &BTreeMap<String, Value>,
+    prefixes: &LabelPrefixes,
+) -> Decision {
+    Authorizer::new([], prefixes).authorize(action, name, labels, Credential::Ci(claims))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -215,7 +230,7 @@ fn every_bad_token_is_refused() {
     wrong_iss["iss"] = json!("https://evil.example.com");
     refused(&rsa.token(&wrong_iss), "not trusted");
     // Signed by a key the issuer does not publish.
-    refused(&ec.token(&good), "no key with kid \"ec-1\"");
+    refused(&ec.token(&good), "signing key with kid \"ec-1\"");
     let stranger = Issuer::rsa();
     refused(&stranger.token(&good), "signature does not verify");
     // alg: none, with no signature.
@@ -265,4 +280,81 @@ fn when_both_prefixes_bind_a_claim_dockhand_wins_per_claim() {
         panic!("the seed-prefixed binding was ignored");
     };
     assert!(reason.contains("swarm-utils.update.oidc.ref_protected"), "{reason}");
+}
+
+/// Review finding 2: each issuer's keys vouch for that issuer only. A token that claims
+/// GitHub's issuer but is signed with GitLab's key is refused, though the key is trusted.
+#[test]
+fn a_key_of_one_issuer_cannot_vouch_for_another() {
+    let (gitlab_key, github_key) = (Issuer::rsa(), Issuer::ec());
+    let v = OidcVerifier::new(AUD, Duration::from_secs(30))
+        .with_issuer(ISS, &jwks(&[&gitlab_key]))
+        .unwrap()
+        .with_issuer(GITHUB, &jwks(&[&github_key]))
+        .unwrap();
+    let mut forged = gitlab_claims("group/project-a", 300);
+    forged["iss"] = json!(GITHUB);
+    forged["repository"] = json!("org/repo");
+    let err = v.verify(&gitlab_key.token(&forged), now()).unwrap_err().to_string();
+    assert!(err.contains("no RS256 signing key") && err.contains(GITHUB), "{err}");
+    // Each issuer's own tokens still verify.
+    assert!(v.verify(&gitlab_key.token(&gitlab_claims("group/project-a", 300)), now()).is_ok());
+    let mut github = gitlab_claims("x", 300);
+    github["iss"] = json!(GITHUB);
+    assert!(v.verify(&github_key.token(&github), now()).is_ok());
+}
+
+/// Review finding 3: a CI identity is subject to the tenant scope, through the same entry
+/// point as tokens.
+#[test]
+fn ci_identities_are_held_to_the_scope() {
+    let rsa = Issuer::rsa();
+    let v = verifier(&[&rsa]);
+    let claims = v.verify(&rsa.token(&gitlab_claims("group/project-a", 300)), now()).unwrap();
+    let auth = Authorizer::new([], &LabelPrefixes::default()).with_scope("dockhand.tenant", "team-a");
+    let theirs =
+        labels(&[("dockhand.update.oidc.project_path", "group/project-a"), ("dockhand.tenant", "team-b")]);
+    let Decision::Deny { reason } = auth.authorize(Action::Update, "web", &theirs, Credential::Ci(&claims))
+    else {
+        panic!("a CI identity crossed the tenant scope");
+    };
+    assert!(reason.contains("outside this instance's scope"), "{reason}");
+    let ours =
+        labels(&[("dockhand.update.oidc.project_path", "group/project-a"), ("dockhand.tenant", "team-a")]);
+    assert!(auth.authorize(Action::Update, "web", &ours, Credential::Ci(&claims)).is_allowed());
+}
+
+/// Review finding 11: time claims of the wrong type, unknown critical headers, and keys
+/// whose `use` or `alg` do not fit are refused.
+#[test]
+fn oidc_details_are_refused_not_skipped() {
+    let rsa = Issuer::rsa();
+    let v = verifier(&[&rsa]);
+    for (claim, value) in
+        [("nbf", json!("1799999000")), ("iat", json!(1_799_999_000.5)), ("exp", json!("1800000300"))]
+    {
+        let mut c = gitlab_claims("group/a", 300);
+        c[claim] = value;
+        let err = v.verify(&rsa.token(&c), now()).unwrap_err().to_string();
+        assert!(err.contains(claim) && err.contains("whole number"), "{claim}: {err}");
+    }
+    let crit = json!({"alg": "RS256", "kid": rsa.kid, "crit": ["exp-ext"], "exp-ext": 1});
+    let err =
+        v.verify(&rsa.token_with(&crit, &gitlab_claims("group/a", 300)), now()).unwrap_err().to_string();
+    assert!(err.contains("crit"), "{err}");
+
+    let mut enc = Issuer::rsa();
+    enc.jwk["use"] = json!("enc");
+    let v = verifier(&[&enc]);
+    assert!(
+        v.verify(&enc.token(&gitlab_claims("group/a", 300)), now()).is_err(),
+        "an encryption key verified"
+    );
+    let mut other_alg = Issuer::rsa();
+    other_alg.jwk["alg"] = json!("RS512");
+    let v = verifier(&[&other_alg]);
+    assert!(
+        v.verify(&other_alg.token(&gitlab_claims("group/a", 300)), now()).is_err(),
+        "an RS512 key verified RS256"
+    );
 }
