@@ -470,6 +470,49 @@ mod tests {
         assert!(!strict.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
     }
 
+    /// The authorization matrix for CI identities (claims already verified), through the
+    /// same entry point as tokens.
+    #[test]
+    fn the_ci_identity_matrix() {
+        let claims = |project: &str| -> BTreeMap<String, serde_json::Value> {
+            [("project_path", project), ("ref", "main")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+                .collect()
+        };
+        let group =
+            labels(&[("dockhand.update.oidc.project_path", "group/*"), ("dockhand.tenant", "team-a")]);
+        let other_tenant =
+            labels(&[("dockhand.update.oidc.project_path", "group/*"), ("dockhand.tenant", "team-b")]);
+        let deep =
+            labels(&[("dockhand.update.oidc.project_path", "group/**"), ("dockhand.tenant", "team-a")]);
+        let auth = Authorizer::new([], &LabelPrefixes::default()).with_scope("dockhand.tenant", "team-a");
+        let rows = [
+            ("a project of the group", &group, "group/app", Ok(())),
+            (
+                "finding 10: a subgroup's project does not match group/*",
+                &group,
+                "group/sub/app",
+                Err("does not match"),
+            ),
+            ("finding 10: group/** is how subgroups are allowed", &deep, "group/sub/app", Ok(())),
+            (
+                "finding 3: another tenant's service, a matching identity",
+                &other_tenant,
+                "group/app",
+                Err("outside"),
+            ),
+        ];
+        for (name, labels, project, expected) in rows {
+            let c = claims(project);
+            match (auth.authorize(Action::Update, "web", labels, Credential::Ci(&c)), expected) {
+                (Decision::Allow { .. }, Ok(())) => {}
+                (Decision::Deny { reason }, Err(part)) => assert!(reason.contains(part), "{name}: {reason}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
     #[test]
     fn token_labels_are_read_case_insensitively_and_validated() {
         let hex = &hash_token("t")[7..];

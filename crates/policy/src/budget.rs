@@ -19,16 +19,22 @@ pub struct Budget {
     pub total: Duration,
 }
 
-/// The budget for operations with these timeouts.
+/// The budget for operations with these timeouts. The arithmetic saturates: however many
+/// operations and however long their timeouts, it never panics (review finding 9).
 pub fn budget(operations: &[Duration], defaults: &Defaults) -> Budget {
-    let operation =
-        operations.iter().map(|op| *op + defaults.pending_timeout).sum::<Duration>() + defaults.extra_timeout;
-    Budget { operation, total: operation + defaults.lock_timeout }
+    let operation = operations
+        .iter()
+        .fold(Duration::ZERO, |sum, op| sum.saturating_add(op.saturating_add(defaults.pending_timeout)))
+        .saturating_add(defaults.extra_timeout);
+    Budget { operation, total: operation.saturating_add(defaults.lock_timeout) }
 }
 
 /// clean-service: one exec per task, each with `exec_timeout`.
 pub fn clean_service(tasks: usize, exec_timeout: Duration, defaults: &Defaults) -> Budget {
-    budget(&vec![exec_timeout; tasks], defaults)
+    let per_task = exec_timeout.saturating_add(defaults.pending_timeout);
+    let times = u32::try_from(tasks).unwrap_or(u32::MAX);
+    let operation = per_task.saturating_mul(times).saturating_add(defaults.extra_timeout);
+    Budget { operation, total: operation.saturating_add(defaults.lock_timeout) }
 }
 
 /// What a backup does, with each step's timeout (labels override the defaults).
@@ -68,6 +74,31 @@ pub fn update_service(timeout: Duration, defaults: &Defaults) -> Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Review finding 9: no number of operations or length of timeouts panics.
+        #[test]
+        fn a_budget_never_panics(
+            ops in proptest::collection::vec(any::<u64>(), 0..50),
+            tasks in 0usize..5000,
+            ms in any::<u64>(),
+            pending in any::<u64>(),
+        ) {
+            let defaults = Defaults { pending_timeout: Duration::from_millis(pending), ..Defaults::default() };
+            let ops: Vec<Duration> = ops.into_iter().map(Duration::from_millis).collect();
+            let b = budget(&ops, &defaults);
+            prop_assert!(b.total >= b.operation);
+            let b = clean_service(tasks, Duration::from_millis(ms), &defaults);
+            prop_assert!(b.total >= b.operation);
+        }
+    }
+
+    #[test]
+    fn a_thousand_tasks_at_the_largest_timeout_saturate() {
+        let b = clean_service(1000, Duration::from_millis(u64::MAX), &Defaults::default());
+        assert_eq!(b.total, Duration::MAX);
+    }
 
     const fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

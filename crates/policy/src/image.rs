@@ -205,7 +205,8 @@ pub enum ImageDenied {
 
 /// Decides whether `requested` may replace `current` on a service. `allow` is the value of
 /// the `update.image-allow` label (`label` names it, for messages): globs separated by commas
-/// or spaces, matched against the normalized reference (`*` any characters, `?` one). With
+/// or spaces, matched against the normalized reference by [`image_glob`]'s rules (`*`
+/// stays within a path segment, and within a DNS label in the host; `**` crosses `/`). With
 /// no such label, only `current`'s repository is allowed, with any tag or digest.
 pub fn check_image(
     requested: &str,
@@ -221,7 +222,7 @@ pub fn check_image(
                 .split([',', ' '])
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
-                .any(|p| glob(p, &normalized))
+                .any(|p| image_glob(p, &normalized))
             {
                 Ok(image)
             } else {
@@ -247,27 +248,87 @@ pub fn check_image(
     }
 }
 
-/// Glob match: `*` any run of characters, `?` one character, the rest literal.
+/// Glob match for claims and paths: `*` any run of characters but `/`, `**` any run
+/// including `/`, `?` one character but `/`, the rest literal. So `group/*` matches
+/// `group/app` and not `group/sub/app` (review finding 10).
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
+    glob_with(pattern, text, &['/'])
+}
+
+/// Glob match for an image reference: the host (up to the first `/`) must match whole, its
+/// `*` staying within one DNS label (no `.`, `:` or `/`), and the rest as [`glob`]. So
+/// `*.example.com/team/*` matches `a.example.com/team/app:1` and not
+/// `evil.com/x.example.com/team/app:1`; `registry.example.com*` matches nothing under
+/// `registry.example.com.evil.io`. A pattern that starts with `**` matches anything.
+pub(crate) fn image_glob(pattern: &str, reference: &str) -> bool {
+    if pattern.starts_with("**") {
+        return glob_with(pattern, reference, &[]);
     }
-    p[pi..].iter().all(|&c| c == '*')
+    let (p_host, p_rest) = pattern.split_once('/').unwrap_or((pattern, ""));
+    let (r_host, r_rest) = reference.split_once('/').unwrap_or((reference, ""));
+    glob_with(p_host, r_host, &['/', '.', ':']) && glob_with(p_rest, r_rest, &['/'])
+}
+
+/// The matcher: `*` matches any run without a character of `stops`, `**` any run at all,
+/// `?` one character not in `stops`. Backtracking is bounded by the lengths (dynamic
+/// programming over pattern and text positions).
+fn glob_with(pattern: &str, text: &str, stops: &[char]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Lit(char),
+        One,
+        Star,
+        DoubleStar,
+    }
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        toks.push(match c {
+            '*' if chars.peek() == Some(&'*') => {
+                while chars.peek() == Some(&'*') {
+                    chars.next();
+                }
+                Tok::DoubleStar
+            }
+            '*' => Tok::Star,
+            '?' => Tok::One,
+            c => Tok::Lit(c),
+        });
+    }
+    let t: Vec<char> = text.chars().collect();
+    // reach[j]: the pattern prefix read so far matches text[..j].
+    let mut reach = vec![false; t.len() + 1];
+    reach[0] = true;
+    for tok in toks {
+        let mut next = vec![false; t.len() + 1];
+        for j in 0..=t.len() {
+            if !reach[j] {
+                continue;
+            }
+            match tok {
+                Tok::Lit(c) => {
+                    if t.get(j) == Some(&c) {
+                        next[j + 1] = true;
+                    }
+                }
+                Tok::One => {
+                    if t.get(j).is_some_and(|c| !stops.contains(c)) {
+                        next[j + 1] = true;
+                    }
+                }
+                Tok::Star | Tok::DoubleStar => {
+                    next[j] = true;
+                    let mut k = j;
+                    while k < t.len() && (tok == Tok::DoubleStar || !stops.contains(&t[k])) {
+                        k += 1;
+                        next[k] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[t.len()]
 }
 
 #[cfg(test)]
@@ -372,5 +433,25 @@ mod tests {
         );
         assert!(matches!(check_image("NOPE", "x", allow, label), Err(ImageDenied::Invalid(_))));
         assert!(glob("a*b?d", "axxbcd") && !glob("a*b?d", "axxbd") && glob("*", "") && !glob("a", "ab"));
+        // Review finding 10: `*` stops at `/`; `**` crosses it.
+        assert!(glob("group/*", "group/app") && !glob("group/*", "group/sub/app"));
+        assert!(glob("group/**", "group/sub/app") && !glob("group/?", "group//"));
+        let cases = [
+            ("*.example.com/team/*", "a.example.com/team/app:1", true),
+            ("*.example.com/team/*", "evil.com/x.example.com/team/app:1", false),
+            ("*.example.com/team/*", "a.b.example.com/team/app:1", false),
+            ("registry.example.com*", "registry.example.com.evil.io/team/app:1", false),
+            ("registry.example.com*/**", "registry.example.com.evil.io/team/app:1", false),
+            ("registry.example.com/team/*", "registry.example.com/team/app:1.2", true),
+            ("registry.example.com/team/*", "registry.example.com/team/sub/app:1", false),
+            ("registry.example.com/team/**", "registry.example.com/team/sub/app:1", true),
+            ("registry.example.com:5000/team/*", "registry.example.com:5000/team/app:v1", true),
+            ("registry.example.com*/team/*", "registry.example.com:5000/team/app:v1", false),
+            ("docker.io/library/nginx:1.*", "docker.io/library/nginx:1.27", true),
+            ("**", "anything.io/at/all:x", true),
+        ];
+        for (pattern, reference, expected) in cases {
+            assert_eq!(image_glob(pattern, reference), expected, "{pattern} ~ {reference}");
+        }
     }
 }

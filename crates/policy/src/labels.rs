@@ -6,6 +6,16 @@ use std::time::Duration;
 
 use crate::{Defaults, parse_go_duration};
 
+/// The longest timeout a label may set: 24 hours (review finding 9).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (review finding 8).
+pub fn valid_volume_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// Which label prefixes are read, in order of precedence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelPrefixes {
@@ -410,15 +420,24 @@ impl<'a> Reader<'a> {
     fn duration(&mut self, short: &str, default: Duration) -> Duration {
         let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return default };
         let trimmed = value.trim().replace('_', "");
-        if let Ok(ms) = trimmed.parse::<u64>() {
-            return Duration::from_millis(ms);
-        }
-        match parse_go_duration(&trimmed) {
-            Ok(d) if d > Duration::ZERO => d,
-            Ok(_) => {
+        let parsed = match trimmed.parse::<u64>() {
+            Ok(ms) => Ok(Duration::from_millis(ms)),
+            Err(_) => parse_go_duration(&trimmed).map_err(|e| e.to_string()),
+        };
+        match parsed {
+            Ok(d) if d.is_zero() => {
                 self.error(&key, value, "a timeout must be more than 0".to_owned());
                 default
             }
+            Ok(d) if d > MAX_TIMEOUT => {
+                self.error(
+                    &key,
+                    value,
+                    format!("a timeout may be at most {}", crate::format_go_duration(MAX_TIMEOUT)),
+                );
+                default
+            }
+            Ok(d) => d,
             Err(e) => {
                 self.error(&key, value, format!("bad duration: {e}, or whole milliseconds"));
                 default
@@ -453,8 +472,14 @@ pub fn service_policy(
             for name in value.split(',').map(str::trim) {
                 if name.is_empty() {
                     r.error(&key, value, "an empty volume name in the list".to_owned());
-                } else if name.contains('/') || name.contains("..") {
-                    r.error(&key, value, format!("volume name {name:?} must not contain '/' or '..'"));
+                } else if !valid_volume_name(name) {
+                    r.error(
+                        &key,
+                        value,
+                        format!(
+                            "volume name {name:?} is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+                        ),
+                    );
                 } else if !volumes.iter().any(|v| v == name) {
                     volumes.push(name.to_owned());
                 }

@@ -27,8 +27,8 @@ pub use crate::defaults::Defaults;
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
-    BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, NodeCleanPolicy, PruneStep, S3Labels,
-    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_policy, service_policy,
+    BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, MAX_TIMEOUT, NodeCleanPolicy, PruneStep, S3Labels,
+    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_policy, service_policy, valid_volume_name,
 };
 pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};

@@ -102,14 +102,14 @@ fn every_diagnostic_names_key_value_and_why() {
             false,
             "dockhand.backup.volume-list-upload",
             Severity::Error,
-            "must not contain",
+            "not a Docker volume name",
         ),
         (
             &[("dockhand.backup.enable", "true"), ("dockhand.backup.volume-list-upload", "a/b")],
             false,
             "dockhand.backup.volume-list-upload",
             Severity::Error,
-            "must not contain",
+            "not a Docker volume name",
         ),
         (
             &[("dockhand.backup.enabel", "true")],
@@ -153,6 +153,38 @@ fn every_diagnostic_names_key_value_and_why() {
             "whole number",
         ),
     ];
+    // Review finding 8: Docker's own pattern, each name quoted in the message.
+    for name in [".", "-rf", "a\0b", "$(reboot)", "a b", "~root", "\\x", "..", "a/b"] {
+        let (_, diags) = service_policy(
+            &labels(&[("dockhand.backup.enable", "true"), ("dockhand.backup.volume-list-upload", name)]),
+            false,
+            &Defaults::default(),
+            &LabelPrefixes::default(),
+        );
+        assert!(
+            diags.iter().any(|d| d.message.contains("not a Docker volume name")
+                && d.message.contains(&format!("{name:?}"))),
+            "{name:?}: {diags:?}"
+        );
+    }
+    for name in ["db", "db_data.1", "0-x"] {
+        assert!(dockhand_policy::valid_volume_name(name), "{name}");
+    }
+    // Review finding 9: timeouts are capped at 24h, and 0 is refused in both forms.
+    for (value, why) in
+        [("0", "more than 0"), ("0s", "more than 0"), ("25h", "at most 24h"), ("86400001", "at most 24h")]
+    {
+        let (_, diags) = service_policy(
+            &labels(&[("dockhand.update.enable", "true"), ("dockhand.update.timeout", value)]),
+            false,
+            &Defaults::default(),
+            &LabelPrefixes::default(),
+        );
+        assert!(
+            diags.iter().any(|d| d.key == "dockhand.update.timeout" && d.message.contains(why)),
+            "{value}: {diags:?}"
+        );
+    }
     for (pairs, global, key, severity, why) in cases {
         let (_, diags) =
             service_policy(&labels(pairs), global, &Defaults::default(), &LabelPrefixes::default());
