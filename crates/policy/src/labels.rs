@@ -350,10 +350,21 @@ impl<'a> Reader<'a> {
                         format!("; did you mean {}{k}?", full.strip_suffix(short.as_str()).unwrap_or(""))
                     })
                     .unwrap_or_default();
+                // A mistyped secret label (`...s3.secret_key=AKIA...`) must not print the
+                // secret: names that look secret have their values masked (finding 7).
+                let lower = short.to_ascii_lowercase();
+                let secret_like = ["secret", "password", "passwd", "token", "key", "auth", "credential"]
+                    .iter()
+                    .any(|word| lower.contains(word));
+                let shown = if secret_like {
+                    crate::Redactor::new([(*value).to_owned()]).redact(value)
+                } else {
+                    (*value).to_owned()
+                };
                 reader.diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     key: full.clone(),
-                    value: (*value).to_owned(),
+                    value: shown,
                     message: format!("unknown label{hint}"),
                 });
             }

@@ -28,9 +28,27 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-/// Keys whose `key=value` / `key: value` values are masked wherever they appear.
-const SECRET_KEYS: [&str; 8] =
-    ["password", "passwd", "secret", "secret-key", "secret_key", "token", "access-key", "access_key"];
+/// Keys whose values are masked wherever they appear: `key=value`, `key: value`,
+/// `"key": "value"` (quoted, with or without spaces, JSON escapes included), `--key value`
+/// and `--key=value`.
+const SECRET_KEYS: [&str; 16] = [
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "secret-key",
+    "secret_key",
+    "client_secret",
+    "client-secret",
+    "token",
+    "access-key",
+    "access_key",
+    "api_key",
+    "api-key",
+    "apikey",
+    "private_key",
+    "private-key",
+];
 
 fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
@@ -60,18 +78,84 @@ impl Redactor {
         }
     }
 
-    /// `text` with every known secret and every secret-shaped value masked.
+    /// `text` with every known secret and every secret-shaped value masked. A known secret
+    /// is found as it is, JSON-escaped, percent-encoded (however much of it), and split
+    /// across lines.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), &mask(secret));
+            let masked = mask(secret);
+            for form in forms(secret) {
+                out = mask_in_view(&out, &form, &masked, false);
+                out = mask_in_view(&out, &form, &masked, true);
             }
         }
         let out = redact_url(&out);
         let out = mask_after(&out, "authorization:", true);
+        let out = mask_after(&out, "x-registry-auth:", false);
         SECRET_KEYS.iter().fold(out, |text, key| mask_pairs(&text, key))
     }
+}
+
+/// The forms a secret takes in text: itself, and JSON-escaped.
+fn forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned();
+    if json == secret || json.is_empty() { vec![secret.to_owned()] } else { vec![secret.to_owned(), json] }
+}
+
+/// Every occurrence of `needle` in a view of `text` without line breaks (`\n`, `\r`), and
+/// with `%XX` escapes decoded when `decode`, replaced in `text` by `masked`.
+fn mask_in_view(text: &str, needle: &str, masked: &str, decode: bool) -> String {
+    if needle.is_empty() || !(text.contains(['\n', '\r']) || (decode && text.contains('%'))) {
+        return text.replace(needle, masked);
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    // The view, and for each of its bytes the range of `text` it came from.
+    let bytes = text.as_bytes();
+    let (mut view, mut from) = (Vec::with_capacity(bytes.len()), Vec::with_capacity(bytes.len()));
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' | b'\r' => i += 1,
+            b'%' if decode && i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    view.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
+                    from.push((i, i + 3));
+                    i += 3;
+                }
+                _ => {
+                    view.push(b'%');
+                    from.push((i, i + 1));
+                    i += 1;
+                }
+            },
+            b => {
+                view.push(b);
+                from.push((i, i + 1));
+                i += 1;
+            }
+        }
+    }
+    let needle = needle.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut pos, mut j) = (0, 0);
+    while j + needle.len() <= view.len() {
+        if &view[j..j + needle.len()] != needle {
+            j += 1;
+            continue;
+        }
+        let (start, end) = (from[j].0, from[j + needle.len() - 1].1);
+        // Only where the match starts and ends on character boundaries of the text.
+        if text.is_char_boundary(start) && text.is_char_boundary(end) && start >= pos {
+            out.push_str(&text[pos..start]);
+            out.push_str(masked);
+            pos = end;
+        }
+        j += needle.len();
+    }
+    out.push_str(&text[pos..]);
+    out
 }
 
 /// The one masking rule for URLs: in every `scheme://user:password@host` of `text`, the
@@ -134,45 +218,84 @@ fn mask_after(text: &str, marker: &str, scheme: bool) -> String {
     out
 }
 
-/// `key=value` and `key: value` (case-insensitive key, not part of a longer word): the
-/// value, up to whitespace, `&`, `,`, `;` or a quote, masked.
+/// `key=value`, `key: value`, `"key": "value"` and `--key value` (case-insensitive key,
+/// not part of a longer word): the value masked. A quoted value runs to its closing quote
+/// (JSON escapes such as `\"` inside it included); a bare one to whitespace, `&`, `,`, `;`
+/// or a quote.
 fn mask_pairs(text: &str, key: &str) -> String {
     let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    while let Some(found) = lower[pos..].find(key) {
-        let at = pos + found;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(key) {
+        let at = search + found;
         let after = at + key.len();
-        let word_start = at == 0 || !text.as_bytes()[at - 1].is_ascii_alphanumeric();
-        let sep_len = if text[after..].starts_with('=') {
-            1
-        } else if text[after..].starts_with(": ") {
-            2
-        } else if text[after..].starts_with("\":\"") {
-            3
-        } else {
-            0
-        };
-        if !word_start || sep_len == 0 {
-            out.push_str(&text[pos..after]);
-            pos = after;
+        search = after;
+        let word_start = at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        let word_end = bytes.get(after).is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'));
+        if !word_start || !word_end {
             continue;
         }
-        let start = after + sep_len;
-        out.push_str(&text[pos..start]);
-        let end = text[start..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | ';' | '"' | '\''))
-            .map_or(text.len(), |i| start + i);
+        let flag = at >= 2 && &bytes[at - 2..at] == b"--";
+        let Some(start) = value_start(text, after, flag) else { continue };
+        let end = value_end(text, start);
         let value = &text[start..end];
-        if !value.is_empty() && !value.ends_with("****") {
-            out.push_str(&mask(value));
-        } else {
-            out.push_str(value);
+        if value.is_empty() || value.ends_with("****") {
+            continue;
         }
+        out.push_str(&text[pos..start]);
+        out.push_str(&mask(value));
         pos = end;
+        search = end;
     }
     out.push_str(&text[pos..]);
     out
+}
+
+/// Where the value after a key ending at `after` starts: past a closing quote of the key,
+/// spaces, `=` or `:`, spaces, and an opening quote; for a `--key`, one space is a
+/// separator too. `None` when no value follows.
+fn value_start(text: &str, after: usize, flag: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = after;
+    if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    let spaces = |mut i: usize| {
+        while bytes.get(i) == Some(&b' ') || bytes.get(i) == Some(&b'\t') {
+            i += 1;
+        }
+        i
+    };
+    let before_sep = spaces(i);
+    i = match bytes.get(before_sep) {
+        Some(b'=' | b':') => spaces(before_sep + 1),
+        Some(_) if flag && before_sep > i => before_sep,
+        _ => return None,
+    };
+    if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    (i < text.len()).then_some(i)
+}
+
+/// Where a value starting at `start` ends: at its closing quote when it was opened by one
+/// (a backslash escapes the next character), else at a delimiter.
+fn value_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    match start.checked_sub(1).map(|i| bytes[i]) {
+        Some(quote @ (b'"' | b'\'')) => {
+            let mut i = start;
+            while i < bytes.len() && bytes[i] != quote {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i.min(bytes.len())
+        }
+        _ => text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | ';' | '"' | '\''))
+            .map_or(text.len(), |i| start + i),
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +316,35 @@ mod tests {
             ("no secrets here", "no secrets here"),
         ] {
             assert_eq!(r.redact(input), expected, "{input}");
+        }
+    }
+
+    /// Review finding 7: the shapes that used to come through unmasked.
+    #[test]
+    fn review_shapes_are_masked() {
+        let r = Redactor::default();
+        for (input, expected) in [
+            ("password=\"hunter2 with spaces\" next", "password=\"hunt****\" next"),
+            ("{\"password\": \"s3cr3t-value\"}", "{\"password\": \"s3cr****\"}"),
+            ("{\"password\" : \"ab\\\"cdefgh\"}", "{\"password\" : \"ab\\\"****\"}"),
+            ("docker login --password s3cr3t-value -u x", "docker login --password s3cr**** -u x"),
+            ("run --token=abcdefghij", "run --token=abcd****"),
+            ("api_key=AKIA1234567890", "api_key=AKIA****"),
+            ("{\"apiKey\":\"zzzzzzzzzz\"}", "{\"apiKey\":\"zzzz****\"}"),
+            ("X-Registry-Auth: eyJ1c2VybmFtZSI6ImNpIn0=", "X-Registry-Auth: eyJ1****"),
+            ("client_secret: abcdefghijk", "client_secret: abcd****"),
+        ] {
+            assert_eq!(r.redact(input), expected, "{input}");
+        }
+        let known = Redactor::new(["pa ss\"wo/rd-123".to_owned()]);
+        for (input, survives) in [
+            ("json {\"p\":\"pa ss\\\"wo/rd-123\"}", "wo/rd"),
+            ("url ?p=pa%20ss%22wo%2Frd-123&x", "wo%2Frd"),
+            ("wrapped pa ss\"wo/\nrd-123 end", "rd-123"),
+            ("wrapped pa ss\"wo/\r\nrd-123 end", "rd-123"),
+        ] {
+            let out = known.redact(input);
+            assert!(!out.contains(survives) && out.contains("pa s****"), "{input:?} -> {out:?}");
         }
     }
 
@@ -234,6 +386,36 @@ mod tests {
         #[test]
         fn redaction_never_panics(text in "\\PC{0,200}") {
             let _ = Redactor::new(["x".to_owned()]).redact(&text);
+        }
+
+        /// Known secrets in every shape of finding 7 never survive.
+        #[test]
+        fn no_known_secret_survives_in_any_shape(
+            secret in "[A-Za-z0-9 \"/%&:=+-]{8,24}",
+            shape in 0usize..7,
+            cut in 1usize..7,
+        ) {
+            let json = serde_json::to_string(&secret).unwrap();
+            let percent: String = secret
+                .bytes()
+                .enumerate()
+                .map(|(i, b)| if b.is_ascii_alphanumeric() && i % 3 != 0 { char::from(b).to_string() } else { format!("%{b:02X}") })
+                .collect();
+            let split = format!("{}\n{}", &secret[..cut], &secret[cut..]);
+            let text = match shape {
+                0 => format!("password={json} x"),
+                1 => format!("{{\"password\": {json}}}"),
+                2 => format!("--password {secret}"),
+                3 => format!("log {json} end"),
+                4 => format!("GET /x?p={percent} HTTP/1.1"),
+                5 => format!("line {split} end"),
+                _ => format!("X-Registry-Auth: {secret}"),
+            };
+            let out = Redactor::new([secret.clone()]).redact(&text);
+            for form in [secret.clone(), json[1..json.len() - 1].to_owned(), percent] {
+                prop_assert!(!out.contains(&form), "{form:?} survived in {out:?}");
+            }
+            prop_assert!(!out.replace(['\n', '\r'], "").contains(&secret), "{secret:?} survived in {out:?}");
         }
     }
 }

@@ -29,3 +29,8 @@ fn image_ref_corpus() {
 fn jwt_corpus() {
     replay("jwt", dockhand_policy::fuzzing::jwt);
 }
+
+#[test]
+fn redact_corpus() {
+    replay("redact", dockhand_policy::fuzzing::redact);
+}

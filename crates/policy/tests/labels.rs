@@ -153,6 +153,20 @@ fn every_diagnostic_names_key_value_and_why() {
             "whole number",
         ),
     ];
+    // Review finding 7: a mistyped secret label does not print its value.
+    let (_, diags) = service_policy(
+        &labels(&[
+            ("dockhand.backup.enable", "true"),
+            ("dockhand.backup.volume-list-upload.s3.secret_key", "AKIAIOSFODNN7EXAMPLEKEY"),
+        ]),
+        false,
+        &Defaults::default(),
+        &LabelPrefixes::default(),
+    );
+    let unknown =
+        diags.iter().find(|d| d.message.contains("unknown label")).expect("an unknown-label diagnostic");
+    assert!(!unknown.to_string().contains("AKIAIOSFODNN7EXAMPLEKEY"), "{unknown}");
+    assert!(unknown.to_string().contains("did you mean"), "{unknown}");
     // Review finding 8: Docker's own pattern, each name quoted in the message.
     for name in [".", "-rf", "a\0b", "$(reboot)", "a b", "~root", "\\x", "..", "a/b"] {
         let (_, diags) = service_policy(
