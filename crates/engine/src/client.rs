@@ -368,9 +368,7 @@ impl Client {
         let versioned = self.versioned(path).await?;
         let response = self.send_full(method.clone(), &versioned, json, false, header).await?;
         let response = self.check(method, &versioned, response).await?;
-        let body = read_body(response, MAX_JSON_BODY)
-            .await
-            .map_err(|e| self.transport_error(method, &versioned, e))?;
+        let body = self.read_body_in_time(method, &versioned, response, MAX_JSON_BODY).await?;
         Ok((versioned, body))
     }
 
@@ -415,7 +413,13 @@ impl Client {
         if status.is_success() || status.is_informational() {
             return Ok(response);
         }
-        let body = read_body(response, MAX_ERROR_BODY).await.unwrap_or_default();
+        // An error body that stalls is cut off at the deadline: the status still tells.
+        let body = match self.inner.response_timeout {
+            Some(limit) => tokio::time::timeout(limit, read_body(response, MAX_ERROR_BODY)).await.ok(),
+            None => Some(read_body(response, MAX_ERROR_BODY).await),
+        }
+        .and_then(Result::ok)
+        .unwrap_or_default();
         if let (StatusCode::NOT_FOUND, Some(podman)) = (status, self.inner.podman.get()) {
             if let Some(area) = swarm_area(path) {
                 return Err(Error::Unsupported {
@@ -431,6 +435,29 @@ impl Client {
             status: status.as_u16(),
             message: engine_message(status, &body),
         })
+    }
+
+    /// Reads a whole body of at most `limit` bytes within the response timeout: a peer that
+    /// promises more than it sends cannot hold a call for ever (review finding 4).
+    async fn read_body_in_time(
+        &self,
+        method: &Method,
+        path: &str,
+        response: Response<Incoming>,
+        limit: usize,
+    ) -> Result<Bytes, Error> {
+        let read = read_body(response, limit);
+        let body = match self.inner.response_timeout {
+            Some(after) => tokio::time::timeout(after, read).await.map_err(|_| Error::Timeout {
+                endpoint: self.inner.url.clone(),
+                method: method.to_string(),
+                path: path.to_owned(),
+                waiting_for: "the response body",
+                after,
+            })?,
+            None => read.await,
+        };
+        body.map_err(|e| self.transport_error(method, path, e))
     }
 
     /// The endpoint as a URL, for errors raised outside this module.

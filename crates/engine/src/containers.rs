@@ -158,7 +158,7 @@ impl Client {
 
     /// `GET /containers/{id}/json`.
     pub async fn container(&self, id: &str) -> Result<ContainerInspect, Error> {
-        self.get_json(&format!("/containers/{}/json", segment(id))).await
+        self.get_json(&format!("/containers/{}/json", segment("container", id)?)).await
     }
 
     /// `POST /containers/prune`: removes stopped containers (filters: `until`, `label`).
@@ -170,7 +170,7 @@ impl Client {
 
     /// `HEAD /containers/{id}/archive?path=`: what is at `path`, without its content.
     pub async fn archive_stat(&self, id: &str, path: &str) -> Result<PathStat, Error> {
-        let url = self.versioned(&archive_path(id, path)).await?;
+        let url = self.versioned(&archive_path(id, path)?).await?;
         let response = self.send(Method::HEAD, &url, None).await?;
         let response = self.check(&Method::HEAD, &url, response).await?;
         self.path_stat(&Method::HEAD, &url, response.headers())
@@ -179,7 +179,7 @@ impl Client {
     /// `GET /containers/{id}/archive?path=`: a tar of `path`, streamed as it comes.
     pub async fn archive(&self, id: &str, path: &str) -> Result<(PathStat, ByteStream), Error> {
         let (headers, body) =
-            self.open_stream(Method::GET, &archive_path(id, path), None, self.response_timeout()).await?;
+            self.open_stream(Method::GET, &archive_path(id, path)?, None, self.response_timeout()).await?;
         let stat = self.path_stat(&Method::GET, body.context(), &headers)?;
         Ok((stat, body))
     }
@@ -195,8 +195,8 @@ impl Client {
     }
 }
 
-fn archive_path(id: &str, path: &str) -> String {
-    format!("/containers/{}/archive{}", segment(id), query(&[("path", path.to_owned())]))
+fn archive_path(id: &str, path: &str) -> Result<String, Error> {
+    Ok(format!("/containers/{}/archive{}", segment("container", id)?, query(&[("path", path.to_owned())])))
 }
 
 /// `?filters=...`, or nothing.

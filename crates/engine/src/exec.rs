@@ -206,8 +206,9 @@ impl Client {
             });
         }
         let body = self.json("exec spec", spec)?;
-        let created: Created =
-            self.call(Method::POST, &format!("/containers/{}/exec", segment(container)), Some(body)).await?;
+        let created: Created = self
+            .call(Method::POST, &format!("/containers/{}/exec", segment("container", container)?), Some(body))
+            .await?;
         Ok(created.id)
     }
 
@@ -220,7 +221,7 @@ impl Client {
     /// [`Client::start_exec`], keeping the write half for the command's stdin when
     /// `stdin` (the exec must have been created [`ExecSpec::with_stdin`]).
     async fn start_exec_with(&self, id: &str, tty: bool, stdin: bool) -> Result<ExecOutput, Error> {
-        let path = self.versioned(&format!("/exec/{}/start", segment(id))).await?;
+        let path = self.versioned(&format!("/exec/{}/start", segment("exec", id)?)).await?;
         let body = self.json("exec start", &serde_json::json!({ "Detach": false, "Tty": tty }))?;
         let response = self.send_upgrade(Method::POST, &path, Some(body), true).await?;
         let response = self.check(&Method::POST, &path, response).await?;
@@ -260,7 +261,7 @@ impl Client {
 
     /// `GET /exec/{id}/json`.
     pub async fn inspect_exec(&self, id: &str) -> Result<ExecInspect, Error> {
-        self.get_json(&format!("/exec/{}/json", segment(id))).await
+        self.get_json(&format!("/exec/{}/json", segment("exec", id)?)).await
     }
 
     /// Creates and starts `spec` in `container`: the usual way to run a command.

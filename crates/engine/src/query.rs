@@ -66,11 +66,19 @@ pub(crate) fn query(pairs: &[(&str, String)]) -> String {
     out
 }
 
-/// Percent-encodes a path segment (a service or node name or ID given by a user).
-pub(crate) fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    encode_into(text, &mut out);
-    out
+/// A path segment naming one object (`kind`, such as `container`, and its ID or name, as a
+/// user gave it): percent-encoded, and refused when empty, `.` or `..`, which would name
+/// another path once a proxy or the engine normalizes it. One rule for every call.
+pub(crate) fn segment(kind: &str, id: &str) -> Result<String, crate::Error> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(crate::Error::InvalidArgument {
+            what: format!("{kind} {id:?}"),
+            detail: "not an ID or name".to_owned(),
+        });
+    }
+    let mut out = String::with_capacity(id.len());
+    encode_into(id, &mut out);
+    Ok(out)
 }
 
 fn encode_into(text: &str, out: &mut String) {
@@ -96,6 +104,11 @@ mod tests {
             "?filters=%7B%22id%22%3A%7B%22x%22%3Atrue%7D%2C%22label%22%3A%7B%22a%3Db%20c%22%3Atrue%7D%7D&status=true"
         );
         assert_eq!(query(&[]), "");
-        assert_eq!(segment("../x y"), "..%2Fx%20y");
+        assert_eq!(segment("container", "../x y").unwrap(), "..%2Fx%20y");
+        // Review finding 13: one rule for every object path.
+        for bad in ["", ".", ".."] {
+            let err = segment("volume", bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("volume {bad:?}")), "{err}");
+        }
     }
 }

@@ -136,7 +136,7 @@ impl Client {
 
     /// `GET /images/{name}/json`.
     pub async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
-        self.get_json(&format!("/images/{}/json", segment(name))).await
+        self.get_json(&format!("/images/{}/json", segment("image", name)?)).await
     }
 
     /// `POST /images/prune`. Filters: `dangling=false` for every unused image (as
@@ -163,7 +163,7 @@ impl Client {
 
     /// `GET /volumes/{name}`.
     pub async fn volume(&self, name: &str) -> Result<Volume, Error> {
-        self.get_json(&format!("/volumes/{}", segment(name))).await
+        self.get_json(&format!("/volumes/{}", segment("volume", name)?)).await
     }
 
     /// `POST /volumes/prune`: unused volumes (anonymous ones only from API 1.42 unless
@@ -181,6 +181,6 @@ impl Client {
 
     /// `GET /networks/{id}`.
     pub async fn network(&self, id: &str) -> Result<Network, Error> {
-        self.get_json(&format!("/networks/{}", segment(id))).await
+        self.get_json(&format!("/networks/{}", segment("network", id)?)).await
     }
 }

@@ -239,3 +239,31 @@ async fn errors_keep_their_cause_behind_a_whole_message() {
     assert!(msg.contains("GET /v1.41/info") && msg.contains("cannot decode"), "{msg}");
     assert!(find::<serde_json::Error>(&err).is_some(), "serde's error is the source: {err:?}");
 }
+
+/// Review finding 4: headers that promise 1000 bytes, then one byte and silence. The body
+/// is read under the same deadline as the headers, for a JSON answer and an error alike.
+#[tokio::test]
+async fn a_body_that_stalls_after_the_headers_times_out() {
+    for status in ["200 OK", "500 Internal Server Error"] {
+        let peer = FakePeer::start(move |mut stream| async move {
+            read_head(&mut stream).await;
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(stream);
+        });
+        let client = peer.client(Some(Duration::from_millis(300)));
+        let err = tokio::time::timeout(Duration::from_secs(60), client.info())
+            .await
+            .unwrap_or_else(|_| panic!("{status}: info() still waits on a stalled body"))
+            .unwrap_err();
+        if status.starts_with("200") {
+            assert!(err.is_timeout(), "{err:?}");
+            assert!(err.to_string().contains("response body"), "{err}");
+        } else {
+            assert_eq!(err.status(), Some(500), "{err:?}");
+        }
+    }
+}

@@ -14,6 +14,6 @@ pub use backoff::{Backoff, RestartDecision};
 pub(crate) use command::arg_value;
 pub use command::{CommandSpec, command_for};
 pub use logs::{LastLines, classify};
-pub use process::{HeldLock, LogSink, OsProcesses, ProcessEffects, Sig};
+pub use process::{HeldLock, LogSink, OsProcesses, ProcessEffects, Sig, socket_mode_warning};
 pub use reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
 pub use run::{Supervisor, SupervisorOptions};

@@ -92,6 +92,8 @@ pub trait ProcessEffects: Send + Sync {
     fn mount_points(&self) -> Vec<PathBuf>;
     /// Detaches the mount at `path`.
     fn unmount(&self, path: &Path) -> std::io::Result<()>;
+    /// The permission bits of `path` (such as the engine's socket); `None` when it is gone.
+    fn file_mode(&self, path: &Path) -> Option<u32>;
 }
 
 enum Request {
@@ -254,14 +256,22 @@ impl ProcessEffects for OsProcesses {
     }
 
     fn create_private_dir(&self, dir: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        use std::os::unix::fs::PermissionsExt;
+        // The directories this creates are 0700 whatever the umask; existing ones are left.
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+        std::fs::create_dir_all(dir)?;
+        for created in missing {
+            std::fs::set_permissions(created, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     fn try_lock(&self, path: &Path) -> std::io::Result<Option<HeldLock>> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let file =
             std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)?;
+        // 0600 whatever the umask, and whatever an older file had.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(HeldLock::new(file))),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -291,5 +301,56 @@ impl ProcessEffects for OsProcesses {
 
     fn unmount(&self, path: &Path) -> std::io::Result<()> {
         rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).map_err(Into::into)
+    }
+
+    fn file_mode(&self, path: &Path) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+    }
+}
+
+/// A warning when others may write to the engine's socket (anyone who can write to it
+/// controls the engine, and so the host). `None` when the mode is safe.
+pub fn socket_mode_warning(socket: &Path, mode: u32) -> Option<String> {
+    (mode & 0o002 != 0).then(|| {
+        format!(
+            "the engine socket {} is writable by every user (mode {mode:o}): anyone on this host can control \
+             the engine; restrict it (chmod o-w) or move it to a private directory",
+            socket.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_directories_and_the_lock_have_private_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b");
+        let os = OsProcesses::new();
+        os.create_private_dir(&deep).unwrap();
+        assert_eq!(os.file_mode(&dir.path().join("a")), Some(0o700));
+        assert_eq!(os.file_mode(&deep), Some(0o700));
+        let lock = deep.join("x.lock");
+        std::fs::write(&lock, "").unwrap();
+        std::fs::set_permissions(
+            &lock,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666),
+        )
+        .unwrap();
+        let held = os.try_lock(&lock).unwrap().expect("free");
+        assert_eq!(os.file_mode(&lock), Some(0o600));
+        assert!(os.try_lock(&lock).unwrap().is_none(), "a second lock is refused");
+        drop(held);
+        assert!(os.try_lock(&lock).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_socket_others_may_write_is_warned_about() {
+        let sock = Path::new("/run/x.sock");
+        assert!(socket_mode_warning(sock, 0o666).unwrap().contains("writable by every user"));
+        assert!(socket_mode_warning(sock, 0o660).is_none() && socket_mode_warning(sock, 0o600).is_none());
     }
 }

@@ -12,7 +12,7 @@ use dockhand_engine::{Client, Endpoint};
 use super::backoff::{Backoff, RestartDecision};
 use super::command::{CommandSpec, arg_value, command_for};
 use super::logs::LastLines;
-use super::process::{HeldLock, LogSink, ProcessEffects, Sig};
+use super::process::{HeldLock, LogSink, ProcessEffects, Sig, socket_mode_warning};
 use super::reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
 use crate::{Error, HostConfig, SupervisorError};
 
@@ -208,6 +208,11 @@ impl Supervisor {
             }
             if self.client.ping().await.is_ok() {
                 tracing::info!(host = %self.id, pid, "engine ready");
+                if let Some(warning) =
+                    self.effects.file_mode(&self.socket).and_then(|m| socket_mode_warning(&self.socket, m))
+                {
+                    tracing::warn!(host = %self.id, "{warning}");
+                }
                 return Ok(());
             }
         }
@@ -510,6 +515,10 @@ mod tests {
             self.log.lock().unwrap().push(format!("unmount {}", path.display()));
             self.mounts.lock().unwrap().retain(|p| p != path);
             Ok(())
+        }
+
+        fn file_mode(&self, _path: &Path) -> Option<u32> {
+            Some(0o660)
         }
     }
 
