@@ -232,7 +232,8 @@ fn mask_pairs(text: &str, key: &str) -> String {
         let at = search + found;
         let after = at + key.len();
         search = after;
-        let word_start = at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        // `_` before the key is a boundary (`AWS_SECRET_ACCESS_KEY=`), after it is not (`TOKEN_FILE=`).
+        let word_start = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
         let word_end = bytes.get(after).is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'));
         if !word_start || !word_end {
             continue;
@@ -333,6 +334,8 @@ mod tests {
             ("{\"apiKey\":\"zzzzzzzzzz\"}", "{\"apiKey\":\"zzzz****\"}"),
             ("X-Registry-Auth: eyJ1c2VybmFtZSI6ImNpIn0=", "X-Registry-Auth: eyJ1****"),
             ("client_secret: abcdefghijk", "client_secret: abcd****"),
+            ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-K7", "AWS_SECRET_ACCESS_KEY=wJal****"),
+            ("TOKEN_FILE=/run/secrets/t", "TOKEN_FILE=/run/secrets/t"),
         ] {
             assert_eq!(r.redact(input), expected, "{input}");
         }
