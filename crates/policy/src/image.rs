@@ -205,7 +205,7 @@ pub enum ImageDenied {
 
 /// Decides whether `requested` may replace `current` on a service. `allow` is the value of
 /// the `update.image-allow` label (`label` names it, for messages): globs separated by commas
-/// or spaces, matched against the normalized reference by [`image_glob`]'s rules (`*`
+/// or spaces, matched against the normalized reference by these rules (`*`
 /// stays within a path segment, and within a DNS label in the host; `**` crosses `/`). With
 /// no such label, only `current`'s repository is allowed, with any tag or digest.
 pub fn check_image(
