@@ -6,6 +6,7 @@
 
 mod engine;
 mod exec;
+mod multinode;
 mod podman;
 mod resources;
 mod ssh;

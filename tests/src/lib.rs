@@ -199,6 +199,64 @@ pub async fn engine() -> TestEngine {
     TestEngine { url, client }
 }
 
+/// The test swarm of several nodes (`cargo xtask swarm up`): the manager's client first,
+/// then every node's, each reached on its own engine socket.
+#[derive(Debug, Clone)]
+pub struct TestSwarm {
+    /// `(url, client)` of every node, node1 (the manager) first.
+    pub nodes: Vec<(String, Client)>,
+}
+
+impl TestSwarm {
+    /// The manager's client.
+    pub fn manager(&self) -> &Client {
+        &self.nodes[0].1
+    }
+
+    /// The manager's URL.
+    pub fn manager_url(&self) -> &str {
+        &self.nodes[0].0
+    }
+}
+
+/// The test swarm: `DOCKHAND_TEST_NODE_<i>` from the environment, else from the
+/// `swarm.env` that `cargo xtask swarm up` writes; every node must answer.
+///
+/// # Panics
+/// When the swarm is not up: a multi-node test fails, never skips.
+pub async fn swarm() -> TestSwarm {
+    let dir = std::env::var_os("DOCKHAND_SWARM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"));
+    let file = std::fs::read_to_string(dir.join("swarm.env")).unwrap_or_default();
+    let setting = |name: &str| -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
+            file.lines()
+                .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        })
+    };
+    let count: usize = setting("DOCKHAND_TEST_NODES").and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+        panic!("the test swarm is not up (no DOCKHAND_TEST_NODES): start it with `cargo xtask swarm up`")
+    });
+    let mut nodes = Vec::new();
+    for i in 1..=count {
+        let url = setting(&format!("DOCKHAND_TEST_NODE_{i}"))
+            .unwrap_or_else(|| panic!("DOCKHAND_TEST_NODE_{i} is not set: run `cargo xtask swarm up`"));
+        let client = Client::new(url.parse().unwrap_or_else(|e| panic!("{url}: {e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Err(err) = client.ping().await {
+            panic!(
+                "swarm node {i} at {url} does not answer: {err}
+start the swarm with `cargo xtask swarm up`"
+            );
+        }
+        nodes.push((url, client));
+    }
+    TestSwarm { nodes }
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()

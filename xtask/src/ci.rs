@@ -24,16 +24,19 @@ pub(crate) fn run() -> anyhow::Result<()> {
             "warnings",
         ]))
     })?;
-    step("tests against the private engine", || {
+    step("tests against the private engine and the test swarm", || {
         let layout = engine::up()?;
-        let tests = proc::run(
-            crate::cargo()
-                .args(["test", "--locked", "--workspace", "--all-targets"])
-                .env("DOCKHAND_TEST_HOST", layout.url()),
-        );
-        // The engine goes down whatever the tests did; a failed stop is reported too.
+        let tests = crate::swarm::up(3).and_then(|()| {
+            proc::run(
+                crate::cargo()
+                    .args(["test", "--locked", "--workspace", "--all-targets"])
+                    .env("DOCKHAND_TEST_HOST", layout.url()),
+            )
+        });
+        // Both go down whatever the tests did; a failed stop is reported too.
+        let swarm_down = crate::swarm::down();
         let down = engine::down();
-        tests.and(down)
+        tests.and(swarm_down).and(down)
     })?;
     step("cargo deny", || {
         let mut deny = crate::cargo();

@@ -113,6 +113,16 @@ impl Layout {
     }
 }
 
+impl crate::images::ImageHost for Layout {
+    fn docker(&self) -> anyhow::Result<Command> {
+        Layout::docker(self)
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.dir.clone()
+    }
+}
+
 /// `cargo xtask engine up`: start (once), join a swarm, create the images.
 pub(crate) fn up() -> anyhow::Result<Layout> {
     let layout = Layout::new();
@@ -241,7 +251,7 @@ fn free_port(range: std::ops::Range<u16>) -> anyhow::Result<u16> {
     Ok(port)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
@@ -252,7 +262,7 @@ fn running_pid(layout: &Layout) -> Option<i32> {
 }
 
 /// The pid in `pidfile`, if that process lives and its command line contains `mark`.
-fn pid_of(pidfile: &Path, mark: &str) -> Option<i32> {
+pub(crate) fn pid_of(pidfile: &Path, mark: &str) -> Option<i32> {
     let pid = proc::read_pid(pidfile)?;
     (proc::alive(pid) && proc::cmdline(pid).contains(mark)).then_some(pid)
 }
@@ -263,21 +273,7 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     fs::create_dir_all(layout.docker_config())?;
 
     // containerd, ours alone: its own socket, root, state and opt directories.
-    let config = layout.containerd().join("config.toml");
-    let c = layout.containerd();
-    fs::write(
-        &config,
-        format!(
-            "version = 2\nroot = {root:?}\nstate = {state:?}\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
-            root = c.join("root").display().to_string(),
-            state = c.join("state").display().to_string(),
-            sock = layout.containerd_socket().display().to_string(),
-            opt = c.join("opt").display().to_string(),
-        ),
-    )?;
+    let config = containerd_config(&layout.containerd(), &layout.containerd_socket())?;
     let containerd = spawn_daemon(
         Command::new(proc::which("containerd").context("containerd is not installed")?)
             .arg("--config")
@@ -349,6 +345,27 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
         ),
     )?;
     Ok(())
+}
+
+/// Writes a containerd config under `dir` with its own root, state, opt directory and
+/// `socket`, the CRI plugin off; returns its path.
+pub(crate) fn containerd_config(dir: &Path, socket: &Path) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let config = dir.join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = {root:?}\nstate = {state:?}\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
+            root = dir.join("root").display().to_string(),
+            state = dir.join("state").display().to_string(),
+            sock = socket.display().to_string(),
+            opt = dir.join("opt").display().to_string(),
+        ),
+    )?;
+    Ok(config)
 }
 
 /// The unprivileged user the rootless managed-host tests run as.
@@ -600,7 +617,7 @@ fn start_tls_peer(
 }
 
 /// Starts a daemon detached from us: own process group, stdin closed, output to `log`.
-fn spawn_daemon(cmd: &mut Command, log: &Path) -> anyhow::Result<i32> {
+pub(crate) fn spawn_daemon(cmd: &mut Command, log: &Path) -> anyhow::Result<i32> {
     let out = fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
     let child = cmd
@@ -613,7 +630,10 @@ fn spawn_daemon(cmd: &mut Command, log: &Path) -> anyhow::Result<i32> {
     Ok(child.id() as i32)
 }
 
-fn wait_for(timeout: Duration, mut ready: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+pub(crate) fn wait_for(
+    timeout: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if ready()? {
@@ -671,7 +691,7 @@ fn teardown(layout: &Layout) -> anyhow::Result<()> {
 
 /// SIGTERM, a grace period, then SIGKILL. Only the daemon itself is signalled: its
 /// children are its to stop, and the sweep catches what it could not.
-fn stop(pid: i32, grace: Duration) {
+pub(crate) fn stop(pid: i32, grace: Duration) {
     proc::signal(pid, Signal::TERM);
     if !proc::wait_gone(pid, grace) {
         eprintln!("pid {pid} did not stop in {}s: killing it", grace.as_secs());

@@ -12,15 +12,23 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::engine::Layout;
 use crate::proc;
+
+/// An engine to put the images on: how to run the docker CLI against it, and a scratch
+/// directory of its own.
+pub(crate) trait ImageHost {
+    /// The docker CLI, pointed at this engine only.
+    fn docker(&self) -> anyhow::Result<Command>;
+    /// Where root filesystems are assembled.
+    fn scratch(&self) -> std::path::PathBuf;
+}
 
 /// The busybox-based test image.
 pub(crate) const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
 /// dockhand's own image, built from this checkout.
 pub(crate) const DOCKHAND_IMAGE: &str = "dockhand/dockhand:dev";
 
-pub(crate) fn ensure(layout: &Layout) -> anyhow::Result<()> {
+pub(crate) fn ensure(layout: &dyn ImageHost) -> anyhow::Result<()> {
     if !exists(layout, BUSYBOX_IMAGE)? {
         busybox(layout)?;
     }
@@ -28,7 +36,7 @@ pub(crate) fn ensure(layout: &Layout) -> anyhow::Result<()> {
     dockhand(layout)
 }
 
-fn exists(layout: &Layout, image: &str) -> anyhow::Result<bool> {
+fn exists(layout: &dyn ImageHost, image: &str) -> anyhow::Result<bool> {
     let status = layout
         .docker()?
         .args(["image", "inspect", "--format", "{{.Id}}", image])
@@ -39,9 +47,9 @@ fn exists(layout: &Layout, image: &str) -> anyhow::Result<bool> {
 }
 
 /// A busybox root filesystem: the static binary and a symlink per applet.
-pub(crate) fn busybox_rootfs(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn busybox_rootfs(layout: &dyn ImageHost) -> anyhow::Result<std::path::PathBuf> {
     let busybox = proc::which("busybox").context("busybox is not installed (Debian: busybox-static)")?;
-    let rootfs = layout.dir().join("images").join("busybox");
+    let rootfs = layout.scratch().join("images").join("busybox");
     let _ = fs::remove_dir_all(&rootfs);
     let bin = rootfs.join("bin");
     fs::create_dir_all(&bin)?;
@@ -54,7 +62,7 @@ pub(crate) fn busybox_rootfs(layout: &Layout) -> anyhow::Result<std::path::PathB
     Ok(rootfs)
 }
 
-fn busybox(layout: &Layout) -> anyhow::Result<()> {
+fn busybox(layout: &dyn ImageHost) -> anyhow::Result<()> {
     let rootfs = busybox_rootfs(layout)?;
     import(layout, &rootfs, BUSYBOX_IMAGE, &[])?;
     // The image only works if busybox really is static: prove it by running it.
@@ -74,7 +82,7 @@ fn busybox(layout: &Layout) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dockhand(layout: &Layout) -> anyhow::Result<()> {
+fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = crate::project_root().join("target").join("static");
     proc::run(
@@ -110,7 +118,7 @@ fn dockhand(layout: &Layout) -> anyhow::Result<()> {
         eprintln!("{DOCKHAND_IMAGE} is up to date");
         return Ok(());
     }
-    let rootfs = layout.dir().join("images").join("dockhand");
+    let rootfs = layout.scratch().join("images").join("dockhand");
     let _ = fs::remove_dir_all(&rootfs);
     fs::create_dir_all(rootfs.join("usr/local/bin"))?;
     fs::create_dir_all(rootfs.join("tmp"))?;
@@ -134,7 +142,7 @@ fn dockhand(layout: &Layout) -> anyhow::Result<()> {
 }
 
 /// `tar -C rootfs -c . | docker import - image`, with Dockerfile-style `changes`.
-fn import(layout: &Layout, rootfs: &Path, image: &str, changes: &[&str]) -> anyhow::Result<()> {
+fn import(layout: &dyn ImageHost, rootfs: &Path, image: &str, changes: &[&str]) -> anyhow::Result<()> {
     let mut docker = layout.docker()?;
     docker.arg("import");
     for change in changes {

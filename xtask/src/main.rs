@@ -3,6 +3,7 @@
 //! - `cargo xtask ci`: the README's test command: format, lints, the whole test suite
 //!   against a private engine, cargo-deny and the documentation;
 //! - `cargo xtask engine up | down | env | status`: the private test engine;
+//! - `cargo xtask swarm up [--nodes N] | down | env`: the test swarm of several nodes;
 //! - `cargo xtask demo`: the README's "main job" on embedded defaults;
 //! - `cargo xtask bench engine`: benchmarks with ratios against same-run baselines.
 
@@ -15,6 +16,7 @@ mod engine;
 mod fuzz;
 mod images;
 mod proc;
+mod swarm;
 #[cfg(test)]
 mod tidy;
 mod tools;
@@ -39,6 +41,9 @@ enum Command {
     /// Manage the private Docker engine the tests use.
     #[command(subcommand)]
     Engine(EngineCommand),
+    /// Manage the test swarm of several nodes, each a dockerd in namespaces of its own.
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
     /// Bring the private engine up and run dockhand's main job against it.
     Demo,
     /// Run every fuzz target for a bounded time (default 60 s each).
@@ -52,6 +57,20 @@ enum Command {
         /// Which benchmark: `engine`.
         what: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SwarmCommand {
+    /// Start the swarm (idempotent) and put the test images on every node; prints its env.
+    Up {
+        /// How many nodes (2 to 9); node1 is the manager.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Stop every node and remove its processes, namespaces, mounts and state.
+    Down,
+    /// Print `export DOCKER_HOST=<manager>` and `export DOCKHAND_TEST_NODE_<i>=<url>`.
+    Env,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +96,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Engine(EngineCommand::Status) => engine::status(),
+        Command::Swarm(SwarmCommand::Up { nodes }) => swarm::up(nodes),
+        Command::Swarm(SwarmCommand::Down) => swarm::down(),
+        Command::Swarm(SwarmCommand::Env) => swarm::env(),
         Command::Demo => demo::run(),
         Command::Bench { what } => bench::run(&what),
         Command::Fuzz { seconds } => fuzz::run(seconds),

@@ -38,6 +38,18 @@ pub(crate) fn ensure_engine() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// Installs what the test swarm needs beside the engine: `ip` (iproute2), `nsenter` and
+/// `unshare` (util-linux).
+pub(crate) fn ensure_swarm() -> anyhow::Result<()> {
+    let mut packages: Vec<&str> = [("ip", "iproute2"), ("nsenter", "util-linux"), ("unshare", "util-linux")]
+        .iter()
+        .filter(|(exe, _)| proc::which(exe).is_none())
+        .map(|&(_, pkg)| pkg)
+        .collect();
+    packages.dedup();
+    apt_install(&packages)
+}
+
 /// Installs what the benchmarks compare against or measure with: curl and GNU time.
 pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     let mut packages = Vec::new();

@@ -83,9 +83,9 @@ pub use crate::ssh::{HostKeyChecking, SshSettings};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
     ContainerSpec, GlobalMode, LogStream, LogsOptions, ManagerStatus, Node, NodeDescription, NodeEngine,
-    NodeSpec, NodeStatus, ObjectVersion, Placement, ReplicatedMode, RestartPolicy, Service, ServiceCreated,
-    ServiceMode, ServiceMount, ServiceSpec, ServiceStatus, ServiceUpdated, Task, TaskContainer, TaskSpec,
-    TaskStatus, UpdateOptions, UpdateStatus,
+    NodeSpec, NodeStatus, ObjectVersion, Placement, ReplicatedJobMode, ReplicatedMode, RestartPolicy,
+    Service, ServiceCreated, ServiceMode, ServiceMount, ServiceSpec, ServiceStatus, ServiceUpdated, Task,
+    TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
 };
 pub use crate::system::{Component, Event, EventActor, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;

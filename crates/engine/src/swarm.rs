@@ -112,6 +112,36 @@ impl ServiceSpec {
         self
     }
 
+    /// Makes the service a replicated job: `completions` tasks run to completion, one at a
+    /// time. Give it [`ServiceSpec::with_restart_condition`] `none` so a failure is final.
+    pub fn replicated_job(mut self, completions: u64) -> Self {
+        self.mode = Some(ServiceMode {
+            replicated_job: Some(ReplicatedJobMode {
+                max_concurrent: Some(1),
+                total_completions: Some(completions),
+            }),
+            ..ServiceMode::default()
+        });
+        self
+    }
+
+    /// Makes the service a global job: one task per eligible node, each run to completion.
+    pub fn global_job(mut self) -> Self {
+        self.mode = Some(ServiceMode { global_job: Some(GlobalMode::default()), ..ServiceMode::default() });
+        self
+    }
+
+    /// Bind-mounts the node's path `source` at `target`.
+    pub fn with_bind(mut self, source: impl Into<String>, target: impl Into<String>) -> Self {
+        self.task_template.container_spec.mounts.push(ServiceMount {
+            kind: "bind".to_owned(),
+            source: source.into(),
+            target: target.into(),
+            ..ServiceMount::default()
+        });
+        self
+    }
+
     /// Mounts the named volume at `target` (the volume is created if missing).
     pub fn with_volume(mut self, volume: impl Into<String>, target: impl Into<String>) -> Self {
         self.task_template.container_spec.mounts.push(ServiceMount {
@@ -249,8 +279,27 @@ pub struct ServiceMode {
     /// Global: one task per node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub global: Option<GlobalMode>,
+    /// A replicated job (API 1.41): tasks that run to completion, then stop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicated_job: Option<ReplicatedJobMode>,
+    /// A global job (API 1.41): one task per node, each run to completion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_job: Option<GlobalMode>,
     #[serde(flatten)]
     other: Other,
+}
+
+/// The replicated-job mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct ReplicatedJobMode {
+    /// How many tasks may run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+    /// How many tasks must complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_completions: Option<u64>,
 }
 
 /// The replicated mode.
