@@ -6,6 +6,7 @@
 
 mod engine;
 mod exec;
+mod locks;
 mod multinode;
 mod podman;
 mod resources;

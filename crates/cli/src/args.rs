@@ -96,6 +96,17 @@ pub(crate) enum Command {
     /// Tokens for service labels.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The swarm-wide locks jobs hold (one operation per target at a time).
+    #[command(subcommand)]
+    Locks(LocksCommand),
+}
+
+/// `dockhand locks ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum LocksCommand {
+    /// List the locks: target, job, holder, and when the lease ends.
+    #[command(alias = "list")]
+    Ls,
 }
 
 /// `dockhand token ...`

@@ -6,6 +6,7 @@ mod context;
 mod engine;
 mod exec;
 mod hosts;
+mod locks;
 mod output;
 mod swarm;
 mod token;
@@ -45,6 +46,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Host(cmd) => hosts::host(&args.global, cmd).await,
             Command::Config(cmd) => hosts::config(&args.global, cmd),
             Command::Token(args::TokenCommand::Hash) => token::hash(),
+            Command::Locks(cmd) => locks::run(&args.global, cmd).await,
         }
     })
 }

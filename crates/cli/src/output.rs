@@ -283,6 +283,23 @@ fn ago(d: Duration) -> String {
     format!("{lower} ago")
 }
 
+pub(crate) fn locks(locks: &[dockhand_jobs::LockInfo], now: SystemTime) -> String {
+    let now_ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let rows = locks
+        .iter()
+        .map(|l| {
+            let left = i128::from(l.expires_ms) - i128::try_from(now_ms).unwrap_or(i128::MAX);
+            let lease = if l.expired || left <= 0 {
+                "expired: the next acquire takes it over".to_owned()
+            } else {
+                format!("{}s left", (left + 999) / 1000)
+            };
+            [l.target.clone(), l.job.clone(), l.holder.clone(), lease]
+        })
+        .collect();
+    columns(["TARGET", "JOB", "HOLDER", "LEASE"], rows)
+}
+
 pub(crate) fn hosts(states: &[HostState]) -> String {
     let rows = states
         .iter()

@@ -741,3 +741,26 @@ fn token_hash_reads_stdin_and_prints_the_label_value() {
     assert_eq!(out.status.code(), Some(1), "an empty stdin is refused");
     assert!(stderr(&out).contains("no token on stdin"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn locks_ls_shows_a_held_lock() {
+    let e = dockhand_e2e::engine().await;
+    let target = dockhand_jobs::LockTarget::Service(unique_name("cli-lock"));
+    let locks = dockhand_jobs::Locks::new(
+        e.client.clone(),
+        dockhand_jobs::Locks::process_holder("cli-test"),
+        dockhand_jobs::LockSettings::default(),
+    );
+    let guard = locks.acquire(&target, "job-cli").await.unwrap();
+    let out = dockhand(&["-H", &e.url, "locks", "ls", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = listed.as_array().unwrap().iter().find(|l| l["target"] == target.label().as_str()).cloned();
+    assert_eq!(mine.as_ref().map(|l| l["job"].clone()), Some(serde_json::json!("job-cli")), "{listed}");
+    let out = dockhand(&["-H", &e.url, "locks", "ls"], &[]);
+    let text = stdout(&out);
+    assert!(text.starts_with("TARGET") && text.contains("job-cli") && text.contains("s left"), "{text}");
+    guard.release().await.unwrap();
+    let out = dockhand(&["-H", &e.url, "locks", "ls"], &[]);
+    assert!(!stdout(&out).contains(&target.label()), "{}", stdout(&out));
+}

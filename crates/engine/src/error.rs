@@ -191,6 +191,12 @@ impl Error {
         self.status() == Some(409)
     }
 
+    /// True when an update carried a stale object version: someone else changed the
+    /// object first (the engine answers 500 `update out of sequence`).
+    pub fn is_out_of_sequence(&self) -> bool {
+        matches!(self, Self::Api { status: 500, message, .. } if message.contains("out of sequence"))
+    }
+
     /// True when a deadline passed.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })

@@ -52,6 +52,7 @@
 mod auth;
 mod body;
 mod client;
+mod configs;
 mod containers;
 mod endpoint;
 mod error;
@@ -69,6 +70,7 @@ mod version;
 pub use crate::auth::RegistryAuth;
 pub use crate::body::{ByteStream, JsonStream};
 pub use crate::client::{Client, ClientBuilder};
+pub use crate::configs::{ConfigSpec, SwarmConfig};
 pub use crate::containers::{
     ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Mount, PathStat, PruneReport,
 };
