@@ -5,8 +5,11 @@
 //!
 //! Built so far: the swarm-wide locks ([`Locks`]): one operation per target at a time,
 //! across dockhand restarts and across several dockhand processes, kept in the swarm
-//! itself. The jobs follow.
+//! itself; and the job model ([`Job`], its [`Step`]s, the [`Event`]s a runner reports to a
+//! caller's [`Sink`]). The jobs themselves follow.
 
+mod job;
 mod lock;
 
+pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};

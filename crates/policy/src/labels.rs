@@ -544,14 +544,15 @@ pub fn service_policy(
     (ServicePolicy { clean, backup, update }, r.diagnostics)
 }
 
-/// Parses a node's labels: `None` unless `clean.enable=true`.
+/// Parses a node's labels: `None` when `clean.enable=false` excludes it (a node without labels is cleaned, as in the seed).
 pub fn node_policy(
     labels: &BTreeMap<String, String>,
     defaults: &Defaults,
     prefixes: &LabelPrefixes,
 ) -> (Option<NodeCleanPolicy>, Vec<Diagnostic>) {
     let mut r = Reader::new(labels, prefixes, NODE_KEYS, &["clean"]);
-    let policy = if r.bool("clean.enable", false) {
+    // As in the seed, a node without labels is cleaned; `clean.enable=false` excludes it.
+    let policy = if r.bool("clean.enable", true) {
         let mut step = |name: &str, default: Duration| PruneStep {
             enabled: r.bool(&format!("clean.{name}.enable"), true),
             timeout: r.duration(&format!("clean.{name}.timeout"), default),

@@ -278,8 +278,12 @@ fn node_labels() {
         (Duration::from_secs(300), d.clean_node_container_timeout)
     );
     assert_eq!(p.exec.as_deref(), Some("journalctl --vacuum-time=7d"));
-    let (none, _) = node_policy(&labels(&[]), &d, &LabelPrefixes::default());
-    assert!(none.is_none(), "nodes are cleaned only when labelled");
+    let (all, _) = node_policy(&labels(&[]), &d, &LabelPrefixes::default());
+    let all = all.expect("a node without labels is cleaned, as in the seed");
+    assert!(all.container.enabled && all.image.enabled && all.builder.enabled);
+    let (none, _) =
+        node_policy(&labels(&[("dockhand.clean.enable", "false")]), &d, &LabelPrefixes::default());
+    assert!(none.is_none(), "clean.enable=false excludes a node");
     let (_, diags) =
         node_policy(&labels(&[("dockhand.clean.imgae.enable", "true")]), &d, &LabelPrefixes::default());
     assert!(diags[0].message.contains("did you mean dockhand.clean.image.enable?"), "{}", diags[0]);
