@@ -127,6 +127,11 @@ pub(crate) fn up(nodes: usize) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let existing = swarm.nodes();
     if existing.len() == nodes && existing.iter().all(|n| node_answers(n, &runtime)) {
+        // Tests may prune a node's images (clean-node): put back what is missing.
+        for node in &existing {
+            crate::images::ensure(node)
+                .with_context(|| format!("cannot put the test images on {}", node.name()))?;
+        }
         eprintln!("swarm already up: {nodes} nodes, manager {}", existing[0].url());
         return Ok(());
     }

@@ -96,9 +96,24 @@ pub(crate) enum Command {
     /// Tokens for service labels.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run a clean-up job.
+    #[command(subcommand)]
+    Clean(CleanCommand),
     /// The swarm-wide locks jobs hold (one operation per target at a time).
     #[command(subcommand)]
     Locks(LocksCommand),
+}
+
+/// `dockhand clean ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum CleanCommand {
+    /// Prune a node's stopped containers, unused images and build cache (never volumes).
+    /// Exits 0 when it succeeded, 1 when a step failed, 3 when labels refuse the node, 4
+    /// when another job holds its lock.
+    Node {
+        /// The node's hostname or ID [default: the node of the engine dockhand talks to].
+        node: Option<String>,
+    },
 }
 
 /// `dockhand locks ...`

@@ -2,6 +2,7 @@
 //! prints; all behaviour lives in the libraries.
 
 mod args;
+mod clean;
 mod context;
 mod engine;
 mod exec;
@@ -47,6 +48,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Config(cmd) => hosts::config(&args.global, cmd),
             Command::Token(args::TokenCommand::Hash) => token::hash(),
             Command::Locks(cmd) => locks::run(&args.global, cmd).await,
+            Command::Clean(cmd) => clean::run(&args.global, cmd).await,
         }
     })
 }

@@ -283,6 +283,81 @@ fn ago(d: Duration) -> String {
     format!("{lower} ago")
 }
 
+/// Draws a job as it runs: one line per finished step (plain text, so a pipe reads it as
+/// well as a terminal), or with `--json` every event as a JSON line, then the job.
+pub(crate) struct JobPrinter {
+    json: bool,
+}
+
+impl JobPrinter {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// The closing table (text), or the job (JSON).
+    pub(crate) fn summary(&self, job: &dockhand_jobs::Job) -> anyhow::Result<()> {
+        if self.json {
+            return line(&serde_json::to_string(job)?);
+        }
+        let rows = job
+            .steps
+            .iter()
+            .map(|s| {
+                [
+                    s.kind.clone(),
+                    s.node.clone().unwrap_or_else(|| "-".to_owned()),
+                    format!("{:?}", s.status).to_lowercase(),
+                    s.reclaimed_bytes.map_or_else(|| "-".to_owned(), bytes),
+                    format!("{:.1}s", s.duration_ms as f64 / 1000.0),
+                    s.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let mut text = columns(["STEP", "NODE", "STATUS", "RECLAIMED", "TIME", "ERROR"], rows);
+        let _ = writeln!(
+            text,
+            "{} {} by {}: {} (job {})",
+            job.action.as_str(),
+            job.target.describe(),
+            job.caller,
+            format!("{:?}", job.status).to_lowercase(),
+            job.id
+        );
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+}
+
+impl dockhand_jobs::Sink for JobPrinter {
+    fn event(&self, event: &dockhand_jobs::Event) {
+        // A closed pipe or a full disk must not stop the job: printing is best effort here,
+        // and the summary reports the error.
+        if self.json {
+            if let Ok(text) = serde_json::to_string(event) {
+                let _ = line(&text);
+            }
+            return;
+        }
+        if let dockhand_jobs::Event::StepStarted { step, .. } = event {
+            let _ = line(&format!("{} on {} ...", step.kind, step.node.as_deref().unwrap_or("-")));
+        }
+    }
+}
+
+/// Bytes as people read them: `0 B`, `1.5 MB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 pub(crate) fn locks(locks: &[dockhand_jobs::LockInfo], now: SystemTime) -> String {
     let now_ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let rows = locks
