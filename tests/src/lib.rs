@@ -274,3 +274,28 @@ pub fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args).envs(env.iter().copied());
     cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
 }
+
+/// A tar archive holding one file, `name` with `content`: the root filesystem of a tiny
+/// image of a test's own (`Client::import_image`), written by hand in the ustar format.
+pub fn one_file_tar(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    let put =
+        |header: &mut [u8; 512], at: usize, bytes: &[u8]| header[at..at + bytes.len()].copy_from_slice(bytes);
+    put(&mut header, 0, name.as_bytes());
+    put(&mut header, 100, b"0000644\0");
+    put(&mut header, 108, b"0000000\0");
+    put(&mut header, 116, b"0000000\0");
+    put(&mut header, 124, format!("{:011o}\0", content.len()).as_bytes());
+    put(&mut header, 136, b"00000000000\0");
+    put(&mut header, 148, b"        ");
+    header[156] = b'0';
+    put(&mut header, 257, b"ustar\0");
+    put(&mut header, 263, b"00");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    put(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(content);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend_from_slice(&[0u8; 1024]);
+    tar
+}

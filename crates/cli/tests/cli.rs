@@ -805,7 +805,11 @@ async fn clean_node_prunes_a_worker_and_nothing_else() {
     let c2 = wait_for_task(s.manager(), &on2, "complete").await.status.container_status.unwrap().container_id;
     let c3 = wait_for_task(s.manager(), &on3, "complete").await.status.container_status.unwrap().container_id;
     wait_for_task(s.manager(), &sleeper, "running").await;
-    assert!(node2.image("dockhand/dockhand:dev").await.is_ok(), "the unused image to prune is there");
+    // An image of the test's own, used by nothing: prune must take it.
+    let unused = format!("{}:x", unique_name("clean-img"));
+    let tar = dockhand_e2e::one_file_tar("marker", &vec![b'x'; 64 * 1024]);
+    node2.import_image(&unused, tar.into()).await.unwrap();
+    assert!(node2.image(&unused).await.is_ok(), "the unused image to prune is there");
 
     let out = dockhand(&["-H", node2_url, "clean", "node", "--json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));

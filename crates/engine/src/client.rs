@@ -358,7 +358,7 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
-    async fn call_raw(
+    pub(crate) async fn call_raw(
         &self,
         method: &Method,
         path: &str,

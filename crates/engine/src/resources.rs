@@ -139,6 +139,36 @@ impl Client {
         self.get_json(&format!("/images/{}/json", segment("image", name)?)).await
     }
 
+    /// `POST /images/create?fromSrc=-`: imports the root filesystem in `tar` as the image
+    /// `reference` (`repo:tag`), as `docker import` does. An error the engine reports in its
+    /// progress stream is an error here.
+    pub async fn import_image(&self, reference: &str, tar: bytes::Bytes) -> Result<(), Error> {
+        let (repo, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((repo, tag)) => (repo, tag),
+            None => (reference, "latest"),
+        };
+        let path = format!(
+            "/images/create{}",
+            crate::query::query(&[
+                ("fromSrc", "-".to_owned()),
+                ("repo", repo.to_owned()),
+                ("tag", tag.to_owned())
+            ])
+        );
+        let (versioned, body) = self.call_raw(&Method::POST, &path, Some(tar), None).await?;
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
+            let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+            if let Some(message) = value.get("error").and_then(serde_json::Value::as_str) {
+                return Err(Error::Stream {
+                    context: format!("POST {versioned} on {}", self.url()),
+                    detail: format!("the engine reported: {message}"),
+                    source: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `POST /images/prune`. Filters: `dangling=false` for every unused image (as
     /// `docker image prune -a`), `until=24h`, `label=...`.
     pub async fn prune_images(&self, filters: &Filters) -> Result<PruneReport, Error> {
