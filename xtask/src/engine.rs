@@ -102,15 +102,21 @@ impl Layout {
 
     /// The docker CLI, pointed at this engine only.
     pub(crate) fn docker(&self) -> anyhow::Result<Command> {
-        let docker = proc::which("docker").context("the docker CLI is not installed")?;
-        let mut cmd = Command::new(docker);
-        cmd.env("DOCKER_HOST", self.url())
-            .env("DOCKER_CONFIG", self.docker_config())
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_CERT_PATH");
-        Ok(cmd)
+        docker_cli(&self.url(), &self.docker_config())
     }
+}
+
+/// The docker CLI pointed at the engine `url` only, with a config directory of its own, so
+/// it never reads the user's contexts or credentials.
+pub(crate) fn docker_cli(url: &str, config: &Path) -> anyhow::Result<Command> {
+    let docker = proc::which("docker").context("the docker CLI is not installed")?;
+    let mut cmd = Command::new(docker);
+    cmd.env("DOCKER_HOST", url)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+    Ok(cmd)
 }
 
 impl crate::images::ImageHost for Layout {

@@ -72,14 +72,7 @@ impl Node {
 
 impl crate::images::ImageHost for Node {
     fn docker(&self) -> anyhow::Result<Command> {
-        let docker = proc::which("docker").context("the docker CLI is not installed")?;
-        let mut cmd = Command::new(docker);
-        cmd.env("DOCKER_HOST", self.url())
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_CERT_PATH");
-        Ok(cmd)
+        crate::engine::docker_cli(&self.url(), &self.dir.join("docker-config"))
     }
 
     fn scratch(&self) -> PathBuf {

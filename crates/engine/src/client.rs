@@ -241,16 +241,7 @@ impl Client {
             .map_err(|e| self.transport_error(&method, path, e))?;
         tracing::trace!(endpoint = %self.inner.url, %method, path, "request");
         let pending = self.inner.http.request(request);
-        let result = match self.inner.response_timeout {
-            Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| Error::Timeout {
-                endpoint: self.inner.url.clone(),
-                method: method.to_string(),
-                path: path.to_owned(),
-                waiting_for: "the response headers",
-                after: limit,
-            })?,
-            None => pending.await,
-        };
+        let result = self.in_time(&method, path, "the response headers", pending).await?;
         if result.is_err() {
             // ssh's stderr comes a moment after the broken connection: let it arrive.
             self.inner.dial.settle_diagnostics().await;
@@ -437,6 +428,27 @@ impl Client {
         })
     }
 
+    /// Awaits `fut` within the response timeout; past it, a timeout naming the request and
+    /// what did not arrive.
+    async fn in_time<T>(
+        &self,
+        method: &Method,
+        path: &str,
+        waiting_for: &'static str,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, Error> {
+        match self.inner.response_timeout {
+            Some(after) => tokio::time::timeout(after, fut).await.map_err(|_| Error::Timeout {
+                endpoint: self.inner.url.clone(),
+                method: method.to_string(),
+                path: path.to_owned(),
+                waiting_for,
+                after,
+            }),
+            None => Ok(fut.await),
+        }
+    }
+
     /// Reads a whole body of at most `limit` bytes within the response timeout: a peer that
     /// promises more than it sends cannot hold a call for ever (review finding 4).
     async fn read_body_in_time(
@@ -446,17 +458,7 @@ impl Client {
         response: Response<Incoming>,
         limit: usize,
     ) -> Result<Bytes, Error> {
-        let read = read_body(response, limit);
-        let body = match self.inner.response_timeout {
-            Some(after) => tokio::time::timeout(after, read).await.map_err(|_| Error::Timeout {
-                endpoint: self.inner.url.clone(),
-                method: method.to_string(),
-                path: path.to_owned(),
-                waiting_for: "the response body",
-                after,
-            })?,
-            None => read.await,
-        };
+        let body = self.in_time(method, path, "the response body", read_body(response, limit)).await?;
         body.map_err(|e| self.transport_error(method, path, e))
     }
 
