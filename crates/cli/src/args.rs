@@ -99,6 +99,9 @@ pub(crate) enum Command {
     /// Run a clean-up job.
     #[command(subcommand)]
     Clean(CleanCommand),
+    /// The jobs dockhand ran, from the job store.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// The swarm-wide locks jobs hold (one operation per target at a time).
     #[command(subcommand)]
     Locks(LocksCommand),
@@ -113,6 +116,26 @@ pub(crate) enum CleanCommand {
     Node {
         /// The node's hostname or ID [default: the node of the engine dockhand talks to].
         node: Option<String>,
+    },
+}
+
+/// `dockhand jobs ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// List jobs, newest first.
+    #[command(alias = "list")]
+    Ls {
+        /// Only jobs on this target, as listed: `node/<hostname>` or `service/<name>`.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only jobs that ended this way: succeeded, failed, cancelled, refused or busy.
+        #[arg(long, value_parser = ["running", "succeeded", "failed", "cancelled", "refused", "busy"])]
+        status: Option<String>,
+    },
+    /// Show one job with its steps.
+    Show {
+        /// The job's ID.
+        id: String,
     },
 }
 

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{JobContext, LockSettings, Locks, Status, Trigger, clean_node};
+use dockhand_jobs::{JobContext, JobStore, LockSettings, Locks, Status, Trigger, clean_node};
 use dockhand_policy::{Defaults, LabelPrefixes};
 
 use crate::args::{CleanCommand, Global};
-use crate::context::{connect, environment};
+use crate::context::{connect, environment, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<ExitCode> {
@@ -27,6 +27,14 @@ pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<Ex
     };
     let printer = output::JobPrinter::new(global.json);
     let job = clean_node(&ctx, node.as_deref(), &printer).await?;
+    // The job ran: a store that cannot take its record is reported, not fatal.
+    let recorded = match store() {
+        Ok(store) => store.record(&job).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        output::warning(&format!("job {} is not recorded: {e:#}", job.id));
+    }
     printer.summary(&job)?;
     Ok(ExitCode::from(exit_code(job.status)))
 }

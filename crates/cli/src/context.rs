@@ -31,6 +31,14 @@ pub(crate) fn registry(global: &Global) -> anyhow::Result<HostRegistry> {
     })
 }
 
+/// The job store: `$XDG_STATE_HOME/dockhand/jobs.sqlite` (default `~/.local/state`).
+pub(crate) fn store() -> anyhow::Result<dockhand_jobs::SqliteStore> {
+    let path = dockhand_jobs::default_store_path(&environment()).ok_or_else(|| {
+        anyhow::anyhow!("neither XDG_STATE_HOME nor HOME is set: no place for the job store")
+    })?;
+    Ok(dockhand_jobs::SqliteStore::open(&path)?)
+}
+
 /// Which engine the flags name: `--host-id`, else the docker CLI's flags, variables and
 /// contexts.
 pub(crate) fn choice(global: &Global) -> EngineChoice {

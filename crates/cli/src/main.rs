@@ -7,6 +7,7 @@ mod context;
 mod engine;
 mod exec;
 mod hosts;
+mod jobs;
 mod locks;
 mod output;
 mod swarm;
@@ -49,6 +50,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Token(args::TokenCommand::Hash) => token::hash(),
             Command::Locks(cmd) => locks::run(&args.global, cmd).await,
             Command::Clean(cmd) => clean::run(&args.global, cmd).await,
+            Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
         }
     })
 }

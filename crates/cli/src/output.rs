@@ -40,6 +40,30 @@ pub(crate) fn line(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a warning on stderr.
+pub(crate) fn warning(text: &str) {
+    eprintln!("dockhand: warning: {text}");
+}
+
+/// Jobs, one a line: ID, action, target, status, when, caller.
+pub(crate) fn jobs(jobs: &[dockhand_jobs::Job], now: SystemTime) -> String {
+    let now_ms = dockhand_jobs::epoch_ms(now);
+    let rows = jobs
+        .iter()
+        .map(|j| {
+            [
+                j.id.clone(),
+                j.action.as_str().to_owned(),
+                j.target.describe(),
+                format!("{:?}", j.status).to_lowercase(),
+                ago(Duration::from_millis(now_ms.saturating_sub(j.started_ms))),
+                j.caller.clone(),
+            ]
+        })
+        .collect();
+    columns(["ID", "ACTION", "TARGET", "STATUS", "STARTED", "CALLER"], rows)
+}
+
 /// Prints an error and its causes on stderr, on one line. The libraries' messages already
 /// hold their causes (their `source()` chains are kept for programs), so a cause whose text
 /// is already there is not repeated.

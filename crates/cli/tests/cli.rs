@@ -811,10 +811,22 @@ async fn clean_node_prunes_a_worker_and_nothing_else() {
     node2.import_image(&unused, tar.into()).await.unwrap();
     assert!(node2.image(&unused).await.is_ok(), "the unused image to prune is there");
 
-    let out = dockhand(&["-H", node2_url, "clean", "node", "--json"], &[]);
+    let state = tempfile::tempdir().unwrap();
+    let state_env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let out = dockhand(&["-H", node2_url, "clean", "node", "--json"], &state_env);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let last = stdout(&out).lines().last().unwrap_or_default().to_owned();
     let job: serde_json::Value = serde_json::from_str(&last).unwrap();
+    // The job is recorded in the store, and read back.
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert!(state.path().join("dockhand/jobs.sqlite").is_file());
+    let out = dockhand(&["jobs", "ls", "--json", "--status", "succeeded"], &state_env);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    let out = dockhand(&["jobs", "show", &id], &state_env);
+    assert!(stdout(&out).contains("image-prune") && stdout(&out).contains(&id), "{}", stdout(&out));
+    let out = dockhand(&["jobs", "ls"], &state_env);
+    assert!(stdout(&out).contains("clean-node") && stdout(&out).contains("ago"), "{}", stdout(&out));
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["action"], "clean-node");
     let steps = job["steps"].as_array().unwrap();
@@ -849,7 +861,11 @@ async fn clean_node_of_a_locked_node_exits_4_naming_the_holder() {
         dockhand_jobs::LockSettings::default(),
     );
     let guard = locks.acquire(&dockhand_jobs::LockTarget::Node(node1), "job-holding-node1").await.unwrap();
-    let out = dockhand(&["-H", s.manager_url(), "clean", "node", "--json"], &[]);
+    let state = tempfile::tempdir().unwrap();
+    let out = dockhand(
+        &["-H", s.manager_url(), "clean", "node", "--json"],
+        &[("XDG_STATE_HOME", state.path().to_str().unwrap())],
+    );
     guard.release().await.unwrap();
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
     let job: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();

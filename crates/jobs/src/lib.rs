@@ -7,13 +7,15 @@
 //! across dockhand restarts and across several dockhand processes, kept in the swarm
 //! itself; and the job model ([`Job`], its [`Step`]s, the [`Event`]s a runner reports to a
 //! caller's [`Sink`]); and clean-node ([`clean_node`]) on the engine dockhand is
-//! connected to. The helpers for other nodes, clean-service, the job store and the rest
-//! follow.
+//! connected to; and the job store ([`JobStore`], embedded as [`SqliteStore`]). The helpers
+//! for other nodes, clean-service and the rest follow.
 
 mod clean_node;
 mod job;
 mod lock;
+mod store;
 
 pub use crate::clean_node::{CleanNodeError, JobContext, NodePlan, Prune, clean_node, plan_clean_node};
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
+pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};

@@ -1,0 +1,348 @@
+//! The job store: every job with its steps, behind a trait so that a shared store (for
+//! several server replicas) can come later. The embedded default is a SQLite file.
+//!
+//! Nothing secret is stored: every text a job carries that could hold one (step output
+//! tails and errors, the caller) passes through the redactor on its way in.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dockhand_host::Environment;
+use dockhand_policy::Redactor;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::job::{Job, Status};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file cannot be opened or created.
+    #[error("cannot open the job store {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Its directory cannot be created.
+    #[error("cannot create {}: {source}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("the job store {}: {source}", path.display())]
+    Query {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored job cannot be read back.
+    #[error("the job store {}: job {id} is unreadable: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The job.
+        id: String,
+        /// The decoder's error.
+        source: serde_json::Error,
+    },
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobFilter {
+    /// Jobs whose target reads this way (`node/node1`, `service/web`).
+    pub target: Option<String>,
+    /// Jobs that ended this way.
+    pub status: Option<Status>,
+    /// At most this many, newest first (default 100).
+    pub limit: Option<usize>,
+}
+
+/// Where jobs are kept.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync {
+    /// Records `job` (again, as it progresses): the last record wins.
+    async fn record(&self, job: &Job) -> Result<(), StoreError>;
+    /// The job `id`.
+    async fn get(&self, id: &str) -> Result<Option<Job>, StoreError>;
+    /// Jobs, newest first.
+    async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// Removes jobs that started more than `age` ago; returns how many.
+    async fn purge(&self, age: Duration) -> Result<usize, StoreError>;
+}
+
+/// How long jobs are kept by default.
+pub const KEEP_JOBS: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The CLI's default store: `$XDG_STATE_HOME/dockhand/jobs.sqlite` (default
+/// `~/.local/state`).
+pub fn default_store_path(env: &Environment) -> Option<PathBuf> {
+    let base = match env.get("XDG_STATE_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env.get("HOME")?).join(".local").join("state"),
+    };
+    Some(base.join("dockhand").join("jobs.sqlite"))
+}
+
+/// The migrations, in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        job TEXT NOT NULL
+    );
+    CREATE INDEX jobs_started ON jobs (started_ms);
+    CREATE INDEX jobs_target ON jobs (target)"];
+
+/// The embedded store: one SQLite file in WAL mode, used from blocking threads.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory, 0700, if missing) the store at `path`, and
+    /// runs the migrations it lacks.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| StoreError::Dir { dir: dir.to_owned(), source })?;
+        }
+        let open = |source| StoreError::Open { path: path.to_owned(), source };
+        let conn = Connection::open(path).map_err(open)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open)?;
+        // Under a write lock, re-reading the version inside it: two processes opening the
+        // same file at once run each migration once.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(open)?;
+        let migrated = (|| {
+            let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(done).unwrap_or(0)) {
+                conn.execute_batch(&format!("{migration}; PRAGMA user_version = {};", i + 1))?;
+            }
+            Ok(())
+        })();
+        match migrated {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(open)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(open(e));
+            }
+        }
+        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection in a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (conn, path) = (Arc::clone(&self.conn), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&conn, &path)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+}
+
+/// `job` with every free text redacted: output tails, errors and the caller.
+fn redacted(job: &Job) -> Job {
+    let redactor = Redactor::default();
+    let mut job = job.clone();
+    job.caller = redactor.redact(&job.caller);
+    for step in &mut job.steps {
+        step.output_tail = step.output_tail.as_deref().map(|t| redactor.redact(t));
+        step.error = step.error.as_deref().map(|e| redactor.redact(e));
+    }
+    job
+}
+
+fn status_text(status: Status) -> String {
+    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl JobStore for SqliteStore {
+    async fn record(&self, job: &Job) -> Result<(), StoreError> {
+        let job = redacted(job);
+        self.with(move |conn, path| {
+            let text = serde_json::to_string(&job).map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                id: job.id.clone(),
+                source,
+            })?;
+            conn.execute(
+                "INSERT INTO jobs (id, action, target, status, started_ms, ended_ms, job)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET status = ?4, ended_ms = ?6, job = ?7",
+                params![
+                    job.id,
+                    job.action.as_str(),
+                    job.target.describe(),
+                    status_text(job.status),
+                    i64::try_from(job.started_ms).unwrap_or(i64::MAX),
+                    job.ended_ms.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+                    text
+                ],
+            )
+            .map_err(|source| StoreError::Query { path: path.to_owned(), source })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |conn, path| {
+            let text: Option<String> = conn
+                .query_row("SELECT job FROM jobs WHERE id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(|source| StoreError::Query { path: path.to_owned(), source })?;
+            text.map(|t| {
+                serde_json::from_str(&t).map_err(|source| StoreError::Corrupt {
+                    path: path.to_owned(),
+                    id,
+                    source,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let filter = filter.clone();
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, job FROM jobs
+                     WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY started_ms DESC, id DESC LIMIT ?3",
+                )
+                .map_err(query)?;
+            let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![filter.target, filter.status.map(status_text), limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(query)?;
+            let mut jobs = Vec::new();
+            for row in rows {
+                let (id, text) = row.map_err(query)?;
+                jobs.push(serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                    path: path.to_owned(),
+                    id,
+                    source,
+                })?);
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn purge(&self, age: Duration) -> Result<usize, StoreError> {
+        let cutoff = crate::job::epoch_ms(std::time::SystemTime::now())
+            .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+        self.with(move |conn, path| {
+            conn.execute(
+                "DELETE FROM jobs WHERE started_ms < ?1",
+                params![i64::try_from(cutoff).unwrap_or(i64::MAX)],
+            )
+            .map_err(|source| StoreError::Query { path: path.to_owned(), source })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::job::{Action, Step, Target, Trigger};
+
+    fn job(hostname: &str, at: u64, status: Status) -> Job {
+        let now = UNIX_EPOCH + Duration::from_millis(at);
+        let target = Target::Node { id: format!("id-{hostname}"), hostname: hostname.to_owned() };
+        let mut job = Job::start(Action::CleanNode, target, Trigger::Cli, "cli:ops", now);
+        let mut step = Step::start("container-prune", now);
+        step.output_tail =
+            Some("export password=hunter2-very-secret\\nAuthorization: Bearer tok-abcdefgh1234".into());
+        step.finish(status, now, Some("login with --password s3cr3t-pass-value failed".into()));
+        job.steps.push(step);
+        job.finish(now, None);
+        job
+    }
+
+    #[tokio::test]
+    async fn jobs_are_recorded_listed_filtered_purged_and_never_hold_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("jobs.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let now = crate::job::epoch_ms(SystemTime::now());
+        let (a, b, old) = (
+            job("node1", now, Status::Succeeded),
+            job("node2", now + 1, Status::Failed),
+            job("node1", 1000, Status::Succeeded),
+        );
+        for j in [&a, &b, &old] {
+            store.record(j).await.unwrap();
+        }
+        // Recording again replaces.
+        store.record(&b).await.unwrap();
+        let all = store.list(&JobFilter::default()).await.unwrap();
+        assert_eq!(
+            all.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            [b.id.as_str(), a.id.as_str(), old.id.as_str()]
+        );
+        let failed =
+            store.list(&JobFilter { status: Some(Status::Failed), ..JobFilter::default() }).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        let node1 = store
+            .list(&JobFilter { target: Some("node/node1".into()), ..JobFilter::default() })
+            .await
+            .unwrap();
+        assert_eq!(node1.len(), 2);
+        let got = store.get(&a.id).await.unwrap().expect("stored");
+        assert_eq!((got.id.as_str(), got.status, got.steps.len()), (a.id.as_str(), a.status, 1));
+        assert!(store.get("nope").await.unwrap().is_none());
+        assert_eq!(store.purge(KEEP_JOBS).await.unwrap(), 1, "the 1970 job is past 90 days");
+
+        // No secret reached the file (nor its write-ahead log).
+        drop(store);
+        for file in [path.clone(), path.with_extension("sqlite-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in ["hunter2-very-secret", "tok-abcdefgh1234", "s3cr3t-pass-value"] {
+                assert!(!text.contains(secret), "{secret} is in {}", file.display());
+            }
+        }
+        // Reopening runs no migration twice.
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.list(&JobFilter::default()).await.unwrap().len(), 2);
+    }
+}
