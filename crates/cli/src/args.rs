@@ -96,6 +96,9 @@ pub(crate) enum Command {
     /// Tokens for service labels.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// What cron would do now: per target and action, enabled or not, which label or
+    /// default decided, and the timeout budget.
+    Plan,
     /// Run a clean-up job.
     #[command(subcommand)]
     Clean(CleanCommand),

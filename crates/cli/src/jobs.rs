@@ -1,11 +1,12 @@
-//! `dockhand jobs ls | show`: the jobs dockhand ran, from the job store.
+//! `dockhand jobs ls | show`: the jobs dockhand ran, from the job store; and `dockhand
+//! plan`: the jobs cron would run now.
 
 use std::process::ExitCode;
 
 use dockhand_jobs::{JobFilter, JobStore, Status};
 
 use crate::args::{Global, JobsCommand};
-use crate::context::store;
+use crate::context::{connect, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
@@ -26,5 +27,27 @@ pub(crate) async fn run(global: &Global, cmd: JobsCommand) -> anyhow::Result<Exi
             output::JobPrinter::new(global.json).summary(&job)?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
+    let client = connect(global).await?;
+    let services = client.services(&dockhand_engine::Filters::new()).await?;
+    let nodes = client.nodes(&dockhand_engine::Filters::new()).await?;
+    let services: Vec<_> = services
+        .into_iter()
+        .map(|s| {
+            // The tasks the service should have: what a cron run finds in steady state.
+            let tasks = s.service_status.as_ref().map_or(0, |st| st.desired_tasks.max(st.running_tasks));
+            (s, usize::try_from(tasks).unwrap_or(usize::MAX))
+        })
+        .collect();
+    let rows = dockhand_jobs::plan(
+        &services,
+        &nodes,
+        &dockhand_policy::Defaults::default(),
+        &dockhand_policy::LabelPrefixes::default(),
+    );
+    output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -51,6 +51,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Locks(cmd) => locks::run(&args.global, cmd).await,
             Command::Clean(cmd) => clean::run(&args.global, cmd).await,
             Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
+            Command::Plan => jobs::plan(&args.global).await,
         }
     })
 }

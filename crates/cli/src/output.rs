@@ -40,6 +40,35 @@ pub(crate) fn line(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plan: one row per target and action, then each label diagnostic.
+pub(crate) fn plan(rows: &[dockhand_jobs::PlanRow]) -> String {
+    let table = rows
+        .iter()
+        .map(|r| {
+            [
+                r.target.clone(),
+                r.action.to_owned(),
+                if r.enabled { "yes" } else { "no" }.to_owned(),
+                r.decided_by.clone(),
+                r.budget_ms.map_or_else(
+                    || "-".to_owned(),
+                    |ms| dockhand_policy::format_go_duration(Duration::from_millis(ms)),
+                ),
+            ]
+        })
+        .collect();
+    let mut text = columns(["TARGET", "ACTION", "ENABLED", "DECIDED BY", "BUDGET"], table);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in rows {
+        for d in &r.diagnostics {
+            if seen.insert(format!("{} {d}", r.target)) {
+                let _ = writeln!(text, "{}: {d}", r.target);
+            }
+        }
+    }
+    text
+}
+
 /// Prints a warning on stderr.
 pub(crate) fn warning(text: &str) {
     eprintln!("dockhand: warning: {text}");

@@ -873,3 +873,41 @@ async fn clean_node_of_a_locked_node_exits_4_naming_the_holder() {
     assert!(job["steps"][0]["error"].as_str().unwrap().contains("job-holding-node1"), "{job}");
     assert!(job["steps"].as_array().unwrap().iter().all(|s| !s["kind"].as_str().unwrap().ends_with("prune")));
 }
+
+#[tokio::test]
+async fn plan_says_what_cron_would_do_and_why() {
+    let e = dockhand_e2e::engine().await;
+    let name = unique_name("plan");
+    let spec = dockhand_engine::ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_label("dockhand.clean.enable", "true")
+        .with_label("dockhand.clean.exec.timeout", "2m")
+        .with_label("dockhand.backup.enabel", "true")
+        .with_args(["sleep", "3600"]);
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+    let out = dockhand(&["-H", &e.url, "plan", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |action: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == format!("service/{name}").as_str() && r["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} row: {rows}"))
+    };
+    let clean = row("clean-service");
+    assert_eq!(clean["enabled"], true);
+    assert_eq!(clean["decided_by"], "dockhand.clean.enable=true");
+    assert!(clean["budget_ms"].as_u64().unwrap() >= 120_000, "{clean}");
+    let backup = row("backup-service");
+    assert_eq!(backup["enabled"], false);
+    assert!(
+        backup["diagnostics"][0].as_str().unwrap().contains("did you mean dockhand.backup.enable"),
+        "{backup}"
+    );
+    assert!(rows.as_array().unwrap().iter().any(|r| r["action"] == "clean-node"), "{rows}");
+    let out = dockhand(&["-H", &e.url, "plan"], &[]);
+    let text = stdout(&out);
+    assert!(text.starts_with("TARGET") && text.contains(&format!("service/{name}")), "{text}");
+}

@@ -13,9 +13,11 @@
 mod clean_node;
 mod job;
 mod lock;
+mod plan;
 mod store;
 
 pub use crate::clean_node::{CleanNodeError, JobContext, NodePlan, Prune, clean_node, plan_clean_node};
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
+pub use crate::plan::{PlanRow, plan};
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};

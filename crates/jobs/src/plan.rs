@@ -1,0 +1,171 @@
+//! `dockhand plan`: what cron would do now, per target and action: whether it is enabled,
+//! which label (or default) decided it, and the timeout budget. Pure: a snapshot of the
+//! swarm (services with their task counts, nodes) and the policy give the rows.
+
+use dockhand_engine::{Node, Service};
+use dockhand_policy::budget::{self, BackupSteps};
+use dockhand_policy::{Defaults, LabelPrefixes, TargetLabels, node_policy, service_policy};
+use serde::Serialize;
+
+/// One target and action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PlanRow {
+    /// `service/<name>` or `node/<hostname>`.
+    pub target: String,
+    /// `clean-service`, `backup-service` or `clean-node`.
+    pub action: &'static str,
+    /// Whether cron would run it.
+    pub enabled: bool,
+    /// What decided: `dockhand.clean.enable=true`, or the default.
+    pub decided_by: String,
+    /// The whole budget, lock wait included, in milliseconds (enabled rows only).
+    pub budget_ms: Option<u64>,
+    /// What the labels get wrong, each naming label and reason.
+    pub diagnostics: Vec<String>,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The rows for `services` (each with its task count: the tasks a clean-service would exec
+/// in) and `nodes`, services first, each sorted by name.
+pub fn plan(
+    services: &[(Service, usize)],
+    nodes: &[Node],
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> Vec<PlanRow> {
+    let mut rows = Vec::new();
+    let mut services: Vec<&(Service, usize)> = services.iter().collect();
+    services.sort_by(|a, b| a.0.spec.name.cmp(&b.0.spec.name));
+    for (service, tasks) in services {
+        let labels = &service.spec.labels;
+        let view = TargetLabels::resolve(labels, prefixes);
+        let (policy, diagnostics) = service_policy(labels, service.spec.is_global(), defaults, prefixes);
+        let diagnostics: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        let decided = |short: &str| match view.get(short) {
+            Some((key, value)) => format!("{key}={value}"),
+            None => format!("default: off (no {})", view.key_for(short)),
+        };
+        let target = format!("service/{}", service.spec.name);
+        rows.push(PlanRow {
+            target: target.clone(),
+            action: "clean-service",
+            enabled: policy.clean.is_some(),
+            decided_by: decided("clean.enable"),
+            budget_ms: policy
+                .clean
+                .as_ref()
+                .map(|c| ms(budget::clean_service(*tasks, c.exec_timeout, defaults).total)),
+            diagnostics: diagnostics.clone(),
+        });
+        rows.push(PlanRow {
+            target,
+            action: "backup-service",
+            enabled: policy.backup.is_some(),
+            decided_by: decided("backup.enable"),
+            budget_ms: policy.backup.as_ref().map(|b| {
+                let steps = BackupSteps {
+                    exec: b.exec.as_ref().map(|_| b.exec_timeout),
+                    stop_start: b.stop.then_some((b.stop_timeout, b.start_timeout)),
+                    volumes: b.volumes.len(),
+                    upload: b.upload_timeout,
+                };
+                ms(budget::backup_service(&steps, defaults).total)
+            }),
+            diagnostics,
+        });
+    }
+    let mut nodes: Vec<&Node> = nodes.iter().collect();
+    nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
+    for node in nodes {
+        let view = TargetLabels::resolve(&node.spec.labels, prefixes);
+        let (policy, diagnostics) = node_policy(&node.spec.labels, defaults, prefixes);
+        let decided_by = match view.get("clean.enable") {
+            Some((key, value)) => format!("{key}={value}"),
+            None => "default: on, as in the seed".to_owned(),
+        };
+        let budget_ms = policy.as_ref().map(|p| {
+            let step =
+                |s: dockhand_policy::PruneStep| if s.enabled { s.timeout } else { std::time::Duration::ZERO };
+            ms(budget::clean_node(step(p.container), step(p.image), step(p.builder), defaults).total)
+        });
+        rows.push(PlanRow {
+            target: format!("node/{}", node.description.hostname),
+            action: "clean-node",
+            enabled: policy.is_some(),
+            decided_by,
+            budget_ms,
+            diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
+        });
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, labels: serde_json::Value) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "ID": format!("id-{name}"),
+            "Spec": {"Name": name, "Labels": labels, "Mode": {"Replicated": {"Replicas": 2}}}
+        }))
+        .unwrap()
+    }
+
+    fn node(hostname: &str, labels: serde_json::Value) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "ID": format!("id-{hostname}"),
+            "Spec": {"Labels": labels, "Availability": "active"},
+            "Description": {"Hostname": hostname},
+            "Status": {"State": "ready"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_row_says_what_decided_and_the_budget() {
+        let d = Defaults::default();
+        let services = [
+            (
+                service(
+                    "web",
+                    serde_json::json!({"dockhand.clean.enable": "true", "dockhand.clean.exec": "rm -rf /c"}),
+                ),
+                2,
+            ),
+            (
+                service(
+                    "db",
+                    serde_json::json!({"dockhand.backup.enable": "true", "dockhand.backup.volume-list-upload": "data"}),
+                ),
+                1,
+            ),
+        ];
+        let nodes = [
+            node("n1", serde_json::json!({})),
+            node("n2", serde_json::json!({"dockhand.clean.enable": "false"})),
+        ];
+        let rows = plan(&services, &nodes, &d, &LabelPrefixes::default());
+        let row = |target: &str, action: &str| {
+            rows.iter().find(|r| r.target == target && r.action == action).unwrap()
+        };
+        let web = row("service/web", "clean-service");
+        assert!(web.enabled && web.decided_by == "dockhand.clean.enable=true");
+        // Seed formula: 2 tasks x (60 s exec + 20 s pending) + 10 s extra, + 10 s lock.
+        assert_eq!(web.budget_ms, Some((60_000 + 20_000) * 2 + 10_000 + 10_000));
+        let off = row("service/web", "backup-service");
+        assert!(
+            !off.enabled && off.decided_by.contains("no dockhand.backup.enable") && off.budget_ms.is_none()
+        );
+        assert!(row("service/db", "backup-service").enabled);
+        assert_eq!(rows[0].target, "service/db", "sorted by name");
+        let n1 = row("node/n1", "clean-node");
+        assert!(n1.enabled && n1.decided_by.contains("as in the seed") && n1.budget_ms.is_some());
+        let n2 = row("node/n2", "clean-node");
+        assert!(!n2.enabled && n2.decided_by == "dockhand.clean.enable=false");
+    }
+}
