@@ -271,6 +271,11 @@ async fn renew(client: Client, id: String, holder: String, lease: Duration, lost
         tokio::time::sleep(lease / 3).await;
         let current = match client.config(&id).await {
             Ok(current) => current,
+            Err(e) if e.is_not_found() => {
+                lost.store(true, Ordering::SeqCst);
+                tracing::error!(lock = %id, "the lock object is gone");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(lock = %id, error = %e, "cannot read the lock to renew it");
                 continue;
