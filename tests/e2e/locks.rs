@@ -22,11 +22,11 @@ async fn assert_no_lock(client: &dockhand_engine::Client, target: &LockTarget) {
 async fn twenty_acquires_from_two_processes_give_one_holder() {
     let e = engine().await;
     let service = unique_name("lock");
-    // Each process starts 10 acquires at once; the winner holds for 4 s, longer than the
-    // others wait (1 s), so exactly one wins.
+    // Each process starts 10 acquires at once; the winner holds for 8 s, far longer than
+    // the others wait (1 s), so exactly one wins even when one process starts late.
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_lock_contender"))
-            .args([&e.url, &service, "10", "4000", "1000"])
+            .args([&e.url, &service, "10", "8000", "1000"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap()
@@ -49,14 +49,15 @@ async fn twenty_acquires_from_two_processes_give_one_holder() {
 async fn a_live_holder_is_never_displaced_and_busy_names_its_job() {
     let e = engine().await;
     let target = LockTarget::Service(unique_name("lock"));
-    // A short lease, renewed: it outlives many leases while its holder lives.
-    let holder = locks(&e.client, LockSettings::default().with_lease(Duration::from_millis(900)));
+    // A short lease, renewed every second: the holder keeps it through a wait of more than
+    // two leases while it lives.
+    let holder = locks(&e.client, LockSettings::default().with_lease(Duration::from_secs(3)));
     let guard = holder.acquire(&target, "job-holder").await.unwrap();
-    let waiter = locks(&e.client, LockSettings::default().with_acquire_timeout(Duration::from_secs(3)));
+    let waiter = locks(&e.client, LockSettings::default().with_acquire_timeout(Duration::from_secs(7)));
     match waiter.acquire(&target, "job-waiter").await {
         Err(LockError::Busy { job, waited, .. }) => {
             assert_eq!(job, "job-holder");
-            assert!(waited >= Duration::from_secs(3), "{waited:?}");
+            assert!(waited >= Duration::from_secs(7), "{waited:?}");
         }
         other => panic!("expected busy, got {other:?}"),
     }

@@ -244,10 +244,13 @@ impl HostRegistry {
     }
 
     /// Every host with its state: disabled hosts are listed but not contacted. The others
-    /// are probed at once, each for at most the registry's timeout ([`PROBE_TIMEOUT`] when
-    /// none is set), so one engine that never answers holds up nothing else.
+    /// are probed at once, each for at most the registry's timeout (its clients' own
+    /// deadline, naming the request), or [`PROBE_TIMEOUT`] when none is set, so one engine
+    /// that never answers holds up nothing else.
     pub async fn list(&self) -> Vec<HostState> {
-        let deadline = self.timeout.unwrap_or(PROBE_TIMEOUT);
+        // With a registry timeout, the clients' own deadlines answer first (naming the
+        // request); this one is only the net under them. Without, it is the probe deadline.
+        let deadline = self.timeout.map_or(PROBE_TIMEOUT, |t| t.saturating_add(Duration::from_secs(1)));
         let mut probes = tokio::task::JoinSet::new();
         let mut out = Vec::new();
         for (index, host) in self.config.hosts().enumerate() {
