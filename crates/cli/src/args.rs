@@ -99,6 +99,9 @@ pub(crate) enum Command {
     /// What cron would do now: per target and action, enabled or not, which label or
     /// default decided, and the timeout budget.
     Plan,
+    /// Volumes.
+    #[command(subcommand)]
+    Volumes(VolumesCommand),
     /// Run a clean-up job.
     #[command(subcommand)]
     Clean(CleanCommand),
@@ -120,6 +123,14 @@ pub(crate) enum CleanCommand {
         /// The node's hostname or ID [default: the node of the engine dockhand talks to].
         node: Option<String>,
     },
+}
+
+/// `dockhand volumes ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum VolumesCommand {
+    /// The local volumes no container uses (running or stopped), with their size: on the
+    /// engine dockhand talks to.
+    Unused,
 }
 
 /// `dockhand jobs ...`

@@ -1,5 +1,5 @@
-//! `dockhand jobs ls | show`: the jobs dockhand ran, from the job store; and `dockhand
-//! plan`: the jobs cron would run now.
+//! `dockhand jobs ls | show`: the jobs dockhand ran, from the job store; `dockhand plan`:
+//! the jobs cron would run now; `dockhand volumes unused`.
 
 use std::process::ExitCode;
 
@@ -49,5 +49,11 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
         &dockhand_policy::LabelPrefixes::default(),
     );
     output::print(global.json, &rows, || output::plan(&rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn unused_volumes(global: &Global) -> anyhow::Result<ExitCode> {
+    let volumes = dockhand_jobs::unused_volumes(&connect(global).await?).await?;
+    output::print(global.json, &volumes, || output::unused_volumes(&volumes))?;
     Ok(ExitCode::SUCCESS)
 }

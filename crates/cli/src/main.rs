@@ -52,6 +52,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Clean(cmd) => clean::run(&args.global, cmd).await,
             Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
             Command::Plan => jobs::plan(&args.global).await,
+            Command::Volumes(args::VolumesCommand::Unused) => jobs::unused_volumes(&args.global).await,
         }
     })
 }

@@ -69,6 +69,17 @@ pub(crate) fn plan(rows: &[dockhand_jobs::PlanRow]) -> String {
     text
 }
 
+/// Unused volumes: node, name, driver, size.
+pub(crate) fn unused_volumes(volumes: &[dockhand_jobs::UnusedVolume]) -> String {
+    let rows = volumes
+        .iter()
+        .map(|v| {
+            [v.node.clone(), v.name.clone(), v.driver.clone(), v.size.map_or_else(|| "-".to_owned(), bytes)]
+        })
+        .collect();
+    columns(["NODE", "VOLUME", "DRIVER", "SIZE"], rows)
+}
+
 /// Prints a warning on stderr.
 pub(crate) fn warning(text: &str) {
     eprintln!("dockhand: warning: {text}");

@@ -911,3 +911,27 @@ async fn plan_says_what_cron_would_do_and_why() {
     let text = stdout(&out);
     assert!(text.starts_with("TARGET") && text.contains(&format!("service/{name}")), "{text}");
 }
+
+/// `volumes unused`: a volume no container uses is listed with its size; one a running
+/// service uses is not.
+#[tokio::test]
+async fn volumes_unused_lists_only_volumes_nothing_uses() {
+    let e = dockhand_e2e::engine().await;
+    let (unused, used) = (unique_name("vol-unused"), unique_name("vol-used"));
+    e.client.create_volume(&unused, &std::collections::BTreeMap::new()).await.unwrap();
+    let name = unique_name("vol-user");
+    let spec = dockhand_engine::ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_volume(&used, "/data")
+        .with_args(["sleep", "3600"]);
+    let (_guard, _container) = service_with_container(&e, &spec, "running").await;
+    let out = dockhand(&["-H", &e.url, "volumes", "unused", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
+    assert!(names.contains(&unused.as_str()), "{listed}");
+    assert!(!names.contains(&used.as_str()), "a volume in use is listed: {listed}");
+    let mine = listed.as_array().unwrap().iter().find(|v| v["name"] == unused.as_str()).unwrap();
+    assert!(mine["size"].is_u64() && mine["node"].is_string(), "{mine}");
+    let out = dockhand(&["-H", &e.url, "volumes", "unused"], &[]);
+    assert!(stdout(&out).starts_with("NODE") && stdout(&out).contains(&unused), "{}", stdout(&out));
+}

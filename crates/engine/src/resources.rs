@@ -67,6 +67,32 @@ pub struct Volume {
     pub labels: BTreeMap<String, String>,
     /// `local` or `global`.
     pub scope: String,
+    /// Its size and how many containers use it; only `GET /system/df` fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_data: Option<VolumeUsage>,
+}
+
+/// A volume's size and users, as `GET /system/df` reports them. `-1` means the engine did
+/// not compute it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct VolumeUsage {
+    /// Bytes used, or -1.
+    pub size: i64,
+    /// Containers (running or stopped) that use it, or -1.
+    pub ref_count: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct DiskUsage {
+    #[serde(deserialize_with = "null_as_empty_volumes")]
+    volumes: Vec<Volume>,
+}
+
+fn null_as_empty_volumes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Volume>, D::Error> {
+    Ok(Option::<Vec<Volume>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A network.
@@ -183,6 +209,23 @@ impl Client {
         let pruned: Pruned =
             self.call(Method::POST, &format!("/build/prune{}", filter_query(filters)), None).await?;
         Ok(PruneReport { deleted: pruned.deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `GET /system/df`: every volume with its size and how many containers use it.
+    pub async fn volume_usage(&self) -> Result<Vec<Volume>, Error> {
+        let usage: DiskUsage = self.get_json("/system/df").await?;
+        Ok(usage.volumes)
+    }
+
+    /// `POST /volumes/create`: a local volume named `name`, with `labels`.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Volume, Error> {
+        let body =
+            self.json("volume", &serde_json::json!({ "Name": name, "Driver": "local", "Labels": labels }))?;
+        self.call(Method::POST, "/volumes/create", Some(body)).await
     }
 
     /// `GET /volumes`, filtered (`name=`, `label=`, `dangling=true`).

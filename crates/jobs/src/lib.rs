@@ -15,9 +15,11 @@ mod job;
 mod lock;
 mod plan;
 mod store;
+mod volumes;
 
 pub use crate::clean_node::{CleanNodeError, JobContext, NodePlan, Prune, clean_node, plan_clean_node};
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
+pub use crate::volumes::{UnusedVolume, unused_volumes};
