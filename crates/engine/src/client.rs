@@ -405,12 +405,12 @@ impl Client {
             return Ok(response);
         }
         // An error body that stalls is cut off at the deadline: the status still tells.
-        let body = match self.inner.response_timeout {
-            Some(limit) => tokio::time::timeout(limit, read_body(response, MAX_ERROR_BODY)).await.ok(),
-            None => Some(read_body(response, MAX_ERROR_BODY).await),
-        }
-        .and_then(Result::ok)
-        .unwrap_or_default();
+        let body = self
+            .in_time(method, path, "the error body", read_body(response, MAX_ERROR_BODY))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         if let (StatusCode::NOT_FOUND, Some(podman)) = (status, self.inner.podman.get()) {
             if let Some(area) = swarm_area(path) {
                 return Err(Error::Unsupported {
