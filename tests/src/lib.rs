@@ -299,3 +299,58 @@ pub fn one_file_tar(name: &str, content: &[u8]) -> Vec<u8> {
     tar.extend_from_slice(&[0u8; 1024]);
     tar
 }
+
+/// A command's stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The last line of a `--json` job run: the finished job.
+///
+/// # Panics
+/// When the output does not end in a JSON job.
+pub fn last_job(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no job at the end ({e}):\n{text}\n{}", stderr(out)))
+}
+
+/// The end-of-test check of every jobs test: no helper service and no lock object is left
+/// on any of `targets` (`node/<id>`, `service/<id>`). Scoped to the test's own targets,
+/// since other tests run at the same time.
+///
+/// # Panics
+/// When something is left, or the engine fails.
+pub async fn assert_nothing_left(manager: &Client, targets: &[String]) {
+    for target in targets {
+        let helpers = manager
+            .services(&Filters::new().with("label", format!("dockhand.helper.target={target}")))
+            .await
+            .expect("services");
+        let names: Vec<&str> = helpers.iter().map(|s| s.spec.name.as_str()).collect();
+        assert!(names.is_empty(), "helper services left on {target}: {names:?}");
+        let locks = manager
+            .configs(&Filters::new().with("label", format!("dockhand.lock={target}")))
+            .await
+            .expect("configs");
+        assert!(locks.is_empty(), "a lock left on {target}: {locks:?}");
+    }
+}
+
+/// Every node's `(id, hostname)`, node1 first, as the swarm's nodes are numbered.
+///
+/// # Panics
+/// When a node does not answer.
+pub async fn node_ids(swarm: &TestSwarm) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    for (_, client) in &swarm.nodes {
+        let info = client.info().await.expect("node info");
+        ids.push((info.swarm.node_id, info.name));
+    }
+    ids
+}

@@ -111,6 +111,14 @@ pub(crate) enum Command {
     /// The swarm-wide locks jobs hold (one operation per target at a time).
     #[command(subcommand)]
     Locks(LocksCommand),
+    /// What a helper service runs on a node: `dockhand agent <verb> ...`, written by dockhand
+    /// itself (internal).
+    #[command(hide = true)]
+    Agent {
+        /// The verb and its typed arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `dockhand clean ...`
@@ -118,19 +126,64 @@ pub(crate) enum Command {
 pub(crate) enum CleanCommand {
     /// Prune a node's stopped containers, unused images and build cache (never volumes).
     /// Exits 0 when it succeeded, 1 when a step failed, 3 when labels refuse the node, 4
-    /// when another job holds its lock.
+    /// when another job holds its lock, 130 when interrupted.
     Node {
         /// The node's hostname or ID [default: the node of the engine dockhand talks to].
+        #[arg(conflicts_with = "all")]
         node: Option<String>,
+        /// Every node of the swarm, several at once.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        jobs: JobOptions,
     },
+    /// Run the service's clean.exec in every running task, on whatever node. Exit codes as
+    /// for clean node.
+    Service {
+        /// The service's name or ID.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Every service whose labels enable clean-service, several at once.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        jobs: JobOptions,
+    },
+}
+
+/// How jobs work on other nodes, and how much at once.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct JobOptions {
+    /// The image of helper services on other nodes; its entrypoint must be dockhand
+    /// [default: dockhand/dockhand:<version>].
+    #[arg(long, env = "DOCKHAND_HELPER_IMAGE", value_name = "IMAGE")]
+    pub(crate) helper_image: Option<String>,
+    /// The engine socket's path on the nodes, bind-mounted into helpers.
+    #[arg(long, env = "DOCKHAND_HELPER_SOCKET", value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub(crate) helper_socket: String,
+    /// How long a helper may stay pending before its step fails, in Go syntax [default: 20s,
+    /// SWARM_UTILS_PENDING_SERVICE_TIMEOUT].
+    #[arg(long, env = "DOCKHAND_PENDING_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) pending_timeout: Option<std::time::Duration>,
+    /// How long a job's lock stays held without renewal; a dockhand killed mid-job blocks
+    /// its target for at most this long [default: 30s].
+    #[arg(long, env = "DOCKHAND_LOCK_LEASE", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) lock_lease: Option<std::time::Duration>,
+    /// How many tasks, nodes or services are worked on at once.
+    #[arg(long, env = "DOCKHAND_CONCURRENCY", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) concurrency: u16,
 }
 
 /// `dockhand volumes ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum VolumesCommand {
-    /// The local volumes no container uses (running or stopped), with their size: on the
-    /// engine dockhand talks to.
-    Unused,
+    /// The local volumes no container uses (running or stopped), with their size: on every
+    /// node of the swarm (through helpers), or on the engine itself when it is not a manager.
+    Unused {
+        #[command(flatten)]
+        jobs: JobOptions,
+    },
 }
 
 /// `dockhand jobs ...`

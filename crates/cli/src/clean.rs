@@ -1,50 +1,63 @@
-//! `dockhand clean node [NODE]`: runs clean-node and maps how it ended to an exit code.
+//! `dockhand clean node|service`: runs the jobs, records them, and maps how they ended to
+//! an exit code. Ctrl-C cancels: helpers are removed and locks released.
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{JobContext, JobStore, LockSettings, Locks, Status, Trigger, clean_node};
-use dockhand_policy::{Defaults, LabelPrefixes};
+use dockhand_jobs::{Job, JobStore, Status};
 
 use crate::args::{CleanCommand, Global};
-use crate::context::{connect, environment, store};
+use crate::context::{cancel_on_signal, job_context, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<ExitCode> {
-    let CleanCommand::Node { node } = cmd;
-    let client = connect(global).await?;
-    let env = environment();
-    let user = env.get("USER").unwrap_or("unknown").to_owned();
-    let host = client.info().await.map(|i| i.name).unwrap_or_default();
-    let defaults = Defaults::default();
-    let settings = LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
-    let ctx = JobContext {
-        locks: Locks::new(client.clone(), Locks::process_holder(&host), settings),
-        client,
-        defaults,
-        prefixes: LabelPrefixes::default(),
-        trigger: Trigger::Cli,
-        caller: format!("cli:{user}"),
+    let opts = match &cmd {
+        CleanCommand::Node { jobs, .. } | CleanCommand::Service { jobs, .. } => jobs.clone(),
     };
+    let ctx = job_context(global, &opts).await?;
+    cancel_on_signal(ctx.cancel.clone())?;
     let printer = output::JobPrinter::new(global.json);
-    let job = clean_node(&ctx, node.as_deref(), &printer).await?;
-    // The job ran: a store that cannot take its record is reported, not fatal.
-    let recorded = match store() {
-        Ok(store) => store.record(&job).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
+    let jobs: Vec<Job> = match cmd {
+        CleanCommand::Node { all: true, .. } => dockhand_jobs::clean_all_nodes(&ctx, &printer).await?,
+        CleanCommand::Node { node, .. } => {
+            vec![dockhand_jobs::clean_node(&ctx, node.as_deref(), &printer).await?]
+        }
+        CleanCommand::Service { all: true, .. } => dockhand_jobs::clean_all_services(&ctx, &printer).await?,
+        CleanCommand::Service { service, .. } => {
+            let service = service.unwrap_or_default();
+            vec![dockhand_jobs::clean_service(&ctx, &service, &printer).await?]
+        }
     };
-    if let Err(e) = recorded {
-        output::warning(&format!("job {} is not recorded: {e:#}", job.id));
+    printer.done();
+    // The jobs ran: a store that cannot take their record is reported, not fatal.
+    match store() {
+        Ok(store) => {
+            for job in &jobs {
+                if let Err(e) = store.record(job).await {
+                    output::warning(&format!("job {} is not recorded: {e:#}", job.id));
+                }
+            }
+        }
+        Err(e) => output::warning(&format!("the jobs are not recorded: {e:#}")),
     }
-    printer.summary(&job)?;
-    Ok(ExitCode::from(exit_code(job.status)))
+    for job in &jobs {
+        printer.summary(job)?;
+    }
+    Ok(ExitCode::from(exit_code(&jobs)))
 }
 
-/// The documented exit codes: 0 succeeded, 1 failed, 3 refused by policy, 4 busy.
-fn exit_code(status: Status) -> u8 {
-    match status {
-        Status::Succeeded => 0,
-        Status::Refused => 3,
-        Status::Busy => 4,
-        _ => 1,
+/// The documented exit codes: 0 succeeded, 1 failed, 3 refused by policy, 4 busy, 130
+/// cancelled; for several jobs, the first of cancelled, failed, busy, refused that any has.
+fn exit_code(jobs: &[Job]) -> u8 {
+    let has = |s: Status| jobs.iter().any(|j| j.status == s);
+    if has(Status::Cancelled) {
+        130
+    } else if has(Status::Failed) || has(Status::Running) {
+        1
+    } else if has(Status::Busy) {
+        4
+    } else if has(Status::Refused) {
+        3
+    } else {
+        0
     }
 }

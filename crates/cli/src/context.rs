@@ -60,3 +60,60 @@ pub(crate) fn choice(global: &Global) -> EngineChoice {
 pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
     Ok(registry(global)?.connect_to(&choice(global)).await?)
 }
+
+/// The job context for a command: the engine, its locks held as this process, the helper
+/// settings and concurrency from the flags, and `cli:<user>` as the caller.
+pub(crate) async fn job_context(
+    global: &Global,
+    opts: &crate::args::JobOptions,
+) -> anyhow::Result<dockhand_jobs::JobContext> {
+    let client = connect(global).await?;
+    let env = environment();
+    let user = env.get("USER").unwrap_or("unknown").to_owned();
+    let host = client.info().await.map(|i| i.name).unwrap_or_default();
+    let mut ctx =
+        dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
+    let mut helpers = dockhand_jobs::HelperSettings::new(
+        opts.helper_image.clone().unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
+    )
+    .with_socket(&opts.helper_socket)
+    .with_pending_timeout(opts.pending_timeout.unwrap_or(ctx.defaults.pending_timeout));
+    std::mem::swap(&mut ctx.helpers, &mut helpers);
+    if let Some(lease) = opts.lock_lease {
+        let settings = dockhand_jobs::LockSettings::default()
+            .with_acquire_timeout(ctx.defaults.lock_timeout)
+            .with_lease(lease);
+        ctx.locks = dockhand_jobs::Locks::new(
+            ctx.client.clone(),
+            dockhand_jobs::Locks::process_holder(&host),
+            settings,
+        );
+    }
+    ctx.concurrency = usize::from(opts.concurrency);
+    Ok(ctx)
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM: the job stops at its next safe point and
+/// cleans up what it started. The handlers are in place when this returns.
+pub(crate) fn cancel_on_signal(token: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        token.cancel();
+    });
+    Ok(())
+}
+
+/// The engine an agent works on: `DOCKER_HOST` when set, else the socket a helper mounts.
+pub(crate) fn agent_client() -> anyhow::Result<Client> {
+    let endpoint = match environment().get("DOCKER_HOST") {
+        Some(url) => url.parse::<dockhand_engine::Endpoint>()?,
+        None => dockhand_engine::Endpoint::unix("/var/run/docker.sock"),
+    };
+    Ok(Client::new(endpoint)?)
+}

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use dockhand_jobs::{JobFilter, JobStore, Status};
 
-use crate::args::{Global, JobsCommand};
-use crate::context::{connect, store};
+use crate::args::{Global, JobOptions, JobsCommand};
+use crate::context::{connect, job_context, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
@@ -52,8 +52,12 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn unused_volumes(global: &Global) -> anyhow::Result<ExitCode> {
-    let volumes = dockhand_jobs::unused_volumes(&connect(global).await?).await?;
+pub(crate) async fn unused_volumes(global: &Global, opts: &JobOptions) -> anyhow::Result<ExitCode> {
+    let ctx = job_context(global, opts).await?;
+    let (volumes, failed) = dockhand_jobs::unused_volumes_everywhere(&ctx).await?;
     output::print(global.json, &volumes, || output::unused_volumes(&volumes))?;
-    Ok(ExitCode::SUCCESS)
+    for (node, why) in &failed {
+        output::warning(&format!("node {node} not read: {why}"));
+    }
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -1,6 +1,7 @@
 //! `dockhand`: the operator's command line. It parses arguments, calls the crates and
 //! prints; all behaviour lives in the libraries.
 
+mod agent;
 mod args;
 mod clean;
 mod context;
@@ -52,7 +53,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Clean(cmd) => clean::run(&args.global, cmd).await,
             Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
             Command::Plan => jobs::plan(&args.global).await,
-            Command::Volumes(args::VolumesCommand::Unused) => jobs::unused_volumes(&args.global).await,
+            Command::Volumes(args::VolumesCommand::Unused { jobs }) => {
+                jobs::unused_volumes(&args.global, &jobs).await
+            }
+            Command::Agent { args: agent_args } => agent::run(&agent_args).await,
         }
     })
 }

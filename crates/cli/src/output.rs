@@ -347,15 +347,82 @@ fn ago(d: Duration) -> String {
     format!("{lower} ago")
 }
 
-/// Draws a job as it runs: one line per finished step (plain text, so a pipe reads it as
-/// well as a terminal), or with `--json` every event as a JSON line, then the job.
+/// Draws a running job: JSON lines of its events (`--json`); on a terminal, a spinner per
+/// node or task while it waits; on a pipe, one plain line per step.
 pub(crate) struct JobPrinter {
     json: bool,
+    tty: Option<Spinners>,
+}
+
+struct Spinners {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<HashMap<String, indicatif::ProgressBar>>,
+}
+
+/// What a step is about: its node and task, or its node and kind.
+fn step_key(step: &dockhand_jobs::Step) -> String {
+    let node = step.node.as_deref().unwrap_or("-");
+    match &step.task {
+        Some(task) => format!("{node} task {task}"),
+        None => format!("{node} {}", step.kind),
+    }
+}
+
+fn step_line(step: &dockhand_jobs::Step) -> String {
+    let status = format!("{:?}", step.status).to_lowercase();
+    let mut text = format!("{} on {}: {status}", step.kind, step_key(step));
+    if let Some(bytes_reclaimed) = step.reclaimed_bytes {
+        let _ = write!(text, ", {} reclaimed", bytes(bytes_reclaimed));
+    }
+    if let Some(error) = &step.error {
+        let _ = write!(text, " ({error})");
+    }
+    text
 }
 
 impl JobPrinter {
     pub(crate) fn new(json: bool) -> Self {
-        Self { json }
+        use std::io::IsTerminal;
+        let tty = (!json && std::io::stderr().is_terminal()).then(|| Spinners {
+            multi: indicatif::MultiProgress::new(),
+            bars: std::sync::Mutex::new(HashMap::new()),
+        });
+        Self { json, tty }
+    }
+
+    /// Clears what spinners are left.
+    pub(crate) fn done(&self) {
+        if let Some(tty) = &self.tty {
+            if let Ok(mut bars) = tty.bars.lock() {
+                bars.drain().for_each(|(_, bar)| bar.finish_and_clear());
+            }
+        }
+    }
+
+    fn draw(tty: &Spinners, event: &dockhand_jobs::Event) {
+        use dockhand_jobs::Event;
+        let Ok(mut bars) = tty.bars.lock() else { return };
+        match event {
+            Event::StepStarted { step, .. } => {
+                let bar = tty.multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_message(format!("{} on {} ...", step.kind, step_key(step)));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Some(old) = bars.insert(step_key(step), bar) {
+                    old.finish_and_clear();
+                }
+            }
+            Event::StepFinished { step, .. } => match bars.remove(&step_key(step)) {
+                Some(bar) => bar.finish_with_message(step_line(step)),
+                None => {
+                    let _ = tty.multi.println(step_line(step));
+                }
+            },
+            Event::Progress { message, .. } => {
+                let _ = tty.multi.println(message);
+            }
+            Event::JobFinished { .. } => bars.drain().for_each(|(_, bar)| bar.finish_and_clear()),
+            _ => {}
+        }
     }
 
     /// The closing table (text), or the job (JSON).
@@ -370,14 +437,17 @@ impl JobPrinter {
                 [
                     s.kind.clone(),
                     s.node.clone().unwrap_or_else(|| "-".to_owned()),
+                    s.task.as_deref().map_or_else(|| "-".to_owned(), |t| t.get(..12).unwrap_or(t).to_owned()),
                     format!("{:?}", s.status).to_lowercase(),
+                    s.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
                     s.reclaimed_bytes.map_or_else(|| "-".to_owned(), bytes),
                     format!("{:.1}s", s.duration_ms as f64 / 1000.0),
                     s.error.clone().unwrap_or_default(),
                 ]
             })
             .collect();
-        let mut text = columns(["STEP", "NODE", "STATUS", "RECLAIMED", "TIME", "ERROR"], rows);
+        let mut text =
+            columns(["STEP", "NODE", "TASK", "STATUS", "EXIT", "RECLAIMED", "TIME", "ERROR"], rows);
         let _ = writeln!(
             text,
             "{} {} by {}: {} (job {})",
@@ -404,8 +474,20 @@ impl dockhand_jobs::Sink for JobPrinter {
             }
             return;
         }
-        if let dockhand_jobs::Event::StepStarted { step, .. } = event {
-            let _ = line(&format!("{} on {} ...", step.kind, step.node.as_deref().unwrap_or("-")));
+        if let Some(tty) = &self.tty {
+            return Self::draw(tty, event);
+        }
+        match event {
+            dockhand_jobs::Event::StepStarted { step, .. } => {
+                let _ = line(&format!("{} on {} ...", step.kind, step_key(step)));
+            }
+            dockhand_jobs::Event::StepFinished { step, .. } => {
+                let _ = line(&step_line(step));
+            }
+            dockhand_jobs::Event::Progress { message, .. } => {
+                let _ = line(message);
+            }
+            _ => {}
         }
     }
 }

@@ -3,9 +3,7 @@
 // Test code: a panic with the value is the failure report, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dockhand_e2e::{
-    BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, service_with_container, unique_name, wait_for_task,
-};
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, engine_url, peer, service_with_container, unique_name};
 use dockhand_engine::ServiceSpec;
 
 /// Runs the `dockhand` binary cargo built for these tests.
@@ -765,113 +763,6 @@ async fn locks_ls_shows_a_held_lock() {
     guard.release().await.unwrap();
     let out = dockhand(&["-H", &e.url, "locks", "ls"], &[]);
     assert!(!stdout(&out).contains(&target.label()), "{}", stdout(&out));
-}
-
-/// clean-node on a worker, through that worker's own engine (an engine that is not a swarm
-/// manager cleans itself): its stopped containers and unused images go, its volumes stay,
-/// another node is untouched, and the reclaimed space is reported.
-#[tokio::test]
-async fn clean_node_prunes_a_worker_and_nothing_else() {
-    use dockhand_engine::ServiceSpec;
-    let s = dockhand_e2e::swarm().await;
-    let (node2_url, node2) = &s.nodes[1];
-    let (_, node3) = &s.nodes[2];
-    let id = |client: &dockhand_engine::Client| {
-        let client = client.clone();
-        async move { client.info().await.unwrap().swarm.node_id }
-    };
-    let (node2_id, node3_id) = (id(node2).await, id(node3).await);
-    let volume = unique_name("clean-vol");
-    // A job that leaves a stopped container (with a named volume) on each node.
-    let stopped = |node: &str, name: &str| {
-        ServiceSpec::new(name, BUSYBOX_IMAGE)
-            .replicated_job(1)
-            .with_restart_condition("none")
-            .with_constraint(format!("node.id=={node}"))
-            .with_volume(&volume, "/data")
-            .with_args(["sh", "-c", "echo x > /data/x"])
-    };
-    let (on2, on3) = (unique_name("clean-2"), unique_name("clean-3"));
-    // busybox stays in use on node2 (other tests need it): a sleeper pinned there.
-    let sleeper = unique_name("clean-keep");
-    let keep = ServiceSpec::new(&sleeper, BUSYBOX_IMAGE)
-        .with_constraint(format!("node.id=={node2_id}"))
-        .with_args(["sleep", "3600"]);
-    for spec in [stopped(&node2_id, &on2), stopped(&node3_id, &on3), keep] {
-        s.manager().create_service(&spec).await.unwrap();
-    }
-    let _guards: Vec<ServiceGuard> =
-        [&on2, &on3, &sleeper].iter().map(|n| ServiceGuard::new(s.manager_url(), n)).collect();
-    let c2 = wait_for_task(s.manager(), &on2, "complete").await.status.container_status.unwrap().container_id;
-    let c3 = wait_for_task(s.manager(), &on3, "complete").await.status.container_status.unwrap().container_id;
-    wait_for_task(s.manager(), &sleeper, "running").await;
-    // An image of the test's own, used by nothing: prune must take it.
-    let unused = format!("{}:x", unique_name("clean-img"));
-    let tar = dockhand_e2e::one_file_tar("marker", &vec![b'x'; 64 * 1024]);
-    node2.import_image(&unused, tar.into()).await.unwrap();
-    assert!(node2.image(&unused).await.is_ok(), "the unused image to prune is there");
-
-    let state = tempfile::tempdir().unwrap();
-    let state_env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
-    let out = dockhand(&["-H", node2_url, "clean", "node", "--json"], &state_env);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let last = stdout(&out).lines().last().unwrap_or_default().to_owned();
-    let job: serde_json::Value = serde_json::from_str(&last).unwrap();
-    // The job is recorded in the store, and read back.
-    let id = job["id"].as_str().unwrap().to_owned();
-    assert!(state.path().join("dockhand/jobs.sqlite").is_file());
-    let out = dockhand(&["jobs", "ls", "--json", "--status", "succeeded"], &state_env);
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
-    let out = dockhand(&["jobs", "show", &id], &state_env);
-    assert!(stdout(&out).contains("image-prune") && stdout(&out).contains(&id), "{}", stdout(&out));
-    let out = dockhand(&["jobs", "ls"], &state_env);
-    assert!(stdout(&out).contains("clean-node") && stdout(&out).contains("ago"), "{}", stdout(&out));
-    assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["action"], "clean-node");
-    let steps = job["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 3, "{job}");
-    assert!(steps.iter().all(|s| s["reclaimed_bytes"].is_u64()), "reclaimed space is reported: {job}");
-    assert!(steps[1]["reclaimed_bytes"].as_u64().unwrap() > 0, "the unused image freed space: {job}");
-
-    assert!(node2.container(&c2).await.unwrap_err().is_not_found(), "the stopped container is gone");
-    assert!(
-        node2.image("dockhand/dockhand:dev").await.unwrap_err().is_not_found(),
-        "the unused image is gone"
-    );
-    assert!(node2.image(BUSYBOX_IMAGE).await.is_ok(), "an image in use stays");
-    assert!(node2.volume(&volume).await.is_ok(), "volumes are never touched");
-    assert!(node3.container(&c3).await.is_ok(), "another node is untouched");
-
-    // A node other than the engine's own needs a helper: said plainly.
-    let out = dockhand(&["-H", node2_url, "clean", "node", "node3"], &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("node3") && stderr(&out).contains("helper"), "{}", stderr(&out));
-}
-
-/// A second clean-node of a node whose lock another job holds exits 4, naming that job, and
-/// touches nothing.
-#[tokio::test]
-async fn clean_node_of_a_locked_node_exits_4_naming_the_holder() {
-    let s = dockhand_e2e::swarm().await;
-    let node1 = s.manager().info().await.unwrap().swarm.node_id;
-    let locks = dockhand_jobs::Locks::new(
-        s.manager().clone(),
-        dockhand_jobs::Locks::process_holder("cli-test"),
-        dockhand_jobs::LockSettings::default(),
-    );
-    let guard = locks.acquire(&dockhand_jobs::LockTarget::Node(node1), "job-holding-node1").await.unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let out = dockhand(
-        &["-H", s.manager_url(), "clean", "node", "--json"],
-        &[("XDG_STATE_HOME", state.path().to_str().unwrap())],
-    );
-    guard.release().await.unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
-    let job: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
-    assert_eq!(job["status"], "busy");
-    assert!(job["steps"][0]["error"].as_str().unwrap().contains("job-holding-node1"), "{job}");
-    assert!(job["steps"].as_array().unwrap().iter().all(|s| !s["kind"].as_str().unwrap().ends_with("prune")));
 }
 
 #[tokio::test]

@@ -160,6 +160,13 @@ impl ServiceSpec {
         self
     }
 
+    /// Sends the tasks' output to the log driver `name` (such as `json-file`, which
+    /// `docker service logs` can read back).
+    pub fn with_log_driver(mut self, name: impl Into<String>) -> Self {
+        self.task_template.log_driver = Some(LogDriver { name: name.into(), options: BTreeMap::new() });
+        self
+    }
+
     /// Pins the tasks with a placement constraint, such as `node.id==abc`.
     pub fn with_constraint(mut self, constraint: impl Into<String>) -> Self {
         self.task_template
@@ -194,8 +201,23 @@ pub struct TaskSpec {
     /// When the orchestrator restarts a task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// Where the tasks' output goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<LogDriver>,
     #[serde(flatten)]
     other: Other,
+}
+
+/// A task's log driver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct LogDriver {
+    /// `json-file`, `local`, `journald`, ...
+    pub name: String,
+    /// The driver's options.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// When a task is restarted.
@@ -752,6 +774,15 @@ impl Client {
     /// `GET /nodes`.
     pub async fn nodes(&self, filters: &Filters) -> Result<Vec<Node>, Error> {
         self.get_json(&format!("/nodes{}", filtered(filters, &[]))).await
+    }
+
+    /// `POST /nodes/{id}/update?version=N`: replaces a node's spec (labels, availability,
+    /// role). `version` must be the one just read (`node.version.index`).
+    pub async fn update_node(&self, id: &str, version: u64, spec: &NodeSpec) -> Result<(), Error> {
+        let path =
+            format!("/nodes/{}/update{}", object("node", id)?, query(&[("version", version.to_string())]));
+        let body = self.json("node spec", spec)?;
+        self.call_unit(Method::POST, &path, Some(body)).await
     }
 
     /// `GET /nodes/{id}`: by ID or name.

@@ -2,51 +2,31 @@
 //! each a step with its own timeout, reporting the space reclaimed. Volumes are never
 //! touched.
 //!
-//! Planning is pure ([`plan_clean_node`]: a node's labels and state give the steps);
-//! running ([`clean_node`]) takes the target's lock, runs the steps through the engine and
-//! reports to a sink. Today a node is cleaned through the engine dockhand is connected to:
-//! the manager cleans itself, and an engine that is not a swarm manager (a worker reached
-//! directly, or a plain or rootless engine) cleans itself. Other nodes need the helper
-//! services that come next.
+//! Planning is pure ([`plan_clean_node`]: a node's labels and state give the steps). The
+//! node dockhand is connected to prunes through its engine directly; any other node through
+//! a helper running `dockhand agent clean-node` there. An engine that is not a swarm
+//! manager (a worker reached directly, a plain or rootless engine) cleans itself.
 
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use dockhand_engine::{Client, Filters, Node};
-use dockhand_policy::{Defaults, LabelPrefixes, node_policy};
+use dockhand_engine::{Filters, Node};
+use dockhand_policy::{Defaults, LabelPrefixes, TargetLabels, node_policy};
+use futures_util::StreamExt;
 
-use crate::job::{Action, Event, Job, Sink, Status, Step, Target, Trigger};
-use crate::lock::{LockError, LockTarget, Locks};
-
-/// One prune of clean-node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Prune {
-    /// Stopped containers.
-    Containers,
-    /// Every unused image (`dangling=false`), not only dangling ones.
-    Images,
-    /// The build cache.
-    BuildCache,
-}
-
-impl Prune {
-    /// The step's kind: `container-prune`, `image-prune`, `builder-prune`.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Self::Containers => "container-prune",
-            Self::Images => "image-prune",
-            Self::BuildCache => "builder-prune",
-        }
-    }
-}
+use crate::agent::{AgentLine, AgentTask, Budget, Prune, prune_step};
+use crate::helper::{HelperRun, run_helper};
+use crate::job::{Action, Job, Sink, Status, Step, Target};
+use crate::lock::LockTarget;
+use crate::runner::{Connected, JobContext, JobError, Running};
 
 /// What clean-node will do on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodePlan {
-    /// These prunes, in order, each with its timeout; a disabled one is skipped, with the
+    /// These prunes, in order, each with its budget; a disabled one is skipped, with the
     /// label that disabled it.
-    Clean(Vec<(Prune, Result<Duration, String>)>),
+    Clean(Vec<(Prune, Result<Budget, String>)>),
     /// The node is down or drained: skipped, not waited on.
     Skip(String),
     /// The node's labels exclude it.
@@ -56,7 +36,7 @@ pub enum NodePlan {
 /// Plans clean-node for `labels` on a node in `state` (`ready`, `down`, ...) with
 /// `availability` (`active`, `drain`, ...). Pure: a table of cases is its test.
 pub fn plan_clean_node(
-    labels: &std::collections::BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
     state: &str,
     availability: &str,
     defaults: &Defaults,
@@ -72,216 +52,192 @@ pub fn plan_clean_node(
     if availability == "drain" {
         return NodePlan::Skip("the node is drained".to_owned());
     }
-    let step = |prune: Prune, name: &str, s: dockhand_policy::PruneStep| {
+    let view = TargetLabels::resolve(labels, prefixes);
+    let step = |prune: Prune, s: dockhand_policy::PruneStep| {
+        let name = prune.label_name();
         let decided = if s.enabled {
-            Ok(s.timeout)
+            let source = match view.get(&format!("clean.{name}.timeout")) {
+                Some((key, _)) => format!("label {key}"),
+                None => "the default".to_owned(),
+            };
+            Ok(Budget::new(s.timeout, source))
         } else {
             Err(format!("disabled by the label {}clean.{name}.enable=false", prefixes.primary()))
         };
         (prune, decided)
     };
     NodePlan::Clean(vec![
-        step(Prune::Containers, "container", policy.container),
-        step(Prune::Images, "image", policy.image),
-        step(Prune::BuildCache, "builder", policy.builder),
+        step(Prune::Containers, policy.container),
+        step(Prune::Images, policy.image),
+        step(Prune::BuildCache, policy.builder),
     ])
-}
-
-/// Why clean-node could not run at all (as opposed to a job that ran and failed).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CleanNodeError {
-    /// No node has that ID or hostname.
-    #[error("no node {0:?} in the swarm")]
-    UnknownNode(String),
-    /// Several nodes have that hostname.
-    #[error("several nodes are named {name:?}: give one of their IDs ({})", ids.join(", "))]
-    AmbiguousHostname {
-        /// The hostname.
-        name: String,
-        /// Their IDs.
-        ids: Vec<String>,
-    },
-    /// The node is not the one dockhand is connected to.
-    #[error(
-        "node {node} is not the engine dockhand is connected to ({connected}); cleaning another node needs \
-         the helper services that come next: connect to {node}'s engine (-H or --host-id) meanwhile"
-    )]
-    Elsewhere {
-        /// The node asked for.
-        node: String,
-        /// The node dockhand talks to.
-        connected: String,
-    },
-    /// The engine failed.
-    #[error(transparent)]
-    Engine(#[from] dockhand_engine::Error),
-    /// The lock could not be read or written.
-    #[error(transparent)]
-    Lock(LockError),
-}
-
-/// Who runs a job, and how: the engine, its locks, the policy's defaults and prefixes.
-#[derive(Debug, Clone)]
-pub struct JobContext {
-    /// The engine dockhand is connected to.
-    pub client: Client,
-    /// Locks on its swarm (used when it is a manager).
-    pub locks: Locks,
-    /// The seed's defaults (timeouts).
-    pub defaults: Defaults,
-    /// The label prefixes read.
-    pub prefixes: LabelPrefixes,
-    /// What started the job.
-    pub trigger: Trigger,
-    /// Who asked, described safely.
-    pub caller: String,
 }
 
 /// Runs clean-node on `node` (an ID or hostname; `None`: the engine dockhand is connected
 /// to). Returns the finished job: `succeeded`, `failed` (a step failed), `refused` (labels
-/// exclude the node) or `busy` (another job holds its lock).
-pub async fn clean_node(
-    ctx: &JobContext,
-    node: Option<&str>,
-    sink: &dyn Sink,
-) -> Result<Job, CleanNodeError> {
-    let info = ctx.client.info().await?;
-    let manager = info.swarm.is_active() && info.swarm.control_available;
-    // The target, its labels and state.
-    let (target, labels, state, availability) = if manager {
-        let nodes = ctx.client.nodes(&Filters::new()).await?;
-        let wanted = node.unwrap_or(info.swarm.node_id.as_str());
-        let found: Vec<&Node> =
-            nodes.iter().filter(|n| n.id == wanted || n.description.hostname == wanted).collect();
-        let n = match found.as_slice() {
-            [] => return Err(CleanNodeError::UnknownNode(wanted.to_owned())),
-            [one] => *one,
-            many => {
-                if let Some(exact) = many.iter().find(|n| n.id == wanted) {
-                    exact
-                } else {
-                    return Err(CleanNodeError::AmbiguousHostname {
-                        name: wanted.to_owned(),
-                        ids: many.iter().map(|n| n.id.clone()).collect(),
-                    });
-                }
-            }
-        };
-        if n.id != info.swarm.node_id {
-            return Err(CleanNodeError::Elsewhere {
-                node: n.description.hostname.clone(),
-                connected: info.name,
-            });
+/// exclude the node), `busy` (another job holds its lock) or `cancelled`.
+pub async fn clean_node(ctx: &JobContext, node: Option<&str>, sink: &dyn Sink) -> Result<Job, JobError> {
+    let connected = Connected::read(&ctx.client).await?;
+    if !connected.manager {
+        if let Some(asked) = node.filter(|a| *a != connected.name && *a != connected.node_id) {
+            return Err(JobError::Elsewhere { node: asked.to_owned(), connected: connected.name });
         }
-        let target = Target::Node { id: n.id.clone(), hostname: n.description.hostname.clone() };
-        (target, n.spec.labels.clone(), n.status.state.clone(), n.spec.availability.clone())
-    } else {
         // Not a manager: this engine cleans itself; its node labels cannot be read here.
-        if let Some(asked) = node.filter(|a| *a != info.name && *a != info.swarm.node_id) {
-            return Err(CleanNodeError::Elsewhere { node: asked.to_owned(), connected: info.name });
-        }
-        let target = Target::Node { id: info.swarm.node_id.clone(), hostname: info.name.clone() };
-        (target, Default::default(), "ready".to_owned(), "active".to_owned())
-    };
-    let mut job =
-        Job::start(Action::CleanNode, target.clone(), ctx.trigger, ctx.caller.clone(), SystemTime::now());
-    sink.event(&Event::JobStarted { job: job.clone() });
-    let plan = plan_clean_node(&labels, &state, &availability, &ctx.defaults, &ctx.prefixes);
-    let prunes = match plan {
+        let (id, name) = (connected.node_id.clone(), connected.name.clone());
+        return Ok(run_on(ctx, &connected, &id, &name, &BTreeMap::new(), "ready", "active", sink).await);
+    }
+    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let wanted = node.unwrap_or(connected.node_id.as_str());
+    let n = find_node(&nodes, wanted)?;
+    let (id, name) = (n.id.clone(), n.description.hostname.clone());
+    Ok(run_on(ctx, &connected, &id, &name, &n.spec.labels, &n.status.state, &n.spec.availability, sink).await)
+}
+
+/// Runs clean-node on every node of the swarm, up to `ctx.concurrency` at once; one job per
+/// node, in the nodes' order.
+pub async fn clean_all_nodes(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, JobError> {
+    let connected = Connected::read(&ctx.client).await?;
+    if !connected.manager {
+        return Ok(vec![clean_node(ctx, None, sink).await?]);
+    }
+    let mut nodes = ctx.client.nodes(&Filters::new()).await?;
+    nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
+    let connected = &connected;
+    let jobs = futures_util::stream::iter(&nodes)
+        .map(|n| {
+            run_on(
+                ctx,
+                connected,
+                &n.id,
+                &n.description.hostname,
+                &n.spec.labels,
+                &n.status.state,
+                &n.spec.availability,
+                sink,
+            )
+        })
+        .buffered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    Ok(jobs)
+}
+
+/// The node `wanted` names: its ID, or a hostname only one node has.
+pub(crate) fn find_node<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, JobError> {
+    if let Some(exact) = nodes.iter().find(|n| n.id == wanted) {
+        return Ok(exact);
+    }
+    let found: Vec<&Node> = nodes.iter().filter(|n| n.description.hostname == wanted).collect();
+    match found.as_slice() {
+        [] => Err(JobError::UnknownNode(wanted.to_owned())),
+        [one] => Ok(one),
+        many => Err(JobError::AmbiguousHostname {
+            name: wanted.to_owned(),
+            ids: many.iter().map(|n| n.id.clone()).collect(),
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_on(
+    ctx: &JobContext,
+    connected: &Connected,
+    id: &str,
+    hostname: &str,
+    labels: &BTreeMap<String, String>,
+    state: &str,
+    availability: &str,
+    sink: &dyn Sink,
+) -> Job {
+    let target = Target::Node { id: id.to_owned(), hostname: hostname.to_owned() };
+    let mut run = Running::start(ctx, sink, Action::CleanNode, target);
+    let prunes = match plan_clean_node(labels, state, availability, &ctx.defaults, &ctx.prefixes) {
         NodePlan::Refuse(reason) => {
-            let mut step = Step::start("policy", SystemTime::now());
-            step.finish(Status::Refused, SystemTime::now(), Some(reason));
-            job.steps.push(step);
-            return Ok(finish(job, Some(Status::Refused), sink));
+            run.push_now("policy", Status::Refused, reason);
+            return run.finish(Some(Status::Refused)).await;
         }
         NodePlan::Skip(reason) => {
-            let mut step = Step::start("node", SystemTime::now());
-            step.finish(Status::Skipped, SystemTime::now(), Some(reason));
-            job.steps.push(step);
-            return Ok(finish(job, None, sink));
+            run.push_now("node", Status::Skipped, reason);
+            return run.finish(None).await;
         }
         NodePlan::Clean(prunes) => prunes,
     };
     // One operation per node at a time, across processes: the swarm lock (a manager only).
-    let Target::Node { id, hostname } = &target else { unreachable!("clean-node targets a node") };
-    let guard = if manager {
-        match ctx.locks.acquire(&LockTarget::Node(id.clone()), &job.id).await {
-            Ok(guard) => Some(guard),
-            Err(LockError::Busy { job: holder, .. }) => {
-                let mut step = Step::start("lock", SystemTime::now());
-                step.finish(
-                    Status::Busy,
-                    SystemTime::now(),
-                    Some(format!("job {holder} holds the node's lock")),
-                );
-                job.steps.push(step);
-                return Ok(finish(job, Some(Status::Busy), sink));
+    if connected.manager {
+        match run.lock(LockTarget::Node(id.to_owned())).await {
+            Ok(true) => {}
+            Ok(false) if ctx.cancel.is_cancelled() => return run.finish(Some(Status::Cancelled)).await,
+            Ok(false) => return run.finish(Some(Status::Busy)).await,
+            Err(e) => {
+                run.push_now("lock", Status::Failed, e.to_string());
+                return run.finish(None).await;
             }
-            Err(e) => return Err(CleanNodeError::Lock(e)),
         }
-    } else {
-        None
+    }
+    let skipped = |prune: Prune, reason: &str| {
+        let mut step = Step::start(prune.kind(), std::time::SystemTime::now());
+        step.node = Some(hostname.to_owned());
+        step.finish(Status::Skipped, std::time::SystemTime::now(), Some(reason.to_owned()));
+        step
     };
-    for (prune, decided) in prunes {
-        let mut step = Step::start(prune.kind(), SystemTime::now());
-        step.node = Some(hostname.clone());
-        sink.event(&Event::StepStarted { job: job.id.clone(), step: step.clone() });
-        match decided {
-            Err(reason) => step.finish(Status::Skipped, SystemTime::now(), Some(reason)),
-            Ok(timeout) => match tokio::time::timeout(timeout, run_prune(&ctx.client, prune)).await {
-                Ok(Ok(reclaimed)) => {
-                    step.reclaimed_bytes = Some(reclaimed);
-                    step.finish(Status::Succeeded, SystemTime::now(), None);
+    if id == connected.node_id || !connected.manager {
+        for (prune, decided) in prunes {
+            if ctx.cancel.is_cancelled() {
+                break;
+            }
+            let step = match decided {
+                Err(reason) => skipped(prune, &reason),
+                Ok(budget) => {
+                    let mut starting = Step::start(prune.kind(), std::time::SystemTime::now());
+                    starting.node = Some(hostname.to_owned());
+                    run.started(&starting);
+                    prune_step(&ctx.client, prune, &budget, hostname).await
                 }
-                Ok(Err(e)) => step.finish(Status::Failed, SystemTime::now(), Some(e.to_string())),
-                Err(_) => step.finish(
-                    Status::Failed,
-                    SystemTime::now(),
-                    Some(format!(
-                        "{} ran out of its {} (label {}clean.{}.timeout)",
-                        prune.kind(),
-                        dockhand_policy::format_go_duration(timeout),
-                        ctx.prefixes.primary(),
-                        match prune {
-                            Prune::Containers => "container",
-                            Prune::Images => "image",
-                            Prune::BuildCache => "builder",
-                        }
-                    )),
-                ),
-            },
+            };
+            run.push(step);
         }
-        sink.event(&Event::StepFinished { job: job.id.clone(), step: step.clone() });
-        job.steps.push(step);
+        return run.finish(None).await;
     }
-    if let Some(guard) = guard {
-        if let Err(e) = guard.release().await {
-            tracing::warn!(error = %e, "cannot release the node's lock; it frees itself when its lease ends");
+    // Another node: a helper there runs the enabled prunes.
+    let mut enabled = Vec::new();
+    for (prune, decided) in &prunes {
+        match decided {
+            Ok(budget) => enabled.push((*prune, budget.clone())),
+            Err(reason) => run.push(skipped(*prune, reason)),
         }
     }
-    Ok(finish(job, None, sink))
-}
-
-async fn run_prune(client: &Client, prune: Prune) -> Result<u64, dockhand_engine::Error> {
-    let report = match prune {
-        Prune::Containers => client.prune_containers(&Filters::new()).await?,
-        Prune::Images => client.prune_images(&Filters::new().with("dangling", "false")).await?,
-        Prune::BuildCache => client.prune_build_cache(&Filters::new()).await?,
+    if enabled.is_empty() {
+        return run.finish(None).await;
+    }
+    let timeout = enabled.iter().map(|(_, b)| b.timeout).sum::<Duration>() + ctx.defaults.extra_timeout;
+    let helper = HelperRun {
+        job: &run.job.id.clone(),
+        action: Action::CleanNode.as_str(),
+        target: LockTarget::Node(id.to_owned()).label(),
+        node_id: id,
+        node_name: hostname,
+        task: AgentTask::CleanNode { prunes: enabled },
+        timeout,
     };
-    Ok(report.space_reclaimed)
-}
-
-fn finish(mut job: Job, status: Option<Status>, sink: &dyn Sink) -> Job {
-    job.finish(SystemTime::now(), status);
-    sink.event(&Event::JobFinished { job: job.clone() });
-    job
+    let mut starting = Step::start("helper", std::time::SystemTime::now());
+    starting.node = Some(hostname.to_owned());
+    run.started(&starting);
+    run.progress(format!("a helper cleans node {hostname}"));
+    match run_helper(&ctx.client, &ctx.helpers, &helper, &ctx.cancel).await {
+        Ok(output) => {
+            for line in output.lines {
+                if let AgentLine::Step { step } = line {
+                    run.push(step);
+                }
+            }
+        }
+        Err(e) => run.helper_failed("helper", hostname, &e),
+    }
+    run.finish(None).await
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -299,13 +255,16 @@ mod tests {
             all.iter().map(|(prune, _)| *prune).collect::<Vec<_>>(),
             [Prune::Containers, Prune::Images, Prune::BuildCache]
         );
-        assert!(all.iter().all(|(_, t)| t.is_ok()));
+        assert!(all.iter().all(|(_, t)| t.as_ref().is_ok_and(|b| b.source == "the default")));
 
         let some =
             labels(&[("dockhand.clean.image.enable", "false"), ("dockhand.clean.builder.timeout", "5m")]);
         let NodePlan::Clean(some) = plan_clean_node(&some, "ready", "active", &d, &p) else { panic!() };
         assert!(some[1].1.as_ref().unwrap_err().contains("dockhand.clean.image.enable=false"));
-        assert_eq!(some[2].1, Ok(Duration::from_secs(300)));
+        assert_eq!(
+            some[2].1,
+            Ok(Budget::new(Duration::from_secs(300), "label dockhand.clean.builder.timeout"))
+        );
 
         let off = labels(&[("dockhand.clean.enable", "false")]);
         assert!(

@@ -253,6 +253,13 @@ pub enum Event {
         /// The step, as it ended.
         step: Step,
     },
+    /// Something worth showing while a step waits (a helper pending on a node, ...).
+    Progress {
+        /// The job.
+        job: String,
+        /// What happens.
+        message: String,
+    },
     /// The job finished.
     JobFinished {
         /// The job, as it ended.

@@ -3,23 +3,40 @@
 //! scheduler. It joins `dockhand-host` (how to reach an engine) with `dockhand-policy`
 //! (what labels allow); callers import those crates' items from them.
 //!
-//! Built so far: the swarm-wide locks ([`Locks`]): one operation per target at a time,
-//! across dockhand restarts and across several dockhand processes, kept in the swarm
-//! itself; and the job model ([`Job`], its [`Step`]s, the [`Event`]s a runner reports to a
-//! caller's [`Sink`]); and clean-node ([`clean_node`]) on the engine dockhand is
-//! connected to; and the job store ([`JobStore`], embedded as [`SqliteStore`]). The helpers
-//! for other nodes, clean-service and the rest follow.
+//! Built so far:
+//! - the job model ([`Job`], its [`Step`]s, the [`Event`]s a runner reports to a caller's
+//!   [`Sink`]) and the one runner every job goes through (lock, leftovers, cancellation,
+//!   finish), configured by a [`JobContext`];
+//! - swarm-wide locks ([`Locks`]): one operation per target at a time, across dockhand
+//!   restarts and several dockhand processes, kept in the swarm itself;
+//! - helper services for work on other nodes, running `dockhand agent` ([`AgentTask`],
+//!   [`run_agent`]);
+//! - clean-node ([`clean_node`], [`clean_all_nodes`]), clean-service ([`clean_service`],
+//!   [`clean_all_services`]) and unused volumes ([`unused_volumes`]);
+//! - the job store ([`JobStore`], embedded as [`SqliteStore`]).
 
+mod agent;
 mod clean_node;
+mod clean_service;
+mod helper;
 mod job;
 mod lock;
 mod plan;
+mod runner;
 mod store;
+mod tail;
 mod volumes;
 
-pub use crate::clean_node::{CleanNodeError, JobContext, NodePlan, Prune, clean_node, plan_clean_node};
+pub use crate::agent::{
+    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent,
+};
+pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
+pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
+pub use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings};
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
 pub use crate::plan::{PlanRow, plan};
+pub use crate::runner::{JobContext, JobError};
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
-pub use crate::volumes::{UnusedVolume, unused_volumes};
+pub use crate::tail::OUTPUT_TAIL;
+pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};

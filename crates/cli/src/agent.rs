@@ -1,0 +1,19 @@
+//! `dockhand agent <verb> ...`: what a helper service runs on a node. It works through the
+//! node's engine and prints one JSON line per result for the dockhand that started it.
+
+use std::process::ExitCode;
+
+use dockhand_jobs::AgentTask;
+
+use crate::context::agent_client;
+use crate::output;
+
+pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let (task, start_by) = AgentTask::from_args(args)?;
+    let client = agent_client()?;
+    dockhand_jobs::run_agent(&client, &task, start_by, &|line| {
+        let _ = output::line(&line.to_line());
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,461 @@
+//! The agent: what `dockhand agent <verb>` does inside a helper container on a node, through
+//! that node's own engine, and the lines it prints for the dockhand that started it.
+//!
+//! The same work functions serve the node dockhand is connected to directly, so a prune or
+//! an exec behaves the same wherever it runs.
+//!
+//! The arguments are typed: [`AgentTask::to_args`] writes them and [`AgentTask::from_args`]
+//! reads them back, and a command to run in a container travels as its own argv, never as
+//! a shell string built by dockhand.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use dockhand_engine::{Client, ExecSpec, Filters};
+use dockhand_policy::{format_go_duration, parse_go_duration};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Status, Step};
+use crate::tail::{OUTPUT_TAIL, Tail};
+use crate::volumes::UnusedVolume;
+
+/// One prune of clean-node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Prune {
+    /// Stopped containers.
+    Containers,
+    /// Every unused image (`dangling=false`), not only dangling ones.
+    Images,
+    /// The build cache.
+    BuildCache,
+}
+
+impl Prune {
+    const ALL: [Self; 3] = [Self::Containers, Self::Images, Self::BuildCache];
+
+    /// The step's kind: `container-prune`, `image-prune`, `builder-prune`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Containers => "container-prune",
+            Self::Images => "image-prune",
+            Self::BuildCache => "builder-prune",
+        }
+    }
+
+    /// Its name in node labels: `container`, `image`, `builder` (`clean.<name>.timeout`).
+    pub fn label_name(self) -> &'static str {
+        match self {
+            Self::Containers => "container",
+            Self::Images => "image",
+            Self::BuildCache => "builder",
+        }
+    }
+
+    fn from_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.kind() == kind)
+    }
+}
+
+/// A wait with its limit and the label (or default) that set it, for the message when it
+/// runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Budget {
+    /// The limit.
+    pub timeout: Duration,
+    /// Where it came from, such as `label dockhand.clean.exec.timeout`.
+    pub source: String,
+}
+
+impl Budget {
+    /// `timeout`, set by `source`.
+    pub fn new(timeout: Duration, source: impl Into<String>) -> Self {
+        Self { timeout, source: source.into() }
+    }
+
+    fn overrun(&self, what: &str) -> String {
+        format!("{what} ran out of its {} ({})", format_go_duration(self.timeout), self.source)
+    }
+
+    fn to_arg(&self) -> String {
+        format!("{},{}", format_go_duration(self.timeout), self.source)
+    }
+
+    fn from_arg(arg: &str) -> Result<Self, AgentArgsError> {
+        let (timeout, source) = arg.split_once(',').unwrap_or((arg, "set by dockhand"));
+        let timeout = parse_go_duration(timeout)
+            .map_err(|e| AgentArgsError(format!("bad duration {timeout:?}: {e}")))?;
+        Ok(Self::new(timeout, source))
+    }
+}
+
+/// A running task's container to exec in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecTarget {
+    /// The task's ID.
+    pub task: String,
+    /// Its container's ID.
+    pub container: String,
+}
+
+/// What an agent does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentTask {
+    /// Prunes, in order, each with its budget.
+    CleanNode {
+        /// The prunes.
+        prunes: Vec<(Prune, Budget)>,
+    },
+    /// Lists the local volumes no container uses.
+    UnusedVolumes,
+    /// Runs `argv` in each container, up to `concurrency` at once.
+    Exec {
+        /// The command, as its own argv (`/bin/sh`, `-c`, the label's text).
+        argv: Vec<String>,
+        /// Per container.
+        budget: Budget,
+        /// Where.
+        targets: Vec<ExecTarget>,
+        /// How many at once.
+        concurrency: usize,
+    },
+}
+
+/// Arguments `dockhand agent` cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dockhand agent: {0}")]
+pub struct AgentArgsError(String);
+
+impl AgentTask {
+    /// The helper's arguments after the image's entrypoint: `agent [--start-by MS] <verb>
+    /// ...`. With `start_by` (milliseconds since the epoch), an agent that starts later does
+    /// nothing: dockhand gave up on it by then (a helper pending past its timeout is
+    /// removed, but the swarm may still start its task once the node frees up).
+    pub fn to_args(&self, start_by: Option<u64>) -> Vec<String> {
+        let mut args = vec!["agent".to_owned()];
+        if let Some(ms) = start_by {
+            args.extend(["--start-by".to_owned(), ms.to_string()]);
+        }
+        match self {
+            Self::CleanNode { prunes } => {
+                args.push("clean-node".to_owned());
+                for (prune, budget) in prunes {
+                    args.extend([format!("--{}", prune.kind()), budget.to_arg()]);
+                }
+            }
+            Self::UnusedVolumes => args.push("volumes-unused".to_owned()),
+            Self::Exec { argv, budget, targets, concurrency } => {
+                args.extend(["exec".to_owned(), "--timeout".to_owned(), budget.to_arg()]);
+                args.extend(["--concurrency".to_owned(), concurrency.to_string()]);
+                for t in targets {
+                    args.extend(["--task".to_owned(), format!("{}={}", t.task, t.container)]);
+                }
+                args.push("--".to_owned());
+                args.extend(argv.iter().cloned());
+            }
+        }
+        args
+    }
+
+    /// Reads what [`AgentTask::to_args`] wrote, without the leading `agent`: the task and its
+    /// start-by time.
+    pub fn from_args(args: &[String]) -> Result<(Self, Option<u64>), AgentArgsError> {
+        let bad = |m: String| AgentArgsError(m);
+        if let [flag, ms, rest @ ..] = args {
+            if flag == "--start-by" {
+                let ms =
+                    ms.parse::<u64>().map_err(|_| bad(format!("--start-by {ms:?} is not a time in ms")))?;
+                return Ok((Self::from_verb(rest)?, Some(ms)));
+            }
+        }
+        Ok((Self::from_verb(args)?, None))
+    }
+
+    fn from_verb(args: &[String]) -> Result<Self, AgentArgsError> {
+        let bad = |m: String| AgentArgsError(m);
+        let (verb, rest) = args.split_first().ok_or_else(|| bad("a verb is needed".to_owned()))?;
+        let mut rest = rest.iter();
+        let value = |flag: &str, rest: &mut std::slice::Iter<'_, String>| {
+            rest.next().cloned().ok_or_else(|| bad(format!("{flag} needs a value")))
+        };
+        match verb.as_str() {
+            "clean-node" => {
+                let mut prunes = Vec::new();
+                while let Some(flag) = rest.next() {
+                    let prune = flag
+                        .strip_prefix("--")
+                        .and_then(Prune::from_kind)
+                        .ok_or_else(|| bad(format!("clean-node does not take {flag:?}")))?;
+                    prunes.push((prune, Budget::from_arg(&value(flag, &mut rest)?)?));
+                }
+                Ok(Self::CleanNode { prunes })
+            }
+            "volumes-unused" => match rest.next() {
+                None => Ok(Self::UnusedVolumes),
+                Some(extra) => Err(bad(format!("volumes-unused takes no arguments, not {extra:?}"))),
+            },
+            "exec" => {
+                let (mut budget, mut targets, mut concurrency) = (None, Vec::new(), 4);
+                while let Some(flag) = rest.next() {
+                    match flag.as_str() {
+                        "--timeout" => budget = Some(Budget::from_arg(&value(flag, &mut rest)?)?),
+                        "--concurrency" => {
+                            let v = value(flag, &mut rest)?;
+                            concurrency = v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                                bad(format!("--concurrency {v:?} is not a positive number"))
+                            })?;
+                        }
+                        "--task" => {
+                            let v = value(flag, &mut rest)?;
+                            let (task, container) = v
+                                .split_once('=')
+                                .ok_or_else(|| bad(format!("--task {v:?} is not TASK=CONTAINER")))?;
+                            targets
+                                .push(ExecTarget { task: task.to_owned(), container: container.to_owned() });
+                        }
+                        "--" => break,
+                        other => return Err(bad(format!("exec does not take {other:?}"))),
+                    }
+                }
+                let argv: Vec<String> = rest.cloned().collect();
+                if argv.is_empty() {
+                    return Err(bad("exec needs a command after --".to_owned()));
+                }
+                let budget = budget.ok_or_else(|| bad("exec needs --timeout".to_owned()))?;
+                Ok(Self::Exec { argv, budget, targets, concurrency })
+            }
+            other => Err(bad(format!("unknown verb {other:?}"))),
+        }
+    }
+}
+
+/// One line an agent prints on stdout, as JSON; the dockhand that started the helper reads
+/// these from the service's logs. Anything else the helper prints is kept as diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "agent", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AgentLine {
+    /// A finished step.
+    Step {
+        /// The step.
+        step: Step,
+    },
+    /// An unused volume.
+    Volume {
+        /// The volume.
+        volume: UnusedVolume,
+    },
+    /// The agent finished its task; lines before this one are complete.
+    Done,
+}
+
+impl AgentLine {
+    /// The line as printed (JSON, no newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"agent":"done"}"#.to_owned())
+    }
+
+    /// A printed line, or `None` for other output.
+    pub fn parse(line: &str) -> Option<Self> {
+        let line = line.trim();
+        line.starts_with("{\"agent\"").then(|| serde_json::from_str(line).ok()).flatten()
+    }
+}
+
+/// Why an agent did not do its task.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// It started after its start-by time: the dockhand that made the helper gave up on it.
+    #[error(
+        "started at {now_ms} ms, after its start-by time {start_by_ms} ms: dockhand gave up on this helper, so it does nothing"
+    )]
+    TooLate {
+        /// The start-by time.
+        start_by_ms: u64,
+        /// Now.
+        now_ms: u64,
+    },
+    /// The node's engine failed.
+    #[error(transparent)]
+    Engine(#[from] dockhand_engine::Error),
+}
+
+/// Does `task` through `client` (the node's own engine), reporting each result to `report`
+/// as it comes, then [`AgentLine::Done`]; does nothing after `start_by`.
+pub async fn run_agent(
+    client: &Client,
+    task: &AgentTask,
+    start_by: Option<u64>,
+    report: &(dyn Fn(AgentLine) + Sync),
+) -> Result<(), AgentError> {
+    let now_ms = crate::job::epoch_ms(SystemTime::now());
+    if let Some(start_by_ms) = start_by.filter(|s| now_ms > *s) {
+        return Err(AgentError::TooLate { start_by_ms, now_ms });
+    }
+    let node = client.info().await?.name;
+    match task {
+        AgentTask::CleanNode { prunes } => {
+            for (prune, budget) in prunes {
+                report(AgentLine::Step { step: prune_step(client, *prune, budget, &node).await });
+            }
+        }
+        AgentTask::UnusedVolumes => {
+            for volume in crate::volumes::unused_volumes(client).await? {
+                report(AgentLine::Volume { volume });
+            }
+        }
+        AgentTask::Exec { argv, budget, targets, concurrency } => {
+            let mut steps = futures_util::stream::iter(targets)
+                .map(|t| exec_step(client, t, argv, budget, &node))
+                .buffer_unordered(*concurrency);
+            while let Some(step) = steps.next().await {
+                report(AgentLine::Step { step });
+            }
+        }
+    }
+    report(AgentLine::Done);
+    Ok(())
+}
+
+/// One prune on the engine `client` talks to, as a step on `node`.
+pub(crate) async fn prune_step(client: &Client, prune: Prune, budget: &Budget, node: &str) -> Step {
+    let mut step = Step::start(prune.kind(), SystemTime::now());
+    step.node = Some(node.to_owned());
+    let run = async {
+        let report = match prune {
+            Prune::Containers => client.prune_containers(&Filters::new()).await?,
+            Prune::Images => client.prune_images(&Filters::new().with("dangling", "false")).await?,
+            Prune::BuildCache => client.prune_build_cache(&Filters::new()).await?,
+        };
+        Ok::<_, dockhand_engine::Error>(report.space_reclaimed)
+    };
+    match tokio::time::timeout(budget.timeout, run).await {
+        Ok(Ok(reclaimed)) => {
+            step.reclaimed_bytes = Some(reclaimed);
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+        }
+        Ok(Err(e)) => step.finish(Status::Failed, SystemTime::now(), Some(e.to_string())),
+        Err(_) => step.finish(Status::Failed, SystemTime::now(), Some(budget.overrun(prune.kind()))),
+    }
+    step
+}
+
+/// Runs `argv` in `target`'s container through `client`, keeping the output's tail; a
+/// non-zero exit, a container that goes away and an overrun are failures naming the task.
+pub(crate) async fn exec_step(
+    client: &Client,
+    target: &ExecTarget,
+    argv: &[String],
+    budget: &Budget,
+    node: &str,
+) -> Step {
+    let mut step = Step::start("exec", SystemTime::now());
+    step.node = Some(node.to_owned());
+    step.task = Some(target.task.clone());
+    step.container = Some(target.container.clone());
+    let mut tail = Tail::new(OUTPUT_TAIL);
+    let started = Instant::now();
+    let run = async {
+        let mut output = client.exec(&target.container, &ExecSpec::new(argv.iter().cloned())).await?;
+        while let Some(chunk) = output.next().await {
+            tail.push(&chunk?.data);
+        }
+        output.exit_code().await
+    };
+    let outcome = tokio::time::timeout(budget.timeout, run).await;
+    step.output_tail = Some(tail.text());
+    match outcome {
+        Ok(Ok(0)) => step.finish(Status::Succeeded, SystemTime::now(), None),
+        Ok(Ok(code)) => {
+            step.exit_code = Some(code);
+            step.finish(
+                Status::Failed,
+                SystemTime::now(),
+                Some(format!("the command exited with {code} in task {}", target.task)),
+            );
+        }
+        Ok(Err(e)) => step.finish(
+            Status::Failed,
+            SystemTime::now(),
+            Some(format!("task {} (container {}): {e}", target.task, short(&target.container))),
+        ),
+        Err(_) => step.finish(
+            Status::Failed,
+            SystemTime::now(),
+            Some(budget.overrun(&format!("the exec in task {} after {:?}", target.task, started.elapsed()))),
+        ),
+    }
+    if step.status == Status::Succeeded {
+        step.exit_code = Some(0);
+    }
+    step
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(task: AgentTask) {
+        let args = task.to_args(None);
+        assert_eq!(args[0], "agent");
+        assert_eq!(AgentTask::from_args(&args[1..]).unwrap(), (task.clone(), None), "{args:?}");
+        let args = task.to_args(Some(1_795_000_000_000));
+        assert_eq!(&args[1..3], ["--start-by", "1795000000000"]);
+        assert_eq!(AgentTask::from_args(&args[1..]).unwrap(), (task, Some(1_795_000_000_000)), "{args:?}");
+    }
+
+    #[test]
+    fn arguments_round_trip() {
+        round_trip(AgentTask::CleanNode {
+            prunes: vec![
+                (Prune::Containers, Budget::new(Duration::from_secs(60), "default")),
+                (
+                    Prune::BuildCache,
+                    Budget::new(Duration::from_millis(1500), "label x.clean.builder.timeout"),
+                ),
+            ],
+        });
+        round_trip(AgentTask::UnusedVolumes);
+        round_trip(AgentTask::Exec {
+            argv: vec!["/bin/sh".into(), "-c".into(), "echo 'a b' -- --task; rm -rf $X".into()],
+            budget: Budget::new(Duration::from_secs(5), "label dockhand.clean.exec.timeout"),
+            targets: vec![
+                ExecTarget { task: "t1".into(), container: "c1".into() },
+                ExecTarget { task: "t2".into(), container: "c2".into() },
+            ],
+            concurrency: 3,
+        });
+    }
+
+    #[test]
+    fn bad_arguments_say_what_is_wrong() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let err = |a: &[&str]| AgentTask::from_args(&args(a)).unwrap_err().to_string();
+        assert!(err(&[]).contains("verb"));
+        assert!(err(&["nope"]).contains("\"nope\""));
+        assert!(err(&["clean-node", "--volume-prune", "1s"]).contains("--volume-prune"));
+        assert!(err(&["clean-node", "--image-prune", "soon"]).contains("soon"));
+        assert!(err(&["exec", "--timeout", "1s"]).contains("command after --"));
+        assert!(err(&["exec", "--task", "x", "--", "true"]).contains("TASK=CONTAINER"));
+        assert!(err(&["exec", "--", "true"]).contains("--timeout"));
+        assert!(err(&["volumes-unused", "x"]).contains("no arguments"));
+        assert!(err(&["--start-by", "soon", "volumes-unused"]).contains("\"soon\""));
+    }
+
+    #[test]
+    fn lines_are_tagged_json_and_other_output_is_not_a_line() {
+        let line = AgentLine::Done.to_line();
+        assert_eq!(line, r#"{"agent":"done"}"#);
+        assert_eq!(AgentLine::parse(&format!("{line}\n")), Some(AgentLine::Done));
+        assert_eq!(AgentLine::parse("WARN something"), None);
+        assert_eq!(AgentLine::parse(r#"{"agent":"unknown"}"#), None);
+    }
+}

@@ -1,0 +1,317 @@
+//! Helper services: how a job works on a node other than the one dockhand is connected to.
+//!
+//! A helper is a swarm service of mode `replicated-job`, pinned to one node
+//! (`node.id==<id>`, restart condition `none`), given that node's engine socket by a bind
+//! mount, logging with `json-file`, and running `dockhand agent <verb>` with typed
+//! arguments ([`AgentTask`]). It carries no secret: none in its env, args or labels. Its
+//! result is its task's exit status plus the [`AgentLine`]s the agent printed, read back
+//! from the service's logs.
+//!
+//! A helper is removed on every path: success, failure, timeout, cancellation, and (by a
+//! background removal) when the future running it is dropped. Leftovers of a dockhand that
+//! was killed are found by label before any job on the same target ([`clear_leftovers`]).
+
+use std::time::{Duration, Instant};
+
+use dockhand_engine::{Client, Filters, LogsOptions, ServiceSpec, StreamKind, Task};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{AgentLine, AgentTask};
+use crate::tail::Tail;
+
+/// The label every helper service carries; its value is the job's ID.
+pub const HELPER_LABEL: &str = "dockhand.helper";
+/// The helper's target (`node/<id>` or `service/<id>`): what leftovers are matched on.
+pub const HELPER_TARGET_LABEL: &str = "dockhand.helper.target";
+/// The helper's action (`clean-node`, ...).
+pub const HELPER_ACTION_LABEL: &str = "dockhand.helper.action";
+
+/// Where the agent finds the node's engine inside the helper container.
+const AGENT_SOCKET: &str = "/var/run/docker.sock";
+/// The most of a helper's logs read back: its lines are bounded, so this is a guard.
+const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How helpers are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HelperSettings {
+    /// The image, whose entrypoint is `dockhand` (inside a swarm service: the image dockhand
+    /// runs from, pinned by digest).
+    pub image: String,
+    /// The engine socket's path on the nodes, bind-mounted into the helper.
+    pub socket: String,
+    /// How long a helper may stay pending before it is removed and its step fails.
+    pub pending_timeout: Duration,
+    /// How often a helper's task is looked at.
+    pub poll: Duration,
+}
+
+impl HelperSettings {
+    /// The default image: `dockhand/dockhand:<version>`.
+    pub fn default_image() -> String {
+        format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// `image`, the socket `/var/run/docker.sock` and the seed's 20 s pending timeout.
+    pub fn new(image: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            socket: AGENT_SOCKET.to_owned(),
+            pending_timeout: Duration::from_secs(20),
+            poll: Duration::from_millis(200),
+        }
+    }
+
+    /// Sets the socket path on the nodes.
+    pub fn with_socket(mut self, socket: impl Into<String>) -> Self {
+        self.socket = socket.into();
+        self
+    }
+
+    /// Sets the pending timeout.
+    pub fn with_pending_timeout(mut self, timeout: Duration) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+}
+
+impl Default for HelperSettings {
+    fn default() -> Self {
+        Self::new(Self::default_image())
+    }
+}
+
+/// One helper run: what, where, for which job.
+#[derive(Debug, Clone)]
+pub(crate) struct HelperRun<'a> {
+    pub(crate) job: &'a str,
+    pub(crate) action: &'a str,
+    /// `node/<id>` or `service/<id>`.
+    pub(crate) target: String,
+    pub(crate) node_id: &'a str,
+    pub(crate) node_name: &'a str,
+    pub(crate) task: AgentTask,
+    /// How long the agent may work once started.
+    pub(crate) timeout: Duration,
+}
+
+/// What a helper reported.
+#[derive(Debug, Clone)]
+pub(crate) struct HelperOutput {
+    pub(crate) lines: Vec<AgentLine>,
+}
+
+/// Why a helper gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HelperError {
+    #[error("the helper on node {node} was still pending after {after:?}: {message}")]
+    Pending { node: String, after: Duration, message: String },
+    #[error("the helper on node {node} did not finish within {after:?}")]
+    Timeout { node: String, after: Duration },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the helper on node {node} ended {state} (exit code {exit_code}): {message}")]
+    Failed { node: String, state: String, exit_code: i64, message: String },
+    #[error("the helper on node {node}: {message}")]
+    Engine { node: String, message: String },
+}
+
+/// A created helper service, removed when dropped unless [`Created::remove`] ran.
+struct Created {
+    client: Client,
+    id: String,
+    removed: bool,
+}
+
+impl Created {
+    async fn remove(mut self) -> Result<(), dockhand_engine::Error> {
+        self.removed = true;
+        remove_quietly(&self.client, &self.id).await
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Dropped mid-run (its caller went away): remove it in the background. Should the
+        // runtime be gone too, the next job on this target clears it as a leftover.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, id) = (self.client.clone(), self.id.clone());
+            runtime.spawn(async move { remove_quietly(&client, &id).await });
+        }
+    }
+}
+
+async fn remove_quietly(client: &Client, id: &str) -> Result<(), dockhand_engine::Error> {
+    match client.remove_service(id).await {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The helper's service spec: nothing in it comes from a request but typed values. Its
+/// agent does nothing if it starts after the pending timeout.
+fn spec(settings: &HelperSettings, run: &HelperRun<'_>) -> ServiceSpec {
+    let start_by = crate::job::epoch_ms(std::time::SystemTime::now() + settings.pending_timeout);
+    // One helper per job and node; 61 characters with a 25-character job and node ID.
+    let mut name = format!("dh-helper-{}-{}", run.job, run.node_id);
+    name.truncate(63);
+    ServiceSpec::new(name, &settings.image)
+        .replicated_job(1)
+        .with_restart_condition("none")
+        .with_constraint(format!("node.id=={}", run.node_id))
+        .with_bind(&settings.socket, AGENT_SOCKET)
+        .with_log_driver("json-file")
+        .with_args(run.task.to_args(Some(start_by)))
+        .with_label(HELPER_LABEL, run.job)
+        .with_label(HELPER_TARGET_LABEL, &run.target)
+        .with_label(HELPER_ACTION_LABEL, run.action)
+}
+
+/// Runs one helper to its end and removes it, whatever happens.
+pub(crate) async fn run_helper(
+    client: &Client,
+    settings: &HelperSettings,
+    run: &HelperRun<'_>,
+    cancel: &CancellationToken,
+) -> Result<HelperOutput, HelperError> {
+    let node = run.node_name.to_owned();
+    let engine =
+        |e: dockhand_engine::Error| HelperError::Engine { node: node.clone(), message: e.to_string() };
+    let created = client.create_service(&spec(settings, run)).await.map_err(engine)?;
+    let created = Created { client: client.clone(), id: created.id, removed: false };
+    let outcome = tokio::select! {
+        outcome = follow(client, settings, run, &created.id) => outcome,
+        () = cancel.cancelled() => Err(HelperError::Cancelled),
+    };
+    let removed = created.remove().await;
+    let output = outcome?;
+    removed.map_err(engine)?;
+    Ok(output)
+}
+
+fn pending(task: Option<&Task>) -> bool {
+    task.is_none_or(|t| matches!(t.status.state.as_str(), "new" | "allocated" | "pending"))
+}
+
+fn terminal(task: &Task) -> bool {
+    matches!(
+        task.status.state.as_str(),
+        "complete" | "failed" | "rejected" | "shutdown" | "orphaned" | "remove"
+    )
+}
+
+/// Waits for the helper's task to end (pending, then working), then reads its lines.
+async fn follow(
+    client: &Client,
+    settings: &HelperSettings,
+    run: &HelperRun<'_>,
+    service: &str,
+) -> Result<HelperOutput, HelperError> {
+    let node = run.node_name.to_owned();
+    let engine =
+        |e: dockhand_engine::Error| HelperError::Engine { node: node.clone(), message: e.to_string() };
+    let created = Instant::now();
+    let mut started: Option<Instant> = None;
+    let task = loop {
+        let tasks = client.tasks(&Filters::new().with("service", service)).await.map_err(engine)?;
+        let task = tasks.into_iter().max_by(|a, b| a.status.timestamp.cmp(&b.status.timestamp));
+        if let Some(t) = task.as_ref().filter(|t| terminal(t)) {
+            break t.clone();
+        }
+        if pending(task.as_ref()) {
+            if created.elapsed() >= settings.pending_timeout {
+                let message = task
+                    .map(|t| if t.status.err.is_empty() { t.status.message } else { t.status.err })
+                    .unwrap_or_else(|| "no task was created".to_owned());
+                return Err(HelperError::Pending {
+                    node: node.clone(),
+                    after: settings.pending_timeout,
+                    message,
+                });
+            }
+        } else if started.get_or_insert_with(Instant::now).elapsed() >= run.timeout {
+            return Err(HelperError::Timeout { node: node.clone(), after: run.timeout });
+        }
+        tokio::time::sleep(settings.poll).await;
+    };
+    let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
+    // The logs are the agent's report; a finished task's json-file logs are complete, but
+    // give the engine a moment if the closing line is not there yet.
+    let mut attempt = 0;
+    loop {
+        let (lines, diagnostics) = read_lines(client, service).await.map_err(engine)?;
+        let done = lines.last() == Some(&AgentLine::Done);
+        if task.status.state == "complete" && done {
+            return Ok(HelperOutput { lines });
+        }
+        attempt += 1;
+        if task.status.state != "complete" || attempt >= 10 {
+            let mut message = diagnostics.text().trim().to_owned();
+            if message.is_empty() {
+                message = if task.status.err.is_empty() {
+                    task.status.message.clone()
+                } else {
+                    task.status.err.clone()
+                };
+            }
+            if task.status.state == "complete" {
+                message = format!("the agent's report is incomplete: {message}");
+            }
+            return Err(HelperError::Failed { node, state: task.status.state, exit_code, message });
+        }
+        tokio::time::sleep(settings.poll).await;
+    }
+}
+
+/// The agent's lines in the service's logs, and the tail of everything else.
+async fn read_lines(
+    client: &Client,
+    service: &str,
+) -> Result<(Vec<AgentLine>, Tail), dockhand_engine::Error> {
+    let mut logs = client.service_logs(service, &LogsOptions::new()).await?;
+    let (mut lines, mut other) = (Vec::new(), Tail::new(2048));
+    let (mut pending, mut read) = (Vec::<u8>::new(), 0u64);
+    while let Some(chunk) = logs.next().await {
+        let chunk = chunk?;
+        read += chunk.data.len() as u64;
+        if read > MAX_LOG_BYTES {
+            break;
+        }
+        if chunk.stream != StreamKind::Stdout {
+            other.push(&chunk.data);
+            continue;
+        }
+        pending.extend_from_slice(&chunk.data);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line);
+            match AgentLine::parse(&text) {
+                Some(line) => lines.push(line),
+                None => other.push(text.as_bytes()),
+            }
+        }
+    }
+    Ok((lines, other))
+}
+
+/// Clears what a killed dockhand left on `target` (`node/<id>` or `service/<id>`):
+/// finished helpers (and ones that never left pending) are removed; a helper still working
+/// means the target is busy, and its job is returned.
+pub(crate) async fn clear_leftovers(
+    client: &Client,
+    target: &str,
+) -> Result<Option<String>, dockhand_engine::Error> {
+    let label = format!("{HELPER_TARGET_LABEL}={target}");
+    for service in client.services(&Filters::new().with("label", label)).await? {
+        let tasks = client.tasks(&Filters::new().with("service", &service.id)).await?;
+        if tasks.iter().any(|t| !terminal(t) && !pending(Some(t))) {
+            return Ok(Some(service.spec.labels.get(HELPER_LABEL).cloned().unwrap_or_default()));
+        }
+        tracing::info!(service = %service.spec.name, "removing a finished helper left behind");
+        remove_quietly(client, &service.id).await?;
+    }
+    Ok(None)
+}

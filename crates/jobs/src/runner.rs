@@ -1,0 +1,219 @@
+//! The one runner every job goes through: it starts the job, reports to the sink, takes the
+//! target's lock and clears leftover helpers, watches for cancellation, and finishes the
+//! job (releasing the lock) on every path. The jobs' own modules only plan and do steps.
+
+use std::time::SystemTime;
+
+use dockhand_engine::{Client, Info};
+use dockhand_policy::{Defaults, LabelPrefixes};
+use tokio_util::sync::CancellationToken;
+
+use crate::helper::{HelperError, HelperSettings, clear_leftovers};
+use crate::job::{Action, Event, Job, Sink, Status, Step, Target, Trigger};
+use crate::lock::{LockError, LockGuard, LockTarget, Locks};
+
+/// Who runs a job, and how: the engine, its locks, the policy's defaults and prefixes, the
+/// helpers, the cancellation token and how much runs at once.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// The engine dockhand is connected to.
+    pub client: Client,
+    /// Locks on its swarm (used when it is a manager).
+    pub locks: Locks,
+    /// The seed's defaults (timeouts).
+    pub defaults: Defaults,
+    /// The label prefixes read.
+    pub prefixes: LabelPrefixes,
+    /// What started the job.
+    pub trigger: Trigger,
+    /// Who asked, described safely.
+    pub caller: String,
+    /// How helpers on other nodes are made.
+    pub helpers: HelperSettings,
+    /// Cancels the job at its next safe point; what it started is still cleaned up.
+    pub cancel: CancellationToken,
+    /// How many tasks, nodes or services are worked on at once.
+    pub concurrency: usize,
+}
+
+impl JobContext {
+    /// A context on `client` with the seed's defaults, `dockhand.` labels, default helpers,
+    /// 8 at once, and locks held as this process.
+    pub fn new(client: Client, hostname: &str, trigger: Trigger, caller: impl Into<String>) -> Self {
+        let defaults = Defaults::default();
+        let settings = crate::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
+        Self {
+            locks: Locks::new(client.clone(), Locks::process_holder(hostname), settings),
+            helpers: HelperSettings::default().with_pending_timeout(defaults.pending_timeout),
+            client,
+            defaults,
+            prefixes: LabelPrefixes::default(),
+            trigger,
+            caller: caller.into(),
+            cancel: CancellationToken::new(),
+            concurrency: 8,
+        }
+    }
+}
+
+/// Why a job could not run at all (as opposed to a job that ran and failed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// No node has that ID or hostname.
+    #[error("no node {0:?} in the swarm")]
+    UnknownNode(String),
+    /// Several nodes have that hostname.
+    #[error("several nodes are named {name:?}: give one of their IDs ({})", ids.join(", "))]
+    AmbiguousHostname {
+        /// The hostname.
+        name: String,
+        /// Their IDs.
+        ids: Vec<String>,
+    },
+    /// No service has that name or ID.
+    #[error("no service {0:?} in the swarm")]
+    UnknownService(String),
+    /// A node other than this engine's own was asked of an engine that is not a manager.
+    #[error(
+        "{connected} is not a swarm manager, so it can only clean itself, not node {node}: connect to a \
+         manager (or to {node}'s engine)"
+    )]
+    Elsewhere {
+        /// The node asked for.
+        node: String,
+        /// The engine dockhand talks to.
+        connected: String,
+    },
+    /// Service jobs need a manager.
+    #[error("{0} is not a swarm manager: service jobs need the engine of a swarm manager")]
+    NotManager(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] dockhand_engine::Error),
+    /// The lock could not be read or written.
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// The engine dockhand is connected to: whether it manages a swarm, and which node it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Connected {
+    pub(crate) manager: bool,
+    pub(crate) node_id: String,
+    pub(crate) name: String,
+}
+
+impl Connected {
+    pub(crate) async fn read(client: &Client) -> Result<Self, dockhand_engine::Error> {
+        let info: Info = client.info().await?;
+        Ok(Self {
+            manager: info.swarm.is_active() && info.swarm.control_available,
+            node_id: info.swarm.node_id,
+            name: info.name,
+        })
+    }
+}
+
+/// A job while it runs.
+pub(crate) struct Running<'a> {
+    pub(crate) ctx: &'a JobContext,
+    sink: &'a dyn Sink,
+    pub(crate) job: Job,
+    guard: Option<LockGuard>,
+}
+
+impl<'a> Running<'a> {
+    /// Starts `action` on `target` and reports it.
+    pub(crate) fn start(ctx: &'a JobContext, sink: &'a dyn Sink, action: Action, target: Target) -> Self {
+        let job = Job::start(action, target, ctx.trigger, ctx.caller.clone(), SystemTime::now());
+        sink.event(&Event::JobStarted { job: job.clone() });
+        Self { ctx, sink, job, guard: None }
+    }
+
+    /// Reports a step that starts.
+    pub(crate) fn started(&self, step: &Step) {
+        self.sink.event(&Event::StepStarted { job: self.job.id.clone(), step: step.clone() });
+    }
+
+    /// Records a finished step and reports it.
+    pub(crate) fn push(&mut self, step: Step) {
+        self.sink.event(&Event::StepFinished { job: self.job.id.clone(), step: step.clone() });
+        self.job.steps.push(step);
+    }
+
+    /// Records a step that ended at once: a refusal, a skip, a busy target.
+    pub(crate) fn push_now(&mut self, kind: &str, status: Status, reason: String) {
+        let mut step = Step::start(kind, SystemTime::now());
+        step.finish(status, SystemTime::now(), Some(reason));
+        self.push(step);
+    }
+
+    /// Reports progress.
+    pub(crate) fn progress(&self, message: String) {
+        self.sink.event(&Event::Progress { job: self.job.id.clone(), message });
+    }
+
+    /// Takes the target's lock, then clears leftover helpers on it. `Ok(false)` when the
+    /// target is busy (recorded as a `lock` step) or the job was cancelled while waiting.
+    pub(crate) async fn lock(&mut self, target: LockTarget) -> Result<bool, JobError> {
+        let acquired = tokio::select! {
+            acquired = self.ctx.locks.acquire(&target, &self.job.id) => acquired,
+            () = self.ctx.cancel.cancelled() => return Ok(false),
+        };
+        match acquired {
+            Ok(guard) => self.guard = Some(guard),
+            Err(LockError::Busy { job, .. }) => {
+                self.push_now(
+                    "lock",
+                    Status::Busy,
+                    format!("job {job} holds the lock of {}", target.label()),
+                );
+                return Ok(false);
+            }
+            Err(e) => return Err(JobError::Lock(e)),
+        }
+        if let Some(job) = clear_leftovers(&self.ctx.client, &target.label()).await? {
+            self.push_now(
+                "lock",
+                Status::Busy,
+                format!(
+                    "a helper of job {job} still works on {} (left by a dockhand that stopped)",
+                    target.label()
+                ),
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A failed or cancelled helper as a step of `kind` on `node`.
+    pub(crate) fn helper_failed(&mut self, kind: &str, node: &str, error: &HelperError) {
+        let mut step = Step::start(kind, SystemTime::now());
+        step.node = Some(node.to_owned());
+        let status = if *error == HelperError::Cancelled { Status::Cancelled } else { Status::Failed };
+        step.finish(status, SystemTime::now(), Some(error.to_string()));
+        self.push(step);
+    }
+
+    /// Ends the job: `status` when given (refused, busy), `cancelled` when the token fired,
+    /// else the steps' aggregate; releases the lock.
+    pub(crate) async fn finish(mut self, status: Option<Status>) -> Job {
+        if let Some(guard) = self.guard.take() {
+            if guard.is_lost() {
+                self.push_now(
+                    "lock",
+                    Status::Failed,
+                    "the lock's lease was lost while the job ran: another job may have taken over".to_owned(),
+                );
+            }
+            if let Err(e) = guard.release().await {
+                tracing::warn!(error = %e, "cannot release a lock; it frees itself when its lease ends");
+            }
+        }
+        let status = status.or_else(|| self.ctx.cancel.is_cancelled().then_some(Status::Cancelled));
+        self.job.finish(SystemTime::now(), status);
+        self.sink.event(&Event::JobFinished { job: self.job.clone() });
+        self.job
+    }
+}
