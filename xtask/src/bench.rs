@@ -4,8 +4,15 @@
 //! 1. In-process: 10 000 pings and 1 000 service lists through `dockhand_engine::Client`
 //!    versus a raw hyper client written here, on the same socket.
 //! 2. Cold process: `dockhand engine ping` versus `curl --unix-socket ... /_ping`.
-//! 3. `dockhand services ls` versus `docker service ls` with 500 services: wall time and peak
-//!    RSS (GNU time's `%M`).
+//! 3. `dockhand services ls` versus `docker service ls` with 500 and 5 000 services: wall
+//!    time and peak RSS (GNU time's `%M`).
+//!
+//! `cargo xtask bench jobs`: the jobs against the seed's way of doing them.
+//!
+//! 1. clean-service over 50 services × 2 tasks (exec `true`): `dockhand clean service
+//!    --all` versus one `docker exec` per task, in sequence.
+//! 2. clean-node of a node with 40 stopped containers and 10 unused images: `dockhand clean
+//!    node` versus `docker system prune -af`, each on the same preparation.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,8 +28,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::{engine, proc};
 
 pub(crate) fn run(what: &str) -> anyhow::Result<()> {
-    if what != "engine" {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine");
+    if what != "engine" && what != "jobs" {
+        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs");
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;
@@ -38,6 +45,9 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     ]))?;
     let dockhand = crate::project_root().join("target/release/dockhand");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if what == "jobs" {
+        return jobs(&layout, &dockhand, &runtime);
+    }
     let socket = layout.socket();
 
     println!("\n== in-process, unix socket ({})", layout.url());
@@ -57,15 +67,31 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     })?;
     report("`dockhand engine ping` x50", ours, curl, "curl --unix-socket");
 
-    println!("\n== 500 services");
     let client = Client::new(Endpoint::unix(&socket))?;
-    runtime.block_on(create_services(&client, 500))?;
+    for (count, runs) in [(500, 5), (5_000, 3)] {
+        println!("\n== {count} services");
+        list_services(&layout, &dockhand, &runtime, &client, count, runs)?;
+    }
+    Ok(())
+}
+
+/// `dockhand services ls` against `docker service ls` with `count` services.
+fn list_services(
+    layout: &engine::Layout,
+    dockhand: &Path,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    count: usize,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let url = layout.url();
+    runtime.block_on(create_services(client, count))?;
     let result = (|| -> anyhow::Result<()> {
         let (ours_t, ours_rss) =
-            measure(5, Command::new(&dockhand).args(["--host", &url, "services", "ls"]))?;
+            measure(runs, Command::new(dockhand).args(["--host", &url, "services", "ls"]))?;
         let mut theirs = layout.docker()?;
         theirs.args(["service", "ls"]);
-        let (docker_t, docker_rss) = measure(5, &mut theirs)?;
+        let (docker_t, docker_rss) = measure(runs, &mut theirs)?;
         report("`dockhand services ls` wall", ours_t, docker_t, "docker service ls");
         println!(
             "{:<40} {:>9} KiB vs {:>9} KiB  ratio {:.2} (peak RSS)",
@@ -76,8 +102,125 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
         );
         Ok(())
     })();
-    runtime.block_on(remove_services(&client))?;
+    runtime.block_on(remove_services(client))?;
     result
+}
+
+/// The jobs benchmarks, on the private engine (a one-node swarm: every task is local).
+fn jobs(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let client = Client::new(Endpoint::unix(layout.socket()))?;
+    let url = layout.url();
+    let state = tempfile::tempdir()?;
+    let ours = |args: &[&str]| {
+        let mut cmd = Command::new(dockhand);
+        cmd.args(["--host", &url]).args(args).env("XDG_STATE_HOME", state.path());
+        cmd
+    };
+
+    println!("\n== clean-service, 50 services x 2 tasks, exec `true`");
+    runtime.block_on(create_cleanable(&client, 50, 2))?;
+    let result = (|| -> anyhow::Result<()> {
+        let containers = runtime.block_on(bench_containers(&client))?;
+        if containers.len() != 100 {
+            bail!("expected 100 running tasks, found {}", containers.len());
+        }
+        let (mut t_ours, mut t_seed) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..3 {
+            let start = Instant::now();
+            proc::output(&mut ours(&["clean", "service", "--all"]))?;
+            t_ours += start.elapsed();
+            let start = Instant::now();
+            for container in &containers {
+                proc::output(layout.docker()?.args(["exec", container, "/bin/sh", "-c", "true"]))?;
+            }
+            t_seed += start.elapsed();
+        }
+        report("`dockhand clean service --all` x3", t_ours, t_seed, "docker exec per task");
+        Ok(())
+    })();
+    runtime.block_on(remove_services(&client))?;
+    result?;
+
+    println!("\n== clean-node: 40 stopped containers, 10 unused images");
+    let (mut t_ours, mut t_prune) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..3 {
+        runtime.block_on(prepare_node(&client, round))?;
+        let start = Instant::now();
+        proc::output(&mut ours(&["clean", "node"]))?;
+        t_ours += start.elapsed();
+        runtime.block_on(prepare_node(&client, round))?;
+        let start = Instant::now();
+        proc::output(layout.docker()?.args(["system", "prune", "-af"]))?;
+        t_prune += start.elapsed();
+        // What the prune took from the test setup comes back.
+        crate::images::ensure(layout)?;
+    }
+    report("`dockhand clean node` x3", t_ours, t_prune, "docker system prune -af");
+    Ok(())
+}
+
+/// `services` services of `tasks` running busybox tasks each, labelled for clean-service.
+async fn create_cleanable(client: &Client, services: usize, tasks: u64) -> anyhow::Result<()> {
+    for i in 0..services {
+        let spec = ServiceSpec::new(format!("dh-bench-clean-{i:02}"), crate::images::BUSYBOX_IMAGE)
+            .with_label(BENCH_LABEL, "1")
+            .with_label("dockhand.clean.enable", "true")
+            .with_label("dockhand.clean.exec", "true")
+            .with_args(["sleep", "3600"])
+            .with_replicas(tasks);
+        client.create_service(&spec).await?;
+    }
+    let want = services * usize::try_from(tasks)?;
+    for _ in 0..600 {
+        if bench_containers(client).await?.len() == want {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the {want} bench tasks did not all run within 2 minutes")
+}
+
+/// The containers of the running bench tasks.
+async fn bench_containers(client: &Client) -> anyhow::Result<Vec<String>> {
+    let mut containers = Vec::new();
+    for service in client.services(&Filters::new().with("label", format!("{BENCH_LABEL}=1"))).await? {
+        let filters = Filters::new().with("service", &service.id).with("desired-state", "running");
+        for task in client.tasks(&filters).await? {
+            if let Some(c) = task.status.container_status.filter(|_| task.status.state == "running") {
+                containers.push(c.container_id);
+            }
+        }
+    }
+    Ok(containers)
+}
+
+/// Leaves 40 stopped containers and 10 unused images of its own on the engine.
+async fn prepare_node(client: &Client, round: usize) -> anyhow::Result<()> {
+    for i in 0..10 {
+        let tar =
+            dockhand_e2e::one_file_tar("data", format!("round-{round}-image-{i}").repeat(4096).as_bytes());
+        client.import_image(&format!("dh-bench-unused-{i}:r{round}"), tar.into()).await?;
+    }
+    let spec = ServiceSpec::new(format!("dh-bench-stopped-{round}"), crate::images::BUSYBOX_IMAGE)
+        .with_label(BENCH_LABEL, "1")
+        .replicated_job(40)
+        .with_args(["true"]);
+    let mut spec = spec;
+    if let Some(mode) = spec.mode.as_mut().and_then(|m| m.replicated_job.as_mut()) {
+        mode.max_concurrent = Some(8);
+    }
+    let id = client.create_service(&spec).await?.id;
+    for _ in 0..600 {
+        let tasks = client.tasks(&Filters::new().with("service", &id)).await?;
+        if tasks.iter().filter(|t| t.status.state == "complete").count() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The service goes; its 40 exited containers stay until a prune.
+    client.remove_service(&id).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
 }
 
 fn report(what: &str, ours: Duration, baseline: Duration, name: &str) {

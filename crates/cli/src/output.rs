@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
-use dockhand_engine::{ApiVersion, Info, Node, Ping, Service, Task, Version};
+use dockhand_engine::{ApiVersion, Info, Node, Ping, Task, Version};
 use dockhand_host::{Check, HostState, HostsConfig};
 use serde::Serialize;
 
@@ -246,11 +246,12 @@ fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-pub(crate) fn services(services: &[Service]) -> String {
+pub(crate) fn services(services: &[dockhand_engine::ServiceSummary]) -> String {
     let rows = services
         .iter()
         .map(|s| {
-            let (mode, replicas) = match (s.spec.is_global(), s.spec.replicas(), s.service_status) {
+            let want = s.spec.mode.replicated.as_ref().and_then(|r| r.replicas);
+            let (mode, replicas) = match (s.spec.mode.global.is_some(), want, s.service_status) {
                 (true, _, Some(st)) => ("global", format!("{}/{}", st.running_tasks, st.desired_tasks)),
                 (true, _, None) => ("global", "-".to_owned()),
                 (false, Some(want), Some(st)) => ("replicated", format!("{}/{want}", st.running_tasks)),
@@ -368,9 +369,18 @@ fn step_key(step: &dockhand_jobs::Step) -> String {
     }
 }
 
+/// Where a step runs, for people: its node, and its task if it has one.
+fn step_place(step: &dockhand_jobs::Step) -> String {
+    let node = step.node.as_deref().unwrap_or("-");
+    match &step.task {
+        Some(task) => format!("{node} task {task}"),
+        None => node.to_owned(),
+    }
+}
+
 fn step_line(step: &dockhand_jobs::Step) -> String {
     let status = format!("{:?}", step.status).to_lowercase();
-    let mut text = format!("{} on {}: {status}", step.kind, step_key(step));
+    let mut text = format!("{} on {}: {status}", step.kind, step_place(step));
     if let Some(bytes_reclaimed) = step.reclaimed_bytes {
         let _ = write!(text, ", {} reclaimed", bytes(bytes_reclaimed));
     }
@@ -405,7 +415,7 @@ impl JobPrinter {
         match event {
             Event::StepStarted { step, .. } => {
                 let bar = tty.multi.add(indicatif::ProgressBar::new_spinner());
-                bar.set_message(format!("{} on {} ...", step.kind, step_key(step)));
+                bar.set_message(format!("{} on {} ...", step.kind, step_place(step)));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 if let Some(old) = bars.insert(step_key(step), bar) {
                     old.finish_and_clear();
@@ -479,7 +489,7 @@ impl dockhand_jobs::Sink for JobPrinter {
         }
         match event {
             dockhand_jobs::Event::StepStarted { step, .. } => {
-                let _ = line(&format!("{} on {} ...", step.kind, step_key(step)));
+                let _ = line(&format!("{} on {} ...", step.kind, step_place(step)));
             }
             dockhand_jobs::Event::StepFinished { step, .. } => {
                 let _ = line(&step_line(step));

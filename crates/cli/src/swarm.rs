@@ -25,12 +25,25 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Filters> {
 pub(crate) async fn services(global: &Global, cmd: ServicesCommand) -> anyhow::Result<ExitCode> {
     let ServicesCommand::Ls { filters, quiet } = cmd;
     let filters = parse_filters(&filters)?;
-    let mut services = connect(global).await?.services(&filters).await?;
+    let client = connect(global).await?;
+    if global.json {
+        // JSON carries the whole service.
+        let mut services = client.services(&filters).await?;
+        services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        if quiet {
+            output::ids(true, services.iter().map(|s| s.id.as_str()))?;
+        } else {
+            output::print(true, &services, String::new)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A table needs a few fields: decoding only those keeps a large swarm's listing light.
+    let mut services = client.service_summaries(&filters).await?;
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     if quiet {
-        output::ids(global.json, services.iter().map(|s| s.id.as_str()))?;
+        output::ids(false, services.iter().map(|s| s.id.as_str()))?;
     } else {
-        output::print(global.json, &services, || output::services(&services))?;
+        output::print(false, &(), || output::services(&services))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -179,12 +179,16 @@ impl ExecOutput {
         }
         // The stream closes when the process closes its output, a moment before the
         // engine records its exit.
-        for _ in 0..100 {
+        // Usually a few milliseconds: look again soon, then back off to every 50 ms.
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        while started.elapsed() < Duration::from_secs(5) {
             let inspect = self.client.inspect_exec(&self.id).await?;
             if let (false, Some(code)) = (inspect.running, inspect.exit_code) {
                 return Ok(code);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
         Err(Error::Stream {
             context: format!("exec {} on {}", self.id, self.client.url()),

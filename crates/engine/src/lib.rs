@@ -87,7 +87,8 @@ pub use crate::swarm::{
     ContainerSpec, GlobalMode, LogDriver, LogStream, LogsOptions, ManagerStatus, Node, NodeDescription,
     NodeEngine, NodeSpec, NodeStatus, ObjectVersion, Placement, ReplicatedJobMode, ReplicatedMode,
     RestartPolicy, Service, ServiceCreated, ServiceMode, ServiceMount, ServiceSpec, ServiceStatus,
-    ServiceUpdated, Task, TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
+    ServiceSummary, ServiceUpdated, SummaryContainer, SummaryMode, SummarySpec, SummaryTask, Task,
+    TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
 };
 pub use crate::system::{Component, Event, EventActor, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;
