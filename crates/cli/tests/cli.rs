@@ -204,6 +204,8 @@ async fn services_nodes_and_tasks_are_listed() {
     assert!(stdout(&out).lines().any(|l| l.starts_with(&mine)), "{mine} not marked: {}", stdout(&out));
     let out = dockhand(&["-H", &e.url, "nodes", "ls", "-q"], &[]);
     assert!(stdout(&out).lines().any(|l| l == info.swarm.node_id), "{}", stdout(&out));
+    // A task shows its node once the scheduler has placed it.
+    dockhand_e2e::wait_for_task(&e.client, &name, "running").await;
     let out = dockhand(&["-H", &e.url, "tasks", "ls", &name], &[]);
     let text = stdout(&out);
     assert!(text.contains(&format!(" {} ", info.name)), "no hostname {}: {text}", info.name);

@@ -244,7 +244,10 @@ async fn clean_service_refusals_and_failures_say_why() {
         .await
         .unwrap();
     let failing = unique_name("cs-fail");
-    s.manager().create_service(&cleanable(&failing, "echo oops >&2; exit 7")).await.unwrap();
+    // A secret in the output and a token label: neither may reach the job store.
+    let spec = cleanable(&failing, "echo oops >&2; echo password=Sup3rSecretValue; exit 7")
+        .with_label("dockhand.update.token", "TokTokSecret123");
+    s.manager().create_service(&spec).await.unwrap();
     let _guards = [ServiceGuard::new(s.manager_url(), &plain), ServiceGuard::new(s.manager_url(), &failing)];
 
     let out = dockhand(&s, &state, &["clean", "service", &plain, "--json"]);
@@ -259,6 +262,13 @@ async fn clean_service_refusals_and_failures_say_why() {
     assert!(stdout(&out).contains("exited with 7"), "{}", stdout(&out));
     let out = dockhand(&s, &state, &["jobs", "show", "--json", &last_id(&s, &state, "failed")]);
     assert!(stdout(&out).contains("oops"), "the output tail is recorded: {}", stdout(&out));
+    for file in ["jobs.sqlite", "jobs.sqlite-wal"] {
+        let bytes = std::fs::read(state.path().join("dockhand").join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in ["Sup3rSecretValue", "TokTokSecret123"] {
+            assert!(!text.contains(secret), "{secret} is in {file}");
+        }
+    }
 
     let out = dockhand(&s, &state, &["clean", "service", "no-such-service"]);
     assert_eq!(out.status.code(), Some(1));

@@ -219,7 +219,8 @@ async fn run_on(
         task: AgentTask::CleanNode { prunes: enabled },
         timeout,
     };
-    let mut starting = Step::start("helper", std::time::SystemTime::now());
+    let started = std::time::SystemTime::now();
+    let mut starting = Step::start("helper", started);
     starting.node = Some(hostname.to_owned());
     run.started(&starting);
     run.progress(format!("a helper cleans node {hostname}"));
@@ -231,7 +232,7 @@ async fn run_on(
                 }
             }
         }
-        Err(e) => run.helper_failed("helper", hostname, &e),
+        Err(e) => run.helper_failed("helper", hostname, started, &e),
     }
     run.finish(None).await
 }

@@ -136,6 +136,7 @@ async fn run_on(ctx: &JobContext, connected: &Connected, service: &Service, sink
         }
     }
     let job_id = run.job.id.clone();
+    let started = SystemTime::now();
     let (argv, budget) = (&argv, &budget);
     let per_node = futures_util::stream::iter(&groups)
         .map(|(node, targets)| {
@@ -185,7 +186,7 @@ async fn run_on(ctx: &JobContext, connected: &Connected, service: &Service, sink
     for result in per_node {
         match result {
             Ok(steps) => steps.into_iter().for_each(|s| run.push(s)),
-            Err((node, e)) => run.helper_failed("helper", &node, &e),
+            Err((node, e)) => run.helper_failed("helper", &node, started, &e),
         }
     }
     run.finish(None).await

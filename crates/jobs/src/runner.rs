@@ -187,9 +187,9 @@ impl<'a> Running<'a> {
         Ok(true)
     }
 
-    /// A failed or cancelled helper as a step of `kind` on `node`.
-    pub(crate) fn helper_failed(&mut self, kind: &str, node: &str, error: &HelperError) {
-        let mut step = Step::start(kind, SystemTime::now());
+    /// A failed or cancelled helper, started at `started`, as a step of `kind` on `node`.
+    pub(crate) fn helper_failed(&mut self, kind: &str, node: &str, started: SystemTime, error: &HelperError) {
+        let mut step = Step::start(kind, started);
         step.node = Some(node.to_owned());
         let status = if *error == HelperError::Cancelled { Status::Cancelled } else { Status::Failed };
         step.finish(status, SystemTime::now(), Some(error.to_string()));
