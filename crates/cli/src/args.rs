@@ -155,7 +155,7 @@ pub(crate) enum CleanCommand {
 #[derive(Debug, Clone, ClapArgs)]
 pub(crate) struct JobOptions {
     /// The image of helper services on other nodes; its entrypoint must be dockhand
-    /// [default: dockhand/dockhand:<version>].
+    /// [default: dockhand/dockhand:VERSION].
     #[arg(long, env = "DOCKHAND_HELPER_IMAGE", value_name = "IMAGE")]
     pub(crate) helper_image: Option<String>,
     /// The engine socket's path on the nodes, bind-mounted into helpers.

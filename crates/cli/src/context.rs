@@ -73,11 +73,16 @@ pub(crate) async fn job_context(
     let host = client.info().await.map(|i| i.name).unwrap_or_default();
     let mut ctx =
         dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
-    let mut helpers = dockhand_jobs::HelperSettings::new(
-        opts.helper_image.clone().unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
-    )
-    .with_socket(&opts.helper_socket)
-    .with_pending_timeout(opts.pending_timeout.unwrap_or(ctx.defaults.pending_timeout));
+    // Inside a swarm service, helpers run the image dockhand itself runs from.
+    let image = match &opts.helper_image {
+        Some(image) => image.clone(),
+        None => dockhand_jobs::own_service_image(&ctx.client)
+            .await
+            .unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
+    };
+    let mut helpers = dockhand_jobs::HelperSettings::new(image)
+        .with_socket(&opts.helper_socket)
+        .with_pending_timeout(opts.pending_timeout.unwrap_or(ctx.defaults.pending_timeout));
     std::mem::swap(&mut ctx.helpers, &mut helpers);
     if let Some(lease) = opts.lock_lease {
         let settings = dockhand_jobs::LockSettings::default()

@@ -509,3 +509,45 @@ async fn clean_node_of_a_locked_node_exits_4_naming_the_holder() {
     assert!(job["steps"][0]["error"].as_str().unwrap().contains("job-holding-node1"), "{job}");
     assert!(job["steps"].as_array().unwrap().iter().all(|s| !s["kind"].as_str().unwrap().ends_with("prune")));
 }
+
+/// dockhand running as a swarm service (as the server will) gives helpers its own image:
+/// `volumes unused` run in a service of the test image reaches node2 and node3 through
+/// helpers of that image, without `--helper-image` (the default image does not exist here).
+#[tokio::test]
+async fn inside_a_service_helpers_run_dockhands_own_image() {
+    let _schedulable = every_node_schedulable().await;
+    let s = dockhand_e2e::swarm().await;
+    let ids = node_ids(&s).await;
+    let name = unique_name("in-service");
+    let spec = ServiceSpec::new(&name, HELPER_IMAGE)
+        .replicated_job(1)
+        .with_restart_condition("none")
+        .with_constraint(format!("node.id=={}", ids[0].0))
+        .with_bind("/var/run/docker.sock", "/var/run/docker.sock")
+        .with_log_driver("json-file")
+        .with_args(["volumes", "unused", "--json"]);
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let mut task = None;
+    for _ in 0..600 {
+        let tasks = s.manager().tasks(&Filters::new().with("service", &name)).await.unwrap();
+        task =
+            tasks.into_iter().find(|t| matches!(t.status.state.as_str(), "complete" | "failed" | "rejected"));
+        if task.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let task = task.expect("the service's task ended within 60 s");
+    let mut logs = s.manager().service_logs(&name, &dockhand_engine::LogsOptions::new()).await.unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = logs.next().await {
+        text.extend_from_slice(&chunk.unwrap().data);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(task.status.state, "complete", "{} {text}", task.status.err);
+    assert!(!text.contains("not read"), "every node was read: {text}");
+    for (id, _) in &ids {
+        assert_nothing_left(s.manager(), &[format!("volumes/{id}")]).await;
+    }
+}

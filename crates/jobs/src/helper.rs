@@ -75,6 +75,30 @@ impl HelperSettings {
     }
 }
 
+/// The image of the swarm service this process runs in, as the service's spec names it (the
+/// swarm pins it by digest when the image came from a registry): what helpers must run, so
+/// that they run the same dockhand. `None` outside a swarm task.
+pub async fn own_service_image(client: &Client) -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let container = container_id_from_mountinfo(&mountinfo)?;
+    let inspect = client.container(&container).await.ok()?;
+    let service = inspect.config.labels.get("com.docker.swarm.service.id")?;
+    let image = client.service(service).await.ok()?.spec.task_template.container_spec.image;
+    (!image.is_empty()).then_some(image)
+}
+
+/// The container ID in a container's own mount table: Docker bind-mounts
+/// `.../containers/<id>/hostname` (and `hosts`, `resolv.conf`) into every container.
+fn container_id_from_mountinfo(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let root = line.split_whitespace().nth(3)?;
+        let rest = &root[root.find("/containers/")? + "/containers/".len()..];
+        let (id, file) = rest.split_once('/')?;
+        let is_id = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        (is_id && matches!(file, "hostname" | "hosts" | "resolv.conf")).then(|| id.to_owned())
+    })
+}
+
 impl Default for HelperSettings {
     fn default() -> Self {
         Self::new(Self::default_image())
@@ -314,4 +338,22 @@ pub(crate) async fn clear_leftovers(
         remove_quietly(client, &service.id).await?;
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_container_id_comes_from_the_hostname_mount() {
+        let id = "6f1a".repeat(16);
+        let mountinfo = format!(
+            "591 590 0:52 / / rw,relatime - overlay overlay rw\n\
+             601 591 8:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/sda1 rw\n"
+        );
+        assert_eq!(container_id_from_mountinfo(&mountinfo), Some(id));
+        assert_eq!(container_id_from_mountinfo("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"), None);
+        let short = "601 591 8:1 /var/lib/docker/containers/abc/hostname /etc/hostname rw - ext4 x rw";
+        assert_eq!(container_id_from_mountinfo(short), None);
+    }
 }

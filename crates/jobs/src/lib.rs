@@ -32,7 +32,9 @@ pub use crate::agent::{
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
-pub use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings};
+pub use crate::helper::{
+    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,
+};
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
 pub use crate::plan::{PlanRow, plan};
