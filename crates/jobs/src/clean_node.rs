@@ -164,14 +164,8 @@ async fn run_on(
     };
     // One operation per node at a time, across processes: the swarm lock (a manager only).
     if connected.manager {
-        match run.lock(LockTarget::Node(id.to_owned())).await {
-            Ok(true) => {}
-            Ok(false) if ctx.cancel.is_cancelled() => return run.finish(Some(Status::Cancelled)).await,
-            Ok(false) => return run.finish(Some(Status::Busy)).await,
-            Err(e) => {
-                run.push_now("lock", Status::Failed, e.to_string());
-                return run.finish(None).await;
-            }
+        if let Err(status) = run.lock(LockTarget::Node(id.to_owned())).await {
+            return run.finish(status).await;
         }
     }
     let skipped = |prune: Prune, reason: &str| {

@@ -107,14 +107,8 @@ async fn run_on(ctx: &JobContext, connected: &Connected, service: &Service, sink
         }
         ServicePlan::Exec { argv, budget } => (argv, budget),
     };
-    match run.lock(LockTarget::Service(service.id.clone())).await {
-        Ok(true) => {}
-        Ok(false) if ctx.cancel.is_cancelled() => return run.finish(Some(Status::Cancelled)).await,
-        Ok(false) => return run.finish(Some(Status::Busy)).await,
-        Err(e) => {
-            run.push_now("lock", Status::Failed, e.to_string());
-            return run.finish(None).await;
-        }
+    if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
+        return run.finish(status).await;
     }
     let (groups, names) = match running_tasks(ctx, service).await {
         Ok(found) => found,

@@ -154,12 +154,14 @@ impl<'a> Running<'a> {
         self.sink.event(&Event::Progress { job: self.job.id.clone(), message });
     }
 
-    /// Takes the target's lock, then clears leftover helpers on it. `Ok(false)` when the
-    /// target is busy (recorded as a `lock` step) or the job was cancelled while waiting.
-    pub(crate) async fn lock(&mut self, target: LockTarget) -> Result<bool, JobError> {
+    /// Takes the target's lock, then clears leftover helpers on it. When the job cannot go
+    /// on, `Err` holds how it ends: `busy` (another job holds the lock, or a helper a
+    /// stopped dockhand left still works; recorded as a `lock` step), `cancelled` (while
+    /// waiting), or failed (the lock could not be read or written; `None`, with the step).
+    pub(crate) async fn lock(&mut self, target: LockTarget) -> Result<(), Option<Status>> {
         let acquired = tokio::select! {
             acquired = self.ctx.locks.acquire(&target, &self.job.id) => acquired,
-            () = self.ctx.cancel.cancelled() => return Ok(false),
+            () = self.ctx.cancel.cancelled() => return Err(Some(Status::Cancelled)),
         };
         match acquired {
             Ok(guard) => self.guard = Some(guard),
@@ -169,22 +171,31 @@ impl<'a> Running<'a> {
                     Status::Busy,
                     format!("job {job} holds the lock of {}", target.label()),
                 );
-                return Ok(false);
+                return Err(Some(Status::Busy));
             }
-            Err(e) => return Err(JobError::Lock(e)),
+            Err(e) => {
+                self.push_now("lock", Status::Failed, e.to_string());
+                return Err(None);
+            }
         }
-        if let Some(job) = clear_leftovers(&self.ctx.client, &target.label()).await? {
-            self.push_now(
-                "lock",
-                Status::Busy,
-                format!(
-                    "a helper of job {job} still works on {} (left by a dockhand that stopped)",
-                    target.label()
-                ),
-            );
-            return Ok(false);
+        match clear_leftovers(&self.ctx.client, &target.label()).await {
+            Ok(None) => Ok(()),
+            Ok(Some(job)) => {
+                self.push_now(
+                    "lock",
+                    Status::Busy,
+                    format!(
+                        "a helper of job {job} still works on {} (left by a dockhand that stopped)",
+                        target.label()
+                    ),
+                );
+                Err(Some(Status::Busy))
+            }
+            Err(e) => {
+                self.push_now("leftovers", Status::Failed, e.to_string());
+                Err(None)
+            }
         }
-        Ok(true)
     }
 
     /// A failed or cancelled helper, started at `started`, as a step of `kind` on `node`.
