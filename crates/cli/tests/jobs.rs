@@ -551,3 +551,29 @@ async fn inside_a_service_helpers_run_dockhands_own_image() {
         assert_nothing_left(s.manager(), &[format!("volumes/{id}")]).await;
     }
 }
+
+/// A task whose container dies mid-exec is a failed step that names the task.
+#[tokio::test]
+async fn a_task_that_dies_mid_exec_fails_its_step_naming_it() {
+    let _schedulable = every_node_schedulable().await;
+    let s = dockhand_e2e::swarm().await;
+    let ids = node_ids(&s).await;
+    let name = unique_name("cs-dies");
+    // PID 1 is a shell that exits on TERM: the exec kills its own container.
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_label("dockhand.clean.enable", "true")
+        .with_label("dockhand.clean.exec", "kill 1; sleep 20")
+        .with_constraint(format!("node.id=={}", ids[1].0))
+        .with_args(["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]);
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (task, _, _) = running_tasks(s.manager(), &name, 1).await.remove(0);
+    let state = tempfile::tempdir().unwrap();
+    let out = dockhand(&s, &state, &["clean", "service", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let step = &job["steps"][0];
+    assert_eq!(step["status"], "failed", "{job}");
+    assert!(step["error"].as_str().unwrap().contains(&task), "names task {task}: {job}");
+    assert_nothing_left(s.manager(), &[format!("service/{}", service_id(s.manager(), &name).await)]).await;
+}
