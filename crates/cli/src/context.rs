@@ -67,6 +67,7 @@ pub(crate) async fn job_context(
     global: &Global,
     opts: &crate::args::JobOptions,
 ) -> anyhow::Result<dockhand_jobs::JobContext> {
+    let defaults = defaults()?;
     let client = connect(global).await?;
     let env = environment();
     let user = env.get("USER").unwrap_or("unknown").to_owned();
@@ -80,22 +81,24 @@ pub(crate) async fn job_context(
             .await
             .unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
     };
-    let mut helpers = dockhand_jobs::HelperSettings::new(image)
+    ctx.helpers = dockhand_jobs::HelperSettings::new(image)
         .with_socket(&opts.helper_socket)
-        .with_pending_timeout(opts.pending_timeout.unwrap_or(ctx.defaults.pending_timeout));
-    std::mem::swap(&mut ctx.helpers, &mut helpers);
+        .with_pending_timeout(opts.pending_timeout.unwrap_or(defaults.pending_timeout));
+    let mut settings = dockhand_jobs::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
     if let Some(lease) = opts.lock_lease {
-        let settings = dockhand_jobs::LockSettings::default()
-            .with_acquire_timeout(ctx.defaults.lock_timeout)
-            .with_lease(lease);
-        ctx.locks = dockhand_jobs::Locks::new(
-            ctx.client.clone(),
-            dockhand_jobs::Locks::process_holder(&host),
-            settings,
-        );
+        settings = settings.with_lease(lease);
     }
+    ctx.locks =
+        dockhand_jobs::Locks::new(ctx.client.clone(), dockhand_jobs::Locks::process_holder(&host), settings);
+    ctx.defaults = defaults;
     ctx.concurrency = usize::from(opts.concurrency);
     Ok(ctx)
+}
+
+/// The seed's defaults, with its `SWARM_UTILS_*` variables from the environment.
+pub(crate) fn defaults() -> anyhow::Result<dockhand_policy::Defaults> {
+    let env = environment();
+    Ok(dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?)
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM: the job stops at its next safe point and

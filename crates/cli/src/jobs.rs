@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use dockhand_jobs::{JobFilter, JobStore, Status};
 
 use crate::args::{Global, JobOptions, JobsCommand};
-use crate::context::{connect, job_context, store};
+use crate::context::{connect, defaults, job_context, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
@@ -42,12 +42,8 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
             (s, usize::try_from(tasks).unwrap_or(usize::MAX))
         })
         .collect();
-    let rows = dockhand_jobs::plan(
-        &services,
-        &nodes,
-        &dockhand_policy::Defaults::default(),
-        &dockhand_policy::LabelPrefixes::default(),
-    );
+    let rows =
+        dockhand_jobs::plan(&services, &nodes, &defaults()?, &dockhand_policy::LabelPrefixes::default());
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -828,3 +828,22 @@ async fn volumes_unused_lists_only_volumes_nothing_uses() {
     let out = dockhand(&["-H", &e.url, "volumes", "unused"], &[]);
     assert!(stdout(&out).starts_with("NODE") && stdout(&out).contains(&unused), "{}", stdout(&out));
 }
+
+/// The seed's `SWARM_UTILS_*` variables still set the defaults; a bad one is named.
+#[tokio::test]
+async fn the_seeds_variables_set_the_defaults() {
+    let e = dockhand_e2e::engine().await;
+    let node_budget = |env: &[(&str, &str)]| {
+        let out = dockhand(&["-H", &e.url, "plan", "--json"], env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let node = rows.as_array().unwrap().iter().find(|r| r["action"] == "clean-node").cloned().unwrap();
+        node["budget_ms"].as_u64().unwrap()
+    };
+    let before = node_budget(&[]);
+    let after = node_budget(&[("SWARM_UTILS_CLEAN_NODE_IMAGE_TIMEOUT", "160_000")]);
+    assert_eq!(after, before + 100_000, "the image prune's 60 s became 160 s");
+    let out = dockhand(&["-H", &e.url, "plan"], &[("SWARM_UTILS_LOCK_TIMEOUT", "10s")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SWARM_UTILS_LOCK_TIMEOUT=\"10s\""), "{}", stderr(&out));
+}

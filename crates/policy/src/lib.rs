@@ -23,7 +23,7 @@ mod redact;
 
 pub use crate::auth::{Action, Authorizer, Credential, Decision, Identity, TokenLabel, hash_token};
 pub use crate::budget::Budget;
-pub use crate::defaults::Defaults;
+pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
