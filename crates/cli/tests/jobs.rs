@@ -577,3 +577,77 @@ async fn a_task_that_dies_mid_exec_fails_its_step_naming_it() {
     assert!(step["error"].as_str().unwrap().contains(&task), "names task {task}: {job}");
     assert_nothing_left(s.manager(), &[format!("service/{}", service_id(s.manager(), &name).await)]).await;
 }
+
+/// `--all`: clean-node runs one job per node (here with image prunes switched off by node
+/// label, so the other tests' images stay), and clean-service one job per service whose
+/// labels enable it. Runs alone: it touches every node.
+#[tokio::test]
+async fn all_runs_one_job_per_node_and_per_enabled_service() {
+    let _alone = NODE3_SCHEDULABLE.write().await;
+    let s = dockhand_e2e::swarm().await;
+    let ids = node_ids(&s).await;
+    let label = |value: Option<&'static str>| {
+        let (client, ids) = (s.manager().clone(), ids.clone());
+        async move {
+            for (id, _) in &ids {
+                let node = client.node(id).await.unwrap();
+                let mut spec = node.spec.clone();
+                match value {
+                    Some(v) => spec.labels.insert("dockhand.clean.image.enable".to_owned(), v.to_owned()),
+                    None => spec.labels.remove("dockhand.clean.image.enable"),
+                };
+                client.update_node(id, node.version.index, &spec).await.unwrap();
+            }
+        }
+    };
+    label(Some("false")).await;
+    let state = tempfile::tempdir().unwrap();
+    let out = dockhand(&s, &state, &["clean", "node", "--all", "--json"]);
+    label(None).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let jobs: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("action").is_some())
+        .collect();
+    let mut cleaned: Vec<&str> = jobs.iter().map(|j| j["target"]["hostname"].as_str().unwrap()).collect();
+    cleaned.sort_unstable();
+    let mut names: Vec<&str> = ids.iter().map(|(_, n)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(cleaned, names, "one job per node");
+    for job in &jobs {
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let image = job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "image-prune").unwrap();
+        assert_eq!(image["status"], "skipped", "{job}");
+        assert!(image["error"].as_str().unwrap().contains("dockhand.clean.image.enable=false"), "{job}");
+    }
+
+    let (a, b, plain) = (unique_name("all-a"), unique_name("all-b"), unique_name("all-plain"));
+    for spec in [
+        cleanable(&a, "echo a"),
+        cleanable(&b, "echo b"),
+        ServiceSpec::new(&plain, BUSYBOX_IMAGE).with_args(["sleep", "3600"]),
+    ] {
+        s.manager().create_service(&spec).await.unwrap();
+    }
+    let _guards = [&a, &b, &plain].map(|n| ServiceGuard::new(s.manager_url(), n));
+    for name in [&a, &b] {
+        running_tasks(s.manager(), name, 1).await;
+    }
+    let out = dockhand(&s, &state, &["clean", "service", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let finished: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("action").is_some())
+        .collect();
+    let services: Vec<&str> = finished.iter().map(|j| j["target"]["name"].as_str().unwrap()).collect();
+    assert!(services.contains(&a.as_str()) && services.contains(&b.as_str()), "{services:?}");
+    assert!(!services.contains(&plain.as_str()), "a service without the label is not in scope");
+    let mut targets: Vec<String> = ids.iter().map(|(id, _)| format!("node/{id}")).collect();
+    for name in [&a, &b] {
+        targets.push(format!("service/{}", service_id(s.manager(), name).await));
+    }
+    assert_nothing_left(s.manager(), &targets).await;
+}
