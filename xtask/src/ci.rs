@@ -27,11 +27,16 @@ pub(crate) fn run() -> anyhow::Result<()> {
     step("tests against the private engine and the test swarm", || {
         let layout = engine::up()?;
         let tests = crate::swarm::up(3).and_then(|()| {
-            proc::run(
-                crate::cargo()
-                    .args(["test", "--locked", "--workspace", "--all-targets"])
-                    .env("DOCKHAND_TEST_HOST", layout.url()),
-            )
+            let mut test = crate::cargo();
+            test.args(["test", "--locked", "--workspace", "--all-targets"])
+                .env("DOCKHAND_TEST_HOST", layout.url());
+            // The tests find this run's swarm in its swarm.env: node URLs inherited from a
+            // shell that ran `eval "$(cargo xtask swarm env)"` elsewhere must not win.
+            test.env_remove("DOCKHAND_TEST_NODES").env_remove("DOCKHAND_SWARM_DIR");
+            for i in 1..=9 {
+                test.env_remove(format!("DOCKHAND_TEST_NODE_{i}"));
+            }
+            proc::run(&mut test)
         });
         // Both go down whatever the tests did; a failed stop is reported too.
         let swarm_down = crate::swarm::down();
