@@ -76,7 +76,8 @@ pub async fn clean_service(ctx: &JobContext, service: &str, sink: &dyn Sink) -> 
         Err(e) if e.is_not_found() => return Err(JobError::UnknownService(service.to_owned())),
         Err(e) => return Err(e.into()),
     };
-    Ok(run_on(ctx, &connected, &found, sink).await)
+    let names = hostnames(ctx).await?;
+    Ok(run_on(ctx, &connected, &names, &found, sink).await)
 }
 
 /// Runs clean-service on every service whose labels enable it, up to `ctx.concurrency` at
@@ -89,15 +90,28 @@ pub async fn clean_all_services(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec
     let mut services = ctx.client.services(&Filters::new()).await?;
     services.retain(|s| matches!(plan_clean_service(s, ctx), ServicePlan::Exec { .. }));
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-    let connected = &connected;
+    let names = hostnames(ctx).await?;
+    let (connected, names) = (&connected, &names);
     Ok(futures_util::stream::iter(&services)
-        .map(|s| run_on(ctx, connected, s, sink))
+        .map(|s| run_on(ctx, connected, names, s, sink))
         .buffered(ctx.concurrency.max(1))
         .collect()
         .await)
 }
 
-async fn run_on(ctx: &JobContext, connected: &Connected, service: &Service, sink: &dyn Sink) -> Job {
+/// The swarm's node hostnames by node ID, read once per command.
+async fn hostnames(ctx: &JobContext) -> Result<BTreeMap<String, String>, dockhand_engine::Error> {
+    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    Ok(nodes.into_iter().map(|n| (n.id, n.description.hostname)).collect())
+}
+
+async fn run_on(
+    ctx: &JobContext,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    service: &Service,
+    sink: &dyn Sink,
+) -> Job {
     let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
     let mut run = Running::start(ctx, sink, Action::CleanService, target);
     let (argv, budget) = match plan_clean_service(service, ctx) {
@@ -110,7 +124,7 @@ async fn run_on(ctx: &JobContext, connected: &Connected, service: &Service, sink
     if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
         return run.finish(status).await;
     }
-    let (groups, names) = match running_tasks(ctx, service).await {
+    let groups = match running_tasks(ctx, service).await {
         Ok(found) => found,
         Err(e) => {
             run.push_now("tasks", Status::Failed, e.to_string());
@@ -209,11 +223,8 @@ async fn local_exec(
 
 type Groups = BTreeMap<String, Vec<ExecTarget>>;
 
-/// The service's running tasks with a container, by node ID, and the nodes' hostnames.
-async fn running_tasks(
-    ctx: &JobContext,
-    service: &Service,
-) -> Result<(Groups, BTreeMap<String, String>), dockhand_engine::Error> {
+/// The service's running tasks with a container, by node ID.
+async fn running_tasks(ctx: &JobContext, service: &Service) -> Result<Groups, dockhand_engine::Error> {
     let tasks = ctx
         .client
         .tasks(&Filters::new().with("service", &service.id).with("desired-state", "running"))
@@ -228,12 +239,5 @@ async fn running_tasks(
         }
         groups.entry(task.node_id.clone()).or_default().push(ExecTarget { task: task.id.clone(), container });
     }
-    let names = ctx
-        .client
-        .nodes(&Filters::new())
-        .await?
-        .into_iter()
-        .map(|n| (n.id, n.description.hostname))
-        .collect();
-    Ok((groups, names))
+    Ok(groups)
 }

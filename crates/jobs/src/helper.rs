@@ -140,6 +140,13 @@ pub(crate) enum HelperError {
     Engine { node: String, message: String },
 }
 
+impl HelperError {
+    /// An engine error about the helper on `node`.
+    fn engine(node: &str) -> impl Fn(dockhand_engine::Error) -> Self + '_ {
+        move |e| Self::Engine { node: node.to_owned(), message: e.to_string() }
+    }
+}
+
 /// A created helper service, removed when dropped unless [`Created::remove`] ran.
 struct Created {
     client: Client,
@@ -201,19 +208,24 @@ pub(crate) async fn run_helper(
     run: &HelperRun<'_>,
     cancel: &CancellationToken,
 ) -> Result<HelperOutput, HelperError> {
-    let node = run.node_name.to_owned();
-    let engine =
-        |e: dockhand_engine::Error| HelperError::Engine { node: node.clone(), message: e.to_string() };
-    let created = client.create_service(&spec(settings, run)).await.map_err(engine)?;
+    let engine = HelperError::engine(run.node_name);
+    let created = client.create_service(&spec(settings, run)).await.map_err(&engine)?;
     let created = Created { client: client.clone(), id: created.id, removed: false };
     let outcome = tokio::select! {
         outcome = follow(client, settings, run, &created.id) => outcome,
         () = cancel.cancelled() => Err(HelperError::Cancelled),
     };
-    let removed = created.remove().await;
-    let output = outcome?;
-    removed.map_err(engine)?;
-    Ok(output)
+    let id = created.id.clone();
+    match (outcome, created.remove().await) {
+        (outcome, Ok(())) => outcome,
+        (Ok(_), Err(e)) => Err(engine(e)),
+        (Err(failed), Err(e)) => {
+            // The job reports why the helper failed; the removal's failure is logged, and the
+            // next job on this target clears the helper as a leftover.
+            tracing::warn!(service = %id, error = %e, "cannot remove a helper service");
+            Err(failed)
+        }
+    }
 }
 
 fn pending(task: Option<&Task>) -> bool {
@@ -235,12 +247,11 @@ async fn follow(
     service: &str,
 ) -> Result<HelperOutput, HelperError> {
     let node = run.node_name.to_owned();
-    let engine =
-        |e: dockhand_engine::Error| HelperError::Engine { node: node.clone(), message: e.to_string() };
+    let engine = HelperError::engine(run.node_name);
     let created = Instant::now();
     let mut started: Option<Instant> = None;
     let task = loop {
-        let tasks = client.tasks(&Filters::new().with("service", service)).await.map_err(engine)?;
+        let tasks = client.tasks(&Filters::new().with("service", service)).await.map_err(&engine)?;
         let task = tasks.into_iter().max_by(|a, b| a.status.timestamp.cmp(&b.status.timestamp));
         if let Some(t) = task.as_ref().filter(|t| terminal(t)) {
             break t.clone();
@@ -266,7 +277,7 @@ async fn follow(
     // give the engine a moment if the closing line is not there yet.
     let mut attempt = 0;
     loop {
-        let (lines, diagnostics) = read_lines(client, service).await.map_err(engine)?;
+        let (lines, diagnostics) = read_lines(client, service).await.map_err(&engine)?;
         let done = lines.last() == Some(&AgentLine::Done);
         if task.status.state == "complete" && done {
             return Ok(HelperOutput { lines });
