@@ -7,6 +7,7 @@
 //! start one: an engine test never passes without an engine.
 
 pub mod pki;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

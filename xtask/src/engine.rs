@@ -181,6 +181,15 @@ fn missing_peers(layout: &Layout) -> Vec<&'static str> {
         ("sshd", pid_of(&ssh_pid, &mark).is_some()),
         ("the Podman service", pid_of(&podman_pid, &mark).is_some()),
         ("the peers file", layout.peers_file().exists()),
+        (
+            "the S3 peer's binary",
+            fs::read_to_string(layout.peers_file()).is_ok_and(|peers| {
+                peers
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("DOCKHAND_TEST_WEED="))
+                    .any(|p| Path::new(p).is_file())
+            }),
+        ),
     ]
     .into_iter()
     .filter(|(_, up)| !up)
@@ -334,6 +343,8 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
     let ssh = start_ssh_peer(layout)?;
     let podman = start_podman_peer(layout, runtime)?;
     let (rootless_user, rootless_runtime) = prepare_rootless_user()?;
+    // The S3 peer is a binary each test starts on ports of its own; here it is only fetched.
+    let weed = crate::tools::ensure_weed()?;
     fs::write(
         layout.peers_file(),
         format!(
@@ -341,13 +352,14 @@ fn start(layout: &Layout, runtime: &tokio::runtime::Runtime, client: &Client) ->
              DOCKHAND_TEST_TLS_DIR={}\nDOCKHAND_TEST_SSH_HOST={}\nDOCKHAND_TEST_SSH_NODOCKER_HOST={}\n\
              DOCKHAND_TEST_SSH_CONFIG={}\nDOCKHAND_TEST_PODMAN_HOST={podman}\n\
              DOCKHAND_TEST_PODMAN_CONTAINER={PODMAN_CONTAINER}\nDOCKHAND_TEST_ROOTLESS_USER={rootless_user}\n\
-             DOCKHAND_TEST_ROOTLESS_RUNTIME_DIR={}\n",
+             DOCKHAND_TEST_ROOTLESS_RUNTIME_DIR={}\nDOCKHAND_TEST_WEED={}\n",
             layout.url(),
             layout.tls_dir().display(),
             ssh.url,
             ssh.nodocker_url,
             ssh.config.display(),
             rootless_runtime.display(),
+            weed.display(),
         ),
     )?;
     Ok(())

