@@ -10,6 +10,15 @@ use crate::output;
 
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let (task, start_by) = AgentTask::from_args(args)?;
+    if task.is_volume_task() {
+        // Archive bytes on stdout, the report on stderr.
+        let line = tokio::task::spawn_blocking(move || {
+            dockhand_jobs::run_volume_agent(&task, std::io::stdin().lock(), std::io::stdout().lock())
+        })
+        .await??;
+        output::report(&line.to_line());
+        return Ok(ExitCode::SUCCESS);
+    }
     let client = agent_client()?;
     dockhand_jobs::run_agent(&client, &task, start_by, &|line| {
         let _ = output::line(&line.to_line());

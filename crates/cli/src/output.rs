@@ -32,6 +32,11 @@ pub(crate) fn ids<'a>(json: bool, ids: impl Iterator<Item = &'a str>) -> anyhow:
     print(json, &ids, || ids.iter().map(|id| format!("{id}\n")).collect())
 }
 
+/// Prints one line on stderr: an agent's report when stdout carries data.
+pub(crate) fn report(text: &str) {
+    eprintln!("{text}");
+}
+
 /// Prints one line on stdout.
 pub(crate) fn line(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();

@@ -146,6 +146,112 @@ impl PathStat {
 
 const PATH_STAT: &str = "x-docker-container-path-stat";
 
+/// A plain container to create (`POST /containers/create`): an image, its argv, labels
+/// and named volumes, without a network unless one is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct NewContainer {
+    /// The image.
+    pub image: String,
+    /// The argv after the image's entrypoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    /// The entrypoint, when it replaces the image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Keep stdin open, for an exec that reads it.
+    pub open_stdin: bool,
+    /// Mounts, network and removal.
+    pub host_config: HostConfig,
+}
+
+/// The part of a container's spec the engine calls `HostConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Volume and bind mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<HostMount>,
+    /// `none` by default: no network at all.
+    pub network_mode: String,
+    /// Removed by the engine when it stops.
+    pub auto_remove: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self { mounts: Vec::new(), network_mode: "none".to_owned(), auto_remove: false }
+    }
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct HostMount {
+    /// `volume` or `bind`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The volume's name, or the host path.
+    pub source: String,
+    /// Where in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+impl NewContainer {
+    /// A container of `image` running `cmd`, with no network.
+    pub fn new<S: Into<String>>(image: impl Into<String>, cmd: impl IntoIterator<Item = S>) -> Self {
+        Self { image: image.into(), cmd: cmd.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+
+    /// Adds a label.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Mounts the named volume at `target`.
+    pub fn with_volume(
+        mut self,
+        volume: impl Into<String>,
+        target: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.host_config.mounts.push(HostMount {
+            kind: "volume".to_owned(),
+            source: volume.into(),
+            target: target.into(),
+            read_only,
+        });
+        self
+    }
+
+    /// Replaces the image's entrypoint.
+    pub fn with_entrypoint<S: Into<String>>(mut self, entrypoint: impl IntoIterator<Item = S>) -> Self {
+        self.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Removed by the engine once it stops.
+    pub fn auto_remove(mut self) -> Self {
+        self.host_config.auto_remove = true;
+        self
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Created {
+    id: String,
+}
+
 impl Client {
     /// `GET /containers/json`: all containers (`all=true`), filtered.
     pub async fn containers(&self, filters: &Filters) -> Result<Vec<ContainerSummary>, Error> {
@@ -166,6 +272,31 @@ impl Client {
         let path = format!("/containers/prune{}", filter_query(filters));
         let pruned: ContainersPruned = self.call(Method::POST, &path, None).await?;
         Ok(PruneReport { deleted: pruned.deleted, space_reclaimed: pruned.space })
+    }
+
+    /// `POST /containers/create?name=`, then `POST /containers/{id}/start`: the new
+    /// container's ID. A container that fails to start is removed.
+    pub async fn run_container(&self, name: &str, spec: &NewContainer) -> Result<String, Error> {
+        let body = self.json("container spec", spec)?;
+        let path = format!("/containers/create{}", query(&[("name", name.to_owned())]));
+        let created: Created = self.call(Method::POST, &path, Some(body)).await?;
+        let start = format!("/containers/{}/start", segment("container", &created.id)?);
+        if let Err(err) = self.call_unit(Method::POST, &start, None).await {
+            let _ = self.remove_container(&created.id).await;
+            return Err(err);
+        }
+        Ok(created.id)
+    }
+
+    /// `DELETE /containers/{id}?force=true`: stops (SIGKILL) and removes it, keeping its
+    /// volumes. One already gone counts as removed.
+    pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
+        let path =
+            format!("/containers/{}{}", segment("container", id)?, query(&[("force", "true".to_owned())]));
+        match self.call_unit(Method::DELETE, &path, None).await {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other,
+        }
     }
 
     /// `HEAD /containers/{id}/archive?path=`: what is at `path`, without its content.

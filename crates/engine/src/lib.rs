@@ -72,7 +72,8 @@ pub use crate::body::{ByteStream, JsonStream};
 pub use crate::client::{Client, ClientBuilder};
 pub use crate::configs::{ConfigSpec, SwarmConfig};
 pub use crate::containers::{
-    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Mount, PathStat, PruneReport,
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, HostConfig, HostMount, Mount,
+    NewContainer, PathStat, PruneReport,
 };
 pub use crate::endpoint::{
     DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, Endpoint, SshEndpoint, TcpEndpoint, TcpScheme,

@@ -122,6 +122,23 @@ pub enum AgentTask {
         /// How many at once.
         concurrency: usize,
     },
+    /// Waits `seconds`, then exits: the life of a volume container dockhand execs into.
+    Hold {
+        /// How long at most.
+        seconds: u64,
+    },
+    /// Writes the directory as a zstd-compressed tar on stdout.
+    Pack {
+        /// The volume's mount point.
+        dir: std::path::PathBuf,
+        /// The zstd level.
+        level: i32,
+    },
+    /// Replaces the directory's contents with the archive read on stdin.
+    Unpack {
+        /// The volume's mount point.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Arguments `dockhand agent` cannot read.
@@ -147,6 +164,19 @@ impl AgentTask {
                 }
             }
             Self::UnusedVolumes => args.push("volumes-unused".to_owned()),
+            Self::Hold { seconds } => {
+                args.extend(["hold".to_owned(), "--seconds".to_owned(), seconds.to_string()])
+            }
+            Self::Pack { dir, level } => args.extend([
+                "pack".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+                "--level".to_owned(),
+                level.to_string(),
+            ]),
+            Self::Unpack { dir } => {
+                args.extend(["unpack".to_owned(), "--dir".to_owned(), dir.display().to_string()])
+            }
             Self::Exec { argv, budget, targets, concurrency } => {
                 args.extend(["exec".to_owned(), "--timeout".to_owned(), budget.to_arg()]);
                 args.extend(["--concurrency".to_owned(), concurrency.to_string()]);
@@ -197,6 +227,35 @@ impl AgentTask {
                 None => Ok(Self::UnusedVolumes),
                 Some(extra) => Err(bad(format!("volumes-unused takes no arguments, not {extra:?}"))),
             },
+            "hold" | "pack" | "unpack" => {
+                let (mut seconds, mut dir, mut level) = (None, None, crate::storage::DEFAULT_ZSTD_LEVEL);
+                while let Some(flag) = rest.next() {
+                    let v = value(flag, &mut rest)?;
+                    match flag.as_str() {
+                        "--seconds" if verb == "hold" => {
+                            seconds = Some(
+                                v.parse::<u64>()
+                                    .map_err(|_| bad(format!("--seconds {v:?} is not a number")))?,
+                            );
+                        }
+                        "--dir" if verb != "hold" => dir = Some(std::path::PathBuf::from(v)),
+                        "--level" if verb == "pack" => {
+                            level = v
+                                .parse::<i32>()
+                                .map_err(|_| bad(format!("--level {v:?} is not a number")))?;
+                        }
+                        other => return Err(bad(format!("{verb} does not take {other:?}"))),
+                    }
+                }
+                let dir = || dir.clone().ok_or_else(|| bad(format!("{verb} needs --dir")));
+                Ok(match verb.as_str() {
+                    "hold" => {
+                        Self::Hold { seconds: seconds.ok_or_else(|| bad("hold needs --seconds".to_owned()))? }
+                    }
+                    "pack" => Self::Pack { dir: dir()?, level },
+                    _ => Self::Unpack { dir: dir()? },
+                })
+            }
             "exec" => {
                 let (mut budget, mut targets, mut concurrency) = (None, Vec::new(), 4);
                 while let Some(flag) = rest.next() {
@@ -248,6 +307,16 @@ pub enum AgentLine {
         /// The volume.
         volume: UnusedVolume,
     },
+    /// A volume was archived.
+    Packed {
+        /// What went in.
+        stats: crate::archive::PackStats,
+    },
+    /// A volume was restored.
+    Unpacked {
+        /// What came out.
+        stats: crate::archive::UnpackStats,
+    },
     /// The agent finished its task; lines before this one are complete.
     Done,
 }
@@ -284,6 +353,33 @@ pub enum AgentError {
     Engine(#[from] dockhand_engine::Error),
 }
 
+impl AgentTask {
+    /// True for the tasks that work on a mounted volume, not through an engine.
+    pub fn is_volume_task(&self) -> bool {
+        matches!(self, Self::Hold { .. } | Self::Pack { .. } | Self::Unpack { .. })
+    }
+}
+
+/// Does a volume task ([`AgentTask::is_volume_task`]): archives to `output`, or restores
+/// from `input`, or holds. Blocking; the line returned is the agent's report.
+pub fn run_volume_agent(
+    task: &AgentTask,
+    input: impl std::io::Read,
+    output: impl std::io::Write,
+) -> Result<AgentLine, crate::archive::ArchiveError> {
+    match task {
+        AgentTask::Pack { dir, level } => {
+            Ok(AgentLine::Packed { stats: crate::archive::pack(dir, output, *level)? })
+        }
+        AgentTask::Unpack { dir } => Ok(AgentLine::Unpacked { stats: crate::archive::unpack(input, dir)? }),
+        AgentTask::Hold { seconds } => {
+            std::thread::sleep(Duration::from_secs(*seconds));
+            Ok(AgentLine::Done)
+        }
+        _ => Ok(AgentLine::Done),
+    }
+}
+
 /// Does `task` through `client` (the node's own engine), reporting each result to `report`
 /// as it comes, then [`AgentLine::Done`]; does nothing after `start_by`.
 pub async fn run_agent(
@@ -308,6 +404,7 @@ pub async fn run_agent(
                 report(AgentLine::Volume { volume });
             }
         }
+        AgentTask::Hold { .. } | AgentTask::Pack { .. } | AgentTask::Unpack { .. } => {}
         AgentTask::Exec { argv, budget, targets, concurrency } => {
             let mut steps = futures_util::stream::iter(targets)
                 .map(|t| exec_step(client, t, argv, budget, &node))
@@ -433,6 +530,9 @@ mod tests {
             ],
             concurrency: 3,
         });
+        round_trip(AgentTask::Hold { seconds: 600 });
+        round_trip(AgentTask::Pack { dir: "/volume".into(), level: 7 });
+        round_trip(AgentTask::Unpack { dir: "/volume dir".into() });
     }
 
     #[test]
@@ -447,6 +547,9 @@ mod tests {
         assert!(err(&["exec", "--task", "x", "--", "true"]).contains("TASK=CONTAINER"));
         assert!(err(&["exec", "--", "true"]).contains("--timeout"));
         assert!(err(&["volumes-unused", "x"]).contains("no arguments"));
+        assert!(err(&["pack", "--level", "3"]).contains("--dir"));
+        assert!(err(&["hold", "--dir", "/x"]).contains("\"--dir\""));
+        assert!(err(&["unpack", "--level", "3"]).contains("\"--level\""));
         assert!(err(&["--start-by", "soon", "volumes-unused"]).contains("\"soon\""));
     }
 

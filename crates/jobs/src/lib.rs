@@ -16,6 +16,7 @@
 //! - the job store ([`JobStore`], embedded as [`SqliteStore`]).
 
 mod agent;
+mod archive;
 mod clean_node;
 mod clean_service;
 mod helper;
@@ -29,8 +30,9 @@ mod tail;
 mod volumes;
 
 pub use crate::agent::{
-    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent,
+    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent, run_volume_agent,
 };
+pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, pack, unpack, verify};
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::helper::{

@@ -1,0 +1,420 @@
+//! Volume archives: a directory as tar, compressed with zstd, and back. Blocking code: it
+//! runs in `dockhand agent` beside the volume, or on a blocking thread.
+//!
+//! The tar keeps numeric owners, modes, mtimes, symlinks (never followed), hard links (as
+//! links to the first path seen), empty directories, FIFOs and device nodes; sockets cannot
+//! be archived and are counted as skipped. Paths are relative to the volume's root, which
+//! is the first entry (`./`), so `tar -C <volume> -xpf -` restores by hand.
+//!
+//! Restore extracts into a staging directory inside the volume first; only when the whole
+//! archive is out does it replace the old contents, so a broken stream leaves them as
+//! they were.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The staging directory inside a volume while it is restored.
+pub const STAGING: &str = ".dockhand-restore";
+
+/// What can go wrong with an archive. Every message names the path concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// Reading or writing a path failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The stream is not a valid archive.
+    #[error("the archive is damaged: {0}")]
+    Damaged(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io { path: path.to_owned(), source }
+}
+
+/// What [`pack`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackStats {
+    /// Entries in the tar.
+    pub entries: u64,
+    /// Bytes of file content read.
+    pub bytes: u64,
+    /// Paths left out (sockets) or that changed size while being read.
+    pub warnings: Vec<String>,
+}
+
+/// Writes `dir` as a zstd-compressed tar to `out`, in bounded memory.
+pub fn pack(dir: &Path, out: impl Write, level: i32) -> Result<PackStats, ArchiveError> {
+    let mut encoder = zstd::Encoder::new(out, level).map_err(io_err(dir))?;
+    encoder.include_checksum(true).map_err(io_err(dir))?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    let mut stats = PackStats::default();
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let root = fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    if !root.is_dir() {
+        return Err(ArchiveError::Io {
+            path: dir.to_owned(),
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    append(&mut builder, dir, Path::new("./"), &root, &mut stats, &mut links)?;
+    walk(&mut builder, dir, Path::new(""), &mut stats, &mut links)?;
+    let encoder = builder.into_inner().map_err(io_err(dir))?;
+    encoder.finish().map_err(io_err(dir))?.flush().map_err(io_err(dir))?;
+    Ok(stats)
+}
+
+fn walk<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    relative: &Path,
+    stats: &mut PackStats,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), ArchiveError> {
+    let dir = root.join(relative);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .map_err(io_err(&dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err(&dir))?;
+    names.sort();
+    for name in names {
+        let rel = relative.join(&name);
+        if rel.as_os_str() == STAGING {
+            continue;
+        }
+        let path = root.join(&rel);
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        append(builder, &path, &rel, &meta, stats, links)?;
+        if meta.is_dir() {
+            walk(builder, root, &rel, stats, links)?;
+        }
+    }
+    Ok(())
+}
+
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &Path,
+    meta: &fs::Metadata,
+    stats: &mut PackStats,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), ArchiveError> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_socket() {
+        stats.warnings.push(format!("{}: a socket cannot be archived; left out", rel.display()));
+        return Ok(());
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    let err = io_err(path);
+    if kind.is_file() && meta.nlink() > 1 {
+        if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            builder.append_link(&mut header, rel, first).map_err(err)?;
+            stats.entries += 1;
+            return Ok(());
+        }
+        links.insert((meta.dev(), meta.ino()), rel.to_owned());
+    }
+    if kind.is_symlink() {
+        let target = fs::read_link(path).map_err(io_err(path))?;
+        header.set_size(0);
+        builder.append_link(&mut header, rel, &target).map_err(err)?;
+    } else if kind.is_file() {
+        let file = fs::File::open(path).map_err(io_err(path))?;
+        let size = meta.len();
+        let mut reader = Exact { inner: file.take(size), remaining: size, short: false };
+        builder.append_data(&mut header, rel, &mut reader).map_err(err)?;
+        if reader.short {
+            stats.warnings.push(format!("{}: shrank while it was read; the rest is zeros", rel.display()));
+        }
+        stats.bytes += size;
+    } else {
+        header.set_size(0);
+        builder.append_data(&mut header, rel, io::empty()).map_err(err)?;
+    }
+    stats.entries += 1;
+    Ok(())
+}
+
+/// A file read as exactly the size its header announced: a file that shrinks while it is
+/// read is padded with zeros (and reported), one that grows is cut at the size.
+struct Exact<R> {
+    inner: R,
+    remaining: u64,
+    short: bool,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        let n = if n == 0 {
+            self.short = true;
+            let pad = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            buf[..pad].fill(0);
+            pad
+        } else {
+            n
+        };
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What [`unpack`] or [`verify`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnpackStats {
+    /// Entries in the tar.
+    pub entries: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// Reads a whole zstd-compressed tar, checking its frames and entries, writing nothing.
+pub fn verify(input: impl Read) -> Result<UnpackStats, ArchiveError> {
+    let decoder = zstd::Decoder::new(input).map_err(|e| ArchiveError::Damaged(e.to_string()))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut stats = UnpackStats::default();
+    let damaged = |e: io::Error| ArchiveError::Damaged(e.to_string());
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        stats.bytes += io::copy(&mut entry, &mut io::sink()).map_err(damaged)?;
+        stats.entries += 1;
+    }
+    Ok(stats)
+}
+
+/// Replaces the contents of `dir` with the archive read from `input`: extracted into
+/// [`STAGING`] first, then swapped in, so the old contents stay until the archive is
+/// wholly out. Owners, modes and mtimes are restored (numeric owners need root).
+pub fn unpack(input: impl Read, dir: &Path) -> Result<UnpackStats, ArchiveError> {
+    let staging = dir.join(STAGING);
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+    fs::create_dir(&staging).map_err(io_err(&staging))?;
+    let result = extract(input, &staging);
+    let (stats, root) = match result {
+        Ok(extracted) => extracted,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    // The archive is out: the old contents go, the new move up.
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path == staging {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        if meta.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) }
+            .map_err(io_err(&path))?;
+    }
+    for entry in fs::read_dir(&staging).map_err(io_err(&staging))? {
+        let from = entry.map_err(io_err(&staging))?.path();
+        let Some(name) = from.file_name() else { continue };
+        fs::rename(&from, dir.join(name)).map_err(io_err(&from))?;
+    }
+    // The volume's root takes the archive root's owner, mode and mtime.
+    fs::remove_dir(&staging).map_err(io_err(&staging))?;
+    root.apply(dir)?;
+    Ok(stats)
+}
+
+/// The owner, mode and mtime a directory entry carries.
+#[derive(Debug, Clone, Copy, Default)]
+struct DirMeta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: u64,
+}
+
+impl DirMeta {
+    fn of(header: &tar::Header) -> Self {
+        Self {
+            uid: header.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
+            gid: header.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+            mode: header.mode().unwrap_or(0o755),
+            mtime: header.mtime().unwrap_or(0),
+        }
+    }
+
+    fn apply(&self, dir: &Path) -> Result<(), ArchiveError> {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(io_err(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(self.mode & 0o7777)).map_err(io_err(dir))?;
+        self.apply_mtime(dir)
+    }
+
+    fn apply_mtime(&self, dir: &Path) -> Result<(), ArchiveError> {
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.mtime);
+        fs::File::open(dir).and_then(|f| f.set_modified(mtime)).map_err(io_err(dir))
+    }
+}
+
+/// Extracts into `staging`; returns what was read and the archive root's metadata.
+fn extract(input: impl Read, staging: &Path) -> Result<(UnpackStats, DirMeta), ArchiveError> {
+    let decoder = zstd::Decoder::new(input).map_err(|e| ArchiveError::Damaged(e.to_string()))?;
+    let mut archive = tar::Archive::new(decoder);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    let damaged = |e: io::Error| ArchiveError::Damaged(e.to_string());
+    let unpack_err = |e: io::Error| ArchiveError::Io { path: staging.to_owned(), source: e };
+    let mut stats = UnpackStats::default();
+    let mut root = DirMeta { mode: 0o755, ..DirMeta::default() };
+    let mut dirs = Vec::new();
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        stats.entries += 1;
+        stats.bytes += entry.header().size().unwrap_or(0);
+        let path: PathBuf = entry
+            .path()
+            .map_err(damaged)?
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        if entry.header().entry_type() == tar::EntryType::Directory {
+            let meta = DirMeta::of(entry.header());
+            if path.as_os_str().is_empty() {
+                root = meta;
+                continue;
+            }
+            // Created now (empty directories too); its mtime is set once its contents are in.
+            entry.unpack_in(staging).map_err(unpack_err)?;
+            dirs.push((staging.join(&path), meta));
+            continue;
+        }
+        entry.unpack_in(staging).map_err(unpack_err)?;
+    }
+    for (dir, meta) in dirs.iter().rev() {
+        meta.apply_mtime(dir)?;
+    }
+    Ok((stats, root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// Every path under `dir`: type, mode, owner, size, mtime, link target and content.
+    pub(crate) fn listing(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        fn go(root: &Path, rel: &Path, out: &mut Vec<String>) {
+            let path = root.join(rel);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+            let content = if meta.is_file() { fs::read(&path).unwrap() } else { Vec::new() };
+            let mtime = if meta.is_symlink() { 0 } else { meta.mtime() };
+            out.push(format!(
+                "{} {:o} {}:{} {} {mtime} {target} {:?} links={}",
+                rel.display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.len(),
+                &content[..content.len().min(16)],
+                meta.nlink()
+            ));
+            if meta.is_dir() {
+                let mut names: Vec<_> =
+                    fs::read_dir(&path).unwrap().map(|e| e.unwrap().file_name()).collect();
+                names.sort();
+                for name in names {
+                    go(root, &rel.join(name), out);
+                }
+            }
+        }
+        go(dir, Path::new(""), &mut out);
+        out
+    }
+
+    fn tree(dir: &Path) {
+        fs::create_dir_all(dir.join("empty")).unwrap();
+        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        fs::write(dir.join("sub/deeper/data.bin"), vec![7u8; 100_000]).unwrap();
+        fs::write(dir.join("name with spaces – ü.txt"), "utf-8 name").unwrap();
+        fs::hard_link(dir.join("sub/deeper/data.bin"), dir.join("hardlink.bin")).unwrap();
+        symlink("sub/deeper/data.bin", dir.join("link")).unwrap();
+        symlink("/etc/nowhere", dir.join("dangling")).unwrap();
+        fs::set_permissions(dir.join("name with spaces – ü.txt"), fs::Permissions::from_mode(0o4751))
+            .unwrap();
+        fs::set_permissions(dir.join("empty"), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(dir.join("sub/deeper/data.bin"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::chown(dir.join("empty"), Some(999), Some(999)).unwrap();
+        std::os::unix::fs::lchown(dir.join("link"), Some(42), Some(43)).unwrap();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        fs::File::open(dir.join("sub/deeper")).unwrap().set_modified(old).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).unwrap();
+    }
+
+    #[test]
+    fn a_tree_comes_back_exactly() {
+        // Owners other than root need root to restore: this test runs as root here and in CI.
+        assert!(rustix_is_root(), "the archive tests restore numeric owners and need root");
+        let src = tempfile::tempdir().unwrap();
+        tree(src.path());
+        let mut packed = Vec::new();
+        let stats = pack(src.path(), &mut packed, 3).unwrap();
+        assert!(stats.warnings.is_empty(), "{:?}", stats.warnings);
+        verify(packed.as_slice()).unwrap();
+
+        let dst = tempfile::tempdir().unwrap();
+        fs::write(dst.path().join("stale"), "must go").unwrap();
+        fs::create_dir(dst.path().join("empty")).unwrap();
+        unpack(packed.as_slice(), dst.path()).unwrap();
+        assert_eq!(listing(src.path()), listing(dst.path()));
+    }
+
+    #[test]
+    fn a_damaged_archive_is_refused_and_leaves_the_volume_alone() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("f"), vec![1u8; 300_000]).unwrap();
+        let mut packed = Vec::new();
+        pack(src.path(), &mut packed, 1).unwrap();
+        let mid = packed.len() / 2;
+        packed[mid] ^= 0xff;
+        assert!(matches!(verify(packed.as_slice()), Err(ArchiveError::Damaged(_))));
+
+        let dst = tempfile::tempdir().unwrap();
+        fs::write(dst.path().join("keep"), "old").unwrap();
+        let before = listing(dst.path());
+        assert!(unpack(packed.as_slice(), dst.path()).is_err());
+        assert!(unpack(&packed[..mid], dst.path()).is_err(), "a cut stream fails");
+        assert_eq!(before, listing(dst.path()), "the old contents stay");
+    }
+
+    #[test]
+    fn sockets_are_reported_not_archived() {
+        let src = tempfile::tempdir().unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(src.path().join("s.sock")).unwrap();
+        let stats = pack(src.path(), io::sink(), 1).unwrap();
+        assert_eq!(stats.warnings.len(), 1, "{:?}", stats.warnings);
+        assert!(stats.warnings[0].contains("s.sock"));
+    }
+
+    fn rustix_is_root() -> bool {
+        fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    }
+}
