@@ -114,6 +114,15 @@ pub(crate) enum Command {
     /// Storage targets, where backups go.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Back a service's volumes up to its storage target (backup-service). Exit codes as
+    /// for clean node.
+    Backup(BackupArgs),
+    /// The backups on a storage target.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+    /// Restore a service's volumes from its storage target: every archive is checked
+    /// against its manifest first; the service is stopped and started again.
+    Restore(RestoreArgs),
     /// What a helper service runs on a node: `dockhand agent <verb> ...`, written by dockhand
     /// itself (internal).
     #[command(hide = true)]
@@ -365,4 +374,55 @@ pub(crate) enum StorageCommand {
         /// The target's name.
         name: Option<String>,
     },
+}
+
+/// `dockhand backup SERVICE | --all`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct BackupArgs {
+    /// The service's name or ID.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub(crate) service: Option<String>,
+    /// Every service whose labels enable backup-service, one after the other.
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) jobs: JobOptions,
+}
+
+/// `dockhand backups ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupsCommand {
+    /// A service's backups on its target: volume, node, time, size and the manifest check.
+    Ls {
+        /// The service's name (as its backups are named).
+        service: String,
+        /// The target to look on [default: the one the service's labels name, else local].
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
+}
+
+/// `dockhand restore SERVICE ...`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct RestoreArgs {
+    /// The service's name or ID.
+    pub(crate) service: String,
+    /// Only this volume (as labelled, or its real name) [default: every volume backed up].
+    #[arg(long, value_name = "VOLUME")]
+    pub(crate) volume: Option<String>,
+    /// The backup taken at this UTC timestamp, as in its name (20261128T083803Z)
+    /// [default: the newest].
+    #[arg(long, value_name = "TIMESTAMP", conflicts_with = "object")]
+    pub(crate) at: Option<String>,
+    /// Exactly this object, its key as `backups ls` shows it.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) object: Option<String>,
+    /// The node to restore on [default: the node the backup was taken on].
+    #[arg(long, value_name = "NODE")]
+    pub(crate) node: Option<String>,
+    /// Restore a global service's volumes although it cannot be stopped.
+    #[arg(long)]
+    pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) jobs: JobOptions,
 }

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{Job, JobStore, Status};
+use dockhand_jobs::Job;
 
 use crate::args::{CleanCommand, Global};
-use crate::context::{cancel_on_signal, job_context, store};
+use crate::context::{cancel_on_signal, job_context, record};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<ExitCode> {
@@ -28,36 +28,11 @@ pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<Ex
         }
     };
     printer.done();
-    // The jobs ran: a store that cannot take their record is reported, not fatal.
-    match store() {
-        Ok(store) => {
-            for job in &jobs {
-                if let Err(e) = store.record(job).await {
-                    output::warning(&format!("job {} is not recorded: {e:#}", job.id));
-                }
-            }
-        }
-        Err(e) => output::warning(&format!("the jobs are not recorded: {e:#}")),
+    for warning in record(&jobs).await {
+        output::warning(&warning);
     }
     for job in &jobs {
         printer.summary(job)?;
     }
-    Ok(ExitCode::from(exit_code(&jobs)))
-}
-
-/// The documented exit codes: 0 succeeded, 1 failed, 3 refused by policy, 4 busy, 130
-/// cancelled; for several jobs, the first of cancelled, failed, busy, refused that any has.
-fn exit_code(jobs: &[Job]) -> u8 {
-    let has = |s: Status| jobs.iter().any(|j| j.status == s);
-    if has(Status::Cancelled) {
-        130
-    } else if has(Status::Failed) || has(Status::Running) {
-        1
-    } else if has(Status::Busy) {
-        4
-    } else if has(Status::Refused) {
-        3
-    } else {
-        0
-    }
+    Ok(output::exit_code(&jobs))
 }

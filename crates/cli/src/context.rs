@@ -42,6 +42,68 @@ pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::
     Ok(dockhand_jobs::StorageTargets::load(&file, &env, local)?)
 }
 
+/// Records `jobs` in the job store; what could not be recorded comes back as warnings (the
+/// jobs ran: a store that cannot take their record is reported, not fatal).
+pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
+    use dockhand_jobs::JobStore;
+    match store() {
+        Ok(store) => {
+            let mut warnings = Vec::new();
+            for job in jobs {
+                if let Err(e) = store.record(job).await {
+                    warnings.push(format!("job {} is not recorded: {e:#}", job.id));
+                }
+            }
+            warnings
+        }
+        Err(e) => vec![format!("the jobs are not recorded: {e:#}")],
+    }
+}
+
+/// Before a command works on a swarm manager: a service that a stopped backup or restore
+/// left scaled down (its intent label, no live lock) is scaled back and recorded as a
+/// `reconcile` job. Returns what to tell the operator; a failure here is a warning, never
+/// the command's end.
+pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
+    let host = client.info().await.map(|i| i.name).unwrap_or_default();
+    let user = environment().get("USER").unwrap_or("unknown").to_owned();
+    let mut ctx = dockhand_jobs::JobContext::new(
+        client.clone(),
+        &host,
+        dockhand_jobs::Trigger::Cli,
+        format!("cli:{user}"),
+    );
+    if let Ok(defaults) = defaults() {
+        ctx.defaults = defaults;
+    }
+    let sink = dockhand_jobs::Collect::default();
+    match dockhand_jobs::reconcile(&ctx, &sink).await {
+        Ok(jobs) if jobs.is_empty() => Vec::new(),
+        Ok(jobs) => {
+            let mut notes: Vec<String> = jobs
+                .iter()
+                .map(|j| {
+                    let done = j
+                        .steps
+                        .iter()
+                        .filter_map(|s| s.output_tail.clone().or(s.error.clone()))
+                        .collect::<Vec<_>>();
+                    format!(
+                        "{} was left scaled down by a backup or restore that stopped: {} ({}; job {})",
+                        j.target.describe(),
+                        format!("{:?}", j.status).to_lowercase(),
+                        done.join("; "),
+                        j.id
+                    )
+                })
+                .collect();
+            notes.extend(record(&jobs).await);
+            notes
+        }
+        Err(e) => vec![format!("cannot check for services a stopped backup left scaled down: {e}")],
+    }
+}
+
 /// The job store: `$XDG_STATE_HOME/dockhand/jobs.sqlite` (default `~/.local/state`).
 pub(crate) fn store() -> anyhow::Result<dockhand_jobs::SqliteStore> {
     let path = dockhand_jobs::default_store_path(&environment()).ok_or_else(|| {
@@ -67,9 +129,14 @@ pub(crate) fn choice(global: &Global) -> EngineChoice {
     EngineChoice::Docker(opts)
 }
 
-/// The client for the engine the flags name.
+/// The client for the engine the flags name. On a swarm manager, services that a stopped
+/// backup or restore left scaled down are brought back first ([`reconcile`]), and logged.
 pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
-    Ok(registry(global)?.connect_to(&choice(global)).await?)
+    let client = registry(global)?.connect_to(&choice(global)).await?;
+    for note in reconcile(&client).await {
+        tracing::warn!("{note}");
+    }
+    Ok(client)
 }
 
 /// The job context for a command: the engine, its locks held as this process, the helper

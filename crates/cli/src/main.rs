@@ -3,6 +3,7 @@
 
 mod agent;
 mod args;
+mod backup;
 mod clean;
 mod context;
 mod engine;
@@ -58,6 +59,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 jobs::unused_volumes(&args.global, &jobs).await
             }
             Command::Storage(cmd) => storage::run(&args.global, cmd).await,
+            Command::Backup(cmd) => backup::backup(&args.global, cmd).await,
+            Command::Backups(cmd) => backup::list(&args.global, cmd).await,
+            Command::Restore(cmd) => backup::restore(&args.global, cmd).await,
             Command::Agent { args: agent_args } => agent::run(&agent_args).await,
         }
     })

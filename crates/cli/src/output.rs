@@ -132,6 +132,38 @@ fn one_line<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static
     line
 }
 
+/// The documented exit codes: 0 succeeded, 1 failed, 3 refused by policy, 4 busy, 130
+/// cancelled; for several jobs, the first of cancelled, failed, busy, refused that any has.
+pub(crate) fn exit_code(jobs: &[dockhand_jobs::Job]) -> std::process::ExitCode {
+    use dockhand_jobs::Status;
+    let has = |s: Status| jobs.iter().any(|j| j.status == s);
+    let code = if has(Status::Cancelled) {
+        130
+    } else if has(Status::Failed) || has(Status::Running) {
+        1
+    } else if has(Status::Busy) {
+        4
+    } else if has(Status::Refused) {
+        3
+    } else {
+        0
+    };
+    std::process::ExitCode::from(code)
+}
+
+/// Backups on a target: key, node, volume, time, size, manifest check.
+pub(crate) fn backups(objects: &[dockhand_jobs::BackupObject]) -> String {
+    let rows = objects
+        .iter()
+        .map(|o| {
+            let time = dockhand_jobs::parse_key_timestamp(&o.timestamp)
+                .map_or_else(|| o.timestamp.clone(), |t| humantime::format_rfc3339_seconds(t).to_string());
+            [o.volume.clone(), o.node.clone(), time, bytes(o.size), o.check.clone(), o.key.clone()]
+        })
+        .collect();
+    columns(["VOLUME", "NODE", "TIME", "SIZE", "CHECK", "OBJECT"], rows)
+}
+
 /// Storage targets: name, kind, location, notes.
 pub(crate) fn storage_targets(rows: &[[String; 4]]) -> String {
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(4);
@@ -400,6 +432,9 @@ fn step_line(step: &dockhand_jobs::Step) -> String {
     if let Some(bytes_reclaimed) = step.reclaimed_bytes {
         let _ = write!(text, ", {} reclaimed", bytes(bytes_reclaimed));
     }
+    if let (Some(object), Some(n)) = (&step.object, step.bytes) {
+        let _ = write!(text, ", {object} ({})", bytes(n));
+    }
     if let Some(error) = &step.error {
         let _ = write!(text, " ({error})");
     }
@@ -466,14 +501,13 @@ impl JobPrinter {
                     s.task.as_deref().map_or_else(|| "-".to_owned(), |t| t.get(..12).unwrap_or(t).to_owned()),
                     format!("{:?}", s.status).to_lowercase(),
                     s.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-                    s.reclaimed_bytes.map_or_else(|| "-".to_owned(), bytes),
+                    s.reclaimed_bytes.or(s.bytes).map_or_else(|| "-".to_owned(), bytes),
                     format!("{:.1}s", s.duration_ms as f64 / 1000.0),
                     s.error.clone().unwrap_or_default(),
                 ]
             })
             .collect();
-        let mut text =
-            columns(["STEP", "NODE", "TASK", "STATUS", "EXIT", "RECLAIMED", "TIME", "ERROR"], rows);
+        let mut text = columns(["STEP", "NODE", "TASK", "STATUS", "EXIT", "BYTES", "TIME", "ERROR"], rows);
         let _ = writeln!(
             text,
             "{} {} by {}: {} (job {})",

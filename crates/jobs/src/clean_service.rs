@@ -100,7 +100,7 @@ pub async fn clean_all_services(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec
 }
 
 /// The swarm's node hostnames by node ID, read once per command.
-async fn hostnames(ctx: &JobContext) -> Result<BTreeMap<String, String>, dockhand_engine::Error> {
+pub(crate) async fn hostnames(ctx: &JobContext) -> Result<BTreeMap<String, String>, dockhand_engine::Error> {
     let nodes = ctx.client.nodes(&Filters::new()).await?;
     Ok(nodes.into_iter().map(|n| (n.id, n.description.hostname)).collect())
 }
@@ -124,16 +124,33 @@ async fn run_on(
     if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
         return run.finish(status).await;
     }
+    exec_in_tasks(&mut run, connected, names, service, &argv, &budget, Action::CleanService).await;
+    run.finish(None).await
+}
+
+/// Runs `argv` in every running task of `service`, each within `budget`: through the
+/// connected engine for its own node's tasks, through one helper per other node. Each exec
+/// is a step of `run`; a failure to list the tasks is one failed step.
+pub(crate) async fn exec_in_tasks(
+    run: &mut Running<'_>,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    service: &Service,
+    argv: &[String],
+    budget: &Budget,
+    action: Action,
+) {
+    let ctx = run.ctx;
     let groups = match running_tasks(ctx, service).await {
         Ok(found) => found,
         Err(e) => {
             run.push_now("tasks", Status::Failed, e.to_string());
-            return run.finish(None).await;
+            return;
         }
     };
     if groups.is_empty() {
         run.push_now("exec", Status::Skipped, format!("service {} has no running task", service.spec.name));
-        return run.finish(None).await;
+        return;
     }
     for (node, targets) in &groups {
         for t in targets {
@@ -145,7 +162,6 @@ async fn run_on(
     }
     let job_id = run.job.id.clone();
     let started = SystemTime::now();
-    let (argv, budget) = (&argv, &budget);
     let per_node = futures_util::stream::iter(&groups)
         .map(|(node, targets)| {
             let hostname = names.get(node).cloned().unwrap_or_else(|| node.clone());
@@ -166,12 +182,12 @@ async fn run_on(
                     budget.timeout * u32::try_from(rounds).unwrap_or(u32::MAX) + ctx.defaults.extra_timeout;
                 let helper = HelperRun {
                     job: job_id,
-                    action: Action::CleanService.as_str(),
+                    action: action.as_str(),
                     target: LockTarget::Service(service.id.clone()).label(),
                     node_id: node,
                     node_name: &hostname,
                     task: AgentTask::Exec {
-                        argv: argv.clone(),
+                        argv: argv.to_vec(),
                         budget: budget.clone(),
                         targets: targets.clone(),
                         concurrency: ctx.concurrency.max(1),
@@ -197,7 +213,6 @@ async fn run_on(
             Err((node, e)) => run.helper_failed("helper", &node, started, &e),
         }
     }
-    run.finish(None).await
 }
 
 /// An exec on the connected node that stops waiting when the job is cancelled.

@@ -14,14 +14,23 @@ pub enum Action {
     CleanNode,
     /// Run `clean.exec` in every task of a service.
     CleanService,
+    /// Back a service's volumes up to a storage target.
+    BackupService,
+    /// Restore a service's volumes from a storage target.
+    Restore,
+    /// Bring back a service a stopped dockhand left scaled down (its intent label).
+    Reconcile,
 }
 
 impl Action {
-    /// `clean-node`, `clean-service`.
+    /// `clean-node`, `clean-service`, `backup-service`, `restore`, `reconcile`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CleanNode => "clean-node",
             Self::CleanService => "clean-service",
+            Self::BackupService => "backup-service",
+            Self::Restore => "restore",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -117,6 +126,12 @@ pub struct Step {
     pub reclaimed_bytes: Option<u64>,
     /// Why it failed or was skipped.
     pub error: Option<String>,
+    /// The object a transfer wrote or read, relative to its storage target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Bytes a transfer moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl Step {
@@ -134,6 +149,8 @@ impl Step {
             output_tail: None,
             reclaimed_bytes: None,
             error: None,
+            object: None,
+            bytes: None,
         }
     }
 

@@ -17,6 +17,7 @@
 
 mod agent;
 mod archive;
+mod backup;
 mod clean_node;
 mod clean_service;
 mod helper;
@@ -27,12 +28,18 @@ mod runner;
 mod storage;
 mod store;
 mod tail;
+mod volume_io;
 mod volumes;
 
 pub use crate::agent::{
     AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent, run_volume_agent,
 };
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, pack, unpack, verify};
+pub use crate::backup::{
+    ARCHIVE_SUFFIX, BackupObject, INTENT_LABEL, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key,
+    backup_all_services, backup_service, choose_backups, expired, list_backups, parse_archive_name,
+    reconcile, resolve_volume, restore_replicas, restore_service, service_target,
+};
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::helper::{
@@ -48,4 +55,5 @@ pub use crate::storage::{
 };
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::tail::OUTPUT_TAIL;
+pub use crate::volume_io::{key_timestamp, parse_key_timestamp};
 pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};

@@ -281,6 +281,8 @@ const SERVICE_KEYS: &[&str] = &[
     "backup.volume-list-upload.s3.retention-days",
     "backup.target",
     "backup.token",
+    // Written by dockhand itself while a backup or restore has the service scaled down.
+    "backup.restore-replicas",
     "update.enable",
     "update.registry.auth",
     "update.registry.user",

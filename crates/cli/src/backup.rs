@@ -1,0 +1,77 @@
+//! `dockhand backup`, `backups ls` and `restore`: the backup-service job, what it stored,
+//! and the way back. Exit codes as for the clean jobs; Ctrl-C cancels, and a stopped service
+//! is started again.
+
+use std::process::ExitCode;
+
+use dockhand_jobs::{Job, RestoreOptions, Storage};
+
+use crate::args::{BackupArgs, BackupsCommand, Global, RestoreArgs};
+use crate::context::{cancel_on_signal, connect, job_context, record, storage_targets};
+use crate::output;
+
+pub(crate) async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let targets = storage_targets(global)?;
+    let ctx = job_context(global, &args.jobs).await?;
+    cancel_on_signal(ctx.cancel.clone())?;
+    let printer = output::JobPrinter::new(global.json);
+    let jobs: Vec<Job> = match &args.service {
+        Some(service) if !args.all => {
+            vec![dockhand_jobs::backup_service(&ctx, service, &targets, &printer).await?]
+        }
+        _ => dockhand_jobs::backup_all_services(&ctx, &targets, &printer).await?,
+    };
+    finish(&printer, &jobs).await
+}
+
+pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let targets = storage_targets(global)?;
+    let ctx = job_context(global, &args.jobs).await?;
+    cancel_on_signal(ctx.cancel.clone())?;
+    let printer = output::JobPrinter::new(global.json);
+    let mut options = RestoreOptions::new().force(args.force);
+    if let Some(v) = args.volume {
+        options = options.with_volume(v);
+    }
+    if let Some(at) = args.at {
+        options = options.at(at);
+    }
+    if let Some(key) = args.object {
+        options = options.object(key);
+    }
+    if let Some(node) = args.node {
+        options = options.on_node(node);
+    }
+    let job = dockhand_jobs::restore_service(&ctx, &args.service, &targets, &options, &printer).await?;
+    finish(&printer, &[job]).await
+}
+
+async fn finish(printer: &output::JobPrinter, jobs: &[Job]) -> anyhow::Result<ExitCode> {
+    printer.done();
+    for warning in record(jobs).await {
+        output::warning(&warning);
+    }
+    for job in jobs {
+        printer.summary(job)?;
+    }
+    Ok(output::exit_code(jobs))
+}
+
+pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result<ExitCode> {
+    let BackupsCommand::Ls { service, target } = cmd;
+    let targets = storage_targets(global)?;
+    let settings = match target {
+        Some(name) => targets.get(&name)?.clone(),
+        None => {
+            // The target the service's labels name, when the service still exists.
+            let client = connect(global).await?;
+            let found = client.service(&service).await.ok();
+            let prefixes = dockhand_policy::LabelPrefixes::default();
+            dockhand_jobs::service_target(found.as_ref(), &targets, &crate::context::defaults()?, &prefixes)?
+        }
+    };
+    let storage = Storage::open(&settings)?;
+    let objects = dockhand_jobs::list_backups(&storage, &service).await?;
+    output::print(global.json, &objects, || output::backups(&objects))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,1143 @@
+//! backup-service, restore, and the reconciliation that brings a service back when a
+//! dockhand stopped mid-backup.
+//!
+//! A backup runs, in order: the optional `backup.exec` in every running task; the optional
+//! stop (replicated services: the intent label [`INTENT_LABEL`] and the scale to 0 in one
+//! update, with the service's version as compare-and-swap); one upload per volume of
+//! `backup.volume-list-upload`; the start (the replicas back to the label's count and the
+//! label removed, again in one update); and retention. The start runs on every path once the
+//! stop did: a failed exec or upload, a timeout, cancellation, a dropped job future (a
+//! background task) and, for a `kill -9`, the next dockhand command ([`reconcile`]).
+//!
+//! The objects are `<service>/<node>_<volume>_<UTC timestamp>.tar.zst` under the target's
+//! prefix, each with `<same>.manifest.json` beside it ([`Manifest`]).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use dockhand_engine::{Client, Filters, Service, UpdateOptions};
+use dockhand_policy::{BackupPolicy, TargetLabels, service_policy};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Action, Job, Sink, Status, Step, Target};
+use crate::lock::LockTarget;
+use crate::runner::{Connected, JobContext, JobError, Running};
+use crate::storage::{Storage, StorageTargets, TargetSettings};
+use crate::volume_io::{Owner, VolumeContainer, key_timestamp, parse_key_timestamp};
+
+/// The label that records, on the service itself, the replica count a backup or restore
+/// scaled it down from. While it is there, the service is owed its replicas back.
+pub const INTENT_LABEL: &str = "dockhand.backup.restore-replicas";
+/// The archive suffix.
+pub const ARCHIVE_SUFFIX: &str = ".tar.zst";
+/// The manifest suffix, after the archive's key.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+
+/// What is recorded beside each archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The manifest's format version (1).
+    pub format: u32,
+    /// The service's name (or `node` for a node backup).
+    pub service: String,
+    /// The service's image.
+    pub image: String,
+    /// The node's hostname.
+    pub node: String,
+    /// The volume's real name.
+    pub volume: String,
+    /// When the backup was taken (RFC 3339, UTC).
+    pub created: String,
+    /// The archive's size in bytes.
+    pub bytes: u64,
+    /// The archive's SHA-256 (hex), as stored.
+    pub sha256: String,
+    /// `zstd`.
+    pub compression: String,
+    /// The zstd level.
+    pub level: i32,
+    /// Entries in the tar.
+    pub entries: u64,
+    /// Bytes of file content in the tar.
+    pub content_bytes: u64,
+    /// age recipients the archive is encrypted to; empty when it is not.
+    #[serde(default)]
+    pub encrypted_to: Vec<String>,
+    /// The dockhand version that wrote it.
+    pub dockhand_version: String,
+    /// The job that wrote it.
+    pub job: String,
+}
+
+/// One archive on a target, with what its manifest says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BackupObject {
+    /// Its key, relative to the target's prefix.
+    pub key: String,
+    /// The node part of its name.
+    pub node: String,
+    /// The volume part of its name.
+    pub volume: String,
+    /// The timestamp part (`20261128T083803Z`).
+    pub timestamp: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its manifest, when it has a readable one.
+    pub manifest: Option<Manifest>,
+    /// `ok` when the manifest's size matches the object's, else what is wrong.
+    pub check: String,
+}
+
+/// `<node>_<volume>_<timestamp>.tar.zst` back into its parts. Hostnames have no `_`, the
+/// timestamp has none; the volume's name may.
+pub fn parse_archive_name(name: &str) -> Option<(&str, &str, &str)> {
+    let stem = name.strip_suffix(ARCHIVE_SUFFIX)?;
+    let (node, rest) = stem.split_once('_')?;
+    let (volume, ts) = rest.rsplit_once('_')?;
+    (parse_key_timestamp(ts).is_some() && !volume.is_empty()).then_some((node, volume, ts))
+}
+
+/// The archive key of one volume's backup, relative to the target's prefix.
+pub fn archive_key(service: &str, node: &str, volume: &str, at: SystemTime) -> String {
+    format!("{service}/{}_{volume}_{}{ARCHIVE_SUFFIX}", node.replace('_', "-"), key_timestamp(at))
+}
+
+/// Which archives of `volume` retention deletes: those older than `days` at `now`, never
+/// the `keep_last` newest. `objects` may hold other volumes' archives; they are left alone.
+pub fn expired<'a>(
+    objects: &'a [BackupObject],
+    volume: &str,
+    now: SystemTime,
+    days: u32,
+    keep_last: u32,
+) -> Vec<&'a BackupObject> {
+    let limit = now - Duration::from_secs(u64::from(days) * 86_400);
+    let mut mine: Vec<&BackupObject> = objects.iter().filter(|o| o.volume == volume).collect();
+    mine.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    mine.into_iter()
+        .skip(keep_last as usize)
+        .filter(|o| parse_key_timestamp(&o.timestamp).is_some_and(|t| t < limit))
+        .collect()
+}
+
+/// Every archive of `service` on `storage`, oldest first, with its manifest read and checked.
+pub async fn list_backups(
+    storage: &Storage,
+    service: &str,
+) -> Result<Vec<BackupObject>, crate::StorageError> {
+    let listed = storage.list(service).await?;
+    let mut objects = Vec::new();
+    for meta in &listed {
+        let key = storage.relative(&meta.location);
+        let Some(name) = key.strip_prefix(&format!("{service}/")) else { continue };
+        let Some((node, volume, ts)) = parse_archive_name(name) else { continue };
+        let manifest_key = storage.key(&format!("{key}{MANIFEST_SUFFIX}"));
+        let manifest = match storage.store().get(&manifest_key).await {
+            Ok(got) => got.bytes().await.ok().and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
+            Err(_) => None,
+        };
+        let check = match &manifest {
+            None => "no readable manifest".to_owned(),
+            Some(m) if m.bytes != meta.size => {
+                format!("size {} but the manifest says {}", meta.size, m.bytes)
+            }
+            Some(_) => "ok".to_owned(),
+        };
+        objects.push(BackupObject {
+            key: key.clone(),
+            node: node.to_owned(),
+            volume: volume.to_owned(),
+            timestamp: ts.to_owned(),
+            size: meta.size,
+            manifest,
+            check,
+        });
+    }
+    objects.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.key.cmp(&b.key)));
+    Ok(objects)
+}
+
+/// The real name of volume `wanted` of `service`: as named, or as its stack prefixes it
+/// (`<stack>_<volume>`); with how it was matched.
+pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String), String> {
+    let mounts: Vec<&str> = service
+        .spec
+        .task_template
+        .container_spec
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume")
+        .map(|m| m.source.as_str())
+        .collect();
+    if mounts.contains(&wanted) {
+        return Ok((wanted.to_owned(), format!("volume {wanted}")));
+    }
+    if let Some(stack) = service.spec.labels.get("com.docker.stack.namespace") {
+        let prefixed = format!("{stack}_{wanted}");
+        if mounts.contains(&prefixed.as_str()) {
+            return Ok((
+                prefixed.clone(),
+                format!("volume {wanted} is {prefixed} (stack {stack} prefixes it)"),
+            ));
+        }
+    }
+    Err(format!(
+        "service {} mounts no volume {wanted:?}{}; it mounts: {}",
+        service.spec.name,
+        service
+            .spec
+            .labels
+            .get("com.docker.stack.namespace")
+            .map(|s| format!(" (nor {s}_{wanted})"))
+            .unwrap_or_default(),
+        if mounts.is_empty() { "no volume".to_owned() } else { mounts.join(", ") }
+    ))
+}
+
+/// The storage target of `service`'s backups: the one its labels name (or the seed's), else
+/// `local`, as for a service that does not exist any more.
+pub fn service_target(
+    service: Option<&Service>,
+    targets: &StorageTargets,
+    defaults: &dockhand_policy::Defaults,
+    prefixes: &dockhand_policy::LabelPrefixes,
+) -> Result<TargetSettings, crate::StorageError> {
+    let policy =
+        service.and_then(|s| service_policy(&s.spec.labels, s.spec.is_global(), defaults, prefixes).0.backup);
+    match policy {
+        Some(backup) => targets.for_service(&backup),
+        None => targets.get(crate::storage::DEFAULT_TARGET).cloned(),
+    }
+}
+
+/// What a backup of one service does: from its labels and the targets.
+struct BackupPlan<'a> {
+    policy: BackupPolicy,
+    target: TargetSettings,
+    labels: TargetLabels<'a>,
+}
+
+fn plan_backup<'a>(
+    ctx: &JobContext,
+    service: &'a Service,
+    targets: &StorageTargets,
+) -> Result<BackupPlan<'a>, String> {
+    let labels = &service.spec.labels;
+    let view = TargetLabels::resolve(labels, &ctx.prefixes);
+    let (policy, diagnostics) =
+        service_policy(labels, service.spec.is_global(), &ctx.defaults, &ctx.prefixes);
+    let name = &service.spec.name;
+    let Some(policy) = policy.backup else {
+        // A global service with backup.stop=true is refused by the policy with its reason.
+        if let Some(d) = diagnostics.iter().find(|d| d.key.contains("backup.")) {
+            return Err(format!("service {name}: {} {}: {}", d.key, d.value, d.message));
+        }
+        return Err(format!(
+            "service {name} does not allow backup-service: it needs the label {}=true",
+            view.key_for("backup.enable")
+        ));
+    };
+    if policy.volumes.is_empty() {
+        return Err(format!(
+            "service {name} has no {} label: there is nothing to back up",
+            view.key_for("backup.volume-list-upload")
+        ));
+    }
+    let target = targets.for_service(&policy).map_err(|e| format!("service {name}: {e}"))?;
+    Ok(BackupPlan { policy, target, labels: view })
+}
+
+fn budget_source(view: &TargetLabels<'_>, label: &str) -> String {
+    match view.get(label) {
+        Some((key, _)) => format!("label {key}"),
+        None => "the default".to_owned(),
+    }
+}
+
+/// Backs up `service` (a name or ID) to the target its labels name.
+pub async fn backup_service(
+    ctx: &JobContext,
+    service: &str,
+    targets: &StorageTargets,
+    sink: &dyn Sink,
+) -> Result<Job, JobError> {
+    let connected = manager(ctx).await?;
+    let found = find_service(ctx, service).await?;
+    let names = crate::clean_service::hostnames(ctx).await?;
+    Ok(backup_one(ctx, &connected, &names, &found, targets, sink).await)
+}
+
+/// Backs up every service whose labels enable it, one job each, sorted by name, one at a
+/// time (a backup's bandwidth is the bottleneck).
+pub async fn backup_all_services(
+    ctx: &JobContext,
+    targets: &StorageTargets,
+    sink: &dyn Sink,
+) -> Result<Vec<Job>, JobError> {
+    let connected = manager(ctx).await?;
+    let mut services = ctx.client.services(&Filters::new()).await?;
+    services.retain(|s| {
+        let (policy, _) = service_policy(&s.spec.labels, s.spec.is_global(), &ctx.defaults, &ctx.prefixes);
+        policy.backup.is_some()
+    });
+    services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    let names = crate::clean_service::hostnames(ctx).await?;
+    let mut jobs = Vec::new();
+    for s in &services {
+        jobs.push(backup_one(ctx, &connected, &names, s, targets, sink).await);
+    }
+    Ok(jobs)
+}
+
+async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
+    let connected = Connected::read(&ctx.client).await?;
+    if !connected.manager {
+        return Err(JobError::NotManager(connected.name));
+    }
+    Ok(connected)
+}
+
+async fn find_service(ctx: &JobContext, service: &str) -> Result<Service, JobError> {
+    match ctx.client.service(service).await {
+        Ok(s) => Ok(s),
+        Err(e) if e.is_not_found() => Err(JobError::UnknownService(service.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn backup_one(
+    ctx: &JobContext,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    service: &Service,
+    targets: &StorageTargets,
+    sink: &dyn Sink,
+) -> Job {
+    let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
+    let mut run = Running::start(ctx, sink, Action::BackupService, target);
+    let plan = match plan_backup(ctx, service, targets) {
+        Ok(plan) => plan,
+        Err(reason) => {
+            run.push_now("policy", Status::Refused, reason);
+            return run.finish(Some(Status::Refused)).await;
+        }
+    };
+    let storage = match Storage::open(&plan.target) {
+        Ok(s) => s,
+        Err(e) => {
+            run.push_now("storage", Status::Failed, e.to_string());
+            return run.finish(None).await;
+        }
+    };
+    if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
+        return run.finish(status).await;
+    }
+    let policy = &plan.policy;
+    if let Some(exec) = &policy.exec {
+        let argv = vec![policy.shell.clone(), "-c".to_owned(), exec.clone()];
+        let budget =
+            crate::Budget::new(policy.exec_timeout, budget_source(&plan.labels, "backup.exec.timeout"));
+        crate::clean_service::exec_in_tasks(
+            &mut run,
+            connected,
+            names,
+            service,
+            &argv,
+            &budget,
+            Action::BackupService,
+        )
+        .await;
+        if failed(&run.job) {
+            return run.finish(None).await;
+        }
+    }
+    let stopped = if policy.stop {
+        let budget =
+            crate::Budget::new(policy.stop_timeout, budget_source(&plan.labels, "backup.stop.timeout"));
+        match stop(&mut run, &service.id, &budget).await {
+            Some(guard) => Some(guard),
+            None => {
+                // The stop failed after the intent may have been written: bring it back.
+                let budget = crate::Budget::new(
+                    policy.start_timeout,
+                    budget_source(&plan.labels, "backup.start.timeout"),
+                );
+                start(&mut run, &service.id, &budget, None).await;
+                return run.finish(None).await;
+            }
+        }
+    } else {
+        None
+    };
+    let now = SystemTime::now();
+    let upload_budget = crate::Budget::new(
+        policy.upload_timeout,
+        budget_source(&plan.labels, "backup.volume-list-upload.timeout"),
+    );
+    let mut uploaded = Vec::new();
+    for wanted in &policy.volumes {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        if let Some(volume) =
+            upload_volume(&mut run, connected, service, &storage, wanted, now, &upload_budget).await
+        {
+            uploaded.push(volume);
+        }
+    }
+    if let Some(guard) = stopped {
+        let budget =
+            crate::Budget::new(policy.start_timeout, budget_source(&plan.labels, "backup.start.timeout"));
+        start(&mut run, &service.id, &budget, Some(guard)).await;
+    }
+    let days = policy.s3.retention_days.or(plan.target.retention_days);
+    if let Some(days) = days.filter(|_| !failed(&run.job) && !ctx.cancel.is_cancelled()) {
+        retention(&mut run, &storage, &service.spec.name, &uploaded, days, plan.target.keep_last).await;
+    }
+    run.finish(None).await
+}
+
+fn failed(job: &Job) -> bool {
+    job.steps.iter().any(|s| matches!(s.status, Status::Failed | Status::Cancelled))
+}
+
+/// Scales the service back if the job future is dropped before [`start`] ran: the start
+/// must happen on every path. Disarmed by `start`.
+struct StartGuard {
+    client: Option<Client>,
+    service: String,
+}
+
+impl Drop for StartGuard {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let service = std::mem::take(&mut self.service);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = restore_replicas(&client, &service).await {
+                    tracing::error!(service, error = %e, "cannot scale a service back after a dropped job; the next dockhand command will");
+                }
+            });
+        }
+    }
+}
+
+/// The stop: the intent label and replicas 0 in one update (compare-and-swap on the
+/// version), then a wait until no task runs. `None` when it failed (the step says why).
+async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> Option<StartGuard> {
+    let mut step = Step::start("stop", SystemTime::now());
+    run.started(&step);
+    let mut replicas = None;
+    let updated = run
+        .ctx
+        .client
+        .modify_service(service, &UpdateOptions::default(), |spec| {
+            let Some(current) = spec.replicas() else {
+                return Err(dockhand_engine::Error::InvalidArgument {
+                    what: format!("service {service}"),
+                    detail: "a global service cannot be stopped by scaling".to_owned(),
+                });
+            };
+            // An intent already there (a restore or backup a stopped dockhand left) wins:
+            // it holds the count to come back to.
+            let owed = spec.labels.get(INTENT_LABEL).and_then(|v| v.parse().ok()).unwrap_or(current);
+            spec.labels.insert(INTENT_LABEL.to_owned(), owed.to_string());
+            *spec = std::mem::take(spec).with_replicas(0);
+            replicas = Some(owed);
+            Ok(())
+        })
+        .await;
+    let guard = StartGuard { client: Some(run.ctx.client.clone()), service: service.to_owned() };
+    if let Err(e) = updated {
+        step.finish(Status::Failed, SystemTime::now(), Some(format!("cannot scale the service to 0: {e}")));
+        run.push(step);
+        return None;
+    }
+    let waited = tokio::time::timeout(budget.timeout, wait_tasks(&run.ctx.client, service, 0)).await;
+    match waited {
+        Ok(Ok(())) => {
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.output_tail = replicas.map(|n| format!("scaled from {n} to 0 replicas"));
+            run.push(step);
+            Some(guard)
+        }
+        Ok(Err(e)) => {
+            step.finish(Status::Failed, SystemTime::now(), Some(e.to_string()));
+            run.push(step);
+            None
+        }
+        Err(_) => {
+            let message = format!(
+                "tasks still ran after the stop timeout {} ({})",
+                dockhand_policy::format_go_duration(budget.timeout),
+                budget.source
+            );
+            step.finish(Status::Failed, SystemTime::now(), Some(message));
+            run.push(step);
+            None
+        }
+    }
+}
+
+/// The start: the replicas the intent label holds, and the label removed, in one update;
+/// then a wait until they run. Runs whatever the job's cancellation says.
+async fn start(run: &mut Running<'_>, service: &str, budget: &crate::Budget, guard: Option<StartGuard>) {
+    let mut step = Step::start("start", SystemTime::now());
+    run.started(&step);
+    if let Some(mut guard) = guard {
+        guard.client = None;
+    }
+    match restore_replicas(&run.ctx.client, service).await {
+        Err(e) => {
+            step.finish(
+                Status::Failed,
+                SystemTime::now(),
+                Some(format!("cannot scale the service back: {e}")),
+            );
+        }
+        Ok(None) => step.finish(Status::Succeeded, SystemTime::now(), None),
+        Ok(Some(n)) => {
+            let waited = tokio::time::timeout(budget.timeout, wait_tasks(&run.ctx.client, service, n)).await;
+            let error = match waited {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!(
+                    "scaled back to {n} replicas, but they did not all run within the start timeout {} ({})",
+                    dockhand_policy::format_go_duration(budget.timeout),
+                    budget.source
+                )),
+            };
+            let status = if error.is_some() { Status::Failed } else { Status::Succeeded };
+            step.finish(status, SystemTime::now(), error);
+            step.output_tail = Some(format!("scaled back to {n} replicas"));
+        }
+    }
+    run.push(step);
+}
+
+/// Scales `service` back to the count its intent label holds and removes the label, in one
+/// update; `None` when it carries no label (nothing owed).
+pub async fn restore_replicas(client: &Client, service: &str) -> Result<Option<u64>, dockhand_engine::Error> {
+    let mut owed = None;
+    let mut bad = None;
+    client
+        .modify_service(service, &UpdateOptions::default(), |spec| {
+            owed = None;
+            let Some(value) = spec.labels.remove(INTENT_LABEL) else { return Ok(()) };
+            match value.parse::<u64>() {
+                Ok(n) => {
+                    *spec = std::mem::take(spec).with_replicas(n);
+                    owed = Some(n);
+                }
+                Err(_) => bad = Some(value),
+            }
+            Ok(())
+        })
+        .await?;
+    if let Some(value) = bad {
+        tracing::warn!(service, value, "the intent label did not hold a replica count; it was removed");
+    }
+    Ok(owed)
+}
+
+/// Waits until exactly `running` tasks of `service` run (0: until none does).
+async fn wait_tasks(client: &Client, service: &str, running: u64) -> Result<(), dockhand_engine::Error> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let tasks = client.tasks(&Filters::new().with("service", service)).await?;
+        let live = tasks
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.status.state.as_str(),
+                    "new"
+                        | "pending"
+                        | "assigned"
+                        | "accepted"
+                        | "preparing"
+                        | "ready"
+                        | "starting"
+                        | "running"
+                )
+            })
+            .count() as u64;
+        let up = tasks.iter().filter(|t| t.status.state == "running" && t.desired_state == "running").count()
+            as u64;
+        if (running == 0 && live == 0) || (running > 0 && up >= running) {
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Uploads one volume of the service from the connected node; the step says how it went.
+/// Returns the volume's real name when it was uploaded.
+async fn upload_volume(
+    run: &mut Running<'_>,
+    connected: &Connected,
+    service: &Service,
+    storage: &Storage,
+    wanted: &str,
+    at: SystemTime,
+    budget: &crate::Budget,
+) -> Option<String> {
+    let ctx = run.ctx;
+    let mut step = Step::start("upload", SystemTime::now());
+    step.node = Some(connected.name.clone());
+    run.started(&step);
+    let result = async {
+        let (volume, matched) = resolve_volume(service, wanted)?;
+        let holder = volume_node(ctx, connected, service, &volume).await?;
+        if holder != connected.node_id {
+            return Err(format!(
+                "{matched} lives on node {holder}: backing up a volume on a node other than the one dockhand is \
+                 connected to ({}) is not built yet; connect dockhand to that node's engine",
+                connected.name
+            ));
+        }
+        let info = ctx.client.volume(&volume).await.map_err(|e| format!("volume {volume}: {e}"))?;
+        if info.driver != "local" {
+            return Err(format!(
+                "volume {volume} uses the {:?} driver: only local volumes can be backed up",
+                info.driver
+            ));
+        }
+        let key = archive_key(&service.spec.name, &connected.name, &volume, at);
+        let full = storage.key(&key);
+        let hold = budget.timeout + ctx.defaults.extra_timeout;
+        let container = VolumeContainer::start(
+            &ctx.client,
+            &ctx.helpers.image,
+            Owner {
+                job: &run.job.id,
+                target: &LockTarget::Service(service.id.clone()).label(),
+                action: Action::BackupService.as_str(),
+            },
+            &volume,
+            true,
+            hold,
+        )
+        .await?;
+        let job = run.job.id.clone();
+        let progress = |bytes: u64, elapsed: Duration| {
+            run.progress(format!("upload {volume}: {}", rate(bytes, elapsed)));
+        };
+        let level = storage.settings().zstd_level;
+        let moved = tokio::time::timeout(
+            budget.timeout,
+            crate::volume_io::upload(&container, storage, &full, level, &ctx.cancel, &progress),
+        )
+        .await;
+        container.remove().await;
+        let uploaded = match moved {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(format!(
+                    "the upload ran out of its {} ({}); nothing was stored",
+                    dockhand_policy::format_go_duration(budget.timeout),
+                    budget.source
+                ));
+            }
+        };
+        let manifest = Manifest {
+            format: 1,
+            service: service.spec.name.clone(),
+            image: service.spec.task_template.container_spec.image.clone(),
+            node: connected.name.clone(),
+            volume: volume.clone(),
+            created: humantime::format_rfc3339_seconds(at).to_string(),
+            bytes: uploaded.bytes,
+            sha256: uploaded.sha256.clone(),
+            compression: "zstd".to_owned(),
+            level,
+            entries: uploaded.stats.entries,
+            content_bytes: uploaded.stats.bytes,
+            encrypted_to: Vec::new(),
+            dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
+            job,
+        };
+        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        let manifest_key = storage.key(&format!("{key}{MANIFEST_SUFFIX}"));
+        if let Err(e) = storage.store().put(&manifest_key, body.into()).await {
+            let _ = storage.delete(&full).await;
+            return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
+        }
+        let warnings = uploaded.stats.warnings.join("\n");
+        Ok((volume, key, uploaded.bytes, matched, warnings))
+    }
+    .await;
+    match result {
+        Ok((volume, key, bytes, matched, warnings)) => {
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.object = Some(key);
+            step.bytes = Some(bytes);
+            step.output_tail =
+                Some(if warnings.is_empty() { matched } else { format!("{matched}\n{warnings}") });
+            run.push(step);
+            Some(volume)
+        }
+        Err(e) => {
+            let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+            step.finish(status, SystemTime::now(), Some(format!("volume {wanted}: {e}")));
+            run.push(step);
+            None
+        }
+    }
+}
+
+/// `12.0 MiB at 40.1 MiB/s`.
+pub(crate) fn rate(bytes: u64, elapsed: Duration) -> String {
+    let mib = bytes as f64 / 1_048_576.0;
+    let secs = elapsed.as_secs_f64().max(0.001);
+    format!("{mib:.1} MiB at {:.1} MiB/s", mib / secs)
+}
+
+/// The node holding `volume` for `service`: the connected node when it has the volume and
+/// a task of the service ran there, else the node of the most recent task.
+async fn volume_node(
+    ctx: &JobContext,
+    connected: &Connected,
+    service: &Service,
+    volume: &str,
+) -> Result<String, String> {
+    let tasks = ctx
+        .client
+        .tasks(&Filters::new().with("service", &service.id))
+        .await
+        .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
+    let mut nodes: Vec<(&str, &str)> = tasks
+        .iter()
+        .filter(|t| !t.node_id.is_empty())
+        .map(|t| (t.status.timestamp.as_str(), t.node_id.as_str()))
+        .collect();
+    nodes.sort_by(|a, b| b.0.cmp(a.0));
+    let here = nodes.iter().any(|(_, n)| *n == connected.node_id);
+    if (here || nodes.is_empty()) && ctx.client.volume(volume).await.is_ok() {
+        return Ok(connected.node_id.clone());
+    }
+    match nodes.first() {
+        Some((_, node)) => Ok((*node).to_owned()),
+        None => Err(format!("volume {volume} is on no node where service {} ran", service.spec.name)),
+    }
+}
+
+/// Deletes the expired archives (and manifests) of the volumes just uploaded.
+async fn retention(
+    run: &mut Running<'_>,
+    storage: &Storage,
+    service: &str,
+    volumes: &[String],
+    days: u32,
+    keep_last: u32,
+) {
+    let mut step = Step::start("retention", SystemTime::now());
+    run.started(&step);
+    let result = async {
+        let objects = list_backups(storage, service).await.map_err(|e| e.to_string())?;
+        let mut deleted = Vec::new();
+        for volume in volumes {
+            for object in expired(&objects, volume, SystemTime::now(), days, keep_last) {
+                storage.delete(&storage.key(&object.key)).await.map_err(|e| e.to_string())?;
+                storage
+                    .delete(&storage.key(&format!("{}{MANIFEST_SUFFIX}", object.key)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                deleted.push(object.key.clone());
+            }
+        }
+        Ok::<_, String>(deleted)
+    }
+    .await;
+    match result {
+        Ok(deleted) => {
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.output_tail = Some(if deleted.is_empty() {
+                format!("nothing older than {days} days beyond the newest {keep_last}")
+            } else {
+                format!("deleted {}", deleted.join(", "))
+            });
+        }
+        Err(e) => step.finish(Status::Failed, SystemTime::now(), Some(e)),
+    }
+    run.push(step);
+}
+
+/// What to restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreOptions {
+    /// Only this volume (as labelled, or its real name).
+    pub volume: Option<String>,
+    /// The backup taken at this timestamp (`20261128T083803Z`), else the newest.
+    pub at: Option<String>,
+    /// Exactly this object (its key relative to the target).
+    pub object: Option<String>,
+    /// The node to restore on (default: the backup's own node).
+    pub node: Option<String>,
+    /// Restore a global service's volumes without stopping it.
+    pub force: bool,
+}
+
+impl RestoreOptions {
+    /// The newest backup of every volume.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only `volume`.
+    pub fn with_volume(mut self, volume: impl Into<String>) -> Self {
+        self.volume = Some(volume.into());
+        self
+    }
+
+    /// The backup taken at `timestamp`.
+    pub fn at(mut self, timestamp: impl Into<String>) -> Self {
+        self.at = Some(timestamp.into());
+        self
+    }
+
+    /// Exactly `key`.
+    pub fn object(mut self, key: impl Into<String>) -> Self {
+        self.object = Some(key.into());
+        self
+    }
+
+    /// On `node`.
+    pub fn on_node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// Without stopping a global service.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}
+
+/// Which archives a restore uses: one per volume, the chosen or the newest.
+pub fn choose_backups<'a>(
+    objects: &'a [BackupObject],
+    options: &RestoreOptions,
+    real_volume: Option<&str>,
+) -> Result<Vec<&'a BackupObject>, String> {
+    if let Some(key) = &options.object {
+        return objects
+            .iter()
+            .find(|o| &o.key == key || o.key.ends_with(&format!("/{key}")))
+            .map(|o| vec![o])
+            .ok_or_else(|| format!("no backup object {key}"));
+    }
+    let mut by_volume: BTreeMap<&str, &BackupObject> = BTreeMap::new();
+    for o in objects {
+        if real_volume.is_some_and(|v| v != o.volume) {
+            continue;
+        }
+        if options.at.as_ref().is_some_and(|at| at != &o.timestamp) {
+            continue;
+        }
+        let newer = by_volume.get(o.volume.as_str()).is_none_or(|b| o.timestamp > b.timestamp);
+        if newer {
+            by_volume.insert(&o.volume, o);
+        }
+    }
+    if by_volume.is_empty() {
+        let what = match (&options.volume, &options.at) {
+            (Some(v), Some(at)) => format!("of volume {v} at {at}"),
+            (Some(v), None) => format!("of volume {v}"),
+            (None, Some(at)) => format!("at {at}"),
+            (None, None) => String::new(),
+        };
+        return Err(format!("no backup {what}").trim_end().to_owned());
+    }
+    Ok(by_volume.into_values().collect())
+}
+
+/// Restores `service`'s volumes from its target: checks each archive against its manifest
+/// before anything is touched, stops the service (as a backup does), replaces each volume's
+/// contents, and starts it again on every path.
+pub async fn restore_service(
+    ctx: &JobContext,
+    service: &str,
+    targets: &StorageTargets,
+    options: &RestoreOptions,
+    sink: &dyn Sink,
+) -> Result<Job, JobError> {
+    let connected = manager(ctx).await?;
+    let found = find_service(ctx, service).await?;
+    let target = Target::Service { id: found.id.clone(), name: found.spec.name.clone() };
+    let mut run = Running::start(ctx, sink, Action::Restore, target);
+    let view = TargetLabels::resolve(&found.spec.labels, &ctx.prefixes);
+    let chosen_target = service_target(Some(&found), targets, &ctx.defaults, &ctx.prefixes);
+    let storage = match chosen_target.and_then(|t| Storage::open(&t)) {
+        Ok(s) => s,
+        Err(e) => {
+            run.push_now("storage", Status::Failed, e.to_string());
+            return Ok(run.finish(None).await);
+        }
+    };
+    if found.spec.is_global() && !options.force {
+        run.push_now(
+            "policy",
+            Status::Refused,
+            format!(
+                "service {} is global: it cannot be stopped by scaling, so a restore would write under running \
+                 tasks; pass --force to restore anyway",
+                found.spec.name
+            ),
+        );
+        return Ok(run.finish(Some(Status::Refused)).await);
+    }
+    // Which archives, and are they whole: all before the service is touched.
+    let mut verified = Vec::new();
+    let mut check = Step::start("verify", SystemTime::now());
+    run.started(&check);
+    let checked = async {
+        let real =
+            options.volume.as_ref().map(|v| resolve_volume(&found, v).map(|(real, _)| real).unwrap_or_else(|_| v.clone()));
+        let objects = list_backups(&storage, &found.spec.name).await.map_err(|e| e.to_string())?;
+        let chosen = choose_backups(&objects, options, real.as_deref())
+            .map_err(|e| format!("service {}: {e} on {}", found.spec.name, storage.settings()))?;
+        let mut lines = Vec::new();
+        for object in chosen {
+            let manifest = object
+                .manifest
+                .clone()
+                .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
+            let (sha256, stats) = crate::volume_io::verify_object(&storage, &storage.key(&object.key))
+                .await
+                .map_err(|e| format!("{}: {e}", object.key))?;
+            if sha256 != manifest.sha256 {
+                return Err(format!(
+                    "{}: its SHA-256 is {sha256}, the manifest says {}: the archive is corrupted; nothing was touched",
+                    object.key, manifest.sha256
+                ));
+            }
+            lines.push(format!("{}: sha256 ok, {} entries", object.key, stats.entries));
+            verified.push(object.clone());
+        }
+        Ok(lines.join("\n"))
+    }
+    .await;
+    match checked {
+        Ok(text) => {
+            check.finish(Status::Succeeded, SystemTime::now(), None);
+            check.output_tail = Some(text);
+            run.push(check);
+        }
+        Err(e) => {
+            check.finish(Status::Failed, SystemTime::now(), Some(e));
+            run.push(check);
+            return Ok(run.finish(None).await);
+        }
+    }
+    if let Err(status) = run.lock(LockTarget::Service(found.id.clone())).await {
+        return Ok(run.finish(status).await);
+    }
+    let stop_budget =
+        crate::Budget::new(ctx.defaults.backup_stop_timeout, budget_source(&view, "backup.stop.timeout"));
+    let start_budget =
+        crate::Budget::new(ctx.defaults.backup_start_timeout, budget_source(&view, "backup.start.timeout"));
+    let guard = if found.spec.is_global() {
+        None
+    } else {
+        match stop(&mut run, &found.id, &stop_budget).await {
+            Some(guard) => Some(guard),
+            None => {
+                start(&mut run, &found.id, &start_budget, None).await;
+                return Ok(run.finish(None).await);
+            }
+        }
+    };
+    for object in &verified {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        download_volume(&mut run, &connected, &found, &storage, object, options).await;
+    }
+    if guard.is_some() {
+        start(&mut run, &found.id, &start_budget, guard).await;
+    }
+    Ok(run.finish(None).await)
+}
+
+async fn download_volume(
+    run: &mut Running<'_>,
+    connected: &Connected,
+    service: &Service,
+    storage: &Storage,
+    object: &BackupObject,
+    options: &RestoreOptions,
+) {
+    let ctx = run.ctx;
+    let mut step = Step::start("restore", SystemTime::now());
+    step.object = Some(object.key.clone());
+    step.node = Some(connected.name.clone());
+    run.started(&step);
+    let node = options.node.clone().unwrap_or_else(|| object.node.clone());
+    let result = async {
+        if node != connected.name && node != connected.node_id {
+            return Err(format!(
+                "the backup is of node {node}: restoring on a node other than the one dockhand is connected to ({}) is \
+                 not built yet; connect to {node}'s engine, or pass --node {}",
+                connected.name, connected.name
+            ));
+        }
+        let hold = ctx.defaults.backup_upload_timeout + ctx.defaults.extra_timeout;
+        let container = VolumeContainer::start(
+            &ctx.client,
+            &ctx.helpers.image,
+            Owner {
+                job: &run.job.id,
+                target: &LockTarget::Service(service.id.clone()).label(),
+                action: Action::Restore.as_str(),
+            },
+            &object.volume,
+            false,
+            hold,
+        )
+        .await?;
+        let volume = object.volume.clone();
+        let progress = |bytes: u64, elapsed: Duration| {
+            run.progress(format!("restore {volume}: {}", rate(bytes, elapsed)));
+        };
+        let moved = crate::volume_io::download(&container, storage, &storage.key(&object.key), &ctx.cancel, &progress).await;
+        container.remove().await;
+        let (sha256, stats) = moved?;
+        match &object.manifest {
+            Some(m) if m.sha256 != sha256 => Err(format!(
+                "the archive changed on the target while it was restored (SHA-256 {sha256}, manifest {})",
+                m.sha256
+            )),
+            _ => Ok(stats),
+        }
+    }
+    .await;
+    match result {
+        Ok(stats) => {
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.bytes = Some(object.size);
+            step.output_tail = Some(format!(
+                "volume {}: {} entries, {} bytes of content",
+                object.volume, stats.entries, stats.bytes
+            ));
+        }
+        Err(e) => {
+            let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+            step.finish(status, SystemTime::now(), Some(format!("volume {}: {e}", object.volume)));
+        }
+    }
+    run.push(step);
+}
+
+/// Brings back every service a stopped dockhand left scaled down: a service with the intent
+/// label whose lock no live job holds is scaled back and its label removed, recorded as a
+/// `reconcile` job. Called before every command that talks to a manager, and by the server
+/// at start.
+pub async fn reconcile(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, JobError> {
+    let connected = Connected::read(&ctx.client).await?;
+    if !connected.manager {
+        return Ok(Vec::new());
+    }
+    let owed = ctx.client.services(&Filters::new().with("label", INTENT_LABEL)).await?;
+    if owed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let locks = ctx.locks.list().await.map_err(JobError::Lock)?;
+    let mut jobs = Vec::new();
+    for service in owed {
+        let lock = LockTarget::Service(service.id.clone()).label();
+        if locks.iter().any(|l| l.target == lock && !l.expired) {
+            continue; // A live job owns it, and will start it itself.
+        }
+        let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
+        let mut run = Running::start(ctx, sink, Action::Reconcile, target);
+        if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
+            jobs.push(run.finish(status).await);
+            continue;
+        }
+        let owed = service.spec.labels.get(INTENT_LABEL).cloned().unwrap_or_default();
+        tracing::warn!(
+            service = %service.spec.name,
+            replicas = %owed,
+            "a backup or restore stopped before it started this service again: scaling it back"
+        );
+        let budget =
+            crate::Budget::new(ctx.defaults.backup_start_timeout, "the default backup.start.timeout");
+        start(&mut run, &service.id, &budget, None).await;
+        jobs.push(run.finish(None).await);
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(volume: &str, ts: &str) -> BackupObject {
+        BackupObject {
+            key: format!("app/n1_{volume}_{ts}{ARCHIVE_SUFFIX}"),
+            node: "n1".into(),
+            volume: volume.into(),
+            timestamp: ts.into(),
+            size: 1,
+            manifest: None,
+            check: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn names_parse_back_with_underscores_in_the_volume() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_855_083);
+        let key = archive_key("app", "worker_1", "stack_data_2", at);
+        assert_eq!(key, "app/worker-1_stack_data_2_20261128T083803Z.tar.zst");
+        let name = key.strip_prefix("app/").unwrap();
+        assert_eq!(parse_archive_name(name), Some(("worker-1", "stack_data_2", "20261128T083803Z")));
+        assert_eq!(parse_archive_name("n_v_notatime.tar.zst"), None);
+        assert_eq!(parse_archive_name("n_v_20261128T083803Z.tar.zst.manifest.json"), None);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_other_volumes() {
+        let now = parse_key_timestamp("20261128T000000Z").unwrap();
+        let objects = vec![
+            object("data", "20261101T000000Z"),
+            object("data", "20261110T000000Z"),
+            object("data", "20261127T000000Z"),
+            object("other", "20260101T000000Z"),
+        ];
+        let gone: Vec<&str> =
+            expired(&objects, "data", now, 7, 1).iter().map(|o| o.timestamp.as_str()).collect();
+        assert_eq!(gone, ["20261110T000000Z", "20261101T000000Z"]);
+        // keep-last wins over age: all three are old, the newest two stay.
+        let later = parse_key_timestamp("20271128T000000Z").unwrap();
+        let gone = expired(&objects, "data", later, 7, 2);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].timestamp, "20261101T000000Z");
+    }
+
+    #[test]
+    fn a_restore_picks_the_newest_per_volume_or_what_was_asked() {
+        let objects = vec![
+            object("data", "20261101T000000Z"),
+            object("data", "20261110T000000Z"),
+            object("logs", "20261105T000000Z"),
+        ];
+        let newest = choose_backups(&objects, &RestoreOptions::new(), None).unwrap();
+        let ts: Vec<&str> = newest.iter().map(|o| o.timestamp.as_str()).collect();
+        assert_eq!(ts, ["20261110T000000Z", "20261105T000000Z"]);
+        let at =
+            choose_backups(&objects, &RestoreOptions::new().at("20261101T000000Z"), Some("data")).unwrap();
+        assert_eq!(at[0].timestamp, "20261101T000000Z");
+        let err = choose_backups(&objects, &RestoreOptions::new().at("20200101T000000Z"), Some("data"))
+            .unwrap_err();
+        assert!(err.contains("20200101T000000Z"), "{err}");
+        let by_key =
+            choose_backups(&objects, &RestoreOptions::new().object(objects[0].key.clone()), None).unwrap();
+        assert_eq!(by_key[0].key, objects[0].key);
+    }
+}
