@@ -23,6 +23,7 @@ pub struct S3Peer {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
+    base: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -33,30 +34,51 @@ impl S3Peer {
     /// # Panics
     /// When the `weed` binary is missing (run `cargo xtask engine up`) or it does not start.
     pub fn start() -> Self {
-        let weed = crate::peer("WEED");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let base = free_base();
+        let child = Self::spawn(dir.path(), base);
+        let mut peer = Self { child, endpoint: format!("http://127.0.0.1:{base}"), base, _dir: dir };
+        peer.wait_ready(base);
+        peer
+    }
+
+    /// Starts the server again on the same ports and data, after [`S3Peer::kill`].
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self._dir.path(), self.base);
+        self.wait_ready(self.base);
+    }
+
+    /// The server's port flags, each with its offset from the base port.
+    const FLAGS: [(&str, u16); 14] = [
+        ("s3.port", 0),
+        ("s3.port.grpc", 1),
+        ("master.port", 2),
+        ("master.port.grpc", 3),
+        ("volume.port", 4),
+        ("volume.port.grpc", 5),
+        ("filer.port", 6),
+        ("filer.port.grpc", 7),
+        ("admin.port", 8),
+        ("admin.port.grpc", 9),
+        ("webdav.port", 10),
+        ("s3.port.iceberg", 11),
+        ("s3.port.lance", 12),
+        ("debug.port", 13),
+    ];
+
+    fn spawn(dir: &std::path::Path, base: u16) -> Child {
+        let weed = crate::peer("WEED");
         let port = |offset: u16| (base + offset).to_string();
-        let flags = [
-            ("s3.port", 0),
-            ("s3.port.grpc", 1),
-            ("master.port", 2),
-            ("master.port.grpc", 3),
-            ("volume.port", 4),
-            ("volume.port.grpc", 5),
-            ("filer.port", 6),
-            ("filer.port.grpc", 7),
-            ("admin.port", 8),
-            ("admin.port.grpc", 9),
-            ("webdav.port", 10),
-            ("s3.port.iceberg", 11),
-            ("s3.port.lance", 12),
-            ("debug.port", 13),
-        ];
-        let log = std::fs::File::create(dir.path().join("weed.log")).expect("the log file");
+        let flags = Self::FLAGS;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("weed.log"))
+            .expect("the log file");
         let mut cmd = Command::new(&weed);
         cmd.arg("mini")
-            .arg(format!("-dir={}", dir.path().display()))
+            .arg(format!("-dir={}", dir.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false"])
             .arg(format!("-bucket={BUCKET}"))
             .args(flags.iter().map(|(flag, offset)| format!("-{flag}={}", port(*offset))))
@@ -65,10 +87,7 @@ impl S3Peer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log file"))
             .stderr(log);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {weed}: {e}"));
-        let mut peer = Self { child, endpoint: format!("http://127.0.0.1:{base}"), _dir: dir };
-        peer.wait_ready(base);
-        peer
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start {weed}: {e}"))
     }
 
     fn wait_ready(&mut self, base: u16) {

@@ -65,7 +65,7 @@ pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
 /// `reconcile` job. Returns what to tell the operator; a failure here is a warning, never
 /// the command's end.
 pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
-    let host = client.info().await.map(|i| i.name).unwrap_or_default();
+    let host = dockhand_jobs::local_hostname();
     let user = environment().get("USER").unwrap_or("unknown").to_owned();
     let mut ctx = dockhand_jobs::JobContext::new(
         client.clone(),
@@ -149,7 +149,7 @@ pub(crate) async fn job_context(
     let client = connect(global).await?;
     let env = environment();
     let user = env.get("USER").unwrap_or("unknown").to_owned();
-    let host = client.info().await.map(|i| i.name).unwrap_or_default();
+    let host = dockhand_jobs::local_hostname();
     let mut ctx =
         dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
     // Inside a swarm service, helpers run the image dockhand itself runs from.
@@ -166,8 +166,8 @@ pub(crate) async fn job_context(
     if let Some(lease) = opts.lock_lease {
         settings = settings.with_lease(lease);
     }
-    ctx.locks =
-        dockhand_jobs::Locks::new(ctx.client.clone(), dockhand_jobs::Locks::process_holder(&host), settings);
+    let holder = dockhand_jobs::Locks::process_holder(&dockhand_jobs::local_hostname());
+    ctx.locks = dockhand_jobs::Locks::new(ctx.client.clone(), holder, settings);
     ctx.defaults = defaults;
     ctx.concurrency = usize::from(opts.concurrency);
     Ok(ctx)

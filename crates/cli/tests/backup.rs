@@ -72,3 +72,198 @@ fn a_wrong_secret_key_fails_the_check_and_says_so() {
     let out = dockhand(dir.path(), &["storage", "check", "nope"], &[]);
     assert!(stderr(&out).contains("storage target \"nope\": no such target"), "{}", stderr(&out));
 }
+
+// ---------------------------------------------------------------------------------------
+// Backups of a service's volume on the swarm's manager (the node dockhand is connected to).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, TestSwarm, assert_nothing_left, last_job, unique_name};
+use dockhand_engine::{Client, ExecSpec, Filters, ServiceSpec};
+
+const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
+
+/// A test's own configuration, data and state directories.
+struct Setup {
+    dir: tempfile::TempDir,
+    extra: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(targets: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        config(dir.path(), targets);
+        Self { dir, extra: Vec::new() }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("XDG_DATA_HOME".to_owned(), self.dir.path().join("data").display().to_string()),
+            ("XDG_STATE_HOME".to_owned(), self.dir.path().join("state").display().to_string()),
+            ("DOCKHAND_HELPER_IMAGE".to_owned(), HELPER_IMAGE.to_owned()),
+        ];
+        env.extend(self.extra.iter().cloned());
+        env
+    }
+
+    fn local_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data/dockhand/backups")
+    }
+
+    fn command(&self, s: &TestSwarm, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dockhand"));
+        for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
+            cmd.env_remove(var);
+        }
+        let config = self.dir.path().join("dockhand.yaml");
+        cmd.args(["-H", s.manager_url(), "--config", config.to_str().unwrap()]).args(args);
+        cmd.envs(self.env());
+        cmd
+    }
+
+    fn run(&self, s: &TestSwarm, args: &[&str]) -> Output {
+        self.command(s, args).output().unwrap()
+    }
+
+    fn spawn(&self, s: &TestSwarm, args: &[&str]) -> Child {
+        self.command(s, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+}
+
+/// A busybox service on the manager with `volume` at /data and backup labels; it stops at
+/// once on SIGTERM.
+fn backed_up(name: &str, volume: &str, extra: &[(&str, &str)]) -> ServiceSpec {
+    let mut spec = ServiceSpec::new(name, BUSYBOX_IMAGE)
+        .with_args(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
+        .with_volume(volume, "/data")
+        .with_constraint("node.role==manager")
+        .with_label("dockhand.backup.enable", "true")
+        .with_label("dockhand.backup.volume-list-upload", volume);
+    for (k, v) in extra {
+        spec = spec.with_label(*k, *v);
+    }
+    spec
+}
+
+async fn running_container(client: &Client, service: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks = client.tasks(&Filters::new().with("service", service)).await.unwrap();
+        let running = tasks
+            .iter()
+            .find(|t| t.status.state == "running" && t.desired_state == "running")
+            .and_then(|t| t.status.container_status.as_ref().map(|c| c.container_id.clone()));
+        if let Some(id) = running.filter(|id| !id.is_empty()) {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no running task of {service} within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn sh(client: &Client, container: &str, script: &str) -> String {
+    let out = client.exec(container, &ExecSpec::new(["sh", "-c", script])).await.unwrap();
+    let mut out = out;
+    let mut text = Vec::new();
+    while let Some(chunk) = out.next().await {
+        text.extend_from_slice(&chunk.unwrap().data);
+    }
+    let code = out.exit_code().await.unwrap();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert_eq!(code, 0, "{script}: {text}");
+    text
+}
+
+/// Random data, symlinks (one dangling), a hard link, odd modes, owners other than root,
+/// an empty directory and a name with spaces and UTF-8.
+fn tree_script(mib: u32) -> String {
+    format!(
+        "set -e; cd /data; mkdir -p 'dir one/empty' deep/er/est; \
+         head -c {} /dev/urandom > big.bin; head -c 4096 /dev/urandom > 'dir one/small'; \
+         ln big.bin hard.bin; ln -s big.bin link; ln -s /nowhere dangling; \
+         echo 'grüße' > 'deep/er/est/naïve file – ü.txt'; \
+         chown 1234:5678 big.bin; chown -h 42:43 link; chown 999:999 'dir one/empty'; \
+         chmod 4750 'dir one/small'; chmod 0700 'dir one/empty'; chmod 0751 deep; \
+         touch -d '2001-02-03 04:05:06' deep/er; chown 70:70 /data; chmod 0750 /data",
+        u64::from(mib) * 1024 * 1024
+    )
+}
+
+/// Every path under /data with type and mode, owner, size, mtime, link target and a hash.
+const LISTING: &str = "cd /data && find . | sort | while read -r f; do \
+     stat -c '%n %f %u:%g %s %Y' \"$f\"; \
+     if [ -L \"$f\" ]; then readlink \"$f\"; elif [ -f \"$f\" ]; then sha256sum \"$f\" | cut -c1-64; fi; done";
+
+async fn replicas_and_intent(client: &Client, service: &str) -> (Option<u64>, Option<String>) {
+    let s = client.service(service).await.unwrap();
+    (s.spec.replicas(), s.spec.labels.get(dockhand_jobs::INTENT_LABEL).cloned())
+}
+
+fn steps(job: &serde_json::Value) -> Vec<(String, String)> {
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap().to_owned(), s["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Backs up, wipes, restores and compares; returns the backup job.
+async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str, volume: &str) -> serde_json::Value {
+    let client = s.manager();
+    let container = running_container(client, name).await;
+    sh(client, &container, &tree_script(200)).await;
+    let before = sh(client, &container, LISTING).await;
+
+    let out = setup.run(s, &["backup", name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(
+        steps(&job),
+        [("stop", "succeeded"), ("upload", "succeeded"), ("start", "succeeded")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(replicas_and_intent(client, name).await, (Some(1), None), "the service is back, its label gone");
+
+    let container = running_container(client, name).await;
+    sh(client, &container, "rm -rf /data/* && echo junk > /data/junk && chmod 0755 /data").await;
+    let out = setup.run(s, &["restore", name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let restored = last_job(&out);
+    let kinds: Vec<String> = steps(&restored).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["verify", "stop", "restore", "start"], "{restored}");
+    assert_eq!(restored["status"], "succeeded", "{restored}");
+    let container = running_container(client, name).await;
+    let after = sh(client, &container, LISTING).await;
+    assert_eq!(before, after, "the volume came back byte for byte");
+    assert!(before.contains("big.bin 81a4 1234:5678 209715200"), "{before}");
+    let _ = volume;
+    job
+}
+
+#[tokio::test]
+async fn a_volume_round_trips_byte_exact_through_the_local_target() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume) = (unique_name("bk-local"), unique_name("bk-local-vol"));
+    s.manager().create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")])).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::new("    {}\n");
+    let job = round_trip(&s, &setup, &name, &volume).await;
+    let object = job["steps"][1]["object"].as_str().unwrap().to_owned();
+    assert!(object.starts_with(&format!("{name}/")) && object.contains(&format!("_{volume}_")), "{object}");
+    let archive = setup.local_dir().join(&object);
+    let head = std::fs::read(&archive).unwrap();
+    assert_eq!(&head[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", archive.display())).unwrap()).unwrap();
+    assert_eq!(manifest["bytes"].as_u64(), Some(head.len() as u64));
+    assert_eq!(manifest["volume"], volume.as_str());
+    assert_eq!(manifest["service"], name.as_str());
+    assert_eq!(manifest["job"], job["id"]);
+
+    let out = setup.run(&s, &["backups", "ls", &name]);
+    assert!(out.status.success() && stdout(&out).contains(&object) && stdout(&out).contains(" ok "), "{}", stdout(&out));
+    let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
+    assert_nothing_left(s.manager(), &[target]).await;
+}

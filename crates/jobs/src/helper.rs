@@ -348,6 +348,13 @@ pub(crate) async fn clear_leftovers(
         tracing::info!(service = %service.spec.name, "removing a finished helper left behind");
         remove_quietly(client, &service.id).await?;
     }
+    // A volume container (a backup's or restore's on this node) is only ever used under
+    // the target's lock, which the caller now holds: one left is a dead job's.
+    let label = format!("{HELPER_TARGET_LABEL}={target}");
+    for container in client.containers(&Filters::new().with("label", label)).await? {
+        tracing::info!(container = %container.id, "removing a volume container left behind");
+        client.remove_container(&container.id).await?;
+    }
     Ok(None)
 }
 

@@ -46,7 +46,9 @@ pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,
 };
 pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
-pub use crate::lock::{LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks};
+pub use crate::lock::{
+    LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks, local_hostname,
+};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::runner::{JobContext, JobError};
 pub use crate::storage::{

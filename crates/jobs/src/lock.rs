@@ -102,7 +102,8 @@ pub struct LockInfo {
     pub job: String,
     /// When the lease ends, in milliseconds since the epoch.
     pub expires_ms: u64,
-    /// True when the lease has ended: the holder died, and the next acquire takes over.
+    /// True when the lease has ended, or the holder is a process of this machine that is
+    /// gone: the holder died, and the next acquire takes over.
     pub expired: bool,
 }
 
@@ -150,6 +151,28 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// This machine's hostname (`/proc/sys/kernel/hostname`): the first part of a process's
+/// holder name, so that a holder on this machine can be seen to be gone.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// True when `holder` (`<host>/<pid>/<nonce>`) names a process of this machine that no
+/// longer runs: its lock is free at once, without waiting for its lease. A holder on
+/// another machine is judged by its lease alone.
+fn holder_gone(holder: &str) -> bool {
+    let mut parts = holder.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    host == local_hostname()
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn info(config: &SwarmConfig) -> LockInfo {
     let label = |k: &str| config.spec.labels.get(k).cloned().unwrap_or_default();
     let expires_ms = label(EXPIRES).parse().unwrap_or(0);
@@ -159,7 +182,7 @@ fn info(config: &SwarmConfig) -> LockInfo {
         holder: label(HOLDER),
         job: label(JOB),
         expires_ms,
-        expired: expires_ms <= now_ms(),
+        expired: expires_ms <= now_ms() || holder_gone(&label(HOLDER)),
     }
 }
 
@@ -170,7 +193,9 @@ impl Locks {
         Self { client, holder: holder.into(), settings }
     }
 
-    /// A holder name unique to this process: `<hostname>/<pid>/<nonce>`.
+    /// A holder name unique to this process: `<hostname>/<pid>/<nonce>`, where `hostname`
+    /// should be this machine's ([`local_hostname`]) for a dead holder to be recognised
+    /// before its lease ends.
     pub fn process_holder(hostname: &str) -> String {
         let nonce = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         format!("{hostname}/{}/{nonce:08x}", std::process::id())

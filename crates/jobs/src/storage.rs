@@ -325,19 +325,17 @@ impl StorageTargets {
     }
 
     /// The target a service's backup goes to: `backup.target`; else, when the service has
-    /// seed `s3.*` labels or the seed's variables are set, `swarm-utils` (labels over
-    /// variables); else `local`.
+    /// seed `s3.{url,bucket,access-key,secret-key}` labels or the seed's variables are set,
+    /// `swarm-utils` (labels over variables); else `local`.
     pub fn for_service(&self, policy: &BackupPolicy) -> Result<TargetSettings, StorageError> {
         if let Some(name) = &policy.target {
             return self.get(name).cloned();
         }
         let s3 = &policy.s3;
-        let labelled = s3.url.is_some()
-            || s3.bucket.is_some()
-            || s3.access_key.is_some()
-            || s3.secret_key.is_some()
-            || s3.https.is_some()
-            || s3.retention_days.is_some();
+        // `s3.retention-days` and `s3.https` alone do not name a place: they apply to
+        // whichever target is used.
+        let labelled =
+            s3.url.is_some() || s3.bucket.is_some() || s3.access_key.is_some() || s3.secret_key.is_some();
         if labelled {
             return seed_target(&self.env, s3);
         }
