@@ -180,7 +180,7 @@ async fn sh(client: &Client, container: &str, script: &str) -> String {
 /// an empty directory and a name with spaces and UTF-8.
 fn tree_script(mib: u32) -> String {
     format!(
-        "set -e; cd /data; mkdir -p 'dir one/empty' deep/er/est; \
+        "set -e; cd /data; rm -rf /data/*; mkdir -p 'dir one/empty' deep/er/est; \
          head -c {} /dev/urandom > big.bin; head -c 4096 /dev/urandom > 'dir one/small'; \
          ln big.bin hard.bin; ln -s big.bin link; ln -s /nowhere dangling; \
          echo 'grüße' > 'deep/er/est/naïve file – ü.txt'; \
@@ -211,7 +211,7 @@ fn steps(job: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 /// Backs up, wipes, restores and compares; returns the backup job.
-async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str, volume: &str) -> serde_json::Value {
+async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Value {
     let client = s.manager();
     let container = running_container(client, name).await;
     sh(client, &container, &tree_script(200)).await;
@@ -222,9 +222,14 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str, volume: &str) -> s
     let job = last_job(&out);
     assert_eq!(
         steps(&job),
-        [("stop", "succeeded"), ("upload", "succeeded"), ("start", "succeeded")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [("stop", "succeeded"), ("upload", "succeeded"), ("start", "succeeded")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
-    assert_eq!(replicas_and_intent(client, name).await, (Some(1), None), "the service is back, its label gone");
+    assert_eq!(
+        replicas_and_intent(client, name).await,
+        (Some(1), None),
+        "the service is back, its label gone"
+    );
 
     let container = running_container(client, name).await;
     sh(client, &container, "rm -rf /data/* && echo junk > /data/junk && chmod 0755 /data").await;
@@ -238,7 +243,6 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str, volume: &str) -> s
     let after = sh(client, &container, LISTING).await;
     assert_eq!(before, after, "the volume came back byte for byte");
     assert!(before.contains("big.bin 81a4 1234:5678 209715200"), "{before}");
-    let _ = volume;
     job
 }
 
@@ -246,24 +250,275 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str, volume: &str) -> s
 async fn a_volume_round_trips_byte_exact_through_the_local_target() {
     let s = dockhand_e2e::swarm().await;
     let (name, volume) = (unique_name("bk-local"), unique_name("bk-local-vol"));
-    s.manager().create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")])).await.unwrap();
+    s.manager()
+        .create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]))
+        .await
+        .unwrap();
     let _guard = ServiceGuard::new(s.manager_url(), &name);
     let setup = Setup::new("    {}\n");
-    let job = round_trip(&s, &setup, &name, &volume).await;
+    let job = round_trip(&s, &setup, &name).await;
     let object = job["steps"][1]["object"].as_str().unwrap().to_owned();
     assert!(object.starts_with(&format!("{name}/")) && object.contains(&format!("_{volume}_")), "{object}");
     let archive = setup.local_dir().join(&object);
     let head = std::fs::read(&archive).unwrap();
     assert_eq!(&head[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", archive.display())).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", archive.display())).unwrap())
+            .unwrap();
     assert_eq!(manifest["bytes"].as_u64(), Some(head.len() as u64));
     assert_eq!(manifest["volume"], volume.as_str());
     assert_eq!(manifest["service"], name.as_str());
     assert_eq!(manifest["job"], job["id"]);
 
     let out = setup.run(&s, &["backups", "ls", &name]);
-    assert!(out.status.success() && stdout(&out).contains(&object) && stdout(&out).contains(" ok "), "{}", stdout(&out));
+    assert!(
+        out.status.success() && stdout(&out).contains(&object) && stdout(&out).contains(" ok "),
+        "{}",
+        stdout(&out)
+    );
     let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
     assert_nothing_left(s.manager(), &[target]).await;
+}
+
+/// Every service spec and every helper container in the swarm, as JSON text.
+async fn everything_in_the_swarm(s: &TestSwarm) -> String {
+    let mut text = String::new();
+    for service in s.manager().services(&Filters::new()).await.unwrap() {
+        text.push_str(&serde_json::to_string(&service.spec).unwrap());
+    }
+    for (_, node) in &s.nodes {
+        let helpers = node.containers(&Filters::new().with("label", "dockhand.helper")).await.unwrap();
+        for c in helpers {
+            if let Ok(inspect) = node.container(&c.id).await {
+                text.push_str(&serde_json::to_string(&inspect).unwrap());
+            }
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swarm() {
+    let s = dockhand_e2e::swarm().await;
+    let peer = S3Peer::start();
+    let (name, volume) = (unique_name("bk-s3"), unique_name("bk-s3-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
+    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+
+    // While a backup runs, nothing in the swarm holds a credential.
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(64)).await;
+    let mut child = setup.spawn(&s, &["backup", &name]);
+    let mut seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        let text = everything_in_the_swarm(&s).await;
+        assert!(
+            !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),
+            "a credential in the swarm: {text}"
+        );
+        seen += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+    assert!(seen > 0);
+
+    round_trip(&s, &setup, &name).await;
+    let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "two backups: {listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/")))
+    );
+}
+
+#[tokio::test]
+async fn restore_refuses_a_corrupted_archive_and_touches_nothing() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume) = (unique_name("bk-bad"), unique_name("bk-bad-vol"));
+    s.manager()
+        .create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]))
+        .await
+        .unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::new("    {}\n");
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(4)).await;
+    let out = setup.run(&s, &["backup", name.as_str(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let object = last_job(&out)["steps"][1]["object"].as_str().unwrap().to_owned();
+    let archive = setup.local_dir().join(&object);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&archive, bytes).unwrap();
+
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, "echo changed-since > /data/marker").await;
+    let before = sh(s.manager(), &container, LISTING).await;
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(steps(&job), [("verify".to_owned(), "failed".to_owned())], "{job}");
+    assert!(job["steps"][0]["error"].as_str().unwrap().contains("corrupted"), "{job}");
+    // Never stopped, never touched.
+    assert_eq!(running_container(s.manager(), &name).await, container, "the same task still runs");
+    assert_eq!(sh(s.manager(), &container, LISTING).await, before);
+}
+
+#[tokio::test]
+async fn retention_deletes_only_this_services_expired_archives_of_this_volume() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume) = (unique_name("bk-ret"), unique_name("bk-ret-vol"));
+    s.manager().create_service(&backed_up(&name, &volume, &[])).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    running_container(s.manager(), &name).await;
+    let setup = Setup::new(
+        "    local:\n      type: local\n      path: LOCAL\n      retention_days: 1\n      keep_last: 1\n",
+    );
+    let local = setup.local_dir();
+    let yaml = std::fs::read_to_string(setup.dir.path().join("dockhand.yaml")).unwrap();
+    std::fs::write(setup.dir.path().join("dockhand.yaml"), yaml.replace("LOCAL", local.to_str().unwrap()))
+        .unwrap();
+    // Old archives: this service and volume (two), a service whose name starts the same, and
+    // another volume of this service.
+    let node = s.manager().info().await.unwrap().name;
+    let old = |service: &str, vol: &str, ts: &str| {
+        let path = local.join(service).join(format!("{node}_{vol}_{ts}.tar.zst"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::write(format!("{}.manifest.json", path.display()), b"{}").unwrap();
+        path
+    };
+    let mine = [old(&name, &volume, "20200101T000000Z"), old(&name, &volume, "20200102T000000Z")];
+    let name2 = format!("{name}2");
+    let others = [old(&name2, &volume, "20200101T000000Z"), old(&name, "other-vol", "20200101T000000Z")];
+
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(steps(&job).last().unwrap(), &("retention".to_owned(), "succeeded".to_owned()), "{job}");
+    for path in &mine {
+        assert!(!path.exists(), "{} expired", path.display());
+        assert!(!std::path::Path::new(&format!("{}.manifest.json", path.display())).exists());
+    }
+    for path in &others {
+        assert!(path.exists(), "{} is not this service's or volume's", path.display());
+    }
+    let newest = local.join(job["steps"][0]["object"].as_str().unwrap());
+    assert!(newest.exists(), "the newest stays");
+}
+
+/// Reads `child`'s stdout lines until one contains `marker`: the lines so far, and the
+/// channel the rest arrives on.
+fn read_until(child: &mut Child, marker: &str) -> (Vec<String>, std::sync::mpsc::Receiver<String>) {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let hit = line.contains(marker);
+            seen.push(line);
+            if hit {
+                return (seen, rx);
+            }
+        }
+    }
+    panic!("no line with {marker:?} within 120 s: {seen:?}");
+}
+
+#[tokio::test]
+async fn after_kill_9_mid_backup_the_next_command_brings_the_service_back() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume) = (unique_name("bk-kill"), unique_name("bk-kill-vol"));
+    let spec = backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]).with_replicas(2);
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::new("    {}\n");
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(200)).await;
+    let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
+    // Three moments: while the tasks stop, when the upload starts, in the middle of it.
+    for marker in ["waiting for its tasks to stop", "upload on", "MiB at"] {
+        let mut child = setup.spawn(&s, &["backup", &name]);
+        let (seen, _rest) = read_until(&mut child, marker);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (replicas, intent) = replicas_and_intent(s.manager(), &name).await;
+        assert_eq!(
+            (replicas, intent.as_deref()),
+            (Some(0), Some("2")),
+            "killed at {marker:?} after {seen:?}"
+        );
+
+        let out = setup.run(&s, &["services", "ls"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("left scaled down"), "the operator is told: {}", stderr(&out));
+        assert_eq!(
+            replicas_and_intent(s.manager(), &name).await,
+            (Some(2), None),
+            "killed at {marker:?}: {}",
+            stderr(&out)
+        );
+        let jobs = setup.run(&s, &["jobs", "ls", "--json"]);
+        assert!(stdout(&jobs).contains("\"reconcile\""), "a reconcile job is recorded: {}", stdout(&jobs));
+        running_container(s.manager(), &name).await;
+    }
+    // The volume containers the killed runs left go with the next job on the service.
+    let out = setup.run(&s, &["backup", &name]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let left = s
+        .manager()
+        .containers(&Filters::new().with("label", format!("dockhand.helper.target={target}")))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "volume containers left: {left:?}");
+    assert_nothing_left(s.manager(), &[target]).await;
+}
+
+#[tokio::test]
+async fn the_s3_peer_stopped_mid_upload_fails_the_job_and_the_service_comes_back() {
+    let s = dockhand_e2e::swarm().await;
+    let mut peer = S3Peer::start();
+    let (name, volume) = (unique_name("bk-s3down"), unique_name("bk-s3down-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
+    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(200)).await;
+
+    let mut child = setup.spawn(&s, &["backup", &name, "--json"]);
+    let (mut seen, rest) = read_until(&mut child, "MiB at");
+    peer.kill();
+    let out = child.wait_with_output().unwrap();
+    seen.extend(rest.iter());
+    assert_eq!(out.status.code(), Some(1), "{seen:?}\n{}", stderr(&out));
+    let job: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    let upload = job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "upload").unwrap();
+    assert_eq!(upload["status"], "failed", "{job}");
+    assert!(upload["error"].as_str().unwrap().contains("storage target \"offsite\""), "{job}");
+    assert_eq!(steps(&job).last().unwrap(), &("start".to_owned(), "succeeded".to_owned()), "{job}");
+    assert_eq!(replicas_and_intent(s.manager(), &name).await, (Some(1), None));
+
+    peer.restart();
+    let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]", "no partial object is listed");
 }

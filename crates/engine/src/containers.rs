@@ -289,12 +289,13 @@ impl Client {
     }
 
     /// `DELETE /containers/{id}?force=true`: stops (SIGKILL) and removes it, keeping its
-    /// volumes. One already gone counts as removed.
+    /// volumes. One already gone, or already being removed, counts as removed.
     pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
         let path =
             format!("/containers/{}{}", segment("container", id)?, query(&[("force", "true".to_owned())]));
         match self.call_unit(Method::DELETE, &path, None).await {
             Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) if e.status() == Some(409) && e.to_string().contains("already in progress") => Ok(()),
             other => other,
         }
     }

@@ -456,6 +456,9 @@ async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> O
         run.push(step);
         return None;
     }
+    if let Some(n) = replicas {
+        run.progress(format!("scaled from {n} to 0 replicas: waiting for its tasks to stop"));
+    }
     let waited = tokio::time::timeout(budget.timeout, wait_tasks(&run.ctx.client, service, 0)).await;
     match waited {
         Ok(Ok(())) => {
@@ -1056,8 +1059,10 @@ pub async fn reconcile(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, Jo
         }
         let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
         let mut run = Running::start(ctx, sink, Action::Reconcile, target);
-        if let Err(status) = run.lock(LockTarget::Service(service.id.clone())).await {
-            jobs.push(run.finish(status).await);
+        // Busy or cancelled: another job has it. A failure to clear leftovers is recorded,
+        // but the service is owed its replicas all the same.
+        if let Err(Some(status)) = run.lock(LockTarget::Service(service.id.clone())).await {
+            jobs.push(run.finish(Some(status)).await);
             continue;
         }
         let owed = service.spec.labels.get(INTENT_LABEL).cloned().unwrap_or_default();
