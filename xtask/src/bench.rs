@@ -14,6 +14,7 @@
 //! 2. clean-node of a node with 40 stopped containers and 10 unused images: `dockhand clean
 //!    node` versus `docker system prune -af`, each on the same preparation.
 
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,8 +29,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::{engine, proc};
 
 pub(crate) fn run(what: &str) -> anyhow::Result<()> {
-    if what != "engine" && what != "jobs" {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs");
+    if !["engine", "jobs", "backup"].contains(&what) {
+        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup");
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;
@@ -47,6 +48,9 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     if what == "jobs" {
         return jobs(&layout, &dockhand, &runtime);
+    }
+    if what == "backup" {
+        return backup(&layout, &dockhand, &runtime);
     }
     let socket = layout.socket();
 
@@ -298,6 +302,92 @@ async fn service_lists(socket: &Path, n: usize) -> anyhow::Result<(Duration, Dur
         t_raw += start.elapsed();
     }
     Ok((t_ours, t_raw))
+}
+
+/// backup-service of one volume to the local target, against `tar | zstd -3` of the same
+/// directory, at 256 MiB, 1 GiB and 2 GiB: throughput and dockhand's peak RSS.
+fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let client = Client::new(Endpoint::unix(layout.socket()))?;
+    let url = layout.url();
+    let scratch = tempfile::tempdir_in(crate::project_root().join("target"))?;
+    let (state, data) = (scratch.path().join("state"), scratch.path().join("data"));
+    for mib in [256u64, 1024, 2048] {
+        let name = format!("dh-bench-backup-{mib}");
+        let volume = format!("{name}-data");
+        println!("\n== backup of a {mib} MiB volume (half random, half text), zstd level 3");
+        let spec = ServiceSpec::new(&name, crate::images::BUSYBOX_IMAGE)
+            .with_args(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
+            .with_volume(&volume, "/data")
+            .with_label(BENCH_LABEL, "1")
+            .with_label("dockhand.backup.enable", "true")
+            .with_label("dockhand.backup.volume-list-upload", &volume);
+        runtime.block_on(client.create_service(&spec))?;
+        let result = (|| -> anyhow::Result<()> {
+            let mut container = String::new();
+            for _ in 0..150 {
+                if let Some(c) = runtime.block_on(bench_containers(&client))?.pop() {
+                    container = c;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if container.is_empty() {
+                bail!("the task of {name} did not start within 30 s");
+            }
+            let half = mib / 2;
+            let fill = format!(
+                "cd /data && for i in $(seq 1 {half}); do head -c 1048576 /dev/urandom > r$i; done; \
+                 i=0; while [ $i -lt {half} ]; do i=$((i+1)); \
+                 seq -f 'log line %g: GET /api/items?page=%g 200 12ms' 1 20000 | head -c 1048576 > t$i; done"
+            );
+            proc::output(layout.docker()?.args(["exec", &container, "sh", "-c", &fill]))?;
+            let mountpoint = runtime.block_on(client.volume(&volume))?.mountpoint;
+            let out = scratch.path().join("baseline.tar.zst");
+            let shell = format!("tar -C '{mountpoint}' -cf - . | zstd -3 -q -f -o '{}'", out.display());
+            let baseline = || Command::new("sh").args(["-c", &shell]).output();
+            let t_base = time_runs(2, baseline)? / 2;
+            let base_size = fs::metadata(&out)?.len();
+            let mut ours = Command::new(dockhand);
+            ours.args(["--host", &url, "backup", &name])
+                .env("XDG_STATE_HOME", &state)
+                .env("XDG_DATA_HOME", &data)
+                .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE);
+            let (t_ours, rss) = measure(2, &mut ours)?;
+            let ours_size = newest_archive(&data.join("dockhand/backups").join(&name))?;
+            let bytes = mib as f64 * 1_048_576.0;
+            println!(
+                "{:<40} {:>7.1} MiB/s vs {:>7.1} MiB/s  ratio {:.2} (throughput; goal >= 0.8)",
+                format!("`dockhand backup` {mib} MiB"),
+                bytes / t_ours.as_secs_f64() / 1_048_576.0,
+                bytes / t_base.as_secs_f64() / 1_048_576.0,
+                t_base.as_secs_f64() / t_ours.as_secs_f64()
+            );
+            println!("{:<40} {rss:>9} KiB (peak RSS of dockhand; goal <= 65536, flat)", "");
+            println!("{:<40} {ours_size:>9} B vs {base_size:>9} B (archive sizes)", "");
+            let _ = fs::remove_dir_all(&data);
+            Ok(())
+        })();
+        runtime.block_on(remove_services(&client))?;
+        for _ in 0..50 {
+            if layout.docker()?.args(["volume", "rm", &volume]).output()?.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        result?;
+    }
+    Ok(())
+}
+
+/// The size of the newest `.tar.zst` under `dir`.
+fn newest_archive(dir: &Path) -> anyhow::Result<u64> {
+    let mut archives: Vec<_> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.zst"))
+        .collect();
+    archives.sort_by_key(|e| e.file_name());
+    let Some(last) = archives.last() else { bail!("no archive in {}", dir.display()) };
+    Ok(last.metadata()?.len())
 }
 
 /// Total wall time of `n` runs.

@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the README's "main job" on embedded defaults. It brings the private
 //! engine up, deploys a small labelled stack on it, and runs dockhand's maintenance cycle:
-//! what cron would do (`plan`), clean-node, clean-service, and the job table.
+//! what cron would do (`plan`), a backup of the stack's volume to the embedded `local`
+//! storage target, damage and a restore, clean-node, clean-service, and the job table.
 
 use std::fs;
 use std::time::Duration;
@@ -28,6 +29,18 @@ services:
   worker:
     image: dockhand/busybox:test
     command: ["sleep", "86400"]
+  db:
+    image: dockhand/busybox:test
+    command: ["sh", "-c", "test -f /data/important.txt || echo 'the data that matters' > /data/important.txt; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumes:
+      - data:/data
+    deploy:
+      labels:
+        dockhand.backup.enable: "true"
+        dockhand.backup.volume-list-upload: "data"
+        dockhand.backup.stop: "true"
+volumes:
+  data:
 "#;
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -37,19 +50,38 @@ pub(crate) fn run() -> anyhow::Result<()> {
             crate::cargo()
                 .args(["run", "--quiet", "--locked", "--package", "dockhand-cli", "--bin", "dockhand", "--"])
                 .args(["--host", &layout.url()])
-                .args(args),
+                .args(args)
+                .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE),
         )
     };
     dockhand(&["engine", "info"])?;
 
     let compose = layout.scratch().join("demo-stack.yml");
     fs::write(&compose, COMPOSE)?;
-    eprintln!("\n== deploying the stack {STACK} (web: 2 replicas with clean labels; worker: none)");
+    eprintln!(
+        "\n== deploying the stack {STACK} (web: 2 replicas with clean labels; worker: none; db: a volume with backup labels)"
+    );
     proc::run(layout.docker()?.args(["stack", "deploy", "--compose-file"]).arg(&compose).arg(STACK))?;
-    wait_for_web(&layout)?;
+    wait_for_running(&layout, "web", 2)?;
+    wait_for_running(&layout, "db", 1)?;
 
     eprintln!("\n== what cron would do now, and why");
     dockhand(&["plan"])?;
+    let db = format!("{STACK}_db");
+    eprintln!("\n== backup-service: {db}'s volume to the local storage target (stopped meanwhile)");
+    dockhand(&["backup", &db])?;
+    dockhand(&["backups", "ls", &db])?;
+    eprintln!("\n== damage: the file in the volume is overwritten");
+    db_shell(&layout, "echo DAMAGED > /data/important.txt")?;
+    eprintln!("{}", db_shell(&layout, "cat /data/important.txt")?.trim());
+    eprintln!("\n== restore: checked against its manifest, the service stopped and started again");
+    dockhand(&["restore", &db])?;
+    wait_for_running(&layout, "db", 1)?;
+    let back = db_shell(&layout, "cat /data/important.txt")?;
+    eprintln!("{}", back.trim());
+    if back.trim() != "the data that matters" {
+        bail!("the restore did not bring the data back: {back:?}");
+    }
     eprintln!("\n== clean-node on this node: stopped containers, unused images, build cache");
     dockhand(&["clean", "node"])?;
     eprintln!("\n== clean-service: the web service's clean.exec in each of its tasks");
@@ -58,23 +90,46 @@ pub(crate) fn run() -> anyhow::Result<()> {
     dockhand(&["jobs", "ls"])?;
 
     proc::run(layout.docker()?.args(["stack", "rm", STACK]))?;
+    // The volume goes once the stack's containers are gone.
+    for _ in 0..50 {
+        let removed = layout.docker()?.args(["volume", "rm", &format!("{STACK}_data")]).output()?;
+        if removed.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // clean-node took the images nothing used: put the test images back.
     crate::images::ensure(&layout)?;
     eprintln!("\nthe private engine stays up; stop it with `cargo xtask engine down`");
     Ok(())
 }
 
-/// Waits up to a minute for both web tasks to run.
-fn wait_for_web(layout: &engine::Layout) -> anyhow::Result<()> {
+/// Runs `script` in the db service's running container; its output.
+fn db_shell(layout: &engine::Layout, script: &str) -> anyhow::Result<String> {
+    let id = proc::output(layout.docker()?.args([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={STACK}_db"),
+    ]))?;
+    let id = id.lines().next().unwrap_or_default().trim().to_owned();
+    if id.is_empty() {
+        bail!("no running container of {STACK}_db");
+    }
+    proc::output(layout.docker()?.args(["exec", &id, "sh", "-c", script]))
+}
+
+/// Waits up to a minute for `count` tasks of the stack's `service` to run.
+fn wait_for_running(layout: &engine::Layout, service: &str, count: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
-    let service = format!("{STACK}_web");
+    let service = format!("{STACK}_{service}");
     runtime.block_on(async {
         for _ in 0..300 {
             let filters = Filters::new().with("service", &service).with("desired-state", "running");
             let running =
                 client.tasks(&filters).await?.iter().filter(|t| t.status.state == "running").count();
-            if running == 2 {
+            if running == count {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

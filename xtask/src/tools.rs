@@ -50,11 +50,14 @@ pub(crate) fn ensure_swarm() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
-/// Installs what the benchmarks compare against or measure with: curl and GNU time.
+/// Installs what the benchmarks compare against or measure with: curl, zstd and GNU time.
 pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     let mut packages = Vec::new();
     if proc::which("curl").is_none() {
         packages.push("curl");
+    }
+    if proc::which("zstd").is_none() {
+        packages.push("zstd");
     }
     if !std::path::Path::new("/usr/bin/time").is_file() {
         packages.push("time");

@@ -65,6 +65,12 @@ pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
 /// `reconcile` job. Returns what to tell the operator; a failure here is a warning, never
 /// the command's end.
 pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
+    // An engine that does not answer is the command's own error to report; one that is no
+    // swarm manager has nothing to reconcile.
+    match client.info().await {
+        Ok(info) if info.swarm.is_active() && info.swarm.control_available => {}
+        _ => return Vec::new(),
+    }
     let host = dockhand_jobs::local_hostname();
     let user = environment().get("USER").unwrap_or("unknown").to_owned();
     let mut ctx = dockhand_jobs::JobContext::new(
