@@ -45,6 +45,8 @@ volumes:
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let layout = engine::up()?;
+    // The volume container runs dockhand's image: this checkout's, whatever was there.
+    crate::images::ensure(&layout)?;
     let dockhand = |args: &[&str]| {
         proc::run(
             crate::cargo()

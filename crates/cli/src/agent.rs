@@ -13,7 +13,14 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if task.is_volume_task() {
         // Archive bytes on stdout, the report on stderr.
         let line = tokio::task::spawn_blocking(move || {
-            dockhand_jobs::run_volume_agent(&task, std::io::stdin().lock(), std::io::stdout().lock())
+            dockhand_jobs::run_volume_agent(
+                &task,
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+                &|line| {
+                    output::report(&line.to_line());
+                },
+            )
         })
         .await??;
         output::report(&line.to_line());

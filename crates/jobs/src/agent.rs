@@ -307,6 +307,16 @@ pub enum AgentLine {
         /// The volume.
         volume: UnusedVolume,
     },
+    /// How many bytes of file content a pack will read.
+    Size {
+        /// The total.
+        bytes: u64,
+    },
+    /// How many it has read so far (every second).
+    Read {
+        /// So far.
+        bytes: u64,
+    },
     /// A volume was archived.
     Packed {
         /// What went in.
@@ -360,16 +370,37 @@ impl AgentTask {
     }
 }
 
-/// Does a volume task ([`AgentTask::is_volume_task`]): archives to `output`, or restores
-/// from `input`, or holds. Blocking; the line returned is the agent's report.
+/// Does a volume task ([`AgentTask::is_volume_task`]): archives to `output` (reporting its
+/// size, then what it has read every second), or restores from `input`, or holds.
+/// Blocking; the line returned is the agent's last report.
 pub fn run_volume_agent(
     task: &AgentTask,
     input: impl std::io::Read,
     output: impl std::io::Write,
+    report: &(dyn Fn(AgentLine) + Sync),
 ) -> Result<AgentLine, crate::archive::ArchiveError> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     match task {
         AgentTask::Pack { dir, level } => {
-            Ok(AgentLine::Packed { stats: crate::archive::pack(dir, output, *level)? })
+            report(AgentLine::Size { bytes: crate::archive::content_size(dir) });
+            let read = AtomicU64::new(0);
+            let done = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !done.load(Ordering::Relaxed) {
+                        for _ in 0..10 {
+                            std::thread::sleep(Duration::from_millis(100));
+                            if done.load(Ordering::Relaxed) {
+                                return;
+                            }
+                        }
+                        report(AgentLine::Read { bytes: read.load(Ordering::Relaxed) });
+                    }
+                });
+                let packed = crate::archive::pack(dir, output, *level, &read);
+                done.store(true, Ordering::Relaxed);
+                Ok(AgentLine::Packed { stats: packed? })
+            })
         }
         AgentTask::Unpack { dir } => Ok(AgentLine::Unpacked { stats: crate::archive::unpack(input, dir)? }),
         AgentTask::Hold { seconds } => {

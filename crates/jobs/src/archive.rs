@@ -15,6 +15,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The staging directory inside a volume while it is restored.
 pub const STAGING: &str = ".dockhand-restore";
@@ -51,14 +52,34 @@ pub struct PackStats {
     pub warnings: Vec<String>,
 }
 
-/// Writes `dir` as a zstd-compressed tar to `out`, in bounded memory.
-pub fn pack(dir: &Path, out: impl Write, level: i32) -> Result<PackStats, ArchiveError> {
+/// The bytes of file content under `dir` (what [`pack`] will read), for progress.
+pub fn content_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// Writes `dir` as a zstd-compressed tar to `out`, in bounded memory; `read` counts the
+/// bytes of file content read so far, for progress.
+pub fn pack(dir: &Path, out: impl Write, level: i32, read: &AtomicU64) -> Result<PackStats, ArchiveError> {
     let mut encoder = zstd::Encoder::new(out, level).map_err(io_err(dir))?;
     encoder.include_checksum(true).map_err(io_err(dir))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     let mut stats = PackStats::default();
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut state = Walk { stats: &mut stats, links: &mut links, read };
     let root = fs::symlink_metadata(dir).map_err(io_err(dir))?;
     if !root.is_dir() {
         return Err(ArchiveError::Io {
@@ -66,19 +87,25 @@ pub fn pack(dir: &Path, out: impl Write, level: i32) -> Result<PackStats, Archiv
             source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    append(&mut builder, dir, Path::new("./"), &root, &mut stats, &mut links)?;
-    walk(&mut builder, dir, Path::new(""), &mut stats, &mut links)?;
+    append(&mut builder, dir, Path::new("./"), &root, &mut state)?;
+    walk(&mut builder, dir, Path::new(""), &mut state)?;
     let encoder = builder.into_inner().map_err(io_err(dir))?;
     encoder.finish().map_err(io_err(dir))?.flush().map_err(io_err(dir))?;
     Ok(stats)
+}
+
+/// What a walk carries along: the stats, the hard links seen, the progress counter.
+struct Walk<'a> {
+    stats: &'a mut PackStats,
+    links: &'a mut HashMap<(u64, u64), PathBuf>,
+    read: &'a AtomicU64,
 }
 
 fn walk<W: Write>(
     builder: &mut tar::Builder<W>,
     root: &Path,
     relative: &Path,
-    stats: &mut PackStats,
-    links: &mut HashMap<(u64, u64), PathBuf>,
+    state: &mut Walk<'_>,
 ) -> Result<(), ArchiveError> {
     let dir = root.join(relative);
     let mut names: Vec<_> = fs::read_dir(&dir)
@@ -94,9 +121,9 @@ fn walk<W: Write>(
         }
         let path = root.join(&rel);
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        append(builder, &path, &rel, &meta, stats, links)?;
+        append(builder, &path, &rel, &meta, state)?;
         if meta.is_dir() {
-            walk(builder, root, &rel, stats, links)?;
+            walk(builder, root, &rel, state)?;
         }
     }
     Ok(())
@@ -107,9 +134,9 @@ fn append<W: Write>(
     path: &Path,
     rel: &Path,
     meta: &fs::Metadata,
-    stats: &mut PackStats,
-    links: &mut HashMap<(u64, u64), PathBuf>,
+    state: &mut Walk<'_>,
 ) -> Result<(), ArchiveError> {
+    let Walk { stats, links, read } = state;
     use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();
     if kind.is_socket() {
@@ -136,7 +163,7 @@ fn append<W: Write>(
     } else if kind.is_file() {
         let file = fs::File::open(path).map_err(io_err(path))?;
         let size = meta.len();
-        let mut reader = Exact { inner: file.take(size), remaining: size, short: false };
+        let mut reader = Exact { inner: file.take(size), remaining: size, short: false, read };
         builder.append_data(&mut header, rel, &mut reader).map_err(err)?;
         if reader.short {
             stats.warnings.push(format!("{}: shrank while it was read; the rest is zeros", rel.display()));
@@ -152,13 +179,14 @@ fn append<W: Write>(
 
 /// A file read as exactly the size its header announced: a file that shrinks while it is
 /// read is padded with zeros (and reported), one that grows is cut at the size.
-struct Exact<R> {
+struct Exact<'a, R> {
     inner: R,
     remaining: u64,
     short: bool,
+    read: &'a AtomicU64,
 }
 
-impl<R: Read> Read for Exact<R> {
+impl<R: Read> Read for Exact<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
             return Ok(0);
@@ -173,6 +201,7 @@ impl<R: Read> Read for Exact<R> {
             n
         };
         self.remaining -= n as u64;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -376,8 +405,10 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         tree(src.path());
         let mut packed = Vec::new();
-        let stats = pack(src.path(), &mut packed, 3).unwrap();
+        let read = AtomicU64::new(0);
+        let stats = pack(src.path(), &mut packed, 3, &read).unwrap();
         assert!(stats.warnings.is_empty(), "{:?}", stats.warnings);
+        assert_eq!(read.load(Ordering::Relaxed), content_size(src.path()));
         verify(packed.as_slice()).unwrap();
 
         let dst = tempfile::tempdir().unwrap();
@@ -392,7 +423,7 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         fs::write(src.path().join("f"), vec![1u8; 300_000]).unwrap();
         let mut packed = Vec::new();
-        pack(src.path(), &mut packed, 1).unwrap();
+        pack(src.path(), &mut packed, 1, &AtomicU64::new(0)).unwrap();
         let mid = packed.len() / 2;
         packed[mid] ^= 0xff;
         assert!(matches!(verify(packed.as_slice()), Err(ArchiveError::Damaged(_))));
@@ -409,7 +440,7 @@ mod tests {
     fn sockets_are_reported_not_archived() {
         let src = tempfile::tempdir().unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(src.path().join("s.sock")).unwrap();
-        let stats = pack(src.path(), io::sink(), 1).unwrap();
+        let stats = pack(src.path(), io::sink(), 1, &AtomicU64::new(0)).unwrap();
         assert_eq!(stats.warnings.len(), 1, "{:?}", stats.warnings);
         assert!(stats.warnings[0].contains("s.sock"));
     }

@@ -626,8 +626,8 @@ async fn upload_volume(
         )
         .await?;
         let job = run.job.id.clone();
-        let progress = |bytes: u64, elapsed: Duration| {
-            run.progress(format!("upload {volume}: {}", rate(bytes, elapsed)));
+        let progress = |t: crate::volume_io::Transfer| {
+            run.progress(format!("upload {volume}: {}", t.describe()));
         };
         let level = storage.settings().zstd_level;
         let moved = tokio::time::timeout(
@@ -690,13 +690,6 @@ async fn upload_volume(
             None
         }
     }
-}
-
-/// `12.0 MiB at 40.1 MiB/s`.
-pub(crate) fn rate(bytes: u64, elapsed: Duration) -> String {
-    let mib = bytes as f64 / 1_048_576.0;
-    let secs = elapsed.as_secs_f64().max(0.001);
-    format!("{mib:.1} MiB at {:.1} MiB/s", mib / secs)
 }
 
 /// The node holding `volume` for `service`: the connected node when it has the volume and
@@ -1005,10 +998,11 @@ async fn download_volume(
         )
         .await?;
         let volume = object.volume.clone();
-        let progress = |bytes: u64, elapsed: Duration| {
-            run.progress(format!("restore {volume}: {}", rate(bytes, elapsed)));
+        let progress = |t: crate::volume_io::Transfer| {
+            run.progress(format!("restore {volume}: {}", t.describe()));
         };
-        let moved = crate::volume_io::download(&container, storage, &storage.key(&object.key), &ctx.cancel, &progress).await;
+        let key = storage.key(&object.key);
+        let moved = crate::volume_io::download(&container, storage, &key, object.size, &ctx.cancel, &progress).await;
         container.remove().await;
         let (sha256, stats) = moved?;
         match &object.manifest {

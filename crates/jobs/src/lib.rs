@@ -34,7 +34,7 @@ mod volumes;
 pub use crate::agent::{
     AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent, run_volume_agent,
 };
-pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, pack, unpack, verify};
+pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
     ARCHIVE_SUFFIX, BackupObject, INTENT_LABEL, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key,
     backup_all_services, backup_service, choose_backups, expired, list_backups, parse_archive_name,

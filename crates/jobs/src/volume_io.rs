@@ -34,6 +34,7 @@ const PARTS_IN_FLIGHT: usize = 2;
 pub(crate) struct VolumeContainer {
     client: Client,
     id: String,
+    image: String,
 }
 
 /// Whose a volume container is: its job, the job's lock target and action (its labels, so
@@ -67,11 +68,25 @@ impl VolumeContainer {
                 .with_volume(volume, MOUNT, read_only)
                 .auto_remove();
         match client.run_container(&name, &spec).await {
-            Ok(id) => Ok(Self { client: client.clone(), id }),
+            Ok(id) => Ok(Self { client: client.clone(), id, image: image.to_owned() }),
             Err(e) if e.is_not_found() => Err(format!(
                 "the helper image {image} is not on this node: pull it there, or name another with --helper-image ({e})"
             )),
             Err(e) => Err(format!("cannot start a container for volume {volume}: {e}")),
+        }
+    }
+
+    /// Why `what` could not start in it: a container that stopped at once ran an image
+    /// whose dockhand does not know `agent hold`.
+    fn exec_failed(&self, what: &str, e: &dockhand_engine::Error) -> String {
+        if e.to_string().contains("is not running") {
+            format!(
+                "cannot start {what}: the volume container of image {} stopped at once; its dockhand must be this \
+                 version's (`dockhand agent hold`): name the right image with --helper-image ({e})",
+                self.image
+            )
+        } else {
+            format!("cannot start {what}: {e}")
         }
     }
 
@@ -98,8 +113,70 @@ pub(crate) struct Uploaded {
     pub(crate) stats: PackStats,
 }
 
+/// Where a transfer is.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Transfer {
+    /// Bytes sent to (or read from) the target.
+    pub(crate) moved: u64,
+    /// Of how many, when known (a restore: the object's size).
+    pub(crate) moved_total: Option<u64>,
+    /// Bytes of file content the archiver has read, and of how many (a backup).
+    pub(crate) read: Option<(u64, u64)>,
+    /// Since the start.
+    pub(crate) elapsed: Duration,
+}
+
+impl Transfer {
+    /// `read 120.0 of 512.0 MiB, sent 60.1 MiB at 80.0 MiB/s, ETA 5s`.
+    pub(crate) fn describe(&self) -> String {
+        let mib = |b: u64| b as f64 / 1_048_576.0;
+        let secs = self.elapsed.as_secs_f64().max(0.001);
+        let (done, total) = match (self.read, self.moved_total) {
+            (Some((read, total)), _) => (read, Some(total)),
+            (None, total) => (self.moved, total),
+        };
+        let mut text = match self.read {
+            Some((read, total)) => {
+                format!("read {:.1} of {:.1} MiB, sent {:.1} MiB", mib(read), mib(total), mib(self.moved))
+            }
+            None => match self.moved_total {
+                Some(total) => format!("{:.1} of {:.1} MiB", mib(self.moved), mib(total)),
+                None => format!("{:.1} MiB", mib(self.moved)),
+            },
+        };
+        let rate = done as f64 / secs;
+        text.push_str(&format!(" at {:.1} MiB/s", rate / 1_048_576.0));
+        if let Some(total) = total.filter(|t| *t > done && rate > 0.0) {
+            let left = Duration::from_secs_f64((total - done) as f64 / rate);
+            text.push_str(&format!(
+                ", ETA {}",
+                dockhand_policy::format_go_duration(Duration::from_secs(left.as_secs()))
+            ));
+        }
+        text
+    }
+}
+
 /// Progress of one transfer, for the sink.
-pub(crate) type Progress<'a> = &'a (dyn Fn(u64, Duration) + Sync);
+pub(crate) type Progress<'a> = &'a (dyn Fn(Transfer) + Sync);
+
+/// The agent's report lines on stderr, split as they arrive.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8], mut each: impl FnMut(AgentLine)) {
+        self.pending.extend_from_slice(data);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            if let Some(parsed) = AgentLine::parse(&String::from_utf8_lossy(&line)) {
+                each(parsed);
+            }
+        }
+    }
+}
 
 /// Archives the container's volume into `key` on `storage`, as a multipart upload that
 /// appears only when complete; any failure or cancellation aborts it.
@@ -116,13 +193,15 @@ pub(crate) async fn upload(
         .client
         .exec(&container.id, &ExecSpec::new(argv))
         .await
-        .map_err(|e| format!("cannot start the archiver: {e}"))?;
+        .map_err(|e| container.exec_failed("the archiver", &e))?;
     let mut writer =
         object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
             .with_max_concurrency(PARTS_IN_FLIGHT);
     let mut hasher = sha2::Sha256::new();
     let mut bytes = 0u64;
     let mut report = Tail::new(64 * 1024);
+    let mut lines = Lines::default();
+    let (mut total, mut read) = (None, 0u64);
     let started = Instant::now();
     let mut last = Instant::now();
     let copied: Result<(), String> = async {
@@ -139,11 +218,24 @@ pub(crate) async fn upload(
                     bytes += chunk.data.len() as u64;
                     writer.write_all(&chunk.data).await.map_err(|e| storage_error(storage, key, &e))?;
                     if last.elapsed() >= Duration::from_secs(1) {
-                        progress(bytes, started.elapsed());
+                        let read = total.map(|t| (read, t));
+                        progress(Transfer {
+                            moved: bytes,
+                            read,
+                            elapsed: started.elapsed(),
+                            ..Transfer::default()
+                        });
                         last = Instant::now();
                     }
                 }
-                _ => report.push(&chunk.data),
+                _ => {
+                    report.push(&chunk.data);
+                    lines.push(&chunk.data, |line| match line {
+                        AgentLine::Size { bytes } => total = Some(bytes),
+                        AgentLine::Read { bytes } => read = bytes,
+                        _ => {}
+                    });
+                }
             }
         }
     }
@@ -167,7 +259,8 @@ pub(crate) async fn upload(
         let _ = writer.abort().await;
         return Err(storage_error(storage, key, &e));
     }
-    progress(bytes, started.elapsed());
+    let read = total.map(|t| (t, t));
+    progress(Transfer { moved: bytes, read, elapsed: started.elapsed(), ..Transfer::default() });
     Ok(Uploaded { bytes, sha256: hex::encode(hasher.finalize()), stats })
 }
 
@@ -247,6 +340,7 @@ pub(crate) async fn download(
     container: &VolumeContainer,
     storage: &Storage,
     key: &Key,
+    size: u64,
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, UnpackStats), String> {
@@ -255,7 +349,7 @@ pub(crate) async fn download(
         .client
         .exec(&container.id, &ExecSpec::new(argv).with_stdin(true))
         .await
-        .map_err(|e| format!("cannot start the extractor: {e}"))?;
+        .map_err(|e| container.exec_failed("the extractor", &e))?;
     let mut stdin = exec.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
     let started = Instant::now();
     let mut last = Instant::now();
@@ -283,7 +377,13 @@ pub(crate) async fn download(
                 hasher.update(&chunk);
                 sent += chunk.len() as u64;
                 if last.elapsed() >= Duration::from_secs(1) {
-                    progress(sent, started.elapsed());
+                    let elapsed = started.elapsed();
+                    progress(Transfer {
+                        moved: sent,
+                        moved_total: Some(size),
+                        elapsed,
+                        ..Transfer::default()
+                    });
                     last = Instant::now();
                 }
                 if stdin.write_all(&chunk).await.is_err() {
@@ -304,7 +404,12 @@ pub(crate) async fn download(
     let sha256 = written?;
     match check_agent(code, &report, "the extractor")? {
         AgentLine::Unpacked { stats } => {
-            progress(sent, started.elapsed());
+            progress(Transfer {
+                moved: sent,
+                moved_total: Some(size),
+                elapsed: started.elapsed(),
+                ..Transfer::default()
+            });
             Ok((sha256, stats))
         }
         _ => Err("the extractor did not report what it restored".to_owned()),
@@ -367,6 +472,30 @@ mod tests {
         for bad in ["", "2026", "20261128 083803Z", "20261128T0838030", "20261399T083803Z"] {
             assert_eq!(parse_key_timestamp(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn progress_says_bytes_rate_and_eta() {
+        let mib = 1_048_576;
+        let backup = Transfer {
+            moved: 50 * mib,
+            read: Some((100 * mib, 400 * mib)),
+            elapsed: Duration::from_secs(10),
+            ..Transfer::default()
+        };
+        assert_eq!(backup.describe(), "read 100.0 of 400.0 MiB, sent 50.0 MiB at 10.0 MiB/s, ETA 30s");
+        let restore = Transfer {
+            moved: 10 * mib,
+            moved_total: Some(10 * mib),
+            elapsed: Duration::from_secs(2),
+            ..Transfer::default()
+        };
+        assert_eq!(restore.describe(), "10.0 of 10.0 MiB at 5.0 MiB/s");
+        let mut lines = Lines::default();
+        let mut seen = Vec::new();
+        lines.push(b"{\"agent\":\"size\",\"bytes\":7}\n{\"agent\":\"re", |l| seen.push(l));
+        lines.push(b"ad\",\"bytes\":3}\nnoise\n", |l| seen.push(l));
+        assert_eq!(seen, [AgentLine::Size { bytes: 7 }, AgentLine::Read { bytes: 3 }]);
     }
 
     #[test]
