@@ -307,6 +307,8 @@ async fn service_lists(socket: &Path, n: usize) -> anyhow::Result<(Duration, Dur
 /// backup-service of one volume to the local target, against `tar | zstd -3` of the same
 /// directory, at 256 MiB, 1 GiB and 2 GiB: throughput and dockhand's peak RSS.
 fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    // The volume container runs dockhand's image: this checkout's.
+    crate::images::ensure(layout)?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
     let url = layout.url();
     let scratch = tempfile::tempdir_in(crate::project_root().join("target"))?;
@@ -335,10 +337,10 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
                 bail!("the task of {name} did not start within 30 s");
             }
             let half = mib / 2;
+            // Random bytes, and text (hex dumps, about 2:1 for zstd): 1 MiB files.
             let fill = format!(
-                "cd /data && for i in $(seq 1 {half}); do head -c 1048576 /dev/urandom > r$i; done; \
-                 i=0; while [ $i -lt {half} ]; do i=$((i+1)); \
-                 seq -f 'log line %g: GET /api/items?page=%g 200 12ms' 1 20000 | head -c 1048576 > t$i; done"
+                "cd /data && for i in $(seq 1 {half}); do head -c 1048576 /dev/urandom > r$i; \
+                 head -c 1048576 /dev/urandom | od -An -tx1 | head -c 1048576 > t$i; done"
             );
             proc::output(layout.docker()?.args(["exec", &container, "sh", "-c", &fill]))?;
             let mountpoint = runtime.block_on(client.volume(&volume))?.mountpoint;

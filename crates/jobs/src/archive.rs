@@ -75,6 +75,10 @@ pub fn content_size(dir: &Path) -> u64 {
 pub fn pack(dir: &Path, out: impl Write, level: i32, read: &AtomicU64) -> Result<PackStats, ArchiveError> {
     let mut encoder = zstd::Encoder::new(out, level).map_err(io_err(dir))?;
     encoder.include_checksum(true).map_err(io_err(dir))?;
+    // Compression is the work of a backup: zstd's own workers take the node's cores (up
+    // to 4), while this thread reads the files.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    encoder.multithread(u32::try_from(workers).unwrap_or(1)).map_err(io_err(dir))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     let mut stats = PackStats::default();
