@@ -52,9 +52,11 @@ pub struct PackStats {
     pub warnings: Vec<String>,
 }
 
-/// The bytes of file content under `dir` (what [`pack`] will read), for progress.
+/// The bytes of file content under `dir` (what [`pack`] will read: a hard-linked file
+/// once), for progress.
 pub fn content_size(dir: &Path) -> u64 {
     let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = fs::read_dir(&d) else { continue };
@@ -62,7 +64,7 @@ pub fn content_size(dir: &Path) -> u64 {
             let Ok(meta) = entry.path().symlink_metadata() else { continue };
             if meta.is_dir() {
                 stack.push(entry.path());
-            } else if meta.is_file() {
+            } else if meta.is_file() && (meta.nlink() == 1 || seen.insert((meta.dev(), meta.ino()))) {
                 total += meta.len();
             }
         }
