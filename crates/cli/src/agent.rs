@@ -11,19 +11,31 @@ use crate::output;
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let (task, start_by) = AgentTask::from_args(args)?;
     if task.is_volume_task() {
-        // Archive bytes on stdout, the report on stderr.
+        // With archive bytes on stdin or stdout, the report goes to stderr; a helper's
+        // (`serve-*`) goes to stdout, where its service logs are read.
+        let on_stderr = task.data_on_stdio();
+        let say = move |text: &str| {
+            if on_stderr {
+                output::report(text);
+            } else {
+                let _ = output::line(text);
+            }
+        };
         let line = tokio::task::spawn_blocking(move || {
             dockhand_jobs::run_volume_agent(
                 &task,
                 std::io::stdin().lock(),
                 std::io::stdout().lock(),
                 &|line| {
-                    output::report(&line.to_line());
+                    say(&line.to_line());
                 },
             )
         })
         .await??;
-        output::report(&line.to_line());
+        say(&line.to_line());
+        if line != dockhand_jobs::AgentLine::Done {
+            say(&dockhand_jobs::AgentLine::Done.to_line());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let client = agent_client()?;

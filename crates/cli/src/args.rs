@@ -99,8 +99,8 @@ pub(crate) enum Command {
     /// What cron would do now: per target and action, enabled or not, which label or
     /// default decided, and the timeout budget.
     Plan,
-    /// Volumes.
-    #[command(subcommand)]
+    /// Volumes (also `dockhand volume`).
+    #[command(subcommand, visible_alias = "volume")]
     Volumes(VolumesCommand),
     /// Run a clean-up job.
     #[command(subcommand)]
@@ -193,6 +193,24 @@ pub(crate) enum VolumesCommand {
     /// The local volumes no container uses (running or stopped), with their size: on every
     /// node of the swarm (through helpers), or on the engine itself when it is not a manager.
     Unused {
+        #[command(flatten)]
+        jobs: JobOptions,
+    },
+    /// Move a volume's contents from one node to another, streamed node to node (the
+    /// destination's contents are replaced). With --service, the service is stopped, its
+    /// placement moved to the new node, and started again. Exit codes as for clean node.
+    Move {
+        /// The volume (with --service, as the service names it; a stack prefix is optional).
+        volume: String,
+        /// The node it is on (hostname or ID).
+        #[arg(long, value_name = "NODE")]
+        from: String,
+        /// The node it goes to (hostname or ID).
+        #[arg(long, value_name = "NODE")]
+        to: String,
+        /// The service that uses it.
+        #[arg(long, value_name = "SERVICE")]
+        service: Option<String>,
         #[command(flatten)]
         jobs: JobOptions,
     },

@@ -46,6 +46,18 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
     finish(&printer, &[job]).await
 }
 
+pub(crate) async fn move_volume(
+    global: &Global,
+    jobs: &crate::args::JobOptions,
+    request: &dockhand_jobs::MoveRequest,
+) -> anyhow::Result<ExitCode> {
+    let ctx = job_context(global, jobs).await?;
+    cancel_on_signal(ctx.cancel.clone())?;
+    let printer = output::JobPrinter::new(global.json);
+    let job = dockhand_jobs::move_volume(&ctx, request, &printer).await?;
+    finish(&printer, &[job]).await
+}
+
 async fn finish(printer: &output::JobPrinter, jobs: &[Job]) -> anyhow::Result<ExitCode> {
     printer.done();
     for warning in record(jobs).await {

@@ -55,6 +55,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Clean(cmd) => clean::run(&args.global, cmd).await,
             Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
             Command::Plan => jobs::plan(&args.global).await,
+            Command::Volumes(args::VolumesCommand::Move { volume, from, to, service, jobs }) => {
+                let mut request = dockhand_jobs::MoveRequest::new(volume, from, to);
+                if let Some(service) = service {
+                    request = request.with_service(service);
+                }
+                backup::move_volume(&args.global, &jobs, &request).await
+            }
             Command::Volumes(args::VolumesCommand::Unused { jobs }) => {
                 jobs::unused_volumes(&args.global, &jobs).await
             }

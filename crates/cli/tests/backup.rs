@@ -522,3 +522,91 @@ async fn the_s3_peer_stopped_mid_upload_fails_the_job_and_the_service_comes_back
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "[]", "no partial object is listed");
 }
+
+/// A task's container on whatever node, and that node's client.
+async fn task_container(s: &TestSwarm, service: &str) -> (Client, String) {
+    let container = running_container(s.manager(), service).await;
+    for (_, node) in &s.nodes {
+        if node.container(&container).await.is_ok() {
+            return (node.clone(), container);
+        }
+    }
+    panic!("no node has container {container}");
+}
+
+#[tokio::test]
+async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
+    let s = dockhand_e2e::swarm().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let (name, volume) = (unique_name("bk-worker"), unique_name("bk-worker-vol"));
+    let mut spec = backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]);
+    spec.task_template.placement = None;
+    let spec = spec.with_constraint(format!("node.id=={}", ids[1].0));
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::new("    {}\n");
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, &tree_script(200)).await;
+    let before = sh(&node, &container, LISTING).await;
+
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let upload = &job["steps"][1];
+    assert_eq!(upload["node"], ids[1].1.as_str(), "{job}");
+    assert!(upload["object"].as_str().unwrap().contains(&format!("/{}_{volume}_", ids[1].1)), "{job}");
+
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, "rm -rf /data/* && echo junk > /data/junk").await;
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(before, sh(&node, &container, LISTING).await, "the worker's volume came back byte for byte");
+
+    let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
+    assert_nothing_left(s.manager(), std::slice::from_ref(&target)).await;
+    let label = format!("dockhand.helper.target={target}");
+    let networks = s.manager().networks(&Filters::new().with("label", label.clone())).await.unwrap();
+    assert!(networks.is_empty(), "transfer networks left: {networks:?}");
+    let relays = s.manager().containers(&Filters::new().with("label", label)).await.unwrap();
+    assert!(relays.is_empty(), "relay containers left: {relays:?}");
+}
+
+#[tokio::test]
+async fn volume_move_streams_node_to_node_and_moves_the_service() {
+    let s = dockhand_e2e::swarm().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let (name, volume) = (unique_name("mv"), unique_name("mv-vol"));
+    let mut spec = backed_up(&name, &volume, &[]);
+    spec.task_template.placement = None;
+    let spec = spec.with_constraint(format!("node.id=={}", ids[1].0));
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::new("    {}\n");
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, &tree_script(64)).await;
+    let before = sh(&node, &container, LISTING).await;
+
+    let args =
+        ["volume", "move", &volume, "--from", &ids[1].1, "--to", &ids[2].1, "--service", &name, "--json"];
+    let out = setup.run(&s, &args);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let kinds: Vec<String> = steps(&job).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["stop", "move", "placement", "start"], "{job}");
+
+    let service = s.manager().service(&name).await.unwrap();
+    let constraints = service.spec.task_template.placement.map(|p| p.constraints).unwrap_or_default();
+    assert_eq!(constraints, [format!("node.id=={}", ids[2].0)]);
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(node.info().await.unwrap().swarm.node_id, ids[2].0, "the service runs on the new node");
+    assert_eq!(before, sh(&node, &container, LISTING).await, "the volume moved byte for byte");
+    let target = format!("service/{}", service.id);
+    assert_nothing_left(s.manager(), std::slice::from_ref(&target)).await;
+    let networks = s
+        .manager()
+        .networks(&Filters::new().with("label", format!("dockhand.helper.target={target}")))
+        .await
+        .unwrap();
+    assert!(networks.is_empty(), "transfer networks left: {networks:?}");
+}

@@ -239,6 +239,13 @@ impl NewContainer {
         self
     }
 
+    /// Joins `network` (a network's name or ID; an overlay network must be attachable)
+    /// instead of none.
+    pub fn with_network(mut self, network: impl Into<String>) -> Self {
+        self.host_config.network_mode = network.into();
+        self
+    }
+
     /// Removed by the engine once it stops.
     pub fn auto_remove(mut self) -> Self {
         self.host_config.auto_remove = true;

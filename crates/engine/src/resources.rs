@@ -252,6 +252,37 @@ impl Client {
         self.get_json(&format!("/networks{}", filter_query(filters))).await
     }
 
+    /// `POST /networks/create`: an attachable overlay network of the swarm, internal (no
+    /// way out of it), with `labels`; its ID.
+    pub async fn create_overlay_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Created {
+            id: String,
+        }
+        let body = self.json(
+            "network",
+            &serde_json::json!({
+                "Name": name, "Driver": "overlay", "Attachable": true, "Internal": true,
+                "CheckDuplicate": true, "Labels": labels,
+            }),
+        )?;
+        let created: Created = self.call(Method::POST, "/networks/create", Some(body)).await?;
+        Ok(created.id)
+    }
+
+    /// `DELETE /networks/{id}`; one already gone counts as removed.
+    pub async fn remove_network(&self, id: &str) -> Result<(), Error> {
+        match self.call_unit(Method::DELETE, &format!("/networks/{}", segment("network", id)?), None).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
     /// `GET /networks/{id}`.
     pub async fn network(&self, id: &str) -> Result<Network, Error> {
         self.get_json(&format!("/networks/{}", segment("network", id)?)).await

@@ -63,6 +63,32 @@ pub struct ServiceSpec {
     /// Replicated or global.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<ServiceMode>,
+    /// How the service is reached: a virtual IP (the default) or DNS round robin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_spec: Option<EndpointSpec>,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// How a service is reached on its networks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct EndpointSpec {
+    /// `vip` or `dnsrr`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    #[serde(flatten)]
+    other: Other,
+}
+
+/// A network a service's tasks join.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct NetworkAttachment {
+    /// The network's name or ID.
+    pub target: String,
     #[serde(flatten)]
     other: Other,
 }
@@ -142,6 +168,25 @@ impl ServiceSpec {
         self
     }
 
+    /// Mounts the named volume at `target`, read-only.
+    pub fn with_volume_read_only(mut self, volume: impl Into<String>, target: impl Into<String>) -> Self {
+        self = self.with_volume(volume, target);
+        if let Some(mount) = self.task_template.container_spec.mounts.last_mut() {
+            mount.read_only = true;
+        }
+        self
+    }
+
+    /// Joins the tasks to `network` (a swarm network's name or ID), reached by DNS round
+    /// robin: the service's name resolves to its tasks' addresses.
+    pub fn with_network_dnsrr(mut self, network: impl Into<String>) -> Self {
+        self.task_template
+            .networks
+            .push(NetworkAttachment { target: network.into(), ..NetworkAttachment::default() });
+        self.endpoint_spec = Some(EndpointSpec { mode: "dnsrr".to_owned(), ..EndpointSpec::default() });
+        self
+    }
+
     /// Mounts the named volume at `target` (the volume is created if missing).
     pub fn with_volume(mut self, volume: impl Into<String>, target: impl Into<String>) -> Self {
         self.task_template.container_spec.mounts.push(ServiceMount {
@@ -204,6 +249,9 @@ pub struct TaskSpec {
     /// Where the tasks' output goes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_driver: Option<LogDriver>,
+    /// The networks the tasks join.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkAttachment>,
     #[serde(flatten)]
     other: Other,
 }

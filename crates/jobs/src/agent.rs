@@ -8,6 +8,7 @@
 //! reads them back, and a command to run in a container travels as its own argv, never as
 //! a shell string built by dockhand.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use dockhand_engine::{Client, ExecSpec, Filters};
@@ -139,6 +140,48 @@ pub enum AgentTask {
         /// The volume's mount point.
         dir: std::path::PathBuf,
     },
+    /// On a volume's node: waits (at most `seconds`) for one connection on `port` and
+    /// writes the directory to it as a zstd-compressed tar.
+    ServePack {
+        /// The volume's mount point.
+        dir: std::path::PathBuf,
+        /// The zstd level.
+        level: i32,
+        /// The TCP port on the job's network.
+        port: u16,
+        /// How long to wait for the connection.
+        seconds: u64,
+    },
+    /// On a volume's node: waits for one connection and replaces the directory's contents
+    /// with the archive read from it.
+    ServeUnpack {
+        /// The volume's mount point.
+        dir: std::path::PathBuf,
+        /// The TCP port on the job's network.
+        port: u16,
+        /// How long to wait for the connection.
+        seconds: u64,
+    },
+    /// In the relay beside dockhand: connects to `address` (retrying for `seconds`) and
+    /// copies what it sends to stdout.
+    Fetch {
+        /// `host:port` on the job's network.
+        address: String,
+        /// How long to keep trying to connect.
+        seconds: u64,
+    },
+    /// In the relay beside dockhand: connects to `address` and copies stdin to it.
+    Send {
+        /// `host:port` on the job's network.
+        address: String,
+        /// How long to keep trying to connect.
+        seconds: u64,
+    },
+    /// Says whether the node has the volume `name`, and its driver.
+    VolumeInfo {
+        /// The volume's name.
+        name: String,
+    },
 }
 
 /// Arguments `dockhand agent` cannot read.
@@ -176,6 +219,43 @@ impl AgentTask {
             ]),
             Self::Unpack { dir } => {
                 args.extend(["unpack".to_owned(), "--dir".to_owned(), dir.display().to_string()])
+            }
+            Self::ServePack { dir, level, port, seconds } => args.extend([
+                "serve-pack".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+                "--level".to_owned(),
+                level.to_string(),
+                "--port".to_owned(),
+                port.to_string(),
+                "--seconds".to_owned(),
+                seconds.to_string(),
+            ]),
+            Self::ServeUnpack { dir, port, seconds } => args.extend([
+                "serve-unpack".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+                "--port".to_owned(),
+                port.to_string(),
+                "--seconds".to_owned(),
+                seconds.to_string(),
+            ]),
+            Self::Fetch { address, seconds } => args.extend([
+                "fetch".to_owned(),
+                "--address".to_owned(),
+                address.clone(),
+                "--seconds".to_owned(),
+                seconds.to_string(),
+            ]),
+            Self::Send { address, seconds } => args.extend([
+                "send".to_owned(),
+                "--address".to_owned(),
+                address.clone(),
+                "--seconds".to_owned(),
+                seconds.to_string(),
+            ]),
+            Self::VolumeInfo { name } => {
+                args.extend(["volume-info".to_owned(), "--name".to_owned(), name.clone()])
             }
             Self::Exec { argv, budget, targets, concurrency } => {
                 args.extend(["exec".to_owned(), "--timeout".to_owned(), budget.to_arg()]);
@@ -227,33 +307,51 @@ impl AgentTask {
                 None => Ok(Self::UnusedVolumes),
                 Some(extra) => Err(bad(format!("volumes-unused takes no arguments, not {extra:?}"))),
             },
-            "hold" | "pack" | "unpack" => {
-                let (mut seconds, mut dir, mut level) = (None, None, crate::storage::DEFAULT_ZSTD_LEVEL);
+            "hold" | "pack" | "unpack" | "serve-pack" | "serve-unpack" | "fetch" | "send" | "volume-info" => {
+                let mut flags = std::collections::BTreeMap::new();
                 while let Some(flag) = rest.next() {
                     let v = value(flag, &mut rest)?;
-                    match flag.as_str() {
-                        "--seconds" if verb == "hold" => {
-                            seconds = Some(
-                                v.parse::<u64>()
-                                    .map_err(|_| bad(format!("--seconds {v:?} is not a number")))?,
-                            );
-                        }
-                        "--dir" if verb != "hold" => dir = Some(std::path::PathBuf::from(v)),
-                        "--level" if verb == "pack" => {
-                            level = v
-                                .parse::<i32>()
-                                .map_err(|_| bad(format!("--level {v:?} is not a number")))?;
-                        }
-                        other => return Err(bad(format!("{verb} does not take {other:?}"))),
+                    let allowed: &[&str] = match verb.as_str() {
+                        "hold" => &["--seconds"],
+                        "pack" => &["--dir", "--level"],
+                        "unpack" => &["--dir"],
+                        "serve-pack" => &["--dir", "--level", "--port", "--seconds"],
+                        "serve-unpack" => &["--dir", "--port", "--seconds"],
+                        "fetch" | "send" => &["--address", "--seconds"],
+                        _ => &["--name"],
+                    };
+                    if !allowed.contains(&flag.as_str()) {
+                        return Err(bad(format!("{verb} does not take {flag:?}")));
                     }
+                    flags.insert(flag.clone(), v);
                 }
-                let dir = || dir.clone().ok_or_else(|| bad(format!("{verb} needs --dir")));
+                let text =
+                    |flag: &str| flags.get(flag).cloned().ok_or_else(|| bad(format!("{verb} needs {flag}")));
+                let number = |flag: &str| -> Result<u64, AgentArgsError> {
+                    let v = text(flag)?;
+                    v.parse().map_err(|_| bad(format!("{flag} {v:?} is not a number")))
+                };
+                let level = match flags.get("--level") {
+                    Some(v) => v.parse::<i32>().map_err(|_| bad(format!("--level {v:?} is not a number")))?,
+                    None => crate::storage::DEFAULT_ZSTD_LEVEL,
+                };
+                let port = || -> Result<u16, AgentArgsError> {
+                    u16::try_from(number("--port")?).map_err(|_| bad("--port is not a port".to_owned()))
+                };
+                let dir = || text("--dir").map(std::path::PathBuf::from);
                 Ok(match verb.as_str() {
-                    "hold" => {
-                        Self::Hold { seconds: seconds.ok_or_else(|| bad("hold needs --seconds".to_owned()))? }
-                    }
+                    "hold" => Self::Hold { seconds: number("--seconds")? },
                     "pack" => Self::Pack { dir: dir()?, level },
-                    _ => Self::Unpack { dir: dir()? },
+                    "unpack" => Self::Unpack { dir: dir()? },
+                    "serve-pack" => {
+                        Self::ServePack { dir: dir()?, level, port: port()?, seconds: number("--seconds")? }
+                    }
+                    "serve-unpack" => {
+                        Self::ServeUnpack { dir: dir()?, port: port()?, seconds: number("--seconds")? }
+                    }
+                    "fetch" => Self::Fetch { address: text("--address")?, seconds: number("--seconds")? },
+                    "send" => Self::Send { address: text("--address")?, seconds: number("--seconds")? },
+                    _ => Self::VolumeInfo { name: text("--name")? },
                 })
             }
             "exec" => {
@@ -317,6 +415,15 @@ pub enum AgentLine {
         /// So far.
         bytes: u64,
     },
+    /// What a node knows of a volume.
+    VolumeInfo {
+        /// Its name.
+        name: String,
+        /// Whether the node has it.
+        exists: bool,
+        /// Its driver, when it exists.
+        driver: String,
+    },
     /// A volume was archived.
     Packed {
         /// What went in.
@@ -364,9 +471,27 @@ pub enum AgentError {
 }
 
 impl AgentTask {
-    /// True for the tasks that work on a mounted volume, not through an engine.
+    /// True for the tasks that work on a mounted volume or a connection, not through an
+    /// engine.
     pub fn is_volume_task(&self) -> bool {
-        matches!(self, Self::Hold { .. } | Self::Pack { .. } | Self::Unpack { .. })
+        matches!(
+            self,
+            Self::Hold { .. }
+                | Self::Pack { .. }
+                | Self::Unpack { .. }
+                | Self::ServePack { .. }
+                | Self::ServeUnpack { .. }
+                | Self::Fetch { .. }
+                | Self::Send { .. }
+        )
+    }
+}
+
+impl AgentTask {
+    /// True when the task's stdin or stdout carries archive bytes: its report lines then go
+    /// to stderr. A helper's (`serve-*`) go to stdout, where its service logs are read.
+    pub fn data_on_stdio(&self) -> bool {
+        matches!(self, Self::Pack { .. } | Self::Unpack { .. } | Self::Fetch { .. } | Self::Send { .. })
     }
 }
 
@@ -407,7 +532,97 @@ pub fn run_volume_agent(
             std::thread::sleep(Duration::from_secs(*seconds));
             Ok(AgentLine::Done)
         }
+        AgentTask::ServePack { dir, level, port, seconds } => {
+            let (stream, peer) = accept_one(*port, *seconds)?;
+            let read = AtomicU64::new(0);
+            let stats =
+                crate::archive::pack(dir, std::io::BufWriter::with_capacity(1 << 20, &stream), *level, &read)
+                    .map_err(|e| with_peer(e, &peer))?;
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            Ok(AgentLine::Packed { stats })
+        }
+        AgentTask::ServeUnpack { dir, port, seconds } => {
+            let (stream, peer) = accept_one(*port, *seconds)?;
+            let stats = crate::archive::unpack(std::io::BufReader::with_capacity(1 << 20, &stream), dir)
+                .map_err(|e| with_peer(e, &peer))?;
+            Ok(AgentLine::Unpacked { stats })
+        }
+        AgentTask::Fetch { address, seconds } => {
+            let mut stream = connect(address, *seconds)?;
+            let mut output = output;
+            std::io::copy(&mut stream, &mut output).map_err(io_error(address))?;
+            output.flush().map_err(io_error(address))?;
+            Ok(AgentLine::Done)
+        }
+        AgentTask::Send { address, seconds } => {
+            let stream = connect(address, *seconds)?;
+            let mut input = input;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &stream);
+            std::io::copy(&mut input, &mut writer).map_err(io_error(address))?;
+            writer.flush().map_err(io_error(address))?;
+            drop(writer);
+            stream.shutdown(std::net::Shutdown::Write).map_err(io_error(address))?;
+            // Wait for the other side to close: it has then read everything.
+            let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+            Ok(AgentLine::Done)
+        }
         _ => Ok(AgentLine::Done),
+    }
+}
+
+fn io_error(what: &str) -> impl Fn(std::io::Error) -> crate::archive::ArchiveError + '_ {
+    move |source| crate::archive::ArchiveError::Io { path: what.into(), source }
+}
+
+fn with_peer(e: crate::archive::ArchiveError, peer: &str) -> crate::archive::ArchiveError {
+    match e {
+        crate::archive::ArchiveError::Damaged(m) => {
+            crate::archive::ArchiveError::Damaged(format!("{m} (from {peer})"))
+        }
+        other => other,
+    }
+}
+
+/// The first connection on `port` within `seconds`.
+fn accept_one(
+    port: u16,
+    seconds: u64,
+) -> Result<(std::net::TcpStream, String), crate::archive::ArchiveError> {
+    let what = format!("port {port}");
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(io_error(&what))?;
+    listener.set_nonblocking(true).map_err(io_error(&what))?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                stream.set_nonblocking(false).map_err(io_error(&what))?;
+                return Ok((stream, peer.to_string()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let source = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {seconds} s"),
+                );
+                return Err(io_error(&what)(source));
+            }
+            Err(e) => return Err(io_error(&what)(e)),
+        }
+    }
+}
+
+/// A connection to `address`, retried (the other side's task may still be starting, its
+/// name not yet in DNS) until `seconds` have passed.
+fn connect(address: &str, seconds: u64) -> Result<std::net::TcpStream, crate::archive::ArchiveError> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        match std::net::TcpStream::connect(address) {
+            Ok(stream) => return Ok(stream),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(io_error(address)(e)),
+        }
     }
 }
 
@@ -435,7 +650,16 @@ pub async fn run_agent(
                 report(AgentLine::Volume { volume });
             }
         }
-        AgentTask::Hold { .. } | AgentTask::Pack { .. } | AgentTask::Unpack { .. } => {}
+        AgentTask::VolumeInfo { name } => {
+            let line = match client.volume(name).await {
+                Ok(v) => AgentLine::VolumeInfo { name: name.clone(), exists: true, driver: v.driver },
+                Err(e) if e.is_not_found() => {
+                    AgentLine::VolumeInfo { name: name.clone(), exists: false, driver: String::new() }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report(line);
+        }
         AgentTask::Exec { argv, budget, targets, concurrency } => {
             let mut steps = futures_util::stream::iter(targets)
                 .map(|t| exec_step(client, t, argv, budget, &node))
@@ -444,6 +668,8 @@ pub async fn run_agent(
                 report(AgentLine::Step { step });
             }
         }
+        // The volume tasks run through `run_volume_agent`, without an engine.
+        _ => {}
     }
     report(AgentLine::Done);
     Ok(())
@@ -564,6 +790,11 @@ mod tests {
         round_trip(AgentTask::Hold { seconds: 600 });
         round_trip(AgentTask::Pack { dir: "/volume".into(), level: 7 });
         round_trip(AgentTask::Unpack { dir: "/volume dir".into() });
+        round_trip(AgentTask::ServePack { dir: "/volume".into(), level: 3, port: 7070, seconds: 60 });
+        round_trip(AgentTask::ServeUnpack { dir: "/volume".into(), port: 7070, seconds: 60 });
+        round_trip(AgentTask::Fetch { address: "dh-helper-x:7070".into(), seconds: 30 });
+        round_trip(AgentTask::Send { address: "dh-helper-x:7070".into(), seconds: 30 });
+        round_trip(AgentTask::VolumeInfo { name: "stack_data".into() });
     }
 
     #[test]

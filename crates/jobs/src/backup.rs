@@ -24,7 +24,7 @@ use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
 use crate::runner::{Connected, JobContext, JobError, Running};
 use crate::storage::{Storage, StorageTargets, TargetSettings};
-use crate::volume_io::{Owner, VolumeContainer, key_timestamp, parse_key_timestamp};
+use crate::volume_io::{Attach, Owner, Remote, VolumeContainer, key_timestamp, parse_key_timestamp};
 
 /// The label that records, on the service itself, the replica count a backup or restore
 /// scaled it down from. While it is there, the service is owed its replicas back.
@@ -354,6 +354,23 @@ async fn backup_one(
             return run.finish(None).await;
         }
     }
+    // Where each volume is, before anything is stopped: a stopped service has no tasks left
+    // to say where it ran, and a volume that cannot be backed up should not cost downtime.
+    let mut located = Vec::new();
+    for wanted in &policy.volumes {
+        let owner = Owner {
+            job: &run.job.id,
+            target: &LockTarget::Service(service.id.clone()).label(),
+            action: Action::BackupService.as_str(),
+        };
+        match locate(ctx, owner, connected, names, service, wanted).await {
+            Ok(found) => located.push(found),
+            Err(e) => run.push_now("upload", Status::Failed, format!("volume {wanted}: {e}")),
+        }
+    }
+    if failed(&run.job) {
+        return run.finish(None).await;
+    }
     let stopped = if policy.stop {
         let budget =
             crate::Budget::new(policy.stop_timeout, budget_source(&plan.labels, "backup.stop.timeout"));
@@ -378,14 +395,12 @@ async fn backup_one(
         budget_source(&plan.labels, "backup.volume-list-upload.timeout"),
     );
     let mut uploaded = Vec::new();
-    for wanted in &policy.volumes {
+    for found in &located {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        if let Some(volume) =
-            upload_volume(&mut run, connected, service, &storage, wanted, now, &upload_budget).await
-        {
-            uploaded.push(volume);
+        if upload_volume(&mut run, connected, service, &storage, found, now, &upload_budget).await {
+            uploaded.push(found.volume.clone());
         }
     }
     if let Some(guard) = stopped {
@@ -406,7 +421,7 @@ fn failed(job: &Job) -> bool {
 
 /// Scales the service back if the job future is dropped before [`start`] ran: the start
 /// must happen on every path. Disarmed by `start`.
-struct StartGuard {
+pub(crate) struct StartGuard {
     client: Option<Client>,
     service: String,
 }
@@ -427,7 +442,7 @@ impl Drop for StartGuard {
 
 /// The stop: the intent label and replicas 0 in one update (compare-and-swap on the
 /// version), then a wait until no task runs. `None` when it failed (the step says why).
-async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> Option<StartGuard> {
+pub(crate) async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> Option<StartGuard> {
     let mut step = Step::start("stop", SystemTime::now());
     run.started(&step);
     let mut replicas = None;
@@ -487,7 +502,12 @@ async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> O
 
 /// The start: the replicas the intent label holds, and the label removed, in one update;
 /// then a wait until they run. Runs whatever the job's cancellation says.
-async fn start(run: &mut Running<'_>, service: &str, budget: &crate::Budget, guard: Option<StartGuard>) {
+pub(crate) async fn start(
+    run: &mut Running<'_>,
+    service: &str,
+    budget: &crate::Budget,
+    guard: Option<StartGuard>,
+) {
     let mut step = Step::start("start", SystemTime::now());
     run.started(&step);
     if let Some(mut guard) = guard {
@@ -579,78 +599,117 @@ async fn wait_tasks(client: &Client, service: &str, running: u64) -> Result<(), 
 
 /// Uploads one volume of the service from the connected node; the step says how it went.
 /// Returns the volume's real name when it was uploaded.
+/// A volume of `backup.volume-list-upload`, found: its real name, how the name matched,
+/// and the node that holds it.
+struct Located {
+    volume: String,
+    matched: String,
+    node_id: String,
+    node_name: String,
+}
+
+/// Finds `wanted`: its real name, its node (from the service's tasks), and that the node has
+/// it with the `local` driver (through a helper for another node).
+async fn locate(
+    ctx: &JobContext,
+    owner: Owner<'_>,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    service: &Service,
+    wanted: &str,
+) -> Result<Located, String> {
+    let (volume, matched) = resolve_volume(service, wanted)?;
+    let node_id = volume_node(ctx, connected, service, &volume).await?;
+    let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
+    let driver = if node_id == connected.node_id {
+        ctx.client.volume(&volume).await.map_err(|e| format!("volume {volume}: {e}"))?.driver
+    } else {
+        let remote = Remote {
+            ctx,
+            owner,
+            node_id: &node_id,
+            node_name: &node_name,
+            timeout: ctx.defaults.extra_timeout,
+        };
+        let (exists, driver) = remote.volume_info(&volume).await?;
+        if !exists {
+            return Err(format!(
+                "node {node_name}, where {} ran last, has no volume {volume}",
+                service.spec.name
+            ));
+        }
+        driver
+    };
+    refuse_driver(&volume, &driver)?;
+    Ok(Located { volume, matched, node_id, node_name })
+}
+
+/// Uploads one volume of the service; the step says how it went. True when it was stored.
 async fn upload_volume(
     run: &mut Running<'_>,
     connected: &Connected,
     service: &Service,
     storage: &Storage,
-    wanted: &str,
+    found: &Located,
     at: SystemTime,
     budget: &crate::Budget,
-) -> Option<String> {
+) -> bool {
     let ctx = run.ctx;
+    let wanted = &found.volume;
     let mut step = Step::start("upload", SystemTime::now());
-    step.node = Some(connected.name.clone());
+    step.node = Some(found.node_name.clone());
     run.started(&step);
     let result = async {
-        let (volume, matched) = resolve_volume(service, wanted)?;
-        let holder = volume_node(ctx, connected, service, &volume).await?;
-        if holder != connected.node_id {
-            return Err(format!(
-                "{matched} lives on node {holder}: backing up a volume on a node other than the one dockhand is \
-                 connected to ({}) is not built yet; connect dockhand to that node's engine",
-                connected.name
-            ));
-        }
-        let info = ctx.client.volume(&volume).await.map_err(|e| format!("volume {volume}: {e}"))?;
-        if info.driver != "local" {
-            return Err(format!(
-                "volume {volume} uses the {:?} driver: only local volumes can be backed up",
-                info.driver
-            ));
-        }
-        let key = archive_key(&service.spec.name, &connected.name, &volume, at);
+        let Located { volume, matched, node_id: holder, node_name } = found;
+        let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
+        let key = archive_key(&service.spec.name, &node_name, &volume, at);
         let full = storage.key(&key);
-        let hold = budget.timeout + ctx.defaults.extra_timeout;
-        let container = VolumeContainer::start(
-            &ctx.client,
-            &ctx.helpers.image,
-            Owner {
-                job: &run.job.id,
-                target: &LockTarget::Service(service.id.clone()).label(),
-                action: Action::BackupService.as_str(),
-            },
-            &volume,
-            true,
-            hold,
-        )
-        .await?;
-        let job = run.job.id.clone();
+        let owner = Owner {
+            job: &run.job.id,
+            target: &LockTarget::Service(service.id.clone()).label(),
+            action: Action::BackupService.as_str(),
+        };
         let progress = |t: crate::volume_io::Transfer| {
             run.progress(format!("upload {volume}: {}", t.describe()));
         };
         let level = storage.settings().zstd_level;
-        let moved = tokio::time::timeout(
-            budget.timeout,
-            crate::volume_io::upload(&container, storage, &full, level, &ctx.cancel, &progress),
-        )
-        .await;
-        container.remove().await;
-        let uploaded = match moved {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(format!(
-                    "the upload ran out of its {} ({}); nothing was stored",
-                    dockhand_policy::format_go_duration(budget.timeout),
-                    budget.source
-                ));
-            }
+        let out_of_time = || {
+            format!(
+                "the upload ran out of its {} ({}); nothing was stored",
+                dockhand_policy::format_go_duration(budget.timeout),
+                budget.source
+            )
         };
+        let uploaded = if *holder == connected.node_id {
+            let hold = budget.timeout + ctx.defaults.extra_timeout;
+            let container = VolumeContainer::start(
+                &ctx.client,
+                &ctx.helpers.image,
+                owner,
+                Attach::Volume(&volume, true),
+                hold,
+            )
+            .await?;
+            let moved = tokio::time::timeout(
+                budget.timeout,
+                crate::volume_io::upload(&container, storage, &full, level, &ctx.cancel, &progress),
+            )
+            .await;
+            container.remove().await;
+            moved.map_err(|_| out_of_time())??
+        } else {
+            // On another node: a helper there serves it to a relay beside dockhand over the
+            // job's own network.
+            let remote =
+                Remote { ctx, owner, node_id: holder, node_name: &node_name, timeout: budget.timeout };
+            remote.upload(&volume, storage, &full, level, &progress).await?
+        };
+        let job = run.job.id.clone();
         let manifest = Manifest {
             format: 1,
             service: service.spec.name.clone(),
             image: service.spec.task_template.container_spec.image.clone(),
-            node: connected.name.clone(),
+            node: node_name.clone(),
             volume: volume.clone(),
             created: humantime::format_rfc3339_seconds(at).to_string(),
             bytes: uploaded.bytes,
@@ -670,25 +729,35 @@ async fn upload_volume(
             return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
         }
         let warnings = uploaded.stats.warnings.join("\n");
-        Ok((volume, key, uploaded.bytes, matched, warnings))
+        Ok((volume, key, uploaded.bytes, matched, warnings, node_name))
     }
     .await;
     match result {
-        Ok((volume, key, bytes, matched, warnings)) => {
+        Ok((_, key, bytes, matched, warnings, node)) => {
+            step.node = Some(node);
             step.finish(Status::Succeeded, SystemTime::now(), None);
             step.object = Some(key);
             step.bytes = Some(bytes);
             step.output_tail =
                 Some(if warnings.is_empty() { matched } else { format!("{matched}\n{warnings}") });
             run.push(step);
-            Some(volume)
+            true
         }
         Err(e) => {
             let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
             step.finish(status, SystemTime::now(), Some(format!("volume {wanted}: {e}")));
             run.push(step);
-            None
+            false
         }
+    }
+}
+
+/// Only the `local` driver keeps a volume's data on its node's disk.
+fn refuse_driver(volume: &str, driver: &str) -> Result<(), String> {
+    if driver == "local" {
+        Ok(())
+    } else {
+        Err(format!("volume {volume} uses the {driver:?} driver: only local volumes can be backed up"))
     }
 }
 
@@ -865,6 +934,7 @@ pub async fn restore_service(
 ) -> Result<Job, JobError> {
     let connected = manager(ctx).await?;
     let found = find_service(ctx, service).await?;
+    let names = crate::clean_service::hostnames(ctx).await?;
     let target = Target::Service { id: found.id.clone(), name: found.spec.name.clone() };
     let mut run = Running::start(ctx, sink, Action::Restore, target);
     let view = TargetLabels::resolve(&found.spec.labels, &ctx.prefixes);
@@ -953,7 +1023,7 @@ pub async fn restore_service(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        download_volume(&mut run, &connected, &found, &storage, object, options).await;
+        download_volume(&mut run, &connected, &names, &found, &storage, object, options).await;
     }
     if guard.is_some() {
         start(&mut run, &found.id, &start_budget, guard).await;
@@ -964,6 +1034,7 @@ pub async fn restore_service(
 async fn download_volume(
     run: &mut Running<'_>,
     connected: &Connected,
+    names: &BTreeMap<String, String>,
     service: &Service,
     storage: &Storage,
     object: &BackupObject,
@@ -975,35 +1046,52 @@ async fn download_volume(
     step.node = Some(connected.name.clone());
     run.started(&step);
     let node = options.node.clone().unwrap_or_else(|| object.node.clone());
+    step.node = Some(node.clone());
     let result = async {
-        if node != connected.name && node != connected.node_id {
-            return Err(format!(
-                "the backup is of node {node}: restoring on a node other than the one dockhand is connected to ({}) is \
-                 not built yet; connect to {node}'s engine, or pass --node {}",
-                connected.name, connected.name
-            ));
-        }
-        let hold = ctx.defaults.backup_upload_timeout + ctx.defaults.extra_timeout;
-        let container = VolumeContainer::start(
-            &ctx.client,
-            &ctx.helpers.image,
-            Owner {
-                job: &run.job.id,
-                target: &LockTarget::Service(service.id.clone()).label(),
-                action: Action::Restore.as_str(),
-            },
-            &object.volume,
-            false,
-            hold,
-        )
-        .await?;
+        // The node by hostname or ID.
+        let node_id = if node == connected.name || node == connected.node_id {
+            connected.node_id.clone()
+        } else {
+            let ids: Vec<&String> =
+                names.iter().filter(|(id, name)| **name == node || **id == node).map(|(id, _)| id).collect();
+            match ids.as_slice() {
+                [id] => (*id).clone(),
+                [] => return Err(format!("no node {node} in the swarm: pass --node with one that is")),
+                _ => {
+                    return Err(format!("several nodes are named {node}: pass --node with one of their IDs"));
+                }
+            }
+        };
+        let owner = Owner {
+            job: &run.job.id,
+            target: &LockTarget::Service(service.id.clone()).label(),
+            action: Action::Restore.as_str(),
+        };
         let volume = object.volume.clone();
         let progress = |t: crate::volume_io::Transfer| {
             run.progress(format!("restore {volume}: {}", t.describe()));
         };
         let key = storage.key(&object.key);
-        let moved = crate::volume_io::download(&container, storage, &key, object.size, &ctx.cancel, &progress).await;
-        container.remove().await;
+        let timeout = ctx.defaults.backup_upload_timeout;
+        let moved = if node_id == connected.node_id {
+            let hold = timeout + ctx.defaults.extra_timeout;
+            let container = VolumeContainer::start(
+                &ctx.client,
+                &ctx.helpers.image,
+                owner,
+                Attach::Volume(&object.volume, false),
+                hold,
+            )
+            .await?;
+            let moved =
+                crate::volume_io::download(&container, storage, &key, object.size, &ctx.cancel, &progress)
+                    .await;
+            container.remove().await;
+            moved
+        } else {
+            let remote = Remote { ctx, owner, node_id: &node_id, node_name: &node, timeout };
+            remote.download(&object.volume, storage, &key, object.size, &progress).await
+        };
         let (sha256, stats) = moved?;
         match &object.manifest {
             Some(m) if m.sha256 != sha256 => Err(format!(

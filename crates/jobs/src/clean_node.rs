@@ -212,6 +212,7 @@ async fn run_on(
         node_name: hostname,
         task: AgentTask::CleanNode { prunes: enabled },
         timeout,
+        access: crate::helper::Access::default(),
     };
     let started = std::time::SystemTime::now();
     let mut starting = Step::start("helper", started);

@@ -193,6 +193,7 @@ pub(crate) async fn exec_in_tasks(
                         concurrency: ctx.concurrency.max(1),
                     },
                     timeout,
+                    access: crate::helper::Access::default(),
                 };
                 match run_helper(&ctx.client, &ctx.helpers, &helper, &ctx.cancel).await {
                     Ok(output) => Ok(output

@@ -117,6 +117,26 @@ pub(crate) struct HelperRun<'a> {
     pub(crate) task: AgentTask,
     /// How long the agent may work once started.
     pub(crate) timeout: Duration,
+    /// What the helper's container gets beyond its image.
+    pub(crate) access: Access,
+}
+
+/// What a helper's container gets: the node's engine socket (the default), or a volume
+/// and the job's network instead (a transfer), and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// The node's engine socket, at `/var/run/docker.sock`.
+    pub(crate) socket: bool,
+    /// A volume at `/volume`, and whether read-only.
+    pub(crate) volume: Option<(String, bool)>,
+    /// The job's overlay network, the service reached by DNS round robin.
+    pub(crate) network: Option<String>,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self { socket: true, volume: None, network: None }
+    }
 }
 
 /// What a helper reported.
@@ -182,19 +202,37 @@ async fn remove_quietly(client: &Client, id: &str) -> Result<(), dockhand_engine
     }
 }
 
+/// The helper's service name: one per job and node; 61 characters with a 25-character job
+/// and node ID.
+pub(crate) fn helper_name(job: &str, node_id: &str) -> String {
+    let mut name = format!("dh-helper-{job}-{node_id}");
+    name.truncate(63);
+    name
+}
+
 /// The helper's service spec: nothing in it comes from a request but typed values. Its
 /// agent does nothing if it starts after the pending timeout.
 fn spec(settings: &HelperSettings, run: &HelperRun<'_>) -> ServiceSpec {
     let start_by = crate::job::epoch_ms(std::time::SystemTime::now() + settings.pending_timeout);
-    // One helper per job and node; 61 characters with a 25-character job and node ID.
-    let mut name = format!("dh-helper-{}-{}", run.job, run.node_id);
-    name.truncate(63);
-    ServiceSpec::new(name, &settings.image)
+    let name = helper_name(run.job, run.node_id);
+    let mut spec = ServiceSpec::new(name, &settings.image)
         .replicated_job(1)
         .with_restart_condition("none")
-        .with_constraint(format!("node.id=={}", run.node_id))
-        .with_bind(&settings.socket, AGENT_SOCKET)
-        .with_log_driver("json-file")
+        .with_constraint(format!("node.id=={}", run.node_id));
+    if run.access.socket {
+        spec = spec.with_bind(&settings.socket, AGENT_SOCKET);
+    }
+    if let Some((volume, read_only)) = &run.access.volume {
+        spec = if *read_only {
+            spec.with_volume_read_only(volume, "/volume")
+        } else {
+            spec.with_volume(volume, "/volume")
+        };
+    }
+    if let Some(network) = &run.access.network {
+        spec = spec.with_network_dnsrr(network);
+    }
+    spec.with_log_driver("json-file")
         .with_args(run.task.to_args(Some(start_by)))
         .with_label(HELPER_LABEL, run.job)
         .with_label(HELPER_TARGET_LABEL, &run.target)
@@ -351,9 +389,16 @@ pub(crate) async fn clear_leftovers(
     // A volume container (a backup's or restore's on this node) is only ever used under
     // the target's lock, which the caller now holds: one left is a dead job's.
     let label = format!("{HELPER_TARGET_LABEL}={target}");
-    for container in client.containers(&Filters::new().with("label", label)).await? {
+    for container in client.containers(&Filters::new().with("label", label.clone())).await? {
         tracing::info!(container = %container.id, "removing a volume container left behind");
         client.remove_container(&container.id).await?;
+    }
+    // And a transfer network, once its helper and relay are gone.
+    for network in client.networks(&Filters::new().with("label", label)).await? {
+        tracing::info!(network = %network.name, "removing a transfer network left behind");
+        if let Err(e) = client.remove_network(&network.id).await {
+            tracing::warn!(network = %network.name, error = %e, "cannot remove a transfer network yet");
+        }
     }
     Ok(None)
 }

@@ -20,10 +20,12 @@ pub enum Action {
     Restore,
     /// Bring back a service a stopped dockhand left scaled down (its intent label).
     Reconcile,
+    /// Move a volume's contents from one node to another.
+    VolumeMove,
 }
 
 impl Action {
-    /// `clean-node`, `clean-service`, `backup-service`, `restore`, `reconcile`.
+    /// `clean-node`, `clean-service`, `backup-service`, `restore`, `reconcile`, `volume-move`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CleanNode => "clean-node",
@@ -31,6 +33,7 @@ impl Action {
             Self::BackupService => "backup-service",
             Self::Restore => "restore",
             Self::Reconcile => "reconcile",
+            Self::VolumeMove => "volume-move",
         }
     }
 }

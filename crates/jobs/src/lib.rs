@@ -29,6 +29,7 @@ mod storage;
 mod store;
 mod tail;
 mod volume_io;
+mod volume_move;
 mod volumes;
 
 pub use crate::agent::{
@@ -58,4 +59,5 @@ pub use crate::storage::{
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::tail::OUTPUT_TAIL;
 pub use crate::volume_io::{key_timestamp, parse_key_timestamp};
+pub use crate::volume_move::{MoveRequest, move_volume};
 pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};

@@ -37,6 +37,14 @@ pub(crate) struct VolumeContainer {
     image: String,
 }
 
+/// What a volume container gets: the volume (read-only or not), or, for a relay, the
+/// job's network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Attach<'a> {
+    Volume(&'a str, bool),
+    Network(&'a str),
+}
+
 /// Whose a volume container is: its job, the job's lock target and action (its labels, so
 /// that a leftover is found like a helper service).
 #[derive(Debug, Clone, Copy)]
@@ -54,19 +62,25 @@ impl VolumeContainer {
         client: &Client,
         image: &str,
         owner: Owner<'_>,
-        volume: &str,
-        read_only: bool,
+        attach: Attach<'_>,
         hold: Duration,
     ) -> Result<Self, String> {
         let Owner { job, target, action } = owner;
-        let name = format!("dh-volume-{}-{}", short(job), short(&hex::encode(sha2::Sha256::digest(volume))));
-        let spec =
+        let (what, volume) = match attach {
+            Attach::Volume(volume, _) => ("volume", volume),
+            Attach::Network(network) => ("relay", network),
+        };
+        let name = format!("dh-{what}-{}-{}", short(job), short(&hex::encode(sha2::Sha256::digest(volume))));
+        let mut spec =
             NewContainer::new(image, AgentTask::Hold { seconds: hold.as_secs().max(60) }.to_args(None))
                 .with_label(HELPER_LABEL, job)
                 .with_label(HELPER_TARGET_LABEL, target)
                 .with_label(HELPER_ACTION_LABEL, action)
-                .with_volume(volume, MOUNT, read_only)
                 .auto_remove();
+        spec = match attach {
+            Attach::Volume(volume, read_only) => spec.with_volume(volume, MOUNT, read_only),
+            Attach::Network(network) => spec.with_network(network),
+        };
         match client.run_container(&name, &spec).await {
             Ok(id) => Ok(Self { client: client.clone(), id, image: image.to_owned() }),
             Err(e) if e.is_not_found() => Err(format!(
@@ -188,7 +202,32 @@ pub(crate) async fn upload(
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<Uploaded, String> {
-    let argv = agent_argv(&AgentTask::Pack { dir: MOUNT.into(), level });
+    let task = AgentTask::Pack { dir: MOUNT.into(), level };
+    let no_helper = CancellationToken::new();
+    upload_from(container, &task, storage, key, cancel, progress, Box::pin(async { Ok(None) }), &no_helper)
+        .await
+}
+
+/// What must say yes before an upload is completed: the remote archiver's report (its
+/// stats), or nothing when the exec's own report says it.
+pub(crate) type Gate<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<PackStats>, String>> + Send + 'a>>;
+
+/// Streams what `task` writes on stdout in the container into `key`; the object is
+/// completed only when the exec reported a whole archive (or exited cleanly, for a relay)
+/// and `gate` said yes.
+#[allow(clippy::too_many_arguments)]
+async fn upload_from(
+    container: &VolumeContainer,
+    task: &AgentTask,
+    storage: &Storage,
+    key: &Key,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
+    gate: Gate<'_>,
+    stop_gate: &CancellationToken,
+) -> Result<Uploaded, String> {
+    let argv = agent_argv(task);
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv))
@@ -244,15 +283,22 @@ pub(crate) async fn upload(
         Ok(()) => check_agent(exec.exit_code().await, &report, "the archiver"),
         Err(e) => Err(e),
     };
-    let stats = match finished {
-        Ok(AgentLine::Packed { stats }) => stats,
-        Ok(_) => {
-            let _ = writer.abort().await;
-            return Err("the archiver did not report what it archived".to_owned());
-        }
-        Err(e) => {
+    // The gate is awaited on every path (a remote helper is cleaned up by it), told to stop
+    // first when this side failed.
+    if finished.is_err() {
+        stop_gate.cancel();
+    }
+    let gated = gate.await;
+    let stats = match (finished, gated) {
+        (Ok(AgentLine::Packed { stats }), Ok(_)) => stats,
+        (Ok(AgentLine::Done), Ok(Some(stats))) => stats,
+        (Err(e), _) | (_, Err(e)) => {
             let _ = writer.abort().await;
             return Err(e);
+        }
+        (Ok(_), Ok(_)) => {
+            let _ = writer.abort().await;
+            return Err("the archiver did not report what it archived".to_owned());
         }
     };
     if let Err(e) = writer.shutdown().await {
@@ -276,9 +322,13 @@ fn check_agent(
         let said = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output");
         return Err(format!("{what} exited with code {code}: {said}"));
     }
-    text.lines()
+    let lines: Vec<AgentLine> = text.lines().filter_map(AgentLine::parse).collect();
+    lines
+        .iter()
         .rev()
-        .find_map(AgentLine::parse)
+        .find(|l| matches!(l, AgentLine::Packed { .. } | AgentLine::Unpacked { .. }))
+        .or_else(|| lines.last())
+        .cloned()
         .ok_or_else(|| format!("{what} ended without its report: {}", text.trim()))
 }
 
@@ -296,6 +346,445 @@ fn agent_argv(task: &AgentTask) -> Vec<String> {
     let mut argv = vec!["dockhand".to_owned()];
     argv.extend(task.to_args(None));
     argv
+}
+
+/// The port a helper serves a volume on, on the job's own network.
+const PORT: u16 = 7070;
+
+/// A transfer with a volume on another node: the job's own overlay network (internal,
+/// attachable), a relay container beside dockhand on it, and a helper service on the
+/// volume's node that mounts the volume and serves it on that network. dockhand execs in
+/// the relay as it does in a local volume container, so the bytes take the same path after
+/// the relay, and no credential goes anywhere.
+pub(crate) struct Remote<'a> {
+    pub(crate) ctx: &'a crate::runner::JobContext,
+    pub(crate) owner: Owner<'a>,
+    pub(crate) node_id: &'a str,
+    pub(crate) node_name: &'a str,
+    /// How long the transfer may take.
+    pub(crate) timeout: Duration,
+}
+
+impl Remote<'_> {
+    /// Whether the node has `volume`, and its driver (a helper with the node's socket).
+    pub(crate) async fn volume_info(&self, volume: &str) -> Result<(bool, String), String> {
+        let run =
+            self.helper(AgentTask::VolumeInfo { name: volume.to_owned() }, crate::helper::Access::default());
+        let output = crate::helper::run_helper(&self.ctx.client, &self.ctx.helpers, &run, &self.ctx.cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        output
+            .lines
+            .into_iter()
+            .find_map(|l| match l {
+                AgentLine::VolumeInfo { exists, driver, .. } => Some((exists, driver)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!("the helper on node {} did not say whether it has volume {volume}", self.node_name)
+            })
+    }
+
+    fn helper(&self, task: AgentTask, access: crate::helper::Access) -> crate::helper::HelperRun<'_> {
+        crate::helper::HelperRun {
+            job: self.owner.job,
+            action: self.owner.action,
+            target: self.owner.target.to_owned(),
+            node_id: self.node_id,
+            node_name: self.node_name,
+            task,
+            timeout: self.timeout + self.ctx.defaults.extra_timeout,
+            access,
+        }
+    }
+
+    /// The job's network and the relay on it.
+    async fn open(&self) -> Result<(String, VolumeContainer), String> {
+        let client = &self.ctx.client;
+        let name = format!("dh-xfer-{}-{}", short(self.owner.job), short(self.node_id));
+        let labels = [
+            (HELPER_LABEL.to_owned(), self.owner.job.to_owned()),
+            (HELPER_TARGET_LABEL.to_owned(), self.owner.target.to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let network = client
+            .create_overlay_network(&name, &labels)
+            .await
+            .map_err(|e| format!("cannot create network {name}: {e}"))?;
+        let hold = self.timeout + self.ctx.helpers.pending_timeout + self.ctx.defaults.extra_timeout;
+        match VolumeContainer::start(
+            client,
+            &self.ctx.helpers.image,
+            self.owner,
+            Attach::Network(&name),
+            hold,
+        )
+        .await
+        {
+            Ok(relay) => Ok((network, relay)),
+            Err(e) => {
+                let _ = client.remove_network(&network).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(&self, network: &str, relay: VolumeContainer) {
+        relay.remove().await;
+        // The helper's task leaves the network a moment after its service is removed.
+        for _ in 0..40 {
+            match self.ctx.client.remove_network(network).await {
+                Ok(()) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        tracing::warn!(network, "cannot remove a transfer network; the next job on this target removes it");
+    }
+
+    fn out_of_time(&self) -> String {
+        format!(
+            "the transfer with node {} ran out of its {} (plus the pending timeout)",
+            self.node_name,
+            dockhand_policy::format_go_duration(self.timeout)
+        )
+    }
+
+    /// How long the relay keeps trying to reach the helper: it may still be pending.
+    fn connect_seconds(&self) -> u64 {
+        (self.ctx.helpers.pending_timeout + Duration::from_secs(30)).as_secs()
+    }
+
+    /// Archives the volume on its node into `key`.
+    pub(crate) async fn upload(
+        &self,
+        volume: &str,
+        storage: &Storage,
+        key: &Key,
+        level: i32,
+        progress: Progress<'_>,
+    ) -> Result<Uploaded, String> {
+        let (network, relay) = self.open().await?;
+        let helper_cancel = self.ctx.cancel.child_token();
+        let task =
+            AgentTask::ServePack { dir: MOUNT.into(), level, port: PORT, seconds: self.connect_seconds() };
+        let access = crate::helper::Access {
+            socket: false,
+            volume: Some((volume.to_owned(), true)),
+            network: Some(network.clone()),
+        };
+        let run = self.helper(task, access);
+        // The helper runs beside the relay's exec; its report is the upload's gate.
+        let (report, reported) = tokio::sync::oneshot::channel();
+        let helper = async {
+            let result = crate::helper::run_helper(&self.ctx.client, &self.ctx.helpers, &run, &helper_cancel)
+                .await
+                .map_err(|e| e.to_string())
+                .map(|output| {
+                    output.lines.into_iter().find_map(|l| match l {
+                        AgentLine::Packed { stats } => Some(stats),
+                        _ => None,
+                    })
+                });
+            let _ = report.send(result);
+        };
+        let gate: Gate<'_> = Box::pin(async move {
+            reported.await.unwrap_or_else(|_| Err("the helper stopped without a report".to_owned()))
+        });
+        let address = format!("{}:{PORT}", crate::helper::helper_name(self.owner.job, self.node_id));
+        let fetch = AgentTask::Fetch { address, seconds: self.connect_seconds() };
+        let transfer =
+            upload_from(&relay, &fetch, storage, key, &self.ctx.cancel, progress, gate, &helper_cancel);
+        // The helper may wait for its node (pending); the time limit is the upload's after.
+        let limit = self.timeout + self.ctx.helpers.pending_timeout;
+        let result = tokio::time::timeout(limit, async { tokio::join!(helper, transfer).1 }).await;
+        self.close(&network, relay).await;
+        result.map_err(|_| self.out_of_time())?
+    }
+
+    /// Restores `key` into the volume on its node.
+    pub(crate) async fn download(
+        &self,
+        volume: &str,
+        storage: &Storage,
+        key: &Key,
+        size: u64,
+        progress: Progress<'_>,
+    ) -> Result<(String, UnpackStats), String> {
+        let (network, relay) = self.open().await?;
+        let helper_cancel = self.ctx.cancel.child_token();
+        let task = AgentTask::ServeUnpack { dir: MOUNT.into(), port: PORT, seconds: self.connect_seconds() };
+        let access = crate::helper::Access {
+            socket: false,
+            volume: Some((volume.to_owned(), false)),
+            network: Some(network.clone()),
+        };
+        let run = self.helper(task, access);
+        let helper = crate::helper::run_helper(&self.ctx.client, &self.ctx.helpers, &run, &helper_cancel);
+        let address = format!("{}:{PORT}", crate::helper::helper_name(self.owner.job, self.node_id));
+        let send = AgentTask::Send { address, seconds: self.connect_seconds() };
+        let sending = async {
+            let sent = download_to(&relay, &send, storage, key, size, &self.ctx.cancel, progress).await;
+            if sent.is_err() {
+                helper_cancel.cancel();
+            }
+            sent
+        };
+        let limit = self.timeout + self.ctx.helpers.pending_timeout;
+        let both = tokio::time::timeout(limit, async { tokio::join!(helper, sending) }).await;
+        self.close(&network, relay).await;
+        let (helped, sent) = both.map_err(|_| self.out_of_time())?;
+        let (sha256, _) = sent?;
+        let output = helped.map_err(|e| e.to_string())?;
+        let stats = output
+            .lines
+            .into_iter()
+            .find_map(|l| match l {
+                AgentLine::Unpacked { stats } => Some(stats),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!("the helper on node {} did not report what it restored", self.node_name)
+            })?;
+        Ok((sha256, stats))
+    }
+}
+
+/// One end of a node-to-node copy: the node, by ID and hostname.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+}
+
+/// What a copy moved: the archive's bytes and SHA-256, and what the extractor wrote.
+#[derive(Debug, Clone)]
+pub(crate) struct Copied {
+    pub(crate) bytes: u64,
+    pub(crate) sha256: String,
+    pub(crate) packed: Option<PackStats>,
+    pub(crate) unpacked: UnpackStats,
+}
+
+/// One end of a copy, beside dockhand: a volume container, or a relay and its network.
+enum End {
+    Local(VolumeContainer),
+    Remote(String, VolumeContainer),
+}
+
+impl End {
+    async fn open(
+        remote: &Remote<'_>,
+        connected: &str,
+        volume: &str,
+        read_only: bool,
+        hold: Duration,
+    ) -> Result<Self, String> {
+        if remote.node_id == connected {
+            let attach = Attach::Volume(volume, read_only);
+            let c = VolumeContainer::start(
+                &remote.ctx.client,
+                &remote.ctx.helpers.image,
+                remote.owner,
+                attach,
+                hold,
+            )
+            .await?;
+            Ok(Self::Local(c))
+        } else {
+            let (network, relay) = remote.open().await?;
+            Ok(Self::Remote(network, relay))
+        }
+    }
+
+    fn container(&self) -> &VolumeContainer {
+        match self {
+            Self::Local(c) | Self::Remote(_, c) => c,
+        }
+    }
+
+    async fn close(self, remote: &Remote<'_>) {
+        match self {
+            Self::Local(c) => c.remove().await,
+            Self::Remote(network, relay) => remote.close(&network, relay).await,
+        }
+    }
+}
+
+/// Copies `volume` from one node to another (either may be the connected node), streamed
+/// through dockhand: the archiver's stdout is the extractor's stdin. The destination's
+/// contents are replaced only once the whole archive is out (the extractor's staging).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn copy_volume(
+    ctx: &crate::runner::JobContext,
+    owner: Owner<'_>,
+    volume: &str,
+    connected: &str,
+    from: NodeRef<'_>,
+    to: NodeRef<'_>,
+    timeout: Duration,
+    progress: Progress<'_>,
+) -> Result<Copied, String> {
+    let hold = timeout + ctx.helpers.pending_timeout + ctx.defaults.extra_timeout;
+    let remote_from = Remote { ctx, owner, node_id: from.id, node_name: from.name, timeout };
+    let remote_to = Remote { ctx, owner, node_id: to.id, node_name: to.name, timeout };
+    let source = End::open(&remote_from, connected, volume, true, hold).await?;
+    let sink = match End::open(&remote_to, connected, volume, false, hold).await {
+        Ok(sink) => sink,
+        Err(e) => {
+            source.close(&remote_from).await;
+            return Err(e);
+        }
+    };
+    let level = crate::storage::DEFAULT_ZSTD_LEVEL;
+    let address = |node: &str| format!("{}:{PORT}", crate::helper::helper_name(owner.job, node));
+    let (source_task, source_helper) = match &source {
+        End::Local(_) => (AgentTask::Pack { dir: MOUNT.into(), level }, None),
+        End::Remote(network, _) => {
+            let seconds = remote_from.connect_seconds();
+            let serve = AgentTask::ServePack { dir: MOUNT.into(), level, port: PORT, seconds };
+            let access = crate::helper::Access {
+                socket: false,
+                volume: Some((volume.to_owned(), true)),
+                network: Some(network.clone()),
+            };
+            (AgentTask::Fetch { address: address(from.id), seconds }, Some(remote_from.helper(serve, access)))
+        }
+    };
+    let (sink_task, sink_helper) = match &sink {
+        End::Local(_) => (AgentTask::Unpack { dir: MOUNT.into() }, None),
+        End::Remote(network, _) => {
+            let seconds = remote_to.connect_seconds();
+            let serve = AgentTask::ServeUnpack { dir: MOUNT.into(), port: PORT, seconds };
+            let access = crate::helper::Access {
+                socket: false,
+                volume: Some((volume.to_owned(), false)),
+                network: Some(network.clone()),
+            };
+            (AgentTask::Send { address: address(to.id), seconds }, Some(remote_to.helper(serve, access)))
+        }
+    };
+    let helpers_cancel = ctx.cancel.child_token();
+
+    let pumping = async {
+        let pumped =
+            pump(source.container(), &source_task, sink.container(), &sink_task, &ctx.cancel, progress).await;
+        if pumped.is_err() {
+            helpers_cancel.cancel();
+        }
+        pumped
+    };
+    let limit = timeout + ctx.helpers.pending_timeout;
+    let all = tokio::time::timeout(limit, async {
+        tokio::join!(
+            run_optional(ctx, source_helper, &helpers_cancel),
+            run_optional(ctx, sink_helper, &helpers_cancel),
+            pumping
+        )
+    })
+    .await;
+    source.close(&remote_from).await;
+    sink.close(&remote_to).await;
+    let (from_lines, to_lines, pumped) = all.map_err(|_| remote_to.out_of_time())?;
+    let (bytes, sha256, source_line, sink_line) = pumped?;
+    let from_lines = from_lines?;
+    let to_lines = to_lines?;
+    let packed = std::iter::once(source_line).chain(from_lines).find_map(|l| match l {
+        AgentLine::Packed { stats } => Some(stats),
+        _ => None,
+    });
+    let unpacked = std::iter::once(sink_line)
+        .chain(to_lines)
+        .find_map(|l| match l {
+            AgentLine::Unpacked { stats } => Some(stats),
+            _ => None,
+        })
+        .ok_or_else(|| format!("the extractor on node {} did not report what it restored", to.name))?;
+    Ok(Copied { bytes, sha256, packed, unpacked })
+}
+
+/// A helper's lines, when there is a helper.
+async fn run_optional(
+    ctx: &crate::runner::JobContext,
+    helper: Option<crate::helper::HelperRun<'_>>,
+    cancel: &CancellationToken,
+) -> Result<Vec<AgentLine>, String> {
+    match helper {
+        Some(run) => crate::helper::run_helper(&ctx.client, &ctx.helpers, &run, cancel)
+            .await
+            .map(|o| o.lines)
+            .map_err(|e| e.to_string()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs the archiver and the extractor, copying one's stdout into the other's stdin:
+/// bytes, SHA-256, and each one's report.
+async fn pump(
+    source: &VolumeContainer,
+    source_task: &AgentTask,
+    sink: &VolumeContainer,
+    sink_task: &AgentTask,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
+) -> Result<(u64, String, AgentLine, AgentLine), String> {
+    let mut out = source
+        .client
+        .exec(&source.id, &ExecSpec::new(agent_argv(source_task)))
+        .await
+        .map_err(|e| source.exec_failed("the archiver", &e))?;
+    let mut into = sink
+        .client
+        .exec(&sink.id, &ExecSpec::new(agent_argv(sink_task)).with_stdin(true))
+        .await
+        .map_err(|e| sink.exec_failed("the extractor", &e))?;
+    let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
+    let (mut hasher, mut bytes, mut said) = (sha2::Sha256::new(), 0u64, Tail::new(64 * 1024));
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let copied: Result<(), String> = async {
+        loop {
+            let chunk = tokio::select! {
+                chunk = out.next() => chunk,
+                () = cancel.cancelled() => return Err("cancelled".to_owned()),
+            };
+            let Some(chunk) = chunk else { return Ok(()) };
+            let chunk = chunk.map_err(|e| format!("reading the archive: {e}"))?;
+            if chunk.stream != StreamKind::Stdout {
+                said.push(&chunk.data);
+                continue;
+            }
+            hasher.update(&chunk.data);
+            bytes += chunk.data.len() as u64;
+            if stdin.write_all(&chunk.data).await.is_err() {
+                return Err("the extractor stopped reading".to_owned());
+            }
+            if last.elapsed() >= Duration::from_secs(1) {
+                progress(Transfer { moved: bytes, elapsed: started.elapsed(), ..Transfer::default() });
+                last = Instant::now();
+            }
+        }
+    }
+    .await;
+    let _ = stdin.shutdown().await;
+    let source_line = match copied {
+        Ok(()) => check_agent(out.exit_code().await, &said, "the archiver"),
+        Err(e) => Err(e),
+    };
+    // The extractor's own words: its exit says whether the archive it got was whole.
+    let mut heard = Tail::new(64 * 1024);
+    while let Some(chunk) = into.next().await {
+        match chunk {
+            Ok(c) if c.stream != StreamKind::Stdin => heard.push(&c.data),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let sink_line = check_agent(into.exit_code().await, &heard, "the extractor");
+    let source_line = source_line?;
+    let sink_line = sink_line?;
+    progress(Transfer { moved: bytes, elapsed: started.elapsed(), ..Transfer::default() });
+    Ok((bytes, hex::encode(hasher.finalize()), source_line, sink_line))
 }
 
 /// Reads `key` whole, hashing it and checking every zstd frame and tar entry, writing
@@ -344,7 +833,24 @@ pub(crate) async fn download(
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, UnpackStats), String> {
-    let argv = agent_argv(&AgentTask::Unpack { dir: MOUNT.into() });
+    let task = AgentTask::Unpack { dir: MOUNT.into() };
+    let (sha256, stats) = download_to(container, &task, storage, key, size, cancel, progress).await?;
+    let stats = stats.ok_or_else(|| "the extractor did not report what it restored".to_owned())?;
+    Ok((sha256, stats))
+}
+
+/// Streams `key` into what `task` reads on stdin in the container: the SHA-256 of what was
+/// sent, and the extractor's stats when it ran there (a relay reports none).
+async fn download_to(
+    container: &VolumeContainer,
+    task: &AgentTask,
+    storage: &Storage,
+    key: &Key,
+    size: u64,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
+) -> Result<(String, Option<UnpackStats>), String> {
+    let argv = agent_argv(task);
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv).with_stdin(true))
@@ -402,17 +908,16 @@ pub(crate) async fn download(
         () = cancel.cancelled() => return Err("cancelled".to_owned()),
     };
     let sha256 = written?;
-    match check_agent(code, &report, "the extractor")? {
-        AgentLine::Unpacked { stats } => {
-            progress(Transfer {
-                moved: sent,
-                moved_total: Some(size),
-                elapsed: started.elapsed(),
-                ..Transfer::default()
-            });
-            Ok((sha256, stats))
-        }
-        _ => Err("the extractor did not report what it restored".to_owned()),
+    let line = check_agent(code, &report, "the extractor")?;
+    progress(Transfer {
+        moved: sent,
+        moved_total: Some(size),
+        elapsed: started.elapsed(),
+        ..Transfer::default()
+    });
+    match line {
+        AgentLine::Unpacked { stats } => Ok((sha256, Some(stats))),
+        _ => Ok((sha256, None)),
     }
 }
 

@@ -74,6 +74,7 @@ pub async fn unused_volumes_everywhere(
                 node_name: &hostname,
                 task: AgentTask::UnusedVolumes,
                 timeout: ctx.defaults.extra_timeout,
+                access: crate::helper::Access::default(),
             };
             match run_helper(&ctx.client, &ctx.helpers, &helper, &ctx.cancel).await {
                 Ok(output) => Ok(output
