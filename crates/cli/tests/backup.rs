@@ -210,6 +210,28 @@ fn steps(job: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A service on the manager with a fresh volume and `backup.stop=true`; its name, its
+/// volume's, and the guard that removes it.
+async fn stopping_service(s: &TestSwarm, prefix: &str) -> (String, String, ServiceGuard) {
+    let (name, volume) = (unique_name(prefix), unique_name(&format!("{prefix}-vol")));
+    let spec = backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]);
+    s.manager().create_service(&spec).await.unwrap();
+    let guard = ServiceGuard::new(s.manager_url(), &name);
+    (name, volume, guard)
+}
+
+/// A stopping service whose labels name the target `offsite` on `peer`, and a setup with
+/// that target's credentials.
+async fn s3_service(s: &TestSwarm, peer: &S3Peer, prefix: &str) -> (String, ServiceGuard, Setup) {
+    let (name, volume) = (unique_name(prefix), unique_name(&format!("{prefix}-vol")));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let guard = ServiceGuard::new(s.manager_url(), &name);
+    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
+    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+    (name, guard, setup)
+}
+
 /// Backs up, wipes, restores and compares; returns the backup job.
 async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Value {
     let client = s.manager();
@@ -249,12 +271,7 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Val
 #[tokio::test]
 async fn a_volume_round_trips_byte_exact_through_the_local_target() {
     let s = dockhand_e2e::swarm().await;
-    let (name, volume) = (unique_name("bk-local"), unique_name("bk-local-vol"));
-    s.manager()
-        .create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]))
-        .await
-        .unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (name, volume, _guard) = stopping_service(&s, "bk-local").await;
     let setup = Setup::new("    {}\n");
     let job = round_trip(&s, &setup, &name).await;
     let object = job["steps"][1]["object"].as_str().unwrap().to_owned();
@@ -301,12 +318,7 @@ async fn everything_in_the_swarm(s: &TestSwarm) -> String {
 async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swarm() {
     let s = dockhand_e2e::swarm().await;
     let peer = S3Peer::start();
-    let (name, volume) = (unique_name("bk-s3"), unique_name("bk-s3-vol"));
-    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
-    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
-    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
-    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+    let (name, _guard, setup) = s3_service(&s, &peer, "bk-s3").await;
 
     // While a backup runs, nothing in the swarm holds a credential.
     let container = running_container(s.manager(), &name).await;
@@ -342,12 +354,7 @@ async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swar
 #[tokio::test]
 async fn restore_refuses_a_corrupted_archive_and_touches_nothing() {
     let s = dockhand_e2e::swarm().await;
-    let (name, volume) = (unique_name("bk-bad"), unique_name("bk-bad-vol"));
-    s.manager()
-        .create_service(&backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]))
-        .await
-        .unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (name, _volume, _guard) = stopping_service(&s, "bk-bad").await;
     let setup = Setup::new("    {}\n");
     let container = running_container(s.manager(), &name).await;
     sh(s.manager(), &container, &tree_script(4)).await;
@@ -495,12 +502,7 @@ async fn after_kill_9_mid_backup_the_next_command_brings_the_service_back() {
 async fn the_s3_peer_stopped_mid_upload_fails_the_job_and_the_service_comes_back() {
     let s = dockhand_e2e::swarm().await;
     let mut peer = S3Peer::start();
-    let (name, volume) = (unique_name("bk-s3down"), unique_name("bk-s3down-vol"));
-    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
-    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
-    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
-    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+    let (name, _guard, setup) = s3_service(&s, &peer, "bk-s3down").await;
     let container = running_container(s.manager(), &name).await;
     sh(s.manager(), &container, &tree_script(200)).await;
 
@@ -534,20 +536,34 @@ async fn task_container(s: &TestSwarm, service: &str) -> (Client, String) {
     panic!("no node has container {container}");
 }
 
+/// A backed-up service pinned to the node `node_id`, its volume filled with the test tree
+/// of `mib` MiB: the guard that removes it, and the volume's listing.
+async fn on_worker(
+    s: &TestSwarm,
+    node_id: &str,
+    name: &str,
+    volume: &str,
+    labels: &[(&str, &str)],
+    mib: u32,
+) -> (ServiceGuard, String) {
+    let mut spec = backed_up(name, volume, labels);
+    spec.task_template.placement = None;
+    let spec = spec.with_constraint(format!("node.id=={node_id}"));
+    s.manager().create_service(&spec).await.unwrap();
+    let guard = ServiceGuard::new(s.manager_url(), name);
+    let (node, container) = task_container(s, name).await;
+    sh(&node, &container, &tree_script(mib)).await;
+    (guard, sh(&node, &container, LISTING).await)
+}
+
 #[tokio::test]
 async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     let s = dockhand_e2e::swarm().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("bk-worker"), unique_name("bk-worker-vol"));
-    let mut spec = backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]);
-    spec.task_template.placement = None;
-    let spec = spec.with_constraint(format!("node.id=={}", ids[1].0));
-    s.manager().create_service(&spec).await.unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (_guard, before) =
+        on_worker(&s, &ids[1].0, &name, &volume, &[("dockhand.backup.stop", "true")], 200).await;
     let setup = Setup::new("    {}\n");
-    let (node, container) = task_container(&s, &name).await;
-    sh(&node, &container, &tree_script(200)).await;
-    let before = sh(&node, &container, LISTING).await;
 
     let out = setup.run(&s, &["backup", &name, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
@@ -577,15 +593,8 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
     let s = dockhand_e2e::swarm().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("mv"), unique_name("mv-vol"));
-    let mut spec = backed_up(&name, &volume, &[]);
-    spec.task_template.placement = None;
-    let spec = spec.with_constraint(format!("node.id=={}", ids[1].0));
-    s.manager().create_service(&spec).await.unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (_guard, before) = on_worker(&s, &ids[1].0, &name, &volume, &[], 64).await;
     let setup = Setup::new("    {}\n");
-    let (node, container) = task_container(&s, &name).await;
-    sh(&node, &container, &tree_script(64)).await;
-    let before = sh(&node, &container, LISTING).await;
 
     let args =
         ["volume", "move", &volume, "--from", &ids[1].1, "--to", &ids[2].1, "--service", &name, "--json"];
