@@ -98,6 +98,13 @@ impl Setup {
         Self { dir, extra: Vec::new() }
     }
 
+    /// The target `offsite` on `peer`, with its credentials in the environment.
+    fn offsite(peer: &S3Peer) -> Self {
+        let mut setup = Self::new(&peer.target_yaml("offsite", "swarm-a"));
+        setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+        setup
+    }
+
     fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("XDG_DATA_HOME".to_owned(), self.dir.path().join("data").display().to_string()),
@@ -227,9 +234,7 @@ async fn s3_service(s: &TestSwarm, peer: &S3Peer, prefix: &str) -> (String, Serv
     let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
     s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
     let guard = ServiceGuard::new(s.manager_url(), &name);
-    let mut setup = Setup::new(&peer.target_yaml("offsite", "swarm-a"));
-    setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
-    (name, guard, setup)
+    (name, guard, Setup::offsite(peer))
 }
 
 /// Backs up, wipes, restores and compares; returns the backup job.
@@ -618,4 +623,25 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
         .await
         .unwrap();
     assert!(networks.is_empty(), "transfer networks left: {networks:?}");
+}
+
+#[tokio::test]
+async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
+    let s = dockhand_e2e::swarm().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let peer = S3Peer::start();
+    let (name, volume) = (unique_name("bk-ws3"), unique_name("bk-ws3-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
+    let setup = Setup::offsite(&peer);
+
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+    assert_eq!(last_job(&out)["steps"][1]["node"], ids[2].1.as_str());
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, "rm -rf /data/*").await;
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(before, sh(&node, &container, LISTING).await, "byte for byte through the S3 peer");
 }
