@@ -99,6 +99,42 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
     if let Err(status) = run.lock(lock.clone()).await {
         return Ok(run.finish(status).await);
     }
+    // The source must have the volume: mounting a missing one would create it empty, and
+    // the move would then empty the destination.
+    let owner = Owner { job: &run.job.id, target: &lock.label(), action: Action::VolumeMove.as_str() };
+    let source = crate::volume_io::Remote {
+        ctx,
+        owner,
+        node_id: &from.id,
+        node_name: &from.description.hostname,
+        timeout: ctx.defaults.extra_timeout,
+    };
+    let found = if from.id == connected.node_id {
+        match ctx.client.volume(&volume).await {
+            Ok(v) => Ok((true, v.driver)),
+            Err(e) if e.is_not_found() => Ok((false, String::new())),
+            Err(e) => Err(format!("volume {volume}: {e}")),
+        }
+    } else {
+        source.volume_info(&volume).await
+    };
+    let refusal = match found {
+        Ok((true, driver)) if driver == "local" => None,
+        Ok((true, driver)) => {
+            Some(format!("volume {volume} uses the {driver:?} driver: only local volumes can be moved"))
+        }
+        Ok((false, _)) => {
+            Some(format!("node {} has no volume {volume}: nothing to move", from.description.hostname))
+        }
+        Err(e) => {
+            run.push_now("volume", Status::Failed, e);
+            return Ok(run.finish(None).await);
+        }
+    };
+    if let Some(reason) = refusal {
+        run.push_now("volume", Status::Refused, reason);
+        return Ok(run.finish(Some(Status::Refused)).await);
+    }
     let stop_budget = crate::Budget::new(ctx.defaults.backup_stop_timeout, "the default backup.stop.timeout");
     let start_budget =
         crate::Budget::new(ctx.defaults.backup_start_timeout, "the default backup.start.timeout");
