@@ -443,6 +443,45 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_cannot_write_outside_the_volume() {
+        // A hand-made tar whose entries climb out (`../`), are absolute, or go through a
+        // symlink that points out.
+        let outside = tempfile::tempdir().unwrap();
+        let mut raw = Vec::new();
+        {
+            let mut builder = tar::Builder::new(&mut raw);
+            let mut entry = |name: &str, kind: tar::EntryType, link: Option<&str>| {
+                let mut header = tar::Header::new_gnu();
+                let bytes = name.as_bytes();
+                header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+                header.set_entry_type(kind);
+                header.set_mode(0o644);
+                if let Some(link) = link {
+                    header.set_link_name(link).unwrap();
+                }
+                let data: &[u8] = if kind == tar::EntryType::Regular { b"pwned" } else { b"" };
+                header.set_size(data.len() as u64);
+                header.set_cksum();
+                builder.append(&header, data).unwrap();
+            };
+            let escape = format!("{}/escaped", outside.path().display());
+            entry("../escaped", tar::EntryType::Regular, None);
+            entry(&escape, tar::EntryType::Regular, None);
+            entry("out", tar::EntryType::Symlink, Some(outside.path().to_str().unwrap()));
+            entry("out/through-link", tar::EntryType::Regular, None);
+            builder.finish().unwrap();
+        }
+        let compressed = zstd::encode_all(raw.as_slice(), 1).unwrap();
+        let volume = tempfile::tempdir().unwrap();
+        let dir = volume.path().join("v");
+        fs::create_dir(&dir).unwrap();
+        let _ = unpack(compressed.as_slice(), &dir);
+        let left: Vec<_> = fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "written outside the volume: {left:?}");
+        assert!(!volume.path().join("escaped").exists());
+    }
+
+    #[test]
     fn sockets_are_reported_not_archived() {
         let src = tempfile::tempdir().unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(src.path().join("s.sock")).unwrap();
