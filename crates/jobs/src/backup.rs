@@ -375,14 +375,14 @@ async fn backup_one(
         let budget =
             crate::Budget::new(policy.stop_timeout, budget_source(&plan.labels, "backup.stop.timeout"));
         match stop(&mut run, &service.id, &budget).await {
-            Some(guard) => Some(guard),
-            None => {
+            Ok(guard) => Some(guard),
+            Err(guard) => {
                 // The stop failed after the intent may have been written: bring it back.
                 let budget = crate::Budget::new(
                     policy.start_timeout,
                     budget_source(&plan.labels, "backup.start.timeout"),
                 );
-                start(&mut run, &service.id, &budget, None).await;
+                start(&mut run, &service.id, &budget, Some(guard)).await;
                 return run.finish(None).await;
             }
         }
@@ -441,8 +441,13 @@ impl Drop for StartGuard {
 }
 
 /// The stop: the intent label and replicas 0 in one update (compare-and-swap on the
-/// version), then a wait until no task runs. `None` when it failed (the step says why).
-pub(crate) async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::Budget) -> Option<StartGuard> {
+/// version), then a wait until no task runs. The guard that owes the start either way;
+/// `Err` when the stop failed (the step says why) and the caller should start at once.
+pub(crate) async fn stop(
+    run: &mut Running<'_>,
+    service: &str,
+    budget: &crate::Budget,
+) -> Result<StartGuard, StartGuard> {
     let mut step = Step::start("stop", SystemTime::now());
     run.started(&step);
     let mut replicas = None;
@@ -469,7 +474,7 @@ pub(crate) async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::B
     if let Err(e) = updated {
         step.finish(Status::Failed, SystemTime::now(), Some(format!("cannot scale the service to 0: {e}")));
         run.push(step);
-        return None;
+        return Err(guard);
     }
     if let Some(n) = replicas {
         run.progress(format!("scaled from {n} to 0 replicas: waiting for its tasks to stop"));
@@ -480,12 +485,12 @@ pub(crate) async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::B
             step.finish(Status::Succeeded, SystemTime::now(), None);
             step.output_tail = replicas.map(|n| format!("scaled from {n} to 0 replicas"));
             run.push(step);
-            Some(guard)
+            Ok(guard)
         }
         Ok(Err(e)) => {
             step.finish(Status::Failed, SystemTime::now(), Some(e.to_string()));
             run.push(step);
-            None
+            Err(guard)
         }
         Err(_) => {
             let message = format!(
@@ -495,7 +500,7 @@ pub(crate) async fn stop(run: &mut Running<'_>, service: &str, budget: &crate::B
             );
             step.finish(Status::Failed, SystemTime::now(), Some(message));
             run.push(step);
-            None
+            Err(guard)
         }
     }
 }
@@ -673,13 +678,11 @@ async fn upload_volume(
             run.progress(format!("upload {volume}: {}", t.describe()));
         };
         let level = storage.settings().zstd_level;
-        let out_of_time = || {
-            format!(
-                "the upload ran out of its {} ({}); nothing was stored",
-                dockhand_policy::format_go_duration(budget.timeout),
-                budget.source
-            )
-        };
+        let out_of_time = format!(
+            "the upload ran out of its {} ({}); nothing was stored",
+            dockhand_policy::format_go_duration(budget.timeout),
+            budget.source
+        );
         let uploaded = if *holder == connected.node_id {
             let hold = budget.timeout + ctx.defaults.extra_timeout;
             let container = VolumeContainer::start(
@@ -690,13 +693,20 @@ async fn upload_volume(
                 hold,
             )
             .await?;
-            let moved = tokio::time::timeout(
-                budget.timeout,
-                crate::volume_io::upload(&container, storage, &full, level, &ctx.cancel, &progress),
+            // At the deadline the upload is aborted, not dropped: no part is left behind.
+            let deadline = crate::volume_io::Deadline::after(budget.timeout, out_of_time);
+            let moved = crate::volume_io::upload(
+                &container,
+                storage,
+                &full,
+                level,
+                &ctx.cancel,
+                &deadline,
+                &progress,
             )
             .await;
             container.remove().await;
-            moved.map_err(|_| out_of_time())??
+            moved?
         } else {
             // On another node: a helper there serves it to a relay beside dockhand over the
             // job's own network.
@@ -1012,9 +1022,9 @@ pub async fn restore_service(
         None
     } else {
         match stop(&mut run, &found.id, &stop_budget).await {
-            Some(guard) => Some(guard),
-            None => {
-                start(&mut run, &found.id, &start_budget, None).await;
+            Ok(guard) => Some(guard),
+            Err(guard) => {
+                start(&mut run, &found.id, &start_budget, Some(guard)).await;
                 return Ok(run.finish(None).await);
             }
         }

@@ -192,20 +192,75 @@ impl Lines {
     }
 }
 
+/// When a transfer must be over, and what to say when it is not.
+#[derive(Debug, Clone)]
+pub(crate) struct Deadline {
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) message: String,
+}
+
+impl Deadline {
+    /// `limit` from now.
+    pub(crate) fn after(limit: Duration, message: String) -> Self {
+        Self { at: tokio::time::Instant::now() + limit, message }
+    }
+}
+
+/// Copies what `exec` writes on stdout into `out`, hashing it and reporting progress every
+/// second; its other output goes to `on_other`. Ends with the output, or with an error on
+/// cancellation, at the deadline, or when `out` refuses (`refused` says why). The bytes
+/// and the SHA-256 of what was copied.
+async fn copy_stdout<W: tokio::io::AsyncWrite + Unpin>(
+    exec: &mut dockhand_engine::ExecOutput,
+    out: &mut W,
+    cancel: &CancellationToken,
+    deadline: &Deadline,
+    refused: impl Fn(std::io::Error) -> String,
+    mut on_other: impl FnMut(&[u8]),
+    progress: impl Fn(u64, Duration),
+) -> Result<(u64, String), String> {
+    let (mut hasher, mut bytes) = (sha2::Sha256::new(), 0u64);
+    let started = Instant::now();
+    let mut last = Instant::now();
+    loop {
+        let chunk = tokio::select! {
+            chunk = exec.next() => chunk,
+            () = cancel.cancelled() => return Err("cancelled".to_owned()),
+            () = tokio::time::sleep_until(deadline.at) => return Err(deadline.message.clone()),
+        };
+        let Some(chunk) = chunk else { break };
+        let chunk = chunk.map_err(|e| format!("reading the archive: {e}"))?;
+        if chunk.stream != StreamKind::Stdout {
+            on_other(&chunk.data);
+            continue;
+        }
+        hasher.update(&chunk.data);
+        bytes += chunk.data.len() as u64;
+        out.write_all(&chunk.data).await.map_err(&refused)?;
+        if last.elapsed() >= Duration::from_secs(1) {
+            progress(bytes, started.elapsed());
+            last = Instant::now();
+        }
+    }
+    progress(bytes, started.elapsed());
+    Ok((bytes, hex::encode(hasher.finalize())))
+}
+
 /// Archives the container's volume into `key` on `storage`, as a multipart upload that
-/// appears only when complete; any failure or cancellation aborts it.
+/// appears only when complete; any failure, cancellation or the deadline aborts it.
 pub(crate) async fn upload(
     container: &VolumeContainer,
     storage: &Storage,
     key: &Key,
     level: i32,
     cancel: &CancellationToken,
+    deadline: &Deadline,
     progress: Progress<'_>,
 ) -> Result<Uploaded, String> {
     let task = AgentTask::Pack { dir: MOUNT.into(), level };
     let no_helper = CancellationToken::new();
-    upload_from(container, &task, storage, key, cancel, progress, Box::pin(async { Ok(None) }), &no_helper)
-        .await
+    let gate: Gate<'_> = Box::pin(async { Ok(None) });
+    upload_from(container, &task, storage, key, (cancel, deadline), progress, gate, &no_helper).await
 }
 
 /// What must say yes before an upload is completed: the remote archiver's report (its
@@ -222,7 +277,7 @@ async fn upload_from(
     task: &AgentTask,
     storage: &Storage,
     key: &Key,
-    cancel: &CancellationToken,
+    (cancel, deadline): (&CancellationToken, &Deadline),
     progress: Progress<'_>,
     gate: Gate<'_>,
     stop_gate: &CancellationToken,
@@ -236,51 +291,38 @@ async fn upload_from(
     let mut writer =
         object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
             .with_max_concurrency(PARTS_IN_FLIGHT);
-    let mut hasher = sha2::Sha256::new();
-    let mut bytes = 0u64;
     let mut report = Tail::new(64 * 1024);
     let mut lines = Lines::default();
-    let (mut total, mut read) = (None, 0u64);
-    let started = Instant::now();
-    let mut last = Instant::now();
-    let copied: Result<(), String> = async {
-        loop {
-            let chunk = tokio::select! {
-                chunk = exec.next() => chunk,
-                () = cancel.cancelled() => return Err("cancelled".to_owned()),
-            };
-            let Some(chunk) = chunk else { return Ok(()) };
-            let chunk = chunk.map_err(|e| format!("reading the archive from the node: {e}"))?;
-            match chunk.stream {
-                StreamKind::Stdout => {
-                    hasher.update(&chunk.data);
-                    bytes += chunk.data.len() as u64;
-                    writer.write_all(&chunk.data).await.map_err(|e| storage_error(storage, key, &e))?;
-                    if last.elapsed() >= Duration::from_secs(1) {
-                        let read = total.map(|t| (read, t));
-                        progress(Transfer {
-                            moved: bytes,
-                            read,
-                            elapsed: started.elapsed(),
-                            ..Transfer::default()
-                        });
-                        last = Instant::now();
-                    }
-                }
-                _ => {
-                    report.push(&chunk.data);
-                    lines.push(&chunk.data, |line| match line {
-                        AgentLine::Size { bytes } => total = Some(bytes),
-                        AgentLine::Read { bytes } => read = bytes,
-                        _ => {}
-                    });
-                }
-            }
-        }
-    }
+    // The archiver's size and progress lines, read as they come, for the ETA.
+    let total = std::cell::Cell::new(None);
+    let read = std::cell::Cell::new(0u64);
+    let show = |moved: u64, elapsed: Duration| {
+        let read = total.get().map(|t| (read.get(), t));
+        progress(Transfer { moved, read, elapsed, ..Transfer::default() });
+    };
+    let copied = copy_stdout(
+        &mut exec,
+        &mut writer,
+        cancel,
+        deadline,
+        |e| storage_error(storage, key, &e),
+        |data| {
+            report.push(data);
+            lines.push(data, |line| match line {
+                AgentLine::Size { bytes } => total.set(Some(bytes)),
+                AgentLine::Read { bytes } => read.set(bytes),
+                _ => {}
+            });
+        },
+        show,
+    )
     .await;
+    let (bytes, sha256) = match &copied {
+        Ok((bytes, sha256)) => (*bytes, sha256.clone()),
+        Err(_) => (0, String::new()),
+    };
     let finished = match copied {
-        Ok(()) => check_agent(exec.exit_code().await, &report, "the archiver"),
+        Ok(_) => check_agent(exec.exit_code().await, &report, "the archiver"),
         Err(e) => Err(e),
     };
     // The gate is awaited on every path (a remote helper is cleaned up by it), told to stop
@@ -305,9 +347,7 @@ async fn upload_from(
         let _ = writer.abort().await;
         return Err(storage_error(storage, key, &e));
     }
-    let read = total.map(|t| (t, t));
-    progress(Transfer { moved: bytes, read, elapsed: started.elapsed(), ..Transfer::default() });
-    Ok(Uploaded { bytes, sha256: hex::encode(hasher.finalize()), stats })
+    Ok(Uploaded { bytes, sha256, stats })
 }
 
 /// The agent's report line (on stderr), given its exit code: failures carry its last words.
@@ -493,13 +533,23 @@ impl Remote<'_> {
         });
         let address = format!("{}:{PORT}", crate::helper::helper_name(self.owner.job, self.node_id));
         let fetch = AgentTask::Fetch { address, seconds: self.connect_seconds() };
-        let transfer =
-            upload_from(&relay, &fetch, storage, key, &self.ctx.cancel, progress, gate, &helper_cancel);
         // The helper may wait for its node (pending); the time limit is the upload's after.
-        let limit = self.timeout + self.ctx.helpers.pending_timeout;
-        let result = tokio::time::timeout(limit, async { tokio::join!(helper, transfer).1 }).await;
+        // At the deadline the upload is aborted and the helper told to stop, so the join
+        // below ends.
+        let deadline = Deadline::after(self.timeout + self.ctx.helpers.pending_timeout, self.out_of_time());
+        let transfer = upload_from(
+            &relay,
+            &fetch,
+            storage,
+            key,
+            (&self.ctx.cancel, &deadline),
+            progress,
+            gate,
+            &helper_cancel,
+        );
+        let result = tokio::join!(helper, transfer).1;
         self.close(&network, relay).await;
-        result.map_err(|_| self.out_of_time())?
+        result
     }
 
     /// Restores `key` into the volume on its node.
@@ -666,26 +716,29 @@ pub(crate) async fn copy_volume(
     };
     let helpers_cancel = ctx.cancel.child_token();
 
+    // At the deadline the pump fails and the helpers are told to stop, so the join ends.
+    let deadline = Deadline::after(timeout + ctx.helpers.pending_timeout, remote_to.out_of_time());
     let pumping = async {
-        let pumped =
-            pump(source.container(), &source_task, sink.container(), &sink_task, &ctx.cancel, progress).await;
+        let pumped = pump(
+            (source.container(), &source_task),
+            (sink.container(), &sink_task),
+            &ctx.cancel,
+            &deadline,
+            progress,
+        )
+        .await;
         if pumped.is_err() {
             helpers_cancel.cancel();
         }
         pumped
     };
-    let limit = timeout + ctx.helpers.pending_timeout;
-    let all = tokio::time::timeout(limit, async {
-        tokio::join!(
-            run_optional(ctx, source_helper, &helpers_cancel),
-            run_optional(ctx, sink_helper, &helpers_cancel),
-            pumping
-        )
-    })
-    .await;
+    let (from_lines, to_lines, pumped) = tokio::join!(
+        run_optional(ctx, source_helper, &helpers_cancel),
+        run_optional(ctx, sink_helper, &helpers_cancel),
+        pumping
+    );
     source.close(&remote_from).await;
     sink.close(&remote_to).await;
-    let (from_lines, to_lines, pumped) = all.map_err(|_| remote_to.out_of_time())?;
     let (bytes, sha256, source_line, sink_line) = pumped?;
     let from_lines = from_lines?;
     let to_lines = to_lines?;
@@ -721,11 +774,10 @@ async fn run_optional(
 /// Runs the archiver and the extractor, copying one's stdout into the other's stdin:
 /// bytes, SHA-256, and each one's report.
 async fn pump(
-    source: &VolumeContainer,
-    source_task: &AgentTask,
-    sink: &VolumeContainer,
-    sink_task: &AgentTask,
+    (source, source_task): (&VolumeContainer, &AgentTask),
+    (sink, sink_task): (&VolumeContainer, &AgentTask),
     cancel: &CancellationToken,
+    deadline: &Deadline,
     progress: Progress<'_>,
 ) -> Result<(u64, String, AgentLine, AgentLine), String> {
     let mut out = source
@@ -739,36 +791,24 @@ async fn pump(
         .await
         .map_err(|e| sink.exec_failed("the extractor", &e))?;
     let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
-    let (mut hasher, mut bytes, mut said) = (sha2::Sha256::new(), 0u64, Tail::new(64 * 1024));
-    let started = Instant::now();
-    let mut last = Instant::now();
-    let copied: Result<(), String> = async {
-        loop {
-            let chunk = tokio::select! {
-                chunk = out.next() => chunk,
-                () = cancel.cancelled() => return Err("cancelled".to_owned()),
-            };
-            let Some(chunk) = chunk else { return Ok(()) };
-            let chunk = chunk.map_err(|e| format!("reading the archive: {e}"))?;
-            if chunk.stream != StreamKind::Stdout {
-                said.push(&chunk.data);
-                continue;
-            }
-            hasher.update(&chunk.data);
-            bytes += chunk.data.len() as u64;
-            if stdin.write_all(&chunk.data).await.is_err() {
-                return Err("the extractor stopped reading".to_owned());
-            }
-            if last.elapsed() >= Duration::from_secs(1) {
-                progress(Transfer { moved: bytes, elapsed: started.elapsed(), ..Transfer::default() });
-                last = Instant::now();
-            }
-        }
-    }
+    let mut said = Tail::new(64 * 1024);
+    let copied = copy_stdout(
+        &mut out,
+        &mut stdin,
+        cancel,
+        deadline,
+        |_| "the extractor stopped reading".to_owned(),
+        |data| said.push(data),
+        |moved, elapsed| progress(Transfer { moved, elapsed, ..Transfer::default() }),
+    )
     .await;
     let _ = stdin.shutdown().await;
+    let (bytes, sha256) = match &copied {
+        Ok((bytes, sha256)) => (*bytes, sha256.clone()),
+        Err(_) => (0, String::new()),
+    };
     let source_line = match copied {
-        Ok(()) => check_agent(out.exit_code().await, &said, "the archiver"),
+        Ok(_) => check_agent(out.exit_code().await, &said, "the archiver"),
         Err(e) => Err(e),
     };
     // The extractor's own words: its exit says whether the archive it got was whole.
@@ -781,10 +821,7 @@ async fn pump(
         }
     }
     let sink_line = check_agent(into.exit_code().await, &heard, "the extractor");
-    let source_line = source_line?;
-    let sink_line = sink_line?;
-    progress(Transfer { moved: bytes, elapsed: started.elapsed(), ..Transfer::default() });
-    Ok((bytes, hex::encode(hasher.finalize()), source_line, sink_line))
+    Ok((bytes, sha256, source_line?, sink_line?))
 }
 
 /// Reads `key` whole, hashing it and checking every zstd frame and tar entry, writing

@@ -140,9 +140,9 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
         crate::Budget::new(ctx.defaults.backup_start_timeout, "the default backup.start.timeout");
     let guard = match &service {
         Some(s) => match stop(&mut run, &s.id, &stop_budget).await {
-            Some(guard) => Some(guard),
-            None => {
-                start(&mut run, &s.id, &start_budget, None).await;
+            Ok(guard) => Some(guard),
+            Err(guard) => {
+                start(&mut run, &s.id, &start_budget, Some(guard)).await;
                 return Ok(run.finish(None).await);
             }
         },
