@@ -441,6 +441,10 @@ pub(crate) struct RestoreArgs {
     /// Restore a global service's volumes although it cannot be stopped.
     #[arg(long)]
     pub(crate) force: bool,
+    /// The age identity file that decrypts encrypted archives [default: the target's
+    /// encryption.identity_file].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) identity: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) jobs: JobOptions,
 }

@@ -42,6 +42,9 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
     if let Some(node) = args.node {
         options = options.on_node(node);
     }
+    if let Some(identity) = args.identity {
+        options = options.with_identity(identity);
+    }
     let job = dockhand_jobs::restore_service(&ctx, &args.service, &targets, &options, &printer).await?;
     finish(&printer, &[job]).await
 }

@@ -645,3 +645,68 @@ async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
     let (node, container) = task_container(&s, &name).await;
     assert_eq!(before, sh(&node, &container, LISTING).await, "byte for byte through the S3 peer");
 }
+
+#[tokio::test]
+async fn an_encrypted_backup_on_a_worker_is_no_readable_tar_and_restores_with_the_identity() {
+    use age::secrecy::ExposeSecret;
+    let s = dockhand_e2e::swarm().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let key = age::x25519::Identity::generate();
+    let recipient = key.to_public().to_string();
+    let (name, volume) = (unique_name("bk-age"), unique_name("bk-age-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "vault")];
+    let (_guard, before) = on_worker(&s, &ids[1].0, &name, &volume, &labels, 200).await;
+    let setup = Setup::new("");
+    let vault = setup.dir.path().join("vault");
+    config(
+        setup.dir.path(),
+        &format!(
+            "    vault:\n      type: local\n      path: {}\n      encryption:\n        recipients: [{recipient}]\n",
+            vault.display()
+        ),
+    );
+    let identity = setup.dir.path().join("identity.txt");
+    std::fs::write(&identity, format!("{}\n", key.to_string().expose_secret())).unwrap();
+
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let object = last_job(&out)["steps"][1]["object"].as_str().unwrap().to_owned();
+    assert!(object.ends_with(".tar.zst.age"), "{object}");
+    let archive = std::fs::read(vault.join(&object)).unwrap();
+    assert!(archive.starts_with(b"age-encryption.org/v1\n"), "an age file");
+    assert!(dockhand_jobs::verify(archive.as_slice()).is_err(), "the object is not a readable archive");
+    assert!(!archive.windows(9).any(|w| w == b"big.bin\0\0"), "no tar header in the clear");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vault.join(format!("{object}.manifest.json"))).unwrap())
+            .unwrap();
+    assert_eq!(manifest["encrypted_to"], serde_json::json!([recipient]), "{manifest}");
+    assert_eq!(manifest["bytes"].as_u64(), Some(archive.len() as u64));
+    let text = serde_json::to_string(&manifest).unwrap();
+    assert!(!text.contains("AGE-SECRET-KEY"), "{text}");
+
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, "rm -rf /data/* && echo junk > /data/junk").await;
+    let damaged = sh(&node, &container, LISTING).await;
+    // Without the identity: refused before the service is touched.
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let error = job["steps"][0]["error"].as_str().unwrap();
+    assert!(error.contains("--identity") && error.contains(&recipient), "{job}");
+    assert_eq!(task_container(&s, &name).await.1, container, "the same task still runs");
+    // With another identity: refused too, naming the file.
+    let wrong = setup.dir.path().join("wrong.txt");
+    let other = age::x25519::Identity::generate();
+    std::fs::write(&wrong, format!("{}\n", other.to_string().expose_secret())).unwrap();
+    let out = setup.run(&s, &["restore", &name, "--identity", wrong.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert!(job["steps"][0]["error"].as_str().unwrap().contains("wrong.txt"), "{job}");
+    assert!(!stdout(&out).contains("AGE-SECRET-KEY") && !stderr(&out).contains("AGE-SECRET-KEY"));
+    assert_eq!(sh(&node, &container, LISTING).await, damaged, "untouched");
+
+    let out = setup.run(&s, &["restore", &name, "--identity", identity.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(before, sh(&node, &container, LISTING).await, "decrypted byte for byte");
+}

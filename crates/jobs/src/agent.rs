@@ -534,34 +534,36 @@ pub fn run_volume_agent(
         }
         AgentTask::ServePack { dir, level, port, seconds } => {
             let (stream, peer) = accept_one(*port, *seconds)?;
+            let stream = NoStall::new(stream, &peer);
             let read = AtomicU64::new(0);
             let stats =
                 crate::archive::pack(dir, std::io::BufWriter::with_capacity(1 << 20, &stream), *level, &read)
                     .map_err(|e| with_peer(e, &peer))?;
-            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.stream.shutdown(std::net::Shutdown::Write);
             Ok(AgentLine::Packed { stats })
         }
         AgentTask::ServeUnpack { dir, port, seconds } => {
             let (stream, peer) = accept_one(*port, *seconds)?;
+            let stream = NoStall::new(stream, &peer);
             let stats = crate::archive::unpack(std::io::BufReader::with_capacity(1 << 20, &stream), dir)
                 .map_err(|e| with_peer(e, &peer))?;
             Ok(AgentLine::Unpacked { stats })
         }
         AgentTask::Fetch { address, seconds } => {
-            let mut stream = connect(address, *seconds)?;
+            let stream = NoStall::new(connect(address, *seconds)?, address);
             let mut output = output;
-            std::io::copy(&mut stream, &mut output).map_err(io_error(address))?;
+            std::io::copy(&mut &stream, &mut output).map_err(io_error(address))?;
             output.flush().map_err(io_error(address))?;
             Ok(AgentLine::Done)
         }
         AgentTask::Send { address, seconds } => {
-            let stream = connect(address, *seconds)?;
+            let stream = NoStall::new(connect(address, *seconds)?, address);
             let mut input = input;
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, &stream);
             std::io::copy(&mut input, &mut writer).map_err(io_error(address))?;
             writer.flush().map_err(io_error(address))?;
             drop(writer);
-            stream.shutdown(std::net::Shutdown::Write).map_err(io_error(address))?;
+            stream.stream.shutdown(std::net::Shutdown::Write).map_err(io_error(address))?;
             // Wait for the other side to close: it has then read everything.
             let _ = std::io::copy(&mut &stream, &mut std::io::sink());
             Ok(AgentLine::Done)
@@ -580,6 +582,59 @@ fn with_peer(e: crate::archive::ArchiveError, peer: &str) -> crate::archive::Arc
             crate::archive::ArchiveError::Damaged(format!("{m} (from {peer})"))
         }
         other => other,
+    }
+}
+
+/// How long a transfer connection may go without moving a byte before it is given up:
+/// the other side is gone or stuck, and waiting would only hold the job to its deadline.
+const STALL: Duration = Duration::from_secs(120);
+
+/// A transfer connection whose reads and writes fail, naming the peer, once nothing has
+/// moved for [`STALL`].
+struct NoStall {
+    stream: std::net::TcpStream,
+    peer: String,
+}
+
+impl NoStall {
+    fn new(stream: std::net::TcpStream, peer: &str) -> Self {
+        // Setting a non-zero timeout on a connected socket cannot fail on Linux; if it
+        // did, the job's own deadline still holds.
+        let _ = stream.set_read_timeout(Some(STALL));
+        let _ = stream.set_write_timeout(Some(STALL));
+        // Closing waits until the peer has acknowledged everything, the FIN included. A
+        // helper exits right after, and its task's network goes with it: without this, the
+        // last segments or the FIN could be lost with the namespace, and the other side
+        // would wait for an end that never comes.
+        let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(STALL));
+        Self { stream, peer: peer.to_owned() }
+    }
+
+    fn stalled(&self, e: std::io::Error) -> std::io::Error {
+        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing moved on the connection with {} for {} s", self.peer, STALL.as_secs()),
+            )
+        } else {
+            e
+        }
+    }
+}
+
+impl std::io::Read for &NoStall {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&self.stream).read(buf).map_err(|e| self.stalled(e))
+    }
+}
+
+impl std::io::Write for &NoStall {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&self.stream).write(buf).map_err(|e| self.stalled(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&self.stream).flush()
     }
 }
 
@@ -616,9 +671,22 @@ fn accept_one(
 /// A connection to `address`, retried (the other side's task may still be starting, its
 /// name not yet in DNS) until `seconds` have passed.
 fn connect(address: &str, seconds: u64) -> Result<std::net::TcpStream, crate::archive::ArchiveError> {
+    use std::net::ToSocketAddrs;
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    // Each attempt is bounded: an address whose task is not attached yet may swallow the
+    // SYN rather than refuse it.
+    let attempt = || -> std::io::Result<std::net::TcpStream> {
+        let mut last = None;
+        for addr in address.to_socket_addrs()? {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+    };
     loop {
-        match std::net::TcpStream::connect(address) {
+        match attempt() {
             Ok(stream) => return Ok(stream),
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             Err(e) => return Err(io_error(address)(e)),

@@ -91,18 +91,21 @@ pub struct BackupObject {
     pub check: String,
 }
 
-/// `<node>_<volume>_<timestamp>.tar.zst` back into its parts. Hostnames have no `_`, the
-/// timestamp has none; the volume's name may.
+/// `<node>_<volume>_<timestamp>.tar.zst` (or `.tar.zst.age`, encrypted) back into its
+/// parts. Hostnames have no `_`, the timestamp has none; the volume's name may.
 pub fn parse_archive_name(name: &str) -> Option<(&str, &str, &str)> {
+    let name = name.strip_suffix(crate::seal::AGE_SUFFIX).unwrap_or(name);
     let stem = name.strip_suffix(ARCHIVE_SUFFIX)?;
     let (node, rest) = stem.split_once('_')?;
     let (volume, ts) = rest.rsplit_once('_')?;
     (parse_key_timestamp(ts).is_some() && !volume.is_empty()).then_some((node, volume, ts))
 }
 
-/// The archive key of one volume's backup, relative to the target's prefix.
-pub fn archive_key(service: &str, node: &str, volume: &str, at: SystemTime) -> String {
-    format!("{service}/{}_{volume}_{}{ARCHIVE_SUFFIX}", node.replace('_', "-"), key_timestamp(at))
+/// The archive key of one volume's backup, relative to the target's prefix; `.age` follows
+/// `.tar.zst` when it is `encrypted`.
+pub fn archive_key(service: &str, node: &str, volume: &str, at: SystemTime, encrypted: bool) -> String {
+    let age = if encrypted { crate::seal::AGE_SUFFIX } else { "" };
+    format!("{service}/{}_{volume}_{}{ARCHIVE_SUFFIX}{age}", node.replace('_', "-"), key_timestamp(at))
 }
 
 /// Which archives of `volume` retention deletes: those older than `days` at `now`, never
@@ -667,7 +670,8 @@ async fn upload_volume(
     let result = async {
         let Located { volume, matched, node_id: holder, node_name } = found;
         let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
-        let key = archive_key(&service.spec.name, &node_name, &volume, at);
+        let encrypted_to = storage.settings().recipients.clone();
+        let key = archive_key(&service.spec.name, &node_name, &volume, at, !encrypted_to.is_empty());
         let full = storage.key(&key);
         let owner = Owner {
             job: &run.job.id,
@@ -728,7 +732,7 @@ async fn upload_volume(
             level,
             entries: uploaded.stats.entries,
             content_bytes: uploaded.stats.bytes,
-            encrypted_to: Vec::new(),
+            encrypted_to,
             dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
             job,
         };
@@ -855,6 +859,9 @@ pub struct RestoreOptions {
     pub node: Option<String>,
     /// Restore a global service's volumes without stopping it.
     pub force: bool,
+    /// The age identity file for encrypted archives (default: the target's
+    /// `encryption.identity_file`).
+    pub identity: Option<std::path::PathBuf>,
 }
 
 impl RestoreOptions {
@@ -892,6 +899,42 @@ impl RestoreOptions {
         self.force = force;
         self
     }
+
+    /// Decrypting with the age identity file at `path`.
+    pub fn with_identity(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.identity = Some(path.into());
+        self
+    }
+}
+
+/// The identity that decrypts `object`: none when it is not encrypted, else the one named
+/// on the command line or the target's, read now; an error says how to name one.
+fn identity_for(
+    object: &BackupObject,
+    storage: &Storage,
+    options: &RestoreOptions,
+    read: &mut Option<crate::seal::Identity>,
+) -> Result<Option<crate::seal::Identity>, String> {
+    let to = object.manifest.as_ref().map(|m| m.encrypted_to.clone()).unwrap_or_default();
+    if to.is_empty() && !object.key.ends_with(crate::seal::AGE_SUFFIX) {
+        return Ok(None);
+    }
+    if let Some(identity) = read {
+        return Ok(Some(identity.clone()));
+    }
+    let settings = storage.settings();
+    let path = options.identity.as_ref().or(settings.identity_file.as_ref()).ok_or_else(|| {
+        format!(
+            "{} is encrypted with age (to {}): pass --identity FILE, or set \
+             storage.targets.{}.encryption.identity_file",
+            object.key,
+            if to.is_empty() { "recipients not recorded".to_owned() } else { to.join(", ") },
+            settings.name
+        )
+    })?;
+    let identity = crate::seal::Identity::read(path)?;
+    *read = Some(identity.clone());
+    Ok(Some(identity))
 }
 
 /// Which archives a restore uses: one per volume, the chosen or the newest.
@@ -979,14 +1022,17 @@ pub async fn restore_service(
         let chosen = choose_backups(&objects, options, real.as_deref())
             .map_err(|e| format!("service {}: {e} on {}", found.spec.name, storage.settings()))?;
         let mut lines = Vec::new();
+        let mut read = None;
         for object in chosen {
             let manifest = object
                 .manifest
                 .clone()
                 .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
-            let (sha256, stats) = crate::volume_io::verify_object(&storage, &storage.key(&object.key))
-                .await
-                .map_err(|e| format!("{}: {e}", object.key))?;
+            let identity = identity_for(object, &storage, options, &mut read)?;
+            let (sha256, stats) =
+                crate::volume_io::verify_object(&storage, &storage.key(&object.key), identity.as_ref())
+                    .await
+                    .map_err(|e| format!("{}: {e}", object.key))?;
             if sha256 != manifest.sha256 {
                 return Err(format!(
                     "{}: its SHA-256 is {sha256}, the manifest says {}: the archive is corrupted; nothing was touched",
@@ -994,7 +1040,7 @@ pub async fn restore_service(
                 ));
             }
             lines.push(format!("{}: sha256 ok, {} entries", object.key, stats.entries));
-            verified.push(object.clone());
+            verified.push((object.clone(), identity));
         }
         Ok(lines.join("\n"))
     }
@@ -1029,10 +1075,11 @@ pub async fn restore_service(
             }
         }
     };
-    for object in &verified {
+    for (object, identity) in &verified {
         if ctx.cancel.is_cancelled() {
             break;
         }
+        let object = (object, identity.as_ref());
         download_volume(&mut run, &connected, &names, &found, &storage, object, options).await;
     }
     if guard.is_some() {
@@ -1047,7 +1094,7 @@ async fn download_volume(
     names: &BTreeMap<String, String>,
     service: &Service,
     storage: &Storage,
-    object: &BackupObject,
+    (object, identity): (&BackupObject, Option<&crate::seal::Identity>),
     options: &RestoreOptions,
 ) {
     let ctx = run.ctx;
@@ -1093,14 +1140,20 @@ async fn download_volume(
                 hold,
             )
             .await?;
-            let moved =
-                crate::volume_io::download(&container, storage, &key, object.size, &ctx.cancel, &progress)
-                    .await;
+            let moved = crate::volume_io::download(
+                &container,
+                storage,
+                &key,
+                (object.size, identity),
+                &ctx.cancel,
+                &progress,
+            )
+            .await;
             container.remove().await;
             moved
         } else {
             let remote = Remote { ctx, owner, node_id: &node_id, node_name: &node, timeout };
-            remote.download(&object.volume, storage, &key, object.size, &progress).await
+            remote.download(&object.volume, storage, &key, (object.size, identity), &progress).await
         };
         let (sha256, stats) = moved?;
         match &object.manifest {
@@ -1190,10 +1243,13 @@ mod tests {
     #[test]
     fn names_parse_back_with_underscores_in_the_volume() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_855_083);
-        let key = archive_key("app", "worker_1", "stack_data_2", at);
+        let key = archive_key("app", "worker_1", "stack_data_2", at, false);
         assert_eq!(key, "app/worker-1_stack_data_2_20261128T083803Z.tar.zst");
         let name = key.strip_prefix("app/").unwrap();
         assert_eq!(parse_archive_name(name), Some(("worker-1", "stack_data_2", "20261128T083803Z")));
+        let sealed = archive_key("app", "n1", "data", at, true);
+        assert_eq!(sealed, "app/n1_data_20261128T083803Z.tar.zst.age");
+        assert_eq!(parse_archive_name(&sealed["app/".len()..]), Some(("n1", "data", "20261128T083803Z")));
         assert_eq!(parse_archive_name("n_v_notatime.tar.zst"), None);
         assert_eq!(parse_archive_name("n_v_20261128T083803Z.tar.zst.manifest.json"), None);
     }

@@ -25,6 +25,7 @@ mod job;
 mod lock;
 mod plan;
 mod runner;
+mod seal;
 mod storage;
 mod store;
 mod tail;
@@ -52,6 +53,7 @@ pub use crate::lock::{
 };
 pub use crate::plan::{PlanRow, plan};
 pub use crate::runner::{JobContext, JobError};
+pub use crate::seal::{AGE_SUFFIX, Identity};
 pub use crate::storage::{
     CheckReport, DEFAULT_TARGET, DEFAULT_ZSTD_LEVEL, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH,
     Secret, Storage, StorageError, StorageTargets, TargetKind, TargetSettings, default_local_path,

@@ -382,15 +382,29 @@ fn build(
     if !(1..=19).contains(&level) {
         return Err(err("compression_level", format!("{level} is not a zstd level from 1 to 19")));
     }
-    // Refused rather than ignored: an operator who asks for encryption must never get
-    // plaintext archives.
-    if raw.encryption.as_ref().is_some_and(|e| !e.recipients.is_empty() || e.identity_file.is_some()) {
-        return Err(err(
-            "encryption",
-            "encryption at rest is not built yet: remove it, or use another target".into(),
-        ));
-    }
-    let (recipients, identity_file) = (Vec::new(), None);
+    let (recipients, identity_file) = match raw.encryption {
+        None => (Vec::new(), None),
+        Some(RawEncryption { recipients, identity_file }) => {
+            // An identity alone would mean "encrypt" to a reader of the file but encrypt
+            // nothing: say so rather than write plaintext.
+            if recipients.is_empty() {
+                return Err(err(
+                    "encryption.recipients",
+                    "encryption needs at least one age recipient (age1…) to encrypt to".into(),
+                ));
+            }
+            crate::seal::recipients(&recipients).map_err(|d| err("encryption.recipients", d))?;
+            if let Some(path) = &identity_file
+                && !path.is_absolute()
+            {
+                return Err(err(
+                    "encryption.identity_file",
+                    format!("{} is not an absolute path", path.display()),
+                ));
+            }
+            (recipients.iter().map(|r| r.trim().to_owned()).collect(), identity_file)
+        }
+    };
     let kind = match raw.kind.as_str() {
         "local" => {
             let Some(path) = raw.path else { return Err(err("path", "a local target needs a path".into())) };
@@ -885,7 +899,11 @@ mod tests {
             ("storage:\n  targets: [1]\n", "storage.targets"),
             (
                 "storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      encryption:\n        recipients: [age1x]\n",
-                "storage.targets.x.encryption: encryption at rest is not built yet",
+                "storage.targets.x.encryption.recipients: entry 0 (\"age1x\") is not an age X25519 recipient",
+            ),
+            (
+                "storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      encryption:\n        identity_file: /k\n",
+                "storage.targets.x.encryption.recipients: encryption needs at least one age recipient",
             ),
         ] {
             let err = load(yaml, &[]).unwrap_err().to_string();

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::{AgentLine, AgentTask};
 use crate::archive::{PackStats, UnpackStats};
 use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL};
+use crate::seal::{Identity, Sealed};
 use crate::storage::Storage;
 use crate::tail::Tail;
 
@@ -288,9 +289,11 @@ async fn upload_from(
         .exec(&container.id, &ExecSpec::new(argv))
         .await
         .map_err(|e| container.exec_failed("the archiver", &e))?;
-    let mut writer =
-        object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
-            .with_max_concurrency(PARTS_IN_FLIGHT);
+    let recipients = crate::seal::recipients(&storage.settings().recipients)
+        .map_err(|e| format!("{}: encryption.recipients: {e}", storage.settings()))?;
+    let writer = object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
+        .with_max_concurrency(PARTS_IN_FLIGHT);
+    let mut writer = Sealed::new(writer, &recipients).map_err(|e| storage_error(storage, key, &e))?;
     let mut report = Tail::new(64 * 1024);
     let mut lines = Lines::default();
     // The archiver's size and progress lines, read as they come, for the ETA.
@@ -317,14 +320,16 @@ async fn upload_from(
         show,
     )
     .await;
-    let (bytes, sha256) = match &copied {
-        Ok((bytes, sha256)) => (*bytes, sha256.clone()),
-        Err(_) => (0, String::new()),
-    };
     let finished = match copied {
         Ok(_) => check_agent(exec.exit_code().await, &report, "the archiver"),
         Err(e) => Err(e),
     };
+    // The last encrypted chunk is written out; the object is still not complete.
+    let finished = match finished {
+        Ok(line) => writer.finish().await.map(|()| line).map_err(|e| storage_error(storage, key, &e)),
+        Err(e) => Err(e),
+    };
+    let (bytes, sha256) = writer.written();
     // The gate is awaited on every path (a remote helper is cleaned up by it), told to stop
     // first when this side failed.
     if finished.is_err() {
@@ -335,16 +340,16 @@ async fn upload_from(
         (Ok(AgentLine::Packed { stats }), Ok(_)) => stats,
         (Ok(AgentLine::Done), Ok(Some(stats))) => stats,
         (Err(e), _) | (_, Err(e)) => {
-            let _ = writer.abort().await;
+            let _ = writer.inner_mut().abort().await;
             return Err(e);
         }
         (Ok(_), Ok(_)) => {
-            let _ = writer.abort().await;
+            let _ = writer.inner_mut().abort().await;
             return Err("the archiver did not report what it archived".to_owned());
         }
     };
-    if let Err(e) = writer.shutdown().await {
-        let _ = writer.abort().await;
+    if let Err(e) = writer.inner_mut().shutdown().await {
+        let _ = writer.inner_mut().abort().await;
         return Err(storage_error(storage, key, &e));
     }
     Ok(Uploaded { bytes, sha256, stats })
@@ -558,7 +563,7 @@ impl Remote<'_> {
         volume: &str,
         storage: &Storage,
         key: &Key,
-        size: u64,
+        size: (u64, Option<&Identity>),
         progress: Progress<'_>,
     ) -> Result<(String, UnpackStats), String> {
         let (network, relay) = self.open().await?;
@@ -824,40 +829,97 @@ async fn pump(
     Ok((bytes, sha256, source_line?, sink_line?))
 }
 
-/// Reads `key` whole, hashing it and checking every zstd frame and tar entry, writing
-/// nothing: the check a restore makes before it touches a volume.
-pub(crate) async fn verify_object(storage: &Storage, key: &Key) -> Result<(String, UnpackStats), String> {
-    use futures_util::StreamExt;
+/// Reads `key` whole, hashing it and checking every zstd frame and tar entry (decrypting
+/// first when `identity` is given), writing nothing: the check a restore makes before it
+/// touches a volume.
+pub(crate) async fn verify_object(
+    storage: &Storage,
+    key: &Key,
+    identity: Option<&Identity>,
+) -> Result<(String, UnpackStats), String> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let checker = tokio::task::spawn_blocking(move || crate::archive::verify(ChannelReader::new(rx)));
-    let hashed = async {
-        let mut stream = open_object(storage, key).await?;
-        let mut hasher = sha2::Sha256::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
-            hasher.update(&chunk);
-            if tx.send(chunk).await.is_err() {
+    let mut archive = ArchiveStream::open(storage, key, identity).await?;
+    let fed = async {
+        while let Some(chunk) = archive.next().await {
+            if tx.send(chunk?).await.is_err() {
                 break;
             }
         }
-        Ok::<_, String>(hex::encode(hasher.finalize()))
+        Ok::<_, String>(())
     }
     .await;
     drop(tx);
     let checked = checker.await.map_err(|e| format!("the archive check stopped: {e}"))?;
-    let sha256 = hashed?;
+    // The first cause first: a decryption that failed, then a read that failed, then what
+    // the check found.
+    fed?;
+    let sha256 = archive.sha256().await?;
     let stats = checked.map_err(|e| e.to_string())?;
     Ok((sha256, stats))
 }
 
-/// The object's bytes as they arrive.
-async fn open_object(
-    storage: &Storage,
-    key: &Key,
-) -> Result<futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>, String> {
-    let got =
-        storage.store().get(key).await.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
-    Ok(got.into_stream())
+/// An object's archive as it arrives: its bytes as stored, or decrypted with an identity.
+/// The object is read (and hashed as stored) by a task of its own, so a slow decryption
+/// and the read overlap.
+pub(crate) struct ArchiveStream {
+    chunks: ArchiveChunks,
+    read: tokio::task::JoinHandle<Result<String, String>>,
+}
+
+enum ArchiveChunks {
+    Plain(tokio::sync::mpsc::Receiver<Bytes>),
+    Opened(tokio::sync::mpsc::Receiver<Result<Bytes, String>>),
+}
+
+impl ArchiveStream {
+    /// Starts reading `key`; decrypts with `identity` when given.
+    pub(crate) async fn open(
+        storage: &Storage,
+        key: &Key,
+        identity: Option<&Identity>,
+    ) -> Result<Self, String> {
+        use futures_util::StreamExt;
+        let got = storage
+            .store()
+            .get(key)
+            .await
+            .map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
+        let mut stream = got.into_stream();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let (storage, key) = (storage.clone(), key.clone());
+        let read = tokio::spawn(async move {
+            let mut hasher = sha2::Sha256::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
+                hasher.update(&chunk);
+                if tx.send(chunk).await.is_err() {
+                    return Err("the reader stopped".to_owned());
+                }
+            }
+            Ok(hex::encode(hasher.finalize()))
+        });
+        let chunks = match identity {
+            None => ArchiveChunks::Plain(rx),
+            Some(identity) => ArchiveChunks::Opened(crate::seal::opened(rx, identity)),
+        };
+        Ok(Self { chunks, read })
+    }
+
+    /// The next piece of the archive; `None` at its end.
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, String>> {
+        match &mut self.chunks {
+            ArchiveChunks::Plain(rx) => rx.recv().await.map(Ok),
+            ArchiveChunks::Opened(rx) => rx.recv().await,
+        }
+    }
+
+    /// The object's SHA-256 as stored, once it was read to its end; a read that failed is
+    /// its error.
+    pub(crate) async fn sha256(self) -> Result<String, String> {
+        drop(self.chunks);
+        self.read.await.map_err(|e| format!("reading the object stopped: {e}"))?
+    }
 }
 
 /// Writes the archive at `key` into the container's volume, replacing its contents (the
@@ -866,12 +928,13 @@ pub(crate) async fn download(
     container: &VolumeContainer,
     storage: &Storage,
     key: &Key,
-    size: u64,
+    (size, identity): (u64, Option<&Identity>),
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, UnpackStats), String> {
     let task = AgentTask::Unpack { dir: MOUNT.into() };
-    let (sha256, stats) = download_to(container, &task, storage, key, size, cancel, progress).await?;
+    let (sha256, stats) =
+        download_to(container, &task, storage, key, (size, identity), cancel, progress).await?;
     let stats = stats.ok_or_else(|| "the extractor did not report what it restored".to_owned())?;
     Ok((sha256, stats))
 }
@@ -883,7 +946,7 @@ async fn download_to(
     task: &AgentTask,
     storage: &Storage,
     key: &Key,
-    size: u64,
+    (size, identity): (u64, Option<&Identity>),
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, Option<UnpackStats>), String> {
@@ -897,6 +960,7 @@ async fn download_to(
     let started = Instant::now();
     let mut last = Instant::now();
     let mut sent = 0u64;
+    let mut refused = false;
     // The extractor's output is read while its input is written, so neither side blocks.
     let reader = async {
         let mut report = Tail::new(64 * 1024);
@@ -911,13 +975,10 @@ async fn download_to(
         (code, report)
     };
     let writer = async {
-        use futures_util::StreamExt;
         let result = async {
-            let mut stream = open_object(storage, key).await?;
-            let mut hasher = sha2::Sha256::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
-                hasher.update(&chunk);
+            let mut archive = ArchiveStream::open(storage, key, identity).await?;
+            while let Some(chunk) = archive.next().await {
+                let chunk = chunk?;
                 sent += chunk.len() as u64;
                 if last.elapsed() >= Duration::from_secs(1) {
                     let elapsed = started.elapsed();
@@ -931,12 +992,15 @@ async fn download_to(
                 }
                 if stdin.write_all(&chunk).await.is_err() {
                     // The extractor stopped reading: its exit code and words say why.
+                    refused = true;
                     break;
                 }
             }
-            Ok::<_, String>(hex::encode(hasher.finalize()))
+            archive.sha256().await
         }
         .await;
+        // A failed read closes the extractor's input on a cut-short archive, which it
+        // refuses as a whole: the volume keeps its contents.
         let _ = stdin.shutdown().await;
         result
     };
@@ -944,8 +1008,9 @@ async fn download_to(
         both = async { tokio::join!(reader, writer) } => both,
         () = cancel.cancelled() => return Err("cancelled".to_owned()),
     };
-    let sha256 = written?;
-    let line = check_agent(code, &report, "the extractor")?;
+    // Whichever side stopped first says why.
+    let line = check_agent(code, &report, "the extractor");
+    let (sha256, line) = if refused { (written.unwrap_or_default(), line?) } else { (written?, line?) };
     progress(Transfer {
         moved: sent,
         moved_total: Some(size),
@@ -959,13 +1024,13 @@ async fn download_to(
 }
 
 /// A blocking reader over a channel of byte chunks.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<Bytes>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
         Self { rx, current: Bytes::new() }
     }
 }

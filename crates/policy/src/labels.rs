@@ -197,6 +197,8 @@ pub struct BackupPolicy {
     pub target: Option<String>,
     /// Seed-style S3 settings.
     pub s3: S3Labels,
+    /// The image a node's `backup.exec` runs in (`backup.exec.image`, node labels only).
+    pub exec_image: Option<String>,
 }
 
 /// update-service, from `update.*` labels.
@@ -306,6 +308,19 @@ const NODE_KEYS: &[&str] = &[
     "clean.builder.timeout",
     "clean.container.enable",
     "clean.container.timeout",
+];
+
+const NODE_BACKUP_KEYS: &[&str] = &[
+    "backup.enable",
+    "backup.exec",
+    "backup.exec.image",
+    "backup.exec.shell",
+    "backup.exec.timeout",
+    "backup.volume-list-upload",
+    "backup.volume-list-upload.timeout",
+    "backup.volume-list-upload.s3.retention-days",
+    "backup.target",
+    "backup.token",
 ];
 
 /// Labels that carry a secret: accepted for compatibility, flagged with a warning.
@@ -473,65 +488,7 @@ pub fn service_policy(
         shell: r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone()),
         exec_timeout: r.duration("clean.exec.timeout", defaults.clean_exec_timeout),
     });
-    let backup = if r.bool("backup.enable", false) {
-        let mut stop = r.bool("backup.stop", false);
-        if stop && global {
-            let (key, value) = r.get("backup.stop").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
-            r.error(&key, value, "stop works only on replicated services; this one is global".to_owned());
-            stop = false;
-        }
-        let mut volumes = Vec::new();
-        if let Some((key, value)) = r.get("backup.volume-list-upload").map(|(k, v)| (k.to_owned(), v)) {
-            for name in value.split(',').map(str::trim) {
-                if name.is_empty() {
-                    r.error(&key, value, "an empty volume name in the list".to_owned());
-                } else if !valid_volume_name(name) {
-                    r.error(
-                        &key,
-                        value,
-                        format!(
-                            "volume name {name:?} is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
-                        ),
-                    );
-                } else if !volumes.iter().any(|v| v == name) {
-                    volumes.push(name.to_owned());
-                }
-            }
-        }
-        let retention = r.get("backup.volume-list-upload.s3.retention-days").map(|(k, v)| (k.to_owned(), v));
-        let retention_days = retention.and_then(|(key, value)| match value.trim().parse::<u32>() {
-            Ok(days) => Some(days),
-            Err(_) => {
-                r.error(&key, value, "not a whole number of days".to_owned());
-                None
-            }
-        });
-        let https = r
-            .get("backup.volume-list-upload.s3.https")
-            .is_some()
-            .then(|| r.bool("backup.volume-list-upload.s3.https", true));
-        Some(BackupPolicy {
-            exec: r.text("backup.exec"),
-            shell: r.text("backup.exec.shell").unwrap_or_else(|| defaults.backup_exec_shell.clone()),
-            exec_timeout: r.duration("backup.exec.timeout", defaults.backup_exec_timeout),
-            stop,
-            stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
-            start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
-            volumes,
-            upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
-            target: r.text("backup.target"),
-            s3: S3Labels {
-                url: r.text("backup.volume-list-upload.s3.url"),
-                https,
-                access_key: r.text("backup.volume-list-upload.s3.access-key"),
-                secret_key: r.text("backup.volume-list-upload.s3.secret-key"),
-                bucket: r.text("backup.volume-list-upload.s3.bucket"),
-                retention_days,
-            },
-        })
-    } else {
-        None
-    };
+    let backup = backup_policy(&mut r, global, false, defaults);
     let update = r.bool("update.enable", false).then(|| UpdatePolicy {
         registry_auth: r.bool("update.registry.auth", false),
         registry_user: r.text("update.registry.user"),
@@ -544,6 +501,97 @@ pub fn service_policy(
         timeout: r.duration("update.timeout", defaults.update_timeout),
     });
     (ServicePolicy { clean, backup, update }, r.diagnostics)
+}
+
+/// `backup.*` of a service (`on_node` false) or a node: `None` without `backup.enable=true`.
+/// A node has no replicas to stop (`backup.stop` is not one of its labels), and its
+/// `backup.exec` runs in a helper of the image `backup.exec.image`, which it then needs.
+fn backup_policy(
+    r: &mut Reader<'_>,
+    global: bool,
+    on_node: bool,
+    defaults: &Defaults,
+) -> Option<BackupPolicy> {
+    if !r.bool("backup.enable", false) {
+        return None;
+    }
+    let mut stop = r.bool("backup.stop", false);
+    if stop && global {
+        let (key, value) = r.get("backup.stop").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
+        r.error(&key, value, "stop works only on replicated services; this one is global".to_owned());
+        stop = false;
+    }
+    let mut volumes = Vec::new();
+    if let Some((key, value)) = r.get("backup.volume-list-upload").map(|(k, v)| (k.to_owned(), v)) {
+        for name in value.split(',').map(str::trim) {
+            if name.is_empty() {
+                r.error(&key, value, "an empty volume name in the list".to_owned());
+            } else if !valid_volume_name(name) {
+                r.error(
+                    &key,
+                    value,
+                    format!("volume name {name:?} is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"),
+                );
+            } else if !volumes.iter().any(|v| v == name) {
+                volumes.push(name.to_owned());
+            }
+        }
+    }
+    let retention = r.get("backup.volume-list-upload.s3.retention-days").map(|(k, v)| (k.to_owned(), v));
+    let retention_days = retention.and_then(|(key, value)| match value.trim().parse::<u32>() {
+        Ok(days) => Some(days),
+        Err(_) => {
+            r.error(&key, value, "not a whole number of days".to_owned());
+            None
+        }
+    });
+    let https = r
+        .get("backup.volume-list-upload.s3.https")
+        .is_some()
+        .then(|| r.bool("backup.volume-list-upload.s3.https", true));
+    let exec_image = r.text("backup.exec.image");
+    if on_node
+        && exec_image.is_none()
+        && let Some((key, value)) = r.get("backup.exec").map(|(k, v)| (k.to_owned(), v))
+    {
+        let image_key = key.replace("backup.exec", "backup.exec.image");
+        r.error(
+            &key,
+            value,
+            format!("a node's backup.exec runs in a helper container: name its image (with the shell) in {image_key}"),
+        );
+    }
+    Some(BackupPolicy {
+        exec: r.text("backup.exec"),
+        exec_image,
+        shell: r.text("backup.exec.shell").unwrap_or_else(|| defaults.backup_exec_shell.clone()),
+        exec_timeout: r.duration("backup.exec.timeout", defaults.backup_exec_timeout),
+        stop,
+        stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
+        start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
+        volumes,
+        upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
+        target: r.text("backup.target"),
+        s3: S3Labels {
+            url: r.text("backup.volume-list-upload.s3.url"),
+            https,
+            access_key: r.text("backup.volume-list-upload.s3.access-key"),
+            secret_key: r.text("backup.volume-list-upload.s3.secret-key"),
+            bucket: r.text("backup.volume-list-upload.s3.bucket"),
+            retention_days,
+        },
+    })
+}
+
+/// Parses a node's `backup.*` labels (seed idea 7): `None` without `backup.enable=true`.
+pub fn node_backup_policy(
+    labels: &BTreeMap<String, String>,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> (Option<BackupPolicy>, Vec<Diagnostic>) {
+    let mut r = Reader::new(labels, prefixes, NODE_BACKUP_KEYS, &["backup"]);
+    let policy = backup_policy(&mut r, false, true, defaults);
+    (policy, r.diagnostics)
 }
 
 /// Parses a node's labels: `None` when `clean.enable=false` excludes it (a node without labels is cleaned, as in the seed).

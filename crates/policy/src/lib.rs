@@ -28,7 +28,8 @@ pub use crate::duration::{DurationError, DurationProblem, format_go_duration, pa
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
     BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, MAX_TIMEOUT, NodeCleanPolicy, PruneStep, S3Labels,
-    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_policy, service_policy, valid_volume_name,
+    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_backup_policy, node_policy, service_policy,
+    valid_volume_name,
 };
 pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};
