@@ -397,10 +397,14 @@ pub(crate) enum StorageCommand {
 /// `dockhand backup SERVICE | --all`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct BackupArgs {
-    /// The service's name or ID.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    /// The service's name or ID; or `node`, then a node's hostname or ID (or --all).
+    #[arg(value_name = "SERVICE|node", required_unless_present = "all")]
     pub(crate) service: Option<String>,
-    /// Every service whose labels enable backup-service, one after the other.
+    /// After `node`: the node whose labelled volumes to back up.
+    #[arg(value_name = "NODE")]
+    pub(crate) node: Option<String>,
+    /// Every service (or, after `node`, every node) whose labels enable backups, one after
+    /// the other.
     #[arg(long)]
     pub(crate) all: bool,
     #[command(flatten)]
@@ -412,8 +416,12 @@ pub(crate) struct BackupArgs {
 pub(crate) enum BackupsCommand {
     /// A service's backups on its target: volume, node, time, size and the manifest check.
     Ls {
-        /// The service's name (as its backups are named).
+        /// The service's name (as its backups are named); or `node`, then a node's hostname.
+        #[arg(value_name = "SERVICE|node")]
         service: String,
+        /// After `node`: the node.
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
         /// The target to look on [default: the one the service's labels name, else local].
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
@@ -423,8 +431,12 @@ pub(crate) enum BackupsCommand {
 /// `dockhand restore SERVICE ...`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct RestoreArgs {
-    /// The service's name or ID.
+    /// The service's name or ID; or `node`, then a node's hostname or ID.
+    #[arg(value_name = "SERVICE|node")]
     pub(crate) service: String,
+    /// After `node`: the node whose backups to restore.
+    #[arg(value_name = "NODE")]
+    pub(crate) node_backup: Option<String>,
     /// Only this volume (as labelled, or its real name) [default: every volume backed up].
     #[arg(long, value_name = "VOLUME")]
     pub(crate) volume: Option<String>,
@@ -438,7 +450,8 @@ pub(crate) struct RestoreArgs {
     /// The node to restore on [default: the node the backup was taken on].
     #[arg(long, value_name = "NODE")]
     pub(crate) node: Option<String>,
-    /// Restore a global service's volumes although it cannot be stopped.
+    /// Restore a global service's volumes although it cannot be stopped, or a node's volume
+    /// although running containers mount it.
     #[arg(long)]
     pub(crate) force: bool,
     /// The age identity file that decrypts encrypted archives [default: the target's

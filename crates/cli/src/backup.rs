@@ -15,11 +15,23 @@ pub(crate) async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<
     let ctx = job_context(global, &args.jobs).await?;
     cancel_on_signal(ctx.cancel.clone())?;
     let printer = output::JobPrinter::new(global.json);
-    let jobs: Vec<Job> = match &args.service {
-        Some(service) if !args.all => {
+    let jobs: Vec<Job> = match (args.service.as_deref(), args.node.as_deref(), args.all) {
+        (Some("node"), Some(node), false) => {
+            vec![dockhand_jobs::backup_node(&ctx, node, &targets, &printer).await?]
+        }
+        (Some("node"), None, true) => dockhand_jobs::backup_all_nodes(&ctx, &targets, &printer).await?,
+        (Some(service), None, false) => {
             vec![dockhand_jobs::backup_service(&ctx, service, &targets, &printer).await?]
         }
-        _ => dockhand_jobs::backup_all_services(&ctx, &targets, &printer).await?,
+        (None, None, true) => dockhand_jobs::backup_all_services(&ctx, &targets, &printer).await?,
+        _ => anyhow::bail!(
+            "backup takes SERVICE, --all, `node NODE` or `node --all`, not {}",
+            [args.service.as_deref(), args.node.as_deref(), args.all.then_some("--all")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     };
     finish(&printer, &jobs).await
 }
@@ -45,7 +57,15 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
     if let Some(identity) = args.identity {
         options = options.with_identity(identity);
     }
-    let job = dockhand_jobs::restore_service(&ctx, &args.service, &targets, &options, &printer).await?;
+    let job = match (args.service.as_str(), &args.node_backup) {
+        ("node", Some(node)) => dockhand_jobs::restore_node(&ctx, node, &targets, &options, &printer).await?,
+        (service, None) => {
+            dockhand_jobs::restore_service(&ctx, service, &targets, &options, &printer).await?
+        }
+        (service, Some(extra)) => {
+            anyhow::bail!("restore takes SERVICE or `node NODE`, not {service} {extra}")
+        }
+    };
     finish(&printer, &[job]).await
 }
 
@@ -73,20 +93,49 @@ async fn finish(printer: &output::JobPrinter, jobs: &[Job]) -> anyhow::Result<Ex
 }
 
 pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result<ExitCode> {
-    let BackupsCommand::Ls { service, target } = cmd;
+    let BackupsCommand::Ls { service, node, target } = cmd;
     let targets = storage_targets(global)?;
-    let settings = match target {
-        Some(name) => targets.get(&name)?.clone(),
-        None => {
-            // The target the service's labels name, when the service still exists.
-            let client = connect(global).await?;
-            let found = client.service(&service).await.ok();
-            let prefixes = dockhand_policy::LabelPrefixes::default();
-            dockhand_jobs::service_target(found.as_ref(), &targets, &crate::context::defaults()?, &prefixes)?
+    let prefixes = dockhand_policy::LabelPrefixes::default();
+    let (dir, settings) = match (service.as_str(), node) {
+        ("node", Some(node)) => {
+            // The node's hostname and target from the swarm, unless a target is named.
+            let (hostname, settings) = match target {
+                Some(name) => (node, targets.get(&name)?.clone()),
+                None => {
+                    let client = connect(global).await?;
+                    let found = client.node(&node).await?;
+                    let settings = dockhand_jobs::node_target(
+                        &found,
+                        &targets,
+                        &crate::context::defaults()?,
+                        &prefixes,
+                    )?;
+                    (found.description.hostname, settings)
+                }
+            };
+            (dockhand_jobs::node_dir(&hostname), settings)
+        }
+        (_, Some(extra)) => anyhow::bail!("backups ls takes SERVICE or `node NODE`, not {service} {extra}"),
+        (_, None) => {
+            let settings = match target {
+                Some(name) => targets.get(&name)?.clone(),
+                None => {
+                    // The target the service's labels name, when the service still exists.
+                    let client = connect(global).await?;
+                    let found = client.service(&service).await.ok();
+                    dockhand_jobs::service_target(
+                        found.as_ref(),
+                        &targets,
+                        &crate::context::defaults()?,
+                        &prefixes,
+                    )?
+                }
+            };
+            (service, settings)
         }
     };
     let storage = Storage::open(&settings)?;
-    let objects = dockhand_jobs::list_backups(&storage, &service).await?;
+    let objects = dockhand_jobs::list_backups(&storage, &dir).await?;
     output::print(global.json, &objects, || output::backups(&objects))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -710,3 +710,91 @@ async fn an_encrypted_backup_on_a_worker_is_no_readable_tar_and_restores_with_th
     let (node, container) = task_container(&s, &name).await;
     assert_eq!(before, sh(&node, &container, LISTING).await, "decrypted byte for byte");
 }
+
+/// Sets (or, with `None`, removes) `dockhand.*` labels on a node.
+async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
+    let node = s.manager().node(id).await.unwrap();
+    let mut spec = node.spec.clone();
+    for (key, value) in labels {
+        match value {
+            Some(v) => spec.labels.insert(format!("dockhand.{key}"), (*v).to_owned()),
+            None => spec.labels.remove(&format!("dockhand.{key}")),
+        };
+    }
+    s.manager().update_node(id, node.version.index, &spec).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
+    let s = dockhand_e2e::swarm().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let (node_id, hostname) = ids[2].clone();
+    let (name, volume) = (unique_name("nb"), unique_name("nb-vol"));
+    let (guard, _) = on_worker(&s, &node_id, &name, &volume, &[], 8).await;
+    let exec = format!("echo dumped > /volumes/{volume}/dump.txt && ls /volumes && ls / | grep -c . ");
+    let keys = ["backup.enable", "backup.volume-list-upload", "backup.exec", "backup.exec.image"];
+    label_node(
+        &s,
+        &node_id,
+        &[
+            (keys[0], Some("true")),
+            (keys[1], Some(volume.as_str())),
+            (keys[2], Some(exec.as_str())),
+            (keys[3], Some(BUSYBOX_IMAGE)),
+        ],
+    )
+    .await;
+    let setup = Setup::new("    {}\n");
+
+    let out = setup.run(&s, &["backup", "node", &hostname, "--json"]);
+    label_node(&s, &node_id, &keys.map(|k| (k, None))).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(job["action"], "backup-node", "{job}");
+    let kinds: Vec<String> = steps(&job).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["exec", "upload"], "{job}");
+    // The exec ran on the node, in its own image, with the volume and nothing else mounted.
+    let said = job["steps"][0]["output_tail"].as_str().unwrap();
+    assert!(said.contains(&volume), "{job}");
+    assert_eq!(job["steps"][0]["node"], hostname.as_str(), "{job}");
+    let object = job["steps"][1]["object"].as_str().unwrap().to_owned();
+    assert!(object.starts_with(&format!("node/{hostname}/{hostname}_{volume}_")), "{object}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(setup.local_dir().join(format!("{object}.manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["service"], "node", "{manifest}");
+    let out = setup.run(&s, &["backups", "ls", "node", &hostname]);
+    assert!(out.status.success() && stdout(&out).contains(&object), "{}\n{}", stdout(&out), stderr(&out));
+
+    let (node, container) = task_container(&s, &name).await;
+    let before = sh(&node, &container, LISTING).await;
+    assert!(before.contains("dump.txt"), "the exec wrote into the volume before the upload: {before}");
+    sh(&node, &container, "rm -rf /data/* && echo junk > /data/junk").await;
+    // A volume a running container mounts is refused, and left alone.
+    let out = setup.run(&s, &["restore", "node", &hostname, "--json"]);
+    assert_ne!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(steps(&job).last().unwrap(), &("restore".to_owned(), "refused".to_owned()), "{job}");
+    assert!(job["steps"][1]["error"].as_str().unwrap().contains("running containers"), "{job}");
+    assert!(sh(&node, &container, LISTING).await.contains("junk"));
+
+    // With nothing mounting it, the volume comes back byte for byte.
+    drop(guard);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let in_use = Filters::new().with("volume", volume.as_str()).with("status", "running");
+    while !node.containers(&in_use).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the service's container did not stop");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = setup.run(&s, &["restore", "node", &hostname, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let name = unique_name("nb-after");
+    let mut spec = backed_up(&name, &volume, &[]);
+    spec.task_template.placement = None;
+    s.manager().create_service(&spec.with_constraint(format!("node.id=={node_id}"))).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(before, sh(&node, &container, LISTING).await, "the node's volume came back byte for byte");
+    assert_nothing_left(s.manager(), &[format!("node/{node_id}")]).await;
+}

@@ -423,6 +423,9 @@ pub enum AgentLine {
         exists: bool,
         /// Its driver, when it exists.
         driver: String,
+        /// The running containers that mount it, by name.
+        #[serde(default)]
+        users: Vec<String>,
     },
     /// A volume was archived.
     Packed {
@@ -720,10 +723,16 @@ pub async fn run_agent(
         }
         AgentTask::VolumeInfo { name } => {
             let line = match client.volume(name).await {
-                Ok(v) => AgentLine::VolumeInfo { name: name.clone(), exists: true, driver: v.driver },
-                Err(e) if e.is_not_found() => {
-                    AgentLine::VolumeInfo { name: name.clone(), exists: false, driver: String::new() }
+                Ok(v) => {
+                    let users = crate::volumes::running_users(client, name).await?;
+                    AgentLine::VolumeInfo { name: name.clone(), exists: true, driver: v.driver, users }
                 }
+                Err(e) if e.is_not_found() => AgentLine::VolumeInfo {
+                    name: name.clone(),
+                    exists: false,
+                    driver: String::new(),
+                    users: Vec::new(),
+                },
                 Err(e) => return Err(e.into()),
             };
             report(line);

@@ -295,7 +295,7 @@ pub async fn backup_all_services(
     Ok(jobs)
 }
 
-async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
+pub(crate) async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
     let connected = Connected::read(&ctx.client).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
@@ -402,7 +402,8 @@ async fn backup_one(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        if upload_volume(&mut run, connected, service, &storage, found, now, &upload_budget).await {
+        let subject = Subject::service(service, Action::BackupService);
+        if upload_volume(&mut run, connected, &subject, &storage, found, now, &upload_budget).await {
             uploaded.push(found.volume.clone());
         }
     }
@@ -418,7 +419,7 @@ async fn backup_one(
     run.finish(None).await
 }
 
-fn failed(job: &Job) -> bool {
+pub(crate) fn failed(job: &Job) -> bool {
     job.steps.iter().any(|s| matches!(s.status, Status::Failed | Status::Cancelled))
 }
 
@@ -609,11 +610,11 @@ async fn wait_tasks(client: &Client, service: &str, running: u64) -> Result<(), 
 /// Returns the volume's real name when it was uploaded.
 /// A volume of `backup.volume-list-upload`, found: its real name, how the name matched,
 /// and the node that holds it.
-struct Located {
-    volume: String,
-    matched: String,
-    node_id: String,
-    node_name: String,
+pub(crate) struct Located {
+    pub(crate) volume: String,
+    pub(crate) matched: String,
+    pub(crate) node_id: String,
+    pub(crate) node_name: String,
 }
 
 /// Finds `wanted`: its real name, its node (from the service's tasks), and that the node has
@@ -629,34 +630,65 @@ async fn locate(
     let (volume, matched) = resolve_volume(service, wanted)?;
     let node_id = volume_node(ctx, connected, service, &volume).await?;
     let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
-    let driver = if node_id == connected.node_id {
-        ctx.client.volume(&volume).await.map_err(|e| format!("volume {volume}: {e}"))?.driver
-    } else {
-        let remote = Remote {
-            ctx,
-            owner,
-            node_id: &node_id,
-            node_name: &node_name,
-            timeout: ctx.defaults.extra_timeout,
-        };
-        let (exists, driver) = remote.volume_info(&volume).await?;
-        if !exists {
-            return Err(format!(
-                "node {node_name}, where {} ran last, has no volume {volume}",
-                service.spec.name
-            ));
-        }
-        driver
-    };
+    let remote =
+        Remote { ctx, owner, node_id: &node_id, node_name: &node_name, timeout: ctx.defaults.extra_timeout };
+    let facts = remote.volume_facts(&connected.node_id, &volume).await?;
+    if !facts.exists {
+        return Err(format!(
+            "node {node_name}, where {} ran last, has no volume {volume}",
+            service.spec.name
+        ));
+    }
+    let driver = facts.driver;
     refuse_driver(&volume, &driver)?;
     Ok(Located { volume, matched, node_id, node_name })
 }
 
-/// Uploads one volume of the service; the step says how it went. True when it was stored.
-async fn upload_volume(
+/// Whose volumes a backup or restore works on: a service's, or a node's.
+pub(crate) struct Subject {
+    /// The directory of its archives under the target's prefix: the service's name, or
+    /// `node/<hostname>`.
+    pub(crate) dir: String,
+    /// The manifest's `service`: the service's name, or `node`.
+    pub(crate) name: String,
+    /// The manifest's `image`: the service's, or empty for a node.
+    pub(crate) image: String,
+    pub(crate) lock: LockTarget,
+    pub(crate) action: Action,
+}
+
+impl Subject {
+    fn service(service: &Service, action: Action) -> Self {
+        Self {
+            dir: service.spec.name.clone(),
+            name: service.spec.name.clone(),
+            image: service.spec.task_template.container_spec.image.clone(),
+            lock: LockTarget::Service(service.id.clone()),
+            action,
+        }
+    }
+
+    pub(crate) fn node(id: &str, hostname: &str, action: Action) -> Self {
+        Self {
+            dir: node_dir(hostname),
+            name: "node".to_owned(),
+            image: String::new(),
+            lock: LockTarget::Node(id.to_owned()),
+            action,
+        }
+    }
+}
+
+/// Where a node's archives go under the target's prefix: `node/<hostname>`.
+pub fn node_dir(hostname: &str) -> String {
+    format!("node/{}", hostname.replace('_', "-"))
+}
+
+/// Uploads one volume; the step says how it went. True when it was stored.
+pub(crate) async fn upload_volume(
     run: &mut Running<'_>,
     connected: &Connected,
-    service: &Service,
+    subject: &Subject,
     storage: &Storage,
     found: &Located,
     at: SystemTime,
@@ -671,13 +703,10 @@ async fn upload_volume(
         let Located { volume, matched, node_id: holder, node_name } = found;
         let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
         let encrypted_to = storage.settings().recipients.clone();
-        let key = archive_key(&service.spec.name, &node_name, &volume, at, !encrypted_to.is_empty());
+        let key = archive_key(&subject.dir, &node_name, &volume, at, !encrypted_to.is_empty());
         let full = storage.key(&key);
-        let owner = Owner {
-            job: &run.job.id,
-            target: &LockTarget::Service(service.id.clone()).label(),
-            action: Action::BackupService.as_str(),
-        };
+        let owner =
+            Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
         let progress = |t: crate::volume_io::Transfer| {
             run.progress(format!("upload {volume}: {}", t.describe()));
         };
@@ -721,8 +750,8 @@ async fn upload_volume(
         let job = run.job.id.clone();
         let manifest = Manifest {
             format: 1,
-            service: service.spec.name.clone(),
-            image: service.spec.task_template.container_spec.image.clone(),
+            service: subject.name.clone(),
+            image: subject.image.clone(),
             node: node_name.clone(),
             volume: volume.clone(),
             created: humantime::format_rfc3339_seconds(at).to_string(),
@@ -767,7 +796,7 @@ async fn upload_volume(
 }
 
 /// Only the `local` driver keeps a volume's data on its node's disk.
-fn refuse_driver(volume: &str, driver: &str) -> Result<(), String> {
+pub(crate) fn refuse_driver(volume: &str, driver: &str) -> Result<(), String> {
     if driver == "local" {
         Ok(())
     } else {
@@ -804,8 +833,9 @@ async fn volume_node(
     }
 }
 
-/// Deletes the expired archives (and manifests) of the volumes just uploaded.
-async fn retention(
+/// Deletes the expired archives (and manifests) of the volumes just uploaded, under `service`
+/// (a service's name, or a node's [`node_dir`]).
+pub(crate) async fn retention(
     run: &mut Running<'_>,
     storage: &Storage,
     service: &str,
@@ -1012,51 +1042,14 @@ pub async fn restore_service(
         return Ok(run.finish(Some(Status::Refused)).await);
     }
     // Which archives, and are they whole: all before the service is touched.
-    let mut verified = Vec::new();
-    let mut check = Step::start("verify", SystemTime::now());
-    run.started(&check);
-    let checked = async {
-        let real =
-            options.volume.as_ref().map(|v| resolve_volume(&found, v).map(|(real, _)| real).unwrap_or_else(|_| v.clone()));
-        let objects = list_backups(&storage, &found.spec.name).await.map_err(|e| e.to_string())?;
-        let chosen = choose_backups(&objects, options, real.as_deref())
-            .map_err(|e| format!("service {}: {e} on {}", found.spec.name, storage.settings()))?;
-        let mut lines = Vec::new();
-        let mut read = None;
-        for object in chosen {
-            let manifest = object
-                .manifest
-                .clone()
-                .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
-            let identity = identity_for(object, &storage, options, &mut read)?;
-            let (sha256, stats) =
-                crate::volume_io::verify_object(&storage, &storage.key(&object.key), identity.as_ref())
-                    .await
-                    .map_err(|e| format!("{}: {e}", object.key))?;
-            if sha256 != manifest.sha256 {
-                return Err(format!(
-                    "{}: its SHA-256 is {sha256}, the manifest says {}: the archive is corrupted; nothing was touched",
-                    object.key, manifest.sha256
-                ));
-            }
-            lines.push(format!("{}: sha256 ok, {} entries", object.key, stats.entries));
-            verified.push((object.clone(), identity));
-        }
-        Ok(lines.join("\n"))
-    }
-    .await;
-    match checked {
-        Ok(text) => {
-            check.finish(Status::Succeeded, SystemTime::now(), None);
-            check.output_tail = Some(text);
-            run.push(check);
-        }
-        Err(e) => {
-            check.finish(Status::Failed, SystemTime::now(), Some(e));
-            run.push(check);
-            return Ok(run.finish(None).await);
-        }
-    }
+    let real = options
+        .volume
+        .as_ref()
+        .map(|v| resolve_volume(&found, v).map(|(real, _)| real).unwrap_or_else(|_| v.clone()));
+    let Some(verified) = verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref()).await
+    else {
+        return Ok(run.finish(None).await);
+    };
     if let Err(status) = run.lock(LockTarget::Service(found.id.clone())).await {
         return Ok(run.finish(status).await);
     }
@@ -1080,7 +1073,8 @@ pub async fn restore_service(
             break;
         }
         let object = (object, identity.as_ref());
-        download_volume(&mut run, &connected, &names, &found, &storage, object, options).await;
+        let subject = Subject::service(&found, Action::Restore);
+        download_volume(&mut run, &connected, &names, &subject, &storage, object, options).await;
     }
     if guard.is_some() {
         start(&mut run, &found.id, &start_budget, guard).await;
@@ -1088,11 +1082,67 @@ pub async fn restore_service(
     Ok(run.finish(None).await)
 }
 
-async fn download_volume(
+/// The **verify** step of a restore: chooses the archives under `dir` and checks each one
+/// whole against its manifest (decrypting when it is encrypted). `None` when the restore
+/// must stop here (the step says why).
+pub(crate) async fn verify_chosen(
+    run: &mut Running<'_>,
+    storage: &Storage,
+    dir: &str,
+    options: &RestoreOptions,
+    real: Option<&str>,
+) -> Option<Vec<(BackupObject, Option<crate::seal::Identity>)>> {
+    let mut verified = Vec::new();
+    let mut check = Step::start("verify", SystemTime::now());
+    run.started(&check);
+    let checked = async {
+        let objects = list_backups(storage, dir).await.map_err(|e| e.to_string())?;
+        let chosen =
+            choose_backups(&objects, options, real).map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
+        let mut lines = Vec::new();
+        let mut read = None;
+        for object in chosen {
+            let manifest = object
+                .manifest
+                .clone()
+                .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
+            let identity = identity_for(object, storage, options, &mut read)?;
+            let (sha256, stats) =
+                crate::volume_io::verify_object(storage, &storage.key(&object.key), identity.as_ref())
+                    .await
+                    .map_err(|e| format!("{}: {e}", object.key))?;
+            if sha256 != manifest.sha256 {
+                return Err(format!(
+                    "{}: its SHA-256 is {sha256}, the manifest says {}: the archive is corrupted; nothing was touched",
+                    object.key, manifest.sha256
+                ));
+            }
+            lines.push(format!("{}: sha256 ok, {} entries", object.key, stats.entries));
+            verified.push((object.clone(), identity));
+        }
+        Ok::<_, String>(lines.join("\n"))
+    }
+    .await;
+    match checked {
+        Ok(text) => {
+            check.finish(Status::Succeeded, SystemTime::now(), None);
+            check.output_tail = Some(text);
+            run.push(check);
+            Some(verified)
+        }
+        Err(e) => {
+            check.finish(Status::Failed, SystemTime::now(), Some(e));
+            run.push(check);
+            None
+        }
+    }
+}
+
+pub(crate) async fn download_volume(
     run: &mut Running<'_>,
     connected: &Connected,
     names: &BTreeMap<String, String>,
-    service: &Service,
+    subject: &Subject,
     storage: &Storage,
     (object, identity): (&BackupObject, Option<&crate::seal::Identity>),
     options: &RestoreOptions,
@@ -1119,11 +1169,8 @@ async fn download_volume(
                 }
             }
         };
-        let owner = Owner {
-            job: &run.job.id,
-            target: &LockTarget::Service(service.id.clone()).label(),
-            action: Action::Restore.as_str(),
-        };
+        let owner =
+            Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
         let volume = object.volume.clone();
         let progress = |t: crate::volume_io::Transfer| {
             run.progress(format!("restore {volume}: {}", t.describe()));

@@ -266,6 +266,82 @@ pub(crate) async fn run_helper(
     }
 }
 
+/// A command of the operator's run once on a node, in an image of theirs: a node's
+/// `backup.exec`. It gets the named volumes at `/volumes/<name>` and nothing else of the
+/// node: no engine socket, no host path.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandRun<'a> {
+    pub(crate) job: &'a str,
+    pub(crate) action: &'a str,
+    /// `node/<id>`.
+    pub(crate) target: String,
+    pub(crate) node_id: &'a str,
+    pub(crate) node_name: &'a str,
+    pub(crate) image: &'a str,
+    /// The command, run as is (the image's entrypoint is replaced).
+    pub(crate) argv: Vec<String>,
+    pub(crate) volumes: &'a [String],
+    pub(crate) timeout: Duration,
+}
+
+/// Runs `run` to its end and removes its service, whatever happens: the tail of what it
+/// printed, or why it failed (its exit code and last words).
+pub(crate) async fn run_command_helper(
+    client: &Client,
+    settings: &HelperSettings,
+    run: &CommandRun<'_>,
+    cancel: &CancellationToken,
+) -> Result<String, HelperError> {
+    let engine = HelperError::engine(run.node_name);
+    let mut spec = ServiceSpec::new(helper_name(run.job, run.node_id), run.image)
+        .replicated_job(1)
+        .with_restart_condition("none")
+        .with_constraint(format!("node.id=={}", run.node_id));
+    for volume in run.volumes {
+        spec = spec.with_volume(volume, format!("/volumes/{volume}"));
+    }
+    spec.task_template.container_spec.command.clone_from(&run.argv);
+    let spec = spec
+        .with_log_driver("json-file")
+        .with_label(HELPER_LABEL, run.job)
+        .with_label(HELPER_TARGET_LABEL, &run.target)
+        .with_label(HELPER_ACTION_LABEL, run.action);
+    let created = client.create_service(&spec).await.map_err(&engine)?;
+    let created = Created { client: client.clone(), id: created.id, removed: false };
+    let outcome = tokio::select! {
+        ended = wait_ended(client, settings, run.node_name, run.timeout, &created.id) => ended,
+        () = cancel.cancelled() => Err(HelperError::Cancelled),
+    };
+    let outcome = match outcome {
+        Ok(task) => {
+            let (_, said) = read_lines(client, &created.id).await.map_err(&engine)?;
+            let said = said.text().trim().to_owned();
+            if task.status.state == "complete" {
+                Ok(said)
+            } else {
+                let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
+                let message = if said.is_empty() {
+                    if task.status.err.is_empty() { task.status.message } else { task.status.err }
+                } else {
+                    said
+                };
+                Err(HelperError::Failed {
+                    node: run.node_name.to_owned(),
+                    state: task.status.state,
+                    exit_code,
+                    message,
+                })
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let id = created.id.clone();
+    if let Err(e) = created.remove().await {
+        tracing::warn!(service = %id, error = %e, "cannot remove a helper service");
+    }
+    outcome
+}
+
 fn pending(task: Option<&Task>) -> bool {
     task.is_none_or(|t| matches!(t.status.state.as_str(), "new" | "allocated" | "pending"))
 }
@@ -277,6 +353,39 @@ fn terminal(task: &Task) -> bool {
     )
 }
 
+/// Waits for the one task of a helper service to end: at most the pending timeout before
+/// it starts, then `timeout` once it works.
+async fn wait_ended(
+    client: &Client,
+    settings: &HelperSettings,
+    node_name: &str,
+    timeout: Duration,
+    service: &str,
+) -> Result<Task, HelperError> {
+    let node = node_name.to_owned();
+    let engine = HelperError::engine(node_name);
+    let created = Instant::now();
+    let mut started: Option<Instant> = None;
+    loop {
+        let tasks = client.tasks(&Filters::new().with("service", service)).await.map_err(&engine)?;
+        let task = tasks.into_iter().max_by(|a, b| a.status.timestamp.cmp(&b.status.timestamp));
+        if let Some(t) = task.as_ref().filter(|t| terminal(t)) {
+            return Ok(t.clone());
+        }
+        if pending(task.as_ref()) {
+            if created.elapsed() >= settings.pending_timeout {
+                let message = task
+                    .map(|t| if t.status.err.is_empty() { t.status.message } else { t.status.err })
+                    .unwrap_or_else(|| "no task was created".to_owned());
+                return Err(HelperError::Pending { node, after: settings.pending_timeout, message });
+            }
+        } else if started.get_or_insert_with(Instant::now).elapsed() >= timeout {
+            return Err(HelperError::Timeout { node, after: timeout });
+        }
+        tokio::time::sleep(settings.poll).await;
+    }
+}
+
 /// Waits for the helper's task to end (pending, then working), then reads its lines.
 async fn follow(
     client: &Client,
@@ -286,30 +395,7 @@ async fn follow(
 ) -> Result<HelperOutput, HelperError> {
     let node = run.node_name.to_owned();
     let engine = HelperError::engine(run.node_name);
-    let created = Instant::now();
-    let mut started: Option<Instant> = None;
-    let task = loop {
-        let tasks = client.tasks(&Filters::new().with("service", service)).await.map_err(&engine)?;
-        let task = tasks.into_iter().max_by(|a, b| a.status.timestamp.cmp(&b.status.timestamp));
-        if let Some(t) = task.as_ref().filter(|t| terminal(t)) {
-            break t.clone();
-        }
-        if pending(task.as_ref()) {
-            if created.elapsed() >= settings.pending_timeout {
-                let message = task
-                    .map(|t| if t.status.err.is_empty() { t.status.message } else { t.status.err })
-                    .unwrap_or_else(|| "no task was created".to_owned());
-                return Err(HelperError::Pending {
-                    node: node.clone(),
-                    after: settings.pending_timeout,
-                    message,
-                });
-            }
-        } else if started.get_or_insert_with(Instant::now).elapsed() >= run.timeout {
-            return Err(HelperError::Timeout { node: node.clone(), after: run.timeout });
-        }
-        tokio::time::sleep(settings.poll).await;
-    };
+    let task = wait_ended(client, settings, run.node_name, run.timeout, service).await?;
     let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
     // The logs are the agent's report; a finished task's json-file logs are complete, but
     // give the engine a moment if the closing line is not there yet.

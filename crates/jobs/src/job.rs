@@ -16,6 +16,8 @@ pub enum Action {
     CleanService,
     /// Back a service's volumes up to a storage target.
     BackupService,
+    /// Back up the volumes a node's labels list.
+    BackupNode,
     /// Restore a service's volumes from a storage target.
     Restore,
     /// Bring back a service a stopped dockhand left scaled down (its intent label).
@@ -25,12 +27,13 @@ pub enum Action {
 }
 
 impl Action {
-    /// `clean-node`, `clean-service`, `backup-service`, `restore`, `reconcile`, `volume-move`.
+    /// `clean-node`, `clean-service`, `backup-service`, `backup-node`, `restore`, `reconcile`, `volume-move`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CleanNode => "clean-node",
             Self::CleanService => "clean-service",
             Self::BackupService => "backup-service",
+            Self::BackupNode => "backup-node",
             Self::Restore => "restore",
             Self::Reconcile => "reconcile",
             Self::VolumeMove => "volume-move",

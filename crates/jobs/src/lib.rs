@@ -23,6 +23,7 @@ mod clean_service;
 mod helper;
 mod job;
 mod lock;
+mod node_backup;
 mod plan;
 mod runner;
 mod seal;
@@ -39,7 +40,7 @@ pub use crate::agent::{
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
     ARCHIVE_SUFFIX, BackupObject, INTENT_LABEL, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key,
-    backup_all_services, backup_service, choose_backups, expired, list_backups, parse_archive_name,
+    backup_all_services, backup_service, choose_backups, expired, list_backups, node_dir, parse_archive_name,
     reconcile, resolve_volume, restore_replicas, restore_service, service_target,
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
@@ -51,6 +52,7 @@ pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Tr
 pub use crate::lock::{
     LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks, local_hostname,
 };
+pub use crate::node_backup::{backup_all_nodes, backup_node, node_target, restore_node};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::runner::{JobContext, JobError};
 pub use crate::seal::{AGE_SUFFIX, Identity};

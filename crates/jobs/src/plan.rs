@@ -4,7 +4,9 @@
 
 use dockhand_engine::{Node, Service};
 use dockhand_policy::budget::{self, BackupSteps};
-use dockhand_policy::{Defaults, LabelPrefixes, TargetLabels, node_policy, service_policy};
+use dockhand_policy::{
+    Defaults, LabelPrefixes, TargetLabels, node_backup_policy, node_policy, service_policy,
+};
 use serde::Serialize;
 
 /// One target and action.
@@ -100,6 +102,25 @@ pub fn plan(
             budget_ms,
             diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
         });
+        // A backup-node row only for a node whose labels speak of backups.
+        let (backup, diagnostics) = node_backup_policy(&node.spec.labels, defaults, prefixes);
+        if backup.is_some() || !diagnostics.is_empty() {
+            rows.push(PlanRow {
+                target: format!("node/{}", node.description.hostname),
+                action: "backup-node",
+                enabled: backup.is_some(),
+                decided_by: match view.get("backup.enable") {
+                    Some((key, value)) => format!("{key}={value}"),
+                    None => "default: off".to_owned(),
+                },
+                budget_ms: backup.as_ref().map(|b| {
+                    let volumes = u32::try_from(b.volumes.len()).unwrap_or(u32::MAX);
+                    ms(b.upload_timeout * volumes
+                        + if b.exec.is_some() { b.exec_timeout } else { std::time::Duration::ZERO })
+                }),
+                diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
+            });
+        }
     }
     rows
 }
@@ -148,6 +169,10 @@ mod tests {
         let nodes = [
             node("n1", serde_json::json!({})),
             node("n2", serde_json::json!({"dockhand.clean.enable": "false"})),
+            node(
+                "n3",
+                serde_json::json!({"dockhand.backup.enable": "true", "dockhand.backup.volume-list-upload": "a,b"}),
+            ),
         ];
         let rows = plan(&services, &nodes, &d, &LabelPrefixes::default());
         let row = |target: &str, action: &str| {
@@ -167,5 +192,9 @@ mod tests {
         assert!(n1.enabled && n1.decided_by.contains("as in the seed") && n1.budget_ms.is_some());
         let n2 = row("node/n2", "clean-node");
         assert!(!n2.enabled && n2.decided_by == "dockhand.clean.enable=false");
+        assert!(!rows.iter().any(|r| r.target == "node/n1" && r.action == "backup-node"), "no row unasked");
+        let n3 = row("node/n3", "backup-node");
+        assert!(n3.enabled && n3.decided_by == "dockhand.backup.enable=true");
+        assert_eq!(n3.budget_ms, Some(2 * 600_000), "two volumes at the default upload timeout");
     }
 }

@@ -410,9 +410,38 @@ pub(crate) struct Remote<'a> {
     pub(crate) timeout: Duration,
 }
 
+/// What a node says of one of its volumes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VolumeFacts {
+    pub(crate) exists: bool,
+    pub(crate) driver: String,
+    /// Running containers that mount it, by name.
+    pub(crate) users: Vec<String>,
+}
+
 impl Remote<'_> {
-    /// Whether the node has `volume`, and its driver (a helper with the node's socket).
-    pub(crate) async fn volume_info(&self, volume: &str) -> Result<(bool, String), String> {
+    /// Whether the node has `volume`, its driver, and the running containers that mount it:
+    /// from the engine dockhand is connected to when that is the node's (`connected` is its
+    /// node ID), else from a helper with the node's socket.
+    pub(crate) async fn volume_facts(&self, connected: &str, volume: &str) -> Result<VolumeFacts, String> {
+        if self.node_id == connected {
+            let client = &self.ctx.client;
+            return match client.volume(volume).await {
+                Ok(v) => {
+                    let users = crate::volumes::running_users(client, volume)
+                        .await
+                        .map_err(|e| format!("volume {volume}: {e}"))?;
+                    Ok(VolumeFacts { exists: true, driver: v.driver, users })
+                }
+                Err(e) if e.is_not_found() => Ok(VolumeFacts::default()),
+                Err(e) => Err(format!("volume {volume}: {e}")),
+            };
+        }
+        let (exists, driver, users) = self.volume_info(volume).await?;
+        Ok(VolumeFacts { exists, driver, users })
+    }
+
+    async fn volume_info(&self, volume: &str) -> Result<(bool, String, Vec<String>), String> {
         let run =
             self.helper(AgentTask::VolumeInfo { name: volume.to_owned() }, crate::helper::Access::default());
         let output = crate::helper::run_helper(&self.ctx.client, &self.ctx.helpers, &run, &self.ctx.cancel)
@@ -422,7 +451,7 @@ impl Remote<'_> {
             .lines
             .into_iter()
             .find_map(|l| match l {
-                AgentLine::VolumeInfo { exists, driver, .. } => Some((exists, driver)),
+                AgentLine::VolumeInfo { exists, driver, users, .. } => Some((exists, driver, users)),
                 _ => None,
             })
             .ok_or_else(|| {

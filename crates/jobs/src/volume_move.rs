@@ -109,15 +109,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
         node_name: &from.description.hostname,
         timeout: ctx.defaults.extra_timeout,
     };
-    let found = if from.id == connected.node_id {
-        match ctx.client.volume(&volume).await {
-            Ok(v) => Ok((true, v.driver)),
-            Err(e) if e.is_not_found() => Ok((false, String::new())),
-            Err(e) => Err(format!("volume {volume}: {e}")),
-        }
-    } else {
-        source.volume_info(&volume).await
-    };
+    let found = source.volume_facts(&connected.node_id, &volume).await.map(|f| (f.exists, f.driver));
     let refusal = match found {
         Ok((true, driver)) if driver == "local" => None,
         Ok((true, driver)) => {

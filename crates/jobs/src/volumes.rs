@@ -99,3 +99,15 @@ pub async fn unused_volumes_everywhere(
     failed.sort();
     Ok((volumes, failed))
 }
+
+/// The running containers on `client`'s node that mount `volume`, by name.
+pub(crate) async fn running_users(
+    client: &Client,
+    volume: &str,
+) -> Result<Vec<String>, dockhand_engine::Error> {
+    let running = client.containers(&Filters::new().with("volume", volume).with("status", "running")).await?;
+    Ok(running
+        .into_iter()
+        .map(|c| c.names.first().map_or(c.id, |n| n.trim_start_matches('/').to_owned()))
+        .collect())
+}

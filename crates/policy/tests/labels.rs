@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dockhand_policy::{Defaults, LabelPrefixes, Severity, node_policy, service_policy};
+use dockhand_policy::{Defaults, LabelPrefixes, Severity, node_backup_policy, node_policy, service_policy};
 use proptest::prelude::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -289,6 +289,59 @@ fn node_labels() {
     assert!(diags[0].message.contains("did you mean dockhand.clean.image.enable?"), "{}", diags[0]);
 }
 
+#[test]
+fn node_backup_labels() {
+    let d = Defaults::default();
+    let p = LabelPrefixes::default();
+    let (policy, diags) = node_backup_policy(
+        &labels(&[
+            ("dockhand.backup.enable", "true"),
+            ("dockhand.backup.volume-list-upload", "db, cache"),
+            ("dockhand.backup.exec", "sqlite3 /volumes/db/app.db .dump > /volumes/db/dump.sql"),
+            ("dockhand.backup.exec.image", "keinos/sqlite3:3.46"),
+            ("dockhand.backup.target", "offsite"),
+            ("dockhand.backup.volume-list-upload.s3.retention-days", "7"),
+            ("dockhand.clean.enable", "true"),
+        ]),
+        &d,
+        &p,
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let policy = policy.unwrap();
+    assert_eq!(policy.volumes, ["db", "cache"]);
+    assert_eq!(policy.exec_image.as_deref(), Some("keinos/sqlite3:3.46"));
+    assert_eq!(
+        (policy.target.as_deref(), policy.s3.retention_days, policy.stop),
+        (Some("offsite"), Some(7), false)
+    );
+    let (none, _) = node_backup_policy(&labels(&[("dockhand.clean.enable", "true")]), &d, &p);
+    assert!(none.is_none(), "a node backs up only with backup.enable=true");
+    // An exec needs an image with its shell; a node has no replicas to stop.
+    let (_, diags) = node_backup_policy(
+        &labels(&[
+            ("dockhand.backup.enable", "true"),
+            ("dockhand.backup.exec", "true"),
+            ("dockhand.backup.stop", "true"),
+        ]),
+        &d,
+        &p,
+    );
+    let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|t| t.contains("dockhand.backup.exec.image")), "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains("dockhand.backup.stop") && t.contains("unknown label")),
+        "{text:?}"
+    );
+    // On a service, the image label is not one of its labels.
+    let (_, diags) = service_policy(
+        &labels(&[("dockhand.backup.enable", "true"), ("dockhand.backup.exec.image", "x")]),
+        false,
+        &d,
+        &p,
+    );
+    assert!(diags.iter().any(|d| d.key == "dockhand.backup.exec.image"), "{diags:?}");
+}
+
 proptest! {
     #[test]
     fn parsing_never_panics(
@@ -310,6 +363,7 @@ proptest! {
             prop_assert!(policy.backup.is_none_or(|b| !b.stop));
         }
         let _ = node_policy(&pairs, &d, &LabelPrefixes::default());
+        let _ = node_backup_policy(&pairs, &d, &LabelPrefixes::default());
     }
 }
 
