@@ -8,7 +8,7 @@
 //! reads them back, and a command to run in a container travels as its own argv, never as
 //! a shell string built by dockhand.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use dockhand_engine::{Client, ExecSpec, Filters};
@@ -539,8 +539,10 @@ pub fn run_volume_agent(
             let (stream, peer) = accept_one(*port, *seconds)?;
             let stream = NoStall::new(stream, &peer);
             let read = AtomicU64::new(0);
+            let framed =
+                Framed::new(&stream, crate::archive::content_size(dir), &read).map_err(io_error(&peer))?;
             let stats =
-                crate::archive::pack(dir, std::io::BufWriter::with_capacity(1 << 20, &stream), *level, &read)
+                crate::archive::pack(dir, std::io::BufWriter::with_capacity(1 << 20, framed), *level, &read)
                     .map_err(|e| with_peer(e, &peer))?;
             let _ = stream.stream.shutdown(std::net::Shutdown::Write);
             Ok(AgentLine::Packed { stats })
@@ -555,7 +557,8 @@ pub fn run_volume_agent(
         AgentTask::Fetch { address, seconds } => {
             let stream = NoStall::new(connect(address, *seconds)?, address);
             let mut output = output;
-            std::io::copy(&mut &stream, &mut output).map_err(io_error(address))?;
+            unframe(std::io::BufReader::with_capacity(1 << 20, &stream), &mut output, report)
+                .map_err(io_error(address))?;
             output.flush().map_err(io_error(address))?;
             Ok(AgentLine::Done)
         }
@@ -585,6 +588,106 @@ fn with_peer(e: crate::archive::ArchiveError, peer: &str) -> crate::archive::Arc
             crate::archive::ArchiveError::Damaged(format!("{m} (from {peer})"))
         }
         other => other,
+    }
+}
+
+/// The archive on a transfer connection, from `serve-pack` to `fetch`, in frames: a kind
+/// byte, a big-endian u32 length, the payload. `S` (first) carries the content's size and
+/// `R` what has been read of it so far (u64 each, at most once a second): what the relay
+/// reports so dockhand can show an ETA for a remote volume. `D` carries archive bytes. A
+/// connection that ends inside a frame is an error, never a shorter archive.
+struct Framed<'a, W: Write> {
+    out: W,
+    read: &'a std::sync::atomic::AtomicU64,
+    last: Instant,
+}
+
+const FRAME_SIZE: u8 = b'S';
+const FRAME_READ: u8 = b'R';
+const FRAME_DATA: u8 = b'D';
+
+impl<'a, W: Write> Framed<'a, W> {
+    fn new(mut out: W, size: u64, read: &'a std::sync::atomic::AtomicU64) -> std::io::Result<Self> {
+        frame(&mut out, FRAME_SIZE, &size.to_be_bytes())?;
+        Ok(Self { out, read, last: Instant::now() })
+    }
+}
+
+fn frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
+    out.write_all(&[kind])?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(payload)
+}
+
+impl<W: Write> Write for Framed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+            frame(&mut self.out, FRAME_READ, &read.to_be_bytes())?;
+            self.last = Instant::now();
+        }
+        let n = buf.len().min(1 << 20);
+        frame(&mut self.out, FRAME_DATA, &buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads frames until the connection ends: archive bytes to `out`, sizes and progress to
+/// `report` as [`AgentLine::Size`] and [`AgentLine::Read`].
+fn unframe(
+    mut input: impl std::io::Read,
+    out: &mut impl Write,
+    report: &(dyn Fn(AgentLine) + Sync),
+) -> std::io::Result<()> {
+    let cut = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the archive stream was cut short {what}"),
+        )
+    };
+    let mut head = [0u8; 5];
+    let mut payload = Vec::new();
+    loop {
+        // The end may come only between frames.
+        let mut got = 0;
+        while got < head.len() {
+            match input.read(&mut head[got..])? {
+                0 if got == 0 => return Ok(()),
+                0 => return Err(cut("in a frame header")),
+                n => got += n,
+            }
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        // A frame is at most what one write of the 1 MiB buffer makes.
+        if ![FRAME_DATA, FRAME_SIZE, FRAME_READ].contains(&head[0]) || len > 16 << 20 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a dockhand transfer stream (frame kind {:#04x}, {len} bytes)", head[0]),
+            ));
+        }
+        payload.resize(len, 0);
+        input
+            .read_exact(&mut payload)
+            .map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { cut("in a frame") } else { e })?;
+        let number = || payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+        match head[0] {
+            FRAME_DATA => out.write_all(&payload)?,
+            FRAME_SIZE => report(AgentLine::Size { bytes: number().ok_or_else(|| cut("in a size frame"))? }),
+            FRAME_READ => {
+                report(AgentLine::Read { bytes: number().ok_or_else(|| cut("in a progress frame"))? })
+            }
+            other => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not a dockhand transfer stream (frame kind {other:#04x})"),
+                ));
+            }
+        }
     }
 }
 
@@ -841,6 +944,35 @@ mod tests {
         let args = task.to_args(Some(1_795_000_000_000));
         assert_eq!(&args[1..3], ["--start-by", "1795000000000"]);
         assert_eq!(AgentTask::from_args(&args[1..]).unwrap(), (task, Some(1_795_000_000_000)), "{args:?}");
+    }
+
+    #[test]
+    fn frames_carry_the_archive_its_size_and_progress_and_a_cut_is_an_error() {
+        use std::sync::Mutex;
+        let read = std::sync::atomic::AtomicU64::new(0);
+        let mut wire = Vec::new();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let mut framed = Framed::new(&mut wire, 12_345, &read).unwrap();
+            framed.last = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
+            read.store(777, std::sync::atomic::Ordering::Relaxed);
+            for chunk in data.chunks(30_000) {
+                framed.write_all(chunk).unwrap();
+            }
+        }
+        let lines = Mutex::new(Vec::new());
+        let report = |l: AgentLine| lines.lock().unwrap().push(l);
+        let mut out = Vec::new();
+        unframe(wire.as_slice(), &mut out, &report).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [AgentLine::Size { bytes: 12_345 }, AgentLine::Read { bytes: 777 }]
+        );
+        let err = unframe(&wire[..wire.len() - 10], &mut Vec::new(), &report).unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
+        let err = unframe(&b"hello world"[..], &mut Vec::new(), &report).unwrap_err();
+        assert!(err.to_string().contains("not a dockhand transfer stream"), "{err}");
     }
 
     #[test]
