@@ -243,6 +243,7 @@ pub async fn restore_node(
     if let Err(status) = run.lock(subject.lock.clone()).await {
         return Ok(run.finish(status).await);
     }
+    let mut refused = false;
     for (object, identity) in &verified {
         if ctx.cancel.is_cancelled() {
             break;
@@ -272,6 +273,7 @@ pub async fn restore_node(
                                 facts.users.join(", ")
                             ),
                         );
+                        refused = true;
                         continue;
                     }
                     Ok(_) => {}
@@ -293,5 +295,7 @@ pub async fn restore_node(
         )
         .await;
     }
-    Ok(run.finish(None).await)
+    // A refused volume makes the job refused, unless something failed outright.
+    let status = (refused && !crate::backup::failed(&run.job)).then_some(Status::Refused);
+    Ok(run.finish(status).await)
 }

@@ -237,7 +237,12 @@ async fn copy_stdout<W: tokio::io::AsyncWrite + Unpin>(
         }
         hasher.update(&chunk.data);
         bytes += chunk.data.len() as u64;
-        out.write_all(&chunk.data).await.map_err(&refused)?;
+        // A side that stops reading is held to the same deadline.
+        tokio::select! {
+            written = out.write_all(&chunk.data) => written.map_err(&refused)?,
+            () = cancel.cancelled() => return Err("cancelled".to_owned()),
+            () = tokio::time::sleep_until(deadline.at) => return Err(deadline.message.clone()),
+        }
         if last.elapsed() >= Duration::from_secs(1) {
             progress(bytes, started.elapsed());
             last = Instant::now();
