@@ -541,6 +541,10 @@ async fn task_container(s: &TestSwarm, service: &str) -> (Client, String) {
     panic!("no node has container {container}");
 }
 
+/// Tests that move bytes between nodes run one at a time: each makes and removes overlay
+/// networks, and on a 2-core machine a dozen of them at once mostly measure the scheduler.
+static BETWEEN_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A backed-up service pinned to the node `node_id`, its volume filled with the test tree
 /// of `mib` MiB: the guard that removes it, and the volume's listing.
 async fn on_worker(
@@ -564,6 +568,7 @@ async fn on_worker(
 #[tokio::test]
 async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("bk-worker"), unique_name("bk-worker-vol"));
     let (_guard, before) =
@@ -596,6 +601,7 @@ async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
 #[tokio::test]
 async fn volume_move_streams_node_to_node_and_moves_the_service() {
     let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("mv"), unique_name("mv-vol"));
     let (_guard, before) = on_worker(&s, &ids[1].0, &name, &volume, &[], 64).await;
@@ -628,6 +634,7 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
 #[tokio::test]
 async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
     let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let peer = S3Peer::start();
     let (name, volume) = (unique_name("bk-ws3"), unique_name("bk-ws3-vol"));
@@ -650,6 +657,7 @@ async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
 async fn an_encrypted_backup_on_a_worker_is_no_readable_tar_and_restores_with_the_identity() {
     use age::secrecy::ExposeSecret;
     let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let key = age::x25519::Identity::generate();
     let recipient = key.to_public().to_string();
@@ -727,6 +735,7 @@ async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
 #[tokio::test]
 async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
     let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (node_id, hostname) = ids[2].clone();
     let (name, volume) = (unique_name("nb"), unique_name("nb-vol"));
