@@ -777,22 +777,9 @@ fn accept_one(
 /// A connection to `address`, retried (the other side's task may still be starting, its
 /// name not yet in DNS) until `seconds` have passed.
 fn connect(address: &str, seconds: u64) -> Result<std::net::TcpStream, crate::archive::ArchiveError> {
-    use std::net::ToSocketAddrs;
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    // Each attempt is bounded: an address whose task is not attached yet may swallow the
-    // SYN rather than refuse it.
-    let attempt = || -> std::io::Result<std::net::TcpStream> {
-        let mut last = None;
-        for addr in address.to_socket_addrs()? {
-            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
-    };
     loop {
-        match attempt() {
+        match std::net::TcpStream::connect(address) {
             Ok(stream) => return Ok(stream),
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             Err(e) => return Err(io_error(address)(e)),

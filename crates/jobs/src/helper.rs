@@ -214,11 +214,7 @@ pub(crate) fn helper_name(job: &str, node_id: &str) -> String {
 /// agent does nothing if it starts after the pending timeout.
 fn spec(settings: &HelperSettings, run: &HelperRun<'_>) -> ServiceSpec {
     let start_by = crate::job::epoch_ms(std::time::SystemTime::now() + settings.pending_timeout);
-    let name = helper_name(run.job, run.node_id);
-    let mut spec = ServiceSpec::new(name, &settings.image)
-        .replicated_job(1)
-        .with_restart_condition("none")
-        .with_constraint(format!("node.id=={}", run.node_id));
+    let mut spec = one_off(run.job, run.node_id, &settings.image);
     if run.access.socket {
         spec = spec.with_bind(&settings.socket, AGENT_SOCKET);
     }
@@ -232,11 +228,23 @@ fn spec(settings: &HelperSettings, run: &HelperRun<'_>) -> ServiceSpec {
     if let Some(network) = &run.access.network {
         spec = spec.with_network_dnsrr(network);
     }
+    labelled(spec.with_args(run.task.to_args(Some(start_by))), run.job, &run.target, run.action)
+}
+
+/// A helper's service: one task of `image`, never restarted, pinned to the node.
+fn one_off(job: &str, node_id: &str, image: &str) -> ServiceSpec {
+    ServiceSpec::new(helper_name(job, node_id), image)
+        .replicated_job(1)
+        .with_restart_condition("none")
+        .with_constraint(format!("node.id=={node_id}"))
+}
+
+/// Its logs kept for dockhand to read, and the labels that say whose it is.
+fn labelled(spec: ServiceSpec, job: &str, target: &str, action: &str) -> ServiceSpec {
     spec.with_log_driver("json-file")
-        .with_args(run.task.to_args(Some(start_by)))
-        .with_label(HELPER_LABEL, run.job)
-        .with_label(HELPER_TARGET_LABEL, &run.target)
-        .with_label(HELPER_ACTION_LABEL, run.action)
+        .with_label(HELPER_LABEL, job)
+        .with_label(HELPER_TARGET_LABEL, target)
+        .with_label(HELPER_ACTION_LABEL, action)
 }
 
 /// Runs one helper to its end and removes it, whatever happens.
@@ -293,19 +301,12 @@ pub(crate) async fn run_command_helper(
     cancel: &CancellationToken,
 ) -> Result<String, HelperError> {
     let engine = HelperError::engine(run.node_name);
-    let mut spec = ServiceSpec::new(helper_name(run.job, run.node_id), run.image)
-        .replicated_job(1)
-        .with_restart_condition("none")
-        .with_constraint(format!("node.id=={}", run.node_id));
+    let mut spec = one_off(run.job, run.node_id, run.image);
     for volume in run.volumes {
         spec = spec.with_volume(volume, format!("/volumes/{volume}"));
     }
     spec.task_template.container_spec.command.clone_from(&run.argv);
-    let spec = spec
-        .with_log_driver("json-file")
-        .with_label(HELPER_LABEL, run.job)
-        .with_label(HELPER_TARGET_LABEL, &run.target)
-        .with_label(HELPER_ACTION_LABEL, run.action);
+    let spec = labelled(spec, run.job, &run.target, run.action);
     let created = client.create_service(&spec).await.map_err(&engine)?;
     let created = Created { client: client.clone(), id: created.id, removed: false };
     let outcome = tokio::select! {
