@@ -243,12 +243,17 @@ pub fn unpack(input: impl Read, dir: &Path) -> Result<UnpackStats, ArchiveError>
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
+    // Making and removing the staging directory touches the volume root's mtime: a failed
+    // restore puts it back, so the volume is left exactly as it was.
+    let root_mtime = fs::metadata(dir).and_then(|m| m.modified()).map_err(io_err(dir))?;
     fs::create_dir(&staging).map_err(io_err(&staging))?;
     let result = extract(input, &staging);
     let (stats, root) = match result {
         Ok(extracted) => extracted,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
+            let _ =
+                fs::File::open(dir).and_then(|d| d.set_times(fs::FileTimes::new().set_modified(root_mtime)));
             return Err(e);
         }
     };
