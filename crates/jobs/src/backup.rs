@@ -253,7 +253,7 @@ fn plan_backup<'a>(
     Ok(BackupPlan { policy, target, labels: view })
 }
 
-fn budget_source(view: &TargetLabels<'_>, label: &str) -> String {
+pub(crate) fn budget_source(view: &TargetLabels<'_>, label: &str) -> String {
     match view.get(label) {
         Some((key, _)) => format!("label {key}"),
         None => "the default".to_owned(),

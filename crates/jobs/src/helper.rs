@@ -313,27 +313,27 @@ pub(crate) async fn run_command_helper(
         ended = wait_ended(client, settings, run.node_name, run.timeout, &created.id) => ended,
         () = cancel.cancelled() => Err(HelperError::Cancelled),
     };
+    // Its words are read before the service is removed, and the removal happens whatever
+    // they say.
     let outcome = match outcome {
-        Ok(task) => {
-            let (_, said) = read_lines(client, &created.id).await.map_err(&engine)?;
-            let said = said.text().trim().to_owned();
-            if task.status.state == "complete" {
-                Ok(said)
-            } else {
-                let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
-                let message = if said.is_empty() {
-                    if task.status.err.is_empty() { task.status.message } else { task.status.err }
+        Ok(task) => match read_lines(client, &created.id).await {
+            Ok((_, said)) => {
+                let said = said.text().trim().to_owned();
+                if task.status.state == "complete" {
+                    Ok(said)
                 } else {
-                    said
-                };
-                Err(HelperError::Failed {
-                    node: run.node_name.to_owned(),
-                    state: task.status.state,
-                    exit_code,
-                    message,
-                })
+                    let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
+                    let message = if said.is_empty() { task_words(&task) } else { said };
+                    Err(HelperError::Failed {
+                        node: run.node_name.to_owned(),
+                        state: task.status.state,
+                        exit_code,
+                        message,
+                    })
+                }
             }
-        }
+            Err(e) => Err(engine(e)),
+        },
         Err(e) => Err(e),
     };
     let id = created.id.clone();
@@ -341,6 +341,11 @@ pub(crate) async fn run_command_helper(
         tracing::warn!(service = %id, error = %e, "cannot remove a helper service");
     }
     outcome
+}
+
+/// What the swarm says of a task that went wrong: its error, else its message.
+fn task_words(task: &Task) -> String {
+    if task.status.err.is_empty() { task.status.message.clone() } else { task.status.err.clone() }
 }
 
 fn pending(task: Option<&Task>) -> bool {
@@ -375,9 +380,8 @@ async fn wait_ended(
         }
         if pending(task.as_ref()) {
             if created.elapsed() >= settings.pending_timeout {
-                let message = task
-                    .map(|t| if t.status.err.is_empty() { t.status.message } else { t.status.err })
-                    .unwrap_or_else(|| "no task was created".to_owned());
+                let message =
+                    task.map(|t| task_words(&t)).unwrap_or_else(|| "no task was created".to_owned());
                 return Err(HelperError::Pending { node, after: settings.pending_timeout, message });
             }
         } else if started.get_or_insert_with(Instant::now).elapsed() >= timeout {
@@ -411,11 +415,7 @@ async fn follow(
         if task.status.state != "complete" || attempt >= 10 {
             let mut message = diagnostics.text().trim().to_owned();
             if message.is_empty() {
-                message = if task.status.err.is_empty() {
-                    task.status.message.clone()
-                } else {
-                    task.status.err.clone()
-                };
+                message = task_words(&task);
             }
             if task.status.state == "complete" {
                 message = format!("the agent's report is incomplete: {message}");

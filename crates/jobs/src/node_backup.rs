@@ -84,8 +84,7 @@ fn plan(
 
 fn budget(ctx: &JobContext, node: &Node, label: &str, timeout: std::time::Duration) -> crate::Budget {
     let view = TargetLabels::resolve(&node.spec.labels, &ctx.prefixes);
-    let source = view.get(label).map_or_else(|| "the default".to_owned(), |(key, _)| format!("label {key}"));
-    crate::Budget::new(timeout, source)
+    crate::Budget::new(timeout, crate::backup::budget_source(&view, label))
 }
 
 async fn backup_one(
