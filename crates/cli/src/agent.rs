@@ -1,6 +1,7 @@
 //! `dockhand agent <verb> ...`: what a helper service runs on a node. It works through the
 //! node's engine and prints one JSON line per result for the dockhand that started it.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use dockhand_jobs::AgentTask;
@@ -9,7 +10,16 @@ use crate::context::agent_client;
 use crate::output;
 
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let (out, args) = dockhand_jobs::split_out(args)?;
     let (task, start_by) = AgentTask::from_args(args)?;
+    // The channel dockhand listens on, connected first: an agent that cannot reach it
+    // fails before it does anything.
+    let channel = match &out {
+        Some(path) => Some(std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+            anyhow::anyhow!("dockhand agent: cannot connect to dockhand's channel {}: {e}", path.display())
+        })?),
+        None => None,
+    };
     if task.is_volume_task() {
         // With archive bytes on stdin or stdout, the report goes to stderr; a helper's
         // (`serve-*`) goes to stdout, where its service logs are read.
@@ -21,15 +31,22 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 let _ = output::line(text);
             }
         };
-        let line = tokio::task::spawn_blocking(move || {
-            dockhand_jobs::run_volume_agent(
-                &task,
-                std::io::stdin().lock(),
-                std::io::stdout().lock(),
-                &|line| {
-                    say(&line.to_line());
-                },
-            )
+        let line = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let report = |line: dockhand_jobs::AgentLine| say(&line.to_line());
+            let Some(channel) = channel else {
+                return Ok(dockhand_jobs::run_volume_agent(
+                    &task,
+                    std::io::stdin().lock(),
+                    std::io::stdout().lock(),
+                    &report,
+                )?);
+            };
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &channel);
+            let line = dockhand_jobs::run_volume_agent(&task, std::io::stdin().lock(), &mut writer, &report)?;
+            writer.flush()?;
+            drop(writer);
+            channel.shutdown(std::net::Shutdown::Write)?;
+            Ok(line)
         })
         .await??;
         say(&line.to_line());

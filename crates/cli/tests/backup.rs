@@ -279,6 +279,7 @@ async fn a_volume_round_trips_byte_exact_through_the_local_target() {
     let (name, volume, _guard) = stopping_service(&s, "bk-local").await;
     let setup = Setup::new("    {}\n");
     let job = round_trip(&s, &setup, &name).await;
+    assert_eq!(job["steps"][1]["via"], "channel", "a local engine: the archive takes dockhand's socket");
     let object = job["steps"][1]["object"].as_str().unwrap().to_owned();
     assert!(object.starts_with(&format!("{name}/")) && object.contains(&format!("_{volume}_")), "{object}");
     let archive = setup.local_dir().join(&object);
@@ -298,6 +299,22 @@ async fn a_volume_round_trips_byte_exact_through_the_local_target() {
         "{}",
         stdout(&out)
     );
+    let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
+    assert_nothing_left(s.manager(), &[target]).await;
+}
+
+#[tokio::test]
+async fn over_tcp_the_archive_takes_the_exec_stream_and_round_trips_byte_exact() {
+    // The private engine, reached over plain TCP: dockhand cannot tell that it shares this
+    // host, so no channel is tried and the exec stream carries the archive both ways.
+    dockhand_e2e::engine().await;
+    let url = dockhand_e2e::peer("TCP_HOST");
+    let client = Client::new(url.parse().unwrap()).unwrap();
+    let s = TestSwarm { nodes: vec![(url, client)] };
+    let (name, _volume, _guard) = stopping_service(&s, "bk-tcp").await;
+    let setup = Setup::new("    {}\n");
+    let job = round_trip(&s, &setup, &name).await;
+    assert_eq!(job["steps"][1]["via"], "exec", "{job}");
     let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
     assert_nothing_left(s.manager(), &[target]).await;
 }
@@ -581,6 +598,7 @@ async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     let upload = &job["steps"][1];
     assert_eq!(upload["node"], ids[1].1.as_str(), "{job}");
     assert!(upload["object"].as_str().unwrap().contains(&format!("/{}_{volume}_", ids[1].1)), "{job}");
+    assert_eq!(upload["via"], "channel", "the relay beside dockhand writes to its channel: {job}");
 
     let (node, container) = task_container(&s, &name).await;
     sh(&node, &container, "rm -rf /data/* && echo junk > /data/junk").await;

@@ -233,6 +233,23 @@ impl NewContainer {
         self
     }
 
+    /// Bind-mounts `source`, a directory on the engine's host, at `target`. Creating the
+    /// container fails when `source` does not exist there.
+    pub fn with_bind(
+        mut self,
+        source: impl Into<String>,
+        target: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.host_config.mounts.push(HostMount {
+            kind: "bind".to_owned(),
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        });
+        self
+    }
+
     /// Replaces the image's entrypoint.
     pub fn with_entrypoint<S: Into<String>>(mut self, entrypoint: impl IntoIterator<Item = S>) -> Self {
         self.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());

@@ -122,6 +122,7 @@ pub struct ExecOutput {
     id: String,
     demux: Demux<ReadHalf<Hijacked>>,
     stdin: Option<ExecStdin>,
+    exit: Option<i64>,
 }
 
 /// The command's stdin, when the exec attached it ([`ExecSpec::with_stdin`]). Shutting it
@@ -174,6 +175,15 @@ impl ExecOutput {
 
     /// Reads what is left of the output, then returns the exit code.
     pub async fn exit_code(mut self) -> Result<i64, Error> {
+        self.wait_exit().await
+    }
+
+    /// Reads what is left of the output (discarding it), then waits for the exit code;
+    /// the output can still be asked for it afterwards.
+    pub async fn wait_exit(&mut self) -> Result<i64, Error> {
+        if let Some(code) = self.exit {
+            return Ok(code);
+        }
         while let Some(chunk) = self.next().await {
             chunk?;
         }
@@ -185,6 +195,7 @@ impl ExecOutput {
         while started.elapsed() < Duration::from_secs(5) {
             let inspect = self.client.inspect_exec(&self.id).await?;
             if let (false, Some(code)) = (inspect.running, inspect.exit_code) {
+                self.exit = Some(code);
                 return Ok(code);
             }
             tokio::time::sleep(pause).await;
@@ -260,6 +271,7 @@ impl Client {
             id: id.to_owned(),
             demux: Demux::new(reader, multiplexed, context),
             stdin: stdin.then_some(ExecStdin { writer }),
+            exit: None,
         })
     }
 

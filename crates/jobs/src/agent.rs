@@ -184,6 +184,38 @@ pub enum AgentTask {
     },
 }
 
+/// Where a volume container sees the directory of dockhand's channel socket (see
+/// `volume_io`): an archiver given `--out` writes there instead of its stdout.
+pub const CHANNEL_MOUNT: &str = "/run/dockhand-channel";
+/// The channel socket's name in that directory.
+pub const CHANNEL_SOCKET: &str = "archive.sock";
+/// The flag, before everything else, that names the channel socket.
+const OUT_FLAG: &str = "--out";
+
+/// `dockhand agent --out SOCKET <rest>`: the socket a data-producing task writes to
+/// instead of its stdout, and the rest of the arguments.
+pub fn split_out(args: &[String]) -> Result<(Option<std::path::PathBuf>, &[String]), AgentArgsError> {
+    match args {
+        [flag, path, rest @ ..] if flag == OUT_FLAG => Ok((Some(path.into()), rest)),
+        [flag] if flag == OUT_FLAG => Err(AgentArgsError(format!("{OUT_FLAG} needs a socket path"))),
+        _ => Ok((None, args)),
+    }
+}
+
+/// The argv of `dockhand agent` for `task` in a volume container (`dockhand` on the
+/// image's PATH: an exec does not go through the entrypoint), writing to the channel when
+/// `out` says so.
+pub(crate) fn exec_argv(task: &AgentTask, out: bool) -> Vec<String> {
+    let mut argv = vec!["dockhand".to_owned()];
+    let mut args = task.to_args(None).into_iter();
+    argv.extend(args.next()); // "agent"
+    if out {
+        argv.extend([OUT_FLAG.to_owned(), format!("{CHANNEL_MOUNT}/{CHANNEL_SOCKET}")]);
+    }
+    argv.extend(args);
+    argv
+}
+
 /// Arguments `dockhand agent` cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dockhand agent: {0}")]
@@ -1009,6 +1041,19 @@ mod tests {
         assert!(err(&["hold", "--dir", "/x"]).contains("\"--dir\""));
         assert!(err(&["unpack", "--level", "3"]).contains("\"--level\""));
         assert!(err(&["--start-by", "soon", "volumes-unused"]).contains("\"soon\""));
+        assert!(split_out(&args(&["--out"])).unwrap_err().to_string().contains("socket path"));
+    }
+
+    #[test]
+    fn the_channel_flag_comes_first_and_is_split_off() {
+        let task = AgentTask::Pack { dir: "/volume".into(), level: 3 };
+        let argv = exec_argv(&task, true);
+        assert_eq!(argv[..4], ["dockhand", "agent", "--out", "/run/dockhand-channel/archive.sock"]);
+        let (out, rest) = split_out(&argv[2..]).unwrap();
+        assert_eq!(out, Some("/run/dockhand-channel/archive.sock".into()));
+        assert_eq!(AgentTask::from_args(rest).unwrap(), (task.clone(), None));
+        let plain = exec_argv(&task, false);
+        assert_eq!(split_out(&plain[2..]).unwrap(), (None, &plain[2..]));
     }
 
     #[test]

@@ -699,6 +699,7 @@ pub(crate) async fn upload_volume(
     let mut step = Step::start("upload", SystemTime::now());
     step.node = Some(found.node_name.clone());
     run.started(&step);
+    let mut via = None;
     let result = async {
         let Located { volume, matched, node_id: holder, node_name } = found;
         let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
@@ -747,6 +748,7 @@ pub(crate) async fn upload_volume(
                 Remote { ctx, owner, node_id: holder, node_name: &node_name, timeout: budget.timeout };
             remote.upload(&volume, storage, &full, level, &progress).await?
         };
+        via = Some(uploaded.via.to_owned());
         let job = run.job.id.clone();
         let manifest = Manifest {
             format: 1,
@@ -775,6 +777,7 @@ pub(crate) async fn upload_volume(
         Ok((volume, key, uploaded.bytes, matched, warnings, node_name))
     }
     .await;
+    step.via = via;
     match result {
         Ok((_, key, bytes, matched, warnings, node)) => {
             step.node = Some(node);

@@ -138,6 +138,11 @@ pub struct Step {
     /// Bytes a transfer moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// How an upload's archive left its container on the connected node: `channel` (a
+    /// unix socket of dockhand's, bind-mounted into it) or `exec` (the engine's exec
+    /// stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl Step {
@@ -157,6 +162,7 @@ impl Step {
             error: None,
             object: None,
             bytes: None,
+            via: None,
         }
     }
 

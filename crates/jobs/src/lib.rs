@@ -35,7 +35,8 @@ mod volume_move;
 mod volumes;
 
 pub use crate::agent::{
-    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, ExecTarget, Prune, run_agent, run_volume_agent,
+    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, CHANNEL_MOUNT, CHANNEL_SOCKET, ExecTarget,
+    Prune, run_agent, run_volume_agent, split_out,
 };
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{

@@ -36,6 +36,36 @@ pub(crate) struct VolumeContainer {
     client: Client,
     id: String,
     image: String,
+    /// Where its archiver writes, when not to the exec's stdout.
+    channel: Option<Channel>,
+}
+
+/// A unix socket in a private directory on dockhand's own host, bind-mounted into a
+/// volume container: the archiver writes to it (`--out`) instead of the exec's stdout,
+/// which crosses containerd's shim and dockerd and, on a 2-core machine, halves the
+/// throughput. Only when dockhand and the engine share a filesystem: a unix-socket
+/// endpoint, a bind that the engine accepted, and a probe that got through. Anything else
+/// falls back to the exec's stdout.
+struct Channel {
+    dir: tempfile::TempDir,
+    listener: tokio::net::UnixListener,
+}
+
+impl Channel {
+    /// A fresh, private (0700) directory with the socket listening in it.
+    fn open() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("dockhand-channel-").tempdir()?;
+        let listener = tokio::net::UnixListener::bind(dir.path().join(crate::agent::CHANNEL_SOCKET))?;
+        Ok(Self { dir, listener })
+    }
+
+    /// The next connection, or never without a channel.
+    async fn accept(channel: Option<&Self>) -> std::io::Result<tokio::net::UnixStream> {
+        match channel {
+            Some(c) => c.listener.accept().await.map(|(stream, _)| stream),
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// What a volume container gets: the volume (read-only or not), or, for a relay, the
@@ -82,12 +112,76 @@ impl VolumeContainer {
             Attach::Volume(volume, read_only) => spec.with_volume(volume, MOUNT, read_only),
             Attach::Network(network) => spec.with_network(network),
         };
-        match client.run_container(&name, &spec).await {
-            Ok(id) => Ok(Self { client: client.clone(), id, image: image.to_owned() }),
+        // The channel, for an archiver (a read-only volume, or a relay), where the engine
+        // is local and takes the bind.
+        let produces = matches!(attach, Attach::Volume(_, true) | Attach::Network(_));
+        let channel = if produces && client.endpoint().socket_path().is_some() {
+            Channel::open()
+                .inspect_err(
+                    |e| tracing::debug!(error = %e, "no channel: the exec's stdout carries the archive"),
+                )
+                .ok()
+        } else {
+            None
+        };
+        let started = match &channel {
+            Some(c) => {
+                let bound = spec.clone().with_bind(
+                    c.dir.path().display().to_string(),
+                    crate::agent::CHANNEL_MOUNT,
+                    false,
+                );
+                match client.run_container(&name, &bound).await {
+                    Ok(id) => Ok((id, true)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the engine does not share dockhand's filesystem: no channel");
+                        client.run_container(&name, &spec).await.map(|id| (id, false))
+                    }
+                }
+            }
+            None => client.run_container(&name, &spec).await.map(|id| (id, false)),
+        };
+        match started {
+            Ok((id, bound)) => {
+                let mut container =
+                    Self { client: client.clone(), id, image: image.to_owned(), channel: None };
+                if bound {
+                    container.channel = container.probe(channel).await;
+                }
+                Ok(container)
+            }
             Err(e) if e.is_not_found() => Err(format!(
                 "the helper image {image} is not on this node: pull it there, or name another with --helper-image ({e})"
             )),
             Err(e) => Err(format!("cannot start a container for volume {volume}: {e}")),
+        }
+    }
+
+    /// The channel, if an agent in the container can reach it: one that holds for no time
+    /// connects to it and exits 0.
+    async fn probe(&self, channel: Option<Channel>) -> Option<Channel> {
+        let channel = channel?;
+        let argv = crate::agent::exec_argv(&AgentTask::Hold { seconds: 0 }, true);
+        let tried = async {
+            let mut exec =
+                self.client.exec(&self.id, &ExecSpec::new(argv)).await.map_err(|e| e.to_string())?;
+            // It connects before it exits: once it has, the connection is waiting.
+            match exec.wait_exit().await.map_err(|e| e.to_string())? {
+                0 => {}
+                code => return Err(format!("the probe exited with code {code}")),
+            }
+            match tokio::time::timeout(Duration::from_secs(5), channel.listener.accept()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the probe exited without connecting".to_owned()),
+            }
+        };
+        match tried.await {
+            Ok(()) => Some(channel),
+            Err(e) => {
+                tracing::debug!(container = %self.id, error = %e, "the channel is out of reach: the exec's stdout carries the archive");
+                None
+            }
         }
     }
 
@@ -126,6 +220,8 @@ pub(crate) struct Uploaded {
     pub(crate) sha256: String,
     /// What the agent archived.
     pub(crate) stats: PackStats,
+    /// How the archive left its container: `channel` or `exec`.
+    pub(crate) via: &'static str,
 }
 
 /// Where a transfer is.
@@ -207,39 +303,91 @@ impl Deadline {
     }
 }
 
-/// Copies what `exec` writes on stdout into `out`, hashing it and reporting progress every
-/// second; its other output goes to `on_other`. Ends with the output, or with an error on
-/// cancellation, at the deadline, or when `out` refuses (`refused` says why). The bytes
-/// and the SHA-256 of what was copied.
+/// What the copy loop waits on next.
+enum Arrived {
+    Exec(Option<Result<dockhand_engine::Chunk, dockhand_engine::Error>>),
+    Connected(std::io::Result<tokio::net::UnixStream>),
+    Read(std::io::Result<usize>),
+}
+
+/// Reads from the channel's connection, or never without one.
+async fn read_some(from: Option<&mut tokio::net::UnixStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    match from {
+        Some(stream) => stream.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Copies the archive `exec` produces into `out`: its stdout, or, with a `channel`, the
+/// one connection the archiver makes to it. The exec's other output goes to `on_other`,
+/// and progress is reported every second. Ends with the output, or with an error on
+/// cancellation, at the deadline, or when `out` refuses (`refused` says why). The bytes,
+/// and their SHA-256 when `hash` asks for it.
+#[allow(clippy::too_many_arguments)]
 async fn copy_stdout<W: tokio::io::AsyncWrite + Unpin>(
     exec: &mut dockhand_engine::ExecOutput,
+    channel: Option<&Channel>,
     out: &mut W,
-    cancel: &CancellationToken,
-    deadline: &Deadline,
+    (cancel, deadline): (&CancellationToken, &Deadline),
+    hash: bool,
     refused: impl Fn(std::io::Error) -> String,
     mut on_other: impl FnMut(&[u8]),
     progress: impl Fn(u64, Duration),
-) -> Result<(u64, String), String> {
-    let (mut hasher, mut bytes) = (sha2::Sha256::new(), 0u64);
+) -> Result<(u64, Option<String>), String> {
+    let (mut hasher, mut bytes) = (hash.then(sha2::Sha256::new), 0u64);
     let started = Instant::now();
     let mut last = Instant::now();
-    loop {
-        let chunk = tokio::select! {
-            chunk = exec.next() => chunk,
+    let (mut exec_open, mut listening) = (true, channel.is_some());
+    let mut connection: Option<tokio::net::UnixStream> = None;
+    let mut buf = vec![0u8; if channel.is_some() { 1 << 20 } else { 0 }];
+    while exec_open || listening || connection.is_some() {
+        let arrived = tokio::select! {
+            chunk = exec.next(), if exec_open => Arrived::Exec(chunk),
+            accepted = Channel::accept(channel), if listening => Arrived::Connected(accepted),
+            read = read_some(connection.as_mut(), &mut buf) => Arrived::Read(read),
             () = cancel.cancelled() => return Err("cancelled".to_owned()),
             () = tokio::time::sleep_until(deadline.at) => return Err(deadline.message.clone()),
         };
-        let Some(chunk) = chunk else { break };
-        let chunk = chunk.map_err(|e| format!("reading the archive: {e}"))?;
-        if chunk.stream != StreamKind::Stdout {
-            on_other(&chunk.data);
-            continue;
+        let held: Bytes;
+        let data: &[u8] = match arrived {
+            Arrived::Exec(None) => {
+                exec_open = false;
+                // An archiver that exited 0 had connected (it connects first): its
+                // connection may still be waiting. Any other exit is the caller's to report.
+                if listening && !matches!(exec.wait_exit().await, Ok(0)) {
+                    listening = false;
+                }
+                continue;
+            }
+            Arrived::Exec(Some(chunk)) => {
+                let chunk = chunk.map_err(|e| format!("reading the archive: {e}"))?;
+                if chunk.stream != StreamKind::Stdout {
+                    on_other(&chunk.data);
+                    continue;
+                }
+                held = chunk.data;
+                &held
+            }
+            Arrived::Connected(accepted) => {
+                connection = Some(accepted.map_err(|e| format!("the archiver's channel: {e}"))?);
+                listening = false;
+                continue;
+            }
+            Arrived::Read(Ok(0)) => {
+                connection = None;
+                continue;
+            }
+            Arrived::Read(Ok(n)) => &buf[..n],
+            Arrived::Read(Err(e)) => return Err(format!("reading the archive from its channel: {e}")),
+        };
+        if let Some(h) = hasher.as_mut() {
+            h.update(data);
         }
-        hasher.update(&chunk.data);
-        bytes += chunk.data.len() as u64;
+        bytes += data.len() as u64;
         // A side that stops reading is held to the same deadline.
         tokio::select! {
-            written = out.write_all(&chunk.data) => written.map_err(&refused)?,
+            written = out.write_all(data) => written.map_err(&refused)?,
             () = cancel.cancelled() => return Err("cancelled".to_owned()),
             () = tokio::time::sleep_until(deadline.at) => return Err(deadline.message.clone()),
         }
@@ -249,7 +397,7 @@ async fn copy_stdout<W: tokio::io::AsyncWrite + Unpin>(
         }
     }
     progress(bytes, started.elapsed());
-    Ok((bytes, hex::encode(hasher.finalize())))
+    Ok((bytes, hasher.map(|h| hex::encode(h.finalize()))))
 }
 
 /// Archives the container's volume into `key` on `storage`, as a multipart upload that
@@ -288,7 +436,7 @@ async fn upload_from(
     gate: Gate<'_>,
     stop_gate: &CancellationToken,
 ) -> Result<Uploaded, String> {
-    let argv = agent_argv(task);
+    let argv = crate::agent::exec_argv(task, container.channel.is_some());
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv))
@@ -310,9 +458,10 @@ async fn upload_from(
     };
     let copied = copy_stdout(
         &mut exec,
+        container.channel.as_ref(),
         &mut writer,
-        cancel,
-        deadline,
+        (cancel, deadline),
+        false,
         |e| storage_error(storage, key, &e),
         |data| {
             report.push(data);
@@ -357,7 +506,8 @@ async fn upload_from(
         let _ = writer.inner_mut().abort().await;
         return Err(storage_error(storage, key, &e));
     }
-    Ok(Uploaded { bytes, sha256, stats })
+    let via = if container.channel.is_some() { "channel" } else { "exec" };
+    Ok(Uploaded { bytes, sha256, stats, via })
 }
 
 /// The agent's report line (on stderr), given its exit code: failures carry its last words.
@@ -389,13 +539,6 @@ fn storage_error(storage: &Storage, key: &Key, e: &std::io::Error) -> String {
         Some(os) => storage.error(format!("upload {key}"), os).to_string(),
         None => format!("{}: upload {key}: {e}", storage.settings()),
     }
-}
-
-fn agent_argv(task: &AgentTask) -> Vec<String> {
-    // `dockhand` on the image's PATH: an exec does not go through the entrypoint.
-    let mut argv = vec!["dockhand".to_owned()];
-    argv.extend(task.to_args(None));
-    argv
 }
 
 /// The port a helper serves a volume on, on the job's own network.
@@ -821,21 +964,22 @@ async fn pump(
 ) -> Result<(u64, String, AgentLine, AgentLine), String> {
     let mut out = source
         .client
-        .exec(&source.id, &ExecSpec::new(agent_argv(source_task)))
+        .exec(&source.id, &ExecSpec::new(crate::agent::exec_argv(source_task, source.channel.is_some())))
         .await
         .map_err(|e| source.exec_failed("the archiver", &e))?;
     let mut into = sink
         .client
-        .exec(&sink.id, &ExecSpec::new(agent_argv(sink_task)).with_stdin(true))
+        .exec(&sink.id, &ExecSpec::new(crate::agent::exec_argv(sink_task, false)).with_stdin(true))
         .await
         .map_err(|e| sink.exec_failed("the extractor", &e))?;
     let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
     let mut said = Tail::new(64 * 1024);
     let copied = copy_stdout(
         &mut out,
+        source.channel.as_ref(),
         &mut stdin,
-        cancel,
-        deadline,
+        (cancel, deadline),
+        true,
         |_| "the extractor stopped reading".to_owned(),
         |data| said.push(data),
         |moved, elapsed| progress(Transfer { moved, elapsed, ..Transfer::default() }),
@@ -843,7 +987,7 @@ async fn pump(
     .await;
     let _ = stdin.shutdown().await;
     let (bytes, sha256) = match &copied {
-        Ok((bytes, sha256)) => (*bytes, sha256.clone()),
+        Ok((bytes, sha256)) => (*bytes, sha256.clone().unwrap_or_default()),
         Err(_) => (0, String::new()),
     };
     let source_line = match copied {
@@ -984,7 +1128,7 @@ async fn download_to(
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, Option<UnpackStats>), String> {
-    let argv = agent_argv(task);
+    let argv = crate::agent::exec_argv(task, false);
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv).with_stdin(true))
