@@ -23,6 +23,10 @@ pub struct TestEngine {
     pub client: Client,
 }
 
+/// dockhand's own image built from this checkout (`cargo xtask engine up`, `swarm up`): the
+/// helper image of the tests.
+pub const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
+
 /// The busybox-based test image that `cargo xtask engine up` creates.
 pub const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
 
@@ -220,24 +224,44 @@ impl TestSwarm {
     }
 }
 
+/// A setting of the test swarm: the variable `name` from the environment, else from the
+/// `swarm.env` that `cargo xtask swarm up` writes.
+fn swarm_env(name: &str) -> Option<String> {
+    let dir = std::env::var_os("DOCKHAND_SWARM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"));
+    let file = std::fs::read_to_string(dir.join("swarm.env")).unwrap_or_default();
+    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
+        file.lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// The test swarm's registry (`cargo xtask swarm up`): its address, user and password.
+///
+/// # Panics
+/// When the swarm is not up: a registry test fails, never skips.
+pub fn swarm_registry() -> (String, String, String) {
+    let get = |name: &str| {
+        swarm_env(name)
+            .unwrap_or_else(|| panic!("{name} is not set: start the swarm with `cargo xtask swarm up`"))
+    };
+    (
+        get("DOCKHAND_TEST_REGISTRY"),
+        get("DOCKHAND_TEST_REGISTRY_USER"),
+        get("DOCKHAND_TEST_REGISTRY_PASSWORD"),
+    )
+}
+
 /// The test swarm: `DOCKHAND_TEST_NODE_<i>` from the environment, else from the
 /// `swarm.env` that `cargo xtask swarm up` writes; every node must answer.
 ///
 /// # Panics
 /// When the swarm is not up: a multi-node test fails, never skips.
 pub async fn swarm() -> TestSwarm {
-    let dir = std::env::var_os("DOCKHAND_SWARM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"));
-    let file = std::fs::read_to_string(dir.join("swarm.env")).unwrap_or_default();
-    let setting = |name: &str| -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
-            file.lines()
-                .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_owned())
-        })
-    };
+    let setting = swarm_env;
     let count: usize = setting("DOCKHAND_TEST_NODES").and_then(|n| n.parse().ok()).unwrap_or_else(|| {
         panic!("the test swarm is not up (no DOCKHAND_TEST_NODES): start it with `cargo xtask swarm up`")
     });

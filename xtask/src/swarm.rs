@@ -119,7 +119,9 @@ pub(crate) fn up(nodes: usize) -> anyhow::Result<()> {
     let swarm = Swarm::new();
     let runtime = runtime()?;
     let existing = swarm.nodes();
-    if existing.len() == nodes && existing.iter().all(|n| node_answers(n, &runtime)) {
+    let registry_alive =
+        pid_of(&swarm.dir.join("registry").join("registry.pid"), &swarm.dir.display().to_string()).is_some();
+    if existing.len() == nodes && registry_alive && existing.iter().all(|n| node_answers(n, &runtime)) {
         // Tests may prune a node's images (clean-node): put back what is missing.
         for node in &existing {
             crate::images::ensure(node)
@@ -229,12 +231,102 @@ fn start(swarm: &Swarm, count: usize, runtime: &tokio::runtime::Runtime) -> anyh
         crate::images::ensure(node)
             .with_context(|| format!("cannot put the test images on {}", node.name()))?;
     }
+    let password = start_registry(swarm, manager)?;
     let mut env = format!("export DOCKER_HOST={}\nexport DOCKHAND_TEST_NODES={count}\n", manager.url());
     for node in &nodes {
         env.push_str(&format!("export DOCKHAND_TEST_NODE_{}={}\n", node.index, node.url()));
     }
+    env.push_str(&format!(
+        "export DOCKHAND_TEST_REGISTRY={}\nexport DOCKHAND_TEST_REGISTRY_USER={REGISTRY_USER}\n\
+         export DOCKHAND_TEST_REGISTRY_PASSWORD={password}\n",
+        registry_address()
+    ));
     fs::write(swarm.env_file(), env)?;
     Ok(())
+}
+
+/// The test registry's user.
+const REGISTRY_USER: &str = "ciuser";
+/// The test registry's port, on the manager's address.
+const REGISTRY_PORT: u16 = 5000;
+/// The images pushed to it: `team/app:v1` and `v2` (good; they differ by one file) and
+/// `broken` (its command exits 1 at once).
+const REGISTRY_IMAGES: [(&str, &str); 3] = [
+    ("v1", "trap 'exit 0' TERM; while true; do sleep 1; done"),
+    ("v2", "trap 'exit 0' TERM; while true; do sleep 1; done"),
+    ("broken", "echo 'cannot start: the broken image exits at once' >&2; exit 1"),
+];
+
+fn registry_address() -> String {
+    format!("{SUBNET}.1:{REGISTRY_PORT}")
+}
+
+/// Starts Debian's `docker-registry` with htpasswd authentication (a fresh random password)
+/// inside the manager's network namespace, reachable by every node, and pushes the test
+/// images to it through the manager's engine. The password it returns goes to `swarm.env`.
+fn start_registry(swarm: &Swarm, manager: &Node) -> anyhow::Result<String> {
+    let dir = swarm.dir.join("registry");
+    fs::create_dir_all(dir.join("data"))?;
+    let mut random = [0u8; 12];
+    fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))?;
+    let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let htpasswd = proc::which("htpasswd").context("htpasswd is not installed (Debian: apache2-utils)")?;
+    let hashed = proc::output(Command::new(htpasswd).args(["-Bbn", REGISTRY_USER, &password]))?;
+    fs::write(dir.join("htpasswd"), hashed.trim())?;
+    let config = dir.join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\n\
+             http: {{ addr: \"{}\" }}\nauth: {{ htpasswd: {{ realm: dockhand-test, path: {} }} }}\n",
+            dir.join("data").display(),
+            registry_address(),
+            dir.join("htpasswd").display()
+        ),
+    )?;
+    let registry = proc::which("docker-registry")
+        .context("docker-registry is not installed (Debian: docker-registry)")?;
+    let nsenter = proc::which("nsenter").context("nsenter is not installed (Debian: util-linux)")?;
+    let mut cmd = Command::new(nsenter);
+    cmd.arg(format!("--net=/run/netns/{}", manager.netns())).arg(registry).arg("serve").arg(&config);
+    let pid = spawn_daemon(&mut cmd, &dir.join("registry.log"))?;
+    fs::write(dir.join("registry.pid"), pid.to_string())?;
+    // Log in and push through the manager's engine, which reaches the registry from the
+    // nodes' network: a CLI configuration of the setup's own.
+    let docker = |args: &[&str]| -> anyhow::Result<Command> {
+        let mut cmd = crate::images::ImageHost::docker(manager)?;
+        cmd.env("DOCKER_CONFIG", dir.join("docker-config")).args(args);
+        Ok(cmd)
+    };
+    let address = registry_address();
+    wait_for(READY_TIMEOUT, || {
+        let mut login = docker(&["login", &address, "-u", REGISTRY_USER, "--password-stdin"])?;
+        Ok(proc::output_with_stdin(&mut login, password.as_bytes()).is_ok())
+    })
+    .with_context(|| format!("the test registry did not answer\n{}", tail(&dir.join("registry.log"))))?;
+    for (tag, script) in REGISTRY_IMAGES {
+        let name = format!("dh-registry-{tag}");
+        let image = format!("{address}/team/app:{tag}");
+        let _ = proc::output(&mut docker(&["rm", "-f", &name])?);
+        proc::output(&mut docker(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            crate::images::BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            &format!("echo {tag} > /version"),
+        ])?)?;
+        let cmd = format!("CMD [\"sh\", \"-c\", {}]", serde_json::to_string(script)?);
+        proc::output(&mut docker(&["commit", "--change", &cmd, &name, &image])?)?;
+        proc::output(&mut docker(&["rm", "-f", &name])?)?;
+        proc::output(&mut docker(&["push", &image])?).with_context(|| format!("cannot push {image}"))?;
+        proc::output(&mut docker(&["image", "rm", &image])?)?;
+    }
+    eprintln!("test registry at {address} (user {REGISTRY_USER}) holds team/app:v1, v2 and broken");
+    Ok(password)
 }
 
 /// Starts one node's containerd and dockerd inside its namespaces.
@@ -245,7 +337,8 @@ fn start_node(node: &Node) -> anyhow::Result<()> {
     let containerd_socket = node.dir.join("containerd").join("containerd.sock");
     let config = containerd_config(&node.dir.join("containerd"), &containerd_socket)?;
     let daemon_json = node.dir.join("daemon.json");
-    fs::write(&daemon_json, "{}\n")?;
+    // The test registry is plain HTTP on the manager's address.
+    fs::write(&daemon_json, format!("{{\"insecure-registries\": [\"{}\"]}}\n", registry_address()))?;
     let containerd = proc::which("containerd").context("containerd is not installed")?;
     let dockerd = proc::which("dockerd").context("dockerd is not installed")?;
     // Runs in the node's mount namespace: its own /var/run (so the node's engine answers on
@@ -306,9 +399,10 @@ fn down_quietly(swarm: &Swarm) -> anyhow::Result<()> {
             stop(pid, Duration::from_secs(20));
         }
     }
-    for pid in
-        proc::processes_mentioning(&mark, &["dockerd", "containerd", "runc", "nsenter", "unshare", "sh"])
-    {
+    for pid in proc::processes_mentioning(
+        &mark,
+        &["dockerd", "containerd", "runc", "nsenter", "unshare", "sh", "docker-registry"],
+    ) {
         proc::signal(pid, Signal::KILL);
         proc::wait_gone(pid, Duration::from_secs(5));
     }
@@ -324,8 +418,10 @@ fn down_quietly(swarm: &Swarm) -> anyhow::Result<()> {
     if swarm.dir.exists() {
         fs::remove_dir_all(&swarm.dir).with_context(|| format!("cannot remove {}", swarm.dir.display()))?;
     }
-    let left =
-        proc::processes_mentioning(&mark, &["dockerd", "containerd", "runc", "nsenter", "unshare", "sh"]);
+    let left = proc::processes_mentioning(
+        &mark,
+        &["dockerd", "containerd", "runc", "nsenter", "unshare", "sh", "docker-registry"],
+    );
     if !left.is_empty() {
         bail!("processes survived the swarm's stop: {left:?}");
     }

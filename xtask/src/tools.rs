@@ -39,13 +39,20 @@ pub(crate) fn ensure_engine() -> anyhow::Result<()> {
 }
 
 /// Installs what the test swarm needs beside the engine: `ip` (iproute2), `nsenter` and
-/// `unshare` (util-linux).
+/// `unshare` (util-linux), and its registry: `docker-registry` and `htpasswd`
+/// (apache2-utils).
 pub(crate) fn ensure_swarm() -> anyhow::Result<()> {
-    let mut packages: Vec<&str> = [("ip", "iproute2"), ("nsenter", "util-linux"), ("unshare", "util-linux")]
-        .iter()
-        .filter(|(exe, _)| proc::which(exe).is_none())
-        .map(|&(_, pkg)| pkg)
-        .collect();
+    let mut packages: Vec<&str> = [
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+        ("docker-registry", "docker-registry"),
+        ("htpasswd", "apache2-utils"),
+    ]
+    .iter()
+    .filter(|(exe, _)| proc::which(exe).is_none())
+    .map(|&(_, pkg)| pkg)
+    .collect();
     packages.dedup();
     apt_install(&packages)
 }

@@ -123,6 +123,10 @@ pub(crate) enum Command {
     /// Restore a service's volumes from its storage target: every archive is checked
     /// against its manifest first; the service is stopped and started again.
     Restore(RestoreArgs),
+    /// Deploy a new image to a service (update-service): checked against its labels,
+    /// pinned by digest, with its hooks, waited on until it converges, and rolled back when
+    /// it fails. Exit codes as for clean node.
+    Update(UpdateArgs),
     /// What a helper service runs on a node: `dockhand agent <verb> ...`, written by dockhand
     /// itself (internal).
     #[command(hide = true)]
@@ -407,6 +411,25 @@ pub(crate) struct BackupArgs {
     /// the other.
     #[arg(long)]
     pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) jobs: JobOptions,
+}
+
+/// `dockhand update SERVICE [--image REF] [--force] [--no-rollback]`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct UpdateArgs {
+    /// The service's name or ID.
+    pub(crate) service: String,
+    /// The image reference to deploy (`name:tag`, or `name@sha256:…`); without it, the
+    /// service's current tag is resolved and deployed again.
+    #[arg(long, value_name = "REF")]
+    pub(crate) image: Option<String>,
+    /// Recreate the tasks even when the image's digest is unchanged.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Leave a failed update as it is instead of rolling back (`update.rollback=never`).
+    #[arg(long)]
+    pub(crate) no_rollback: bool,
     #[command(flatten)]
     pub(crate) jobs: JobOptions,
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use dockhand_jobs::{Job, RestoreOptions, Storage};
 
 use crate::args::{BackupArgs, BackupsCommand, Global, RestoreArgs};
-use crate::context::{cancel_on_signal, connect, job_context, record, storage_targets};
+use crate::context::{cancel_on_signal, connect, finish, job_context, storage_targets};
 use crate::output;
 
 pub(crate) async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<ExitCode> {
@@ -79,17 +79,6 @@ pub(crate) async fn move_volume(
     let printer = output::JobPrinter::new(global.json);
     let job = dockhand_jobs::move_volume(&ctx, request, &printer).await?;
     finish(&printer, &[job]).await
-}
-
-async fn finish(printer: &output::JobPrinter, jobs: &[Job]) -> anyhow::Result<ExitCode> {
-    printer.done();
-    for warning in record(jobs).await {
-        output::warning(&warning);
-    }
-    for job in jobs {
-        printer.summary(job)?;
-    }
-    Ok(output::exit_code(jobs))
 }
 
 pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result<ExitCode> {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use dockhand_jobs::Job;
 
 use crate::args::{CleanCommand, Global};
-use crate::context::{cancel_on_signal, job_context, record};
+use crate::context::{cancel_on_signal, finish, job_context};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<ExitCode> {
@@ -27,12 +27,5 @@ pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<Ex
             vec![dockhand_jobs::clean_service(&ctx, &service, &printer).await?]
         }
     };
-    printer.done();
-    for warning in record(&jobs).await {
-        output::warning(&warning);
-    }
-    for job in &jobs {
-        printer.summary(job)?;
-    }
-    Ok(output::exit_code(&jobs))
+    finish(&printer, &jobs).await
 }

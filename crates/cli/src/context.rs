@@ -42,6 +42,30 @@ pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::
     Ok(dockhand_jobs::StorageTargets::load(&file, &env, local)?)
 }
 
+/// The registry credentials of the configuration file, the seed's variables and the docker
+/// CLI's `config.json`.
+pub(crate) fn registries(global: &Global) -> anyhow::Result<dockhand_jobs::Registries> {
+    let env = environment();
+    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+    Ok(dockhand_jobs::Registries::load(&file, &env)?)
+}
+
+/// Ends a job command: the printer's last words, the record, each job's summary, and the
+/// exit code of how they ended.
+pub(crate) async fn finish(
+    printer: &crate::output::JobPrinter,
+    jobs: &[dockhand_jobs::Job],
+) -> anyhow::Result<std::process::ExitCode> {
+    printer.done();
+    for warning in record(jobs).await {
+        crate::output::warning(&warning);
+    }
+    for job in jobs {
+        printer.summary(job)?;
+    }
+    Ok(crate::output::exit_code(jobs))
+}
+
 /// Records `jobs` in the job store; what could not be recorded comes back as warnings (the
 /// jobs ran: a store that cannot take their record is reported, not fatal).
 pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {

@@ -15,6 +15,7 @@ mod output;
 mod storage;
 mod swarm;
 mod token;
+mod update;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -69,6 +70,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Backup(cmd) => backup::backup(&args.global, cmd).await,
             Command::Backups(cmd) => backup::list(&args.global, cmd).await,
             Command::Restore(cmd) => backup::restore(&args.global, cmd).await,
+            Command::Update(cmd) => update::run(&args.global, cmd).await,
             Command::Agent { args: agent_args } => agent::run(&agent_args).await,
         }
     })

@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, TestSwarm, assert_nothing_left, last_job, unique_name};
 use dockhand_engine::{Client, ExecSpec, Filters, ServiceSpec};
 
-const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
+use dockhand_e2e::HELPER_IMAGE;
 
 /// A test's own configuration, data and state directories.
 struct Setup {

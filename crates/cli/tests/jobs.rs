@@ -15,7 +15,7 @@ use dockhand_e2e::{
 };
 use dockhand_engine::{Client, ExecSpec, Filters, ServiceSpec};
 
-const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
+use dockhand_e2e::HELPER_IMAGE;
 
 /// The pending test pauses node3 for a moment; the tests that need every node schedulable
 /// hold this for reading, that test for writing.

@@ -81,7 +81,9 @@ pub use crate::endpoint::{
 pub use crate::error::{BoxError, Error, chain};
 pub use crate::exec::{ExecInspect, ExecOutput, ExecSpec, ExecStdin};
 pub use crate::query::Filters;
-pub use crate::resources::{ImageInspect, ImageSummary, Network, Volume, VolumeUsage};
+pub use crate::resources::{
+    Descriptor, DistributionInspect, ImageInspect, ImageSummary, Network, Volume, VolumeUsage,
+};
 pub use crate::ssh::{HostKeyChecking, SshSettings};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{

@@ -154,6 +154,29 @@ struct Pruned {
     space: u64,
 }
 
+/// What an image's registry says of it (`GET /distribution/{name}/json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct DistributionInspect {
+    /// The manifest (or index) the reference names.
+    pub descriptor: Descriptor,
+}
+
+/// A content descriptor: what a registry serves under a digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Descriptor {
+    /// Its media type, such as an OCI image index.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    /// `sha256:…`.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 impl Client {
     /// `GET /images/json`, filtered (`dangling=true`, `label=...`, `reference=...`).
     pub async fn images(&self, filters: &Filters) -> Result<Vec<ImageSummary>, Error> {
@@ -163,6 +186,35 @@ impl Client {
     /// `GET /images/{name}/json`.
     pub async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
         self.get_json(&format!("/images/{}/json", segment("image", name)?)).await
+    }
+
+    /// `GET /distribution/{name}/json`: what the image's registry says of `image` (its
+    /// manifest's digest), asked by the engine with `auth` when given, as
+    /// `docker service update` does to pin a tag to a digest.
+    pub async fn distribution(
+        &self,
+        image: &str,
+        auth: Option<&crate::RegistryAuth>,
+    ) -> Result<DistributionInspect, Error> {
+        // The engine routes the name with its slashes, as the docker CLI sends it: only the
+        // characters of an image reference are accepted, none needs escaping.
+        let valid = !image.is_empty()
+            && !image.starts_with('/')
+            && image.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b));
+        if !valid {
+            return Err(Error::InvalidArgument {
+                what: format!("image {image:?}"),
+                detail: "not an image reference".to_owned(),
+            });
+        }
+        let path = format!("/distribution/{image}/json");
+        match auth {
+            Some(auth) => {
+                let header = auth.header_value();
+                self.call_with_header(Method::GET, &path, None, ("x-registry-auth", &header)).await
+            }
+            None => self.get_json(&path).await,
+        }
     }
 
     /// `POST /images/create?fromSrc=-`: imports the root filesystem in `tar` as the image
@@ -193,6 +245,16 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// `DELETE /images/{name}?force=true`: untags it and removes what no other tag holds.
+    pub async fn remove_image(&self, name: &str) -> Result<(), Error> {
+        let path = format!(
+            "/images/{}{}",
+            segment("image", name)?,
+            crate::query::query(&[("force", "true".to_owned())])
+        );
+        self.call_unit(Method::DELETE, &path, None).await
     }
 
     /// `POST /images/prune`. Filters: `dangling=false` for every unused image (as

@@ -40,6 +40,9 @@ pub struct Service {
     pub updated_at: String,
     /// What it should be.
     pub spec: ServiceSpec,
+    /// What it was before the last update: what a rollback returns to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_spec: Option<ServiceSpec>,
     /// The state of the last update, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_status: Option<UpdateStatus>,
@@ -222,6 +225,13 @@ impl ServiceSpec {
         self
     }
 
+    /// At most `n` tasks on one node (`--replicas-max-per-node`).
+    pub fn with_max_replicas_per_node(mut self, n: u64) -> Self {
+        let placement = self.task_template.placement.get_or_insert_with(Placement::default);
+        placement.other.insert("MaxReplicas".to_owned(), Value::from(n));
+        self
+    }
+
     /// The replica count of a replicated service.
     pub fn replicas(&self) -> Option<u64> {
         self.mode.as_ref()?.replicated.as_ref()?.replicas
@@ -252,8 +262,16 @@ pub struct TaskSpec {
     /// The networks the tasks join.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkAttachment>,
+    /// A counter whose change recreates the tasks even when nothing else changed
+    /// (`docker service update --force`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub force_update: u64,
     #[serde(flatten)]
     other: Other,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A task's log driver.
@@ -397,6 +415,10 @@ pub struct GlobalMode {
 pub struct UpdateStatus {
     /// `updating`, `paused`, `completed`, `rollback_started`, ...
     pub state: String,
+    /// When this update (or rollback) started (RFC 3339).
+    pub started_at: String,
+    /// When it completed, once it has.
+    pub completed_at: String,
     /// The engine's explanation.
     pub message: String,
 }
@@ -759,6 +781,19 @@ impl LogsOptions {
     }
 }
 
+fn logs_query(options: &LogsOptions) -> String {
+    let mut pairs = vec![
+        ("follow", options.follow.to_string()),
+        ("stdout", options.stdout.to_string()),
+        ("stderr", options.stderr.to_string()),
+        ("timestamps", options.timestamps.to_string()),
+    ];
+    if let Some(tail) = options.tail {
+        pairs.push(("tail", tail.to_string()));
+    }
+    query(&pairs)
+}
+
 impl Client {
     /// `POST /services/{id}/update?version=N`: replaces the spec. `version` must be the
     /// one just read (`service.version.index`); the engine refuses a stale one.
@@ -829,27 +864,23 @@ impl Client {
 
     /// `GET /services/{id}/logs`: the tasks' output, demultiplexed as it arrives.
     pub async fn service_logs(&self, id: &str, options: &LogsOptions) -> Result<LogStream, Error> {
-        let mut pairs = vec![
-            ("follow", options.follow.to_string()),
-            ("stdout", options.stdout.to_string()),
-            ("stderr", options.stderr.to_string()),
-            ("timestamps", options.timestamps.to_string()),
-        ];
-        if let Some(tail) = options.tail {
-            pairs.push(("tail", tail.to_string()));
-        }
         let service = self.service(id).await?;
-        let tty = service
-            .spec
-            .task_template
-            .container_spec
-            .other
-            .get("TTY")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let path = format!("/services/{}/logs{}", object("service", id)?, query(&pairs));
+        let path = format!("/services/{}/logs{}", object("service", id)?, logs_query(options));
+        self.logs(&path, &service.spec.task_template, options).await
+    }
+
+    /// `GET /tasks/{id}/logs`: one task's output, as [`Client::service_logs`]. An engine
+    /// whose log driver keeps nothing it can read (`syslog`, `none`, …) answers an error.
+    pub async fn task_logs(&self, id: &str, options: &LogsOptions) -> Result<LogStream, Error> {
+        let task = self.task(id).await?;
+        let path = format!("/tasks/{}/logs{}", object("task", id)?, logs_query(options));
+        self.logs(&path, &task.spec, options).await
+    }
+
+    async fn logs(&self, path: &str, spec: &TaskSpec, options: &LogsOptions) -> Result<LogStream, Error> {
+        let tty = spec.container_spec.other.get("TTY").and_then(Value::as_bool).unwrap_or(false);
         let idle = if options.follow { None } else { self.response_timeout() };
-        let (_, body) = self.open_stream(Method::GET, &path, None, idle).await?;
+        let (_, body) = self.open_stream(Method::GET, path, None, idle).await?;
         let context = body.context().to_owned();
         Ok(LogStream {
             demux: crate::stream::Demux::new(crate::body::BodyReader::new(body.into_body()), !tty, context),
@@ -876,6 +907,19 @@ impl Client {
     pub async fn create_service(&self, spec: &ServiceSpec) -> Result<ServiceCreated, Error> {
         let body = self.json("service spec", spec)?;
         self.call(Method::POST, "/services/create", Some(body)).await
+    }
+
+    /// [`Client::create_service`], with credentials for pulling its image
+    /// (`X-Registry-Auth`; the engine keeps them for the tasks, out of the inspected spec).
+    pub async fn create_service_with_auth(
+        &self,
+        spec: &ServiceSpec,
+        auth: &RegistryAuth,
+    ) -> Result<ServiceCreated, Error> {
+        let body = self.json("service spec", spec)?;
+        let header = auth.header_value();
+        self.call_with_header(Method::POST, "/services/create", Some(body), ("x-registry-auth", &header))
+            .await
     }
 
     /// `DELETE /services/{id}`.

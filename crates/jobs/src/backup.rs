@@ -303,7 +303,8 @@ pub(crate) async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
     Ok(connected)
 }
 
-async fn find_service(ctx: &JobContext, service: &str) -> Result<Service, JobError> {
+/// `service` (a name or ID), or the job error that says there is none.
+pub(crate) async fn find_service(ctx: &JobContext, service: &str) -> Result<Service, JobError> {
     match ctx.client.service(service).await {
         Ok(s) => Ok(s),
         Err(e) if e.is_not_found() => Err(JobError::UnknownService(service.to_owned())),

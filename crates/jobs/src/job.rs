@@ -24,10 +24,13 @@ pub enum Action {
     Reconcile,
     /// Move a volume's contents from one node to another.
     VolumeMove,
+    /// Deploy a new image (pinned by digest) to a service.
+    UpdateService,
 }
 
 impl Action {
-    /// `clean-node`, `clean-service`, `backup-service`, `backup-node`, `restore`, `reconcile`, `volume-move`.
+    /// `clean-node`, `clean-service`, `backup-service`, `backup-node`, `restore`, `reconcile`,
+    /// `volume-move`, `update-service`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CleanNode => "clean-node",
@@ -37,6 +40,7 @@ impl Action {
             Self::Restore => "restore",
             Self::Reconcile => "reconcile",
             Self::VolumeMove => "volume-move",
+            Self::UpdateService => "update-service",
         }
     }
 }

@@ -25,11 +25,13 @@ mod job;
 mod lock;
 mod node_backup;
 mod plan;
+mod registry;
 mod runner;
 mod seal;
 mod storage;
 mod store;
 mod tail;
+mod update;
 mod volume_io;
 mod volume_move;
 mod volumes;
@@ -55,6 +57,10 @@ pub use crate::lock::{
 };
 pub use crate::node_backup::{backup_all_nodes, backup_node, node_target, restore_node};
 pub use crate::plan::{PlanRow, plan};
+pub use crate::registry::{
+    DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
+    server_key,
+};
 pub use crate::runner::{JobContext, JobError};
 pub use crate::seal::{AGE_SUFFIX, Identity};
 pub use crate::storage::{
@@ -63,6 +69,7 @@ pub use crate::storage::{
 };
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::tail::OUTPUT_TAIL;
+pub use crate::update::{UpdatePlan, UpdateRequest, plan_update, update_service};
 pub use crate::volume_io::{key_timestamp, parse_key_timestamp};
 pub use crate::volume_move::{MoveRequest, move_volume};
 pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};

@@ -489,7 +489,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
 }
 
 /// A credential from a file (a swarm secret), a named variable, or the default variable.
-fn read_credential(
+pub(crate) fn read_credential(
     env: &Environment,
     var: Option<&str>,
     file: Option<&Path>,

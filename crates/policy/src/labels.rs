@@ -221,6 +221,14 @@ pub struct UpdatePolicy {
     pub exec_pre: Option<String>,
     /// Run after the update (`update.exec-post`).
     pub exec_post: Option<String>,
+    /// The hooks' shell (`update.exec.shell`, default the clean shell).
+    pub shell: String,
+    /// Each hook's timeout in each task (`update.exec.timeout`, default the clean exec
+    /// timeout).
+    pub exec_timeout: Duration,
+    /// Roll back to the previous spec when the update fails (`update.rollback=auto`, the
+    /// default) or leave it to the operator (`never`).
+    pub rollback: bool,
     /// `update.timeout`.
     pub timeout: Duration,
 }
@@ -294,6 +302,9 @@ const SERVICE_KEYS: &[&str] = &[
     "update.image-allow",
     "update.exec-pre",
     "update.exec-post",
+    "update.exec.shell",
+    "update.exec.timeout",
+    "update.rollback",
     "update.timeout",
     "update.token",
 ];
@@ -444,6 +455,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `auto` (the default) or `never`.
+    fn rollback(&mut self, short: &str) -> bool {
+        let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return true };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => true,
+            "never" => false,
+            _ => {
+                self.error(&key, value, "expected auto or never".to_owned());
+                true
+            }
+        }
+    }
+
     /// A timeout: Go syntax (`90s`, `10m`) or, as seed 002's variables, whole milliseconds.
     fn duration(&mut self, short: &str, default: Duration) -> Duration {
         let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return default };
@@ -498,6 +522,9 @@ pub fn service_policy(
         image_allow: r.text("update.image-allow"),
         exec_pre: r.text("update.exec-pre"),
         exec_post: r.text("update.exec-post"),
+        shell: r.text("update.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone()),
+        exec_timeout: r.duration("update.exec.timeout", defaults.clean_exec_timeout),
+        rollback: r.rollback("update.rollback"),
         timeout: r.duration("update.timeout", defaults.update_timeout),
     });
     (ServicePolicy { clean, backup, update }, r.diagnostics)
@@ -701,6 +728,9 @@ impl ServicePolicy {
                     put(&format!("update.{key}"), value.clone());
                 }
             }
+            put("update.exec.shell", u.shell.clone());
+            put("update.exec.timeout", go(u.exec_timeout));
+            put("update.rollback", if u.rollback { "auto" } else { "never" }.to_owned());
             put("update.timeout", go(u.timeout));
         }
         out

@@ -425,3 +425,38 @@ proptest! {
         prop_assert_eq!(again, policy);
     }
 }
+
+#[test]
+fn update_hooks_take_their_shell_and_timeout_and_rollback_is_auto_or_never() {
+    let d = Defaults::default();
+    let prefixes = LabelPrefixes::default();
+    let (p, diags) = service_policy(&labels(&[("dockhand.update.enable", "true")]), false, &d, &prefixes);
+    assert!(diags.is_empty(), "{diags:?}");
+    let update = p.update.unwrap();
+    assert_eq!(
+        (update.shell.as_str(), update.exec_timeout, update.rollback),
+        ("/bin/sh", d.clean_exec_timeout, true)
+    );
+
+    let l = labels(&[
+        ("dockhand.update.enable", "true"),
+        ("dockhand.update.exec.shell", "/bin/bash"),
+        ("dockhand.update.exec.timeout", "2m"),
+        ("dockhand.update.rollback", "never"),
+    ]);
+    let (p, diags) = service_policy(&l, false, &d, &prefixes);
+    assert!(diags.is_empty(), "{diags:?}");
+    let update = p.update.unwrap();
+    assert_eq!(
+        (update.shell.as_str(), update.exec_timeout, update.rollback),
+        ("/bin/bash", Duration::from_secs(120), false)
+    );
+
+    let l = labels(&[("dockhand.update.enable", "true"), ("dockhand.update.rollback", "sometimes")]);
+    let (p, diags) = service_policy(&l, false, &d, &prefixes);
+    assert!(p.update.unwrap().rollback, "a bad value keeps the default");
+    assert!(
+        diags.iter().any(|x| x.key == "dockhand.update.rollback" && x.message.contains("auto or never")),
+        "{diags:?}"
+    );
+}

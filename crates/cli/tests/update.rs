@@ -1,0 +1,389 @@
+//! update-service through the `dockhand` binary, on the test swarm of three nodes, against
+//! its registry with authentication (Debian's `docker-registry`, htpasswd), which holds
+//! `team/app:v1`, `v2` and `broken` (`cargo xtask swarm up`).
+
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use dockhand_e2e::{ServiceGuard, TestSwarm, last_job, stderr, stdout, unique_name};
+use dockhand_engine::{Client, Filters, RegistryAuth, ServiceSpec};
+
+/// The updates run one at a time: they share the registry's images on the nodes, which a
+/// test removes to prove that the nodes pull with the credentials.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Registry {
+    address: String,
+    user: String,
+    password: String,
+}
+
+impl Registry {
+    fn new() -> Self {
+        let (address, user, password) = dockhand_e2e::swarm_registry();
+        Self { address, user, password }
+    }
+
+    fn image(&self, tag: &str) -> String {
+        format!("{}/team/app:{tag}", self.address)
+    }
+
+    fn auth(&self) -> RegistryAuth {
+        RegistryAuth::password(&self.user, &self.password, &self.address)
+    }
+}
+
+/// A `dockhand` run with a configuration, a docker CLI directory and a PATH of its own.
+struct Setup {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dockhand.yaml"), config).unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        Self { dir, env: Vec::new() }
+    }
+
+    /// With the registry's credentials only in `config.json` `auths`.
+    fn with_auths(reg: &Registry) -> Self {
+        let setup = Self::new("{}\n");
+        let auth = base64_encode(&format!("{}:{}", reg.user, reg.password));
+        let json = serde_json::json!({"auths": {reg.address.clone(): {"auth": auth}}});
+        std::fs::write(setup.docker_config(), json.to_string()).unwrap();
+        setup
+    }
+
+    fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker").join("config.json")
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    fn run(&self, s: &TestSwarm, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dockhand"));
+        for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG"]
+        {
+            cmd.env_remove(var);
+        }
+        let path = format!("{}:{}", self.bin().display(), std::env::var("PATH").unwrap_or_default());
+        cmd.args([
+            "-H",
+            s.manager_url(),
+            "--config",
+            self.dir.path().join("dockhand.yaml").to_str().unwrap(),
+        ])
+        .args(args)
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+        .env("XDG_STATE_HOME", self.dir.path().join("state"))
+        .env("XDG_DATA_HOME", self.dir.path().join("data"))
+        .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
+        .envs(self.env.iter().cloned());
+        cmd.output().unwrap()
+    }
+}
+
+/// A 3-replica service of `team/app:v1`, at most one task per node, created with the
+/// registry's credentials; with `labels` besides `update.enable=true`.
+async fn app(s: &TestSwarm, reg: &Registry, prefix: &str, labels: &[(&str, &str)]) -> (String, ServiceGuard) {
+    let name = unique_name(prefix);
+    let mut spec = ServiceSpec::new(&name, reg.image("v1"))
+        .with_replicas(3)
+        .with_max_replicas_per_node(1)
+        .with_label("dockhand.update.enable", "true");
+    for (k, v) in labels {
+        spec = spec.with_label(*k, *v);
+    }
+    s.manager().create_service_with_auth(&spec, &reg.auth()).await.unwrap();
+    let guard = ServiceGuard::new(s.manager_url(), &name);
+    converged(s.manager(), &name, &reg.image("v1"), 3).await;
+    (name, guard)
+}
+
+/// Waits until `count` tasks run an image that starts with `image`, on distinct nodes.
+async fn converged(client: &Client, service: &str, image: &str, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tasks = client
+            .tasks(&Filters::new().with("service", service).with("desired-state", "running"))
+            .await
+            .unwrap();
+        let running: Vec<(String, String)> = tasks
+            .iter()
+            .filter(|t| t.status.state == "running" && t.spec.container_spec.image.starts_with(image))
+            .map(|t| (t.id.clone(), t.node_id.clone()))
+            .collect();
+        let mut nodes: Vec<&String> = running.iter().map(|(_, n)| n).collect();
+        nodes.sort();
+        nodes.dedup();
+        if running.len() == count && nodes.len() == count {
+            return running;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{service}: {count} tasks of {image} did not run within 120 s: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Removes `image` from every node, so that the next update must pull it.
+async fn forget(s: &TestSwarm, image: &str) {
+    for (_, node) in &s.nodes {
+        let _ = node.remove_image(image).await;
+        assert!(node.image(image).await.is_err(), "{image} is still on a node");
+    }
+}
+
+/// The service's spec as the engine shows it (`docker service inspect`).
+async fn inspected(client: &Client, service: &str) -> String {
+    serde_json::to_string(&client.service(service).await.unwrap()).unwrap()
+}
+
+/// An update to v2 that converges on three nodes, pinned by digest, with the password in
+/// neither the service nor dockhand's output.
+async fn updates_to_v2(s: &TestSwarm, reg: &Registry, setup: &Setup, name: &str) -> serde_json::Value {
+    forget(s, &reg.image("v2")).await;
+    let out = setup.run(s, &["update", name, "--image", &reg.image("v2"), "--json"]);
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains(&reg.password), "the password is in dockhand's output: {said}");
+    let job = last_job(&out);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let spec = s.manager().service(name).await.unwrap().spec;
+    let image = spec.task_template.container_spec.image.clone();
+    assert!(image.starts_with(&format!("{}@sha256:", reg.image("v2"))), "pinned by digest: {image}");
+    let tasks = converged(s.manager(), name, &image, 3).await;
+    assert_eq!(tasks.len(), 3);
+    // Every node pulled v2 (it was removed from all of them), with the credentials.
+    for (_, node) in &s.nodes {
+        assert!(node.image(&image).await.is_ok(), "a node lacks {image}");
+    }
+    let shown = inspected(s.manager(), name).await;
+    assert!(!shown.contains(&reg.password), "the password is in the service: {shown}");
+    job
+}
+
+#[tokio::test]
+async fn with_credentials_only_in_config_json_auths_three_replicas_update_on_three_nodes() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let (name, _guard) = app(&s, &reg, "up-auths", &[]).await;
+    let setup = Setup::with_auths(&reg);
+    let job = updates_to_v2(&s, &reg, &setup, &name).await;
+    let resolve = &job["steps"][0];
+    assert_eq!(resolve["kind"], "resolve", "{job}");
+    assert!(resolve["output_tail"].as_str().unwrap().contains("auths."), "{job}");
+}
+
+#[tokio::test]
+async fn with_credentials_only_through_a_creds_store_helper_the_update_converges() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let (name, _guard) = app(&s, &reg, "up-helper", &[]).await;
+    let setup = Setup::new("{}\n");
+    // The credential-helper protocol: `get`, the server on stdin, JSON on stdout. The
+    // helper logs what it was asked for, to prove it was the one asked.
+    let asked = setup.dir.path().join("asked");
+    let helper = setup.bin().join("docker-credential-dhtest");
+    let answer = serde_json::json!({"ServerURL": reg.address, "Username": reg.user, "Secret": reg.password});
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server\necho \"$server\" >> '{}'\n\
+             [ \"$server\" = '{}' ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\necho '{}'\n",
+            asked.display(),
+            reg.address,
+            answer
+        ),
+    )
+    .unwrap();
+    make_executable(&helper);
+    std::fs::write(setup.docker_config(), r#"{"credsStore": "dhtest"}"#).unwrap();
+    let job = updates_to_v2(&s, &reg, &setup, &name).await;
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), reg.address);
+    assert!(job["steps"][0]["output_tail"].as_str().unwrap().contains("docker-credential-dhtest"), "{job}");
+}
+
+#[tokio::test]
+async fn with_a_named_credential_the_update_converges_and_a_wrong_one_names_registry_and_user() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let (name, _guard) = app(&s, &reg, "up-named", &[("dockhand.update.registry", "ci")]).await;
+    let config = format!(
+        "registries:\n  ci:\n    url: {}\n    username: {}\n    password_env: DH_TEST_REGISTRY_PASSWORD\n",
+        reg.address, reg.user
+    );
+    let mut setup = Setup::new(&config);
+    setup.env.push(("DH_TEST_REGISTRY_PASSWORD".into(), reg.password.clone()));
+    let job = updates_to_v2(&s, &reg, &setup, &name).await;
+    assert!(job["steps"][0]["output_tail"].as_str().unwrap().contains("named credential ci"), "{job}");
+
+    let wrong = "not-the-password-42";
+    setup.env = vec![("DH_TEST_REGISTRY_PASSWORD".into(), wrong.into())];
+    let before = s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image;
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("v1")]);
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&reg.address) && said.contains(&format!("user {}", reg.user)), "{said}");
+    assert!(!said.contains(wrong) && !said.contains(&reg.password), "{said}");
+    let after = s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image;
+    assert_eq!(before, after, "the service is unchanged");
+}
+
+#[tokio::test]
+async fn the_image_rule_refuses_with_exit_code_3_and_leaves_the_service_unchanged() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let allow = format!("{}/team/app:v*", reg.address);
+    let (name, _guard) = app(&s, &reg, "up-rule", &[("dockhand.update.image-allow", &allow)]).await;
+    let setup = Setup::new("{}\n");
+    let before = inspected(s.manager(), &name).await;
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("broken")]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("dockhand.update.image-allow"), "{}", stdout(&out));
+    assert_eq!(before, inspected(s.manager(), &name).await, "the service is unchanged");
+
+    // Without the label, only the service's own repository.
+    let (other, _guard) = app(&s, &reg, "up-repo", &[]).await;
+    let before = inspected(s.manager(), &other).await;
+    let out = setup.run(&s, &["update", &other, "--image", &format!("{}/team/other:v2", reg.address)]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("not in the service's repository"), "{}", stdout(&out));
+    assert_eq!(before, inspected(s.manager(), &other).await, "the service is unchanged");
+}
+
+#[tokio::test]
+async fn a_broken_image_fails_with_the_tasks_error_and_rolls_back_to_v2() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let (name, _guard) = app(&s, &reg, "up-broken", &[("dockhand.update.timeout", "3m")]).await;
+    let setup = Setup::with_auths(&reg);
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("v2"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let v2 = s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image;
+
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("broken"), "--json"]);
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let job = last_job(&out);
+    let steps: Vec<(&str, &str)> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("resolve", "succeeded"), ("update", "failed"), ("rollback", "succeeded")], "{job}");
+    let update = &job["steps"][1];
+    let error = update["error"].as_str().unwrap();
+    assert!(error.contains("exit code 1"), "the task's exit code: {error}");
+    assert_eq!(update["exit_code"], 1, "{job}");
+    assert!(
+        update["output_tail"].as_str().unwrap().contains("the broken image exits at once"),
+        "the task's last log lines: {job}"
+    );
+    let rollback = job["steps"][2]["output_tail"].as_str().unwrap();
+    assert_eq!(rollback, format!("rolled back to {v2}"), "{job}");
+    assert_eq!(s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image, v2);
+    converged(s.manager(), &name, &v2, 3).await;
+}
+
+#[tokio::test]
+async fn hooks_run_before_in_the_old_tasks_and_after_in_the_new_ones_and_a_failing_pre_hook_stops_it() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    // The images' /version says which one a task runs: the markers.
+    let labels =
+        [("dockhand.update.exec-pre", "cat /version"), ("dockhand.update.exec-post", "cat /version")];
+    let (name, _guard) = app(&s, &reg, "up-hooks", &labels).await;
+    let setup = Setup::with_auths(&reg);
+    let old: Vec<String> =
+        converged(s.manager(), &name, &reg.image("v1"), 3).await.into_iter().map(|(t, _)| t).collect();
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("v2"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let hooks = |kind: &str| -> Vec<(String, String)> {
+        job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .map(|s| {
+                (s["task"].as_str().unwrap().to_owned(), s["output_tail"].as_str().unwrap().trim().to_owned())
+            })
+            .collect()
+    };
+    let (pre, post) = (hooks("exec-pre"), hooks("exec-post"));
+    assert_eq!(pre.len(), 3, "{job}");
+    assert_eq!(post.len(), 3, "{job}");
+    assert!(pre.iter().all(|(task, said)| old.contains(task) && said == "v1"), "{pre:?} in {old:?}");
+    assert!(post.iter().all(|(task, said)| !old.contains(task) && said == "v2"), "{post:?}");
+
+    // A failing pre-hook: no update.
+    let client = s.manager();
+    let before = client.service(&name).await.unwrap().spec.task_template.container_spec.image;
+    let mut svc = client.service(&name).await.unwrap();
+    svc.spec.labels.insert("dockhand.update.exec-pre".into(), "echo refusing; exit 7".into());
+    client
+        .update_service(&svc.id, svc.version.index, &svc.spec, &dockhand_engine::UpdateOptions::new())
+        .await
+        .unwrap();
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("v1"), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let update = job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "update").unwrap();
+    assert_eq!(update["status"], "skipped", "{job}");
+    assert_eq!(client.service(&name).await.unwrap().spec.task_template.container_spec.image, before);
+}
+
+#[tokio::test]
+async fn the_same_digest_is_a_no_op_and_force_recreates_the_tasks() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let (name, _guard) = app(&s, &reg, "up-same", &[]).await;
+    let setup = Setup::with_auths(&reg);
+    // Pinned first (v1 by tag, as created), then the same again: nothing to do.
+    let out = setup.run(&s, &["update", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let pinned = s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image;
+    let tasks = converged(s.manager(), &name, &pinned, 3).await;
+    let out = setup.run(&s, &["update", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let update = job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "update").unwrap();
+    assert_eq!(update["status"], "skipped", "{job}");
+    assert!(update["error"].as_str().unwrap().contains("already up to date"), "{job}");
+    assert_eq!(converged(s.manager(), &name, &pinned, 3).await, tasks, "the tasks are the same");
+
+    let out = setup.run(&s, &["update", &name, "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let now = converged(s.manager(), &name, &pinned, 3).await;
+    assert!(now.iter().all(|t| !tasks.contains(t)), "every task was recreated: {now:?} vs {tasks:?}");
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
