@@ -7,6 +7,9 @@
 //! 3. `dockhand services ls` versus `docker service ls` with 500 and 5 000 services: wall
 //!    time and peak RSS (GNU time's `%M`).
 //!
+//! `cargo xtask bench update`: `dockhand update` against `docker service update --detach=false`
+//! on a 3-replica service of the test swarm, from its registry with authentication.
+//!
 //! `cargo xtask bench jobs`: the jobs against the seed's way of doing them.
 //!
 //! 1. clean-service over 50 services × 2 tasks (exec `true`): `dockhand clean service
@@ -29,8 +32,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::{engine, proc};
 
 pub(crate) fn run(what: &str) -> anyhow::Result<()> {
-    if !["engine", "jobs", "backup"].contains(&what) {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup");
+    if !["engine", "jobs", "backup", "update"].contains(&what) {
+        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update");
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;
@@ -51,6 +54,9 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     }
     if what == "backup" {
         return backup(&layout, &dockhand, &runtime);
+    }
+    if what == "update" {
+        return update(&dockhand);
     }
     let socket = layout.socket();
 
@@ -379,6 +385,98 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
         result?;
     }
     Ok(())
+}
+
+/// update-service of a 3-replica service, one task per node of the test swarm, pulling from
+/// its registry with authentication: the time from request to converged of `dockhand update
+/// --image`, against `docker service update --image … --with-registry-auth --detach=false`
+/// on the same service, each a real rolling update (they alternate v1 and v2; both resolve
+/// and pin the digest). Both read the same `config.json`, written by `docker login`.
+fn update(dockhand: &Path) -> anyhow::Result<()> {
+    crate::swarm::up(3)?;
+    let env = crate::swarm::settings()?;
+    let get = |k: &str| env.get(k).cloned().ok_or_else(|| anyhow::anyhow!("swarm.env has no {k}"));
+    let (manager, registry) = (get("DOCKER_HOST")?, get("DOCKHAND_TEST_REGISTRY")?);
+    let (user, password) = (get("DOCKHAND_TEST_REGISTRY_USER")?, get("DOCKHAND_TEST_REGISTRY_PASSWORD")?);
+    let scratch = tempfile::tempdir_in(crate::project_root().join("target"))?;
+    let config = scratch.path().join("docker");
+    let docker = || {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", &manager).env("DOCKER_CONFIG", &config);
+        cmd
+    };
+    proc::output_with_stdin(
+        docker().args(["login", &registry, "-u", &user, "--password-stdin"]),
+        password.as_bytes(),
+    )?;
+    let name = "dh-bench-update";
+    let (v1, v2) = (format!("{registry}/team/app:v1"), format!("{registry}/team/app:v2"));
+    let _ = docker().args(["service", "rm", name]).output();
+    std::thread::sleep(Duration::from_secs(2));
+    proc::output(docker().args([
+        "service",
+        "create",
+        "--quiet",
+        "--detach=false",
+        "--with-registry-auth",
+        "--name",
+        name,
+        "--replicas",
+        "3",
+        "--replicas-max-per-node",
+        "1",
+        "--label",
+        "dockhand.update.enable=true",
+        &v1,
+    ]))?;
+    let ours = |image: &str| {
+        let mut cmd = Command::new(dockhand);
+        cmd.args(["--host", &manager, "update", name, "--image", image])
+            .env("DOCKER_CONFIG", &config)
+            .env("XDG_STATE_HOME", scratch.path().join("state"))
+            .env("XDG_DATA_HOME", scratch.path().join("data"))
+            .stdout(Stdio::null());
+        cmd
+    };
+    let theirs = |image: &str| {
+        let mut cmd = docker();
+        cmd.args([
+            "service",
+            "update",
+            "--quiet",
+            "--with-registry-auth",
+            "--detach=false",
+            "--image",
+            image,
+            name,
+        ]);
+        cmd
+    };
+    let result = (|| -> anyhow::Result<()> {
+        // A warm-up of each, so that every node has both images.
+        proc::output(&mut ours(&v2))?;
+        proc::output(&mut theirs(&v1))?;
+        let (mut t_ours, mut t_theirs) = (Duration::ZERO, Duration::ZERO);
+        let rounds = 3;
+        for _ in 0..rounds {
+            let start = Instant::now();
+            proc::output(&mut ours(&v2))?;
+            t_ours += start.elapsed();
+            let start = Instant::now();
+            proc::output(&mut theirs(&v1))?;
+            t_theirs += start.elapsed();
+        }
+        println!("\n== update of a 3-replica service over 3 nodes, from a registry with authentication");
+        report(
+            &format!("`dockhand update` x{rounds}"),
+            t_ours,
+            t_theirs,
+            "docker service update --detach=false",
+        );
+        Ok(())
+    })();
+    let _ = docker().args(["service", "rm", name]).output();
+    result
 }
 
 /// The size of the newest `.tar.zst` under `dir`.

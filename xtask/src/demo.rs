@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the README's "main job" on embedded defaults. It brings the private
 //! engine up, deploys a small labelled stack on it, and runs dockhand's maintenance cycle:
 //! what cron would do (`plan`), a backup of the stack's volume to the embedded `local`
-//! storage target, damage and a restore, clean-node, clean-service, and the job table.
+//! storage target, damage and a restore, clean-node, clean-service, update-service from one
+//! local tag to another and then to a broken one (and the rollback), and the job table.
 
 use std::fs;
 use std::time::Duration;
@@ -14,11 +15,12 @@ use crate::{engine, proc};
 
 const STACK: &str = "dhdemo";
 
-/// A web service whose labels let dockhand clear its cache, and a worker without labels.
+/// A web service whose labels let dockhand clear its cache and update it, a worker without
+/// labels, and a db with a volume to back up.
 const COMPOSE: &str = r#"version: "3.8"
 services:
   web:
-    image: dockhand/busybox:test
+    image: dhdemo/web:1
     command: ["sh", "-c", "mkdir -p /tmp/cache && head -c 1000000 /dev/zero > /tmp/cache/blob && sleep 86400"]
     deploy:
       replicas: 2
@@ -26,6 +28,8 @@ services:
         dockhand.clean.enable: "true"
         dockhand.clean.exec: "du -sh /tmp/cache; rm -rf /tmp/cache/*; echo cache cleared"
         dockhand.clean.exec.timeout: "30s"
+        dockhand.update.enable: "true"
+        dockhand.update.exec-post: "cat /version"
   worker:
     image: dockhand/busybox:test
     command: ["sleep", "86400"]
@@ -58,6 +62,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
     };
     dockhand(&["engine", "info"])?;
 
+    // The web service's image, a local tag (no registry here): busybox with /version.
+    demo_image(&layout, "1", false)?;
     let compose = layout.scratch().join("demo-stack.yml");
     fs::write(&compose, COMPOSE)?;
     eprintln!(
@@ -88,6 +94,34 @@ pub(crate) fn run() -> anyhow::Result<()> {
     dockhand(&["clean", "node"])?;
     eprintln!("\n== clean-service: the web service's clean.exec in each of its tasks");
     dockhand(&["clean", "service", &format!("{STACK}_web")])?;
+    // After clean-node, which removes images nothing uses.
+    demo_image(&layout, "2", false)?;
+    demo_image(&layout, "broken", true)?;
+    let web = format!("{STACK}_web");
+    eprintln!(
+        "\n== update-service: {web} from dhdemo/web:1 to dhdemo/web:2 (local tags: deployed by tag, unpinned)"
+    );
+    dockhand(&["update", &web, "--image", "dhdemo/web:2"])?;
+    eprintln!("\n== update-service to a broken image: why it failed, and the rollback to dhdemo/web:2");
+    let status = crate::cargo()
+        .args(["run", "--quiet", "--locked", "--package", "dockhand-cli", "--bin", "dockhand", "--"])
+        .args(["--host", &layout.url(), "update", &web, "--image", "dhdemo/web:broken"])
+        .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
+        .status()?;
+    if status.code() != Some(1) {
+        bail!("the update to the broken image should fail with exit code 1, not {status}");
+    }
+    let now = proc::output(layout.docker()?.args([
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &web,
+    ]))?;
+    eprintln!("{web} runs {} again", now.trim());
+    if now.trim() != "dhdemo/web:2" {
+        bail!("the rollback did not bring dhdemo/web:2 back: {now:?}");
+    }
     eprintln!("\n== the jobs dockhand ran");
     dockhand(&["jobs", "ls"])?;
 
@@ -100,10 +134,24 @@ pub(crate) fn run() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _ =
+        layout.docker()?.args(["image", "rm", "dhdemo/web:1", "dhdemo/web:2", "dhdemo/web:broken"]).output();
     // clean-node took the images nothing used: put the test images back.
     crate::images::ensure(&layout)?;
     eprintln!("\nthe private engine stays up; stop it with `cargo xtask engine down`");
     Ok(())
+}
+
+/// `dhdemo/web:<tag>`: the test busybox with `/version` saying `tag`; a broken one's
+/// entrypoint exits 1 at once, whatever the service's command.
+fn demo_image(layout: &engine::Layout, tag: &str, broken: bool) -> anyhow::Result<()> {
+    let change = r#"ENTRYPOINT ["sh", "-c", "echo 'dhdemo/web:broken cannot start' >&2; exit 1"]"#;
+    crate::images::version_image(
+        || layout.docker(),
+        tag,
+        &format!("dhdemo/web:{tag}"),
+        broken.then_some(change),
+    )
 }
 
 /// Runs `script` in the db service's running container; its output.

@@ -141,6 +141,39 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Commits `image`: the test busybox with `/version` holding `version`, plus `change` (a
+/// Dockerfile instruction such as `CMD [...]`) when given. `docker` makes a CLI command for
+/// the engine it is built on.
+pub(crate) fn version_image(
+    docker: impl Fn() -> anyhow::Result<Command>,
+    version: &str,
+    image: &str,
+    change: Option<&str>,
+) -> anyhow::Result<()> {
+    let name = format!("dh-build-{}", image.replace(['/', ':', '.'], "-"));
+    let _ = docker()?.args(["rm", "-f", &name]).output();
+    let script = format!("echo {version} > /version");
+    proc::output(docker()?.args([
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]))?;
+    let mut commit = docker()?;
+    commit.arg("commit");
+    if let Some(change) = change {
+        commit.args(["--change", change]);
+    }
+    proc::output(commit.args([&name, image]))?;
+    proc::output(docker()?.args(["rm", "-f", &name]))?;
+    Ok(())
+}
+
 /// `tar -C rootfs -c . | docker import - image`, with Dockerfile-style `changes`.
 fn import(layout: &dyn ImageHost, rootfs: &Path, image: &str, changes: &[&str]) -> anyhow::Result<()> {
     let mut docker = layout.docker()?;

@@ -151,6 +151,18 @@ pub(crate) fn down() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings of the running swarm (`swarm.env`), by variable name.
+pub(crate) fn settings() -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let swarm = Swarm::new();
+    let text = fs::read_to_string(swarm.env_file())
+        .with_context(|| "the test swarm is not up (start it with `cargo xtask swarm up`)".to_owned())?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
 /// `cargo xtask swarm env`: the `export` lines of a running swarm.
 pub(crate) fn env() -> anyhow::Result<()> {
     let swarm = Swarm::new();
@@ -305,23 +317,9 @@ fn start_registry(swarm: &Swarm, manager: &Node) -> anyhow::Result<String> {
     })
     .with_context(|| format!("the test registry did not answer\n{}", tail(&dir.join("registry.log"))))?;
     for (tag, script) in REGISTRY_IMAGES {
-        let name = format!("dh-registry-{tag}");
         let image = format!("{address}/team/app:{tag}");
-        let _ = proc::output(&mut docker(&["rm", "-f", &name])?);
-        proc::output(&mut docker(&[
-            "run",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            crate::images::BUSYBOX_IMAGE,
-            "sh",
-            "-c",
-            &format!("echo {tag} > /version"),
-        ])?)?;
-        let cmd = format!("CMD [\"sh\", \"-c\", {}]", serde_json::to_string(script)?);
-        proc::output(&mut docker(&["commit", "--change", &cmd, &name, &image])?)?;
-        proc::output(&mut docker(&["rm", "-f", &name])?)?;
+        let change = format!("CMD [\"sh\", \"-c\", {}]", serde_json::to_string(script)?);
+        crate::images::version_image(|| docker(&[]), tag, &image, Some(&change))?;
         proc::output(&mut docker(&["push", &image])?).with_context(|| format!("cannot push {image}"))?;
         proc::output(&mut docker(&["image", "rm", &image])?)?;
     }

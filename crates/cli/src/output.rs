@@ -508,6 +508,19 @@ impl JobPrinter {
             })
             .collect();
         let mut text = columns(["STEP", "NODE", "TASK", "STATUS", "EXIT", "BYTES", "TIME", "ERROR"], rows);
+        // What a failed step printed last (a command's output, a failed task's logs).
+        for s in job.steps.iter().filter(|s| s.status == dockhand_jobs::Status::Failed) {
+            let Some(tail) = s.output_tail.as_deref().map(str::trim_end).filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let place = [s.node.as_deref(), s.task.as_deref().map(|t| t.get(..12).unwrap_or(t))]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let place = if place.is_empty() { String::new() } else { format!(" ({place})") };
+            let _ = writeln!(text, "--- {}{place}, last output:\n{tail}", s.kind);
+        }
         let _ = writeln!(
             text,
             "{} {} by {}: {} (job {})",

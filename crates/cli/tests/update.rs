@@ -378,6 +378,54 @@ async fn the_same_digest_is_a_no_op_and_force_recreates_the_tasks() {
     assert!(now.iter().all(|t| !tasks.contains(t)), "every task was recreated: {now:?} vs {tasks:?}");
 }
 
+#[tokio::test]
+async fn where_the_log_driver_keeps_nothing_the_report_says_so_and_never_means_no_rollback() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let name = unique_name("up-nologs");
+    let spec = ServiceSpec::new(&name, reg.image("v1"))
+        .with_replicas(1)
+        .with_log_driver("none")
+        .with_label("dockhand.update.enable", "true")
+        .with_label("dockhand.update.rollback", "never");
+    s.manager().create_service_with_auth(&spec, &reg.auth()).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    converged(s.manager(), &name, &reg.image("v1"), 1).await;
+    let setup = Setup::with_auths(&reg);
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("broken"), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let step =
+        |kind: &str| job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == kind).unwrap().clone();
+    let update = step("update");
+    assert_eq!(update["status"], "failed", "{job}");
+    assert!(update["error"].as_str().unwrap().contains("exit code 1"), "{job}");
+    let said = update["output_tail"].as_str().unwrap();
+    assert!(said.contains("log driver (none)") && said.contains("keeps nothing"), "{job}");
+    let rollback = step("rollback");
+    assert_eq!(rollback["status"], "skipped", "{job}");
+    assert!(rollback["error"].as_str().unwrap().contains("dockhand.update.rollback=never"), "{job}");
+}
+
+#[tokio::test]
+async fn a_global_service_updates_on_every_node() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let name = unique_name("up-global");
+    let spec = ServiceSpec::new(&name, reg.image("v1")).global().with_label("dockhand.update.enable", "true");
+    s.manager().create_service_with_auth(&spec, &reg.auth()).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    converged(s.manager(), &name, &reg.image("v1"), s.nodes.len()).await;
+    let setup = Setup::with_auths(&reg);
+    let out = setup.run(&s, &["update", &name, "--image", &reg.image("v2"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let image = s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image;
+    assert!(image.starts_with(&format!("{}@sha256:", reg.image("v2"))), "{image}");
+    converged(s.manager(), &name, &image, s.nodes.len()).await;
+}
+
 fn base64_encode(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)

@@ -141,6 +141,8 @@ pub struct Info {
     pub containers_stopped: i64,
     /// Images.
     pub images: i64,
+    /// The log driver containers get when they name none (`json-file` by default).
+    pub logging_driver: String,
     /// The storage driver.
     pub driver: String,
     /// Where the engine keeps its data.

@@ -520,6 +520,84 @@ mod tests {
         assert!(err.contains("auths.r.example.com.auth") && !err.contains("nocolon"), "{err}");
     }
 
+    fn load(yaml: &str, vars: &[(&str, &str)]) -> Registries {
+        let file = ConfigFile::parse(yaml, false).unwrap();
+        Registries::load(&file, &Environment::from_vars(vars.iter().copied())).unwrap()
+    }
+
+    fn update_policy(pairs: &[(&str, &str)]) -> (UpdatePolicy, BTreeMap<String, String>) {
+        let labels: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let prefixes = dockhand_policy::LabelPrefixes::default();
+        let (policy, _) =
+            dockhand_policy::service_policy(&labels, false, &dockhand_policy::Defaults::default(), &prefixes);
+        (policy.update.unwrap(), labels)
+    }
+
+    #[tokio::test]
+    async fn the_seeds_labels_fall_back_to_its_variables_and_a_missing_value_names_both() {
+        let image = ImageRef::parse("registry.domain.com/team/app:v2").unwrap();
+        let prefixes = dockhand_policy::LabelPrefixes::default();
+        let (policy, labels) = update_policy(&[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.registry.auth", "true"),
+            ("dockhand.update.registry.user", "ci"),
+        ]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let vars = [
+            ("SWARM_UTILS_REGISTRY_PASSWORD", "pw-from-env"),
+            ("SWARM_UTILS_REGISTRY_URL", "registry.domain.com"),
+        ];
+        let found = load("{}", &vars).credential_for(&image, "web", &policy, &view).await.unwrap().unwrap();
+        assert_eq!(found.auth, RegistryAuth::password("ci", "pw-from-env", "registry.domain.com"));
+        assert!(
+            found.source.contains("dockhand.update.registry.user")
+                && found.source.contains("SWARM_UTILS_REGISTRY_PASSWORD"),
+            "{}",
+            found.source
+        );
+        let err = load("{}", &vars[..1])
+            .credential_for(&image, "web", &policy, &view)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dockhand.update.registry.url")
+                && err.contains("SWARM_UTILS_REGISTRY_URL")
+                && !err.contains("pw-from-env"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_named_credential_comes_first_and_a_wrong_entry_names_its_key() {
+        let image = ImageRef::parse("registry.domain.com/team/app:v2").unwrap();
+        let prefixes = dockhand_policy::LabelPrefixes::default();
+        let yaml = "registries:\n  ci:\n    url: registry.domain.com\n    username: bot\n    password_env: REG_PW\n  \
+                    bad:\n    url: r.example.com\n    username: u\n    password: literal\n";
+        let registries = load(yaml, &[("REG_PW", "s3cret")]);
+        let (policy, labels) = update_policy(&[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.registry", "ci"),
+            ("dockhand.update.registry.auth", "true"),
+        ]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let found = registries.credential_for(&image, "web", &policy, &view).await.unwrap().unwrap();
+        assert_eq!(found.auth, RegistryAuth::password("bot", "s3cret", "registry.domain.com"));
+        assert!(!format!("{found:?}").contains("s3cret"));
+        let (policy, labels) =
+            update_policy(&[("dockhand.update.enable", "true"), ("dockhand.update.registry", "bad")]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let err = registries.credential_for(&image, "web", &policy, &view).await.unwrap_err().to_string();
+        assert!(err.contains("registries.bad.password") && err.contains("password_env"), "{err}");
+        assert!(!err.contains("literal"), "{err}");
+        let (policy, labels) =
+            update_policy(&[("dockhand.update.enable", "true"), ("dockhand.update.registry", "nope")]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let err = registries.credential_for(&image, "web", &policy, &view).await.unwrap_err().to_string();
+        assert!(err.contains("dockhand.update.registry on service web") && err.contains("only ci"), "{err}");
+    }
+
     #[tokio::test]
     async fn a_helper_name_cannot_leave_path() {
         let json = r#"{"credsStore": "../../bin/sh"}"#;

@@ -196,42 +196,56 @@ impl Update<'_> {
             None => reference.clone(),
         };
         let auth = credential.as_ref().map(|c| &c.auth);
-        let digest = match ctx.client.distribution(&asked, auth).await {
-            Ok(found) if !found.descriptor.digest.is_empty() => found.descriptor.digest,
-            Ok(_) => {
-                let e = format!("the registry {} gave no digest for {asked}", image.domain());
-                step.finish(Status::Failed, SystemTime::now(), Some(e));
-                run.push(step);
-                return None;
+        let credentials = match &credential {
+            Some(c) => format!(
+                "credentials: {}{}",
+                c.source,
+                c.username.as_ref().map(|u| format!(", user {u}")).unwrap_or_default()
+            ),
+            None => "no credentials: an anonymous pull".to_owned(),
+        };
+        let current = self.service.spec.task_template.container_spec.image.clone();
+        let resolved = match ctx.client.distribution(&asked, auth).await {
+            Ok(found) if !found.descriptor.digest.is_empty() => Ok(Some(found.descriptor.digest)),
+            Ok(_) => Err(format!("the registry {} gave no digest for {asked}", image.domain())),
+            // An image that is in no registry (built or tagged on the node) is deployed by
+            // tag, as `docker service update` does, saying so; never after a refused login.
+            Err(e) if !refused_login(&e.to_string()) && ctx.client.image(&asked).await.is_ok() => {
+                step.output_tail = Some(format!(
+                    "{asked} is in no registry ({e}); deployed by tag, unpinned: only nodes that have it can \
+                     run it; now {current}"
+                ));
+                Ok(None)
             }
+            Err(e) => Err(format!(
+                "cannot resolve {asked} on the registry {}{}: {e}",
+                image.domain(),
+                as_whom(&credential)
+            )),
+        };
+        let digest = match resolved {
+            Ok(digest) => digest,
             Err(e) => {
-                let e = format!(
-                    "cannot resolve {asked} on the registry {}{}: {e}",
-                    image.domain(),
-                    as_whom(&credential)
-                );
                 step.finish(Status::Failed, SystemTime::now(), Some(e));
                 run.push(step);
                 return None;
             }
         };
-        let pinned = format!("{reference}@{digest}");
-        let current = self.service.spec.task_template.container_spec.image.clone();
+        let pinned = match &digest {
+            Some(d) => format!("{reference}@{d}"),
+            None => reference.clone(),
+        };
         let old_digest = digest_of(&current).map(str::to_owned);
-        step.output_tail = Some(format!(
-            "{asked} is {digest}{}; now {current}",
-            match &credential {
-                Some(c) => format!(
-                    " (credentials: {}{})",
-                    c.source,
-                    c.username.as_ref().map(|u| format!(", user {u}")).unwrap_or_default()
-                ),
-                None => " (no credentials: an anonymous pull)".to_owned(),
-            }
-        ));
+        if let Some(d) = &digest {
+            step.output_tail = Some(format!("{asked} is {d} ({credentials}); now {current}"));
+        }
         step.finish(Status::Succeeded, SystemTime::now(), None);
         run.push(step);
-        if old_digest.as_deref() == Some(digest.as_str()) && !self.request.force {
+        let unchanged = match &digest {
+            Some(d) => old_digest.as_deref() == Some(d.as_str()),
+            None => current == pinned,
+        };
+        if unchanged && !self.request.force {
             run.push_now(
                 "update",
                 Status::Skipped,
@@ -284,8 +298,9 @@ impl Update<'_> {
         }
         let settled = self.settle(run, before.as_deref(), &pinned, timeout, false).await;
         let change = format!(
-            "{} → {digest}",
-            old_digest.as_deref().map_or_else(|| format!("{current} (no digest)"), str::to_owned)
+            "{} → {}",
+            old_digest.as_deref().map_or_else(|| format!("{current} (no digest)"), str::to_owned),
+            digest.as_deref().unwrap_or("the tag, unpinned")
         );
         let failed = match settled {
             Settled::Done => {
@@ -484,7 +499,7 @@ impl Update<'_> {
             Ok(stream) => stream,
             Err(e) => {
                 return format!(
-                    "no logs of task {}: the engine cannot read them back (log driver {}): {e}",
+                    "no logs of task {}: the engine cannot read them back (its log driver is {}): {e}",
                     short(&task.id),
                     driver.as_deref().unwrap_or("the engine's default")
                 );
@@ -507,10 +522,24 @@ impl Update<'_> {
             }
         }
         let text = tail.text();
-        if text.trim().is_empty() {
+        if !text.trim().is_empty() {
+            return text;
+        }
+        // Nothing came back: either the task wrote nothing, or its driver keeps nothing the
+        // engine can read (the engine answers such a driver with an empty stream).
+        let driver = match driver {
+            Some(d) if !d.is_empty() => d,
+            _ => self.ctx.client.info().await.map(|i| i.logging_driver).unwrap_or_default(),
+        };
+        if READABLE_LOG_DRIVERS.contains(&driver.as_str()) {
             format!("task {} wrote no logs before it failed", short(&task.id))
         } else {
-            text
+            format!(
+                "no logs of task {}: its log driver ({}) keeps nothing the engine can read back; look where that \
+                 driver sends them",
+                short(&task.id),
+                if driver.is_empty() { "unknown" } else { driver.as_str() }
+            )
         }
     }
 
@@ -600,6 +629,18 @@ impl Update<'_> {
         self.settle(run, Some(""), image, timeout, true).await
     }
 }
+
+/// Whether the engine's answer says the registry refused the credentials (or their
+/// absence): then an image of the same name on the node is no reason to go on.
+fn refused_login(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    ["unauthorized", "authentication required", "no basic auth credentials", "denied", "401", "403"]
+        .iter()
+        .any(|m| e.contains(m))
+}
+
+/// The log drivers whose logs the engine reads back for `docker service logs`.
+const READABLE_LOG_DRIVERS: [&str; 3] = ["json-file", "local", "journald"];
 
 /// How many lines of a failed task's log a report keeps.
 const LOG_LINES: u64 = 20;
