@@ -327,6 +327,15 @@ impl Update<'_> {
         if failed.is_none() && !post_failed {
             return None;
         }
+        if ctx.cancel.is_cancelled() {
+            // Whoever cancelled stopped the waiting, not the engine's rolling update.
+            run.push_now(
+                "rollback",
+                Status::Skipped,
+                "not rolled back: the job was cancelled; the engine goes on with the update".to_owned(),
+            );
+            return None;
+        }
         if !policy.rollback || self.request.no_rollback {
             let why = if self.request.no_rollback {
                 "the request said no rollback".to_owned()
