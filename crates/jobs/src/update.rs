@@ -307,7 +307,7 @@ impl Update<'_> {
                 step.output_tail = Some(format!("{name} runs {pinned}: {change}"));
                 step.finish(Status::Succeeded, SystemTime::now(), None);
                 run.push(step);
-                None
+                false
             }
             other => {
                 let (report, exit, tail) = self.failure(other, &pinned, timeout, &timeout_source).await;
@@ -315,16 +315,16 @@ impl Update<'_> {
                 step.output_tail = tail;
                 step.finish(Status::Failed, SystemTime::now(), Some(report));
                 run.push(step);
-                Some(())
+                true
             }
         };
 
         // The post-hook, in the new tasks.
-        let post_failed = match (&failed, &policy.exec_post) {
-            (None, Some(post)) => !self.hook(run, "exec-post", &policy, post, &view).await,
+        let post_failed = match (failed, &policy.exec_post) {
+            (false, Some(post)) => !self.hook(run, "exec-post", &policy, post, &view).await,
             _ => false,
         };
-        if failed.is_none() && !post_failed {
+        if !failed && !post_failed {
             return None;
         }
         if ctx.cancel.is_cancelled() {
@@ -592,11 +592,8 @@ impl Update<'_> {
             }
             before
         };
-        let settled = if engine_rolls_back {
-            self.settle_rollback_in_progress(run, &previous, timeout).await
-        } else {
-            self.settle(run, before.as_deref(), &previous, timeout, true).await
-        };
+        // Without a `before`, any status counts: the engine's own rollback, as it comes.
+        let settled = self.settle(run, before.as_deref(), &previous, timeout, true).await;
         match settled {
             Settled::Done => {
                 step.output_tail = Some(format!("rolled back to {previous}"));
@@ -624,18 +621,6 @@ impl Update<'_> {
             }
         }
         run.push(step);
-    }
-
-    /// Waits for a rollback the engine started itself to complete.
-    async fn settle_rollback_in_progress(
-        &self,
-        run: &Running<'_>,
-        image: &str,
-        timeout: Duration,
-    ) -> Settled {
-        // Any status but the one in progress would do as "before"; none means: take the
-        // current one as it comes, completed or not.
-        self.settle(run, Some(""), image, timeout, true).await
     }
 }
 

@@ -325,7 +325,7 @@ async fn read_some(from: Option<&mut tokio::net::UnixStream>, buf: &mut [u8]) ->
 /// cancellation, at the deadline, or when `out` refuses (`refused` says why). The bytes,
 /// and their SHA-256 when `hash` asks for it.
 #[allow(clippy::too_many_arguments)]
-async fn copy_stdout<W: tokio::io::AsyncWrite + Unpin>(
+async fn copy_archive<W: tokio::io::AsyncWrite + Unpin>(
     exec: &mut dockhand_engine::ExecOutput,
     channel: Option<&Channel>,
     out: &mut W,
@@ -456,7 +456,7 @@ async fn upload_from(
         let read = total.get().map(|t| (read.get(), t));
         progress(Transfer { moved, read, elapsed, ..Transfer::default() });
     };
-    let copied = copy_stdout(
+    let copied = copy_archive(
         &mut exec,
         container.channel.as_ref(),
         &mut writer,
@@ -974,7 +974,7 @@ async fn pump(
         .map_err(|e| sink.exec_failed("the extractor", &e))?;
     let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
     let mut said = Tail::new(64 * 1024);
-    let copied = copy_stdout(
+    let copied = copy_archive(
         &mut out,
         source.channel.as_ref(),
         &mut stdin,
