@@ -123,7 +123,7 @@ pub async fn clean_all_nodes(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Jo
 }
 
 /// The node `wanted` names: its ID, or a hostname only one node has.
-pub(crate) fn find_node<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, JobError> {
+pub fn find_node<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, JobError> {
     if let Some(exact) = nodes.iter().find(|n| n.id == wanted) {
         return Ok(exact);
     }

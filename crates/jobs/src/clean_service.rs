@@ -162,14 +162,19 @@ pub(crate) async fn exec_in_tasks(
     }
     let job_id = run.job.id.clone();
     let started = SystemTime::now();
-    let per_node = futures_util::stream::iter(&groups)
+    // Owned items, not references: a closure over borrowed items makes a future the
+    // compiler cannot prove `Send` (the server runs jobs on a multi-threaded runtime).
+    let owned: Vec<(String, Vec<ExecTarget>)> = groups.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+    let per_node = futures_util::stream::iter(owned)
         .map(|(node, targets)| {
-            let hostname = names.get(node).cloned().unwrap_or_else(|| node.clone());
+            let hostname = names.get(&node).cloned().unwrap_or_else(|| node.clone());
             let job_id = &job_id;
             async move {
+                let (node, targets) = (&node, &targets);
                 if *node == connected.node_id {
-                    let steps: Vec<Step> = futures_util::stream::iter(targets)
-                        .map(|t| local_exec(ctx, t, argv, budget, &hostname))
+                    let hostname = &hostname;
+                    let steps: Vec<Step> = futures_util::stream::iter(targets.clone())
+                        .map(|t| async move { local_exec(ctx, &t, argv, budget, hostname).await })
                         .buffer_unordered(ctx.concurrency.max(1))
                         .collect()
                         .await;

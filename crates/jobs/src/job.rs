@@ -286,6 +286,19 @@ pub enum Event {
         /// The step, as it ended.
         step: Step,
     },
+    /// The job holds its target's lock: from here on it runs to its end (what a server
+    /// waits for before it answers "accepted").
+    Locked {
+        /// The job.
+        job: String,
+    },
+    /// Another job holds the target's lock, so this one ends busy.
+    Busy {
+        /// The job.
+        job: String,
+        /// The job that holds the lock.
+        holder: String,
+    },
     /// Something worth showing while a step waits (a helper pending on a node, ...).
     Progress {
         /// The job.

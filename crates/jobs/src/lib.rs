@@ -46,7 +46,7 @@ pub use crate::backup::{
     backup_all_services, backup_service, choose_backups, expired, list_backups, node_dir, parse_archive_name,
     reconcile, resolve_volume, restore_replicas, restore_service, service_target,
 };
-pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
+pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,

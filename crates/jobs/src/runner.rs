@@ -166,6 +166,7 @@ impl<'a> Running<'a> {
         match acquired {
             Ok(guard) => self.guard = Some(guard),
             Err(LockError::Busy { job, .. }) => {
+                self.sink.event(&Event::Busy { job: self.job.id.clone(), holder: job.clone() });
                 self.push_now(
                     "lock",
                     Status::Busy,
@@ -179,8 +180,12 @@ impl<'a> Running<'a> {
             }
         }
         match clear_leftovers(&self.ctx.client, &target.label()).await {
-            Ok(None) => Ok(()),
+            Ok(None) => {
+                self.sink.event(&Event::Locked { job: self.job.id.clone() });
+                Ok(())
+            }
             Ok(Some(job)) => {
+                self.sink.event(&Event::Busy { job: self.job.id.clone(), holder: job.clone() });
                 self.push_now(
                     "lock",
                     Status::Busy,

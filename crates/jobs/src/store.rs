@@ -62,6 +62,10 @@ pub struct JobFilter {
     pub target: Option<String>,
     /// Jobs that ended this way.
     pub status: Option<Status>,
+    /// Jobs of this action (`update-service`, ...).
+    pub action: Option<String>,
+    /// Jobs older than this job ID (the next page after it).
+    pub before: Option<String>,
     /// At most this many, newest first (default 100).
     pub limit: Option<usize>,
 }
@@ -241,14 +245,22 @@ impl JobStore for SqliteStore {
                 .prepare(
                     "SELECT id, job FROM jobs
                      WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY started_ms DESC, id DESC LIMIT ?3",
+                       AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR id < ?5)
+                     ORDER BY id DESC LIMIT ?3",
                 )
                 .map_err(query)?;
             let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
             let rows = stmt
-                .query_map(params![filter.target, filter.status.map(status_text), limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_map(
+                    params![
+                        filter.target,
+                        filter.status.map(status_text),
+                        limit,
+                        filter.action,
+                        filter.before
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
                 .map_err(query)?;
             let mut jobs = Vec::new();
             for row in rows {

@@ -450,10 +450,12 @@ async fn upload_from(
     let mut report = Tail::new(64 * 1024);
     let mut lines = Lines::default();
     // The archiver's size and progress lines, read as they come, for the ETA.
-    let total = std::cell::Cell::new(None);
-    let read = std::cell::Cell::new(0u64);
+    // Atomics, not cells: the job's future may move between threads (the server's runtime).
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let (total, read) = (AtomicU64::new(u64::MAX), AtomicU64::new(0));
     let show = |moved: u64, elapsed: Duration| {
-        let read = total.get().map(|t| (read.get(), t));
+        let known = Some(total.load(Relaxed)).filter(|t| *t != u64::MAX);
+        let read = known.map(|t| (read.load(Relaxed), t));
         progress(Transfer { moved, read, elapsed, ..Transfer::default() });
     };
     let copied = copy_archive(
@@ -466,8 +468,8 @@ async fn upload_from(
         |data| {
             report.push(data);
             lines.push(data, |line| match line {
-                AgentLine::Size { bytes } => total.set(Some(bytes)),
-                AgentLine::Read { bytes } => read.set(bytes),
+                AgentLine::Size { bytes } => total.store(bytes, Relaxed),
+                AgentLine::Read { bytes } => read.store(bytes, Relaxed),
                 _ => {}
             });
         },

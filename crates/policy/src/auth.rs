@@ -220,6 +220,22 @@ impl Authorizer {
         self.scope.as_ref().is_none_or(|(key, value)| labels.get(key) == Some(value))
     }
 
+    /// Which admin token `token` is (from 1), if any. Every admin token is compared, matched
+    /// or not, so timing tells nothing. The scope still limits an admin: this only says who
+    /// the caller is (what a server needs to know before it may say "no such service").
+    pub fn admin(&self, token: &str) -> Option<usize> {
+        let mut admin = None;
+        if token.is_empty() {
+            return None;
+        }
+        for (i, candidate) in self.admins.iter().enumerate() {
+            if same(candidate.as_bytes(), token.as_bytes()) && admin.is_none() {
+                admin = Some(i + 1);
+            }
+        }
+        admin
+    }
+
     /// Decides whether a caller with `credential` (a token, or verified CI claims) may do
     /// `action` on the target `name` with `labels`. The one entry point for every caller:
     /// the scope is checked first, for admins, tokens and CI identities alike.
@@ -243,14 +259,7 @@ impl Authorizer {
         if token.is_empty() {
             return deny("no token was given".to_owned());
         }
-        // Every admin token is compared, matched or not, so timing tells nothing.
-        let mut admin = None;
-        for (i, candidate) in self.admins.iter().enumerate() {
-            if same(candidate.as_bytes(), token.as_bytes()) && admin.is_none() {
-                admin = Some(i + 1);
-            }
-        }
-        if let Some(n) = admin {
+        if let Some(n) = self.admin(token) {
             return Decision::Allow { who: Identity::Admin(n) };
         }
         let view = TargetLabels::resolve(labels, &self.prefixes);

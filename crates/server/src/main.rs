@@ -1,16 +1,79 @@
-//! `dockhand-server`: the HTTP front-end that CI pipelines and cron drive.
-//!
-//! The routes arrive with the jobs; until then the binary only answers `--help` and
-//! `--version`, and refuses to start rather than pretend to serve.
+//! `dockhand-server`: reads its flags, sets up the redacted JSON log, and serves until
+//! SIGTERM or SIGINT. Everything else is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
+use dockhand_server::{DEFAULT_LISTEN, DEFAULT_STATE_DIR, Server, Settings};
 
 /// dockhand's HTTP service, deployed inside the swarm it maintains.
 #[derive(Debug, Parser)]
 #[command(name = "dockhand-server", version, about)]
-struct Args {}
+struct Args {
+    /// Where to listen.
+    #[arg(long, env = "DOCKHAND_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// The job store and the `local` backup target live here.
+    #[arg(long, env = "DOCKHAND_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// The configuration file (the CLI's).
+    #[arg(long, env = "DOCKHAND_CONFIG")]
+    config: Option<PathBuf>,
+    /// A named host of the configuration, instead of DOCKER_HOST or /var/run/docker.sock.
+    #[arg(long, env = "DOCKHAND_HOST_ID")]
+    host_id: Option<String>,
+    /// Print the OpenAPI document (YAML) and exit.
+    #[arg(long)]
+    openapi: bool,
+}
 
-fn main() -> anyhow::Result<()> {
-    let Args {} = Args::parse();
-    anyhow::bail!("dockhand-server has no routes yet; use the dockhand CLI")
+fn environment() -> dockhand_host::Environment {
+    dockhand_host::Environment::from_vars(
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.openapi {
+        use std::io::Write;
+        std::io::stdout().write_all(dockhand_server::openapi_yaml().as_bytes())?;
+        return Ok(());
+    }
+    let settings = Settings {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        config: args.config,
+        host_id: args.host_id,
+    };
+    let server = Server::prepare(settings, environment()).await?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKHAND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(server.log_writer())
+        .init();
+    for warning in server.warnings() {
+        tracing::warn!("{warning}");
+    }
+    server.run(shutdown_signal()).await?;
+    Ok(())
 }

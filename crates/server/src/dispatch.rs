@@ -1,0 +1,318 @@
+//! Runs jobs for requests: one job per target at a time in this process (a second request
+//! for a busy target is answered 409 with the holding job), a bound on jobs that run and on
+//! requests that wait for a slot (beyond it, 429), the swarm lock for the other processes,
+//! live events for `GET /v1/jobs/{id}/events`, and the job store.
+//!
+//! A job runs in a task of its own, so a client that goes away does not stop it. A request
+//! is answered once its job holds the target's lock (`wait=false`), or once it ended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dockhand_jobs::{Event, Job, JobContext, JobError, JobStore, Sink};
+use futures_util::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
+
+/// The work of one job, given its context and the sink it reports to.
+pub(crate) type Work =
+    Box<dyn FnOnce(JobContext, Arc<dyn Sink>) -> BoxFuture<'static, Result<Job, JobError>> + Send>;
+
+/// Events kept per live job for a follower that joins late.
+const HISTORY: usize = 2_000;
+/// How long a request for a busy target waits to learn the holding job's ID.
+const HOLDER_WAIT: Duration = Duration::from_secs(3);
+
+/// How a submitted job went, as far as the request needs to know.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// It holds its lock and runs (`wait=false`).
+    Accepted(Job),
+    /// It ended.
+    Finished(Job),
+    /// Another job holds the target: its ID, when known.
+    Busy(Option<String>),
+    /// It could not start.
+    NotRun(Arc<JobError>),
+    /// Too many requests wait already.
+    QueueFull,
+    /// The server is stopping.
+    ShuttingDown,
+}
+
+/// A job that runs: its latest state, its events so far, and followers.
+#[derive(Debug)]
+pub struct Live {
+    state: Mutex<(Job, Vec<Event>)>,
+    tx: broadcast::Sender<Event>,
+}
+
+impl Live {
+    /// The job as it is now.
+    pub fn snapshot(&self) -> Option<Job> {
+        self.state.lock().ok().map(|s| s.0.clone())
+    }
+
+    /// The events so far and a receiver for the next ones, taken together so none is lost.
+    pub fn follow(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        match self.state.lock() {
+            Ok(state) => (state.1.clone(), self.tx.subscribe()),
+            Err(_) => (Vec::new(), self.tx.subscribe()),
+        }
+    }
+
+    fn push(&self, event: &Event) {
+        if let Ok(mut state) = self.state.lock() {
+            match event {
+                Event::StepFinished { step, .. } => state.0.steps.push(step.clone()),
+                Event::JobFinished { job } => state.0 = job.clone(),
+                _ => {}
+            }
+            if state.1.len() < HISTORY {
+                state.1.push(event.clone());
+            }
+            // Sent under the lock: a follower gets the history and then every later event.
+            let _ = self.tx.send(event.clone());
+        }
+    }
+}
+
+/// Forwards a runner's events to the task that owns the job.
+struct ChannelSink(mpsc::UnboundedSender<Event>);
+
+impl Sink for ChannelSink {
+    fn event(&self, event: &Event) {
+        let _ = self.0.send(event.clone());
+    }
+}
+
+/// Runs and tracks the server's jobs.
+pub struct Dispatcher {
+    store: Arc<dyn JobStore>,
+    slots: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+    targets: Mutex<HashMap<String, watch::Receiver<Option<String>>>>,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("slots", &self.slots.available_permits()).finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// `max_jobs` at once, `max_queue` more waiting, recorded in `store`.
+    pub fn new(store: Arc<dyn JobStore>, max_jobs: usize, max_queue: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            slots: Arc::new(Semaphore::new(max_jobs)),
+            admitted: Arc::new(Semaphore::new(max_jobs + max_queue)),
+            targets: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            metrics,
+        }
+    }
+
+    /// The job store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    /// The live job `id`.
+    pub fn live(&self, id: &str) -> Option<Arc<Live>> {
+        self.live.lock().ok()?.get(id).cloned()
+    }
+
+    /// The jobs that run now.
+    pub fn running(&self) -> Vec<Job> {
+        let live: Vec<Arc<Live>> =
+            self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default();
+        live.iter().filter_map(|l| l.snapshot()).collect()
+    }
+
+    /// Cancels every job (each stops at its next safe point and cleans up what it
+    /// started) and waits for them all to end.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// True once shutting down.
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Runs `work` on the target `key` (`service/<id>`, `node/<id>`) with `ctx`; answers when
+    /// it holds its lock (or ended), or with `wait` when it ended.
+    pub async fn submit(
+        self: &Arc<Self>,
+        key: String,
+        mut ctx: JobContext,
+        wait: bool,
+        work: Work,
+    ) -> Outcome {
+        if self.stop.is_cancelled() {
+            return Outcome::ShuttingDown;
+        }
+        let Ok(admit) = Arc::clone(&self.admitted).try_acquire_owned() else {
+            return Outcome::QueueFull;
+        };
+        let (id_tx, id_rx) = watch::channel(None);
+        let holder = {
+            let Ok(mut targets) = self.targets.lock() else { return Outcome::ShuttingDown };
+            match targets.get(&key) {
+                Some(holder) => Some(holder.clone()),
+                None => {
+                    targets.insert(key.clone(), id_rx);
+                    None
+                }
+            }
+        };
+        if let Some(mut holder) = holder {
+            drop(admit);
+            let _ = tokio::time::timeout(HOLDER_WAIT, holder.wait_for(Option::is_some)).await;
+            let id = holder.borrow().clone();
+            return Outcome::Busy(id);
+        }
+        ctx.cancel = self.stop.child_token();
+        let (first_tx, first_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let this = Arc::clone(self);
+        self.tracker.spawn(async move {
+            let outcome = this.run(&key, ctx, admit, id_tx, first_tx, work).await;
+            if let Ok(mut targets) = this.targets.lock() {
+                targets.remove(&key);
+            }
+            let _ = done_tx.send(outcome);
+        });
+        let first = match first_rx.await {
+            Ok(first) => first,
+            Err(_) => return done_rx.await.unwrap_or(Outcome::ShuttingDown),
+        };
+        match first {
+            Outcome::Accepted(job) if wait => match done_rx.await {
+                Ok(done) => done,
+                Err(_) => Outcome::Accepted(job),
+            },
+            other => other,
+        }
+    }
+
+    /// The job's own task: a slot, the work, its events, the record.
+    async fn run(
+        &self,
+        key: &str,
+        ctx: JobContext,
+        _admit: OwnedSemaphorePermit,
+        id_tx: watch::Sender<Option<String>>,
+        first_tx: oneshot::Sender<Outcome>,
+        work: Work,
+    ) -> Outcome {
+        let mut first = Some(first_tx);
+        let answer = |first: &mut Option<oneshot::Sender<Outcome>>, outcome: Outcome| {
+            if let Some(tx) = first.take() {
+                let _ = tx.send(outcome);
+            }
+        };
+        let _slot = tokio::select! {
+            slot = Arc::clone(&self.slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return Outcome::ShuttingDown,
+            },
+            () = self.stop.cancelled() => return Outcome::ShuttingDown,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let job = work(ctx, Arc::new(ChannelSink(tx)));
+        tokio::pin!(job);
+        let mut live: Option<Arc<Live>> = None;
+        let mut busy: Option<String> = None;
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(event) = rx.recv() => {
+                    self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer).await;
+                }
+                result = &mut job => break result,
+            }
+        };
+        while let Ok(event) = rx.try_recv() {
+            self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer).await;
+        }
+        let outcome = match result {
+            Ok(job) => {
+                if busy.is_none() {
+                    if let Err(e) = self.store.record(&job).await {
+                        tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                    }
+                    self.metrics.job_finished(&job);
+                } else {
+                    self.metrics.busy();
+                }
+                match busy {
+                    Some(holder) => Outcome::Busy(Some(holder)),
+                    None => Outcome::Finished(job),
+                }
+            }
+            Err(e) => Outcome::NotRun(Arc::new(e)),
+        };
+        if let Some(live) = &live {
+            if let Some(job) = live.snapshot() {
+                if let Ok(mut map) = self.live.lock() {
+                    map.remove(&job.id);
+                }
+            }
+        }
+        tracing::debug!(target_key = key, "job task ended");
+        answer(&mut first, outcome.clone());
+        outcome
+    }
+
+    async fn on_event(
+        &self,
+        event: &Event,
+        live: &mut Option<Arc<Live>>,
+        id_tx: &watch::Sender<Option<String>>,
+        busy: &mut Option<String>,
+        first: &mut Option<oneshot::Sender<Outcome>>,
+        answer: &impl Fn(&mut Option<oneshot::Sender<Outcome>>, Outcome),
+    ) {
+        match event {
+            Event::JobStarted { job } => {
+                let (tx, _) = broadcast::channel(256);
+                let created = Arc::new(Live { state: Mutex::new((job.clone(), Vec::new())), tx });
+                if let Ok(mut map) = self.live.lock() {
+                    map.insert(job.id.clone(), Arc::clone(&created));
+                }
+                let _ = id_tx.send(Some(job.id.clone()));
+                *live = Some(created);
+            }
+            Event::Locked { .. } => {
+                if let Some(job) = live.as_ref().and_then(|l| l.snapshot()) {
+                    if let Err(e) = self.store.record(&job).await {
+                        tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                    }
+                    answer(first, Outcome::Accepted(job));
+                }
+            }
+            Event::Busy { holder, .. } => {
+                *busy = Some(holder.clone());
+                answer(first, Outcome::Busy(Some(holder.clone())));
+            }
+            _ => {}
+        }
+        if let Some(live) = live.as_ref() {
+            live.push(event);
+        }
+    }
+}

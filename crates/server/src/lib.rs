@@ -1,0 +1,330 @@
+//! `dockhand-server`: the HTTP front-end over `dockhand-jobs` that CI pipelines call over the
+//! swarm's overlay network. It authenticates every request before it looks at anything
+//! else, validates names against Docker's rules, authorizes with the target's labels
+//! (`dockhand-policy`), and runs the job in a task of its own, one per target.
+//!
+//! - [`Server::prepare`] reads the configuration and connects to the engine;
+//! - [`Server::router`] is the HTTP application (also for tests, without a socket);
+//! - [`Server::serve`] accepts connections with header and body timeouts and a connection
+//!   bound, and shuts down gracefully: no new requests, running jobs cancelled at their
+//!   next safe point, their helpers and locks removed.
+
+mod auth;
+mod dispatch;
+mod error;
+mod logging;
+mod metrics;
+mod openapi;
+mod routes;
+mod settings;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use dockhand_host::{ConfigFile, EngineChoice, Environment, HostRegistry, HostsConfig};
+use dockhand_jobs::SqliteStore;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+pub use crate::auth::{Caller, Gate, JWKS_REFRESH, THROTTLE_LIMIT, THROTTLE_WINDOW, Throttle};
+pub use crate::dispatch::{Dispatcher, Outcome};
+pub use crate::error::{ApiError, ErrorBody};
+pub use crate::logging::RedactingWriter;
+pub use crate::metrics::Metrics;
+pub use crate::openapi::{document as openapi_document, json as openapi_json, yaml as openapi_yaml};
+pub use crate::routes::{App, BODY_LIMIT, BODY_TIMEOUT, valid_node_name, valid_service_name};
+pub use crate::settings::{
+    DEFAULT_LISTEN, DEFAULT_MAX_JOBS, DEFAULT_MAX_QUEUE, DEFAULT_STATE_DIR, OidcIssuer, ServerConfig,
+    Settings, SettingsError, label_prefixes,
+};
+
+/// How long a client may take to send a request's headers; also how long an idle
+/// keep-alive connection is kept.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long in-flight answers get once the jobs ended at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the server cannot start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The settings.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The configuration file or the engine.
+    #[error(transparent)]
+    Host(#[from] dockhand_host::Error),
+    /// The storage targets.
+    #[error(transparent)]
+    Storage(#[from] dockhand_jobs::StorageError),
+    /// The registry credentials.
+    #[error(transparent)]
+    Registry(#[from] dockhand_jobs::RegistryError),
+    /// The seed's variables.
+    #[error(transparent)]
+    Defaults(#[from] dockhand_policy::DefaultsError),
+    /// The job store.
+    #[error(transparent)]
+    Store(#[from] dockhand_jobs::StoreError),
+    /// An issuer's HTTPS client.
+    #[error(transparent)]
+    Oidc(#[from] crate::auth::JwksError),
+    /// The listening socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A prepared server.
+#[derive(Debug)]
+pub struct Server {
+    app: Arc<App>,
+    settings: Settings,
+    warnings: Vec<String>,
+    secrets: Vec<String>,
+}
+
+impl Server {
+    /// Reads the configuration (`settings.config`, with `env`), opens the job store under
+    /// the state directory, and connects to the engine (`settings.host_id`, else the
+    /// docker CLI's choice: `DOCKER_HOST`, else `/var/run/docker.sock`).
+    pub async fn prepare(settings: Settings, env: Environment) -> Result<Self, ServerError> {
+        let file = ConfigFile::load(settings.config.as_deref(), &env)?;
+        let config = ServerConfig::load(&file, &env)?;
+        let storage = dockhand_jobs::StorageTargets::load(&file, &env, settings.state_dir.join("backups"))?;
+        let registries = dockhand_jobs::Registries::load(&file, &env)?;
+        let defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
+        let hosts = HostsConfig::load_partial(settings.config.as_deref(), &env)?;
+        let choice = match &settings.host_id {
+            Some(id) => EngineChoice::Named(id.clone()),
+            None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
+        };
+        let client = HostRegistry::new(hosts, env).connect_to(&choice).await?;
+        let store = SqliteStore::open(&settings.state_dir.join("jobs.sqlite"))?;
+        let host = dockhand_jobs::local_hostname();
+        let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
+        base.prefixes = config.prefixes.clone();
+        let image = dockhand_jobs::own_service_image(&base.client)
+            .await
+            .unwrap_or_else(dockhand_jobs::HelperSettings::default_image);
+        base.helpers =
+            dockhand_jobs::HelperSettings::new(image).with_pending_timeout(defaults.pending_timeout);
+        // A request is answered 409 at once when another process holds the target.
+        let locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
+        base.locks = dockhand_jobs::Locks::new(
+            base.client.clone(),
+            dockhand_jobs::Locks::process_holder(&host),
+            locks,
+        );
+        base.defaults = defaults;
+        let metrics = Arc::new(Metrics::default());
+        let dispatcher = Arc::new(Dispatcher::new(
+            Arc::new(store),
+            config.max_jobs,
+            config.max_queue,
+            Arc::clone(&metrics),
+        ));
+        let gate = Gate {
+            authorizer: dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes),
+            oidc: crate::auth::Oidc::new(&config.oidc)?,
+            throttle: Throttle::default(),
+        };
+        let mut warnings = config.warnings.clone();
+        if config.admin_tokens.is_empty() {
+            warnings.push(
+                "no admin token is configured: only targets' own tokens and CI identities can act".to_owned(),
+            );
+        }
+        let app = Arc::new(App {
+            gate,
+            dispatcher,
+            base,
+            storage: Arc::new(storage),
+            registries: Arc::new(registries),
+            metrics,
+        });
+        Ok(Self { app, settings, warnings, secrets: config.admin_tokens })
+    }
+
+    /// What to warn about at start (unsafe but accepted settings).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The writer the log goes through: the admin tokens and secret-looking patterns are
+    /// redacted from every line.
+    pub fn log_writer(&self) -> RedactingWriter {
+        RedactingWriter::new(dockhand_policy::Redactor::new(self.secrets.clone()))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> Router {
+        router(Arc::clone(&self.app))
+    }
+
+    /// Listens on the settings' address and serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let addr = self.settings.listen;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+        self.serve(listener, shutdown).await;
+        Ok(())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, cancels the
+    /// running jobs (each cleans up what it started and releases its lock), waits for
+    /// them, and gives in-flight answers [`DRAIN_TIMEOUT`].
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let local = listener.local_addr().ok();
+        tracing::info!(listen = ?local, "dockhand-server listening");
+        let reconcile = tokio::spawn(reconcile(Arc::clone(&self.app)));
+        let router = self.router();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                tracing::warn!(%peer, "too many connections: closed");
+                continue;
+            };
+            let router = router.clone();
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let router = router.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                        Ok::<_, Infallible>(response.unwrap_or_else(|e| match e {}))
+                    }
+                });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(64 * 1024);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: cancelling running jobs");
+        reconcile.abort();
+        self.app.dispatcher.shutdown().await;
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}: closed");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// At start: a service a stopped dockhand left scaled down is brought back, and recorded.
+async fn reconcile(app: Arc<App>) {
+    let sink = dockhand_jobs::Collect::default();
+    match dockhand_jobs::reconcile(&app.base, &sink).await {
+        Ok(jobs) => {
+            for job in jobs {
+                tracing::warn!(job = %job.id, target = %job.target.describe(), "brought back a service a stopped backup or restore left scaled down");
+                if let Err(e) = app.dispatcher.store().record(&job).await {
+                    tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot check for services a stopped backup left scaled down"),
+    }
+}
+
+/// The routes, the fallbacks and the request observer.
+fn router(app: Arc<App>) -> Router {
+    use crate::routes as r;
+    Router::new()
+        .route("/v1/nodes/{node}/clean", post(r::clean_node))
+        .route("/v1/services/{service}/clean", post(r::clean_service))
+        .route("/v1/services/{service}/backup", post(r::backup_service))
+        .route("/v1/services/{service}/update", post(r::update_service))
+        .route("/v1/services/{service}/restore", post(r::restore_service))
+        .route("/v1/jobs", get(r::list_jobs))
+        .route("/v1/jobs/{id}", get(r::get_job))
+        .route("/v1/jobs/{id}/events", get(r::job_events))
+        .route("/v1/services", get(r::list_services))
+        .route("/v1/nodes", get(r::list_nodes))
+        .route("/api/update/service", post(r::seed_update))
+        .route("/api/clean/service", post(r::seed_clean_service))
+        .route("/api/backup/service", post(r::seed_backup_service))
+        .route("/api/clean/node", post(r::seed_clean_node))
+        .route("/healthz", get(r::healthz))
+        .route("/readyz", get(r::readyz))
+        .route("/metrics", get(r::metrics))
+        .route("/openapi.json", get(r::openapi))
+        .method_not_allowed_fallback(r::method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe))
+        .fallback(r::fallback)
+        .with_state(app)
+}
+
+/// Gives each request an ID (`x-request-id`, and on every log line it causes), logs it
+/// (method, route pattern, status, duration; never a header, body or query) and counts it.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = format!("{:08x}{:08x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x5a5a_0000);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let span = tracing::info_span!("request", request_id = %id);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    app.metrics.request(&route, status);
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            %route,
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            client = ?client,
+            "request"
+        );
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
