@@ -2,8 +2,8 @@
 //!
 //! - `dockhand/busybox:test`: Debian's static busybox with its applets, for services
 //!   that need a shell, `sleep` or `tar`;
-//! - `dockhand/dockhand:dev`: the static `dockhand` binary in an image built from scratch,
-//!   the image helper services will run.
+//! - `dockhand/dockhand:dev`: the static `dockhand` and `dockhand-server` binaries in an
+//!   image built from scratch: the image helper services and the server run.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -44,6 +44,21 @@ fn exists(layout: &dyn ImageHost, image: &str) -> anyhow::Result<bool> {
         .stderr(Stdio::null())
         .status()?;
     Ok(status.success())
+}
+
+/// `cargo xtask image`: the image helpers and the server run, tagged with the version and
+/// saved to a file an operator can `docker load` on a manager.
+pub(crate) fn release() -> anyhow::Result<()> {
+    let layout = crate::engine::up()?;
+    dockhand(&layout)?;
+    let tagged = format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"));
+    proc::run(layout.docker()?.args(["tag", DOCKHAND_IMAGE, &tagged]))?;
+    let file = crate::project_root()
+        .join("target")
+        .join(format!("dockhand-image-{}.tar", env!("CARGO_PKG_VERSION")));
+    proc::run(layout.docker()?.args(["save", "--output"]).arg(&file).arg(&tagged))?;
+    eprintln!("{tagged}: saved to {}", file.display());
+    Ok(())
 }
 
 /// A busybox root filesystem: the static binary and a symlink per applet.
@@ -94,19 +109,27 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
                 "image",
                 "--package",
                 "dockhand-cli",
+                "--package",
+                "dockhand-server",
                 "--bin",
                 "dockhand",
+                "--bin",
+                "dockhand-server",
             ])
             .args(["--target", &target])
             .arg("--target-dir")
             .arg(&target_dir)
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
-    let binary = target_dir.join(&target).join("image").join("dockhand");
-    // The image records which build it holds; an unchanged binary is not imported again.
-    let meta = fs::metadata(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
-    let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-    let build = format!("{}-{mtime}", meta.len());
+    let built = target_dir.join(&target).join("image");
+    let binaries = [built.join("dockhand"), built.join("dockhand-server")];
+    // The image records which build it holds; unchanged binaries are not imported again.
+    let mut build = String::new();
+    for binary in &binaries {
+        let meta = fs::metadata(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+        let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        build.push_str(&format!("{}-{mtime}.", meta.len()));
+    }
     let current = proc::output(layout.docker()?.args([
         "image",
         "inspect",
@@ -122,8 +145,13 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
     let _ = fs::remove_dir_all(&rootfs);
     fs::create_dir_all(rootfs.join("usr/local/bin"))?;
     fs::create_dir_all(rootfs.join("tmp"))?;
-    fs::copy(&binary, rootfs.join("usr/local/bin/dockhand"))
-        .with_context(|| format!("cannot copy {}", binary.display()))?;
+    for binary in &binaries {
+        let name = binary.file_name().context("a binary has a name")?;
+        fs::copy(binary, rootfs.join("usr/local/bin").join(name))
+            .with_context(|| format!("cannot copy {}", binary.display()))?;
+    }
+    // The server's state directory, and where it listens by default (the seed's port).
+    fs::create_dir_all(rootfs.join("var/lib/dockhand"))?;
     let label = format!("LABEL dockhand.build={build}");
     import(layout, &rootfs, DOCKHAND_IMAGE, &["ENTRYPOINT [\"/usr/local/bin/dockhand\"]", &label])?;
     // The image this one replaces is left untagged: remove it.

@@ -52,6 +52,9 @@ enum Command {
         #[arg(default_value_t = 60)]
         seconds: u64,
     },
+    /// Build dockhand's image, `dockhand/dockhand:<version>` (both static binaries, from
+    /// scratch), on the private engine, and save it to `target/dockhand-image-<version>.tar`.
+    Image,
     /// Run a benchmark against baselines measured in the same run (`engine`).
     Bench {
         /// Which benchmark: `engine`.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Swarm(SwarmCommand::Down) => swarm::down(),
         Command::Swarm(SwarmCommand::Env) => swarm::env(),
         Command::Demo => demo::run(),
+        Command::Image => images::release(),
         Command::Bench { what } => bench::run(&what),
         Command::Fuzz { seconds } => fuzz::run(seconds),
     };

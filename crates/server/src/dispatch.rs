@@ -24,7 +24,8 @@ pub(crate) type Work =
 
 /// Events kept per live job for a follower that joins late.
 const HISTORY: usize = 2_000;
-/// How long a request for a busy target waits to learn the holding job's ID.
+/// How long a request for a busy target waits to learn the ID of the job that holds the
+/// target's lock (this process's, or another's that the first request ran into).
 const HOLDER_WAIT: Duration = Duration::from_secs(3);
 
 /// How a submitted job went, as far as the request needs to know.
@@ -294,10 +295,11 @@ impl Dispatcher {
                 if let Ok(mut map) = self.live.lock() {
                     map.insert(job.id.clone(), Arc::clone(&created));
                 }
-                let _ = id_tx.send(Some(job.id.clone()));
                 *live = Some(created);
             }
-            Event::Locked { .. } => {
+            Event::Locked { job: id } => {
+                // Requests for the same target now name this job.
+                let _ = id_tx.send(Some(id.clone()));
                 if let Some(job) = live.as_ref().and_then(|l| l.snapshot()) {
                     if let Err(e) = self.store.record(&job).await {
                         tracing::error!(job = %job.id, error = %e, "cannot record the job");
@@ -306,6 +308,8 @@ impl Dispatcher {
                 }
             }
             Event::Busy { holder, .. } => {
+                // Another process's job holds the target: requests here name that one.
+                let _ = id_tx.send(Some(holder.clone()));
                 *busy = Some(holder.clone());
                 answer(first, Outcome::Busy(Some(holder.clone())));
             }

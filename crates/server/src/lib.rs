@@ -90,6 +90,33 @@ pub enum ServerError {
     },
 }
 
+/// `dockhand-server --healthcheck`: asks the server listening on `listen` (on loopback when
+/// it listens on every address) for `/healthz`; the image has no curl for a healthcheck.
+pub async fn healthcheck(listen: SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| format!("{addr}: no answer within 5s"))?
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let status = String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{addr}: /healthz answered {status:?}"))
+    }
+}
+
 /// A prepared server.
 #[derive(Debug)]
 pub struct Server {
@@ -119,9 +146,12 @@ impl Server {
         let host = dockhand_jobs::local_hostname();
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
         base.prefixes = config.prefixes.clone();
-        let image = dockhand_jobs::own_service_image(&base.client)
-            .await
-            .unwrap_or_else(dockhand_jobs::HelperSettings::default_image);
+        let image = match &settings.helper_image {
+            Some(image) => image.clone(),
+            None => dockhand_jobs::own_service_image(&base.client)
+                .await
+                .unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
+        };
         base.helpers =
             dockhand_jobs::HelperSettings::new(image).with_pending_timeout(defaults.pending_timeout);
         // A request is answered 409 at once when another process holds the target.
@@ -140,7 +170,13 @@ impl Server {
             Arc::clone(&metrics),
         ));
         let gate = Gate {
-            authorizer: dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes),
+            authorizer: match &config.scope {
+                Some((key, value)) => {
+                    dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes)
+                        .with_scope(key, value)
+                }
+                None => dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes),
+            },
             oidc: crate::auth::Oidc::new(&config.oidc)?,
             throttle: Throttle::default(),
         };

@@ -23,9 +23,16 @@ struct Args {
     /// A named host of the configuration, instead of DOCKER_HOST or /var/run/docker.sock.
     #[arg(long, env = "DOCKHAND_HOST_ID")]
     host_id: Option<String>,
+    /// The image helper services run (default: the server's own service image).
+    #[arg(long, env = "DOCKHAND_HELPER_IMAGE")]
+    helper_image: Option<String>,
     /// Print the OpenAPI document (YAML) and exit.
     #[arg(long)]
     openapi: bool,
+    /// Ask the server at --listen for /healthz and exit 0 when it answers 200 (the image's
+    /// healthcheck: it has no curl).
+    #[arg(long)]
+    healthcheck: bool,
 }
 
 fn environment() -> dockhand_host::Environment {
@@ -55,11 +62,15 @@ async fn main() -> anyhow::Result<()> {
         std::io::stdout().write_all(dockhand_server::openapi_yaml().as_bytes())?;
         return Ok(());
     }
+    if args.healthcheck {
+        return dockhand_server::healthcheck(args.listen).await.map_err(anyhow::Error::msg);
+    }
     let settings = Settings {
         listen: args.listen,
         state_dir: args.state_dir,
         config: args.config,
         host_id: args.host_id,
+        helper_image: args.helper_image,
     };
     let server = Server::prepare(settings, environment()).await?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKHAND_LOG")

@@ -261,6 +261,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 
 /// Reads a body of at most [`BODY_LIMIT`] within [`BODY_TIMEOUT`].
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+        )
+    };
+    // A Content-Length over the limit is refused before a byte is read (and before
+    // `100 Continue` is sent to a client that asked).
+    if usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).map_or(true, |n| n > BODY_LIMIT) {
+        return Err(too_large());
+    }
     let limited = http_body_util::Limited::new(body, BODY_LIMIT);
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => Err(ApiError::new(
@@ -268,11 +280,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
             "timeout",
             format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
         )),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
-        )),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => Err(ApiError::bad_request(format!("the body cannot be read: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }

@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub max_jobs: usize,
     /// Requests that may wait for a slot.
     pub max_queue: usize,
+    /// `server.scope: key=value`: only targets with this label are served, admins included.
+    pub scope: Option<(String, String)>,
     /// Warnings to log at start (unsafe but accepted settings).
     pub warnings: Vec<String>,
 }
@@ -95,6 +97,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("prefixes", &self.prefixes)
             .field("max_jobs", &self.max_jobs)
             .field("max_queue", &self.max_queue)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -112,6 +115,8 @@ struct RawServer {
     max_jobs: Option<usize>,
     #[serde(default)]
     max_queue: Option<usize>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +222,12 @@ impl ServerConfig {
                 ca_file: raw.ca_file,
             });
         }
+        if let Some(scope) = raw.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+            let Some((key, value)) = scope.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                return Err(key_error("server.scope", format!("{scope:?}: must be label=value")));
+            };
+            config.scope = Some((key.trim().to_owned(), value.trim().to_owned()));
+        }
         config.prefixes = label_prefixes(file)?;
         Ok(config)
     }
@@ -259,6 +270,8 @@ pub struct Settings {
     pub config: Option<PathBuf>,
     /// A named host of the configuration instead of the default engine.
     pub host_id: Option<String>,
+    /// The image helper services run (default: the server's own service image).
+    pub helper_image: Option<String>,
 }
 
 #[cfg(test)]

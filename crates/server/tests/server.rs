@@ -1,0 +1,676 @@
+//! dockhand-server over HTTP, as a process of its own, against the test swarm's manager
+//! (`cargo xtask swarm up`): the authorization matrix on real services, one job for many
+//! identical requests (one server and two), abuse, the seed's routes, SIGTERM, and the
+//! stack file deployed with `docker stack deploy` and called the seed's way over the
+//! overlay network. After each test, no token appears in the server's log, its job store
+//! or any answer.
+
+// Test code: a panic with the value is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, TestSwarm, unique_name};
+use dockhand_engine::{Filters, ServiceSpec};
+use serde_json::Value;
+
+const ADMIN: &str = "admin-8c1f0e2b7d";
+
+/// The update jobs share the nodes' engines; a few at a time keep the test swarm calm.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A `dockhand-server` process with a state directory and a log of its own.
+struct Server {
+    child: tokio::process::Child,
+    url: String,
+    dir: tempfile::TempDir,
+    /// Every answer body, for the leak check.
+    answers: std::sync::Mutex<Vec<String>>,
+}
+
+/// A client; reqwest takes the process's rustls provider: ring, as dockhand's.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    async fn start(manager: &str, config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dockhand.yaml"), config).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dockhand-server"));
+        for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG"]
+        {
+            cmd.env_remove(var);
+        }
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+            .arg(dir.path().join("state"))
+            .arg("--config")
+            .arg(dir.path().join("dockhand.yaml"))
+            .env("DOCKER_HOST", manager)
+            .env("DOCKER_CONFIG", dir.path().join("docker"))
+            .env("DOCKHAND_ADMIN_TOKENS", ADMIN)
+            .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
+            .env("DOCKHAND_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = cmd.spawn().unwrap();
+        let server =
+            Self { child, url: format!("http://127.0.0.1:{port}"), dir, answers: Default::default() };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http().get(format!("{}/healthz", self.url)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not start:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A request; the status and the body as JSON (`Null` when it is not JSON).
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let client = http();
+        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body.to_owned());
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        self.answers.lock().unwrap().push(text.clone());
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        self.call("POST", path, token, Some(body)).await
+    }
+
+    /// Neither the log, the job store nor any answer holds one of `secrets`.
+    fn assert_no_leaks(&self, secrets: &[&str]) {
+        let mut places = vec![("the log".to_owned(), self.log())];
+        for entry in std::fs::read_dir(self.dir.path().join("state")).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            places.push((entry.path().display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        for (i, answer) in self.answers.lock().unwrap().iter().enumerate() {
+            places.push((format!("answer {i}"), answer.clone()));
+        }
+        for secret in secrets {
+            for (place, text) in &places {
+                assert!(!text.contains(secret), "a secret appears in {place}");
+            }
+        }
+    }
+}
+
+/// A busybox service that sleeps, with `labels`.
+async fn service(s: &TestSwarm, prefix: &str, labels: &[(&str, &str)]) -> (String, ServiceGuard) {
+    let name = unique_name(prefix);
+    let mut spec = ServiceSpec::new(&name, BUSYBOX_IMAGE).with_args(["sleep", "3600"]);
+    for (k, v) in labels {
+        spec = spec.with_label(*k, *v);
+    }
+    s.manager().create_service(&spec).await.unwrap();
+    (name.clone(), ServiceGuard::new(s.manager_url(), &name))
+}
+
+fn update_body() -> String {
+    serde_json::json!({"image": BUSYBOX_IMAGE, "force": true}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authorization_matrix_over_http() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let clean_hash = dockhand_policy_hash("tok-clean-9d2");
+    let (web, _g1) = service(
+        &s,
+        "srv-web",
+        &[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.token", "tok-web-41a"),
+            ("dockhand.clean.enable", "true"),
+            ("dockhand.clean.exec", "true"),
+            ("dockhand.clean.token", &clean_hash),
+            ("dockhand.tenant", "a"),
+        ],
+    )
+    .await;
+    let (api, _g2) = service(
+        &s,
+        "srv-api",
+        &[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.token", "tok-api-77e"),
+            ("dockhand.tenant", "a"),
+        ],
+    )
+    .await;
+    let (other, _g3) = service(
+        &s,
+        "srv-other",
+        &[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.token", "tok-other-3b"),
+            ("dockhand.tenant", "b"),
+        ],
+    )
+    .await;
+    let server = Server::start(s.manager_url(), "server:\n  scope: dockhand.tenant=a\n", &[]).await;
+    let update = |svc: &str| format!("/v1/services/{svc}/update");
+    let body = update_body();
+    // (row, method path, token, expected status, expected code)
+    let rows: Vec<(&str, String, Option<&str>, u16, &str)> = vec![
+        ("admin", update(&web), Some(ADMIN), 200, ""),
+        ("the right token", update(&api), Some("tok-api-77e"), 200, ""),
+        ("a hashed label", format!("/v1/services/{web}/clean"), Some("tok-clean-9d2"), 200, ""),
+        ("the wrong action", format!("/v1/services/{web}/backup"), Some("tok-web-41a"), 403, "forbidden"),
+        ("another service's token", update(&web), Some("tok-api-77e"), 403, "forbidden"),
+        ("an empty token", update(&web), Some(""), 401, "unauthorized"),
+        ("no token", update(&web), None, 401, "unauthorized"),
+        ("out of scope, a token", update(&other), Some("tok-other-3b"), 403, "forbidden"),
+        ("out of scope, admin", update(&other), Some(ADMIN), 403, "forbidden"),
+        ("no such service, a token", update("srv-nosuch-x"), Some("tok-web-41a"), 403, "forbidden"),
+        ("no such service, admin", update("srv-nosuch-x"), Some(ADMIN), 404, "not_found"),
+        (
+            "restore is for admins",
+            format!("/v1/services/{web}/restore"),
+            Some("tok-web-41a"),
+            403,
+            "forbidden",
+        ),
+    ];
+    let mut denial_messages = Vec::new();
+    for (row, path, token, status, code) in &rows {
+        let payload = if path.ends_with("/update") { body.as_str() } else { "" };
+        let (got, answer) = server.post(path, *token, payload).await;
+        assert_eq!(got, *status, "{row}: {answer}\n{}", server.log());
+        if !code.is_empty() {
+            assert_eq!(answer["code"], *code, "{row}: {answer}");
+        } else {
+            assert_eq!(answer["status"], "succeeded", "{row}: {answer}");
+        }
+        if *row == "another service's token" || *row == "no such service, a token" {
+            let message = answer["message"].as_str().unwrap().replace(&web, "X").replace("srv-nosuch-x", "X");
+            denial_messages.push(message);
+        }
+    }
+    // No enumeration: a service that does not exist and one the token may not touch look
+    // the same.
+    assert_eq!(denial_messages[0], denial_messages[1]);
+    // A job is readable with the credential that may run it, not with another's.
+    let (_, job) = server.post(&update(&api), Some("tok-api-77e"), &body).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.call("GET", &format!("/v1/jobs/{id}"), Some("tok-api-77e"), None).await.0, 200);
+    assert_eq!(server.call("GET", &format!("/v1/jobs/{id}"), Some("tok-web-41a"), None).await.0, 403);
+    assert_eq!(server.call("GET", "/v1/jobs", Some("tok-api-77e"), None).await.0, 403);
+    let (status, jobs) =
+        server.call("GET", "/v1/jobs?action=update-service&limit=2", Some(ADMIN), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    let (status, listed) =
+        server.call("GET", "/v1/services?label=dockhand.tenant=a", Some(ADMIN), None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&web.as_str()) && names.contains(&api.as_str()) && !names.contains(&other.as_str())
+    );
+    assert!(listed.to_string().contains("\"dockhand.update.token\":\"***\""), "{listed}");
+    let text = http().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("dockhand_auth_failures_total"), "{text}");
+    assert!(text.contains("dockhand_jobs_total{action=\"update-service\",status=\"succeeded\"}"), "{text}");
+    server.assert_no_leaks(&[ADMIN, "tok-web-41a", "tok-api-77e", "tok-clean-9d2", "tok-other-3b"]);
+}
+
+fn dockhand_policy_hash(token: &str) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = String::from("sha256:");
+    for b in digest.as_ref() {
+        write!(out, "{b:02x}").unwrap();
+    }
+    out
+}
+
+/// Fires `n` identical update requests at once, spread over `servers`; the statuses.
+async fn storm(servers: &[&Server], path: &str, token: &str, n: usize) -> Vec<(u16, Value)> {
+    let body = update_body();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let url = format!("{}{path}", servers[i % servers.len()].url);
+        let (body, token) = (body.clone(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let r = http().post(url).bearer_auth(token).body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn count(answers: &[(u16, Value)], status: u16) -> usize {
+    answers.iter().filter(|(s, _)| *s == status).count()
+}
+
+/// Waits until the job store of `server` says `id` ended.
+async fn ended(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, job) = server.call("GET", &format!("/v1/jobs/{id}"), Some(ADMIN), None).await;
+        if job["status"] != "running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {job}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_identical_requests_make_one_job_on_one_server_and_on_two() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (web, _guard) = service(&s, "srv-storm", &[("dockhand.update.enable", "true")]).await;
+    let a = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let b = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let path = format!("/v1/services/{web}/update?wait=false");
+    for servers in [vec![&a], vec![&a, &b]] {
+        let answers = storm(&servers, &path, ADMIN, 100).await;
+        assert_eq!(count(&answers, 202), 1, "{answers:?}");
+        assert_eq!(count(&answers, 409), 99, "{answers:?}");
+        let accepted = answers.iter().find(|(s, _)| *s == 202).unwrap();
+        let id = accepted.1["id"].as_str().unwrap().to_owned();
+        for (status, answer) in &answers {
+            if *status == 409 {
+                assert_eq!(answer["code"], "busy", "{answer}");
+                assert_eq!(answer["job"]["id"], id.as_str(), "a 409 names the holding job: {answer}");
+            }
+        }
+        // Whichever server ran it has it; the other recorded nothing for the target.
+        let mut found = 0;
+        for server in &servers {
+            let (_, jobs) =
+                server.call("GET", &format!("/v1/jobs?target=service/{web}"), Some(ADMIN), None).await;
+            for job in jobs.as_array().unwrap() {
+                if job["id"] == id.as_str() {
+                    found += 1;
+                    assert_eq!(ended(server, &id).await["status"], "succeeded");
+                }
+            }
+        }
+        assert_eq!(found, 1);
+    }
+    let mut recorded = 0;
+    for server in [&a, &b] {
+        let (_, jobs) =
+            server.call("GET", &format!("/v1/jobs?target=service/{web}"), Some(ADMIN), None).await;
+        recorded += jobs.as_array().unwrap().len();
+    }
+    assert_eq!(recorded, 2, "two storms, two jobs: busy refusals are not recorded");
+    a.assert_no_leaks(&[ADMIN]);
+    b.assert_no_leaks(&[ADMIN]);
+}
+
+/// Sends raw bytes and returns what came back before the server closed (or 60 s passed).
+fn raw(url: &str, bytes: &[u8]) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abuse_gets_the_documented_answers_and_never_a_5xx() {
+    let s = dockhand_e2e::swarm().await;
+    let (web, _guard) = service(
+        &s,
+        "srv-abuse",
+        &[("dockhand.update.enable", "true"), ("dockhand.update.token", "tok-abuse-5e")],
+    )
+    .await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let update = format!("/v1/services/{web}/update");
+    let cases: Vec<(&str, String, Option<&str>, String, u16)> = vec![
+        ("malformed JSON", update.clone(), Some(ADMIN), "{\"image\": ".into(), 400),
+        ("a wrong type", update.clone(), Some(ADMIN), r#"{"image": 42}"#.into(), 422),
+        ("a missing image", update.clone(), Some(ADMIN), r#"{"force": true}"#.into(), 422),
+        ("an unknown field", update.clone(), Some(ADMIN), r#"{"image": "a:1", "imagee": 1}"#.into(), 422),
+        ("a bad image", update.clone(), Some(ADMIN), r#"{"image": "UPPER CASE:??"}"#.into(), 422),
+        ("../ in a name", "/v1/services/..%2F..%2Fetc/update".into(), Some(ADMIN), update_body(), 422),
+        ("NUL in a name", "/v1/services/web%00x/update".into(), Some(ADMIN), update_body(), 422),
+        (
+            "300 characters",
+            format!("/v1/services/{}/update", "a".repeat(300)),
+            Some(ADMIN),
+            update_body(),
+            422,
+        ),
+        ("a bad name, no token", "/v1/services/..%2Fx/update".into(), None, update_body(), 401),
+        ("wait=maybe", format!("{update}?wait=maybe"), Some(ADMIN), update_body(), 400),
+        ("a bad job id", "/v1/jobs/..%2F..".into(), Some(ADMIN), String::new(), 422),
+        ("an unknown route", "/v2/anything".into(), Some(ADMIN), String::new(), 404),
+        (
+            "seed: no serviceName",
+            "/api/update/service".into(),
+            None,
+            r#"{"token":"x","image":"a:1"}"#.into(),
+            422,
+        ),
+        (
+            "seed: isForce a string",
+            "/api/update/service".into(),
+            None,
+            r#"{"token":"x","serviceName":"s","image":"a:1","isForce":"yes"}"#.into(),
+            422,
+        ),
+    ];
+    for (what, path, token, body, want) in &cases {
+        let method = if path.starts_with("/v1/jobs") { "GET" } else { "POST" };
+        let body = (method == "POST").then_some(body.as_str());
+        let (status, answer) = server.call(method, path, *token, body).await;
+        assert_eq!(status, *want, "{what}: {answer}");
+        assert!(
+            answer["code"].is_string() && answer["message"].is_string(),
+            "{what}: not the error shape: {answer}"
+        );
+    }
+    // 10 MiB, announced the way curl sends a large body (Expect: 100-continue): refused
+    // before a byte of it is read.
+    let url = server.url.clone();
+    let path = update.clone();
+    let big = tokio::task::spawn_blocking(move || {
+        raw(
+            &url,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                10 << 20
+            )
+            .as_bytes(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status_of(&big), 413, "10 MiB: {big}");
+    assert!(big.contains("\"code\":\"too_large\""), "{big}");
+    let (status, _) = server.call("PUT", &update, Some(ADMIN), Some("{}")).await;
+    assert_eq!(status, 405);
+    // A header flood: hyper refuses it with 431, and the server goes on.
+    let url = server.url.clone();
+    let flood = tokio::task::spawn_blocking(move || {
+        let mut req = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..2000 {
+            req.push_str(&format!("X-Flood-{i}: {}\r\n", "y".repeat(50)));
+        }
+        req.push_str("\r\n");
+        raw(&url, req.as_bytes())
+    })
+    .await
+    .unwrap();
+    let flood_status = status_of(&flood);
+    assert!(flood_status == 431 || flood_status == 0, "a header flood: {flood:?}");
+    // A slow client that never finishes its headers is disconnected (the header timeout),
+    // and others are served meanwhile.
+    let url = server.url.clone();
+    let slow =
+        tokio::task::spawn_blocking(move || raw(&url, b"POST /v1/services/x/update HTTP/1.1\r\nHost: x\r\n"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.call("GET", "/healthz", None, None).await.0, 200);
+    let slow = slow.await.unwrap();
+    let slow_status = status_of(&slow);
+    assert!(slow_status == 408 || slow_status == 0, "a slow client: {slow:?}");
+    // Throttling: an address with too many failed authentications gets 429, with
+    // Retry-After, even with a good token.
+    for _ in 0..dockhand_server::THROTTLE_LIMIT {
+        server.post(&update, Some("wrong-token-x"), &update_body()).await;
+    }
+    let (status, answer) = server.post(&update, Some("tok-abuse-5e"), &update_body()).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["code"], "throttled");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    assert_eq!(server.call("GET", "/healthz", None, None).await.0, 200);
+    server.assert_no_leaks(&[ADMIN, "tok-abuse-5e"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seeds_routes_answer_in_its_form_and_sigterm_leaves_nothing_behind() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (web, _guard) = service(
+        &s,
+        "srv-seed",
+        &[
+            ("swarm-utils.update.enable", "true"),
+            ("swarm-utils.update.token", "tok-seed-0f"),
+            ("swarm-utils.clean.enable", "true"),
+            ("swarm-utils.clean.exec", "sleep 60"),
+            ("swarm-utils.clean.token", "tok-seed-clean-1"),
+        ],
+    )
+    .await;
+    let mut server = Server::start(
+        s.manager_url(),
+        "labels:\n  compat: swarm-utils\n",
+        &[("SWARM_UTILS_ADMIN_TOKEN_LIST", "seed-admin-a1,seed-admin-b2")],
+    )
+    .await;
+    assert!(server.log().contains("SWARM_UTILS_ADMIN_TOKEN_LIST is read for compatibility"));
+    // The seed's GitLab request, byte for byte.
+    let seed = format!(
+        r#"{{"token":"tok-seed-0f","serviceName":"{web}","image":"{BUSYBOX_IMAGE}","isForce":true}}"#
+    );
+    let (status, answer) = server.post("/api/update/service", None, &seed).await;
+    assert_eq!(status, 200, "{answer}\n{}", server.log());
+    assert_eq!(answer["message"], "Ok");
+    assert_eq!(answer["job"]["status"], "succeeded");
+    // A seed admin token, the service in the query (as the seed's code reads it).
+    let nodes = s.manager().nodes(&Filters::new()).await.unwrap();
+    let node = &nodes[0].description.hostname;
+    let (status, answer) = server
+        .post("/api/clean/node", None, &format!(r#"{{"token":"seed-admin-b2","nodeName":"{node}"}}"#))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["message"], "Ok");
+    // A clean that runs a minute, not waited for; then SIGTERM: the job is cancelled at its
+    // next safe point, its lock is released and no helper is left.
+    let (status, answer) = server
+        .post(
+            &format!("/api/clean/service?serviceName={web}&waitRes=false"),
+            None,
+            r#"{"token":"tok-seed-clean-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let pid = server.child.id().unwrap();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(120), server.child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", server.log());
+    let service_id = s.manager().service(&web).await.unwrap().id;
+    dockhand_e2e::assert_nothing_left(s.manager(), &[format!("service/{service_id}")]).await;
+    let locks = s.manager().configs(&Filters::new().with("label", "dockhand.lock")).await.unwrap();
+    assert!(locks.iter().all(|c| !c.spec.name.contains(&service_id)), "a lock is left: {locks:?}");
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+    // The job store has the job, cancelled.
+    let store = std::fs::read(server.dir.path().join("state").join("jobs.sqlite")).unwrap_or_default();
+    let wal = std::fs::read(server.dir.path().join("state").join("jobs.sqlite-wal")).unwrap_or_default();
+    let text = format!("{}{}", String::from_utf8_lossy(&store), String::from_utf8_lossy(&wal));
+    assert!(text.contains(&id), "the cancelled job is recorded");
+    server.assert_no_leaks(&["tok-seed-0f", "tok-seed-clean-1", "seed-admin-a1", "seed-admin-b2", ADMIN]);
+}
+
+/// The docker CLI on the manager.
+fn docker(manager: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_HOST", manager)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn socket_path(url: &str) -> &str {
+    url.strip_prefix("unix://").expect("the test swarm's manager is a unix socket")
+}
+
+/// Removes the stack, its secret and its network whatever the test did.
+struct StackGuard(String);
+
+impl Drop for StackGuard {
+    fn drop(&mut self) {
+        let _ = docker(&self.0, &["stack", "rm", "dhstack"], &[]);
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = docker(&self.0, &["secret", "rm", "dockhand_admin_tokens"], &[]);
+        let _ = docker(&self.0, &["network", "rm", "dockhand"], &[]);
+        let _ = docker(&self.0, &["volume", "rm", "dhstack_state"], &[]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let manager = s.manager_url().to_owned();
+    let (registry, user, password) = dockhand_e2e::swarm_registry();
+    let v1 = format!("{registry}/team/app:v1");
+    let v2 = format!("{registry}/team/app:v2");
+    let name = unique_name("srv-ci");
+    let spec = ServiceSpec::new(&name, &v1)
+        .with_label("dockhand.update.enable", "true")
+        .with_label("dockhand.update.token", "tok-ci-6a0")
+        .with_label("dockhand.update.registry.auth", "true");
+    let auth = dockhand_engine::RegistryAuth::password(&user, &password, &registry);
+    s.manager().create_service_with_auth(&spec, &auth).await.unwrap();
+    let _svc = ServiceGuard::new(&manager, &name);
+    let _stack = StackGuard(manager.clone());
+    let mut child = std::process::Command::new("docker")
+        .env("DOCKER_HOST", &manager)
+        .args(["secret", "create", "dockhand_admin_tokens", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{ADMIN}\n").as_bytes()).unwrap();
+    child.wait().unwrap();
+    // The registry's credentials reach the server the seed's way (its variables), through a
+    // second compose file: the stack file itself stays the operator's.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("test.yml");
+    std::fs::write(
+        &extra,
+        format!(
+            "version: \"3.8\"\nservices:\n  server:\n    environment:\n      SWARM_UTILS_REGISTRY_URL: \"{registry}\"\n      \
+             SWARM_UTILS_REGISTRY_USER: \"{user}\"\n      SWARM_UTILS_REGISTRY_PASSWORD: \"{password}\"\n"
+        ),
+    )
+    .unwrap();
+    let stack = workspace_file("deploy/stack.yml");
+    let deployed = docker(
+        &manager,
+        &[
+            "stack",
+            "deploy",
+            "--detach=true",
+            "-c",
+            stack.to_str().unwrap(),
+            "-c",
+            extra.to_str().unwrap(),
+            "dhstack",
+        ],
+        &[("DOCKHAND_IMAGE", dockhand_e2e::HELPER_IMAGE), ("DOCKHAND_DOCKER_SOCKET", socket_path(&manager))],
+    );
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+    // The seed's GitLab job: a container on the overlay network POSTs its JSON to the
+    // server by name. busybox's nc carries a hand-written request (its wget crashes here).
+    let body = format!(r#"{{"token":"tok-ci-6a0","serviceName":"{name}","image":"{v2}","isForce":false}}"#);
+    let request = format!(
+        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // busybox's nc stops at the end of its input: the input stays open until the answer's
+    // JSON (it always has a "message") has arrived.
+    let script = "for i in $(seq 1 60); do rm -f /tmp/out; \
+           ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
+               sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
+             | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
+           grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
+         done; exit 1";
+    let ran = docker(
+        &manager,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "dockhand",
+            "-e",
+            &format!("REQ={request}"),
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    let answer = String::from_utf8_lossy(&ran.stdout).into_owned();
+    let logs = docker(&manager, &["service", "logs", "--raw", "dhstack_server"], &[]);
+    let server_log =
+        format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    assert!(ran.status.success(), "{answer}\n{}\n{server_log}", String::from_utf8_lossy(&ran.stderr));
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}\n{server_log}"
+    );
+    assert!(answer.contains(r#""message":"Ok""#), "{answer}");
+    let updated = s.manager().service(&name).await.unwrap();
+    assert!(
+        updated.spec.task_template.container_spec.image.starts_with(&v2),
+        "{:?}",
+        updated.spec.task_template.container_spec.image
+    );
+    for secret in [ADMIN, "tok-ci-6a0", password.as_str()] {
+        assert!(!server_log.contains(secret), "a secret appears in the server's log");
+        assert!(!answer.contains(secret), "a secret appears in the answer");
+    }
+}
+
+fn workspace_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
