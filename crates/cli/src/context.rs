@@ -199,8 +199,15 @@ pub(crate) async fn job_context(
     let holder = dockhand_jobs::Locks::process_holder(&dockhand_jobs::local_hostname());
     ctx.locks = dockhand_jobs::Locks::new(ctx.client.clone(), holder, settings);
     ctx.defaults = defaults;
+    ctx.prefixes = label_prefixes(global)?;
     ctx.concurrency = usize::from(opts.concurrency);
     Ok(ctx)
+}
+
+/// The label prefixes the configuration's `labels.compat` asks for.
+pub(crate) fn label_prefixes(global: &Global) -> anyhow::Result<dockhand_policy::LabelPrefixes> {
+    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?;
+    Ok(dockhand_jobs::label_prefixes(&file)?)
 }
 
 /// The seed's defaults, with its `SWARM_UTILS_*` variables from the environment.

@@ -44,7 +44,7 @@ pub use crate::openapi::{document as openapi_document, json as openapi_json, yam
 pub use crate::routes::{App, BODY_LIMIT, BODY_TIMEOUT, valid_node_name, valid_service_name};
 pub use crate::settings::{
     DEFAULT_LISTEN, DEFAULT_MAX_JOBS, DEFAULT_MAX_QUEUE, DEFAULT_STATE_DIR, OidcIssuer, ServerConfig,
-    Settings, SettingsError, label_prefixes,
+    Settings, SettingsError,
 };
 
 /// How long a client may take to send a request's headers; also how long an idle

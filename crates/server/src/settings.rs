@@ -228,25 +228,9 @@ impl ServerConfig {
             };
             config.scope = Some((key.trim().to_owned(), value.trim().to_owned()));
         }
-        config.prefixes = label_prefixes(file)?;
+        config.prefixes = dockhand_jobs::label_prefixes(file)
+            .map_err(|e| key_error("labels.compat", format!("{:?}: must be swarm-utils or none", e.value)))?;
         Ok(config)
-    }
-}
-
-/// The label prefixes `labels.compat` asks for: `dockhand.` alone, or with `swarm-utils`
-/// the seed's `swarm-utils.` too.
-pub fn label_prefixes(file: &ConfigFile) -> Result<LabelPrefixes, SettingsError> {
-    match file.get("labels.compat") {
-        None => Ok(LabelPrefixes::default()),
-        Some(value) => match value.as_str() {
-            Some("swarm-utils") => Ok(LabelPrefixes::with_swarm_utils()),
-            Some("") | Some("none") => Ok(LabelPrefixes::default()),
-            _ => Err(SettingsError::Key {
-                origin: file.origin().to_string(),
-                key: "labels.compat".into(),
-                detail: "must be swarm-utils or none".into(),
-            }),
-        },
     }
 }
 
