@@ -32,8 +32,11 @@ use hyper_util::rt::TokioExecutor;
 use crate::{engine, proc};
 
 pub(crate) fn run(what: &str) -> anyhow::Result<()> {
+    if what == "server" {
+        return crate::bench_server::run();
+    }
     if !["engine", "jobs", "backup", "update"].contains(&what) {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update");
+        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update, server");
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;

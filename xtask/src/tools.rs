@@ -72,6 +72,51 @@ pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// The schemathesis release the server's API is fuzzed with.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// schemathesis (PyPI), the property-based API fuzzer the server's tests run against
+/// `/openapi.json`: installed once into a virtual environment under `target/tools/`.
+/// Returns its `st`.
+pub(crate) fn ensure_schemathesis() -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::project_root().join("target").join("tools").join("schemathesis");
+    let st = dir.join("bin").join("st");
+    let version = dir.join("bin").join("python3");
+    if st.is_file() {
+        let installed = Command::new(&version)
+            .args(["-c", "import importlib.metadata as m; print(m.version('schemathesis'))"])
+            .output();
+        if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == SCHEMATHESIS_VERSION) {
+            return Ok(st);
+        }
+    }
+    if proc::which("python3").is_none()
+        || !Command::new("python3")
+            .args(["-c", "import venv, ensurepip"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        apt_install(&["python3-venv"])?;
+    }
+    eprintln!("installing schemathesis {SCHEMATHESIS_VERSION} (the API fuzzer) from PyPI");
+    let _ = std::fs::remove_dir_all(&dir);
+    proc::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    proc::run(
+        Command::new(dir.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+    )?;
+    Ok(st)
+}
+
+/// wrk, for `cargo xtask bench server`.
+pub(crate) fn ensure_wrk() -> anyhow::Result<()> {
+    if proc::which("wrk").is_some() {
+        return Ok(());
+    }
+    apt_install(&["wrk"])
+}
+
 /// Installs cargo-deny from crates.io when it is missing.
 pub(crate) fn ensure_cargo_deny() -> anyhow::Result<()> {
     let installed = crate::cargo().args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());

@@ -674,3 +674,215 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
 fn workspace_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
 }
+
+/// An OIDC issuer on loopback over HTTPS (a test CA): its discovery document and its JWKS,
+/// counting the JWKS fetches.
+struct Issuer {
+    url: String,
+    ca: PathBuf,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Issuer {
+    async fn start(jwks: String) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = dockhand_e2e::pki::TestCa::new("dockhand test issuer CA");
+        let issued = ca.server();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        let config =
+            rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (issuer, counter) = (url.clone(), fetches.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, issuer, counter, jwks) =
+                    (acceptor.clone(), issuer.clone(), counter.clone(), jwks.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).into_owned();
+                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                    let (status, body) = match path.as_str() {
+                        "/.well-known/openid-configuration" => (
+                            "200 OK",
+                            serde_json::json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")})
+                                .to_string(),
+                        ),
+                        "/jwks" => {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            ("200 OK", jwks)
+                        }
+                        _ => ("404 Not Found", "{}".to_owned()),
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { url, ca: ca_path, fetches, _dir: dir }
+    }
+}
+
+/// An ES256 key: it signs JWTs and is published as a JWK.
+struct SigningKey {
+    kid: String,
+    pair: ring::signature::EcdsaKeyPair,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl SigningKey {
+    fn new(kid: &str) -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        Self { kid: kid.to_owned(), pair }
+    }
+
+    fn jwk(&self) -> Value {
+        use ring::signature::KeyPair;
+        let point = self.pair.public_key().as_ref();
+        serde_json::json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let rng = ring::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ci_identity_tokens_are_checked_against_the_issuers_keys_fetched_over_https() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let key = SigningKey::new("k1");
+    let stranger = SigningKey::new("k-unknown");
+    let issuer = Issuer::start(serde_json::json!({"keys": [key.jwk()]}).to_string()).await;
+    let (web, _guard) = service(
+        &s,
+        "srv-oidc",
+        &[("dockhand.update.enable", "true"), ("dockhand.update.oidc.project_path", "group/app")],
+    )
+    .await;
+    let config = format!(
+        "server:\n  oidc:\n    - issuer: {}\n      audience: dockhand\n      ca_file: {}\n",
+        issuer.url,
+        issuer.ca.display()
+    );
+    let server = Server::start(s.manager_url(), &config, &[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = |project: &str, aud: &str, exp: u64| {
+        serde_json::json!({"iss": issuer.url, "aud": aud, "iat": now - 10, "exp": exp,
+            "project_path": project, "ref": "main", "sub": format!("project_path:{project}:ref_type:branch:ref:main")})
+    };
+    let path = format!("/v1/services/{web}/update");
+    let right = key.sign(&claims("group/app", "dockhand", now + 300));
+    let rows: Vec<(&str, String, u16, &str)> = vec![
+        ("the right project", right.clone(), 200, ""),
+        ("another project", key.sign(&claims("group/other", "dockhand", now + 300)), 403, "forbidden"),
+        ("expired", key.sign(&claims("group/app", "dockhand", now - 3600)), 401, "unauthorized"),
+        (
+            "the wrong audience",
+            key.sign(&claims("group/app", "someone-else", now + 300)),
+            401,
+            "unauthorized",
+        ),
+        ("an unknown key", stranger.sign(&claims("group/app", "dockhand", now + 300)), 401, "unauthorized"),
+    ];
+    for (row, token, status, code) in &rows {
+        let (got, answer) = server.post(&path, Some(token), &update_body()).await;
+        assert_eq!(got, *status, "{row}: {answer}\n{}", server.log());
+        if code.is_empty() {
+            assert_eq!(answer["status"], "succeeded", "{row}: {answer}");
+            assert!(answer["caller"].as_str().unwrap().contains("group/app"), "{row}: {answer}");
+        } else {
+            assert_eq!(answer["code"], *code, "{row}: {answer}");
+        }
+    }
+    // An unknown key asks for the keys again, at most once per 30 s: a flood of made-up key
+    // IDs does not make the server hammer the issuer.
+    for _ in 0..5 {
+        let (got, _) = server
+            .post(&path, Some(&stranger.sign(&claims("group/app", "dockhand", now + 300))), &update_body())
+            .await;
+        assert_eq!(got, 401);
+    }
+    let fetched = issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=2).contains(&fetched), "the JWKS was fetched {fetched} times");
+    let tokens: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    let secrets: Vec<&str> = tokens.iter().map(String::as_str).chain([ADMIN]).collect();
+    server.assert_no_leaks(&secrets);
+}
+
+/// schemathesis's `st`: `DOCKHAND_TEST_SCHEMATHESIS` (set by `cargo xtask ci`), else the one
+/// `cargo xtask ci` installs under `target/tools/`.
+fn schemathesis() -> PathBuf {
+    if let Some(st) = std::env::var_os("DOCKHAND_TEST_SCHEMATHESIS") {
+        return PathBuf::from(st);
+    }
+    let st = workspace_file("target/tools/schemathesis/bin/st");
+    assert!(
+        st.is_file(),
+        "schemathesis is not installed: `cargo xtask ci` installs it into {}",
+        st.display()
+    );
+    st
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let s = dockhand_e2e::swarm().await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let st = schemathesis();
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(st)
+            .args(["run", &format!("{url}/openapi.json"), "--checks"])
+            .arg("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method")
+            .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+            .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--workers", "2"])
+            .args(["--max-time", "120", "--suppress-health-check", "all"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis failed:\n{report}\n{}", server.log());
+    assert!(report.contains("passed") || report.contains("PASSED"), "schemathesis ran nothing:\n{report}");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    server.assert_no_leaks(&[ADMIN]);
+}
