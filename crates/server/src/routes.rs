@@ -1051,7 +1051,8 @@ fn valid_job_id(id: &str) -> bool {
     params(("id" = String, Path, description = "the job's ID")),
     responses((status = 200, description = "the job", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_job(
@@ -1140,8 +1141,8 @@ fn sse_event(event: &Event) -> SseEvent {
     params(("id" = String, Path, description = "the job's ID")),
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn job_events(
     State(app): State<Shared>,
