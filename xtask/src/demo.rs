@@ -2,7 +2,9 @@
 //! engine up, deploys a small labelled stack on it, and runs dockhand's maintenance cycle:
 //! what cron would do (`plan`), a backup of the stack's volume to the embedded `local`
 //! storage target, damage and a restore, clean-node, clean-service, update-service from one
-//! local tag to another and then to a broken one (and the rollback), and the job table.
+//! local tag to another and then to a broken one (and the rollback), and the job table; then
+//! `dockhand-server` deployed with `deploy/stack.yml`, and one update triggered the way CI
+//! does it, over the overlay network.
 
 use std::fs;
 use std::time::Duration;
@@ -30,6 +32,7 @@ services:
         dockhand.clean.exec.timeout: "30s"
         dockhand.update.enable: "true"
         dockhand.update.exec-post: "cat /version"
+        dockhand.update.token: "demo-ci-token"
   worker:
     image: dockhand/busybox:test
     command: ["sleep", "86400"]
@@ -124,6 +127,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     }
     eprintln!("\n== the jobs dockhand ran");
     dockhand(&["jobs", "ls"])?;
+    server(&layout, &web)?;
 
     proc::run(layout.docker()?.args(["stack", "rm", STACK]))?;
     // The volume goes once the stack's containers are gone.
@@ -139,6 +143,89 @@ pub(crate) fn run() -> anyhow::Result<()> {
     // clean-node took the images nothing used: put the test images back.
     crate::images::ensure(&layout)?;
     eprintln!("\nthe private engine stays up; stop it with `cargo xtask engine down`");
+    Ok(())
+}
+
+/// dockhand-server deployed with `deploy/stack.yml` on the private engine, then one update
+/// triggered the way seed 002's GitLab job does it: a container on the overlay network posts
+/// `{token, serviceName, image, isForce}` to `http://swarm-utils:3000/api/update/service`.
+fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
+    eprintln!("\n== dockhand-server: deploy/stack.yml on this swarm (admin token as a swarm secret)");
+    // clean-node took the images nothing used, dockhand's own among them.
+    crate::images::ensure(layout)?;
+    let mut secret = layout.docker()?;
+    secret.args(["secret", "create", "dockhand_admin_tokens", "-"]);
+    let _ = proc::output(layout.docker()?.args(["secret", "rm", "dockhand_admin_tokens"]));
+    proc::output_with_stdin(&mut secret, format!("demo-admin-{}\n", std::process::id()).as_bytes())?;
+    let stack = crate::project_root().join("deploy").join("stack.yml");
+    proc::run(
+        layout
+            .docker()?
+            .args(["stack", "deploy", "--detach=true", "--compose-file"])
+            .arg(&stack)
+            .arg("dockhand")
+            .env("DOCKHAND_IMAGE", crate::images::DOCKHAND_IMAGE)
+            .env("DOCKHAND_DOCKER_SOCKET", layout.socket()),
+    )?;
+    let body = format!(
+        r#"{{"token":"demo-ci-token","serviceName":"{web}","image":"dhdemo/web:1","isForce":false}}"#
+    );
+    eprintln!("\n== a CI job on the overlay network posts the seed's request: {body}");
+    let request = format!(
+        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // busybox's nc stops at the end of its input (and its wget crashes in these
+    // containers): the input stays open until the answer's JSON has arrived.
+    let script = "for i in $(seq 1 60); do rm -f /tmp/out; \
+           ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
+               sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
+             | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
+           grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
+         done; exit 1";
+    let answer = proc::output(layout.docker()?.args([
+        "run",
+        "--rm",
+        "--network",
+        "dockhand",
+        "-e",
+        &format!("REQ={request}"),
+        crate::images::BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]));
+    let logs = proc::output(layout.docker()?.args(["service", "logs", "--raw", "dockhand_server"]));
+    for cleanup in [vec!["stack", "rm", "dockhand"], vec!["secret", "rm", "dockhand_admin_tokens"]] {
+        let _ = proc::output(layout.docker()?.args(&cleanup));
+    }
+    for _ in 0..50 {
+        let gone = layout.docker()?.args(["network", "rm", "dockhand"]).output()?;
+        let vol = layout.docker()?.args(["volume", "rm", "dockhand_state"]).output()?;
+        if gone.status.success() && vol.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answer = answer?;
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    eprintln!("{status}\n{json}");
+    if !status.contains(" 200 ") || !json.contains(r#""message":"Ok""#) {
+        bail!("the server did not update {web}:\n{answer}\n{}", logs.unwrap_or_default());
+    }
+    let now = proc::output(layout.docker()?.args([
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        web,
+    ]))?;
+    eprintln!("{web} runs {} (updated by dockhand-server)", now.trim());
+    if now.trim() != "dhdemo/web:1" {
+        bail!("the server's update did not deploy dhdemo/web:1: {now:?}");
+    }
     Ok(())
 }
 
