@@ -379,3 +379,25 @@ pub async fn node_ids(swarm: &TestSwarm) -> Vec<(String, String)> {
     }
     ids
 }
+
+/// A shell script for the test busybox that sends `$REQ` (a whole HTTP/1.0 request) to
+/// `swarm-utils:3000` over the overlay network, as a CI job does, and prints the answer;
+/// it tries for about two minutes while the server starts. busybox's `nc` stops at the end
+/// of its input (and its `wget` crashes in these containers), so the input stays open until
+/// the answer's JSON (it always has a "message") has arrived.
+pub const OVERLAY_POST_SCRIPT: &str = "for i in $(seq 1 60); do rm -f /tmp/out; \
+       ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
+           sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
+         | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
+       grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
+     done; exit 1";
+
+/// Seed 002's update request as its GitLab job sends it: `POST /api/update/service` with
+/// the JSON `body`, for [`OVERLAY_POST_SCRIPT`]'s `$REQ`.
+pub fn seed_update_request(body: &str) -> String {
+    format!(
+        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}

@@ -171,19 +171,7 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
         r#"{{"token":"demo-ci-token","serviceName":"{web}","image":"dhdemo/web:1","isForce":false}}"#
     );
     eprintln!("\n== a CI job on the overlay network posts the seed's request: {body}");
-    let request = format!(
-        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    // busybox's nc stops at the end of its input (and its wget crashes in these
-    // containers): the input stays open until the answer's JSON has arrived.
-    let script = "for i in $(seq 1 60); do rm -f /tmp/out; \
-           ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
-               sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
-             | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
-           grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
-         done; exit 1";
+    let request = dockhand_e2e::seed_update_request(&body);
     let answer = proc::output(layout.docker()?.args([
         "run",
         "--rm",
@@ -194,7 +182,7 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
         crate::images::BUSYBOX_IMAGE,
         "sh",
         "-c",
-        script,
+        dockhand_e2e::OVERLAY_POST_SCRIPT,
     ]));
     let logs = proc::output(layout.docker()?.args(["service", "logs", "--raw", "dockhand_server"]));
     for cleanup in [vec!["stack", "rm", "dockhand"], vec!["secret", "rm", "dockhand_admin_tokens"]] {

@@ -621,18 +621,7 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
     // The seed's GitLab job: a container on the overlay network POSTs its JSON to the
     // server by name. busybox's nc carries a hand-written request (its wget crashes here).
     let body = format!(r#"{{"token":"tok-ci-6a0","serviceName":"{name}","image":"{v2}","isForce":false}}"#);
-    let request = format!(
-        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    // busybox's nc stops at the end of its input: the input stays open until the answer's
-    // JSON (it always has a "message") has arrived.
-    let script = "for i in $(seq 1 60); do rm -f /tmp/out; \
-           ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
-               sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
-             | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
-           grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
-         done; exit 1";
+    let request = dockhand_e2e::seed_update_request(&body);
     let ran = docker(
         &manager,
         &[
@@ -645,7 +634,7 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
             BUSYBOX_IMAGE,
             "sh",
             "-c",
-            script,
+            dockhand_e2e::OVERLAY_POST_SCRIPT,
         ],
         &[],
     );
