@@ -8,6 +8,7 @@ mod engine;
 mod exec;
 mod locks;
 mod multinode;
+mod notify;
 mod podman;
 mod resources;
 mod ssh;

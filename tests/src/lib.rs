@@ -8,6 +8,7 @@
 
 pub mod pki;
 pub mod s3;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -384,11 +385,14 @@ pub async fn node_ids(swarm: &TestSwarm) -> Vec<(String, String)> {
 /// `swarm-utils:3000` over the overlay network, as a CI job does, and prints the answer;
 /// it tries for about two minutes while the server starts. busybox's `nc` stops at the end
 /// of its input (and its `wget` crashes in these containers), so the input stays open until
-/// the answer's JSON (it always has a "message") has arrived.
-pub const OVERLAY_POST_SCRIPT: &str = "for i in $(seq 1 60); do rm -f /tmp/out; \
+/// the answer's JSON (it always has a "message") has arrived, or `nc` has ended: one that
+/// could not connect yet (the server's name not yet on the network) is tried again at
+/// once, not after the 300 s the input waits for an answer.
+pub const OVERLAY_POST_SCRIPT: &str = "for i in $(seq 1 60); do rm -f /tmp/out /tmp/gone; \
        ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
-           sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; done ) \
-         | nc swarm-utils 3000 > /tmp/out 2>/dev/null; \
+           sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; \
+           test -e /tmp/gone && break; done ) \
+         | { nc swarm-utils 3000 > /tmp/out 2>/dev/null; touch /tmp/gone; }; \
        grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
      done; exit 1";
 

@@ -35,8 +35,11 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     if what == "server" {
         return crate::bench_server::run();
     }
+    if what == "store" {
+        return crate::bench_store::run();
+    }
     if !["engine", "jobs", "backup", "update"].contains(&what) {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update, server");
+        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update, server, store");
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;

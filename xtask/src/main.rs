@@ -11,6 +11,7 @@
 
 mod bench;
 mod bench_server;
+mod bench_store;
 mod ci;
 mod demo;
 mod engine;

@@ -42,8 +42,15 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
             (s, usize::try_from(tasks).unwrap_or(usize::MAX))
         })
         .collect();
-    let rows =
-        dockhand_jobs::plan(&services, &nodes, &defaults()?, &dockhand_policy::LabelPrefixes::default());
+    let defaults = defaults()?;
+    let env = crate::context::environment();
+    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+    let prefixes = dockhand_jobs::label_prefixes(&file)?;
+    let schedule = dockhand_jobs::Schedule::load(&file, &env)?;
+    let plain: Vec<_> = services.iter().map(|(s, _)| s.clone()).collect();
+    let scheduled = dockhand_jobs::scheduled_targets(&plain, &nodes, &schedule, &defaults, &prefixes);
+    let mut rows = dockhand_jobs::plan(&services, &nodes, &defaults, &prefixes);
+    dockhand_jobs::with_next_runs(&mut rows, &scheduled, &schedule, chrono::Utc::now());
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -59,10 +59,13 @@ pub(crate) fn plan(rows: &[dockhand_jobs::PlanRow]) -> String {
                     || "-".to_owned(),
                     |ms| dockhand_policy::format_go_duration(Duration::from_millis(ms)),
                 ),
+                r.schedule.clone().unwrap_or_else(|| "-".to_owned()),
+                r.next_run.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
-    let mut text = columns(["TARGET", "ACTION", "ENABLED", "DECIDED BY", "BUDGET"], table);
+    let mut text =
+        columns(["TARGET", "ACTION", "ENABLED", "DECIDED BY", "BUDGET", "SCHEDULE", "NEXT RUN"], table);
     let mut seen = std::collections::BTreeSet::new();
     for r in rows {
         for d in &r.diagnostics {

@@ -569,7 +569,7 @@ pub fn run_volume_agent(
         }
         AgentTask::ServePack { dir, level, port, seconds } => {
             let (stream, peer) = accept_one(*port, *seconds)?;
-            let stream = NoStall::new(stream, &peer);
+            let stream = NoStall::sending(stream, &peer);
             let read = AtomicU64::new(0);
             let framed =
                 Framed::new(&stream, crate::archive::content_size(dir), &read).map_err(io_error(&peer))?;
@@ -581,13 +581,13 @@ pub fn run_volume_agent(
         }
         AgentTask::ServeUnpack { dir, port, seconds } => {
             let (stream, peer) = accept_one(*port, *seconds)?;
-            let stream = NoStall::new(stream, &peer);
+            let stream = NoStall::receiving(stream, &peer);
             let stats = crate::archive::unpack(std::io::BufReader::with_capacity(1 << 20, &stream), dir)
                 .map_err(|e| with_peer(e, &peer))?;
             Ok(AgentLine::Unpacked { stats })
         }
         AgentTask::Fetch { address, seconds } => {
-            let stream = NoStall::new(connect(address, *seconds)?, address);
+            let stream = NoStall::receiving(connect(address, *seconds)?, address);
             let mut output = output;
             unframe(std::io::BufReader::with_capacity(1 << 20, &stream), &mut output, report)
                 .map_err(io_error(address))?;
@@ -595,7 +595,7 @@ pub fn run_volume_agent(
             Ok(AgentLine::Done)
         }
         AgentTask::Send { address, seconds } => {
-            let stream = NoStall::new(connect(address, *seconds)?, address);
+            let stream = NoStall::sending(connect(address, *seconds)?, address);
             let mut input = input;
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, &stream);
             std::io::copy(&mut input, &mut writer).map_err(io_error(address))?;
@@ -735,17 +735,27 @@ struct NoStall {
 }
 
 impl NoStall {
-    fn new(stream: std::net::TcpStream, peer: &str) -> Self {
+    /// The receiving end of a transfer: it closes at once once it has read the end.
+    fn receiving(stream: std::net::TcpStream, peer: &str) -> Self {
         // Setting a non-zero timeout on a connected socket cannot fail on Linux; if it
         // did, the job's own deadline still holds.
         let _ = stream.set_read_timeout(Some(STALL));
         let _ = stream.set_write_timeout(Some(STALL));
-        // Closing waits until the peer has acknowledged everything, the FIN included. A
-        // helper exits right after, and its task's network goes with it: without this, the
-        // last segments or the FIN could be lost with the namespace, and the other side
-        // would wait for an end that never comes.
-        let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(STALL));
         Self { stream, peer: peer.to_owned() }
+    }
+
+    /// The sending end: closing waits until the peer has acknowledged everything, the FIN
+    /// included. A helper exits right after, and its task's network goes with it: without
+    /// this, the last segments or the FIN could be lost with the namespace, and the other
+    /// side would wait for an end that never comes.
+    ///
+    /// Only the sender lingers. A receiver's FIN goes to a sender that may be gone already
+    /// (it exits once its own FIN is acknowledged, and its namespace with it): nothing
+    /// would ever acknowledge it, and a lingering close would hold the receiver, and the
+    /// archive's last bytes it still has to pass on, for the whole [`STALL`].
+    fn sending(stream: std::net::TcpStream, peer: &str) -> Self {
+        let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(STALL));
+        Self::receiving(stream, peer)
     }
 
     fn stalled(&self, e: std::io::Error) -> std::io::Error {
@@ -963,6 +973,22 @@ mod tests {
         let args = task.to_args(Some(1_795_000_000_000));
         assert_eq!(&args[1..3], ["--start-by", "1795000000000"]);
         assert_eq!(AgentTask::from_args(&args[1..]).unwrap(), (task, Some(1_795_000_000_000)), "{args:?}");
+    }
+
+    #[test]
+    fn only_the_sending_end_of_a_transfer_lingers_on_close() {
+        // A receiver's FIN goes to a sender whose namespace may be gone: a lingering close
+        // there held the last bytes of a volume move for the whole stall time (CI, twice).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(address).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let receiving = NoStall::receiving(client, "test");
+        let sending = NoStall::sending(server, "test");
+        assert_eq!(rustix::net::sockopt::socket_linger(&receiving.stream).unwrap(), None);
+        assert_eq!(rustix::net::sockopt::socket_linger(&sending.stream).unwrap(), Some(STALL));
+        assert_eq!(receiving.stream.read_timeout().unwrap(), Some(STALL));
+        assert_eq!(sending.stream.write_timeout().unwrap(), Some(STALL));
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub enum Action {
     UpdateService,
 }
 
+/// Every action.
+pub const ALL_ACTIONS: [Action; 8] = [
+    Action::CleanNode,
+    Action::CleanService,
+    Action::BackupService,
+    Action::BackupNode,
+    Action::Restore,
+    Action::Reconcile,
+    Action::VolumeMove,
+    Action::UpdateService,
+];
+
 impl Action {
     /// `clean-node`, `clean-service`, `backup-service`, `backup-node`, `restore`, `reconcile`,
     /// `volume-move`, `update-service`.
@@ -170,6 +182,12 @@ impl Step {
         }
     }
 
+    /// Masks secret-looking values in its output tail and error.
+    pub fn redact(&mut self, redactor: &dockhand_policy::Redactor) {
+        self.output_tail = self.output_tail.as_deref().map(|t| redactor.redact(t));
+        self.error = self.error.as_deref().map(|e| redactor.redact(e));
+    }
+
     /// Ends it as `status` at `now`, with an error for a failure or a skip.
     pub fn finish(&mut self, status: Status, now: SystemTime, error: Option<String>) {
         self.status = status;
@@ -201,6 +219,10 @@ pub struct Job {
     pub status: Status,
     /// Its steps, in order.
     pub steps: Vec<Step>,
+    /// For a cron run, the tick it ran for (RFC 3339, UTC): earlier than `started_ms` by
+    /// the time the job waited for a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<String>,
 }
 
 impl Job {
@@ -222,6 +244,7 @@ impl Job {
             ended_ms: None,
             status: Status::Running,
             steps: Vec::new(),
+            scheduled_at: None,
         }
     }
 

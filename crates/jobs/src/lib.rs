@@ -22,12 +22,15 @@ mod clean_node;
 mod clean_service;
 mod compat;
 mod helper;
+mod http;
 mod job;
 mod lock;
 mod node_backup;
+mod notify;
 mod plan;
 mod registry;
 mod runner;
+mod schedule;
 mod seal;
 mod storage;
 mod store;
@@ -53,17 +56,27 @@ pub use crate::compat::{CompatError, label_prefixes};
 pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,
 };
-pub use crate::job::{Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms};
+pub use crate::http::client as http_client;
+pub use crate::job::{
+    ALL_ACTIONS, Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms,
+};
 pub use crate::lock::{
     LOCK_LABEL, LockError, LockGuard, LockInfo, LockSettings, LockTarget, Locks, local_hostname,
 };
 pub use crate::node_backup::{backup_all_nodes, backup_node, node_target, restore_node};
+pub use crate::notify::{
+    Delivery, NOTIFY_ATTEMPTS, NOTIFY_QUEUE, Notifier, NotifyError, Webhook, load_webhooks, notification_body,
+};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
     server_key,
 };
 pub use crate::runner::{JobContext, JobError};
+pub use crate::schedule::{
+    Launched, Launcher, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled, Scheduler, Work,
+    action_work, scheduled_targets, tick_text, with_next_runs,
+};
 pub use crate::seal::{AGE_SUFFIX, Identity};
 pub use crate::storage::{
     CheckReport, DEFAULT_TARGET, DEFAULT_ZSTD_LEVEL, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH,

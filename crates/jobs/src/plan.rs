@@ -25,6 +25,11 @@ pub struct PlanRow {
     pub budget_ms: Option<u64>,
     /// What the labels get wrong, each naming label and reason.
     pub diagnostics: Vec<String>,
+    /// When cron runs it, and what set that (`0 0 3 * * * (schedule.clean-service)`), or
+    /// `off`; none for an action cron does not run (see [`crate::with_next_runs`]).
+    pub schedule: Option<String>,
+    /// Its next cron run (RFC 3339, UTC).
+    pub next_run: Option<String>,
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -62,6 +67,8 @@ pub fn plan(
                 .as_ref()
                 .map(|c| ms(budget::clean_service(*tasks, c.exec_timeout, defaults).total)),
             diagnostics: diagnostics.clone(),
+            schedule: None,
+            next_run: None,
         });
         rows.push(PlanRow {
             target,
@@ -78,6 +85,8 @@ pub fn plan(
                 ms(budget::backup_service(&steps, defaults).total)
             }),
             diagnostics,
+            schedule: None,
+            next_run: None,
         });
     }
     let mut nodes: Vec<&Node> = nodes.iter().collect();
@@ -101,6 +110,8 @@ pub fn plan(
             decided_by,
             budget_ms,
             diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
+            schedule: None,
+            next_run: None,
         });
         // A backup-node row only for a node whose labels speak of backups.
         let (backup, diagnostics) = node_backup_policy(&node.spec.labels, defaults, prefixes);
@@ -119,6 +130,8 @@ pub fn plan(
                         + if b.exec.is_some() { b.exec_timeout } else { std::time::Duration::ZERO })
                 }),
                 diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
+                schedule: None,
+                next_run: None,
             });
         }
     }

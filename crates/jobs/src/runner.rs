@@ -34,6 +34,8 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     /// How many tasks, nodes or services are worked on at once.
     pub concurrency: usize,
+    /// For a cron run, the tick it runs for (RFC 3339, UTC): the job's `scheduled_at`.
+    pub scheduled_at: Option<String>,
 }
 
 impl JobContext {
@@ -52,6 +54,7 @@ impl JobContext {
             caller: caller.into(),
             cancel: CancellationToken::new(),
             concurrency: 8,
+            scheduled_at: None,
         }
     }
 }
@@ -126,7 +129,8 @@ pub(crate) struct Running<'a> {
 impl<'a> Running<'a> {
     /// Starts `action` on `target` and reports it.
     pub(crate) fn start(ctx: &'a JobContext, sink: &'a dyn Sink, action: Action, target: Target) -> Self {
-        let job = Job::start(action, target, ctx.trigger, ctx.caller.clone(), SystemTime::now());
+        let mut job = Job::start(action, target, ctx.trigger, ctx.caller.clone(), SystemTime::now());
+        job.scheduled_at.clone_from(&ctx.scheduled_at);
         sink.event(&Event::JobStarted { job: job.clone() });
         Self { ctx, sink, job, guard: None }
     }
@@ -136,8 +140,10 @@ impl<'a> Running<'a> {
         self.sink.event(&Event::StepStarted { job: self.job.id.clone(), step: step.clone() });
     }
 
-    /// Records a finished step and reports it.
-    pub(crate) fn push(&mut self, step: Step) {
+    /// Records a finished step and reports it, its free text redacted: output from a
+    /// node's agent (of any version) is masked here before any sink sees it.
+    pub(crate) fn push(&mut self, mut step: Step) {
+        step.redact(&dockhand_policy::Redactor::default());
         self.sink.event(&Event::StepFinished { job: self.job.id.clone(), step: step.clone() });
         self.job.steps.push(step);
     }

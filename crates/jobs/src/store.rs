@@ -12,7 +12,7 @@ use dockhand_host::Environment;
 use dockhand_policy::Redactor;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::job::{Job, Status};
+use crate::job::{Action, Job, Status};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +79,15 @@ pub trait JobStore: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Jobs, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
-    /// Removes jobs that started more than `age` ago; returns how many.
+    /// Removes jobs that started more than `age` ago (and the scheduler's claims as old);
+    /// returns how many jobs.
     async fn purge(&self, age: Duration) -> Result<usize, StoreError>;
+    /// Claims cron ticks, each (action, target (`service/<id>`, `node/<id>`), tick in ms),
+    /// for `by`, in one transaction: for each, true for the one caller, across every
+    /// process sharing the store, that got it first.
+    async fn claim_ticks(&self, ticks: &[(Action, String, u64)], by: &str) -> Result<Vec<bool>, StoreError>;
+    /// The latest tick claimed for `action` on `target`.
+    async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError>;
 }
 
 /// How long jobs are kept by default.
@@ -97,7 +104,8 @@ pub fn default_store_path(env: &Environment) -> Option<PathBuf> {
 }
 
 /// The migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE jobs (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         action TEXT NOT NULL,
         target TEXT NOT NULL,
@@ -107,7 +115,16 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE jobs (
         job TEXT NOT NULL
     );
     CREATE INDEX jobs_started ON jobs (started_ms);
-    CREATE INDEX jobs_target ON jobs (target)"];
+    CREATE INDEX jobs_target ON jobs (target)",
+    "CREATE TABLE ticks (
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        scheduled_ms INTEGER NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_ms INTEGER NOT NULL,
+        PRIMARY KEY (action, target, scheduled_ms)
+    )",
+];
 
 /// The embedded store: one SQLite file in WAL mode, used from blocking threads.
 #[derive(Debug, Clone)]
@@ -178,8 +195,7 @@ fn redacted(job: &Job) -> Job {
     let mut job = job.clone();
     job.caller = redactor.redact(&job.caller);
     for step in &mut job.steps {
-        step.output_tail = step.output_tail.as_deref().map(|t| redactor.redact(t));
-        step.error = step.error.as_deref().map(|e| redactor.redact(e));
+        step.redact(&redactor);
     }
     job
 }
@@ -280,11 +296,58 @@ impl JobStore for SqliteStore {
         let cutoff = crate::job::epoch_ms(std::time::SystemTime::now())
             .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
         self.with(move |conn, path| {
-            conn.execute(
-                "DELETE FROM jobs WHERE started_ms < ?1",
-                params![i64::try_from(cutoff).unwrap_or(i64::MAX)],
-            )
-            .map_err(|source| StoreError::Query { path: path.to_owned(), source })
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
+            conn.execute("DELETE FROM ticks WHERE scheduled_ms < ?1", params![cutoff]).map_err(query)?;
+            conn.execute("DELETE FROM jobs WHERE started_ms < ?1", params![cutoff]).map_err(query)
+        })
+        .await
+    }
+
+    async fn claim_ticks(&self, ticks: &[(Action, String, u64)], by: &str) -> Result<Vec<bool>, StoreError> {
+        let (ticks, by) = (ticks.to_vec(), by.to_owned());
+        let now = i64::try_from(crate::job::epoch_ms(std::time::SystemTime::now())).unwrap_or(i64::MAX);
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(query)?;
+            let claimed = (|| {
+                let mut stmt = conn.prepare(
+                    "INSERT INTO ticks (action, target, scheduled_ms, claimed_by, claimed_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?;
+                ticks
+                    .iter()
+                    .map(|(action, target, ms)| {
+                        let ms = i64::try_from(*ms).unwrap_or(i64::MAX);
+                        stmt.execute(params![action.as_str(), target, ms, by, now]).map(|n| n == 1)
+                    })
+                    .collect::<Result<Vec<bool>, rusqlite::Error>>()
+            })();
+            match claimed {
+                Ok(claimed) => {
+                    conn.execute_batch("COMMIT").map_err(query)?;
+                    Ok(claimed)
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(query(e))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError> {
+        let target = target.to_owned();
+        self.with(move |conn, path| {
+            let last: Option<i64> = conn
+                .query_row(
+                    "SELECT max(scheduled_ms) FROM ticks WHERE action = ?1 AND target = ?2",
+                    params![action.as_str(), target],
+                    |r| r.get(0),
+                )
+                .map_err(|source| StoreError::Query { path: path.to_owned(), source })?;
+            Ok(last.and_then(|ms| u64::try_from(ms).ok()))
         })
         .await
     }
@@ -295,7 +358,27 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
-    use crate::job::{Action, Step, Target, Trigger};
+    use crate::job::{Step, Target, Trigger};
+
+    #[tokio::test]
+    async fn a_tick_is_claimed_once_across_two_handles_on_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.sqlite");
+        let (one, two) = (SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap());
+        assert_eq!(one.last_tick(Action::CleanService, "service/a").await.unwrap(), None);
+        let tick = |action, ms| vec![(action, "service/a".to_owned(), ms)];
+        assert_eq!(one.claim_ticks(&tick(Action::CleanService, 5_000), "r1").await.unwrap(), [true]);
+        assert_eq!(two.claim_ticks(&tick(Action::CleanService, 5_000), "r2").await.unwrap(), [false]);
+        let both = [
+            tick(Action::BackupService, 5_000),
+            tick(Action::CleanService, 10_000),
+            tick(Action::CleanService, 5_000),
+        ]
+        .concat();
+        assert_eq!(two.claim_ticks(&both, "r2").await.unwrap(), [true, true, false]);
+        assert_eq!(one.last_tick(Action::CleanService, "service/a").await.unwrap(), Some(10_000));
+        assert_eq!(one.last_tick(Action::CleanService, "service/b").await.unwrap(), None);
+    }
 
     fn job(hostname: &str, at: u64, status: Status) -> Job {
         let now = UNIX_EPOCH + Duration::from_millis(at);

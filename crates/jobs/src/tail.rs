@@ -33,10 +33,13 @@ impl Tail {
         }
     }
 
-    /// The kept end as text (invalid UTF-8 replaced), with a note of what was cut.
+    /// The kept end as text (invalid UTF-8 replaced, secret-looking values masked: a
+    /// tail goes into events, answers and notifications, not only the store), with a note
+    /// of what was cut.
     pub(crate) fn text(&self) -> String {
         let start = self.buf.len().saturating_sub(self.cap);
         let kept = String::from_utf8_lossy(&self.buf[start..]).into_owned();
+        let kept = dockhand_policy::Redactor::default().redact(&kept);
         let cut = self.total.saturating_sub((self.buf.len() - start) as u64);
         if cut > 0 { format!("[{cut} earlier bytes not kept]\n{kept}") } else { kept }
     }
@@ -61,5 +64,13 @@ mod tests {
         t.push(&[b'x'; 100]);
         assert!(t.text().ends_with("xxxxxxxx"));
         assert_eq!(t.total, 6 + 10_000 + 3 + 100);
+    }
+
+    #[test]
+    fn a_secret_in_the_output_is_masked() {
+        let mut t = Tail::new(4096);
+        t.push(b"login with password=hunter2-tail-secret ok\n");
+        assert!(!t.text().contains("hunter2-tail-secret"), "{}", t.text());
+        assert!(t.text().contains("login with"), "{}", t.text());
     }
 }

@@ -153,6 +153,8 @@ pub struct CleanPolicy {
     pub shell: String,
     /// Per task (`clean.exec.timeout`).
     pub exec_timeout: Duration,
+    /// When cron runs it for this service (`clean.schedule`), over the global schedule.
+    pub schedule: Option<crate::Timing>,
 }
 
 /// Seed-compatible S3 settings in labels (`backup.volume-list-upload.s3.*`).
@@ -191,6 +193,8 @@ pub struct BackupPolicy {
     pub start_timeout: Duration,
     /// Volumes to upload (`backup.volume-list-upload`).
     pub volumes: Vec<String>,
+    /// When cron runs it for this service (`backup.schedule`), over the global schedule.
+    pub schedule: Option<crate::Timing>,
     /// Per volume (`backup.volume-list-upload.timeout`).
     pub upload_timeout: Duration,
     /// A named storage target (`backup.target`).
@@ -266,6 +270,8 @@ pub struct NodeCleanPolicy {
     pub builder: PruneStep,
     /// A command run on the node after the prunes (`clean.exec`).
     pub exec: Option<String>,
+    /// When cron cleans this node (`clean.schedule`), over the global schedule.
+    pub schedule: Option<crate::Timing>,
 }
 
 const SERVICE_KEYS: &[&str] = &[
@@ -274,7 +280,9 @@ const SERVICE_KEYS: &[&str] = &[
     "clean.exec.shell",
     "clean.exec.timeout",
     "clean.token",
+    "clean.schedule",
     "backup.enable",
+    "backup.schedule",
     "backup.exec",
     "backup.exec.shell",
     "backup.exec.timeout",
@@ -311,6 +319,7 @@ const SERVICE_KEYS: &[&str] = &[
 
 const NODE_KEYS: &[&str] = &[
     "clean.enable",
+    "clean.schedule",
     "clean.token",
     "clean.exec",
     "clean.image.enable",
@@ -455,6 +464,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `clean.schedule` and `backup.schedule`: `off` or a cron expression.
+    fn timing(&mut self, short: &str) -> Option<crate::Timing> {
+        let (key, value) = self.get(short).map(|(k, v)| (k.to_owned(), v))?;
+        match crate::Timing::parse(value) {
+            Ok(timing) => Some(timing),
+            Err(e) => {
+                self.error(&key, value, e.to_string());
+                None
+            }
+        }
+    }
+
     /// `auto` (the default) or `never`.
     fn rollback(&mut self, short: &str) -> bool {
         let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else { return true };
@@ -511,6 +532,7 @@ pub fn service_policy(
         exec: r.text("clean.exec"),
         shell: r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone()),
         exec_timeout: r.duration("clean.exec.timeout", defaults.clean_exec_timeout),
+        schedule: r.timing("clean.schedule"),
     });
     let backup = backup_policy(&mut r, global, false, defaults);
     let update = r.bool("update.enable", false).then(|| UpdatePolicy {
@@ -597,6 +619,7 @@ fn backup_policy(
         stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
         start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
         volumes,
+        schedule: if on_node { None } else { r.timing("backup.schedule") },
         upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
         target: r.text("backup.target"),
         s3: S3Labels {
@@ -637,7 +660,13 @@ pub fn node_policy(
         let container = step("container", defaults.clean_node_container_timeout);
         let image = step("image", defaults.clean_node_image_timeout);
         let builder = step("builder", defaults.clean_node_builder_timeout);
-        Some(NodeCleanPolicy { container, image, builder, exec: r.text("clean.exec") })
+        Some(NodeCleanPolicy {
+            container,
+            image,
+            builder,
+            exec: r.text("clean.exec"),
+            schedule: r.timing("clean.schedule"),
+        })
     } else {
         None
     };
@@ -676,6 +705,9 @@ impl ServicePolicy {
             }
             put("clean.exec.shell", c.shell.clone());
             put("clean.exec.timeout", go(c.exec_timeout));
+            if let Some(timing) = &c.schedule {
+                put("clean.schedule", timing.to_string());
+            }
         }
         if let Some(b) = &self.backup {
             put("backup.enable", "true".to_owned());
@@ -693,6 +725,9 @@ impl ServicePolicy {
             put("backup.volume-list-upload.timeout", go(b.upload_timeout));
             if let Some(target) = &b.target {
                 put("backup.target", target.clone());
+            }
+            if let Some(timing) = &b.schedule {
+                put("backup.schedule", timing.to_string());
             }
             let s3 = &b.s3;
             for (key, value) in [

@@ -12,6 +12,7 @@
 
 mod auth;
 pub mod budget;
+mod cron;
 mod defaults;
 mod duration;
 #[doc(hidden)]
@@ -23,6 +24,7 @@ mod redact;
 
 pub use crate::auth::{Action, Authorizer, Credential, Decision, Identity, TokenLabel, hash_token};
 pub use crate::budget::Budget;
+pub use crate::cron::{CronError, CronExpr, Timing, parse_zone};
 pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
@@ -33,3 +35,4 @@ pub use crate::labels::{
 };
 pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};
+pub use chrono_tz::Tz;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use dockhand_policy::{Authorizer, OidcVerifier};
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -163,35 +162,8 @@ impl Oidc {
         let mut out = Vec::new();
         for config in issuers {
             let fail = |detail: String| JwksError { issuer: config.issuer.clone(), detail };
-            let mut roots = rustls::RootCertStore::empty();
-            match &config.ca_file {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-                        let cert = cert.map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                        roots.add(cert).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                    }
-                }
-                None => {
-                    for cert in rustls_native_certs::load_native_certs().certs {
-                        let _ = roots.add(cert);
-                    }
-                }
-            }
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| fail(e.to_string()))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let client = reqwest::Client::builder()
-                .tls_backend_preconfigured(tls)
-                .https_only(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| fail(e.to_string()))?;
+            let client = dockhand_jobs::http_client(config.ca_file.as_deref(), true, Duration::from_secs(10))
+                .map_err(fail)?;
             out.push(IssuerKeys { config: config.clone(), client, jwks: tokio::sync::Mutex::new(None) });
         }
         Ok(Self { issuers: out })

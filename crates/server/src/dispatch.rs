@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dockhand_jobs::{Event, Job, JobContext, JobError, JobStore, Sink};
+use dockhand_jobs::{Event, Job, JobContext, JobError, JobStore, Launched, Sink};
 use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -18,9 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
-/// The work of one job, given its context and the sink it reports to.
-pub(crate) type Work =
-    Box<dyn FnOnce(JobContext, Arc<dyn Sink>) -> BoxFuture<'static, Result<Job, JobError>> + Send>;
+pub(crate) use dockhand_jobs::Work;
 
 /// Events kept per live job for a follower that joins late.
 const HISTORY: usize = 2_000;
@@ -101,6 +99,7 @@ pub struct Dispatcher {
     tracker: TaskTracker,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
+    notifier: dockhand_jobs::Notifier,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -111,7 +110,13 @@ impl std::fmt::Debug for Dispatcher {
 
 impl Dispatcher {
     /// `max_jobs` at once, `max_queue` more waiting, recorded in `store`.
-    pub fn new(store: Arc<dyn JobStore>, max_jobs: usize, max_queue: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        max_jobs: usize,
+        max_queue: usize,
+        metrics: Arc<Metrics>,
+        notifier: dockhand_jobs::Notifier,
+    ) -> Self {
         Self {
             store,
             slots: Arc::new(Semaphore::new(max_jobs)),
@@ -121,6 +126,7 @@ impl Dispatcher {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             metrics,
+            notifier,
         }
     }
 
@@ -156,19 +162,43 @@ impl Dispatcher {
 
     /// Runs `work` on the target `key` (`service/<id>`, `node/<id>`) with `ctx`; answers when
     /// it holds its lock (or ended), or with `wait` when it ended.
-    pub async fn submit(
-        self: &Arc<Self>,
-        key: String,
-        mut ctx: JobContext,
-        wait: bool,
-        work: Work,
-    ) -> Outcome {
+    pub async fn submit(self: &Arc<Self>, key: String, ctx: JobContext, wait: bool, work: Work) -> Outcome {
         if self.stop.is_cancelled() {
             return Outcome::ShuttingDown;
         }
         let Ok(admit) = Arc::clone(&self.admitted).try_acquire_owned() else {
             return Outcome::QueueFull;
         };
+        self.admitted_submit(key, ctx, wait, work, admit).await
+    }
+
+    /// As [`Dispatcher::submit`], waiting for room in the queue instead of refusing: the
+    /// scheduler's way, which bounds its own jobs.
+    pub async fn submit_queued(
+        self: &Arc<Self>,
+        key: String,
+        ctx: JobContext,
+        wait: bool,
+        work: Work,
+    ) -> Outcome {
+        let admit = tokio::select! {
+            admit = Arc::clone(&self.admitted).acquire_owned() => match admit {
+                Ok(admit) => admit,
+                Err(_) => return Outcome::ShuttingDown,
+            },
+            () = self.stop.cancelled() => return Outcome::ShuttingDown,
+        };
+        self.admitted_submit(key, ctx, wait, work, admit).await
+    }
+
+    async fn admitted_submit(
+        self: &Arc<Self>,
+        key: String,
+        mut ctx: JobContext,
+        wait: bool,
+        work: Work,
+        admit: OwnedSemaphorePermit,
+    ) -> Outcome {
         let (id_tx, id_rx) = watch::channel(None);
         let holder = {
             let Ok(mut targets) = self.targets.lock() else { return Outcome::ShuttingDown };
@@ -257,6 +287,7 @@ impl Dispatcher {
                         tracing::error!(job = %job.id, error = %e, "cannot record the job");
                     }
                     self.metrics.job_finished(&job);
+                    self.notifier.job_finished(&job).await;
                 } else {
                     self.metrics.busy();
                 }
@@ -318,5 +349,24 @@ impl Dispatcher {
         if let Some(live) = live.as_ref() {
             live.push(event);
         }
+    }
+}
+
+/// The scheduler's way into the dispatcher: each cron job runs to its end, in a slot, and
+/// is recorded like any other.
+#[derive(Debug, Clone)]
+pub struct CronLauncher(pub Arc<Dispatcher>);
+
+impl dockhand_jobs::Launcher for CronLauncher {
+    fn launch(&self, key: String, ctx: JobContext, work: Work) -> BoxFuture<'_, Launched> {
+        Box::pin(async move {
+            match self.0.submit_queued(key, ctx, true, work).await {
+                Outcome::Finished(job) | Outcome::Accepted(job) => Launched::Ran(Box::new(job)),
+                Outcome::Busy(holder) => Launched::Busy(holder),
+                Outcome::NotRun(e) => Launched::NotRun(e.to_string()),
+                Outcome::QueueFull => Launched::NotRun("the server's queue is full".to_owned()),
+                Outcome::ShuttingDown => Launched::NotRun("the server is stopping".to_owned()),
+            }
+        })
     }
 }

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 pub use crate::auth::{Caller, Gate, JWKS_REFRESH, THROTTLE_LIMIT, THROTTLE_WINDOW, Throttle};
-pub use crate::dispatch::{Dispatcher, Outcome};
+pub use crate::dispatch::{CronLauncher, Dispatcher, Outcome};
 pub use crate::error::{ApiError, ErrorBody};
 pub use crate::logging::RedactingWriter;
 pub use crate::metrics::Metrics;
@@ -121,6 +121,7 @@ pub async fn healthcheck(listen: SocketAddr) -> Result<(), String> {
 #[derive(Debug)]
 pub struct Server {
     app: Arc<App>,
+    scheduler: Arc<dockhand_jobs::Scheduler>,
     settings: Settings,
     warnings: Vec<String>,
     secrets: Vec<String>,
@@ -163,11 +164,25 @@ impl Server {
         );
         base.defaults = defaults;
         let metrics = Arc::new(Metrics::default());
+        let counted = Arc::clone(&metrics);
+        let notifier = dockhand_jobs::Notifier::start(
+            config.webhooks.clone(),
+            Some(base.client.clone()),
+            dockhand_policy::Redactor::new(config.admin_tokens.clone()),
+            Duration::from_secs(2),
+            Arc::new(move |delivery| counted.notification(&delivery)),
+        )
+        .map_err(|detail| SettingsError::Key {
+            origin: "notifications".to_owned(),
+            key: "webhooks".to_owned(),
+            detail,
+        })?;
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::new(store),
             config.max_jobs,
             config.max_queue,
             Arc::clone(&metrics),
+            notifier.clone(),
         ));
         let gate = Gate {
             authorizer: match &config.scope {
@@ -186,15 +201,22 @@ impl Server {
                 "no admin token is configured: only targets' own tokens and CI identities can act".to_owned(),
             );
         }
-        let app = Arc::new(App {
-            gate,
-            dispatcher,
-            base,
-            storage: Arc::new(storage),
-            registries: Arc::new(registries),
-            metrics,
-        });
-        Ok(Self { app, settings, warnings, secrets: config.admin_tokens })
+        let storage = Arc::new(storage);
+        let scheduler = Arc::new(
+            dockhand_jobs::Scheduler::new(
+                config.schedule.clone(),
+                base.clone(),
+                Arc::clone(dispatcher.store()),
+                Arc::clone(&storage),
+                dockhand_jobs::Locks::process_holder(&host),
+            )
+            .with_scope(config.scope.clone())
+            .with_concurrency(config.max_jobs)
+            .with_notifier(notifier),
+        );
+        let app =
+            Arc::new(App { gate, dispatcher, base, storage, registries: Arc::new(registries), metrics });
+        Ok(Self { app, scheduler, settings, warnings, secrets: config.admin_tokens })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
@@ -234,6 +256,9 @@ impl Server {
         let local = listener.local_addr().ok();
         tracing::info!(listen = ?local, "dockhand-server listening");
         let reconcile = tokio::spawn(reconcile(Arc::clone(&self.app)));
+        let cron_stop = tokio_util::sync::CancellationToken::new();
+        let launcher = Arc::new(crate::dispatch::CronLauncher(Arc::clone(&self.app.dispatcher)));
+        let cron = tokio::spawn(Arc::clone(&self.scheduler).run(launcher, cron_stop.clone()));
         let router = self.router();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -281,7 +306,9 @@ impl Server {
         drop(listener);
         tracing::info!("shutting down: cancelling running jobs");
         reconcile.abort();
+        cron_stop.cancel();
         self.app.dispatcher.shutdown().await;
+        let _ = cron.await;
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}: closed");
         }

@@ -20,6 +20,13 @@ struct ActionLabel {
     action: String,
 }
 
+/// A webhook (by name) and how a notification to it went.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    webhook: String,
+    result: String,
+}
+
 /// A route (its pattern, never the request's own path) and the answer's code.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -43,6 +50,7 @@ pub struct Metrics {
     busy: Counter,
     backup_bytes: Counter,
     pending_timeouts: Counter,
+    notifications: Family<NotifyLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,7 +82,23 @@ impl Default for Metrics {
             "Helper services removed because they stayed pending",
             pending_timeouts.clone(),
         );
-        Self { registry, jobs, durations, http, auth_failures, busy, backup_bytes, pending_timeouts }
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Job notifications, by webhook and result (sent, failed; dropped: the queue was full)",
+            notifications.clone(),
+        );
+        Self {
+            registry,
+            jobs,
+            durations,
+            http,
+            auth_failures,
+            busy,
+            backup_bytes,
+            pending_timeouts,
+            notifications,
+        }
     }
 }
 
@@ -115,6 +139,16 @@ impl Metrics {
     /// Counts a busy refusal.
     pub fn busy(&self) {
         self.busy.inc();
+    }
+
+    /// Counts a notification.
+    pub fn notification(&self, delivery: &dockhand_jobs::Delivery) {
+        let (webhook, result) = match delivery {
+            dockhand_jobs::Delivery::Sent { webhook } => (webhook.clone(), "sent"),
+            dockhand_jobs::Delivery::Failed { webhook, .. } => (webhook.clone(), "failed"),
+            _ => (String::new(), "dropped"),
+        };
+        self.notifications.get_or_create(&NotifyLabels { webhook, result: result.to_owned() }).inc();
     }
 
     /// The text format.

@@ -218,6 +218,17 @@ pub(crate) struct Listed {
     pub labels: BTreeMap<String, String>,
 }
 
+/// One server-sent event of `/v1/jobs/{id}/events`, as a client parses it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StreamEvent {
+    /// The event's name: `job-started`, `locked`, `step-started`, `step-finished`,
+    /// `progress` or `job-finished`.
+    pub event: String,
+    /// The event as one line of JSON, with the same `event` field.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 /// `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
@@ -368,9 +379,14 @@ fn denied(verb: &str, kind: Kind, name: &str) -> ApiError {
 async fn look_up(app: &App, kind: Kind, name: &str, field: &str) -> Result<Option<Found>, ApiError> {
     let client = &app.base.client;
     match kind {
+        // The engine also resolves a prefix of an ID (`l` finds `l7t3…`, or is ambiguous,
+        // 400): a request names a service exactly, by name or by full ID.
         Kind::Service => match client.service(name).await {
-            Ok(s) => Ok(Some(Found { id: s.id, name: s.spec.name, labels: s.spec.labels })),
-            Err(e) if e.is_not_found() => Ok(None),
+            Ok(s) if s.spec.name == name || s.id == name => {
+                Ok(Some(Found { id: s.id, name: s.spec.name, labels: s.spec.labels }))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() || e.status() == Some(400) => Ok(None),
             Err(e) => Err(ApiError::engine(format!("the engine: {e}"))),
         },
         Kind::Node => {
@@ -579,22 +595,10 @@ fn respond(app: &App, result: Result<(Outcome, bool), ApiError>, form: Form) -> 
 // ---------------------------------------------------------------------------------------
 // Job builders: what each action runs, on the target's ID.
 
-fn clean_service_work(id: String) -> Work {
-    Box::new(move |ctx, sink| Box::pin(async move { dockhand_jobs::clean_service(&ctx, &id, &*sink).await }))
-}
-
-fn clean_node_work(id: String) -> Work {
-    Box::new(move |ctx, sink| {
-        Box::pin(async move { dockhand_jobs::clean_node(&ctx, Some(&id), &*sink).await })
-    })
-}
-
-fn backup_work(storage: Arc<StorageTargets>) -> impl FnOnce(String) -> Work {
-    move |id| {
-        Box::new(move |ctx, sink| {
-            Box::pin(async move { dockhand_jobs::backup_service(&ctx, &id, &storage, &*sink).await })
-        })
-    }
+/// The work of `action` on a target ID: the same the scheduler runs.
+fn work(app: &App, action: Action) -> impl FnOnce(String) -> Work + use<> {
+    let storage = Arc::clone(&app.storage);
+    move |id| dockhand_jobs::action_work(action, id, &storage)
 }
 
 fn update_work(registries: Arc<Registries>, request: UpdateRequest) -> impl FnOnce(String) -> Work {
@@ -666,7 +670,7 @@ pub(crate) async fn clean_node(
         admin_only: false,
         wait,
     };
-    run(&app, ask, Form::V1, clean_node_work).await
+    run(&app, ask, Form::V1, work(&app, Action::CleanNode)).await
 }
 
 /// The pieces every v1 service route reads.
@@ -724,7 +728,7 @@ pub(crate) async fn clean_service(
     match service_request::<EmptyBody>(service, wait, body).await {
         Ok((name, wait, _)) => {
             let ask = service_ask(&headers, ip, name, dockhand_policy::Action::Clean, wait);
-            run(&app, ask, Form::V1, clean_service_work).await
+            run(&app, ask, Form::V1, work(&app, Action::CleanService)).await
         }
         Err(e) => e.into_response(),
     }
@@ -753,7 +757,7 @@ pub(crate) async fn backup_service(
     match service_request::<EmptyBody>(service, wait, body).await {
         Ok((name, wait, _)) => {
             let ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
-            run(&app, ask, Form::V1, backup_work(Arc::clone(&app.storage))).await
+            run(&app, ask, Form::V1, work(&app, Action::BackupService)).await
         }
         Err(e) => e.into_response(),
     }
@@ -954,9 +958,9 @@ async fn seed_service(
     ask.field = "serviceName";
     match action {
         dockhand_policy::Action::Backup => {
-            run(&app, ask, Form::Seed, backup_work(Arc::clone(&app.storage))).await
+            run(&app, ask, Form::Seed, work(&app, Action::BackupService)).await
         }
-        _ => run(&app, ask, Form::Seed, clean_service_work).await,
+        _ => run(&app, ask, Form::Seed, work(&app, Action::CleanService)).await,
     }
 }
 
@@ -995,7 +999,7 @@ pub(crate) async fn seed_clean_node(
         admin_only: false,
         wait: seed_wait(body.wait_res, &q),
     };
-    run(&app, ask, Form::Seed, clean_node_work).await
+    run(&app, ask, Form::Seed, work(&app, Action::CleanNode)).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1139,7 +1143,7 @@ fn sse_event(event: &Event) -> SseEvent {
 /// `step-finished`, `progress`, `locked`, `job-finished`), ending with `job-finished`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = String, Path, description = "the job's ID")),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),

@@ -82,8 +82,13 @@ pub struct ServerConfig {
     pub max_jobs: usize,
     /// Requests that may wait for a slot.
     pub max_queue: usize,
-    /// `server.scope: key=value`: only targets with this label are served, admins included.
+    /// `scope.selector` (or `server.scope`), `key=value`: only targets with this label
+    /// are listed, served and run by cron, admins included.
     pub scope: Option<(String, String)>,
+    /// `schedule`: when cron runs each action.
+    pub schedule: dockhand_jobs::Schedule,
+    /// `notifications.webhooks`.
+    pub webhooks: Vec<dockhand_jobs::Webhook>,
     /// Warnings to log at start (unsafe but accepted settings).
     pub warnings: Vec<String>,
 }
@@ -98,6 +103,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_jobs", &self.max_jobs)
             .field("max_queue", &self.max_queue)
             .field("scope", &self.scope)
+            .field("schedule", &self.schedule)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -222,12 +229,37 @@ impl ServerConfig {
                 ca_file: raw.ca_file,
             });
         }
-        if let Some(scope) = raw.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-            let Some((key, value)) = scope.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
-                return Err(key_error("server.scope", format!("{scope:?}: must be label=value")));
+        // `scope.selector` (the tenant's label selector), or `server.scope` as first written.
+        let selector = match file.get("scope.selector") {
+            None => None,
+            Some(value) => Some(value.as_str().map(str::to_owned).ok_or_else(|| {
+                key_error("scope.selector", "must be a label selector, such as dockhand.tenant=team-a".into())
+            })?),
+        };
+        for (key, scope) in [("server.scope", raw.scope.as_deref()), ("scope.selector", selector.as_deref())]
+        {
+            let Some(scope) = scope.filter(|s| !s.trim().is_empty()) else { continue };
+            let Some((label, value)) = scope.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                return Err(key_error(
+                    key,
+                    format!("{scope:?}: must be label=value, such as dockhand.tenant=team-a"),
+                ));
             };
-            config.scope = Some((key.trim().to_owned(), value.trim().to_owned()));
+            let parsed = (label.trim().to_owned(), value.trim().to_owned());
+            if config.scope.as_ref().is_some_and(|earlier| *earlier != parsed) {
+                return Err(key_error(key, format!("{scope:?} differs from server.scope: keep one of them")));
+            }
+            config.scope = Some(parsed);
         }
+        config.schedule = dockhand_jobs::Schedule::load(file, env).map_err(|e| SettingsError::Key {
+            origin: e.origin,
+            key: e.key,
+            detail: e.detail,
+        })?;
+        let (webhooks, warnings) = dockhand_jobs::load_webhooks(file, env)
+            .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
+        config.webhooks = webhooks;
+        config.warnings.extend(warnings);
         config.prefixes = dockhand_jobs::label_prefixes(file)
             .map_err(|e| key_error("labels.compat", format!("{:?}: must be swarm-utils or none", e.value)))?;
         Ok(config)

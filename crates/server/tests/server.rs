@@ -45,6 +45,19 @@ impl Server {
     async fn start(manager: &str, config: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("dockhand.yaml"), config).unwrap();
+        Self::spawn(dir, manager, env).await
+    }
+
+    /// Kills the process (SIGKILL: nothing is cleaned up) and starts another on the same
+    /// state directory and configuration.
+    async fn kill_and_restart(mut self, manager: &str, env: &[(&str, &str)], down: Duration) -> Self {
+        self.child.kill().await.unwrap();
+        let Self { dir, .. } = self;
+        tokio::time::sleep(down).await;
+        Self::spawn(dir, manager, env).await
+    }
+
+    async fn spawn(dir: tempfile::TempDir, manager: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dockhand-server"));
@@ -61,6 +74,9 @@ impl Server {
             .env("DOCKHAND_ADMIN_TOKENS", ADMIN)
             .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
             .env("DOCKHAND_LOG", "debug")
+            // Cron is off unless a test turns it on: other tests' services with
+            // `clean.schedule` labels are not for every server.
+            .env("DOCKHAND_SCHEDULE_ENABLED", "false")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -598,7 +614,8 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
         &extra,
         format!(
             "version: \"3.8\"\nservices:\n  server:\n    environment:\n      SWARM_UTILS_REGISTRY_URL: \"{registry}\"\n      \
-             SWARM_UTILS_REGISTRY_USER: \"{user}\"\n      SWARM_UTILS_REGISTRY_PASSWORD: \"{password}\"\n"
+             SWARM_UTILS_REGISTRY_USER: \"{user}\"\n      SWARM_UTILS_REGISTRY_PASSWORD: \"{password}\"\n      \
+             DOCKHAND_SCHEDULE_ENABLED: \"false\"\n"
         ),
     )
     .unwrap();
@@ -874,4 +891,251 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     assert!(report.contains("passed") || report.contains("PASSED"), "schemathesis ran nothing:\n{report}");
     assert!(!server.log().contains("panicked"), "{}", server.log());
     server.assert_no_leaks(&[ADMIN]);
+}
+
+/// The cron jobs of `action` the server recorded, oldest first.
+async fn cron_jobs(server: &Server, action: &str) -> Vec<Value> {
+    let (status, jobs) =
+        server.call("GET", &format!("/v1/jobs?action={action}&limit=500"), Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{jobs}");
+    let mut jobs: Vec<Value> =
+        jobs.as_array().unwrap().iter().filter(|j| j["trigger"] == "cron").cloned().collect();
+    jobs.reverse();
+    jobs
+}
+
+fn tick_ms(job: &Value) -> i64 {
+    let text = job["scheduled_at"].as_str().unwrap_or_else(|| panic!("no scheduled_at: {job}"));
+    chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let tenant = unique_name("tenant");
+    let clean = |extra: Option<(&'static str, &'static str)>, tenant: &str| {
+        let mut labels = vec![
+            ("dockhand.clean.enable".to_owned(), "true".to_owned()),
+            ("dockhand.clean.exec".to_owned(), "true".to_owned()),
+            ("dockhand.tenant".to_owned(), tenant.to_owned()),
+        ];
+        labels.extend(extra.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        labels
+    };
+    let mut guards = Vec::new();
+    let mut names = Vec::new();
+    for (prefix, extra, owner) in [
+        ("cron-5s", None, tenant.as_str()),
+        ("cron-10s", Some(("dockhand.clean.schedule", "*/10 * * * * *")), tenant.as_str()),
+        ("cron-off", Some(("dockhand.clean.schedule", "off")), tenant.as_str()),
+        ("cron-other", None, "another-tenant"),
+    ] {
+        let labels = clean(extra, owner);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (name, guard) = service(&s, prefix, &labels).await;
+        names.push(name);
+        guards.push(guard);
+    }
+    let config = format!(
+        "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n"
+    );
+    let manager = s.manager_url();
+    let cron = [("DOCKHAND_SCHEDULE_ENABLED", "true")];
+    let server = Server::start(manager, &config, &cron).await;
+    tokio::time::sleep(Duration::from_secs(22)).await;
+
+    let jobs = cron_jobs(&server, "clean-service").await;
+    let of =
+        |name: &str| -> Vec<Value> { jobs.iter().filter(|j| j["target"]["name"] == name).cloned().collect() };
+    let every5 = of(&names[0]);
+    let every10 = of(&names[1]);
+    assert!(of(&names[2]).is_empty(), "clean.schedule=off runs nothing: {jobs:?}");
+    assert!(of(&names[3]).is_empty(), "a service of another tenant is out of scope: {jobs:?}");
+    assert!(every5.len() >= 3, "a 5 s schedule over 22 s: {every5:?}");
+    assert!(!every10.is_empty(), "{every10:?}");
+    for (runs, period) in [(&every5, 5_000), (&every10, 10_000)] {
+        let ticks: Vec<i64> = runs.iter().map(tick_ms).collect();
+        for pair in ticks.windows(2) {
+            assert_eq!(pair[1] - pair[0], period, "every tick once, none missing: {ticks:?}");
+        }
+        for (i, job) in runs.iter().enumerate() {
+            assert_eq!(tick_ms(job) % period, 0, "{job}");
+            assert_eq!(job["caller"], "cron", "{job}");
+            // The last may still run as the list is read.
+            let last = i + 1 == runs.len();
+            assert!(job["status"] == "succeeded" || (last && job["status"] == "running"), "{job}");
+        }
+        for pair in runs.windows(2) {
+            assert!(pair[0]["ended_ms"].is_u64(), "only the last may still run: {pair:?}");
+            assert!(
+                pair[0]["ended_ms"].as_i64().unwrap() <= pair[1]["started_ms"].as_i64().unwrap(),
+                "never twice at once: {pair:?}"
+            );
+        }
+    }
+
+    // Down for longer than a tick and its grace: the tick is recorded as skipped, not run.
+    let killed = now_ms();
+    let server = server.kill_and_restart(manager, &cron, Duration::from_secs(9)).await;
+    let restarted = now_ms();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let every5 = cron_jobs(&server, "clean-service").await;
+    let every5: Vec<Value> =
+        every5.into_iter().filter(|j| j["target"]["name"] == names[0].as_str()).collect();
+    let down: Vec<&Value> =
+        every5.iter().filter(|j| tick_ms(j) > killed && tick_ms(j) < restarted - 2_500).collect();
+    assert!(!down.is_empty(), "a missed tick is recorded: {every5:?}");
+    for job in &down {
+        assert_eq!(job["status"], "skipped", "a missed tick is not run late: {job}");
+        let why = job["steps"][0]["error"].as_str().unwrap();
+        assert!(why.contains("missed"), "{job}");
+    }
+    let after: Vec<&Value> = every5.iter().filter(|j| tick_ms(j) > restarted).collect();
+    assert!(
+        after.iter().any(|j| j["status"] == "succeeded"),
+        "cron runs again after the restart: {every5:?}"
+    );
+    server.assert_no_leaks(&[ADMIN]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let manager = s.manager_url();
+    let (a, b) = (unique_name("tenant-a"), unique_name("tenant-b"));
+    let labels = |tenant: &str| {
+        vec![
+            ("dockhand.clean.enable".to_owned(), "true".to_owned()),
+            ("dockhand.clean.exec".to_owned(), "true".to_owned()),
+            ("dockhand.tenant".to_owned(), tenant.to_owned()),
+        ]
+    };
+    let mut guards = Vec::new();
+    let mut names = Vec::new();
+    for tenant in [&a, &b] {
+        let labels = labels(tenant);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (name, guard) = service(&s, "tenant-svc", &labels).await;
+        names.push(name);
+        guards.push(guard);
+    }
+    let config = |tenant: &str| {
+        format!(
+            "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n"
+        )
+    };
+    let (admin_a, admin_b) = ("admin-of-a-5d1c9e", "admin-of-b-7f3a2b");
+    let on = ("DOCKHAND_SCHEDULE_ENABLED", "true");
+    let server_a = Server::start(manager, &config(&a), &[("DOCKHAND_ADMIN_TOKENS", admin_a), on]).await;
+    let server_b = Server::start(manager, &config(&b), &[("DOCKHAND_ADMIN_TOKENS", admin_b), on]).await;
+    for (server, own, other, own_token, other_token) in [
+        (&server_a, &names[0], &names[1], admin_a, admin_b),
+        (&server_b, &names[1], &names[0], admin_b, admin_a),
+    ] {
+        let (status, listed) = server.call("GET", "/v1/services", Some(own_token), None).await;
+        assert_eq!(status, 200, "{listed}");
+        let listed: Vec<&str> =
+            listed.as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+        assert!(listed.contains(&own.as_str()) && !listed.contains(&other.as_str()), "{listed:?}");
+        let (status, body) =
+            server.post(&format!("/v1/services/{other}/clean?wait=true"), Some(own_token), "{}").await;
+        assert!(
+            status == 403 || status == 404,
+            "its own admin cannot act outside its scope: {status} {body}"
+        );
+        let (status, body) =
+            server.post(&format!("/v1/services/{other}/clean?wait=true"), Some(other_token), "{}").await;
+        assert_eq!(status, 403, "the other tenant's admin token is no credential here: {body}");
+        let (status, body) =
+            server.post(&format!("/v1/services/{own}/clean?wait=true"), Some(other_token), "{}").await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) =
+            server.post(&format!("/v1/services/{own}/clean?wait=true"), Some(own_token), "{}").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Cron, too, stays in each instance's scope.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for (server, own, token) in [(&server_a, &names[0], admin_a), (&server_b, &names[1], admin_b)] {
+        let (status, jobs) = server.call("GET", "/v1/jobs?limit=500", Some(token), None).await;
+        assert_eq!(status, 200, "{jobs}");
+        let jobs = jobs.as_array().unwrap();
+        assert!(jobs.iter().any(|j| j["trigger"] == "cron"), "cron ran: {jobs:?}");
+        for job in jobs {
+            assert_eq!(
+                job["target"]["name"].as_str(),
+                Some(own.as_str()),
+                "only its own tenant's services: {job}"
+            );
+        }
+        server.assert_no_leaks(&[admin_a, admin_b]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_job_is_notified_redacted_and_a_receiver_that_is_down_is_only_counted() {
+    use dockhand_e2e::webhook::{WebhookReceiver, free_port};
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let receiver = WebhookReceiver::start();
+    let down = format!("http://127.0.0.1:{}/hooks/T0DOWNSECRET", free_port());
+    let secret = "hunter2-notify-secret";
+    let failing = [
+        ("dockhand.clean.enable", "true"),
+        ("dockhand.clean.exec", "echo connecting with password=hunter2-notify-secret; exit 3"),
+    ];
+    let (bad, _g1) = service(&s, "notify-bad", &failing).await;
+    let (good, _g2) =
+        service(&s, "notify-good", &[("dockhand.clean.enable", "true"), ("dockhand.clean.exec", "true")])
+            .await;
+    let config = "notifications:\n  webhooks:\n    - name: ops\n      url_env: DH_TEST_HOOK\n    - name: down\n      url_env: DH_TEST_HOOK_DOWN\n      on: [succeeded]\n";
+    let server = Server::start(
+        s.manager_url(),
+        config,
+        &[("DH_TEST_HOOK", &receiver.url), ("DH_TEST_HOOK_DOWN", &down)],
+    )
+    .await;
+    for name in [&bad, &good] {
+        dockhand_e2e::wait_for_task(s.manager(), name, "running").await;
+    }
+    let (status, body) = server.post(&format!("/v1/services/{bad}/clean?wait=true"), Some(ADMIN), "{}").await;
+    assert_eq!((status, body["code"].as_str()), (500, Some("job_failed")), "{body}");
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let (status, body) =
+        server.post(&format!("/v1/services/{good}/clean?wait=true"), Some(ADMIN), "{}").await;
+    assert_eq!(status, 200, "the job succeeds whatever becomes of its notification: {body}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let notified = loop {
+        let bodies = receiver.bodies();
+        if let Some(b) = bodies.iter().find(|b| b["job"]["id"] == id.as_str()) {
+            break b.clone();
+        }
+        assert!(Instant::now() < deadline, "the failure was not notified: {bodies:?}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(notified["job"]["status"], "failed");
+    assert!(notified["text"].as_str().unwrap().contains(&bad), "{notified}");
+    assert!(!notified.to_string().contains(secret), "a secret in the notification: {notified}");
+    assert!(receiver.bodies().iter().all(|b| b["job"]["status"] == "failed"), "ops hears of failures only");
+
+    let counted = "dockhand_notifications_total{webhook=\"down\",result=\"failed\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let text = http().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+        if text.contains(counted) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failed delivery is not counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = server.log();
+    assert!(log.contains("notification not delivered"), "{log}");
+    assert!(!log.contains("T0DOWNSECRET") && !log.contains("T0SECRETPATH"), "a webhook URL in the log");
+    server.assert_no_leaks(&[ADMIN, secret]);
 }

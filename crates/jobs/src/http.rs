@@ -1,0 +1,46 @@
+//! The HTTPS client dockhand uses for peers other than the engine and object storage
+//! (webhooks, CI identity issuers): rustls with ring, the one crypto provider, and either a
+//! CA file or the system's roots. No redirects: a peer that moves is told by its answer.
+
+use std::path::Path;
+
+use rustls::pki_types::pem::PemObject;
+use std::time::Duration;
+
+/// A client trusting `ca_file` (PEM) or the system's roots; with `https_only`, an
+/// `http://` URL is refused. Each request has `timeout` (connecting, 5 s of it at most).
+pub fn client(
+    ca_file: Option<&Path>,
+    https_only: bool,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .https_only(https_only)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,473 @@
+//! Notifications: a JSON POST to webhooks when a job ends, on failure (and, when asked, on
+//! other outcomes), per action or per target label. The body carries the job's summary and
+//! its steps' output tails, redacted, and a `text` field that Slack and Mattermost show as
+//! the message.
+//!
+//! Delivery never holds a job up: jobs go into a bounded queue that one task empties,
+//! retrying each webhook with backoff. A notification that cannot be delivered, or that
+//! finds the queue full, is logged (the webhook by name, never its URL, which is often a
+//! secret) and counted; it never fails the job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dockhand_host::{ConfigFile, Environment};
+use dockhand_policy::Redactor;
+use serde::Deserialize;
+
+use crate::job::{Job, Status, Target};
+
+/// Jobs waiting to be notified; more are dropped (and counted).
+pub const NOTIFY_QUEUE: usize = 256;
+/// Attempts per webhook and job.
+pub const NOTIFY_ATTEMPTS: u32 = 4;
+/// Each attempt's time limit.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a step's output tail goes into a notification.
+const TAIL: usize = 2_048;
+
+/// A `notifications` setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {detail}")]
+pub struct NotifyError {
+    /// The configuration file.
+    pub origin: String,
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// One webhook.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Webhook {
+    /// Its name, for logs and metrics.
+    pub name: String,
+    url: String,
+    /// The job statuses it is told about (default: `failed`).
+    pub on: Vec<Status>,
+    /// The actions it is told about (empty: all).
+    pub actions: Vec<String>,
+    /// Only jobs whose target has this label (`key=value`).
+    pub selector: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("url", &"***")
+            .field("on", &self.on)
+            .field("actions", &self.actions)
+            .field("selector", &self.selector)
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// A webhook named `name` posting to `url` on failures of every action.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            on: vec![Status::Failed],
+            actions: Vec::new(),
+            selector: None,
+        }
+    }
+
+    /// Told about jobs that end with one of `on`.
+    pub fn on(mut self, on: Vec<Status>) -> Self {
+        self.on = on;
+        self
+    }
+
+    /// Whether `job` (whose target has `labels`) is for this webhook.
+    fn wants(&self, job: &Job, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.on.contains(&job.status)
+            && (self.actions.is_empty() || self.actions.iter().any(|a| a == job.action.as_str()))
+            && self.selector.as_ref().is_none_or(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    }
+
+    /// The URL's scheme and host, for messages: the path and query often hold a secret.
+    fn shown(&self) -> String {
+        reqwest::Url::parse(&self.url)
+            .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("?")))
+            .unwrap_or_else(|_| "?".to_owned())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+    #[serde(default)]
+    on: Vec<String>,
+    #[serde(default)]
+    actions: Vec<String>,
+    selector: Option<String>,
+}
+
+/// Reads `notifications.webhooks` of `file`; a URL comes from `url_env` (a variable),
+/// `url_file` (a swarm secret) or `url` (accepted, with a warning: it is a secret in the
+/// file). Returns the webhooks and the warnings.
+pub fn load_webhooks(
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<(Vec<Webhook>, Vec<String>), NotifyError> {
+    let origin = file.origin().to_string();
+    let error = |key: String, detail: String| NotifyError { origin: origin.clone(), key, detail };
+    let raw = match file.get("notifications") {
+        None => RawNotifications::default(),
+        Some(value) => value
+            .deserialize::<RawNotifications>()
+            .map_err(|e| error("notifications".to_owned(), e.kind.to_string()))?,
+    };
+    let mut hooks = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, raw) in raw.webhooks.into_iter().enumerate() {
+        let key = |k: &str| format!("notifications.webhooks[{i}].{k}");
+        let name =
+            raw.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("webhook-{i}"));
+        let url = match (&raw.url, &raw.url_env, &raw.url_file) {
+            (Some(url), None, None) => {
+                warnings.push(format!(
+                    "{origin}: {}: a webhook URL is a secret: prefer url_env or url_file (a swarm secret)",
+                    key("url")
+                ));
+                url.clone()
+            }
+            (None, Some(var), None) => env
+                .get(var)
+                .map(str::to_owned)
+                .ok_or_else(|| error(key("url_env"), format!("the variable {var} is not set")))?,
+            (None, None, Some(path)) => read_url(path).map_err(|detail| error(key("url_file"), detail))?,
+            _ => return Err(error(key("url"), "give exactly one of url, url_env and url_file".to_owned())),
+        };
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| error(key("url"), format!("not a URL ({e}); the value is not shown")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(error(key("url"), format!("{}: only http and https", parsed.scheme())));
+        }
+        let mut on = Vec::new();
+        for status in if raw.on.is_empty() { vec!["failed".to_owned()] } else { raw.on } {
+            let parsed: Status =
+                serde_json::from_value(serde_json::Value::String(status.clone())).map_err(|_| {
+                    error(
+                        key("on"),
+                        format!(
+                            "{status:?}: expected failed, succeeded, cancelled, refused, busy or skipped"
+                        ),
+                    )
+                })?;
+            on.push(parsed);
+        }
+        for action in &raw.actions {
+            if !crate::job::ALL_ACTIONS.iter().any(|a| a.as_str() == action) {
+                return Err(error(key("actions"), format!("{action:?} is not an action")));
+            }
+        }
+        let selector = match raw.selector.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(text) => {
+                let (k, v) = text
+                    .split_once('=')
+                    .filter(|(k, _)| !k.trim().is_empty())
+                    .ok_or_else(|| error(key("selector"), format!("{text:?}: must be label=value")))?;
+                Some((k.trim().to_owned(), v.trim().to_owned()))
+            }
+        };
+        hooks.push(Webhook { name, url: url.trim().to_owned(), on, actions: raw.actions, selector });
+    }
+    Ok((hooks, warnings))
+}
+
+fn read_url(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let url = text.trim();
+    if url.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(url.to_owned())
+}
+
+/// How one notification went, for the caller's metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The webhook answered 2xx.
+    Sent {
+        /// The webhook's name.
+        webhook: String,
+    },
+    /// Every attempt failed.
+    Failed {
+        /// The webhook's name.
+        webhook: String,
+        /// The last reason.
+        reason: String,
+    },
+    /// The queue was full: the job was not notified.
+    Dropped,
+}
+
+/// The body posted for `job`: its summary, its steps (errors and output tails redacted and
+/// bounded) and a `text` line for Slack and Mattermost.
+pub fn notification_body(job: &Job, redactor: &Redactor) -> serde_json::Value {
+    let bounded = |text: &str| {
+        let text = redactor.redact(text);
+        match text.char_indices().rev().nth(TAIL) {
+            Some((cut, _)) => format!("…{}", &text[cut..]),
+            None => text,
+        }
+    };
+    let status = serde_json::to_value(job.status).unwrap_or_default();
+    let status = status.as_str().unwrap_or("?");
+    let first_error = job.steps.iter().find_map(|s| s.error.as_deref()).map(bounded);
+    let trigger = serde_json::to_value(job.trigger).unwrap_or_default();
+    let mut text = format!(
+        "{} dockhand {} on {} {}: job {} ({}, {})",
+        if job.status == Status::Succeeded { "✅" } else { "❌" },
+        job.action.as_str(),
+        job.target.describe(),
+        status,
+        job.id,
+        trigger.as_str().unwrap_or("?"),
+        redactor.redact(&job.caller),
+    );
+    if let Some(error) = &first_error {
+        text.push_str(": ");
+        text.push_str(error);
+    }
+    let steps: Vec<serde_json::Value> = job
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "kind": s.kind,
+                "node": s.node,
+                "status": s.status,
+                "exit_code": s.exit_code,
+                "duration_ms": s.duration_ms,
+                "error": s.error.as_deref().map(bounded),
+                "output_tail": s.output_tail.as_deref().map(bounded),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "text": text,
+        "job": {
+            "id": job.id,
+            "action": job.action.as_str(),
+            "target": job.target,
+            "status": job.status,
+            "trigger": job.trigger,
+            "caller": redactor.redact(&job.caller),
+            "started_ms": job.started_ms,
+            "ended_ms": job.ended_ms,
+            "scheduled_at": job.scheduled_at,
+        },
+        "steps": steps,
+    })
+}
+
+struct Pending {
+    job: Job,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Sends notifications in the background. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    hooks: Arc<Vec<Webhook>>,
+    tx: Option<tokio::sync::mpsc::Sender<Pending>>,
+    client: Option<dockhand_engine::Client>,
+    report: Arc<dyn Fn(Delivery) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").field("hooks", &self.hooks).finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A notifier that sends nothing.
+    pub fn none() -> Self {
+        Self { hooks: Arc::new(Vec::new()), tx: None, client: None, report: Arc::new(|_| {}) }
+    }
+
+    /// Starts the delivery task for `hooks` (on the current runtime). `client` reads a
+    /// target's labels for webhooks with a selector; `report` hears how each went; the
+    /// first retry waits `backoff`, each next one twice as long.
+    pub fn start(
+        hooks: Vec<Webhook>,
+        client: Option<dockhand_engine::Client>,
+        redactor: Redactor,
+        backoff: Duration,
+        report: Arc<dyn Fn(Delivery) + Send + Sync>,
+    ) -> Result<Self, String> {
+        if hooks.is_empty() {
+            return Ok(Self::none());
+        }
+        let http = crate::http::client(None, false, ATTEMPT_TIMEOUT)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(NOTIFY_QUEUE);
+        let hooks = Arc::new(hooks);
+        let (worker_hooks, worker_report) = (Arc::clone(&hooks), Arc::clone(&report));
+        tokio::spawn(async move {
+            while let Some(pending) = rx.recv().await {
+                let body = notification_body(&pending.job, &redactor);
+                for hook in worker_hooks.iter().filter(|h| h.wants(&pending.job, pending.labels.as_ref())) {
+                    let delivery = post(&http, hook, &body, backoff).await;
+                    match &delivery {
+                        Delivery::Failed { webhook, reason } => tracing::warn!(
+                            webhook = %webhook,
+                            endpoint = %hook.shown(),
+                            job = %pending.job.id,
+                            %reason,
+                            "notification not delivered"
+                        ),
+                        _ => tracing::debug!(webhook = %hook.name, job = %pending.job.id, "notified"),
+                    }
+                    worker_report(delivery);
+                }
+            }
+        });
+        Ok(Self { hooks, tx: Some(tx), client, report })
+    }
+
+    /// Queues `job` for the webhooks that want it; never waits, never fails.
+    pub async fn job_finished(&self, job: &Job) {
+        let Some(tx) = &self.tx else { return };
+        if !self.hooks.iter().any(|h| h.on.contains(&job.status)) {
+            return;
+        }
+        let labels = match (&self.client, self.hooks.iter().any(|h| h.selector.is_some())) {
+            (Some(client), true) => target_labels(client, &job.target).await,
+            _ => None,
+        };
+        if tx.try_send(Pending { job: job.clone(), labels }).is_err() {
+            tracing::warn!(job = %job.id, "the notification queue is full: job not notified");
+            (self.report)(Delivery::Dropped);
+        }
+    }
+}
+
+async fn target_labels(
+    client: &dockhand_engine::Client,
+    target: &Target,
+) -> Option<BTreeMap<String, String>> {
+    match target {
+        Target::Service { id, .. } => client.service(id).await.ok().map(|s| s.spec.labels),
+        Target::Node { id, .. } => client.node(id).await.ok().map(|n| n.spec.labels),
+    }
+}
+
+/// Posts `body` to `hook`, retrying with backoff; a 4xx other than 408 and 429 is final.
+async fn post(
+    http: &reqwest::Client,
+    hook: &Webhook,
+    body: &serde_json::Value,
+    backoff: Duration,
+) -> Delivery {
+    let mut wait = backoff;
+    let mut reason = String::new();
+    for attempt in 1..=NOTIFY_ATTEMPTS {
+        let sent = http
+            .post(&hook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => return Delivery::Sent { webhook: hook.name.clone() },
+            Ok(r) => {
+                reason = format!("answered {}", r.status());
+                let code = r.status().as_u16();
+                if (400..500).contains(&code) && code != 408 && code != 429 {
+                    break;
+                }
+            }
+            // reqwest's errors name the URL: only its kind is kept.
+            Err(e) => reason = describe(&e),
+        }
+        if attempt < NOTIFY_ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    Delivery::Failed { webhook: hook.name.clone(), reason }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else if e.is_request() {
+        "the request failed".to_owned()
+    } else {
+        "the answer could not be read".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_take_the_url_from_a_variable_or_a_file_and_name_bad_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hook");
+        std::fs::write(&secret, "https://hooks.example.com/services/T0/B0/XYZ\n").unwrap();
+        let yaml = format!(
+            "notifications:\n  webhooks:\n    - name: ops\n      url_env: OPS_HOOK\n      on: [failed, succeeded]\n      actions: [backup-service]\n      selector: dockhand.notify=ops\n    - url_file: {}\n",
+            secret.display()
+        );
+        let file = ConfigFile::parse(&yaml, false).unwrap();
+        let env = Environment::from_vars([("OPS_HOOK", "https://chat.example.com/hooks/abc")]);
+        let (hooks, warnings) = load_webhooks(&file, &env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(hooks[0].name, "ops");
+        assert_eq!(hooks[0].on, [Status::Failed, Status::Succeeded]);
+        assert_eq!(hooks[0].selector, Some(("dockhand.notify".into(), "ops".into())));
+        assert_eq!(
+            (hooks[1].name.as_str(), hooks[1].url.as_str()),
+            ("webhook-1", "https://hooks.example.com/services/T0/B0/XYZ")
+        );
+        assert!(!format!("{hooks:?}").contains("XYZ"), "the URL is not in Debug");
+        let inline =
+            ConfigFile::parse("notifications:\n  webhooks:\n    - url: https://h.example.com/x\n", false)
+                .unwrap();
+        assert_eq!(load_webhooks(&inline, &env).unwrap().1.len(), 1, "a URL in the file is warned about");
+        for (yaml, key) in [
+            ("notifications:\n  webhooks:\n    - url_env: NOPE\n", "notifications.webhooks[0].url_env"),
+            (
+                "notifications:\n  webhooks:\n    - url: https://h/x\n      on: [sometimes]\n",
+                "notifications.webhooks[0].on",
+            ),
+            (
+                "notifications:\n  webhooks:\n    - url: https://h/x\n      actions: [dance]\n",
+                "notifications.webhooks[0].actions",
+            ),
+            ("notifications:\n  webhooks:\n    - url: ftp://h/x\n", "notifications.webhooks[0].url"),
+            ("notifications:\n  hooks: []\n", "notifications"),
+        ] {
+            let e = load_webhooks(&ConfigFile::parse(yaml, false).unwrap(), &env).unwrap_err();
+            assert_eq!(e.key, key, "{yaml}: {e}");
+        }
+    }
+}

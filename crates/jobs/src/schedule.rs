@@ -1,0 +1,713 @@
+//! The scheduler: seed 002's cron, grown. Each action has its own expression (or `off`)
+//! in the `schedule:` section, the seed's `SWARM_UTILS_CRON_EXPR` and
+//! `SWARM_UTILS_IS_CRON_*` map onto it, and a target's own `clean.schedule` or
+//! `backup.schedule` label overrides it for that target.
+//!
+//! A tick runs every enabled target of every action whose expression fires then: cleans
+//! first, then backups (the seed's order), with a bound on how many run at once; one
+//! target's failure never stops the others. Each (action, target, tick) is claimed in the
+//! job store before it runs, so replicas that share a store run it once. A tick that no
+//! process picked up in time is recorded as skipped, never run late.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use dockhand_engine::{Filters, Node, Service};
+use dockhand_host::{ConfigFile, Environment};
+use dockhand_policy::{CronExpr, Defaults, LabelPrefixes, TargetLabels, Timing, Tz};
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::job::{Action, Job, Sink, Status, Step, Target, Trigger};
+use crate::runner::{JobContext, JobError};
+use crate::storage::StorageTargets;
+use crate::store::JobStore;
+
+/// The work of one job, given its context and the sink it reports to.
+pub type Work =
+    Box<dyn FnOnce(JobContext, Arc<dyn Sink>) -> BoxFuture<'static, Result<Job, JobError>> + Send>;
+
+/// The seed's expression (`SWARM_UTILS_CRON_EXPR`'s default): every day at 03:00:00.
+pub const SEED_CRON: &str = "0 0 3 * * *";
+
+/// The actions cron runs, in the order a tick runs them: cleans, then backups.
+pub const SCHEDULED_ACTIONS: [Action; 3] = [Action::CleanNode, Action::CleanService, Action::BackupService];
+
+/// At most how late a tick may be picked up before it counts as missed.
+const GRACE: Duration = Duration::from_secs(30);
+/// How often the targets are listed again when no tick comes sooner.
+const REFRESH: Duration = Duration::from_secs(30);
+
+/// A schedule setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {detail}")]
+pub struct ScheduleError {
+    /// The configuration file, or `environment`.
+    pub origin: String,
+    /// The key or variable.
+    pub key: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// When cron runs each action, and in which time zone its expressions are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Schedule {
+    /// Per action (in [`SCHEDULED_ACTIONS`] order): the setting and what set it.
+    entries: [(Action, Timing, String); 3],
+    /// `schedule.timezone` (default UTC).
+    pub timezone: Tz,
+    /// `schedule.enabled` (`DOCKHAND_SCHEDULE_ENABLED`): `false` runs nothing by cron,
+    /// target labels included.
+    pub enabled: bool,
+}
+
+impl Default for Schedule {
+    /// The seed's: every action at `0 0 3 * * *`, UTC.
+    fn default() -> Self {
+        let seed = || match CronExpr::parse(SEED_CRON) {
+            Ok(cron) => Timing::Cron(cron),
+            Err(_) => Timing::Off,
+        };
+        let source = || format!("the seed's default {SEED_CRON}");
+        Self { entries: SCHEDULED_ACTIONS.map(|a| (a, seed(), source())), timezone: Tz::UTC, enabled: true }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSchedule {
+    clean_node: Option<RawTiming>,
+    clean_service: Option<RawTiming>,
+    backup_service: Option<RawTiming>,
+    timezone: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTiming {
+    Text(String),
+    Switch(bool),
+}
+
+impl Schedule {
+    /// The setting for `action` and what set it (`schedule.clean-node`, a variable, the
+    /// seed's default); `None` for an action cron does not run.
+    pub fn timing(&self, action: Action) -> Option<(&Timing, &str)> {
+        self.entries.iter().find(|(a, _, _)| *a == action).map(|(_, t, s)| (t, s.as_str()))
+    }
+
+    /// Sets `action`'s timing.
+    pub fn with(mut self, action: Action, timing: Timing, source: impl Into<String>) -> Self {
+        if let Some(entry) = self.entries.iter_mut().find(|(a, _, _)| *a == action) {
+            entry.1 = timing;
+            entry.2 = source.into();
+        }
+        self
+    }
+
+    /// The seed's defaults, then its variables, then the file's `schedule` section (the
+    /// file is the more specific: it wins).
+    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, ScheduleError> {
+        let mut schedule = Self::default();
+        let env_error = |key: &str, detail: String| ScheduleError {
+            origin: "environment".to_owned(),
+            key: key.to_owned(),
+            detail,
+        };
+        if let Some(text) = env.get("SWARM_UTILS_CRON_EXPR").filter(|t| !t.trim().is_empty()) {
+            let cron =
+                CronExpr::parse(text).map_err(|e| env_error("SWARM_UTILS_CRON_EXPR", e.to_string()))?;
+            for action in SCHEDULED_ACTIONS {
+                schedule = schedule.with(action, Timing::Cron(cron.clone()), "SWARM_UTILS_CRON_EXPR");
+            }
+        }
+        for (action, var) in [
+            (Action::BackupService, "SWARM_UTILS_IS_CRON_BACKUP_SERVICE"),
+            (Action::CleanService, "SWARM_UTILS_IS_CRON_CLEAN_SERVICE"),
+            (Action::CleanNode, "SWARM_UTILS_IS_CRON_CLEAN_NODE"),
+        ] {
+            let Some(value) = env.get(var) else { continue };
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" => {}
+                "false" => schedule = schedule.with(action, Timing::Off, var),
+                _ => return Err(env_error(var, format!("{value:?}: expected true or false"))),
+            }
+        }
+        let origin = file.origin().to_string();
+        let key_error =
+            |key: &str, detail: String| ScheduleError { origin: origin.clone(), key: key.to_owned(), detail };
+        let raw = match file.get("schedule") {
+            None => RawSchedule::default(),
+            Some(value) => {
+                value.deserialize::<RawSchedule>().map_err(|e| key_error("schedule", e.kind.to_string()))?
+            }
+        };
+        for (action, raw) in [
+            (Action::CleanNode, raw.clean_node),
+            (Action::CleanService, raw.clean_service),
+            (Action::BackupService, raw.backup_service),
+        ] {
+            let key = format!("schedule.{}", action.as_str());
+            let timing = match raw {
+                None => continue,
+                Some(RawTiming::Switch(false)) => Timing::Off,
+                Some(RawTiming::Switch(true)) => {
+                    return Err(key_error(
+                        &key,
+                        "true is not a cron expression: write one, or off".to_owned(),
+                    ));
+                }
+                Some(RawTiming::Text(text)) => {
+                    Timing::parse(&text).map_err(|e| key_error(&key, e.to_string()))?
+                }
+            };
+            schedule = schedule.with(action, timing, key);
+        }
+        schedule.enabled = raw.enabled.unwrap_or(true);
+        if let Some(value) = env.get("DOCKHAND_SCHEDULE_ENABLED") {
+            schedule.enabled = match value.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(env_error(
+                        "DOCKHAND_SCHEDULE_ENABLED",
+                        format!("{value:?}: expected true or false"),
+                    ));
+                }
+            };
+        }
+        if let Some(zone) = raw.timezone.as_deref().filter(|z| !z.trim().is_empty()) {
+            schedule.timezone =
+                dockhand_policy::parse_zone(zone).map_err(|e| key_error("schedule.timezone", e))?;
+        }
+        Ok(schedule)
+    }
+}
+
+/// One target cron runs an action on, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Scheduled {
+    /// The action.
+    pub action: Action,
+    /// The target.
+    pub target: Target,
+    /// `service/<id>` or `node/<id>`: the key of its claims and of its lock.
+    pub key: String,
+    /// When.
+    pub cron: CronExpr,
+    /// What set it: `label dockhand.backup.schedule`, `schedule.backup-service`, ...
+    pub source: String,
+}
+
+/// The timing of `action` for a target: its own label (`short` under the prefixes) when
+/// it has one, else the global setting; with what set it.
+pub(crate) fn target_timing(
+    schedule: &Schedule,
+    action: Action,
+    label: Option<&Timing>,
+    labels: &TargetLabels<'_>,
+    short: &str,
+) -> Option<(Timing, String)> {
+    match (label, labels.get(short)) {
+        (Some(timing), Some((key, _))) => Some((timing.clone(), format!("label {key}"))),
+        _ => schedule.timing(action).map(|(t, s)| (t.clone(), s.to_owned())),
+    }
+}
+
+/// Every target whose labels enable an action cron runs, with the expression it runs on;
+/// targets with `off` are left out.
+pub fn scheduled_targets(
+    services: &[Service],
+    nodes: &[Node],
+    schedule: &Schedule,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> Vec<Scheduled> {
+    let mut out = Vec::new();
+    let mut push = |action: Action, target: &Target, key: String, timing: Option<(Timing, String)>| {
+        if let Some((Timing::Cron(cron), source)) = timing {
+            out.push(Scheduled { action, target: target.clone(), key, cron, source });
+        }
+    };
+    for node in nodes {
+        let (policy, _) = dockhand_policy::node_policy(&node.spec.labels, defaults, prefixes);
+        let Some(policy) = policy else { continue };
+        let view = TargetLabels::resolve(&node.spec.labels, prefixes);
+        let target = Target::Node { id: node.id.clone(), hostname: node.description.hostname.clone() };
+        let timing =
+            target_timing(schedule, Action::CleanNode, policy.schedule.as_ref(), &view, "clean.schedule");
+        push(Action::CleanNode, &target, format!("node/{}", node.id), timing);
+    }
+    for service in services {
+        let labels = &service.spec.labels;
+        let (policy, _) =
+            dockhand_policy::service_policy(labels, service.spec.is_global(), defaults, prefixes);
+        let view = TargetLabels::resolve(labels, prefixes);
+        let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
+        let key = format!("service/{}", service.id);
+        // An enabled action, with the target's own schedule label if any.
+        let enabled = [
+            (Action::CleanService, policy.clean.as_ref().map(|c| c.schedule.as_ref()), "clean.schedule"),
+            (Action::BackupService, policy.backup.as_ref().map(|b| b.schedule.as_ref()), "backup.schedule"),
+        ];
+        for (action, label, short) in enabled {
+            if let Some(label) = label {
+                push(action, &target, key.clone(), target_timing(schedule, action, label, &view, short));
+            }
+        }
+    }
+    out
+}
+
+/// Fills the plan's `schedule` and `next_run` for the actions cron runs: the expression
+/// and what set it, or `off`, and the next time after `now`.
+pub fn with_next_runs(
+    rows: &mut [crate::PlanRow],
+    scheduled: &[Scheduled],
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) {
+    for row in rows.iter_mut().filter(|r| r.enabled) {
+        if !SCHEDULED_ACTIONS.iter().any(|a| a.as_str() == row.action) {
+            continue;
+        }
+        let found =
+            scheduled.iter().find(|e| e.action.as_str() == row.action && e.target.describe() == row.target);
+        match found {
+            Some(entry) => {
+                row.schedule = Some(format!("{} ({})", entry.cron, entry.source));
+                row.next_run = entry.cron.next_after(now, schedule.timezone).map(tick_text);
+            }
+            None => row.schedule = Some("off".to_owned()),
+        }
+    }
+}
+
+/// A tick's time as jobs show it: RFC 3339, UTC, to the second.
+pub fn tick_text(tick: DateTime<Utc>) -> String {
+    tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// How a launched job went.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Launched {
+    /// It ran (its record is in the store).
+    Ran(Box<Job>),
+    /// Another job holds the target: its ID, when known.
+    Busy(Option<String>),
+    /// It could not start.
+    NotRun(String),
+}
+
+/// Runs a scheduled job to its end, recording it: the server's dispatcher, or anything
+/// that embeds the scheduler.
+pub trait Launcher: Send + Sync {
+    /// Runs `work` on the target `key` with `ctx`, waiting for a slot.
+    fn launch(&self, key: String, ctx: JobContext, work: Work) -> BoxFuture<'_, Launched>;
+}
+
+/// The work cron does for `action` on the target `id`.
+pub fn action_work(action: Action, id: String, storage: &Arc<StorageTargets>) -> Work {
+    match action {
+        Action::CleanNode => Box::new(move |ctx, sink| {
+            Box::pin(async move { crate::clean_node(&ctx, Some(&id), &*sink).await })
+        }),
+        Action::BackupService => {
+            let storage = Arc::clone(storage);
+            Box::new(move |ctx, sink| {
+                Box::pin(async move { crate::backup_service(&ctx, &id, &storage, &*sink).await })
+            })
+        }
+        _ => {
+            Box::new(move |ctx, sink| Box::pin(async move { crate::clean_service(&ctx, &id, &*sink).await }))
+        }
+    }
+}
+
+/// The scheduler: lists targets, sleeps until the next tick, and launches what is due.
+pub struct Scheduler {
+    schedule: Schedule,
+    base: JobContext,
+    store: Arc<dyn JobStore>,
+    storage: Arc<StorageTargets>,
+    scope: Option<(String, String)>,
+    concurrency: usize,
+    instance: String,
+    notifier: crate::Notifier,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("schedule", &self.schedule)
+            .field("scope", &self.scope)
+            .field("concurrency", &self.concurrency)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// Runs `schedule` with the engine, defaults and prefixes of `base`, claiming ticks in
+    /// `store` as `instance`; 4 jobs at once.
+    pub fn new(
+        schedule: Schedule,
+        base: JobContext,
+        store: Arc<dyn JobStore>,
+        storage: Arc<StorageTargets>,
+        instance: impl Into<String>,
+    ) -> Self {
+        Self {
+            schedule,
+            base,
+            store,
+            storage,
+            scope: None,
+            concurrency: 4,
+            instance: instance.into(),
+            notifier: crate::Notifier::none(),
+        }
+    }
+
+    /// Only targets with the label `key=value`.
+    pub fn with_scope(mut self, scope: Option<(String, String)>) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Tells `notifier` about the jobs it records itself (busy, skipped, not started); the
+    /// launcher's own jobs are its to notify.
+    pub fn with_notifier(mut self, notifier: crate::Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// At most `n` jobs at once (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The targets cron runs now.
+    pub async fn targets(&self) -> Result<Vec<Scheduled>, dockhand_engine::Error> {
+        let mut filters = Filters::new();
+        if let Some((key, value)) = &self.scope {
+            filters = filters.with("label", format!("{key}={value}"));
+        }
+        let services = self.base.client.services(&filters).await?;
+        let nodes = self.base.client.nodes(&filters).await?;
+        Ok(scheduled_targets(&services, &nodes, &self.schedule, &self.base.defaults, &self.base.prefixes))
+    }
+
+    /// How late a tick of `cron` may start: half its period, at most [`GRACE`].
+    fn grace(&self, cron: &CronExpr, tick: DateTime<Utc>) -> chrono::Duration {
+        let max = chrono::Duration::from_std(GRACE).unwrap_or(chrono::Duration::MAX);
+        match cron.next_after(tick, self.schedule.timezone) {
+            Some(next) => ((next - tick) / 2).min(max),
+            None => max,
+        }
+    }
+
+    /// Runs until `cancel`, then waits for the jobs it launched.
+    pub async fn run(self: Arc<Self>, launcher: Arc<dyn Launcher>, cancel: CancellationToken) {
+        if !self.schedule.enabled {
+            tracing::info!("cron is off (schedule.enabled: false)");
+            return;
+        }
+        let tracker = TaskTracker::new();
+        let zone = self.schedule.timezone;
+        let mut entries = self.targets().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cron: cannot list the targets");
+            Vec::new()
+        });
+        let started = Utc::now();
+        self.record_missed(&entries, started).await;
+        let mut cursor = started;
+        loop {
+            let now = Utc::now();
+            let refresh = now + chrono::Duration::from_std(REFRESH).unwrap_or_default();
+            let next = entries.iter().filter_map(|e| e.cron.next_after(cursor, zone)).min();
+            let wake = next.map_or(refresh, |n| n.min(refresh));
+            let pause = (wake - now).to_std().unwrap_or_default();
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+            let now = Utc::now();
+            match self.targets().await {
+                Ok(listed) => entries = listed,
+                Err(e) => tracing::warn!(error = %e, "cron: cannot list the targets; using the last list"),
+            }
+            let mut due: Vec<(DateTime<Utc>, Scheduled)> = Vec::new();
+            for entry in &entries {
+                let Some((tick, count)) = entry.cron.fired_between(cursor, now, zone, 10_000) else {
+                    continue;
+                };
+                if now - tick > self.grace(&entry.cron, tick) {
+                    let why = format!("picked up {} s late: not run late", (now - tick).num_seconds());
+                    self.record_skipped(entry, tick, &why).await;
+                } else {
+                    if count > 1 {
+                        let why = format!("{} earlier ticks were not picked up in time", count - 1);
+                        if let Some(before) = entry.cron.previous_before(tick, zone) {
+                            self.record_skipped(entry, before, &why).await;
+                        }
+                    }
+                    due.push((tick, entry.clone()));
+                }
+            }
+            cursor = now;
+            if !due.is_empty() {
+                let this = Arc::clone(&self);
+                let launcher = Arc::clone(&launcher);
+                tracker.spawn(async move { this.run_due(due, launcher.as_ref()).await });
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Runs one tick at `tick` now, whatever the clock says: lists the targets, and runs
+    /// every one whose expression fires at `tick` (claimed as usual); returns how many were
+    /// due. For tests and benchmarks; [`Scheduler::run`] is the loop.
+    pub async fn run_tick(
+        &self,
+        tick: DateTime<Utc>,
+        launcher: &dyn Launcher,
+    ) -> Result<usize, dockhand_engine::Error> {
+        let zone = self.schedule.timezone;
+        let before = tick - chrono::Duration::milliseconds(1);
+        let due: Vec<(DateTime<Utc>, Scheduled)> = self
+            .targets()
+            .await?
+            .into_iter()
+            .filter(|e| e.cron.next_after(before, zone) == Some(tick))
+            .map(|e| (tick, e))
+            .collect();
+        let n = due.len();
+        self.run_due(due, launcher).await;
+        Ok(n)
+    }
+
+    /// Runs what is due: claims it all at once, then every clean, then every backup, at
+    /// most `concurrency` at once.
+    async fn run_due(&self, due: Vec<(DateTime<Utc>, Scheduled)>, launcher: &dyn Launcher) {
+        use futures_util::StreamExt;
+        let claimed = self.claim(&due).await;
+        let due = due.into_iter().zip(claimed).filter_map(|(d, c)| c.then_some(d));
+        let (cleans, backups): (Vec<_>, Vec<_>) = due.partition(|(_, e)| e.action != Action::BackupService);
+        for phase in [cleans, backups] {
+            futures_util::stream::iter(phase)
+                .for_each_concurrent(self.concurrency, |(tick, entry)| async move {
+                    self.run_one(tick, &entry, launcher).await;
+                })
+                .await;
+        }
+    }
+
+    /// Runs one claimed tick of one target.
+    async fn run_one(&self, tick: DateTime<Utc>, entry: &Scheduled, launcher: &dyn Launcher) {
+        let mut ctx = self.base.clone();
+        ctx.trigger = Trigger::Cron;
+        ctx.caller = "cron".to_owned();
+        ctx.scheduled_at = Some(tick_text(tick));
+        let id = match &entry.target {
+            Target::Node { id, .. } | Target::Service { id, .. } => id.clone(),
+        };
+        let work = action_work(entry.action, id, &self.storage);
+        match launcher.launch(entry.key.clone(), ctx, work).await {
+            Launched::Ran(job) => {
+                tracing::info!(job = %job.id, action = entry.action.as_str(), target = %entry.target.describe(), status = ?job.status, "cron: ran");
+            }
+            Launched::Busy(holder) => {
+                let why = match holder {
+                    Some(id) => format!("the target is busy: job {id} holds it"),
+                    None => "the target is busy".to_owned(),
+                };
+                self.record(entry, tick, Status::Busy, "lock", &why).await;
+            }
+            Launched::NotRun(why) => {
+                self.record(entry, tick, Status::Failed, "start", &why).await;
+            }
+        }
+    }
+
+    /// Claims each (action, target, tick) in the store, in one transaction: false for one
+    /// another process has, and for all when the store fails (nothing runs twice).
+    async fn claim(&self, due: &[(DateTime<Utc>, Scheduled)]) -> Vec<bool> {
+        let ticks: Vec<(Action, String, u64)> = due
+            .iter()
+            .map(|(tick, e)| (e.action, e.key.clone(), u64::try_from(tick.timestamp_millis()).unwrap_or(0)))
+            .collect();
+        match self.store.claim_ticks(&ticks, &self.instance).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "cron: cannot claim the ticks; not run");
+                vec![false; due.len()]
+            }
+        }
+    }
+
+    /// At start: a tick that fired since the last claimed one, while no process ran, is
+    /// recorded as skipped (the latest of them, with how many there were).
+    async fn record_missed(&self, entries: &[Scheduled], now: DateTime<Utc>) {
+        let zone = self.schedule.timezone;
+        for entry in entries {
+            let last = match self.store.last_tick(entry.action, &entry.key).await {
+                Ok(Some(ms)) => ms,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cron: cannot read the last tick");
+                    continue;
+                }
+            };
+            let Some(last) = DateTime::<Utc>::from_timestamp_millis(i64::try_from(last).unwrap_or(i64::MAX))
+            else {
+                continue;
+            };
+            // A tick of the last moments may still be picked up by a process that runs:
+            // only ticks older than their grace are missed.
+            let reference = entry.cron.previous_before(now, zone).unwrap_or(now);
+            let until = now - self.grace(&entry.cron, reference);
+            let Some((tick, count)) = entry.cron.fired_between(last, until, zone, 10_000) else { continue };
+            let why = format!(
+                "missed: no dockhand-server ran at {} ({count} tick{} missed since {})",
+                tick_text(tick),
+                if count == 1 { "" } else { "s" },
+                tick_text(last)
+            );
+            self.record_skipped(entry, tick, &why).await;
+        }
+    }
+
+    async fn record_skipped(&self, entry: &Scheduled, tick: DateTime<Utc>, why: &str) {
+        if self.claim(&[(tick, entry.clone())]).await.first() == Some(&true) {
+            self.record(entry, tick, Status::Skipped, "schedule", why).await;
+        }
+    }
+
+    /// Records a cron job that did not run: one step saying why.
+    async fn record(&self, entry: &Scheduled, tick: DateTime<Utc>, status: Status, kind: &str, why: &str) {
+        let now = SystemTime::now();
+        let mut job = Job::start(entry.action, entry.target.clone(), Trigger::Cron, "cron", now);
+        job.scheduled_at = Some(tick_text(tick));
+        let mut step = Step::start(kind, now);
+        step.finish(status, now, Some(why.to_owned()));
+        job.steps.push(step);
+        job.finish(now, Some(status));
+        tracing::info!(action = entry.action.as_str(), target = %entry.target.describe(), tick = %tick_text(tick), status = ?status, reason = why, "cron: not run");
+        if let Err(e) = self.store.record(&job).await {
+            tracing::warn!(error = %e, "cron: cannot record a job");
+        }
+        self.notifier.job_finished(&job).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(yaml: &str) -> ConfigFile {
+        ConfigFile::parse(yaml, false).unwrap()
+    }
+
+    #[test]
+    fn the_seeds_variables_map_onto_the_schedule_and_the_file_wins() {
+        let env = Environment::from_vars([
+            ("SWARM_UTILS_CRON_EXPR", "0 30 2 * * *"),
+            ("SWARM_UTILS_IS_CRON_CLEAN_NODE", "false"),
+        ]);
+        let s = Schedule::load(&file("{}"), &env).unwrap();
+        assert_eq!(s.timing(Action::CleanNode).unwrap(), (&Timing::Off, "SWARM_UTILS_IS_CRON_CLEAN_NODE"));
+        let (t, source) = s.timing(Action::BackupService).unwrap();
+        assert_eq!((t.to_string().as_str(), source), ("0 30 2 * * *", "SWARM_UTILS_CRON_EXPR"));
+        let s = Schedule::load(
+            &file("schedule:\n  backup-service: off\n  clean-node: '*/5 * * * * *'\n  timezone: Europe/Berlin\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(s.timing(Action::BackupService).unwrap(), (&Timing::Off, "schedule.backup-service"));
+        assert_eq!(s.timing(Action::CleanNode).unwrap().0.to_string(), "*/5 * * * * *");
+        assert_eq!(s.timing(Action::CleanService).unwrap().1, "SWARM_UTILS_CRON_EXPR");
+        assert_eq!(s.timezone.name(), "Europe/Berlin");
+        assert!(s.enabled);
+        let off = Environment::from_vars([("DOCKHAND_SCHEDULE_ENABLED", "false")]);
+        assert!(
+            !Schedule::load(&file("schedule:\n  enabled: true\n"), &off).unwrap().enabled,
+            "the variable wins"
+        );
+        assert!(!Schedule::load(&file("schedule:\n  enabled: false\n"), &env).unwrap().enabled);
+        let seed = Schedule::load(&file("{}"), &Environment::from_vars::<&str, &str>([])).unwrap();
+        assert_eq!(seed, Schedule::default());
+        assert_eq!(seed.timing(Action::CleanService).unwrap().0.to_string(), SEED_CRON);
+    }
+
+    #[test]
+    fn targets_take_their_own_label_over_the_global_schedule_and_the_plan_shows_the_next_run() {
+        let service = |name: &str, labels: serde_json::Value| -> Service {
+            serde_json::from_value(serde_json::json!({
+                "ID": format!("id-{name}"),
+                "Spec": {"Name": name, "Labels": labels, "Mode": {"Replicated": {"Replicas": 1}}}
+            }))
+            .unwrap()
+        };
+        let services = [
+            service("web", serde_json::json!({"dockhand.clean.enable": "true"})),
+            service(
+                "db",
+                serde_json::json!({"dockhand.backup.enable": "true", "dockhand.backup.schedule": "*/10 * * * * *"}),
+            ),
+            service(
+                "quiet",
+                serde_json::json!({"dockhand.clean.enable": "true", "dockhand.clean.schedule": "off"}),
+            ),
+        ];
+        let schedule =
+            Schedule::default().with(Action::BackupService, Timing::Off, "schedule.backup-service");
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        let found = scheduled_targets(&services, &[], &schedule, &d, &p);
+        let keys: Vec<(&str, String, &str)> =
+            found.iter().map(|e| (e.action.as_str(), e.target.describe(), e.source.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("clean-service", "service/web".to_owned(), "the seed's default 0 0 3 * * *"),
+                ("backup-service", "service/db".to_owned(), "label dockhand.backup.schedule"),
+            ]
+        );
+        let svc: Vec<(Service, usize)> = services.iter().cloned().map(|s| (s, 1)).collect();
+        let mut rows = crate::plan(&svc, &[], &d, &p);
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_003, 0).unwrap();
+        with_next_runs(&mut rows, &found, &schedule, now);
+        let row = |t: &str, a: &str| rows.iter().find(|r| r.target == t && r.action == a).unwrap().clone();
+        assert_eq!(row("service/db", "backup-service").next_run.as_deref(), Some("2027-01-15T08:00:10Z"));
+        assert_eq!(row("service/quiet", "clean-service").schedule.as_deref(), Some("off"));
+        assert_eq!(row("service/web", "clean-service").next_run.as_deref(), Some("2027-01-16T03:00:00Z"));
+        assert_eq!(row("service/web", "backup-service").schedule, None, "not enabled");
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let none = Environment::from_vars::<&str, &str>([]);
+        let e = Schedule::load(&file("schedule:\n  clean-service: every night\n"), &none).unwrap_err();
+        assert_eq!(e.key, "schedule.clean-service");
+        assert!(e.detail.contains("every night"), "{e}");
+        let e = Schedule::load(&file("schedule:\n  clean-servce: off\n"), &none).unwrap_err();
+        assert_eq!(e.key, "schedule");
+        assert!(e.detail.contains("clean-servce"), "{e}");
+        let e = Schedule::load(&file("schedule:\n  timezone: Mars/Base\n"), &none).unwrap_err();
+        assert_eq!(e.key, "schedule.timezone");
+        let e =
+            Schedule::load(&file("{}"), &Environment::from_vars([("SWARM_UTILS_IS_CRON_CLEAN_NODE", "yes")]))
+                .unwrap_err();
+        assert_eq!((e.origin.as_str(), e.key.as_str()), ("environment", "SWARM_UTILS_IS_CRON_CLEAN_NODE"));
+    }
+}

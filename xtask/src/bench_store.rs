@@ -1,0 +1,220 @@
+//! `cargo xtask bench store`: the job store and the scheduler, against baselines measured in
+//! the same run.
+//!
+//! 1. The job store (SQLite): 1 000 jobs recorded through `SqliteStore` versus the same rows
+//!    inserted with rusqlite directly (one statement each, as the store does); then
+//!    `GET /v1/jobs`'s query (filtered by action, paged 50 at a time) over that history:
+//!    p50 and p99. PostgreSQL is not built yet: its column says so.
+//! 2. One cron tick over 2 000 labelled services (no tasks) on the private engine: the time
+//!    from the tick to every job handed to a launcher that returns at once, and the peak
+//!    memory it added; against `docker service ls` of the same services.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dockhand_engine::{Client, Endpoint, Filters, ServiceSpec};
+use dockhand_jobs::{
+    Action, Job, JobFilter, JobStore, Launched, Launcher, SqliteStore, Status, Step, Target, Trigger, Work,
+};
+use futures_util::future::BoxFuture;
+
+use crate::engine;
+
+const JOBS: usize = 1_000;
+const SERVICES: usize = 2_000;
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(store())?;
+    let layout = engine::up()?;
+    runtime.block_on(tick(&layout.socket(), &layout.url()))
+}
+
+fn job(i: usize) -> Job {
+    let now = std::time::SystemTime::now();
+    let action = [Action::CleanService, Action::BackupService, Action::CleanNode][i % 3];
+    let target = Target::Service { id: format!("id{i:05}"), name: format!("svc-{}", i % 100) };
+    let mut job = Job::start(action, target, Trigger::Cron, "cron", now);
+    for kind in ["exec", "upload"] {
+        let mut step = Step::start(kind, now);
+        step.output_tail = Some(format!("step {kind} of job {i}: all done, 12 files, 3.4 MiB"));
+        step.finish(Status::Succeeded, now, None);
+        job.steps.push(step);
+    }
+    job.finish(now, None);
+    job
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn store() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let jobs: Vec<Job> = (0..JOBS).map(job).collect();
+    let store = SqliteStore::open(&dir.path().join("jobs.sqlite"))?;
+    let started = Instant::now();
+    for job in &jobs {
+        store.record(job).await?;
+    }
+    let ours = started.elapsed();
+    // The baseline: the same rows, the same statement, rusqlite on this thread.
+    let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite"))?;
+    raw.pragma_update(None, "journal_mode", "WAL")?;
+    raw.execute_batch(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
+         started_ms INTEGER NOT NULL, ended_ms INTEGER, job TEXT NOT NULL)",
+    )?;
+    let started = Instant::now();
+    for job in &jobs {
+        raw.execute(
+            "INSERT INTO jobs (id, action, target, status, started_ms, ended_ms, job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET status = ?4, ended_ms = ?6, job = ?7",
+            rusqlite::params![
+                job.id,
+                job.action.as_str(),
+                job.target.describe(),
+                "succeeded",
+                job.started_ms as i64,
+                job.ended_ms.map(|m| m as i64),
+                serde_json::to_string(job)?
+            ],
+        )?;
+    }
+    let baseline = started.elapsed();
+    println!("\n== job store, {JOBS} jobs");
+    println!("{:<34} {:>10} {:>12}", "", "SQLite", "PostgreSQL");
+    println!(
+        "{:<34} {:>8.0}/s {:>12}   (raw rusqlite {:.0}/s, ratio {:.2})",
+        "record",
+        JOBS as f64 / ours.as_secs_f64(),
+        "not built",
+        JOBS as f64 / baseline.as_secs_f64(),
+        ours.as_secs_f64() / baseline.as_secs_f64()
+    );
+    let mut times = Vec::new();
+    for i in 0..500 {
+        let mut filter = JobFilter::default();
+        filter.action = Some(["clean-service", "backup-service", "clean-node"][i % 3].to_owned());
+        filter.limit = Some(50);
+        let page = store.list(&filter).await?;
+        let mut next = filter.clone();
+        next.before = page.last().map(|j| j.id.clone());
+        let started = Instant::now();
+        let _ = store.list(&next).await?;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    println!(
+        "{:<34} p50 {:>5.2} ms p99 {:>5.2} ms {:>12}",
+        "GET /v1/jobs query (filter, page 2)",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+        "not built"
+    );
+    Ok(())
+}
+
+/// A launcher that returns at once: what is measured is the scheduler's own work.
+struct Instant0(std::sync::atomic::AtomicUsize);
+
+impl Launcher for Instant0 {
+    fn launch(&self, key: String, ctx: dockhand_jobs::JobContext, _work: Work) -> BoxFuture<'_, Launched> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let target = Target::Service { id: key.clone(), name: key };
+        let job =
+            Job::start(Action::CleanService, target, ctx.trigger, ctx.caller, std::time::SystemTime::now());
+        Box::pin(async move { Launched::Ran(Box::new(job)) })
+    }
+}
+
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn tick(socket: &std::path::Path, url: &str) -> anyhow::Result<()> {
+    let client = Client::new(Endpoint::unix(socket))?;
+    let label = format!("bench-{}", std::process::id());
+    println!("\n== one cron tick over {SERVICES} labelled services (creating them)");
+    let created = Instant::now();
+    let names: Vec<String> = (0..SERVICES).map(|i| format!("dh-tick-{label}-{i}")).collect();
+    futures_util::future::try_join_all(names.chunks(SERVICES / 8).map(|chunk| {
+        let client = client.clone();
+        let label = label.clone();
+        async move {
+            for name in chunk {
+                let spec = ServiceSpec::new(name, dockhand_e2e::BUSYBOX_IMAGE)
+                    .with_replicas(0)
+                    .with_label("dockhand.clean.enable", "true")
+                    .with_label("dockhand.backup.enable", "true")
+                    .with_label("dockhand.bench", &label);
+                client.create_service(&spec).await?;
+            }
+            Ok::<_, dockhand_engine::Error>(())
+        }
+    }))
+    .await?;
+    println!("created in {:.1} s", created.elapsed().as_secs_f64());
+    let result = measure_tick(&client, url, &label).await;
+    let removed = futures_util::future::join_all(names.iter().map(|n| client.remove_service(n))).await;
+    let left = removed.iter().filter(|r| r.is_err()).count();
+    if left > 0 {
+        eprintln!("{left} benchmark services could not be removed");
+    }
+    result
+}
+
+async fn measure_tick(client: &Client, url: &str, label: &str) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite"))?);
+    let mut ctx = dockhand_jobs::JobContext::new(client.clone(), "bench", Trigger::Cron, "cron");
+    ctx.helpers = dockhand_jobs::HelperSettings::new(dockhand_e2e::HELPER_IMAGE);
+    let storage = Arc::new(dockhand_jobs::StorageTargets::load(
+        &dockhand_host::ConfigFile::parse("{}", false)?,
+        &dockhand_host::Environment::from_vars::<&str, &str>([]),
+        dir.path().join("backups"),
+    )?);
+    let schedule =
+        dockhand_jobs::Schedule::default().with(Action::CleanNode, dockhand_policy::Timing::Off, "bench");
+    let scheduler = dockhand_jobs::Scheduler::new(schedule, ctx, store, storage, "bench")
+        .with_scope(Some(("dockhand.bench".to_owned(), label.to_owned())))
+        .with_concurrency(4);
+    let launcher = Instant0(std::sync::atomic::AtomicUsize::new(0));
+    let at = chrono::DateTime::parse_from_rfc3339("2027-01-01T03:00:00Z")?.with_timezone(&chrono::Utc);
+    let before = peak_kib();
+    let started = Instant::now();
+    let due = scheduler.run_tick(at, &launcher).await?;
+    let ours = started.elapsed();
+    let added = peak_kib().saturating_sub(before);
+    let launched = launcher.0.load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(
+        launched == 2 * SERVICES,
+        "{launched} jobs launched, {due} due: expected {}",
+        2 * SERVICES
+    );
+    let started = Instant::now();
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", url)
+        .args(["service", "ls", "--filter", &format!("label=dockhand.bench={label}"), "-q"])
+        .output()
+        .context("docker service ls")?;
+    let baseline = started.elapsed();
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!(
+        "{:<40} {:>9.1} ms vs {:>9.1} ms (docker service ls)  ratio {:.2}; peak memory +{:.1} MiB ({} jobs)",
+        "tick to every job dispatched",
+        ours.as_secs_f64() * 1e3,
+        baseline.as_secs_f64() * 1e3,
+        ours.as_secs_f64() / baseline.as_secs_f64(),
+        added as f64 / 1024.0,
+        launched
+    );
+    let _ = client.services(&Filters::new()).await;
+    Ok(())
+}
