@@ -12,6 +12,7 @@ mod notify;
 mod podman;
 mod resources;
 mod ssh;
+mod store;
 mod supervisor;
 mod swarm;
 mod transport;

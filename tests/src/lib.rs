@@ -7,6 +7,7 @@
 //! start one: an engine test never passes without an engine.
 
 pub mod pki;
+pub mod postgres;
 pub mod s3;
 pub mod webhook;
 

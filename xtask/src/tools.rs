@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::proc;
 
@@ -115,6 +115,35 @@ pub(crate) fn ensure_wrk() -> anyhow::Result<()> {
         return Ok(());
     }
     apt_install(&["wrk"])
+}
+
+/// The test peers beside the engine: Debian's PostgreSQL (the shared job store's tests run
+/// their own server on loopback, in a data directory of their own) and python3 (the
+/// webhook receiver). Returns PostgreSQL's `bin` directory.
+pub(crate) fn ensure_peers() -> anyhow::Result<std::path::PathBuf> {
+    if proc::which("python3").is_none() {
+        apt_install(&["python3"])?;
+    }
+    if let Some(bin) = postgres_bin() {
+        return Ok(bin);
+    }
+    apt_install(&["postgresql"])?;
+    postgres_bin().context("postgresql is installed but no /usr/lib/postgresql/*/bin/initdb was found")
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` with an `initdb`.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
 }
 
 /// Installs cargo-deny from crates.io when it is missing.

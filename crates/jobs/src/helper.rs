@@ -457,6 +457,18 @@ async fn read_lines(
     Ok((lines, other))
 }
 
+/// Removes the helper services of the job `job` (one whose process died); returns how many.
+/// Its volume containers and transfer networks go with the next job on its target, or the
+/// reconcile that takes the target's lock ([`clear_leftovers`]).
+pub async fn remove_job_helpers(client: &Client, job: &str) -> Result<usize, dockhand_engine::Error> {
+    let services = client.services(&Filters::new().with("label", format!("{HELPER_LABEL}={job}"))).await?;
+    for service in &services {
+        tracing::info!(service = %service.spec.name, job, "removing a helper of an interrupted job");
+        remove_quietly(client, &service.id).await?;
+    }
+    Ok(services.len())
+}
+
 /// Clears what a killed dockhand left on `target` (`node/<id>` or `service/<id>`):
 /// finished helpers (and ones that never left pending) are removed; a helper still working
 /// means the target is busy, and its job is returned.

@@ -120,6 +120,9 @@ pub enum Status {
     Busy,
     /// Skipped, with a reason (a node that is down, a disabled prune).
     Skipped,
+    /// The process running it stopped (a replica killed, a machine lost) and stopped
+    /// renewing its lease; another process marked it and cleaned up after it.
+    Interrupted,
 }
 
 /// One step of a job.

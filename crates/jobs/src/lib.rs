@@ -34,6 +34,7 @@ mod schedule;
 mod seal;
 mod storage;
 mod store;
+mod store_pg;
 mod tail;
 mod update;
 mod volume_io;
@@ -55,6 +56,7 @@ pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, p
 pub use crate::compat::{CompatError, label_prefixes};
 pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,
+    remove_job_helpers,
 };
 pub use crate::http::client as http_client;
 pub use crate::job::{
@@ -83,6 +85,7 @@ pub use crate::storage::{
     Secret, Storage, StorageError, StorageTargets, TargetKind, TargetSettings, default_local_path,
 };
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
+pub use crate::store_pg::{PgStore, StoreConfigError, StoreSettings};
 pub use crate::tail::OUTPUT_TAIL;
 pub use crate::update::{UpdatePlan, UpdateRequest, plan_update, update_service};
 pub use crate::volume_io::{key_timestamp, parse_key_timestamp};

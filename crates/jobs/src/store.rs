@@ -42,6 +42,14 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The shared store (PostgreSQL) failed; `store` is its URL without a password.
+    #[error("the job store {store}: {detail}")]
+    Shared {
+        /// The store.
+        store: String,
+        /// What failed, and PostgreSQL's words.
+        detail: String,
+    },
     /// A stored job cannot be read back.
     #[error("the job store {}: job {id} is unreadable: {source}", path.display())]
     Corrupt {
@@ -86,6 +94,12 @@ pub trait JobStore: Send + Sync {
     /// for `by`, in one transaction: for each, true for the one caller, across every
     /// process sharing the store, that got it first.
     async fn claim_ticks(&self, ticks: &[(Action, String, u64)], by: &str) -> Result<Vec<bool>, StoreError>;
+    /// Renews the lease of the running jobs `ids`, held by `owner`.
+    async fn heartbeat(&self, ids: &[String], owner: &str) -> Result<(), StoreError>;
+    /// Marks every running job whose lease (its last heartbeat, else its start) is older
+    /// than `before_ms` as interrupted, with one step saying `why`; returns the jobs this
+    /// caller marked (of processes racing for one, one marks it).
+    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError>;
     /// The latest tick claimed for `action` on `target`.
     async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError>;
 }
@@ -104,7 +118,7 @@ pub fn default_store_path(env: &Environment) -> Option<PathBuf> {
 }
 
 /// The migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         action TEXT NOT NULL,
@@ -124,6 +138,7 @@ const MIGRATIONS: [&str; 2] = [
         claimed_ms INTEGER NOT NULL,
         PRIMARY KEY (action, target, scheduled_ms)
     )",
+    "ALTER TABLE jobs ADD COLUMN owner TEXT; ALTER TABLE jobs ADD COLUMN heartbeat_ms INTEGER",
 ];
 
 /// The embedded store: one SQLite file in WAL mode, used from blocking threads.
@@ -190,7 +205,7 @@ impl SqliteStore {
 }
 
 /// `job` with every free text redacted: output tails, errors and the caller.
-fn redacted(job: &Job) -> Job {
+pub(crate) fn redacted(job: &Job) -> Job {
     let redactor = Redactor::default();
     let mut job = job.clone();
     job.caller = redactor.redact(&job.caller);
@@ -200,7 +215,17 @@ fn redacted(job: &Job) -> Job {
     job
 }
 
-fn status_text(status: Status) -> String {
+/// `job` (read as running) marked interrupted now, with a step saying `why`.
+pub(crate) fn interrupted(mut job: Job, why: &str) -> Job {
+    let now = std::time::SystemTime::now();
+    let mut step = crate::job::Step::start("interrupted", now);
+    step.finish(Status::Interrupted, now, Some(why.to_owned()));
+    job.steps.push(step);
+    job.finish(now, Some(Status::Interrupted));
+    job
+}
+
+pub(crate) fn status_text(status: Status) -> String {
     serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
@@ -333,6 +358,56 @@ impl JobStore for SqliteStore {
                     Err(query(e))
                 }
             }
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, ids: &[String], owner: &str) -> Result<(), StoreError> {
+        let (ids, owner) = (ids.to_vec(), owner.to_owned());
+        let now = i64::try_from(crate::job::epoch_ms(std::time::SystemTime::now())).unwrap_or(i64::MAX);
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let mut stmt =
+                conn.prepare("UPDATE jobs SET owner = ?1, heartbeat_ms = ?2 WHERE id = ?3").map_err(query)?;
+            for id in &ids {
+                stmt.execute(params![owner, now, id]).map_err(query)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError> {
+        let why = why.to_owned();
+        let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let stale: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT id, job FROM jobs WHERE status = 'running' AND coalesce(heartbeat_ms, started_ms) < ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+                })
+                .map_err(query)?;
+            let mut marked = Vec::new();
+            for (id, text) in stale {
+                let job: Job = serde_json::from_str(&text)
+                    .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.clone(), source })?;
+                let job = interrupted(job, &why);
+                let text = serde_json::to_string(&job)
+                    .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.clone(), source })?;
+                let changed = conn
+                    .execute(
+                        "UPDATE jobs SET status = 'interrupted', ended_ms = ?2, job = ?3 WHERE id = ?1 AND status = 'running'",
+                        params![id, job.ended_ms.map(|m| i64::try_from(m).unwrap_or(i64::MAX)), text],
+                    )
+                    .map_err(query)?;
+                if changed == 1 {
+                    marked.push(job);
+                }
+            }
+            Ok(marked)
         })
         .await
     }

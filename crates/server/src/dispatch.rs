@@ -100,6 +100,7 @@ pub struct Dispatcher {
     stop: CancellationToken,
     metrics: Arc<Metrics>,
     notifier: dockhand_jobs::Notifier,
+    owner: String,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -116,6 +117,7 @@ impl Dispatcher {
         max_queue: usize,
         metrics: Arc<Metrics>,
         notifier: dockhand_jobs::Notifier,
+        owner: String,
     ) -> Self {
         Self {
             store,
@@ -127,6 +129,7 @@ impl Dispatcher {
             stop: CancellationToken::new(),
             metrics,
             notifier,
+            owner,
         }
     }
 
@@ -332,9 +335,7 @@ impl Dispatcher {
                 // Requests for the same target now name this job.
                 let _ = id_tx.send(Some(id.clone()));
                 if let Some(job) = live.as_ref().and_then(|l| l.snapshot()) {
-                    if let Err(e) = self.store.record(&job).await {
-                        tracing::error!(job = %job.id, error = %e, "cannot record the job");
-                    }
+                    self.record_running(&job).await;
                     answer(first, Outcome::Accepted(job));
                 }
             }
@@ -348,9 +349,77 @@ impl Dispatcher {
         }
         if let Some(live) = live.as_ref() {
             live.push(event);
+            // Its progress, for the other replicas that share the store.
+            if matches!(event, Event::StepFinished { .. }) {
+                if let Some(job) = live.snapshot() {
+                    self.record_running(&job).await;
+                }
+            }
+        }
+    }
+
+    /// Records a running job with its lease renewed.
+    async fn record_running(&self, job: &Job) {
+        if let Err(e) = self.store.record(job).await {
+            tracing::error!(job = %job.id, error = %e, "cannot record the job");
+        }
+        if let Err(e) = self.store.heartbeat(std::slice::from_ref(&job.id), &self.owner).await {
+            tracing::warn!(job = %job.id, error = %e, "cannot renew the job's lease");
+        }
+    }
+
+    /// Renews the leases of the jobs this process runs, every [`LEASE_RENEW`], until the
+    /// dispatcher stops.
+    pub async fn renew_leases(&self) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(LEASE_RENEW) => {}
+            }
+            let ids: Vec<String> = self
+                .running()
+                .into_iter()
+                .filter(|j| j.status == dockhand_jobs::Status::Running)
+                .map(|j| j.id)
+                .collect();
+            if let Err(e) = self.store.heartbeat(&ids, &self.owner).await {
+                tracing::warn!(error = %e, "cannot renew the leases of the running jobs");
+            }
+        }
+    }
+
+    /// Marks the jobs whose process stopped renewing their lease for [`JOB_LEASE`] as
+    /// interrupted, notifies and counts them, and returns them.
+    pub async fn interrupt_stale(&self) -> Vec<Job> {
+        let before = dockhand_jobs::epoch_ms(std::time::SystemTime::now())
+            .saturating_sub(u64::try_from(JOB_LEASE.as_millis()).unwrap_or(u64::MAX));
+        let why = format!(
+            "the process running it stopped renewing its lease for {} s (killed, or its machine lost): marked by {}",
+            JOB_LEASE.as_secs(),
+            self.owner
+        );
+        match self.store.interrupt_stale(before, &why).await {
+            Ok(jobs) => {
+                for job in &jobs {
+                    tracing::warn!(job = %job.id, target = %job.target.describe(), "marked interrupted: its process stopped renewing its lease");
+                    self.metrics.job_finished(job);
+                    self.notifier.job_finished(job).await;
+                }
+                jobs
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for interrupted jobs");
+                Vec::new()
+            }
         }
     }
 }
+
+/// How often a process renews the leases of the jobs it runs.
+pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How long a job's lease lasts without renewal before another process marks it
+/// interrupted.
+pub const JOB_LEASE: Duration = Duration::from_secs(45);
 
 /// The scheduler's way into the dispatcher: each cron job runs to its end, in a slot, and
 /// is recorded like any other.

@@ -31,12 +31,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use dockhand_host::{ConfigFile, EngineChoice, Environment, HostRegistry, HostsConfig};
-use dockhand_jobs::SqliteStore;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 pub use crate::auth::{Caller, Gate, JWKS_REFRESH, THROTTLE_LIMIT, THROTTLE_WINDOW, Throttle};
-pub use crate::dispatch::{CronLauncher, Dispatcher, Outcome};
+pub use crate::dispatch::{CronLauncher, Dispatcher, JOB_LEASE, LEASE_RENEW, Outcome};
 pub use crate::error::{ApiError, ErrorBody};
 pub use crate::logging::RedactingWriter;
 pub use crate::metrics::Metrics;
@@ -142,8 +141,11 @@ impl Server {
             Some(id) => EngineChoice::Named(id.clone()),
             None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
         };
+        let store_settings =
+            dockhand_jobs::StoreSettings::load(&file, &env, settings.state_dir.join("jobs.sqlite"))
+                .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
         let client = HostRegistry::new(hosts, env).connect_to(&choice).await?;
-        let store = SqliteStore::open(&settings.state_dir.join("jobs.sqlite"))?;
+        let store = store_settings.open().await?;
         let host = dockhand_jobs::local_hostname();
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
         base.prefixes = config.prefixes.clone();
@@ -178,11 +180,12 @@ impl Server {
             detail,
         })?;
         let dispatcher = Arc::new(Dispatcher::new(
-            Arc::new(store),
+            store,
             config.max_jobs,
             config.max_queue,
             Arc::clone(&metrics),
             notifier.clone(),
+            dockhand_jobs::Locks::process_holder(&host),
         ));
         let gate = Gate {
             authorizer: match &config.scope {
@@ -256,6 +259,11 @@ impl Server {
         let local = listener.local_addr().ok();
         tracing::info!(listen = ?local, "dockhand-server listening");
         let reconcile = tokio::spawn(reconcile(Arc::clone(&self.app)));
+        let leases = tokio::spawn({
+            let dispatcher = Arc::clone(&self.app.dispatcher);
+            async move { dispatcher.renew_leases().await }
+        });
+        let reaper = tokio::spawn(reap(Arc::clone(&self.app)));
         let cron_stop = tokio_util::sync::CancellationToken::new();
         let launcher = Arc::new(crate::dispatch::CronLauncher(Arc::clone(&self.app.dispatcher)));
         let cron = tokio::spawn(Arc::clone(&self.scheduler).run(launcher, cron_stop.clone()));
@@ -306,6 +314,8 @@ impl Server {
         drop(listener);
         tracing::info!("shutting down: cancelling running jobs");
         reconcile.abort();
+        reaper.abort();
+        leases.abort();
         cron_stop.cancel();
         self.app.dispatcher.shutdown().await;
         let _ = cron.await;
@@ -329,6 +339,55 @@ async fn reconcile(app: Arc<App>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot check for services a stopped backup left scaled down"),
+    }
+}
+
+/// How often a process looks for jobs whose process died.
+const REAP_EVERY: Duration = Duration::from_secs(15);
+
+/// Every [`REAP_EVERY`]: jobs of a process that stopped renewing their leases (another
+/// replica killed, or this one before it restarted) are marked interrupted, their helper
+/// services removed, and the services they left scaled down are brought back once the
+/// dead job's lock has expired (the reconcile, again until it did).
+async fn reap(app: Arc<App>) {
+    let mut owed = false;
+    loop {
+        tokio::time::sleep(REAP_EVERY).await;
+        let interrupted = app.dispatcher.interrupt_stale().await;
+        for job in &interrupted {
+            match dockhand_jobs::remove_job_helpers(&app.base.client, &job.id).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(job = %job.id, helpers = n, "removed the helpers of an interrupted job")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "cannot remove the helpers of an interrupted job")
+                }
+            }
+        }
+        owed |= !interrupted.is_empty();
+        if owed {
+            let sink = dockhand_jobs::Collect::default();
+            match dockhand_jobs::reconcile(&app.base, &sink).await {
+                Ok(jobs) => {
+                    for job in &jobs {
+                        if let Err(e) = app.dispatcher.store().record(job).await {
+                            tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                        }
+                    }
+                    // Done once nothing is owed any more.
+                    owed = app
+                        .base
+                        .client
+                        .services(&dockhand_engine::Filters::new().with("label", dockhand_jobs::INTENT_LABEL))
+                        .await
+                        .map_or(true, |s| !s.is_empty());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot bring back services an interrupted job left scaled down")
+                }
+            }
+        }
     }
 }
 

@@ -160,7 +160,7 @@ pub(crate) struct JobsQuery {
     pub target: Option<String>,
     /// `clean-node`, `clean-service`, `backup-service`, `restore`, `update-service`, ...
     pub action: Option<String>,
-    /// `running`, `succeeded`, `failed`, `cancelled`, `refused`, `busy`, `skipped`.
+    /// `running`, `succeeded`, `failed`, `cancelled`, `refused`, `busy`, `skipped`, `interrupted`.
     pub status: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<usize>,
@@ -1133,6 +1133,57 @@ pub(crate) async fn list_jobs(
     }
 }
 
+/// How often a job another replica runs is read again from the store.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// The events of a job another replica runs, from its record in the shared store (which
+/// that replica writes at each finished step): `job-started`, then each `step-finished`,
+/// then `job-finished` (`interrupted` when that replica died).
+fn followed_in_store(
+    app: Shared,
+    job: Job,
+) -> impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>> {
+    let first = sse_event(&Event::JobStarted { job: job.clone() });
+    let sent = job.steps.len();
+    let past: Vec<Event> = job
+        .steps
+        .iter()
+        .map(|step| Event::StepFinished { job: job.id.clone(), step: step.clone() })
+        .collect();
+    let head = futures_util::stream::iter(
+        std::iter::once(first).chain(past.iter().map(sse_event)).map(Ok).collect::<Vec<_>>(),
+    );
+    let next = futures_util::stream::unfold(Some((job.id.clone(), sent)), move |state| {
+        let app = Arc::clone(&app);
+        async move {
+            let (id, mut sent) = state?;
+            loop {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+                let Ok(Some(now)) = app.dispatcher.store().get(&id).await else { continue };
+                let mut events: Vec<Event> = now
+                    .steps
+                    .iter()
+                    .skip(sent)
+                    .map(|step| Event::StepFinished { job: id.clone(), step: step.clone() })
+                    .collect();
+                sent = now.steps.len();
+                let ended = now.status != Status::Running;
+                if ended {
+                    events.push(Event::JobFinished { job: now });
+                }
+                if events.is_empty() {
+                    continue;
+                }
+                let chunk =
+                    futures_util::stream::iter(events.iter().map(sse_event).map(Ok).collect::<Vec<_>>());
+                return Some((chunk, (!ended).then_some((id, sent))));
+            }
+        }
+    })
+    .flatten();
+    head.chain(next)
+}
+
 fn sse_event(event: &Event) -> SseEvent {
     let json = to_json(event);
     let name = json.get("event").and_then(|v| v.as_str()).unwrap_or("event").to_owned();
@@ -1169,6 +1220,12 @@ pub(crate) async fn job_events(
     };
     let (history, rx) = match app.dispatcher.live(&id) {
         Some(live) => live.follow(),
+        None if job.status == Status::Running => {
+            // Another replica runs it: follow its record in the shared store.
+            return Sse::new(followed_in_store(Arc::clone(&app), job))
+                .keep_alive(KeepAlive::default())
+                .into_response();
+        }
         None => {
             let last = Event::JobFinished { job };
             let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(sse_event(&last))]);

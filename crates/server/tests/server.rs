@@ -1139,3 +1139,182 @@ async fn a_failed_job_is_notified_redacted_and_a_receiver_that_is_down_is_only_c
     assert!(!log.contains("T0DOWNSECRET") && !log.contains("T0SECRETPATH"), "a webhook URL in the log");
     server.assert_no_leaks(&[ADMIN, secret]);
 }
+
+/// A sleeping busybox service on the manager (its execs and volumes stay local), with
+/// `labels` and, if given, `volume` at `/data`.
+async fn on_manager(
+    s: &TestSwarm,
+    prefix: &str,
+    labels: &[(&str, &str)],
+    volume: Option<&str>,
+) -> (String, ServiceGuard) {
+    let name = unique_name(prefix);
+    let mut spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_args(["sleep", "3600"])
+        .with_constraint("node.role==manager");
+    if let Some(volume) = volume {
+        spec = spec.with_volume(volume, "/data");
+    }
+    for (k, v) in labels {
+        spec = spec.with_label(*k, *v);
+    }
+    s.manager().create_service(&spec).await.unwrap();
+    (name.clone(), ServiceGuard::new(s.manager_url(), &name))
+}
+
+/// The store section for `pg`, its password from a variable.
+fn pg_store(pg: &dockhand_e2e::postgres::PgPeer) -> String {
+    format!("store:\n  url: {}\n  password_env: DH_TEST_PG_PASSWORD\n", pg.url())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_postgresql_run_every_tick_once_and_see_each_others_jobs() {
+    use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let pg = PgPeer::start();
+    let tenant = unique_name("replicas");
+    let labels = [
+        ("dockhand.clean.enable", "true"),
+        ("dockhand.clean.exec", "true"),
+        ("dockhand.tenant", tenant.as_str()),
+    ];
+    let mut names = Vec::new();
+    let mut guards = Vec::new();
+    for _ in 0..10 {
+        let (name, guard) = on_manager(&s, "replica-svc", &labels, None).await;
+        names.push(name);
+        guards.push(guard);
+    }
+    for name in &names {
+        dockhand_e2e::wait_for_task(s.manager(), name, "running").await;
+    }
+    let config = format!(
+        "{}scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n",
+        pg_store(&pg)
+    );
+    let env = [("DOCKHAND_SCHEDULE_ENABLED", "true"), ("DH_TEST_PG_PASSWORD", PG_PASSWORD)];
+    let manager = s.manager_url();
+    let (a, b) = tokio::join!(Server::start(manager, &config, &env), Server::start(manager, &config, &env));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+
+    let from_a = cron_jobs(&a, "clean-service").await;
+    let from_b = cron_jobs(&b, "clean-service").await;
+    let ids = |jobs: &[Value]| -> Vec<String> {
+        jobs.iter()
+            .filter(|j| j["status"] != "running")
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (ids_a, ids_b) = (ids(&from_a), ids(&from_b));
+    let common = ids_a.len().min(ids_b.len());
+    assert_eq!(ids_a[..common], ids_b[..common], "both replicas list the same jobs");
+    assert!(from_a.len() >= 10 * 10, "10 services, every 5 s, for 60 s: {}", from_a.len());
+    let mut ran_by = std::collections::BTreeSet::new();
+    for name in &names {
+        let runs: Vec<&Value> = from_a.iter().filter(|j| j["target"]["name"] == name.as_str()).collect();
+        let ticks: Vec<i64> = runs.iter().map(|j| tick_ms(j)).collect();
+        for pair in ticks.windows(2) {
+            assert_eq!(pair[1] - pair[0], 5_000, "{name}: every tick once, none missing: {ticks:?}");
+        }
+        for (i, job) in runs.iter().enumerate() {
+            let last = i + 1 == runs.len();
+            assert!(job["status"] == "succeeded" || (last && job["status"] == "running"), "{job}");
+            // The job ID carries its process: both replicas ran some.
+            ran_by.insert(job["id"].as_str().unwrap()[17..21].to_owned());
+        }
+        for pair in runs.windows(2) {
+            assert!(
+                pair[0]["ended_ms"].as_i64().unwrap() <= pair[1]["started_ms"].as_i64().unwrap(),
+                "{pair:?}"
+            );
+        }
+    }
+    assert_eq!(ran_by.len(), 2, "both replicas ran ticks: {ran_by:?}");
+    // Any replica answers for a job the other ran.
+    for job in from_a.iter().take(20) {
+        let id = job["id"].as_str().unwrap();
+        let (status, got) = b.call("GET", &format!("/v1/jobs/{id}"), Some(ADMIN), None).await;
+        assert_eq!(status, 200, "{got}");
+    }
+    for server in [&a, &b] {
+        server.assert_no_leaks(&[ADMIN, PG_PASSWORD]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_backup_is_marked_interrupted_and_the_service_comes_back() {
+    use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let pg = PgPeer::start();
+    let volume = unique_name("replica-vol");
+    let labels = [
+        ("dockhand.backup.enable", "true"),
+        ("dockhand.backup.stop", "true"),
+        ("dockhand.backup.volume-list-upload", volume.as_str()),
+    ];
+    let (name, _guard) = on_manager(&s, "replica-bk", &labels, Some(&volume)).await;
+    let task = dockhand_e2e::wait_for_task(s.manager(), &name, "running").await;
+    let container = task.status.container_status.map(|c| c.container_id).unwrap();
+    let fill = dockhand_engine::ExecSpec::new([
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/data/big bs=1M count=300 2>/dev/null",
+    ]);
+    let mut out = s.manager().exec(&container, &fill).await.unwrap();
+    while out.next().await.is_some() {}
+    assert_eq!(out.exit_code().await.unwrap(), 0);
+
+    let config = pg_store(&pg);
+    let env = [("DH_TEST_PG_PASSWORD", PG_PASSWORD)];
+    let manager = s.manager_url();
+    let a = Server::start(manager, &config, &env).await;
+    let b = Server::start(manager, &config, &env).await;
+    let (status, body) = a.post(&format!("/v1/services/{name}/backup?wait=false"), Some(ADMIN), "{}").await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    // Once the service is stopped, A dies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, job) = a.call("GET", &format!("/v1/jobs/{id}"), Some(ADMIN), None).await;
+        let stopped = job["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|st| st["kind"] == "stop" && st["status"] == "succeeded");
+        if stopped {
+            assert_eq!(job["status"], "running", "killed mid-backup: {job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backup did not stop the service: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut a = a;
+    a.child.kill().await.unwrap();
+    let stopped = s.manager().service(&name).await.unwrap();
+    assert!(stopped.spec.labels.contains_key("dockhand.backup.restore-replicas"), "the intent is recorded");
+
+    // B sees the lease expire, marks the job, removes what it left and starts the service.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, job) = b.call("GET", &format!("/v1/jobs/{id}"), Some(ADMIN), None).await;
+        let service = s.manager().service(&name).await.unwrap();
+        let replicas = service.spec.replicas();
+        if job["status"] == "interrupted"
+            && replicas == Some(1)
+            && !service.spec.labels.contains_key("dockhand.backup.restore-replicas")
+        {
+            let last = job["steps"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["kind"], "interrupted", "{job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recovered: job {job}, replicas {replicas:?}\n{}", b.log());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    dockhand_e2e::wait_for_task(s.manager(), &name, "running").await;
+    let helpers =
+        s.manager().services(&Filters::new().with("label", format!("dockhand.helper={id}"))).await.unwrap();
+    assert!(helpers.is_empty(), "{helpers:?}");
+    b.assert_no_leaks(&[ADMIN, PG_PASSWORD]);
+}

@@ -1,0 +1,458 @@
+//! The shared job store: PostgreSQL, for several `dockhand-server` replicas. The same
+//! records as the embedded SQLite store (the job as JSON, redacted on the way in), and the
+//! same tick claims, so a cron tick runs once across replicas.
+//!
+//! Migrations run at connect, under a PostgreSQL advisory lock: replicas that start at
+//! once run each migration once. A connection that breaks is made again on the next call.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dockhand_host::{ConfigFile, Environment};
+use tokio::sync::Mutex;
+
+use crate::job::{Action, Job};
+use crate::store::{JobFilter, JobStore, StoreError, interrupted, redacted, status_text};
+
+/// The migrations, in order; `dockhand_migrations` records which ran.
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        ended_ms BIGINT,
+        job TEXT NOT NULL
+    );
+    CREATE INDEX jobs_started ON jobs (started_ms);
+    CREATE INDEX jobs_target ON jobs (target);
+    CREATE INDEX jobs_action ON jobs (action, id);
+    CREATE TABLE ticks (
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        scheduled_ms BIGINT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_ms BIGINT NOT NULL,
+        PRIMARY KEY (action, target, scheduled_ms)
+    )",
+    "ALTER TABLE jobs ADD COLUMN owner TEXT, ADD COLUMN heartbeat_ms BIGINT",
+];
+
+/// The advisory lock migrations run under (any constant all replicas agree on).
+const MIGRATION_LOCK: i64 = 0x646f_636b_6861_6e64; // "dockhand"
+
+/// Where jobs are kept, as the configuration says.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum StoreSettings {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A shared PostgreSQL database.
+    Postgres {
+        /// The URL as shown: no password.
+        shown: String,
+        /// The connection settings, password included.
+        config: Box<tokio_postgres::Config>,
+    },
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres { shown, .. } => {
+                f.debug_struct("Postgres").field("url", shown).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// A `store` setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {detail}")]
+pub struct StoreConfigError {
+    /// The configuration file, or `environment`.
+    pub origin: String,
+    /// The key or variable.
+    pub key: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+}
+
+impl StoreSettings {
+    /// `store.url` (or `DOCKHAND_STORE_URL`, which wins): a `postgres://` URL without a
+    /// password, which comes from `store.password_file` or `store.password_env`. Without
+    /// a URL, the SQLite file `sqlite`.
+    pub fn load(file: &ConfigFile, env: &Environment, sqlite: PathBuf) -> Result<Self, StoreConfigError> {
+        let origin = file.origin().to_string();
+        let error = |key: &str, detail: String| StoreConfigError {
+            origin: origin.clone(),
+            key: key.to_owned(),
+            detail,
+        };
+        let raw = match file.get("store") {
+            None => RawStore::default(),
+            Some(value) => value.deserialize::<RawStore>().map_err(|e| error("store", e.kind.to_string()))?,
+        };
+        let (url, key) = match env.get("DOCKHAND_STORE_URL") {
+            Some(url) => (Some(url.to_owned()), "DOCKHAND_STORE_URL"),
+            None => (raw.url.clone(), "store.url"),
+        };
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else { return Ok(Self::Sqlite(sqlite)) };
+        let url_error = |detail: String| StoreConfigError {
+            origin: if key == "store.url" { origin.clone() } else { "environment".to_owned() },
+            key: key.to_owned(),
+            detail,
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(url_error(
+                "a postgres:// URL, such as postgres://dockhand@db:5432/dockhand".to_owned(),
+            ));
+        }
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| url_error(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(url_error(
+                "holds a password: give it in store.password_file (a swarm secret) or store.password_env"
+                    .to_owned(),
+            ));
+        }
+        if !matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable)
+            && url.contains("sslmode=")
+        {
+            return Err(url_error(
+                "sslmode: TLS to PostgreSQL is not built yet; use sslmode=disable on a network you trust (the swarm's encrypted overlay)".to_owned(),
+            ));
+        }
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let password = match (&raw.password_file, &raw.password_env) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "store.password_file",
+                    "give password_file or password_env, not both".to_owned(),
+                ));
+            }
+            (Some(path), None) => Some(read_password(path).map_err(|d| error("store.password_file", d))?),
+            (None, Some(var)) => Some(
+                env.get(var)
+                    .map(str::to_owned)
+                    .ok_or_else(|| error("store.password_env", format!("the variable {var} is not set")))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("dockhand");
+        Ok(Self::Postgres { shown: shown_url(&config), config: Box::new(config) })
+    }
+
+    /// Opens the store (for PostgreSQL: connects and migrates).
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(path) => std::sync::Arc::new(crate::SqliteStore::open(path)?),
+            Self::Postgres { shown, config } => {
+                std::sync::Arc::new(PgStore::connect((**config).clone(), shown).await?)
+            }
+        })
+    }
+}
+
+fn read_password(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(password.to_owned())
+}
+
+/// `postgres://user@host:port/db`, never the password.
+fn shown_url(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// The shared store.
+pub struct PgStore {
+    config: tokio_postgres::Config,
+    shown: String,
+    client: Mutex<Option<tokio_postgres::Client>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.shown).finish_non_exhaustive()
+    }
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    /// Connects to `config` (shown as `shown`) and runs the migrations it lacks.
+    pub async fn connect(config: tokio_postgres::Config, shown: &str) -> Result<Self, StoreError> {
+        let store = Self { config, shown: shown.to_owned(), client: Mutex::new(None) };
+        let guard = store.client().await?;
+        let client = live(&guard);
+        let fail = |e: tokio_postgres::Error| store.error("migrating", &e);
+        client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(fail)?;
+        let migrated = async {
+            client
+                .batch_execute("CREATE TABLE IF NOT EXISTS dockhand_migrations (version INTEGER PRIMARY KEY)")
+                .await?;
+            let done: i64 = client.query_one("SELECT count(*) FROM dockhand_migrations", &[]).await?.get(0);
+            for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(done).unwrap_or(0)) {
+                let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; {migration}; INSERT INTO dockhand_migrations (version) VALUES ({version}); COMMIT"
+                    ))
+                    .await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        }
+        .await;
+        let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+        drop(guard);
+        migrated.map_err(|e| store.error("migrating", &e))?;
+        unlocked.map_err(|e| store.error("migrating", &e))?;
+        Ok(store)
+    }
+
+    /// The URL as shown (no password).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn error(&self, what: &str, e: &tokio_postgres::Error) -> StoreError {
+        StoreError::Shared { store: self.shown.clone(), detail: format!("{what}: {e}") }
+    }
+
+    /// The connection, made again if it broke.
+    async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, StoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            let (client, connection) =
+                self.config.connect(tokio_postgres::NoTls).await.map_err(|e| self.error("connecting", &e))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "the job store's connection ended");
+                }
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+}
+
+/// The guard's client: present once `client()` succeeded.
+fn live(guard: &Option<tokio_postgres::Client>) -> &tokio_postgres::Client {
+    match guard {
+        Some(client) => client,
+        None => unreachable!("client() connects before it returns"),
+    }
+}
+
+#[async_trait::async_trait]
+impl JobStore for PgStore {
+    async fn record(&self, job: &Job) -> Result<(), StoreError> {
+        let job = redacted(job);
+        let text = serde_json::to_string(&job).map_err(|e| StoreError::Shared {
+            store: self.shown.clone(),
+            detail: format!("job {}: {e}", job.id),
+        })?;
+        let guard = self.client().await?;
+        live(&guard)
+            .execute(
+                "INSERT INTO jobs (id, action, target, status, started_ms, ended_ms, job)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET status = $4, ended_ms = $6, job = $7",
+                &[
+                    &job.id,
+                    &job.action.as_str(),
+                    &job.target.describe(),
+                    &status_text(job.status),
+                    &ms(job.started_ms),
+                    &job.ended_ms.map(ms),
+                    &text,
+                ],
+            )
+            .await
+            .map_err(|e| self.error("recording a job", &e))?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let guard = self.client().await?;
+        let row = live(&guard)
+            .query_opt("SELECT job FROM jobs WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| self.error("reading a job", &e))?;
+        row.map(|r| {
+            let text: String = r.get(0);
+            serde_json::from_str(&text).map_err(|e| StoreError::Shared {
+                store: self.shown.clone(),
+                detail: format!("job {id}: {e}"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+        let status = filter.status.map(status_text);
+        let guard = self.client().await?;
+        let rows = live(&guard)
+            .query(
+                "SELECT id, job FROM jobs
+                 WHERE ($1::TEXT IS NULL OR target = $1) AND ($2::TEXT IS NULL OR status = $2)
+                   AND ($3::TEXT IS NULL OR action = $3) AND ($4::TEXT IS NULL OR id < $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[&filter.target, &status, &filter.action, &filter.before, &limit],
+            )
+            .await
+            .map_err(|e| self.error("listing jobs", &e))?;
+        rows.iter()
+            .map(|r| {
+                let (id, text): (String, String) = (r.get(0), r.get(1));
+                serde_json::from_str(&text).map_err(|e| StoreError::Shared {
+                    store: self.shown.clone(),
+                    detail: format!("job {id}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    async fn purge(&self, age: Duration) -> Result<usize, StoreError> {
+        let cutoff = ms(crate::job::epoch_ms(std::time::SystemTime::now())
+            .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
+        let guard = self.client().await?;
+        let client = live(&guard);
+        client
+            .execute("DELETE FROM ticks WHERE scheduled_ms < $1", &[&cutoff])
+            .await
+            .map_err(|e| self.error("purging", &e))?;
+        let n = client
+            .execute("DELETE FROM jobs WHERE started_ms < $1", &[&cutoff])
+            .await
+            .map_err(|e| self.error("purging", &e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn claim_ticks(&self, ticks: &[(Action, String, u64)], by: &str) -> Result<Vec<bool>, StoreError> {
+        if ticks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = ms(crate::job::epoch_ms(std::time::SystemTime::now()));
+        let actions: Vec<&str> = ticks.iter().map(|(a, _, _)| a.as_str()).collect();
+        let targets: Vec<&str> = ticks.iter().map(|(_, t, _)| t.as_str()).collect();
+        let times: Vec<i64> = ticks.iter().map(|(_, _, m)| ms(*m)).collect();
+        let guard = self.client().await?;
+        // One statement: the rows it inserted are the ticks this caller won.
+        let rows = live(&guard)
+            .query(
+                "INSERT INTO ticks (action, target, scheduled_ms, claimed_by, claimed_ms)
+                 SELECT a, t, s, $4, $5 FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(a, t, s)
+                 ON CONFLICT DO NOTHING
+                 RETURNING action, target, scheduled_ms",
+                &[&actions, &targets, &times, &by, &now],
+            )
+            .await
+            .map_err(|e| self.error("claiming ticks", &e))?;
+        let won: std::collections::HashSet<(String, String, i64)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        Ok(ticks.iter().map(|(a, t, m)| won.contains(&(a.as_str().to_owned(), t.clone(), ms(*m)))).collect())
+    }
+
+    async fn heartbeat(&self, ids: &[String], owner: &str) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = ms(crate::job::epoch_ms(std::time::SystemTime::now()));
+        let guard = self.client().await?;
+        live(&guard)
+            .execute(
+                "UPDATE jobs SET owner = $1, heartbeat_ms = $2 WHERE id = ANY($3::TEXT[])",
+                &[&owner, &now, &ids],
+            )
+            .await
+            .map_err(|e| self.error("renewing job leases", &e))?;
+        Ok(())
+    }
+
+    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError> {
+        let guard = self.client().await?;
+        let client = live(&guard);
+        let rows = client
+            .query(
+                "SELECT id, job FROM jobs WHERE status = 'running' AND coalesce(heartbeat_ms, started_ms) < $1",
+                &[&ms(before_ms)],
+            )
+            .await
+            .map_err(|e| self.error("finding stale jobs", &e))?;
+        let mut marked = Vec::new();
+        for row in rows {
+            let (id, text): (String, String) = (row.get(0), row.get(1));
+            let job: Job = serde_json::from_str(&text).map_err(|e| StoreError::Shared {
+                store: self.shown.clone(),
+                detail: format!("job {id}: {e}"),
+            })?;
+            let job = interrupted(job, why);
+            let text = serde_json::to_string(&job).map_err(|e| StoreError::Shared {
+                store: self.shown.clone(),
+                detail: format!("job {id}: {e}"),
+            })?;
+            // Conditional: of replicas racing for one job, one marks it.
+            let changed = client
+                .execute(
+                    "UPDATE jobs SET status = 'interrupted', ended_ms = $2, job = $3 WHERE id = $1 AND status = 'running'",
+                    &[&id, &job.ended_ms.map(ms), &text],
+                )
+                .await
+                .map_err(|e| self.error("marking a job interrupted", &e))?;
+            if changed == 1 {
+                marked.push(job);
+            }
+        }
+        Ok(marked)
+    }
+
+    async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError> {
+        let guard = self.client().await?;
+        let row = live(&guard)
+            .query_one(
+                "SELECT max(scheduled_ms) FROM ticks WHERE action = $1 AND target = $2",
+                &[&action.as_str(), &target],
+            )
+            .await
+            .map_err(|e| self.error("reading the last tick", &e))?;
+        let last: Option<i64> = row.get(0);
+        Ok(last.and_then(|m| u64::try_from(m).ok()))
+    }
+}

@@ -1,0 +1,149 @@
+//! The job store's contract, run on the embedded SQLite file and on a real PostgreSQL (the
+//! shared store of several replicas): records, listings, paging, purges, tick claims across
+//! two handles, migrations run by two at once, and no secret stored.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
+use dockhand_host::{ConfigFile, Environment};
+use dockhand_jobs::{Action, Job, JobFilter, JobStore, Status, Step, StoreSettings, Target, Trigger};
+
+fn job(hostname: &str, at: u64, status: Status) -> Job {
+    let now = UNIX_EPOCH + Duration::from_millis(at);
+    let target = Target::Node { id: format!("id-{hostname}"), hostname: hostname.to_owned() };
+    let mut job = Job::start(Action::CleanNode, target, Trigger::Cli, "cli:ops", now);
+    let mut step = Step::start("container-prune", now);
+    step.output_tail = Some("export password=hunter2-very-secret".into());
+    step.finish(status, now, Some("login with --password s3cr3t-pass-value failed".into()));
+    job.steps.push(step);
+    job.finish(now, None);
+    job
+}
+
+async fn contract(one: Arc<dyn JobStore>, two: Arc<dyn JobStore>, what: &str) {
+    let now = dockhand_jobs::epoch_ms(SystemTime::now());
+    let (a, b, old) = (
+        job("node1", now, Status::Succeeded),
+        job("node2", now + 1, Status::Failed),
+        job("node1", 1000, Status::Succeeded),
+    );
+    for j in [&a, &b, &old] {
+        one.record(j).await.unwrap();
+    }
+    two.record(&b).await.unwrap();
+    let all = two.list(&JobFilter::default()).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [b.id.as_str(), a.id.as_str(), old.id.as_str()],
+        "{what}: newest first, from either handle"
+    );
+    let mut filter = JobFilter::default();
+    filter.status = Some(Status::Failed);
+    assert_eq!(one.list(&filter).await.unwrap().len(), 1, "{what}");
+    let mut filter = JobFilter::default();
+    filter.target = Some("node/node1".into());
+    filter.limit = Some(1);
+    let page = one.list(&filter).await.unwrap();
+    assert_eq!(page[0].id, a.id, "{what}");
+    filter.before = Some(page[0].id.clone());
+    assert_eq!(one.list(&filter).await.unwrap()[0].id, old.id, "{what}: the next page");
+    let got = two.get(&a.id).await.unwrap().unwrap();
+    let text = serde_json::to_string(&got).unwrap();
+    assert!(!text.contains("hunter2-very-secret") && !text.contains("s3cr3t-pass-value"), "{what}: {text}");
+    assert!(two.get("0000").await.unwrap().is_none(), "{what}");
+    assert_eq!(one.purge(Duration::from_secs(3600)).await.unwrap(), 1, "{what}: the old job");
+
+    let tick = |action, ms| vec![(action, "service/a".to_owned(), ms)];
+    assert_eq!(one.last_tick(Action::CleanService, "service/a").await.unwrap(), None, "{what}");
+    let at = now - 10_000;
+    assert_eq!(one.claim_ticks(&tick(Action::CleanService, at), "r1").await.unwrap(), [true], "{what}");
+    assert_eq!(two.claim_ticks(&tick(Action::CleanService, at), "r2").await.unwrap(), [false], "{what}");
+    let mixed = [
+        tick(Action::BackupService, at),
+        tick(Action::CleanService, at + 5_000),
+        tick(Action::CleanService, at),
+    ]
+    .concat();
+    assert_eq!(two.claim_ticks(&mixed, "r2").await.unwrap(), [true, true, false], "{what}");
+    assert_eq!(one.last_tick(Action::CleanService, "service/a").await.unwrap(), Some(at + 5_000), "{what}");
+
+    // Leases: a running job whose process stopped renewing is marked interrupted, once.
+    let start = |host: &str, at: u64| {
+        let target = Target::Node { id: format!("id-{host}"), hostname: host.to_owned() };
+        Job::start(
+            Action::CleanNode,
+            target,
+            Trigger::Api,
+            "api:admin#1",
+            UNIX_EPOCH + Duration::from_millis(at),
+        )
+    };
+    let (dead, alive) = (start("dead", now - 120_000), start("alive", now - 120_000));
+    for j in [&dead, &alive] {
+        one.record(j).await.unwrap();
+    }
+    two.heartbeat(std::slice::from_ref(&alive.id), "replica-b").await.unwrap();
+    let marked = one.interrupt_stale(now - 45_000, "replica-a stopped").await.unwrap();
+    assert_eq!(marked.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [dead.id.as_str()], "{what}");
+    assert!(two.interrupt_stale(now - 45_000, "again").await.unwrap().is_empty(), "{what}: once");
+    let got = two.get(&dead.id).await.unwrap().unwrap();
+    assert_eq!(got.status, Status::Interrupted, "{what}");
+    assert_eq!(got.steps.last().map(|s| s.kind.as_str()), Some("interrupted"), "{what}");
+    assert_eq!(
+        two.get(&alive.id).await.unwrap().unwrap().status,
+        Status::Running,
+        "{what}: its lease is renewed"
+    );
+}
+
+fn settings(yaml: &str, env: &[(&str, &str)]) -> Result<StoreSettings, dockhand_jobs::StoreConfigError> {
+    let file = ConfigFile::parse(yaml, false).unwrap();
+    StoreSettings::load(
+        &file,
+        &Environment::from_vars(env.iter().copied()),
+        "/nonexistent/jobs.sqlite".into(),
+    )
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_sqlite_and_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite");
+    let sqlite = StoreSettings::Sqlite(path);
+    contract(sqlite.open().await.unwrap(), sqlite.open().await.unwrap(), "sqlite").await;
+
+    let pg = PgPeer::start();
+    let yaml = format!("store:\n  url: {}\n  password_env: PG_TEST_PASSWORD\n", pg.url());
+    let settings = settings(&yaml, &[("PG_TEST_PASSWORD", PG_PASSWORD)]).unwrap();
+    assert!(!format!("{settings:?}").contains(PG_PASSWORD));
+    // Two replicas starting at once: the migrations run once, both connect.
+    let (one, two) = tokio::join!(settings.open(), settings.open());
+    contract(one.unwrap(), two.unwrap(), "postgresql").await;
+}
+
+#[test]
+fn store_settings_keep_the_password_out_of_the_url_and_name_their_key() {
+    assert!(matches!(settings("{}", &[]).unwrap(), StoreSettings::Sqlite(_)));
+    let e = settings("store:\n  url: postgres://u:secretpw@db/x\n", &[]).unwrap_err();
+    assert_eq!(e.key, "store.url");
+    assert!(!e.to_string().contains("secretpw"), "{e}");
+    let e = settings("store:\n  url: postgres://u@db/x\n  password_env: NOPE\n", &[]).unwrap_err();
+    assert_eq!(e.key, "store.password_env");
+    let e = settings("{}", &[("DOCKHAND_STORE_URL", "mysql://db/x")]).unwrap_err();
+    assert_eq!((e.origin.as_str(), e.key.as_str()), ("environment", "DOCKHAND_STORE_URL"));
+    let e = settings("store:\n  uri: postgres://db/x\n", &[]).unwrap_err();
+    assert_eq!(e.key, "store");
+    match settings(
+        "store:\n  url: postgres://u@db:5433/x\n",
+        &[("DOCKHAND_STORE_URL", "postgres://v@other/y")],
+    )
+    .unwrap()
+    {
+        StoreSettings::Postgres { shown, .. } => {
+            assert_eq!(shown, "postgres://v@other:5432/y", "the variable wins")
+        }
+        other => panic!("{other:?}"),
+    }
+}
