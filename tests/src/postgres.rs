@@ -31,9 +31,15 @@ pub fn pg_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("DOCKHAND_TEST_PG_BIN") {
         return PathBuf::from(bin);
     }
+    installed_pg_bin().expect(
+        "PostgreSQL is not installed: `cargo xtask ci` installs Debian's postgresql (apt-get install postgresql)",
+    )
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` that has an `initdb`.
+pub fn installed_pg_bin() -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
+        .ok()?
         .flatten()
         .filter_map(|e| {
             let version = e.file_name().to_str()?.parse::<u32>().ok()?;
@@ -42,9 +48,7 @@ pub fn pg_bin() -> PathBuf {
         })
         .collect();
     found.sort();
-    found.pop().map(|(_, b)| b).expect(
-        "PostgreSQL is not installed: `cargo xtask ci` installs Debian's postgresql (apt-get install postgresql)",
-    )
+    found.pop().map(|(_, b)| b)
 }
 
 impl PgPeer {

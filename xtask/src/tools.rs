@@ -124,26 +124,12 @@ pub(crate) fn ensure_peers() -> anyhow::Result<std::path::PathBuf> {
     if proc::which("python3").is_none() {
         apt_install(&["python3"])?;
     }
-    if let Some(bin) = postgres_bin() {
+    if let Some(bin) = dockhand_e2e::postgres::installed_pg_bin() {
         return Ok(bin);
     }
     apt_install(&["postgresql"])?;
-    postgres_bin().context("postgresql is installed but no /usr/lib/postgresql/*/bin/initdb was found")
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin` with an `initdb`.
-fn postgres_bin() -> Option<std::path::PathBuf> {
-    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, bin)| bin)
+    dockhand_e2e::postgres::installed_pg_bin()
+        .context("postgresql is installed but no /usr/lib/postgresql/*/bin/initdb was found")
 }
 
 /// Installs cargo-deny from crates.io when it is missing.

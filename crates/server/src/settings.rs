@@ -337,4 +337,27 @@ mod tests {
         let with_compat = load("labels:\n  compat: swarm-utils\n", &[]).unwrap();
         assert_eq!(with_compat.prefixes, LabelPrefixes::with_swarm_utils());
     }
+
+    #[test]
+    fn the_tenant_schedule_and_webhooks_are_read_with_the_rest() {
+        let config = load(
+            "scope:\n  selector: dockhand.tenant=team-a\nschedule:\n  clean-node: 'off'\nnotifications:\n  webhooks:\n    - url_env: HOOK\n",
+            &[("HOOK", "https://hooks.example.com/x")],
+        )
+        .unwrap();
+        assert_eq!(config.scope, Some(("dockhand.tenant".to_owned(), "team-a".to_owned())));
+        assert_eq!(config.webhooks.len(), 1);
+        assert_eq!(
+            config.schedule.timing(dockhand_jobs::Action::CleanNode).unwrap().0,
+            &dockhand_policy::Timing::Off
+        );
+        let same = load("server:\n  scope: t=a\nscope:\n  selector: t=a\n", &[]).unwrap();
+        assert_eq!(same.scope, Some(("t".to_owned(), "a".to_owned())));
+        let err = load("server:\n  scope: t=a\nscope:\n  selector: t=b\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("scope.selector"), "{err}");
+        let err = load("scope:\n  selector: team-a\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("scope.selector") && err.contains("label=value"), "{err}");
+        let err = load("schedule:\n  backup-service: nightly\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("schedule.backup-service"), "{err}");
+    }
 }
