@@ -459,7 +459,7 @@ async fn read_lines(
 
 /// Removes the helper services of the job `job` (one whose process died); returns how many.
 /// Its volume containers and transfer networks go with the next job on its target, or the
-/// reconcile that takes the target's lock ([`clear_leftovers`]).
+/// reconcile that takes the target's lock (`clear_leftovers`).
 pub async fn remove_job_helpers(client: &Client, job: &str) -> Result<usize, dockhand_engine::Error> {
     let services = client.services(&Filters::new().with("label", format!("{HELPER_LABEL}={job}"))).await?;
     for service in &services {

@@ -349,9 +349,11 @@ impl Dispatcher {
         }
         if let Some(live) = live.as_ref() {
             live.push(event);
-            // Its progress, for the other replicas that share the store.
-            if matches!(event, Event::StepFinished { .. }) {
-                if let Some(job) = live.snapshot() {
+            // Its progress, for the other replicas that share the store: only a job that
+            // holds its lock is recorded (a busy refusal never is).
+            if let Event::StepFinished { job: id, .. } = event {
+                let holds = busy.is_none() && id_tx.borrow().as_deref() == Some(id.as_str());
+                if let Some(job) = live.snapshot().filter(|_| holds) {
                     self.record_running(&job).await;
                 }
             }
