@@ -123,6 +123,38 @@ async fn the_store_contract_holds_on_sqlite_and_on_postgresql() {
     contract(one.unwrap(), two.unwrap(), "postgresql").await;
 }
 
+#[tokio::test]
+async fn the_shared_store_speaks_tls_and_verifies_the_server() {
+    let ca = dockhand_e2e::pki::TestCa::new("dockhand test PostgreSQL CA");
+    let pg = PgPeer::start_tls(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let env = [("PG_TEST_PASSWORD", PG_PASSWORD)];
+    let tls = format!(
+        "store:\n  url: {}\n  password_env: PG_TEST_PASSWORD\n  ca_file: {}\n",
+        pg.tls_url(),
+        ca_file.display()
+    );
+    let store = settings(&tls, &env).unwrap().open().await.unwrap();
+    let job = job("tls", dockhand_jobs::epoch_ms(SystemTime::now()), Status::Succeeded);
+    store.record(&job).await.unwrap();
+    assert_eq!(
+        store.get(&job.id).await.unwrap().unwrap().id,
+        job.id,
+        "over TLS (the server takes nothing else)"
+    );
+    // The server accepts TLS alone.
+    let plain = format!("store:\n  url: {}\n  password_env: PG_TEST_PASSWORD\n", pg.url());
+    let e = settings(&plain, &env).unwrap().open().await.err().expect("refused").to_string();
+    assert!(e.contains("connecting"), "{e}");
+    // Without the CA, the server's certificate is not trusted: no connection.
+    let untrusted = format!("store:\n  url: {}\n  password_env: PG_TEST_PASSWORD\n", pg.tls_url());
+    let e = settings(&untrusted, &env).unwrap().open().await.err().expect("refused").to_string();
+    assert!(e.contains("certificate") || e.contains("UnknownIssuer"), "{e}");
+    assert!(!e.contains(PG_PASSWORD), "{e}");
+}
+
 #[test]
 fn store_settings_keep_the_password_out_of_the_url_and_name_their_key() {
     assert!(matches!(settings("{}", &[]).unwrap(), StoreSettings::Sqlite(_)));
@@ -135,6 +167,12 @@ fn store_settings_keep_the_password_out_of_the_url_and_name_their_key() {
     assert_eq!((e.origin.as_str(), e.key.as_str()), ("environment", "DOCKHAND_STORE_URL"));
     let e = settings("store:\n  uri: postgres://db/x\n", &[]).unwrap_err();
     assert_eq!(e.key, "store");
+    let e = settings("store:\n  url: postgres://u@db/x\n  ca_file: /etc/ca.pem\n", &[]).unwrap_err();
+    assert_eq!(e.key, "store.ca_file", "a CA without TLS: {e}");
+    let e =
+        settings("store:\n  url: postgres://u@db/x?sslmode=require\n  ca_file: /nonexistent/ca.pem\n", &[])
+            .unwrap_err();
+    assert_eq!(e.key, "store.ca_file");
     match settings(
         "store:\n  url: postgres://u@db:5433/x\n",
         &[("DOCKHAND_STORE_URL", "postgres://v@other/y")],

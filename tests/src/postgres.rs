@@ -58,6 +58,19 @@ impl PgPeer {
     /// # Panics
     /// When PostgreSQL is missing or does not start.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// As [`PgPeer::start`], with TLS only: a server certificate for 127.0.0.1 from `ca`,
+    /// and `pg_hba.conf` accepting TCP connections over TLS alone (`hostssl`).
+    ///
+    /// # Panics
+    /// When PostgreSQL is missing or does not start.
+    pub fn start_tls(ca: &crate::pki::TestCa) -> Self {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&crate::pki::TestCa>) -> Self {
         let bin = pg_bin();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let as_postgres = rustix::process::geteuid().is_root();
@@ -85,7 +98,27 @@ impl PgPeer {
                 "--no-sync",
             ],
         );
-        let options = format!("-h 127.0.0.1 -p {port} -k {} -c fsync=off", peer.dir.path().display());
+        let mut options = format!("-h 127.0.0.1 -p {port} -k {} -c fsync=off", peer.dir.path().display());
+        if let Some(ca) = ca {
+            let server = ca.server();
+            let (cert, key) = (peer.data.join("server.crt"), peer.data.join("server.key"));
+            std::fs::write(&cert, server.cert_pem).expect("the server certificate");
+            std::fs::write(&key, server.key_pem).expect("the server key");
+            std::fs::write(
+                peer.data.join("pg_hba.conf"),
+                "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .expect("pg_hba.conf");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("the key's mode");
+            if as_postgres {
+                let uid = user_id("postgres");
+                for path in [&cert, &key, &peer.data.join("pg_hba.conf")] {
+                    std::os::unix::fs::chown(path, Some(uid), None).expect("chown to postgres");
+                }
+            }
+            options.push_str(" -c ssl=on");
+        }
         let log = peer.dir.path().join("log");
         peer.run(
             "pg_ctl",
@@ -109,9 +142,15 @@ impl PgPeer {
         peer
     }
 
-    /// `postgres://dockhand@127.0.0.1:<port>/postgres`: the URL without its password.
+    /// `postgres://dockhand@127.0.0.1:<port>/postgres?sslmode=disable`: the URL without
+    /// its password.
     pub fn url(&self) -> String {
         format!("postgres://{PG_USER}@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+    }
+
+    /// The URL asking for TLS (`sslmode=require`).
+    pub fn tls_url(&self) -> String {
+        format!("postgres://{PG_USER}@127.0.0.1:{}/postgres?sslmode=require", self.port)
     }
 
     fn run(&mut self, tool: &str, args: &[&str]) {

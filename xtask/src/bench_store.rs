@@ -82,7 +82,7 @@ async fn store() -> anyhow::Result<()> {
     let pg = dockhand_e2e::postgres::PgPeer::start();
     let mut config: tokio_postgres::Config = pg.url().parse()?;
     config.password(dockhand_e2e::postgres::PG_PASSWORD);
-    let postgres = dockhand_jobs::PgStore::connect(config, &pg.url()).await?;
+    let postgres = dockhand_jobs::PgStore::connect(config, None, &pg.url()).await?;
     let (pg_rate, pg_p50, pg_p99) = measure(&postgres, &jobs).await?;
     // The baseline: the same rows, the same statement, rusqlite on this thread.
     let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite"))?;

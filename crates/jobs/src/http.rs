@@ -1,11 +1,12 @@
-//! The HTTPS client dockhand uses for peers other than the engine and object storage
-//! (webhooks, CI identity issuers): rustls with ring, the one crypto provider, and either a
-//! CA file or the system's roots. No redirects: a peer that moves is told by its answer.
+//! TLS for peers other than the engine and object storage (webhooks, CI identity issuers,
+//! PostgreSQL): rustls with ring, the one crypto provider, and either a CA file or the
+//! system's roots; and the HTTPS client built on it. No redirects: a peer that moves is told
+//! by its answer.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
-use std::time::Duration;
 
 /// A client trusting `ca_file` (PEM) or the system's roots; with `https_only`, an
 /// `http://` URL is refused. Each request has `timeout` (connecting, 5 s of it at most).
@@ -14,6 +15,19 @@ pub fn client(
     https_only: bool,
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(ca_file)?)
+        .https_only(https_only)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A rustls client configuration (ring) that verifies servers against `ca_file` (PEM) or
+/// the system's roots.
+pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -30,17 +44,9 @@ pub fn client(
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .https_only(https_only)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())
+        .with_no_client_auth())
 }

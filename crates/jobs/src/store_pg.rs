@@ -54,6 +54,9 @@ pub enum StoreSettings {
         shown: String,
         /// The connection settings, password included.
         config: Box<tokio_postgres::Config>,
+        /// TLS (`sslmode=require` or `prefer`), verifying the server against
+        /// `store.ca_file` or the system's roots.
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     },
 }
 
@@ -84,6 +87,7 @@ pub struct StoreConfigError {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: Option<String>,
+    ca_file: Option<PathBuf>,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
 }
@@ -126,14 +130,26 @@ impl StoreSettings {
                     .to_owned(),
             ));
         }
-        if !matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable)
-            && url.contains("sslmode=")
-        {
-            return Err(url_error(
-                "sslmode: TLS to PostgreSQL is not built yet; use sslmode=disable on a network you trust (the swarm's encrypted overlay)".to_owned(),
-            ));
-        }
-        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        // Without sslmode, no TLS (not libpq's "prefer"); with require or prefer, the
+        // server's certificate is always verified, against store.ca_file or the roots.
+        let tls = match (url.contains("sslmode="), config.get_ssl_mode()) {
+            (true, tokio_postgres::config::SslMode::Require | tokio_postgres::config::SslMode::Prefer) => {
+                let tls =
+                    crate::http::tls_config(raw.ca_file.as_deref()).map_err(|d| error("store.ca_file", d))?;
+                Some(std::sync::Arc::new(tls))
+            }
+            (true, tokio_postgres::config::SslMode::Disable) | (false, _) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                if raw.ca_file.is_some() {
+                    return Err(error(
+                        "store.ca_file",
+                        "set, but the URL asks for no TLS: add sslmode=require".to_owned(),
+                    ));
+                }
+                None
+            }
+            (true, _) => return Err(url_error("sslmode: disable, prefer or require".to_owned())),
+        };
         let password = match (&raw.password_file, &raw.password_env) {
             (Some(_), Some(_)) => {
                 return Err(error(
@@ -154,15 +170,15 @@ impl StoreSettings {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("dockhand");
-        Ok(Self::Postgres { shown: shown_url(&config), config: Box::new(config) })
+        Ok(Self::Postgres { shown: shown_url(&config), config: Box::new(config), tls })
     }
 
     /// Opens the store (for PostgreSQL: connects and migrates).
     pub async fn open(&self) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
         Ok(match self {
             Self::Sqlite(path) => std::sync::Arc::new(crate::SqliteStore::open(path)?),
-            Self::Postgres { shown, config } => {
-                std::sync::Arc::new(PgStore::connect((**config).clone(), shown).await?)
+            Self::Postgres { shown, config, tls } => {
+                std::sync::Arc::new(PgStore::connect((**config).clone(), tls.clone(), shown).await?)
             }
         })
     }
@@ -198,6 +214,7 @@ fn shown_url(config: &tokio_postgres::Config) -> String {
 /// The shared store.
 pub struct PgStore {
     config: tokio_postgres::Config,
+    tls: Option<RustlsConnect>,
     shown: String,
     client: Mutex<Option<tokio_postgres::Client>>,
 }
@@ -214,8 +231,13 @@ fn ms(value: u64) -> i64 {
 
 impl PgStore {
     /// Connects to `config` (shown as `shown`) and runs the migrations it lacks.
-    pub async fn connect(config: tokio_postgres::Config, shown: &str) -> Result<Self, StoreError> {
-        let store = Self { config, shown: shown.to_owned(), client: Mutex::new(None) };
+    pub async fn connect(
+        config: tokio_postgres::Config,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+        shown: &str,
+    ) -> Result<Self, StoreError> {
+        let tls = tls.map(RustlsConnect);
+        let store = Self { config, tls, shown: shown.to_owned(), client: Mutex::new(None) };
         let guard = store.client().await?;
         let client = live(&guard);
         let fail = |e: tokio_postgres::Error| store.error("migrating", &e);
@@ -248,8 +270,16 @@ impl PgStore {
         &self.shown
     }
 
+    /// A store error naming what failed, with PostgreSQL's words and their causes (a TLS
+    /// handshake's, for one).
     fn error(&self, what: &str, e: &tokio_postgres::Error) -> StoreError {
-        StoreError::Shared { store: self.shown.clone(), detail: format!("{what}: {e}") }
+        let mut detail = format!("{what}: {e}");
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            detail.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        StoreError::Shared { store: self.shown.clone(), detail }
     }
 
     /// The connection, made again if it broke.
@@ -258,16 +288,123 @@ impl PgStore {
     ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, StoreError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-            let (client, connection) =
-                self.config.connect(tokio_postgres::NoTls).await.map_err(|e| self.error("connecting", &e))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!(error = %e, "the job store's connection ended");
+            let client = match &self.tls {
+                None => {
+                    let (client, connection) = self
+                        .config
+                        .connect(tokio_postgres::NoTls)
+                        .await
+                        .map_err(|e| self.error("connecting", &e))?;
+                    tokio::spawn(drive(connection));
+                    client
                 }
-            });
+                Some(tls) => {
+                    let (client, connection) =
+                        self.config.connect(tls.clone()).await.map_err(|e| self.error("connecting", &e))?;
+                    tokio::spawn(drive(connection));
+                    client
+                }
+            };
             *guard = Some(client);
         }
         Ok(guard)
+    }
+}
+
+/// Runs a connection until it ends.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "the job store's connection ended");
+    }
+}
+
+/// TLS to PostgreSQL with rustls: the server's certificate is verified for the host name
+/// (or address) of the URL. No channel binding: SCRAM without `-PLUS`.
+#[derive(Clone)]
+struct RustlsConnect(std::sync::Arc<rustls::ClientConfig>);
+
+/// One TLS handshake to make.
+struct RustlsHandshake {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+/// A TLS session to PostgreSQL.
+struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for RustlsConnect
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsHandshake;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsHandshake, Self::Error> {
+        let name = rustls::pki_types::ServerName::try_from(domain.to_owned())?;
+        Ok(RustlsHandshake { config: std::sync::Arc::clone(&self.0), name })
+    }
+}
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for RustlsHandshake
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = std::io::Error;
+    type Future = futures_util::future::BoxFuture<'static, std::io::Result<RustlsStream<S>>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let connector = tokio_rustls::TlsConnector::from(self.config);
+            connector.connect(self.name, stream).await.map(RustlsStream)
+        })
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio_postgres::tls::TlsStream
+    for RustlsStream<S>
+{
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        tokio_postgres::tls::ChannelBinding::none()
     }
 }
 
