@@ -429,6 +429,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_webhook_hears_of_its_statuses_actions_and_labelled_targets_only() {
+        let now = std::time::SystemTime::now();
+        let target = Target::Service { id: "id-db".into(), name: "db".into() };
+        let mut job =
+            Job::start(crate::job::Action::BackupService, target, crate::job::Trigger::Cron, "cron", now);
+        job.finish(now, Some(Status::Failed));
+        let labels: BTreeMap<String, String> = [("dockhand.notify".to_owned(), "ops".to_owned())].into();
+        let mut hook = Webhook::new("ops", "https://h.example.com/x");
+        assert!(hook.wants(&job, None), "failures of every action by default");
+        hook.actions = vec!["clean-service".into()];
+        assert!(!hook.wants(&job, None), "another action");
+        hook.actions = vec!["backup-service".into()];
+        hook.selector = Some(("dockhand.notify".into(), "ops".into()));
+        assert!(hook.wants(&job, Some(&labels)));
+        assert!(!hook.wants(&job, None), "a target without the label");
+        let other: BTreeMap<String, String> = [("dockhand.notify".to_owned(), "dev".to_owned())].into();
+        assert!(!hook.wants(&job, Some(&other)));
+        job.status = Status::Succeeded;
+        assert!(!hook.wants(&job, Some(&labels)), "successes only when asked");
+        let hook = hook.on(vec![Status::Failed, Status::Succeeded]);
+        assert!(hook.wants(&job, Some(&labels)));
+    }
+
+    #[test]
     fn settings_take_the_url_from_a_variable_or_a_file_and_name_bad_keys() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("hook");
