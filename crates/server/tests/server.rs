@@ -1328,7 +1328,7 @@ async fn a_replica_killed_mid_backup_is_marked_interrupted_and_the_service_comes
     dockhand_e2e::wait_for_task(s.manager(), &name, "running").await;
     let events = follow.await.unwrap();
     assert!(events.contains("event: step-finished"), "the steps A recorded reach B's follower: {events}");
-    let last = events.lines().filter(|l| l.starts_with("data:")).next_back().unwrap_or_default();
+    let last = events.lines().rfind(|l| l.starts_with("data:")).unwrap_or_default();
     assert!(last.contains("job-finished") && last.contains("interrupted"), "{events}");
     let helpers =
         s.manager().services(&Filters::new().with("label", format!("dockhand.helper={id}"))).await.unwrap();
