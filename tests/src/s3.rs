@@ -35,6 +35,7 @@ impl S3Peer {
     /// When the `weed` binary is missing (run `cargo xtask engine up`) or it does not start.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        check_free_space(dir.path());
         let base = free_base();
         let child = Self::spawn(dir.path(), base);
         let mut peer = Self { child, endpoint: format!("http://127.0.0.1:{base}"), base, _dir: dir };
@@ -139,6 +140,32 @@ impl Drop for S3Peer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// SeaweedFS marks every volume read-only when less than 1% of its disk is free, and its S3
+/// gateway then answers each write with a bare `500 InternalError` after half a minute of
+/// retries. The tests need some room beyond that for their own archives (up to 256 MiB), so a
+/// disk nearer full fails here, naming the cause, rather than in a test's upload.
+fn check_free_space(dir: &std::path::Path) {
+    const ROOM: u64 = 1 << 30;
+    let stat = rustix::fs::statvfs(dir).unwrap_or_else(|e| panic!("statvfs {}: {e}", dir.display()));
+    let free = stat.f_bavail * stat.f_frsize;
+    let total = stat.f_blocks * stat.f_frsize;
+    let needed = total / 100 + ROOM;
+    assert!(
+        free >= needed,
+        "the S3 peer's disk ({}) has {:.1} GiB free of {:.1} GiB: SeaweedFS turns read-only under 1% \
+         free, and the tests need {:.1} GiB more for their archives; free some space (an old \
+         `target/`?) and run again",
+        dir.display(),
+        gib(free),
+        gib(total),
+        gib(ROOM),
+    );
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
 }
 
 /// A base port with the fourteen ports after it free, different for each call in this

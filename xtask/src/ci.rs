@@ -69,9 +69,28 @@ fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()
     let started = Instant::now();
     let result = f().with_context(|| format!("ci step \"{name}\" failed"));
     eprintln!(
-        "=== ci: {name}: {} in {:.0}s",
+        "=== ci: {name}: {} in {:.0}s; {}",
         if result.is_ok() { "ok" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        free_disk(),
     );
     result
+}
+
+/// The free space on the disk that holds `target/` (the build, the engine's data root, the
+/// swarm's nodes and the S3 peer's volumes), for the log: a nearly full disk fails tests in
+/// ways that name other things.
+fn free_disk() -> String {
+    let target = crate::project_root().join("target");
+    match rustix::fs::statvfs(&target) {
+        Ok(stat) => {
+            let gib = |blocks: u64| (blocks * stat.f_frsize) as f64 / f64::from(1u32 << 30);
+            format!(
+                "{:.1} GiB of {:.1} GiB free on the disk of target/",
+                gib(stat.f_bavail),
+                gib(stat.f_blocks)
+            )
+        }
+        Err(e) => format!("free space on the disk of target/ unknown: {e}"),
+    }
 }
