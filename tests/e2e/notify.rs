@@ -46,9 +46,9 @@ async fn a_failed_job_reaches_the_webhook_redacted_and_a_success_does_not() {
     let hook = Webhook::new("ops", receiver.url.clone());
     let redactor = Redactor::new(["tok-secret-42".to_owned()]);
     let notifier = Notifier::start(vec![hook], None, redactor, Duration::from_millis(10), report).unwrap();
-    notifier.job_finished(&job(Status::Succeeded)).await;
+    notifier.job_finished(&job(Status::Succeeded));
     let failed = job(Status::Failed);
-    notifier.job_finished(&failed).await;
+    notifier.job_finished(&failed);
     let bodies = until("the failed job's notification", || {
         let b = receiver.bodies();
         (!b.is_empty()).then_some(b)
@@ -79,9 +79,8 @@ async fn a_webhook_that_is_down_is_retried_reported_and_never_holds_the_job() {
     let hook = Webhook::new("down", format!("http://127.0.0.1:{port}/hooks/T0SECRETPATH"));
     let notifier =
         Notifier::start(vec![hook], None, Redactor::default(), Duration::from_millis(10), report).unwrap();
-    let started = Instant::now();
-    notifier.job_finished(&job(Status::Failed)).await;
-    assert!(started.elapsed() < Duration::from_secs(1), "queued, not sent inline");
+    // `job_finished` is not async: it only queues.
+    notifier.job_finished(&job(Status::Failed));
     let failed = until("the failure report", || seen.lock().unwrap().first().cloned()).await;
     match failed {
         Delivery::Failed { webhook, reason } => {

@@ -76,8 +76,8 @@ pub use crate::registry::{
 };
 pub use crate::runner::{JobContext, JobError};
 pub use crate::schedule::{
-    Launched, Launcher, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled, Scheduler, Work,
-    action_work, scheduled_targets, tick_text, with_next_runs,
+    Launched, Launcher, Recorded, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled,
+    Scheduler, Work, action_work, scheduled_targets, tick_text, with_next_runs,
 };
 pub use crate::seal::{AGE_SUFFIX, Identity};
 pub use crate::storage::{

@@ -87,9 +87,14 @@ impl Webhook {
 
     /// Whether `job` (whose target has `labels`) is for this webhook.
     fn wants(&self, job: &Job, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.hears(job)
+            && self.selector.as_ref().is_none_or(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    }
+
+    /// Whether this webhook hears of `job`'s status and action, whatever its target's labels.
+    fn hears(&self, job: &Job) -> bool {
         self.on.contains(&job.status)
             && (self.actions.is_empty() || self.actions.iter().any(|a| a == job.action.as_str()))
-            && self.selector.as_ref().is_none_or(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
     }
 
     /// The URL's scheme and host, for messages: the path and query often hold a secret.
@@ -284,17 +289,11 @@ pub fn notification_body(job: &Job, redactor: &Redactor) -> serde_json::Value {
     })
 }
 
-struct Pending {
-    job: Job,
-    labels: Option<BTreeMap<String, String>>,
-}
-
 /// Sends notifications in the background. Cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
     hooks: Arc<Vec<Webhook>>,
-    tx: Option<tokio::sync::mpsc::Sender<Pending>>,
-    client: Option<dockhand_engine::Client>,
+    tx: Option<tokio::sync::mpsc::Sender<Job>>,
     report: Arc<dyn Fn(Delivery) + Send + Sync>,
 }
 
@@ -307,7 +306,7 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// A notifier that sends nothing.
     pub fn none() -> Self {
-        Self { hooks: Arc::new(Vec::new()), tx: None, client: None, report: Arc::new(|_| {}) }
+        Self { hooks: Arc::new(Vec::new()), tx: None, report: Arc::new(|_| {}) }
     }
 
     /// Starts the delivery task for `hooks` (on the current runtime). `client` reads a
@@ -324,42 +323,45 @@ impl Notifier {
             return Ok(Self::none());
         }
         let http = crate::http::client(None, false, ATTEMPT_TIMEOUT)?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(NOTIFY_QUEUE);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(NOTIFY_QUEUE);
         let hooks = Arc::new(hooks);
         let (worker_hooks, worker_report) = (Arc::clone(&hooks), Arc::clone(&report));
         tokio::spawn(async move {
-            while let Some(pending) = rx.recv().await {
-                let body = notification_body(&pending.job, &redactor);
-                for hook in worker_hooks.iter().filter(|h| h.wants(&pending.job, pending.labels.as_ref())) {
+            while let Some(job) = rx.recv().await {
+                // The target's labels are read here, off the job's path, and only when a
+                // webhook that would hear of this job selects by label.
+                let selects = worker_hooks.iter().any(|h| h.selector.is_some() && h.hears(&job));
+                let labels = match (&client, selects) {
+                    (Some(client), true) => target_labels(client, &job.target).await,
+                    _ => None,
+                };
+                let body = notification_body(&job, &redactor);
+                for hook in worker_hooks.iter().filter(|h| h.wants(&job, labels.as_ref())) {
                     let delivery = post(&http, hook, &body, backoff).await;
                     match &delivery {
                         Delivery::Failed { webhook, reason } => tracing::warn!(
                             webhook = %webhook,
                             endpoint = %hook.shown(),
-                            job = %pending.job.id,
+                            job = %job.id,
                             %reason,
                             "notification not delivered"
                         ),
-                        _ => tracing::debug!(webhook = %hook.name, job = %pending.job.id, "notified"),
+                        _ => tracing::debug!(webhook = %hook.name, job = %job.id, "notified"),
                     }
                     worker_report(delivery);
                 }
             }
         });
-        Ok(Self { hooks, tx: Some(tx), client, report })
+        Ok(Self { hooks, tx: Some(tx), report })
     }
 
     /// Queues `job` for the webhooks that want it; never waits, never fails.
-    pub async fn job_finished(&self, job: &Job) {
+    pub fn job_finished(&self, job: &Job) {
         let Some(tx) = &self.tx else { return };
-        if !self.hooks.iter().any(|h| h.on.contains(&job.status)) {
+        if !self.hooks.iter().any(|h| h.hears(job)) {
             return;
         }
-        let labels = match (&self.client, self.hooks.iter().any(|h| h.selector.is_some())) {
-            (Some(client), true) => target_labels(client, &job.target).await,
-            _ => None,
-        };
-        if tx.try_send(Pending { job: job.clone(), labels }).is_err() {
+        if tx.try_send(job.clone()).is_err() {
             tracing::warn!(job = %job.id, "the notification queue is full: job not notified");
             (self.report)(Delivery::Dropped);
         }

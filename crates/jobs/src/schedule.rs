@@ -341,8 +341,11 @@ pub struct Scheduler {
     scope: Option<(String, String)>,
     concurrency: usize,
     instance: String,
-    notifier: crate::Notifier,
+    recorded: Recorded,
 }
+
+/// Hears of each job the scheduler records itself.
+pub type Recorded = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -373,7 +376,7 @@ impl Scheduler {
             scope: None,
             concurrency: 4,
             instance: instance.into(),
-            notifier: crate::Notifier::none(),
+            recorded: Arc::new(|_| {}),
         }
     }
 
@@ -383,10 +386,11 @@ impl Scheduler {
         self
     }
 
-    /// Tells `notifier` about the jobs it records itself (busy, skipped, not started); the
-    /// launcher's own jobs are its to notify.
-    pub fn with_notifier(mut self, notifier: crate::Notifier) -> Self {
-        self.notifier = notifier;
+    /// Tells `recorded` of each job the scheduler records itself (busy, skipped, not
+    /// started), after it is stored, for metrics and notifications; the launcher's own jobs
+    /// are its to count and notify.
+    pub fn with_recorded(mut self, recorded: Recorded) -> Self {
+        self.recorded = recorded;
         self
     }
 
@@ -607,7 +611,7 @@ impl Scheduler {
         if let Err(e) = self.store.record(&job).await {
             tracing::warn!(error = %e, "cron: cannot record a job");
         }
-        self.notifier.job_finished(&job).await;
+        (self.recorded)(&job);
     }
 }
 

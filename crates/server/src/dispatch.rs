@@ -290,7 +290,7 @@ impl Dispatcher {
                         tracing::error!(job = %job.id, error = %e, "cannot record the job");
                     }
                     self.metrics.job_finished(&job);
-                    self.notifier.job_finished(&job).await;
+                    self.notifier.job_finished(&job);
                 } else {
                     self.metrics.busy();
                 }
@@ -405,7 +405,7 @@ impl Dispatcher {
                 for job in &jobs {
                     tracing::warn!(job = %job.id, target = %job.target.describe(), "marked interrupted: its process stopped renewing its lease");
                     self.metrics.job_finished(job);
-                    self.notifier.job_finished(job).await;
+                    self.notifier.job_finished(job);
                 }
                 jobs
             }

@@ -215,7 +215,13 @@ impl Server {
             )
             .with_scope(config.scope.clone())
             .with_concurrency(config.max_jobs)
-            .with_notifier(notifier),
+            .with_recorded({
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move |job| {
+                    metrics.job_finished(job);
+                    notifier.job_finished(job);
+                })
+            }),
         );
         let app =
             Arc::new(App { gate, dispatcher, base, storage, registries: Arc::new(registries), metrics });

@@ -1003,6 +1003,14 @@ async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick(
         let why = job["steps"][0]["error"].as_str().unwrap();
         assert!(why.contains("missed"), "{job}");
     }
+    // The restarted replica recorded the missed tick itself, and counted it.
+    let text = http().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("dockhand_jobs_total{")
+            && l.contains("action=\"clean-service\"")
+            && l.contains("status=\"skipped\"")),
+        "the skipped job is counted: {text}"
+    );
     let after: Vec<&Value> = every5.iter().filter(|j| tick_ms(j) > restarted).collect();
     assert!(
         after.iter().any(|j| j["status"] == "succeeded"),
