@@ -16,7 +16,13 @@ use crate::{engine, proc};
 const ADMIN: &str = "bench-admin-token";
 
 /// `METHOD path` with `headers` and `body` over HTTP/1.0; the status and the body.
-fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         stream,
@@ -31,7 +37,7 @@ fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> an
 }
 
 /// The minimal hyper server: "hello" to every request.
-fn hello(listener: std::net::TcpListener) {
+pub(crate) fn hello(listener: std::net::TcpListener) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -58,10 +64,21 @@ fn hello(listener: std::net::TcpListener) {
     });
 }
 
-/// wrk's requests/s, p99 latency (ms) and count of answers that were not 2xx or 3xx.
+/// wrk's requests/s, p99 latency (ms) and count of answers that were not 2xx or 3xx, with
+/// 32 connections.
 fn wrk(url: &str, script: Option<&std::path::Path>, headers: &[&str]) -> anyhow::Result<(f64, f64, u64)> {
+    wrk_with(32, url, script, headers)
+}
+
+/// [`wrk`] with `connections` connections (and at most 2 threads).
+pub(crate) fn wrk_with(
+    connections: u32,
+    url: &str,
+    script: Option<&std::path::Path>,
+    headers: &[&str],
+) -> anyhow::Result<(f64, f64, u64)> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c32", "-d10s", "--latency"]);
+    cmd.arg(format!("-t{}", connections.min(2))).arg(format!("-c{connections}")).args(["-d10s", "--latency"]);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -97,15 +114,14 @@ fn wrk(url: &str, script: Option<&std::path::Path>, headers: &[&str]) -> anyhow:
     Ok((rps, p99, non_2xx))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
     crate::tools::ensure_wrk()?;
     let layout = engine::up()?;
-    proc::run(crate::cargo().args(["build", "--release", "--locked", "--package", "dockhand-server"]))?;
-    let binary = crate::project_root().join("target/release/dockhand-server");
+    let binary = release_server()?;
     let dir = tempfile::tempdir()?;
     let service = "dh-bench-server-web";
     let _ = proc::output(layout.docker()?.args(["service", "rm", service]));
@@ -138,14 +154,26 @@ pub(crate) fn run() -> anyhow::Result<()> {
     result
 }
 
-fn measure(port: u16, pid: u32, service: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+/// Waits up to a minute for the server on `port` to answer `/healthz`.
+pub(crate) fn wait_healthy(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !request(port, "GET", "/healthz", "", "").is_ok_and(|r| r.0 == 200) {
         if Instant::now() > deadline {
-            bail!("dockhand-server did not start");
+            bail!("dockhand-server did not start on port {port}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(())
+}
+
+/// Builds the release `dockhand-server`; its path.
+pub(crate) fn release_server() -> anyhow::Result<std::path::PathBuf> {
+    proc::run(crate::cargo().args(["build", "--release", "--locked", "--package", "dockhand-server"]))?;
+    Ok(crate::project_root().join("target/release/dockhand-server"))
+}
+
+fn measure(port: u16, pid: u32, service: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    wait_healthy(port)?;
     std::thread::sleep(Duration::from_secs(2));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib: u64 = status

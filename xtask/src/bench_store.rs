@@ -5,15 +5,21 @@
 //!    inserted with rusqlite directly (one statement each, as the store does); then
 //!    `GET /v1/jobs`'s query (filtered by action, paged 50 at a time) over that history:
 //!    p50 and p99; the same on a real PostgreSQL on loopback (the shared store).
-//! 2. One cron tick over 2 000 labelled services (no tasks) on the private engine: the time
+//! 2. The same listing over HTTP: the release `dockhand-server` on each of those two stores,
+//!    `GET /v1/jobs` filtered and on its second page, under wrk with 1 connection (what one
+//!    caller waits) and with 32 (under load), against a minimal hyper server on the same
+//!    runtime shape (as `bench server`).
+//! 3. One cron tick over 2 000 labelled services (no tasks) on the private engine: the time
 //!    from the tick to every job handed to a launcher that returns at once, and the peak
 //!    memory it added; against `docker service ls` of the same services.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use dockhand_e2e::postgres::PgPeer;
 use dockhand_engine::{Client, Endpoint, Filters, ServiceSpec};
 use dockhand_jobs::{
     Action, Job, JobFilter, JobStore, Launched, Launcher, SqliteStore, Status, Step, Target, Trigger, Work,
@@ -26,9 +32,13 @@ const JOBS: usize = 1_000;
 const SERVICES: usize = 2_000;
 
 pub(crate) fn run() -> anyhow::Result<()> {
+    crate::tools::ensure_wrk()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(store())?;
+    let state = tempfile::tempdir()?;
+    let pg = dockhand_e2e::postgres::PgPeer::start();
+    runtime.block_on(store(state.path(), &pg))?;
     let layout = engine::up()?;
+    http(&layout.url(), state.path(), &pg)?;
     runtime.block_on(tick(&layout.socket(), &layout.url()))
 }
 
@@ -74,12 +84,13 @@ async fn measure(store: &dyn JobStore, jobs: &[Job]) -> anyhow::Result<(f64, Dur
     Ok((rate, percentile(&times, 0.5), percentile(&times, 0.99)))
 }
 
-async fn store() -> anyhow::Result<()> {
+/// Records the history in `state/jobs.sqlite` (where a server with `--state-dir state` finds
+/// it) and in `pg`, and times the listing on each.
+async fn store(state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let jobs: Vec<Job> = (0..JOBS).map(job).collect();
-    let sqlite = SqliteStore::open(&dir.path().join("jobs.sqlite"))?;
+    let sqlite = SqliteStore::open(&state.join("jobs.sqlite"))?;
     let (sqlite_rate, sqlite_p50, sqlite_p99) = measure(&sqlite, &jobs).await?;
-    let pg = dockhand_e2e::postgres::PgPeer::start();
     let mut config: tokio_postgres::Config = pg.url().parse()?;
     config.password(dockhand_e2e::postgres::PG_PASSWORD);
     let postgres = dockhand_jobs::PgStore::connect(config, None, &pg.url()).await?;
@@ -126,6 +137,80 @@ async fn store() -> anyhow::Result<()> {
         ms(pg_p50),
         ms(pg_p99)
     );
+    Ok(())
+}
+
+const ADMIN: &str = "bench-admin-token";
+
+/// A server process, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /v1/jobs` over HTTP on the history [`store`] left, on SQLite (`state`) and on `pg`.
+fn http(engine: &str, state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
+    use crate::bench_server::{free_port, request, wait_healthy, wrk_with};
+    let binary = crate::bench_server::release_server()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hello_url = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
+    crate::bench_server::hello(listener);
+    let hello = (wrk_with(1, &hello_url, None, &[])?, wrk_with(32, &hello_url, None, &[])?);
+    let auth = format!("Authorization: Bearer {ADMIN}\r\n");
+    let pg_dir = tempfile::tempdir()?;
+    let pg_config = pg_dir.path().join("dockhand.yaml");
+    std::fs::write(&pg_config, format!("store:\n  url: {}\n  password_env: BENCH_PG_PASSWORD\n", pg.url()))?;
+    println!(
+        "\n== GET /v1/jobs over HTTP ({JOBS} jobs, ?action=backup-service&limit=50&before=<page 1's last>; wrk -d10s)"
+    );
+    println!("{:<34} {:>30} {:>30}", "", "1 connection", "32 connections");
+    let row = |what: &str, one: (f64, f64, u64), many: (f64, f64, u64)| {
+        println!(
+            "{what:<34} {:>9.0} req/s p99 {:>6.2} ms {:>9.0} req/s p99 {:>6.2} ms   ratio {:.2} / {:.2}",
+            one.0,
+            one.1,
+            many.0,
+            many.1,
+            one.0 / hello.0.0,
+            many.0 / hello.1.0
+        );
+    };
+    row("hyper \"hello\" (baseline)", hello.0, hello.1);
+    for (name, dir, config) in [("SQLite", state, None), ("PostgreSQL", pg_dir.path(), Some(&pg_config))] {
+        let port = free_port()?;
+        let mut cmd = Command::new(&binary);
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+            .arg(dir)
+            .env("DOCKER_HOST", engine)
+            .env("DOCKHAND_ADMIN_TOKENS", ADMIN)
+            .env("DOCKHAND_LOG", "warn")
+            .env("DOCKHAND_SCHEDULE_ENABLED", "false")
+            .env("BENCH_PG_PASSWORD", dockhand_e2e::postgres::PG_PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let _server = Server(cmd.spawn()?);
+        wait_healthy(port)?;
+        let first = "/v1/jobs?action=backup-service&limit=50";
+        let (code, body) = request(port, "GET", first, &auth, "")?;
+        let page: Vec<serde_json::Value> =
+            serde_json::from_str(&body).with_context(|| format!("{name}: {code} {body}"))?;
+        anyhow::ensure!(page.len() == 50, "{name}: page 1 has {} jobs: {code} {body}", page.len());
+        let last = page[49]["id"].as_str().context("a job id")?;
+        let url = format!("http://127.0.0.1:{port}{first}&before={last}");
+        let (code, body) = request(port, "GET", &format!("{first}&before={last}"), &auth, "")?;
+        anyhow::ensure!(code == 200 && body.starts_with('['), "{name}: page 2: {code} {body}");
+        let header = auth.trim_end();
+        let (one, many) = (wrk_with(1, &url, None, &[header])?, wrk_with(32, &url, None, &[header])?);
+        anyhow::ensure!(one.2 == 0 && many.2 == 0, "{name}: answers other than 200 under wrk");
+        row(&format!("dockhand-server on {name}"), one, many);
+    }
     Ok(())
 }
 

@@ -515,15 +515,23 @@ async fn the_seeds_routes_answer_in_its_form_and_sigterm_leaves_nothing_behind()
     assert_eq!(answer["message"], "Ok");
     assert_eq!(answer["job"]["status"], "succeeded");
     // A seed admin token, the service in the query (as the seed's code reads it). The
-    // manager is cleaned: a task of the helper image keeps that image in use there, or the
-    // prune would take it from the tests that follow (the stack runs it on the manager).
-    let holder = unique_name("srv-hold");
-    let hold = ServiceSpec::new(&holder, dockhand_e2e::HELPER_IMAGE)
-        .with_args(["agent", "hold", "--seconds", "600"])
-        .with_constraint("node.role==manager");
-    s.manager().create_service(&hold).await.unwrap();
-    let _hold = ServiceGuard::new(s.manager_url(), &holder);
-    dockhand_e2e::wait_for_task(s.manager(), &holder, "running").await;
+    // manager is cleaned: a task of each test image keeps it in use there, or the prune would
+    // take it from the tests that run beside this one and after it (the stack runs the helper
+    // image on the manager; the replicas' services run busybox on any node), and no registry
+    // is reachable to pull it again.
+    let mut holds = Vec::new();
+    for (image, args) in [
+        (dockhand_e2e::HELPER_IMAGE, &["agent", "hold", "--seconds", "600"][..]),
+        (BUSYBOX_IMAGE, &["sleep", "600"][..]),
+    ] {
+        let holder = unique_name("srv-hold");
+        let hold = ServiceSpec::new(&holder, image)
+            .with_args(args.iter().copied())
+            .with_constraint("node.role==manager");
+        s.manager().create_service(&hold).await.unwrap();
+        holds.push(ServiceGuard::new(s.manager_url(), &holder));
+        dockhand_e2e::wait_for_task(s.manager(), &holder, "running").await;
+    }
     let node = s.manager().info().await.unwrap().name;
     let (status, answer) = server
         .post("/api/clean/node", None, &format!(r#"{{"token":"seed-admin-b2","nodeName":"{node}"}}"#))
