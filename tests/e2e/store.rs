@@ -130,13 +130,35 @@ async fn the_store_contract_holds_on_sqlite_and_on_postgresql() {
     let again = sqlite.open().await.unwrap();
     assert_eq!(again.list(&JobFilter::default()).await.unwrap().len(), 4, "the jobs the contract left");
 
-    let pg = PgPeer::start();
+    let mut pg = PgPeer::start();
     let yaml = format!("store:\n  url: {}\n  password_env: PG_TEST_PASSWORD\n", pg.url());
     let settings = settings(&yaml, &[("PG_TEST_PASSWORD", PG_PASSWORD)]).unwrap();
     assert!(!format!("{settings:?}").contains(PG_PASSWORD));
     // Two replicas starting at once: the migrations run once, both connect.
     let (one, two) = tokio::join!(settings.open(), settings.open());
-    contract(one.unwrap(), two.unwrap(), "postgresql").await;
+    let (one, two) = (one.unwrap(), two.unwrap());
+    contract(Arc::clone(&one), two, "postgresql").await;
+
+    // A burst of listings at once (spread over the store's connections), then the server
+    // restarts under them: each connection is made again, and the store answers as before.
+    let all = JobFilter::default();
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (store, all) = (Arc::clone(&one), all.clone());
+        burst.spawn(async move { store.list(&all).await.map(|jobs| jobs.len()) });
+    }
+    while let Some(listed) = burst.join_next().await {
+        assert_eq!(listed.unwrap().unwrap(), 4, "a listing of the burst");
+    }
+    pg.restart();
+    let mut failed = 0;
+    while let Err(e) = one.list(&all).await {
+        failed += 1;
+        assert!(failed <= 4, "each broken connection fails one call at most: {e}");
+    }
+    for _ in 0..8 {
+        assert_eq!(one.list(&all).await.unwrap().len(), 4, "after the restart");
+    }
 }
 
 #[tokio::test]

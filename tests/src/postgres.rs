@@ -153,6 +153,14 @@ impl PgPeer {
         format!("postgres://{PG_USER}@127.0.0.1:{}/postgres?sslmode=require", self.port)
     }
 
+    /// Restarts the server (`pg_ctl restart -m fast`, with the options it started with):
+    /// every client connection is closed under its user, as a failover or an upgrade does.
+    pub fn restart(&mut self) {
+        let (data, log) =
+            (self.data.display().to_string(), self.dir.path().join("log").display().to_string());
+        self.run("pg_ctl", &["-D", &data, "-l", &log, "-m", "fast", "-w", "restart"]);
+    }
+
     fn run(&mut self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_postgres {

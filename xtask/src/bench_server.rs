@@ -2,7 +2,9 @@
 //! hyper "hello" server run in the same process, on the same runtime shape (tokio's
 //! multi-threaded runtime, 2 workers): requests/s and p99 latency for bad-token requests
 //! (after 20 failures from one address they are throttled: what an attacker's flood gets)
-//! and for `GET /v1/jobs/{id}` with an admin token; and the server's idle RSS.
+//! and for `GET /v1/jobs/{id}` with an admin token; and the server's idle RSS. Then the
+//! no-enumeration check: how long a caller who is not an admin waits for the 403 on a
+//! service that exists against one that does not.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -216,5 +218,77 @@ fn measure(port: u16, pid: u32, service: &str, dir: &std::path::Path) -> anyhow:
         );
     }
     println!("idle RSS: {:.1} MiB (goal <= 20 MiB)", rss_kib as f64 / 1024.0);
+    enumeration(port, service)
+}
+
+/// Batches of one address: under the throttle's 20 failures a minute.
+const BATCH: usize = 16;
+/// Addresses, each `127.0.1.<n>`: loopback answers from all of 127.0.0.0/8.
+const SOURCES: u8 = 40;
+
+/// One request from `source` with its own connection: the status, the body and the time
+/// from connecting to the last byte.
+async fn timed(port: u16, source: std::net::Ipv4Addr, path: &str) -> anyhow::Result<(u16, String, Duration)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((source, 0).into())?;
+    let started = Instant::now();
+    let mut stream = socket.connect((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
+    let body = "{\"image\":\"busybox:1\"}";
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: bench\r\nAuthorization: Bearer not-this-services-token\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await?;
+    let elapsed = started.elapsed();
+    let out = String::from_utf8_lossy(&out);
+    let status = out.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body, elapsed))
+}
+
+/// A caller with a token that is not the service's asks to update `service`, then a name no
+/// service has, in turn, each batch from an address of its own: both must be the same 403,
+/// and take as long (the ratio of the medians, and of the p90s).
+fn enumeration(port: u16, service: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let missing = "dh-bench-server-no-such-service";
+    let (mut exists, mut absent) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for n in 1..=SOURCES {
+            let source = std::net::Ipv4Addr::new(127, 0, 1, n);
+            for i in 0..BATCH {
+                let name = if i % 2 == 0 { service } else { missing };
+                let (code, body, took) = timed(port, source, &format!("/v1/services/{name}/update")).await?;
+                anyhow::ensure!(code == 403, "{name} from {source}: {code} {body}");
+                let body: serde_json::Value = serde_json::from_str(&body)?;
+                let message = body["message"].as_str().unwrap_or_default().to_owned();
+                if i % 2 == 0 { exists.push((took, message)) } else { absent.push((took, message)) }
+            }
+        }
+        Ok(())
+    })?;
+    anyhow::ensure!(
+        exists[0].1 == absent[0].1.replace(missing, service),
+        "the two 403s differ: {:?} / {:?}",
+        exists[0].1,
+        absent[0].1
+    );
+    let stats = |v: &mut Vec<(Duration, String)>| {
+        v.sort_by_key(|(d, _)| *d);
+        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize].0.as_secs_f64() * 1e3;
+        (at(0.5), at(0.9))
+    };
+    let ((e50, e90), (a50, a90)) = (stats(&mut exists), stats(&mut absent));
+    println!(
+        "\n== no enumeration: a token that is not the service's, {} requests each, {BATCH} per address",
+        exists.len()
+    );
+    println!("{:<36} p50 {e50:>6.2} ms  p90 {e90:>6.2} ms", "403 for a service that exists");
+    println!("{:<36} p50 {a50:>6.2} ms  p90 {a90:>6.2} ms", "403 for a name no service has");
+    println!("ratio exists / absent: p50 {:.2}, p90 {:.2} (goal: about 1)", e50 / a50, e90 / a90);
     Ok(())
 }

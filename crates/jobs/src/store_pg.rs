@@ -3,9 +3,12 @@
 //! same tick claims, so a cron tick runs once across replicas.
 //!
 //! Migrations run at connect, under a PostgreSQL advisory lock: replicas that start at
-//! once run each migration once. A connection that breaks is made again on the next call.
+//! once run each migration once. A store holds up to four connections, used in turn, each
+//! made when first needed and made again on the next call after it broke.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dockhand_host::{ConfigFile, Environment};
@@ -216,8 +219,14 @@ pub struct PgStore {
     config: tokio_postgres::Config,
     tls: Option<RustlsConnect>,
     shown: String,
-    client: Mutex<Option<tokio_postgres::Client>>,
+    /// The connections, each made when first needed and made again if it broke.
+    slots: Vec<Mutex<Option<Arc<tokio_postgres::Client>>>>,
+    next: AtomicUsize,
 }
+
+/// How many connections one store spreads its statements over, in turn. Each also
+/// pipelines the statements sent to it at once, so a burst of listings is not one queue.
+const PG_CONNECTIONS: usize = 4;
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,9 +246,10 @@ impl PgStore {
         shown: &str,
     ) -> Result<Self, StoreError> {
         let tls = tls.map(RustlsConnect);
-        let store = Self { config, tls, shown: shown.to_owned(), client: Mutex::new(None) };
-        let guard = store.client().await?;
-        let client = live(&guard);
+        let slots = (0..PG_CONNECTIONS).map(|_| Mutex::new(None)).collect();
+        let store = Self { config, tls, shown: shown.to_owned(), slots, next: AtomicUsize::new(0) };
+        // The advisory lock is the session's: the migrations run on the connection holding it.
+        let client = store.slot(0).await?;
         let fail = |e: tokio_postgres::Error| store.error("migrating", &e);
         client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(fail)?;
         let migrated = async {
@@ -259,7 +269,7 @@ impl PgStore {
         }
         .await;
         let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
-        drop(guard);
+        drop(client);
         migrated.map_err(|e| store.error("migrating", &e))?;
         unlocked.map_err(|e| store.error("migrating", &e))?;
         Ok(store)
@@ -282,32 +292,37 @@ impl PgStore {
         StoreError::Shared { store: self.shown.clone(), detail }
     }
 
-    /// The connection, made again if it broke.
-    async fn client(
-        &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, StoreError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-            let client = match &self.tls {
-                None => {
-                    let (client, connection) = self
-                        .config
-                        .connect(tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| self.error("connecting", &e))?;
-                    tokio::spawn(drive(connection));
-                    client
-                }
-                Some(tls) => {
-                    let (client, connection) =
-                        self.config.connect(tls.clone()).await.map_err(|e| self.error("connecting", &e))?;
-                    tokio::spawn(drive(connection));
-                    client
-                }
-            };
-            *guard = Some(client);
+    /// The next connection in turn.
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
+        self.slot(self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()).await
+    }
+
+    /// Connection `i`, made again if it broke. The lock is held only while connecting.
+    async fn slot(&self, i: usize) -> Result<Arc<tokio_postgres::Client>, StoreError> {
+        let mut guard = self.slots[i].lock().await;
+        if let Some(client) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(client));
         }
-        Ok(guard)
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| self.error("connecting", &e))?;
+                tokio::spawn(drive(connection));
+                client
+            }
+            Some(tls) => {
+                let (client, connection) =
+                    self.config.connect(tls.clone()).await.map_err(|e| self.error("connecting", &e))?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
+        let client = Arc::new(client);
+        *guard = Some(Arc::clone(&client));
+        Ok(client)
     }
 }
 
@@ -408,14 +423,6 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio_postgres::tl
     }
 }
 
-/// The guard's client: present once `client()` succeeded.
-fn live(guard: &Option<tokio_postgres::Client>) -> &tokio_postgres::Client {
-    match guard {
-        Some(client) => client,
-        None => unreachable!("client() connects before it returns"),
-    }
-}
-
 #[async_trait::async_trait]
 impl JobStore for PgStore {
     async fn record(&self, job: &Job) -> Result<(), StoreError> {
@@ -424,8 +431,8 @@ impl JobStore for PgStore {
             store: self.shown.clone(),
             detail: format!("job {}: {e}", job.id),
         })?;
-        let guard = self.client().await?;
-        live(&guard)
+        let client = self.client().await?;
+        client
             .execute(
                 "INSERT INTO jobs (id, action, target, status, started_ms, ended_ms, job)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -446,8 +453,8 @@ impl JobStore for PgStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let guard = self.client().await?;
-        let row = live(&guard)
+        let client = self.client().await?;
+        let row = client
             .query_opt("SELECT job FROM jobs WHERE id = $1", &[&id])
             .await
             .map_err(|e| self.error("reading a job", &e))?;
@@ -464,8 +471,8 @@ impl JobStore for PgStore {
     async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
         let status = filter.status.map(status_text);
-        let guard = self.client().await?;
-        let rows = live(&guard)
+        let client = self.client().await?;
+        let rows = client
             .query(
                 "SELECT id, job FROM jobs
                  WHERE ($1::TEXT IS NULL OR target = $1) AND ($2::TEXT IS NULL OR status = $2)
@@ -489,8 +496,7 @@ impl JobStore for PgStore {
     async fn purge(&self, age: Duration) -> Result<usize, StoreError> {
         let cutoff = ms(crate::job::epoch_ms(std::time::SystemTime::now())
             .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
-        let guard = self.client().await?;
-        let client = live(&guard);
+        let client = self.client().await?;
         client
             .execute("DELETE FROM ticks WHERE scheduled_ms < $1", &[&cutoff])
             .await
@@ -510,9 +516,9 @@ impl JobStore for PgStore {
         let actions: Vec<&str> = ticks.iter().map(|(a, _, _)| a.as_str()).collect();
         let targets: Vec<&str> = ticks.iter().map(|(_, t, _)| t.as_str()).collect();
         let times: Vec<i64> = ticks.iter().map(|(_, _, m)| ms(*m)).collect();
-        let guard = self.client().await?;
+        let client = self.client().await?;
         // One statement: the rows it inserted are the ticks this caller won.
-        let rows = live(&guard)
+        let rows = client
             .query(
                 "INSERT INTO ticks (action, target, scheduled_ms, claimed_by, claimed_ms)
                  SELECT a, t, s, $4, $5 FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(a, t, s)
@@ -532,8 +538,8 @@ impl JobStore for PgStore {
             return Ok(());
         }
         let now = ms(crate::job::epoch_ms(std::time::SystemTime::now()));
-        let guard = self.client().await?;
-        live(&guard)
+        let client = self.client().await?;
+        client
             .execute(
                 "UPDATE jobs SET owner = $1, heartbeat_ms = $2 WHERE id = ANY($3::TEXT[])",
                 &[&owner, &now, &ids],
@@ -544,8 +550,7 @@ impl JobStore for PgStore {
     }
 
     async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError> {
-        let guard = self.client().await?;
-        let client = live(&guard);
+        let client = self.client().await?;
         let rows = client
             .query(
                 "SELECT id, job FROM jobs WHERE status = 'running' AND coalesce(heartbeat_ms, started_ms) < $1",
@@ -581,8 +586,8 @@ impl JobStore for PgStore {
     }
 
     async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError> {
-        let guard = self.client().await?;
-        let row = live(&guard)
+        let client = self.client().await?;
+        let row = client
             .query_one(
                 "SELECT max(scheduled_ms) FROM ticks WHERE action = $1 AND target = $2",
                 &[&action.as_str(), &target],
