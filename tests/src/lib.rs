@@ -32,6 +32,20 @@ pub const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
 /// The busybox-based test image that `cargo xtask engine up` creates.
 pub const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
 
+/// The free and the total bytes of the filesystem that holds `path`.
+///
+/// # Errors
+/// When `statvfs` fails on `path`.
+pub fn disk_space(path: &Path) -> std::io::Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok((stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize))
+}
+
+/// `bytes` in GiB, for messages.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
 /// A name no other test run or test uses: `dh-<prefix>-<pid>-<n>`.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

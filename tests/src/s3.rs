@@ -147,10 +147,9 @@ impl Drop for S3Peer {
 /// retries. The tests need some room beyond that for their own archives (up to 256 MiB), so a
 /// disk nearer full fails here, naming the cause, rather than in a test's upload.
 fn check_free_space(dir: &std::path::Path) {
+    use crate::gib;
     const ROOM: u64 = 1 << 30;
-    let stat = rustix::fs::statvfs(dir).unwrap_or_else(|e| panic!("statvfs {}: {e}", dir.display()));
-    let free = stat.f_bavail * stat.f_frsize;
-    let total = stat.f_blocks * stat.f_frsize;
+    let (free, total) = crate::disk_space(dir).unwrap_or_else(|e| panic!("statvfs {}: {e}", dir.display()));
     let needed = total / 100 + ROOM;
     assert!(
         free >= needed,
@@ -162,10 +161,6 @@ fn check_free_space(dir: &std::path::Path) {
         gib(total),
         gib(ROOM),
     );
-}
-
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1u32 << 30)
 }
 
 /// A base port with the fourteen ports after it free, different for each call in this

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 
 use crate::{engine, proc};
 
-const ADMIN: &str = "bench-admin-token";
+pub(crate) const ADMIN: &str = "bench-admin-token";
 
 /// `METHOD path` with `headers` and `body` over HTTP/1.0; the status and the body.
 pub(crate) fn request(
@@ -256,30 +256,30 @@ async fn timed(port: u16, source: std::net::Ipv4Addr, path: &str) -> anyhow::Res
 fn enumeration(port: u16, service: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let missing = "dh-bench-server-no-such-service";
-    let (mut exists, mut absent) = (Vec::new(), Vec::new());
+    // Per name: the times, and the answer's message (the same every time).
+    let mut seen: [(Vec<Duration>, String); 2] = Default::default();
     runtime.block_on(async {
         for n in 1..=SOURCES {
             let source = std::net::Ipv4Addr::new(127, 0, 1, n);
             for i in 0..BATCH {
-                let name = if i % 2 == 0 { service } else { missing };
+                let name = [service, missing][i % 2];
                 let (code, body, took) = timed(port, source, &format!("/v1/services/{name}/update")).await?;
                 anyhow::ensure!(code == 403, "{name} from {source}: {code} {body}");
                 let body: serde_json::Value = serde_json::from_str(&body)?;
-                let message = body["message"].as_str().unwrap_or_default().to_owned();
-                if i % 2 == 0 { exists.push((took, message)) } else { absent.push((took, message)) }
+                let message = body["message"].as_str().unwrap_or_default().replace(name, "NAME");
+                let (times, first) = &mut seen[i % 2];
+                anyhow::ensure!(first.is_empty() || *first == message, "{name}: {message:?} after {first:?}");
+                *first = message;
+                times.push(took);
             }
         }
         Ok(())
     })?;
-    anyhow::ensure!(
-        exists[0].1 == absent[0].1.replace(missing, service),
-        "the two 403s differ: {:?} / {:?}",
-        exists[0].1,
-        absent[0].1
-    );
-    let stats = |v: &mut Vec<(Duration, String)>| {
-        v.sort_by_key(|(d, _)| *d);
-        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize].0.as_secs_f64() * 1e3;
+    let [(mut exists, shown), (mut absent, hidden)] = seen;
+    anyhow::ensure!(shown == hidden, "the two 403s differ: {shown:?} / {hidden:?}");
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |p: f64| crate::bench_store::percentile(v, p).as_secs_f64() * 1e3;
         (at(0.5), at(0.9))
     };
     let ((e50, e90), (a50, a90)) = (stats(&mut exists), stats(&mut absent));

@@ -35,7 +35,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     crate::tools::ensure_wrk()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let state = tempfile::tempdir()?;
-    let pg = dockhand_e2e::postgres::PgPeer::start();
+    let pg = PgPeer::start();
     runtime.block_on(store(state.path(), &pg))?;
     let layout = engine::up()?;
     http(&layout.url(), state.path(), &pg)?;
@@ -57,7 +57,7 @@ fn job(i: usize) -> Job {
     job
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -140,7 +140,7 @@ async fn store(state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
     Ok(())
 }
 
-const ADMIN: &str = "bench-admin-token";
+use crate::bench_server::ADMIN;
 
 /// A server process, killed when dropped.
 struct Server(std::process::Child);

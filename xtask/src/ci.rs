@@ -81,15 +81,10 @@ fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()
 /// swarm's nodes and the S3 peer's volumes), for the log: a nearly full disk fails tests in
 /// ways that name other things.
 fn free_disk() -> String {
-    let target = crate::project_root().join("target");
-    match rustix::fs::statvfs(&target) {
-        Ok(stat) => {
-            let gib = |blocks: u64| (blocks * stat.f_frsize) as f64 / f64::from(1u32 << 30);
-            format!(
-                "{:.1} GiB of {:.1} GiB free on the disk of target/",
-                gib(stat.f_bavail),
-                gib(stat.f_blocks)
-            )
+    use dockhand_e2e::gib;
+    match dockhand_e2e::disk_space(&crate::project_root().join("target")) {
+        Ok((free, total)) => {
+            format!("{:.1} GiB of {:.1} GiB free on the disk of target/", gib(free), gib(total))
         }
         Err(e) => format!("free space on the disk of target/ unknown: {e}"),
     }
