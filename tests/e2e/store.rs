@@ -211,6 +211,9 @@ fn store_settings_keep_the_password_out_of_the_url_and_name_their_key() {
         settings("store:\n  url: postgres://u@db/x?sslmode=require\n  ca_file: /nonexistent/ca.pem\n", &[])
             .unwrap_err();
     assert_eq!(e.key, "store.ca_file");
+    // R3-13: prefer would fall back to plaintext.
+    let e = settings("store:\n  url: postgres://u@db/x?sslmode=prefer\n", &[]).unwrap_err();
+    assert!(e.key == "store.url" && e.to_string().contains("use sslmode=require"), "{e}");
     match settings(
         "store:\n  url: postgres://u@db:5433/x\n",
         &[("DOCKHAND_STORE_URL", "postgres://v@other/y")],

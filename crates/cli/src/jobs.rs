@@ -42,11 +42,12 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
             (s, usize::try_from(tasks).unwrap_or(usize::MAX))
         })
         .collect();
-    let defaults = defaults()?;
+    let mut defaults = defaults()?;
     let env = crate::context::environment();
     let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
     let prefixes = dockhand_jobs::label_prefixes(&file)?;
     let schedule = dockhand_jobs::Schedule::load(&file, &env)?;
+    defaults.label_min_interval = schedule.min_interval;
     let plain: Vec<_> = services.iter().map(|(s, _)| s.clone()).collect();
     let scheduled = dockhand_jobs::scheduled_targets(&plain, &nodes, &schedule, &defaults, &prefixes);
     let mut rows = dockhand_jobs::plan(&services, &nodes, &defaults, &prefixes);

@@ -292,6 +292,15 @@ async fn a_volume_round_trips_byte_exact_through_the_local_target() {
     assert_eq!(manifest["volume"], volume.as_str());
     assert_eq!(manifest["service"], name.as_str());
     assert_eq!(manifest["job"], job["id"]);
+    // R3-16: whole volumes, readable by their owner alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let sidecar = std::path::PathBuf::from(format!("{}.manifest.json", archive.display()));
+        assert_eq!((mode(&archive), mode(&sidecar)), (0o600, 0o600), "{}", archive.display());
+        assert_eq!(mode(archive.parent().unwrap()), 0o700);
+        assert_eq!(mode(&setup.local_dir()), 0o700);
+    }
 
     let out = setup.run(&s, &["backups", "ls", &name]);
     assert!(

@@ -435,3 +435,99 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A registry stand-in on the engine's loopback that answers every request with a Basic
+/// challenge and records whether any carried `Authorization`.
+fn trap_registry() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line);
+            }
+            log.lock()
+                .unwrap()
+                .extend(head.iter().filter(|l| l.to_ascii_lowercase().starts_with("authorization")).cloned());
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"trap\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (address, seen)
+}
+
+/// R3-01: a named or seed credential is refused for an image of another registry, before
+/// any engine call, and nothing reaches that registry with a credential.
+#[tokio::test]
+async fn a_credential_never_reaches_a_registry_it_is_not_for() {
+    let e = dockhand_e2e::engine().await;
+    let (trap, seen) = trap_registry();
+    let image = format!("{trap}/evil/x:1");
+    let name = unique_name("up-trap");
+    let spec = ServiceSpec::new(&name, dockhand_e2e::BUSYBOX_IMAGE)
+        .with_args(["sleep", "3600"])
+        .with_label("dockhand.update.enable", "true")
+        .with_label("dockhand.update.image-allow", &image)
+        .with_label("dockhand.update.registry", "ci");
+    e.client.create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(&e.url, &name);
+    let setup = Setup::new(
+        "registries:\n  ci:\n    url: registry.example.com\n    username: bot\n    password_env: DH_TRAP_PW\n",
+    );
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dockhand"));
+        for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(["-H", &e.url, "--config", setup.dir.path().join("dockhand.yaml").to_str().unwrap()])
+            .args(["update", &name, "--image", &image])
+            .env("DOCKER_CONFIG", setup.dir.path().join("docker"))
+            .env("XDG_STATE_HOME", setup.dir.path().join("state"))
+            .env("XDG_DATA_HOME", setup.dir.path().join("data"))
+            .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
+            .env("DH_TRAP_PW", "trap-s3cret")
+            .envs(extra.iter().copied());
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let job = last_job(&out);
+    assert_eq!(job["steps"][0]["kind"], "resolve", "{job}");
+    let error = job["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("named credential ci") && error.contains(&format!("not {trap}")), "{job}");
+    assert!(!said.contains("trap-s3cret"), "{said}");
+
+    // The seed's way: the service's labels switched to `update.registry.auth=true`, the
+    // rest from SWARM_UTILS_REGISTRY_*.
+    e.client
+        .modify_service(&name, &dockhand_engine::UpdateOptions::new(), |spec| {
+            spec.labels.remove("dockhand.update.registry");
+            spec.labels.insert("dockhand.update.registry.auth".into(), "true".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let out = run(&[
+        ("SWARM_UTILS_REGISTRY_USER", "bot"),
+        ("SWARM_UTILS_REGISTRY_PASSWORD", "trap-s3cret"),
+        ("SWARM_UTILS_REGISTRY_URL", "registry.example.com"),
+    ]);
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let job = last_job(&out);
+    let error = job["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("SWARM_UTILS_REGISTRY_URL") && error.contains(&format!("not {trap}")), "{job}");
+    assert!(seen.lock().unwrap().is_empty(), "the stand-in registry got {:?}", seen.lock().unwrap());
+}

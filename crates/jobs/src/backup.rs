@@ -92,8 +92,13 @@ pub struct BackupObject {
 }
 
 /// `<node>_<volume>_<timestamp>.tar.zst` (or `.tar.zst.age`, encrypted) back into its
-/// parts. Hostnames have no `_`, the timestamp has none; the volume's name may.
+/// parts. Hostnames have no `_`, the timestamp has none; the volume's name may. A name
+/// with a `/` lies in a deeper directory (`node/<host>/…` under a service called `node`)
+/// and is not an archive of this directory (R3-17).
 pub fn parse_archive_name(name: &str) -> Option<(&str, &str, &str)> {
+    if name.contains('/') {
+        return None;
+    }
     let name = name.strip_suffix(crate::seal::AGE_SUFFIX).unwrap_or(name);
     let stem = name.strip_suffix(ARCHIVE_SUFFIX)?;
     let (node, rest) = stem.split_once('_')?;
@@ -774,6 +779,9 @@ pub(crate) async fn upload_volume(
             let _ = storage.delete(&full).await;
             return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
         }
+        for written in [&full, &manifest_key] {
+            storage.make_private(written).map_err(|e| e.to_string())?;
+        }
         let warnings = uploaded.stats.warnings.join("\n");
         Ok((volume, key, uploaded.bytes, matched, warnings, node_name))
     }
@@ -1303,6 +1311,16 @@ mod tests {
         assert_eq!(parse_archive_name(&sealed["app/".len()..]), Some(("n1", "data", "20261128T083803Z")));
         assert_eq!(parse_archive_name("n_v_notatime.tar.zst"), None);
         assert_eq!(parse_archive_name("n_v_20261128T083803Z.tar.zst.manifest.json"), None);
+    }
+
+    /// R3-17: under a service called `node`, node backups (`node/<host>/…`) are not its own.
+    #[test]
+    fn a_deeper_key_is_not_an_archive_of_the_directory() {
+        assert_eq!(parse_archive_name("host1/host1_data_20260101T000000Z.tar.zst"), None);
+        assert_eq!(
+            parse_archive_name("host1_data_20260101T000000Z.tar.zst"),
+            Some(("host1", "data", "20260101T000000Z"))
+        );
     }
 
     #[test]

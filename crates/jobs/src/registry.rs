@@ -85,6 +85,21 @@ pub enum RegistryError {
         /// The variable that would give it.
         variable: String,
     },
+    /// A credential is for another registry than the image's: it is never sent there.
+    #[error(
+        "{credential} is for the registry {credential_registry}, not {image_registry} (the registry of {image}): \
+         a credential goes only to its own registry"
+    )]
+    WrongRegistry {
+        /// The credential and where it came from.
+        credential: String,
+        /// Its registry, normalized.
+        credential_registry: String,
+        /// The image asked for.
+        image: String,
+        /// The image's registry, normalized.
+        image_registry: String,
+    },
     /// `config.json` cannot be read.
     #[error("{path}: {detail}")]
     DockerConfig {
@@ -245,14 +260,16 @@ impl Registries {
                     format!("but the configuration has only {}", known.join(", "))
                 }));
             };
+            let source = format!("the named credential {name} (registries.{name} in {})", named.origin);
+            same_registry(&named.url, image, &source)?;
             return Ok(Some(PullCredential {
                 auth: RegistryAuth::password(&named.username, named.password.expose(), &named.url),
                 username: Some(named.username.clone()),
-                source: format!("the named credential {name} (registries.{name} in {})", named.origin),
+                source,
             }));
         }
         if policy.registry_auth {
-            return self.seed_credential(service, policy, labels).map(Some);
+            return self.seed_credential(image, service, policy, labels).map(Some);
         }
         match &self.docker_config {
             Some(dir) => docker_config_credential(&dir.join("config.json"), image).await,
@@ -264,6 +281,7 @@ impl Registries {
     /// variable.
     fn seed_credential(
         &self,
+        image: &ImageRef,
         service: &str,
         policy: &UpdatePolicy,
         labels: &TargetLabels<'_>,
@@ -296,6 +314,7 @@ impl Registries {
             from(&policy.registry_password, "update.registry.password", "SWARM_UTILS_REGISTRY_PASSWORD"),
             from(&policy.registry_url, "update.registry.url", "SWARM_UTILS_REGISTRY_URL"),
         );
+        same_registry(&url, image, &source)?;
         Ok(PullCredential {
             auth: RegistryAuth::password(&user, password, &url),
             username: Some(user),
@@ -310,11 +329,29 @@ pub fn server_key(image: &ImageRef) -> String {
     if image.domain() == "docker.io" { DOCKER_HUB_SERVER.to_owned() } else { image.domain().to_owned() }
 }
 
-/// A `config.json` key reduced to its host, as the CLI compares them: `https://r.io/v2/`
-/// and `r.io` are the same registry, and so are Docker Hub's names.
+/// Refuses a credential whose registry (`url`) is not `image`'s (R3-01): the engine would
+/// hand it to whatever registry the image names.
+fn same_registry(url: &str, image: &ImageRef, source: &str) -> Result<(), RegistryError> {
+    let (theirs, ours) = (key_host(url), key_host(image.domain()));
+    if theirs == ours {
+        return Ok(());
+    }
+    Err(RegistryError::WrongRegistry {
+        credential: source.to_owned(),
+        credential_registry: theirs,
+        image: image.to_string(),
+        image_registry: ours,
+    })
+}
+
+/// A registry's URL or `config.json` key reduced to its host, as the CLI compares them:
+/// `https://r.io/v2/`, `r.io:443` and `r.io` are the same registry, and so are Docker Hub's
+/// names.
 fn key_host(key: &str) -> String {
+    let key = key.trim();
     let rest = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
     let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    let host = host.strip_suffix(":443").unwrap_or(&host).to_owned();
     match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_owned(),
         _ => host,
@@ -596,6 +633,59 @@ mod tests {
         let view = TargetLabels::resolve(&labels, &prefixes);
         let err = registries.credential_for(&image, "web", &policy, &view).await.unwrap_err().to_string();
         assert!(err.contains("dockhand.update.registry on service web") && err.contains("only ci"), "{err}");
+    }
+
+    /// R3-01: a named or seed credential goes only to its own registry.
+    #[tokio::test]
+    async fn a_credential_is_never_offered_to_another_registry() {
+        let prefixes = dockhand_policy::LabelPrefixes::default();
+        let yaml = "registries:\n  ci:\n    url: registry.example.com\n    username: bot\n    password_env: REG_PW\n  \
+                    hub:\n    url: https://index.docker.io/v1/\n    username: hubbot\n    password_env: REG_PW\n";
+        let registries = load(yaml, &[("REG_PW", "s3cret")]);
+        let (policy, labels) =
+            update_policy(&[("dockhand.update.enable", "true"), ("dockhand.update.registry", "ci")]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let evil = ImageRef::parse("evil.example.net/x:1").unwrap();
+        let err = registries.credential_for(&evil, "web", &policy, &view).await.unwrap_err().to_string();
+        assert!(
+            err.contains("named credential ci")
+                && err.contains("registry.example.com")
+                && err.contains("not evil.example.net")
+                && !err.contains("s3cret"),
+            "{err}"
+        );
+        // The same host, written as the CLI would: default port, scheme, case.
+        for ok in ["registry.example.com/team/app:1", "Registry.Example.com:443/team/app:1"] {
+            let image = ImageRef::parse(&ok.to_ascii_lowercase()).unwrap();
+            assert!(
+                registries.credential_for(&image, "web", &policy, &view).await.unwrap().is_some(),
+                "{ok}"
+            );
+        }
+        let (hub_policy, hub_labels) =
+            update_policy(&[("dockhand.update.enable", "true"), ("dockhand.update.registry", "hub")]);
+        let hub_view = TargetLabels::resolve(&hub_labels, &prefixes);
+        let nginx = ImageRef::parse("nginx:1.27").unwrap();
+        assert!(registries.credential_for(&nginx, "web", &hub_policy, &hub_view).await.unwrap().is_some());
+        assert!(registries.credential_for(&evil, "web", &hub_policy, &hub_view).await.is_err());
+
+        // The seed's labels and variables.
+        let (policy, labels) =
+            update_policy(&[("dockhand.update.enable", "true"), ("dockhand.update.registry.auth", "true")]);
+        let view = TargetLabels::resolve(&labels, &prefixes);
+        let vars = [
+            ("SWARM_UTILS_REGISTRY_USER", "ci"),
+            ("SWARM_UTILS_REGISTRY_PASSWORD", "pw-from-env"),
+            ("SWARM_UTILS_REGISTRY_URL", "registry.example.com"),
+        ];
+        let err =
+            load("{}", &vars).credential_for(&evil, "web", &policy, &view).await.unwrap_err().to_string();
+        assert!(
+            err.contains("SWARM_UTILS_REGISTRY_URL")
+                && err.contains("not evil.example.net")
+                && !err.contains("pw-from"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -64,6 +64,10 @@ pub struct Schedule {
     /// `schedule.enabled` (`DOCKHAND_SCHEDULE_ENABLED`): `false` runs nothing by cron,
     /// target labels included.
     pub enabled: bool,
+    /// `schedule.min_interval` (1 min): the shortest gap a target's schedule label may
+    /// ask for; a label below it is an error diagnostic and runs nothing
+    /// ([`Defaults::label_min_interval`] carries it to the label parser).
+    pub min_interval: std::time::Duration,
 }
 
 impl Default for Schedule {
@@ -74,7 +78,12 @@ impl Default for Schedule {
             Err(_) => Timing::Off,
         };
         let source = || format!("the seed's default {SEED_CRON}");
-        Self { entries: SCHEDULED_ACTIONS.map(|a| (a, seed(), source())), timezone: Tz::UTC, enabled: true }
+        Self {
+            entries: SCHEDULED_ACTIONS.map(|a| (a, seed(), source())),
+            timezone: Tz::UTC,
+            enabled: true,
+            min_interval: Defaults::default().label_min_interval,
+        }
     }
 }
 
@@ -86,6 +95,7 @@ struct RawSchedule {
     backup_service: Option<RawTiming>,
     timezone: Option<String>,
     enabled: Option<bool>,
+    min_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +191,17 @@ impl Schedule {
                     ));
                 }
             };
+        }
+        if let Some(text) = raw.min_interval.as_deref() {
+            let key = "schedule.min_interval";
+            schedule.min_interval = dockhand_policy::parse_go_duration(text)
+                .map_err(|e| key_error(key, format!("{text:?}: {e}")))?;
+            if schedule.min_interval.is_zero() {
+                return Err(key_error(
+                    key,
+                    "0 would let a label run a job every second: give a duration".into(),
+                ));
+            }
         }
         if let Some(zone) = raw.timezone.as_deref().filter(|z| !z.trim().is_empty()) {
             schedule.timezone =
@@ -676,7 +697,8 @@ mod tests {
         ];
         let schedule =
             Schedule::default().with(Action::BackupService, Timing::Off, "schedule.backup-service");
-        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        let (mut d, p) = (Defaults::default(), LabelPrefixes::default());
+        d.label_min_interval = Duration::from_secs(10);
         let found = scheduled_targets(&services, &[], &schedule, &d, &p);
         let keys: Vec<(&str, String, &str)> =
             found.iter().map(|e| (e.action.as_str(), e.target.describe(), e.source.as_str())).collect();

@@ -591,6 +591,22 @@ pub struct Storage {
     settings: TargetSettings,
     store: Arc<dyn ObjectStore>,
     prefix: Option<Key>,
+    /// A local target's file system, to make what it writes private.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
+}
+
+/// Creates `path` (and its parents) for a local target, the target's own directory 0700.
+/// One that exists is left as it is (it may be a mount point an operator chose); what
+/// dockhand writes below it is made private by [`Storage::make_private`].
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 impl std::fmt::Debug for Storage {
@@ -617,13 +633,17 @@ impl Storage {
             problem,
             detail,
         };
+        let mut local = None;
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match &settings.kind {
             TargetKind::Local { path } => {
-                std::fs::create_dir_all(path)
+                private_dir(path)
                     .map_err(|e| fail(Problem::Filesystem, format!("{}: {e}", path.display())))?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(path)
-                    .map_err(|e| fail(Problem::Filesystem, e.to_string()))?;
-                (Arc::new(store), String::new())
+                let store = Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(path)
+                        .map_err(|e| fail(Problem::Filesystem, e.to_string()))?,
+                );
+                local = Some(store.clone());
+                (store, String::new())
             }
             TargetKind::S3(s3) => {
                 // reqwest's rustls takes the process's provider: ring, as for the engine.
@@ -652,7 +672,33 @@ impl Storage {
             }
         };
         let prefix = (!prefix.is_empty()).then(|| Key::from(prefix));
-        Ok(Self { settings: settings.clone(), store, prefix })
+        Ok(Self { settings: settings.clone(), store, prefix, local })
+    }
+
+    /// On a local target, makes the object `key` readable by its owner alone (0600), and
+    /// the directories that lead to it 0700 (R3-16): archives hold whole volumes. Nothing
+    /// to do on S3.
+    pub fn make_private(&self, key: &Key) -> Result<(), StorageError> {
+        use std::os::unix::fs::PermissionsExt;
+        let (Some(local), TargetKind::Local { path: root }) = (&self.local, &self.settings.kind) else {
+            return Ok(());
+        };
+        let fail = |detail: String| StorageError::Operation {
+            target: self.settings.to_string(),
+            operation: format!("make {key} private"),
+            problem: Problem::Filesystem,
+            detail,
+        };
+        let file = local.path_to_filesystem(key).map_err(|e| fail(e.to_string()))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail(format!("{}: {e}", file.display())))?;
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root.as_path()) {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| fail(format!("{}: {e}", d.display())))?;
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     /// The target's settings.

@@ -57,7 +57,7 @@ pub enum StoreSettings {
         shown: String,
         /// The connection settings, password included.
         config: Box<tokio_postgres::Config>,
-        /// TLS (`sslmode=require` or `prefer`), verifying the server against
+        /// TLS (`sslmode=require`), verifying the server against
         /// `store.ca_file` or the system's roots.
         tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     },
@@ -133,10 +133,19 @@ impl StoreSettings {
                     .to_owned(),
             ));
         }
-        // Without sslmode, no TLS (not libpq's "prefer"); with require or prefer, the
-        // server's certificate is always verified, against store.ca_file or the roots.
+        // Without sslmode, no TLS (not libpq's "prefer"); with require, the server's
+        // certificate is always verified, against store.ca_file or the roots. `prefer` is
+        // refused: a machine in the middle answers "no TLS" and asks for the password in
+        // clear (R3-13).
         let tls = match (url.contains("sslmode="), config.get_ssl_mode()) {
-            (true, tokio_postgres::config::SslMode::Require | tokio_postgres::config::SslMode::Prefer) => {
+            (true, tokio_postgres::config::SslMode::Prefer) => {
+                return Err(url_error(
+                    "sslmode=prefer falls back to a plain connection when anything between asks it to, \
+                     and the password would go in clear: use sslmode=require"
+                        .to_owned(),
+                ));
+            }
+            (true, tokio_postgres::config::SslMode::Require) => {
                 let tls =
                     crate::http::tls_config(raw.ca_file.as_deref()).map_err(|d| error("store.ca_file", d))?;
                 Some(std::sync::Arc::new(tls))
@@ -151,7 +160,7 @@ impl StoreSettings {
                 }
                 None
             }
-            (true, _) => return Err(url_error("sslmode: disable, prefer or require".to_owned())),
+            (true, _) => return Err(url_error("sslmode: disable or require".to_owned())),
         };
         let password = match (&raw.password_file, &raw.password_env) {
             (Some(_), Some(_)) => {

@@ -36,12 +36,50 @@ impl Tail {
     /// The kept end as text (invalid UTF-8 replaced, secret-looking values masked: a
     /// tail goes into events, answers and notifications, not only the store), with a note
     /// of what was cut.
+    ///
+    /// The whole buffer is masked before it is cut, so a `password=value` that the cut
+    /// would split is masked while its key is still there (R3-14); and when the kept end
+    /// does not start at the output's start, its first partial line (or, in output without
+    /// lines, its first partial `key: value`) is dropped, since no pattern could mask what
+    /// the buffer itself cut.
     pub(crate) fn text(&self) -> String {
-        let start = self.buf.len().saturating_sub(self.cap);
-        let kept = String::from_utf8_lossy(&self.buf[start..]).into_owned();
-        let kept = dockhand_policy::Redactor::default().redact(&kept);
-        let cut = self.total.saturating_sub((self.buf.len() - start) as u64);
-        if cut > 0 { format!("[{cut} earlier bytes not kept]\n{kept}") } else { kept }
+        let whole = String::from_utf8_lossy(&self.buf).into_owned();
+        let masked = dockhand_policy::Redactor::default().redact(&whole);
+        let cut_raw = self.buf.len() > self.cap || self.total > self.buf.len() as u64;
+        let mut start = masked.len().saturating_sub(self.cap);
+        while !masked.is_char_boundary(start) {
+            start += 1;
+        }
+        let mut kept = &masked[start..];
+        if cut_raw {
+            kept = drop_partial_start(kept);
+        }
+        let cut = self.total.saturating_sub(kept.len() as u64);
+        if cut > 0 { format!("[{cut} earlier bytes not kept]\n{kept}") } else { kept.to_owned() }
+    }
+}
+
+/// `text` without its first line, which a cut made partial; without lines, without its
+/// first two words (more while a dropped word ends like a key, `word:`), since the cut
+/// may have taken the key of `--password value` or `password: value`; one word is kept
+/// unless it could be the rest of a `key=value` or `key:value`.
+fn drop_partial_start(text: &str) -> &str {
+    if let Some(newline) = text.find('\n') {
+        return &text[newline + 1..];
+    }
+    if !text.contains(char::is_whitespace) {
+        return if text.contains(['=', ':']) { "" } else { text };
+    }
+    let mut rest = text.trim_start();
+    let mut dropped = 0;
+    loop {
+        let Some(space) = rest.find(char::is_whitespace) else { return "" };
+        let word = &rest[..space];
+        rest = rest[space..].trim_start();
+        dropped += 1;
+        if dropped >= 2 && !(word.ends_with(':') || word.ends_with('=')) {
+            return rest;
+        }
     }
 }
 
@@ -72,5 +110,31 @@ mod tests {
         t.push(b"login with password=hunter2-tail-secret ok\n");
         assert!(!t.text().contains("hunter2-tail-secret"), "{}", t.text());
         assert!(t.text().contains("login with"), "{}", t.text());
+    }
+
+    /// R3-14: a cut that splits `password=value` must not leave `word=value` behind.
+    #[test]
+    fn a_cut_never_unmasks_a_secret() {
+        let mut t = Tail::new(4096);
+        t.push(&[b'x'; 10]);
+        t.push(b"password=hunter2-tail-secret");
+        t.push(&[b'y'; 4072]);
+        assert!(!t.text().contains("hunter2-tail-secret"), "{}", t.text());
+        // Cut by the buffer itself, in lines and without.
+        for line in [
+            "password: hunter2-tail-secret\n",
+            "password: hunter2-tail-secret ",
+            "--password hunter2-tail-secret ",
+        ] {
+            // Every cap cuts the buffer at another offset of the line.
+            for cap in 16..96 {
+                let mut t = Tail::new(cap);
+                for _ in 0..40 {
+                    t.push(line.as_bytes());
+                    let text = t.text();
+                    assert!(!text.contains("r2-tail-secret"), "cap {cap}: {text:?}");
+                }
+            }
+        }
     }
 }

@@ -86,6 +86,24 @@ impl CronExpr {
         last.map(|t| (t, count))
     }
 
+    /// The shortest gap between two of its times, over its first 128 times from 2026-01-01
+    /// UTC (the fields are a cross product, so the tightest gap shows early); `None` when it
+    /// never fires.
+    pub fn shortest_gap(&self) -> Option<std::time::Duration> {
+        let mut at = DateTime::<Utc>::from_timestamp(1_767_225_600, 0)?;
+        let mut prev = self.next_after(at, Tz::UTC)?;
+        let mut gap: Option<chrono::TimeDelta> = None;
+        for _ in 0..128 {
+            at = prev;
+            let Some(next) = self.next_after(at, Tz::UTC) else { break };
+            let d = next - prev;
+            gap = Some(gap.map_or(d, |g| g.min(d)));
+            prev = next;
+        }
+        // One time only (a year field): as far apart as can be.
+        Some(gap.and_then(|g| g.to_std().ok()).unwrap_or(std::time::Duration::MAX))
+    }
+
     /// The last time it fired strictly before `before`, read in `zone`.
     pub fn previous_before(&self, before: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
         let local = before.with_timezone(&zone);

@@ -43,6 +43,9 @@ pub struct Defaults {
     pub lock_timeout: Duration,
     /// `SWARM_UTILS_EXTRA_TIMEOUT` (10 s): slack for network delays.
     pub extra_timeout: Duration,
+    /// `schedule.min_interval` (1 min): the shortest gap a target's `clean.schedule` or
+    /// `backup.schedule` label may ask for. Not a seed variable: the configuration sets it.
+    pub label_min_interval: Duration,
 }
 
 impl Default for Defaults {
@@ -67,6 +70,7 @@ impl Default for Defaults {
             pending_timeout: ms(20_000),
             lock_timeout: ms(10_000),
             extra_timeout: ms(10_000),
+            label_min_interval: Duration::from_secs(60),
         }
     }
 }

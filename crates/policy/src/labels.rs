@@ -464,10 +464,32 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `clean.schedule` and `backup.schedule`: `off` or a cron expression.
-    fn timing(&mut self, short: &str) -> Option<crate::Timing> {
+    /// `clean.schedule` and `backup.schedule`: `off` or a cron expression that fires at
+    /// most once per `min_interval` (R3-11: a label is set by a service's owner, and the
+    /// server is shared) and fires at all.
+    fn timing(&mut self, short: &str, min_interval: Duration) -> Option<crate::Timing> {
         let (key, value) = self.get(short).map(|(k, v)| (k.to_owned(), v))?;
         match crate::Timing::parse(value) {
+            Ok(crate::Timing::Cron(cron)) => match cron.shortest_gap() {
+                None => {
+                    self.error(&key, value, "never fires: no date matches all its fields".to_owned());
+                    None
+                }
+                Some(gap) if gap < min_interval => {
+                    self.error(
+                        &key,
+                        value,
+                        format!(
+                            "fires {} apart, more often than a label may ask: once per {} at most \
+                             (schedule.min_interval)",
+                            crate::format_go_duration(gap),
+                            crate::format_go_duration(min_interval)
+                        ),
+                    );
+                    None
+                }
+                Some(_) => Some(crate::Timing::Cron(cron)),
+            },
             Ok(timing) => Some(timing),
             Err(e) => {
                 self.error(&key, value, e.to_string());
@@ -532,7 +554,7 @@ pub fn service_policy(
         exec: r.text("clean.exec"),
         shell: r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone()),
         exec_timeout: r.duration("clean.exec.timeout", defaults.clean_exec_timeout),
-        schedule: r.timing("clean.schedule"),
+        schedule: r.timing("clean.schedule", defaults.label_min_interval),
     });
     let backup = backup_policy(&mut r, global, false, defaults);
     let update = r.bool("update.enable", false).then(|| UpdatePolicy {
@@ -619,7 +641,7 @@ fn backup_policy(
         stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
         start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
         volumes,
-        schedule: if on_node { None } else { r.timing("backup.schedule") },
+        schedule: if on_node { None } else { r.timing("backup.schedule", defaults.label_min_interval) },
         upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
         target: r.text("backup.target"),
         s3: S3Labels {
@@ -665,7 +687,7 @@ pub fn node_policy(
             image,
             builder,
             exec: r.text("clean.exec"),
-            schedule: r.timing("clean.schedule"),
+            schedule: r.timing("clean.schedule", defaults.label_min_interval),
         })
     } else {
         None

@@ -460,3 +460,46 @@ fn update_hooks_take_their_shell_and_timeout_and_rollback_is_auto_or_never() {
         "{diags:?}"
     );
 }
+
+/// R3-11: a service's owner may not make the shared server run a job every second, and an
+/// expression that never fires is said so at parse, not paid for at every wake.
+#[test]
+fn schedule_labels_have_a_minimum_interval() {
+    let d = Defaults::default();
+    let p = LabelPrefixes::default();
+    let schedule = |key: &str, value: &str, d: &Defaults| {
+        let enable = if key.starts_with("dockhand.backup") {
+            "dockhand.backup.enable"
+        } else {
+            "dockhand.clean.enable"
+        };
+        let l = labels(&[(enable, "true"), (key, value)]);
+        let (policy, diags) = service_policy(&l, false, d, &p);
+        let timing = policy.backup.and_then(|b| b.schedule).or(policy.clean.and_then(|c| c.schedule));
+        (timing, diags)
+    };
+    for (key, value, why) in [
+        ("dockhand.backup.schedule", "* * * * * *", "fires 1s apart"),
+        ("dockhand.clean.schedule", "*/30 * * * * *", "fires 30s apart"),
+        ("dockhand.clean.schedule", "0,1 0 3 * * *", "fires 1s apart"),
+        ("dockhand.backup.schedule", "0 0 0 30 2 *", "never fires"),
+    ] {
+        let (timing, diags) = schedule(key, value, &d);
+        assert_eq!(timing, None, "{key}={value}");
+        assert!(
+            diags
+                .iter()
+                .any(|x| x.key == key && x.severity == Severity::Error && x.to_string().contains(why)),
+            "{key}={value}: {diags:?}"
+        );
+    }
+    for value in ["0 * * * * *", "0 0 3 * * *", "*/5 * * * *", "off"] {
+        let (timing, diags) = schedule("dockhand.backup.schedule", value, &d);
+        assert!(timing.is_some() && diags.is_empty(), "{value}: {diags:?}");
+    }
+    // schedule.min_interval moves the bar.
+    let mut strict = d.clone();
+    strict.label_min_interval = Duration::from_secs(3600);
+    let (timing, diags) = schedule("dockhand.backup.schedule", "0 */5 * * * *", &strict);
+    assert!(timing.is_none() && diags.iter().any(|x| x.to_string().contains("once per 1h")), "{diags:?}");
+}

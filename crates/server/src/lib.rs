@@ -135,7 +135,8 @@ impl Server {
         let config = ServerConfig::load(&file, &env)?;
         let storage = dockhand_jobs::StorageTargets::load(&file, &env, settings.state_dir.join("backups"))?;
         let registries = dockhand_jobs::Registries::load(&file, &env)?;
-        let defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
+        let mut defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
+        defaults.label_min_interval = config.schedule.min_interval;
         let hosts = HostsConfig::load_partial(settings.config.as_deref(), &env)?;
         let choice = match &settings.host_id {
             Some(id) => EngineChoice::Named(id.clone()),

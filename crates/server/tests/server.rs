@@ -958,7 +958,7 @@ async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick(
         guards.push(guard);
     }
     let config = format!(
-        "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n"
+        "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n  min_interval: 10s\n"
     );
     let manager = s.manager_url();
     let cron = [("DOCKHAND_SCHEDULE_ENABLED", "true")];
@@ -1051,7 +1051,7 @@ async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
     }
     let config = |tenant: &str| {
         format!(
-            "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n"
+            "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n  min_interval: 10s\n"
         )
     };
     let (admin_a, admin_b) = ("admin-of-a-5d1c9e", "admin-of-b-7f3a2b");
