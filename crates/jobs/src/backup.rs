@@ -131,6 +131,30 @@ pub fn expired<'a>(
         .collect()
 }
 
+/// The most a manifest may weigh (R3-05): a target that answers with an endless one must
+/// not exhaust the server's memory.
+pub const MANIFEST_LIMIT: usize = 1 << 20;
+
+/// The manifest at `key`, read up to [`MANIFEST_LIMIT`] bytes whatever its length says;
+/// `None` when it is missing, larger, or not a manifest.
+async fn read_manifest(storage: &Storage, key: &object_store::path::Path) -> Option<Manifest> {
+    use futures_util::StreamExt;
+    let got = storage.store().get(key).await.ok()?;
+    if got.meta.size > MANIFEST_LIMIT as u64 {
+        return None;
+    }
+    let mut stream = got.into_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if body.len() + chunk.len() > MANIFEST_LIMIT {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).ok()
+}
+
 /// Every archive of `service` on `storage`, oldest first, with its manifest read and checked.
 pub async fn list_backups(
     storage: &Storage,
@@ -143,10 +167,7 @@ pub async fn list_backups(
         let Some(name) = key.strip_prefix(&format!("{service}/")) else { continue };
         let Some((node, volume, ts)) = parse_archive_name(name) else { continue };
         let manifest_key = storage.key(&format!("{key}{MANIFEST_SUFFIX}"));
-        let manifest = match storage.store().get(&manifest_key).await {
-            Ok(got) => got.bytes().await.ok().and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
-            Err(_) => None,
-        };
+        let manifest = read_manifest(storage, &manifest_key).await;
         let check = match &manifest {
             None => "no readable manifest".to_owned(),
             Some(m) if m.bytes != meta.size => {
@@ -1311,6 +1332,31 @@ mod tests {
         assert_eq!(parse_archive_name(&sealed["app/".len()..]), Some(("n1", "data", "20261128T083803Z")));
         assert_eq!(parse_archive_name("n_v_notatime.tar.zst"), None);
         assert_eq!(parse_archive_name("n_v_20261128T083803Z.tar.zst.manifest.json"), None);
+    }
+
+    /// R3-05: a manifest larger than the limit is not read into memory.
+    #[tokio::test]
+    async fn an_oversized_manifest_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            Storage::open(&crate::storage::local_target("t", "test", dir.path().join("b"))).unwrap();
+        let name = "web/n1_data_20260101T000000Z.tar.zst";
+        let put = |key: &str, body: Vec<u8>| {
+            let (storage, key) = (storage.clone(), storage.key(key));
+            async move { storage.store().put(&key, body.into()).await.unwrap() }
+        };
+        put(name, b"archive".to_vec()).await;
+        let mut huge = br#"{"format": 1, "pad": ""#.to_vec();
+        huge.resize(MANIFEST_LIMIT + 10, b'x');
+        huge.extend_from_slice(br#""}"#);
+        put(&format!("{name}{MANIFEST_SUFFIX}"), huge).await;
+        let listed = list_backups(&storage, "web").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(
+            listed[0].manifest.is_none() && listed[0].check == "no readable manifest",
+            "{:?}",
+            listed[0].check
+        );
     }
 
     /// R3-17: under a service called `node`, node backups (`node/<host>/…`) are not its own.

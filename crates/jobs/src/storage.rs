@@ -353,7 +353,7 @@ pub fn default_local_path(env: &Environment) -> Option<PathBuf> {
     Some(base.join("dockhand").join("backups"))
 }
 
-fn local_target(name: &str, origin: &str, path: PathBuf) -> TargetSettings {
+pub(crate) fn local_target(name: &str, origin: &str, path: PathBuf) -> TargetSettings {
     TargetSettings {
         name: name.to_owned(),
         origin: origin.to_owned(),
@@ -538,6 +538,40 @@ fn seed_target(
         key: "SWARM_UTILS_S3_URL".into(),
         detail,
     })?;
+    // R3-05: the server's keys go only to the endpoint and bucket its variables name. A
+    // label that moves either must carry its own keys, or the operator's key would sign
+    // requests to wherever a service's owner points it.
+    let bucket =
+        labels.bucket.clone().or_else(|| var("BUCKET")).ok_or_else(|| missing("BUCKET", "bucket"))?;
+    let env_endpoint = var("URL").map(|u| {
+        let u = if u.starts_with("http://") || u.starts_with("https://") {
+            u
+        } else {
+            let https = var("HTTPS").as_deref().is_none_or(|v| v.eq_ignore_ascii_case("true") || v == "1");
+            format!("{}://{u}", if https { "https" } else { "http" })
+        };
+        u.trim_end_matches('/').to_owned()
+    });
+    let moved_endpoint =
+        labels.url.is_some() && env_endpoint.as_deref() != Some(endpoint.trim_end_matches('/'));
+    let moved_bucket = labels.bucket.is_some() && var("BUCKET").as_deref() != labels.bucket.as_deref();
+    let own_keys = labels.access_key.is_some() && labels.secret_key.is_some();
+    if (moved_endpoint || moved_bucket) && !own_keys {
+        let (label, place) = if moved_endpoint {
+            ("url", format!("the endpoint {endpoint}"))
+        } else {
+            ("bucket", format!("the bucket {bucket}"))
+        };
+        return Err(StorageError::Config {
+            origin: "its labels".into(),
+            key: format!("backup.volume-list-upload.s3.{label}"),
+            detail: format!(
+                "names {place}, which the server's SWARM_UTILS_S3_* settings do not: such a label must carry its \
+                 own keys (backup.volume-list-upload.s3.access-key and .s3.secret-key); the server's keys go \
+                 only to its own endpoint and bucket"
+            ),
+        });
+    }
     let retention_days = match labels.retention_days {
         Some(days) => Some(days),
         None => match var("RETENTION_DAYS") {
@@ -555,11 +589,7 @@ fn seed_target(
         kind: TargetKind::S3(S3Target {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region: "us-east-1".into(),
-            bucket: labels
-                .bucket
-                .clone()
-                .or_else(|| var("BUCKET"))
-                .ok_or_else(|| missing("BUCKET", "bucket"))?,
+            bucket,
             prefix: String::new(),
             path_style: true,
             access_key_id: Secret::new(
@@ -982,11 +1012,59 @@ mod tests {
         let prefixes = dockhand_policy::LabelPrefixes::with_swarm_utils();
         let defaults = dockhand_policy::Defaults::default();
         let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
+        // R3-05: another bucket takes its own keys, never the server's.
+        let err = targets.for_service(&p).unwrap_err().to_string();
+        assert!(err.contains("backup.volume-list-upload.s3.bucket") && err.contains("own keys"), "{err}");
+        labels.insert("swarm-utils.backup.volume-list-upload.s3.access-key".to_owned(), "AK2".to_owned());
+        labels.insert("swarm-utils.backup.volume-list-upload.s3.secret-key".to_owned(), "SK2".to_owned());
+        let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
         let TargetKind::S3(s3) = targets.for_service(&p).unwrap().kind else { panic!("not s3") };
-        assert_eq!(s3.bucket, "other");
+        assert_eq!((s3.bucket.as_str(), s3.access_key_id.expose()), ("other", "AK2"));
 
         let err = load("{}", &[("SWARM_UTILS_S3_URL", "h")]).unwrap_err().to_string();
         assert!(err.contains("SWARM_UTILS_S3_BUCKET"), "{err}");
+    }
+
+    /// R3-05: a label may not point the server's keys at another endpoint or bucket.
+    #[test]
+    fn labels_never_send_the_servers_keys_elsewhere() {
+        let service = |pairs: &[(&str, &str)]| {
+            let mut labels: BTreeMap<String, String> =
+                pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            labels.insert("dockhand.backup.enable".into(), "true".into());
+            let (prefixes, defaults) =
+                (dockhand_policy::LabelPrefixes::default(), dockhand_policy::Defaults::default());
+            dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap()
+        };
+        let url = "dockhand.backup.volume-list-upload.s3.url";
+        let no_url = [
+            ("SWARM_UTILS_S3_BUCKET", "b"),
+            ("SWARM_UTILS_S3_ACCESS_KEY", "AK"),
+            ("SWARM_UTILS_S3_SECRET_KEY", "SK"),
+        ];
+        let targets = load("{}", &no_url).unwrap();
+        let err = targets.for_service(&service(&[(url, "https://evil.example")])).unwrap_err().to_string();
+        assert!(
+            err.contains("s3.url") && err.contains("https://evil.example") && !err.contains("SK"),
+            "{err}"
+        );
+        let with_url = [("SWARM_UTILS_S3_URL", "s3.example.com"), no_url[0], no_url[1], no_url[2]];
+        let targets = load("{}", &with_url).unwrap();
+        assert!(targets.for_service(&service(&[(url, "http://10.0.0.5:9000")])).is_err());
+        // The server's own endpoint, written out, moves nothing.
+        let same = targets.for_service(&service(&[(url, "s3.example.com")])).unwrap();
+        let TargetKind::S3(s3) = same.kind else { panic!("not s3") };
+        assert_eq!(s3.access_key_id.expose(), "AK");
+        // With its own keys, a label may name its own place.
+        let own = targets
+            .for_service(&service(&[
+                (url, "https://other.example"),
+                ("dockhand.backup.volume-list-upload.s3.access-key", "AK2"),
+                ("dockhand.backup.volume-list-upload.s3.secret-key", "SK2"),
+            ]))
+            .unwrap();
+        let TargetKind::S3(s3) = own.kind else { panic!("not s3") };
+        assert_eq!((s3.endpoint.as_str(), s3.access_key_id.expose()), ("https://other.example", "AK2"));
     }
 
     #[test]
