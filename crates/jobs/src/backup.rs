@@ -133,7 +133,7 @@ pub fn expired<'a>(
 
 /// The most a manifest may weigh (R3-05): a target that answers with an endless one must
 /// not exhaust the server's memory.
-pub const MANIFEST_LIMIT: usize = 1 << 20;
+pub(crate) const MANIFEST_LIMIT: usize = 1 << 20;
 
 /// The manifest at `key`, read up to [`MANIFEST_LIMIT`] bytes whatever its length says;
 /// `None` when it is missing, larger, or not a manifest.
