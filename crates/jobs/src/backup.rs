@@ -1277,7 +1277,10 @@ pub async fn reconcile(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, Jo
     }
     let locks = ctx.locks.list().await.map_err(JobError::Lock)?;
     let mut jobs = Vec::new();
-    for service in owed {
+    // Another instance's tenants are its own to bring back (R3-07).
+    let in_scope =
+        |s: &Service| ctx.scope.as_ref().is_none_or(|(key, value)| s.spec.labels.get(key) == Some(value));
+    for service in owed.into_iter().filter(in_scope) {
         let lock = LockTarget::Service(service.id.clone()).label();
         if locks.iter().any(|l| l.target == lock && !l.expired) {
             continue; // A live job owns it, and will start it itself.

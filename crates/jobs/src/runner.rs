@@ -36,6 +36,9 @@ pub struct JobContext {
     pub concurrency: usize,
     /// For a cron run, the tick it runs for (RFC 3339, UTC): the job's `scheduled_at`.
     pub scheduled_at: Option<String>,
+    /// The instance's scope (`scope.selector`, label key and value): the jobs that act on
+    /// their own, such as [`reconcile`](crate::reconcile), leave targets outside it alone.
+    pub scope: Option<(String, String)>,
 }
 
 impl JobContext {
@@ -55,6 +58,7 @@ impl JobContext {
             cancel: CancellationToken::new(),
             concurrency: 8,
             scheduled_at: None,
+            scope: None,
         }
     }
 }

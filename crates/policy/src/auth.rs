@@ -178,6 +178,8 @@ pub struct Authorizer {
     admins: Vec<String>,
     prefixes: LabelPrefixes,
     scope: Option<(String, String)>,
+    /// More than one trusted CI issuer: bindings must name theirs (`<action>.oidc.iss`).
+    several_issuers: bool,
 }
 
 impl fmt::Debug for Authorizer {
@@ -199,7 +201,17 @@ impl Authorizer {
             admins: admins.into_iter().filter(|t| !t.trim().is_empty()).collect(),
             prefixes: prefixes.clone(),
             scope: None,
+            several_issuers: false,
         }
+    }
+
+    /// How many CI issuers the server trusts. With more than one, a target's
+    /// `<action>.oidc.*` labels bind only with an `<action>.oidc.iss` label that names the
+    /// issuer exactly (R3-10): the same claim (`project_path=group/app`) may belong to
+    /// someone else on another issuer.
+    pub fn with_oidc_issuers(mut self, count: usize) -> Self {
+        self.several_issuers = count > 1;
+        self
     }
 
     /// The label prefixes it reads.
@@ -212,6 +224,11 @@ impl Authorizer {
     pub fn with_scope(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.scope = Some((key.into(), value.into()));
         self
+    }
+
+    /// True when this instance is limited to a scope (`scope.selector`).
+    pub fn has_scope(&self) -> bool {
+        self.scope.is_some()
     }
 
     /// True when a target with `labels` is within this instance's scope: what cron and
@@ -253,7 +270,14 @@ impl Authorizer {
         let token = match credential.into() {
             Credential::Token(token) => token,
             Credential::Ci(claims) => {
-                return crate::oidc::authorize_claims(action, name, labels, claims, &self.prefixes);
+                return crate::oidc::authorize_claims(
+                    action,
+                    name,
+                    labels,
+                    claims,
+                    &self.prefixes,
+                    self.several_issuers,
+                );
             }
         };
         if token.is_empty() {
@@ -422,6 +446,43 @@ mod tests {
                 },
             }
         }
+    }
+
+    #[test]
+    fn with_several_issuers_a_binding_names_its_own() {
+        let claims = |iss: &str| -> BTreeMap<String, serde_json::Value> {
+            [("iss", iss), ("project_path", "group/app")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+                .collect()
+        };
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let (a, b) = ("https://gitlab.example.com", "https://gitlab.com");
+        let unpinned = labels(&[("dockhand.update.oidc.project_path", "group/app")]);
+        let pinned =
+            labels(&[("dockhand.update.oidc.project_path", "group/app"), ("dockhand.update.oidc.iss", a)]);
+        let globbed = labels(&[
+            ("dockhand.update.oidc.project_path", "group/app"),
+            ("dockhand.update.oidc.iss", "https://*"),
+        ]);
+        let one = Authorizer::new([], &LabelPrefixes::default()).with_oidc_issuers(1);
+        let two = Authorizer::new([], &LabelPrefixes::default()).with_oidc_issuers(2);
+        let allowed = |auth: &Authorizer, labels: &BTreeMap<String, String>, iss: &str| {
+            auth.authorize(Action::Update, "web", labels, Credential::Ci(&claims(iss))).is_allowed()
+        };
+        assert!(allowed(&one, &unpinned, a), "one issuer: the binding is its");
+        // R3-10: B's group/app is not A's.
+        assert!(!allowed(&two, &unpinned, b));
+        assert!(!allowed(&two, &unpinned, a), "an unpinned binding binds nothing with several issuers");
+        match two.authorize(Action::Update, "web", &unpinned, Credential::Ci(&claims(a))) {
+            Decision::Deny { reason } => assert!(reason.contains("dockhand.update.oidc.iss"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(allowed(&two, &pinned, a) && !allowed(&two, &pinned, b));
+        assert!(allowed(&one, &pinned, &format!("{a}/")), "a trailing slash is the same issuer");
+        assert!(!allowed(&two, &globbed, a), "iss is compared exactly, never as a glob");
     }
 
     #[test]

@@ -244,13 +244,15 @@ pub fn describe(claims: &BTreeMap<String, Value>) -> String {
 /// `<action>.oidc.<claim>` label must match the claim (a glob; booleans and numbers as
 /// text). Labels are read through [`TargetLabels`] as for tokens: per claim, the first prefix
 /// wins, and a claim bound under only one prefix still binds. A target with no such label
-/// grants nothing to CI identities.
+/// grants nothing to CI identities. `<action>.oidc.iss` is compared exactly, never as a
+/// glob; with `several_issuers` it is required (R3-10).
 pub(crate) fn authorize_claims(
     action: Action,
     name: &str,
     labels: &BTreeMap<String, String>,
     claims: &BTreeMap<String, Value>,
     prefixes: &LabelPrefixes,
+    several_issuers: bool,
 ) -> Decision {
     let view = TargetLabels::resolve(labels, prefixes);
     let head = format!("{}.oidc.", action.as_str());
@@ -268,6 +270,15 @@ pub(crate) fn authorize_claims(
             ),
         };
     }
+    if several_issuers && !rules.iter().any(|(_, claim, _)| claim == "iss") {
+        return Decision::Deny {
+            reason: format!(
+                "the server trusts several CI issuers, and {name}'s {}* labels do not say which: add {}iss=<issuer URL>",
+                view.key_for(&head),
+                view.key_for(&head)
+            ),
+        };
+    }
     for (key, claim, pattern) in rules {
         let value = match claims.get(&claim) {
             Some(Value::String(s)) => s.clone(),
@@ -275,7 +286,12 @@ pub(crate) fn authorize_claims(
             Some(Value::Number(n)) => n.to_string(),
             _ => String::new(),
         };
-        if value.is_empty() || !crate::image::glob(&pattern, &value) {
+        let matches = if claim == "iss" {
+            value.trim_end_matches('/') == pattern.trim().trim_end_matches('/')
+        } else {
+            crate::image::glob(&pattern, &value)
+        };
+        if value.is_empty() || !matches {
             return Decision::Deny {
                 reason: format!("claim {claim} of {} does not match {key}={pattern}", describe(claims)),
             };

@@ -104,6 +104,8 @@ struct IssuerKeys {
     client: reqwest::Client,
     /// The JWKS document, and when it was fetched.
     jwks: tokio::sync::Mutex<Option<(String, Instant)>>,
+    /// When a fetch last failed: none again before [`JWKS_REFRESH`] (R3-15).
+    failed: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Why an issuer's keys could not be had.
@@ -164,7 +166,12 @@ impl Oidc {
             let fail = |detail: String| JwksError { issuer: config.issuer.clone(), detail };
             let client = dockhand_jobs::http_client(config.ca_file.as_deref(), true, Duration::from_secs(10))
                 .map_err(fail)?;
-            out.push(IssuerKeys { config: config.clone(), client, jwks: tokio::sync::Mutex::new(None) });
+            out.push(IssuerKeys {
+                config: config.clone(),
+                client,
+                jwks: tokio::sync::Mutex::new(None),
+                failed: std::sync::Mutex::new(None),
+            });
         }
         Ok(Self { issuers: out })
     }
@@ -183,7 +190,13 @@ impl Oidc {
         let Some(issuer) = self.issuers.iter().find(|i| i.config.issuer == iss) else {
             return Err(format!("the CI identity token's issuer {iss:?} is not trusted"));
         };
-        let jwks = issuer.keys(kid.as_deref()).await.map_err(|e| e.to_string())?;
+        // The fetch's own error names internal URLs: it goes to the log, not to the caller.
+        let jwks = issuer.keys(kid.as_deref()).await.map_err(|e| {
+            tracing::warn!(issuer = %iss, error = %e, "cannot fetch the keys of a CI issuer");
+            format!(
+                "the keys of the CI identity token's issuer {iss:?} cannot be fetched now: try again later"
+            )
+        })?;
         let verifier = OidcVerifier::new(&issuer.config.audience, SKEW)
             .with_issuer(&issuer.config.issuer, &jwks)
             .map_err(|e| e.to_string())?;
@@ -202,7 +215,26 @@ impl IssuerKeys {
                 return Ok(jwks.clone());
             }
         }
-        let jwks = self.fetch().await?;
+        let recently_failed =
+            self.failed.lock().ok().and_then(|f| *f).is_some_and(|at| at.elapsed() < JWKS_REFRESH);
+        if recently_failed {
+            if let Some((jwks, _)) = cached.as_ref() {
+                return Ok(jwks.clone());
+            }
+            return Err(JwksError {
+                issuer: self.config.issuer.clone(),
+                detail: format!("the last fetch failed less than {} s ago", JWKS_REFRESH.as_secs()),
+            });
+        }
+        let jwks = match self.fetch().await {
+            Ok(jwks) => jwks,
+            Err(e) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    *failed = Some(Instant::now());
+                }
+                return Err(e);
+            }
+        };
         *cached = Some((jwks.clone(), Instant::now()));
         Ok(jwks)
     }

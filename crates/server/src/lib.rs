@@ -150,6 +150,7 @@ impl Server {
         let host = dockhand_jobs::local_hostname();
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
         base.prefixes = config.prefixes.clone();
+        base.scope = config.scope.clone();
         let image = match &settings.helper_image {
             Some(image) => image.clone(),
             None => dockhand_jobs::own_service_image(&base.client)
@@ -189,12 +190,14 @@ impl Server {
             dockhand_jobs::Locks::process_holder(&host),
         ));
         let gate = Gate {
-            authorizer: match &config.scope {
-                Some((key, value)) => {
+            authorizer: {
+                let authorizer =
                     dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes)
-                        .with_scope(key, value)
+                        .with_oidc_issuers(config.oidc.len());
+                match &config.scope {
+                    Some((key, value)) => authorizer.with_scope(key, value),
+                    None => authorizer,
                 }
-                None => dockhand_policy::Authorizer::new(config.admin_tokens.clone(), &config.prefixes),
             },
             oidc: crate::auth::Oidc::new(&config.oidc)?,
             throttle: Throttle::default(),

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use dockhand_engine::Filters;
+use dockhand_engine::{Filters, Node};
 use dockhand_jobs::{
     Action, Event, Job, JobContext, JobError, JobFilter, Registries, RestoreOptions, Status, StorageTargets,
     UpdateRequest,
@@ -364,6 +364,7 @@ impl Kind {
 }
 
 /// A target as looked up: ID, name, labels.
+#[derive(Debug)]
 struct Found {
     id: String,
     name: String,
@@ -376,7 +377,16 @@ fn denied(verb: &str, kind: Kind, name: &str) -> ApiError {
     ApiError::forbidden(format!("not allowed: this credential may not {verb} {} {name:?}", kind.as_str()))
 }
 
-async fn look_up(app: &App, kind: Kind, name: &str, field: &str) -> Result<Option<Found>, ApiError> {
+/// The target `name` of `kind`, or `None`. An ambiguous node hostname is an error only when
+/// `reveal` (an admin asks): to anyone else it is no target, so that node IDs never go to a
+/// caller before authorization (R3-15).
+async fn look_up(
+    app: &App,
+    kind: Kind,
+    name: &str,
+    field: &str,
+    reveal: bool,
+) -> Result<Option<Found>, ApiError> {
     let client = &app.base.client;
     match kind {
         // The engine also resolves a prefix of an ID (`l` finds `l7t3…`, or is ambiguous,
@@ -394,16 +404,23 @@ async fn look_up(app: &App, kind: Kind, name: &str, field: &str) -> Result<Optio
                 .nodes(&Filters::new())
                 .await
                 .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
-            match dockhand_jobs::find_node(&nodes, name) {
-                Ok(n) => Ok(Some(Found {
-                    id: n.id.clone(),
-                    name: n.description.hostname.clone(),
-                    labels: n.spec.labels.clone(),
-                })),
-                Err(JobError::UnknownNode(_)) => Ok(None),
-                Err(e) => Err(ApiError::invalid_field(field, e)),
-            }
+            node_found(dockhand_jobs::find_node(&nodes, name), field, reveal)
         }
+    }
+}
+
+/// A node lookup as the API answers it: several nodes of that hostname are an error that
+/// lists their IDs only when `reveal`, else no node at all.
+fn node_found(found: Result<&Node, JobError>, field: &str, reveal: bool) -> Result<Option<Found>, ApiError> {
+    match found {
+        Ok(n) => Ok(Some(Found {
+            id: n.id.clone(),
+            name: n.description.hostname.clone(),
+            labels: n.spec.labels.clone(),
+        })),
+        Err(JobError::UnknownNode(_)) => Ok(None),
+        Err(e) if reveal => Err(ApiError::invalid_field(field, e)),
+        Err(_) => Ok(None),
     }
 }
 
@@ -443,16 +460,17 @@ async fn act(app: &Shared, ask: Ask<'_>, make: impl FnOnce(String) -> Work) -> R
             ),
         ));
     }
-    let found = look_up(app, ask.kind, &ask.name, ask.field).await?;
+    let found = look_up(app, ask.kind, &ask.name, ask.field, caller.is_admin()).await?;
     let refuse = |reason: &str| {
         tracing::info!(target_kind = ask.kind.as_str(), target_name = %ask.name, %reason, "refused");
-        app.gate.throttle.fail(ask.client);
-        app.metrics.auth_failure();
+        failed_credential(app, ask.client);
         denied(ask.verb, ask.kind, &ask.name)
     };
-    let Some(found) = found else {
+    let no_such = || ApiError::not_found(format!("no {} {:?}", ask.kind.as_str(), ask.name));
+    // Out of this instance's scope is no target, for admins too (R3-07).
+    let Some(found) = found.filter(|f| app.gate.authorizer.in_scope(&f.labels)) else {
         if caller.is_admin() {
-            return Err(ApiError::not_found(format!("no {} {:?}", ask.kind.as_str(), ask.name)));
+            return Err(no_such());
         }
         return Err(refuse("no such target"));
     };
@@ -474,6 +492,13 @@ async fn act(app: &Shared, ask: Ask<'_>, make: impl FnOnce(String) -> Work) -> R
     let key = format!("{}/{}", ask.kind.as_str(), found.id);
     tracing::info!(caller = %ctx.caller, target = %key, verb = ask.verb, "job requested");
     Ok(app.dispatcher.submit(key, ctx, ask.wait, make(found.id)).await)
+}
+
+/// A credential that was refused counts against its client in the throttle and in the
+/// metrics, on every route that checks one (R3-06).
+fn failed_credential(app: &App, client: IpAddr) {
+    app.gate.throttle.fail(client);
+    app.metrics.auth_failure();
 }
 
 async fn identify(app: &App, token: Option<&str>, client: IpAddr) -> Result<Caller, ApiError> {
@@ -1015,23 +1040,25 @@ fn read_action(action: Action) -> Option<dockhand_policy::Action> {
     }
 }
 
-/// The job `id`, live or stored, if `caller` may read it: admins read every job; others,
-/// the jobs of the action and target their credential is allowed.
-async fn readable_job(app: &App, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-    let not_yours = || ApiError::forbidden(format!("not allowed: this credential may not read job {id:?}"));
+/// The job `id`, live or stored, if `caller` may read it: admins read every job of a
+/// target in this instance's scope; others, the jobs of the action and target their
+/// credential is allowed. A job out of scope is 404 to admins, as one that does not exist
+/// (R3-07); every refusal of a non-admin counts against its client (R3-06).
+async fn readable_job(app: &App, caller: &Caller, client: IpAddr, id: &str) -> Result<Job, ApiError> {
+    let not_yours = || {
+        failed_credential(app, client);
+        ApiError::forbidden(format!("not allowed: this credential may not read job {id:?}"))
+    };
+    let no_such = || ApiError::not_found(format!("no job {id:?}"));
     let job = match app.dispatcher.live(id).and_then(|l| l.snapshot()) {
         Some(job) => Some(job),
         None => app.dispatcher.store().get(id).await.map_err(|e| ApiError::internal(e.to_string()))?,
     };
     let Some(job) = job else {
-        return Err(if caller.is_admin() {
-            ApiError::not_found(format!("no job {id:?}"))
-        } else {
-            not_yours()
-        });
+        return Err(if caller.is_admin() { no_such() } else { not_yours() });
     };
     if caller.is_admin() {
-        return Ok(job);
+        return if in_scope(app, &job, &mut Labels::default()).await? { Ok(job) } else { Err(no_such()) };
     }
     let Some(action) = read_action(job.action) else { return Err(not_yours()) };
     let (kind, target_id) = match &job.target {
@@ -1039,11 +1066,44 @@ async fn readable_job(app: &App, caller: &Caller, id: &str) -> Result<Job, ApiEr
         dockhand_jobs::Target::Node { id, .. } => (Kind::Node, id.clone()),
         _ => return Err(not_yours()),
     };
-    let Some(found) = look_up(app, kind, &target_id, "id").await? else { return Err(not_yours()) };
+    let Some(found) = look_up(app, kind, &target_id, "id", false).await? else { return Err(not_yours()) };
     match app.gate.authorizer.authorize(action, &found.name, &found.labels, caller.credential()) {
         Decision::Allow { .. } => Ok(job),
         Decision::Deny { .. } => Err(not_yours()),
     }
+}
+
+/// The current labels of the services and nodes jobs name, read once per request.
+#[derive(Default)]
+struct Labels {
+    read: Option<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+/// True when `job`'s target is in this instance's scope (always, without a scope). A job
+/// whose target is gone, or that has none (a swarm-wide job), is in a scope only when
+/// there is none.
+async fn in_scope(app: &App, job: &Job, labels: &mut Labels) -> Result<bool, ApiError> {
+    let authorizer = &app.gate.authorizer;
+    if !authorizer.has_scope() {
+        return Ok(true);
+    }
+    let id = match &job.target {
+        dockhand_jobs::Target::Service { id, .. } | dockhand_jobs::Target::Node { id, .. } => id,
+        _ => return Ok(false),
+    };
+    if labels.read.is_none() {
+        let client = &app.base.client;
+        let engine = |e: dockhand_engine::Error| ApiError::engine(format!("the engine: {e}"));
+        let mut all = BTreeMap::new();
+        for s in client.services(&Filters::new()).await.map_err(engine)? {
+            all.insert(s.id, s.spec.labels);
+        }
+        for n in client.nodes(&Filters::new()).await.map_err(engine)? {
+            all.insert(n.id, n.spec.labels);
+        }
+        labels.read = Some(all);
+    }
+    Ok(labels.read.as_ref().and_then(|all| all.get(id)).is_some_and(|l| authorizer.in_scope(l)))
 }
 
 fn valid_job_id(id: &str) -> bool {
@@ -1071,7 +1131,7 @@ pub(crate) async fn get_job(
         if !valid_job_id(&id) {
             return Err(ApiError::invalid_field("id", "a job ID is hex digits"));
         }
-        readable_job(&app, &caller, &id).await
+        readable_job(&app, &caller, ip, &id).await
     };
     match result.await {
         Ok(job) => Json(to_json(&job)).into_response(),
@@ -1095,6 +1155,7 @@ pub(crate) async fn list_jobs(
         let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
         let q = query(q)?;
         if !caller.is_admin() {
+            failed_credential(&app, ip);
             return Err(ApiError::forbidden("not allowed: listing jobs is for admins"));
         }
         let status = match q.status.as_deref() {
@@ -1119,12 +1180,24 @@ pub(crate) async fn list_jobs(
         filter.status = status;
         filter.before = q.before;
         filter.limit = Some(limit);
-        let jobs =
-            app.dispatcher.store().list(&filter).await.map_err(|e| ApiError::internal(e.to_string()))?;
-        let jobs: Vec<Job> = jobs
-            .into_iter()
-            .map(|job| app.dispatcher.live(&job.id).and_then(|l| l.snapshot()).unwrap_or(job))
-            .collect();
+        // Only the jobs of targets in this instance's scope (R3-07): a page is filled from
+        // further pages when the scope leaves some out.
+        let mut labels = Labels::default();
+        let mut jobs = Vec::new();
+        for _ in 0..SCOPE_PAGES {
+            let page =
+                app.dispatcher.store().list(&filter).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            let full = page.len() == limit;
+            filter.before = page.last().map(|j| j.id.clone());
+            for job in page {
+                if jobs.len() < limit && in_scope(&app, &job, &mut labels).await? {
+                    jobs.push(app.dispatcher.live(&job.id).and_then(|l| l.snapshot()).unwrap_or(job));
+                }
+            }
+            if !full || jobs.len() == limit {
+                break;
+            }
+        }
         Ok(jobs)
     };
     match result.await {
@@ -1132,6 +1205,9 @@ pub(crate) async fn list_jobs(
         Err(e) => e.into_response(),
     }
 }
+
+/// How many store pages one listing reads at most to fill a page with in-scope jobs.
+const SCOPE_PAGES: usize = 8;
 
 /// How often a job another replica runs is read again from the store.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
@@ -1159,7 +1235,12 @@ fn followed_in_store(
             let (id, mut sent) = state?;
             loop {
                 tokio::time::sleep(FOLLOW_EVERY).await;
-                let Ok(Some(now)) = app.dispatcher.store().get(&id).await else { continue };
+                let now = match app.dispatcher.store().get(&id).await {
+                    Ok(Some(now)) => now,
+                    // Purged (or never there): nothing more will come (R3-12).
+                    Ok(None) => return None,
+                    Err(_) => continue,
+                };
                 let mut events: Vec<Event> = now
                     .steps
                     .iter()
@@ -1211,7 +1292,7 @@ pub(crate) async fn job_events(
         if !valid_job_id(&id) {
             return Err(ApiError::invalid_field("id", "a job ID is hex digits"));
         }
-        let job = readable_job(&app, &caller, &id).await?;
+        let job = readable_job(&app, &caller, ip, &id).await?;
         Ok((id, job))
     };
     let (id, job) = match result.await {
@@ -1292,6 +1373,7 @@ async fn listing(
     let caller = identify(app, bearer(headers).as_deref(), ip).await?;
     let filters = label_filters(raw)?;
     if !caller.is_admin() {
+        failed_credential(app, ip);
         return Err(ApiError::forbidden(format!("not allowed: listing {}s is for admins", kind.as_str())));
     }
     let client = &app.base.client;
@@ -1424,6 +1506,20 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// R3-15: an ambiguous hostname lists node IDs to admins only; to anyone else it is no
+    /// node, answered like any unknown target.
+    #[test]
+    fn an_ambiguous_hostname_reveals_ids_to_admins_only() {
+        let node = |id: &str| -> Node {
+            serde_json::from_value(serde_json::json!({"ID": id, "Description": {"Hostname": "dup"}})).unwrap()
+        };
+        let nodes = [node("id-one-8f2"), node("id-two-3c7")];
+        let e = node_found(dockhand_jobs::find_node(&nodes, "dup"), "node", true).unwrap_err();
+        assert!(e.body.message.contains("id-one-8f2"), "{}", e.body.message);
+        assert!(node_found(dockhand_jobs::find_node(&nodes, "dup"), "node", false).unwrap().is_none());
+        assert!(node_found(dockhand_jobs::find_node(&nodes, "nope"), "node", true).unwrap().is_none());
+    }
 
     #[test]
     fn names_follow_dockers_rules() {

@@ -812,14 +812,21 @@ async fn ci_identity_tokens_are_checked_against_the_issuers_keys_fetched_over_ht
     let key = SigningKey::new("k1");
     let stranger = SigningKey::new("k-unknown");
     let issuer = Issuer::start(serde_json::json!({"keys": [key.jwk()]}).to_string()).await;
+    // Two trusted issuers: the service's bindings name theirs (R3-10); the second cannot
+    // be reached (R3-15).
+    let unreachable = format!("https://127.0.0.1:{}", free_port());
     let (web, _guard) = service(
         &s,
         "srv-oidc",
-        &[("dockhand.update.enable", "true"), ("dockhand.update.oidc.project_path", "group/app")],
+        &[
+            ("dockhand.update.enable", "true"),
+            ("dockhand.update.oidc.project_path", "group/app"),
+            ("dockhand.update.oidc.iss", issuer.url.as_str()),
+        ],
     )
     .await;
     let config = format!(
-        "server:\n  oidc:\n    - issuer: {}\n      audience: dockhand\n      ca_file: {}\n",
+        "server:\n  oidc:\n    - issuer: {}\n      audience: dockhand\n      ca_file: {}\n    - issuer: {unreachable}\n      audience: dockhand\n",
         issuer.url,
         issuer.ca.display()
     );
@@ -863,9 +870,56 @@ async fn ci_identity_tokens_are_checked_against_the_issuers_keys_fetched_over_ht
     }
     let fetched = issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=2).contains(&fetched), "the JWKS was fetched {fetched} times");
+    // An issuer that cannot be reached: a 401 that names no internal URL.
+    let mut elsewhere = claims("group/app", "dockhand", now + 300);
+    elsewhere["iss"] = Value::String(unreachable.clone());
+    let (got, answer) = server.post(&path, Some(&key.sign(&elsewhere)), &update_body()).await;
+    assert_eq!(got, 401, "{answer}");
+    let text = answer.to_string();
+    assert!(!text.contains("/.well-known/openid-configuration") && !text.contains("error sending"), "{text}");
     let tokens: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
     let secrets: Vec<&str> = tokens.iter().map(String::as_str).chain([ADMIN]).collect();
     server.assert_no_leaks(&secrets);
+}
+
+/// R3-06: every route that checks a credential counts its failures in the one throttle,
+/// and in `dockhand_auth_failures_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_and_listings_count_failed_credentials_in_the_throttle() {
+    let s = dockhand_e2e::swarm().await;
+    let (web, _guard) = service(&s, "srv-throttle", &[("dockhand.clean.enable", "true")]).await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let (status, job) = server.post(&format!("/v1/services/{web}/clean?wait=true"), Some(ADMIN), "{}").await;
+    assert_eq!(status, 200, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let failures = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("dockhand_auth_failures_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let metrics = || async {
+        http().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap()
+    };
+    let before = failures(&metrics().await);
+    let routes =
+        ["/v1/services".to_owned(), "/v1/nodes".to_owned(), "/v1/jobs".to_owned(), format!("/v1/jobs/{id}")];
+    for (i, path) in routes.iter().enumerate() {
+        // Each route from an address of its own: the throttle is per address.
+        let from: std::net::IpAddr = format!("127.0.1.{}", 10 + i).parse().unwrap();
+        let client = reqwest::Client::builder().local_address(from).build().unwrap();
+        let get = |token: String| client.get(format!("{}{path}", server.url)).bearer_auth(token).send();
+        for n in 0..dockhand_server::THROTTLE_LIMIT {
+            let status = get(format!("wrong-{n}")).await.unwrap().status().as_u16();
+            assert_eq!(status, 403, "{path}");
+        }
+        let answer = get(ADMIN.to_owned()).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 429, "{path}: guessing is throttled");
+    }
+    let counted = failures(&metrics().await) - before;
+    assert_eq!(counted, u64::from(dockhand_server::THROTTLE_LIMIT) * routes.len() as u64);
+    server.assert_no_leaks(&[ADMIN]);
 }
 
 /// schemathesis's `st`: `DOCKHAND_TEST_SCHEMATHESIS` (set by `cargo xtask ci`), else the one
@@ -1029,8 +1083,12 @@ async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
+    use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
     let s = dockhand_e2e::swarm().await;
     let _serial = SERIAL.lock().await;
+    // One shared store, as operations.md advises for overlapping instances: the scope, not
+    // the store, keeps each tenant's jobs its own (R3-07).
+    let pg = PgPeer::start();
     let manager = s.manager_url();
     let (a, b) = (unique_name("tenant-a"), unique_name("tenant-b"));
     let labels = |tenant: &str| {
@@ -1051,13 +1109,15 @@ async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
     }
     let config = |tenant: &str| {
         format!(
-            "scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n  min_interval: 10s\n"
+            "{}scope:\n  selector: dockhand.tenant={tenant}\nschedule:\n  clean-service: '*/5 * * * * *'\n  clean-node: 'off'\n  backup-service: 'off'\n",
+            pg_store(&pg)
         )
     };
     let (admin_a, admin_b) = ("admin-of-a-5d1c9e", "admin-of-b-7f3a2b");
     let on = ("DOCKHAND_SCHEDULE_ENABLED", "true");
-    let server_a = Server::start(manager, &config(&a), &[("DOCKHAND_ADMIN_TOKENS", admin_a), on]).await;
-    let server_b = Server::start(manager, &config(&b), &[("DOCKHAND_ADMIN_TOKENS", admin_b), on]).await;
+    let pw = ("DH_TEST_PG_PASSWORD", PG_PASSWORD);
+    let server_a = Server::start(manager, &config(&a), &[("DOCKHAND_ADMIN_TOKENS", admin_a), on, pw]).await;
+    let server_b = Server::start(manager, &config(&b), &[("DOCKHAND_ADMIN_TOKENS", admin_b), on, pw]).await;
     for (server, own, other, own_token, other_token) in [
         (&server_a, &names[0], &names[1], admin_a, admin_b),
         (&server_b, &names[1], &names[0], admin_b, admin_a),
@@ -1069,10 +1129,8 @@ async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
         assert!(listed.contains(&own.as_str()) && !listed.contains(&other.as_str()), "{listed:?}");
         let (status, body) =
             server.post(&format!("/v1/services/{other}/clean?wait=true"), Some(own_token), "{}").await;
-        assert!(
-            status == 403 || status == 404,
-            "its own admin cannot act outside its scope: {status} {body}"
-        );
+        assert_eq!(status, 404, "out of scope is no such service, to admins too: {body}");
+        assert!(!body.to_string().contains("scope"), "{body}");
         let (status, body) =
             server.post(&format!("/v1/services/{other}/clean?wait=true"), Some(other_token), "{}").await;
         assert_eq!(status, 403, "the other tenant's admin token is no credential here: {body}");
@@ -1097,6 +1155,17 @@ async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
                 Some(own.as_str()),
                 "only its own tenant's services: {job}"
             );
+        }
+    }
+    // Each admin reads only its own tenant's jobs from the shared store, by ID and as events.
+    for (server, token, other, other_token) in
+        [(&server_a, admin_a, &server_b, admin_b), (&server_b, admin_b, &server_a, admin_a)]
+    {
+        let (_, theirs) = other.call("GET", "/v1/jobs?limit=5", Some(other_token), None).await;
+        let id = theirs[0]["id"].as_str().unwrap().to_owned();
+        for path in [format!("/v1/jobs/{id}"), format!("/v1/jobs/{id}/events")] {
+            let (status, body) = server.call("GET", &path, Some(token), None).await;
+            assert_eq!(status, 404, "{path}: {body}");
         }
         server.assert_no_leaks(&[admin_a, admin_b]);
     }
