@@ -491,7 +491,7 @@ async fn a_credential_never_reaches_a_registry_it_is_not_for() {
             cmd.env_remove(var);
         }
         cmd.args(["-H", &e.url, "--config", setup.dir.path().join("dockhand.yaml").to_str().unwrap()])
-            .args(["update", &name, "--image", &image])
+            .args(["update", &name, "--image", &image, "--json"])
             .env("DOCKER_CONFIG", setup.dir.path().join("docker"))
             .env("XDG_STATE_HOME", setup.dir.path().join("state"))
             .env("XDG_DATA_HOME", setup.dir.path().join("data"))

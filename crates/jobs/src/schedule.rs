@@ -95,6 +95,7 @@ struct RawSchedule {
     backup_service: Option<RawTiming>,
     timezone: Option<String>,
     enabled: Option<bool>,
+    #[serde(rename = "min_interval", alias = "min-interval")]
     min_interval: Option<String>,
 }
 
@@ -731,6 +732,14 @@ mod tests {
         assert!(e.detail.contains("clean-servce"), "{e}");
         let e = Schedule::load(&file("schedule:\n  timezone: Mars/Base\n"), &none).unwrap_err();
         assert_eq!(e.key, "schedule.timezone");
+        for bad in ["ten", "0s"] {
+            let e = Schedule::load(&file(&format!("schedule:\n  min_interval: {bad}\n")), &none).unwrap_err();
+            assert_eq!(e.key, "schedule.min_interval", "{bad}: {e}");
+        }
+        for (text, secs) in [("min_interval: 5m", 300), ("min-interval: 10s", 10)] {
+            let got = Schedule::load(&file(&format!("schedule:\n  {text}\n")), &none).unwrap();
+            assert_eq!(got.min_interval, Duration::from_secs(secs));
+        }
         let e =
             Schedule::load(&file("{}"), &Environment::from_vars([("SWARM_UTILS_IS_CRON_CLEAN_NODE", "yes")]))
                 .unwrap_err();

@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod routes;
 mod settings;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +46,7 @@ pub use crate::settings::{
     DEFAULT_LISTEN, DEFAULT_MAX_JOBS, DEFAULT_MAX_QUEUE, DEFAULT_STATE_DIR, OidcIssuer, ServerConfig,
     Settings, SettingsError,
 };
+pub use crate::tls::{TlsError, TlsFiles};
 
 /// How long a client may take to send a request's headers; also how long an idle
 /// keep-alive connection is kept.
@@ -79,6 +81,9 @@ pub enum ServerError {
     /// An issuer's HTTPS client.
     #[error(transparent)]
     Oidc(#[from] crate::auth::JwksError),
+    /// The certificate or key for HTTPS.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The listening socket.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -91,20 +96,35 @@ pub enum ServerError {
 
 /// `dockhand-server --healthcheck`: asks the server listening on `listen` (on loopback when
 /// it listens on every address) for `/healthz`; the image has no curl for a healthcheck.
-pub async fn healthcheck(listen: SocketAddr) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+pub async fn healthcheck(listen: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), String> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn ask(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> std::io::Result<Vec<u8>> {
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok(answer)
+    }
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     }
-    let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
+    let client = match tls {
+        Some(files) => Some(crate::tls::pinned_client(files).map_err(|e| e.to_string())?),
+        None => None,
     };
-    let answer = tokio::time::timeout(Duration::from_secs(5), ask)
+    let answer = async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        match client {
+            None => ask(stream).await,
+            Some(config) => {
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+                let name = rustls::pki_types::ServerName::try_from("localhost")
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                ask(connector.connect(name, stream).await?).await
+            }
+        }
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
         .await
         .map_err(|_| format!("{addr}: no answer within 5s"))?
         .map_err(|e| format!("{addr}: {e}"))?;
@@ -124,6 +144,8 @@ pub struct Server {
     settings: Settings,
     warnings: Vec<String>,
     secrets: Vec<String>,
+    /// HTTPS, when configured.
+    tls: Option<Arc<crate::tls::Reloading>>,
 }
 
 impl Server {
@@ -227,9 +249,21 @@ impl Server {
                 })
             }),
         );
+        let tls = match &settings.tls {
+            Some(files) => Some(crate::tls::Reloading::new(files.clone())?),
+            None => {
+                warnings.push(
+                    "serving plain HTTP: tokens and CI identity tokens cross the network in clear, and any \
+                     container that can claim this service's name on its network can collect them; serve HTTPS \
+                     with --tls-cert and --tls-key (docs/operations.md)"
+                        .to_owned(),
+                );
+                None
+            }
+        };
         let app =
             Arc::new(App { gate, dispatcher, base, storage, registries: Arc::new(registries), metrics });
-        Ok(Self { app, scheduler, settings, warnings, secrets: config.admin_tokens })
+        Ok(Self { app, scheduler, settings, warnings, secrets: config.admin_tokens, tls })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
@@ -278,6 +312,14 @@ impl Server {
         let launcher = Arc::new(crate::dispatch::CronLauncher(Arc::clone(&self.app.dispatcher)));
         let cron = tokio::spawn(Arc::clone(&self.scheduler).run(launcher, cron_stop.clone()));
         let router = self.router();
+        let acceptor = match self.tls.as_ref().map(crate::tls::Reloading::server_config).transpose() {
+            Ok(config) => config.map(tokio_rustls::TlsAcceptor::from),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve HTTPS");
+                return;
+            }
+        };
+        let reloader = self.tls.clone().map(|tls| tokio::spawn(reload_on_sighup(tls)));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(shutdown);
@@ -314,12 +356,37 @@ impl Server {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(64 * 1024);
-            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                let _ = connection.await;
-                drop(permit);
-            });
+            match &acceptor {
+                None => {
+                    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                        drop(permit);
+                    });
+                }
+                Some(acceptor) => {
+                    // The handshake has the header timeout too: a client that stalls in it
+                    // holds a connection no longer than one that stalls in its headers.
+                    let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream));
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        match handshake.await {
+                            Ok(Ok(tls)) => {
+                                let connection =
+                                    builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                                let _ = watcher.watch(connection).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        if let Some(reloader) = reloader {
+            reloader.abort();
         }
         drop(listener);
         tracing::info!("shutting down: cancelling running jobs");
@@ -333,6 +400,24 @@ impl Server {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}: closed");
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Reads the certificate and key again at each SIGHUP; a pair that does not load is logged
+/// and the one in use kept.
+async fn reload_on_sighup(tls: Arc<crate::tls::Reloading>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the certificate is read at start only");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: the TLS certificate and key were read again"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the new TLS certificate or key cannot be used; the old pair stays")
+            }
+        }
     }
 }
 

@@ -26,6 +26,12 @@ struct Args {
     /// The image helper services run (default: the server's own service image).
     #[arg(long, env = "DOCKHAND_HELPER_IMAGE")]
     helper_image: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (read again on SIGHUP).
+    #[arg(long, env = "DOCKHAND_TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, env = "DOCKHAND_TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Print the OpenAPI document (YAML) and exit.
     #[arg(long)]
     openapi: bool,
@@ -62,8 +68,12 @@ async fn main() -> anyhow::Result<()> {
         std::io::stdout().write_all(dockhand_server::openapi_yaml().as_bytes())?;
         return Ok(());
     }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(dockhand_server::TlsFiles { cert, key }),
+        _ => None,
+    };
     if args.healthcheck {
-        return dockhand_server::healthcheck(args.listen).await.map_err(anyhow::Error::msg);
+        return dockhand_server::healthcheck(args.listen, tls.as_ref()).await.map_err(anyhow::Error::msg);
     }
     let settings = Settings {
         listen: args.listen,
@@ -71,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         config: args.config,
         host_id: args.host_id,
         helper_image: args.helper_image,
+        tls,
     };
     let server = Server::prepare(settings, environment()).await?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKHAND_LOG")

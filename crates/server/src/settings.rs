@@ -288,6 +288,8 @@ pub struct Settings {
     pub host_id: Option<String>,
     /// The image helper services run (default: the server's own service image).
     pub helper_image: Option<String>,
+    /// HTTPS from these files (`--tls-cert`, `--tls-key`); plain HTTP without.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[cfg(test)]

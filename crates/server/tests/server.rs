@@ -29,6 +29,8 @@ struct Server {
     dir: tempfile::TempDir,
     /// Every answer body, for the leak check.
     answers: std::sync::Mutex<Vec<String>>,
+    /// The CA its HTTPS certificate is checked against (`DH_TEST_CA` in its env), if any.
+    ca: Option<PathBuf>,
 }
 
 /// A client; reqwest takes the process's rustls provider: ring, as dockhand's.
@@ -82,16 +84,29 @@ impl Server {
             .stderr(log)
             .kill_on_drop(true);
         let child = cmd.spawn().unwrap();
-        let server =
-            Self { child, url: format!("http://127.0.0.1:{port}"), dir, answers: Default::default() };
+        let ca = env.iter().find(|(k, _)| *k == "DH_TEST_CA").map(|(_, v)| PathBuf::from(v));
+        let scheme = if ca.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let server = Self { child, url, dir, answers: Default::default(), ca };
         server.wait_healthy().await;
         server
+    }
+
+    /// A client for it: over HTTPS, trusting its CA alone.
+    fn client(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).unwrap();
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
     }
 
     async fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = http().get(format!("{}/healthz", self.url)).send().await {
+            if let Ok(r) = self.client().get(format!("{}/healthz", self.url)).send().await {
                 if r.status() == 200 {
                     return;
                 }
@@ -107,7 +122,7 @@ impl Server {
 
     /// A request; the status and the body as JSON (`Null` when it is not JSON).
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
-        let client = http();
+        let client = self.client();
         let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(token) = token {
             req = req.header("Authorization", format!("Bearer {token}"));
@@ -882,12 +897,108 @@ async fn ci_identity_tokens_are_checked_against_the_issuers_keys_fetched_over_ht
     server.assert_no_leaks(&secrets);
 }
 
+/// `curl` of the seed's update request over HTTPS to `url`, trusting `ca`: its exit code
+/// and what it printed.
+fn curl_seed_update(url: &str, ca: &Path, body: &str) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--cacert"])
+        .arg(ca)
+        .args(["-H", "Content-Type: application/json", "--data", body])
+        .arg(format!("{url}/api/update/service"))
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), said)
+}
+
+/// R3-03: HTTPS from two files, the seed's request through curl with the CA, refused by
+/// curl with another CA, and a certificate that changes under SIGHUP (a broken one is not
+/// taken); plain HTTP still serves, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_serves_the_seeds_request_to_curl_with_the_ca_and_reloads_on_sighup() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let token = "tok-https-41c9e7";
+    let (web, _guard) =
+        service(&s, "srv-https", &[("dockhand.update.enable", "true"), ("dockhand.update.token", token)])
+            .await;
+    let pki = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = pki.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca1, ca2) =
+        (dockhand_e2e::pki::TestCa::new("dockhand-ca-1"), dockhand_e2e::pki::TestCa::new("dockhand-ca-2"));
+    let ca1_file = write("ca1.pem", ca1.cert_pem());
+    let ca2_file = write("ca2.pem", ca2.cert_pem());
+    let first = ca1.server();
+    let cert = write("cert.pem", &first.cert_pem);
+    let key = write("key.pem", &first.key_pem);
+    let env = [
+        ("DOCKHAND_TLS_CERT_FILE", cert.to_str().unwrap()),
+        ("DOCKHAND_TLS_KEY_FILE", key.to_str().unwrap()),
+        ("DH_TEST_CA", ca1_file.to_str().unwrap()),
+    ];
+    let server = Server::start(s.manager_url(), "{}\n", &env).await;
+    assert!(!server.log().contains("serving plain HTTP"), "{}", server.log());
+    let body =
+        serde_json::json!({"token": token, "serviceName": web, "image": BUSYBOX_IMAGE, "isForce": true})
+            .to_string();
+    let (code, said) = curl_seed_update(&server.url, &ca1_file, &body);
+    assert_eq!(code, 0, "{said}\n{}", server.log());
+    assert!(said.contains("\"status\":\"succeeded\"") || said.contains("succeeded"), "{said}");
+    // Another CA: curl refuses the server before it sends a byte of the request.
+    let jobs_before = server.call("GET", "/v1/jobs", Some(ADMIN), None).await.1.as_array().unwrap().len();
+    let (code, said) = curl_seed_update(&server.url, &ca2_file, &body);
+    assert_eq!(code, 60, "curl's 'peer certificate cannot be authenticated': {said}");
+    let jobs_after = server.call("GET", "/v1/jobs", Some(ADMIN), None).await.1.as_array().unwrap().len();
+    assert_eq!(jobs_before, jobs_after, "the refused request reached nothing");
+
+    // A new pair from the other CA, then SIGHUP: the next handshakes use it.
+    let second = ca2.server();
+    std::fs::write(&cert, &second.cert_pem).unwrap();
+    std::fs::write(&key, &second.key_pem).unwrap();
+    let hup = |pid: u32| {
+        let ok =
+            std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    hup(server.child.id().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A body without a service: answered 422 once the handshake passes.
+        let (code, said) = curl_seed_update(&server.url, &ca2_file, "{}");
+        if code == 0 {
+            break;
+        }
+        assert_eq!(code, 60, "{said}");
+        assert!(Instant::now() < deadline, "the new certificate was not taken: {said}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(curl_seed_update(&server.url, &ca1_file, &body).0, 60, "the old certificate is gone");
+    // A broken file under SIGHUP: the pair in use stays, and the log says why.
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    hup(server.child.id().unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, said) = curl_seed_update(&server.url, &ca2_file, &body);
+    assert_eq!(code, 0, "{said}\n{}", server.log());
+    assert!(server.log().contains("the old pair stays"), "{}", server.log());
+    server.assert_no_leaks(&[token, ADMIN, &first.key_pem, &second.key_pem]);
+
+    // Plain HTTP still serves the seed's pipelines, with a warning that names the risk.
+    let plain = Server::start(s.manager_url(), "{}\n", &[]).await;
+    assert!(plain.log().contains("serving plain HTTP"), "{}", plain.log());
+}
+
 /// R3-06: every route that checks a credential counts its failures in the one throttle,
 /// and in `dockhand_auth_failures_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_and_listings_count_failed_credentials_in_the_throttle() {
     let s = dockhand_e2e::swarm().await;
-    let (web, _guard) = service(&s, "srv-throttle", &[("dockhand.clean.enable", "true")]).await;
+    let (web, _guard) =
+        service(&s, "srv-throttle", &[("dockhand.clean.enable", "true"), ("dockhand.clean.exec", "true")])
+            .await;
     let server = Server::start(s.manager_url(), "{}\n", &[]).await;
     let (status, job) = server.post(&format!("/v1/services/{web}/clean?wait=true"), Some(ADMIN), "{}").await;
     assert_eq!(status, 200, "{job}");
