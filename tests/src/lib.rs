@@ -32,6 +32,10 @@ pub const HELPER_IMAGE: &str = "dockhand/dockhand:dev";
 /// The busybox-based test image that `cargo xtask engine up` creates.
 pub const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
 
+/// busybox with the machine's `curl` (`cargo xtask engine up`, `swarm up`): a CI job's
+/// HTTPS call on the overlay network.
+pub const CURL_IMAGE: &str = "dockhand/curl:test";
+
 /// The free and the total bytes of the filesystem that holds `path`.
 ///
 /// # Errors
@@ -271,6 +275,17 @@ pub fn swarm_registry() -> (String, String, String) {
     )
 }
 
+/// dockhand's test image as the test swarm's registry holds it, pinned by digest and
+/// present on every node (`cargo xtask swarm up`): what a service deployed by digest runs.
+///
+/// # Panics
+/// When the swarm is not up.
+pub fn pinned_helper_image() -> String {
+    swarm_env("DOCKHAND_TEST_PINNED_HELPER").unwrap_or_else(|| {
+        panic!("DOCKHAND_TEST_PINNED_HELPER is not set: start the swarm with `cargo xtask swarm up`")
+    })
+}
+
 /// The test swarm: `DOCKHAND_TEST_NODE_<i>` from the environment, else from the
 /// `swarm.env` that `cargo xtask swarm up` writes; every node must answer.
 ///
@@ -396,27 +411,21 @@ pub async fn node_ids(swarm: &TestSwarm) -> Vec<(String, String)> {
     ids
 }
 
-/// A shell script for the test busybox that sends `$REQ` (a whole HTTP/1.0 request) to
-/// `swarm-utils:3000` over the overlay network, as a CI job does, and prints the answer;
-/// it tries for about two minutes while the server starts. busybox's `nc` stops at the end
-/// of its input (and its `wget` crashes in these containers), so the input stays open until
-/// the answer's JSON (it always has a "message") has arrived, or `nc` has ended: one that
-/// could not connect yet (the server's name not yet on the network) is tried again at
-/// once, not after the 300 s the input waits for an answer.
-pub const OVERLAY_POST_SCRIPT: &str = "for i in $(seq 1 60); do rm -f /tmp/out /tmp/gone; \
-       ( printf '%s' \"$REQ\"; for j in $(seq 1 300); do \
-           sleep 1; grep -q '\"message\"' /tmp/out 2>/dev/null && break; \
-           test -e /tmp/gone && break; done ) \
-         | { nc swarm-utils 3000 > /tmp/out 2>/dev/null; touch /tmp/gone; }; \
-       grep -q HTTP /tmp/out && cat /tmp/out && exit 0; sleep 2; \
-     done; exit 1";
+/// A shell script for the curl test image ([`CURL_IMAGE`]) that posts `$BODY` (JSON) to
+/// `$URL` over HTTPS from a container on the overlay network, as a CI job does, checking
+/// the server's certificate against `$CA` (the CA's PEM); it prints the answer's body and
+/// then its status code on a line of their own. While the server starts (its name not yet
+/// on the network, or nothing listening) it tries again for about two minutes; any other
+/// failure, such as curl's 60 for a certificate the CA did not sign, is its exit code.
+pub const OVERLAY_HTTPS_SCRIPT: &str = "printf '%s\\n' \"$CA\" > /tmp/ca.pem; \
+     for i in $(seq 1 60); do \
+       curl -sS --max-time 30 --cacert /tmp/ca.pem -H 'Content-Type: application/json' \
+         --data \"$BODY\" -w '\\n%{http_code}\\n' \"$URL\" > /tmp/out 2> /tmp/err; rc=$?; \
+       if [ $rc -eq 0 ]; then cat /tmp/out; exit 0; fi; \
+       case $rc in 6|7|28|35|52|56) sleep 2 ;; *) cat /tmp/err >&2; exit $rc ;; esac; \
+     done; cat /tmp/err >&2; exit 1";
 
-/// Seed 002's update request as its GitLab job sends it: `POST /api/update/service` with
-/// the JSON `body`, for [`OVERLAY_POST_SCRIPT`]'s `$REQ`.
-pub fn seed_update_request(body: &str) -> String {
-    format!(
-        "POST /api/update/service HTTP/1.0\r\nHost: swarm-utils:3000\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
+/// Seed 002's update request body as its GitLab job sends it to `/api/update/service`.
+pub fn seed_update_body(token: &str, service: &str, image: &str) -> String {
+    serde_json::json!({"token": token, "serviceName": service, "image": image, "isForce": false}).to_string()
 }

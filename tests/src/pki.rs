@@ -52,6 +52,16 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// A server certificate for the DNS `names` (the names a service has on its network,
+    /// such as `dockhand` and `swarm-utils`).
+    pub fn server_for(&self, names: &[&str]) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("server params");
+        params.distinguished_name.push(DnType::CommonName, names.first().map_or("server", String::as_str));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(params)
+    }
+
     /// A client certificate.
     pub fn client(&self) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");

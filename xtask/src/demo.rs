@@ -146,18 +146,31 @@ pub(crate) fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// dockhand-server deployed with `deploy/stack.yml` on the private engine, then one update
-/// triggered the way seed 002's GitLab job does it: a container on the overlay network posts
-/// `{token, serviceName, image, isForce}` to `http://swarm-utils:3000/api/update/service`.
+/// dockhand-server deployed with `deploy/stack.yml` on the private engine, serving HTTPS
+/// from two swarm secrets, then one update triggered the way seed 002's GitLab job does it: a
+/// container on the overlay network posts `{token, serviceName, image, isForce}` to
+/// `https://swarm-utils:3000/api/update/service`, checking the certificate with the CA.
 fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
-    eprintln!("\n== dockhand-server: deploy/stack.yml on this swarm (admin token as a swarm secret)");
+    eprintln!(
+        "\n== dockhand-server: deploy/stack.yml on this swarm (admin token and a TLS pair for the names \
+         dockhand and swarm-utils as swarm secrets)"
+    );
     // clean-node took the images nothing used, dockhand's own among them.
     crate::images::ensure(layout)?;
-    let mut secret = layout.docker()?;
-    secret.args(["secret", "create", "dockhand_admin_tokens", "-"]);
-    let _ = proc::output(layout.docker()?.args(["secret", "rm", "dockhand_admin_tokens"]));
-    proc::output_with_stdin(&mut secret, format!("demo-admin-{}\n", std::process::id()).as_bytes())?;
+    let ca = dockhand_e2e::pki::TestCa::new("dockhand demo CA");
+    let pair = ca.server_for(&["dockhand", "swarm-utils"]);
+    for (name, value) in [
+        ("dockhand_admin_tokens", format!("demo-admin-{}\n", std::process::id())),
+        ("dockhand_tls_cert", pair.cert_pem),
+        ("dockhand_tls_key", pair.key_pem),
+    ] {
+        let _ = proc::output(layout.docker()?.args(["secret", "rm", name]));
+        let mut secret = layout.docker()?;
+        secret.args(["secret", "create", name, "-"]);
+        proc::output_with_stdin(&mut secret, value.as_bytes())?;
+    }
     let stack = crate::project_root().join("deploy").join("stack.yml");
+    // The image is this checkout's, loaded here, not pulled: a tag, named for helpers too.
     proc::run(
         layout
             .docker()?
@@ -165,27 +178,34 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
             .arg(&stack)
             .arg("dockhand")
             .env("DOCKHAND_IMAGE", crate::images::DOCKHAND_IMAGE)
+            .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
             .env("DOCKHAND_DOCKER_SOCKET", layout.socket()),
     )?;
-    let body = format!(
-        r#"{{"token":"demo-ci-token","serviceName":"{web}","image":"dhdemo/web:1","isForce":false}}"#
+    let body = dockhand_e2e::seed_update_body("demo-ci-token", web, "dhdemo/web:1");
+    eprintln!(
+        "\n== a CI job on the overlay network posts the seed's request over HTTPS (curl --cacert): {body}"
     );
-    eprintln!("\n== a CI job on the overlay network posts the seed's request: {body}");
-    let request = dockhand_e2e::seed_update_request(&body);
     let answer = proc::output(layout.docker()?.args([
         "run",
         "--rm",
         "--network",
         "dockhand",
         "-e",
-        &format!("REQ={request}"),
-        crate::images::BUSYBOX_IMAGE,
+        &format!("CA={}", ca.cert_pem()),
+        "-e",
+        &format!("BODY={body}"),
+        "-e",
+        "URL=https://swarm-utils:3000/api/update/service",
+        crate::images::CURL_IMAGE,
         "sh",
         "-c",
-        dockhand_e2e::OVERLAY_POST_SCRIPT,
+        dockhand_e2e::OVERLAY_HTTPS_SCRIPT,
     ]));
     let logs = proc::output(layout.docker()?.args(["service", "logs", "--raw", "dockhand_server"]));
-    for cleanup in [vec!["stack", "rm", "dockhand"], vec!["secret", "rm", "dockhand_admin_tokens"]] {
+    for cleanup in [
+        vec!["stack", "rm", "dockhand"],
+        vec!["secret", "rm", "dockhand_admin_tokens", "dockhand_tls_cert", "dockhand_tls_key"],
+    ] {
         let _ = proc::output(layout.docker()?.args(&cleanup));
     }
     for _ in 0..50 {
@@ -197,10 +217,10 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let answer = answer?;
-    let status = answer.lines().next().unwrap_or_default().to_owned();
-    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    eprintln!("{status}\n{json}");
-    if !status.contains(" 200 ") || !json.contains(r#""message":"Ok""#) {
+    let status = answer.trim_end().lines().last().unwrap_or_default().to_owned();
+    let json = answer.trim_end().rsplit_once('\n').map_or("", |(b, _)| b);
+    eprintln!("HTTPS {status}\n{json}");
+    if status != "200" || !json.contains(r#""message":"Ok""#) {
         bail!("the server did not update {web}:\n{answer}\n{}", logs.unwrap_or_default());
     }
     let now = proc::output(layout.docker()?.args([

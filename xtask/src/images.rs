@@ -3,7 +3,9 @@
 //! - `dockhand/busybox:test`: Debian's static busybox with its applets, for services
 //!   that need a shell, `sleep` or `tar`;
 //! - `dockhand/dockhand:dev`: the static `dockhand` and `dockhand-server` binaries in an
-//!   image built from scratch: the image helper services and the server run.
+//!   image built from scratch: the image helper services and the server run;
+//! - `dockhand/curl:test`: busybox plus the machine's own `curl` and the libraries it
+//!   links, for a CI job's call over HTTPS on the overlay network (`curl --cacert`).
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -27,10 +29,15 @@ pub(crate) trait ImageHost {
 pub(crate) const BUSYBOX_IMAGE: &str = "dockhand/busybox:test";
 /// dockhand's own image, built from this checkout.
 pub(crate) const DOCKHAND_IMAGE: &str = "dockhand/dockhand:dev";
+/// busybox and curl: what a CI job calls the server over HTTPS with.
+pub(crate) const CURL_IMAGE: &str = "dockhand/curl:test";
 
 pub(crate) fn ensure(layout: &dyn ImageHost) -> anyhow::Result<()> {
     if !exists(layout, BUSYBOX_IMAGE)? {
         busybox(layout)?;
+    }
+    if !exists(layout, CURL_IMAGE)? {
+        curl(layout)?;
     }
     // Always rebuilt: cargo only relinks when the code changed, and an import is quick.
     dockhand(layout)
@@ -93,6 +100,46 @@ fn busybox(layout: &dyn ImageHost) -> anyhow::Result<()> {
     .context("the busybox test image does not run (is /bin/busybox the static one, from busybox-static?)")?;
     if out.trim() != "ok" {
         bail!("the busybox test image printed {out:?} instead of \"ok\"");
+    }
+    Ok(())
+}
+
+/// busybox's root filesystem with `curl` and every library `ldd` says it loads, each at
+/// its own path (the loader included), so the host's curl runs as it is.
+fn curl(layout: &dyn ImageHost) -> anyhow::Result<()> {
+    let curl = proc::which("curl").context("curl is not installed (Debian: curl)")?;
+    let rootfs = busybox_rootfs(layout)?;
+    let mut files = vec![curl.clone()];
+    let linked = proc::output(Command::new("ldd").arg(&curl))?;
+    for line in linked.lines() {
+        // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
+        let path = line.split("=>").nth(1).unwrap_or(line).split_whitespace().next().unwrap_or_default();
+        if path.starts_with('/') {
+            files.push(path.into());
+        }
+    }
+    for file in &files {
+        let inside = rootfs.join(file.strip_prefix("/").unwrap_or(file));
+        if let Some(dir) = inside.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        // The real file behind any symlink, under the link's name.
+        fs::copy(file, &inside).with_context(|| format!("cannot copy {}", file.display()))?;
+    }
+    // curl is /usr/bin/curl on the host; busybox has no applet of that name to clash with.
+    import(layout, &rootfs, CURL_IMAGE, &[])?;
+    let out = proc::output(layout.docker()?.args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        CURL_IMAGE,
+        "curl",
+        "--version",
+    ]))
+    .context("the curl test image does not run")?;
+    if !out.starts_with("curl ") {
+        bail!("the curl test image printed {out:?} instead of its version");
     }
     Ok(())
 }

@@ -244,7 +244,11 @@ fn start(swarm: &Swarm, count: usize, runtime: &tokio::runtime::Runtime) -> anyh
             .with_context(|| format!("cannot put the test images on {}", node.name()))?;
     }
     let password = start_registry(swarm, manager)?;
-    let mut env = format!("export DOCKER_HOST={}\nexport DOCKHAND_TEST_NODES={count}\n", manager.url());
+    let pinned = pin_helper_image(swarm, &nodes)?;
+    let mut env = format!(
+        "export DOCKER_HOST={}\nexport DOCKHAND_TEST_NODES={count}\nexport DOCKHAND_TEST_PINNED_HELPER={pinned}\n",
+        manager.url()
+    );
     for node in &nodes {
         env.push_str(&format!("export DOCKHAND_TEST_NODE_{}={}\n", node.index, node.url()));
     }
@@ -325,6 +329,36 @@ fn start_registry(swarm: &Swarm, manager: &Node) -> anyhow::Result<String> {
     }
     eprintln!("test registry at {address} (user {REGISTRY_USER}) holds team/app:v1, v2 and broken");
     Ok(password)
+}
+
+/// dockhand's test image pushed to the test registry and pulled by digest on every node, so
+/// that a service can run it pinned (`<registry>/dockhand/dockhand@sha256:…`) the way an
+/// operator deploys it, and its helpers run it by that digest (R3-04). Returns the pinned
+/// reference.
+fn pin_helper_image(swarm: &Swarm, nodes: &[Node]) -> anyhow::Result<String> {
+    let config = swarm.dir.join("registry").join("docker-config");
+    let docker = |node: &Node, args: &[&str]| -> anyhow::Result<Command> {
+        let mut cmd = crate::images::ImageHost::docker(node)?;
+        cmd.env("DOCKER_CONFIG", &config).args(args);
+        Ok(cmd)
+    };
+    let manager = nodes.first().context("a swarm has a manager")?;
+    let tagged = format!("{}/dockhand/dockhand:dev", registry_address());
+    proc::output(&mut docker(manager, &["tag", crate::images::DOCKHAND_IMAGE, &tagged])?)?;
+    proc::output(&mut docker(manager, &["push", &tagged])?)
+        .with_context(|| format!("cannot push {tagged}"))?;
+    let pinned = proc::output(&mut docker(
+        manager,
+        &["image", "inspect", "--format", "{{index .RepoDigests 0}}", &tagged],
+    )?)?
+    .trim()
+    .to_owned();
+    for node in nodes {
+        proc::output(&mut docker(node, &["pull", &pinned])?)
+            .with_context(|| format!("cannot pull {pinned} on {}", node.name()))?;
+    }
+    eprintln!("dockhand's test image pinned as {pinned} on every node");
+    Ok(pinned)
 }
 
 /// Starts one node's containerd and dockerd inside its namespaces.

@@ -470,7 +470,8 @@ pub(crate) struct RestoreArgs {
     /// Exactly this object, its key as `backups ls` shows it.
     #[arg(long, value_name = "KEY")]
     pub(crate) object: Option<String>,
-    /// The node to restore on [default: the node the backup was taken on].
+    /// The node to restore on [default: where the service's tasks run; for `node`, that
+    /// node. An object's name never decides it].
     #[arg(long, value_name = "NODE")]
     pub(crate) node: Option<String>,
     /// Restore a global service's volumes although it cannot be stopped, or a node's volume

@@ -183,13 +183,9 @@ pub(crate) async fn job_context(
     let mut ctx =
         dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
     // Inside a swarm service, helpers run the image dockhand itself runs from.
-    let image = match &opts.helper_image {
-        Some(image) => image.clone(),
-        None => dockhand_jobs::own_service_image(&ctx.client)
-            .await
-            .unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
-    };
-    ctx.helpers = dockhand_jobs::HelperSettings::new(image)
+    // A job that needs a helper and has no image fails saying what to set (R3-04).
+    ctx.helpers = dockhand_jobs::helper_image(&ctx.client, opts.helper_image.as_deref())
+        .await
         .with_socket(&opts.helper_socket)
         .with_pending_timeout(opts.pending_timeout.unwrap_or(defaults.pending_timeout));
     let mut settings = dockhand_jobs::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);

@@ -411,6 +411,70 @@ async fn restore_refuses_a_corrupted_archive_and_touches_nothing() {
     assert_eq!(sh(s.manager(), &container, LISTING).await, before);
 }
 
+/// R3-02: an object planted under the service's directory, named for another volume (with
+/// a manifest that matches it), is refused before anything is touched: the victim volume
+/// keeps its contents and the service is never stopped.
+#[tokio::test]
+async fn restore_refuses_an_archive_of_a_volume_the_service_does_not_mount() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume, _guard) = stopping_service(&s, "bk-plant").await;
+    let setup = Setup::new("    {}\n");
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(1)).await;
+    let out = setup.run(&s, &["backup", name.as_str(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let object = last_job(&out)["steps"][1]["object"].as_str().unwrap().to_owned();
+
+    // A victim volume beside it, with contents of its own.
+    let victim = unique_name("bk-victim");
+    let holder = unique_name("bk-victim-holder");
+    let spec = ServiceSpec::new(&holder, BUSYBOX_IMAGE)
+        .with_args(["sh", "-c", "echo untouched > /v/mine; trap 'exit 0' TERM; while true; do sleep 1; done"])
+        .with_volume(&victim, "/v")
+        .with_constraint("node.role==manager");
+    s.manager().create_service(&spec).await.unwrap();
+    let _holder = ServiceGuard::new(s.manager_url(), &holder);
+    let victim_container = running_container(s.manager(), &holder).await;
+    let victim_before = sh(s.manager(), &victim_container, "sleep 1; ls -la /v; cat /v/mine").await;
+    assert!(victim_before.contains("untouched"), "{victim_before}");
+
+    // The planted object: the real archive under a newer name for the victim volume, with
+    // a manifest that agrees with its name and its bytes.
+    let dir = setup.local_dir();
+    let real = dir.join(&object);
+    let newer = object.replace(&format!("_{volume}_"), &format!("_{victim}_")).replace("_20", "_29");
+    let planted = dir.join(&newer);
+    std::fs::copy(&real, &planted).unwrap();
+    let manifest = std::fs::read_to_string(format!("{}.manifest.json", real.display())).unwrap();
+    let manifest =
+        manifest.replace(&format!("\"volume\": \"{volume}\""), &format!("\"volume\": \"{victim}\""));
+    std::fs::write(format!("{}.manifest.json", planted.display()), manifest).unwrap();
+
+    let before = sh(s.manager(), &container, LISTING).await;
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(steps(&job), [("verify".to_owned(), "failed".to_owned())], "{job}");
+    let error = job["steps"][0]["error"].as_str().unwrap();
+    assert!(error.contains(&format!("volume {victim} is not a volume of service {name}")), "{job}");
+    assert!(error.contains(&volume), "names what the service mounts: {job}");
+    assert_eq!(
+        sh(s.manager(), &victim_container, "ls -la /v; cat /v/mine").await,
+        victim_before,
+        "the victim is untouched"
+    );
+    assert_eq!(running_container(s.manager(), &name).await, container, "never stopped");
+    assert_eq!(sh(s.manager(), &container, LISTING).await, before);
+    // --volume that the service does not mount is an error, never a raw name.
+    let out = setup.run(&s, &["restore", &name, "--volume", &victim, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        last_job(&out)["steps"][0]["error"].as_str().unwrap().contains("mounts no volume"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[tokio::test]
 async fn retention_deletes_only_this_services_expired_archives_of_this_volume() {
     let s = dockhand_e2e::swarm().await;

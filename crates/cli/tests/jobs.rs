@@ -514,22 +514,61 @@ async fn clean_node_of_a_locked_node_exits_4_naming_the_holder() {
 /// `volumes unused` run in a service of the test image reaches node2 and node3 through
 /// helpers of that image, without `--helper-image` (the default image does not exist here).
 #[tokio::test]
-async fn inside_a_service_helpers_run_dockhands_own_image() {
+async fn inside_a_service_helpers_run_dockhands_own_image_by_digest() {
     let _schedulable = every_node_schedulable().await;
     let s = dockhand_e2e::swarm().await;
     let ids = node_ids(&s).await;
+    let pinned = dockhand_e2e::pinned_helper_image();
+    assert!(pinned.contains("@sha256:"), "{pinned}");
+    let (address, user, password) = dockhand_e2e::swarm_registry();
+    // Every node holds the pinned image while the test runs (a clean-node elsewhere must
+    // not prune it): a global holder, created with the registry's credentials.
+    let holder = unique_name("pinned-hold");
+    let hold = ServiceSpec::new(&holder, &pinned).global().with_args(["agent", "hold", "--seconds", "600"]);
+    let auth = dockhand_engine::RegistryAuth::password(&user, &password, &address);
+    s.manager().create_service_with_auth(&hold, &auth).await.unwrap();
+    let _hold = ServiceGuard::new(s.manager_url(), &holder);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tasks = s.manager().tasks(&Filters::new().with("service", &holder)).await.unwrap();
+        if tasks.iter().filter(|t| t.status.state == "running").count() == ids.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the holder did not run on every node: {tasks:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Deployed by digest, as an operator deploys it: its helpers run that digest on every
+    // node, with no --helper-image.
+    let (state, text) = volumes_unused_in_a_service(&s, &pinned, &ids[0].0).await;
+    assert_eq!(state, "complete", "{text}");
+    assert!(!text.contains("not read"), "every node was read: {text}");
+    for (id, _) in &ids {
+        assert_nothing_left(s.manager(), &[format!("volumes/{id}")]).await;
+    }
+    // R3-04: a tag is not what dockhand can vouch for: a node could pull another image of
+    // that name. The helpers are refused, saying what to set, and none is created.
+    let (_, text) = volumes_unused_in_a_service(&s, HELPER_IMAGE, &ids[0].0).await;
+    assert!(text.contains("not pinned by digest") && text.contains("DOCKHAND_HELPER_IMAGE"), "{text}");
+    for (id, _) in &ids {
+        assert_nothing_left(s.manager(), &[format!("volumes/{id}")]).await;
+    }
+}
+
+/// `dockhand volumes unused --json` run as a one-off swarm service of `image` on `node`,
+/// with the node's engine socket: its task's end state and its output.
+async fn volumes_unused_in_a_service(s: &TestSwarm, image: &str, node: &str) -> (String, String) {
     let name = unique_name("in-service");
-    let spec = ServiceSpec::new(&name, HELPER_IMAGE)
+    let spec = ServiceSpec::new(&name, image)
         .replicated_job(1)
         .with_restart_condition("none")
-        .with_constraint(format!("node.id=={}", ids[0].0))
+        .with_constraint(format!("node.id=={node}"))
         .with_bind("/var/run/docker.sock", "/var/run/docker.sock")
         .with_log_driver("json-file")
         .with_args(["volumes", "unused", "--json"]);
     s.manager().create_service(&spec).await.unwrap();
     let _guard = ServiceGuard::new(s.manager_url(), &name);
     let mut task = None;
-    for _ in 0..600 {
+    for _ in 0..1200 {
         let tasks = s.manager().tasks(&Filters::new().with("service", &name)).await.unwrap();
         task =
             tasks.into_iter().find(|t| matches!(t.status.state.as_str(), "complete" | "failed" | "rejected"));
@@ -538,18 +577,14 @@ async fn inside_a_service_helpers_run_dockhands_own_image() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let task = task.expect("the service's task ended within 60 s");
+    let task = task.expect("the service's task ended within 120 s");
     let mut logs = s.manager().service_logs(&name, &dockhand_engine::LogsOptions::new()).await.unwrap();
     let mut text = Vec::new();
     while let Some(chunk) = logs.next().await {
         text.extend_from_slice(&chunk.unwrap().data);
     }
-    let text = String::from_utf8_lossy(&text);
-    assert_eq!(task.status.state, "complete", "{} {text}", task.status.err);
-    assert!(!text.contains("not read"), "every node was read: {text}");
-    for (id, _) in &ids {
-        assert_nothing_left(s.manager(), &[format!("volumes/{id}")]).await;
-    }
+    let text = format!("{} {}", task.status.err, String::from_utf8_lossy(&text));
+    (task.status.state, text)
 }
 
 /// A task whose container dies mid-exec is a failed step that names the task.

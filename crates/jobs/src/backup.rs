@@ -748,7 +748,7 @@ pub(crate) async fn upload_volume(
             let hold = budget.timeout + ctx.defaults.extra_timeout;
             let container = VolumeContainer::start(
                 &ctx.client,
-                &ctx.helpers.image,
+                ctx.helpers.image()?,
                 owner,
                 Attach::Volume(&volume, true),
                 hold,
@@ -1038,6 +1038,59 @@ pub fn choose_backups<'a>(
     Ok(by_volume.into_values().collect())
 }
 
+/// R3-02: an archive a restore of `service` may use: its volume is one `service` mounts,
+/// and its manifest says so too (the service, the volume, the format).
+pub fn own_archive(service: &Service, object: &BackupObject) -> Result<(), String> {
+    let name = &service.spec.name;
+    match resolve_volume(service, &object.volume) {
+        Ok((real, _)) if real == object.volume => {}
+        _ => {
+            return Err(format!(
+                "{}: volume {} is not a volume of service {name}, which mounts: {}; it is not restored",
+                object.key,
+                object.volume,
+                mounted(service)
+            ));
+        }
+    }
+    manifest_names(object, name)
+}
+
+/// The manifest of `object` must name `owner` (a service's name, or `node`), the object's
+/// own volume, and a format dockhand reads.
+pub(crate) fn manifest_names(object: &BackupObject, owner: &str) -> Result<(), String> {
+    let Some(m) = &object.manifest else { return Ok(()) }; // verify refuses it, naming why
+    let wrong = |what: &str, says: &str, is: &str| {
+        Err(format!(
+            "{}: its manifest says {what} {says:?}, the archive is of {is:?}; it is not restored",
+            object.key
+        ))
+    };
+    if m.format != 1 {
+        return wrong("format", &m.format.to_string(), "1");
+    }
+    if m.service != owner {
+        return wrong("service", &m.service, owner);
+    }
+    if m.volume != object.volume {
+        return wrong("volume", &m.volume, &object.volume);
+    }
+    Ok(())
+}
+
+fn mounted(service: &Service) -> String {
+    let mounts: Vec<&str> = service
+        .spec
+        .task_template
+        .container_spec
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume")
+        .map(|m| m.source.as_str())
+        .collect();
+    if mounts.is_empty() { "no volume".to_owned() } else { mounts.join(", ") }
+}
+
 /// Restores `service`'s volumes from its target: checks each archive against its manifest
 /// before anything is touched, stops the service (as a backup does), replaces each volume's
 /// contents, and starts it again on every path.
@@ -1074,15 +1127,37 @@ pub async fn restore_service(
         );
         return Ok(run.finish(Some(Status::Refused)).await);
     }
-    // Which archives, and are they whole: all before the service is touched.
-    let real = options
-        .volume
-        .as_ref()
-        .map(|v| resolve_volume(&found, v).map(|(real, _)| real).unwrap_or_else(|_| v.clone()));
-    let Some(verified) = verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref()).await
+    // Which archives, and are they whole: all before the service is touched. A volume is
+    // one the service mounts (R3-02), never a raw name from a request or an object's key.
+    let real = match options.volume.as_ref().map(|v| resolve_volume(&found, v)).transpose() {
+        Ok(real) => real.map(|(real, _)| real),
+        Err(e) => {
+            run.push_now("verify", Status::Failed, e);
+            return Ok(run.finish(None).await);
+        }
+    };
+    let own = |object: &BackupObject| own_archive(&found, object);
+    let Some(verified) =
+        verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref(), &own).await
     else {
         return Ok(run.finish(None).await);
     };
+    // Where each volume is: --node, else where the service's tasks run (an object's key
+    // names a node, but never decides where a restore writes).
+    let mut nodes = Vec::new();
+    for (object, _) in &verified {
+        let node = match &options.node {
+            Some(node) => Ok(node.clone()),
+            None => volume_node(ctx, &connected, &found, &object.volume).await,
+        };
+        match node {
+            Ok(node) => nodes.push(node),
+            Err(e) => {
+                run.push_now("verify", Status::Failed, format!("volume {}: {e}: pass --node", object.volume));
+                return Ok(run.finish(None).await);
+            }
+        }
+    }
     if let Err(status) = run.lock(LockTarget::Service(found.id.clone())).await {
         return Ok(run.finish(status).await);
     }
@@ -1101,13 +1176,12 @@ pub async fn restore_service(
             }
         }
     };
-    for (object, identity) in &verified {
+    for ((object, staged), node) in verified.iter().zip(&nodes) {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let object = (object, identity.as_ref());
         let subject = Subject::service(&found, Action::Restore);
-        download_volume(&mut run, &connected, &names, &subject, &storage, object, options).await;
+        download_volume(&mut run, &connected, &names, &subject, (object, staged), node).await;
     }
     if guard.is_some() {
         start(&mut run, &found.id, &start_budget, guard).await;
@@ -1115,16 +1189,19 @@ pub async fn restore_service(
     Ok(run.finish(None).await)
 }
 
-/// The **verify** step of a restore: chooses the archives under `dir` and checks each one
-/// whole against its manifest (decrypting when it is encrypted). `None` when the restore
-/// must stop here (the step says why).
+/// The **verify** step of a restore: chooses the archives under `dir`, refuses any that
+/// `own` refuses, and reads each one whole once, into a private staging file, checking it
+/// against its manifest (decrypting when it is encrypted). What is restored later is that
+/// staged copy: the bytes checked are the bytes unpacked, whatever the target serves
+/// afterwards (R3-02). `None` when the restore must stop here (the step says why).
 pub(crate) async fn verify_chosen(
     run: &mut Running<'_>,
     storage: &Storage,
     dir: &str,
     options: &RestoreOptions,
     real: Option<&str>,
-) -> Option<Vec<(BackupObject, Option<crate::seal::Identity>)>> {
+    own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
+) -> Option<Vec<(BackupObject, crate::volume_io::Staged)>> {
     let mut verified = Vec::new();
     let mut check = Step::start("verify", SystemTime::now());
     run.started(&check);
@@ -1132,6 +1209,9 @@ pub(crate) async fn verify_chosen(
         let objects = list_backups(storage, dir).await.map_err(|e| e.to_string())?;
         let chosen =
             choose_backups(&objects, options, real).map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
+        for object in &chosen {
+            own(object)?;
+        }
         let mut lines = Vec::new();
         let mut read = None;
         for object in chosen {
@@ -1140,18 +1220,17 @@ pub(crate) async fn verify_chosen(
                 .clone()
                 .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
             let identity = identity_for(object, storage, options, &mut read)?;
-            let (sha256, stats) =
-                crate::volume_io::verify_object(storage, &storage.key(&object.key), identity.as_ref())
-                    .await
-                    .map_err(|e| format!("{}: {e}", object.key))?;
-            if sha256 != manifest.sha256 {
+            let staged = crate::volume_io::stage_object(storage, &storage.key(&object.key), identity)
+                .await
+                .map_err(|e| format!("{}: {e}", object.key))?;
+            if staged.sha256 != manifest.sha256 {
                 return Err(format!(
-                    "{}: its SHA-256 is {sha256}, the manifest says {}: the archive is corrupted; nothing was touched",
-                    object.key, manifest.sha256
+                    "{}: its SHA-256 is {}, the manifest says {}: the archive is corrupted; nothing was touched",
+                    object.key, staged.sha256, manifest.sha256
                 ));
             }
-            lines.push(format!("{}: sha256 ok, {} entries", object.key, stats.entries));
-            verified.push((object.clone(), identity));
+            lines.push(format!("{}: sha256 ok, {} entries", object.key, staged.stats.entries));
+            verified.push((object.clone(), staged));
         }
         Ok::<_, String>(lines.join("\n"))
     }
@@ -1171,22 +1250,23 @@ pub(crate) async fn verify_chosen(
     }
 }
 
+/// The **restore** step of one volume: the verified, staged archive `object` into its
+/// volume on `node` (a hostname or an ID, chosen by the caller: `--node`, or where the
+/// volume's owner runs).
 pub(crate) async fn download_volume(
     run: &mut Running<'_>,
     connected: &Connected,
     names: &BTreeMap<String, String>,
     subject: &Subject,
-    storage: &Storage,
-    (object, identity): (&BackupObject, Option<&crate::seal::Identity>),
-    options: &RestoreOptions,
+    (object, staged): (&BackupObject, &crate::volume_io::Staged),
+    node: &str,
 ) {
     let ctx = run.ctx;
     let mut step = Step::start("restore", SystemTime::now());
     step.object = Some(object.key.clone());
-    step.node = Some(connected.name.clone());
+    step.node = Some(node.to_owned());
     run.started(&step);
-    let node = options.node.clone().unwrap_or_else(|| object.node.clone());
-    step.node = Some(node.clone());
+    let node = node.to_owned();
     let result = async {
         // The node by hostname or ID.
         let node_id = if node == connected.name || node == connected.node_id {
@@ -1208,41 +1288,33 @@ pub(crate) async fn download_volume(
         let progress = |t: crate::volume_io::Transfer| {
             run.progress(format!("restore {volume}: {}", t.describe()));
         };
-        let key = storage.key(&object.key);
         let timeout = ctx.defaults.backup_upload_timeout;
         let moved = if node_id == connected.node_id {
             let hold = timeout + ctx.defaults.extra_timeout;
             let container = VolumeContainer::start(
                 &ctx.client,
-                &ctx.helpers.image,
+                ctx.helpers.image()?,
                 owner,
                 Attach::Volume(&object.volume, false),
                 hold,
             )
             .await?;
-            let moved = crate::volume_io::download(
-                &container,
-                storage,
-                &key,
-                (object.size, identity),
-                &ctx.cancel,
-                &progress,
-            )
-            .await;
+            let moved = crate::volume_io::download(&container, staged, &ctx.cancel, &progress).await;
             container.remove().await;
             moved
         } else {
             let remote = Remote { ctx, owner, node_id: &node_id, node_name: &node, timeout };
-            remote.download(&object.volume, storage, &key, (object.size, identity), &progress).await
+            remote.download(&object.volume, staged, &progress).await
         };
         let (sha256, stats) = moved?;
-        match &object.manifest {
-            Some(m) if m.sha256 != sha256 => Err(format!(
-                "the archive changed on the target while it was restored (SHA-256 {sha256}, manifest {})",
-                m.sha256
-            )),
-            _ => Ok(stats),
+        // The staged copy is dockhand's own unlinked file: what was sent is what was checked.
+        if sha256 != staged.sha256 {
+            return Err(format!(
+                "the staged archive changed while it was restored (SHA-256 {sha256}, verified {})",
+                staged.sha256
+            ));
         }
+        Ok(stats)
     }
     .await;
     match result {
@@ -1360,6 +1432,45 @@ mod tests {
             "{:?}",
             listed[0].check
         );
+    }
+
+    /// R3-02: a restore uses only archives of volumes the service mounts, whose manifest
+    /// says the same: never a volume an object's name chose.
+    #[test]
+    fn a_restore_refuses_volumes_the_service_does_not_mount() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "ID": "s1",
+            "Spec": {"Name": "web", "Labels": {"com.docker.stack.namespace": "shop"},
+                "TaskTemplate": {"ContainerSpec": {"Image": "x", "Mounts": [
+                    {"Type": "volume", "Source": "shop_web_data", "Target": "/data"},
+                    {"Type": "bind", "Source": "/etc", "Target": "/etc"}]}}}
+        }))
+        .unwrap();
+        let with_manifest = |volume: &str, says: &str, owner: &str| {
+            let mut o = object(volume, "20260101T000000Z");
+            o.key = format!("web/n1_{volume}_20260101T000000Z.tar.zst");
+            let mut m: Manifest = serde_json::from_value(serde_json::json!({
+                "format": 1, "service": owner, "image": "x", "node": "n1", "volume": says,
+                "created": "", "bytes": 1, "sha256": "", "compression": "zstd", "level": 3,
+                "entries": 1, "content_bytes": 1, "encrypted_to": [], "dockhand_version": "", "job": ""
+            }))
+            .unwrap();
+            m.volume = says.to_owned();
+            o.manifest = Some(m);
+            o
+        };
+        assert_eq!(own_archive(&service, &with_manifest("shop_web_data", "shop_web_data", "web")), Ok(()));
+        let e = own_archive(&service, &with_manifest("victim", "victim", "web")).unwrap_err();
+        assert!(
+            e.contains("volume victim is not a volume of service web") && e.contains("shop_web_data"),
+            "{e}"
+        );
+        let e = own_archive(&service, &with_manifest("/etc", "/etc", "web")).unwrap_err();
+        assert!(e.contains("not a volume of service web"), "{e}");
+        let e = own_archive(&service, &with_manifest("shop_web_data", "victim", "web")).unwrap_err();
+        assert!(e.contains("manifest says volume \"victim\""), "{e}");
+        let e = own_archive(&service, &with_manifest("shop_web_data", "shop_web_data", "other")).unwrap_err();
+        assert!(e.contains("manifest says service \"other\""), "{e}");
     }
 
     /// R3-17: under a service called `node`, node backups (`node/<host>/…`) are not its own.

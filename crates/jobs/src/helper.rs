@@ -36,8 +36,11 @@ const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 #[non_exhaustive]
 pub struct HelperSettings {
     /// The image, whose entrypoint is `dockhand` (inside a swarm service: the image dockhand
-    /// runs from, pinned by digest).
+    /// runs from, pinned by digest). Empty when none can be vouched for: a job that needs a
+    /// helper then fails with [`HelperSettings::missing`].
     pub image: String,
+    /// Why there is no image, and what to set.
+    pub missing: String,
     /// The engine socket's path on the nodes, bind-mounted into the helper.
     pub socket: String,
     /// How long a helper may stay pending before it is removed and its step fails.
@@ -46,16 +49,33 @@ pub struct HelperSettings {
     pub poll: Duration,
 }
 
+/// What to set when dockhand cannot vouch for a helper image.
+const SET_HELPER_IMAGE: &str = "set --helper-image (DOCKHAND_HELPER_IMAGE) to dockhand's own image, pinned by digest \
+     (registry.example.com/dockhand@sha256:…), or to a tag every node already has";
+
 impl HelperSettings {
-    /// The default image: `dockhand/dockhand:<version>`.
-    pub fn default_image() -> String {
-        format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"))
+    /// No image: every helper fails with `why`, which says what to set (R3-04: never a
+    /// public name that a node would pull).
+    pub fn without_image(why: impl Into<String>) -> Self {
+        let mut settings = Self::new("");
+        settings.missing = why.into();
+        settings
+    }
+
+    /// The image helpers run, or why there is none.
+    pub fn image(&self) -> Result<&str, String> {
+        if self.image.is_empty() {
+            let why = if self.missing.is_empty() { "no helper image is set" } else { &self.missing };
+            return Err(format!("{why}: {SET_HELPER_IMAGE}"));
+        }
+        Ok(&self.image)
     }
 
     /// `image`, the socket `/var/run/docker.sock` and the seed's 20 s pending timeout.
     pub fn new(image: impl Into<String>) -> Self {
         Self {
             image: image.into(),
+            missing: String::new(),
             socket: AGENT_SOCKET.to_owned(),
             pending_timeout: Duration::from_secs(20),
             poll: Duration::from_millis(200),
@@ -87,6 +107,44 @@ pub async fn own_service_image(client: &Client) -> Option<String> {
     (!image.is_empty()).then_some(image)
 }
 
+/// The image helpers run (R3-04), in this order: `explicit` (`--helper-image`, the
+/// operator's word); inside a swarm service, the service's own image, which must be pinned
+/// by digest; outside one, dockhand's image `dockhand/dockhand:<version>` on the engine
+/// `client` talks to, by its registry digest. Anything else is no image, with why: a tag
+/// a node would pull from whatever registry answers for it is never used.
+pub async fn helper_image(client: &Client, explicit: Option<&str>) -> HelperSettings {
+    if let Some(image) = explicit.map(str::trim).filter(|i| !i.is_empty()) {
+        return HelperSettings::new(image);
+    }
+    if let Some(own) = own_service_image(client).await {
+        if pinned(&own) {
+            return HelperSettings::new(own);
+        }
+        return HelperSettings::without_image(format!(
+            "this service runs {own}, which is not pinned by digest: a node that pulls that name could get \
+             another image, and helpers hold the node's engine socket"
+        ));
+    }
+    let name = format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"));
+    match client.image(&name).await {
+        Ok(found) => match found.repo_digests.first() {
+            Some(digest) => HelperSettings::new(digest.clone()),
+            None => HelperSettings::without_image(format!(
+                "{name} is on this engine but came from no registry (no digest), so other nodes cannot \
+                 be made to run the same image"
+            )),
+        },
+        Err(_) => HelperSettings::without_image(format!("{name} is not on this engine")),
+    }
+}
+
+/// True when `image` names its content: `name@sha256:<64 hex>`.
+fn pinned(image: &str) -> bool {
+    image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// The container ID in a container's own mount table: Docker bind-mounts
 /// `.../containers/<id>/hostname` (and `hosts`, `resolv.conf`) into every container.
 fn container_id_from_mountinfo(mountinfo: &str) -> Option<String> {
@@ -100,8 +158,9 @@ fn container_id_from_mountinfo(mountinfo: &str) -> Option<String> {
 }
 
 impl Default for HelperSettings {
+    /// No image yet: a front-end sets one with [`helper_image`].
     fn default() -> Self {
-        Self::new(Self::default_image())
+        Self::without_image("no helper image was chosen")
     }
 }
 
@@ -158,6 +217,8 @@ pub(crate) enum HelperError {
     Failed { node: String, state: String, exit_code: i64, message: String },
     #[error("the helper on node {node}: {message}")]
     Engine { node: String, message: String },
+    #[error("no helper can run on node {node}: {message}")]
+    NoImage { node: String, message: String },
 }
 
 impl HelperError {
@@ -212,9 +273,9 @@ pub(crate) fn helper_name(job: &str, node_id: &str) -> String {
 
 /// The helper's service spec: nothing in it comes from a request but typed values. Its
 /// agent does nothing if it starts after the pending timeout.
-fn spec(settings: &HelperSettings, run: &HelperRun<'_>) -> ServiceSpec {
+fn spec(settings: &HelperSettings, image: &str, run: &HelperRun<'_>) -> ServiceSpec {
     let start_by = crate::job::epoch_ms(std::time::SystemTime::now() + settings.pending_timeout);
-    let mut spec = one_off(run.job, run.node_id, &settings.image);
+    let mut spec = one_off(run.job, run.node_id, image);
     if run.access.socket {
         spec = spec.with_bind(&settings.socket, AGENT_SOCKET);
     }
@@ -255,7 +316,10 @@ pub(crate) async fn run_helper(
     cancel: &CancellationToken,
 ) -> Result<HelperOutput, HelperError> {
     let engine = HelperError::engine(run.node_name);
-    let created = client.create_service(&spec(settings, run)).await.map_err(&engine)?;
+    let image = settings
+        .image()
+        .map_err(|message| HelperError::NoImage { node: run.node_name.to_owned(), message })?;
+    let created = client.create_service(&spec(settings, image, run)).await.map_err(&engine)?;
     let created = Created { client: client.clone(), id: created.id, removed: false };
     let outcome = tokio::select! {
         outcome = follow(client, settings, run, &created.id) => outcome,
@@ -517,5 +581,25 @@ mod tests {
         assert_eq!(container_id_from_mountinfo("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"), None);
         let short = "601 591 8:1 /var/lib/docker/containers/abc/hostname /etc/hostname rw - ext4 x rw";
         assert_eq!(container_id_from_mountinfo(short), None);
+    }
+
+    /// R3-04: only a digest names what every node runs; without an image, a helper's error
+    /// says why and what to set.
+    #[test]
+    fn a_helper_image_is_pinned_or_absent_with_a_reason() {
+        let hex = "a".repeat(64);
+        assert!(pinned(&format!("registry.example.com/dockhand@sha256:{hex}")));
+        assert!(pinned(&format!("dockhand/dockhand:0.1.0@sha256:{hex}")));
+        for not in
+            ["dockhand/dockhand:0.1.0", &format!("@sha256:{hex}"), "x@sha256:abc", &format!("sha256:{hex}")]
+        {
+            assert!(!pinned(not), "{not}");
+        }
+        let none = HelperSettings::default();
+        let e = none.image().unwrap_err();
+        assert!(e.contains("--helper-image") && e.contains("DOCKHAND_HELPER_IMAGE"), "{e}");
+        let why = HelperSettings::without_image("dockhand/dockhand:0.1.0 is not on this engine");
+        assert!(why.image().unwrap_err().starts_with("dockhand/dockhand:0.1.0 is not on this engine: set"));
+        assert_eq!(HelperSettings::new("img@sha256:x").image(), Ok("img@sha256:x"));
     }
 }

@@ -48,14 +48,14 @@ pub use crate::agent::{
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
     ARCHIVE_SUFFIX, BackupObject, INTENT_LABEL, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key,
-    backup_all_services, backup_service, choose_backups, expired, list_backups, node_dir, parse_archive_name,
-    reconcile, resolve_volume, restore_replicas, restore_service, service_target,
+    backup_all_services, backup_service, choose_backups, expired, list_backups, node_dir, own_archive,
+    parse_archive_name, reconcile, resolve_volume, restore_replicas, restore_service, service_target,
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::compat::{CompatError, label_prefixes};
 pub use crate::helper::{
-    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, own_service_image,
+    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, helper_image, own_service_image,
     remove_job_helpers,
 };
 pub use crate::http::client as http_client;

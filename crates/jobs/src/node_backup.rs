@@ -233,8 +233,10 @@ pub async fn restore_node(
             }
         };
     let dir = node_dir(&hostname);
+    let own = |object: &crate::BackupObject| crate::backup::manifest_names(object, "node");
     let Some(verified) =
-        crate::backup::verify_chosen(&mut run, &storage, &dir, options, options.volume.as_deref()).await
+        crate::backup::verify_chosen(&mut run, &storage, &dir, options, options.volume.as_deref(), &own)
+            .await
     else {
         return Ok(run.finish(None).await);
     };
@@ -243,11 +245,12 @@ pub async fn restore_node(
         return Ok(run.finish(status).await);
     }
     let mut refused = false;
-    for (object, identity) in &verified {
+    for (object, staged) in &verified {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let on = options.node.clone().unwrap_or_else(|| object.node.clone());
+        // The node restored, or --node: never the node an object's key names (R3-02).
+        let on = options.node.clone().unwrap_or_else(|| hostname.clone());
         if !options.force {
             let on_id = names.iter().find(|(id, name)| **name == on || **id == on).map(|(id, _)| id.clone());
             if let Some(on_id) = on_id {
@@ -283,16 +286,7 @@ pub async fn restore_node(
                 }
             }
         }
-        crate::backup::download_volume(
-            &mut run,
-            &connected,
-            &names,
-            &subject,
-            &storage,
-            (object, identity.as_ref()),
-            options,
-        )
-        .await;
+        crate::backup::download_volume(&mut run, &connected, &names, &subject, (object, staged), &on).await;
     }
     // A refused volume makes the job refused, unless something failed outright.
     let status = (refused && !crate::backup::failed(&run.job)).then_some(Status::Refused);

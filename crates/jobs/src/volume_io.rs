@@ -639,7 +639,7 @@ impl Remote<'_> {
         let hold = self.timeout + self.ctx.helpers.pending_timeout + self.ctx.defaults.extra_timeout;
         match VolumeContainer::start(
             client,
-            &self.ctx.helpers.image,
+            self.ctx.helpers.image()?,
             self.owner,
             Attach::Network(&name),
             hold,
@@ -736,13 +736,11 @@ impl Remote<'_> {
         result
     }
 
-    /// Restores `key` into the volume on its node.
+    /// Restores the staged archive into the volume on its node.
     pub(crate) async fn download(
         &self,
         volume: &str,
-        storage: &Storage,
-        key: &Key,
-        size: (u64, Option<&Identity>),
+        staged: &Staged,
         progress: Progress<'_>,
     ) -> Result<(String, UnpackStats), String> {
         let (network, relay) = self.open().await?;
@@ -758,7 +756,7 @@ impl Remote<'_> {
         let address = format!("{}:{PORT}", crate::helper::helper_name(self.owner.job, self.node_id));
         let send = AgentTask::Send { address, seconds: self.connect_seconds() };
         let sending = async {
-            let sent = download_to(&relay, &send, storage, key, size, &self.ctx.cancel, progress).await;
+            let sent = download_to(&relay, &send, staged, &self.ctx.cancel, progress).await;
             if sent.is_err() {
                 helper_cancel.cancel();
             }
@@ -818,7 +816,7 @@ impl End {
             let attach = Attach::Volume(volume, read_only);
             let c = VolumeContainer::start(
                 &remote.ctx.client,
-                &remote.ctx.helpers.image,
+                remote.ctx.helpers.image()?,
                 remote.owner,
                 attach,
                 hold,
@@ -1009,17 +1007,34 @@ async fn pump(
     Ok((bytes, sha256, source_line?, sink_line?))
 }
 
-/// Reads `key` whole, hashing it and checking every zstd frame and tar entry (decrypting
-/// first when `identity` is given), writing nothing: the check a restore makes before it
-/// touches a volume.
-pub(crate) async fn verify_object(
+/// An archive read once from its target into a private, unlinked file (in `$TMPDIR`),
+/// hashed as stored and checked whole: what a restore unpacks afterwards, so that the bytes
+/// checked are the bytes restored, whatever the target serves later (R3-02).
+pub(crate) struct Staged {
+    file: std::fs::File,
+    /// The SHA-256 of the object as stored (encrypted, when it is).
+    pub(crate) sha256: String,
+    /// Its size as stored.
+    pub(crate) size: u64,
+    /// What the check found in it.
+    pub(crate) stats: UnpackStats,
+    identity: Option<Identity>,
+}
+
+/// Reads `key` whole into a [`Staged`] file, hashing it and checking every zstd frame and
+/// tar entry (decrypting first with `identity`), writing nothing to any volume: the check a
+/// restore makes before it touches one.
+pub(crate) async fn stage_object(
     storage: &Storage,
     key: &Key,
-    identity: Option<&Identity>,
-) -> Result<(String, UnpackStats), String> {
+    identity: Option<Identity>,
+) -> Result<Staged, String> {
+    let file = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
+    let tee = file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let checker = tokio::task::spawn_blocking(move || crate::archive::verify(ChannelReader::new(rx)));
-    let mut archive = ArchiveStream::open(storage, key, identity).await?;
+    let mut archive =
+        ArchiveStream::read(storage, key, identity.as_ref(), Some(tokio::fs::File::from_std(tee))).await?;
     let fed = async {
         while let Some(chunk) = archive.next().await {
             if tx.send(chunk?).await.is_err() {
@@ -1036,7 +1051,8 @@ pub(crate) async fn verify_object(
     fed?;
     let sha256 = archive.sha256().await?;
     let stats = checked.map_err(|e| e.to_string())?;
-    Ok((sha256, stats))
+    let size = file.metadata().map_err(|e| format!("the staging file: {e}"))?.len();
+    Ok(Staged { file, sha256, size, stats, identity })
 }
 
 /// An object's archive as it arrives: its bytes as stored, or decrypted with an identity.
@@ -1053,13 +1069,16 @@ enum ArchiveChunks {
 }
 
 impl ArchiveStream {
-    /// Starts reading `key`; decrypts with `identity` when given.
-    pub(crate) async fn open(
+    /// Starts reading `key`, writing what it reads as stored into `tee` too when given;
+    /// decrypts with `identity` when given.
+    async fn read(
         storage: &Storage,
         key: &Key,
         identity: Option<&Identity>,
+        mut tee: Option<tokio::fs::File>,
     ) -> Result<Self, String> {
         use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
         let got = storage
             .store()
             .get(key)
@@ -1073,17 +1092,56 @@ impl ArchiveStream {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
                 hasher.update(&chunk);
+                if let Some(file) = tee.as_mut() {
+                    file.write_all(&chunk).await.map_err(|e| format!("the staging file: {e}"))?;
+                }
                 if tx.send(chunk).await.is_err() {
+                    return Err("the reader stopped".to_owned());
+                }
+            }
+            if let Some(file) = tee.as_mut() {
+                file.flush().await.map_err(|e| format!("the staging file: {e}"))?;
+            }
+            Ok(hex::encode(hasher.finalize()))
+        });
+        Ok(Self::over(rx, read, identity))
+    }
+
+    /// Reads a staged archive from its start, hashing it again as it goes.
+    fn staged(staged: &Staged) -> Result<Self, String> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = staged.file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let read = tokio::task::spawn_blocking(move || {
+            let fail = |e: std::io::Error| format!("the staging file: {e}");
+            file.rewind().map_err(fail)?;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buf).map_err(fail)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
                     return Err("the reader stopped".to_owned());
                 }
             }
             Ok(hex::encode(hasher.finalize()))
         });
+        Ok(Self::over(rx, read, staged.identity.as_ref()))
+    }
+
+    fn over(
+        rx: tokio::sync::mpsc::Receiver<Bytes>,
+        read: tokio::task::JoinHandle<Result<String, String>>,
+        identity: Option<&Identity>,
+    ) -> Self {
         let chunks = match identity {
             None => ArchiveChunks::Plain(rx),
             Some(identity) => ArchiveChunks::Opened(crate::seal::opened(rx, identity)),
         };
-        Ok(Self { chunks, read })
+        Self { chunks, read }
     }
 
     /// The next piece of the archive; `None` at its end.
@@ -1102,34 +1160,31 @@ impl ArchiveStream {
     }
 }
 
-/// Writes the archive at `key` into the container's volume, replacing its contents (the
+/// Writes the staged archive into the container's volume, replacing its contents (the
 /// agent extracts beside the old contents and swaps only once all is out).
 pub(crate) async fn download(
     container: &VolumeContainer,
-    storage: &Storage,
-    key: &Key,
-    (size, identity): (u64, Option<&Identity>),
+    staged: &Staged,
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, UnpackStats), String> {
     let task = AgentTask::Unpack { dir: MOUNT.into() };
-    let (sha256, stats) =
-        download_to(container, &task, storage, key, (size, identity), cancel, progress).await?;
+    let (sha256, stats) = download_to(container, &task, staged, cancel, progress).await?;
     let stats = stats.ok_or_else(|| "the extractor did not report what it restored".to_owned())?;
     Ok((sha256, stats))
 }
 
-/// Streams `key` into what `task` reads on stdin in the container: the SHA-256 of what was
-/// sent, and the extractor's stats when it ran there (a relay reports none).
+/// Streams the staged archive into what `task` reads on stdin in the container: the
+/// SHA-256 of what was sent, and the extractor's stats when it ran there (a relay reports
+/// none).
 async fn download_to(
     container: &VolumeContainer,
     task: &AgentTask,
-    storage: &Storage,
-    key: &Key,
-    (size, identity): (u64, Option<&Identity>),
+    staged: &Staged,
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Result<(String, Option<UnpackStats>), String> {
+    let size = staged.size;
     let argv = crate::agent::exec_argv(task, false);
     let mut exec = container
         .client
@@ -1156,7 +1211,7 @@ async fn download_to(
     };
     let writer = async {
         let result = async {
-            let mut archive = ArchiveStream::open(storage, key, identity).await?;
+            let mut archive = ArchiveStream::staged(staged)?;
             while let Some(chunk) = archive.next().await {
                 let chunk = chunk?;
                 sent += chunk.len() as u64;
@@ -1248,6 +1303,52 @@ pub fn parse_key_timestamp(ts: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An archive of one file holding `text`.
+    fn archive_of(text: &str) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.txt"), text).unwrap();
+        let mut out = Vec::new();
+        crate::archive::pack(dir.path(), &mut out, 3, &std::sync::atomic::AtomicU64::new(0)).unwrap();
+        out
+    }
+
+    async fn drain(mut stream: ArchiveStream) -> (Vec<u8>, String) {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        (bytes, stream.sha256().await.unwrap())
+    }
+
+    /// R3-02: a restore unpacks the bytes it checked. The object is read once into a
+    /// private file; a target that then serves another (valid) archive under the same key
+    /// changes nothing of what is restored.
+    #[tokio::test]
+    async fn what_is_restored_is_what_was_verified_even_if_the_target_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            Storage::open(&crate::storage::local_target("t", "test", dir.path().join("b"))).unwrap();
+        let key = storage.key("web/n1_data_20260101T000000Z.tar.zst");
+        let (a, b) =
+            (archive_of("the archive that was verified"), archive_of("a swapped archive, also valid"));
+        storage.store().put(&key, a.clone().into()).await.unwrap();
+        let staged = stage_object(&storage, &key, None).await.unwrap();
+        let hash = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+        assert_eq!((staged.sha256.as_str(), staged.size), (hash(&a).as_str(), a.len() as u64));
+        assert_eq!(staged.stats.entries, 2, "the root and one file");
+        // Swapped on the target after the check.
+        storage.store().put(&key, b.clone().into()).await.unwrap();
+        let (sent, sent_hash) = drain(ArchiveStream::staged(&staged).unwrap()).await;
+        assert_eq!(sent, a, "the verified bytes, not the target's new ones");
+        assert_eq!(sent_hash, staged.sha256);
+        // A corrupted object is refused by the check itself.
+        let mut broken = a.clone();
+        let last = broken.len() - 10;
+        broken[last] ^= 0xff;
+        storage.store().put(&key, broken.into()).await.unwrap();
+        assert!(stage_object(&storage, &key, None).await.is_err());
+    }
 
     #[test]
     fn timestamps_round_trip_and_sort() {

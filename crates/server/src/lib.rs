@@ -173,14 +173,18 @@ impl Server {
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
         base.prefixes = config.prefixes.clone();
         base.scope = config.scope.clone();
-        let image = match &settings.helper_image {
-            Some(image) => image.clone(),
-            None => dockhand_jobs::own_service_image(&base.client)
-                .await
-                .unwrap_or_else(dockhand_jobs::HelperSettings::default_image),
-        };
-        base.helpers =
-            dockhand_jobs::HelperSettings::new(image).with_pending_timeout(defaults.pending_timeout);
+        // Helpers run an image dockhand can vouch for, or none (R3-04): the server refuses
+        // to start rather than let a node pull a public name with its engine socket.
+        let helpers = dockhand_jobs::helper_image(&base.client, settings.helper_image.as_deref()).await;
+        if let Err(why) = helpers.image() {
+            return Err(SettingsError::Key {
+                origin: "the helper image".to_owned(),
+                key: "DOCKHAND_HELPER_IMAGE".to_owned(),
+                detail: why,
+            }
+            .into());
+        }
+        base.helpers = helpers.with_pending_timeout(defaults.pending_timeout);
         // A request is answered 409 at once when another process holds the target.
         let locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
         base.locks = dockhand_jobs::Locks::new(

@@ -604,7 +604,9 @@ impl Drop for StackGuard {
     fn drop(&mut self) {
         let _ = docker(&self.0, &["stack", "rm", "dhstack"], &[]);
         std::thread::sleep(Duration::from_secs(3));
-        let _ = docker(&self.0, &["secret", "rm", "dockhand_admin_tokens"], &[]);
+        for secret in ["dockhand_admin_tokens", "dockhand_tls_cert", "dockhand_tls_key"] {
+            let _ = docker(&self.0, &["secret", "rm", secret], &[]);
+        }
         let _ = docker(&self.0, &["network", "rm", "dockhand"], &[]);
         let _ = docker(&self.0, &["volume", "rm", "dhstack_state"], &[]);
     }
@@ -627,16 +629,26 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
     s.manager().create_service_with_auth(&spec, &auth).await.unwrap();
     let _svc = ServiceGuard::new(&manager, &name);
     let _stack = StackGuard(manager.clone());
-    let mut child = std::process::Command::new("docker")
-        .env("DOCKER_HOST", &manager)
-        .args(["secret", "create", "dockhand_admin_tokens", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{ADMIN}\n").as_bytes()).unwrap();
-    child.wait().unwrap();
+    // The admin token and the server's TLS pair, for the names it has on the overlay, as
+    // swarm secrets; the CI job trusts the CA alone.
+    let ca = dockhand_e2e::pki::TestCa::new("dockhand stack CA");
+    let pair = ca.server_for(&["dockhand", "swarm-utils"]);
+    for (secret, value) in [
+        ("dockhand_admin_tokens", format!("{ADMIN}\n")),
+        ("dockhand_tls_cert", pair.cert_pem.clone()),
+        ("dockhand_tls_key", pair.key_pem.clone()),
+    ] {
+        let mut child = std::process::Command::new("docker")
+            .env("DOCKER_HOST", &manager)
+            .args(["secret", "create", secret, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "docker secret create {secret}");
+    }
     // The registry's credentials reach the server the seed's way (its variables), through a
     // second compose file: the stack file itself stays the operator's.
     let dir = tempfile::tempdir().unwrap();
@@ -651,6 +663,7 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
     )
     .unwrap();
     let stack = workspace_file("deploy/stack.yml");
+    // The test image is loaded on every node, not pulled: a tag, named for helpers too.
     let deployed = docker(
         &manager,
         &[
@@ -663,46 +676,59 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
             extra.to_str().unwrap(),
             "dhstack",
         ],
-        &[("DOCKHAND_IMAGE", dockhand_e2e::HELPER_IMAGE), ("DOCKHAND_DOCKER_SOCKET", socket_path(&manager))],
+        &[
+            ("DOCKHAND_IMAGE", dockhand_e2e::HELPER_IMAGE),
+            ("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE),
+            ("DOCKHAND_DOCKER_SOCKET", socket_path(&manager)),
+        ],
     );
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
-    // The seed's GitLab job: a container on the overlay network POSTs its JSON to the
-    // server by name. busybox's nc carries a hand-written request (its wget crashes here).
-    let body = format!(r#"{{"token":"tok-ci-6a0","serviceName":"{name}","image":"{v2}","isForce":false}}"#);
-    let request = dockhand_e2e::seed_update_request(&body);
-    let ran = docker(
-        &manager,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "dockhand",
-            "-e",
-            &format!("REQ={request}"),
-            BUSYBOX_IMAGE,
-            "sh",
-            "-c",
-            dockhand_e2e::OVERLAY_POST_SCRIPT,
-        ],
-        &[],
-    );
+    // The seed's GitLab job, over HTTPS: a container on the overlay network POSTs its JSON to
+    // the server by the seed's name, checking the certificate against the CA.
+    let body = dockhand_e2e::seed_update_body("tok-ci-6a0", &name, &v2);
+    let ci_job = |ca_pem: &str| {
+        docker(
+            &manager,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "dockhand",
+                "-e",
+                &format!("CA={ca_pem}"),
+                "-e",
+                &format!("BODY={body}"),
+                "-e",
+                "URL=https://swarm-utils:3000/api/update/service",
+                dockhand_e2e::CURL_IMAGE,
+                "sh",
+                "-c",
+                dockhand_e2e::OVERLAY_HTTPS_SCRIPT,
+            ],
+            &[],
+        )
+    };
+    let ran = ci_job(ca.cert_pem());
     let answer = String::from_utf8_lossy(&ran.stdout).into_owned();
     let logs = docker(&manager, &["service", "logs", "--raw", "dhstack_server"], &[]);
     let server_log =
         format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
     assert!(ran.status.success(), "{answer}\n{}\n{server_log}", String::from_utf8_lossy(&ran.stderr));
-    assert!(
-        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
-        "{answer}\n{server_log}"
-    );
+    assert_eq!(answer.trim_end().lines().last(), Some("200"), "{answer}\n{server_log}");
     assert!(answer.contains(r#""message":"Ok""#), "{answer}");
+    // A CA that did not sign the server's certificate: curl stops at the handshake (60),
+    // before the token leaves the container.
+    let stranger = dockhand_e2e::pki::TestCa::new("another CA");
+    let refused = ci_job(stranger.cert_pem());
+    assert_eq!(refused.status.code(), Some(60), "{}", String::from_utf8_lossy(&refused.stderr));
     let updated = s.manager().service(&name).await.unwrap();
     assert!(
         updated.spec.task_template.container_spec.image.starts_with(&v2),
         "{:?}",
         updated.spec.task_template.container_spec.image
     );
-    for secret in [ADMIN, "tok-ci-6a0", password.as_str()] {
+    let key_body: String = pair.key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    for secret in [ADMIN, "tok-ci-6a0", password.as_str(), key_body.as_str()] {
         assert!(!server_log.contains(secret), "a secret appears in the server's log");
         assert!(!answer.contains(secret), "a secret appears in the answer");
     }
