@@ -84,3 +84,88 @@ async fn a_dead_holders_lock_is_taken_over_once_its_lease_ends() {
     guard.release().await.unwrap();
     assert_no_lock(&e.client, &target).await;
 }
+
+/// Rewrites the lock object of `target` as another holder would after a takeover.
+async fn take_over_by_hand(client: &dockhand_engine::Client, target: &LockTarget) {
+    let name = format!("dockhand-lock-{}", target.label().replace('/', "-"));
+    let current = client.config(&name).await.unwrap();
+    let mut spec = current.spec.clone();
+    spec.labels.insert("dockhand.lock.holder".into(), "elsewhere/1/x".into());
+    spec.labels.insert("dockhand.lock.job".into(), "job-usurper".into());
+    client.update_config(&current.id, current.version.index, &spec).await.unwrap();
+}
+
+/// R3-08: a holder that finds its lock taken over at a renewal cancels its job at once, and
+/// its release, compare-and-swap on the version, never removes the new holder's lock.
+#[tokio::test]
+async fn a_lost_lock_cancels_its_job_and_its_release_leaves_the_new_holders() {
+    let e = engine().await;
+    let target = LockTarget::Service(unique_name("lock"));
+    let holder = locks(&e.client, LockSettings::default().with_lease(Duration::from_secs(3)));
+    let job = tokio_util::sync::CancellationToken::new();
+    let guard = holder.acquire_cancelling(&target, "job-first", job.clone()).await.unwrap();
+    take_over_by_hand(&e.client, &target).await;
+    tokio::time::timeout(Duration::from_secs(5), job.cancelled())
+        .await
+        .expect("the job is cancelled within a renewal period");
+    assert!(guard.is_lost());
+    guard.release().await.unwrap();
+    let listed = holder.list().await.unwrap();
+    let theirs = listed.iter().find(|l| l.target == target.label()).expect("the usurper's lock stays");
+    assert_eq!(theirs.job, "job-usurper");
+    // Cleaned up by hand: it is nobody's.
+    let name = format!("dockhand-lock-{}", target.label().replace('/', "-"));
+    e.client.remove_config(&name).await.unwrap();
+    assert_no_lock(&e.client, &target).await;
+}
+
+/// R3-09: a job whose lease looks stale in the store (a store outage, a skewed clock) is not
+/// marked while its owner still holds its target's lock: the reaper must take that lock
+/// first. Its helpers stay. Once the lock is free, the job is marked, once, and its helpers
+/// go.
+#[tokio::test]
+async fn the_reaper_leaves_a_job_whose_lock_is_held() {
+    use dockhand_jobs::{Action, Job, JobStore, Status, Target, Trigger};
+    let e = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dockhand_jobs::SqliteStore::open(&dir.path().join("jobs.sqlite")).unwrap();
+    let service = unique_name("reap");
+    let target = LockTarget::Service(service.clone());
+    let started = std::time::SystemTime::now() - Duration::from_secs(120);
+    let job = Job::start(
+        Action::CleanService,
+        Target::Service { id: service.clone(), name: service.clone() },
+        Trigger::Api,
+        "api:admin#1",
+        started,
+    );
+    store.record(&job).await.unwrap();
+    // Its owner is alive: it holds the lock (it could not reach the store to heartbeat).
+    let owner = locks(&e.client, LockSettings::default().with_lease(Duration::from_secs(6)));
+    let held = owner.acquire(&target, &job.id).await.unwrap();
+    // One of its helpers, still working.
+    let helper = unique_name("reap-helper");
+    let spec = dockhand_engine::ServiceSpec::new(&helper, dockhand_e2e::BUSYBOX_IMAGE)
+        .with_args(["sleep", "600"])
+        .with_label(dockhand_jobs::HELPER_LABEL, &job.id);
+    e.client.create_service(&spec).await.unwrap();
+    let _helper = dockhand_e2e::ServiceGuard::new(&e.url, &helper);
+
+    let mut ctx = dockhand_jobs::JobContext::new(e.client.clone(), "reaper", Trigger::Api, "api");
+    ctx.locks = locks(&e.client, LockSettings::default().with_acquire_timeout(Duration::ZERO));
+    let lease = Duration::from_secs(45);
+    assert_eq!(store.stale(lease).await.unwrap().len(), 1, "a candidate by the store");
+    let marked = dockhand_jobs::reap_stale(&ctx, &store, lease, "reaped").await.unwrap();
+    assert!(marked.is_empty(), "its owner holds the lock: {marked:?}");
+    assert_eq!(store.get(&job.id).await.unwrap().unwrap().status, Status::Running);
+    assert!(e.client.service(&helper).await.is_ok(), "its helper is kept");
+
+    // The owner really is gone now: the lock frees, and the job is marked, once.
+    held.release().await.unwrap();
+    let marked = dockhand_jobs::reap_stale(&ctx, &store, lease, "reaped").await.unwrap();
+    assert_eq!(marked.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [job.id.as_str()]);
+    assert_eq!(store.get(&job.id).await.unwrap().unwrap().status, Status::Interrupted);
+    assert!(e.client.service(&helper).await.is_err(), "its helper is removed");
+    assert!(dockhand_jobs::reap_stale(&ctx, &store, lease, "again").await.unwrap().is_empty());
+    assert_no_lock(&e.client, &target).await;
+}

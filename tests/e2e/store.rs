@@ -91,9 +91,15 @@ async fn contract(one: Arc<dyn JobStore>, two: Arc<dyn JobStore>, what: &str) {
         one.record(j).await.unwrap();
     }
     two.heartbeat(std::slice::from_ref(&alive.id), "replica-b").await.unwrap();
-    let marked = one.interrupt_stale(now - 45_000, "replica-a stopped").await.unwrap();
-    assert_eq!(marked.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [dead.id.as_str()], "{what}");
-    assert!(two.interrupt_stale(now - 45_000, "again").await.unwrap().is_empty(), "{what}: once");
+    // Stale by the store's clock: the one whose lease was not renewed.
+    let lease = Duration::from_secs(45);
+    let stale = one.stale(lease).await.unwrap();
+    assert_eq!(stale.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [dead.id.as_str()], "{what}");
+    assert!(one.interrupt(&alive.id, lease, "not stale").await.unwrap().is_none(), "{what}: renewed, kept");
+    let marked = one.interrupt(&dead.id, lease, "replica-a stopped").await.unwrap();
+    assert_eq!(marked.map(|j| j.id), Some(dead.id.clone()), "{what}");
+    assert!(two.interrupt(&dead.id, lease, "again").await.unwrap().is_none(), "{what}: once");
+    assert!(one.stale(lease).await.unwrap().is_empty(), "{what}");
     let got = two.get(&dead.id).await.unwrap().unwrap();
     assert_eq!(got.status, Status::Interrupted, "{what}");
     assert_eq!(got.steps.last().map(|s| s.kind.as_str()), Some("interrupted"), "{what}");

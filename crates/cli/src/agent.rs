@@ -12,6 +12,8 @@ use crate::output;
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let (out, args) = dockhand_jobs::split_out(args)?;
     let (task, start_by) = AgentTask::from_args(args)?;
+    // Late, it does nothing, whatever the task (a volume task too).
+    dockhand_jobs::check_start_by(start_by)?;
     // The channel dockhand listens on, connected first: an agent that cannot reach it
     // fails before it does anything.
     let channel = match &out {

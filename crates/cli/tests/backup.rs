@@ -832,7 +832,14 @@ async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
     let (name, volume) = (unique_name("nb"), unique_name("nb-vol"));
     let (guard, _) = on_worker(&s, &node_id, &name, &volume, &[], 8).await;
     let exec = format!("echo dumped > /volumes/{volume}/dump.txt && ls /volumes && ls / | grep -c . ");
-    let keys = ["backup.enable", "backup.volume-list-upload", "backup.exec", "backup.exec.image"];
+    // The exec writes its dump into the volume: read-write, which a label must ask for.
+    let keys = [
+        "backup.enable",
+        "backup.volume-list-upload",
+        "backup.exec",
+        "backup.exec.image",
+        "backup.exec.read-write",
+    ];
     label_node(
         &s,
         &node_id,
@@ -841,6 +848,7 @@ async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
             (keys[1], Some(volume.as_str())),
             (keys[2], Some(exec.as_str())),
             (keys[3], Some(BUSYBOX_IMAGE)),
+            (keys[4], Some("true")),
         ],
     )
     .await;

@@ -847,3 +847,23 @@ async fn the_seeds_variables_set_the_defaults() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("SWARM_UTILS_LOCK_TIMEOUT=\"10s\""), "{}", stderr(&out));
 }
+
+/// R3-18: a volume task started after its start-by time does nothing: a late `serve-pack`
+/// never listens, so it cannot serve a volume to whoever connects first.
+#[test]
+fn a_late_volume_agent_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap();
+    for verb in [
+        vec!["serve-pack", "--dir", dir, "--level", "1", "--port", "0", "--seconds", "1"],
+        vec!["serve-unpack", "--dir", dir, "--port", "0", "--seconds", "1"],
+        vec!["pack", "--dir", dir, "--level", "1"],
+    ] {
+        let mut args = vec!["agent", "--start-by", "1"];
+        args.extend(verb.iter().copied());
+        let out = dockhand(&args, &[]);
+        assert!(!out.status.success(), "{verb:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains("after its start-by time"), "{verb:?}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("listening"), "{verb:?}: {}", stdout(&out));
+    }
+}

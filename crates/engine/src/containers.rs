@@ -181,11 +181,35 @@ pub struct HostConfig {
     pub network_mode: String,
     /// Removed by the engine when it stops.
     pub auto_remove: bool,
+    /// A read-only root filesystem.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub readonly_rootfs: bool,
+    /// Capabilities dropped (`ALL` for every one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Capabilities added after the drops.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// `no-new-privileges` and the like.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// tmpfs mounts: path to options.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
-        Self { mounts: Vec::new(), network_mode: "none".to_owned(), auto_remove: false }
+        Self {
+            mounts: Vec::new(),
+            network_mode: "none".to_owned(),
+            auto_remove: false,
+            readonly_rootfs: false,
+            cap_drop: Vec::new(),
+            cap_add: Vec::new(),
+            security_opt: Vec::new(),
+            tmpfs: BTreeMap::new(),
+        }
     }
 }
 
@@ -260,6 +284,18 @@ impl NewContainer {
     /// instead of none.
     pub fn with_network(mut self, network: impl Into<String>) -> Self {
         self.host_config.network_mode = network.into();
+        self
+    }
+
+    /// Hardens the container: a read-only root filesystem (with `/tmp` a tmpfs), every
+    /// capability dropped but `keep`, and `no-new-privileges`.
+    pub fn hardened(mut self, keep: &[&str]) -> Self {
+        let h = &mut self.host_config;
+        h.readonly_rootfs = true;
+        h.cap_drop = vec!["ALL".to_owned()];
+        h.cap_add = keep.iter().map(|k| (*k).to_owned()).collect();
+        h.security_opt = vec!["no-new-privileges".to_owned()];
+        h.tmpfs.insert("/tmp".to_owned(), "rw,noexec,nosuid,size=64m".to_owned());
         self
     }
 

@@ -89,9 +89,9 @@ pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::{
     ContainerSpec, EndpointSpec, GlobalMode, LogDriver, LogStream, LogsOptions, ManagerStatus,
     NetworkAttachment, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus, ObjectVersion, Placement,
-    ReplicatedJobMode, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode, ServiceMount,
-    ServiceSpec, ServiceStatus, ServiceSummary, ServiceUpdated, SummaryContainer, SummaryMode, SummarySpec,
-    SummaryTask, Task, TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
+    Privileges, ReplicatedJobMode, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode,
+    ServiceMount, ServiceSpec, ServiceStatus, ServiceSummary, ServiceUpdated, SummaryContainer, SummaryMode,
+    SummarySpec, SummaryTask, Task, TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
 };
 pub use crate::system::{Component, Event, EventActor, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;

@@ -320,8 +320,51 @@ pub struct ContainerSpec {
     /// Volumes and binds.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<ServiceMount>,
+    /// The root filesystem is read-only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Capabilities dropped (`ALL` for every one; API 1.41).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capability_drop: Vec<String>,
+    /// Capabilities added after the drops (API 1.41).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capability_add: Vec<String>,
+    /// Privileges: `NoNewPrivileges` (API 1.46; older engines ignore it), and what else
+    /// the engine keeps there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Privileges>,
     #[serde(flatten)]
     other: Other,
+}
+
+/// A container spec's privileges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct Privileges {
+    /// No process in the container gains privileges through setuid or file capabilities.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_new_privileges: bool,
+    #[serde(flatten)]
+    other: Other,
+}
+
+impl ServiceSpec {
+    /// Hardens the container: a read-only root filesystem (with `/tmp` a tmpfs), every
+    /// capability dropped but `keep`, and no new privileges.
+    pub fn hardened(mut self, keep: &[&str]) -> Self {
+        let c = &mut self.task_template.container_spec;
+        c.read_only = true;
+        c.capability_drop = vec!["ALL".to_owned()];
+        c.capability_add = keep.iter().map(|k| (*k).to_owned()).collect();
+        c.privileges.get_or_insert_with(Privileges::default).no_new_privileges = true;
+        c.mounts.push(ServiceMount {
+            kind: "tmpfs".into(),
+            target: "/tmp".into(),
+            ..ServiceMount::default()
+        });
+        self
+    }
 }
 
 /// A mount in a service's container.

@@ -151,6 +151,8 @@ pub struct Info {
     pub security_options: Vec<String>,
     /// The node's part in a swarm.
     pub swarm: SwarmInfo,
+    /// The engine's clock when it answered (RFC 3339, nanoseconds).
+    pub system_time: String,
 }
 
 impl Info {

@@ -829,6 +829,18 @@ fn connect(address: &str, seconds: u64) -> Result<std::net::TcpStream, crate::ar
     }
 }
 
+/// Refuses an agent that starts after `start_by` (milliseconds since the epoch): dockhand
+/// gave up on it, so it must do nothing. Every task checks it, volume tasks included: a
+/// `serve-*` helper started late would otherwise serve a volume to whoever connects first
+/// (R3-18).
+pub fn check_start_by(start_by: Option<u64>) -> Result<(), AgentError> {
+    let now_ms = crate::job::epoch_ms(SystemTime::now());
+    match start_by.filter(|s| now_ms > *s) {
+        Some(start_by_ms) => Err(AgentError::TooLate { start_by_ms, now_ms }),
+        None => Ok(()),
+    }
+}
+
 /// Does `task` through `client` (the node's own engine), reporting each result to `report`
 /// as it comes, then [`AgentLine::Done`]; does nothing after `start_by`.
 pub async fn run_agent(
@@ -837,10 +849,7 @@ pub async fn run_agent(
     start_by: Option<u64>,
     report: &(dyn Fn(AgentLine) + Sync),
 ) -> Result<(), AgentError> {
-    let now_ms = crate::job::epoch_ms(SystemTime::now());
-    if let Some(start_by_ms) = start_by.filter(|s| now_ms > *s) {
-        return Err(AgentError::TooLate { start_by_ms, now_ms });
-    }
+    check_start_by(start_by)?;
     let node = client.info().await?.name;
     match task {
         AgentTask::CleanNode { prunes } => {

@@ -180,6 +180,13 @@ pub(crate) struct HelperRun<'a> {
     pub(crate) access: Access,
 }
 
+/// The capabilities a volume agent keeps (every other is dropped): reading any file of the
+/// volume for an archive; writing back owners, modes and file capabilities for a restore.
+pub(crate) const VOLUME_READ_CAPS: &[&str] = &["CAP_DAC_READ_SEARCH"];
+/// See [`VOLUME_READ_CAPS`].
+pub(crate) const VOLUME_WRITE_CAPS: &[&str] =
+    &["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_SETFCAP"];
+
 /// What a helper's container gets: the node's engine socket (the default), or a volume
 /// and the job's network instead (a transfer), and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +296,14 @@ fn spec(settings: &HelperSettings, image: &str, run: &HelperRun<'_>) -> ServiceS
     if let Some(network) = &run.access.network {
         spec = spec.with_network_dnsrr(network);
     }
+    // R3-18: no capability but what its volume work needs, no new privileges, a read-only
+    // root. The engine socket needs none: it belongs to root, the agent's user.
+    let keep = match &run.access.volume {
+        Some((_, true)) => VOLUME_READ_CAPS,
+        Some((_, false)) => VOLUME_WRITE_CAPS,
+        None => &[],
+    };
+    let spec = spec.hardened(keep);
     labelled(spec.with_args(run.task.to_args(Some(start_by))), run.job, &run.target, run.action)
 }
 
@@ -353,7 +368,26 @@ pub(crate) struct CommandRun<'a> {
     /// The command, run as is (the image's entrypoint is replaced).
     pub(crate) argv: Vec<String>,
     pub(crate) volumes: &'a [String],
+    /// The volumes are mounted read-write (`backup.exec.read-write`), else read-only.
+    pub(crate) read_write: bool,
     pub(crate) timeout: Duration,
+}
+
+/// The spec of an operator's command on a node (a node's `backup.exec`): its image, the
+/// volumes at `/volumes/<name>`, read-only unless `backup.exec.read-write` (R3-18), and no
+/// engine socket.
+fn command_spec(run: &CommandRun<'_>) -> ServiceSpec {
+    let mut spec = one_off(run.job, run.node_id, run.image);
+    for volume in run.volumes {
+        let target = format!("/volumes/{volume}");
+        spec = if run.read_write {
+            spec.with_volume(volume, target)
+        } else {
+            spec.with_volume_read_only(volume, target)
+        };
+    }
+    spec.task_template.container_spec.command.clone_from(&run.argv);
+    labelled(spec, run.job, &run.target, run.action)
 }
 
 /// Runs `run` to its end and removes its service, whatever happens: the tail of what it
@@ -365,12 +399,7 @@ pub(crate) async fn run_command_helper(
     cancel: &CancellationToken,
 ) -> Result<String, HelperError> {
     let engine = HelperError::engine(run.node_name);
-    let mut spec = one_off(run.job, run.node_id, run.image);
-    for volume in run.volumes {
-        spec = spec.with_volume(volume, format!("/volumes/{volume}"));
-    }
-    spec.task_template.container_spec.command.clone_from(&run.argv);
-    let spec = labelled(spec, run.job, &run.target, run.action);
+    let spec = command_spec(run);
     let created = client.create_service(&spec).await.map_err(&engine)?;
     let created = Created { client: client.clone(), id: created.id, removed: false };
     let outcome = tokio::select! {
@@ -581,6 +610,58 @@ mod tests {
         assert_eq!(container_id_from_mountinfo("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"), None);
         let short = "601 591 8:1 /var/lib/docker/containers/abc/hostname /etc/hostname rw - ext4 x rw";
         assert_eq!(container_id_from_mountinfo(short), None);
+    }
+
+    /// R3-18: helpers drop every capability but what their volume work needs, gain no
+    /// privileges and run on a read-only root; a node's backup.exec sees its volumes
+    /// read-only unless a label says otherwise.
+    #[test]
+    fn helpers_are_hardened_and_exec_volumes_read_only() {
+        let run = |access: Access| HelperRun {
+            job: "j1",
+            action: "clean-node",
+            target: "node/n1".into(),
+            node_id: "n1",
+            node_name: "node1",
+            task: AgentTask::Hold { seconds: 60 },
+            timeout: Duration::from_secs(60),
+            access,
+        };
+        let settings = HelperSettings::new("img@sha256:x");
+        let socket = Access { socket: true, volume: None, network: None };
+        let reading = Access { socket: false, volume: Some(("v".into(), true)), network: None };
+        let writing = Access { socket: false, volume: Some(("v".into(), false)), network: None };
+        for (access, caps) in
+            [(socket, vec![]), (reading, vec!["CAP_DAC_READ_SEARCH"]), (writing, VOLUME_WRITE_CAPS.to_vec())]
+        {
+            let json = serde_json::to_value(spec(&settings, "img@sha256:x", &run(access))).unwrap();
+            let c = &json["TaskTemplate"]["ContainerSpec"];
+            assert_eq!(c["CapabilityDrop"], serde_json::json!(["ALL"]), "{c}");
+            assert_eq!(c["CapabilityAdd"].as_array().map(Vec::len).unwrap_or(0), caps.len(), "{c}");
+            assert_eq!(
+                (c["ReadOnly"].as_bool(), c["Privileges"]["NoNewPrivileges"].as_bool()),
+                (Some(true), Some(true))
+            );
+        }
+        let volumes = ["db".to_owned()];
+        let command = |read_write| CommandRun {
+            job: "j1",
+            action: "backup-node",
+            target: "node/n1".into(),
+            node_id: "n1",
+            node_name: "node1",
+            image: "keinos/sqlite3:3.46",
+            argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+            volumes: &volumes,
+            read_write,
+            timeout: Duration::from_secs(60),
+        };
+        let mount = |read_write| {
+            let json = serde_json::to_value(command_spec(&command(read_write))).unwrap();
+            json["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["ReadOnly"].as_bool().unwrap_or(false)
+        };
+        assert!(mount(false), "read-only by default");
+        assert!(!mount(true), "backup.exec.read-write=true");
     }
 
     /// R3-04: only a digest names what every node runs; without an image, a helper's error

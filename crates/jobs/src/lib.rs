@@ -28,6 +28,7 @@ mod lock;
 mod node_backup;
 mod notify;
 mod plan;
+mod reap;
 mod registry;
 mod runner;
 mod schedule;
@@ -43,7 +44,7 @@ mod volumes;
 
 pub use crate::agent::{
     AgentArgsError, AgentError, AgentLine, AgentTask, Budget, CHANNEL_MOUNT, CHANNEL_SOCKET, ExecTarget,
-    Prune, run_agent, run_volume_agent, split_out,
+    Prune, check_start_by, run_agent, run_volume_agent, split_out,
 };
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
@@ -70,6 +71,7 @@ pub use crate::notify::{
     Delivery, NOTIFY_ATTEMPTS, NOTIFY_QUEUE, Notifier, NotifyError, Webhook, load_webhooks, notification_body,
 };
 pub use crate::plan::{PlanRow, plan};
+pub use crate::reap::reap_stale;
 pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
     server_key,

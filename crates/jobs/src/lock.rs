@@ -5,7 +5,16 @@
 //! creator wins. Its labels carry the holder, the job and a lease; the holder renews the
 //! lease with the config's version as compare-and-swap, so of two writers only one
 //! succeeds. A holder that died stops renewing: once its lease has expired, the lock is
-//! taken over, again by compare-and-swap. A live holder is never displaced.
+//! taken over, again by compare-and-swap.
+//!
+//! Expiry is judged by **the engine's clock** alone: the config's `UpdatedAt` (set by the
+//! manager at each renewal) plus the holder's lease, against the manager's own time, so a
+//! taker whose clock runs ahead displaces nobody (security review R3-08). A holder is
+//! "gone" before its lease ends only when it is proven so: the same boot, the same PID
+//! namespace, and its pid no longer runs or started at another time. A holder that fails
+//! to renew for a whole lease, or finds its lock taken over, cancels its job at once. A
+//! release is compare-and-swap too: the lock is marked released at the version read, then
+//! removed, and a marked lock is not taken over until it is seconds old.
 //!
 //! Why configs: they live in the swarm itself (no extra service, no shared disk), survive
 //! dockhand restarts, are visible to every manager and every dockhand process or server
@@ -16,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dockhand_engine::{Client, ConfigSpec, Filters, SwarmConfig};
+use tokio_util::sync::CancellationToken;
 
 /// The label every lock object carries, its value the target.
 pub const LOCK_LABEL: &str = "dockhand.lock";
@@ -23,6 +33,15 @@ const HOLDER: &str = "dockhand.lock.holder";
 const JOB: &str = "dockhand.lock.job";
 const EXPIRES: &str = "dockhand.lock.expires";
 const ACQUIRED: &str = "dockhand.lock.acquired";
+const LEASE: &str = "dockhand.lock.lease-ms";
+const BOOT: &str = "dockhand.lock.boot";
+const PIDNS: &str = "dockhand.lock.pidns";
+const PID: &str = "dockhand.lock.pid";
+const PID_START: &str = "dockhand.lock.pid-start";
+const RELEASED: &str = "dockhand.lock.released";
+/// How old a released mark must be before a taker removes it itself (its releaser died
+/// between marking and removing).
+const RELEASED_GRACE_MS: u64 = 5_000;
 
 /// What a lock protects: a service or a node, by ID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -123,6 +142,14 @@ pub enum LockError {
         /// How long we waited.
         waited: Duration,
     },
+    /// The engine's clock, which leases are judged by, cannot be read.
+    #[error("the lock of {target}: {detail}")]
+    Clock {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The engine failed.
     #[error("the lock of {target}: {source}")]
     Engine {
@@ -139,6 +166,7 @@ pub struct Locks {
     client: Client,
     holder: String,
     settings: LockSettings,
+    me: ProcessId,
 }
 
 fn now_ms() -> u64 {
@@ -161,28 +189,127 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// True when `holder` (`<host>/<pid>/<nonce>`) names a process of this machine that no
-/// longer runs: its lock is free at once, without waiting for its lease. A holder on
-/// another machine is judged by its lease alone.
-fn holder_gone(holder: &str) -> bool {
-    let mut parts = holder.split('/');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
-    let Ok(pid) = pid.parse::<u32>() else { return false };
-    host == local_hostname()
-        && pid != std::process::id()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// A process as a lock records it: its kernel's boot, its PID namespace, its pid and when
+/// that pid started. Two processes with the same pid in different PID namespaces (two
+/// containers) or across a reboot are told apart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ProcessId {
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub(crate) boot: String,
+    /// The PID namespace (`readlink /proc/self/ns/pid`).
+    pub(crate) pidns: String,
+    /// The pid.
+    pub(crate) pid: u32,
+    /// The pid's start time, in clock ticks since boot (`/proc/<pid>/stat`, field 22).
+    pub(crate) start: u64,
 }
 
-fn info(config: &SwarmConfig) -> LockInfo {
+impl ProcessId {
+    /// This process.
+    pub(crate) fn current() -> Self {
+        let pid = std::process::id();
+        Self {
+            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|b| b.trim().to_owned())
+                .unwrap_or_default(),
+            pidns: std::fs::read_link("/proc/self/ns/pid")
+                .map(|l| l.display().to_string())
+                .unwrap_or_default(),
+            pid,
+            start: pid_start(pid).unwrap_or(0),
+        }
+    }
+
+    fn labels(&self) -> [(&'static str, String); 4] {
+        [
+            (BOOT, self.boot.clone()),
+            (PIDNS, self.pidns.clone()),
+            (PID, self.pid.to_string()),
+            (PID_START, self.start.to_string()),
+        ]
+    }
+
+    fn of(config: &SwarmConfig) -> Option<Self> {
+        let label = |k: &str| config.spec.labels.get(k).cloned();
+        Some(Self {
+            boot: label(BOOT)?,
+            pidns: label(PIDNS)?,
+            pid: label(PID)?.parse().ok()?,
+            start: label(PID_START)?.parse().ok()?,
+        })
+    }
+}
+
+/// When `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; `None` when it
+/// does not run.
+fn pid_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `comm` is in parentheses and may hold spaces: the fields after the last `)` count.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when `holder` is proven gone: a process of this very boot and PID namespace, not
+/// this one, whose pid no longer runs or started at another time (`alive` reads a pid's
+/// start time). Anything else is judged by its lease alone.
+fn holder_gone(holder: &ProcessId, me: &ProcessId, alive: impl Fn(u32) -> Option<u64>) -> bool {
+    !holder.boot.is_empty()
+        && !holder.pidns.is_empty()
+        && holder.boot == me.boot
+        && holder.pidns == me.pidns
+        && holder.pid != me.pid
+        && alive(holder.pid) != Some(holder.start)
+}
+
+/// How a held lock stands, by the engine's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Its holder renews it.
+    Live,
+    /// Its lease ended by the engine's clock, or its holder is proven gone.
+    Expired,
+    /// Released, and its object is about to go.
+    Released,
+}
+
+/// Judges `config` at the engine's time `engine_now_ms`, as `me`: expired when its last
+/// update (`UpdatedAt`, the manager's clock) plus its lease is past, whatever the clocks
+/// of its holder and of the taker say.
+fn standing(config: &SwarmConfig, engine_now_ms: u64, default_lease: Duration, me: &ProcessId) -> Standing {
+    let updated = parse_engine_time(&config.updated_at).unwrap_or(0);
+    if config.spec.labels.contains_key(RELEASED) {
+        return if engine_now_ms.saturating_sub(updated) > RELEASED_GRACE_MS {
+            Standing::Expired
+        } else {
+            Standing::Released
+        };
+    }
+    let lease =
+        config.spec.labels.get(LEASE).and_then(|l| l.parse().ok()).unwrap_or_else(|| ms(default_lease));
+    if engine_now_ms > updated.saturating_add(lease) {
+        return Standing::Expired;
+    }
+    match ProcessId::of(config) {
+        Some(holder) if holder_gone(&holder, me, pid_start) => Standing::Expired,
+        _ => Standing::Live,
+    }
+}
+
+/// An engine timestamp (RFC 3339, nanoseconds) in milliseconds since the epoch.
+fn parse_engine_time(text: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn info(config: &SwarmConfig, standing: Standing) -> LockInfo {
     let label = |k: &str| config.spec.labels.get(k).cloned().unwrap_or_default();
-    let expires_ms = label(EXPIRES).parse().unwrap_or(0);
     LockInfo {
         target: label(LOCK_LABEL),
         object: config.spec.name.clone(),
         holder: label(HOLDER),
         job: label(JOB),
-        expires_ms,
-        expired: expires_ms <= now_ms() || holder_gone(&label(HOLDER)),
+        expires_ms: label(EXPIRES).parse().unwrap_or(0),
+        expired: standing != Standing::Live,
     }
 }
 
@@ -190,7 +317,16 @@ impl Locks {
     /// Locks on the swarm `client` manages, held as `holder` (unique per process: host,
     /// pid and a nonce; see [`Locks::process_holder`]).
     pub fn new(client: Client, holder: impl Into<String>, settings: LockSettings) -> Self {
-        Self { client, holder: holder.into(), settings }
+        Self { client, holder: holder.into(), settings, me: ProcessId::current() }
+    }
+
+    /// The engine's clock now, in milliseconds since the epoch: what leases are judged by.
+    async fn engine_now_ms(&self, target: &LockTarget) -> Result<u64, LockError> {
+        let info = self.client.info().await.map_err(Self::engine(target))?;
+        parse_engine_time(&info.system_time).ok_or_else(|| LockError::Clock {
+            target: target.label(),
+            detail: format!("the engine's SystemTime {:?} is not an RFC 3339 time", info.system_time),
+        })
     }
 
     /// A holder name unique to this process: `<hostname>/<pid>/<nonce>`, where `hostname`
@@ -203,12 +339,17 @@ impl Locks {
 
     fn spec(&self, target: &LockTarget, job: &str) -> ConfigSpec {
         let now = now_ms();
-        ConfigSpec::new(target.object_name(), b"dockhand lock")
+        let mut spec = ConfigSpec::new(target.object_name(), b"dockhand lock")
             .with_label(LOCK_LABEL, target.label())
             .with_label(HOLDER, &self.holder)
             .with_label(JOB, job)
             .with_label(ACQUIRED, now.to_string())
             .with_label(EXPIRES, now.saturating_add(ms(self.settings.lease)).to_string())
+            .with_label(LEASE, ms(self.settings.lease).to_string());
+        for (key, value) in self.me.labels() {
+            spec = spec.with_label(key, value);
+        }
+        spec
     }
 
     fn engine(target: &LockTarget) -> impl Fn(dockhand_engine::Error) -> LockError + '_ {
@@ -219,12 +360,23 @@ impl Locks {
     /// lease has expired, or after waiting for its holder to release it, up to the acquire
     /// timeout; then [`LockError::Busy`], naming the job that holds it.
     pub async fn acquire(&self, target: &LockTarget, job: &str) -> Result<LockGuard, LockError> {
+        self.acquire_cancelling(target, job, CancellationToken::new()).await
+    }
+
+    /// [`Locks::acquire`], and `on_loss` is cancelled the moment the lock is lost: the job
+    /// it protects stops at once (R3-08).
+    pub async fn acquire_cancelling(
+        &self,
+        target: &LockTarget,
+        job: &str,
+        on_loss: CancellationToken,
+    ) -> Result<LockGuard, LockError> {
         let started = Instant::now();
         let engine = Self::engine(target);
         loop {
             let spec = self.spec(target, job);
             match self.client.create_config(&spec).await {
-                Ok(id) => return Ok(self.guard(target, id)),
+                Ok(id) => return Ok(self.guard(target, id, on_loss)),
                 Err(e) if e.is_conflict() => {}
                 Err(e) => return Err(engine(e)),
             }
@@ -234,12 +386,14 @@ impl Locks {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(engine(e)),
             };
-            let held = info(&current);
-            if held.expired {
+            let now = self.engine_now_ms(target).await?;
+            let standing = standing(&current, now, self.settings.lease, &self.me);
+            let held = info(&current, standing);
+            if standing == Standing::Expired {
                 match self.client.update_config(&current.id, current.version.index, &spec).await {
                     Ok(()) => {
                         tracing::info!(target = %target.label(), dead = %held.holder, "took over an expired lock");
-                        return Ok(self.guard(target, current.id));
+                        return Ok(self.guard(target, current.id, on_loss));
                     }
                     // Another waiter took it over first, or it was released: look again.
                     Err(e) if e.is_out_of_sequence() || e.is_not_found() => continue,
@@ -258,7 +412,7 @@ impl Locks {
         }
     }
 
-    fn guard(&self, target: &LockTarget, id: String) -> LockGuard {
+    fn guard(&self, target: &LockTarget, id: String, on_loss: CancellationToken) -> LockGuard {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(
             self.client.clone(),
@@ -266,6 +420,7 @@ impl Locks {
             self.holder.clone(),
             self.settings.lease,
             Arc::clone(&lost),
+            on_loss.clone(),
         ));
         LockGuard {
             client: self.client.clone(),
@@ -273,6 +428,7 @@ impl Locks {
             target: target.clone(),
             holder: self.holder.clone(),
             lost,
+            on_loss,
             renewer,
         }
     }
@@ -284,21 +440,47 @@ impl Locks {
             .configs(&Filters::new().with("label", LOCK_LABEL))
             .await
             .map_err(|e| LockError::Engine { target: "every target".to_owned(), source: Box::new(e) })?;
-        let mut locks: Vec<LockInfo> = configs.iter().map(info).collect();
+        let now = match configs.first() {
+            Some(first) => {
+                let target = LockTarget::Service(first.spec.name.clone());
+                self.engine_now_ms(&target).await?
+            }
+            None => 0,
+        };
+        let mut locks: Vec<LockInfo> =
+            configs.iter().map(|c| info(c, standing(c, now, self.settings.lease, &self.me))).collect();
         locks.sort_by(|a, b| a.target.cmp(&b.target));
         Ok(locks)
     }
 }
 
-/// Renews the lease every third of it while the lock is ours; marks it lost otherwise.
-async fn renew(client: Client, id: String, holder: String, lease: Duration, lost: Arc<AtomicBool>) {
+/// Renews the lease every third of it while the lock is ours. When it is not (taken over,
+/// removed), or no renewal has succeeded for a whole lease (another may take it over now),
+/// the lock is lost: `lost` is set and `on_loss` cancelled, so the job stops at once.
+async fn renew(
+    client: Client,
+    id: String,
+    holder: String,
+    lease: Duration,
+    lost: Arc<AtomicBool>,
+    on_loss: CancellationToken,
+) {
+    let lose = |why: &str| {
+        lost.store(true, Ordering::SeqCst);
+        on_loss.cancel();
+        tracing::error!(lock = %id, "{why}: the job is cancelled");
+    };
+    let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
+        if renewed.elapsed() >= lease {
+            lose("the lock could not be renewed for a whole lease");
+            return;
+        }
         let current = match client.config(&id).await {
             Ok(current) => current,
             Err(e) if e.is_not_found() => {
-                lost.store(true, Ordering::SeqCst);
-                tracing::error!(lock = %id, "the lock object is gone");
+                lose("the lock object is gone");
                 return;
             }
             Err(e) => {
@@ -306,15 +488,15 @@ async fn renew(client: Client, id: String, holder: String, lease: Duration, lost
                 continue;
             }
         };
-        if current.spec.labels.get(HOLDER) != Some(&holder) {
-            lost.store(true, Ordering::SeqCst);
-            tracing::error!(lock = %id, "the lock was taken over: its lease had expired");
+        if current.spec.labels.get(HOLDER) != Some(&holder) || current.spec.labels.contains_key(RELEASED) {
+            lose("the lock was taken over");
             return;
         }
         let mut spec = current.spec.clone();
         spec.labels.insert(EXPIRES.to_owned(), now_ms().saturating_add(ms(lease)).to_string());
-        if let Err(e) = client.update_config(&id, current.version.index, &spec).await {
-            tracing::warn!(lock = %id, error = %e, "cannot renew the lock; trying again");
+        match client.update_config(&id, current.version.index, &spec).await {
+            Ok(()) => renewed = Instant::now(),
+            Err(e) => tracing::warn!(lock = %id, error = %e, "cannot renew the lock; trying again"),
         }
     }
 }
@@ -328,6 +510,7 @@ pub struct LockGuard {
     target: LockTarget,
     holder: String,
     lost: Arc<AtomicBool>,
+    on_loss: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -343,19 +526,36 @@ impl LockGuard {
         self.lost.load(Ordering::SeqCst)
     }
 
-    /// Releases the lock: removes the lock object if it is still ours.
+    /// Cancelled the moment the lock is lost.
+    pub fn lost_token(&self) -> CancellationToken {
+        self.on_loss.clone()
+    }
+
+    /// Releases the lock if it is still ours, by compare-and-swap: marked released at the
+    /// version read (which fails if anyone changed it since), then removed. A lock another
+    /// holder took over is never removed.
     pub async fn release(self) -> Result<(), LockError> {
         self.renewer.abort();
         let engine = |e| LockError::Engine { target: self.target.label(), source: Box::new(e) };
-        match self.client.config(&self.id).await {
-            Ok(current) if current.spec.labels.get(HOLDER) == Some(&self.holder) => {
-                match self.client.remove_config(&self.id).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.is_not_found() => Ok(()),
-                    Err(e) => Err(engine(e)),
-                }
-            }
-            Ok(_) => Ok(()),
+        let current = match self.client.config(&self.id).await {
+            Ok(current) => current,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(engine(e)),
+        };
+        if current.spec.labels.get(HOLDER) != Some(&self.holder) || current.spec.labels.contains_key(RELEASED)
+        {
+            return Ok(());
+        }
+        let mut spec = current.spec.clone();
+        spec.labels.insert(RELEASED.to_owned(), "true".to_owned());
+        match self.client.update_config(&self.id, current.version.index, &spec).await {
+            Ok(()) => {}
+            // Changed since it was read: no longer ours to remove.
+            Err(e) if e.is_out_of_sequence() || e.is_not_found() => return Ok(()),
+            Err(e) => return Err(engine(e)),
+        }
+        match self.client.remove_config(&self.id).await {
+            Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(engine(e)),
         }
@@ -365,5 +565,78 @@ impl LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         self.renewer.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(updated_at: &str, labels: &[(&str, &str)]) -> SwarmConfig {
+        let labels: std::collections::BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        serde_json::from_value(serde_json::json!({
+            "ID": "c1", "Version": {"Index": 7}, "CreatedAt": updated_at, "UpdatedAt": updated_at,
+            "Spec": {"Name": "dockhand-lock-service-x", "Labels": labels, "Data": ""}
+        }))
+        .unwrap()
+    }
+
+    fn me() -> ProcessId {
+        ProcessId { boot: "boot-1".into(), pidns: "pid:[4026531836]".into(), pid: 100, start: 5000 }
+    }
+
+    /// R3-08: a lease is judged by the engine's clock alone. A lock renewed 1 s ago (by the
+    /// manager's `UpdatedAt`) is live even when the holder's own clock wrote an expiry long
+    /// past, as from a taker 40 s ahead or a holder 40 s behind.
+    #[test]
+    fn a_lease_is_judged_by_the_engines_clock() {
+        let at = "2026-12-06T19:00:00.123456789Z";
+        let t = parse_engine_time(at).unwrap();
+        assert_eq!(t % 1000, 123);
+        let stale_by_wall_clock = [(EXPIRES, "1000"), (LEASE, "30000"), (HOLDER, "h/1/x")];
+        let c = config(at, &stale_by_wall_clock);
+        let lease = Duration::from_secs(30);
+        assert_eq!(standing(&c, t + 1_000, lease, &me()), Standing::Live);
+        assert_eq!(standing(&c, t + 29_000, lease, &me()), Standing::Live);
+        assert_eq!(standing(&c, t + 31_000, lease, &me()), Standing::Expired);
+        // The holder's own lease, not the taker's setting.
+        let short = config(at, &[(LEASE, "2000")]);
+        assert_eq!(standing(&short, t + 3_000, lease, &me()), Standing::Expired);
+        // A release in progress is waited for, then cleared if its releaser died.
+        let released = config(at, &[(RELEASED, "true"), (LEASE, "30000")]);
+        assert_eq!(standing(&released, t + 1_000, lease, &me()), Standing::Released);
+        assert_eq!(standing(&released, t + 6_000, lease, &me()), Standing::Expired);
+    }
+
+    /// R3-08: a holder is gone only when proven so: same boot and PID namespace, and its
+    /// pid is not running with the recorded start time.
+    #[test]
+    fn a_holder_is_gone_only_when_proven_so() {
+        let holder = |pidns: &str, pid: u32, start: u64| ProcessId {
+            boot: "boot-1".into(),
+            pidns: pidns.into(),
+            pid,
+            start,
+        };
+        let here = me().pidns;
+        let none = |_: u32| None;
+        let running = |start: u64| move |_: u32| Some(start);
+        assert!(holder_gone(&holder(&here, 200, 42), &me(), none), "no such pid here");
+        assert!(holder_gone(&holder(&here, 200, 42), &me(), running(43)), "the pid was reused");
+        assert!(!holder_gone(&holder(&here, 200, 42), &me(), running(42)), "it runs");
+        assert!(!holder_gone(&holder("pid:[4026532999]", 200, 42), &me(), none), "another PID namespace");
+        let rebooted = ProcessId { boot: "boot-0".into(), ..holder(&here, 200, 42) };
+        assert!(!holder_gone(&rebooted, &me(), none), "another boot (or machine)");
+        assert!(!holder_gone(&holder(&here, 100, 5000), &me(), none), "this very process");
+        assert!(!holder_gone(&ProcessId::default(), &me(), none), "a lock that records no process");
+    }
+
+    #[test]
+    fn this_process_reads_its_own_identity() {
+        let me = ProcessId::current();
+        assert!(!me.boot.is_empty() && me.pidns.starts_with("pid:["), "{me:?}");
+        assert_eq!(pid_start(me.pid), Some(me.start));
+        assert!(!holder_gone(&me, &me, pid_start));
     }
 }

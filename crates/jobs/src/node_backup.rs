@@ -160,6 +160,7 @@ async fn backup_one(
             image,
             argv: vec![policy.shell.clone(), "-c".to_owned(), exec.clone()],
             volumes: &policy.volumes,
+            read_write: policy.exec_read_write,
             timeout: budget.timeout,
         };
         match crate::helper::run_command_helper(&ctx.client, &ctx.helpers, &command, &ctx.cancel).await {

@@ -170,7 +170,8 @@ impl<'a> Running<'a> {
     /// waiting), or failed (the lock could not be read or written; `None`, with the step).
     pub(crate) async fn lock(&mut self, target: LockTarget) -> Result<(), Option<Status>> {
         let acquired = tokio::select! {
-            acquired = self.ctx.locks.acquire(&target, &self.job.id) => acquired,
+            // A lock lost while the job runs cancels it at once (R3-08).
+            acquired = self.ctx.locks.acquire_cancelling(&target, &self.job.id, self.ctx.cancel.clone()) => acquired,
             () = self.ctx.cancel.cancelled() => return Err(Some(Status::Cancelled)),
         };
         match acquired {
@@ -230,7 +231,9 @@ impl<'a> Running<'a> {
                 self.push_now(
                     "lock",
                     Status::Failed,
-                    "the lock's lease was lost while the job ran: another job may have taken over".to_owned(),
+                    "the lock was lost while the job ran (taken over, or not renewed for a whole lease): the job \
+                     was cancelled at once"
+                        .to_owned(),
                 );
             }
             if let Err(e) = guard.release().await {

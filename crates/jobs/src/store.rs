@@ -96,10 +96,13 @@ pub trait JobStore: Send + Sync {
     async fn claim_ticks(&self, ticks: &[(Action, String, u64)], by: &str) -> Result<Vec<bool>, StoreError>;
     /// Renews the lease of the running jobs `ids`, held by `owner`.
     async fn heartbeat(&self, ids: &[String], owner: &str) -> Result<(), StoreError>;
-    /// Marks every running job whose lease (its last heartbeat, else its start) is older
-    /// than `before_ms` as interrupted, with one step saying `why`; returns the jobs this
-    /// caller marked (of processes racing for one, one marks it).
-    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError>;
+    /// The running jobs whose lease (their last heartbeat, else their start) is older than
+    /// `lease`, by **the store's clock** (R3-09): a candidate, not yet a verdict.
+    async fn stale(&self, lease: Duration) -> Result<Vec<Job>, StoreError>;
+    /// Marks the job `id` interrupted, with one step saying `why`, if it still runs and
+    /// its lease is still older than `lease` (by the store's clock): the job as marked, or
+    /// `None` (of processes racing for one, one marks it; a job renewed since is kept).
+    async fn interrupt(&self, id: &str, lease: Duration, why: &str) -> Result<Option<Job>, StoreError>;
     /// The latest tick claimed for `action` on `target`.
     async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError>;
 }
@@ -216,6 +219,11 @@ pub(crate) fn redacted(job: &Job) -> Job {
 }
 
 /// `job` (read as running) marked interrupted now, with a step saying `why`.
+/// This process's clock in milliseconds since the epoch, as the SQLite store keeps times.
+fn store_now_ms() -> i64 {
+    i64::try_from(crate::job::epoch_ms(std::time::SystemTime::now())).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn interrupted(mut job: Job, why: &str) -> Job {
     let now = std::time::SystemTime::now();
     let mut step = crate::job::Step::start("interrupted", now);
@@ -377,9 +385,9 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError> {
-        let why = why.to_owned();
-        let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+    async fn stale(&self, lease: Duration) -> Result<Vec<Job>, StoreError> {
+        // The file is this process's own: its clock is the store's.
+        let before = store_now_ms().saturating_sub(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         self.with(move |conn, path| {
             let query = |source| StoreError::Query { path: path.to_owned(), source };
             let stale: Vec<(String, String)> = conn
@@ -390,24 +398,45 @@ impl JobStore for SqliteStore {
                     stmt.query_map(params![before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
                 })
                 .map_err(query)?;
-            let mut marked = Vec::new();
-            for (id, text) in stale {
-                let job: Job = serde_json::from_str(&text)
-                    .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.clone(), source })?;
-                let job = interrupted(job, &why);
-                let text = serde_json::to_string(&job)
-                    .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.clone(), source })?;
-                let changed = conn
-                    .execute(
-                        "UPDATE jobs SET status = 'interrupted', ended_ms = ?2, job = ?3 WHERE id = ?1 AND status = 'running'",
-                        params![id, job.ended_ms.map(|m| i64::try_from(m).unwrap_or(i64::MAX)), text],
-                    )
-                    .map_err(query)?;
-                if changed == 1 {
-                    marked.push(job);
-                }
-            }
-            Ok(marked)
+            stale
+                .into_iter()
+                .map(|(id, text)| {
+                    serde_json::from_str(&text).map_err(|source| StoreError::Corrupt { path: path.to_owned(), id, source })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn interrupt(&self, id: &str, lease: Duration, why: &str) -> Result<Option<Job>, StoreError> {
+        let (id, why) = (id.to_owned(), why.to_owned());
+        let before = store_now_ms().saturating_sub(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let text: Option<String> = conn
+                .query_row("SELECT job FROM jobs WHERE id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(query)?;
+            let Some(text) = text else { return Ok(None) };
+            let job: Job = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                id: id.clone(),
+                source,
+            })?;
+            let job = interrupted(job, &why);
+            let text = serde_json::to_string(&job).map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                id: id.clone(),
+                source,
+            })?;
+            let changed = conn
+                .execute(
+                    "UPDATE jobs SET status = 'interrupted', ended_ms = ?2, job = ?3 \
+                     WHERE id = ?1 AND status = 'running' AND coalesce(heartbeat_ms, started_ms) < ?4",
+                    params![id, job.ended_ms.map(|m| i64::try_from(m).unwrap_or(i64::MAX)), text, before],
+                )
+                .map_err(query)?;
+            Ok((changed == 1).then_some(job))
         })
         .await
     }

@@ -546,52 +546,68 @@ impl JobStore for PgStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let now = ms(crate::job::epoch_ms(std::time::SystemTime::now()));
         let client = self.client().await?;
+        // The store's clock, not this replica's: leases are compared on one clock (R3-09).
         client
             .execute(
-                "UPDATE jobs SET owner = $1, heartbeat_ms = $2 WHERE id = ANY($3::TEXT[])",
-                &[&owner, &now, &ids],
+                "UPDATE jobs SET owner = $1, heartbeat_ms = (extract(epoch from clock_timestamp()) * 1000)::BIGINT \
+                 WHERE id = ANY($2::TEXT[])",
+                &[&owner, &ids],
             )
             .await
             .map_err(|e| self.error("renewing job leases", &e))?;
         Ok(())
     }
 
-    async fn interrupt_stale(&self, before_ms: u64, why: &str) -> Result<Vec<Job>, StoreError> {
+    async fn stale(&self, lease: Duration) -> Result<Vec<Job>, StoreError> {
         let client = self.client().await?;
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "SELECT id, job FROM jobs WHERE status = 'running' AND coalesce(heartbeat_ms, started_ms) < $1",
-                &[&ms(before_ms)],
+                "SELECT id, job FROM jobs WHERE status = 'running' \
+                 AND coalesce(heartbeat_ms, started_ms) < (extract(epoch from clock_timestamp()) * 1000)::BIGINT - $1",
+                &[&lease],
             )
             .await
             .map_err(|e| self.error("finding stale jobs", &e))?;
-        let mut marked = Vec::new();
-        for row in rows {
-            let (id, text): (String, String) = (row.get(0), row.get(1));
-            let job: Job = serde_json::from_str(&text).map_err(|e| StoreError::Shared {
-                store: self.shown.clone(),
-                detail: format!("job {id}: {e}"),
-            })?;
-            let job = interrupted(job, why);
-            let text = serde_json::to_string(&job).map_err(|e| StoreError::Shared {
-                store: self.shown.clone(),
-                detail: format!("job {id}: {e}"),
-            })?;
-            // Conditional: of replicas racing for one job, one marks it.
-            let changed = client
-                .execute(
-                    "UPDATE jobs SET status = 'interrupted', ended_ms = $2, job = $3 WHERE id = $1 AND status = 'running'",
-                    &[&id, &job.ended_ms.map(ms), &text],
-                )
-                .await
-                .map_err(|e| self.error("marking a job interrupted", &e))?;
-            if changed == 1 {
-                marked.push(job);
-            }
-        }
-        Ok(marked)
+        rows.iter()
+            .map(|row| {
+                let (id, text): (String, String) = (row.get(0), row.get(1));
+                serde_json::from_str(&text).map_err(|e| StoreError::Shared {
+                    store: self.shown.clone(),
+                    detail: format!("job {id}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    async fn interrupt(&self, id: &str, lease: Duration, why: &str) -> Result<Option<Job>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt("SELECT job FROM jobs WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| self.error("reading a stale job", &e))?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |e: serde_json::Error| StoreError::Shared {
+            store: self.shown.clone(),
+            detail: format!("job {id}: {e}"),
+        };
+        let job: Job = serde_json::from_str(&row.get::<_, String>(0)).map_err(corrupt)?;
+        let job = interrupted(job, why);
+        let text = serde_json::to_string(&job).map_err(corrupt)?;
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        // Conditional: of replicas racing for one job, one marks it; one renewed since is kept.
+        let changed = client
+            .execute(
+                "UPDATE jobs SET status = 'interrupted', ended_ms = $2, job = $3 WHERE id = $1 AND status = 'running' \
+                 AND coalesce(heartbeat_ms, started_ms) < (extract(epoch from clock_timestamp()) * 1000)::BIGINT - $4",
+                &[&id, &job.ended_ms.map(ms), &text, &lease],
+            )
+            .await
+            .map_err(|e| self.error("marking a job interrupted", &e))?;
+        Ok((changed == 1).then_some(job))
     }
 
     async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError> {

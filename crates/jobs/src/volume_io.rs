@@ -108,9 +108,16 @@ impl VolumeContainer {
                 .with_label(HELPER_TARGET_LABEL, target)
                 .with_label(HELPER_ACTION_LABEL, action)
                 .auto_remove();
+        // R3-18: hardened as a helper is, keeping what its volume work needs.
         spec = match attach {
-            Attach::Volume(volume, read_only) => spec.with_volume(volume, MOUNT, read_only),
-            Attach::Network(network) => spec.with_network(network),
+            Attach::Volume(volume, read_only) => {
+                spec.with_volume(volume, MOUNT, read_only).hardened(if read_only {
+                    crate::helper::VOLUME_READ_CAPS
+                } else {
+                    crate::helper::VOLUME_WRITE_CAPS
+                })
+            }
+            Attach::Network(network) => spec.with_network(network).hardened(&[]),
         };
         // The channel, for an archiver (a read-only volume, or a relay), where the engine
         // is local and takes the bind.

@@ -203,6 +203,9 @@ pub struct BackupPolicy {
     pub s3: S3Labels,
     /// The image a node's `backup.exec` runs in (`backup.exec.image`, node labels only).
     pub exec_image: Option<String>,
+    /// A node's `backup.exec` may write to the volumes (`backup.exec.read-write`, node
+    /// labels only; default false: they are mounted read-only).
+    pub exec_read_write: bool,
 }
 
 /// update-service, from `update.*` labels.
@@ -334,6 +337,7 @@ const NODE_BACKUP_KEYS: &[&str] = &[
     "backup.enable",
     "backup.exec",
     "backup.exec.image",
+    "backup.exec.read-write",
     "backup.exec.shell",
     "backup.exec.timeout",
     "backup.volume-list-upload",
@@ -632,9 +636,11 @@ fn backup_policy(
             format!("a node's backup.exec runs in a helper container: name its image (with the shell) in {image_key}"),
         );
     }
+    let exec_read_write = on_node && r.bool("backup.exec.read-write", false);
     Some(BackupPolicy {
         exec: r.text("backup.exec"),
         exec_image,
+        exec_read_write,
         shell: r.text("backup.exec.shell").unwrap_or_else(|| defaults.backup_exec_shell.clone()),
         exec_timeout: r.duration("backup.exec.timeout", defaults.backup_exec_timeout),
         stop,

@@ -310,6 +310,19 @@ fn node_backup_labels() {
     let policy = policy.unwrap();
     assert_eq!(policy.volumes, ["db", "cache"]);
     assert_eq!(policy.exec_image.as_deref(), Some("keinos/sqlite3:3.46"));
+    assert!(!policy.exec_read_write, "R3-18: the exec sees the volumes read-only unless a label says");
+    let (rw, diags) = node_backup_policy(
+        &labels(&[
+            ("dockhand.backup.enable", "true"),
+            ("dockhand.backup.volume-list-upload", "db"),
+            ("dockhand.backup.exec", "x"),
+            ("dockhand.backup.exec.image", "i"),
+            ("dockhand.backup.exec.read-write", "true"),
+        ]),
+        &d,
+        &p,
+    );
+    assert!(diags.is_empty() && rw.unwrap().exec_read_write, "{diags:?}");
     assert_eq!(
         (policy.target.as_deref(), policy.s3.retention_days, policy.stop),
         (Some("offsite"), Some(7), false)

@@ -390,17 +390,17 @@ impl Dispatcher {
         }
     }
 
-    /// Marks the jobs whose process stopped renewing their lease for [`JOB_LEASE`] as
-    /// interrupted, notifies and counts them, and returns them.
-    pub async fn interrupt_stale(&self) -> Vec<Job> {
-        let before = dockhand_jobs::epoch_ms(std::time::SystemTime::now())
-            .saturating_sub(u64::try_from(JOB_LEASE.as_millis()).unwrap_or(u64::MAX));
+    /// Marks the jobs whose process stopped renewing their lease for [`JOB_LEASE`] (by the
+    /// store's clock) and whose target's lock is free as interrupted (through `ctx`, its
+    /// locks and scope), notifies and counts them, and returns them.
+    pub async fn interrupt_stale(&self, ctx: &JobContext) -> Vec<Job> {
         let why = format!(
-            "the process running it stopped renewing its lease for {} s (killed, or its machine lost): marked by {}",
+            "the process running it stopped renewing its lease for {} s (killed, or its machine lost), and its \
+             target's lock was free: marked by {}",
             JOB_LEASE.as_secs(),
             self.owner
         );
-        match self.store.interrupt_stale(before, &why).await {
+        match dockhand_jobs::reap_stale(ctx, &**self.store(), JOB_LEASE, &why).await {
             Ok(jobs) => {
                 for job in &jobs {
                     tracing::warn!(job = %job.id, target = %job.target.describe(), "marked interrupted: its process stopped renewing its lease");

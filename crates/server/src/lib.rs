@@ -452,18 +452,7 @@ async fn reap(app: Arc<App>) {
     let mut owed = false;
     loop {
         tokio::time::sleep(REAP_EVERY).await;
-        let interrupted = app.dispatcher.interrupt_stale().await;
-        for job in &interrupted {
-            match dockhand_jobs::remove_job_helpers(&app.base.client, &job.id).await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(job = %job.id, helpers = n, "removed the helpers of an interrupted job")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(job = %job.id, error = %e, "cannot remove the helpers of an interrupted job")
-                }
-            }
-        }
+        let interrupted = app.dispatcher.interrupt_stale(&app.base).await;
         owed |= !interrupted.is_empty();
         if owed {
             let sink = dockhand_jobs::Collect::default();
