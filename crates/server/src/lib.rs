@@ -12,6 +12,7 @@
 mod auth;
 mod dispatch;
 mod error;
+mod limits;
 mod logging;
 mod metrics;
 mod openapi;
@@ -38,6 +39,7 @@ use tracing::Instrument;
 pub use crate::auth::{Caller, Gate, JWKS_REFRESH, THROTTLE_LIMIT, THROTTLE_WINDOW, Throttle};
 pub use crate::dispatch::{CronLauncher, Dispatcher, JOB_LEASE, LEASE_RENEW, Outcome};
 pub use crate::error::{ApiError, ErrorBody};
+pub use crate::limits::{CONNECTIONS_PER_CLIENT, STREAM_MAX, STREAMS_PER_CLIENT};
 pub use crate::logging::RedactingWriter;
 pub use crate::metrics::Metrics;
 pub use crate::openapi::{document as openapi_document, json as openapi_json, yaml as openapi_yaml};
@@ -265,8 +267,16 @@ impl Server {
                 None
             }
         };
-        let app =
-            Arc::new(App { gate, dispatcher, base, storage, registries: Arc::new(registries), metrics });
+        let app = Arc::new(App {
+            gate,
+            dispatcher,
+            base,
+            storage,
+            registries: Arc::new(registries),
+            metrics,
+            streams: crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT),
+            ready: tokio::sync::Mutex::new(None),
+        });
         Ok(Self { app, scheduler, settings, warnings, secrets: config.admin_tokens, tls })
     }
 
@@ -326,6 +336,7 @@ impl Server {
         let reloader = self.tls.clone().map(|tls| tokio::spawn(reload_on_sighup(tls)));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let per_client = crate::limits::PerClient::new(crate::limits::CONNECTIONS_PER_CLIENT);
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -340,10 +351,17 @@ impl Server {
                     continue;
                 }
             };
+            // One address holds at most its share: the rest of the connections stay for
+            // everyone else (R3-12).
+            let Some(share) = per_client.take(peer.ip()) else {
+                tracing::warn!(%peer, "too many connections from this address: closed");
+                continue;
+            };
             let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
                 tracing::warn!(%peer, "too many connections: closed");
                 continue;
             };
+            let permit = (permit, share);
             let router = router.clone();
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {

@@ -53,6 +53,11 @@ pub struct App {
     pub registries: Arc<Registries>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The event streams each address follows (R3-12).
+    pub(crate) streams: Arc<crate::limits::PerClient>,
+    /// The last `/readyz` verdict and when it was taken: the engine is asked at most once
+    /// a second, however often anyone asks (R3-12).
+    pub(crate) ready: tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>,
 }
 
 impl std::fmt::Debug for App {
@@ -1293,17 +1298,37 @@ pub(crate) async fn job_events(
             return Err(ApiError::invalid_field("id", "a job ID is hex digits"));
         }
         let job = readable_job(&app, &caller, ip, &id).await?;
-        Ok((id, job))
+        // A share of the streams per address, each for at most STREAM_MAX (R3-12).
+        let held = app.streams.take(ip).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this address follows {} event streams already: close one first",
+                    crate::limits::STREAMS_PER_CLIENT
+                ),
+            )
+            .retry_after(5)
+        })?;
+        Ok((id, job, held))
     };
-    let (id, job) = match result.await {
+    let (id, job, held) = match result.await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
+    let bounded =
+        |stream: futures_util::stream::BoxStream<'static, Result<SseEvent, std::convert::Infallible>>| {
+            let deadline = tokio::time::sleep(crate::limits::STREAM_MAX);
+            stream.take_until(deadline).map(move |event| {
+                let _held = &held;
+                event
+            })
+        };
     let (history, rx) = match app.dispatcher.live(&id) {
         Some(live) => live.follow(),
         None if job.status == Status::Running => {
             // Another replica runs it: follow its record in the shared store.
-            return Sse::new(followed_in_store(Arc::clone(&app), job))
+            return Sse::new(bounded(followed_in_store(Arc::clone(&app), job).boxed()))
                 .keep_alive(KeepAlive::default())
                 .into_response();
         }
@@ -1330,7 +1355,7 @@ pub(crate) async fn job_events(
             }
         }
     });
-    Sse::new(past.chain(next)).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(bounded(past.chain(next).boxed())).keep_alive(KeepAlive::default()).into_response()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1462,15 +1487,23 @@ pub(crate) async fn readyz(State(app): State<Shared>) -> Response {
     if app.dispatcher.stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "stopping".into() })).into_response();
     }
-    let status = match tokio::time::timeout(Duration::from_secs(5), app.base.client.info()).await {
+    // Asked of the engine at most once a second: the route needs no credential.
+    let mut ready = app.ready.lock().await;
+    if let Some((at, code, status)) = ready.as_ref()
+        && at.elapsed() < Duration::from_secs(1)
+    {
+        return (*code, Json(Health { status: status.clone() })).into_response();
+    }
+    let (code, status) = match tokio::time::timeout(Duration::from_secs(5), app.base.client.info()).await {
         Ok(Ok(info)) if info.swarm.is_active() && info.swarm.control_available => {
-            return Json(Health { status: "ok".into() }).into_response();
+            (StatusCode::OK, "ok".to_owned())
         }
-        Ok(Ok(info)) => format!("{} is not a swarm manager", info.name),
-        Ok(Err(e)) => format!("the engine: {e}"),
-        Err(_) => "the engine did not answer within 5s".to_owned(),
+        Ok(Ok(info)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{} is not a swarm manager", info.name)),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("the engine: {e}")),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the engine did not answer within 5s".to_owned()),
     };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response()
+    *ready = Some((std::time::Instant::now(), code, status.clone()));
+    (code, Json(Health { status })).into_response()
 }
 
 /// Prometheus metrics, in the text format.

@@ -1017,6 +1017,41 @@ async fn https_serves_the_seeds_request_to_curl_with_the_ca_and_reloads_on_sighu
     assert!(plain.log().contains("serving plain HTTP"), "{}", plain.log());
 }
 
+/// R3-12: one address cannot hold every connection: past its share it is closed at accept,
+/// and another address is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_holds_only_its_share_of_the_connections() {
+    let s = dockhand_e2e::swarm().await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let (held, closed) = tokio::task::spawn_blocking(move || {
+        let mut held = Vec::new();
+        let mut closed = 0;
+        for _ in 0..100 {
+            let mut c = std::net::TcpStream::connect(&address).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut buf = [0u8; 256];
+            match c.read(&mut buf) {
+                Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200") => held.push(c),
+                _ => closed += 1,
+            }
+        }
+        (held, closed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(held.len(), dockhand_server::CONNECTIONS_PER_CLIENT, "kept alive, up to the share");
+    assert_eq!(closed, 100 - dockhand_server::CONNECTIONS_PER_CLIENT);
+    let other = reqwest::Client::builder()
+        .local_address("127.0.1.77".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let answer = other.get(format!("{}/healthz", server.url)).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "another address is served while the first holds its share");
+    drop(held);
+}
+
 /// R3-06: every route that checks a credential counts its failures in the one throttle,
 /// and in `dockhand_auth_failures_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
