@@ -183,6 +183,11 @@ pub(crate) async fn job_context(
     let mut ctx =
         dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
     // Inside a swarm service, helpers run the image dockhand itself runs from.
+    // The configuration's secrets are masked in every step the CLI records or prints
+    // (R3-14); a configuration that does not load is the command's own error, later.
+    if let (Ok(registries), Ok(storage)) = (registries(global), storage_targets(global)) {
+        ctx.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(&registries, &storage, &[], []));
+    }
     // A job that needs a helper and has no image fails saying what to set (R3-04).
     ctx.helpers = dockhand_jobs::helper_image(&ctx.client, opts.helper_image.as_deref())
         .await

@@ -76,7 +76,7 @@ pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
     server_key,
 };
-pub use crate::runner::{JobContext, JobError};
+pub use crate::runner::{JobContext, JobError, known_secrets};
 pub use crate::schedule::{
     Launched, Launcher, Recorded, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled,
     Scheduler, Work, action_work, scheduled_targets, tick_text, with_next_runs,

@@ -68,6 +68,11 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
+    /// Its URL, for the redactor alone: a chat webhook's URL is its credential.
+    pub fn secret_url(&self) -> &str {
+        &self.url
+    }
+
     /// A webhook named `name` posting to `url` on failures of every action.
     pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
         Self {

@@ -227,6 +227,16 @@ impl Registries {
         self.named.values()
     }
 
+    /// The passwords it holds (named credentials, `SWARM_UTILS_REGISTRY_PASSWORD`): for the
+    /// redactor, which masks them wherever text leaves dockhand.
+    pub fn secrets(&self) -> Vec<String> {
+        self.named
+            .values()
+            .map(|n| n.password.expose().to_owned())
+            .chain(self.seed.get("SWARM_UTILS_REGISTRY_PASSWORD").cloned())
+            .collect()
+    }
+
     /// The entries that do not validate, with their errors.
     pub fn problems(&self) -> impl Iterator<Item = (&str, &str)> {
         self.broken.iter().map(|(n, p)| (n.as_str(), p.as_str()))

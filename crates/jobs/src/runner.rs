@@ -39,6 +39,28 @@ pub struct JobContext {
     /// The instance's scope (`scope.selector`, label key and value): the jobs that act on
     /// their own, such as [`reconcile`](crate::reconcile), leave targets outside it alone.
     pub scope: Option<(String, String)>,
+    /// Masks every step's text before any sink, store or answer sees it: the secrets the
+    /// front-end was given ([`known_secrets`]) and secret-shaped values (R3-14).
+    pub redactor: std::sync::Arc<dockhand_policy::Redactor>,
+}
+
+/// The secrets a front-end holds and no job's text may show: registry passwords, S3 keys,
+/// webhook URLs, and `more` (admin tokens, the store's password). Values shorter than 4
+/// characters are left out: masking them would garble ordinary text.
+pub fn known_secrets(
+    registries: &crate::Registries,
+    storage: &crate::StorageTargets,
+    webhooks: &[crate::Webhook],
+    more: impl IntoIterator<Item = String>,
+) -> dockhand_policy::Redactor {
+    let all = registries
+        .secrets()
+        .into_iter()
+        .chain(storage.secrets())
+        .chain(webhooks.iter().map(|w| w.secret_url().to_owned()))
+        .chain(more)
+        .filter(|s| s.chars().count() >= 4);
+    dockhand_policy::Redactor::new(all)
 }
 
 impl JobContext {
@@ -59,6 +81,7 @@ impl JobContext {
             concurrency: 8,
             scheduled_at: None,
             scope: None,
+            redactor: std::sync::Arc::new(dockhand_policy::Redactor::default()),
         }
     }
 }
@@ -147,7 +170,7 @@ impl<'a> Running<'a> {
     /// Records a finished step and reports it, its free text redacted: output from a
     /// node's agent (of any version) is masked here before any sink sees it.
     pub(crate) fn push(&mut self, mut step: Step) {
-        step.redact(&dockhand_policy::Redactor::default());
+        step.redact(&self.ctx.redactor);
         self.sink.event(&Event::StepFinished { job: self.job.id.clone(), step: step.clone() });
         self.job.steps.push(step);
     }

@@ -319,6 +319,26 @@ impl StorageTargets {
         self.broken.iter().map(|(name, problem)| (name.as_str(), problem.as_str()))
     }
 
+    /// The S3 keys it holds (each target's, and the seed's `SWARM_UTILS_S3_*`): for the
+    /// redactor, which masks them wherever text leaves dockhand.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .targets
+            .values()
+            .filter_map(|t| match &t.kind {
+                TargetKind::S3(s3) => {
+                    Some([s3.secret_access_key.expose().to_owned(), s3.access_key_id.expose().to_owned()])
+                }
+                TargetKind::Local { .. } => None,
+            })
+            .flatten()
+            .collect();
+        for var in ["SWARM_UTILS_S3_SECRET_KEY", "SWARM_UTILS_S3_ACCESS_KEY"] {
+            out.extend(self.env.get(var).cloned());
+        }
+        out
+    }
+
     /// Every target, by name.
     pub fn iter(&self) -> impl Iterator<Item = &TargetSettings> {
         self.targets.values()

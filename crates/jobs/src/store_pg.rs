@@ -63,6 +63,18 @@ pub enum StoreSettings {
     },
 }
 
+impl StoreSettings {
+    /// The PostgreSQL password, for the redactor alone.
+    pub fn secret(&self) -> Option<String> {
+        match self {
+            Self::Postgres { config, .. } => {
+                config.get_password().map(|p| String::from_utf8_lossy(p).into_owned())
+            }
+            Self::Sqlite(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -145,7 +145,8 @@ pub struct Server {
     scheduler: Arc<dockhand_jobs::Scheduler>,
     settings: Settings,
     warnings: Vec<String>,
-    secrets: Vec<String>,
+    /// What the log masks: every known secret.
+    redactor: Arc<dockhand_policy::Redactor>,
     /// HTTPS, when configured.
     tls: Option<Arc<crate::tls::Reloading>>,
 }
@@ -169,12 +170,21 @@ impl Server {
         let store_settings =
             dockhand_jobs::StoreSettings::load(&file, &env, settings.state_dir.join("jobs.sqlite"))
                 .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
+        // Every secret the server holds, masked wherever text leaves it: job records, events
+        // and answers, the log and webhook bodies (R3-14).
+        let redactor = Arc::new(dockhand_jobs::known_secrets(
+            &registries,
+            &storage,
+            &config.webhooks,
+            config.admin_tokens.iter().cloned().chain(store_settings.secret()),
+        ));
         let client = HostRegistry::new(hosts, env).connect_to(&choice).await?;
         let store = store_settings.open().await?;
         let host = dockhand_jobs::local_hostname();
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
         base.prefixes = config.prefixes.clone();
         base.scope = config.scope.clone();
+        base.redactor = Arc::clone(&redactor);
         // Helpers run an image dockhand can vouch for, or none (R3-04): the server refuses
         // to start rather than let a node pull a public name with its engine socket.
         let helpers = dockhand_jobs::helper_image(&base.client, settings.helper_image.as_deref()).await;
@@ -200,7 +210,7 @@ impl Server {
         let notifier = dockhand_jobs::Notifier::start(
             config.webhooks.clone(),
             Some(base.client.clone()),
-            dockhand_policy::Redactor::new(config.admin_tokens.clone()),
+            (*redactor).clone(),
             Duration::from_secs(2),
             Arc::new(move |delivery| counted.notification(&delivery)),
         )
@@ -277,7 +287,7 @@ impl Server {
             streams: crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT),
             ready: tokio::sync::Mutex::new(None),
         });
-        Ok(Self { app, scheduler, settings, warnings, secrets: config.admin_tokens, tls })
+        Ok(Self { app, scheduler, settings, warnings, redactor, tls })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
@@ -288,7 +298,7 @@ impl Server {
     /// The writer the log goes through: the admin tokens and secret-looking patterns are
     /// redacted from every line.
     pub fn log_writer(&self) -> RedactingWriter {
-        RedactingWriter::new(dockhand_policy::Redactor::new(self.secrets.clone()))
+        RedactingWriter::new((*self.redactor).clone())
     }
 
     /// The settings.

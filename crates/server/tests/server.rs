@@ -1017,6 +1017,47 @@ async fn https_serves_the_seeds_request_to_curl_with_the_ca_and_reloads_on_sighu
     assert!(plain.log().contains("serving plain HTTP"), "{}", plain.log());
 }
 
+/// R3-14: a secret the server was given (here a registry password) that a job's command
+/// prints is masked in the stored job, the API's answers, its events and the log, not only
+/// for admin tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_secret_printed_by_a_job_is_masked_everywhere() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let secret = "zq-registry-pw-8841";
+    let (web, _guard) = service(
+        &s,
+        "srv-mask",
+        &[
+            ("dockhand.clean.enable", "true"),
+            ("dockhand.clean.exec", &format!("echo the key is {secret} and done")),
+        ],
+    )
+    .await;
+    dockhand_e2e::wait_for_task(s.manager(), &web, "running").await;
+    let config = "registries:\n  ci:\n    url: registry.example.com\n    username: bot\n    password_env: DH_MASK_PW\n";
+    let server = Server::start(s.manager_url(), config, &[("DH_MASK_PW", secret)]).await;
+    let (status, job) = server.post(&format!("/v1/services/{web}/clean?wait=true"), Some(ADMIN), "{}").await;
+    assert_eq!(status, 200, "{job}");
+    let tail = job["steps"][0]["output_tail"].as_str().unwrap_or_default().to_owned();
+    assert!(tail.contains("the key is") && !tail.contains(secret), "{job}");
+    let id = job["id"].as_str().unwrap();
+    let (_, stored) = server.call("GET", &format!("/v1/jobs/{id}"), Some(ADMIN), None).await;
+    assert!(stored.to_string().contains("the key is"), "{stored}");
+    let events = server
+        .client()
+        .get(format!("{}/v1/jobs/{id}/events", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(events.contains("job-finished") && !events.contains(secret), "{events}");
+    server.assert_no_leaks(&[secret, ADMIN]);
+}
+
 /// R3-12: one address cannot hold every connection: past its share it is closed at accept,
 /// and another address is still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
