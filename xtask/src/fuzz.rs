@@ -5,7 +5,7 @@
 
 use crate::proc;
 
-const TARGETS: [&str; 4] = ["labels", "image_ref", "jwt", "redact"];
+const TARGETS: [&str; 6] = ["labels", "image_ref", "jwt", "redact", "restore", "agent_codec"];
 
 pub(crate) fn run(seconds: u64) -> anyhow::Result<()> {
     let installed = crate::cargo().args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());

@@ -21,6 +21,7 @@ mod backup;
 mod clean_node;
 mod clean_service;
 mod compat;
+pub mod fuzzing;
 mod helper;
 mod http;
 mod job;
