@@ -88,8 +88,29 @@ impl CronExpr {
 
     /// The shortest gap between two of its times, over its first 128 times from 2026-01-01
     /// UTC (the fields are a cross product, so the tightest gap shows early); `None` when it
-    /// never fires.
+    /// never fires. Remembered per expression (about 0.1 ms to work out, 5 ms for one that
+    /// never fires), since labels are read again at every scheduler wake.
     pub fn shortest_gap(&self) -> Option<std::time::Duration> {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        static KNOWN: Mutex<Option<HashMap<String, Option<std::time::Duration>>>> = Mutex::new(None);
+        if let Some(known) =
+            KNOWN.lock().ok().and_then(|k| k.as_ref().and_then(|m| m.get(&self.text).copied()))
+        {
+            return known;
+        }
+        let gap = self.work_out_shortest_gap();
+        if let Ok(mut known) = KNOWN.lock() {
+            let map = known.get_or_insert_with(HashMap::new);
+            if map.len() >= 4096 {
+                map.clear();
+            }
+            map.insert(self.text.clone(), gap);
+        }
+        gap
+    }
+
+    fn work_out_shortest_gap(&self) -> Option<std::time::Duration> {
         let mut at = DateTime::<Utc>::from_timestamp(1_767_225_600, 0)?;
         let mut prev = self.next_after(at, Tz::UTC)?;
         let mut gap: Option<chrono::TimeDelta> = None;
