@@ -2,8 +2,9 @@
 //! runs in `dockhand agent` beside the volume, or on a blocking thread.
 //!
 //! The tar keeps numeric owners, modes, mtimes, symlinks (never followed), hard links (as
-//! links to the first path seen), empty directories, FIFOs and device nodes; sockets cannot
-//! be archived and are counted as skipped. Paths are relative to the volume's root, which
+//! links to the first path seen), empty directories and FIFOs; device nodes are archived but
+//! come back as empty files (a restore runs without `CAP_MKNOD`); sockets cannot be
+//! archived and are counted as skipped. Paths are relative to the volume's root, which
 //! is the first entry (`./`), so `tar -C <volume> -xpf -` restores by hand.
 //!
 //! Restore extracts into a staging directory inside the volume first; only when the whole
@@ -310,6 +311,23 @@ impl DirMeta {
     }
 }
 
+/// A FIFO at `path` (a path of plain components under the staging directory) with `meta`'s
+/// owner, mode and mtime; never opened, so nothing blocks.
+fn make_fifo(path: &Path, meta: &DirMeta) -> Result<(), ArchiveError> {
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, mknodat, utimensat};
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let mode = Mode::from_raw_mode(meta.mode & 0o7777);
+    mknodat(CWD, path, FileType::Fifo, mode, 0).map_err(|e| io_err(path)(e.into()))?;
+    std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)).map_err(io_err(path))?;
+    // mknod applied the umask: the mode as archived.
+    rustix::fs::chmodat(CWD, path, mode, AtFlags::empty()).map_err(|e| io_err(path)(e.into()))?;
+    let at = Timespec { tv_sec: i64::try_from(meta.mtime).unwrap_or(i64::MAX), tv_nsec: 0 };
+    utimensat(CWD, path, &Timestamps { last_access: at, last_modification: at }, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| io_err(path)(e.into()))
+}
+
 /// Extracts into `staging`; returns what was read and the archive root's metadata.
 fn extract(input: impl Read, staging: &Path) -> Result<(UnpackStats, DirMeta), ArchiveError> {
     let decoder = zstd::Decoder::new(input).map_err(|e| ArchiveError::Damaged(e.to_string()))?;
@@ -343,6 +361,13 @@ fn extract(input: impl Read, staging: &Path) -> Result<(UnpackStats, DirMeta), A
             // Created now (empty directories too); its mtime is set once its contents are in.
             entry.unpack_in(staging).map_err(unpack_err)?;
             dirs.push((staging.join(&path), meta));
+            continue;
+        }
+        // tar writes a FIFO back as an empty file: made here, with its owner, mode and mtime.
+        if entry.header().entry_type() == tar::EntryType::Fifo {
+            if path.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                make_fifo(&staging.join(&path), &DirMeta::of(entry.header()))?;
+            }
             continue;
         }
         entry.unpack_in(staging).map_err(unpack_err)?;
@@ -407,6 +432,8 @@ mod tests {
         let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
         fs::File::open(dir.join("sub/deeper")).unwrap().set_modified(old).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).unwrap();
+        // A FIFO comes back a FIFO, not an empty file (the review's note on archive.rs).
+        make_fifo(&dir.join("sub/pipe"), &DirMeta { uid: 7, gid: 8, mode: 0o640, mtime: 1_000_000 }).unwrap();
     }
 
     #[test]
