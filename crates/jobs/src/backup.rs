@@ -192,15 +192,7 @@ pub async fn list_backups(
 /// The real name of volume `wanted` of `service`: as named, or as its stack prefixes it
 /// (`<stack>_<volume>`); with how it was matched.
 pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String), String> {
-    let mounts: Vec<&str> = service
-        .spec
-        .task_template
-        .container_spec
-        .mounts
-        .iter()
-        .filter(|m| m.kind == "volume")
-        .map(|m| m.source.as_str())
-        .collect();
+    let mounts = volume_mounts(service);
     if mounts.contains(&wanted) {
         return Ok((wanted.to_owned(), format!("volume {wanted}")));
     }
@@ -222,8 +214,21 @@ pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String
             .get("com.docker.stack.namespace")
             .map(|s| format!(" (nor {s}_{wanted})"))
             .unwrap_or_default(),
-        if mounts.is_empty() { "no volume".to_owned() } else { mounts.join(", ") }
+        mounted(service)
     ))
+}
+
+/// The named volumes `service` mounts.
+fn volume_mounts(service: &Service) -> Vec<&str> {
+    service
+        .spec
+        .task_template
+        .container_spec
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume")
+        .map(|m| m.source.as_str())
+        .collect()
 }
 
 /// The storage target of `service`'s backups: the one its labels name (or the seed's), else
@@ -1078,16 +1083,9 @@ pub(crate) fn manifest_names(object: &BackupObject, owner: &str) -> Result<(), S
     Ok(())
 }
 
+/// What `service` mounts, for messages: its volumes, or "no volume".
 fn mounted(service: &Service) -> String {
-    let mounts: Vec<&str> = service
-        .spec
-        .task_template
-        .container_spec
-        .mounts
-        .iter()
-        .filter(|m| m.kind == "volume")
-        .map(|m| m.source.as_str())
-        .collect();
+    let mounts = volume_mounts(service);
     if mounts.is_empty() { "no volume".to_owned() } else { mounts.join(", ") }
 }
 

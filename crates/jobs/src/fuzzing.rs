@@ -1,5 +1,5 @@
 //! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the corpus replay test
-//! (`tests/fuzz_corpus.rs`): the restore path's archive names and manifests, and the agent
+//! (`crates/jobs/tests/fuzz_corpus.rs`): the restore path's archive names and manifests, and the agent
 //! codec. Each takes raw bytes and must never panic.
 
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,5 +1,7 @@
-//! Replays the fuzz corpus (`fuzz/corpus/<target>/`) of the jobs' targets through their own
-//! entry points, under `cargo test`: what fuzzing once found stays fixed.
+//! Replays the fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz targets' own entry
+//! points, under `cargo test`: what fuzzing once found stays fixed. Every target's corpus
+//! is replayed here, the policy's as well as the jobs' (the jobs crate sees both).
+//! `cargo xtask fuzz` runs the fuzzers themselves.
 
 use std::path::Path;
 
@@ -12,6 +14,26 @@ fn replay(target: &str, run: fn(&[u8])) {
         inputs += 1;
     }
     assert!(inputs >= 3, "{target}: only {inputs} corpus inputs");
+}
+
+#[test]
+fn labels_corpus() {
+    replay("labels", dockhand_policy::fuzzing::labels);
+}
+
+#[test]
+fn image_ref_corpus() {
+    replay("image_ref", dockhand_policy::fuzzing::image_ref);
+}
+
+#[test]
+fn jwt_corpus() {
+    replay("jwt", dockhand_policy::fuzzing::jwt);
+}
+
+#[test]
+fn redact_corpus() {
+    replay("redact", dockhand_policy::fuzzing::redact);
 }
 
 #[test]

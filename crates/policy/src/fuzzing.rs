@@ -1,5 +1,5 @@
 //! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the corpus replay test
-//! (`tests/fuzz_corpus.rs`), so that both exercise exactly the same code. Each takes raw
+//! (`crates/jobs/tests/fuzz_corpus.rs`), so that both exercise exactly the same code. Each takes raw
 //! bytes and must never panic.
 
 use std::collections::BTreeMap;
