@@ -450,6 +450,8 @@ async fn restore_refuses_an_archive_of_a_volume_the_service_does_not_mount() {
         manifest.replace(&format!("\"volume\": \"{volume}\""), &format!("\"volume\": \"{victim}\""));
     std::fs::write(format!("{}.manifest.json", planted.display()), manifest).unwrap();
 
+    // The backup stopped the service and started it again: a new task.
+    let container = running_container(s.manager(), &name).await;
     let before = sh(s.manager(), &container, LISTING).await;
     let out = setup.run(&s, &["restore", &name, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
