@@ -275,6 +275,46 @@ pub fn swarm_registry() -> (String, String, String) {
     )
 }
 
+/// Puts `image` back on the engine at `node_url` when a test's clean-node pruned it there:
+/// `docker save` from the private engine (`cargo xtask engine up` made it there too), then
+/// `docker load`.
+///
+/// # Panics
+/// When neither engine has it.
+pub fn ensure_test_image(node_url: &str, image: &str) {
+    let docker = |url: &str| {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", url).env_remove("DOCKER_CONTEXT");
+        cmd
+    };
+    let present = |url: &str| {
+        docker(url)
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present(node_url) {
+        return;
+    }
+    let saved = docker(&engine_url()).args(["save", image]).output().expect("docker save");
+    assert!(
+        saved.status.success(),
+        "{image} is on neither engine: {}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    let mut load = docker(node_url)
+        .args(["load", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker load");
+    {
+        use std::io::Write;
+        load.stdin.take().expect("stdin").write_all(&saved.stdout).expect("docker load's input");
+    }
+    assert!(load.wait().expect("docker load").success(), "docker load {image} on {node_url}");
+}
+
 /// dockhand's test image as the test swarm's registry holds it, pinned by digest and
 /// present on every node (`cargo xtask swarm up`): what a service deployed by digest runs.
 ///

@@ -225,7 +225,13 @@ async fn the_authorization_matrix_over_http() {
         ("an empty token", update(&web), Some(""), 401, "unauthorized"),
         ("no token", update(&web), None, 401, "unauthorized"),
         ("out of scope, a token", update(&other), Some("tok-other-3b"), 403, "forbidden"),
-        ("out of scope, admin", update(&other), Some(ADMIN), 403, "forbidden"),
+        (
+            "out of scope, admin: as if it did not exist (R3-07)",
+            update(&other),
+            Some(ADMIN),
+            404,
+            "not_found",
+        ),
         ("no such service, a token", update("srv-nosuch-x"), Some("tok-web-41a"), 403, "forbidden"),
         ("no such service, admin", update("srv-nosuch-x"), Some(ADMIN), 404, "not_found"),
         (
@@ -289,14 +295,19 @@ fn dockhand_policy_hash(token: &str) -> String {
 }
 
 /// Fires `n` identical update requests at once, spread over `servers`; the statuses.
+/// `n` identical requests at once, spread over the servers and over 50 loopback addresses,
+/// as from many CI jobs (one address holds at most its share of connections).
 async fn storm(servers: &[&Server], path: &str, token: &str, n: usize) -> Vec<(u16, Value)> {
     let body = update_body();
     let mut tasks = Vec::new();
     for i in 0..n {
         let url = format!("{}{path}", servers[i % servers.len()].url);
         let (body, token) = (body.clone(), token.to_owned());
+        let from: std::net::IpAddr = format!("127.0.2.{}", 2 + i % 50).parse().unwrap();
         tasks.push(tokio::spawn(async move {
-            let r = http().post(url).bearer_auth(token).body(body).send().await.unwrap();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder().local_address(from).build().unwrap();
+            let r = client.post(url).bearer_auth(token).body(body).send().await.unwrap();
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }));
@@ -686,6 +697,8 @@ async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay
     // The seed's GitLab job, over HTTPS: a container on the overlay network POSTs its JSON to
     // the server by the seed's name, checking the certificate against the CA.
     let body = dockhand_e2e::seed_update_body("tok-ci-6a0", &name, &v2);
+    // A clean-node of another test may have pruned the CI job's image on the manager.
+    dockhand_e2e::ensure_test_image(&manager, dockhand_e2e::CURL_IMAGE);
     let ci_job = |ca_pem: &str| {
         docker(
             &manager,
