@@ -455,14 +455,16 @@ pub async fn node_ids(swarm: &TestSwarm) -> Vec<(String, String)> {
 /// `$URL` over HTTPS from a container on the overlay network, as a CI job does, checking
 /// the server's certificate against `$CA` (the CA's PEM); it prints the answer's body and
 /// then its status code on a line of their own. While the server starts (its name not yet
-/// on the network, or nothing listening) it tries again for about two minutes; any other
-/// failure, such as curl's 60 for a certificate the CA did not sign, is its exit code.
+/// on the network, nothing listening, or no TLS yet: curl's 6, 7 and 35, none of which sent
+/// the request) it tries again for about two minutes; a request that was sent is never
+/// sent twice, and any other failure, such as curl's 60 for a certificate the CA did not
+/// sign, is its exit code. The seed's routes answer when the job ends: up to 5 minutes.
 pub const OVERLAY_HTTPS_SCRIPT: &str = "printf '%s\\n' \"$CA\" > /tmp/ca.pem; \
      for i in $(seq 1 60); do \
-       curl -sS --max-time 30 --cacert /tmp/ca.pem -H 'Content-Type: application/json' \
+       curl -sS --max-time 300 --cacert /tmp/ca.pem -H 'Content-Type: application/json' \
          --data \"$BODY\" -w '\\n%{http_code}\\n' \"$URL\" > /tmp/out 2> /tmp/err; rc=$?; \
        if [ $rc -eq 0 ]; then cat /tmp/out; exit 0; fi; \
-       case $rc in 6|7|28|35|52|56) sleep 2 ;; *) cat /tmp/err >&2; exit $rc ;; esac; \
+       case $rc in 6|7|35) sleep 2 ;; *) cat /tmp/err >&2; exit $rc ;; esac; \
      done; cat /tmp/err >&2; exit 1";
 
 /// Seed 002's update request body as its GitLab job sends it to `/api/update/service`.

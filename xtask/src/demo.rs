@@ -64,6 +64,26 @@ pub(crate) fn run() -> anyhow::Result<()> {
         )
     };
     dockhand(&["engine", "info"])?;
+    // What a demo that stopped half-way left: its stacks go first, so that its tasks do not
+    // keep an old image that the new tags would leave unused (and clean-node would prune).
+    let mut leftover = false;
+    for stack in [STACK, "dockhand"] {
+        leftover |= layout.docker()?.args(["stack", "rm", stack]).output()?.status.success();
+    }
+    if leftover {
+        for _ in 0..100 {
+            let left = proc::output(layout.docker()?.args([
+                "ps",
+                "-aq",
+                "--filter",
+                "label=com.docker.stack.namespace",
+            ]))?;
+            if left.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
 
     // The web service's image, a local tag (no registry here): busybox with /version.
     demo_image(&layout, "1", false)?;
