@@ -317,7 +317,8 @@ async fn service_lists(socket: &Path, n: usize) -> anyhow::Result<(Duration, Dur
 }
 
 /// backup-service of one volume to the local target, against `tar | zstd -3` of the same
-/// directory, at 256 MiB, 1 GiB and 2 GiB: throughput and dockhand's peak RSS.
+/// directory, at 256 MiB, 1 GiB and 2 GiB: throughput and dockhand's peak RSS; then the
+/// restore of that archive, against `zstd -d | tar -x`.
 fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // The volume container runs dockhand's image: this checkout's.
     crate::images::ensure(layout)?;
@@ -378,6 +379,35 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
             );
             println!("{:<40} {rss:>9} KiB (peak RSS of dockhand; goal <= 65536, flat)", "");
             println!("{:<40} {ours_size:>9} B vs {base_size:>9} B (archive sizes)", "");
+            // The restore of that archive: checked whole into a private staging file, then
+            // unpacked beside the old contents and swapped in (the service stopped and
+            // started again), against `zstd -d | tar -x` of the baseline's archive into an
+            // empty directory.
+            let into = scratch.path().join("baseline-restore");
+            let shell = format!(
+                "rm -rf '{0}' && mkdir -p '{0}' && zstd -dc -q '{1}' | tar -C '{0}' -xf -",
+                into.display(),
+                out.display()
+            );
+            let baseline = || Command::new("sh").args(["-c", &shell]).output();
+            let t_base = time_runs(2, baseline)? / 2;
+            let _ = fs::remove_dir_all(&into);
+            let mut restore = Command::new(dockhand);
+            restore
+                .args(["--host", &url, "restore", &name])
+                .env("XDG_STATE_HOME", &state)
+                .env("XDG_DATA_HOME", &data)
+                .env("TMPDIR", scratch.path())
+                .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE);
+            let (t_ours, rss) = measure(2, &mut restore)?;
+            println!(
+                "{:<40} {:>7.1} MiB/s vs {:>7.1} MiB/s  ratio {:.2} (throughput, stop and start included)",
+                format!("`dockhand restore` {mib} MiB"),
+                bytes / t_ours.as_secs_f64() / 1_048_576.0,
+                bytes / t_base.as_secs_f64() / 1_048_576.0,
+                t_base.as_secs_f64() / t_ours.as_secs_f64()
+            );
+            println!("{:<40} {rss:>9} KiB (peak RSS of dockhand)", "");
             let _ = fs::remove_dir_all(&data);
             Ok(())
         })();
