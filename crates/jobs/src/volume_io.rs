@@ -1299,7 +1299,10 @@ pub fn key_timestamp(t: SystemTime) -> String {
 /// A key timestamp back as a time.
 pub fn parse_key_timestamp(ts: &str) -> Option<SystemTime> {
     let b = ts.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII digits only: a name from a target is anyone's bytes, and a multi-byte character
+    // would make the slices below cut inside it (found by the `restore` fuzz target).
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
         return None;
     }
     let rfc =
@@ -1355,6 +1358,15 @@ mod tests {
         broken[last] ^= 0xff;
         storage.store().put(&key, broken.into()).await.unwrap();
         assert!(stage_object(&storage, &key, None).await.is_err());
+    }
+
+    #[test]
+    fn a_timestamp_of_anyones_bytes_never_panics() {
+        for ts in ["2026112\u{e9}T083803Z", "20261128T08380\u{e9}Z", "20261128T083803Z"] {
+            let _ = parse_key_timestamp(ts);
+        }
+        assert!(parse_key_timestamp("2026112xT083803Z").is_none());
+        assert!(parse_key_timestamp("20261128T083803Z").is_some());
     }
 
     #[test]
