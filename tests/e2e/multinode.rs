@@ -26,16 +26,17 @@ async fn every_node_is_ready_with_its_own_hostname() {
     assert_eq!(hostnames.len(), nodes.len(), "hostnames must differ: {hostnames:?}");
 }
 
-/// A replicated job pinned to the last node runs there, with that node's engine socket
-/// mounted: the shape of every helper the jobs will start.
+/// A one-off service (one replica, never restarted) pinned to the last node runs there,
+/// with that node's engine socket mounted: the shape of every helper the jobs start. Once
+/// the service is removed, its container is gone from the worker too (a swarm *job*'s
+/// would stay: moby/moby#42789).
 #[tokio::test]
-async fn a_job_pinned_to_a_worker_runs_there_with_its_engine() {
+async fn a_one_off_pinned_to_a_worker_runs_there_with_its_engine_and_leaves_nothing() {
     let s = swarm().await;
     let (worker_url, worker) = s.nodes.last().unwrap();
     let worker_id = worker.info().await.unwrap().swarm.node_id;
     let name = unique_name("pinned");
     let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
-        .replicated_job(1)
         .with_restart_condition("none")
         .with_constraint(format!("node.id=={worker_id}"))
         .with_bind("/var/run/docker.sock", "/var/run/docker.sock")
@@ -48,4 +49,12 @@ async fn a_job_pinned_to_a_worker_runs_there_with_its_engine() {
     let container = task.status.container_status.map(|c| c.container_id).unwrap_or_default();
     assert!(worker.container(&container).await.is_ok(), "{container} not on {worker_url}");
     assert!(s.manager().container(&container).await.is_err(), "{container} on the manager");
+    s.manager().remove_service(&name).await.unwrap();
+    for _ in 0..60 {
+        if worker.container(&container).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!("the container {container} of the removed service {name} is still on {worker_url}");
 }

@@ -436,6 +436,34 @@ pub async fn assert_nothing_left(manager: &Client, targets: &[String]) {
             .expect("configs");
         assert!(locks.is_empty(), "a lock left on {target}: {locks:?}");
     }
+    assert_no_helper_containers(targets).await;
+}
+
+/// No container of a helper of `targets` (`dockhand.helper.target` on the container,
+/// running or exited) on any node of the test swarm, once the swarm has had 30 s to remove
+/// the tasks of removed helper services. Nothing to check without a swarm.
+///
+/// # Panics
+/// When one is left, or a node fails.
+pub async fn assert_no_helper_containers(targets: &[String]) {
+    let count: usize = swarm_env("DOCKHAND_TEST_NODES").and_then(|n| n.parse().ok()).unwrap_or(0);
+    for i in 1..=count {
+        let Some(url) = swarm_env(&format!("DOCKHAND_TEST_NODE_{i}")) else { continue };
+        let node = Client::new(url.parse().expect("a node URL")).expect("a client");
+        for target in targets {
+            let filters = Filters::new().with("label", format!("dockhand.helper.target={target}"));
+            let mut left = Vec::new();
+            for _ in 0..60 {
+                left = node.containers(&filters).await.expect("containers");
+                if left.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            let names: Vec<&Vec<String>> = left.iter().map(|c| &c.names).collect();
+            assert!(names.is_empty(), "helper containers of {target} left on node{i}: {names:?}");
+        }
+    }
 }
 
 /// Every node's `(id, hostname)`, node1 first, as the swarm's nodes are numbered.

@@ -24,6 +24,7 @@ pub struct S3Peer {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
     base: u16,
+    weed: String,
     _dir: tempfile::TempDir,
 }
 
@@ -34,11 +35,25 @@ impl S3Peer {
     /// # Panics
     /// When the `weed` binary is missing (run `cargo xtask engine up`) or it does not start.
     pub fn start() -> Self {
+        Self::start_with(&crate::peer("WEED"))
+    }
+
+    /// [`S3Peer::start`] with the `weed` binary at `weed`.
+    ///
+    /// # Panics
+    /// When it does not start.
+    pub fn start_with(weed: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         check_free_space(dir.path());
         let base = free_base();
-        let child = Self::spawn(dir.path(), base);
-        let mut peer = Self { child, endpoint: format!("http://127.0.0.1:{base}"), base, _dir: dir };
+        let child = Self::spawn(weed, dir.path(), base);
+        let mut peer = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{base}"),
+            base,
+            weed: weed.to_owned(),
+            _dir: dir,
+        };
         peer.wait_ready(base);
         peer
     }
@@ -46,7 +61,7 @@ impl S3Peer {
     /// Starts the server again on the same ports and data, after [`S3Peer::kill`].
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(self._dir.path(), self.base);
+        self.child = Self::spawn(&self.weed, self._dir.path(), self.base);
         self.wait_ready(self.base);
     }
 
@@ -68,8 +83,7 @@ impl S3Peer {
         ("debug.port", 13),
     ];
 
-    fn spawn(dir: &std::path::Path, base: u16) -> Child {
-        let weed = crate::peer("WEED");
+    fn spawn(weed: &str, dir: &std::path::Path, base: u16) -> Child {
         let port = |offset: u16| (base + offset).to_string();
         let flags = Self::FLAGS;
         let log = std::fs::OpenOptions::new()
@@ -77,7 +91,7 @@ impl S3Peer {
             .append(true)
             .open(dir.join("weed.log"))
             .expect("the log file");
-        let mut cmd = Command::new(&weed);
+        let mut cmd = Command::new(weed);
         cmd.arg("mini")
             .arg(format!("-dir={}", dir.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false"])
@@ -125,6 +139,28 @@ impl S3Peer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server where it stands (SIGSTOP): it holds its connections and answers
+    /// nothing, as a hung endpoint does, until [`S3Peer::resume`].
+    ///
+    /// # Panics
+    /// When the server is not running.
+    pub fn pause(&self) {
+        self.signal(rustix::process::Signal::STOP).expect("the S3 peer runs");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    ///
+    /// # Panics
+    /// When the server is not running.
+    pub fn resume(&self) {
+        self.signal(rustix::process::Signal::CONT).expect("the S3 peer runs");
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) -> rustix::io::Result<()> {
+        let pid = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw);
+        pid.map_or(Err(rustix::io::Errno::SRCH), |pid| rustix::process::kill_process(pid, signal))
+    }
+
     /// A configuration file's `storage.targets.<name>` entry for this server, with the
     /// credentials read from the variables `S3_KEY` and `S3_SECRET`.
     pub fn target_yaml(&self, name: &str, prefix: &str) -> String {
@@ -138,6 +174,7 @@ impl S3Peer {
 
 impl Drop for S3Peer {
     fn drop(&mut self) {
+        let _ = self.signal(rustix::process::Signal::CONT);
         self.kill();
     }
 }

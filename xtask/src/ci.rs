@@ -6,6 +6,9 @@ use anyhow::Context;
 
 use crate::{engine, proc};
 
+/// How long CI's soak runs (`cargo xtask soak --minutes 2`; its own default is 10).
+const CI_SOAK_MINUTES: f64 = 2.0;
+
 pub(crate) fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     step("tools", || {
@@ -24,7 +27,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
             "warnings",
         ]))
     })?;
-    step("tests against the private engine and the test swarm", || {
+    step("tests and the soak against the private engine and the test swarm", || {
         let schemathesis = crate::tools::ensure_schemathesis()?;
         let postgres = crate::tools::ensure_peers()?;
         let layout = engine::up()?;
@@ -42,6 +45,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
             }
             proc::run(&mut test)
         });
+        // Faults and load on the same swarm, for two minutes: nothing lost, nothing left.
+        let tests = tests.and_then(|()| crate::soak::run(CI_SOAK_MINUTES));
         // Both go down whatever the tests did; a failed stop is reported too.
         let swarm_down = crate::swarm::down();
         let down = engine::down();

@@ -5,7 +5,8 @@
 //! - `cargo xtask engine up | down | env | status`: the private test engine;
 //! - `cargo xtask swarm up [--nodes N] | down | env`: the test swarm of several nodes;
 //! - `cargo xtask demo`: the README's "main job" on embedded defaults;
-//! - `cargo xtask bench engine`: benchmarks with ratios against same-run baselines.
+//! - `cargo xtask bench engine`: benchmarks with ratios against same-run baselines;
+//! - `cargo xtask soak [--minutes N]`: faults and load, with nothing lost.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -18,6 +19,7 @@ mod engine;
 mod fuzz;
 mod images;
 mod proc;
+mod soak;
 mod swarm;
 #[cfg(test)]
 mod tidy;
@@ -57,6 +59,13 @@ enum Command {
     /// Build dockhand's image, `dockhand/dockhand:<version>` (both static binaries, from
     /// scratch), on the private engine, and save it to `target/dockhand-image-<version>.tar`.
     Image,
+    /// Faults and load against the test swarm with two server replicas on PostgreSQL over
+    /// HTTPS; fails unless nothing was lost or left behind.
+    Soak {
+        /// How long the load runs, in minutes.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+    },
     /// Run a benchmark against baselines measured in the same run (`engine`).
     Bench {
         /// Which benchmark: `engine`.
@@ -108,6 +117,7 @@ fn main() -> ExitCode {
         Command::Image => images::release(),
         Command::Bench { what } => bench::run(&what),
         Command::Fuzz { seconds } => fuzz::run(seconds),
+        Command::Soak { minutes } => soak::run(minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -122,11 +122,17 @@ pub(crate) fn up(nodes: usize) -> anyhow::Result<()> {
     let registry_alive =
         pid_of(&swarm.dir.join("registry").join("registry.pid"), &swarm.dir.display().to_string()).is_some();
     if existing.len() == nodes && registry_alive && existing.iter().all(|n| node_answers(n, &runtime)) {
-        // Tests may prune a node's images (clean-node): put back what is missing.
+        // Tests may prune a node's images (clean-node), and a new dockhand:dev replaces the
+        // image the pinned reference named: put back what is missing.
         for node in &existing {
             crate::images::ensure(node)
                 .with_context(|| format!("cannot put the test images on {}", node.name()))?;
         }
+        let pinned = settings()?
+            .get("DOCKHAND_TEST_PINNED_HELPER")
+            .cloned()
+            .context("swarm.env names no DOCKHAND_TEST_PINNED_HELPER")?;
+        pull_pinned(&swarm, &existing, &pinned)?;
         eprintln!("swarm already up: {nodes} nodes, manager {}", existing[0].url());
         return Ok(());
     }
@@ -353,12 +359,26 @@ fn pin_helper_image(swarm: &Swarm, nodes: &[Node]) -> anyhow::Result<String> {
     )?)?
     .trim()
     .to_owned();
-    for node in nodes {
-        proc::output(&mut docker(node, &["pull", &pinned])?)
-            .with_context(|| format!("cannot pull {pinned} on {}", node.name()))?;
-    }
+    pull_pinned(swarm, nodes, &pinned)?;
     eprintln!("dockhand's test image pinned as {pinned} on every node");
     Ok(pinned)
+}
+
+/// Pulls the pinned helper image on every node that lacks it.
+fn pull_pinned(swarm: &Swarm, nodes: &[Node], pinned: &str) -> anyhow::Result<()> {
+    let config = swarm.dir.join("registry").join("docker-config");
+    for node in nodes {
+        let mut docker = crate::images::ImageHost::docker(node)?;
+        docker.env("DOCKER_CONFIG", &config);
+        if proc::output(docker.args(["image", "inspect", "--format", "{{.Id}}", pinned])).is_ok() {
+            continue;
+        }
+        let mut docker = crate::images::ImageHost::docker(node)?;
+        docker.env("DOCKER_CONFIG", &config);
+        proc::output(docker.args(["pull", pinned]))
+            .with_context(|| format!("cannot pull {pinned} on {}", node.name()))?;
+    }
+    Ok(())
 }
 
 /// Starts one node's containerd and dockerd inside its namespaces.
@@ -400,21 +420,58 @@ fn start_node(node: &Node) -> anyhow::Result<()> {
         .arg(node.dir.join("containerd.log"))
         .arg(node.dir.join("containerd.pid"))
         .arg(dockerd)
-        .args(["-H", "unix:///var/run/docker.sock", "-H"])
-        .arg(node.url())
-        .arg("--containerd")
-        .arg(&containerd_socket)
-        .arg("--data-root")
-        .arg(node.dir.join("data"))
-        .arg("--exec-root")
-        .arg(node.dir.join("exec"))
-        .arg("--pidfile")
-        .arg(node.pidfile())
-        .arg("--config-file")
-        .arg(&daemon_json)
-        .args(["--bridge=none", "--iptables=false"]);
+        .args(dockerd_args(node));
     let pid = spawn_daemon(&mut cmd, &node.log())?;
     eprintln!("{} starting (pid {pid}) at {}", node.name(), node.address());
+    Ok(())
+}
+
+/// A node's `dockerd` arguments: the same at its start and at a restart.
+fn dockerd_args(node: &Node) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["-H", "unix:///var/run/docker.sock", "-H"].into_iter().map(Into::into).collect();
+    args.push(node.url().into());
+    args.push("--containerd".into());
+    args.push(node.dir.join("containerd").join("containerd.sock").into());
+    args.push("--data-root".into());
+    args.push(node.dir.join("data").into());
+    args.push("--exec-root".into());
+    args.push(node.dir.join("exec").into());
+    args.push("--pidfile".into());
+    args.push(node.pidfile().into());
+    args.push("--config-file".into());
+    args.push(node.dir.join("daemon.json").into());
+    args.push("--bridge=none".into());
+    args.push("--iptables=false".into());
+    args
+}
+
+/// Restarts node `index`'s `dockerd` (SIGTERM, as `systemctl restart docker` does; its
+/// containers stop with it) inside the namespaces its containerd still holds, and waits
+/// until it answers again. A fault for `cargo xtask soak`.
+pub(crate) fn restart_engine(index: usize) -> anyhow::Result<()> {
+    let swarm = Swarm::new();
+    let node = swarm.node(index);
+    let mark = node.dir.display().to_string();
+    let dockerd_pid =
+        pid_of(&node.pidfile(), &mark).with_context(|| format!("{} has no dockerd", node.name()))?;
+    let containerd_pid = pid_of(&node.dir.join("containerd.pid"), &mark)
+        .with_context(|| format!("{} has no containerd", node.name()))?;
+    stop(dockerd_pid, Duration::from_secs(60));
+    let nsenter = proc::which("nsenter").context("nsenter is not installed (Debian: util-linux)")?;
+    let dockerd = proc::which("dockerd").context("dockerd is not installed")?;
+    let mut cmd = Command::new(nsenter);
+    cmd.arg(format!("--target={containerd_pid}"))
+        .args(["--mount", "--uts", "--net", "--"])
+        .arg(dockerd)
+        .args(dockerd_args(&node));
+    let log = node.dir.join("dockerd-restarted.log");
+    let pid = spawn_daemon(&mut cmd, &log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = Client::new(Endpoint::unix(node.socket()))?;
+    wait_for(READY_TIMEOUT, || Ok(runtime.block_on(client.ping()).is_ok())).with_context(|| {
+        format!("{} did not answer after its restart (pid {pid})\n{}", node.name(), tail(&log))
+    })?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Helper services: how a job works on a node other than the one dockhand is connected to.
 //!
-//! A helper is a swarm service of mode `replicated-job`, pinned to one node
-//! (`node.id==<id>`, restart condition `none`), given that node's engine socket by a bind
+//! A helper is a swarm service of one task, pinned to one node (`node.id==<id>`, restart
+//! condition `none`), given that node's engine socket by a bind
 //! mount, logging with `json-file`, and running `dockhand agent <verb>` with typed
 //! arguments ([`AgentTask`]). It carries no secret: none in its env, args or labels. Its
 //! result is its task's exit status plus the [`AgentLine`]s the agent printed, read back
@@ -308,15 +308,26 @@ fn spec(settings: &HelperSettings, image: &str, run: &HelperRun<'_>) -> ServiceS
 }
 
 /// A helper's service: one task of `image`, never restarted, pinned to the node.
+///
+/// A replicated service of one task with restart condition `none`, not a swarm job
+/// (`replicated-job`): removing a job service leaves its completed task in the swarm's
+/// store and its container on the node for good (moby/moby#42789, #44312), one of each per
+/// helper run, which `cargo xtask soak` found by the hundred. A replicated service's task
+/// and container go with the service.
 fn one_off(job: &str, node_id: &str, image: &str) -> ServiceSpec {
     ServiceSpec::new(helper_name(job, node_id), image)
-        .replicated_job(1)
+        .with_replicas(1)
         .with_restart_condition("none")
         .with_constraint(format!("node.id=={node_id}"))
 }
 
-/// Its logs kept for dockhand to read, and the labels that say whose it is.
-fn labelled(spec: ServiceSpec, job: &str, target: &str, action: &str) -> ServiceSpec {
+/// Its logs kept for dockhand to read, and the labels that say whose it is: on the service,
+/// and on its container, so that `docker ps --filter label=dockhand.helper` on a node
+/// shows the helpers there.
+fn labelled(mut spec: ServiceSpec, job: &str, target: &str, action: &str) -> ServiceSpec {
+    let container = &mut spec.task_template.container_spec.labels;
+    container.insert(HELPER_LABEL.to_owned(), job.to_owned());
+    container.insert(HELPER_TARGET_LABEL.to_owned(), target.to_owned());
     spec.with_log_driver("json-file")
         .with_label(HELPER_LABEL, job)
         .with_label(HELPER_TARGET_LABEL, target)
