@@ -205,10 +205,12 @@ pub(crate) async fn job_context(
     Ok(ctx)
 }
 
-/// The label prefixes the configuration's `labels.compat` asks for.
+/// The label prefixes to read: `DOCKHAND_LABELS_COMPAT`, the configuration's
+/// `labels.compat`, or the seed's when a `SWARM_UTILS_*` variable is set.
 pub(crate) fn label_prefixes(global: &Global) -> anyhow::Result<dockhand_policy::LabelPrefixes> {
-    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?;
-    Ok(dockhand_jobs::label_prefixes(&file)?)
+    let env = environment();
+    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+    Ok(dockhand_jobs::label_prefixes(&file, &env)?)
 }
 
 /// The seed's defaults, with its `SWARM_UTILS_*` variables from the environment.

@@ -46,6 +46,9 @@ pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<Ex
 pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Show = cmd;
     let config = load(global)?;
+    for note in dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?.notes() {
+        output::note(note);
+    }
     output::print(global.json, &config, || output::config(&config))?;
     // The valid part is shown; invalid entries (listed in the output) fail the command.
     Ok(if config.broken().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })

@@ -88,6 +88,11 @@ pub(crate) fn unused_volumes(volumes: &[dockhand_jobs::UnusedVolume]) -> String 
     columns(["NODE", "VOLUME", "DRIVER", "SIZE"], rows)
 }
 
+/// Prints a note on stderr: something the user may want to know, not a problem.
+pub(crate) fn note(text: &str) {
+    eprintln!("dockhand: note: {text}");
+}
+
 /// Prints a warning on stderr.
 pub(crate) fn warning(text: &str) {
     eprintln!("dockhand: warning: {text}");

@@ -273,6 +273,41 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Val
     job
 }
 
+/// A global service with `backup.stop=true` is backed up while it runs, as seed 002 does
+/// (the documentation said it was refused): the job says so in a skipped `stop` step, and
+/// `plan` warns.
+#[tokio::test]
+async fn a_global_service_with_stop_is_backed_up_while_it_runs_and_says_so() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, volume) = (unique_name("bk-global"), unique_name("bk-global-vol"));
+    let spec = backed_up(&name, &volume, &[("dockhand.backup.stop", "true")]).global();
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let before = running_container(s.manager(), &name).await;
+    let setup = Setup::new("    {}\n");
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        steps(&job),
+        [("stop", "skipped"), ("upload", "succeeded")].map(|(a, b)| (a.to_owned(), b.to_owned())),
+        "{job}"
+    );
+    let why = job["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("global service is backed up while it runs"), "{job}");
+    assert_eq!(running_container(s.manager(), &name).await, before, "never stopped");
+    let service = s.manager().service(&name).await.unwrap();
+    assert!(service.spec.is_global() && !service.spec.labels.contains_key(dockhand_jobs::INTENT_LABEL));
+    let out = setup.run(&s, &["plan"]);
+    assert!(
+        stdout(&out).contains("backed up while it runs") || stderr(&out).contains("backed up while it runs"),
+        "plan warns: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 #[tokio::test]
 async fn a_volume_round_trips_byte_exact_through_the_local_target() {
     let s = dockhand_e2e::swarm().await;

@@ -507,6 +507,27 @@ fn config_show_names_sources_and_overrides() {
     );
 }
 
+/// A whole seed-000 `svacer.cfg` pasted in, with its `xsvacer:` root: its hosts are read, and
+/// a note says the root is no longer needed. (It fell back to the defaults before.)
+#[test]
+fn a_seed_config_under_its_xsvacer_root_is_read_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("svacer.yaml");
+    std::fs::write(
+        &config,
+        "xsvacer:\n  docker:\n    hosts:\n      remote1:\n        type: remote\n        host: ssh://ops@build.example.com\n",
+    )
+    .unwrap();
+    let out = dockhand(&["--config", config.to_str().unwrap(), "config", "show"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ssh://ops@build.example.com"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("dockhand: note:") && stderr(&out).contains("no longer needed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Seed 000's known problem, as trials: `dockhand host run` is SIGKILLed at pseudo-random
 /// moments (before the engine is ready, while it runs, while it stops). After each, no
 /// engine may outlive its supervisor (the parent-death signal stops it), and the next run

@@ -622,6 +622,82 @@ async fn a_task_that_dies_mid_exec_fails_its_step_naming_it() {
 /// `--all`: clean-node runs one job per node (here with image prunes switched off by node
 /// label, so the other tests' images stay), and clean-service one job per service whose
 /// labels enable it. Runs alone: it touches every node.
+/// A node's `clean.exec` runs after the prunes, in a helper of its `clean.exec.image` on
+/// that node, as a step of its own with its output; without the image the step fails naming
+/// the label. (It was parsed and documented, and never run.)
+#[tokio::test]
+async fn a_nodes_clean_exec_runs_after_the_prunes_in_its_image_on_that_node() {
+    let _alone = NODE3_SCHEDULABLE.write().await;
+    let s = dockhand_e2e::swarm().await;
+    let ids = node_ids(&s).await;
+    let (node3_id, node3_name) = ids[2].clone();
+    let set = |labels: Vec<(&'static str, Option<&'static str>)>| {
+        let (client, id) = (s.manager().clone(), node3_id.clone());
+        async move {
+            let node = client.node(&id).await.unwrap();
+            let mut spec = node.spec.clone();
+            for (key, value) in labels {
+                match value {
+                    Some(v) => spec.labels.insert(key.to_owned(), v.to_owned()),
+                    None => spec.labels.remove(key),
+                };
+            }
+            client.update_node(&id, node.version.index, &spec).await.unwrap();
+        }
+    };
+    // The prunes are off: the other tests' images on node3 stay.
+    let labels = vec![
+        ("dockhand.clean.container.enable", Some("false")),
+        ("dockhand.clean.image.enable", Some("false")),
+        ("dockhand.clean.builder.enable", Some("false")),
+        ("dockhand.clean.exec", Some("echo cleaned on $(hostname) && test -d /proc")),
+        ("dockhand.clean.exec.image", Some(BUSYBOX_IMAGE)),
+    ];
+    set(labels).await;
+    let state = tempfile::tempdir().unwrap();
+    let out = dockhand(&s, &state, &["clean", "node", &node3_name, "--json"]);
+    let job = last_job(&out);
+    set(vec![("dockhand.clean.exec.image", None)]).await;
+    let without_image = dockhand(&s, &state, &["clean", "node", &node3_name, "--json"]);
+    set(vec![
+        ("dockhand.clean.container.enable", None),
+        ("dockhand.clean.image.enable", None),
+        ("dockhand.clean.builder.enable", None),
+        ("dockhand.clean.exec", None),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let steps = job["steps"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> =
+        steps.iter().map(|s| (s["kind"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("container-prune", "skipped"),
+            ("image-prune", "skipped"),
+            ("builder-prune", "skipped"),
+            ("exec", "succeeded")
+        ],
+        "{job}"
+    );
+    let exec = &steps[3];
+    assert_eq!(exec["node"], node3_name.as_str(), "{job}");
+    assert!(exec["output_tail"].as_str().unwrap_or_default().contains("cleaned on "), "{job}");
+
+    assert_eq!(
+        without_image.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(&without_image),
+        stderr(&without_image)
+    );
+    let job = last_job(&without_image);
+    let exec = job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "exec").unwrap().clone();
+    assert_eq!(exec["status"], "failed", "{job}");
+    assert!(exec["error"].as_str().unwrap().contains("dockhand.clean.exec.image"), "{job}");
+    assert_nothing_left(s.manager(), &[format!("node/{node3_id}")]).await;
+}
+
 #[tokio::test]
 async fn all_runs_one_job_per_node_and_per_enabled_service() {
     let _alone = NODE3_SCHEDULABLE.write().await;

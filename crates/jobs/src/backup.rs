@@ -406,6 +406,16 @@ async fn backup_one(
     if failed(&run.job) {
         return run.finish(None).await;
     }
+    if service.spec.is_global()
+        && plan.labels.get("backup.stop").is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("true"))
+    {
+        // As seed 002: a global service is backed up while it runs; the job says so.
+        run.push_now(
+            "stop",
+            Status::Skipped,
+            format!("service {}: {}", service.spec.name, dockhand_policy::GLOBAL_NOT_STOPPED),
+        );
+    }
     let stopped = if policy.stop {
         let budget =
             crate::Budget::new(policy.stop_timeout, budget_source(&plan.labels, "backup.stop.timeout"));

@@ -1,6 +1,6 @@
 //! clean-node: prune a node's stopped containers, all unused images and the build cache,
-//! each a step with its own timeout, reporting the space reclaimed. Volumes are never
-//! touched.
+//! each a step with its own timeout, reporting the space reclaimed; then the node's
+//! `clean.exec`, if any, in a helper of its `clean.exec.image`. Volumes are never touched.
 //!
 //! Planning is pure ([`plan_clean_node`]: a node's labels and state give the steps). The
 //! node dockhand is connected to prunes through its engine directly; any other node through
@@ -190,6 +190,7 @@ async fn run_on(
             };
             run.push(step);
         }
+        node_exec(ctx, &mut run, id, hostname, labels).await;
         return run.finish(None).await;
     }
     // Another node: a helper there runs the enabled prunes.
@@ -201,6 +202,7 @@ async fn run_on(
         }
     }
     if enabled.is_empty() {
+        node_exec(ctx, &mut run, id, hostname, labels).await;
         return run.finish(None).await;
     }
     let timeout = enabled.iter().map(|(_, b)| b.timeout).sum::<Duration>() + ctx.defaults.extra_timeout;
@@ -229,7 +231,61 @@ async fn run_on(
         }
         Err(e) => run.helper_failed("helper", hostname, started, &e),
     }
+    node_exec(ctx, &mut run, id, hostname, labels).await;
     run.finish(None).await
+}
+
+/// The node's `clean.exec`, after the prunes: in a helper of `clean.exec.image` pinned to
+/// the node, with its shell and timeout, as a step of its own with the tail of what it
+/// printed. Not run when the job was cancelled; a `clean.exec` without its image fails the
+/// step with the label to add.
+async fn node_exec(
+    ctx: &JobContext,
+    run: &mut Running<'_>,
+    id: &str,
+    hostname: &str,
+    labels: &BTreeMap<String, String>,
+) {
+    if ctx.cancel.is_cancelled() {
+        return;
+    }
+    let (policy, diagnostics) = node_policy(labels, &ctx.defaults, &ctx.prefixes);
+    let Some(exec) = policy.and_then(|p| p.exec) else {
+        if let Some(d) = diagnostics.iter().find(|d| d.key.ends_with("clean.exec")) {
+            run.push_now("exec", Status::Failed, format!("{}: {}", d.key, d.message));
+        }
+        return;
+    };
+    let view = TargetLabels::resolve(labels, &ctx.prefixes);
+    let source = match view.get("clean.exec.timeout") {
+        Some((key, _)) => format!("label {key}"),
+        None => "the default".to_owned(),
+    };
+    let budget = Budget::new(exec.timeout, source);
+    let started = std::time::SystemTime::now();
+    let mut step = Step::start("exec", started);
+    step.node = Some(hostname.to_owned());
+    run.started(&step);
+    let command = crate::helper::CommandRun {
+        job: &run.job.id.clone(),
+        action: Action::CleanNode.as_str(),
+        target: LockTarget::Node(id.to_owned()).label(),
+        node_id: id,
+        node_name: hostname,
+        image: &exec.image,
+        argv: vec![exec.shell.clone(), "-c".to_owned(), exec.command.clone()],
+        volumes: &[],
+        read_write: false,
+        timeout: budget.timeout,
+    };
+    match crate::helper::run_command_helper(&ctx.client, &ctx.helpers, &command, &ctx.cancel).await {
+        Ok(said) => {
+            step.finish(Status::Succeeded, std::time::SystemTime::now(), None);
+            step.output_tail = (!said.is_empty()).then_some(said);
+            run.push(step);
+        }
+        Err(e) => run.helper_failed("exec", hostname, started, &e),
+    }
 }
 
 #[cfg(test)]

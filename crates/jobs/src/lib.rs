@@ -55,7 +55,7 @@ pub use crate::backup::{
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
-pub use crate::compat::{CompatError, label_prefixes};
+pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
 pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, helper_image, own_service_image,
     remove_job_helpers,

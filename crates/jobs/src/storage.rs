@@ -528,6 +528,9 @@ pub(crate) fn read_credential(
     env.get(name).map(Secret::new).ok_or_else(|| format!("the variable {name} is not set"))
 }
 
+/// `SWARM_UTILS_S3_RETENTION_DAYS` when it is not set, as seed 002's table says.
+pub(crate) const SEED_RETENTION_DAYS: u32 = 5;
+
 /// The seed's implicit target: `SWARM_UTILS_S3_*` variables, overridden by a service's
 /// `backup.volume-list-upload.s3.*` labels.
 fn seed_target(
@@ -595,7 +598,9 @@ fn seed_target(
     let retention_days = match labels.retention_days {
         Some(days) => Some(days),
         None => match var("RETENTION_DAYS") {
-            None => None,
+            // The seed's table gives 5 as the variable's default: a migrated cluster keeps
+            // the retention it had.
+            None => Some(SEED_RETENTION_DAYS),
             Some(v) => Some(v.replace('_', "").parse().map_err(|_| StorageError::Config {
                 origin: "the environment".into(),
                 key: "SWARM_UTILS_S3_RETENTION_DAYS".into(),
@@ -1040,6 +1045,12 @@ mod tests {
         let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
         let TargetKind::S3(s3) = targets.for_service(&p).unwrap().kind else { panic!("not s3") };
         assert_eq!((s3.bucket.as_str(), s3.access_key_id.expose()), ("other", "AK2"));
+
+        // Without the variable, the seed's default of 5 days, not "keep all".
+        let unset: Vec<_> =
+            vars.iter().copied().filter(|(k, _)| *k != "SWARM_UTILS_S3_RETENTION_DAYS").collect();
+        let seed = load("{}", &unset).unwrap().for_service(&policy(None)).unwrap();
+        assert_eq!(seed.retention_days, Some(SEED_RETENTION_DAYS));
 
         let err = load("{}", &[("SWARM_UTILS_S3_URL", "h")]).unwrap_err().to_string();
         assert!(err.contains("SWARM_UTILS_S3_BUCKET"), "{err}");

@@ -271,10 +271,25 @@ pub struct NodeCleanPolicy {
     pub image: PruneStep,
     /// `clean.builder.*`.
     pub builder: PruneStep,
-    /// A command run on the node after the prunes (`clean.exec`).
-    pub exec: Option<String>,
+    /// A command run on the node after the prunes (`clean.exec`), in a helper of the image
+    /// `clean.exec.image`, through `shell -c`. `None` when it is not set, or set without its
+    /// image (an error diagnostic says so).
+    pub exec: Option<NodeExec>,
     /// When cron cleans this node (`clean.schedule`), over the global schedule.
     pub schedule: Option<crate::Timing>,
+}
+
+/// A node's `clean.exec`: what runs, in which image, with which shell and timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeExec {
+    /// The command (`clean.exec`).
+    pub command: String,
+    /// The helper's image (`clean.exec.image`), which holds the shell.
+    pub image: String,
+    /// The shell (`clean.exec.shell`, default the clean shell).
+    pub shell: String,
+    /// Its timeout (`clean.exec.timeout`, default the clean exec timeout).
+    pub timeout: Duration,
 }
 
 const SERVICE_KEYS: &[&str] = &[
@@ -325,6 +340,9 @@ const NODE_KEYS: &[&str] = &[
     "clean.schedule",
     "clean.token",
     "clean.exec",
+    "clean.exec.image",
+    "clean.exec.shell",
+    "clean.exec.timeout",
     "clean.image.enable",
     "clean.image.timeout",
     "clean.builder.enable",
@@ -578,6 +596,9 @@ pub fn service_policy(
     (ServicePolicy { clean, backup, update }, r.diagnostics)
 }
 
+/// Why a global service with `backup.stop=true` is backed up while it runs.
+pub const GLOBAL_NOT_STOPPED: &str = "stop works only on replicated services: this global service is backed up while it runs, as seed 002 does";
+
 /// `backup.*` of a service (`on_node` false) or a node: `None` without `backup.enable=true`.
 /// A node has no replicas to stop (`backup.stop` is not one of its labels), and its
 /// `backup.exec` runs in a helper of the image `backup.exec.image`, which it then needs.
@@ -592,8 +613,15 @@ fn backup_policy(
     }
     let mut stop = r.bool("backup.stop", false);
     if stop && global {
+        // Seed 002 backs a global service up without stopping it; so does dockhand, saying
+        // so here (in `plan`) and as a skipped step in the job.
         let (key, value) = r.get("backup.stop").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
-        r.error(&key, value, "stop works only on replicated services; this one is global".to_owned());
+        r.diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            key,
+            value: value.to_owned(),
+            message: GLOBAL_NOT_STOPPED.to_owned(),
+        });
         stop = false;
     }
     let mut volumes = Vec::new();
@@ -688,11 +716,27 @@ pub fn node_policy(
         let container = step("container", defaults.clean_node_container_timeout);
         let image = step("image", defaults.clean_node_image_timeout);
         let builder = step("builder", defaults.clean_node_builder_timeout);
+        let shell = r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone());
+        let timeout = r.duration("clean.exec.timeout", defaults.clean_exec_timeout);
+        let exec = match (r.text("clean.exec"), r.text("clean.exec.image")) {
+            (Some(command), Some(image)) => Some(NodeExec { command, image, shell, timeout }),
+            (Some(_), None) => {
+                let (key, value) = r.get("clean.exec").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
+                let image_key = key.replace("clean.exec", "clean.exec.image");
+                r.error(
+                    &key,
+                    value,
+                    format!("a node's clean.exec runs in a helper container: name its image (with the shell) in {image_key}"),
+                );
+                None
+            }
+            (None, _) => None,
+        };
         Some(NodeCleanPolicy {
             container,
             image,
             builder,
-            exec: r.text("clean.exec"),
+            exec,
             schedule: r.timing("clean.schedule", defaults.label_min_interval),
         })
     } else {

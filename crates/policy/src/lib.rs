@@ -29,9 +29,9 @@ pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
 pub use crate::labels::{
-    BackupPolicy, CleanPolicy, Diagnostic, LabelPrefixes, MAX_TIMEOUT, NodeCleanPolicy, PruneStep, S3Labels,
-    ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_backup_policy, node_policy, service_policy,
-    valid_volume_name,
+    BackupPolicy, CleanPolicy, Diagnostic, GLOBAL_NOT_STOPPED, LabelPrefixes, MAX_TIMEOUT, NodeCleanPolicy,
+    NodeExec, PruneStep, S3Labels, ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_backup_policy,
+    node_policy, service_policy, valid_volume_name,
 };
 pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};

@@ -122,8 +122,8 @@ fn every_diagnostic_names_key_value_and_why() {
             &[("dockhand.backup.enable", "true"), ("dockhand.backup.stop", "true")],
             true,
             "dockhand.backup.stop",
-            Severity::Error,
-            "only on replicated services",
+            Severity::Warning,
+            "backed up while it runs",
         ),
         (
             &[
@@ -265,7 +265,9 @@ fn node_labels() {
             ("dockhand.clean.enable", "true"),
             ("dockhand.clean.image.enable", "false"),
             ("dockhand.clean.builder.timeout", "5m"),
-            ("dockhand.clean.exec", "journalctl --vacuum-time=7d"),
+            ("dockhand.clean.exec", "find /tmp -mtime +7 -delete"),
+            ("dockhand.clean.exec.image", "busybox:1.36"),
+            ("dockhand.clean.exec.timeout", "90s"),
         ]),
         &d,
         &LabelPrefixes::default(),
@@ -277,7 +279,15 @@ fn node_labels() {
         (p.builder.timeout, p.container.timeout),
         (Duration::from_secs(300), d.clean_node_container_timeout)
     );
-    assert_eq!(p.exec.as_deref(), Some("journalctl --vacuum-time=7d"));
+    let exec = p.exec.expect("clean.exec with its image");
+    assert_eq!(
+        (exec.command.as_str(), exec.image.as_str(), exec.shell.as_str(), exec.timeout),
+        ("find /tmp -mtime +7 -delete", "busybox:1.36", d.clean_exec_shell.as_str(), Duration::from_secs(90))
+    );
+    // Without its image, the exec cannot run: an error naming the label to add.
+    let (p, diags) = node_policy(&labels(&[("dockhand.clean.exec", "true")]), &d, &LabelPrefixes::default());
+    assert!(p.unwrap().exec.is_none());
+    assert!(diags[0].message.contains("dockhand.clean.exec.image"), "{}", diags[0]);
     let (all, _) = node_policy(&labels(&[]), &d, &LabelPrefixes::default());
     let all = all.expect("a node without labels is cleaned, as in the seed");
     assert!(all.container.enabled && all.image.enabled && all.builder.enabled);

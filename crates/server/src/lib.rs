@@ -145,6 +145,7 @@ pub struct Server {
     scheduler: Arc<dockhand_jobs::Scheduler>,
     settings: Settings,
     warnings: Vec<String>,
+    notes: Vec<String>,
     /// What the log masks: every known secret.
     redactor: Arc<dockhand_policy::Redactor>,
     /// HTTPS, when configured.
@@ -287,12 +288,18 @@ impl Server {
             streams: crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT),
             ready: tokio::sync::Mutex::new(None),
         });
-        Ok(Self { app, scheduler, settings, warnings, redactor, tls })
+        let notes = config.notes.clone();
+        Ok(Self { app, scheduler, settings, warnings, notes, redactor, tls })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// What to say at start: choices made for the operator, with their reason.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The writer the log goes through: the admin tokens and secret-looking patterns are

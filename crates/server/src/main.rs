@@ -93,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(server.log_writer())
         .init();
+    for note in server.notes() {
+        tracing::info!("{note}");
+    }
     for warning in server.warnings() {
         tracing::warn!("{warning}");
     }

@@ -87,7 +87,7 @@ mod tests {
         let served: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
         assert!(
             file == served,
-            "{} is not the document the server serves: run `cargo xtask openapi` and commit it",
+            "{} is not the document the server serves: run `cargo run -p dockhand-server -- --openapi > docs/openapi.yaml` and commit it",
             path.display()
         );
     }

@@ -896,7 +896,8 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid_field(field, "is required"))
 }
 
-/// The seed's `POST /api/update/service`: `{token, serviceName, image, isForce, isRegistryAuth}`.
+/// The seed's `POST /api/update/service`: `{token, serviceName, image, isForce, isRegistryAuth}`;
+/// without `image`, the service's current tag is deployed again.
 #[utoipa::path(post, path = "/api/update/service", tag = "seed", params(SeedQuery),
     request_body = SeedServiceBody,
     responses((status = 200, body = SeedOk), (status = 202, body = Accepted),
@@ -914,8 +915,12 @@ pub(crate) async fn seed_update(
     let prepared = async {
         let (q, body) = seed_body::<SeedServiceBody>(q, body).await?;
         let name = required(body.service_name.clone(), "serviceName")?;
-        let image = required(body.image.clone(), "image")?;
-        check_image("image", &image)?;
+        // Optional, as in the seed's own code: without it the service is deployed again
+        // with its current tag (forced with `isForce: true`).
+        let image = body.image.clone().filter(|i| !i.is_empty());
+        if let Some(image) = &image {
+            check_image("image", image)?;
+        }
         Ok::<_, ApiError>((q, body, name, image))
     };
     let (q, body, name, image) = match prepared.await {
@@ -926,7 +931,7 @@ pub(crate) async fn seed_update(
         service_ask(&headers, ip, name, dockhand_policy::Action::Update, seed_wait(body.wait_res, &q));
     ask.token = body.token.or(ask.token);
     ask.field = "serviceName";
-    let request = UpdateRequest::new(Some(image)).with_force(body.is_force.unwrap_or(false));
+    let request = UpdateRequest::new(image).with_force(body.is_force.unwrap_or(false));
     run(&app, ask, Form::Seed, update_work(Arc::clone(&app.registries), request)).await
 }
 

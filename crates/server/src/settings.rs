@@ -91,6 +91,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<dockhand_jobs::Webhook>,
     /// Warnings to log at start (unsafe but accepted settings).
     pub warnings: Vec<String>,
+    /// Choices to log at start, with their reason (which labels are read, and why).
+    pub notes: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -204,6 +206,13 @@ impl ServerConfig {
             );
             add(split_tokens(list).collect(), "SWARM_UTILS_ADMIN_TOKEN_LIST", &mut config);
         }
+        if env.get("SWARM_UTILS_DOCKER_CLI_IMAGE_NAME").is_some() {
+            config.warnings.push(
+                "SWARM_UTILS_DOCKER_CLI_IMAGE_NAME is ignored: helpers run dockhand's own image, pinned by \
+                 digest (inside a swarm service, the image this server runs; else DOCKHAND_HELPER_IMAGE)"
+                    .to_owned(),
+            );
+        }
         for (i, raw) in raw.oidc.into_iter().enumerate() {
             let key = format!("server.oidc[{i}]");
             let issuer = raw.issuer.trim().trim_end_matches('/').to_owned();
@@ -260,8 +269,18 @@ impl ServerConfig {
             .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
         config.webhooks = webhooks;
         config.warnings.extend(warnings);
-        config.prefixes = dockhand_jobs::label_prefixes(file)
-            .map_err(|e| key_error("labels.compat", format!("{:?}: must be swarm-utils or none", e.value)))?;
+        let compat = dockhand_jobs::compat_choice(file, env).map_err(|e| SettingsError::Key {
+            origin: e.origin,
+            key: "labels.compat".to_owned(),
+            detail: format!("{:?}: must be swarm-utils or none", e.value),
+        })?;
+        config.prefixes = compat.prefixes;
+        config.notes.extend(file.notes().iter().cloned());
+        config.notes.push(format!(
+            "labels read: {}* ({})",
+            config.prefixes.as_slice().join("* and "),
+            compat.why
+        ));
         Ok(config)
     }
 }

@@ -509,6 +509,49 @@ async fn abuse_gets_the_documented_answers_and_never_a_5xx() {
     server.assert_no_leaks(&[ADMIN, "tok-abuse-5e"]);
 }
 
+/// An operator swaps the seed's image for dockhand's and keeps its environment and labels,
+/// with no configuration file: the seed's labels are read because a `SWARM_UTILS_*`
+/// variable is set (the log says so), and the seed's update without `image` deploys the
+/// service's current image again. `DOCKHAND_LABELS_COMPAT=none` turns the seed's labels off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seeds_environment_alone_reads_its_labels_and_an_update_needs_no_image() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (web, _guard) = service(
+        &s,
+        "srv-migrate",
+        &[("swarm-utils.update.enable", "true"), ("swarm-utils.update.token", "tok-migrate-5c")],
+    )
+    .await;
+    let before = s.manager().service(&web).await.unwrap();
+    let seed = format!(r#"{{"token":"tok-migrate-5c","serviceName":"{web}","isForce":true}}"#);
+    let env = [("SWARM_UTILS_LOCK_TIMEOUT", "10000")];
+    let server = Server::start(s.manager_url(), "{}\n", &env).await;
+    assert!(
+        server.log().contains("labels read: dockhand.* and swarm-utils.* (SWARM_UTILS_LOCK_TIMEOUT is set"),
+        "{}",
+        server.log()
+    );
+    let (status, answer) = server.post("/api/update/service", None, &seed).await;
+    assert_eq!(status, 200, "{answer}\n{}", server.log());
+    assert_eq!(answer["job"]["status"], "succeeded", "{answer}");
+    let after = s.manager().service(&web).await.unwrap();
+    let image = |svc: &dockhand_engine::Service| svc.spec.task_template.container_spec.image.clone();
+    assert!(image(&after).starts_with(BUSYBOX_IMAGE), "the current image, again: {}", image(&after));
+    assert!(after.version.index > before.version.index, "forced: the service was updated");
+    server.assert_no_leaks(&[ADMIN, "tok-migrate-5c"]);
+
+    let off = [("SWARM_UTILS_LOCK_TIMEOUT", "10000"), ("DOCKHAND_LABELS_COMPAT", "none")];
+    let server = Server::start(s.manager_url(), "{}\n", &off).await;
+    assert!(
+        server.log().contains("labels read: dockhand.* (DOCKHAND_LABELS_COMPAT=none)"),
+        "{}",
+        server.log()
+    );
+    let (status, answer) = server.post("/api/update/service", None, &seed).await;
+    assert_eq!(status, 403, "the seed's labels are not read: {answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_seeds_routes_answer_in_its_form_and_sigterm_leaves_nothing_behind() {
     let s = dockhand_e2e::swarm().await;

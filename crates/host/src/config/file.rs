@@ -34,6 +34,7 @@ impl std::fmt::Display for Origin {
 pub struct ConfigFile {
     root: Dict,
     origin: Origin,
+    notes: Vec<String>,
 }
 
 impl ConfigFile {
@@ -50,7 +51,9 @@ impl ConfigFile {
             }
             None => default_path(env).filter(|p| p.is_file()),
         };
-        let Some(path) = file else { return Ok(Self { root: Dict::new(), origin: Origin::Defaults }) };
+        let Some(path) = file else {
+            return Ok(Self { root: Dict::new(), origin: Origin::Defaults, notes: Vec::new() });
+        };
         std::fs::File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
         let toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
         let figment = if toml {
@@ -59,7 +62,7 @@ impl ConfigFile {
             figment::Figment::from(Yaml::file(&path))
         };
         let origin = Origin::File(path);
-        Ok(Self { root: extract(figment, &origin.to_string())?, origin })
+        Self::rooted(extract(figment, &origin.to_string())?, origin)
     }
 
     /// Configuration text (YAML, or TOML when `toml` is set), as a file would be read.
@@ -70,7 +73,41 @@ impl ConfigFile {
         } else {
             figment::Figment::from(Yaml::string(text))
         };
-        Ok(Self { root: extract(figment, &origin.to_string())?, origin })
+        Self::rooted(extract(figment, &origin.to_string())?, origin)
+    }
+
+    /// A file whose keys sit under seed 000's `xsvacer:` root (a whole `svacer.cfg` pasted
+    /// in) is read as if they were at the top, with a note that the root is no longer
+    /// needed. A key both under the root and beside it is an error naming both.
+    fn rooted(mut root: Dict, origin: Origin) -> Result<Self, Error> {
+        let mut notes = Vec::new();
+        let seed_root = root.keys().find(|k| k.eq_ignore_ascii_case(SEED_ROOT)).cloned();
+        if let Some(key) = seed_root {
+            if let Some(Value::Dict(_, inner)) = root.get(&key).cloned() {
+                root.remove(&key);
+                for (k, v) in inner {
+                    if find_key(&root, &k).is_some() {
+                        return Err(Error::Invalid(vec![ConfigError::new(
+                            origin.to_string(),
+                            format!("{key}.{k}"),
+                            format!(
+                                "`{k}` is both under `{key}:` and at the top: keep one (`{key}:` is no longer needed)"
+                            ),
+                        )]));
+                    }
+                    root.insert(k, v);
+                }
+                notes.push(format!(
+                    "{origin}: the keys under seed 000's root `{key}:` are read as if they were at the top; the root is no longer needed"
+                ));
+            }
+        }
+        Ok(Self { root, origin, notes })
+    }
+
+    /// What reading it noticed and the user may want to know (a seed's root unwrapped).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Where it came from.
@@ -111,6 +148,9 @@ fn extract(figment: figment::Figment, origin: &str) -> Result<Dict, Error> {
     figment.extract().map_err(|e| Error::Parse { origin: origin.to_owned(), source: Box::new(e) })
 }
 
+/// Seed 000's configuration root (`svacer.cfg`: `xsvacer: docker: hosts: ...`).
+const SEED_ROOT: &str = "xsvacer";
+
 /// The entry `name` of `dict`, matched case-insensitively.
 pub(crate) fn find_key<'a>(dict: &'a Dict, name: &str) -> Option<&'a Value> {
     dict.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
@@ -134,4 +174,26 @@ pub fn default_path(env: &Environment) -> Option<PathBuf> {
         None => Path::new(env.get("HOME")?).join(".config"),
     };
     Some(base.join("dockhand").join("dockhand.yaml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_seed_config_under_its_xsvacer_root_is_read_with_a_note() {
+        let seed = "xsvacer:\n  docker:\n    hosts:\n      remote1:\n        type: remote\n        host: ssh://u@h\n";
+        let file = ConfigFile::parse(seed, false).expect("it parses");
+        assert!(file.get("docker.hosts.remote1.host").is_some(), "the hosts are read from under the root");
+        assert_eq!(file.notes().len(), 1);
+        assert!(file.notes()[0].contains("`xsvacer:`") && file.notes()[0].contains("no longer needed"));
+        let plain = ConfigFile::parse("docker:\n  hosts: {}\n", false).expect("it parses");
+        assert!(plain.notes().is_empty());
+    }
+
+    #[test]
+    fn a_key_under_the_seed_root_and_beside_it_is_an_error_naming_both() {
+        let err = ConfigFile::parse("xsvacer:\n  docker: {}\ndocker: {}\n", false).unwrap_err().to_string();
+        assert!(err.contains("xsvacer.docker") && err.contains("keep one"), "{err}");
+    }
 }
