@@ -31,6 +31,27 @@ pub(crate) fn registry(global: &Global) -> anyhow::Result<HostRegistry> {
     })
 }
 
+/// The registry the command connects through, kept for the whole process: a managed
+/// engine it starts on demand (`--host-id`) lives as long as the command, not as long as a
+/// statement (its spawner thread and parent-death signal go with the registry), and is
+/// stopped in stages by [`stop_started_hosts`] when the command ends.
+static CONNECTED: std::sync::OnceLock<HostRegistry> = std::sync::OnceLock::new();
+
+fn connected_registry(global: &Global) -> anyhow::Result<&'static HostRegistry> {
+    if CONNECTED.get().is_none() {
+        let _ = CONNECTED.set(registry(global)?);
+    }
+    CONNECTED.get().ok_or_else(|| anyhow::anyhow!("the host registry could not be kept"))
+}
+
+/// Stops the managed engines the command started, once it is done: nothing is left behind.
+pub(crate) async fn stop_started_hosts() -> anyhow::Result<()> {
+    if let Some(registry) = CONNECTED.get() {
+        registry.shutdown().await?;
+    }
+    Ok(())
+}
+
 /// The storage targets of the configuration, with `local` under
 /// `$XDG_DATA_HOME/dockhand/backups`.
 pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::StorageTargets> {
@@ -162,7 +183,7 @@ pub(crate) fn choice(global: &Global) -> EngineChoice {
 /// The client for the engine the flags name. On a swarm manager, services that a stopped
 /// backup or restore left scaled down are brought back first ([`reconcile`]), and logged.
 pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
-    let client = registry(global)?.connect_to(&choice(global)).await?;
+    let client = connected_registry(global)?.connect_to(&choice(global)).await?;
     for note in reconcile(&client).await {
         tracing::warn!("{note}");
     }

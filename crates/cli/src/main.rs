@@ -42,38 +42,47 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        match args.command {
-            Command::Engine(cmd) => engine::run(&args.global, cmd).await,
-            Command::Services(cmd) => swarm::services(&args.global, cmd).await,
-            Command::Nodes(cmd) => swarm::nodes(&args.global, cmd).await,
-            Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
-            Command::Exec(cmd) => exec::run(&args.global, cmd).await,
-            Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
-            Command::Host(cmd) => hosts::host(&args.global, cmd).await,
-            Command::Config(cmd) => hosts::config(&args.global, cmd),
-            Command::Token(args::TokenCommand::Hash) => token::hash(),
-            Command::Locks(cmd) => locks::run(&args.global, cmd).await,
-            Command::Clean(cmd) => clean::run(&args.global, cmd).await,
-            Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
-            Command::Plan => jobs::plan(&args.global).await,
-            Command::Volumes(args::VolumesCommand::Move { volume, from, to, service, jobs }) => {
-                let mut request = dockhand_jobs::MoveRequest::new(volume, from, to);
-                if let Some(service) = service {
-                    request = request.with_service(service);
-                }
-                backup::move_volume(&args.global, &jobs, &request).await
-            }
-            Command::Volumes(args::VolumesCommand::Unused { jobs }) => {
-                jobs::unused_volumes(&args.global, &jobs).await
-            }
-            Command::Storage(cmd) => storage::run(&args.global, cmd).await,
-            Command::Backup(cmd) => backup::backup(&args.global, cmd).await,
-            Command::Backups(cmd) => backup::list(&args.global, cmd).await,
-            Command::Restore(cmd) => backup::restore(&args.global, cmd).await,
-            Command::Update(cmd) => update::run(&args.global, cmd).await,
-            Command::Agent { args: agent_args } => agent::run(&agent_args).await,
+        let result = command(args).await;
+        // A managed engine started for this command stops with it, whatever it did.
+        if let Err(e) = context::stop_started_hosts().await {
+            output::warning(&format!("cannot stop the managed engine this command started: {e:#}"));
         }
+        result
     })
+}
+
+async fn command(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Engine(cmd) => engine::run(&args.global, cmd).await,
+        Command::Services(cmd) => swarm::services(&args.global, cmd).await,
+        Command::Nodes(cmd) => swarm::nodes(&args.global, cmd).await,
+        Command::Tasks(cmd) => swarm::tasks(&args.global, cmd).await,
+        Command::Exec(cmd) => exec::run(&args.global, cmd).await,
+        Command::Hosts(cmd) => hosts::run(&args.global, cmd).await,
+        Command::Host(cmd) => hosts::host(&args.global, cmd).await,
+        Command::Config(cmd) => hosts::config(&args.global, cmd),
+        Command::Token(args::TokenCommand::Hash) => token::hash(),
+        Command::Locks(cmd) => locks::run(&args.global, cmd).await,
+        Command::Clean(cmd) => clean::run(&args.global, cmd).await,
+        Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
+        Command::Plan => jobs::plan(&args.global).await,
+        Command::Volumes(args::VolumesCommand::Move { volume, from, to, service, jobs }) => {
+            let mut request = dockhand_jobs::MoveRequest::new(volume, from, to);
+            if let Some(service) = service {
+                request = request.with_service(service);
+            }
+            backup::move_volume(&args.global, &jobs, &request).await
+        }
+        Command::Volumes(args::VolumesCommand::Unused { jobs }) => {
+            jobs::unused_volumes(&args.global, &jobs).await
+        }
+        Command::Storage(cmd) => storage::run(&args.global, cmd).await,
+        Command::Backup(cmd) => backup::backup(&args.global, cmd).await,
+        Command::Backups(cmd) => backup::list(&args.global, cmd).await,
+        Command::Restore(cmd) => backup::restore(&args.global, cmd).await,
+        Command::Update(cmd) => update::run(&args.global, cmd).await,
+        Command::Agent { args: agent_args } => agent::run(&agent_args).await,
+    }
 }
 
 /// Logs go to stderr; `DOCKHAND_LOG` takes a `tracing` filter, `-v` raises the default.

@@ -528,6 +528,33 @@ fn a_seed_config_under_its_xsvacer_root_is_read_with_a_note() {
     );
 }
 
+/// `--host-id` names a managed host whose engine is down, the way a user runs it: each
+/// command starts the engine, gets its answer from it, and leaves nothing behind when it
+/// ends. (Before, the engine was stopped at once: the registry that started it was dropped
+/// at the end of the statement that connected, and its parent-death signal went off.)
+#[tokio::test]
+async fn a_command_on_a_managed_host_starts_its_engine_answers_and_leaves_nothing() {
+    dockhand_e2e::engine().await;
+    let dir = tempfile::Builder::new().prefix("dhcmd").tempdir_in("/tmp").unwrap();
+    let config = dir.path().join("dockhand.yaml");
+    std::fs::write(&config, dockhand_e2e::managed_dockerd_yaml(dir.path(), "ondemand")).unwrap();
+    let data_root = dir.path().join("data").display().to_string();
+    // Twice each: a second command starts the engine again, after the first left nothing.
+    for args in [&["engine", "info", "--json"][..], &["engine", "ping"], &["engine", "info", "--json"]] {
+        let mut all = vec!["--config", config.to_str().unwrap(), "--host-id", "ondemand"];
+        all.extend_from_slice(args);
+        let out = dockhand(&all, &[]);
+        assert!(out.status.success(), "{args:?}: {}\n{}", stdout(&out), stderr(&out));
+        if args.contains(&"info") {
+            assert!(stdout(&out).contains(&data_root), "the managed engine answered: {}", stdout(&out));
+        }
+        let left = dockhand_e2e::processes_naming(dir.path());
+        assert!(left.is_empty(), "{args:?}: the engine outlived the command: {left:?}\n{}", stderr(&out));
+        let mounts = dockhand_e2e::mounts_naming(dir.path());
+        assert!(mounts.is_empty(), "{args:?}: mounts left: {mounts:?}");
+    }
+}
+
 /// Seed 000's known problem, as trials: `dockhand host run` is SIGKILLed at pseudo-random
 /// moments (before the engine is ready, while it runs, while it stops). After each, no
 /// engine may outlive its supervisor (the parent-death signal stops it), and the next run

@@ -172,6 +172,38 @@ impl HostRegistry {
         if failed.is_empty() { Ok(host) } else { Err(Error::Preflight { id: id.to_owned(), failed }) }
     }
 
+    /// Keeps every managed engine this registry started alive until `shutdown` completes,
+    /// with the liveness checks and restarts of `dockhand host run` ([`Supervisor::supervise`]),
+    /// then stops each in stages. With none started (the engine already answered), it only
+    /// waits for `shutdown`. The first error of a supervision that gave up is returned.
+    pub async fn supervise(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        let supervisors: Vec<Arc<Supervisor>> = self.started.lock().await.values().cloned().collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut running = tokio::task::JoinSet::new();
+        for supervisor in supervisors {
+            let mut stopped = stopped.clone();
+            running.spawn(async move {
+                let until = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let result = supervisor.supervise(until).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "the supervision of a managed engine stopped");
+                }
+                result
+            });
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        let mut first_error = None;
+        while let Some(done) = running.join_next().await {
+            if let Ok(Err(e)) = done {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Stops, in stages, the managed engines this registry started.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let supervisors: Vec<_> = self.started.lock().await.drain().map(|(_, s)| s).collect();

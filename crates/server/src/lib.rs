@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod routes;
 mod settings;
+mod status;
 mod tls;
 
 use std::convert::Infallible;
@@ -150,6 +151,9 @@ pub struct Server {
     redactor: Arc<dockhand_policy::Redactor>,
     /// HTTPS, when configured.
     tls: Option<Arc<crate::tls::Reloading>>,
+    /// The registry the engine was reached through: a managed engine it started lives and
+    /// is supervised as long as the server ([`HostRegistry::supervise`]).
+    hosts: Arc<HostRegistry>,
 }
 
 impl Server {
@@ -179,7 +183,8 @@ impl Server {
             &config.webhooks,
             config.admin_tokens.iter().cloned().chain(store_settings.secret()),
         ));
-        let client = HostRegistry::new(hosts, env).connect_to(&choice).await?;
+        let hosts = Arc::new(HostRegistry::new(hosts, env));
+        let client = hosts.connect_to(&choice).await?;
         let store = store_settings.open().await?;
         let host = dockhand_jobs::local_hostname();
         let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
@@ -289,7 +294,7 @@ impl Server {
             ready: tokio::sync::Mutex::new(None),
         });
         let notes = config.notes.clone();
-        Ok(Self { app, scheduler, settings, warnings, notes, redactor, tls })
+        Ok(Self { app, scheduler, settings, warnings, notes, redactor, tls, hosts })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
@@ -339,6 +344,13 @@ impl Server {
             async move { dispatcher.renew_leases().await }
         });
         let reaper = tokio::spawn(reap(Arc::clone(&self.app)));
+        // A managed engine started for the server: liveness checks and restarts for its
+        // whole life, stopped in stages after the jobs.
+        let engine_stop = tokio_util::sync::CancellationToken::new();
+        let supervision = tokio::spawn({
+            let (hosts, stop) = (Arc::clone(&self.hosts), engine_stop.clone());
+            async move { hosts.supervise(stop.cancelled_owned()).await }
+        });
         let cron_stop = tokio_util::sync::CancellationToken::new();
         let launcher = Arc::new(crate::dispatch::CronLauncher(Arc::clone(&self.app.dispatcher)));
         let cron = tokio::spawn(Arc::clone(&self.scheduler).run(launcher, cron_stop.clone()));
@@ -438,6 +450,10 @@ impl Server {
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}: closed");
         }
+        engine_stop.cancel();
+        if let Ok(Err(e)) = supervision.await {
+            tracing::error!(error = %e, "the managed engine did not stop cleanly");
+        }
         tracing::info!("stopped");
     }
 }
@@ -528,6 +544,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{id}/events", get(r::job_events))
         .route("/v1/services", get(r::list_services))
         .route("/v1/nodes", get(r::list_nodes))
+        .route("/v1/services/{service}/status", get(crate::status::service_status))
+        .route("/v1/nodes/{node}/status", get(crate::status::node_status))
         .route("/api/update/service", post(r::seed_update))
         .route("/api/clean/service", post(r::seed_clean_service))
         .route("/api/backup/service", post(r::seed_backup_service))

@@ -43,6 +43,8 @@ impl Modify for Bearer {
         crate::routes::job_events,
         crate::routes::list_services,
         crate::routes::list_nodes,
+        crate::status::service_status,
+        crate::status::node_status,
         crate::routes::seed_update,
         crate::routes::seed_clean_service,
         crate::routes::seed_backup_service,
@@ -54,7 +56,7 @@ impl Modify for Bearer {
     ),
     components(schemas(
         ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, EmptyBody, SeedServiceBody,
-        SeedNodeBody
+        SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob
     )),
     modifiers(&Bearer)
 )]

@@ -66,7 +66,7 @@ impl std::fmt::Debug for App {
     }
 }
 
-type Shared = Arc<App>;
+pub(crate) type Shared = Arc<App>;
 
 // ---------------------------------------------------------------------------------------
 // Request pieces.
@@ -249,7 +249,7 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// The bearer token of `Authorization`, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
@@ -326,7 +326,7 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
-fn path_param(p: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
+pub(crate) fn path_param(p: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
     p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(format!("{field}: {}", e.body_text())))
 }
 
@@ -354,13 +354,13 @@ fn valid_name(name: &str, max: usize) -> bool {
 
 /// The target a request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Service,
     Node,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Service => "service",
             Self::Node => "node",
@@ -370,22 +370,22 @@ impl Kind {
 
 /// A target as looked up: ID, name, labels.
 #[derive(Debug)]
-struct Found {
-    id: String,
-    name: String,
-    labels: BTreeMap<String, String>,
+pub(crate) struct Found {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// The same answer for "no such target" and "not allowed", for a caller who is not an
 /// admin: nothing tells one from the other.
-fn denied(verb: &str, kind: Kind, name: &str) -> ApiError {
+pub(crate) fn denied(verb: &str, kind: Kind, name: &str) -> ApiError {
     ApiError::forbidden(format!("not allowed: this credential may not {verb} {} {name:?}", kind.as_str()))
 }
 
 /// The target `name` of `kind`, or `None`. An ambiguous node hostname is an error only when
 /// `reveal` (an admin asks): to anyone else it is no target, so that node IDs never go to a
 /// caller before authorization (R3-15).
-async fn look_up(
+pub(crate) async fn look_up(
     app: &App,
     kind: Kind,
     name: &str,
@@ -501,12 +501,12 @@ async fn act(app: &Shared, ask: Ask<'_>, make: impl FnOnce(String) -> Work) -> R
 
 /// A credential that was refused counts against its client in the throttle and in the
 /// metrics, on every route that checks one (R3-06).
-fn failed_credential(app: &App, client: IpAddr) {
+pub(crate) fn failed_credential(app: &App, client: IpAddr) {
     app.gate.throttle.fail(client);
     app.metrics.auth_failure();
 }
 
-async fn identify(app: &App, token: Option<&str>, client: IpAddr) -> Result<Caller, ApiError> {
+pub(crate) async fn identify(app: &App, token: Option<&str>, client: IpAddr) -> Result<Caller, ApiError> {
     app.gate.identify(token, client).await.inspect_err(|e| {
         if e.status == StatusCode::UNAUTHORIZED {
             app.metrics.auth_failure();

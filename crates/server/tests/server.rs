@@ -509,6 +509,68 @@ async fn abuse_gets_the_documented_answers_and_never_a_5xx() {
     server.assert_no_leaks(&[ADMIN, "tok-abuse-5e"]);
 }
 
+/// A service's and a node's status (seed idea 9.1): what the swarm has now and the last job
+/// of each action, for an admin and for the service's own token, and nothing for anyone
+/// else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_shows_replicas_image_and_the_last_job_of_each_action() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (web, _guard) = service(
+        &s,
+        "srv-status",
+        &[("dockhand.update.enable", "true"), ("dockhand.update.token", "tok-status-1d")],
+    )
+    .await;
+    dockhand_e2e::wait_for_task(s.manager(), &web, "running").await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let path = format!("/v1/services/{web}/status");
+    let (status, before) = server.call("GET", &path, Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["last"]["update-service"], Value::Null, "{before}");
+    let (status, job) = server.post(&format!("/v1/services/{web}/update"), Some(ADMIN), &update_body()).await;
+    assert_eq!(status, 200, "{job}");
+    let (status, after) = server.call("GET", &path, Some("tok-status-1d"), None).await;
+    assert_eq!(status, 200, "the service's own token reads it: {after}");
+    assert_eq!(after["name"], web.as_str());
+    assert_eq!(after["mode"], "replicated");
+    assert_eq!(after["replicas_wanted"], 1);
+    assert!(after["image"].as_str().unwrap().starts_with(BUSYBOX_IMAGE), "{after}");
+    assert_eq!(after["update_state"], "completed", "{after}");
+    assert_eq!(after["last"]["update-service"]["id"], job["id"], "{after}");
+    assert_eq!(after["last"]["update-service"]["status"], "succeeded", "{after}");
+    assert_eq!(after["last"]["clean-service"], Value::Null, "{after}");
+    // Running again once the forced update converged.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, now) = server.call("GET", &path, Some(ADMIN), None).await;
+        if now["replicas_running"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{now}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Nobody else: the same answer as for a service that does not exist.
+    let (status, other) = server.call("GET", &path, Some("tok-not-this-one"), None).await;
+    assert_eq!(status, 403, "{other}");
+    let (status, none) =
+        server.call("GET", "/v1/services/srv-nosuch-x/status", Some("tok-not-this-one"), None).await;
+    assert_eq!(status, 403, "{none}");
+    assert_eq!(
+        other["message"].as_str().unwrap().replace(&web, "X"),
+        none["message"].as_str().unwrap().replace("srv-nosuch-x", "X")
+    );
+    let (status, _) = server.call("GET", "/v1/services/srv-nosuch-x/status", Some(ADMIN), None).await;
+    assert_eq!(status, 404);
+    // A node, for an admin.
+    let manager = dockhand_e2e::node_ids(&s).await[0].1.clone();
+    let (status, node) = server.call("GET", &format!("/v1/nodes/{manager}/status"), Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{node}");
+    assert_eq!((node["hostname"].as_str(), node["role"].as_str()), (Some(manager.as_str()), Some("manager")));
+    assert!(node["last"].as_object().unwrap().contains_key("clean-node"), "{node}");
+    server.assert_no_leaks(&[ADMIN, "tok-status-1d"]);
+}
+
 /// An operator swaps the seed's image for dockhand's and keeps its environment and labels,
 /// with no configuration file: the seed's labels are read because a `SWARM_UTILS_*`
 /// variable is set (the log says so), and the seed's update without `image` deploys the
@@ -634,6 +696,54 @@ async fn the_seeds_routes_answer_in_its_form_and_sigterm_leaves_nothing_behind()
     let text = format!("{}{}", String::from_utf8_lossy(&store), String::from_utf8_lossy(&wal));
     assert!(text.contains(&id), "the cancelled job is recorded");
     server.assert_no_leaks(&["tok-seed-0f", "tok-seed-clean-1", "seed-admin-a1", "seed-admin-b2", ADMIN]);
+}
+
+/// `dockhand-server` on a managed host whose engine is down (`DOCKHAND_HOST_ID`): it starts
+/// the engine and keeps it for its whole life, starting it again when it dies (the liveness
+/// checks of `dockhand host run`), and SIGTERM stops it and leaves nothing. (Before, the
+/// engine was stopped at once: the registry that started it was dropped at the end of the
+/// statement that connected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_on_a_managed_host_keeps_its_engine_alive_and_stops_it_with_itself() {
+    dockhand_e2e::engine().await;
+    let dir = tempfile::Builder::new().prefix("dhsrv").tempdir_in("/tmp").unwrap();
+    let yaml = dockhand_e2e::managed_dockerd_yaml(dir.path(), "managed");
+    let mut server =
+        Server::start(&dockhand_e2e::engine_url(), &yaml, &[("DOCKHAND_HOST_ID", "managed")]).await;
+    let socket = dir.path().join("d.sock");
+    let answers = || async {
+        dockhand_engine::Client::new(dockhand_engine::Endpoint::unix(&socket)).unwrap().ping().await.is_ok()
+    };
+    let pid = || std::fs::read_to_string(dir.path().join("d.pid")).unwrap_or_default().trim().to_owned();
+    // Still there well after the start.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(answers().await, "the engine the server started is gone:\n{}", server.log());
+    let first = pid();
+    assert!(!first.is_empty());
+    // It dies: the server starts it again.
+    let killed = std::process::Command::new("kill").args(["-KILL", &first]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = pid();
+        if !now.is_empty() && now != first && answers().await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the engine was not started again:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(server.log().contains("restarting"), "{}", server.log());
+    // SIGTERM: the server stops, and the engine with it, leaving nothing.
+    let server_pid = server.child.id().unwrap();
+    let term = std::process::Command::new("kill").args(["-TERM", &server_pid.to_string()]).status().unwrap();
+    assert!(term.success());
+    let exit = tokio::time::timeout(Duration::from_secs(120), server.child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", server.log());
+    assert!(!answers().await, "the engine outlived the server");
+    let left = dockhand_e2e::processes_naming(dir.path());
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let mounts = dockhand_e2e::mounts_naming(dir.path());
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
 }
 
 /// The docker CLI on the manager.

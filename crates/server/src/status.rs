@@ -1,0 +1,255 @@
+//! `GET /v1/services/{service}/status` and `GET /v1/nodes/{node}/status` (seed idea 9.1): a
+//! target as the swarm has it now (a service's replicas wanted and running, its image and
+//! the state of its last update; a node's state, availability and role) and the last job of
+//! each of its actions, with its result and times.
+//!
+//! Readable by an admin (a target outside the instance's scope is 404, as one that does not
+//! exist) and by a credential that may run one of the target's actions; any other caller
+//! gets the same 403 whether the target exists or not, counted in the throttle.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use dockhand_engine::Filters;
+use dockhand_jobs::{Action, Job, JobFilter};
+use dockhand_policy::Decision;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::App;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::{
+    ClientIp, Found, Kind, Shared, bearer, denied, failed_credential, identify, look_up, path_param,
+};
+
+/// The last job of one action on a target.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LastJob {
+    /// Its ID (`GET /v1/jobs/{id}` has its steps).
+    pub id: String,
+    /// `running`, `succeeded`, `failed`, `busy`, ...
+    pub status: String,
+    /// When it started (ms since the epoch).
+    pub started_ms: u64,
+    /// When it ended, once it has.
+    pub ended_ms: Option<u64>,
+    /// The first failed step's error, when one failed.
+    pub error: Option<String>,
+}
+
+/// A service now, and the last job of each action.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ServiceStatus {
+    /// Its ID.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `replicated` or `global`.
+    pub mode: String,
+    /// The tasks it should have (none for a global service: one per eligible node).
+    pub replicas_wanted: Option<u64>,
+    /// Its tasks running now.
+    pub replicas_running: usize,
+    /// The image its spec names (`name:tag@sha256:…` once dockhand pinned it).
+    pub image: String,
+    /// The state of its last update or rollback (`updating`, `completed`,
+    /// `rollback_completed`, `paused`, ...), if it had one.
+    pub update_state: Option<String>,
+    /// The engine's words on that update.
+    pub update_message: Option<String>,
+    /// `clean-service`, `backup-service` and `update-service`: the last job of each, or null.
+    #[schema(value_type = Object)]
+    pub last: BTreeMap<String, Option<LastJob>>,
+}
+
+/// A node now, and the last job of each action.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NodeStatus {
+    /// Its ID.
+    pub id: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `ready`, `down`, ...
+    pub state: String,
+    /// `clean-node` and `backup-node`: the last job of each, or null.
+    #[schema(value_type = Object)]
+    pub last: BTreeMap<String, Option<LastJob>>,
+}
+
+/// A service's status.
+#[utoipa::path(get, path = "/v1/services/{service}/status", tag = "swarm",
+    params(("service" = String, Path, description = "service name or ID")),
+    responses((status = 200, body = ServiceStatus),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn service_status(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    service: Result<Path<String>, PathRejection>,
+) -> Response {
+    let result = async {
+        let name = path_param(service, "service")?;
+        let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
+        let actions = [
+            dockhand_policy::Action::Clean,
+            dockhand_policy::Action::Backup,
+            dockhand_policy::Action::Update,
+        ];
+        let found = readable(&app, &caller, ip, Kind::Service, &name, &actions).await?;
+        let engine = |e: dockhand_engine::Error| ApiError::engine(format!("the engine: {e}"));
+        let service = app.base.client.service(&found.id).await.map_err(engine)?;
+        let tasks = app
+            .base
+            .client
+            .tasks(&Filters::new().with("service", &found.id).with("desired-state", "running"))
+            .await
+            .map_err(engine)?;
+        let update = service.update_status.as_ref();
+        let target = format!("service/{}", found.name);
+        Ok::<_, ApiError>(ServiceStatus {
+            id: found.id,
+            name: found.name,
+            mode: if service.spec.is_global() { "global" } else { "replicated" }.to_owned(),
+            replicas_wanted: service.spec.replicas(),
+            replicas_running: tasks.iter().filter(|t| t.status.state == "running").count(),
+            image: service.spec.task_template.container_spec.image.clone(),
+            update_state: update.map(|u| u.state.clone()).filter(|s| !s.is_empty()),
+            update_message: update.map(|u| u.message.clone()).filter(|m| !m.is_empty()),
+            last: last_jobs(
+                &app,
+                &target,
+                &[Action::CleanService, Action::BackupService, Action::UpdateService],
+            )
+            .await?,
+        })
+    };
+    match result.await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A node's status.
+#[utoipa::path(get, path = "/v1/nodes/{node}/status", tag = "swarm",
+    params(("node" = String, Path, description = "node ID or hostname")),
+    responses((status = 200, body = NodeStatus),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn node_status(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    node: Result<Path<String>, PathRejection>,
+) -> Response {
+    let result = async {
+        let name = path_param(node, "node")?;
+        let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
+        let actions = [dockhand_policy::Action::Clean, dockhand_policy::Action::Backup];
+        let found = readable(&app, &caller, ip, Kind::Node, &name, &actions).await?;
+        let node = app
+            .base
+            .client
+            .node(&found.id)
+            .await
+            .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
+        let target = format!("node/{}", found.name);
+        Ok::<_, ApiError>(NodeStatus {
+            id: found.id,
+            hostname: found.name,
+            role: node.spec.role,
+            availability: node.spec.availability,
+            state: node.status.state,
+            last: last_jobs(&app, &target, &[Action::CleanNode, Action::BackupNode]).await?,
+        })
+    };
+    match result.await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The target `name` if `caller` may read its status: an admin, when it is in scope; anyone
+/// whose credential may run one of `actions` on it.
+async fn readable(
+    app: &App,
+    caller: &Caller,
+    ip: IpAddr,
+    kind: Kind,
+    name: &str,
+    actions: &[dockhand_policy::Action],
+) -> Result<Found, ApiError> {
+    let found = look_up(app, kind, name, kind.as_str(), caller.is_admin()).await?;
+    let authorizer = &app.gate.authorizer;
+    if caller.is_admin() {
+        return match found {
+            Some(found) if authorizer.in_scope(&found.labels) => Ok(found),
+            _ => Err(ApiError::not_found(format!("no {} {name:?}", kind.as_str()))),
+        };
+    }
+    let allowed = found.filter(|f| {
+        actions.iter().any(|a| {
+            matches!(
+                authorizer.authorize(*a, &f.name, &f.labels, caller.credential()),
+                Decision::Allow { .. }
+            )
+        })
+    });
+    allowed.ok_or_else(|| {
+        failed_credential(app, ip);
+        denied("read the status of", kind, name)
+    })
+}
+
+/// The newest job of each of `actions` on `target` (`service/<name>`, `node/<hostname>`),
+/// live when it still runs here.
+async fn last_jobs(
+    app: &App,
+    target: &str,
+    actions: &[Action],
+) -> Result<BTreeMap<String, Option<LastJob>>, ApiError> {
+    let mut last = BTreeMap::new();
+    for action in actions {
+        let mut filter = JobFilter::default();
+        filter.target = Some(target.to_owned());
+        filter.action = Some(action.as_str().to_owned());
+        filter.limit = Some(1);
+        let page =
+            app.dispatcher.store().list(&filter).await.map_err(|e| ApiError::internal(e.to_string()))?;
+        let job = page
+            .into_iter()
+            .next()
+            .map(|j| app.dispatcher.live(&j.id).and_then(|l| l.snapshot()).unwrap_or(j));
+        last.insert(action.as_str().to_owned(), job.as_ref().map(summary));
+    }
+    Ok(last)
+}
+
+fn summary(job: &Job) -> LastJob {
+    let status = serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned));
+    LastJob {
+        id: job.id.clone(),
+        status: status.unwrap_or_default(),
+        started_ms: job.started_ms,
+        ended_ms: job.ended_ms,
+        error: job
+            .steps
+            .iter()
+            .find(|s| s.status == dockhand_jobs::Status::Failed)
+            .and_then(|s| s.error.clone()),
+    }
+}
