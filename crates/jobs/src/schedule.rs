@@ -348,6 +348,12 @@ pub fn action_work(action: Action, id: String, storage: &Arc<StorageTargets>) ->
                 Box::pin(async move { crate::backup_service(&ctx, &id, &storage, &*sink).await })
             })
         }
+        Action::BackupNode => {
+            let storage = Arc::clone(storage);
+            Box::new(move |ctx, sink| {
+                Box::pin(async move { crate::backup_node(&ctx, &id, &storage, &*sink).await })
+            })
+        }
         _ => {
             Box::new(move |ctx, sink| Box::pin(async move { crate::clean_service(&ctx, &id, &*sink).await }))
         }

@@ -34,6 +34,7 @@ impl Modify for Bearer {
     info(title = "dockhand-server", description = "Maintenance jobs for a Docker swarm: clean, backup, update, restore."),
     paths(
         crate::routes::clean_node,
+        crate::routes::backup_node,
         crate::routes::clean_service,
         crate::routes::backup_service,
         crate::routes::update_service,

@@ -679,6 +679,47 @@ pub(crate) async fn clean_node(
     wait: Result<Query<WaitQuery>, QueryRejection>,
     body: Body,
 ) -> Response {
+    node_route(&app, ip, &headers, node, wait, body, dockhand_policy::Action::Clean, Action::CleanNode).await
+}
+
+/// Runs backup-node on a node: the volumes its labels name (`backup.volume-list-upload`,
+/// after its `backup.exec`) to its storage target (admins, the node's `backup.token`, or a
+/// CI identity a node label binds).
+#[utoipa::path(post, path = "/v1/nodes/{node}/backup", tag = "jobs",
+    params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
+    request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
+    responses(
+        (status = 200, description = "the job succeeded", body = Object),
+        (status = 202, description = "the job runs", body = Accepted),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn backup_node(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    node: Result<Path<String>, PathRejection>,
+    wait: Result<Query<WaitQuery>, QueryRejection>,
+    body: Body,
+) -> Response {
+    node_route(&app, ip, &headers, node, wait, body, dockhand_policy::Action::Backup, Action::BackupNode)
+        .await
+}
+
+/// A v1 node route: the node from the path, `wait`, an empty body, and the job of `job`.
+#[allow(clippy::too_many_arguments)]
+async fn node_route(
+    app: &Shared,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    node: Result<Path<String>, PathRejection>,
+    wait: Result<Query<WaitQuery>, QueryRejection>,
+    body: Body,
+    action: dockhand_policy::Action,
+    job: Action,
+) -> Response {
     let prepared = async {
         let node = path_param(node, "node")?;
         let wait = query(wait)?.wait.unwrap_or(true);
@@ -690,17 +731,17 @@ pub(crate) async fn clean_node(
         Err(e) => return e.into_response(),
     };
     let ask = Ask {
-        token: bearer(&headers),
+        token: bearer(headers),
         client: ip,
         kind: Kind::Node,
         name,
         field: "node",
-        action: dockhand_policy::Action::Clean,
-        verb: "clean",
+        action,
+        verb: action.as_str(),
         admin_only: false,
         wait,
     };
-    run(&app, ask, Form::V1, work(&app, Action::CleanNode)).await
+    run(app, ask, Form::V1, work(app, job)).await
 }
 
 /// The pieces every v1 service route reads.

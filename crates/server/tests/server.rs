@@ -571,6 +571,64 @@ async fn a_status_shows_replicas_image_and_the_last_job_of_each_action() {
     server.assert_no_leaks(&[ADMIN, "tok-status-1d"]);
 }
 
+/// Sets (`Some`) or removes (`None`) labels on the node `id`.
+async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
+    let node = s.manager().node(id).await.unwrap();
+    let mut spec = node.spec.clone();
+    for (key, value) in labels {
+        match value {
+            Some(v) => spec.labels.insert((*key).to_owned(), (*v).to_owned()),
+            None => spec.labels.remove(*key),
+        };
+    }
+    s.manager().update_node(id, node.version.index, &spec).await.unwrap();
+}
+
+/// A node backup over the API (it was CLI-only, and the node's `backup.token` a dead
+/// label): with the node's own token, a volume of a worker goes to the server's local
+/// target; another token is refused; the node's status names the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (node_id, hostname) = dockhand_e2e::node_ids(&s).await[2].clone();
+    let (name, volume) = (unique_name("srv-nb"), unique_name("srv-nb-vol"));
+    let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_args(["sh", "-c", "echo node-data > /data/f && exec sleep 3600"])
+        .with_volume(&volume, "/data")
+        .with_constraint(format!("node.id=={node_id}"));
+    s.manager().create_service(&spec).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    dockhand_e2e::wait_for_task(s.manager(), &name, "running").await;
+    let labels = [
+        ("dockhand.backup.enable", Some("true")),
+        ("dockhand.backup.volume-list-upload", Some(volume.as_str())),
+        ("dockhand.backup.token", Some("tok-node-backup-7e")),
+    ];
+    label_node(&s, &node_id, &labels).await;
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let path = format!("/v1/nodes/{hostname}/backup");
+    let (refused, refusal) = server.post(&path, Some("tok-not-the-node"), "").await;
+    let (status, job) = server.post(&path, Some("tok-node-backup-7e"), "").await;
+    let (_, node) =
+        server.call("GET", &format!("/v1/nodes/{hostname}/status"), Some("tok-node-backup-7e"), None).await;
+    label_node(&s, &node_id, &labels.map(|(k, _)| (k, None))).await;
+    assert_eq!(refused, 403, "{refusal}");
+    assert_eq!(status, 200, "{job}\n{}", server.log());
+    assert_eq!(
+        (job["action"].as_str(), job["status"].as_str()),
+        (Some("backup-node"), Some("succeeded")),
+        "{job}"
+    );
+    let upload = job["steps"].as_array().unwrap().iter().find(|st| st["kind"] == "upload").unwrap().clone();
+    let object = upload["object"].as_str().unwrap();
+    assert!(object.starts_with(&format!("node/{hostname}/{hostname}_{volume}_")), "{object}");
+    assert!(server.dir.path().join("state").join("backups").join(object).is_file(), "{object}");
+    assert_eq!(node["last"]["backup-node"]["id"], job["id"], "{node}");
+    dockhand_e2e::assert_nothing_left(s.manager(), &[format!("node/{node_id}")]).await;
+    server.assert_no_leaks(&[ADMIN, "tok-node-backup-7e"]);
+}
+
 /// An operator swaps the seed's image for dockhand's and keeps its environment and labels,
 /// with no configuration file: the seed's labels are read because a `SWARM_UTILS_*`
 /// variable is set (the log says so), and the seed's update without `image` deploys the
