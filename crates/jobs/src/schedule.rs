@@ -34,7 +34,8 @@ pub type Work =
 pub const SEED_CRON: &str = "0 0 3 * * *";
 
 /// The actions cron runs, in the order a tick runs them: cleans, then backups.
-pub const SCHEDULED_ACTIONS: [Action; 3] = [Action::CleanNode, Action::CleanService, Action::BackupService];
+pub const SCHEDULED_ACTIONS: [Action; 4] =
+    [Action::CleanNode, Action::CleanService, Action::BackupService, Action::BackupNode];
 
 /// At most how late a tick may be picked up before it counts as missed.
 const GRACE: Duration = Duration::from_secs(30);
@@ -58,7 +59,7 @@ pub struct ScheduleError {
 #[non_exhaustive]
 pub struct Schedule {
     /// Per action (in [`SCHEDULED_ACTIONS`] order): the setting and what set it.
-    entries: [(Action, Timing, String); 3],
+    entries: [(Action, Timing, String); 4],
     /// `schedule.timezone` (default UTC).
     pub timezone: Tz,
     /// `schedule.enabled` (`DOCKHAND_SCHEDULE_ENABLED`): `false` runs nothing by cron,
@@ -93,6 +94,7 @@ struct RawSchedule {
     clean_node: Option<RawTiming>,
     clean_service: Option<RawTiming>,
     backup_service: Option<RawTiming>,
+    backup_node: Option<RawTiming>,
     timezone: Option<String>,
     enabled: Option<bool>,
     #[serde(rename = "min_interval", alias = "min-interval")]
@@ -163,6 +165,7 @@ impl Schedule {
             (Action::CleanNode, raw.clean_node),
             (Action::CleanService, raw.clean_service),
             (Action::BackupService, raw.backup_service),
+            (Action::BackupNode, raw.backup_node),
         ] {
             let key = format!("schedule.{}", action.as_str());
             let timing = match raw {
@@ -259,13 +262,26 @@ pub fn scheduled_targets(
         }
     };
     for node in nodes {
-        let (policy, _) = dockhand_policy::node_policy(&node.spec.labels, defaults, prefixes);
-        let Some(policy) = policy else { continue };
-        let view = TargetLabels::resolve(&node.spec.labels, prefixes);
+        let labels = &node.spec.labels;
+        let view = TargetLabels::resolve(labels, prefixes);
         let target = Target::Node { id: node.id.clone(), hostname: node.description.hostname.clone() };
-        let timing =
-            target_timing(schedule, Action::CleanNode, policy.schedule.as_ref(), &view, "clean.schedule");
-        push(Action::CleanNode, &target, format!("node/{}", node.id), timing);
+        let key = format!("node/{}", node.id);
+        if let (Some(policy), _) = dockhand_policy::node_policy(labels, defaults, prefixes) {
+            let timing =
+                target_timing(schedule, Action::CleanNode, policy.schedule.as_ref(), &view, "clean.schedule");
+            push(Action::CleanNode, &target, key.clone(), timing);
+        }
+        // Node backups are opt-in: `backup.enable=true` on the node.
+        if let (Some(policy), _) = dockhand_policy::node_backup_policy(labels, defaults, prefixes) {
+            let timing = target_timing(
+                schedule,
+                Action::BackupNode,
+                policy.schedule.as_ref(),
+                &view,
+                "backup.schedule",
+            );
+            push(Action::BackupNode, &target, key, timing);
+        }
     }
     for service in services {
         let labels = &service.spec.labels;
@@ -725,6 +741,58 @@ mod tests {
         assert_eq!(row("service/quiet", "clean-service").schedule.as_deref(), Some("off"));
         assert_eq!(row("service/web", "clean-service").next_run.as_deref(), Some("2027-01-16T03:00:00Z"));
         assert_eq!(row("service/web", "backup-service").schedule, None, "not enabled");
+    }
+
+    #[test]
+    fn a_node_with_backups_enabled_is_backed_up_by_cron_on_its_label_or_schedule_backup_node() {
+        let node = |name: &str, labels: serde_json::Value| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "ID": format!("id-{name}"),
+                "Spec": {"Labels": labels},
+                "Description": {"Hostname": name}
+            }))
+            .unwrap()
+        };
+        let nodes = [
+            node("plain", serde_json::json!({})),
+            node(
+                "nas",
+                serde_json::json!({"dockhand.backup.enable": "true", "dockhand.backup.volume-list-upload": "v"}),
+            ),
+            node(
+                "db",
+                serde_json::json!({
+                    "dockhand.backup.enable": "true",
+                    "dockhand.backup.volume-list-upload": "v",
+                    "dockhand.backup.schedule": "0 15 4 * * *"
+                }),
+            ),
+        ];
+        let schedule = Schedule::load(
+            &file("schedule:\n  backup-node: '0 0 1 * * *'\n"),
+            &Environment::from_vars::<&str, &str>([]),
+        )
+        .unwrap();
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        let found = scheduled_targets(&[], &nodes, &schedule, &d, &p);
+        let backups: Vec<(String, String, &str)> = found
+            .iter()
+            .filter(|e| e.action == Action::BackupNode)
+            .map(|e| (e.target.describe(), e.cron.to_string(), e.source.as_str()))
+            .collect();
+        assert_eq!(
+            backups,
+            [
+                ("node/nas".to_owned(), "0 0 1 * * *".to_owned(), "schedule.backup-node"),
+                ("node/db".to_owned(), "0 15 4 * * *".to_owned(), "label dockhand.backup.schedule"),
+            ],
+            "a node without backup.enable is not backed up"
+        );
+        assert_eq!(
+            found.iter().filter(|e| e.action == Action::CleanNode).count(),
+            3,
+            "every node is cleaned"
+        );
     }
 
     #[test]

@@ -353,6 +353,7 @@ const NODE_KEYS: &[&str] = &[
 
 const NODE_BACKUP_KEYS: &[&str] = &[
     "backup.enable",
+    "backup.schedule",
     "backup.exec",
     "backup.exec.image",
     "backup.exec.read-write",
@@ -675,7 +676,7 @@ fn backup_policy(
         stop_timeout: r.duration("backup.stop.timeout", defaults.backup_stop_timeout),
         start_timeout: r.duration("backup.start.timeout", defaults.backup_start_timeout),
         volumes,
-        schedule: if on_node { None } else { r.timing("backup.schedule", defaults.label_min_interval) },
+        schedule: r.timing("backup.schedule", defaults.label_min_interval),
         upload_timeout: r.duration("backup.volume-list-upload.timeout", defaults.backup_upload_timeout),
         target: r.text("backup.target"),
         s3: S3Labels {

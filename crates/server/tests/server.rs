@@ -586,7 +586,8 @@ async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
 
 /// A node backup over the API (it was CLI-only, and the node's `backup.token` a dead
 /// label): with the node's own token, a volume of a worker goes to the server's local
-/// target; another token is refused; the node's status names the job.
+/// target; another token is refused; the node's status names the job; and cron backs the
+/// node up on `schedule.backup-node`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
     let s = dockhand_e2e::swarm().await;
@@ -612,7 +613,23 @@ async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
     let (status, job) = server.post(&path, Some("tok-node-backup-7e"), "").await;
     let (_, node) =
         server.call("GET", &format!("/v1/nodes/{hostname}/status"), Some("tok-node-backup-7e"), None).await;
+    // And by cron: `schedule.backup-node` (every node with backup.enable=true).
+    let config = "schedule:\n  backup-node: '*/10 * * * * *'\n  clean-node: 'off'\n  clean-service: 'off'\n  backup-service: 'off'\n";
+    let cron = Server::start(s.manager_url(), config, &[("DOCKHAND_SCHEDULE_ENABLED", "true")]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let by_cron = loop {
+        let jobs = cron_jobs(&cron, "backup-node").await;
+        if let Some(done) =
+            jobs.iter().find(|j| j["target"]["id"] == node_id.as_str() && j["status"] != "running")
+        {
+            break done.clone();
+        }
+        assert!(Instant::now() < deadline, "no cron backup-node of {hostname}: {jobs:?}\n{}", cron.log());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    drop(cron);
     label_node(&s, &node_id, &labels.map(|(k, _)| (k, None))).await;
+    assert_eq!(by_cron["status"], "succeeded", "{by_cron}");
     assert_eq!(refused, 403, "{refusal}");
     assert_eq!(status, 200, "{job}\n{}", server.log());
     assert_eq!(
