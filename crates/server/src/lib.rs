@@ -536,6 +536,7 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/nodes/{node}/clean", post(r::clean_node))
         .route("/v1/nodes/{node}/backup", post(r::backup_node))
+        .route("/v1/nodes/{node}/restore", post(r::restore_node))
         .route("/v1/services/{service}/clean", post(r::clean_service))
         .route("/v1/services/{service}/backup", post(r::backup_service))
         .route("/v1/services/{service}/update", post(r::update_service))

@@ -35,6 +35,7 @@ impl Modify for Bearer {
     paths(
         crate::routes::clean_node,
         crate::routes::backup_node,
+        crate::routes::restore_node,
         crate::routes::clean_service,
         crate::routes::backup_service,
         crate::routes::update_service,

@@ -890,6 +890,23 @@ pub(crate) async fn restore_service(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let options = restore_options(body);
+    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
+    ask.admin_only = true;
+    ask.verb = "restore";
+    let storage = Arc::clone(&app.storage);
+    run(&app, ask, Form::V1, move |id| {
+        Box::new(move |ctx, sink| {
+            Box::pin(
+                async move { dockhand_jobs::restore_service(&ctx, &id, &storage, &options, &*sink).await },
+            )
+        })
+    })
+    .await
+}
+
+/// What a restore body asks for.
+fn restore_options(body: RestoreBody) -> RestoreOptions {
     let mut options = RestoreOptions::new().force(body.force);
     if let Some(volume) = body.volume {
         options = options.with_volume(volume);
@@ -903,15 +920,59 @@ pub(crate) async fn restore_service(
     if let Some(node) = body.node {
         options = options.on_node(node);
     }
-    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
-    ask.admin_only = true;
-    ask.verb = "restore";
+    options
+}
+
+/// Restores a node's volumes (backup-node's archives) onto that node (admins only). A
+/// volume that a running container mounts is refused and left alone.
+#[utoipa::path(post, path = "/v1/nodes/{node}/restore", tag = "jobs",
+    params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
+    request_body = RestoreBody,
+    responses(
+        (status = 200, description = "the job succeeded", body = Object),
+        (status = 202, description = "the job runs", body = Accepted),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn restore_node(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    node: Result<Path<String>, PathRejection>,
+    wait: Result<Query<WaitQuery>, QueryRejection>,
+    body: Body,
+) -> Response {
+    let prepared = async {
+        let node = path_param(node, "node")?;
+        let wait = query(wait)?.wait.unwrap_or(true);
+        let body = parse_body::<RestoreBody>(&read_body(body).await?)?;
+        if body.node.is_some() {
+            return Err(ApiError::invalid_field("node", "the path names the node to restore onto"));
+        }
+        Ok::<_, ApiError>((node, wait, body))
+    };
+    let (name, wait, body) = match prepared.await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let options = restore_options(body);
+    let ask = Ask {
+        token: bearer(&headers),
+        client: ip,
+        kind: Kind::Node,
+        name,
+        field: "node",
+        action: dockhand_policy::Action::Backup,
+        verb: "restore",
+        admin_only: true,
+        wait,
+    };
     let storage = Arc::clone(&app.storage);
     run(&app, ask, Form::V1, move |id| {
         Box::new(move |ctx, sink| {
-            Box::pin(
-                async move { dockhand_jobs::restore_service(&ctx, &id, &storage, &options, &*sink).await },
-            )
+            Box::pin(async move { dockhand_jobs::restore_node(&ctx, &id, &storage, &options, &*sink).await })
         })
     })
     .await

@@ -642,6 +642,37 @@ async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
     assert!(object.starts_with(&format!("node/{hostname}/{hostname}_{volume}_")), "{object}");
     assert!(server.dir.path().join("state").join("backups").join(object).is_file(), "{object}");
     assert_eq!(node["last"]["backup-node"]["id"], job["id"], "{node}");
+
+    // Restored over the API (admins only) once nothing mounts the volume: byte for byte.
+    s.manager().remove_service(&name).await.unwrap();
+    let node_url = s.nodes[2].0.clone();
+    let on_node = |script: &str| {
+        let mount = format!("{volume}:/data");
+        docker(&node_url, &["run", "--rm", "-v", &mount, BUSYBOX_IMAGE, "sh", "-c", script], &[])
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !on_node("rm -f /data/f && echo junk > /data/junk").status.success() {
+        assert!(Instant::now() < deadline, "the volume cannot be written on {hostname}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mounted = Filters::new().with("volume", volume.as_str()).with("status", "running");
+    while !s.nodes[2].1.containers(&mounted).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the service's container did not stop");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restore = format!("/v1/nodes/{hostname}/restore");
+    let (status, answer) = server.post(&restore, Some("tok-node-backup-7e"), "{}").await;
+    assert_eq!(status, 403, "restores are for admins: {answer}");
+    let (status, restored) = server.post(&restore, Some(ADMIN), "{}").await;
+    assert_eq!(status, 200, "{restored}\n{}", server.log());
+    assert_eq!(
+        (restored["action"].as_str(), restored["target"]["id"].as_str()),
+        (Some("restore"), Some(node_id.as_str())),
+        "{restored}"
+    );
+    let listing = on_node("cat /data/f; ls /data");
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "node-data\nf\n", "{restored}");
     dockhand_e2e::assert_nothing_left(s.manager(), &[format!("node/{node_id}")]).await;
     server.assert_no_leaks(&[ADMIN, "tok-node-backup-7e"]);
 }
