@@ -57,7 +57,9 @@ pub async fn unused_volumes_everywhere(
     let nodes = ctx.client.nodes(&Filters::new()).await?;
     let run_id = format!("volumes-{}", crate::job::epoch_ms(std::time::SystemTime::now()));
     let (connected, run_id) = (&connected, &run_id);
-    let results: Vec<Result<Vec<UnusedVolume>, (String, String)>> = futures_util::stream::iter(&nodes)
+    // Each node owned by its future: a future borrowing the list is not `Send` for every
+    // lifetime, which a server's handler needs.
+    let results: Vec<Result<Vec<UnusedVolume>, (String, String)>> = futures_util::stream::iter(nodes)
         .map(|n| async move {
             let hostname = n.description.hostname.clone();
             if n.status.state != "ready" {

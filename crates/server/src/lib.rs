@@ -548,6 +548,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/nodes", get(r::list_nodes))
         .route("/v1/services/{service}/status", get(crate::status::service_status))
         .route("/v1/nodes/{node}/status", get(crate::status::node_status))
+        .route("/v1/volumes/unused", get(crate::status::unused_volumes))
         .route("/api/update/service", post(r::seed_update))
         .route("/api/clean/service", post(r::seed_clean_service))
         .route("/api/backup/service", post(r::seed_backup_service))

@@ -47,6 +47,7 @@ impl Modify for Bearer {
         crate::routes::list_nodes,
         crate::status::service_status,
         crate::status::node_status,
+        crate::status::unused_volumes,
         crate::routes::seed_update,
         crate::routes::seed_clean_service,
         crate::routes::seed_backup_service,
@@ -58,7 +59,8 @@ impl Modify for Bearer {
     ),
     components(schemas(
         ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, EmptyBody, SeedServiceBody,
-        SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob
+        SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob,
+        crate::status::UnusedVolumes
     )),
     modifiers(&Bearer)
 )]

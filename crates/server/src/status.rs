@@ -1,7 +1,8 @@
 //! `GET /v1/services/{service}/status` and `GET /v1/nodes/{node}/status` (seed idea 9.1): a
 //! target as the swarm has it now (a service's replicas wanted and running, its image and
 //! the state of its last update; a node's state, availability and role) and the last job of
-//! each of its actions, with its result and times.
+//! each of its actions, with its result and times. And `GET /v1/volumes/unused` (seed idea
+//! 18): the volumes nothing uses, on every node (admins only).
 //!
 //! Readable by an admin (a target outside the instance's scope is 404, as one that does not
 //! exist) and by a credential that may run one of the target's actions; any other caller
@@ -251,5 +252,65 @@ fn summary(job: &Job) -> LastJob {
             .iter()
             .find(|s| s.status == dockhand_jobs::Status::Failed)
             .and_then(|s| s.error.clone()),
+    }
+}
+
+/// The volumes no container uses, on every ready node, and the nodes that could not be read.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UnusedVolumes {
+    /// Each volume: `node` (hostname), `name`, `driver`, `size` (bytes, when the engine
+    /// reports them); by node, then name.
+    #[schema(value_type = Vec<Object>)]
+    pub volumes: Vec<dockhand_jobs::UnusedVolume>,
+    /// Each node that could not be read, with why.
+    #[schema(value_type = Vec<Object>)]
+    pub unreadable: Vec<BTreeMap<String, String>>,
+}
+
+/// Unused volumes on every node (admins only); with a scope, on the nodes in it.
+#[utoipa::path(get, path = "/v1/volumes/unused", tag = "swarm",
+    responses((status = 200, body = UnusedVolumes),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn unused_volumes(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
+        if !caller.is_admin() {
+            failed_credential(&app, ip);
+            return Err(ApiError::forbidden("not allowed: listing unused volumes is for admins"));
+        }
+        let (mut volumes, mut failed) = dockhand_jobs::unused_volumes_everywhere(&app.base)
+            .await
+            .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
+        let authorizer = &app.gate.authorizer;
+        if authorizer.has_scope() {
+            let nodes = app
+                .base
+                .client
+                .nodes(&Filters::new())
+                .await
+                .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
+            let ours: Vec<String> = nodes
+                .into_iter()
+                .filter(|n| authorizer.in_scope(&n.spec.labels))
+                .map(|n| n.description.hostname)
+                .collect();
+            volumes.retain(|v| ours.contains(&v.node));
+            failed.retain(|(node, _)| ours.contains(node));
+        }
+        let unreadable = failed
+            .into_iter()
+            .map(|(node, why)| [("node".to_owned(), node), ("why".to_owned(), why)].into_iter().collect())
+            .collect();
+        Ok(UnusedVolumes { volumes, unreadable })
+    };
+    match result.await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => e.into_response(),
     }
 }

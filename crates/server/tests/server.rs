@@ -677,6 +677,32 @@ async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
     server.assert_no_leaks(&[ADMIN, "tok-node-backup-7e"]);
 }
 
+/// `GET /v1/volumes/unused` (seed idea 18, CLI-only before): a volume nothing uses on a
+/// worker is listed with its node, read there by a helper; only admins may list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unused_volumes_of_every_node_are_listed_for_admins() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let (node_id, hostname) = dockhand_e2e::node_ids(&s).await[1].clone();
+    let node_url = s.nodes[1].0.clone();
+    let volume = unique_name("srv-unused");
+    let created = docker(&node_url, &["volume", "create", &volume], &[]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let (status, listed) = server.call("GET", "/v1/volumes/unused", Some(ADMIN), None).await;
+    let (refused, _) = server.call("GET", "/v1/volumes/unused", Some("tok-not-an-admin"), None).await;
+    let _ = docker(&node_url, &["volume", "rm", &volume], &[]);
+    assert_eq!(status, 200, "{listed}\n{}", server.log());
+    let found = listed["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == volume.as_str() && v["node"] == hostname.as_str());
+    assert!(found, "{volume} on {hostname}: {listed}");
+    assert_eq!(refused, 403);
+    dockhand_e2e::assert_nothing_left(s.manager(), &[format!("volumes/{node_id}")]).await;
+}
+
 /// An operator swaps the seed's image for dockhand's and keeps its environment and labels,
 /// with no configuration file: the seed's labels are read because a `SWARM_UTILS_*`
 /// variable is set (the log says so), and the seed's update without `image` deploys the
