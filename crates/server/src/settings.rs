@@ -360,6 +360,28 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_environment_chooses_its_labels_and_its_cli_image_is_ignored_aloud() {
+        let seed =
+            load("{}", &[("SWARM_UTILS_DOCKER_CLI_IMAGE_NAME", "docker:25.0.5-cli-alpine3.20")]).unwrap();
+        assert_eq!(seed.prefixes, LabelPrefixes::with_swarm_utils());
+        assert!(
+            seed.notes.iter().any(
+                |n| n.contains("swarm-utils.*") && n.contains("SWARM_UTILS_DOCKER_CLI_IMAGE_NAME is set")
+            ),
+            "{:?}",
+            seed.notes
+        );
+        assert!(
+            seed.warnings.iter().any(|w| w.contains("SWARM_UTILS_DOCKER_CLI_IMAGE_NAME is ignored")),
+            "{:?}",
+            seed.warnings
+        );
+        let plain = load("{}", &[]).unwrap();
+        assert_eq!(plain.prefixes, LabelPrefixes::default());
+        assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+    }
+
+    #[test]
     fn the_tenant_schedule_and_webhooks_are_read_with_the_rest() {
         let config = load(
             "scope:\n  selector: dockhand.tenant=team-a\nschedule:\n  clean-node: 'off'\nnotifications:\n  webhooks:\n    - url_env: HOOK\n",
