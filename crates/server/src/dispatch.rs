@@ -22,6 +22,11 @@ pub(crate) use dockhand_jobs::Work;
 
 /// Events kept per live job for a follower that joins late.
 const HISTORY: usize = 2_000;
+/// The first pause before a record the store refused is tried again; it doubles, up to 2 s.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// How long a job's first or last record is tried again before it counts as lost.
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(10);
+
 /// How long a request for a busy target waits to learn the ID of the job that holds the
 /// target's lock (this process's, or another's that the first request ran into).
 const HOLDER_WAIT: Duration = Duration::from_secs(3);
@@ -41,6 +46,9 @@ pub enum Outcome {
     QueueFull,
     /// The server is stopping.
     ShuttingDown,
+    /// The job store could not record the job once it held its lock, even after retries:
+    /// it was cancelled before doing anything, so that no accepted job goes unrecorded.
+    Unrecorded(String),
 }
 
 /// A job that runs: its latest state, its events so far, and followers.
@@ -219,12 +227,13 @@ impl Dispatcher {
             let id = holder.borrow().clone();
             return Outcome::Busy(id);
         }
-        ctx.cancel = self.stop.child_token();
+        let cancel = self.stop.child_token();
+        ctx.cancel = cancel.clone();
         let (first_tx, first_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let this = Arc::clone(self);
         self.tracker.spawn(async move {
-            let outcome = this.run(&key, ctx, admit, id_tx, first_tx, work).await;
+            let outcome = this.run(&key, ctx, admit, id_tx, first_tx, work, cancel).await;
             if let Ok(mut targets) = this.targets.lock() {
                 targets.remove(&key);
             }
@@ -244,6 +253,7 @@ impl Dispatcher {
     }
 
     /// The job's own task: a slot, the work, its events, the record.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         key: &str,
@@ -252,6 +262,7 @@ impl Dispatcher {
         id_tx: watch::Sender<Option<String>>,
         first_tx: oneshot::Sender<Outcome>,
         work: Work,
+        cancel: CancellationToken,
     ) -> Outcome {
         let mut first = Some(first_tx);
         let answer = |first: &mut Option<oneshot::Sender<Outcome>>, outcome: Outcome| {
@@ -275,19 +286,19 @@ impl Dispatcher {
             tokio::select! {
                 biased;
                 Some(event) = rx.recv() => {
-                    self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer).await;
+                    self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer, &cancel).await;
                 }
                 result = &mut job => break result,
             }
         };
         while let Ok(event) = rx.try_recv() {
-            self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer).await;
+            self.on_event(&event, &mut live, &id_tx, &mut busy, &mut first, &answer, &cancel).await;
         }
         let outcome = match result {
             Ok(job) => {
                 if busy.is_none() {
-                    if let Err(e) = self.store.record(&job).await {
-                        tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                    if let Err(e) = self.record_durably(&job).await {
+                        tracing::error!(job = %job.id, error = %e, "cannot record the job's end");
                     }
                     self.metrics.job_finished(&job);
                     self.notifier.job_finished(&job);
@@ -313,6 +324,7 @@ impl Dispatcher {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn on_event(
         &self,
         event: &Event,
@@ -321,6 +333,7 @@ impl Dispatcher {
         busy: &mut Option<String>,
         first: &mut Option<oneshot::Sender<Outcome>>,
         answer: &impl Fn(&mut Option<oneshot::Sender<Outcome>>, Outcome),
+        cancel: &CancellationToken,
     ) {
         match event {
             Event::JobStarted { job } => {
@@ -335,8 +348,20 @@ impl Dispatcher {
                 // Requests for the same target now name this job.
                 let _ = id_tx.send(Some(id.clone()));
                 if let Some(job) = live.as_ref().and_then(|l| l.snapshot()) {
-                    self.record_running(&job).await;
-                    answer(first, Outcome::Accepted(job));
+                    // The job waits here, holding its lock and doing nothing, until its
+                    // record is in the store: a job the store never heard of could be
+                    // neither read nor reaped if this process died.
+                    match self.record_durably(&job).await {
+                        Ok(()) => {
+                            self.renew_lease(&job).await;
+                            answer(first, Outcome::Accepted(job));
+                        }
+                        Err(e) => {
+                            tracing::error!(job = %job.id, error = %e, "cannot record the job: it is cancelled");
+                            cancel.cancel();
+                            answer(first, Outcome::Unrecorded(e.to_string()));
+                        }
+                    }
                 }
             }
             Event::Busy { holder, .. } => {
@@ -365,8 +390,31 @@ impl Dispatcher {
         if let Err(e) = self.store.record(job).await {
             tracing::error!(job = %job.id, error = %e, "cannot record the job");
         }
+        self.renew_lease(job).await;
+    }
+
+    async fn renew_lease(&self, job: &Job) {
         if let Err(e) = self.store.heartbeat(std::slice::from_ref(&job.id), &self.owner).await {
             tracing::warn!(job = %job.id, error = %e, "cannot renew the job's lease");
+        }
+    }
+
+    /// Records `job`, trying again for a few seconds while the store does not answer (a
+    /// PostgreSQL that restarts, a failover): its first and last records must not be lost.
+    async fn record_durably(&self, job: &Job) -> Result<(), dockhand_jobs::StoreError> {
+        let mut delay = RECORD_RETRY_FIRST;
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.store.record(job).await {
+                Ok(()) => return Ok(()),
+                Err(e) if waited >= RECORD_RETRY_FOR => return Err(e),
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, ?delay, "cannot record the job yet: trying again");
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
         }
     }
 
@@ -437,7 +485,127 @@ impl dockhand_jobs::Launcher for CronLauncher {
                 Outcome::NotRun(e) => Launched::NotRun(e.to_string()),
                 Outcome::QueueFull => Launched::NotRun("the server's queue is full".to_owned()),
                 Outcome::ShuttingDown => Launched::NotRun("the server is stopping".to_owned()),
+                Outcome::Unrecorded(e) => Launched::NotRun(format!("the job store cannot record it: {e}")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use dockhand_jobs::{Action, JobFilter, SqliteStore, StoreError, Target, Trigger};
+
+    use super::*;
+
+    /// A real SQLite store whose next `failing` records fail, as a PostgreSQL that restarts
+    /// would refuse them: the fault the soak met, on demand.
+    struct Flaky {
+        inner: SqliteStore,
+        failing: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl JobStore for Flaky {
+        async fn record(&self, job: &Job) -> Result<(), StoreError> {
+            if self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(StoreError::Shared {
+                    store: "flaky".into(),
+                    detail: "connection refused".into(),
+                });
+            }
+            self.inner.record(job).await
+        }
+        async fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+            self.inner.list(filter).await
+        }
+        async fn purge(&self, age: Duration) -> Result<usize, StoreError> {
+            self.inner.purge(age).await
+        }
+        async fn claim_ticks(
+            &self,
+            ticks: &[(Action, String, u64)],
+            by: &str,
+        ) -> Result<Vec<bool>, StoreError> {
+            self.inner.claim_ticks(ticks, by).await
+        }
+        async fn heartbeat(&self, ids: &[String], owner: &str) -> Result<(), StoreError> {
+            self.inner.heartbeat(ids, owner).await
+        }
+        async fn stale(&self, lease: Duration) -> Result<Vec<Job>, StoreError> {
+            self.inner.stale(lease).await
+        }
+        async fn interrupt(&self, id: &str, lease: Duration, why: &str) -> Result<Option<Job>, StoreError> {
+            self.inner.interrupt(id, lease, why).await
+        }
+        async fn last_tick(&self, action: Action, target: &str) -> Result<Option<u64>, StoreError> {
+            self.inner.last_tick(action, target).await
+        }
+    }
+
+    fn dispatcher(dir: &tempfile::TempDir, failing: usize) -> (Arc<Dispatcher>, Arc<Flaky>) {
+        let inner = SqliteStore::open(&dir.path().join("jobs.sqlite")).expect("a store");
+        let store = Arc::new(Flaky { inner, failing: AtomicUsize::new(failing) });
+        let metrics = Arc::new(Metrics::default());
+        let d = Dispatcher::new(store.clone(), 2, 2, metrics, dockhand_jobs::Notifier::none(), "test".into());
+        (Arc::new(d), store)
+    }
+
+    fn context() -> JobContext {
+        let client = dockhand_engine::Client::new(dockhand_engine::Endpoint::unix("/nonexistent.sock"))
+            .expect("a client that is never used");
+        JobContext::new(client, "test", Trigger::Api, "test")
+    }
+
+    /// A job that takes its lock and then waits to be cancelled (or ends after 5 s); it
+    /// says, through `ran`, whether it went past its lock before being cancelled.
+    fn work(ran: Arc<AtomicUsize>) -> Work {
+        Box::new(move |ctx: JobContext, sink: Arc<dyn Sink>| {
+            Box::pin(async move {
+                let now = std::time::SystemTime::now();
+                let target = Target::Node { id: "n1".into(), hostname: "node1".into() };
+                let mut job = Job::start(Action::CleanNode, target, Trigger::Api, "test", now);
+                sink.event(&Event::JobStarted { job: job.clone() });
+                sink.event(&Event::Locked { job: job.id.clone() });
+                tokio::task::yield_now().await;
+                if !ctx.cancel.is_cancelled() {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }
+                let status = tokio::select! {
+                    () = ctx.cancel.cancelled() => dockhand_jobs::Status::Cancelled,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => dockhand_jobs::Status::Succeeded,
+                };
+                job.finish(std::time::SystemTime::now(), Some(status));
+                Ok(job)
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn an_accepted_job_is_in_the_store_even_when_the_store_refused_it_at_first() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (d, store) = dispatcher(&dir, 3);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let Outcome::Accepted(job) = d.submit_queued("node/n1".into(), context(), false, work(ran)).await
+        else {
+            panic!("not accepted");
+        };
+        assert!(store.inner.get(&job.id).await.expect("readable").is_some(), "accepted, and recorded first");
+        d.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_the_store_never_records_is_cancelled_before_it_does_anything_and_not_accepted() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (d, _) = dispatcher(&dir, usize::MAX);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let outcome = d.submit_queued("node/n1".into(), context(), false, work(Arc::clone(&ran))).await;
+        assert!(matches!(outcome, Outcome::Unrecorded(_)), "{outcome:?}");
+        d.shutdown().await;
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the job went on past its lock");
     }
 }

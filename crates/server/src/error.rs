@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Stable, for programs: `bad_request`, `invalid_field`, `unauthorized`, `forbidden`,
     /// `not_found`, `method_not_allowed`, `busy`, `too_large`, `throttled`, `queue_full`,
-    /// `timeout`, `job_failed`, `engine_unavailable`, `shutting_down`, `internal`.
+    /// `timeout`, `job_failed`, `engine_unavailable`, `shutting_down`, `store_unavailable`,
+    /// `internal`.
     pub code: String,
     /// For people: what was wrong, and where.
     pub message: String,

@@ -549,6 +549,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/services/{service}/status", get(crate::status::service_status))
         .route("/v1/nodes/{node}/status", get(crate::status::node_status))
         .route("/v1/volumes/unused", get(crate::status::unused_volumes))
+        .route("/v1/volumes/{volume}/move", post(r::move_volume))
         .route("/api/update/service", post(r::seed_update))
         .route("/api/clean/service", post(r::seed_clean_service))
         .route("/api/backup/service", post(r::seed_backup_service))

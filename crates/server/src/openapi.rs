@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    Accepted, EmptyBody, Health, Listed, RestoreBody, SeedNodeBody, SeedOk, SeedServiceBody, UpdateBody,
+    Accepted, EmptyBody, Health, Listed, MoveBody, RestoreBody, SeedNodeBody, SeedOk, SeedServiceBody,
+    UpdateBody,
 };
 
 /// The bearer scheme: an admin token, a target's token, or a CI identity token.
@@ -36,6 +37,7 @@ impl Modify for Bearer {
         crate::routes::clean_node,
         crate::routes::backup_node,
         crate::routes::restore_node,
+        crate::routes::move_volume,
         crate::routes::clean_service,
         crate::routes::backup_service,
         crate::routes::update_service,
@@ -58,7 +60,7 @@ impl Modify for Bearer {
         crate::routes::openapi,
     ),
     components(schemas(
-        ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, EmptyBody, SeedServiceBody,
+        ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, MoveBody, EmptyBody, SeedServiceBody,
         SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob,
         crate::status::UnusedVolumes
     )),

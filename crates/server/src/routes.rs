@@ -108,6 +108,19 @@ pub(crate) struct RestoreBody {
     pub force: bool,
 }
 
+/// The body of `POST /v1/volumes/{volume}/move` (admins only).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoveBody {
+    /// The node the volume is on (hostname or ID).
+    pub from: String,
+    /// The node it goes to (hostname or ID).
+    pub to: String,
+    /// The service that uses it: stopped meanwhile, placed on `to` afterwards, started again;
+    /// the volume may then be named as the service names it.
+    pub service: Option<String>,
+}
+
 /// An empty body (`{}`, or nothing) for clean and backup.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -574,6 +587,14 @@ fn answer(app: &App, outcome: Outcome, form: Form, caller_is_admin: bool) -> Res
                 .retry_after(5)
                 .into_response()
         }
+        // Why is in the server's log: the store's address is not the caller's business.
+        Outcome::Unrecorded(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the job store cannot record the job, so it was cancelled before it did anything: retry later",
+        )
+        .retry_after(5)
+        .into_response(),
     }
 }
 
@@ -973,6 +994,77 @@ pub(crate) async fn restore_node(
     run(&app, ask, Form::V1, move |id| {
         Box::new(move |ctx, sink| {
             Box::pin(async move { dockhand_jobs::restore_node(&ctx, &id, &storage, &options, &*sink).await })
+        })
+    })
+    .await
+}
+
+/// Moves a volume's contents from one node to another, node to node, and with `service`
+/// the service with it (admins only); as `dockhand volume move`.
+#[utoipa::path(post, path = "/v1/volumes/{volume}/move", tag = "jobs",
+    params(("volume" = String, Path, description = "the volume's name"), WaitQuery),
+    request_body = MoveBody,
+    responses(
+        (status = 200, description = "the job succeeded", body = Object),
+        (status = 202, description = "the job runs", body = Accepted),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn move_volume(
+    State(app): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    volume: Result<Path<String>, PathRejection>,
+    wait: Result<Query<WaitQuery>, QueryRejection>,
+    body: Body,
+) -> Response {
+    let prepared = async {
+        let volume = path_param(volume, "volume")?;
+        if !dockhand_policy::valid_volume_name(&volume) {
+            return Err(ApiError::invalid_field(
+                "volume",
+                "not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+            ));
+        }
+        let wait = query(wait)?.wait.unwrap_or(true);
+        let body = parse_body::<MoveBody>(&read_body(body).await?)?;
+        for (field, value) in [("from", &body.from), ("to", &body.to)] {
+            if value.trim().is_empty() {
+                return Err(ApiError::invalid_field(field, "is required: a node's hostname or ID"));
+            }
+        }
+        Ok::<_, ApiError>((volume, wait, body))
+    };
+    let (volume, wait, body) = match prepared.await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let mut request = dockhand_jobs::MoveRequest::new(volume, body.from, body.to.clone());
+    // The job's target, as its lock: the service when one moves with the volume, else the
+    // destination node.
+    let (kind, name, field) = match body.service {
+        Some(service) => {
+            request = request.with_service(service.clone());
+            (Kind::Service, service, "service")
+        }
+        None => (Kind::Node, body.to, "to"),
+    };
+    let ask = Ask {
+        token: bearer(&headers),
+        client: ip,
+        kind,
+        name,
+        field,
+        action: dockhand_policy::Action::Backup,
+        verb: "move a volume of",
+        admin_only: true,
+        wait,
+    };
+    run(&app, ask, Form::V1, move |_| {
+        Box::new(move |ctx, sink| {
+            Box::pin(async move { dockhand_jobs::move_volume(&ctx, &request, &*sink).await })
         })
     })
     .await

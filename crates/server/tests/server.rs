@@ -703,6 +703,44 @@ async fn unused_volumes_of_every_node_are_listed_for_admins() {
     dockhand_e2e::assert_nothing_left(s.manager(), &[format!("volumes/{node_id}")]).await;
 }
 
+/// `POST /v1/volumes/{volume}/move` (CLI-only before): a volume's contents go from one
+/// worker to another, node to node; only admins may move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_volume_moves_between_workers_over_the_api() {
+    let s = dockhand_e2e::swarm().await;
+    let _serial = SERIAL.lock().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let ((from_id, from), (to_id, to)) = (ids[1].clone(), ids[2].clone());
+    let (from_url, to_url) = (s.nodes[1].0.clone(), s.nodes[2].0.clone());
+    let volume = unique_name("srv-move");
+    let mount = format!("{volume}:/data");
+    let on = |url: &str, script: &str| {
+        docker(url, &["run", "--rm", "-v", &mount, BUSYBOX_IMAGE, "sh", "-c", script], &[])
+    };
+    let wrote = on(&from_url, "echo moved-over-the-api > /data/f");
+    assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+    let server = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let path = format!("/v1/volumes/{volume}/move");
+    let body = serde_json::json!({"from": from, "to": to}).to_string();
+    let (refused, answer) = server.post(&path, Some("tok-not-an-admin"), &body).await;
+    assert_eq!(refused, 403, "{answer}");
+    let (status, job) = server.post(&path, Some(ADMIN), &body).await;
+    let read = on(&to_url, "cat /data/f");
+    let _ = docker(&from_url, &["volume", "rm", &volume], &[]);
+    let _ = docker(&to_url, &["volume", "rm", &volume], &[]);
+    assert_eq!(status, 200, "{job}\n{}", server.log());
+    assert_eq!(
+        (job["action"].as_str(), job["status"].as_str()),
+        (Some("volume-move"), Some("succeeded")),
+        "{job}"
+    );
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "moved-over-the-api\n", "{job}");
+    let (status, bad) = server.post(&path, Some(ADMIN), r#"{"from": "", "to": "x"}"#).await;
+    assert_eq!(status, 422, "{bad}");
+    dockhand_e2e::assert_nothing_left(s.manager(), &[format!("node/{to_id}"), format!("node/{from_id}")])
+        .await;
+}
+
 /// An operator swaps the seed's image for dockhand's and keeps its environment and labels,
 /// with no configuration file: the seed's labels are read because a `SWARM_UTILS_*`
 /// variable is set (the log says so), and the seed's update without `image` deploys the
