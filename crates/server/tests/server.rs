@@ -1490,22 +1490,36 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let s = dockhand_e2e::swarm().await;
     let server = Server::start(s.manager_url(), "{}\n", &[]).await;
-    let st = schemathesis();
-    let url = server.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(st)
-            .args(["run", &format!("{url}/openapi.json"), "--checks"])
-            .arg("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method")
-            .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
-            .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--workers", "2"])
-            .args(["--max-time", "120", "--suppress-health-check", "all"])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let run = || {
+        let (st, url) = (schemathesis(), server.url.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(st)
+                .args(["run", &format!("{url}/openapi.json"), "--checks"])
+                .arg("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method")
+                .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+                .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--workers", "2"])
+                .args(["--max-time", "120", "--suppress-health-check", "all"])
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let mut out = run().await.unwrap();
+    let mut report = text(&out);
+    // schemathesis itself sometimes crashes inside hypothesis while it describes a strategy
+    // ("AST constructor recursion depth mismatch", from CPython 3.11's `ast`): a crash of the
+    // tool, no finding about the server. Then, and only when no check failed, it runs once
+    // more; a second crash fails the test.
+    if !out.status.success()
+        && report.contains("AST constructor recursion depth mismatch")
+        && !report.contains("FAILURES")
+    {
+        out = run().await.unwrap();
+        report = text(&out);
+    }
     assert!(out.status.success(), "schemathesis failed:\n{report}\n{}", server.log());
     assert!(report.contains("passed") || report.contains("PASSED"), "schemathesis ran nothing:\n{report}");
     assert!(!server.log().contains("panicked"), "{}", server.log());
