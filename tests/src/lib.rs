@@ -326,6 +326,47 @@ pub fn pinned_helper_image() -> String {
     })
 }
 
+/// The docker CLI configuration directory holding the test registry's credentials
+/// (`cargo xtask swarm up` logs in there): what an operator's `config.json` is.
+pub fn swarm_docker_config() -> PathBuf {
+    std::env::var_os("DOCKHAND_SWARM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"))
+        .join("registry")
+        .join("docker-config")
+}
+
+/// The helper image as an operator gets it for a swarm: `dockhand helper-image push
+/// <registry>/dockhand-helper`, run once per test process by `dockhand` (the binary under
+/// test) against the swarm's manager, with the registry's credentials in
+/// [`swarm_docker_config`]. Answers the digest reference it printed; nodes pull it with
+/// the same credentials when a helper needs it.
+///
+/// # Panics
+/// When the swarm is not up or the push fails.
+pub fn pushed_helper_image(dockhand: &Path) -> String {
+    static PUSHED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PUSHED
+        .get_or_init(|| {
+            let (registry, _, _) = swarm_registry();
+            let manager = swarm_env("DOCKHAND_TEST_NODE_1").unwrap_or_else(|| panic!("the swarm is not up"));
+            let out = Command::new(dockhand)
+                .args(["-H", &manager, "helper-image", "push", &format!("{registry}/dockhand-helper")])
+                .env("DOCKER_CONFIG", swarm_docker_config())
+                .env_remove("DOCKHAND_HELPER_IMAGE")
+                .output()
+                .expect("dockhand helper-image push");
+            let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            assert!(
+                out.status.success() && printed.contains("@sha256:"),
+                "dockhand helper-image push: {printed}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            printed
+        })
+        .clone()
+}
+
 /// The test swarm: `DOCKHAND_TEST_NODE_<i>` from the environment, else from the
 /// `swarm.env` that `cargo xtask swarm up` writes; every node must answer.
 ///

@@ -215,7 +215,7 @@ async fn prepare_node(client: &Client, round: usize) -> anyhow::Result<()> {
     for i in 0..10 {
         let tar =
             dockhand_e2e::one_file_tar("data", format!("round-{round}-image-{i}").repeat(4096).as_bytes());
-        client.import_image(&format!("dh-bench-unused-{i}:r{round}"), tar.into()).await?;
+        client.import_image(&format!("dh-bench-unused-{i}:r{round}"), &[], tar.into()).await?;
     }
     let spec = ServiceSpec::new(format!("dh-bench-stopped-{round}"), crate::images::BUSYBOX_IMAGE)
         .with_label(BENCH_LABEL, "1")

@@ -52,7 +52,8 @@ volumes:
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let layout = engine::up()?;
-    // The volume container runs dockhand's image: this checkout's, whatever was there.
+    // The server's stack runs dockhand's image: this checkout's, whatever was there. The
+    // CLI needs no image: its volume containers run one it makes from itself.
     crate::images::ensure(&layout)?;
     let dockhand = |args: &[&str]| {
         proc::run(
@@ -60,7 +61,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
                 .args(["run", "--quiet", "--locked", "--package", "dockhand-cli", "--bin", "dockhand", "--"])
                 .args(["--host", &layout.url()])
                 .args(args)
-                .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE),
+                .env_remove("DOCKHAND_HELPER_IMAGE"),
         )
     };
     dockhand(&["engine", "info"])?;
@@ -129,7 +130,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let status = crate::cargo()
         .args(["run", "--quiet", "--locked", "--package", "dockhand-cli", "--bin", "dockhand", "--"])
         .args(["--host", &layout.url(), "update", &web, "--image", "dhdemo/web:broken"])
-        .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
+        .env_remove("DOCKHAND_HELPER_IMAGE")
         .status()?;
     if status.code() != Some(1) {
         bail!("the update to the broken image should fail with exit code 1, not {status}");

@@ -144,7 +144,21 @@ fn curl(layout: &dyn ImageHost) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
+/// `cargo xtask dist`: the static `dockhand` and `dockhand-server` release binaries, copied
+/// to `target/dist/`. A static `dockhand` makes a helper image of one file.
+pub(crate) fn dist() -> anyhow::Result<()> {
+    let dist = crate::project_root().join("target").join("dist");
+    fs::create_dir_all(&dist)?;
+    for binary in static_binaries()? {
+        let name = binary.file_name().context("a binary has a name")?;
+        fs::copy(&binary, dist.join(name)).with_context(|| format!("cannot copy {}", binary.display()))?;
+        eprintln!("{}", dist.join(name).display());
+    }
+    Ok(())
+}
+
+/// Builds both binaries static (`crt-static`, the `image` profile) and answers their paths.
+fn static_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = crate::project_root().join("target").join("static");
     proc::run(
@@ -169,7 +183,11 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
     let built = target_dir.join(&target).join("image");
-    let binaries = [built.join("dockhand"), built.join("dockhand-server")];
+    Ok([built.join("dockhand"), built.join("dockhand-server")])
+}
+
+fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
+    let binaries = static_binaries()?;
     // The image records which build it holds; unchanged binaries are not imported again.
     let mut build = String::new();
     for binary in &binaries {

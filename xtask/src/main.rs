@@ -59,6 +59,8 @@ enum Command {
     /// Build dockhand's image, `dockhand/dockhand:<version>` (both static binaries, from
     /// scratch), on the private engine, and save it to `target/dockhand-image-<version>.tar`.
     Image,
+    /// Build the static `dockhand` and `dockhand-server` release binaries into `target/dist/`.
+    Dist,
     /// Faults and load against the test swarm with two server replicas on PostgreSQL over
     /// HTTPS; fails unless nothing was lost or left behind.
     Soak {
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
         Command::Swarm(SwarmCommand::Env) => swarm::env(),
         Command::Demo => demo::run(),
         Command::Image => images::release(),
+        Command::Dist => images::dist(),
         Command::Bench { what } => bench::run(&what),
         Command::Fuzz { seconds } => fuzz::run(seconds),
         Command::Soak { minutes } => soak::run(minutes),

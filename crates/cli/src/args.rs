@@ -96,6 +96,9 @@ pub(crate) enum Command {
     /// Tokens for service labels.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The helper image, made from this executable.
+    #[command(subcommand)]
+    HelperImage(HelperImageCommand),
     /// What cron would do now: per target and action, enabled or not, which label or
     /// default decided, and the timeout budget.
     Plan,
@@ -170,8 +173,9 @@ pub(crate) enum CleanCommand {
 /// How jobs work on other nodes, and how much at once.
 #[derive(Debug, Clone, ClapArgs)]
 pub(crate) struct JobOptions {
-    /// The image of helper services on other nodes; its entrypoint must be dockhand
-    /// [default: dockhand/dockhand:VERSION].
+    /// The image of helper services, pinned by digest; its entrypoint must be dockhand
+    /// (`dockhand helper-image push` makes one) [default: on the connected node, an image
+    /// made from this executable; elsewhere, none].
     #[arg(long, env = "DOCKHAND_HELPER_IMAGE", value_name = "IMAGE")]
     pub(crate) helper_image: Option<String>,
     /// The engine socket's path on the nodes, bind-mounted into helpers.
@@ -254,6 +258,22 @@ pub(crate) enum TokenCommand {
     /// Read a token on stdin and print `sha256:<hex>` of it, for a `*.token` label: the
     /// label then never shows a usable token.
     Hash,
+}
+
+/// `dockhand helper-image ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum HelperImageCommand {
+    /// Make the helper image from this executable on the connected engine, push it to
+    /// REPOSITORY (`registry.example.com/team/dockhand-helper`) and print the reference to
+    /// set as `--helper-image` (DOCKHAND_HELPER_IMAGE): `REPOSITORY@sha256:...`. The
+    /// credential is the named one of `--registry`, else the docker CLI's `config.json`.
+    Push {
+        /// Where to push it, without a tag (the tag is dockhand's version and build).
+        repository: String,
+        /// A named registry credential of the configuration (`registries.NAME`).
+        #[arg(long, value_name = "NAME")]
+        registry: Option<String>,
+    },
 }
 
 /// `dockhand hosts ...`
@@ -448,6 +468,12 @@ pub(crate) enum BackupsCommand {
         /// The target to look on [default: the one the service's labels name, else local].
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
+        /// The archives the seed's tool (swarm-utils, through offen/docker-volume-backup)
+        /// wrote on the target, `<node>_<volume>_<date>.tar.gz` anywhere under its prefix:
+        /// of the service's volumes when it exists, else all. `restore SERVICE --object KEY`
+        /// restores one.
+        #[arg(long)]
+        foreign: bool,
     },
 }
 

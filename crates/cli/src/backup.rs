@@ -82,9 +82,30 @@ pub(crate) async fn move_volume(
 }
 
 pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result<ExitCode> {
-    let BackupsCommand::Ls { service, node, target } = cmd;
+    let BackupsCommand::Ls { service, node, target, foreign } = cmd;
     let targets = storage_targets(global)?;
     let prefixes = dockhand_policy::LabelPrefixes::default();
+    if foreign {
+        if node.is_some() {
+            anyhow::bail!("backups ls --foreign lists a service's archives of the seed's tool, not a node's");
+        }
+        let client = connect(global).await?;
+        let found = client.service(&service).await.ok();
+        let settings = match target {
+            Some(name) => targets.get(&name)?.clone(),
+            None => dockhand_jobs::service_target(
+                found.as_ref(),
+                &targets,
+                &crate::context::defaults()?,
+                &prefixes,
+            )?,
+        };
+        let storage = Storage::open(&settings)?;
+        let volumes = found.as_ref().map(dockhand_jobs::service_volumes);
+        let objects = dockhand_jobs::list_foreign(&storage, volumes.as_deref()).await?;
+        output::print(global.json, &objects, || output::backups(&objects))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (dir, settings) = match (service.as_str(), node) {
         ("node", Some(node)) => {
             // The node's hostname and target from the swarm, unless a target is named.

@@ -206,14 +206,24 @@ pub(crate) async fn job_context(
     // Inside a swarm service, helpers run the image dockhand itself runs from.
     // The configuration's secrets are masked in every step the CLI records or prints
     // (R3-14); a configuration that does not load is the command's own error, later.
-    if let (Ok(registries), Ok(storage)) = (registries(global), storage_targets(global)) {
-        ctx.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(&registries, &storage, &[], []));
+    let registries = registries(global);
+    if let (Ok(registries), Ok(storage)) = (&registries, storage_targets(global)) {
+        ctx.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(registries, &storage, &[], []));
     }
-    // A job that needs a helper and has no image fails saying what to set (R3-04).
-    ctx.helpers = dockhand_jobs::helper_image(&ctx.client, opts.helper_image.as_deref())
+    // Without an image, helpers on the connected node run one made from this executable;
+    // a job that needs a helper elsewhere and has no image fails saying what to set (R3-04).
+    let own = Some(dockhand_jobs::OwnExecutable::running());
+    ctx.helpers = dockhand_jobs::helper_image(&ctx.client, opts.helper_image.as_deref(), own)
         .await
         .with_socket(&opts.helper_socket)
         .with_pending_timeout(opts.pending_timeout.unwrap_or(defaults.pending_timeout));
+    // Nodes pull a configured helper image with its registry's credential, when there is one.
+    if let (Some(image), Ok(registries)) = (opts.helper_image.as_deref(), &registries) {
+        if let Ok(image) = dockhand_policy::ImageRef::parse(image.trim()) {
+            let credential = registries.credential_for_helper(&image).await?;
+            ctx.helpers = ctx.helpers.with_auth(credential.map(|c| c.auth));
+        }
+    }
     let mut settings = dockhand_jobs::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
     if let Some(lease) = opts.lock_lease {
         settings = settings.with_lease(lease);

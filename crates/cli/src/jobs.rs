@@ -65,3 +65,31 @@ pub(crate) async fn unused_volumes(global: &Global, opts: &JobOptions) -> anyhow
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+/// `dockhand helper-image push REPOSITORY [--registry NAME]`: prints the digest reference.
+pub(crate) async fn push_helper_image(
+    global: &Global,
+    repository: &str,
+    registry: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let image = dockhand_policy::ImageRef::parse(repository)
+        .map_err(|e| anyhow::anyhow!("helper-image push: REPOSITORY {repository:?}: {e}"))?;
+    let named = repository.rsplit('/').next().unwrap_or_default();
+    if named.contains(':') || repository.contains('@') {
+        anyhow::bail!(
+            "helper-image push: REPOSITORY {repository:?} takes no tag or digest (the tag is dockhand's version and build)"
+        );
+    }
+    let credential = crate::context::registries(global)?.credential_for_push(&image, registry).await?;
+    let client = connect(global).await?;
+    let exe = dockhand_jobs::OwnExecutable::running();
+    let pushed = dockhand_jobs::push_own_image(
+        &client,
+        &exe,
+        &image.repository(),
+        credential.as_ref().map(|c| &c.auth),
+    )
+    .await?;
+    output::line(&pushed)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -62,6 +62,9 @@ async fn command(args: Args) -> anyhow::Result<ExitCode> {
         Command::Host(cmd) => hosts::host(&args.global, cmd).await,
         Command::Config(cmd) => hosts::config(&args.global, cmd),
         Command::Token(args::TokenCommand::Hash) => token::hash(),
+        Command::HelperImage(args::HelperImageCommand::Push { repository, registry }) => {
+            jobs::push_helper_image(&args.global, &repository, registry.as_deref()).await
+        }
         Command::Locks(cmd) => locks::run(&args.global, cmd).await,
         Command::Clean(cmd) => clean::run(&args.global, cmd).await,
         Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,

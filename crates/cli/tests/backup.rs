@@ -83,19 +83,21 @@ use std::time::{Duration, Instant};
 use dockhand_e2e::{BUSYBOX_IMAGE, ServiceGuard, TestSwarm, assert_nothing_left, last_job, unique_name};
 use dockhand_engine::{Client, ExecSpec, Filters, ServiceSpec};
 
-use dockhand_e2e::HELPER_IMAGE;
-
 /// A test's own configuration, data and state directories.
 struct Setup {
     dir: tempfile::TempDir,
     extra: Vec<(String, String)>,
+    /// No `--helper-image`: on the manager, helpers run the image dockhand makes from
+    /// itself. Else the image `dockhand helper-image push` put in the test registry, which
+    /// nodes pull with the credentials of `config.json`.
+    own_helper: bool,
 }
 
 impl Setup {
     fn new(targets: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         config(dir.path(), targets);
-        Self { dir, extra: Vec::new() }
+        Self { dir, extra: Vec::new(), own_helper: false }
     }
 
     /// The target `offsite` on `peer`, with its credentials in the environment.
@@ -109,8 +111,13 @@ impl Setup {
         let mut env = vec![
             ("XDG_DATA_HOME".to_owned(), self.dir.path().join("data").display().to_string()),
             ("XDG_STATE_HOME".to_owned(), self.dir.path().join("state").display().to_string()),
-            ("DOCKHAND_HELPER_IMAGE".to_owned(), HELPER_IMAGE.to_owned()),
         ];
+        if !self.own_helper {
+            let pushed =
+                dockhand_e2e::pushed_helper_image(std::path::Path::new(env!("CARGO_BIN_EXE_dockhand")));
+            env.push(("DOCKHAND_HELPER_IMAGE".to_owned(), pushed));
+            env.push(("DOCKER_CONFIG".to_owned(), dockhand_e2e::swarm_docker_config().display().to_string()));
+        }
         env.extend(self.extra.iter().cloned());
         env
     }
@@ -124,6 +131,7 @@ impl Setup {
         for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
             cmd.env_remove(var);
         }
+        cmd.env_remove("DOCKHAND_HELPER_IMAGE");
         let config = self.dir.path().join("dockhand.yaml");
         cmd.args(["-H", s.manager_url(), "--config", config.to_str().unwrap()]).args(args);
         cmd.envs(self.env());
@@ -417,6 +425,80 @@ async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swar
     );
 }
 
+/// Archives the seed's tool wrote to S3 (offen/docker-volume-backup: `<node>_<volume>_<date>.tar.gz`,
+/// the volume under `backup/<volume>/`, made here by GNU tar as the seed's container does)
+/// are listed by `backups ls --foreign` and restored with `restore --object KEY`, so a
+/// migrating operator keeps their history; one of a volume the service does not mount is
+/// refused before anything is touched.
+#[tokio::test]
+async fn the_seeds_archives_are_listed_and_restored() {
+    let s = dockhand_e2e::swarm().await;
+    let peer = S3Peer::start();
+    let (name, volume) = (unique_name("bk-seed"), unique_name("bk-seed-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let setup = Setup::offsite(&peer);
+
+    // The seed's archive: its volume and another one, as its backup container mounts them.
+    let made = tempfile::tempdir().unwrap();
+    let root = made.path().join("backup");
+    std::fs::create_dir_all(root.join(&volume).join("dir")).unwrap();
+    std::fs::create_dir_all(root.join("other-vol")).unwrap();
+    std::fs::write(root.join(&volume).join("hello.txt"), "from the seed\n").unwrap();
+    std::fs::write(root.join(&volume).join("dir/x"), "x\n").unwrap();
+    std::fs::write(root.join("other-vol/y"), "not this volume\n").unwrap();
+    let tarball = made.path().join("seed.tar.gz");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(made.path())
+        .args(["--numeric-owner", "-czf"])
+        .arg(&tarball)
+        .arg("backup")
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    let env = dockhand_host::Environment::from_vars(setup.env());
+    let file = dockhand_host::ConfigFile::load(Some(&setup.dir.path().join("dockhand.yaml")), &env).unwrap();
+    let targets = dockhand_jobs::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    let storage = dockhand_jobs::Storage::open(targets.get("offsite").unwrap()).unwrap();
+    let key = format!("node1_{volume}_2026-11-01T03-00-00.tar.gz");
+    let other = "node1_other-vol_2026-11-01T03-00-00.tar.gz";
+    for k in [key.as_str(), other] {
+        let bytes = std::fs::read(&tarball).unwrap();
+        storage.put(k, bytes).await.unwrap();
+    }
+
+    let out = setup.run(&s, &["backups", "ls", &name, "--foreign", "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "only the service's own volume: {listed:?}");
+    assert_eq!(
+        (listed[0]["key"].as_str(), listed[0]["volume"].as_str()),
+        (Some(key.as_str()), Some(volume.as_str()))
+    );
+    assert_eq!(listed[0]["check"], dockhand_jobs::FOREIGN_CHECK);
+
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, "echo junk > /data/junk").await;
+    let refused = setup.run(&s, &["restore", &name, "--object", other, "--json"]);
+    assert_eq!(refused.status.code(), Some(1), "{}\n{}", stdout(&refused), stderr(&refused));
+    let job = last_job(&refused);
+    assert!(job["steps"][0]["error"].as_str().unwrap().contains("is not a volume of service"), "{job}");
+    assert_eq!(steps(&job).len(), 1, "nothing touched: {job}");
+
+    let out = setup.run(&s, &["restore", &name, "--object", &key, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let kinds: Vec<String> = steps(&job).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["verify", "stop", "restore", "start"], "{job}");
+    assert!(job["steps"][0]["output_tail"].as_str().unwrap().contains("seed's tool"), "{job}");
+    let container = running_container(s.manager(), &name).await;
+    let listing = sh(s.manager(), &container, "cd /data && find . | sort && cat hello.txt").await;
+    assert_eq!(listing, ".\n./dir\n./dir/x\n./hello.txt\nfrom the seed\n", "{job}");
+}
+
 #[tokio::test]
 async fn restore_refuses_a_corrupted_archive_and_touches_nothing() {
     let s = dockhand_e2e::swarm().await;
@@ -690,6 +772,77 @@ async fn on_worker(
     let (node, container) = task_container(s, name).await;
     sh(&node, &container, &tree_script(mib)).await;
     (guard, sh(&node, &container, LISTING).await)
+}
+
+/// With only the `dockhand` binary, a first backup and restore on the node dockhand is
+/// connected to need no image of ours (issue 23, defect 4): helpers there run an image
+/// dockhand makes from its own executable, `dockhand/helper:<version>-<build>`, by its ID.
+/// On another node nothing can be made: the job fails before it stops anything, saying
+/// what to run.
+#[tokio::test]
+async fn a_first_backup_needs_no_image_of_ours() {
+    let s = dockhand_e2e::swarm().await;
+    let (name, _volume, _guard) = stopping_service(&s, "bk-own").await;
+    let mut setup = Setup::new("    {}\n");
+    setup.own_helper = true;
+    let job = round_trip(&s, &setup, &name).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let made = s.manager().images(&Filters::new().with("reference", "dockhand/helper")).await.unwrap();
+    let version = format!("dockhand/helper:{}-", env!("CARGO_PKG_VERSION"));
+    assert!(made.iter().any(|i| i.repo_tags.iter().any(|t| t.starts_with(&version))), "{made:?}");
+
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let (worker, volume) = (unique_name("bk-own-worker"), unique_name("bk-own-worker-vol"));
+    let (_worker_guard, _) =
+        on_worker(&s, &ids[1].0, &worker, &volume, &[("dockhand.backup.stop", "true")], 1).await;
+    let out = setup.run(&s, &["backup", &worker, "--json"]);
+    let text = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("dockhand helper-image push") && text.contains("DOCKHAND_HELPER_IMAGE"), "{text}");
+    assert_eq!(replicas_and_intent(s.manager(), &worker).await, (Some(1), None), "{text}");
+    let target = format!("service/{}", s.manager().service(&worker).await.unwrap().id);
+    assert_nothing_left(s.manager(), &[target]).await;
+}
+
+/// `dockhand helper-image push REPOSITORY` makes the same image, pushes it with the
+/// registry's credential from `config.json` and prints the digest reference to configure;
+/// a worker that lacks it pulls it with that credential when a helper needs it. Without
+/// the credential the registry refuses the push, and the error says so.
+#[tokio::test]
+async fn a_pushed_helper_image_is_pulled_by_a_worker_with_the_registrys_credential() {
+    let s = dockhand_e2e::swarm().await;
+    let (registry, _, _) = dockhand_e2e::swarm_registry();
+    let repository = format!("{registry}/{}", unique_name("dh-helper"));
+    let push = |config: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_dockhand"))
+            .args(["-H", s.manager_url(), "helper-image", "push", &repository])
+            .env("DOCKER_CONFIG", config)
+            .env_remove("DOCKHAND_HELPER_IMAGE")
+            .output()
+            .unwrap()
+    };
+    let nowhere = tempfile::tempdir().unwrap();
+    let refused = push(nowhere.path());
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains(&format!("push {repository}:")), "{}", stderr(&refused));
+    let out = push(&dockhand_e2e::swarm_docker_config());
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let pushed = stdout(&out).trim().to_owned();
+    let digest = pushed.strip_prefix(&format!("{repository}@sha256:")).unwrap_or_default();
+    assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()), "{pushed}");
+
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let worker = &s.nodes[2].1;
+    assert!(worker.image(&pushed).await.is_err(), "node3 does not have {pushed} yet");
+    let (name, volume) = (unique_name("bk-pushed"), unique_name("bk-pushed-vol"));
+    let (_guard, _) = on_worker(&s, &ids[2].0, &name, &volume, &[], 1).await;
+    let mut setup = Setup::new("    {}\n");
+    setup.extra = vec![("DOCKHAND_HELPER_IMAGE".into(), pushed.clone())];
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(worker.image(&pushed).await.is_ok(), "node3 pulled {pushed}");
 }
 
 #[tokio::test]

@@ -30,11 +30,25 @@ async fn every_node_schedulable() -> tokio::sync::RwLockReadGuard<'static, ()> {
 fn dockhand(s: &TestSwarm, state: &tempfile::TempDir, args: &[&str]) -> Output {
     let mut all = vec!["-H", s.manager_url()];
     all.extend_from_slice(args);
-    dockhand_e2e::run(env!("CARGO_BIN_EXE_dockhand").as_ref(), &all, &env(state))
+    dockhand_e2e::run(env!("CARGO_BIN_EXE_dockhand").as_ref(), &all, &pairs(&env(state)))
 }
 
-fn env(state: &tempfile::TempDir) -> [(&str, &str); 2] {
-    [("XDG_STATE_HOME", state.path().to_str().unwrap()), ("DOCKHAND_HELPER_IMAGE", HELPER_IMAGE)]
+/// The helper image is the one `dockhand helper-image push` put in the test registry,
+/// which nodes pull with the credentials of the swarm's `config.json`.
+fn env(state: &tempfile::TempDir) -> [(&'static str, String); 3] {
+    [
+        ("XDG_STATE_HOME", state.path().to_str().unwrap().to_owned()),
+        ("DOCKHAND_HELPER_IMAGE", helper_image()),
+        ("DOCKER_CONFIG", dockhand_e2e::swarm_docker_config().display().to_string()),
+    ]
+}
+
+fn helper_image() -> String {
+    dockhand_e2e::pushed_helper_image(env!("CARGO_BIN_EXE_dockhand").as_ref())
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// Starts `dockhand` in the background, as [`dockhand`] runs it.
@@ -142,7 +156,7 @@ async fn clean_node_prunes_a_worker_through_a_helper() {
     // An image of the test's own, used by nothing: prune must take it.
     let unused = format!("{}:x", unique_name("clean-img"));
     let tar = dockhand_e2e::one_file_tar("marker", &vec![b'x'; 64 * 1024]);
-    node2.import_image(&unused, tar.into()).await.unwrap();
+    node2.import_image(&unused, &[], tar.into()).await.unwrap();
     assert!(node2.image(&unused).await.is_ok(), "the unused image to prune is there");
 
     let state = tempfile::tempdir().unwrap();
@@ -164,7 +178,7 @@ async fn clean_node_prunes_a_worker_through_a_helper() {
     assert!(node2.container(&c2).await.unwrap_err().is_not_found(), "the stopped container is gone");
     assert!(node2.image(&unused).await.unwrap_err().is_not_found(), "the unused image is gone");
     assert!(node2.image(BUSYBOX_IMAGE).await.is_ok(), "an image in use stays");
-    assert!(node2.image(HELPER_IMAGE).await.is_ok(), "the helper's own image was in use");
+    assert!(node2.image(&helper_image()).await.is_ok(), "the helper's own image was in use");
     assert!(node2.volume(&volume).await.is_ok(), "volumes, dangling ones too, are never touched");
     assert!(node3.container(&c3).await.is_ok(), "another node is untouched");
     assert_nothing_left(s.manager(), &[format!("node/{node2_id}")]).await;
@@ -173,7 +187,7 @@ async fn clean_node_prunes_a_worker_through_a_helper() {
     let out = dockhand_e2e::run(
         env!("CARGO_BIN_EXE_dockhand").as_ref(),
         &["-H", &s.nodes[1].0, "clean", "node", "node3"],
-        &env(&state),
+        &pairs(&env(&state)),
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -276,7 +290,7 @@ async fn clean_service_refusals_and_failures_say_why() {
     let out = dockhand_e2e::run(
         env!("CARGO_BIN_EXE_dockhand").as_ref(),
         &["-H", &s.nodes[1].0, "clean", "service", &failing],
-        &env(&state),
+        &pairs(&env(&state)),
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a swarm manager"), "{}", stderr(&out));
@@ -623,8 +637,9 @@ async fn a_task_that_dies_mid_exec_fails_its_step_naming_it() {
 /// label, so the other tests' images stay), and clean-service one job per service whose
 /// labels enable it. Runs alone: it touches every node.
 /// A node's `clean.exec` runs after the prunes, in a helper of its `clean.exec.image` on
-/// that node, as a step of its own with its output; without the image the step fails naming
-/// the label. (It was parsed and documented, and never run.)
+/// that node, as a step of its own with its output; with `clean.exec.host=true` in the
+/// node's own namespaces; without the image the step fails naming the label. (It was parsed
+/// and documented, and never run.)
 #[tokio::test]
 async fn a_nodes_clean_exec_runs_after_the_prunes_in_its_image_on_that_node() {
     let _alone = NODE3_SCHEDULABLE.write().await;
@@ -657,7 +672,17 @@ async fn a_nodes_clean_exec_runs_after_the_prunes_in_its_image_on_that_node() {
     let state = tempfile::tempdir().unwrap();
     let out = dockhand(&s, &state, &["clean", "node", &node3_name, "--json"]);
     let job = last_job(&out);
-    set(vec![("dockhand.clean.exec.image", None)]).await;
+    // `clean.exec.host=true`: the same label's command in the node's own namespaces, made
+    // by the helper's agent through node3's engine (a swarm service cannot be privileged):
+    // it writes where the node's mount namespace has /tmp and reads the node's hostname.
+    let marker = format!("/tmp/{}", unique_name("dh-host-exec"));
+    let host_command: &'static str =
+        Box::leak(format!("echo from-the-host > {marker} && cat /proc/sys/kernel/hostname").into_boxed_str());
+    set(vec![("dockhand.clean.exec", Some(host_command)), ("dockhand.clean.exec.host", Some("true"))]).await;
+    let on_host = dockhand(&s, &state, &["clean", "node", &node3_name, "--json"]);
+    let written = std::fs::read_to_string(&marker);
+    let _ = std::fs::remove_file(&marker);
+    set(vec![("dockhand.clean.exec.host", None), ("dockhand.clean.exec.image", None)]).await;
     let without_image = dockhand(&s, &state, &["clean", "node", &node3_name, "--json"]);
     set(vec![
         ("dockhand.clean.container.enable", None),
@@ -666,6 +691,24 @@ async fn a_nodes_clean_exec_runs_after_the_prunes_in_its_image_on_that_node() {
         ("dockhand.clean.exec", None),
     ])
     .await;
+    assert_eq!(on_host.status.code(), Some(0), "{}\n{}", stdout(&on_host), stderr(&on_host));
+    let host_job = last_job(&on_host);
+    let host_exec =
+        host_job["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "exec").unwrap().clone();
+    assert_eq!(host_exec["status"], "succeeded", "{host_job}");
+    assert_eq!(host_exec["node"], node3_name.as_str(), "{host_job}");
+    assert_eq!(
+        host_exec["output_tail"].as_str().unwrap_or_default().trim(),
+        node3_name,
+        "the node's own hostname: {host_job}"
+    );
+    assert_eq!(written.ok().as_deref(), Some("from-the-host\n"), "written in the node's mount namespace");
+    let privileged = s.nodes[2]
+        .1
+        .containers(&dockhand_engine::Filters::new().with("label", "dockhand.host-exec"))
+        .await
+        .unwrap();
+    assert!(privileged.is_empty(), "the privileged container is removed: {privileged:?}");
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let steps = job["steps"].as_array().unwrap();
     let kinds: Vec<(&str, &str)> =

@@ -196,6 +196,12 @@ pub struct HostConfig {
     /// tmpfs mounts: path to options.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tmpfs: BTreeMap<String, String>,
+    /// Every capability and device of the host (a node's `clean.exec.host`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// `host`: the host's PID namespace.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pid_mode: String,
 }
 
 impl Default for HostConfig {
@@ -209,6 +215,8 @@ impl Default for HostConfig {
             cap_add: Vec::new(),
             security_opt: Vec::new(),
             tmpfs: BTreeMap::new(),
+            privileged: false,
+            pid_mode: String::new(),
         }
     }
 }

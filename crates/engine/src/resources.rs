@@ -218,33 +218,82 @@ impl Client {
     }
 
     /// `POST /images/create?fromSrc=-`: imports the root filesystem in `tar` as the image
-    /// `reference` (`repo:tag`), as `docker import` does. An error the engine reports in its
-    /// progress stream is an error here.
-    pub async fn import_image(&self, reference: &str, tar: bytes::Bytes) -> Result<(), Error> {
-        let (repo, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-            Some((repo, tag)) => (repo, tag),
-            None => (reference, "latest"),
-        };
-        let path = format!(
-            "/images/create{}",
-            crate::query::query(&[
-                ("fromSrc", "-".to_owned()),
-                ("repo", repo.to_owned()),
-                ("tag", tag.to_owned())
-            ])
-        );
+    /// `reference` (`repo:tag`), as `docker import` does, with `changes` (Dockerfile
+    /// instructions such as `ENTRYPOINT ["/app"]`, as `docker import --change`). An error
+    /// the engine reports in its progress stream is an error here.
+    pub async fn import_image(
+        &self,
+        reference: &str,
+        changes: &[String],
+        tar: bytes::Bytes,
+    ) -> Result<(), Error> {
+        let (repo, tag) = split_tag(reference);
+        let mut params =
+            vec![("fromSrc", "-".to_owned()), ("repo", repo.to_owned()), ("tag", tag.to_owned())];
+        params.extend(changes.iter().map(|c| ("changes", c.clone())));
+        let path = format!("/images/create{}", crate::query::query(&params));
         let (versioned, body) = self.call_raw(&Method::POST, &path, Some(tar), None).await?;
+        self.stream_result(&versioned, &body).map(drop)
+    }
+
+    /// `POST /images/{name}/tag`: tags the image `name` as `reference` (`repo:tag`).
+    pub async fn tag_image(&self, name: &str, reference: &str) -> Result<(), Error> {
+        let (repo, tag) = split_tag(reference);
+        let path = format!(
+            "/images/{}/tag{}",
+            segment("image", name)?,
+            crate::query::query(&[("repo", repo.to_owned()), ("tag", tag.to_owned())])
+        );
+        self.call_unit(Method::POST, &path, None).await
+    }
+
+    /// `POST /images/{name}/push?tag=`: pushes `reference` (`repo:tag`) to its registry
+    /// with `auth` (the engine asks the registry without credentials when `None`), and
+    /// answers the digest of the manifest it pushed (`sha256:...`). An error the engine
+    /// reports in its progress stream is an error here.
+    pub async fn push_image(
+        &self,
+        reference: &str,
+        auth: Option<&crate::RegistryAuth>,
+    ) -> Result<String, Error> {
+        let (repo, tag) = split_tag(reference);
+        let path = format!(
+            "/images/{}/push{}",
+            segment("image", repo)?,
+            crate::query::query(&[("tag", tag.to_owned())])
+        );
+        // The engine wants the header even without credentials: an empty JSON object.
+        let header = auth.map_or_else(|| "e30=".to_owned(), crate::RegistryAuth::header_value);
+        let (versioned, body) =
+            self.call_raw(&Method::POST, &path, None, Some(("x-registry-auth", &header))).await?;
+        let lines = self.stream_result(&versioned, &body)?;
+        lines
+            .iter()
+            .find_map(|l| l.pointer("/aux/Digest").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .ok_or_else(|| Error::Stream {
+                context: format!("POST {versioned} on {}", self.url()),
+                detail: "the engine's answer names no pushed digest".to_owned(),
+                source: None,
+            })
+    }
+
+    /// The JSON lines of a progress stream (pull, push, import), or the first error one
+    /// reports.
+    fn stream_result(&self, versioned: &str, body: &[u8]) -> Result<Vec<serde_json::Value>, Error> {
+        let mut lines = Vec::new();
         for line in body.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
             let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-            if let Some(message) = value.get("error").and_then(serde_json::Value::as_str) {
+            let error = value.get("error").or_else(|| value.pointer("/errorDetail/message"));
+            if let Some(message) = error.and_then(serde_json::Value::as_str) {
                 return Err(Error::Stream {
                     context: format!("POST {versioned} on {}", self.url()),
                     detail: format!("the engine reported: {message}"),
                     source: None,
                 });
             }
+            lines.push(value);
         }
-        Ok(())
+        Ok(lines)
     }
 
     /// `DELETE /images/{name}?force=true`: untags it and removes what no other tag holds.
@@ -348,5 +397,13 @@ impl Client {
     /// `GET /networks/{id}`.
     pub async fn network(&self, id: &str) -> Result<Network, Error> {
         self.get_json(&format!("/networks/{}", segment("network", id)?)).await
+    }
+}
+
+/// `repo:tag` split at the tag's colon (not a registry port's); `latest` without one.
+fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((repo, tag)) => (repo, tag),
+        None => (reference, "latest"),
     }
 }

@@ -920,8 +920,19 @@ impl Client {
         self.logs(&path, &task.spec, options).await
     }
 
+    /// `GET /containers/{id}/logs`: a container's output (one made without a TTY), as
+    /// [`Client::service_logs`].
+    pub async fn container_logs(&self, id: &str, options: &LogsOptions) -> Result<LogStream, Error> {
+        let path = format!("/containers/{}/logs{}", object("container", id)?, logs_query(options));
+        self.open_logs(&path, false, options).await
+    }
+
     async fn logs(&self, path: &str, spec: &TaskSpec, options: &LogsOptions) -> Result<LogStream, Error> {
         let tty = spec.container_spec.other.get("TTY").and_then(Value::as_bool).unwrap_or(false);
+        self.open_logs(path, tty, options).await
+    }
+
+    async fn open_logs(&self, path: &str, tty: bool, options: &LogsOptions) -> Result<LogStream, Error> {
         let idle = if options.follow { None } else { self.response_timeout() };
         let (_, body) = self.open_stream(Method::GET, path, None, idle).await?;
         let context = body.context().to_owned();

@@ -112,6 +112,16 @@ pub enum AgentTask {
     },
     /// Lists the local volumes no container uses.
     UnusedVolumes,
+    /// A node's `clean.exec.host=true`: `argv` in a root container of `image` that
+    /// enters the host's namespaces (see `host_exec`).
+    HostExec {
+        /// The image, already on the node.
+        image: String,
+        /// The command, as its own argv (`/bin/sh`, `-c`, the label's text).
+        argv: Vec<String>,
+        /// Its budget.
+        budget: Budget,
+    },
     /// Runs `argv` in each container, up to `concurrency` at once.
     Exec {
         /// The command, as its own argv (`/bin/sh`, `-c`, the label's text).
@@ -289,6 +299,11 @@ impl AgentTask {
             Self::VolumeInfo { name } => {
                 args.extend(["volume-info".to_owned(), "--name".to_owned(), name.clone()])
             }
+            Self::HostExec { image, argv, budget } => {
+                args.extend(["host-exec".to_owned(), "--image".to_owned(), image.clone()]);
+                args.extend(["--timeout".to_owned(), budget.to_arg(), "--".to_owned()]);
+                args.extend(argv.iter().cloned());
+            }
             Self::Exec { argv, budget, targets, concurrency } => {
                 args.extend(["exec".to_owned(), "--timeout".to_owned(), budget.to_arg()]);
                 args.extend(["--concurrency".to_owned(), concurrency.to_string()]);
@@ -415,6 +430,24 @@ impl AgentTask {
                 }
                 let budget = budget.ok_or_else(|| bad("exec needs --timeout".to_owned()))?;
                 Ok(Self::Exec { argv, budget, targets, concurrency })
+            }
+            "host-exec" => {
+                let (mut image, mut budget) = (None, None);
+                while let Some(flag) = rest.next() {
+                    match flag.as_str() {
+                        "--image" => image = Some(value(flag, &mut rest)?),
+                        "--timeout" => budget = Some(Budget::from_arg(&value(flag, &mut rest)?)?),
+                        "--" => break,
+                        other => return Err(bad(format!("host-exec does not take {other:?}"))),
+                    }
+                }
+                let argv: Vec<String> = rest.cloned().collect();
+                if argv.is_empty() {
+                    return Err(bad("host-exec needs a command after --".to_owned()));
+                }
+                let image = image.ok_or_else(|| bad("host-exec needs --image".to_owned()))?;
+                let budget = budget.ok_or_else(|| bad("host-exec needs --timeout".to_owned()))?;
+                Ok(Self::HostExec { image, argv, budget })
             }
             other => Err(bad(format!("unknown verb {other:?}"))),
         }
@@ -878,6 +911,10 @@ pub async fn run_agent(
             };
             report(line);
         }
+        AgentTask::HostExec { image, argv, budget } => {
+            let step = crate::host_exec::host_exec_step(client, image, argv, budget.timeout, &node).await;
+            report(AgentLine::Step { step });
+        }
         AgentTask::Exec { argv, budget, targets, concurrency } => {
             let mut steps = futures_util::stream::iter(targets)
                 .map(|t| exec_step(client, t, argv, budget, &node))
@@ -1058,6 +1095,11 @@ mod tests {
         round_trip(AgentTask::Fetch { address: "dh-helper-x:7070".into(), seconds: 30 });
         round_trip(AgentTask::Send { address: "dh-helper-x:7070".into(), seconds: 30 });
         round_trip(AgentTask::VolumeInfo { name: "stack_data".into() });
+        round_trip(AgentTask::HostExec {
+            image: "registry.example.com/tools@sha256:abc".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), "journalctl --vacuum-time=7d -- --image x".into()],
+            budget: Budget::new(Duration::from_secs(60), "label dockhand.clean.exec.timeout"),
+        });
     }
 
     #[test]
@@ -1071,6 +1113,8 @@ mod tests {
         assert!(err(&["exec", "--timeout", "1s"]).contains("command after --"));
         assert!(err(&["exec", "--task", "x", "--", "true"]).contains("TASK=CONTAINER"));
         assert!(err(&["exec", "--", "true"]).contains("--timeout"));
+        assert!(err(&["host-exec", "--timeout", "1s,x", "--", "true"]).contains("--image"));
+        assert!(err(&["host-exec", "--image", "i", "--timeout", "1s,x"]).contains("command after --"));
         assert!(err(&["volumes-unused", "x"]).contains("no arguments"));
         assert!(err(&["pack", "--level", "3"]).contains("--dir"));
         assert!(err(&["hold", "--dir", "/x"]).contains("\"--dir\""));

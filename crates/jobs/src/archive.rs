@@ -222,6 +222,98 @@ pub struct UnpackStats {
     pub bytes: u64,
 }
 
+/// What [`convert_foreign`] found in an archive of the seed's tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ForeignStats {
+    /// Entries of the volume, re-packed.
+    pub entries: u64,
+    /// Bytes of their file content.
+    pub bytes: u64,
+    /// Entries outside `backup/<volume>/`, left out.
+    pub skipped: u64,
+}
+
+/// Re-packs an archive of the seed's tool (offen/docker-volume-backup: a gzip tar with the
+/// volume under `backup/<volume>/`) as dockhand's own: a zstd tar of that volume alone,
+/// paths relative to its root, the root as `./` with its owner, mode and mtime. Hard links
+/// inside it follow; entries outside it are left out and counted. An archive with nothing
+/// of `volume` is an error naming what it holds.
+pub(crate) fn convert_foreign(
+    input: impl Read,
+    volume: &str,
+    out: impl Write,
+    level: i32,
+) -> Result<ForeignStats, ArchiveError> {
+    let damaged = |e: io::Error| ArchiveError::Damaged(e.to_string());
+    let written = |e: io::Error| ArchiveError::Io { path: PathBuf::from("the re-packed archive"), source: e };
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(input));
+    let encoder = zstd::Encoder::new(out, level).map_err(written)?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    let prefix = Path::new("backup").join(volume);
+    // Under `backup/<volume>/`, relative to it; a path that climbs (`..`) is never inside.
+    let inside = |path: &Path| -> Option<PathBuf> {
+        if path.components().any(|c| c == std::path::Component::ParentDir) {
+            return None;
+        }
+        let clean: PathBuf =
+            path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+        clean.strip_prefix(&prefix).ok().map(Path::to_path_buf)
+    };
+    let (mut stats, mut tops) = (ForeignStats::default(), std::collections::BTreeSet::new());
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+            continue;
+        }
+        let path = entry.path().map_err(damaged)?.into_owned();
+        let Some(rel) = inside(&path) else {
+            if let Some(std::path::Component::Normal(top)) = path.components().nth(1) {
+                tops.insert(top.to_string_lossy().into_owned());
+            }
+            stats.skipped += 1;
+            continue;
+        };
+        let rel = if rel.as_os_str().is_empty() { PathBuf::from("./") } else { rel };
+        let mut header = entry.header().clone();
+        match kind {
+            tar::EntryType::Link => {
+                let target = entry.link_name().map_err(damaged)?.unwrap_or_default().into_owned();
+                let Some(target) = inside(&target) else {
+                    stats.skipped += 1;
+                    continue;
+                };
+                builder.append_link(&mut header, &rel, &target).map_err(written)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name().map_err(damaged)?.unwrap_or_default().into_owned();
+                builder.append_link(&mut header, &rel, &target).map_err(written)?;
+            }
+            _ => {
+                let size = header.size().map_err(damaged)?;
+                builder.append_data(&mut header, &rel, &mut entry).map_err(|e| {
+                    if e.kind() == io::ErrorKind::UnexpectedEof { damaged(e) } else { written(e) }
+                })?;
+                stats.bytes += size;
+            }
+        }
+        stats.entries += 1;
+    }
+    if stats.entries == 0 {
+        let held = if tops.is_empty() {
+            "nothing under backup/".to_owned()
+        } else {
+            tops.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        return Err(ArchiveError::Damaged(format!(
+            "no entry under backup/{volume}/ (the archive holds: {held})"
+        )));
+    }
+    builder.into_inner().map_err(written)?.finish().map_err(written)?;
+    Ok(stats)
+}
+
 /// Reads a whole zstd-compressed tar, checking its frames and entries, writing nothing.
 pub fn verify(input: impl Read) -> Result<UnpackStats, ArchiveError> {
     let decoder = zstd::Decoder::new(input).map_err(|e| ArchiveError::Damaged(e.to_string()))?;
@@ -524,5 +616,95 @@ mod tests {
 
     fn rustix_is_root() -> bool {
         fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    }
+
+    /// A gzip tar as the seed's tool writes it: the volume `data` under `backup/data/`,
+    /// another volume beside it, and an entry that climbs out.
+    fn seed_archive() -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let dir = |tar: &mut tar::Builder<_>, path: &str, mode: u32, uid: u64| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(mode);
+            h.set_uid(uid);
+            h.set_gid(uid);
+            h.set_mtime(1_000_000_000);
+            h.set_size(0);
+            tar.append_data(&mut h, path, io::empty()).unwrap();
+        };
+        dir(&mut tar, "backup/", 0o755, 0);
+        dir(&mut tar, "backup/data/", 0o750, 70);
+        dir(&mut tar, "backup/data/sub/", 0o700, 0);
+        let file = |tar: &mut tar::Builder<_>, path: &str, body: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o640);
+            h.set_uid(1234);
+            h.set_gid(5678);
+            h.set_mtime(1_100_000_000);
+            h.set_size(body.len() as u64);
+            tar.append_data(&mut h, path, body).unwrap();
+        };
+        file(&mut tar, "backup/data/a.txt", "grüße\n".as_bytes());
+        file(&mut tar, "backup/other/x", b"not ours");
+        let plain = |kind| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_100_000_000);
+            h.set_size(0);
+            h
+        };
+        let mut link = plain(tar::EntryType::Link);
+        tar.append_link(&mut link, "backup/data/sub/hard", "backup/data/a.txt").unwrap();
+        let mut sym = plain(tar::EntryType::Symlink);
+        tar.append_link(&mut sym, "backup/data/link", "a.txt").unwrap();
+        // A name that climbs out, written raw (the builder refuses it).
+        let mut climb = tar::Header::new_old();
+        climb.as_old_mut().name[..30].copy_from_slice(b"backup/data/../../etc/pwned\0\0\0");
+        climb.set_mode(0o644);
+        climb.set_size(4);
+        climb.set_cksum();
+        tar.append(&climb, &b"evil"[..]).unwrap();
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn a_seed_archive_restores_as_its_volume_alone() {
+        let mut zst = Vec::new();
+        let stats = convert_foreign(seed_archive().as_slice(), "data", &mut zst, 3).unwrap();
+        assert_eq!(
+            stats,
+            ForeignStats { entries: 5, bytes: 8, skipped: 3 },
+            "the root, sub, a file, two links; backup/, other/x and the climb left out"
+        );
+        let out = tempfile::tempdir().unwrap();
+        let unpacked = unpack(zst.as_slice(), out.path()).unwrap();
+        assert_eq!(unpacked.entries, 5);
+        let root = fs::metadata(out.path()).unwrap();
+        assert_eq!((root.mode() & 0o7777, root.uid(), root.mtime()), (0o750, 70, 1_000_000_000));
+        let a = fs::metadata(out.path().join("a.txt")).unwrap();
+        assert_eq!((a.mode() & 0o7777, a.uid(), a.gid(), a.nlink()), (0o640, 1234, 5678, 2));
+        assert_eq!(fs::read_to_string(out.path().join("sub/hard")).unwrap(), "grüße\n");
+        assert_eq!(fs::read_link(out.path().join("link")).unwrap(), Path::new("a.txt"));
+        assert!(!out.path().join("x").exists() && !out.path().join("other").exists());
+        assert!(!out.path().parent().unwrap().join("etc/pwned").exists());
+    }
+
+    #[test]
+    fn a_seed_archive_without_the_volume_or_cut_short_is_refused() {
+        let err = convert_foreign(seed_archive().as_slice(), "nope", &mut Vec::new(), 3).unwrap_err();
+        assert!(
+            err.to_string().contains("no entry under backup/nope/")
+                && err.to_string().contains("data, other"),
+            "{err}"
+        );
+        let whole = seed_archive();
+        let err = convert_foreign(&whole[..whole.len() / 2], "data", &mut Vec::new(), 3).unwrap_err();
+        assert!(matches!(err, ArchiveError::Damaged(_)), "{err}");
+        let err = convert_foreign(&b"plain text"[..], "data", &mut Vec::new(), 3).unwrap_err();
+        assert!(matches!(err, ArchiveError::Damaged(_)), "{err}");
     }
 }

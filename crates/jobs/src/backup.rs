@@ -189,6 +189,61 @@ pub async fn list_backups(
     Ok(objects)
 }
 
+/// The suffix of the archives of the seed's tool (offen/docker-volume-backup).
+pub const FOREIGN_SUFFIX: &str = ".tar.gz";
+/// What a listing says of such an archive in place of a manifest check.
+pub const FOREIGN_CHECK: &str = "the seed's tool's (.tar.gz, no manifest)";
+
+/// `<node>_<volume>_<date>.tar.gz`, the seed's name of an archive, into its parts; the
+/// volume's name may hold `_`, the node's and the date's do not.
+pub fn parse_foreign_name(name: &str) -> Option<(&str, &str, &str)> {
+    let stem = name.strip_suffix(FOREIGN_SUFFIX)?;
+    let (node, rest) = stem.split_once('_')?;
+    let (volume, date) = rest.rsplit_once('_')?;
+    (!node.is_empty() && !volume.is_empty() && !date.is_empty()).then_some((node, volume, date))
+}
+
+/// The archives the seed's tool wrote on `storage`, anywhere under the target's prefix, of
+/// `volumes` when given, by date. They have no manifest: a restore checks that each is a
+/// whole gzip tar holding its volume under `backup/<volume>/` before it touches anything.
+pub async fn list_foreign(
+    storage: &Storage,
+    volumes: Option<&[String]>,
+) -> Result<Vec<BackupObject>, crate::StorageError> {
+    let mut objects = Vec::new();
+    for meta in storage.list("").await? {
+        let key = storage.relative(&meta.location);
+        let name = key.rsplit('/').next().unwrap_or_default();
+        let Some((node, volume, date)) = parse_foreign_name(name) else { continue };
+        if volumes.is_some_and(|v| !v.iter().any(|v| v == volume)) {
+            continue;
+        }
+        objects.push(BackupObject::foreign(&key, (node, volume, date), meta.size));
+    }
+    objects.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.key.cmp(&b.key)));
+    Ok(objects)
+}
+
+impl BackupObject {
+    /// An archive of the seed's tool at `key`, with the parts of its name.
+    fn foreign(key: &str, (node, volume, date): (&str, &str, &str), size: u64) -> Self {
+        Self {
+            key: key.to_owned(),
+            node: node.to_owned(),
+            volume: volume.to_owned(),
+            timestamp: date.to_owned(),
+            size,
+            manifest: None,
+            check: FOREIGN_CHECK.to_owned(),
+        }
+    }
+}
+
+/// The real names of the volumes `service` mounts.
+pub fn service_volumes(service: &Service) -> Vec<String> {
+    volume_mounts(service).into_iter().map(str::to_owned).collect()
+}
+
 /// The real name of volume `wanted` of `service`: as named, or as its stack prefixes it
 /// (`<stack>_<volume>`); with how it was matched.
 pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String), String> {
@@ -763,7 +818,7 @@ pub(crate) async fn upload_volume(
             let hold = budget.timeout + ctx.defaults.extra_timeout;
             let container = VolumeContainer::start(
                 &ctx.client,
-                ctx.helpers.image()?,
+                &ctx.helpers.image_here().await?,
                 owner,
                 Attach::Volume(&volume, true),
                 hold,
@@ -1214,6 +1269,12 @@ pub(crate) async fn verify_chosen(
     let mut check = Step::start("verify", SystemTime::now());
     run.started(&check);
     let checked = async {
+        // `--object` naming an archive of the seed's tool: checked whole and re-packed.
+        if let Some(key) = options.object.as_ref().filter(|k| k.ends_with(FOREIGN_SUFFIX)) {
+            let (object, staged, line) = verify_foreign(storage, key, own).await?;
+            verified.push((object, staged));
+            return Ok(line);
+        }
         let objects = list_backups(storage, dir).await.map_err(|e| e.to_string())?;
         let chosen =
             choose_backups(&objects, options, real).map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
@@ -1256,6 +1317,38 @@ pub(crate) async fn verify_chosen(
             None
         }
     }
+}
+
+/// An archive of the seed's tool named by `--object`: its volume must be one `own`
+/// accepts (R3-02: the name in its key chooses nothing else); it is read whole, checked as
+/// a gzip tar holding that volume under `backup/<volume>/`, and staged re-packed as
+/// dockhand's own archive, which is what the restore writes.
+async fn verify_foreign(
+    storage: &Storage,
+    key: &str,
+    own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
+) -> Result<(BackupObject, crate::volume_io::Staged, String), String> {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    let (node, volume, date) = parse_foreign_name(name).ok_or_else(|| {
+        format!("{key}: not an archive of the seed's tool (<node>_<volume>_<date>{FOREIGN_SUFFIX})")
+    })?;
+    let meta = storage
+        .store()
+        .head(&storage.key(key))
+        .await
+        .map_err(|e| format!("no backup object {key}: {}", storage.error(format!("read {key}"), &e)))?;
+    let object = BackupObject::foreign(key, (node, volume, date), meta.size);
+    own(&object)?;
+    let (staged, found, stored) = crate::volume_io::stage_foreign(storage, &storage.key(key), volume)
+        .await
+        .map_err(|e| format!("{key}: {e}; nothing was touched"))?;
+    let line = format!(
+        "{key}: an archive of the seed's tool (sha256 {stored}, no manifest to check it against): a whole gzip tar, \
+         {} entries of volume {volume} under backup/{volume}/{}",
+        found.entries,
+        if found.skipped > 0 { format!(", {} other entries left out", found.skipped) } else { String::new() }
+    );
+    Ok((object, staged, line))
 }
 
 /// The **restore** step of one volume: the verified, staged archive `object` into its
@@ -1301,7 +1394,7 @@ pub(crate) async fn download_volume(
             let hold = timeout + ctx.defaults.extra_timeout;
             let container = VolumeContainer::start(
                 &ctx.client,
-                ctx.helpers.image()?,
+                &ctx.helpers.image_here().await?,
                 owner,
                 Attach::Volume(&object.volume, false),
                 hold,

@@ -221,16 +221,7 @@ async fn run_on(
     starting.node = Some(hostname.to_owned());
     run.started(&starting);
     run.progress(format!("a helper cleans node {hostname}"));
-    match run_helper(&ctx.client, &ctx.helpers, &helper, &ctx.cancel).await {
-        Ok(output) => {
-            for line in output.lines {
-                if let AgentLine::Step { step } = line {
-                    run.push(step);
-                }
-            }
-        }
-        Err(e) => run.helper_failed("helper", hostname, started, &e),
-    }
+    run_helper_steps(ctx, &mut run, &helper, "helper", started).await;
     node_exec(ctx, &mut run, id, hostname, labels).await;
     run.finish(None).await
 }
@@ -266,6 +257,11 @@ async fn node_exec(
     let mut step = Step::start("exec", started);
     step.node = Some(hostname.to_owned());
     run.started(&step);
+    let argv = vec![exec.shell.clone(), "-c".to_owned(), exec.command.clone()];
+    if exec.host {
+        host_exec(ctx, run, id, hostname, &exec.image, argv, &budget).await;
+        return;
+    }
     let command = crate::helper::CommandRun {
         job: &run.job.id.clone(),
         action: Action::CleanNode.as_str(),
@@ -273,7 +269,7 @@ async fn node_exec(
         node_id: id,
         node_name: hostname,
         image: &exec.image,
-        argv: vec![exec.shell.clone(), "-c".to_owned(), exec.command.clone()],
+        argv,
         volumes: &[],
         read_write: false,
         timeout: budget.timeout,
@@ -285,6 +281,55 @@ async fn node_exec(
             run.push(step);
         }
         Err(e) => run.helper_failed("exec", hostname, started, &e),
+    }
+}
+
+/// `clean.exec.host=true`: on the node dockhand is connected to, through its engine; on
+/// another, through the agent of a helper there (a swarm service cannot be privileged).
+async fn host_exec(
+    ctx: &JobContext,
+    run: &mut Running<'_>,
+    id: &str,
+    hostname: &str,
+    image: &str,
+    argv: Vec<String>,
+    budget: &Budget,
+) {
+    let here = Connected::read(&ctx.client).await.is_ok_and(|c| c.node_id == id || !c.manager);
+    if here {
+        run.push(crate::host_exec::host_exec_step(&ctx.client, image, &argv, budget.timeout, hostname).await);
+        return;
+    }
+    let helper = HelperRun {
+        job: &run.job.id.clone(),
+        action: Action::CleanNode.as_str(),
+        target: LockTarget::Node(id.to_owned()).label(),
+        node_id: id,
+        node_name: hostname,
+        task: AgentTask::HostExec { image: image.to_owned(), argv, budget: budget.clone() },
+        timeout: budget.timeout + ctx.defaults.extra_timeout,
+        access: crate::helper::Access::default(),
+    };
+    run_helper_steps(ctx, run, &helper, "exec", std::time::SystemTime::now()).await;
+}
+
+/// Runs `helper` and records the steps its agent reported; its failure is the step `kind`.
+async fn run_helper_steps(
+    ctx: &JobContext,
+    run: &mut Running<'_>,
+    helper: &HelperRun<'_>,
+    kind: &str,
+    started: std::time::SystemTime,
+) {
+    match run_helper(&ctx.client, &ctx.helpers, helper, &ctx.cancel).await {
+        Ok(output) => {
+            for line in output.lines {
+                if let AgentLine::Step { step } = line {
+                    run.push(step);
+                }
+            }
+        }
+        Err(e) => run.helper_failed(kind, helper.node_name, started, &e),
     }
 }
 

@@ -11,12 +11,14 @@
 //! background removal) when the future running it is dropped. Leftovers of a dockhand that
 //! was killed are found by label before any job on the same target ([`clear_leftovers`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dockhand_engine::{Client, Filters, LogsOptions, ServiceSpec, StreamKind, Task};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentLine, AgentTask};
+use crate::own_image::OwnExecutable;
 use crate::tail::Tail;
 
 /// The label every helper service carries; its value is the job's ID.
@@ -36,11 +38,18 @@ const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 #[non_exhaustive]
 pub struct HelperSettings {
     /// The image, whose entrypoint is `dockhand` (inside a swarm service: the image dockhand
-    /// runs from, pinned by digest). Empty when none can be vouched for: a job that needs a
-    /// helper then fails with [`HelperSettings::missing`].
+    /// runs from, pinned by digest). Empty when none was given or can be vouched for: the
+    /// helpers on the connected node then run the image made from dockhand's own executable
+    /// ([`HelperSettings::own`]), and the others fail with [`HelperSettings::missing`].
     pub image: String,
     /// Why there is no image, and what to set.
     pub missing: String,
+    /// Without an image: the one made from dockhand's own executable on the node it is
+    /// connected to, made the first time a helper there needs it.
+    pub own: Option<OwnHelperImage>,
+    /// The credential nodes pull [`HelperSettings::image`] with (sent when a helper is
+    /// created, as `docker service create --with-registry-auth`; never in its spec).
+    pub auth: Option<dockhand_engine::RegistryAuth>,
     /// The engine socket's path on the nodes, bind-mounted into the helper.
     pub socket: String,
     /// How long a helper may stay pending before it is removed and its step fails.
@@ -49,9 +58,58 @@ pub struct HelperSettings {
     pub poll: Duration,
 }
 
+/// The helper image made from dockhand's own executable on the engine it is connected to
+/// ([`crate::ensure_own_image`]), for the helpers on that node; made once, when first needed.
+#[derive(Debug, Clone)]
+pub struct OwnHelperImage {
+    client: Client,
+    executable: OwnExecutable,
+    node_id: String,
+    node_name: String,
+    made: Arc<tokio::sync::Mutex<Option<String>>>,
+}
+
+impl PartialEq for OwnHelperImage {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.executable, &self.node_id) == (&other.executable, &other.node_id)
+    }
+}
+
+impl Eq for OwnHelperImage {}
+
+impl OwnHelperImage {
+    /// The image of `executable`, made on `client`'s engine, whose swarm node is `node_id`.
+    pub fn new(client: Client, executable: OwnExecutable, node_id: &str, node_name: &str) -> Self {
+        Self {
+            client,
+            executable,
+            node_id: node_id.to_owned(),
+            node_name: node_name.to_owned(),
+            made: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Its image ID, made on the engine the first time, and again when it has gone since (a
+    /// clean-node prunes unused images).
+    async fn id(&self) -> Result<String, String> {
+        let mut made = self.made.lock().await;
+        if let Some(id) = made.as_ref() {
+            if self.client.image(id).await.is_ok() {
+                return Ok(id.clone());
+            }
+        }
+        let id = crate::own_image::ensure_own_image(&self.client, &self.executable)
+            .await
+            .map_err(|e| e.to_string())?;
+        *made = Some(id.clone());
+        Ok(id)
+    }
+}
+
 /// What to set when dockhand cannot vouch for a helper image.
 const SET_HELPER_IMAGE: &str = "set --helper-image (DOCKHAND_HELPER_IMAGE) to dockhand's own image, pinned by digest \
-     (registry.example.com/dockhand@sha256:…), or to a tag every node already has";
+     (registry.example.com/dockhand@sha256:…, which `dockhand helper-image push REGISTRY/REPO` makes), or to a tag \
+     every node already has";
 
 impl HelperSettings {
     /// No image: every helper fails with `why`, which says what to set (R3-04: never a
@@ -62,13 +120,71 @@ impl HelperSettings {
         settings
     }
 
-    /// The image helpers run, or why there is none.
-    pub fn image(&self) -> Result<&str, String> {
-        if self.image.is_empty() {
-            let why = if self.missing.is_empty() { "no helper image is set" } else { &self.missing };
-            return Err(format!("{why}: {SET_HELPER_IMAGE}"));
+    /// Nodes pull the image with `auth`.
+    pub fn with_auth(mut self, auth: Option<dockhand_engine::RegistryAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Creates a helper's service of `image`, with the pull credential when it is the
+    /// configured image (the one made here is run by its ID and never pulled).
+    async fn create(
+        &self,
+        client: &Client,
+        spec: &ServiceSpec,
+    ) -> Result<dockhand_engine::ServiceCreated, dockhand_engine::Error> {
+        match &self.auth {
+            Some(auth) if !self.image.is_empty() && spec.task_template.container_spec.image == self.image => {
+                client.create_service_with_auth(spec, auth).await
+            }
+            _ => client.create_service(spec).await,
         }
-        Ok(&self.image)
+    }
+
+    /// Without an image, helpers on the connected node run `own`.
+    pub fn with_own_image(mut self, own: OwnHelperImage) -> Self {
+        self.own = Some(own);
+        self
+    }
+
+    /// Whether any helper can run: an image is set, or one can be made here. Else why not,
+    /// and what to set.
+    pub fn check(&self) -> Result<(), String> {
+        if self.image.is_empty() && self.own.is_none() {
+            return Err(self.why_none());
+        }
+        Ok(())
+    }
+
+    fn why_none(&self) -> String {
+        let why = if self.missing.is_empty() { "no helper image is set" } else { &self.missing };
+        format!("{why}: {SET_HELPER_IMAGE}")
+    }
+
+    /// The image a container on the connected node runs (a volume's relay or reader), or
+    /// why there is none.
+    pub(crate) async fn image_here(&self) -> Result<String, String> {
+        match &self.own {
+            Some(own) if self.image.is_empty() => own.id().await,
+            _ if self.image.is_empty() => Err(self.why_none()),
+            _ => Ok(self.image.clone()),
+        }
+    }
+
+    /// The image a helper on the node `node_id` runs, or why there is none.
+    pub(crate) async fn image_for(&self, node_id: &str) -> Result<String, String> {
+        if !self.image.is_empty() {
+            return Ok(self.image.clone());
+        }
+        match &self.own {
+            Some(own) if own.node_id == node_id => own.id().await,
+            Some(own) => Err(format!(
+                "{}; the image made from this dockhand is on {} only",
+                self.why_none(),
+                own.node_name
+            )),
+            None => Err(self.why_none()),
+        }
     }
 
     /// `image`, the socket `/var/run/docker.sock` and the seed's 20 s pending timeout.
@@ -76,6 +192,8 @@ impl HelperSettings {
         Self {
             image: image.into(),
             missing: String::new(),
+            own: None,
+            auth: None,
             socket: AGENT_SOCKET.to_owned(),
             pending_timeout: Duration::from_secs(20),
             poll: Duration::from_millis(200),
@@ -109,32 +227,34 @@ pub async fn own_service_image(client: &Client) -> Option<String> {
 
 /// The image helpers run (R3-04), in this order: `explicit` (`--helper-image`, the
 /// operator's word); inside a swarm service, the service's own image, which must be pinned
-/// by digest; outside one, dockhand's image `dockhand/dockhand:<version>` on the engine
-/// `client` talks to, by its registry digest. Anything else is no image, with why: a tag
-/// a node would pull from whatever registry answers for it is never used.
-pub async fn helper_image(client: &Client, explicit: Option<&str>) -> HelperSettings {
+/// by digest. Without either, helpers on the node `client` talks to run the image made from
+/// `own` (dockhand's own executable, imported there and run by its ID), and helpers on other
+/// nodes have no image, with why. A tag a node would pull from whatever registry answers
+/// for it is never used.
+pub async fn helper_image(
+    client: &Client,
+    explicit: Option<&str>,
+    own: Option<OwnExecutable>,
+) -> HelperSettings {
     if let Some(image) = explicit.map(str::trim).filter(|i| !i.is_empty()) {
         return HelperSettings::new(image);
     }
-    if let Some(own) = own_service_image(client).await {
-        if pinned(&own) {
-            return HelperSettings::new(own);
-        }
-        return HelperSettings::without_image(format!(
-            "this service runs {own}, which is not pinned by digest: a node that pulls that name could get \
+    let settings = match own_service_image(client).await {
+        Some(image) if pinned(&image) => return HelperSettings::new(image),
+        Some(image) => HelperSettings::without_image(format!(
+            "this service runs {image}, which is not pinned by digest: a node that pulls that name could get \
              another image, and helpers hold the node's engine socket"
-        ));
-    }
-    let name = format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"));
-    match client.image(&name).await {
-        Ok(found) => match found.repo_digests.first() {
-            Some(digest) => HelperSettings::new(digest.clone()),
-            None => HelperSettings::without_image(format!(
-                "{name} is on this engine but came from no registry (no digest), so other nodes cannot \
-                 be made to run the same image"
-            )),
-        },
-        Err(_) => HelperSettings::without_image(format!("{name} is not on this engine")),
+        )),
+        None => {
+            HelperSettings::without_image("no helper image is set for the nodes dockhand is not connected to")
+        }
+    };
+    let connected = crate::runner::Connected::read(client).await.ok().filter(|c| !c.node_id.is_empty());
+    match (own, connected) {
+        (Some(own), Some(here)) => {
+            settings.with_own_image(OwnHelperImage::new(client.clone(), own, &here.node_id, &here.name))
+        }
+        _ => settings,
     }
 }
 
@@ -343,9 +463,10 @@ pub(crate) async fn run_helper(
 ) -> Result<HelperOutput, HelperError> {
     let engine = HelperError::engine(run.node_name);
     let image = settings
-        .image()
+        .image_for(run.node_id)
+        .await
         .map_err(|message| HelperError::NoImage { node: run.node_name.to_owned(), message })?;
-    let created = client.create_service(&spec(settings, image, run)).await.map_err(&engine)?;
+    let created = settings.create(client, &spec(settings, &image, run)).await.map_err(&engine)?;
     let created = Created { client: client.clone(), id: created.id, removed: false };
     let outcome = tokio::select! {
         outcome = follow(client, settings, run, &created.id) => outcome,
@@ -688,10 +809,28 @@ mod tests {
             assert!(!pinned(not), "{not}");
         }
         let none = HelperSettings::default();
-        let e = none.image().unwrap_err();
+        let e = none.check().unwrap_err();
         assert!(e.contains("--helper-image") && e.contains("DOCKHAND_HELPER_IMAGE"), "{e}");
-        let why = HelperSettings::without_image("dockhand/dockhand:0.1.0 is not on this engine");
-        assert!(why.image().unwrap_err().starts_with("dockhand/dockhand:0.1.0 is not on this engine: set"));
-        assert_eq!(HelperSettings::new("img@sha256:x").image(), Ok("img@sha256:x"));
+        assert!(e.contains("dockhand helper-image push"), "{e}");
+        let why = HelperSettings::without_image("this service runs x:1, which is not pinned");
+        assert!(why.check().unwrap_err().starts_with("this service runs x:1, which is not pinned: set"));
+        assert_eq!(HelperSettings::new("img@sha256:x").check(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn without_an_image_only_the_connected_node_runs_dockhands_own() {
+        let client = Client::new("unix:///nonexistent/docker.sock".parse().unwrap()).unwrap();
+        let own = OwnHelperImage::new(client, OwnExecutable::running(), "node-a", "host-a");
+        let settings = HelperSettings::without_image("no helper image is set").with_own_image(own);
+        assert_eq!(settings.check(), Ok(()));
+        let elsewhere = settings.image_for("node-b").await.unwrap_err();
+        assert!(
+            elsewhere.contains("host-a only") && elsewhere.contains("dockhand helper-image push"),
+            "{elsewhere}"
+        );
+        // Here, it is made on the engine: with none answering, why it cannot be.
+        let here = settings.image_for("node-a").await.unwrap_err();
+        assert!(here.contains("import the helper image dockhand/helper:"), "{here}");
+        assert_eq!(HelperSettings::new("img@sha256:x").image_for("node-b").await.unwrap(), "img@sha256:x");
     }
 }

@@ -23,11 +23,13 @@ mod clean_service;
 mod compat;
 pub mod fuzzing;
 mod helper;
+mod host_exec;
 mod http;
 mod job;
 mod lock;
 mod node_backup;
 mod notify;
+mod own_image;
 mod plan;
 mod reap;
 mod registry;
@@ -49,16 +51,17 @@ pub use crate::agent::{
 };
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
-    ARCHIVE_SUFFIX, BackupObject, INTENT_LABEL, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key,
-    backup_all_services, backup_service, choose_backups, expired, list_backups, node_dir, own_archive,
-    parse_archive_name, reconcile, resolve_volume, restore_replicas, restore_service, service_target,
+    ARCHIVE_SUFFIX, BackupObject, FOREIGN_CHECK, FOREIGN_SUFFIX, INTENT_LABEL, MANIFEST_SUFFIX, Manifest,
+    RestoreOptions, archive_key, backup_all_services, backup_service, choose_backups, expired, list_backups,
+    list_foreign, node_dir, own_archive, parse_archive_name, parse_foreign_name, reconcile, resolve_volume,
+    restore_replicas, restore_service, service_target, service_volumes,
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
 pub use crate::helper::{
-    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, helper_image, own_service_image,
-    remove_job_helpers,
+    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, OwnHelperImage, helper_image,
+    own_service_image, remove_job_helpers,
 };
 pub use crate::http::client as http_client;
 pub use crate::job::{
@@ -71,6 +74,7 @@ pub use crate::node_backup::{backup_all_nodes, backup_node, node_target, restore
 pub use crate::notify::{
     Delivery, NOTIFY_ATTEMPTS, NOTIFY_QUEUE, Notifier, NotifyError, Webhook, load_webhooks, notification_body,
 };
+pub use crate::own_image::{OWN_IMAGE_REPO, OwnExecutable, OwnImageError, ensure_own_image, push_own_image};
 pub use crate::plan::{PlanRow, plan};
 pub use crate::reap::reap_stale;
 pub use crate::registry::{

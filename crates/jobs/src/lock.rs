@@ -39,6 +39,9 @@ const PIDNS: &str = "dockhand.lock.pidns";
 const PID: &str = "dockhand.lock.pid";
 const PID_START: &str = "dockhand.lock.pid-start";
 const RELEASED: &str = "dockhand.lock.released";
+/// The fingerprint of the request the holding job serves (a hash: no parameter, no
+/// credential): a second request with the same one does not wait for the lock.
+const REQUEST: &str = "dockhand.lock.request";
 /// How old a released mark must be before a taker removes it itself (its releaser died
 /// between marking and removing).
 const RELEASED_GRACE_MS: u64 = 5_000;
@@ -167,6 +170,8 @@ pub struct Locks {
     holder: String,
     settings: LockSettings,
     me: ProcessId,
+    /// The fingerprint of the request the acquiring job serves ([`Locks::for_request`]).
+    request: Option<String>,
 }
 
 fn now_ms() -> u64 {
@@ -317,7 +322,28 @@ impl Locks {
     /// Locks on the swarm `client` manages, held as `holder` (unique per process: host,
     /// pid and a nonce; see [`Locks::process_holder`]).
     pub fn new(client: Client, holder: impl Into<String>, settings: LockSettings) -> Self {
-        Self { client, holder: holder.into(), settings, me: ProcessId::current() }
+        Self { client, holder: holder.into(), settings, me: ProcessId::current(), request: None }
+    }
+
+    /// The fingerprint of the request these locks acquire for, if any.
+    pub fn request(&self) -> Option<&str> {
+        self.request.as_deref()
+    }
+
+    /// How long an acquire waits for a busy target.
+    pub fn acquire_timeout(&self) -> Duration {
+        self.settings.acquire_timeout
+    }
+
+    /// These locks for a job that serves the request `fingerprint` (a hash of its action,
+    /// target and parameters), waiting at most `wait` for a busy target: a holder serving
+    /// the same request is not waited for (the job would do the same again), any other is.
+    #[must_use]
+    pub fn for_request(&self, fingerprint: impl Into<String>, wait: Duration) -> Self {
+        let mut locks = self.clone();
+        locks.request = Some(fingerprint.into());
+        locks.settings.acquire_timeout = wait;
+        locks
     }
 
     /// The engine's clock now, in milliseconds since the epoch: what leases are judged by.
@@ -348,6 +374,9 @@ impl Locks {
             .with_label(LEASE, ms(self.settings.lease).to_string());
         for (key, value) in self.me.labels() {
             spec = spec.with_label(key, value);
+        }
+        if let Some(request) = &self.request {
+            spec = spec.with_label(REQUEST, request);
         }
         spec
     }
@@ -400,7 +429,9 @@ impl Locks {
                     Err(e) => return Err(engine(e)),
                 }
             }
-            if started.elapsed() >= self.settings.acquire_timeout {
+            let same_request =
+                self.request.is_some() && current.spec.labels.get(REQUEST) == self.request.as_ref();
+            if same_request || started.elapsed() >= self.settings.acquire_timeout {
                 return Err(LockError::Busy {
                     target: target.label(),
                     job: held.job,

@@ -71,6 +71,14 @@ pub enum RegistryError {
         /// Why it cannot be used.
         why: String,
     },
+    /// `--registry` names a credential the configuration does not have.
+    #[error("--registry names the registry credential {name:?}, {why}")]
+    UnknownFlag {
+        /// The name asked for.
+        name: String,
+        /// Why it cannot be used.
+        why: String,
+    },
     /// The seed's labels ask for credentials that neither labels nor variables give.
     #[error("{label}=true on service {service}, but no {what}: set {value_label} or {variable}")]
     SeedMissing {
@@ -253,30 +261,14 @@ impl Registries {
     ) -> Result<Option<PullCredential>, RegistryError> {
         if let Some(name) = &policy.registry {
             let label = labels.key_for("update.registry");
-            let unknown = |why: String| RegistryError::Unknown {
-                label: label.clone(),
-                service: service.to_owned(),
-                name: name.clone(),
-                why,
-            };
-            if let Some(problem) = self.broken.get(name) {
-                return Err(unknown(format!("whose entry is wrong: {problem}")));
-            }
-            let Some(named) = self.named.get(name) else {
-                let known: Vec<&str> = self.named.keys().map(String::as_str).collect();
-                return Err(unknown(if known.is_empty() {
-                    "but the configuration has no registries".to_owned()
-                } else {
-                    format!("but the configuration has only {}", known.join(", "))
-                }));
-            };
-            let source = format!("the named credential {name} (registries.{name} in {})", named.origin);
-            same_registry(&named.url, image, &source)?;
-            return Ok(Some(PullCredential {
-                auth: RegistryAuth::password(&named.username, named.password.expose(), &named.url),
-                username: Some(named.username.clone()),
-                source,
-            }));
+            return self
+                .named_credential(name, image, |why| RegistryError::Unknown {
+                    label: label.clone(),
+                    service: service.to_owned(),
+                    name: name.clone(),
+                    why,
+                })
+                .map(Some);
         }
         if policy.registry_auth {
             return self.seed_credential(image, service, policy, labels).map(Some);
@@ -285,6 +277,65 @@ impl Registries {
             Some(dir) => docker_config_credential(&dir.join("config.json"), image).await,
             None => Ok(None),
         }
+    }
+
+    /// The credential for pushing `image`: the named credential `name` (`--registry`), else
+    /// what the docker CLI's `config.json` has for its registry; `None` without either.
+    pub async fn credential_for_push(
+        &self,
+        image: &ImageRef,
+        name: Option<&str>,
+    ) -> Result<Option<PullCredential>, RegistryError> {
+        if let Some(name) = name {
+            let unknown = |why: String| RegistryError::UnknownFlag { name: name.to_owned(), why };
+            return self.named_credential(name, image, unknown).map(Some);
+        }
+        match &self.docker_config {
+            Some(dir) => docker_config_credential(&dir.join("config.json"), image).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The credential nodes pull the helper image `image` with: the named credential whose
+    /// `url` is its registry (the first by name), else what `config.json` has for it; `None`
+    /// without either (a registry the nodes read anonymously).
+    pub async fn credential_for_helper(
+        &self,
+        image: &ImageRef,
+    ) -> Result<Option<PullCredential>, RegistryError> {
+        let host = key_host(image.domain());
+        if let Some(named) = self.named.values().find(|n| key_host(&n.url) == host) {
+            let unknown = |why: String| RegistryError::UnknownFlag { name: named.name.clone(), why };
+            return self.named_credential(&named.name, image, unknown).map(Some);
+        }
+        self.credential_for_push(image, None).await
+    }
+
+    /// The named credential `name`, for `image`'s registry only; `unknown` says why not.
+    fn named_credential(
+        &self,
+        name: &str,
+        image: &ImageRef,
+        unknown: impl Fn(String) -> RegistryError,
+    ) -> Result<PullCredential, RegistryError> {
+        if let Some(problem) = self.broken.get(name) {
+            return Err(unknown(format!("whose entry is wrong: {problem}")));
+        }
+        let Some(named) = self.named.get(name) else {
+            let known: Vec<&str> = self.named.keys().map(String::as_str).collect();
+            return Err(unknown(if known.is_empty() {
+                "but the configuration has no registries".to_owned()
+            } else {
+                format!("but the configuration has only {}", known.join(", "))
+            }));
+        };
+        let source = format!("the named credential {name} (registries.{name} in {})", named.origin);
+        same_registry(&named.url, image, &source)?;
+        Ok(PullCredential {
+            auth: RegistryAuth::password(&named.username, named.password.expose(), &named.url),
+            username: Some(named.username.clone()),
+            source,
+        })
     }
 
     /// The seed's `auth=true`: each of user, password and url from its label, else its

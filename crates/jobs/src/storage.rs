@@ -809,6 +809,13 @@ impl Storage {
         Ok(objects)
     }
 
+    /// Writes `bytes` at `relative` in one request (small objects: a manifest, a test's).
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        use object_store::ObjectStoreExt;
+        let key = self.key(relative);
+        self.store.put(&key, bytes.into()).await.map(drop).map_err(|e| self.error(format!("write {key}"), &e))
+    }
+
     /// Deletes `key`; one already gone counts as deleted.
     pub async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         match self.store.delete(key).await {

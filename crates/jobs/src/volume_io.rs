@@ -646,7 +646,7 @@ impl Remote<'_> {
         let hold = self.timeout + self.ctx.helpers.pending_timeout + self.ctx.defaults.extra_timeout;
         match VolumeContainer::start(
             client,
-            self.ctx.helpers.image()?,
+            &self.ctx.helpers.image_here().await?,
             self.owner,
             Attach::Network(&name),
             hold,
@@ -823,7 +823,7 @@ impl End {
             let attach = Attach::Volume(volume, read_only);
             let c = VolumeContainer::start(
                 &remote.ctx.client,
-                remote.ctx.helpers.image()?,
+                &remote.ctx.helpers.image_here().await?,
                 remote.owner,
                 attach,
                 hold,
@@ -1062,6 +1062,75 @@ pub(crate) async fn stage_object(
     Ok(Staged { file, sha256, size, stats, identity })
 }
 
+/// Reads the seed's archive `key` (a gzip tar, the volume under `backup/<volume>/`) whole
+/// into a private file, then re-packs `volume` out of it as dockhand's own zstd tar into a
+/// [`Staged`] file, checked as any staged archive is: what a restore writes. Answers also
+/// what the re-pack found and the SHA-256 of the object as stored.
+pub(crate) async fn stage_foreign(
+    storage: &Storage,
+    key: &Key,
+    volume: &str,
+) -> Result<(Staged, crate::archive::ForeignStats, String), String> {
+    let raw = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
+    let tee = raw.try_clone().map_err(|e| format!("the staging file: {e}"))?;
+    let mut archive = ArchiveStream::read(storage, key, None, Some(tokio::fs::File::from_std(tee))).await?;
+    while let Some(chunk) = archive.next().await {
+        chunk?;
+    }
+    let stored = archive.sha256().await?;
+    let volume = volume.to_owned();
+    let converted = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        use std::io::{Seek as _, Write as _};
+        let fail = |e: std::io::Error| format!("the staging file: {e}");
+        let mut raw = raw;
+        raw.rewind().map_err(fail)?;
+        let mut file =
+            tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
+        let found = {
+            let mut out = std::io::BufWriter::new(&mut file);
+            let found = crate::archive::convert_foreign(
+                std::io::BufReader::new(&raw),
+                &volume,
+                &mut out,
+                crate::storage::DEFAULT_ZSTD_LEVEL,
+            )
+            .map_err(|e| e.to_string())?;
+            out.flush().map_err(fail)?;
+            found
+        };
+        file.rewind().map_err(fail)?;
+        let stats = crate::archive::verify(std::io::BufReader::new(&file)).map_err(|e| e.to_string())?;
+        let sha256 = read_hashing(&mut file, |_| Ok(()))?;
+        let size = file.metadata().map_err(fail)?.len();
+        Ok((file, sha256, size, stats, found))
+    })
+    .await
+    .map_err(|e| format!("the re-pack stopped: {e}"))??;
+    let (file, sha256, size, stats, found) = converted;
+    Ok((Staged { file, sha256, size, stats, identity: None }, found, stored))
+}
+
+/// Reads a staging file from its start, handing each chunk to `each`: its SHA-256 (hex).
+fn read_hashing(
+    file: &mut std::fs::File,
+    mut each: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<String, String> {
+    use std::io::{Read as _, Seek as _};
+    let fail = |e: std::io::Error| format!("the staging file: {e}");
+    file.rewind().map_err(fail)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        each(&buf[..n])?;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// An object's archive as it arrives: its bytes as stored, or decrypted with an identity.
 /// The object is read (and hashed as stored) by a task of its own, so a slow decryption
 /// and the read overlap.
@@ -1116,25 +1185,12 @@ impl ArchiveStream {
 
     /// Reads a staged archive from its start, hashing it again as it goes.
     fn staged(staged: &Staged) -> Result<Self, String> {
-        use std::io::{Read as _, Seek as _};
         let mut file = staged.file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let read = tokio::task::spawn_blocking(move || {
-            let fail = |e: std::io::Error| format!("the staging file: {e}");
-            file.rewind().map_err(fail)?;
-            let mut hasher = sha2::Sha256::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = file.read(&mut buf).map_err(fail)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                    return Err("the reader stopped".to_owned());
-                }
-            }
-            Ok(hex::encode(hasher.finalize()))
+            read_hashing(&mut file, |chunk| {
+                tx.blocking_send(Bytes::copy_from_slice(chunk)).map_err(|_| "the reader stopped".to_owned())
+            })
         });
         Ok(Self::over(rx, read, staged.identity.as_ref()))
     }

@@ -290,6 +290,11 @@ pub struct NodeExec {
     pub shell: String,
     /// Its timeout (`clean.exec.timeout`, default the clean exec timeout).
     pub timeout: Duration,
+    /// `clean.exec.host=true`: it runs in the host's namespaces (a root container of
+    /// the image, with the host's PID namespace, entering the namespaces of the container
+    /// runtime's shim by `nsenter`),
+    /// for commands that act on the host itself (`journalctl --vacuum-time=7d`).
+    pub host: bool,
 }
 
 const SERVICE_KEYS: &[&str] = &[
@@ -341,6 +346,7 @@ const NODE_KEYS: &[&str] = &[
     "clean.token",
     "clean.exec",
     "clean.exec.image",
+    "clean.exec.host",
     "clean.exec.shell",
     "clean.exec.timeout",
     "clean.image.enable",
@@ -719,8 +725,9 @@ pub fn node_policy(
         let builder = step("builder", defaults.clean_node_builder_timeout);
         let shell = r.text("clean.exec.shell").unwrap_or_else(|| defaults.clean_exec_shell.clone());
         let timeout = r.duration("clean.exec.timeout", defaults.clean_exec_timeout);
+        let host = r.bool("clean.exec.host", false);
         let exec = match (r.text("clean.exec"), r.text("clean.exec.image")) {
-            (Some(command), Some(image)) => Some(NodeExec { command, image, shell, timeout }),
+            (Some(command), Some(image)) => Some(NodeExec { command, image, shell, timeout, host }),
             (Some(_), None) => {
                 let (key, value) = r.get("clean.exec").map(|(k, v)| (k.to_owned(), v)).unwrap_or_default();
                 let image_key = key.replace("clean.exec", "clean.exec.image");

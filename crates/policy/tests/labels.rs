@@ -284,6 +284,21 @@ fn node_labels() {
         (exec.command.as_str(), exec.image.as_str(), exec.shell.as_str(), exec.timeout),
         ("find /tmp -mtime +7 -delete", "busybox:1.36", d.clean_exec_shell.as_str(), Duration::from_secs(90))
     );
+    assert!(!exec.host, "in the host's namespaces only when asked");
+    let (p, diags) = node_policy(
+        &labels(&[
+            ("dockhand.clean.exec", "journalctl --vacuum-time=7d"),
+            ("dockhand.clean.exec.image", "busybox:1.36"),
+            ("dockhand.clean.exec.host", "true"),
+        ]),
+        &d,
+        &LabelPrefixes::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(p.unwrap().exec.unwrap().host);
+    let (_, diags) =
+        node_policy(&labels(&[("dockhand.clean.exec.host", "yes please")]), &d, &LabelPrefixes::default());
+    assert!(diags.iter().any(|d| d.key == "dockhand.clean.exec.host"), "{diags:?}");
     // Without its image, the exec cannot run: an error naming the label to add.
     let (p, diags) = node_policy(&labels(&[("dockhand.clean.exec", "true")]), &d, &LabelPrefixes::default());
     assert!(p.unwrap().exec.is_none());

@@ -31,6 +31,10 @@ const RECORD_RETRY_FOR: Duration = Duration::from_secs(10);
 /// target's lock (this process's, or another's that the first request ran into).
 const HOLDER_WAIT: Duration = Duration::from_secs(3);
 
+/// A target this process runs a job on: the fingerprint of the request the job serves, and
+/// the job's ID once it has one (the sender goes when the job ends).
+type Holding = (Option<String>, watch::Receiver<Option<String>>);
+
 /// How a submitted job went, as far as the request needs to know.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -102,7 +106,9 @@ pub struct Dispatcher {
     store: Arc<dyn JobStore>,
     slots: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
-    targets: Mutex<HashMap<String, watch::Receiver<Option<String>>>>,
+    /// The targets this process runs a job on: the fingerprint of the request it serves,
+    /// and its ID once it has one (its sender goes when the job ends).
+    targets: Mutex<HashMap<String, Holding>>,
     live: Mutex<HashMap<String, Arc<Live>>>,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -211,21 +217,36 @@ impl Dispatcher {
         admit: OwnedSemaphorePermit,
     ) -> Outcome {
         let (id_tx, id_rx) = watch::channel(None);
-        let holder = {
-            let Ok(mut targets) = self.targets.lock() else { return Outcome::ShuttingDown };
-            match targets.get(&key) {
-                Some(holder) => Some(holder.clone()),
-                None => {
-                    targets.insert(key.clone(), id_rx);
-                    None
+        // A job of this process holds the target: the same request is answered busy at once
+        // (it would do the same again); another waits for that job to end, up to the lock
+        // wait, as it would for a job of another process through the swarm lock.
+        let request = ctx.locks.request().map(str::to_owned);
+        let deadline = tokio::time::Instant::now() + ctx.locks.acquire_timeout();
+        loop {
+            let holder = {
+                let Ok(mut targets) = self.targets.lock() else { return Outcome::ShuttingDown };
+                match targets.get(&key) {
+                    Some(holder) => Some(holder.clone()),
+                    None => {
+                        targets.insert(key.clone(), (request.clone(), id_rx.clone()));
+                        None
+                    }
                 }
+            };
+            let Some((theirs, mut holder)) = holder else { break };
+            let same = request.is_some() && theirs == request;
+            let mut watching = holder.clone();
+            let ended = async move {
+                while watching.changed().await.is_ok() {}
+                // Gone: its entry goes with the next step of its task.
+                tokio::task::yield_now().await;
+            };
+            if same || tokio::time::timeout_at(deadline, ended).await.is_err() {
+                drop(admit);
+                let _ = tokio::time::timeout(HOLDER_WAIT, holder.wait_for(Option::is_some)).await;
+                let id = holder.borrow().clone();
+                return Outcome::Busy(id);
             }
-        };
-        if let Some(mut holder) = holder {
-            drop(admit);
-            let _ = tokio::time::timeout(HOLDER_WAIT, holder.wait_for(Option::is_some)).await;
-            let id = holder.borrow().clone();
-            return Outcome::Busy(id);
         }
         let cancel = self.stop.child_token();
         ctx.cancel = cancel.clone();
@@ -583,6 +604,54 @@ mod tests {
                 Ok(job)
             })
         })
+    }
+
+    /// A job of `ms` milliseconds that holds its lock.
+    fn short_work(ms: u64) -> Work {
+        Box::new(move |_ctx: JobContext, sink: Arc<dyn Sink>| {
+            Box::pin(async move {
+                let now = std::time::SystemTime::now();
+                let target = Target::Node { id: "n1".into(), hostname: "node1".into() };
+                let mut job = Job::start(Action::CleanNode, target, Trigger::Api, "test", now);
+                sink.event(&Event::JobStarted { job: job.clone() });
+                sink.event(&Event::Locked { job: job.id.clone() });
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                job.finish(std::time::SystemTime::now(), Some(dockhand_jobs::Status::Succeeded));
+                Ok(job)
+            })
+        })
+    }
+
+    fn asking(request: &str, wait: Duration) -> JobContext {
+        let mut ctx = context();
+        ctx.locks = ctx.locks.for_request(request, wait);
+        ctx
+    }
+
+    /// The seed's lock wait: while a job holds a target, the same request again is busy at
+    /// once (naming that job), another request waits for it to end and then runs, and one
+    /// that cannot wait that long is busy.
+    #[tokio::test]
+    async fn another_request_waits_for_the_target_and_the_same_one_is_busy_at_once() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (d, _) = dispatcher(&dir, 0);
+        let long = Duration::from_secs(30);
+        let Outcome::Accepted(first) =
+            d.submit("node/n1".into(), asking("a", long), false, short_work(400)).await
+        else {
+            panic!("the first is not accepted");
+        };
+        let same = d.submit("node/n1".into(), asking("a", long), false, short_work(1)).await;
+        assert!(matches!(&same, Outcome::Busy(Some(id)) if *id == first.id), "{same:?}");
+        let impatient = d.submit("node/n1".into(), asking("b", Duration::ZERO), false, short_work(1)).await;
+        assert!(matches!(&impatient, Outcome::Busy(Some(id)) if *id == first.id), "{impatient:?}");
+        let other = d.submit("node/n1".into(), asking("b", long), true, short_work(1)).await;
+        let Outcome::Finished(second) = other else { panic!("the other request did not run: {other:?}") };
+        assert_ne!(second.id, first.id);
+        assert_eq!(second.status, dockhand_jobs::Status::Succeeded);
+        let stored = d.store().get(&first.id).await.expect("readable").expect("recorded");
+        assert_eq!(stored.status, dockhand_jobs::Status::Succeeded, "the first ended before the other ran");
+        d.shutdown().await;
     }
 
     #[tokio::test]

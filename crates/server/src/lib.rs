@@ -193,8 +193,11 @@ impl Server {
         base.redactor = Arc::clone(&redactor);
         // Helpers run an image dockhand can vouch for, or none (R3-04): the server refuses
         // to start rather than let a node pull a public name with its engine socket.
-        let helpers = dockhand_jobs::helper_image(&base.client, settings.helper_image.as_deref()).await;
-        if let Err(why) = helpers.image() {
+        // Outside a service, the helpers on its own node can run an image made from the
+        // `dockhand` installed beside it.
+        let own = dockhand_jobs::OwnExecutable::beside_running();
+        let helpers = dockhand_jobs::helper_image(&base.client, settings.helper_image.as_deref(), own).await;
+        if let Err(why) = helpers.check() {
             return Err(SettingsError::Key {
                 origin: "the helper image".to_owned(),
                 key: "DOCKHAND_HELPER_IMAGE".to_owned(),
@@ -202,7 +205,16 @@ impl Server {
             }
             .into());
         }
-        base.helpers = helpers.with_pending_timeout(defaults.pending_timeout);
+        // Nodes pull a configured helper image with its registry's named credential (or
+        // `config.json`'s), when there is one.
+        let mut helpers = helpers.with_pending_timeout(defaults.pending_timeout);
+        if let Some(image) = settings.helper_image.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+            if let Ok(image) = dockhand_policy::ImageRef::parse(image) {
+                let credential = registries.credential_for_helper(&image).await?;
+                helpers = helpers.with_auth(credential.map(|c| c.auth));
+            }
+        }
+        base.helpers = helpers;
         // A request is answered 409 at once when another process holds the target.
         let locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
         base.locks = dockhand_jobs::Locks::new(
@@ -211,6 +223,12 @@ impl Server {
             locks,
         );
         base.defaults = defaults;
+        // What a request waits for a busy target: `server.lock_wait`, else the seed's
+        // `SWARM_UTILS_LOCK_TIMEOUT` (10 s). Cron's jobs do not wait (a busy target is
+        // skipped until the next tick).
+        if let Some(wait) = config.lock_wait {
+            base.defaults.lock_timeout = wait;
+        }
         let metrics = Arc::new(Metrics::default());
         let counted = Arc::clone(&metrics);
         let notifier = dockhand_jobs::Notifier::start(

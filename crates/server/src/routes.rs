@@ -99,7 +99,8 @@ pub(crate) struct RestoreBody {
     pub volume: Option<String>,
     /// The backup taken at this timestamp (`20261128T031500Z`; default: the newest).
     pub at: Option<String>,
-    /// This object of the storage target.
+    /// This object of the storage target: one of dockhand's, or an archive of the seed's
+    /// tool (`<node>_<volume>_<date>.tar.gz`).
     pub object: Option<String>,
     /// Restore onto this node.
     pub node: Option<String>,
@@ -458,6 +459,10 @@ struct Ask<'a> {
     verb: &'a str,
     admin_only: bool,
     wait: bool,
+    /// The request's parameters, as text (never a credential): with the action and the
+    /// target, its fingerprint. The same request again is answered busy at once while its
+    /// job runs; another waits for the target up to the lock wait.
+    request: String,
 }
 
 /// Authenticates, validates, looks up and authorizes, then runs the job `make` builds for
@@ -508,8 +513,17 @@ async fn act(app: &Shared, ask: Ask<'_>, make: impl FnOnce(String) -> Work) -> R
     let mut ctx = app.base.clone();
     ctx.caller = describe_caller(&who);
     let key = format!("{}/{}", ask.kind.as_str(), found.id);
+    let fingerprint = request_fingerprint(ask.verb, &key, &ask.request);
+    ctx.locks = ctx.locks.for_request(fingerprint, ctx.defaults.lock_timeout);
     tracing::info!(caller = %ctx.caller, target = %key, verb = ask.verb, "job requested");
     Ok(app.dispatcher.submit(key, ctx, ask.wait, make(found.id)).await)
+}
+
+/// A hash of what a request asks: its action, target and parameters (32 hex digits).
+fn request_fingerprint(action: &str, target: &str, request: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{action}\n{target}\n{request}").as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A credential that was refused counts against its client in the throttle and in the
@@ -761,6 +775,7 @@ async fn node_route(
         verb: action.as_str(),
         admin_only: false,
         wait,
+        request: String::new(),
     };
     run(app, ask, Form::V1, work(app, job)).await
 }
@@ -794,6 +809,7 @@ fn service_ask(
         verb: action.as_str(),
         admin_only: false,
         wait,
+        request: String::new(),
     }
 }
 
@@ -882,8 +898,9 @@ pub(crate) async fn update_service(
     if let Err(e) = check_image("image", &body.image) {
         return e.into_response();
     }
-    let ask = service_ask(&headers, ip, name, dockhand_policy::Action::Update, wait);
+    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Update, wait);
     let request = UpdateRequest::new(Some(body.image)).with_force(body.force);
+    ask.request = format!("{request:?}");
     run(&app, ask, Form::V1, update_work(Arc::clone(&app.registries), request)).await
 }
 
@@ -915,6 +932,7 @@ pub(crate) async fn restore_service(
     let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
     ask.admin_only = true;
     ask.verb = "restore";
+    ask.request = format!("{options:?}");
     let storage = Arc::clone(&app.storage);
     run(&app, ask, Form::V1, move |id| {
         Box::new(move |ctx, sink| {
@@ -989,6 +1007,7 @@ pub(crate) async fn restore_node(
         verb: "restore",
         admin_only: true,
         wait,
+        request: format!("{options:?}"),
     };
     let storage = Arc::clone(&app.storage);
     run(&app, ask, Form::V1, move |id| {
@@ -1061,6 +1080,7 @@ pub(crate) async fn move_volume(
         verb: "move a volume of",
         admin_only: true,
         wait,
+        request: format!("{request:?}"),
     };
     run(&app, ask, Form::V1, move |_| {
         Box::new(move |ctx, sink| {
@@ -1126,6 +1146,7 @@ pub(crate) async fn seed_update(
     ask.token = body.token.or(ask.token);
     ask.field = "serviceName";
     let request = UpdateRequest::new(image).with_force(body.is_force.unwrap_or(false));
+    ask.request = format!("{request:?}");
     run(&app, ask, Form::Seed, update_work(Arc::clone(&app.registries), request)).await
 }
 
@@ -1227,6 +1248,7 @@ pub(crate) async fn seed_clean_node(
         verb: "clean",
         admin_only: false,
         wait: seed_wait(body.wait_res, &q),
+        request: String::new(),
     };
     run(&app, ask, Form::Seed, work(&app, Action::CleanNode)).await
 }

@@ -82,6 +82,9 @@ pub struct ServerConfig {
     pub max_jobs: usize,
     /// Requests that may wait for a slot.
     pub max_queue: usize,
+    /// `server.lock_wait`: how long a request waits for a target another job holds before
+    /// 409; `None`: the seed's `SWARM_UTILS_LOCK_TIMEOUT` (default 10 s).
+    pub lock_wait: Option<std::time::Duration>,
     /// `scope.selector` (or `server.scope`), `key=value`: only targets with this label
     /// are listed, served and run by cron, admins included.
     pub scope: Option<(String, String)>,
@@ -104,6 +107,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("prefixes", &self.prefixes)
             .field("max_jobs", &self.max_jobs)
             .field("max_queue", &self.max_queue)
+            .field("lock_wait", &self.lock_wait)
             .field("scope", &self.scope)
             .field("schedule", &self.schedule)
             .field("webhooks", &self.webhooks)
@@ -124,6 +128,8 @@ struct RawServer {
     max_jobs: Option<usize>,
     #[serde(default)]
     max_queue: Option<usize>,
+    #[serde(default)]
+    lock_wait: Option<String>,
     #[serde(default)]
     scope: Option<String>,
 }
@@ -167,6 +173,11 @@ impl ServerConfig {
         };
         if config.max_jobs == 0 {
             return Err(key_error("server.max_jobs", "must be at least 1".into()));
+        }
+        if let Some(text) = &raw.lock_wait {
+            let wait = dockhand_policy::parse_go_duration(text)
+                .map_err(|e| key_error("server.lock_wait", format!("{text:?}: {e}")))?;
+            config.lock_wait = Some(wait);
         }
         let add = |tokens: Vec<String>, source: &str, config: &mut Self| {
             for token in tokens {
