@@ -364,7 +364,9 @@ async fn over_tcp_the_archive_takes_the_exec_stream_and_round_trips_byte_exact()
     let client = Client::new(url.parse().unwrap()).unwrap();
     let s = TestSwarm { nodes: vec![(url, client)] };
     let (name, _volume, _guard) = stopping_service(&s, "bk-tcp").await;
-    let setup = Setup::new("    {}\n");
+    // A one-node engine: the image made from dockhand itself, imported over TCP.
+    let mut setup = Setup::new("    {}\n");
+    setup.own_helper = true;
     let job = round_trip(&s, &setup, &name).await;
     assert_eq!(job["steps"][1]["via"], "exec", "{job}");
     let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
@@ -637,6 +639,54 @@ async fn retention_deletes_only_this_services_expired_archives_of_this_volume() 
     assert!(newest.exists(), "the newest stays");
 }
 
+/// The seed's implicit target (its `SWARM_UTILS_S3_*` variables alone, no configuration
+/// file) keeps archives `SWARM_UTILS_S3_RETENTION_DAYS` days, 5 when the variable is not
+/// set, as the seed's table says: after a backup, this service's archive of 6 days ago is
+/// gone, the one of 4 days ago stays.
+#[tokio::test]
+async fn the_seeds_target_keeps_five_days_by_default() {
+    let s = dockhand_e2e::swarm().await;
+    let peer = S3Peer::start();
+    let (name, volume) = (unique_name("bk-seed-ret"), unique_name("bk-seed-ret-vol"));
+    s.manager().create_service(&backed_up(&name, &volume, &[])).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    running_container(s.manager(), &name).await;
+    let mut setup = Setup::new("    {}\n");
+    setup.extra = vec![
+        ("SWARM_UTILS_S3_URL".into(), peer.endpoint.trim_start_matches("http://").to_owned()),
+        ("SWARM_UTILS_S3_HTTPS".into(), "false".into()),
+        ("SWARM_UTILS_S3_BUCKET".into(), dockhand_e2e::s3::BUCKET.into()),
+        ("SWARM_UTILS_S3_ACCESS_KEY".into(), ACCESS_KEY.into()),
+        ("SWARM_UTILS_S3_SECRET_KEY".into(), SECRET_KEY.into()),
+    ];
+    let env = dockhand_host::Environment::from_vars(setup.env());
+    let file = dockhand_host::ConfigFile::load(Some(&setup.dir.path().join("dockhand.yaml")), &env).unwrap();
+    let targets = dockhand_jobs::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    let seed = targets.get(dockhand_jobs::SEED_TARGET).unwrap();
+    assert_eq!(seed.retention_days, Some(5), "{seed:?}");
+    let storage = dockhand_jobs::Storage::open(seed).unwrap();
+    let node = s.manager().info().await.unwrap().name;
+    let day = Duration::from_secs(86_400);
+    let old = |days: u32| {
+        dockhand_jobs::archive_key(&name, &node, &volume, std::time::SystemTime::now() - day * days, false)
+    };
+    let (expired, kept) = (old(6), old(4));
+    for key in [&expired, &kept] {
+        storage.put(key, b"old".to_vec()).await.unwrap();
+        storage.put(&format!("{key}{}", dockhand_jobs::MANIFEST_SUFFIX), b"{}".to_vec()).await.unwrap();
+    }
+
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    assert_eq!(steps(&job).last().unwrap(), &("retention".to_owned(), "succeeded".to_owned()), "{job}");
+    let left: Vec<String> =
+        dockhand_jobs::list_backups(&storage, &name).await.unwrap().into_iter().map(|o| o.key).collect();
+    assert!(!left.contains(&expired), "6 days old, past the seed's 5: {left:?}");
+    assert!(left.contains(&kept), "4 days old stays: {left:?}");
+    assert_eq!(left.len(), 2, "the one kept and the new one: {left:?}");
+}
+
 /// Reads `child`'s stdout lines until one contains `marker`: the lines so far, and the
 /// channel the rest arrives on.
 fn read_until(child: &mut Child, marker: &str) -> (Vec<String>, std::sync::mpsc::Receiver<String>) {
@@ -877,6 +927,71 @@ async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     assert!(networks.is_empty(), "transfer networks left: {networks:?}");
     let relays = s.manager().containers(&Filters::new().with("label", label)).await.unwrap();
     assert!(relays.is_empty(), "relay containers left: {relays:?}");
+}
+
+/// The running container of `service` on the node `client` talks to.
+async fn container_on(client: &Client, service: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let filters = Filters::new()
+            .with("label", format!("com.docker.swarm.service.name={service}"))
+            .with("status", "running");
+        if let Some(c) = client.containers(&filters).await.unwrap().into_iter().next() {
+            return c.id;
+        }
+        assert!(Instant::now() < deadline, "no running task of {service} on this node within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `local` volume is one per node: a service whose tasks run on several nodes (here a
+/// global service on the two workers) is backed up from every one of them, one archive per
+/// node (the seed's `node_volume_date`), and `restore` brings each node's copy back to its
+/// own node.
+#[tokio::test]
+async fn a_volume_on_several_nodes_is_backed_up_and_restored_per_node() {
+    let s = dockhand_e2e::swarm().await;
+    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let ids = dockhand_e2e::node_ids(&s).await;
+    let (name, volume) = (unique_name("bk-spread"), unique_name("bk-spread-vol"));
+    let mut spec = backed_up(&name, &volume, &[]).global();
+    spec.task_template.placement = None;
+    s.manager().create_service(&spec.with_constraint("node.role==worker")).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    for i in [1, 2] {
+        let container = container_on(&s.nodes[i].1, &name).await;
+        sh(&s.nodes[i].1, &container, &format!("echo {} > /data/who", ids[i].1)).await;
+    }
+    let setup = Setup::new("    {}\n");
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let uploads: Vec<&serde_json::Value> =
+        job["steps"].as_array().unwrap().iter().filter(|s| s["kind"] == "upload").collect();
+    assert_eq!(uploads.len(), 2, "one archive per node: {job}");
+    for i in [1, 2] {
+        let host = ids[i].1.as_str();
+        let upload =
+            uploads.iter().find(|u| u["node"] == host).unwrap_or_else(|| panic!("none of {host}: {job}"));
+        assert!(upload["object"].as_str().unwrap().contains(&format!("/{host}_{volume}_")), "{job}");
+    }
+    for i in [1, 2] {
+        let container = container_on(&s.nodes[i].1, &name).await;
+        sh(&s.nodes[i].1, &container, "rm -f /data/who && echo junk > /data/junk").await;
+    }
+    // A global service is restored under its running tasks only with --force.
+    let out = setup.run(&s, &["restore", &name, "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let kinds: Vec<String> = steps(&job).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["verify", "restore", "restore"], "{job}");
+    for i in [1, 2] {
+        let container = container_on(&s.nodes[i].1, &name).await;
+        let back = sh(&s.nodes[i].1, &container, "cat /data/who; ls /data").await;
+        assert_eq!(back, format!("{}\nwho\n", ids[i].1), "node {}'s own copy, and only it: {job}", ids[i].1);
+    }
+    let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
+    assert_nothing_left(s.manager(), &[target]).await;
 }
 
 #[tokio::test]

@@ -114,7 +114,8 @@ pub fn archive_key(service: &str, node: &str, volume: &str, at: SystemTime, encr
 }
 
 /// Which archives of `volume` retention deletes: those older than `days` at `now`, never
-/// the `keep_last` newest. `objects` may hold other volumes' archives; they are left alone.
+/// the `keep_last` newest of each node (a volume backed up from several nodes keeps each
+/// node's). `objects` may hold other volumes' archives; they are left alone.
 pub fn expired<'a>(
     objects: &'a [BackupObject],
     volume: &str,
@@ -124,9 +125,14 @@ pub fn expired<'a>(
 ) -> Vec<&'a BackupObject> {
     let limit = now - Duration::from_secs(u64::from(days) * 86_400);
     let mut mine: Vec<&BackupObject> = objects.iter().filter(|o| o.volume == volume).collect();
-    mine.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    mine.sort_by(|a, b| a.node.cmp(&b.node).then(b.timestamp.cmp(&a.timestamp)));
+    let mut kept: BTreeMap<&str, u32> = BTreeMap::new();
     mine.into_iter()
-        .skip(keep_last as usize)
+        .filter(|o| {
+            let newer = kept.entry(o.node.as_str()).or_insert(0);
+            *newer += 1;
+            *newer > keep_last
+        })
         .filter(|o| parse_key_timestamp(&o.timestamp).is_some_and(|t| t < limit))
         .collect()
 }
@@ -454,7 +460,7 @@ async fn backup_one(
             action: Action::BackupService.as_str(),
         };
         match locate(ctx, owner, connected, names, service, wanted).await {
-            Ok(found) => located.push(found),
+            Ok(found) => located.extend(found),
             Err(e) => run.push_now("upload", Status::Failed, format!("volume {wanted}: {e}")),
         }
     }
@@ -500,7 +506,8 @@ async fn backup_one(
             break;
         }
         let subject = Subject::service(service, Action::BackupService);
-        if upload_volume(&mut run, connected, &subject, &storage, found, now, &upload_budget).await {
+        let stored = upload_volume(&mut run, connected, &subject, &storage, found, now, &upload_budget).await;
+        if stored && !uploaded.contains(&found.volume) {
             uploaded.push(found.volume.clone());
         }
     }
@@ -714,8 +721,9 @@ pub(crate) struct Located {
     pub(crate) node_name: String,
 }
 
-/// Finds `wanted`: its real name, its node (from the service's tasks), and that the node has
-/// it with the `local` driver (through a helper for another node).
+/// Finds `wanted`: its real name, its nodes (from the service's tasks: every node its
+/// current tasks run on, when that is several), and that each has it with the `local`
+/// driver (through a helper for another node).
 async fn locate(
     ctx: &JobContext,
     owner: Owner<'_>,
@@ -723,22 +731,62 @@ async fn locate(
     names: &BTreeMap<String, String>,
     service: &Service,
     wanted: &str,
-) -> Result<Located, String> {
+) -> Result<Vec<Located>, String> {
     let (volume, matched) = resolve_volume(service, wanted)?;
-    let node_id = volume_node(ctx, connected, service, &volume).await?;
-    let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
-    let remote =
-        Remote { ctx, owner, node_id: &node_id, node_name: &node_name, timeout: ctx.defaults.extra_timeout };
-    let facts = remote.volume_facts(&connected.node_id, &volume).await?;
-    if !facts.exists {
-        return Err(format!(
-            "node {node_name}, where {} ran last, has no volume {volume}",
-            service.spec.name
-        ));
+    let nodes = volume_nodes(ctx, connected, service, &volume).await?;
+    let several = nodes.len() > 1;
+    let mut found = Vec::new();
+    for node_id in nodes {
+        let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
+        let remote = Remote {
+            ctx,
+            owner,
+            node_id: &node_id,
+            node_name: &node_name,
+            timeout: ctx.defaults.extra_timeout,
+        };
+        let facts = remote.volume_facts(&connected.node_id, &volume).await?;
+        if !facts.exists {
+            let role = if several { "one of the nodes it runs on" } else { "where it ran last" };
+            return Err(format!("node {node_name}, {role} of {}, has no volume {volume}", service.spec.name));
+        }
+        refuse_driver(&volume, &facts.driver)?;
+        found.push(Located { volume: volume.clone(), matched: matched.clone(), node_id, node_name });
     }
-    let driver = facts.driver;
-    refuse_driver(&volume, &driver)?;
-    Ok(Located { volume, matched, node_id, node_name })
+    Ok(found)
+}
+
+/// The nodes holding `volume` for `service`: every node its current tasks run on when that
+/// is several (a `local` volume is one per node: the seed's `node_volume_date`), else the
+/// one [`volume_node`] finds.
+async fn volume_nodes(
+    ctx: &JobContext,
+    connected: &Connected,
+    service: &Service,
+    volume: &str,
+) -> Result<Vec<String>, String> {
+    let spread = running_nodes(ctx, service).await?;
+    if spread.len() > 1 {
+        return Ok(spread);
+    }
+    volume_node(ctx, connected, service, volume).await.map(|node| vec![node])
+}
+
+/// The nodes (IDs, sorted) of the tasks of `service` meant to run now.
+async fn running_nodes(ctx: &JobContext, service: &Service) -> Result<Vec<String>, String> {
+    let tasks = ctx
+        .client
+        .tasks(&Filters::new().with("service", &service.id))
+        .await
+        .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
+    let mut nodes: Vec<String> = tasks
+        .into_iter()
+        .filter(|t| t.desired_state == "running" && !t.node_id.is_empty())
+        .map(|t| t.node_id)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    Ok(nodes)
 }
 
 /// Whose volumes a backup or restore works on: a service's, or a node's.
@@ -1108,6 +1156,41 @@ pub fn choose_backups<'a>(
     Ok(by_volume.into_values().collect())
 }
 
+/// With the service's volumes on several nodes: for each volume, the newest archive (or the
+/// one at `--at`) of each of `nodes` (hostnames), by the node its name records. Every node
+/// must have one, or none is chosen.
+pub(crate) fn choose_per_node<'a>(
+    objects: &'a [BackupObject],
+    options: &RestoreOptions,
+    real: Option<&str>,
+    nodes: &[String],
+) -> Result<Vec<&'a BackupObject>, String> {
+    let named: Vec<String> = nodes.iter().map(|n| n.replace('_', "-")).collect();
+    let mut newest: BTreeMap<(&str, &str), &BackupObject> = BTreeMap::new();
+    for o in objects {
+        let wanted = real.is_none_or(|v| v == o.volume)
+            && options.at.as_ref().is_none_or(|at| at == &o.timestamp)
+            && named.contains(&o.node);
+        let key = (o.volume.as_str(), o.node.as_str());
+        if wanted && newest.get(&key).is_none_or(|b| o.timestamp > b.timestamp) {
+            newest.insert(key, o);
+        }
+    }
+    let volumes: std::collections::BTreeSet<&str> = newest.keys().map(|(v, _)| *v).collect();
+    if volumes.is_empty() {
+        return Err(format!("no backup of any of the nodes the service runs on ({})", nodes.join(", ")));
+    }
+    for volume in &volumes {
+        if let Some(missing) = named.iter().find(|n| !newest.contains_key(&(*volume, n.as_str()))) {
+            return Err(format!(
+                "volume {volume} has no backup of node {missing}, one of the nodes the service runs on: \
+                 pass --node to restore one node's copy"
+            ));
+        }
+    }
+    Ok(newest.into_values().collect())
+}
+
 /// R3-02: an archive a restore of `service` may use: its volume is one `service` mounts,
 /// and its manifest says so too (the service, the volume, the format).
 pub fn own_archive(service: &Service, object: &BackupObject) -> Result<(), String> {
@@ -1199,18 +1282,35 @@ pub async fn restore_service(
             return Ok(run.finish(None).await);
         }
     };
+    // On several nodes (a local volume each), each node's own copy goes back to it.
+    let spread: Vec<String> = if options.node.is_none() && options.object.is_none() {
+        match running_nodes(ctx, &found).await {
+            Ok(ids) if ids.len() > 1 => {
+                ids.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone())).collect()
+            }
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                run.push_now("verify", Status::Failed, e);
+                return Ok(run.finish(None).await);
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let own = |object: &BackupObject| own_archive(&found, object);
     let Some(verified) =
-        verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref(), &own).await
+        verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref(), &spread, &own).await
     else {
         return Ok(run.finish(None).await);
     };
     // Where each volume is: --node, else where the service's tasks run (an object's key
-    // names a node, but never decides where a restore writes).
+    // names a node, but never decides where a restore writes; on several nodes it says
+    // which of the service's own nodes a copy belongs to).
     let mut nodes = Vec::new();
     for (object, _) in &verified {
         let node = match &options.node {
             Some(node) => Ok(node.clone()),
+            None if !spread.is_empty() => Ok(object.node.clone()),
             None => volume_node(ctx, &connected, &found, &object.volume).await,
         };
         match node {
@@ -1263,6 +1363,7 @@ pub(crate) async fn verify_chosen(
     dir: &str,
     options: &RestoreOptions,
     real: Option<&str>,
+    spread: &[String],
     own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
 ) -> Option<Vec<(BackupObject, crate::volume_io::Staged)>> {
     let mut verified = Vec::new();
@@ -1276,8 +1377,12 @@ pub(crate) async fn verify_chosen(
             return Ok(line);
         }
         let objects = list_backups(storage, dir).await.map_err(|e| e.to_string())?;
-        let chosen =
-            choose_backups(&objects, options, real).map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
+        let chosen = if spread.is_empty() {
+            choose_backups(&objects, options, real)
+        } else {
+            choose_per_node(&objects, options, real, spread)
+        }
+        .map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
         for object in &chosen {
             own(object)?;
         }
@@ -1601,6 +1706,41 @@ mod tests {
         let gone = expired(&objects, "data", later, 7, 2);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].timestamp, "20261101T000000Z");
+    }
+
+    fn on(node: &str, volume: &str, ts: &str) -> BackupObject {
+        let mut o = object(volume, ts);
+        o.node = node.into();
+        o.key = format!("app/{node}_{volume}_{ts}{ARCHIVE_SUFFIX}");
+        o
+    }
+
+    /// A volume backed up from several nodes: retention keeps each node's newest, a restore
+    /// takes each node's newest, and one node without a copy stops it.
+    #[test]
+    fn a_volume_on_several_nodes_keeps_and_restores_each_nodes_copy() {
+        let now = parse_key_timestamp("20261128T000000Z").unwrap();
+        let objects = vec![
+            on("n1", "data", "20261101T000000Z"),
+            on("n1", "data", "20261102T000000Z"),
+            on("n2", "data", "20261101T000000Z"),
+            on("n3", "data", "20261127T000000Z"),
+        ];
+        let gone: Vec<&str> = expired(&objects, "data", now, 7, 1).iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(gone, ["app/n1_data_20261101T000000Z.tar.zst"], "n2's only copy stays");
+        let nodes = ["n1".to_owned(), "n2".to_owned()];
+        let chosen: Vec<&str> = choose_per_node(&objects, &RestoreOptions::new(), None, &nodes)
+            .unwrap()
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect();
+        assert_eq!(chosen, ["app/n1_data_20261102T000000Z.tar.zst", "app/n2_data_20261101T000000Z.tar.zst"]);
+        let err =
+            choose_per_node(&objects, &RestoreOptions::new(), None, &["n1".into(), "n4".into()]).unwrap_err();
+        assert!(err.contains("no backup of node n4") && err.contains("--node"), "{err}");
+        let at = RestoreOptions::new().at("20261101T000000Z");
+        assert_eq!(choose_per_node(&objects, &at, Some("data"), &nodes).unwrap().len(), 2);
+        assert!(choose_per_node(&objects, &RestoreOptions::new(), Some("other"), &nodes).is_err());
     }
 
     #[test]

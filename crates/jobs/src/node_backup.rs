@@ -236,7 +236,7 @@ pub async fn restore_node(
     let dir = node_dir(&hostname);
     let own = |object: &crate::BackupObject| crate::backup::manifest_names(object, "node");
     let Some(verified) =
-        crate::backup::verify_chosen(&mut run, &storage, &dir, options, options.volume.as_deref(), &own)
+        crate::backup::verify_chosen(&mut run, &storage, &dir, options, options.volume.as_deref(), &[], &own)
             .await
     else {
         return Ok(run.finish(None).await);
