@@ -105,17 +105,12 @@ pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
     }
 }
 
-/// Before a command works on a swarm manager: a service that a stopped backup or restore
-/// left scaled down (its intent label, no live lock) is scaled back and recorded as a
+/// Before a job works on a swarm manager: a service that a stopped backup or restore left
+/// scaled down (its intent label, no live lock) is scaled back and recorded as a
 /// `reconcile` job. Returns what to tell the operator; a failure here is a warning, never
-/// the command's end.
+/// the command's end. One `GET /info` and one filtered service listing; an engine that is
+/// no swarm manager has nothing to reconcile.
 pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
-    // An engine that does not answer is the command's own error to report; one that is no
-    // swarm manager has nothing to reconcile.
-    match client.info().await {
-        Ok(info) if info.swarm.is_active() && info.swarm.control_available => {}
-        _ => return Vec::new(),
-    }
     let host = dockhand_jobs::local_hostname();
     let user = environment().get("USER").unwrap_or("unknown").to_owned();
     let mut ctx = dockhand_jobs::JobContext::new(
@@ -180,10 +175,16 @@ pub(crate) fn choice(global: &Global) -> EngineChoice {
     EngineChoice::Docker(opts)
 }
 
-/// The client for the engine the flags name. On a swarm manager, services that a stopped
-/// backup or restore left scaled down are brought back first ([`reconcile`]), and logged.
+/// The client for the engine the flags name: what reads (a ping, a listing, an exec) use.
 pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
-    let client = connected_registry(global)?.connect_to(&choice(global)).await?;
+    Ok(connected_registry(global)?.connect_to(&choice(global)).await?)
+}
+
+/// [`connect`] for a job: on a swarm manager, services that a stopped backup or restore
+/// left scaled down are brought back first ([`reconcile`]), and logged. Reads skip this:
+/// it costs a ping or a listing several calls, and protects nothing there.
+pub(crate) async fn connect_for_jobs(global: &Global) -> anyhow::Result<Client> {
+    let client = connect(global).await?;
     for note in reconcile(&client).await {
         tracing::warn!("{note}");
     }
@@ -197,7 +198,7 @@ pub(crate) async fn job_context(
     opts: &crate::args::JobOptions,
 ) -> anyhow::Result<dockhand_jobs::JobContext> {
     let defaults = defaults()?;
-    let client = connect(global).await?;
+    let client = connect_for_jobs(global).await?;
     let env = environment();
     let user = env.get("USER").unwrap_or("unknown").to_owned();
     let host = dockhand_jobs::local_hostname();

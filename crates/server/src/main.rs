@@ -60,9 +60,27 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// Exits 0 when it stopped on a signal (or printed what was asked), 1 when it could not
+/// start or serve: the error's chain on one line of stderr, never a backtrace
+/// (`RUST_BACKTRACE` is for panics).
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::Error::from(e)),
+    };
+    match runtime.block_on(run(Args::parse())) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+#[allow(clippy::print_stderr)] // Before the log is set up, and for a person: the one line of a failed start.
+fn fail(err: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("dockhand-server: error: {err:#}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     if args.openapi {
         use std::io::Write;
         std::io::stdout().write_all(dockhand_server::openapi_yaml().as_bytes())?;

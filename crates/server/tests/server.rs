@@ -417,6 +417,31 @@ async fn a_different_request_waits_for_a_busy_target_and_the_same_one_is_busy_at
     b.assert_no_leaks(&[ADMIN]);
 }
 
+/// A configuration error at start is one line on stderr naming the file and the key, exit
+/// code 1, and no backtrace even with `RUST_BACKTRACE=1` (as on many CI images).
+#[test]
+fn a_bad_configuration_is_one_line_and_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dockhand.yaml");
+    std::fs::write(&config, "schedule:\n  bogus: 1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dockhand-server"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("dockhand-server: error: ") && err.contains("schedule") && err.contains("bogus"),
+        "{err}"
+    );
+    assert!(err.contains(&config.display().to_string()), "names the file: {err}");
+}
+
 /// Sends raw bytes and returns what came back before the server closed (or 60 s passed).
 fn raw(url: &str, bytes: &[u8]) -> String {
     let addr = url.trim_start_matches("http://");
