@@ -29,6 +29,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     })?;
     step("tests and the soak against the private engine and the test swarm", || {
         let schemathesis = crate::tools::ensure_schemathesis()?;
+        let validator = crate::tools::ensure_openapi_validator()?;
         let postgres = crate::tools::ensure_peers()?;
         let layout = engine::up()?;
         let tests = crate::swarm::up(3).and_then(|()| {
@@ -36,6 +37,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
             test.args(["test", "--locked", "--workspace", "--all-targets"])
                 .env("DOCKHAND_TEST_HOST", layout.url())
                 .env("DOCKHAND_TEST_SCHEMATHESIS", &schemathesis)
+                .env("DOCKHAND_TEST_OPENAPI_VALIDATOR", &validator)
                 .env("DOCKHAND_TEST_PG_BIN", &postgres);
             // The tests find this run's swarm in its swarm.env: node URLs inherited from a
             // shell that ran `eval "$(cargo xtask swarm env)"` elsewhere must not win.

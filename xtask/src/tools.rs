@@ -74,20 +74,39 @@ pub(crate) fn ensure_bench() -> anyhow::Result<()> {
 
 /// The schemathesis release the server's API is fuzzed with.
 const SCHEMATHESIS_VERSION: &str = "4.32.5";
+/// The openapi-spec-validator release the API's document is checked with.
+const OPENAPI_VALIDATOR_VERSION: &str = "0.7.2";
 
 /// schemathesis (PyPI), the property-based API fuzzer the server's tests run against
 /// `/openapi.json`: installed once into a virtual environment under `target/tools/`.
 /// Returns its `st`.
 pub(crate) fn ensure_schemathesis() -> anyhow::Result<std::path::PathBuf> {
-    let dir = crate::project_root().join("target").join("tools").join("schemathesis");
-    let st = dir.join("bin").join("st");
-    let version = dir.join("bin").join("python3");
-    if st.is_file() {
-        let installed = Command::new(&version)
-            .args(["-c", "import importlib.metadata as m; print(m.version('schemathesis'))"])
+    python_tool("schemathesis", SCHEMATHESIS_VERSION, "st", "the API fuzzer")
+}
+
+/// openapi-spec-validator (PyPI), the reference validator of OpenAPI 3.1 documents the
+/// server's tests check `docs/openapi.yaml` with. Returns its command.
+pub(crate) fn ensure_openapi_validator() -> anyhow::Result<std::path::PathBuf> {
+    python_tool(
+        "openapi-spec-validator",
+        OPENAPI_VALIDATOR_VERSION,
+        "openapi-spec-validator",
+        "the OpenAPI validator",
+    )
+}
+
+/// The Python package `package` at `version`, installed once into its own virtual
+/// environment under `target/tools/<package>`; returns its command `bin`.
+fn python_tool(package: &str, version: &str, bin: &str, what: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::project_root().join("target").join("tools").join(package);
+    let command = dir.join("bin").join(bin);
+    let python = dir.join("bin").join("python3");
+    if command.is_file() {
+        let installed = Command::new(&python)
+            .args(["-c", &format!("import importlib.metadata as m; print(m.version('{package}'))")])
             .output();
-        if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == SCHEMATHESIS_VERSION) {
-            return Ok(st);
+        if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == version) {
+            return Ok(command);
         }
     }
     if proc::which("python3").is_none()
@@ -98,15 +117,15 @@ pub(crate) fn ensure_schemathesis() -> anyhow::Result<std::path::PathBuf> {
     {
         apt_install(&["python3-venv"])?;
     }
-    eprintln!("installing schemathesis {SCHEMATHESIS_VERSION} (the API fuzzer) from PyPI");
+    eprintln!("installing {package} {version} ({what}) from PyPI");
     let _ = std::fs::remove_dir_all(&dir);
     proc::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
     proc::run(
         Command::new(dir.join("bin").join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+            .arg(format!("{package}=={version}")),
     )?;
-    Ok(st)
+    Ok(command)
 }
 
 /// wrk, for `cargo xtask bench server`.

@@ -30,6 +30,49 @@ impl Modify for Bearer {
     }
 }
 
+/// Every response says what it means (OpenAPI requires a description): the annotations give
+/// one where it is particular to a route, the status's common meaning fills in the rest.
+struct Described;
+
+/// What a status means on every route of this API.
+fn common_meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "done: what was asked",
+        "202" => "the job holds its target's lock and runs",
+        "400" => "bad_request: the body is not JSON, or a query value has the wrong type",
+        "401" => "unauthorized: no credential, or a CI identity token that does not verify",
+        "403" => "forbidden: not allowed; or refused: the target's labels refuse the action (with the job)",
+        "404" => "not_found: no such target or job",
+        "405" => "method_not_allowed: a known route, another method",
+        "408" => "timeout: the body did not arrive in time",
+        "409" => "busy: another job holds the target (`job.id`), after the lock wait",
+        "413" => "too_large: a body over 64 KiB",
+        "422" => "invalid_field: a field or path value the API does not take, naming it",
+        "429" => "throttled, queue_full or too_many_streams, with `Retry-After`",
+        "500" => "job_failed: the job failed, with the job",
+        "503" => "engine_unavailable, cancelled, shutting_down or store_unavailable",
+        _ => "see docs/api.md",
+    }
+}
+
+impl Modify for Described {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &mut operation.responses.responses {
+                    if let utoipa::openapi::RefOr::T(response) = response {
+                        if response.description.is_empty() {
+                            common_meaning(status).clone_into(&mut response.description);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dockhand-server", description = "Maintenance jobs for a Docker swarm: clean, backup, update, restore."),
@@ -64,7 +107,7 @@ impl Modify for Bearer {
         SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob,
         crate::status::UnusedVolumes
     )),
-    modifiers(&Bearer)
+    modifiers(&Bearer, &Described)
 )]
 struct Doc;
 

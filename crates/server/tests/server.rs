@@ -1547,6 +1547,26 @@ fn schemathesis() -> PathBuf {
     st
 }
 
+/// The API's document is valid OpenAPI 3.1 by the reference validator (openapi-spec-validator,
+/// from PyPI; `cargo xtask ci` installs it), so that generated clients work. The served
+/// document is the checked-in one (a unit test).
+#[test]
+fn the_document_is_valid_openapi() {
+    let validator = std::env::var_os("DOCKHAND_TEST_OPENAPI_VALIDATOR").map_or_else(
+        || workspace_file("target/tools/openapi-spec-validator/bin/openapi-spec-validator"),
+        PathBuf::from,
+    );
+    assert!(
+        validator.is_file(),
+        "openapi-spec-validator is not installed: `cargo xtask ci` installs it into {}",
+        validator.display()
+    );
+    let out =
+        std::process::Command::new(&validator).arg(workspace_file("docs/openapi.yaml")).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("OK"), "the document is not valid OpenAPI:\n{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     // On the private one-node engine, not the test swarm: its admin requests start real jobs
