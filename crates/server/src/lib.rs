@@ -17,6 +17,7 @@ mod logging;
 mod metrics;
 mod openapi;
 mod routes;
+mod schema;
 mod settings;
 mod status;
 mod tls;

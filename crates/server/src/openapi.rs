@@ -105,7 +105,8 @@ impl Modify for Described {
     components(schemas(
         ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, MoveBody, EmptyBody, SeedServiceBody,
         SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob,
-        crate::status::UnusedVolumes
+        crate::status::UnusedVolumes, crate::schema::JobSchema, crate::schema::TargetSchema,
+        crate::schema::TriggerSchema, crate::schema::StatusSchema, crate::schema::StepSchema
     )),
     modifiers(&Bearer, &Described)
 )]

@@ -699,7 +699,7 @@ async fn run(app: &Shared, ask: Ask<'_>, form: Form, make: impl FnOnce(String) -
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -724,7 +724,7 @@ pub(crate) async fn clean_node(
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -818,7 +818,7 @@ fn service_ask(
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -847,7 +847,7 @@ pub(crate) async fn clean_service(
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -876,7 +876,7 @@ pub(crate) async fn backup_service(
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body = UpdateBody,
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -909,7 +909,7 @@ pub(crate) async fn update_service(
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<RestoreBody>),
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -968,7 +968,7 @@ fn restore_options(body: RestoreBody) -> RestoreOptions {
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body = RestoreBody,
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -1024,7 +1024,7 @@ pub(crate) async fn restore_node(
     params(("volume" = String, Path, description = "the volume's name"), WaitQuery),
     request_body = MoveBody,
     responses(
-        (status = 200, description = "the job succeeded", body = Object),
+        (status = 200, description = "the job succeeded", body = crate::schema::JobSchema),
         (status = 202, description = "the job runs", body = Accepted),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -1339,7 +1339,7 @@ fn valid_job_id(id: &str) -> bool {
 /// A job: its steps, status and times.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "the job's ID")),
-    responses((status = 200, description = "the job", body = Object),
+    responses((status = 200, description = "the job", body = crate::schema::JobSchema),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 500, body = ErrorBody),
@@ -1367,7 +1367,7 @@ pub(crate) async fn get_job(
 
 /// Jobs, newest first, paged with `before` (admins only).
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobsQuery),
-    responses((status = 200, description = "jobs, newest first", body = Vec<Object>),
+    responses((status = 200, description = "jobs, newest first", body = Vec<crate::schema::JobSchema>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
