@@ -106,6 +106,11 @@ impl OwnHelperImage {
     }
 }
 
+/// No helper can run: why, and what to set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoHelperImage(String);
+
 /// What to set when dockhand cannot vouch for a helper image.
 const SET_HELPER_IMAGE: &str = "set --helper-image (DOCKHAND_HELPER_IMAGE) to dockhand's own image, pinned by digest \
      (registry.example.com/dockhand@sha256:…, which `dockhand helper-image push REGISTRY/REPO` makes), or to a tag \
@@ -149,9 +154,9 @@ impl HelperSettings {
 
     /// Whether any helper can run: an image is set, or one can be made here. Else why not,
     /// and what to set.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), NoHelperImage> {
         if self.image.is_empty() && self.own.is_none() {
-            return Err(self.why_none());
+            return Err(NoHelperImage(self.why_none()));
         }
         Ok(())
     }
@@ -809,11 +814,16 @@ mod tests {
             assert!(!pinned(not), "{not}");
         }
         let none = HelperSettings::default();
-        let e = none.check().unwrap_err();
+        let e = none.check().unwrap_err().to_string();
         assert!(e.contains("--helper-image") && e.contains("DOCKHAND_HELPER_IMAGE"), "{e}");
         assert!(e.contains("dockhand helper-image push"), "{e}");
         let why = HelperSettings::without_image("this service runs x:1, which is not pinned");
-        assert!(why.check().unwrap_err().starts_with("this service runs x:1, which is not pinned: set"));
+        assert!(
+            why.check()
+                .unwrap_err()
+                .to_string()
+                .starts_with("this service runs x:1, which is not pinned: set")
+        );
         assert_eq!(HelperSettings::new("img@sha256:x").check(), Ok(()));
     }
 

@@ -60,8 +60,8 @@ pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, pl
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
 pub use crate::helper::{
-    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, OwnHelperImage, helper_image,
-    own_service_image, remove_job_helpers,
+    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, NoHelperImage, OwnHelperImage,
+    helper_image, own_service_image, remove_job_helpers,
 };
 pub use crate::http::client as http_client;
 pub use crate::job::{

@@ -202,7 +202,7 @@ impl Server {
             return Err(SettingsError::Key {
                 origin: "the helper image".to_owned(),
                 key: "DOCKHAND_HELPER_IMAGE".to_owned(),
-                detail: why,
+                detail: why.to_string(),
             }
             .into());
         }
