@@ -315,6 +315,25 @@ pub fn ensure_test_image(node_url: &str, image: &str) {
     assert!(load.wait().expect("docker load").success(), "docker load {image} on {node_url}");
 }
 
+/// [`HELPER_IMAGE`], put back on every node of the test swarm that lacks it (once per test
+/// process): a clean-node of another suite prunes it where no helper of that image was
+/// running. For suites whose helpers run it by that local tag.
+///
+/// # Panics
+/// When the swarm is not up, or no engine has the image.
+pub fn helper_image_on_every_node() -> &'static str {
+    static PLACED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    PLACED.get_or_init(|| {
+        let count: usize = swarm_env("DOCKHAND_TEST_NODES").and_then(|n| n.parse().ok()).unwrap_or(3);
+        for i in 1..=count {
+            let url = swarm_env(&format!("DOCKHAND_TEST_NODE_{i}"))
+                .unwrap_or_else(|| panic!("DOCKHAND_TEST_NODE_{i} is not set: run `cargo xtask swarm up`"));
+            ensure_test_image(&url, HELPER_IMAGE);
+        }
+    });
+    HELPER_IMAGE
+}
+
 /// dockhand's test image as the test swarm's registry holds it, pinned by digest and
 /// present on every node (`cargo xtask swarm up`): what a service deployed by digest runs.
 ///

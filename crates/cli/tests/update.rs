@@ -87,7 +87,7 @@ impl Setup {
         .env("DOCKER_CONFIG", self.dir.path().join("docker"))
         .env("XDG_STATE_HOME", self.dir.path().join("state"))
         .env("XDG_DATA_HOME", self.dir.path().join("data"))
-        .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
+        .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::helper_image_on_every_node())
         .envs(self.env.iter().cloned());
         cmd.output().unwrap()
     }

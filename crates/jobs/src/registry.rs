@@ -298,11 +298,15 @@ impl Registries {
 
     /// The credential nodes pull the helper image `image` with: the named credential whose
     /// `url` is its registry (the first by name), else what `config.json` has for it; `None`
-    /// without either (a registry the nodes read anonymously).
+    /// without either (a registry the nodes read anonymously), and for Docker Hub (a name
+    /// without a registry is a local tag, or public: no credential helper is run for it).
     pub async fn credential_for_helper(
         &self,
         image: &ImageRef,
     ) -> Result<Option<PullCredential>, RegistryError> {
+        if image.domain() == "docker.io" {
+            return Ok(None);
+        }
         let host = key_host(image.domain());
         if let Some(named) = self.named.values().find(|n| key_host(&n.url) == host) {
             let unknown = |why: String| RegistryError::UnknownFlag { name: named.name.clone(), why };

@@ -61,6 +61,7 @@ impl Server {
 
     async fn spawn(dir: tempfile::TempDir, manager: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
+        let helper_image = tokio::task::block_in_place(dockhand_e2e::helper_image_on_every_node);
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dockhand-server"));
         for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG"]
@@ -74,7 +75,7 @@ impl Server {
             .env("DOCKER_HOST", manager)
             .env("DOCKER_CONFIG", dir.path().join("docker"))
             .env("DOCKHAND_ADMIN_TOKENS", ADMIN)
-            .env("DOCKHAND_HELPER_IMAGE", dockhand_e2e::HELPER_IMAGE)
+            .env("DOCKHAND_HELPER_IMAGE", helper_image)
             .env("DOCKHAND_LOG", "debug")
             // Cron is off unless a test turns it on: other tests' services with
             // `clean.schedule` labels are not for every server.
