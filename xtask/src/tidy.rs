@@ -309,3 +309,47 @@ fn cli_modules_import_only_args_context_and_output() {
         }
     }
 }
+
+/// The public signatures of `crates/*/src`: each `pub fn` / `pub async fn` (not
+/// `pub(crate)`) from its keyword to its body, with where it is.
+fn public_signatures() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&crate::project_root().join("crates"), &mut files);
+    let mut out = Vec::new();
+    for file in files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")) {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (at, _) in text.match_indices("pub ") {
+            let rest = &text[at..];
+            if !(rest.starts_with("pub fn ")
+                || rest.starts_with("pub async fn ")
+                || rest.starts_with("pub const fn "))
+            {
+                continue;
+            }
+            let end = rest.find(['{', ';']).unwrap_or(rest.len());
+            let line = text[..at].lines().count() + 1;
+            out.push((
+                format!("{}:{line}", file.display()),
+                rest[..end].split_whitespace().collect::<Vec<_>>().join(" "),
+            ));
+        }
+    }
+    out
+}
+
+/// No public function answers a `String` error: an embedder matches on a type, and a
+/// message alone says nothing a program can act on.
+#[test]
+fn no_public_function_returns_a_string_error() {
+    let signatures = public_signatures();
+    assert!(signatures.len() > 100, "public functions not found: {}", signatures.len());
+    let stringly: Vec<&(String, String)> = signatures
+        .iter()
+        .filter(|(_, sig)| {
+            sig.split("->")
+                .nth(1)
+                .is_some_and(|ret| ret.contains("Result<") && ret.replace(' ', "").ends_with(",String>"))
+        })
+        .collect();
+    assert!(stringly.is_empty(), "public functions with a String error: {stringly:#?}");
+}

@@ -252,7 +252,7 @@ pub fn service_volumes(service: &Service) -> Vec<String> {
 
 /// The real name of volume `wanted` of `service`: as named, or as its stack prefixes it
 /// (`<stack>_<volume>`); with how it was matched.
-pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String), String> {
+pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String), NotMounted> {
     let mounts = volume_mounts(service);
     if mounts.contains(&wanted) {
         return Ok((wanted.to_owned(), format!("volume {wanted}")));
@@ -266,7 +266,7 @@ pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String
             ));
         }
     }
-    Err(format!(
+    Err(NotMounted(format!(
         "service {} mounts no volume {wanted:?}{}; it mounts: {}",
         service.spec.name,
         service
@@ -276,8 +276,18 @@ pub fn resolve_volume(service: &Service, wanted: &str) -> Result<(String, String
             .map(|s| format!(" (nor {s}_{wanted})"))
             .unwrap_or_default(),
         mounted(service)
-    ))
+    )))
 }
+
+/// A volume a service does not mount: which, and what it mounts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotMounted(String);
+
+/// No archive matches what a restore asked: what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoBackup(String);
 
 /// The named volumes `service` mounts.
 fn volume_mounts(service: &Service) -> Vec<&str> {
@@ -732,7 +742,7 @@ async fn locate(
     service: &Service,
     wanted: &str,
 ) -> Result<Vec<Located>, String> {
-    let (volume, matched) = resolve_volume(service, wanted)?;
+    let (volume, matched) = resolve_volume(service, wanted).map_err(|e| e.to_string())?;
     let nodes = volume_nodes(ctx, connected, service, &volume).await?;
     let several = nodes.len() > 1;
     let mut found = Vec::new();
@@ -1113,7 +1123,7 @@ fn identity_for(
             settings.name
         )
     })?;
-    let identity = crate::seal::Identity::read(path)?;
+    let identity = crate::seal::Identity::read(path).map_err(|e| e.to_string())?;
     *read = Some(identity.clone());
     Ok(Some(identity))
 }
@@ -1123,13 +1133,13 @@ pub fn choose_backups<'a>(
     objects: &'a [BackupObject],
     options: &RestoreOptions,
     real_volume: Option<&str>,
-) -> Result<Vec<&'a BackupObject>, String> {
+) -> Result<Vec<&'a BackupObject>, NoBackup> {
     if let Some(key) = &options.object {
         return objects
             .iter()
             .find(|o| &o.key == key || o.key.ends_with(&format!("/{key}")))
             .map(|o| vec![o])
-            .ok_or_else(|| format!("no backup object {key}"));
+            .ok_or_else(|| NoBackup(format!("no backup object {key}")));
     }
     let mut by_volume: BTreeMap<&str, &BackupObject> = BTreeMap::new();
     for o in objects {
@@ -1151,7 +1161,7 @@ pub fn choose_backups<'a>(
             (None, Some(at)) => format!("at {at}"),
             (None, None) => String::new(),
         };
-        return Err(format!("no backup {what}").trim_end().to_owned());
+        return Err(NoBackup(format!("no backup {what}").trim_end().to_owned()));
     }
     Ok(by_volume.into_values().collect())
 }
@@ -1164,7 +1174,7 @@ pub(crate) fn choose_per_node<'a>(
     options: &RestoreOptions,
     real: Option<&str>,
     nodes: &[String],
-) -> Result<Vec<&'a BackupObject>, String> {
+) -> Result<Vec<&'a BackupObject>, NoBackup> {
     let named: Vec<String> = nodes.iter().map(|n| n.replace('_', "-")).collect();
     let mut newest: BTreeMap<(&str, &str), &BackupObject> = BTreeMap::new();
     for o in objects {
@@ -1178,14 +1188,17 @@ pub(crate) fn choose_per_node<'a>(
     }
     let volumes: std::collections::BTreeSet<&str> = newest.keys().map(|(v, _)| *v).collect();
     if volumes.is_empty() {
-        return Err(format!("no backup of any of the nodes the service runs on ({})", nodes.join(", ")));
+        return Err(NoBackup(format!(
+            "no backup of any of the nodes the service runs on ({})",
+            nodes.join(", ")
+        )));
     }
     for volume in &volumes {
         if let Some(missing) = named.iter().find(|n| !newest.contains_key(&(*volume, n.as_str()))) {
-            return Err(format!(
+            return Err(NoBackup(format!(
                 "volume {volume} has no backup of node {missing}, one of the nodes the service runs on: \
                  pass --node to restore one node's copy"
-            ));
+            )));
         }
     }
     Ok(newest.into_values().collect())
@@ -1193,21 +1206,26 @@ pub(crate) fn choose_per_node<'a>(
 
 /// R3-02: an archive a restore of `service` may use: its volume is one `service` mounts,
 /// and its manifest says so too (the service, the volume, the format).
-pub fn own_archive(service: &Service, object: &BackupObject) -> Result<(), String> {
+pub fn own_archive(service: &Service, object: &BackupObject) -> Result<(), NotOwnArchive> {
     let name = &service.spec.name;
     match resolve_volume(service, &object.volume) {
         Ok((real, _)) if real == object.volume => {}
         _ => {
-            return Err(format!(
+            return Err(NotOwnArchive(format!(
                 "{}: volume {} is not a volume of service {name}, which mounts: {}; it is not restored",
                 object.key,
                 object.volume,
                 mounted(service)
-            ));
+            )));
         }
     }
-    manifest_names(object, name)
+    manifest_names(object, name).map_err(NotOwnArchive)
 }
+
+/// An archive a restore of a service may not use: which, and why (R3-02).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotOwnArchive(String);
 
 /// The manifest of `object` must name `owner` (a service's name, or `node`), the object's
 /// own volume, and a format dockhand reads.
@@ -1278,7 +1296,7 @@ pub async fn restore_service(
     let real = match options.volume.as_ref().map(|v| resolve_volume(&found, v)).transpose() {
         Ok(real) => real.map(|(real, _)| real),
         Err(e) => {
-            run.push_now("verify", Status::Failed, e);
+            run.push_now("verify", Status::Failed, e.to_string());
             return Ok(run.finish(None).await);
         }
     };
@@ -1297,7 +1315,7 @@ pub async fn restore_service(
     } else {
         Vec::new()
     };
-    let own = |object: &BackupObject| own_archive(&found, object);
+    let own = |object: &BackupObject| own_archive(&found, object).map_err(|e| e.to_string());
     let Some(verified) =
         verify_chosen(&mut run, &storage, &found.spec.name, options, real.as_deref(), &spread, &own).await
     else {
@@ -1666,16 +1684,19 @@ mod tests {
             o
         };
         assert_eq!(own_archive(&service, &with_manifest("shop_web_data", "shop_web_data", "web")), Ok(()));
-        let e = own_archive(&service, &with_manifest("victim", "victim", "web")).unwrap_err();
+        let e = own_archive(&service, &with_manifest("victim", "victim", "web")).unwrap_err().to_string();
         assert!(
             e.contains("volume victim is not a volume of service web") && e.contains("shop_web_data"),
             "{e}"
         );
-        let e = own_archive(&service, &with_manifest("/etc", "/etc", "web")).unwrap_err();
+        let e = own_archive(&service, &with_manifest("/etc", "/etc", "web")).unwrap_err().to_string();
         assert!(e.contains("not a volume of service web"), "{e}");
-        let e = own_archive(&service, &with_manifest("shop_web_data", "victim", "web")).unwrap_err();
+        let e =
+            own_archive(&service, &with_manifest("shop_web_data", "victim", "web")).unwrap_err().to_string();
         assert!(e.contains("manifest says volume \"victim\""), "{e}");
-        let e = own_archive(&service, &with_manifest("shop_web_data", "shop_web_data", "other")).unwrap_err();
+        let e = own_archive(&service, &with_manifest("shop_web_data", "shop_web_data", "other"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("manifest says service \"other\""), "{e}");
     }
 
@@ -1735,8 +1756,9 @@ mod tests {
             .map(|o| o.key.as_str())
             .collect();
         assert_eq!(chosen, ["app/n1_data_20261102T000000Z.tar.zst", "app/n2_data_20261101T000000Z.tar.zst"]);
-        let err =
-            choose_per_node(&objects, &RestoreOptions::new(), None, &["n1".into(), "n4".into()]).unwrap_err();
+        let err = choose_per_node(&objects, &RestoreOptions::new(), None, &["n1".into(), "n4".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no backup of node n4") && err.contains("--node"), "{err}");
         let at = RestoreOptions::new().at("20261101T000000Z");
         assert_eq!(choose_per_node(&objects, &at, Some("data"), &nodes).unwrap().len(), 2);
@@ -1757,7 +1779,8 @@ mod tests {
             choose_backups(&objects, &RestoreOptions::new().at("20261101T000000Z"), Some("data")).unwrap();
         assert_eq!(at[0].timestamp, "20261101T000000Z");
         let err = choose_backups(&objects, &RestoreOptions::new().at("20200101T000000Z"), Some("data"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("20200101T000000Z"), "{err}");
         let by_key =
             choose_backups(&objects, &RestoreOptions::new().object(objects[0].key.clone()), None).unwrap();

@@ -8,21 +8,26 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 
+/// An HTTPS client that cannot be built: its CA file (which, and why), or TLS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpClientError(String);
+
 /// A client trusting `ca_file` (PEM) or the system's roots; with `https_only`, an
 /// `http://` URL is refused. Each request has `timeout` (connecting, 5 s of it at most).
 pub fn client(
     ca_file: Option<&Path>,
     https_only: bool,
     timeout: Duration,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, HttpClientError> {
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(ca_file)?)
+        .tls_backend_preconfigured(tls_config(ca_file).map_err(HttpClientError)?)
         .https_only(https_only)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| HttpClientError(e.to_string()))
 }
 
 /// A rustls client configuration (ring) that verifies servers against `ca_file` (PEM) or

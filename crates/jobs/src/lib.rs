@@ -52,9 +52,10 @@ pub use crate::agent::{
 pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
 pub use crate::backup::{
     ARCHIVE_SUFFIX, BackupObject, FOREIGN_CHECK, FOREIGN_SUFFIX, INTENT_LABEL, MANIFEST_SUFFIX, Manifest,
-    RestoreOptions, archive_key, backup_all_services, backup_service, choose_backups, expired, list_backups,
-    list_foreign, node_dir, own_archive, parse_archive_name, parse_foreign_name, reconcile, resolve_volume,
-    restore_replicas, restore_service, service_target, service_volumes,
+    NoBackup, NotMounted, NotOwnArchive, RestoreOptions, archive_key, backup_all_services, backup_service,
+    choose_backups, expired, list_backups, list_foreign, node_dir, own_archive, parse_archive_name,
+    parse_foreign_name, reconcile, resolve_volume, restore_replicas, restore_service, service_target,
+    service_volumes,
 };
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
@@ -63,7 +64,7 @@ pub use crate::helper::{
     HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, NoHelperImage, OwnHelperImage,
     helper_image, own_service_image, remove_job_helpers,
 };
-pub use crate::http::client as http_client;
+pub use crate::http::{HttpClientError, client as http_client};
 pub use crate::job::{
     ALL_ACTIONS, Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms,
 };
@@ -86,7 +87,7 @@ pub use crate::schedule::{
     Launched, Launcher, Recorded, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled,
     Scheduler, Work, action_work, scheduled_targets, tick_text, with_next_runs,
 };
-pub use crate::seal::{AGE_SUFFIX, Identity};
+pub use crate::seal::{AGE_SUFFIX, Identity, IdentityError};
 pub use crate::storage::{
     CheckReport, DEFAULT_TARGET, DEFAULT_ZSTD_LEVEL, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH,
     Secret, Storage, StorageError, StorageTargets, TargetKind, TargetSettings, default_local_path,

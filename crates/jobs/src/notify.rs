@@ -323,7 +323,7 @@ impl Notifier {
         redactor: Redactor,
         backoff: Duration,
         report: Arc<dyn Fn(Delivery) + Send + Sync>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::http::HttpClientError> {
         if hooks.is_empty() {
             return Ok(Self::none());
         }

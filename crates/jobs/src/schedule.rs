@@ -208,8 +208,8 @@ impl Schedule {
             }
         }
         if let Some(zone) = raw.timezone.as_deref().filter(|z| !z.trim().is_empty()) {
-            schedule.timezone =
-                dockhand_policy::parse_zone(zone).map_err(|e| key_error("schedule.timezone", e))?;
+            schedule.timezone = dockhand_policy::parse_zone(zone)
+                .map_err(|e| key_error("schedule.timezone", e.to_string()))?;
         }
         Ok(schedule)
     }

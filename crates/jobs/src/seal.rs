@@ -42,14 +42,19 @@ pub struct Identity {
     text: Secret,
 }
 
+/// An identity file that cannot be read or holds no identity: which file, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentityError(String);
+
 impl Identity {
     /// Reads and checks the identity file at `path`: it must hold at least one identity.
-    pub fn read(path: &Path) -> Result<Self, String> {
+    pub fn read(path: &Path) -> Result<Self, IdentityError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the age identity file {shown}: {e}"))?;
+            .map_err(|e| IdentityError(format!("cannot read the age identity file {shown}: {e}")))?;
         let identity = Self { path: shown, text: Secret::new(text) };
-        identity.identities()?;
+        identity.identities().map_err(IdentityError)?;
         Ok(identity)
     }
 
@@ -320,9 +325,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.txt");
         std::fs::write(&path, "# nothing\n").unwrap();
-        let err = Identity::read(&path).unwrap_err();
+        let err = Identity::read(&path).unwrap_err().to_string();
         assert!(err.contains("empty.txt") && err.contains("no identity"), "{err}");
-        let err = Identity::read(&dir.path().join("missing")).unwrap_err();
+        let err = Identity::read(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(err.contains("cannot read the age identity file"), "{err}");
     }
 

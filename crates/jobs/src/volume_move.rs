@@ -82,7 +82,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
         Some(s) => match resolve_volume(s, &request.volume) {
             Ok((real, _)) => real,
             Err(e) => {
-                run.push_now("policy", Status::Refused, e);
+                run.push_now("policy", Status::Refused, e.to_string());
                 return Ok(run.finish(Some(Status::Refused)).await);
             }
         },

@@ -174,11 +174,14 @@ impl std::fmt::Display for Timing {
     }
 }
 
+/// A name that is no IANA time zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IANA time zone, such as UTC or Europe/Berlin")]
+pub struct ZoneError(pub String);
+
 /// A time zone by its IANA name (`Europe/Berlin`, `UTC`).
-pub fn parse_zone(name: &str) -> Result<Tz, String> {
-    name.trim()
-        .parse::<Tz>()
-        .map_err(|_| format!("{name:?} is not an IANA time zone, such as UTC or Europe/Berlin"))
+pub fn parse_zone(name: &str) -> Result<Tz, ZoneError> {
+    name.trim().parse::<Tz>().map_err(|_| ZoneError(name.to_owned()))
 }
 
 #[cfg(test)]
@@ -210,7 +213,7 @@ mod tests {
         assert!(CronExpr::parse("every day").is_err());
         assert_eq!(Timing::parse("off").unwrap(), Timing::Off);
         assert_eq!(Timing::parse(" FALSE ").unwrap(), Timing::Off);
-        assert!(parse_zone("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        assert!(parse_zone("Mars/Olympus").unwrap_err().to_string().contains("Mars/Olympus"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod redact;
 
 pub use crate::auth::{Action, Authorizer, Credential, Decision, Identity, TokenLabel, hash_token};
 pub use crate::budget::Budget;
-pub use crate::cron::{CronError, CronExpr, Timing, parse_zone};
+pub use crate::cron::{CronError, CronExpr, Timing, ZoneError, parse_zone};
 pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};

@@ -163,7 +163,10 @@ impl Oidc {
     pub fn new(issuers: &[OidcIssuer]) -> Result<Self, JwksError> {
         let mut out = Vec::new();
         for config in issuers {
-            let fail = |detail: String| JwksError { issuer: config.issuer.clone(), detail };
+            let fail = |e: dockhand_jobs::HttpClientError| JwksError {
+                issuer: config.issuer.clone(),
+                detail: e.to_string(),
+            };
             let client = dockhand_jobs::http_client(config.ca_file.as_deref(), true, Duration::from_secs(10))
                 .map_err(fail)?;
             out.push(IssuerKeys {
@@ -183,7 +186,7 @@ impl Oidc {
 
     /// Verifies a CI identity token and returns its claims; the error is for the caller
     /// (it never holds the token).
-    pub async fn verify(&self, token: &str) -> Result<BTreeMap<String, Value>, String> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<BTreeMap<String, Value>, String> {
         let Some((iss, kid)) = peek(token) else {
             return Err("the CI identity token cannot be read (no iss claim)".to_owned());
         };

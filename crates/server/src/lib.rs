@@ -100,7 +100,16 @@ pub enum ServerError {
 
 /// `dockhand-server --healthcheck`: asks the server listening on `listen` (on loopback when
 /// it listens on every address) for `/healthz`; the image has no curl for a healthcheck.
-pub async fn healthcheck(listen: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), String> {
+pub async fn healthcheck(listen: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), Unhealthy> {
+    healthz(listen, tls).await.map_err(Unhealthy)
+}
+
+/// What `--healthcheck` found wrong: the address, and what it answered or why not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unhealthy(String);
+
+async fn healthz(listen: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), String> {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     async fn ask(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> std::io::Result<Vec<u8>> {
         stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
@@ -239,10 +248,10 @@ impl Server {
             Duration::from_secs(2),
             Arc::new(move |delivery| counted.notification(&delivery)),
         )
-        .map_err(|detail| SettingsError::Key {
+        .map_err(|e| SettingsError::Key {
             origin: "notifications".to_owned(),
             key: "webhooks".to_owned(),
-            detail,
+            detail: e.to_string(),
         })?;
         let dispatcher = Arc::new(Dispatcher::new(
             store,

@@ -91,7 +91,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     if args.healthcheck {
-        return dockhand_server::healthcheck(args.listen, tls.as_ref()).await.map_err(anyhow::Error::msg);
+        return Ok(dockhand_server::healthcheck(args.listen, tls.as_ref()).await?);
     }
     let settings = Settings {
         listen: args.listen,
