@@ -582,16 +582,21 @@ mod tests {
         JobContext::new(client, "test", Trigger::Api, "test")
     }
 
+    /// A clean-node job on `n1` that started and holds its lock, as `sink` heard.
+    fn locked(sink: &dyn Sink) -> Job {
+        let target = Target::Node { id: "n1".into(), hostname: "node1".into() };
+        let job = Job::start(Action::CleanNode, target, Trigger::Api, "test", std::time::SystemTime::now());
+        sink.event(&Event::JobStarted { job: job.clone() });
+        sink.event(&Event::Locked { job: job.id.clone() });
+        job
+    }
+
     /// A job that takes its lock and then waits to be cancelled (or ends after 5 s); it
     /// says, through `ran`, whether it went past its lock before being cancelled.
     fn work(ran: Arc<AtomicUsize>) -> Work {
         Box::new(move |ctx: JobContext, sink: Arc<dyn Sink>| {
             Box::pin(async move {
-                let now = std::time::SystemTime::now();
-                let target = Target::Node { id: "n1".into(), hostname: "node1".into() };
-                let mut job = Job::start(Action::CleanNode, target, Trigger::Api, "test", now);
-                sink.event(&Event::JobStarted { job: job.clone() });
-                sink.event(&Event::Locked { job: job.id.clone() });
+                let mut job = locked(&*sink);
                 tokio::task::yield_now().await;
                 if !ctx.cancel.is_cancelled() {
                     ran.fetch_add(1, Ordering::SeqCst);
@@ -610,11 +615,7 @@ mod tests {
     fn short_work(ms: u64) -> Work {
         Box::new(move |_ctx: JobContext, sink: Arc<dyn Sink>| {
             Box::pin(async move {
-                let now = std::time::SystemTime::now();
-                let target = Target::Node { id: "n1".into(), hostname: "node1".into() };
-                let mut job = Job::start(Action::CleanNode, target, Trigger::Api, "test", now);
-                sink.event(&Event::JobStarted { job: job.clone() });
-                sink.event(&Event::Locked { job: job.id.clone() });
+                let mut job = locked(&*sink);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 job.finish(std::time::SystemTime::now(), Some(dockhand_jobs::Status::Succeeded));
                 Ok(job)
