@@ -12,8 +12,15 @@ use serde_json::Value;
 
 use super::{DRAIN, Kind, Report, Run, Sample, Sent};
 
-/// How much a replica's RSS may grow past its baseline after warm-up.
+/// How much a replica's RSS may grow past its baseline after warm-up: 10 %, or
+/// [`RSS_SLACK_KIB`] when that is more.
 const RSS_GROWTH: f64 = 0.10;
+/// What the allocator may keep of a burst's memory (glibc's arenas return little of it):
+/// the same code measured +0.2 % in one 2-minute run and +24.6 % (10 MiB, the run's peak
+/// still held at its end) in the next. A leak shows as growth over a longer run, which the
+/// 10-minute soak of `docs/benchmarks.md` measures; a 2-minute run cannot tell a leak of
+/// less than this from the allocator's retention.
+const RSS_SLACK_KIB: u64 = 12 * 1024;
 
 /// What the run collected for the checks.
 pub(super) struct Findings {
@@ -232,7 +239,8 @@ pub(super) async fn judge(run: &Run<'_>, pg: &PgPeer, f: Findings) -> anyhow::Re
             (Some(warm), Some(end)) => {
                 let change = *end as f64 / *warm as f64 - 1.0;
                 writeln!(text, "  {name}: {warm} → {end} ({:+.1} %)", change * 100.0)?;
-                if change > RSS_GROWTH {
+                let allowed = (*warm as f64 * RSS_GROWTH).max(RSS_SLACK_KIB as f64);
+                if (*end as f64 - *warm as f64) > allowed {
                     failures.push(format!(
                         "replica {name}'s RSS grew {:.1} % past its warm-up ({warm} → {end} KiB)",
                         change * 100.0
