@@ -18,6 +18,8 @@ mod demo;
 mod engine;
 mod fuzz;
 mod images;
+#[cfg(test)]
+mod modgraph;
 mod proc;
 mod soak;
 mod swarm;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -352,4 +352,80 @@ fn no_public_function_returns_a_string_error() {
         })
         .collect();
     assert!(stringly.is_empty(), "public functions with a String error: {stringly:#?}");
+}
+
+/// A crate's import graph, read from its sources.
+fn module_graph(krate: &str) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    crate::modgraph::Crate::read(&crate::project_root().join("crates").join(krate).join("src")).edges()
+}
+
+/// No two modules of a crate import each other, directly or through others: a module's
+/// imports are a tree one can read from the bottom up.
+#[test]
+fn no_module_import_circle() {
+    for krate in ["jobs", "server", "cli"] {
+        let edges = module_graph(krate);
+        assert!(edges.len() >= 5, "crates/{krate}/src: modules not found");
+        let circles = crate::modgraph::circles(&edges);
+        assert!(circles.is_empty(), "crates/{krate}: modules that import each other: {circles:?}");
+    }
+}
+
+/// The floors of `dockhand-jobs` as `docs/architecture.md` lists them: each module's floor,
+/// and whether a floor's modules may import each other.
+fn jobs_floors() -> (std::collections::BTreeMap<String, usize>, Vec<bool>) {
+    let mut floors = std::collections::BTreeMap::new();
+    let mut same = Vec::new();
+    for (at, row) in doc_table("jobs-floors").into_iter().rev().enumerate() {
+        for module in cell_list(&row[1]) {
+            floors.insert(module.trim_matches('`').to_owned(), at);
+        }
+        same.push(row.get(2).is_some_and(|c| c.starts_with("yes")));
+    }
+    (floors, same)
+}
+
+/// The floor a module is on: its own row, or its parent's (`steps::lookup` is on `steps`'s).
+fn floor_of(floors: &std::collections::BTreeMap<String, usize>, module: &str) -> Option<usize> {
+    let mut name = module;
+    loop {
+        if let Some(floor) = floors.get(name) {
+            return Some(*floor);
+        }
+        name = name.rsplit_once("::")?.0;
+    }
+}
+
+/// Architecture invariant: every module of `dockhand-jobs` is on a floor of
+/// `docs/architecture.md`, imports only from its floor (where the floor allows it) and the
+/// floors below, and no job module imports another.
+#[test]
+fn jobs_modules_keep_to_their_floors() {
+    let (floors, same) = jobs_floors();
+    assert!(
+        floors.len() >= 20 && same.len() >= 4,
+        "the jobs-floors table was not found in docs/architecture.md"
+    );
+    let edges = module_graph("jobs");
+    let mut problems = Vec::new();
+    for (module, imports) in edges.iter().filter(|(m, _)| !m.is_empty()) {
+        let Some(floor) = floor_of(&floors, module) else {
+            problems.push(format!("{module} is on no floor of docs/architecture.md (jobs-floors)"));
+            continue;
+        };
+        for import in imports {
+            let there = floor_of(&floors, import).unwrap_or(usize::MAX);
+            if there > floor
+                || (there == floor && !same[floor] && !module.starts_with(&format!("{import}::")))
+            {
+                problems.push(format!("{module} (floor {floor}) imports {import} (floor {there})"));
+            }
+        }
+    }
+    for module in floors.keys() {
+        if !edges.contains_key(module) {
+            problems.push(format!("docs/architecture.md lists {module}, which is not a module"));
+        }
+    }
+    assert!(problems.is_empty(), "the jobs wing's floors are broken:\n{}", problems.join("\n"));
 }

@@ -470,6 +470,9 @@ fn extract(input: impl Read, staging: &Path) -> Result<(UnpackStats, DirMeta), A
     Ok((stats, root))
 }
 
+/// The zstd level when the target sets none.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,15 +10,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dockhand_engine::{Filters, Node};
+use dockhand_engine::Filters;
 use dockhand_policy::{Defaults, LabelPrefixes, TargetLabels, node_policy};
 use futures_util::StreamExt;
 
-use crate::agent::{AgentLine, AgentTask, Budget, Prune, prune_step};
+use crate::agent::protocol::{AgentLine, AgentTask, Budget, Prune};
+use crate::agent::prune_step;
 use crate::helper::{HelperRun, run_helper};
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
-use crate::runner::{Connected, JobContext, JobError, Running};
+use crate::runner::{JobContext, JobError, Running};
+use crate::steps::lookup::find_node;
+use crate::swarm::Connected;
 
 /// What clean-node will do on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,22 +123,6 @@ pub async fn clean_all_nodes(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Jo
         .collect()
         .await;
     Ok(jobs)
-}
-
-/// The node `wanted` names: its ID, or a hostname only one node has.
-pub fn find_node<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, JobError> {
-    if let Some(exact) = nodes.iter().find(|n| n.id == wanted) {
-        return Ok(exact);
-    }
-    let found: Vec<&Node> = nodes.iter().filter(|n| n.description.hostname == wanted).collect();
-    match found.as_slice() {
-        [] => Err(JobError::UnknownNode(wanted.to_owned())),
-        [one] => Ok(one),
-        many => Err(JobError::AmbiguousHostname {
-            name: wanted.to_owned(),
-            ids: many.iter().map(|n| n.id.clone()).collect(),
-        }),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,7 +15,7 @@ pub fn restore(data: &[u8]) {
         assert!(!node.contains('/') && !volume.is_empty(), "{name:?}");
         assert!(!node.contains('_'), "the node part has no '_': {name:?}");
         // What a backup writes parses back to itself.
-        if let Some(at) = crate::volume_io::parse_key_timestamp(ts) {
+        if let Some(at) = crate::steps::catalog::parse_key_timestamp(ts) {
             let at = at.max(UNIX_EPOCH + Duration::from_secs(1));
             let key = archive_key("svc", node, volume, at, name.ends_with(".age"));
             let again = parse_archive_name(key.trim_start_matches("svc/"));

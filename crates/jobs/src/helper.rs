@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use dockhand_engine::{Client, Filters, LogsOptions, ServiceSpec, StreamKind, Task};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{AgentLine, AgentTask};
+use crate::agent::protocol::{AgentLine, AgentTask};
 use crate::own_image::OwnExecutable;
 use crate::tail::Tail;
 
@@ -254,7 +254,7 @@ pub async fn helper_image(
             HelperSettings::without_image("no helper image is set for the nodes dockhand is not connected to")
         }
     };
-    let connected = crate::runner::Connected::read(client).await.ok().filter(|c| !c.node_id.is_empty());
+    let connected = crate::swarm::Connected::read(client).await.ok().filter(|c| !c.node_id.is_empty());
     match (own, connected) {
         (Some(own), Some(here)) => {
             settings.with_own_image(OwnHelperImage::new(client.clone(), own, &here.node_id, &here.name))

@@ -364,6 +364,10 @@ impl Sink for Collect {
     }
 }
 
+pub(crate) fn failed(job: &Job) -> bool {
+    job.steps.iter().any(|s| matches!(s.status, Status::Failed | Status::Cancelled))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -33,31 +33,32 @@ mod own_image;
 mod plan;
 mod reap;
 mod registry;
+mod restore;
 mod runner;
 mod schedule;
 mod seal;
+mod secret;
+mod steps;
 mod storage;
 mod store;
 mod store_pg;
+mod swarm;
 mod tail;
 mod update;
-mod volume_io;
 mod volume_move;
 mod volumes;
+mod work;
 
-pub use crate::agent::{
-    AgentArgsError, AgentError, AgentLine, AgentTask, Budget, CHANNEL_MOUNT, CHANNEL_SOCKET, ExecTarget,
-    Prune, check_start_by, run_agent, run_volume_agent, split_out,
+pub use crate::agent::protocol::{
+    AgentArgsError, AgentLine, AgentTask, Budget, CHANNEL_MOUNT, CHANNEL_SOCKET, ExecTarget, Prune,
+    UnusedVolume, split_out,
 };
-pub use crate::archive::{ArchiveError, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify};
-pub use crate::backup::{
-    ARCHIVE_SUFFIX, BackupObject, FOREIGN_CHECK, FOREIGN_SUFFIX, INTENT_LABEL, MANIFEST_SUFFIX, Manifest,
-    NoBackup, NotMounted, NotOwnArchive, RestoreOptions, archive_key, backup_all_services, backup_service,
-    choose_backups, expired, list_backups, list_foreign, node_dir, own_archive, parse_archive_name,
-    parse_foreign_name, reconcile, resolve_volume, restore_replicas, restore_service, service_target,
-    service_volumes,
+pub use crate::agent::{AgentError, check_start_by, run_agent, run_volume_agent, unused_volumes};
+pub use crate::archive::{
+    ArchiveError, DEFAULT_ZSTD_LEVEL, PackStats, STAGING, UnpackStats, content_size, pack, unpack, verify,
 };
-pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, find_node, plan_clean_node};
+pub use crate::backup::{backup_all_services, backup_service};
+pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
 pub use crate::helper::{
@@ -82,20 +83,31 @@ pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
     server_key,
 };
+pub use crate::restore::restore_service;
 pub use crate::runner::{JobContext, JobError, known_secrets};
 pub use crate::schedule::{
     Launched, Launcher, Recorded, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled,
-    Scheduler, Work, action_work, scheduled_targets, tick_text, with_next_runs,
+    Scheduler, scheduled_targets, tick_text, with_next_runs,
 };
 pub use crate::seal::{AGE_SUFFIX, Identity, IdentityError};
+pub use crate::secret::Secret;
+pub use crate::steps::catalog::{
+    ARCHIVE_SUFFIX, BackupObject, FOREIGN_CHECK, FOREIGN_SUFFIX, MANIFEST_SUFFIX, Manifest, NoBackup,
+    NotOwnArchive, RestoreOptions, archive_key, choose_backups, expired, list_backups, list_foreign,
+    node_dir, own_archive, parse_archive_name, parse_foreign_name, service_target,
+};
+pub use crate::steps::catalog::{key_timestamp, parse_key_timestamp};
+pub use crate::steps::lookup::find_node;
+pub use crate::steps::lookup::{NotMounted, resolve_volume, service_volumes};
+pub use crate::steps::scale::{INTENT_LABEL, reconcile, restore_replicas};
 pub use crate::storage::{
-    CheckReport, DEFAULT_TARGET, DEFAULT_ZSTD_LEVEL, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH,
-    Secret, Storage, StorageError, StorageTargets, TargetKind, TargetSettings, default_local_path,
+    CheckReport, DEFAULT_TARGET, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH, Storage, StorageError,
+    StorageTargets, TargetKind, TargetSettings, default_local_path,
 };
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::store_pg::{PgStore, StoreConfigError, StoreSettings};
 pub use crate::tail::OUTPUT_TAIL;
 pub use crate::update::{UpdatePlan, UpdateRequest, plan_update, update_service};
-pub use crate::volume_io::{key_timestamp, parse_key_timestamp};
 pub use crate::volume_move::{MoveRequest, move_volume};
-pub use crate::volumes::{UnusedVolume, unused_volumes, unused_volumes_everywhere};
+pub use crate::volumes::unused_volumes_everywhere;
+pub use crate::work::{Order, Work};

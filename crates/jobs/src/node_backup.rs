@@ -13,11 +13,13 @@ use std::time::SystemTime;
 use dockhand_engine::{Filters, Node};
 use dockhand_policy::{BackupPolicy, Severity, TargetLabels, node_backup_policy};
 
-use crate::backup::{Located, RestoreOptions, Subject, node_dir};
 use crate::job::{Action, Job, Sink, Status, Step, Target};
-use crate::runner::{Connected, JobContext, JobError, Running};
+use crate::runner::{JobContext, JobError, Running};
+use crate::steps::catalog::{RestoreOptions, node_dir};
+use crate::steps::transfer::{Owner, Remote};
+use crate::steps::volume::{Located, Subject};
 use crate::storage::{Storage, StorageTargets, TargetSettings};
-use crate::volume_io::{Owner, Remote};
+use crate::swarm::Connected;
 
 /// Backs up the volumes of `node` (an ID or a hostname) that its labels list.
 pub async fn backup_node(
@@ -26,9 +28,9 @@ pub async fn backup_node(
     targets: &StorageTargets,
     sink: &dyn Sink,
 ) -> Result<Job, JobError> {
-    let connected = crate::backup::manager(ctx).await?;
+    let connected = crate::steps::lookup::manager(ctx).await?;
     let nodes = ctx.client.nodes(&Filters::new()).await?;
-    let found = crate::clean_node::find_node(&nodes, node)?;
+    let found = crate::steps::lookup::find_node(&nodes, node)?;
     Ok(backup_one(ctx, &connected, found, targets, sink).await)
 }
 
@@ -39,7 +41,7 @@ pub async fn backup_all_nodes(
     targets: &StorageTargets,
     sink: &dyn Sink,
 ) -> Result<Vec<Job>, JobError> {
-    let connected = crate::backup::manager(ctx).await?;
+    let connected = crate::steps::lookup::manager(ctx).await?;
     let mut nodes = ctx.client.nodes(&Filters::new()).await?;
     nodes.retain(|n| node_backup_policy(&n.spec.labels, &ctx.defaults, &ctx.prefixes).0.is_some());
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
@@ -84,7 +86,7 @@ fn plan(
 
 fn budget(ctx: &JobContext, node: &Node, label: &str, timeout: std::time::Duration) -> crate::Budget {
     let view = TargetLabels::resolve(&node.spec.labels, &ctx.prefixes);
-    crate::Budget::new(timeout, crate::backup::budget_source(&view, label))
+    crate::Budget::new(timeout, crate::steps::lookup::budget_source(&view, label))
 }
 
 async fn backup_one(
@@ -129,7 +131,7 @@ async fn backup_one(
         };
         let found = match remote.volume_facts(&connected.node_id, volume).await {
             Ok(facts) if !facts.exists => Err(format!("node {hostname} has no volume {volume}")),
-            Ok(facts) => crate::backup::refuse_driver(volume, &facts.driver),
+            Ok(facts) => crate::steps::volume::refuse_driver(volume, &facts.driver),
             Err(e) => Err(e),
         };
         match found {
@@ -142,7 +144,7 @@ async fn backup_one(
             Err(e) => run.push_now("upload", Status::Failed, format!("volume {volume}: {e}")),
         }
     }
-    if crate::backup::failed(&run.job) {
+    if crate::job::failed(&run.job) {
         return run.finish(None).await;
     }
     if let (Some(exec), Some(image)) = (&policy.exec, &policy.exec_image) {
@@ -182,15 +184,31 @@ async fn backup_one(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        if crate::backup::upload_volume(&mut run, connected, &subject, &storage, found, now, &upload_budget)
-            .await
+        if crate::steps::volume::upload_volume(
+            &mut run,
+            connected,
+            &subject,
+            &storage,
+            found,
+            now,
+            &upload_budget,
+        )
+        .await
         {
             uploaded.push(found.volume.clone());
         }
     }
     let days = policy.s3.retention_days.or(settings.retention_days);
-    if let Some(days) = days.filter(|_| !crate::backup::failed(&run.job) && !ctx.cancel.is_cancelled()) {
-        crate::backup::retention(&mut run, &storage, &subject.dir, &uploaded, days, settings.keep_last).await;
+    if let Some(days) = days.filter(|_| !crate::job::failed(&run.job) && !ctx.cancel.is_cancelled()) {
+        crate::steps::catalog::retention(
+            &mut run,
+            &storage,
+            &subject.dir,
+            &uploaded,
+            days,
+            settings.keep_last,
+        )
+        .await;
     }
     run.finish(None).await
 }
@@ -218,9 +236,9 @@ pub async fn restore_node(
     options: &RestoreOptions,
     sink: &dyn Sink,
 ) -> Result<Job, JobError> {
-    let connected = crate::backup::manager(ctx).await?;
+    let connected = crate::steps::lookup::manager(ctx).await?;
     let nodes = ctx.client.nodes(&Filters::new()).await?;
-    let found = crate::clean_node::find_node(&nodes, node)?;
+    let found = crate::steps::lookup::find_node(&nodes, node)?;
     let hostname = found.description.hostname.clone();
     let names: BTreeMap<String, String> =
         nodes.iter().map(|n| (n.id.clone(), n.description.hostname.clone())).collect();
@@ -234,10 +252,17 @@ pub async fn restore_node(
             }
         };
     let dir = node_dir(&hostname);
-    let own = |object: &crate::BackupObject| crate::backup::manifest_names(object, "node");
-    let Some(verified) =
-        crate::backup::verify_chosen(&mut run, &storage, &dir, options, options.volume.as_deref(), &[], &own)
-            .await
+    let own = |object: &crate::BackupObject| crate::steps::catalog::manifest_names(object, "node");
+    let Some(verified) = crate::steps::volume::verify_chosen(
+        &mut run,
+        &storage,
+        &dir,
+        options,
+        options.volume.as_deref(),
+        &[],
+        &own,
+    )
+    .await
     else {
         return Ok(run.finish(None).await);
     };
@@ -287,9 +312,10 @@ pub async fn restore_node(
                 }
             }
         }
-        crate::backup::download_volume(&mut run, &connected, &names, &subject, (object, staged), &on).await;
+        crate::steps::volume::download_volume(&mut run, &connected, &names, &subject, (object, staged), &on)
+            .await;
     }
     // A refused volume makes the job refused, unless something failed outright.
-    let status = (refused && !crate::backup::failed(&run.job)).then_some(Status::Refused);
+    let status = (refused && !crate::job::failed(&run.job)).then_some(Status::Refused);
     Ok(run.finish(status).await)
 }

@@ -22,7 +22,7 @@ use dockhand_host::{ConfigFile, Environment};
 use dockhand_policy::{ImageRef, TargetLabels, UpdatePolicy};
 use serde::Deserialize;
 
-use crate::storage::{Secret, read_credential};
+use crate::secret::{Secret, read_credential};
 
 /// How the docker CLI names Docker Hub in `config.json` and to credential helpers.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";

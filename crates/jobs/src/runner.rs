@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use dockhand_engine::{Client, Info};
+use dockhand_engine::Client;
 use dockhand_policy::{Defaults, LabelPrefixes};
 use tokio_util::sync::CancellationToken;
 
@@ -124,25 +124,6 @@ pub enum JobError {
     /// The lock could not be read or written.
     #[error(transparent)]
     Lock(LockError),
-}
-
-/// The engine dockhand is connected to: whether it manages a swarm, and which node it is.
-#[derive(Debug, Clone)]
-pub(crate) struct Connected {
-    pub(crate) manager: bool,
-    pub(crate) node_id: String,
-    pub(crate) name: String,
-}
-
-impl Connected {
-    pub(crate) async fn read(client: &Client) -> Result<Self, dockhand_engine::Error> {
-        let info: Info = client.info().await?;
-        Ok(Self {
-            manager: info.swarm.is_active() && info.swarm.control_available,
-            node_id: info.swarm.node_id,
-            name: info.name,
-        })
-    }
 }
 
 /// A job while it runs.

@@ -21,14 +21,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::job::{Action, Job, Sink, Status, Step, Target, Trigger};
-use crate::runner::{JobContext, JobError};
+use crate::job::{Action, Job, Status, Step, Target, Trigger};
+use crate::runner::JobContext;
 use crate::storage::StorageTargets;
 use crate::store::JobStore;
-
-/// The work of one job, given its context and the sink it reports to.
-pub type Work =
-    Box<dyn FnOnce(JobContext, Arc<dyn Sink>) -> BoxFuture<'static, Result<Job, JobError>> + Send>;
+use crate::work::{Order, Work};
 
 /// The seed's expression (`SWARM_UTILS_CRON_EXPR`'s default): every day at 03:00:00.
 pub const SEED_CRON: &str = "0 0 3 * * *";
@@ -352,30 +349,6 @@ pub trait Launcher: Send + Sync {
     fn launch(&self, key: String, ctx: JobContext, work: Work) -> BoxFuture<'_, Launched>;
 }
 
-/// The work cron does for `action` on the target `id`.
-pub fn action_work(action: Action, id: String, storage: &Arc<StorageTargets>) -> Work {
-    match action {
-        Action::CleanNode => Box::new(move |ctx, sink| {
-            Box::pin(async move { crate::clean_node(&ctx, Some(&id), &*sink).await })
-        }),
-        Action::BackupService => {
-            let storage = Arc::clone(storage);
-            Box::new(move |ctx, sink| {
-                Box::pin(async move { crate::backup_service(&ctx, &id, &storage, &*sink).await })
-            })
-        }
-        Action::BackupNode => {
-            let storage = Arc::clone(storage);
-            Box::new(move |ctx, sink| {
-                Box::pin(async move { crate::backup_node(&ctx, &id, &storage, &*sink).await })
-            })
-        }
-        _ => {
-            Box::new(move |ctx, sink| Box::pin(async move { crate::clean_service(&ctx, &id, &*sink).await }))
-        }
-    }
-}
-
 /// The scheduler: lists targets, sleeps until the next tick, and launches what is due.
 pub struct Scheduler {
     schedule: Schedule,
@@ -570,8 +543,12 @@ impl Scheduler {
         let id = match &entry.target {
             Target::Node { id, .. } | Target::Service { id, .. } => id.clone(),
         };
-        let work = action_work(entry.action, id, &self.storage);
-        match launcher.launch(entry.key.clone(), ctx, work).await {
+        let Some(order) = Order::scheduled(entry.action, &self.storage) else {
+            let why = format!("cron does not run {}", entry.action.as_str());
+            self.record(entry, tick, Status::Failed, "start", &why).await;
+            return;
+        };
+        match launcher.launch(entry.key.clone(), ctx, order.work(id)).await {
             Launched::Ran(job) => {
                 tracing::info!(job = %job.id, action = entry.action.as_str(), target = %entry.target.describe(), status = ?job.status, "cron: ran");
             }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use sha2::Digest;
 use tokio::io::AsyncWrite;
 
-use crate::storage::Secret;
+use crate::secret::Secret;
 
 /// The suffix an encrypted archive's key gets after `.tar.zst`.
 pub const AGE_SUFFIX: &str = ".age";
@@ -214,7 +214,7 @@ pub(crate) fn opened(
             Ok(i) => i,
             Err(e) => return failed(&tx, e),
         };
-        let decryptor = match age::Decryptor::new(crate::volume_io::ChannelReader::new(cipher)) {
+        let decryptor = match age::Decryptor::new(crate::seal::ChannelReader::new(cipher)) {
             Ok(d) => d,
             Err(e) => return failed(&tx, format!("the object is not an age file: {e}")),
         };
@@ -238,6 +238,32 @@ pub(crate) fn opened(
         }
     });
     rx
+}
+
+/// A blocking reader over a channel of byte chunks.
+pub(crate) struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        Self { rx, current: Bytes::new() }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -334,5 +360,16 @@ mod tests {
     fn secrecy_text(key: &age::x25519::Identity) -> String {
         use age::secrecy::ExposeSecret;
         key.to_string().expose_secret().to_owned()
+    }
+
+    #[test]
+    fn the_channel_reader_reads_across_chunks() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Bytes::from_static(b"hel")).unwrap();
+        tx.try_send(Bytes::from_static(b"lo")).unwrap();
+        drop(tx);
+        let mut out = String::new();
+        ChannelReader::new(rx).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello");
     }
 }

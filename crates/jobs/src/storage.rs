@@ -17,36 +17,15 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Deserialize;
 
+use crate::archive::DEFAULT_ZSTD_LEVEL;
+use crate::secret::{Secret, read_credential};
+
 /// The target used when a service names none and no seed settings exist.
 pub const DEFAULT_TARGET: &str = "local";
 /// The implicit target of the seed's `SWARM_UTILS_S3_*` variables and `s3.*` labels.
 pub const SEED_TARGET: &str = "swarm-utils";
 /// Where `dockhand-server` keeps the `local` target.
 pub const SERVER_LOCAL_PATH: &str = "/var/lib/dockhand/backups";
-/// The zstd level when the target sets none.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-
-/// A credential. It prints as `<redacted>`; only [`Secret::expose`] gives its value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// One storage target, validated, with its credentials read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -506,26 +485,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         return Err(format!("{endpoint:?} has no host (credentials do not go in the URL)"));
     }
     Ok(())
-}
-
-/// A credential from a file (a swarm secret), a named variable, or the default variable.
-pub(crate) fn read_credential(
-    env: &Environment,
-    var: Option<&str>,
-    file: Option<&Path>,
-    default_var: &str,
-) -> Result<Secret, String> {
-    if let Some(file) = file {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let value = text.trim_end_matches(['\n', '\r']);
-        if value.is_empty() {
-            return Err(format!("{} is empty", file.display()));
-        }
-        return Ok(Secret::new(value));
-    }
-    let name = var.unwrap_or(default_var);
-    env.get(name).map(Secret::new).ok_or_else(|| format!("the variable {name} is not set"))
 }
 
 /// `SWARM_UTILS_S3_RETENTION_DAYS` when it is not set, as seed 002's table says.

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant, SystemTime};
 use dockhand_engine::{Filters, LogsOptions, Service, StreamKind, Task, UpdateOptions, UpdateStatus};
 use dockhand_policy::{ImageRef, TargetLabels, UpdatePolicy, check_image, service_policy};
 
-use crate::agent::Budget;
-use crate::backup::{budget_source, find_service, manager};
-use crate::clean_service::{exec_in_tasks, hostnames};
+use crate::agent::protocol::Budget;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
 use crate::registry::{PullCredential, Registries};
-use crate::runner::{Connected, JobContext, JobError, Running};
+use crate::runner::{JobContext, JobError, Running};
+use crate::steps::exec::exec_in_tasks;
+use crate::steps::lookup::{budget_source, find_service, hostnames, manager};
+use crate::swarm::Connected;
 use crate::tail::{OUTPUT_TAIL, Tail};
 
 /// What was asked: the image (none: redeploy the current tag), `force` (recreate the tasks

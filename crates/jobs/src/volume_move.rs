@@ -8,12 +8,14 @@ use std::time::SystemTime;
 
 use dockhand_engine::{Filters, Service, UpdateOptions};
 
-use crate::backup::{resolve_volume, start, stop};
-use crate::clean_node::find_node;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
-use crate::runner::{Connected, JobContext, JobError, Running};
-use crate::volume_io::{NodeRef, Owner, Transfer, copy_volume};
+use crate::runner::{JobContext, JobError, Running};
+use crate::steps::lookup::find_node;
+use crate::steps::lookup::resolve_volume;
+use crate::steps::scale::{start, stop};
+use crate::steps::transfer::{NodeRef, Owner, Transfer, copy_volume};
+use crate::swarm::Connected;
 
 /// What to move, from where to where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +104,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
     // The source must have the volume: mounting a missing one would create it empty, and
     // the move would then empty the destination.
     let owner = Owner { job: &run.job.id, target: &lock.label(), action: Action::VolumeMove.as_str() };
-    let source = crate::volume_io::Remote {
+    let source = crate::steps::transfer::Remote {
         ctx,
         owner,
         node_id: &from.id,

@@ -2,47 +2,14 @@
 //! where the engine computed it. Read-only: the connected node through its engine, every
 //! other node through a helper running `dockhand agent volumes-unused`.
 
-use dockhand_engine::{Client, Filters};
+use dockhand_engine::Filters;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 
-use crate::agent::{AgentLine, AgentTask};
+use crate::agent::protocol::{AgentLine, AgentTask, UnusedVolume};
+use crate::agent::unused_volumes;
 use crate::helper::{HelperRun, run_helper};
-use crate::runner::{Connected, JobContext, JobError};
-
-/// One unused volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct UnusedVolume {
-    /// The node (hostname) it is on.
-    pub node: String,
-    /// Its name.
-    pub name: String,
-    /// Its driver.
-    pub driver: String,
-    /// Bytes, when the engine reports them.
-    pub size: Option<u64>,
-}
-
-/// The local volumes on the engine `client` talks to that no container, running or
-/// stopped, uses; sorted by name.
-pub async fn unused_volumes(client: &Client) -> Result<Vec<UnusedVolume>, dockhand_engine::Error> {
-    let node = client.info().await?.name;
-    let mut unused: Vec<UnusedVolume> = client
-        .volume_usage()
-        .await?
-        .into_iter()
-        .filter(|v| v.scope != "global" && v.usage_data.is_some_and(|u| u.ref_count == 0))
-        .map(|v| UnusedVolume {
-            node: node.clone(),
-            size: v.usage_data.and_then(|u| u64::try_from(u.size).ok()),
-            name: v.name,
-            driver: v.driver,
-        })
-        .collect();
-    unused.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(unused)
-}
+use crate::runner::{JobContext, JobError};
+use crate::swarm::Connected;
 
 /// The unused volumes of every ready node of the swarm (or of the engine itself when it is
 /// not a manager), sorted by node and name, and the nodes that could not be read, each
@@ -100,16 +67,4 @@ pub async fn unused_volumes_everywhere(
     volumes.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
     failed.sort();
     Ok((volumes, failed))
-}
-
-/// The running containers on `client`'s node that mount `volume`, by name.
-pub(crate) async fn running_users(
-    client: &Client,
-    volume: &str,
-) -> Result<Vec<String>, dockhand_engine::Error> {
-    let running = client.containers(&Filters::new().with("volume", volume).with("status", "running")).await?;
-    Ok(running
-        .into_iter()
-        .map(|c| c.names.first().map_or(c.id, |n| n.trim_start_matches('/').to_owned()))
-        .collect())
 }

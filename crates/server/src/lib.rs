@@ -19,7 +19,6 @@ mod openapi;
 mod routes;
 mod schema;
 mod settings;
-mod status;
 mod tls;
 
 use std::convert::Infallible;
@@ -45,7 +44,8 @@ pub use crate::limits::{CONNECTIONS_PER_CLIENT, STREAM_MAX, STREAMS_PER_CLIENT};
 pub use crate::logging::RedactingWriter;
 pub use crate::metrics::Metrics;
 pub use crate::openapi::{document as openapi_document, json as openapi_json, yaml as openapi_yaml};
-pub use crate::routes::{App, BODY_LIMIT, BODY_TIMEOUT, valid_node_name, valid_service_name};
+pub use crate::routes::input::{valid_node_name, valid_service_name};
+pub use crate::routes::{App, BODY_LIMIT, BODY_TIMEOUT};
 pub use crate::settings::{
     DEFAULT_LISTEN, DEFAULT_MAX_JOBS, DEFAULT_MAX_QUEUE, DEFAULT_STATE_DIR, OidcIssuer, ServerConfig,
     Settings, SettingsError,
@@ -562,33 +562,33 @@ async fn reap(app: Arc<App>) {
 fn router(app: Arc<App>) -> Router {
     use crate::routes as r;
     Router::new()
-        .route("/v1/nodes/{node}/clean", post(r::clean_node))
-        .route("/v1/nodes/{node}/backup", post(r::backup_node))
-        .route("/v1/nodes/{node}/restore", post(r::restore_node))
-        .route("/v1/services/{service}/clean", post(r::clean_service))
-        .route("/v1/services/{service}/backup", post(r::backup_service))
-        .route("/v1/services/{service}/update", post(r::update_service))
-        .route("/v1/services/{service}/restore", post(r::restore_service))
-        .route("/v1/jobs", get(r::list_jobs))
-        .route("/v1/jobs/{id}", get(r::get_job))
-        .route("/v1/jobs/{id}/events", get(r::job_events))
-        .route("/v1/services", get(r::list_services))
-        .route("/v1/nodes", get(r::list_nodes))
-        .route("/v1/services/{service}/status", get(crate::status::service_status))
-        .route("/v1/nodes/{node}/status", get(crate::status::node_status))
-        .route("/v1/volumes/unused", get(crate::status::unused_volumes))
-        .route("/v1/volumes/{volume}/move", post(r::move_volume))
-        .route("/api/update/service", post(r::seed_update))
-        .route("/api/clean/service", post(r::seed_clean_service))
-        .route("/api/backup/service", post(r::seed_backup_service))
-        .route("/api/clean/node", post(r::seed_clean_node))
-        .route("/healthz", get(r::healthz))
-        .route("/readyz", get(r::readyz))
-        .route("/metrics", get(r::metrics))
-        .route("/openapi.json", get(r::openapi))
-        .method_not_allowed_fallback(r::method_not_allowed)
+        .route("/v1/nodes/{node}/clean", post(r::v1::clean_node))
+        .route("/v1/nodes/{node}/backup", post(r::v1::backup_node))
+        .route("/v1/nodes/{node}/restore", post(r::v1::restore_node))
+        .route("/v1/services/{service}/clean", post(r::v1::clean_service))
+        .route("/v1/services/{service}/backup", post(r::v1::backup_service))
+        .route("/v1/services/{service}/update", post(r::v1::update_service))
+        .route("/v1/services/{service}/restore", post(r::v1::restore_service))
+        .route("/v1/jobs", get(r::jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(r::jobs::get_job))
+        .route("/v1/jobs/{id}/events", get(r::jobs::job_events))
+        .route("/v1/services", get(r::listings::list_services))
+        .route("/v1/nodes", get(r::listings::list_nodes))
+        .route("/v1/services/{service}/status", get(crate::routes::status::service_status))
+        .route("/v1/nodes/{node}/status", get(crate::routes::status::node_status))
+        .route("/v1/volumes/unused", get(crate::routes::status::unused_volumes))
+        .route("/v1/volumes/{volume}/move", post(r::v1::move_volume))
+        .route("/api/update/service", post(r::seed::seed_update))
+        .route("/api/clean/service", post(r::seed::seed_clean_service))
+        .route("/api/backup/service", post(r::seed::seed_backup_service))
+        .route("/api/clean/node", post(r::seed::seed_clean_node))
+        .route("/healthz", get(r::ops::healthz))
+        .route("/readyz", get(r::ops::readyz))
+        .route("/metrics", get(r::ops::metrics))
+        .route("/openapi.json", get(crate::openapi::openapi))
+        .method_not_allowed_fallback(r::ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe))
-        .fallback(r::fallback)
+        .fallback(r::ops::fallback)
         .with_state(app)
 }
 

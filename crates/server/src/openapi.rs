@@ -5,10 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{
-    Accepted, EmptyBody, Health, Listed, MoveBody, RestoreBody, SeedNodeBody, SeedOk, SeedServiceBody,
-    UpdateBody,
-};
+use crate::routes::answer::{Accepted, Health, Listed, SeedOk};
+use crate::routes::input::{EmptyBody, MoveBody, RestoreBody, SeedNodeBody, SeedServiceBody, UpdateBody};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 
 /// The bearer scheme: an admin token, a target's token, or a CI identity token.
 struct Bearer;
@@ -77,35 +77,35 @@ impl Modify for Described {
 #[openapi(
     info(title = "dockhand-server", description = "Maintenance jobs for a Docker swarm: clean, backup, update, restore."),
     paths(
-        crate::routes::clean_node,
-        crate::routes::backup_node,
-        crate::routes::restore_node,
-        crate::routes::move_volume,
-        crate::routes::clean_service,
-        crate::routes::backup_service,
-        crate::routes::update_service,
-        crate::routes::restore_service,
-        crate::routes::get_job,
-        crate::routes::list_jobs,
-        crate::routes::job_events,
-        crate::routes::list_services,
-        crate::routes::list_nodes,
-        crate::status::service_status,
-        crate::status::node_status,
-        crate::status::unused_volumes,
-        crate::routes::seed_update,
-        crate::routes::seed_clean_service,
-        crate::routes::seed_backup_service,
-        crate::routes::seed_clean_node,
-        crate::routes::healthz,
-        crate::routes::readyz,
-        crate::routes::metrics,
-        crate::routes::openapi,
+        crate::routes::v1::clean_node,
+        crate::routes::v1::backup_node,
+        crate::routes::v1::restore_node,
+        crate::routes::v1::move_volume,
+        crate::routes::v1::clean_service,
+        crate::routes::v1::backup_service,
+        crate::routes::v1::update_service,
+        crate::routes::v1::restore_service,
+        crate::routes::jobs::get_job,
+        crate::routes::jobs::list_jobs,
+        crate::routes::jobs::job_events,
+        crate::routes::listings::list_services,
+        crate::routes::listings::list_nodes,
+        crate::routes::status::service_status,
+        crate::routes::status::node_status,
+        crate::routes::status::unused_volumes,
+        crate::routes::seed::seed_update,
+        crate::routes::seed::seed_clean_service,
+        crate::routes::seed::seed_backup_service,
+        crate::routes::seed::seed_clean_node,
+        crate::routes::ops::healthz,
+        crate::routes::ops::readyz,
+        crate::routes::ops::metrics,
+        crate::openapi::openapi,
     ),
     components(schemas(
         ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, MoveBody, EmptyBody, SeedServiceBody,
-        SeedNodeBody, crate::status::ServiceStatus, crate::status::NodeStatus, crate::status::LastJob,
-        crate::status::UnusedVolumes, crate::schema::JobSchema, crate::schema::TargetSchema,
+        SeedNodeBody, crate::routes::status::ServiceStatus, crate::routes::status::NodeStatus, crate::routes::status::LastJob,
+        crate::routes::status::UnusedVolumes, crate::schema::JobSchema, crate::schema::TargetSchema,
         crate::schema::TriggerSchema, crate::schema::StatusSchema, crate::schema::StepSchema
     )),
     modifiers(&Bearer, &Described)
@@ -127,6 +127,12 @@ pub fn json() -> String {
 /// The document as YAML, as `docs/openapi.yaml` holds it.
 pub fn yaml() -> String {
     serde_yaml::to_string(&document()).unwrap_or_default()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, body = Object)))]
+pub(crate) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()).into_response()
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@
 //! exec's stdout, or execs `dockhand agent unpack` and writes the archive to its stdin. The
 //! bytes go through dockhand's own process, so a storage credential never leaves it.
 
-use std::io::Read;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dockhand_engine::{Client, ExecSpec, NewContainer, StreamKind};
@@ -17,7 +16,7 @@ use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{AgentLine, AgentTask};
+use crate::agent::protocol::{AgentLine, AgentTask};
 use crate::archive::{PackStats, UnpackStats};
 use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL};
 use crate::seal::{Identity, Sealed};
@@ -55,7 +54,8 @@ impl Channel {
     /// A fresh, private (0700) directory with the socket listening in it.
     fn open() -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("dockhand-channel-").tempdir()?;
-        let listener = tokio::net::UnixListener::bind(dir.path().join(crate::agent::CHANNEL_SOCKET))?;
+        let listener =
+            tokio::net::UnixListener::bind(dir.path().join(crate::agent::protocol::CHANNEL_SOCKET))?;
         Ok(Self { dir, listener })
     }
 
@@ -135,7 +135,7 @@ impl VolumeContainer {
             Some(c) => {
                 let bound = spec.clone().with_bind(
                     c.dir.path().display().to_string(),
-                    crate::agent::CHANNEL_MOUNT,
+                    crate::agent::protocol::CHANNEL_MOUNT,
                     false,
                 );
                 match client.run_container(&name, &bound).await {
@@ -168,7 +168,7 @@ impl VolumeContainer {
     /// connects to it and exits 0.
     async fn probe(&self, channel: Option<Channel>) -> Option<Channel> {
         let channel = channel?;
-        let argv = crate::agent::exec_argv(&AgentTask::Hold { seconds: 0 }, true);
+        let argv = crate::agent::protocol::exec_argv(&AgentTask::Hold { seconds: 0 }, true);
         let tried = async {
             let mut exec =
                 self.client.exec(&self.id, &ExecSpec::new(argv)).await.map_err(|e| e.to_string())?;
@@ -443,7 +443,7 @@ async fn upload_from(
     gate: Gate<'_>,
     stop_gate: &CancellationToken,
 ) -> Result<Uploaded, String> {
-    let argv = crate::agent::exec_argv(task, container.channel.is_some());
+    let argv = crate::agent::protocol::exec_argv(task, container.channel.is_some());
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv))
@@ -585,7 +585,7 @@ impl Remote<'_> {
             let client = &self.ctx.client;
             return match client.volume(volume).await {
                 Ok(v) => {
-                    let users = crate::volumes::running_users(client, volume)
+                    let users = crate::agent::running_users(client, volume)
                         .await
                         .map_err(|e| format!("volume {volume}: {e}"))?;
                     Ok(VolumeFacts { exists: true, driver: v.driver, users })
@@ -875,7 +875,7 @@ pub(crate) async fn copy_volume(
             return Err(e);
         }
     };
-    let level = crate::storage::DEFAULT_ZSTD_LEVEL;
+    let level = crate::archive::DEFAULT_ZSTD_LEVEL;
     let address = |node: &str| format!("{}:{PORT}", crate::helper::helper_name(owner.job, node));
     let (source_task, source_helper) = match &source {
         End::Local(_) => (AgentTask::Pack { dir: MOUNT.into(), level }, None),
@@ -971,12 +971,15 @@ async fn pump(
 ) -> Result<(u64, String, AgentLine, AgentLine), String> {
     let mut out = source
         .client
-        .exec(&source.id, &ExecSpec::new(crate::agent::exec_argv(source_task, source.channel.is_some())))
+        .exec(
+            &source.id,
+            &ExecSpec::new(crate::agent::protocol::exec_argv(source_task, source.channel.is_some())),
+        )
         .await
         .map_err(|e| source.exec_failed("the archiver", &e))?;
     let mut into = sink
         .client
-        .exec(&sink.id, &ExecSpec::new(crate::agent::exec_argv(sink_task, false)).with_stdin(true))
+        .exec(&sink.id, &ExecSpec::new(crate::agent::protocol::exec_argv(sink_task, false)).with_stdin(true))
         .await
         .map_err(|e| sink.exec_failed("the extractor", &e))?;
     let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
@@ -1039,7 +1042,8 @@ pub(crate) async fn stage_object(
     let file = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
     let tee = file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let checker = tokio::task::spawn_blocking(move || crate::archive::verify(ChannelReader::new(rx)));
+    let checker =
+        tokio::task::spawn_blocking(move || crate::archive::verify(crate::seal::ChannelReader::new(rx)));
     let mut archive =
         ArchiveStream::read(storage, key, identity.as_ref(), Some(tokio::fs::File::from_std(tee))).await?;
     let fed = async {
@@ -1092,7 +1096,7 @@ pub(crate) async fn stage_foreign(
                 std::io::BufReader::new(&raw),
                 &volume,
                 &mut out,
-                crate::storage::DEFAULT_ZSTD_LEVEL,
+                crate::archive::DEFAULT_ZSTD_LEVEL,
             )
             .map_err(|e| e.to_string())?;
             out.flush().map_err(fail)?;
@@ -1248,7 +1252,7 @@ async fn download_to(
     progress: Progress<'_>,
 ) -> Result<(String, Option<UnpackStats>), String> {
     let size = staged.size;
-    let argv = crate::agent::exec_argv(task, false);
+    let argv = crate::agent::protocol::exec_argv(task, false);
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv).with_stdin(true))
@@ -1321,51 +1325,6 @@ async fn download_to(
     }
 }
 
-/// A blocking reader over a channel of byte chunks.
-pub(crate) struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
-        Self { rx, current: Bytes::new() }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
-/// `SystemTime` as the key's UTC timestamp: `20261128T083939Z`.
-pub fn key_timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string().replace(['-', ':'], "")
-}
-
-/// A key timestamp back as a time.
-pub fn parse_key_timestamp(ts: &str) -> Option<SystemTime> {
-    let b = ts.as_bytes();
-    // ASCII digits only: a name from a target is anyone's bytes, and a multi-byte character
-    // would make the slices below cut inside it (found by the `restore` fuzz target).
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
-        return None;
-    }
-    let rfc =
-        format!("{}-{}-{}T{}:{}:{}Z", &ts[0..4], &ts[4..6], &ts[6..8], &ts[9..11], &ts[11..13], &ts[13..15]);
-    humantime::parse_rfc3339(&rfc).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1417,27 +1376,6 @@ mod tests {
     }
 
     #[test]
-    fn a_timestamp_of_anyones_bytes_never_panics() {
-        for ts in ["2026112\u{e9}T083803Z", "20261128T08380\u{e9}Z", "20261128T083803Z"] {
-            let _ = parse_key_timestamp(ts);
-        }
-        assert!(parse_key_timestamp("2026112xT083803Z").is_none());
-        assert!(parse_key_timestamp("20261128T083803Z").is_some());
-    }
-
-    #[test]
-    fn timestamps_round_trip_and_sort() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_855_083);
-        let ts = key_timestamp(t);
-        assert_eq!(ts, "20261128T083803Z");
-        assert_eq!(parse_key_timestamp(&ts), Some(t));
-        assert!(key_timestamp(t) < key_timestamp(t + Duration::from_secs(1)));
-        for bad in ["", "2026", "20261128 083803Z", "20261128T0838030", "20261399T083803Z"] {
-            assert_eq!(parse_key_timestamp(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn progress_says_bytes_rate_and_eta() {
         let mib = 1_048_576;
         let backup = Transfer {
@@ -1459,16 +1397,5 @@ mod tests {
         lines.push(b"{\"agent\":\"size\",\"bytes\":7}\n{\"agent\":\"re", |l| seen.push(l));
         lines.push(b"ad\",\"bytes\":3}\nnoise\n", |l| seen.push(l));
         assert_eq!(seen, [AgentLine::Size { bytes: 7 }, AgentLine::Read { bytes: 3 }]);
-    }
-
-    #[test]
-    fn the_channel_reader_reads_across_chunks() {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.try_send(Bytes::from_static(b"hel")).unwrap();
-        tx.try_send(Bytes::from_static(b"lo")).unwrap();
-        drop(tx);
-        let mut out = String::new();
-        ChannelReader::new(rx).read_to_string(&mut out).unwrap();
-        assert_eq!(out, "hello");
     }
 }

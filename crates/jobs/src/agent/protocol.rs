@@ -1,24 +1,13 @@
-//! The agent: what `dockhand agent <verb>` does inside a helper container on a node, through
-//! that node's own engine, and the lines it prints for the dockhand that started it.
-//!
-//! The same work functions serve the node dockhand is connected to directly, so a prune or
-//! an exec behaves the same wherever it runs.
-//!
-//! The arguments are typed: [`AgentTask::to_args`] writes them and [`AgentTask::from_args`]
-//! reads them back, and a command to run in a container travels as its own argv, never as
-//! a shell string built by dockhand.
+//! The agent's protocol, shared by both sides: what a helper is asked to do ([`AgentTask`],
+//! written to and read from typed arguments, never a shell string) and the JSON lines it
+//! answers with ([`AgentLine`]).
 
-use std::io::Write;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use dockhand_engine::{Client, ExecSpec, Filters};
 use dockhand_policy::{format_go_duration, parse_go_duration};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Status, Step};
-use crate::tail::{OUTPUT_TAIL, Tail};
-use crate::volumes::UnusedVolume;
+use crate::job::Step;
 
 /// One prune of clean-node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,7 +64,7 @@ impl Budget {
         Self { timeout, source: source.into() }
     }
 
-    fn overrun(&self, what: &str) -> String {
+    pub(crate) fn overrun(&self, what: &str) -> String {
         format!("{what} ran out of its {} ({})", format_go_duration(self.timeout), self.source)
     }
 
@@ -197,8 +186,10 @@ pub enum AgentTask {
 /// Where a volume container sees the directory of dockhand's channel socket (see
 /// `volume_io`): an archiver given `--out` writes there instead of its stdout.
 pub const CHANNEL_MOUNT: &str = "/run/dockhand-channel";
+
 /// The channel socket's name in that directory.
 pub const CHANNEL_SOCKET: &str = "archive.sock";
+
 /// The flag, before everything else, that names the channel socket.
 const OUT_FLAG: &str = "--out";
 
@@ -380,7 +371,7 @@ impl AgentTask {
                 };
                 let level = match flags.get("--level") {
                     Some(v) => v.parse::<i32>().map_err(|_| bad(format!("--level {v:?} is not a number")))?,
-                    None => crate::storage::DEFAULT_ZSTD_LEVEL,
+                    None => crate::archive::DEFAULT_ZSTD_LEVEL,
                 };
                 let port = || -> Result<u16, AgentArgsError> {
                     u16::try_from(number("--port")?).map_err(|_| bad("--port is not a port".to_owned()))
@@ -519,25 +510,6 @@ impl AgentLine {
     }
 }
 
-/// Why an agent did not do its task.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// It started after its start-by time: the dockhand that made the helper gave up on it.
-    #[error(
-        "started at {now_ms} ms, after its start-by time {start_by_ms} ms: dockhand gave up on this helper, so it does nothing"
-    )]
-    TooLate {
-        /// The start-by time.
-        start_by_ms: u64,
-        /// Now.
-        now_ms: u64,
-    },
-    /// The node's engine failed.
-    #[error(transparent)]
-    Engine(#[from] dockhand_engine::Error),
-}
-
 impl AgentTask {
     /// True for the tasks that work on a mounted volume or a connection, not through an
     /// engine.
@@ -563,449 +535,18 @@ impl AgentTask {
     }
 }
 
-/// Does a volume task ([`AgentTask::is_volume_task`]): archives to `output` (reporting its
-/// size, then what it has read every second), or restores from `input`, or holds.
-/// Blocking; the line returned is the agent's last report.
-pub fn run_volume_agent(
-    task: &AgentTask,
-    input: impl std::io::Read,
-    output: impl std::io::Write,
-    report: &(dyn Fn(AgentLine) + Sync),
-) -> Result<AgentLine, crate::archive::ArchiveError> {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    match task {
-        AgentTask::Pack { dir, level } => {
-            report(AgentLine::Size { bytes: crate::archive::content_size(dir) });
-            let read = AtomicU64::new(0);
-            let done = AtomicBool::new(false);
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    while !done.load(Ordering::Relaxed) {
-                        for _ in 0..10 {
-                            std::thread::sleep(Duration::from_millis(100));
-                            if done.load(Ordering::Relaxed) {
-                                return;
-                            }
-                        }
-                        report(AgentLine::Read { bytes: read.load(Ordering::Relaxed) });
-                    }
-                });
-                let packed = crate::archive::pack(dir, output, *level, &read);
-                done.store(true, Ordering::Relaxed);
-                Ok(AgentLine::Packed { stats: packed? })
-            })
-        }
-        AgentTask::Unpack { dir } => Ok(AgentLine::Unpacked { stats: crate::archive::unpack(input, dir)? }),
-        AgentTask::Hold { seconds } => {
-            std::thread::sleep(Duration::from_secs(*seconds));
-            Ok(AgentLine::Done)
-        }
-        AgentTask::ServePack { dir, level, port, seconds } => {
-            let (stream, peer) = accept_one(*port, *seconds)?;
-            let stream = NoStall::sending(stream, &peer);
-            let read = AtomicU64::new(0);
-            let framed =
-                Framed::new(&stream, crate::archive::content_size(dir), &read).map_err(io_error(&peer))?;
-            let stats =
-                crate::archive::pack(dir, std::io::BufWriter::with_capacity(1 << 20, framed), *level, &read)
-                    .map_err(|e| with_peer(e, &peer))?;
-            let _ = stream.stream.shutdown(std::net::Shutdown::Write);
-            Ok(AgentLine::Packed { stats })
-        }
-        AgentTask::ServeUnpack { dir, port, seconds } => {
-            let (stream, peer) = accept_one(*port, *seconds)?;
-            let stream = NoStall::receiving(stream, &peer);
-            let stats = crate::archive::unpack(std::io::BufReader::with_capacity(1 << 20, &stream), dir)
-                .map_err(|e| with_peer(e, &peer))?;
-            Ok(AgentLine::Unpacked { stats })
-        }
-        AgentTask::Fetch { address, seconds } => {
-            let stream = NoStall::receiving(connect(address, *seconds)?, address);
-            let mut output = output;
-            unframe(std::io::BufReader::with_capacity(1 << 20, &stream), &mut output, report)
-                .map_err(io_error(address))?;
-            output.flush().map_err(io_error(address))?;
-            Ok(AgentLine::Done)
-        }
-        AgentTask::Send { address, seconds } => {
-            let stream = NoStall::sending(connect(address, *seconds)?, address);
-            let mut input = input;
-            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &stream);
-            std::io::copy(&mut input, &mut writer).map_err(io_error(address))?;
-            writer.flush().map_err(io_error(address))?;
-            drop(writer);
-            stream.stream.shutdown(std::net::Shutdown::Write).map_err(io_error(address))?;
-            // Wait for the other side to close: it has then read everything.
-            let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-            Ok(AgentLine::Done)
-        }
-        _ => Ok(AgentLine::Done),
-    }
-}
-
-fn io_error(what: &str) -> impl Fn(std::io::Error) -> crate::archive::ArchiveError + '_ {
-    move |source| crate::archive::ArchiveError::Io { path: what.into(), source }
-}
-
-fn with_peer(e: crate::archive::ArchiveError, peer: &str) -> crate::archive::ArchiveError {
-    match e {
-        crate::archive::ArchiveError::Damaged(m) => {
-            crate::archive::ArchiveError::Damaged(format!("{m} (from {peer})"))
-        }
-        other => other,
-    }
-}
-
-/// The archive on a transfer connection, from `serve-pack` to `fetch`, in frames: a kind
-/// byte, a big-endian u32 length, the payload. `S` (first) carries the content's size and
-/// `R` what has been read of it so far (u64 each, at most once a second): what the relay
-/// reports so dockhand can show an ETA for a remote volume. `D` carries archive bytes. A
-/// connection that ends inside a frame is an error, never a shorter archive.
-struct Framed<'a, W: Write> {
-    out: W,
-    read: &'a std::sync::atomic::AtomicU64,
-    last: Instant,
-}
-
-const FRAME_SIZE: u8 = b'S';
-const FRAME_READ: u8 = b'R';
-const FRAME_DATA: u8 = b'D';
-
-impl<'a, W: Write> Framed<'a, W> {
-    fn new(mut out: W, size: u64, read: &'a std::sync::atomic::AtomicU64) -> std::io::Result<Self> {
-        frame(&mut out, FRAME_SIZE, &size.to_be_bytes())?;
-        Ok(Self { out, read, last: Instant::now() })
-    }
-}
-
-fn frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
-    out.write_all(&[kind])?;
-    out.write_all(&len.to_be_bytes())?;
-    out.write_all(payload)
-}
-
-impl<W: Write> Write for Framed<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.last.elapsed() >= Duration::from_secs(1) {
-            let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
-            frame(&mut self.out, FRAME_READ, &read.to_be_bytes())?;
-            self.last = Instant::now();
-        }
-        let n = buf.len().min(1 << 20);
-        frame(&mut self.out, FRAME_DATA, &buf[..n])?;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
-/// Reads frames until the connection ends: archive bytes to `out`, sizes and progress to
-/// `report` as [`AgentLine::Size`] and [`AgentLine::Read`].
-fn unframe(
-    mut input: impl std::io::Read,
-    out: &mut impl Write,
-    report: &(dyn Fn(AgentLine) + Sync),
-) -> std::io::Result<()> {
-    let cut = |what: &str| {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("the archive stream was cut short {what}"),
-        )
-    };
-    let mut head = [0u8; 5];
-    let mut payload = Vec::new();
-    loop {
-        // The end may come only between frames.
-        let mut got = 0;
-        while got < head.len() {
-            match input.read(&mut head[got..])? {
-                0 if got == 0 => return Ok(()),
-                0 => return Err(cut("in a frame header")),
-                n => got += n,
-            }
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        // A frame is at most what one write of the 1 MiB buffer makes.
-        if ![FRAME_DATA, FRAME_SIZE, FRAME_READ].contains(&head[0]) || len > 16 << 20 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not a dockhand transfer stream (frame kind {:#04x}, {len} bytes)", head[0]),
-            ));
-        }
-        payload.resize(len, 0);
-        input
-            .read_exact(&mut payload)
-            .map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { cut("in a frame") } else { e })?;
-        let number = || payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-        match head[0] {
-            FRAME_DATA => out.write_all(&payload)?,
-            FRAME_SIZE => report(AgentLine::Size { bytes: number().ok_or_else(|| cut("in a size frame"))? }),
-            FRAME_READ => {
-                report(AgentLine::Read { bytes: number().ok_or_else(|| cut("in a progress frame"))? })
-            }
-            other => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("not a dockhand transfer stream (frame kind {other:#04x})"),
-                ));
-            }
-        }
-    }
-}
-
-/// How long a transfer connection may go without moving a byte before it is given up:
-/// the other side is gone or stuck, and waiting would only hold the job to its deadline.
-const STALL: Duration = Duration::from_secs(120);
-
-/// A transfer connection whose reads and writes fail, naming the peer, once nothing has
-/// moved for [`STALL`].
-struct NoStall {
-    stream: std::net::TcpStream,
-    peer: String,
-}
-
-impl NoStall {
-    /// The receiving end of a transfer: it closes at once once it has read the end.
-    fn receiving(stream: std::net::TcpStream, peer: &str) -> Self {
-        // Setting a non-zero timeout on a connected socket cannot fail on Linux; if it
-        // did, the job's own deadline still holds.
-        let _ = stream.set_read_timeout(Some(STALL));
-        let _ = stream.set_write_timeout(Some(STALL));
-        Self { stream, peer: peer.to_owned() }
-    }
-
-    /// The sending end: closing waits until the peer has acknowledged everything, the FIN
-    /// included. A helper exits right after, and its task's network goes with it: without
-    /// this, the last segments or the FIN could be lost with the namespace, and the other
-    /// side would wait for an end that never comes.
-    ///
-    /// Only the sender lingers. A receiver's FIN goes to a sender that may be gone already
-    /// (it exits once its own FIN is acknowledged, and its namespace with it): nothing
-    /// would ever acknowledge it, and a lingering close would hold the receiver, and the
-    /// archive's last bytes it still has to pass on, for the whole [`STALL`].
-    fn sending(stream: std::net::TcpStream, peer: &str) -> Self {
-        let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(STALL));
-        Self::receiving(stream, peer)
-    }
-
-    fn stalled(&self, e: std::io::Error) -> std::io::Error {
-        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("nothing moved on the connection with {} for {} s", self.peer, STALL.as_secs()),
-            )
-        } else {
-            e
-        }
-    }
-}
-
-impl std::io::Read for &NoStall {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        (&self.stream).read(buf).map_err(|e| self.stalled(e))
-    }
-}
-
-impl std::io::Write for &NoStall {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&self.stream).write(buf).map_err(|e| self.stalled(e))
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        (&self.stream).flush()
-    }
-}
-
-/// The first connection on `port` within `seconds`.
-fn accept_one(
-    port: u16,
-    seconds: u64,
-) -> Result<(std::net::TcpStream, String), crate::archive::ArchiveError> {
-    let what = format!("port {port}");
-    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).map_err(io_error(&what))?;
-    listener.set_nonblocking(true).map_err(io_error(&what))?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                stream.set_nonblocking(false).map_err(io_error(&what))?;
-                return Ok((stream, peer.to_string()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let source = std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection within {seconds} s"),
-                );
-                return Err(io_error(&what)(source));
-            }
-            Err(e) => return Err(io_error(&what)(e)),
-        }
-    }
-}
-
-/// A connection to `address`, retried (the other side's task may still be starting, its
-/// name not yet in DNS) until `seconds` have passed.
-fn connect(address: &str, seconds: u64) -> Result<std::net::TcpStream, crate::archive::ArchiveError> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        match std::net::TcpStream::connect(address) {
-            Ok(stream) => return Ok(stream),
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => return Err(io_error(address)(e)),
-        }
-    }
-}
-
-/// Refuses an agent that starts after `start_by` (milliseconds since the epoch): dockhand
-/// gave up on it, so it must do nothing. Every task checks it, volume tasks included: a
-/// `serve-*` helper started late would otherwise serve a volume to whoever connects first
-/// (R3-18).
-pub fn check_start_by(start_by: Option<u64>) -> Result<(), AgentError> {
-    let now_ms = crate::job::epoch_ms(SystemTime::now());
-    match start_by.filter(|s| now_ms > *s) {
-        Some(start_by_ms) => Err(AgentError::TooLate { start_by_ms, now_ms }),
-        None => Ok(()),
-    }
-}
-
-/// Does `task` through `client` (the node's own engine), reporting each result to `report`
-/// as it comes, then [`AgentLine::Done`]; does nothing after `start_by`.
-pub async fn run_agent(
-    client: &Client,
-    task: &AgentTask,
-    start_by: Option<u64>,
-    report: &(dyn Fn(AgentLine) + Sync),
-) -> Result<(), AgentError> {
-    check_start_by(start_by)?;
-    let node = client.info().await?.name;
-    match task {
-        AgentTask::CleanNode { prunes } => {
-            for (prune, budget) in prunes {
-                report(AgentLine::Step { step: prune_step(client, *prune, budget, &node).await });
-            }
-        }
-        AgentTask::UnusedVolumes => {
-            for volume in crate::volumes::unused_volumes(client).await? {
-                report(AgentLine::Volume { volume });
-            }
-        }
-        AgentTask::VolumeInfo { name } => {
-            let line = match client.volume(name).await {
-                Ok(v) => {
-                    let users = crate::volumes::running_users(client, name).await?;
-                    AgentLine::VolumeInfo { name: name.clone(), exists: true, driver: v.driver, users }
-                }
-                Err(e) if e.is_not_found() => AgentLine::VolumeInfo {
-                    name: name.clone(),
-                    exists: false,
-                    driver: String::new(),
-                    users: Vec::new(),
-                },
-                Err(e) => return Err(e.into()),
-            };
-            report(line);
-        }
-        AgentTask::HostExec { image, argv, budget } => {
-            let step = crate::host_exec::host_exec_step(client, image, argv, budget.timeout, &node).await;
-            report(AgentLine::Step { step });
-        }
-        AgentTask::Exec { argv, budget, targets, concurrency } => {
-            let mut steps = futures_util::stream::iter(targets)
-                .map(|t| exec_step(client, t, argv, budget, &node))
-                .buffer_unordered(*concurrency);
-            while let Some(step) = steps.next().await {
-                report(AgentLine::Step { step });
-            }
-        }
-        // The volume tasks run through `run_volume_agent`, without an engine.
-        _ => {}
-    }
-    report(AgentLine::Done);
-    Ok(())
-}
-
-/// One prune on the engine `client` talks to, as a step on `node`.
-pub(crate) async fn prune_step(client: &Client, prune: Prune, budget: &Budget, node: &str) -> Step {
-    let mut step = Step::start(prune.kind(), SystemTime::now());
-    step.node = Some(node.to_owned());
-    let run = async {
-        let report = match prune {
-            Prune::Containers => client.prune_containers(&Filters::new()).await?,
-            Prune::Images => client.prune_images(&Filters::new().with("dangling", "false")).await?,
-            Prune::BuildCache => client.prune_build_cache(&Filters::new()).await?,
-        };
-        Ok::<_, dockhand_engine::Error>(report.space_reclaimed)
-    };
-    match tokio::time::timeout(budget.timeout, run).await {
-        Ok(Ok(reclaimed)) => {
-            step.reclaimed_bytes = Some(reclaimed);
-            step.finish(Status::Succeeded, SystemTime::now(), None);
-        }
-        Ok(Err(e)) => step.finish(Status::Failed, SystemTime::now(), Some(e.to_string())),
-        Err(_) => step.finish(Status::Failed, SystemTime::now(), Some(budget.overrun(prune.kind()))),
-    }
-    step
-}
-
-/// Runs `argv` in `target`'s container through `client`, keeping the output's tail; a
-/// non-zero exit, a container that goes away and an overrun are failures naming the task.
-pub(crate) async fn exec_step(
-    client: &Client,
-    target: &ExecTarget,
-    argv: &[String],
-    budget: &Budget,
-    node: &str,
-) -> Step {
-    let mut step = Step::start("exec", SystemTime::now());
-    step.node = Some(node.to_owned());
-    step.task = Some(target.task.clone());
-    step.container = Some(target.container.clone());
-    let mut tail = Tail::new(OUTPUT_TAIL);
-    let started = Instant::now();
-    let run = async {
-        let mut output = client.exec(&target.container, &ExecSpec::new(argv.iter().cloned())).await?;
-        while let Some(chunk) = output.next().await {
-            tail.push(&chunk?.data);
-        }
-        output.exit_code().await
-    };
-    let outcome = tokio::time::timeout(budget.timeout, run).await;
-    step.output_tail = Some(tail.text());
-    match outcome {
-        Ok(Ok(0)) => step.finish(Status::Succeeded, SystemTime::now(), None),
-        Ok(Ok(code)) => {
-            step.exit_code = Some(code);
-            step.finish(
-                Status::Failed,
-                SystemTime::now(),
-                Some(format!("the command exited with {code} in task {}", target.task)),
-            );
-        }
-        Ok(Err(e)) => step.finish(
-            Status::Failed,
-            SystemTime::now(),
-            Some(format!("task {} (container {}): {e}", target.task, short(&target.container))),
-        ),
-        Err(_) => step.finish(
-            Status::Failed,
-            SystemTime::now(),
-            Some(budget.overrun(&format!("the exec in task {} after {:?}", target.task, started.elapsed()))),
-        ),
-    }
-    if step.status == Status::Succeeded {
-        step.exit_code = Some(0);
-    }
-    step
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
+/// One unused volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UnusedVolume {
+    /// The node (hostname) it is on.
+    pub node: String,
+    /// Its name.
+    pub name: String,
+    /// Its driver.
+    pub driver: String,
+    /// Bytes, when the engine reports them.
+    pub size: Option<u64>,
 }
 
 #[cfg(test)]
@@ -1019,51 +560,6 @@ mod tests {
         let args = task.to_args(Some(1_795_000_000_000));
         assert_eq!(&args[1..3], ["--start-by", "1795000000000"]);
         assert_eq!(AgentTask::from_args(&args[1..]).unwrap(), (task, Some(1_795_000_000_000)), "{args:?}");
-    }
-
-    #[test]
-    fn only_the_sending_end_of_a_transfer_lingers_on_close() {
-        // A receiver's FIN goes to a sender whose namespace may be gone: a lingering close
-        // there held the last bytes of a volume move for the whole stall time (CI, twice).
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let client = std::net::TcpStream::connect(address).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let receiving = NoStall::receiving(client, "test");
-        let sending = NoStall::sending(server, "test");
-        assert_eq!(rustix::net::sockopt::socket_linger(&receiving.stream).unwrap(), None);
-        assert_eq!(rustix::net::sockopt::socket_linger(&sending.stream).unwrap(), Some(STALL));
-        assert_eq!(receiving.stream.read_timeout().unwrap(), Some(STALL));
-        assert_eq!(sending.stream.write_timeout().unwrap(), Some(STALL));
-    }
-
-    #[test]
-    fn frames_carry_the_archive_its_size_and_progress_and_a_cut_is_an_error() {
-        use std::sync::Mutex;
-        let read = std::sync::atomic::AtomicU64::new(0);
-        let mut wire = Vec::new();
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        {
-            let mut framed = Framed::new(&mut wire, 12_345, &read).unwrap();
-            framed.last = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
-            read.store(777, std::sync::atomic::Ordering::Relaxed);
-            for chunk in data.chunks(30_000) {
-                framed.write_all(chunk).unwrap();
-            }
-        }
-        let lines = Mutex::new(Vec::new());
-        let report = |l: AgentLine| lines.lock().unwrap().push(l);
-        let mut out = Vec::new();
-        unframe(wire.as_slice(), &mut out, &report).unwrap();
-        assert_eq!(out, data);
-        assert_eq!(
-            *lines.lock().unwrap(),
-            [AgentLine::Size { bytes: 12_345 }, AgentLine::Read { bytes: 777 }]
-        );
-        let err = unframe(&wire[..wire.len() - 10], &mut Vec::new(), &report).unwrap_err();
-        assert!(err.to_string().contains("cut short"), "{err}");
-        let err = unframe(&b"hello world"[..], &mut Vec::new(), &report).unwrap_err();
-        assert!(err.to_string().contains("not a dockhand transfer stream"), "{err}");
     }
 
     #[test]

@@ -25,9 +25,10 @@ use utoipa::ToSchema;
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{
-    ClientIp, Found, Kind, Shared, bearer, denied, failed_credential, identify, look_up, path_param,
-};
+use crate::routes::Shared;
+use crate::routes::act::{Found, failed_credential, identify, look_up};
+use crate::routes::answer::{Kind, denied};
+use crate::routes::input::{ClientIp, bearer, path_param};
 
 /// The last job of one action on a target.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,0 +1,507 @@
+//! A service's volumes as backups see them: which volumes it mounts, which node holds each,
+//! and the upload and verified download of one volume between a node and a target.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use dockhand_engine::{Filters, Service};
+use object_store::ObjectStoreExt;
+
+use crate::job::{Action, Status, Step};
+use crate::lock::LockTarget;
+use crate::runner::{JobContext, Running};
+use crate::steps::catalog::{
+    BackupObject, FOREIGN_SUFFIX, MANIFEST_SUFFIX, Manifest, RestoreOptions, archive_key, choose_backups,
+    choose_per_node, list_backups, node_dir, parse_foreign_name,
+};
+use crate::steps::lookup::resolve_volume;
+use crate::steps::transfer::{Attach, Owner, Remote, VolumeContainer};
+use crate::storage::Storage;
+use crate::swarm::Connected;
+
+/// Uploads one volume of the service from the connected node; the step says how it went.
+/// Returns the volume's real name when it was uploaded.
+/// A volume of `backup.volume-list-upload`, found: its real name, how the name matched,
+/// and the node that holds it.
+pub(crate) struct Located {
+    pub(crate) volume: String,
+    pub(crate) matched: String,
+    pub(crate) node_id: String,
+    pub(crate) node_name: String,
+}
+
+/// Finds `wanted`: its real name, its nodes (from the service's tasks: every node its
+/// current tasks run on, when that is several), and that each has it with the `local`
+/// driver (through a helper for another node).
+pub(crate) async fn locate(
+    ctx: &JobContext,
+    owner: Owner<'_>,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    service: &Service,
+    wanted: &str,
+) -> Result<Vec<Located>, String> {
+    let (volume, matched) = resolve_volume(service, wanted).map_err(|e| e.to_string())?;
+    let nodes = volume_nodes(ctx, connected, service, &volume).await?;
+    let several = nodes.len() > 1;
+    let mut found = Vec::new();
+    for node_id in nodes {
+        let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
+        let remote = Remote {
+            ctx,
+            owner,
+            node_id: &node_id,
+            node_name: &node_name,
+            timeout: ctx.defaults.extra_timeout,
+        };
+        let facts = remote.volume_facts(&connected.node_id, &volume).await?;
+        if !facts.exists {
+            let role = if several { "one of the nodes it runs on" } else { "where it ran last" };
+            return Err(format!("node {node_name}, {role} of {}, has no volume {volume}", service.spec.name));
+        }
+        refuse_driver(&volume, &facts.driver)?;
+        found.push(Located { volume: volume.clone(), matched: matched.clone(), node_id, node_name });
+    }
+    Ok(found)
+}
+
+/// The nodes holding `volume` for `service`: every node its current tasks run on when that
+/// is several (a `local` volume is one per node: the seed's `node_volume_date`), else the
+/// one [`volume_node`] finds.
+async fn volume_nodes(
+    ctx: &JobContext,
+    connected: &Connected,
+    service: &Service,
+    volume: &str,
+) -> Result<Vec<String>, String> {
+    let spread = running_nodes(ctx, service).await?;
+    if spread.len() > 1 {
+        return Ok(spread);
+    }
+    volume_node(ctx, connected, service, volume).await.map(|node| vec![node])
+}
+
+/// The nodes (IDs, sorted) of the tasks of `service` meant to run now.
+pub(crate) async fn running_nodes(ctx: &JobContext, service: &Service) -> Result<Vec<String>, String> {
+    let tasks = ctx
+        .client
+        .tasks(&Filters::new().with("service", &service.id))
+        .await
+        .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
+    let mut nodes: Vec<String> = tasks
+        .into_iter()
+        .filter(|t| t.desired_state == "running" && !t.node_id.is_empty())
+        .map(|t| t.node_id)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    Ok(nodes)
+}
+
+/// Whose volumes a backup or restore works on: a service's, or a node's.
+pub(crate) struct Subject {
+    /// The directory of its archives under the target's prefix: the service's name, or
+    /// `node/<hostname>`.
+    pub(crate) dir: String,
+    /// The manifest's `service`: the service's name, or `node`.
+    pub(crate) name: String,
+    /// The manifest's `image`: the service's, or empty for a node.
+    pub(crate) image: String,
+    pub(crate) lock: LockTarget,
+    pub(crate) action: Action,
+}
+
+impl Subject {
+    pub(crate) fn service(service: &Service, action: Action) -> Self {
+        Self {
+            dir: service.spec.name.clone(),
+            name: service.spec.name.clone(),
+            image: service.spec.task_template.container_spec.image.clone(),
+            lock: LockTarget::Service(service.id.clone()),
+            action,
+        }
+    }
+
+    pub(crate) fn node(id: &str, hostname: &str, action: Action) -> Self {
+        Self {
+            dir: node_dir(hostname),
+            name: "node".to_owned(),
+            image: String::new(),
+            lock: LockTarget::Node(id.to_owned()),
+            action,
+        }
+    }
+}
+
+/// Uploads one volume; the step says how it went. True when it was stored.
+pub(crate) async fn upload_volume(
+    run: &mut Running<'_>,
+    connected: &Connected,
+    subject: &Subject,
+    storage: &Storage,
+    found: &Located,
+    at: SystemTime,
+    budget: &crate::Budget,
+) -> bool {
+    let ctx = run.ctx;
+    let wanted = &found.volume;
+    let mut step = Step::start("upload", SystemTime::now());
+    step.node = Some(found.node_name.clone());
+    run.started(&step);
+    let mut via = None;
+    let result = async {
+        let Located { volume, matched, node_id: holder, node_name } = found;
+        let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
+        let encrypted_to = storage.settings().recipients.clone();
+        let key = archive_key(&subject.dir, &node_name, &volume, at, !encrypted_to.is_empty());
+        let full = storage.key(&key);
+        let owner =
+            Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
+        let progress = |t: crate::steps::transfer::Transfer| {
+            run.progress(format!("upload {volume}: {}", t.describe()));
+        };
+        let level = storage.settings().zstd_level;
+        let out_of_time = format!(
+            "the upload ran out of its {} ({}); nothing was stored",
+            dockhand_policy::format_go_duration(budget.timeout),
+            budget.source
+        );
+        let uploaded = if *holder == connected.node_id {
+            let hold = budget.timeout + ctx.defaults.extra_timeout;
+            let container = VolumeContainer::start(
+                &ctx.client,
+                &ctx.helpers.image_here().await?,
+                owner,
+                Attach::Volume(&volume, true),
+                hold,
+            )
+            .await?;
+            // At the deadline the upload is aborted, not dropped: no part is left behind.
+            let deadline = crate::steps::transfer::Deadline::after(budget.timeout, out_of_time);
+            let moved = crate::steps::transfer::upload(
+                &container,
+                storage,
+                &full,
+                level,
+                &ctx.cancel,
+                &deadline,
+                &progress,
+            )
+            .await;
+            container.remove().await;
+            moved?
+        } else {
+            // On another node: a helper there serves it to a relay beside dockhand over the
+            // job's own network.
+            let remote =
+                Remote { ctx, owner, node_id: holder, node_name: &node_name, timeout: budget.timeout };
+            remote.upload(&volume, storage, &full, level, &progress).await?
+        };
+        via = Some(uploaded.via.to_owned());
+        let job = run.job.id.clone();
+        let manifest = Manifest {
+            format: 1,
+            service: subject.name.clone(),
+            image: subject.image.clone(),
+            node: node_name.clone(),
+            volume: volume.clone(),
+            created: humantime::format_rfc3339_seconds(at).to_string(),
+            bytes: uploaded.bytes,
+            sha256: uploaded.sha256.clone(),
+            compression: "zstd".to_owned(),
+            level,
+            entries: uploaded.stats.entries,
+            content_bytes: uploaded.stats.bytes,
+            encrypted_to,
+            dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
+            job,
+        };
+        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        let manifest_key = storage.key(&format!("{key}{MANIFEST_SUFFIX}"));
+        if let Err(e) = storage.store().put(&manifest_key, body.into()).await {
+            let _ = storage.delete(&full).await;
+            return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
+        }
+        for written in [&full, &manifest_key] {
+            storage.make_private(written).map_err(|e| e.to_string())?;
+        }
+        let warnings = uploaded.stats.warnings.join("\n");
+        Ok((volume, key, uploaded.bytes, matched, warnings, node_name))
+    }
+    .await;
+    step.via = via;
+    match result {
+        Ok((_, key, bytes, matched, warnings, node)) => {
+            step.node = Some(node);
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.object = Some(key);
+            step.bytes = Some(bytes);
+            step.output_tail =
+                Some(if warnings.is_empty() { matched } else { format!("{matched}\n{warnings}") });
+            run.push(step);
+            true
+        }
+        Err(e) => {
+            let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+            step.finish(status, SystemTime::now(), Some(format!("volume {wanted}: {e}")));
+            run.push(step);
+            false
+        }
+    }
+}
+
+/// Only the `local` driver keeps a volume's data on its node's disk.
+pub(crate) fn refuse_driver(volume: &str, driver: &str) -> Result<(), String> {
+    if driver == "local" {
+        Ok(())
+    } else {
+        Err(format!("volume {volume} uses the {driver:?} driver: only local volumes can be backed up"))
+    }
+}
+
+/// The node holding `volume` for `service`: the connected node when it has the volume and
+/// a task of the service ran there, else the node of the most recent task.
+pub(crate) async fn volume_node(
+    ctx: &JobContext,
+    connected: &Connected,
+    service: &Service,
+    volume: &str,
+) -> Result<String, String> {
+    let tasks = ctx
+        .client
+        .tasks(&Filters::new().with("service", &service.id))
+        .await
+        .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
+    let mut nodes: Vec<(&str, &str)> = tasks
+        .iter()
+        .filter(|t| !t.node_id.is_empty())
+        .map(|t| (t.status.timestamp.as_str(), t.node_id.as_str()))
+        .collect();
+    nodes.sort_by(|a, b| b.0.cmp(a.0));
+    let here = nodes.iter().any(|(_, n)| *n == connected.node_id);
+    if (here || nodes.is_empty()) && ctx.client.volume(volume).await.is_ok() {
+        return Ok(connected.node_id.clone());
+    }
+    match nodes.first() {
+        Some((_, node)) => Ok((*node).to_owned()),
+        None => Err(format!("volume {volume} is on no node where service {} ran", service.spec.name)),
+    }
+}
+
+/// The identity that decrypts `object`: none when it is not encrypted, else the one named
+/// on the command line or the target's, read now; an error says how to name one.
+fn identity_for(
+    object: &BackupObject,
+    storage: &Storage,
+    options: &RestoreOptions,
+    read: &mut Option<crate::seal::Identity>,
+) -> Result<Option<crate::seal::Identity>, String> {
+    let to = object.manifest.as_ref().map(|m| m.encrypted_to.clone()).unwrap_or_default();
+    if to.is_empty() && !object.key.ends_with(crate::seal::AGE_SUFFIX) {
+        return Ok(None);
+    }
+    if let Some(identity) = read {
+        return Ok(Some(identity.clone()));
+    }
+    let settings = storage.settings();
+    let path = options.identity.as_ref().or(settings.identity_file.as_ref()).ok_or_else(|| {
+        format!(
+            "{} is encrypted with age (to {}): pass --identity FILE, or set \
+             storage.targets.{}.encryption.identity_file",
+            object.key,
+            if to.is_empty() { "recipients not recorded".to_owned() } else { to.join(", ") },
+            settings.name
+        )
+    })?;
+    let identity = crate::seal::Identity::read(path).map_err(|e| e.to_string())?;
+    *read = Some(identity.clone());
+    Ok(Some(identity))
+}
+
+/// The **verify** step of a restore: chooses the archives under `dir`, refuses any that
+/// `own` refuses, and reads each one whole once, into a private staging file, checking it
+/// against its manifest (decrypting when it is encrypted). What is restored later is that
+/// staged copy: the bytes checked are the bytes unpacked, whatever the target serves
+/// afterwards (R3-02). `None` when the restore must stop here (the step says why).
+pub(crate) async fn verify_chosen(
+    run: &mut Running<'_>,
+    storage: &Storage,
+    dir: &str,
+    options: &RestoreOptions,
+    real: Option<&str>,
+    spread: &[String],
+    own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
+) -> Option<Vec<(BackupObject, crate::steps::transfer::Staged)>> {
+    let mut verified = Vec::new();
+    let mut check = Step::start("verify", SystemTime::now());
+    run.started(&check);
+    let checked = async {
+        // `--object` naming an archive of the seed's tool: checked whole and re-packed.
+        if let Some(key) = options.object.as_ref().filter(|k| k.ends_with(FOREIGN_SUFFIX)) {
+            let (object, staged, line) = verify_foreign(storage, key, own).await?;
+            verified.push((object, staged));
+            return Ok(line);
+        }
+        let objects = list_backups(storage, dir).await.map_err(|e| e.to_string())?;
+        let chosen = if spread.is_empty() {
+            choose_backups(&objects, options, real)
+        } else {
+            choose_per_node(&objects, options, real, spread)
+        }
+        .map_err(|e| format!("{dir}: {e} on {}", storage.settings()))?;
+        for object in &chosen {
+            own(object)?;
+        }
+        let mut lines = Vec::new();
+        let mut read = None;
+        for object in chosen {
+            let manifest = object
+                .manifest
+                .clone()
+                .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
+            let identity = identity_for(object, storage, options, &mut read)?;
+            let staged = crate::steps::transfer::stage_object(storage, &storage.key(&object.key), identity)
+                .await
+                .map_err(|e| format!("{}: {e}", object.key))?;
+            if staged.sha256 != manifest.sha256 {
+                return Err(format!(
+                    "{}: its SHA-256 is {}, the manifest says {}: the archive is corrupted; nothing was touched",
+                    object.key, staged.sha256, manifest.sha256
+                ));
+            }
+            lines.push(format!("{}: sha256 ok, {} entries", object.key, staged.stats.entries));
+            verified.push((object.clone(), staged));
+        }
+        Ok::<_, String>(lines.join("\n"))
+    }
+    .await;
+    match checked {
+        Ok(text) => {
+            check.finish(Status::Succeeded, SystemTime::now(), None);
+            check.output_tail = Some(text);
+            run.push(check);
+            Some(verified)
+        }
+        Err(e) => {
+            check.finish(Status::Failed, SystemTime::now(), Some(e));
+            run.push(check);
+            None
+        }
+    }
+}
+
+/// An archive of the seed's tool named by `--object`: its volume must be one `own`
+/// accepts (R3-02: the name in its key chooses nothing else); it is read whole, checked as
+/// a gzip tar holding that volume under `backup/<volume>/`, and staged re-packed as
+/// dockhand's own archive, which is what the restore writes.
+async fn verify_foreign(
+    storage: &Storage,
+    key: &str,
+    own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
+) -> Result<(BackupObject, crate::steps::transfer::Staged, String), String> {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    let (node, volume, date) = parse_foreign_name(name).ok_or_else(|| {
+        format!("{key}: not an archive of the seed's tool (<node>_<volume>_<date>{FOREIGN_SUFFIX})")
+    })?;
+    let meta = storage
+        .store()
+        .head(&storage.key(key))
+        .await
+        .map_err(|e| format!("no backup object {key}: {}", storage.error(format!("read {key}"), &e)))?;
+    let object = BackupObject::foreign(key, (node, volume, date), meta.size);
+    own(&object)?;
+    let (staged, found, stored) = crate::steps::transfer::stage_foreign(storage, &storage.key(key), volume)
+        .await
+        .map_err(|e| format!("{key}: {e}; nothing was touched"))?;
+    let line = format!(
+        "{key}: an archive of the seed's tool (sha256 {stored}, no manifest to check it against): a whole gzip tar, \
+         {} entries of volume {volume} under backup/{volume}/{}",
+        found.entries,
+        if found.skipped > 0 { format!(", {} other entries left out", found.skipped) } else { String::new() }
+    );
+    Ok((object, staged, line))
+}
+
+/// The **restore** step of one volume: the verified, staged archive `object` into its
+/// volume on `node` (a hostname or an ID, chosen by the caller: `--node`, or where the
+/// volume's owner runs).
+pub(crate) async fn download_volume(
+    run: &mut Running<'_>,
+    connected: &Connected,
+    names: &BTreeMap<String, String>,
+    subject: &Subject,
+    (object, staged): (&BackupObject, &crate::steps::transfer::Staged),
+    node: &str,
+) {
+    let ctx = run.ctx;
+    let mut step = Step::start("restore", SystemTime::now());
+    step.object = Some(object.key.clone());
+    step.node = Some(node.to_owned());
+    run.started(&step);
+    let node = node.to_owned();
+    let result = async {
+        // The node by hostname or ID.
+        let node_id = if node == connected.name || node == connected.node_id {
+            connected.node_id.clone()
+        } else {
+            let ids: Vec<&String> =
+                names.iter().filter(|(id, name)| **name == node || **id == node).map(|(id, _)| id).collect();
+            match ids.as_slice() {
+                [id] => (*id).clone(),
+                [] => return Err(format!("no node {node} in the swarm: pass --node with one that is")),
+                _ => {
+                    return Err(format!("several nodes are named {node}: pass --node with one of their IDs"));
+                }
+            }
+        };
+        let owner =
+            Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
+        let volume = object.volume.clone();
+        let progress = |t: crate::steps::transfer::Transfer| {
+            run.progress(format!("restore {volume}: {}", t.describe()));
+        };
+        let timeout = ctx.defaults.backup_upload_timeout;
+        let moved = if node_id == connected.node_id {
+            let hold = timeout + ctx.defaults.extra_timeout;
+            let container = VolumeContainer::start(
+                &ctx.client,
+                &ctx.helpers.image_here().await?,
+                owner,
+                Attach::Volume(&object.volume, false),
+                hold,
+            )
+            .await?;
+            let moved = crate::steps::transfer::download(&container, staged, &ctx.cancel, &progress).await;
+            container.remove().await;
+            moved
+        } else {
+            let remote = Remote { ctx, owner, node_id: &node_id, node_name: &node, timeout };
+            remote.download(&object.volume, staged, &progress).await
+        };
+        let (sha256, stats) = moved?;
+        // The staged copy is dockhand's own unlinked file: what was sent is what was checked.
+        if sha256 != staged.sha256 {
+            return Err(format!(
+                "the staged archive changed while it was restored (SHA-256 {sha256}, verified {})",
+                staged.sha256
+            ));
+        }
+        Ok(stats)
+    }
+    .await;
+    match result {
+        Ok(stats) => {
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step.bytes = Some(object.size);
+            step.output_tail = Some(format!(
+                "volume {}: {} entries, {} bytes of content",
+                object.volume, stats.entries, stats.bytes
+            ));
+        }
+        Err(e) => {
+            let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+            step.finish(status, SystemTime::now(), Some(format!("volume {}: {e}", object.volume)));
+        }
+    }
+    run.push(step);
+}
