@@ -26,16 +26,24 @@ fn module_path(relative: &Path) -> String {
     parts.join("::")
 }
 
-/// The library part of a source: comments dropped, `#[cfg(test)]` items (a test module
-/// and everything after it) cut.
-fn library_text(text: &str) -> String {
+/// The library part of a source: comments dropped, an inline `#[cfg(test)]` module (and
+/// everything after it) cut; with the names of the modules it declares for tests only
+/// (`#[cfg(test)] mod fake;`), which are no part of the library.
+fn library_text(text: &str) -> (String, Vec<String>) {
     let mut out = String::new();
+    let mut test_modules = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("#[cfg(test)]") {
-            let next = lines.peek().map(|l| l.trim_start()).unwrap_or_default();
-            if next.starts_with("mod ") || next.starts_with("pub(crate) mod ") {
+            let next = lines.peek().map(|l| l.trim()).unwrap_or_default();
+            let declared = next.trim_start_matches("pub(crate) ").trim_start_matches("pub(super) ");
+            if let Some(name) = declared.strip_prefix("mod ").and_then(|d| d.strip_suffix(';')) {
+                test_modules.push(name.trim().to_owned());
+                lines.next();
+                continue;
+            }
+            if declared.starts_with("mod ") {
                 break;
             }
             continue;
@@ -43,7 +51,7 @@ fn library_text(text: &str) -> String {
         out.push_str(line.split("//").next().unwrap_or(""));
         out.push('\n');
     }
-    out
+    (out, test_modules)
 }
 
 /// Parses a use tree (`a::b::{c, d::e as f, g::*}`) into its leaf paths; `self` in a
@@ -165,13 +173,16 @@ impl Crate {
     pub(crate) fn read(src: &Path) -> Crate {
         let mut files = Vec::new();
         crate::tidy::rust_files(src, &mut files);
-        let modules = files
-            .iter()
-            .map(|f| {
-                let relative = f.strip_prefix(src).unwrap_or(f);
-                (module_path(relative), library_text(&std::fs::read_to_string(f).unwrap_or_default()))
-            })
-            .collect();
+        let mut modules = BTreeMap::new();
+        let mut tests_only = Vec::new();
+        for f in &files {
+            let module = module_path(f.strip_prefix(src).unwrap_or(f));
+            let (text, test_modules) = library_text(&std::fs::read_to_string(f).unwrap_or_default());
+            let prefix = if module.is_empty() { String::new() } else { format!("{module}::") };
+            tests_only.extend(test_modules.into_iter().map(|m| format!("{prefix}{m}")));
+            modules.insert(module, text);
+        }
+        modules.retain(|m, _| !tests_only.iter().any(|t| m == t || m.starts_with(&format!("{t}::"))));
         Crate { modules }
     }
 
@@ -315,14 +326,20 @@ mod tests {
             .expect("write");
         std::fs::write(
             src.join("steps/scale.rs"),
-            "pub struct Scale;\n#[cfg(test)]\nmod tests {\n use crate::b::x;\n}\n",
+            "#[cfg(test)]\nmod fake;\npub struct Scale;\n#[cfg(test)]\nmod tests {\n use crate::b::x;\n}\n",
         )
         .expect("write");
+        std::fs::create_dir_all(src.join("steps/scale")).expect("mkdir");
+        std::fs::write(src.join("steps/scale/fake.rs"), "use crate::b::y;\n").expect("write");
         let edges = Crate::read(src).edges();
         assert_eq!(edges["a"], set(&["steps::scale"]));
         assert_eq!(edges["b"], set(&["a", "steps::lookup"]));
         assert_eq!(edges["steps::lookup"], set(&["steps::scale"]));
-        assert_eq!(edges["steps::scale"], set(&[]));
+        assert_eq!(edges["steps::scale"], set(&[]), "a test module's imports are not the library's");
+        assert!(
+            !edges.contains_key("steps::scale::fake"),
+            "a module declared for tests is no part of the library"
+        );
         assert!(circles(&edges).is_empty());
         let mut looped = edges.clone();
         looped.get_mut("steps::scale").expect("scale").insert("b".to_owned());

@@ -43,6 +43,11 @@ impl Filters {
         self.terms.is_empty()
     }
 
+    /// Each key with its values, by key: what an engine (or a stand-in for one) filters on.
+    pub fn terms(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.terms.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
     /// The JSON form the API takes.
     pub fn to_json(&self) -> String {
         let map: BTreeMap<&str, BTreeMap<&str, bool>> = self

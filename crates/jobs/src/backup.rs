@@ -87,7 +87,7 @@ pub async fn backup_all_services(
     sink: &dyn Sink,
 ) -> Result<Vec<Job>, JobError> {
     let connected = manager(ctx).await?;
-    let mut services = ctx.client.services(&Filters::new()).await?;
+    let mut services = ctx.swarm.services(&Filters::new()).await?;
     services.retain(|s| {
         let (policy, _) = service_policy(&s.spec.labels, s.spec.is_global(), &ctx.defaults, &ctx.prefixes);
         policy.backup.is_some()

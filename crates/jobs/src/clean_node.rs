@@ -80,7 +80,7 @@ pub fn plan_clean_node(
 /// to). Returns the finished job: `succeeded`, `failed` (a step failed), `refused` (labels
 /// exclude the node), `busy` (another job holds its lock) or `cancelled`.
 pub async fn clean_node(ctx: &JobContext, node: Option<&str>, sink: &dyn Sink) -> Result<Job, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         if let Some(asked) = node.filter(|a| *a != connected.name && *a != connected.node_id) {
             return Err(JobError::Elsewhere { node: asked.to_owned(), connected: connected.name });
@@ -89,7 +89,7 @@ pub async fn clean_node(ctx: &JobContext, node: Option<&str>, sink: &dyn Sink) -
         let (id, name) = (connected.node_id.clone(), connected.name.clone());
         return Ok(run_on(ctx, &connected, &id, &name, &BTreeMap::new(), "ready", "active", sink).await);
     }
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let wanted = node.unwrap_or(connected.node_id.as_str());
     let n = find_node(&nodes, wanted)?;
     let (id, name) = (n.id.clone(), n.description.hostname.clone());
@@ -99,11 +99,11 @@ pub async fn clean_node(ctx: &JobContext, node: Option<&str>, sink: &dyn Sink) -
 /// Runs clean-node on every node of the swarm, up to `ctx.concurrency` at once; one job per
 /// node, in the nodes' order.
 pub async fn clean_all_nodes(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Ok(vec![clean_node(ctx, None, sink).await?]);
     }
-    let mut nodes = ctx.client.nodes(&Filters::new()).await?;
+    let mut nodes = ctx.swarm.nodes(&Filters::new()).await?;
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
     let connected = &connected;
     let jobs = futures_util::stream::iter(&nodes)
@@ -282,7 +282,7 @@ async fn host_exec(
     argv: Vec<String>,
     budget: &Budget,
 ) {
-    let here = Connected::read(&ctx.client).await.is_ok_and(|c| c.node_id == id || !c.manager);
+    let here = Connected::read(&*ctx.swarm).await.is_ok_and(|c| c.node_id == id || !c.manager);
     if here {
         run.push(crate::host_exec::host_exec_step(&ctx.client, image, &argv, budget.timeout, hostname).await);
         return;

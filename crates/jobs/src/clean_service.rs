@@ -68,11 +68,11 @@ pub fn plan_clean_service(service: &Service, ctx: &JobContext) -> ServicePlan {
 
 /// Runs clean-service on `service` (a name or ID).
 pub async fn clean_service(ctx: &JobContext, service: &str, sink: &dyn Sink) -> Result<Job, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
     }
-    let found = match ctx.client.service(service).await {
+    let found = match ctx.swarm.service(service).await {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Err(JobError::UnknownService(service.to_owned())),
         Err(e) => return Err(e.into()),
@@ -84,11 +84,11 @@ pub async fn clean_service(ctx: &JobContext, service: &str, sink: &dyn Sink) -> 
 /// Runs clean-service on every service whose labels enable it, up to `ctx.concurrency` at
 /// once; one job per service, sorted by name.
 pub async fn clean_all_services(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
     }
-    let mut services = ctx.client.services(&Filters::new()).await?;
+    let mut services = ctx.swarm.services(&Filters::new()).await?;
     services.retain(|s| matches!(plan_clean_service(s, ctx), ServicePlan::Exec { .. }));
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     let names = hostnames(ctx).await?;

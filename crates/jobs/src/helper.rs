@@ -388,7 +388,7 @@ impl Drop for Created {
     }
 }
 
-async fn remove_quietly(client: &Client, id: &str) -> Result<(), dockhand_engine::Error> {
+async fn remove_quietly(client: &dyn crate::swarm::Swarm, id: &str) -> Result<(), dockhand_engine::Error> {
     match client.remove_service(id).await {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
@@ -703,7 +703,7 @@ pub async fn remove_job_helpers(client: &Client, job: &str) -> Result<usize, doc
 /// finished helpers (and ones that never left pending) are removed; a helper still working
 /// means the target is busy, and its job is returned.
 pub(crate) async fn clear_leftovers(
-    client: &Client,
+    client: &dyn crate::swarm::Swarm,
     target: &str,
 ) -> Result<Option<String>, dockhand_engine::Error> {
     let label = format!("{HELPER_TARGET_LABEL}={target}");

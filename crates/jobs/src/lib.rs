@@ -106,6 +106,7 @@ pub use crate::storage::{
 };
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::store_pg::{PgStore, StoreConfigError, StoreSettings};
+pub use crate::swarm::Swarm;
 pub use crate::tail::OUTPUT_TAIL;
 pub use crate::update::{UpdatePlan, UpdateRequest, plan_update, update_service};
 pub use crate::volume_move::{MoveRequest, move_volume};

@@ -22,9 +22,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dockhand_engine::{Client, ConfigSpec, Filters, SwarmConfig};
+use dockhand_engine::{ConfigSpec, Filters, SwarmConfig};
+
+use crate::swarm::Swarm;
 use tokio_util::sync::CancellationToken;
 
 /// The label every lock object carries, its value the target.
@@ -166,7 +168,7 @@ pub enum LockError {
 /// Takes and lists locks on one swarm, as one holder.
 #[derive(Debug, Clone)]
 pub struct Locks {
-    client: Client,
+    swarm: Arc<dyn Swarm>,
     holder: String,
     settings: LockSettings,
     me: ProcessId,
@@ -319,10 +321,21 @@ fn info(config: &SwarmConfig, standing: Standing) -> LockInfo {
 }
 
 impl Locks {
-    /// Locks on the swarm `client` manages, held as `holder` (unique per process: host,
+    /// Locks on the swarm `swarm` manages (an engine `Client`, or any [`Swarm`]), held as `holder` (unique per process: host,
     /// pid and a nonce; see [`Locks::process_holder`]).
-    pub fn new(client: Client, holder: impl Into<String>, settings: LockSettings) -> Self {
-        Self { client, holder: holder.into(), settings, me: ProcessId::current(), request: None }
+    pub fn new(swarm: impl Swarm + 'static, holder: impl Into<String>, settings: LockSettings) -> Self {
+        Self::on(Arc::new(swarm), holder, settings)
+    }
+
+    /// [`Locks::new`] on a swarm shared with other users.
+    pub fn on(swarm: Arc<dyn Swarm>, holder: impl Into<String>, settings: LockSettings) -> Self {
+        Self { swarm, holder: holder.into(), settings, me: ProcessId::current(), request: None }
+    }
+
+    /// These locks, held as the same holder, on `swarm`.
+    #[must_use]
+    pub fn with_swarm(&self, swarm: Arc<dyn Swarm>) -> Self {
+        Self { swarm, ..self.clone() }
     }
 
     /// The fingerprint of the request these locks acquire for, if any.
@@ -348,7 +361,7 @@ impl Locks {
 
     /// The engine's clock now, in milliseconds since the epoch: what leases are judged by.
     async fn engine_now_ms(&self, target: &LockTarget) -> Result<u64, LockError> {
-        let info = self.client.info().await.map_err(Self::engine(target))?;
+        let info = self.swarm.info().await.map_err(Self::engine(target))?;
         parse_engine_time(&info.system_time).ok_or_else(|| LockError::Clock {
             target: target.label(),
             detail: format!("the engine's SystemTime {:?} is not an RFC 3339 time", info.system_time),
@@ -400,17 +413,17 @@ impl Locks {
         job: &str,
         on_loss: CancellationToken,
     ) -> Result<LockGuard, LockError> {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let engine = Self::engine(target);
         loop {
             let spec = self.spec(target, job);
-            match self.client.create_config(&spec).await {
+            match self.swarm.create_config(&spec).await {
                 Ok(id) => return Ok(self.guard(target, id, on_loss)),
                 Err(e) if e.is_conflict() => {}
                 Err(e) => return Err(engine(e)),
             }
             // Held: by a live holder (wait), or by a dead one (take over).
-            let current = match self.client.config(&target.object_name()).await {
+            let current = match self.swarm.config(&target.object_name()).await {
                 Ok(current) => current,
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(engine(e)),
@@ -419,7 +432,7 @@ impl Locks {
             let standing = standing(&current, now, self.settings.lease, &self.me);
             let held = info(&current, standing);
             if standing == Standing::Expired {
-                match self.client.update_config(&current.id, current.version.index, &spec).await {
+                match self.swarm.update_config(&current.id, current.version.index, &spec).await {
                     Ok(()) => {
                         tracing::info!(target = %target.label(), dead = %held.holder, "took over an expired lock");
                         return Ok(self.guard(target, current.id, on_loss));
@@ -446,7 +459,7 @@ impl Locks {
     fn guard(&self, target: &LockTarget, id: String, on_loss: CancellationToken) -> LockGuard {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(
-            self.client.clone(),
+            Arc::clone(&self.swarm),
             id.clone(),
             self.holder.clone(),
             self.settings.lease,
@@ -454,7 +467,7 @@ impl Locks {
             on_loss.clone(),
         ));
         LockGuard {
-            client: self.client.clone(),
+            swarm: Arc::clone(&self.swarm),
             id,
             target: target.clone(),
             holder: self.holder.clone(),
@@ -467,7 +480,7 @@ impl Locks {
     /// Every lock on the swarm (objects labelled `dockhand.lock`).
     pub async fn list(&self) -> Result<Vec<LockInfo>, LockError> {
         let configs = self
-            .client
+            .swarm
             .configs(&Filters::new().with("label", LOCK_LABEL))
             .await
             .map_err(|e| LockError::Engine { target: "every target".to_owned(), source: Box::new(e) })?;
@@ -489,7 +502,7 @@ impl Locks {
 /// removed), or no renewal has succeeded for a whole lease (another may take it over now),
 /// the lock is lost: `lost` is set and `on_loss` cancelled, so the job stops at once.
 async fn renew(
-    client: Client,
+    client: Arc<dyn Swarm>,
     id: String,
     holder: String,
     lease: Duration,
@@ -501,7 +514,7 @@ async fn renew(
         on_loss.cancel();
         tracing::error!(lock = %id, "{why}: the job is cancelled");
     };
-    let mut renewed = Instant::now();
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
         if renewed.elapsed() >= lease {
@@ -526,7 +539,7 @@ async fn renew(
         let mut spec = current.spec.clone();
         spec.labels.insert(EXPIRES.to_owned(), now_ms().saturating_add(ms(lease)).to_string());
         match client.update_config(&id, current.version.index, &spec).await {
-            Ok(()) => renewed = Instant::now(),
+            Ok(()) => renewed = tokio::time::Instant::now(),
             Err(e) => tracing::warn!(lock = %id, error = %e, "cannot renew the lock; trying again"),
         }
     }
@@ -536,7 +549,7 @@ async fn renew(
 /// the lock frees itself when its lease ends.
 #[derive(Debug)]
 pub struct LockGuard {
-    client: Client,
+    swarm: Arc<dyn Swarm>,
     id: String,
     target: LockTarget,
     holder: String,
@@ -568,7 +581,7 @@ impl LockGuard {
     pub async fn release(self) -> Result<(), LockError> {
         self.renewer.abort();
         let engine = |e| LockError::Engine { target: self.target.label(), source: Box::new(e) };
-        let current = match self.client.config(&self.id).await {
+        let current = match self.swarm.config(&self.id).await {
             Ok(current) => current,
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(engine(e)),
@@ -579,13 +592,13 @@ impl LockGuard {
         }
         let mut spec = current.spec.clone();
         spec.labels.insert(RELEASED.to_owned(), "true".to_owned());
-        match self.client.update_config(&self.id, current.version.index, &spec).await {
+        match self.swarm.update_config(&self.id, current.version.index, &spec).await {
             Ok(()) => {}
             // Changed since it was read: no longer ours to remove.
             Err(e) if e.is_out_of_sequence() || e.is_not_found() => return Ok(()),
             Err(e) => return Err(engine(e)),
         }
-        match self.client.remove_config(&self.id).await {
+        match self.swarm.remove_config(&self.id).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(engine(e)),
@@ -600,74 +613,4 @@ impl Drop for LockGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(updated_at: &str, labels: &[(&str, &str)]) -> SwarmConfig {
-        let labels: std::collections::BTreeMap<String, String> =
-            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        serde_json::from_value(serde_json::json!({
-            "ID": "c1", "Version": {"Index": 7}, "CreatedAt": updated_at, "UpdatedAt": updated_at,
-            "Spec": {"Name": "dockhand-lock-service-x", "Labels": labels, "Data": ""}
-        }))
-        .unwrap()
-    }
-
-    fn me() -> ProcessId {
-        ProcessId { boot: "boot-1".into(), pidns: "pid:[4026531836]".into(), pid: 100, start: 5000 }
-    }
-
-    /// R3-08: a lease is judged by the engine's clock alone. A lock renewed 1 s ago (by the
-    /// manager's `UpdatedAt`) is live even when the holder's own clock wrote an expiry long
-    /// past, as from a taker 40 s ahead or a holder 40 s behind.
-    #[test]
-    fn a_lease_is_judged_by_the_engines_clock() {
-        let at = "2026-12-06T19:00:00.123456789Z";
-        let t = parse_engine_time(at).unwrap();
-        assert_eq!(t % 1000, 123);
-        let stale_by_wall_clock = [(EXPIRES, "1000"), (LEASE, "30000"), (HOLDER, "h/1/x")];
-        let c = config(at, &stale_by_wall_clock);
-        let lease = Duration::from_secs(30);
-        assert_eq!(standing(&c, t + 1_000, lease, &me()), Standing::Live);
-        assert_eq!(standing(&c, t + 29_000, lease, &me()), Standing::Live);
-        assert_eq!(standing(&c, t + 31_000, lease, &me()), Standing::Expired);
-        // The holder's own lease, not the taker's setting.
-        let short = config(at, &[(LEASE, "2000")]);
-        assert_eq!(standing(&short, t + 3_000, lease, &me()), Standing::Expired);
-        // A release in progress is waited for, then cleared if its releaser died.
-        let released = config(at, &[(RELEASED, "true"), (LEASE, "30000")]);
-        assert_eq!(standing(&released, t + 1_000, lease, &me()), Standing::Released);
-        assert_eq!(standing(&released, t + 6_000, lease, &me()), Standing::Expired);
-    }
-
-    /// R3-08: a holder is gone only when proven so: same boot and PID namespace, and its
-    /// pid is not running with the recorded start time.
-    #[test]
-    fn a_holder_is_gone_only_when_proven_so() {
-        let holder = |pidns: &str, pid: u32, start: u64| ProcessId {
-            boot: "boot-1".into(),
-            pidns: pidns.into(),
-            pid,
-            start,
-        };
-        let here = me().pidns;
-        let none = |_: u32| None;
-        let running = |start: u64| move |_: u32| Some(start);
-        assert!(holder_gone(&holder(&here, 200, 42), &me(), none), "no such pid here");
-        assert!(holder_gone(&holder(&here, 200, 42), &me(), running(43)), "the pid was reused");
-        assert!(!holder_gone(&holder(&here, 200, 42), &me(), running(42)), "it runs");
-        assert!(!holder_gone(&holder("pid:[4026532999]", 200, 42), &me(), none), "another PID namespace");
-        let rebooted = ProcessId { boot: "boot-0".into(), ..holder(&here, 200, 42) };
-        assert!(!holder_gone(&rebooted, &me(), none), "another boot (or machine)");
-        assert!(!holder_gone(&holder(&here, 100, 5000), &me(), none), "this very process");
-        assert!(!holder_gone(&ProcessId::default(), &me(), none), "a lock that records no process");
-    }
-
-    #[test]
-    fn this_process_reads_its_own_identity() {
-        let me = ProcessId::current();
-        assert!(!me.boot.is_empty() && me.pidns.starts_with("pid:["), "{me:?}");
-        assert_eq!(pid_start(me.pid), Some(me.start));
-        assert!(!holder_gone(&me, &me, pid_start));
-    }
-}
+mod tests;

@@ -29,7 +29,7 @@ pub async fn backup_node(
     sink: &dyn Sink,
 ) -> Result<Job, JobError> {
     let connected = crate::steps::lookup::manager(ctx).await?;
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let found = crate::steps::lookup::find_node(&nodes, node)?;
     Ok(backup_one(ctx, &connected, found, targets, sink).await)
 }
@@ -42,7 +42,7 @@ pub async fn backup_all_nodes(
     sink: &dyn Sink,
 ) -> Result<Vec<Job>, JobError> {
     let connected = crate::steps::lookup::manager(ctx).await?;
-    let mut nodes = ctx.client.nodes(&Filters::new()).await?;
+    let mut nodes = ctx.swarm.nodes(&Filters::new()).await?;
     nodes.retain(|n| node_backup_policy(&n.spec.labels, &ctx.defaults, &ctx.prefixes).0.is_some());
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
     let mut jobs = Vec::new();
@@ -237,7 +237,7 @@ pub async fn restore_node(
     sink: &dyn Sink,
 ) -> Result<Job, JobError> {
     let connected = crate::steps::lookup::manager(ctx).await?;
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let found = crate::steps::lookup::find_node(&nodes, node)?;
     let hostname = found.description.hostname.clone();
     let names: BTreeMap<String, String> =

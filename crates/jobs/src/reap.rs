@@ -63,7 +63,7 @@ pub async fn reap_stale(
 async fn in_scope(ctx: &JobContext, target: &Target) -> bool {
     let Some((key, value)) = &ctx.scope else { return true };
     let labels = match target {
-        Target::Service { id, .. } => match ctx.client.service(id).await {
+        Target::Service { id, .. } => match ctx.swarm.service(id).await {
             Ok(s) => s.spec.labels,
             Err(e) if e.is_not_found() => return true,
             Err(_) => return false,

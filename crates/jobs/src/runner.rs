@@ -11,13 +11,17 @@ use tokio_util::sync::CancellationToken;
 use crate::helper::{HelperError, HelperSettings, clear_leftovers};
 use crate::job::{Action, Event, Job, Sink, Status, Step, Target, Trigger};
 use crate::lock::{LockError, LockGuard, LockTarget, Locks};
+use crate::swarm::Swarm;
 
 /// Who runs a job, and how: the engine, its locks, the policy's defaults and prefixes, the
 /// helpers, the cancellation token and how much runs at once.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    /// The engine dockhand is connected to.
+    /// The engine dockhand is connected to: exec streams, helper services and volume bytes.
     pub client: Client,
+    /// The same engine as the jobs' logic sees it ([`Swarm`]): services, tasks, nodes,
+    /// configs. An embedder or a test may put another in its place ([`JobContext::with_swarm`]).
+    pub swarm: std::sync::Arc<dyn Swarm>,
     /// Locks on its swarm (used when it is a manager).
     pub locks: Locks,
     /// The seed's defaults (timeouts).
@@ -71,6 +75,7 @@ impl JobContext {
         let settings = crate::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
         Self {
             locks: Locks::new(client.clone(), Locks::process_holder(hostname), settings),
+            swarm: std::sync::Arc::new(client.clone()),
             helpers: HelperSettings::default().with_pending_timeout(defaults.pending_timeout),
             client,
             defaults,
@@ -83,6 +88,17 @@ impl JobContext {
             scope: None,
             redactor: std::sync::Arc::new(dockhand_policy::Redactor::default()),
         }
+    }
+}
+
+impl JobContext {
+    /// This context with `swarm` for the jobs' logic, its locks included (held as the same
+    /// holder).
+    #[must_use]
+    pub fn with_swarm(mut self, swarm: std::sync::Arc<dyn Swarm>) -> Self {
+        self.locks = self.locks.with_swarm(std::sync::Arc::clone(&swarm));
+        self.swarm = swarm;
+        self
     }
 }
 
@@ -194,7 +210,7 @@ impl<'a> Running<'a> {
                 return Err(None);
             }
         }
-        match clear_leftovers(&self.ctx.client, &target.label()).await {
+        match clear_leftovers(&*self.ctx.swarm, &target.label()).await {
             Ok(None) => {
                 self.sink.event(&Event::Locked { job: self.job.id.clone() });
                 Ok(())

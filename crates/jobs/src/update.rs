@@ -268,7 +268,7 @@ impl Update<'_> {
         let timeout_source = budget_source(&view, "update.timeout");
         let mut step = Step::start("update", SystemTime::now());
         run.started(&step);
-        let before = match ctx.client.service(&self.service.id).await {
+        let before = match ctx.swarm.service(&self.service.id).await {
             Ok(s) => s.update_status.map(|u| u.started_at),
             Err(e) => {
                 step.finish(Status::Failed, SystemTime::now(), Some(e.to_string()));
@@ -393,7 +393,7 @@ impl Update<'_> {
             if ctx.cancel.is_cancelled() {
                 return Settled::Engine("cancelled".to_owned());
             }
-            let service = match ctx.client.service(&self.service.id).await {
+            let service = match ctx.swarm.service(&self.service.id).await {
                 Ok(s) => s,
                 Err(e) => return Settled::Engine(e.to_string()),
             };
@@ -427,7 +427,7 @@ impl Update<'_> {
     /// Running tasks on `image`, and how many should run.
     async fn count(&self, service: &Service, image: &str) -> Result<(usize, usize), dockhand_engine::Error> {
         let filters = Filters::new().with("service", &service.id).with("desired-state", "running");
-        let tasks = self.ctx.client.tasks(&filters).await?;
+        let tasks = self.ctx.swarm.tasks(&filters).await?;
         let updated = tasks
             .iter()
             .filter(|t| t.status.state == "running" && t.spec.container_spec.image == image)

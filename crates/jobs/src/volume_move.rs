@@ -46,15 +46,15 @@ impl MoveRequest {
 
 /// Moves a volume between nodes; the destination's contents are replaced.
 pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sink) -> Result<Job, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
     }
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let from = find_node(&nodes, &request.from)?;
     let to = find_node(&nodes, &request.to)?;
     let service = match &request.service {
-        Some(name) => Some(match ctx.client.service(name).await {
+        Some(name) => Some(match ctx.swarm.service(name).await {
             Ok(s) => s,
             Err(e) if e.is_not_found() => return Err(JobError::UnknownService(name.clone())),
             Err(e) => return Err(e.into()),

@@ -17,11 +17,11 @@ use crate::swarm::Connected;
 pub async fn unused_volumes_everywhere(
     ctx: &JobContext,
 ) -> Result<(Vec<UnusedVolume>, Vec<(String, String)>), JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Ok((unused_volumes(&ctx.client).await?, Vec::new()));
     }
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let run_id = format!("volumes-{}", crate::job::epoch_ms(std::time::SystemTime::now()));
     let (connected, run_id) = (&connected, &run_id);
     // Each node owned by its future: a future borrowing the list is not `Send` for every

@@ -10,7 +10,7 @@ use crate::runner::{JobContext, JobError};
 use crate::swarm::Connected;
 
 pub(crate) async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
-    let connected = Connected::read(&ctx.client).await?;
+    let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
     }
@@ -19,7 +19,7 @@ pub(crate) async fn manager(ctx: &JobContext) -> Result<Connected, JobError> {
 
 /// `service` (a name or ID), or the job error that says there is none.
 pub(crate) async fn find_service(ctx: &JobContext, service: &str) -> Result<Service, JobError> {
-    match ctx.client.service(service).await {
+    match ctx.swarm.service(service).await {
         Ok(s) => Ok(s),
         Err(e) if e.is_not_found() => Err(JobError::UnknownService(service.to_owned())),
         Err(e) => Err(e.into()),
@@ -51,7 +51,7 @@ pub fn find_node<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, JobErr
 
 /// The swarm's node hostnames by node ID, read once per command.
 pub(crate) async fn hostnames(ctx: &JobContext) -> Result<BTreeMap<String, String>, dockhand_engine::Error> {
-    let nodes = ctx.client.nodes(&Filters::new()).await?;
+    let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     Ok(nodes.into_iter().map(|n| (n.id, n.description.hostname)).collect())
 }
 

@@ -1,0 +1,396 @@
+//! An in-memory swarm for this crate's tests: services with versions (compare-and-swap
+//! updates), tasks that follow a service's replica count, nodes, configs (exclusive create,
+//! versioned update), containers and networks, an engine clock the test moves, a log of
+//! every write in order, and faults a test arms (the next N calls of a method fail).
+//!
+//! It proves the logic (the order of steps, every exit path, the lock protocol); the
+//! end-to-end suite proves the same calls against a real swarm.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, UNIX_EPOCH};
+
+use dockhand_engine::{
+    ConfigSpec, ContainerSummary, Error, Filters, Info, Network, Node, Service, ServiceSpec, SwarmConfig,
+    Task,
+};
+
+use super::Swarm;
+
+/// How an armed fault fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// 500 `update out of sequence`.
+    OutOfSequence,
+    /// 500, anything else.
+    Broken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    clock_ms: u64,
+    next_id: u64,
+    info: Info,
+    nodes: Vec<Node>,
+    services: Vec<Service>,
+    /// Services whose tasks do not follow their replica count (they hang).
+    stuck: Vec<String>,
+    tasks: Vec<Task>,
+    configs: Vec<SwarmConfig>,
+    containers: Vec<ContainerSummary>,
+    networks: Vec<Network>,
+    faults: Vec<(&'static str, usize, Fault)>,
+    log: Vec<String>,
+}
+
+/// The in-memory swarm.
+#[derive(Debug, Default)]
+pub(crate) struct FakeSwarm {
+    state: Mutex<State>,
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn error(method: &str, path: &str, status: u16, message: &str) -> Error {
+    Error::Api {
+        endpoint: "fake://swarm".to_owned(),
+        method: method.to_owned(),
+        path: path.to_owned(),
+        status,
+        message: message.to_owned(),
+    }
+}
+
+/// True when `labels` match every `label` filter (`key` or `key=value`).
+fn labelled(labels: &BTreeMap<String, String>, filters: &Filters) -> bool {
+    filters.terms().filter(|(k, _)| *k == "label").all(|(_, values)| {
+        values.iter().all(|v| match v.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(v),
+        })
+    })
+}
+
+/// The values of filter `key`, or `None` when it is not set.
+fn term<'f>(filters: &'f Filters, key: &str) -> Option<&'f [String]> {
+    filters.terms().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+impl FakeSwarm {
+    /// A swarm of one manager node, `manager-1` (ID `n1`), with the engine clock at a fixed
+    /// time.
+    pub(crate) fn manager() -> Self {
+        let fake = Self::default();
+        {
+            let mut s = fake.lock();
+            s.clock_ms = 1_800_000_000_000;
+            s.info.name = "manager-1".to_owned();
+            s.info.swarm.node_id = "n1".to_owned();
+            s.info.swarm.local_node_state = "active".to_owned();
+            s.info.swarm.control_available = true;
+        }
+        fake.add_node("n1", "manager-1");
+        fake
+    }
+
+    /// A worker's engine: it reads no services and holds no locks.
+    pub(crate) fn worker() -> Self {
+        let fake = Self::default();
+        {
+            let mut s = fake.lock();
+            s.info.name = "worker-1".to_owned();
+            s.info.swarm.node_id = "n2".to_owned();
+            s.info.swarm.local_node_state = "active".to_owned();
+        }
+        fake
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a node.
+    pub(crate) fn add_node(&self, id: &str, hostname: &str) {
+        let mut node = Node::default();
+        node.id = id.to_owned();
+        node.description.hostname = hostname.to_owned();
+        self.lock().nodes.push(node);
+    }
+
+    /// Adds a replicated service with `replicas` running tasks on `n1`, and returns its ID.
+    pub(crate) fn add_service(&self, name: &str, replicas: u64, labels: &[(&str, &str)]) -> String {
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = format!("svc{}", s.next_id);
+        let mut service = Service::default();
+        service.id.clone_from(&id);
+        service.version.index = s.next_id * 100;
+        service.spec.name = name.to_owned();
+        service.spec = std::mem::take(&mut service.spec).with_replicas(replicas);
+        service.spec.labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        s.services.push(service);
+        Self::follow(&mut s, &id, replicas);
+        id
+    }
+
+    /// Makes `service`'s tasks stop following its replica count: they hang as they are.
+    pub(crate) fn stick(&self, service: &str) {
+        self.lock().stuck.push(service.to_owned());
+    }
+
+    /// The next `times` calls of `method` fail with `fault`.
+    pub(crate) fn fail(&self, method: &'static str, times: usize, fault: Fault) {
+        self.lock().faults.push((method, times, fault));
+    }
+
+    /// Moves the engine's clock on.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.lock().clock_ms += u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+    }
+
+    /// Every write, in order: `update_service web replicas=0 intent=3`, `create_config …`.
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// The service now.
+    pub(crate) fn spec(&self, id: &str) -> ServiceSpec {
+        self.lock().services.iter().find(|s| s.id == id).map(|s| s.spec.clone()).unwrap_or_default()
+    }
+
+    /// The configs now.
+    pub(crate) fn config_list(&self) -> Vec<SwarmConfig> {
+        self.lock().configs.clone()
+    }
+
+    /// Overwrites config `name`'s labels as another writer would (its version moves on).
+    pub(crate) fn overwrite_config(&self, name: &str, labels: &[(&str, &str)]) {
+        let mut s = self.lock();
+        let now = rfc3339(s.clock_ms);
+        if let Some(c) = s.configs.iter_mut().find(|c| c.spec.name == name) {
+            for (k, v) in labels {
+                c.spec.labels.insert((*k).to_owned(), (*v).to_owned());
+            }
+            c.version.index += 1;
+            c.updated_at = now;
+        }
+    }
+
+    /// Removes config `name` as another process would.
+    pub(crate) fn drop_config(&self, name: &str) {
+        self.lock().configs.retain(|c| c.spec.name != name);
+    }
+
+    /// Running tasks of `service`, as the engine reports them.
+    fn follow(s: &mut State, service: &str, replicas: u64) {
+        if s.stuck.iter().any(|x| x == service) {
+            return;
+        }
+        s.tasks.retain(|t| t.service_id != service);
+        for slot in 0..replicas {
+            let mut task = Task::default();
+            task.id = format!("{service}.t{slot}");
+            task.service_id = service.to_owned();
+            task.node_id = "n1".to_owned();
+            task.status.state = "running".to_owned();
+            task.desired_state = "running".to_owned();
+            s.tasks.push(task);
+        }
+    }
+
+    /// Fails the call when a fault is armed for `method`.
+    fn check(&self, method: &'static str, path: &str) -> Result<(), Error> {
+        let mut s = self.lock();
+        let Some(at) = s.faults.iter().position(|(m, n, _)| *m == method && *n > 0) else { return Ok(()) };
+        s.faults[at].1 -= 1;
+        Err(match s.faults[at].2 {
+            Fault::OutOfSequence => error(method, path, 500, "rpc error: update out of sequence"),
+            Fault::Broken => error(method, path, 500, "the fake swarm was told to fail"),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Swarm for FakeSwarm {
+    async fn info(&self) -> Result<Info, Error> {
+        self.check("info", "/info")?;
+        let s = self.lock();
+        let mut info = s.info.clone();
+        info.system_time = rfc3339(s.clock_ms);
+        Ok(info)
+    }
+
+    async fn nodes(&self, filters: &Filters) -> Result<Vec<Node>, Error> {
+        self.check("nodes", "/nodes")?;
+        Ok(self.lock().nodes.iter().filter(|n| labelled(&n.spec.labels, filters)).cloned().collect())
+    }
+
+    async fn service(&self, id: &str) -> Result<Service, Error> {
+        self.check("service", id)?;
+        let s = self.lock();
+        s.services
+            .iter()
+            .find(|x| x.id == id || x.spec.name == id)
+            .cloned()
+            .ok_or_else(|| error("GET", &format!("/services/{id}"), 404, "service not found"))
+    }
+
+    async fn services(&self, filters: &Filters) -> Result<Vec<Service>, Error> {
+        self.check("services", "/services")?;
+        Ok(self.lock().services.iter().filter(|x| labelled(&x.spec.labels, filters)).cloned().collect())
+    }
+
+    async fn update_service(&self, id: &str, version: u64, spec: &ServiceSpec) -> Result<(), Error> {
+        self.check("update_service", id)?;
+        let mut s = self.lock();
+        let path = format!("/services/{id}/update");
+        let at = s
+            .services
+            .iter()
+            .position(|x| x.id == id)
+            .ok_or_else(|| error("POST", &path, 404, "not found"))?;
+        if s.services[at].version.index != version {
+            return Err(error("POST", &path, 500, "rpc error: update out of sequence"));
+        }
+        s.next_id += 1;
+        let index = s.next_id * 100;
+        let service = &mut s.services[at];
+        service.version.index = index;
+        service.spec = spec.clone();
+        let replicas = spec.replicas();
+        let intent = spec.labels.get(crate::steps::scale::INTENT_LABEL).cloned();
+        let name = spec.name.clone();
+        let line = format!(
+            "update_service {name} replicas={} intent={}",
+            replicas.map_or("global".to_owned(), |r| r.to_string()),
+            intent.as_deref().unwrap_or("-")
+        );
+        s.log.push(line);
+        if let Some(n) = replicas {
+            Self::follow(&mut s, id, n);
+        }
+        Ok(())
+    }
+
+    async fn remove_service(&self, id: &str) -> Result<(), Error> {
+        self.check("remove_service", id)?;
+        let mut s = self.lock();
+        s.services.retain(|x| x.id != id);
+        s.tasks.retain(|t| t.service_id != id);
+        s.log.push(format!("remove_service {id}"));
+        Ok(())
+    }
+
+    async fn tasks(&self, filters: &Filters) -> Result<Vec<Task>, Error> {
+        self.check("tasks", "/tasks")?;
+        let s = self.lock();
+        let wanted: Option<Vec<String>> = term(filters, "service").map(|names| {
+            names
+                .iter()
+                .map(|n| s.services.iter().find(|x| x.spec.name == *n).map_or(n.clone(), |x| x.id.clone()))
+                .collect()
+        });
+        Ok(s.tasks
+            .iter()
+            .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.service_id)))
+            .cloned()
+            .collect())
+    }
+
+    async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error> {
+        self.check("configs", "/configs")?;
+        Ok(self.lock().configs.iter().filter(|c| labelled(&c.spec.labels, filters)).cloned().collect())
+    }
+
+    async fn config(&self, id: &str) -> Result<SwarmConfig, Error> {
+        self.check("config", id)?;
+        let s = self.lock();
+        s.configs
+            .iter()
+            .find(|c| c.id == id || c.spec.name == id)
+            .cloned()
+            .ok_or_else(|| error("GET", &format!("/configs/{id}"), 404, "config not found"))
+    }
+
+    async fn create_config(&self, spec: &ConfigSpec) -> Result<String, Error> {
+        self.check("create_config", &spec.name)?;
+        let mut s = self.lock();
+        if s.configs.iter().any(|c| c.spec.name == spec.name) {
+            return Err(error("POST", "/configs/create", 409, "name conflicts with an existing object"));
+        }
+        s.next_id += 1;
+        let mut config = SwarmConfig::default();
+        config.id = format!("cfg{}", s.next_id);
+        config.version.index = s.next_id * 100;
+        config.created_at = rfc3339(s.clock_ms);
+        config.updated_at = config.created_at.clone();
+        config.spec = spec.clone();
+        let id = config.id.clone();
+        s.configs.push(config);
+        s.log.push(format!("create_config {}", spec.name));
+        Ok(id)
+    }
+
+    async fn update_config(&self, id: &str, version: u64, spec: &ConfigSpec) -> Result<(), Error> {
+        self.check("update_config", id)?;
+        let mut s = self.lock();
+        let path = format!("/configs/{id}/update");
+        let now = rfc3339(s.clock_ms);
+        s.next_id += 1;
+        let index = s.next_id * 100;
+        let config = s
+            .configs
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| error("POST", &path, 404, "not found"))?;
+        if config.version.index != version {
+            return Err(error("POST", &path, 500, "rpc error: update out of sequence"));
+        }
+        config.version.index = index;
+        config.updated_at = now;
+        config.spec = spec.clone();
+        let name = spec.name.clone();
+        s.log.push(format!("update_config {name}"));
+        Ok(())
+    }
+
+    async fn remove_config(&self, id: &str) -> Result<(), Error> {
+        self.check("remove_config", id)?;
+        let mut s = self.lock();
+        let before = s.configs.len();
+        s.configs.retain(|c| c.id != id);
+        if s.configs.len() == before {
+            return Err(error("DELETE", &format!("/configs/{id}"), 404, "config not found"));
+        }
+        s.log.push(format!("remove_config {id}"));
+        Ok(())
+    }
+
+    async fn containers(&self, filters: &Filters) -> Result<Vec<ContainerSummary>, Error> {
+        self.check("containers", "/containers/json")?;
+        Ok(self.lock().containers.iter().filter(|c| labelled(&c.labels, filters)).cloned().collect())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), Error> {
+        self.check("remove_container", id)?;
+        let mut s = self.lock();
+        s.containers.retain(|c| c.id != id);
+        s.log.push(format!("remove_container {id}"));
+        Ok(())
+    }
+
+    async fn networks(&self, filters: &Filters) -> Result<Vec<Network>, Error> {
+        self.check("networks", "/networks")?;
+        Ok(self.lock().networks.iter().filter(|n| labelled(&n.labels, filters)).cloned().collect())
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), Error> {
+        self.check("remove_network", id)?;
+        let mut s = self.lock();
+        s.networks.retain(|n| n.id != id);
+        s.log.push(format!("remove_network {id}"));
+        Ok(())
+    }
+}
