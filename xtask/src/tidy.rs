@@ -429,3 +429,67 @@ fn jobs_modules_keep_to_their_floors() {
     }
     assert!(problems.is_empty(), "the jobs wing's floors are broken:\n{}", problems.join("\n"));
 }
+
+/// Architecture invariant: `/proc` is read in one place, `dockhand-host`'s `procfs.rs`,
+/// so that what dockhand learns from the kernel has one reader to review and to fake.
+#[test]
+fn proc_is_read_only_in_procfs() {
+    let mut files = Vec::new();
+    rust_files(&crate::project_root().join("crates"), &mut files);
+    let sources: Vec<_> = files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")).collect();
+    assert!(sources.len() > 50, "crate sources not found");
+    let mut readers = Vec::new();
+    for file in sources {
+        if file.ends_with("crates/host/src/procfs.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let library = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for (i, line) in library.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("\"/proc") {
+                readers.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(readers.is_empty(), "/proc read outside crates/host/src/procfs.rs:\n{}", readers.join("\n"));
+}
+
+/// The code map is whole: every module of a crate is named in that crate's section of
+/// `docs/architecture.md`, by its file (`name.rs`), its path, or its folder (`dir/`).
+#[test]
+fn every_module_has_a_code_map_row() {
+    let doc = std::fs::read_to_string(crate::project_root().join("docs/architecture.md")).unwrap_or_default();
+    let mut missing = Vec::new();
+    for krate in ["engine", "host", "policy", "jobs", "cli", "server"] {
+        let section = doc
+            .split("\n### ")
+            .find(|s| s.starts_with(&format!("`crates/{krate}`")))
+            .unwrap_or_else(|| panic!("docs/architecture.md has no section for crates/{krate}"));
+        let src = crate::project_root().join("crates").join(krate).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        for file in files {
+            let relative = file.strip_prefix(&src).unwrap_or(&file);
+            let name = relative.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if matches!(name, "lib.rs" | "main.rs" | "mod.rs" | "tests.rs") {
+                continue;
+            }
+            let stem = name.trim_end_matches(".rs");
+            let parent = relative.parent().and_then(|p| p.to_str()).unwrap_or_default();
+            let named = [
+                format!("`{}`", relative.display()),
+                format!("`{name}`"),
+                format!("`{stem}`"),
+                format!("`{stem}/`"),
+            ]
+            .into_iter()
+            .chain((!parent.is_empty()).then(|| format!("`{parent}/`")))
+            .any(|form| section.contains(&form));
+            if !named {
+                missing.push(format!("crates/{krate}/src/{}", relative.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "modules without a row in docs/architecture.md's code map: {missing:#?}");
+}

@@ -86,6 +86,55 @@ pub fn effective_uid() -> Option<u32> {
         .ok()
 }
 
+/// The running executable, as the kernel names it for this process (`/proc/self/exe`):
+/// readable even when the file was replaced or deleted since it started.
+pub const SELF_EXE: &str = "/proc/self/exe";
+
+/// Where this process's memory map is.
+pub const SELF_MAPS: &str = "/proc/self/maps";
+
+/// This process's memory map ([`SELF_MAPS`]): the files it has mapped, its shared
+/// libraries among them.
+pub fn self_maps() -> std::io::Result<String> {
+    std::fs::read_to_string(SELF_MAPS)
+}
+
+/// This process's mount table (`/proc/self/mountinfo`), as text.
+pub fn self_mountinfo() -> std::io::Result<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+}
+
+/// This machine's hostname (`/proc/sys/kernel/hostname`), trimmed; `None` when unreadable
+/// or empty.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`), trimmed; empty when unreadable.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// This process's PID namespace (`readlink /proc/self/ns/pid`, such as
+/// `pid:[4026531836]`); empty when unreadable.
+pub fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid").map(|l| l.display().to_string()).unwrap_or_default()
+}
+
+/// When `pid` started, in clock ticks since boot (`/proc/<pid>/stat`, field 22); `None`
+/// when it does not run.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `comm` is in parentheses and may hold spaces: the fields after the last `)` count.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// Every mount point of this process's mount namespace, from `/proc/self/mountinfo`.
 pub fn mount_points() -> Vec<PathBuf> {
     parse_mount_points(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())

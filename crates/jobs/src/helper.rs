@@ -222,7 +222,7 @@ impl HelperSettings {
 /// swarm pins it by digest when the image came from a registry): what helpers must run, so
 /// that they run the same dockhand. `None` outside a swarm task.
 pub async fn own_service_image(client: &Client) -> Option<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mountinfo = dockhand_host::procfs::self_mountinfo().ok()?;
     let container = container_id_from_mountinfo(&mountinfo)?;
     let inspect = client.container(&container).await.ok()?;
     let service = inspect.config.labels.get("com.docker.swarm.service.id")?;

@@ -189,11 +189,7 @@ fn ms(d: Duration) -> u64 {
 /// This machine's hostname (`/proc/sys/kernel/hostname`): the first part of a process's
 /// holder name, so that a holder on this machine can be seen to be gone.
 pub fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
+    dockhand_host::procfs::hostname().unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// A process as a lock records it: its kernel's boot, its PID namespace, its pid and when
@@ -216,14 +212,10 @@ impl ProcessId {
     pub(crate) fn current() -> Self {
         let pid = std::process::id();
         Self {
-            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .map(|b| b.trim().to_owned())
-                .unwrap_or_default(),
-            pidns: std::fs::read_link("/proc/self/ns/pid")
-                .map(|l| l.display().to_string())
-                .unwrap_or_default(),
+            boot: dockhand_host::procfs::boot_id(),
+            pidns: dockhand_host::procfs::pid_namespace(),
             pid,
-            start: pid_start(pid).unwrap_or(0),
+            start: dockhand_host::procfs::start_time(pid).unwrap_or(0),
         }
     }
 
@@ -245,15 +237,6 @@ impl ProcessId {
             start: label(PID_START)?.parse().ok()?,
         })
     }
-}
-
-/// When `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; `None` when it
-/// does not run.
-fn pid_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `comm` is in parentheses and may hold spaces: the fields after the last `)` count.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// True when `holder` is proven gone: a process of this very boot and PID namespace, not
@@ -297,7 +280,7 @@ fn standing(config: &SwarmConfig, engine_now_ms: u64, default_lease: Duration, m
         return Standing::Expired;
     }
     match ProcessId::of(config) {
-        Some(holder) if holder_gone(&holder, me, pid_start) => Standing::Expired,
+        Some(holder) if holder_gone(&holder, me, dockhand_host::procfs::start_time) => Standing::Expired,
         _ => Standing::Live,
     }
 }

@@ -59,7 +59,7 @@ impl OwnExecutable {
     /// The running executable, which must be the `dockhand` CLI (the image's entrypoint
     /// runs `dockhand agent`).
     pub fn running() -> Self {
-        Self { path: PathBuf::from("/proc/self/exe") }
+        Self { path: PathBuf::from(dockhand_host::procfs::SELF_EXE) }
     }
 
     /// The `dockhand` CLI installed beside the running executable (for `dockhand-server`,
@@ -101,8 +101,10 @@ impl Contents {
         let executable = read(&exe.path)?;
         let mut libraries = Vec::new();
         if let Some(interpreter) = elf_interpreter(&executable) {
-            let maps = std::fs::read_to_string("/proc/self/maps")
-                .map_err(|source| OwnImageError::Read { path: "/proc/self/maps".into(), source })?;
+            let maps = dockhand_host::procfs::self_maps().map_err(|source| OwnImageError::Read {
+                path: dockhand_host::procfs::SELF_MAPS.into(),
+                source,
+            })?;
             libraries.push((interpreter.clone(), PathBuf::from(&interpreter)));
             for library in mapped_libraries(&maps) {
                 if library != interpreter {

@@ -67,8 +67,8 @@ fn a_holder_is_gone_only_when_proven_so() {
 fn this_process_reads_its_own_identity() {
     let me = ProcessId::current();
     assert!(!me.boot.is_empty() && me.pidns.starts_with("pid:["), "{me:?}");
-    assert_eq!(pid_start(me.pid), Some(me.start));
-    assert!(!holder_gone(&me, &me, pid_start));
+    assert_eq!(dockhand_host::procfs::start_time(me.pid), Some(me.start));
+    assert!(!holder_gone(&me, &me, dockhand_host::procfs::start_time));
 }
 
 // ---------------------------------------------------------------------------------------
