@@ -26,7 +26,8 @@ use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
 use crate::steps::transfer::Owner;
 use crate::steps::volume::{Subject, locate, upload_volume};
-use crate::storage::{Storage, StorageTargets, TargetSettings};
+use crate::storage::Storage;
+use crate::storage::targets::{StorageTargets, TargetSettings};
 use crate::swarm::Connected;
 
 /// What a backup of one service does: from its labels and the targets.

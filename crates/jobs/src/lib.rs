@@ -61,10 +61,10 @@ pub use crate::backup::{backup_all_services, backup_service};
 pub use crate::clean_node::{NodePlan, clean_all_nodes, clean_node, plan_clean_node};
 pub use crate::clean_service::{ServicePlan, clean_all_services, clean_service, plan_clean_service};
 pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
-pub use crate::helper::{
-    HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, HelperSettings, NoHelperImage, OwnHelperImage,
-    helper_image, own_service_image, remove_job_helpers,
+pub use crate::helper::image::{
+    HelperSettings, NoHelperImage, OwnHelperImage, helper_image, own_service_image,
 };
+pub use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, remove_job_helpers};
 pub use crate::http::{HttpClientError, client as http_client};
 pub use crate::job::{
     ALL_ACTIONS, Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms,
@@ -100,10 +100,12 @@ pub use crate::steps::catalog::{key_timestamp, parse_key_timestamp};
 pub use crate::steps::lookup::find_node;
 pub use crate::steps::lookup::{NotMounted, resolve_volume, service_volumes};
 pub use crate::steps::scale::{INTENT_LABEL, reconcile, restore_replicas};
-pub use crate::storage::{
-    CheckReport, DEFAULT_TARGET, Problem, S3Target, SEED_TARGET, SERVER_LOCAL_PATH, Storage, StorageError,
-    StorageTargets, TargetKind, TargetSettings, default_local_path,
+pub use crate::storage::error::{Problem, StorageError};
+pub use crate::storage::targets::{
+    DEFAULT_TARGET, S3Target, SEED_TARGET, SERVER_LOCAL_PATH, StorageTargets, TargetKind, TargetSettings,
+    default_local_path,
 };
+pub use crate::storage::{CheckReport, Storage};
 pub use crate::store::{JobFilter, JobStore, KEEP_JOBS, SqliteStore, StoreError, default_store_path};
 pub use crate::store_pg::{PgStore, StoreConfigError, StoreSettings};
 pub use crate::swarm::Swarm;

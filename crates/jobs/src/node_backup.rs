@@ -18,7 +18,8 @@ use crate::runner::{JobContext, JobError, Running};
 use crate::steps::catalog::{RestoreOptions, node_dir};
 use crate::steps::transfer::{Owner, Remote};
 use crate::steps::volume::{Located, Subject};
-use crate::storage::{Storage, StorageTargets, TargetSettings};
+use crate::storage::Storage;
+use crate::storage::targets::{StorageTargets, TargetSettings};
 use crate::swarm::Connected;
 
 /// Backs up the volumes of `node` (an ID or a hostname) that its labels list.
@@ -222,7 +223,7 @@ pub fn node_target(
 ) -> Result<TargetSettings, crate::StorageError> {
     match node_backup_policy(&node.spec.labels, defaults, prefixes).0 {
         Some(policy) => targets.for_service(&policy),
-        None => targets.get(crate::storage::DEFAULT_TARGET).cloned(),
+        None => targets.get(crate::storage::targets::DEFAULT_TARGET).cloned(),
     }
 }
 

@@ -11,7 +11,8 @@ use crate::steps::lookup::resolve_volume;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
 use crate::steps::volume::{Subject, download_volume, running_nodes, verify_chosen, volume_node};
-use crate::storage::{Storage, StorageTargets};
+use crate::storage::Storage;
+use crate::storage::targets::StorageTargets;
 
 /// Restores `service`'s volumes from its target: checks each archive against its manifest
 /// before anything is touched, stops the service (as a backup does), replaces each volume's

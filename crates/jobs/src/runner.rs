@@ -8,7 +8,8 @@ use dockhand_engine::Client;
 use dockhand_policy::{Defaults, LabelPrefixes};
 use tokio_util::sync::CancellationToken;
 
-use crate::helper::{HelperError, HelperSettings, clear_leftovers};
+use crate::helper::image::HelperSettings;
+use crate::helper::{HelperError, clear_leftovers};
 use crate::job::{Action, Event, Job, Sink, Status, Step, Target, Trigger};
 use crate::lock::{LockError, LockGuard, LockTarget, Locks};
 use crate::swarm::Swarm;

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::job::{Action, Job, Status, Step, Target, Trigger};
 use crate::runner::JobContext;
-use crate::storage::StorageTargets;
+use crate::storage::targets::StorageTargets;
 use crate::store::JobStore;
 use crate::work::{Order, Work};
 

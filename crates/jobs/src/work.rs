@@ -11,7 +11,7 @@ use crate::job::{Action, Job, Sink};
 use crate::registry::Registries;
 use crate::runner::{JobContext, JobError};
 use crate::steps::catalog::RestoreOptions;
-use crate::storage::StorageTargets;
+use crate::storage::targets::StorageTargets;
 use crate::update::UpdateRequest;
 use crate::volume_move::MoveRequest;
 

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::job::{Status, Step};
 use crate::runner::Running;
 use crate::steps::lookup::{mounted, resolve_volume};
-use crate::storage::{Storage, StorageTargets, TargetSettings};
+use crate::storage::Storage;
+use crate::storage::targets::{StorageTargets, TargetSettings};
 
 /// The archive suffix.
 pub const ARCHIVE_SUFFIX: &str = ".tar.zst";
@@ -499,7 +500,7 @@ pub fn service_target(
         service.and_then(|s| service_policy(&s.spec.labels, s.spec.is_global(), defaults, prefixes).0.backup);
     match policy {
         Some(backup) => targets.for_service(&backup),
-        None => targets.get(crate::storage::DEFAULT_TARGET).cloned(),
+        None => targets.get(crate::storage::targets::DEFAULT_TARGET).cloned(),
     }
 }
 

@@ -1353,7 +1353,7 @@ mod tests {
     async fn what_is_restored_is_what_was_verified_even_if_the_target_changes() {
         let dir = tempfile::tempdir().unwrap();
         let storage =
-            Storage::open(&crate::storage::local_target("t", "test", dir.path().join("b"))).unwrap();
+            Storage::open(&crate::storage::targets::local_target("t", "test", dir.path().join("b"))).unwrap();
         let key = storage.key("web/n1_data_20260101T000000Z.tar.zst");
         let (a, b) =
             (archive_of("the archive that was verified"), archive_of("a swapped archive, also valid"));

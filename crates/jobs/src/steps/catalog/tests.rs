@@ -32,7 +32,8 @@ fn names_parse_back_with_underscores_in_the_volume() {
 #[tokio::test]
 async fn an_oversized_manifest_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(&crate::storage::local_target("t", "test", dir.path().join("b"))).unwrap();
+    let storage =
+        Storage::open(&crate::storage::targets::local_target("t", "test", dir.path().join("b"))).unwrap();
     let name = "web/n1_data_20260101T000000Z.tar.zst";
     let put = |key: &str, body: Vec<u8>| {
         let (storage, key) = (storage.clone(), storage.key(key));

@@ -1,0 +1,208 @@
+//! Tests of storage targets: the configuration, the seed's variables, keys and the check.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use dockhand_host::{ConfigFile, Environment};
+use dockhand_policy::BackupPolicy;
+
+use super::*;
+use crate::storage::error::StorageError;
+use crate::storage::targets::SEED_RETENTION_DAYS;
+use crate::storage::targets::SEED_TARGET;
+use crate::storage::targets::StorageTargets;
+use crate::storage::targets::TargetKind;
+use crate::storage::targets::local_target;
+
+fn env(vars: &[(&str, &str)]) -> Environment {
+    Environment::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+/// The targets, or the first error: a broken target's included.
+fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<StorageTargets, StorageError> {
+    let file = ConfigFile::parse(yaml, false).unwrap();
+    let targets = StorageTargets::load(&file, &env(vars), PathBuf::from("/data/backups"))?;
+    if let Some((name, _)) = targets.problems().next() {
+        return Err(targets.get(name).unwrap_err());
+    }
+    Ok(targets)
+}
+
+#[test]
+fn local_is_the_embedded_default() {
+    let targets = load("{}", &[]).unwrap();
+    let local = targets.get("local").unwrap();
+    assert_eq!(local.kind, TargetKind::Local { path: "/data/backups".into() });
+    assert_eq!(targets.for_service(&policy(None)).unwrap().name, "local");
+}
+
+fn policy(target: Option<&str>) -> BackupPolicy {
+    let mut labels = BTreeMap::new();
+    labels.insert("dockhand.backup.enable".to_owned(), "true".to_owned());
+    if let Some(t) = target {
+        labels.insert("dockhand.backup.target".to_owned(), t.to_owned());
+    }
+    let defaults = dockhand_policy::Defaults::default();
+    let prefixes = dockhand_policy::LabelPrefixes::default();
+    dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap()
+}
+
+#[test]
+fn s3_credentials_come_from_files_or_variables_never_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    let yaml = format!(
+        "storage:\n  targets:\n    offsite:\n      type: s3\n      endpoint: http://127.0.0.1:8333\n      bucket: b\n      \
+         prefix: /swarm-a/\n      access_key_id_env: MY_KEY\n      secret_access_key_file: {}\n",
+        secret.display()
+    );
+    let targets = load(&yaml, &[("MY_KEY", "AKIA1")]).unwrap();
+    let offsite = targets.get("offsite").unwrap();
+    let TargetKind::S3(s3) = &offsite.kind else { panic!("not s3") };
+    assert_eq!(s3.secret_access_key.expose(), "s3cr3t");
+    assert_eq!(s3.prefix, "swarm-a");
+    assert!(!format!("{offsite:?}").contains("s3cr3t"), "a secret printed: {offsite:?}");
+    assert_eq!(targets.for_service(&policy(Some("offsite"))).unwrap().name, "offsite");
+
+    let literal = "storage:\n  targets:\n    x:\n      type: s3\n      endpoint: http://h\n      bucket: b\n      \
+                   secret_access_key: hunter2\n";
+    let err = load(literal, &[("AWS_ACCESS_KEY_ID", "AKIA1")]).unwrap_err().to_string();
+    assert!(err.contains("storage.targets.x.secret_access_key") && !err.contains("hunter2"), "{err}");
+    let unset = "storage:\n  targets:\n    x:\n      type: s3\n      endpoint: http://h\n      bucket: b\n";
+    let err = load(unset, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("storage.targets.x.access_key_id_env") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_entries_are_named() {
+    for (yaml, want) in [
+        ("storage:\n  targets:\n    x:\n      type: ftp\n", "storage.targets.x.type"),
+        ("storage:\n  targets:\n    x:\n      type: local\n", "storage.targets.x.path"),
+        ("storage:\n  targets:\n    x:\n      type: local\n      path: rel\n", "not an absolute path"),
+        ("storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      colour: red\n", "colour"),
+        (
+            "storage:\n  targets:\n    x:\n      type: s3\n      endpoint: s3.example.com\n      bucket: b\n",
+            "http://",
+        ),
+        (
+            "storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      compression_level: 40\n",
+            "zstd level",
+        ),
+        ("storage:\n  targets: [1]\n", "storage.targets"),
+        (
+            "storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      encryption:\n        recipients: [age1x]\n",
+            "storage.targets.x.encryption.recipients: entry 0 (\"age1x\") is not an age X25519 recipient",
+        ),
+        (
+            "storage:\n  targets:\n    x:\n      type: local\n      path: /a\n      encryption:\n        identity_file: /k\n",
+            "storage.targets.x.encryption.recipients: encryption needs at least one age recipient",
+        ),
+    ] {
+        let err = load(yaml, &[]).unwrap_err().to_string();
+        assert!(err.contains(want), "{yaml}: {err}");
+    }
+    let err = load("{}", &[]).unwrap().get("nope").unwrap_err().to_string();
+    assert!(err.contains("\"nope\"") && err.contains("local"), "{err}");
+}
+
+#[test]
+fn the_seed_variables_and_labels_form_a_target() {
+    let vars = [
+        ("SWARM_UTILS_S3_URL", "s3-api.example.com"),
+        ("SWARM_UTILS_S3_HTTPS", "false"),
+        ("SWARM_UTILS_S3_BUCKET", "seed-bucket"),
+        ("SWARM_UTILS_S3_ACCESS_KEY", "AK"),
+        ("SWARM_UTILS_S3_SECRET_KEY", "SK"),
+        ("SWARM_UTILS_S3_RETENTION_DAYS", "5"),
+    ];
+    let targets = load("{}", &vars).unwrap();
+    let seed = targets.for_service(&policy(None)).unwrap();
+    assert_eq!(seed.name, SEED_TARGET);
+    assert_eq!(seed.retention_days, Some(5));
+    let TargetKind::S3(s3) = &seed.kind else { panic!("not s3") };
+    assert_eq!(s3.endpoint, "http://s3-api.example.com");
+
+    let mut labels = BTreeMap::new();
+    labels.insert("swarm-utils.backup.enable".to_owned(), "true".to_owned());
+    labels.insert("swarm-utils.backup.volume-list-upload.s3.bucket".to_owned(), "other".to_owned());
+    let prefixes = dockhand_policy::LabelPrefixes::with_swarm_utils();
+    let defaults = dockhand_policy::Defaults::default();
+    let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
+    // R3-05: another bucket takes its own keys, never the server's.
+    let err = targets.for_service(&p).unwrap_err().to_string();
+    assert!(err.contains("backup.volume-list-upload.s3.bucket") && err.contains("own keys"), "{err}");
+    labels.insert("swarm-utils.backup.volume-list-upload.s3.access-key".to_owned(), "AK2".to_owned());
+    labels.insert("swarm-utils.backup.volume-list-upload.s3.secret-key".to_owned(), "SK2".to_owned());
+    let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
+    let TargetKind::S3(s3) = targets.for_service(&p).unwrap().kind else { panic!("not s3") };
+    assert_eq!((s3.bucket.as_str(), s3.access_key_id.expose()), ("other", "AK2"));
+
+    // Without the variable, the seed's default of 5 days, not "keep all".
+    let unset: Vec<_> = vars.iter().copied().filter(|(k, _)| *k != "SWARM_UTILS_S3_RETENTION_DAYS").collect();
+    let seed = load("{}", &unset).unwrap().for_service(&policy(None)).unwrap();
+    assert_eq!(seed.retention_days, Some(SEED_RETENTION_DAYS));
+
+    let err = load("{}", &[("SWARM_UTILS_S3_URL", "h")]).unwrap_err().to_string();
+    assert!(err.contains("SWARM_UTILS_S3_BUCKET"), "{err}");
+}
+
+/// R3-05: a label may not point the server's keys at another endpoint or bucket.
+#[test]
+fn labels_never_send_the_servers_keys_elsewhere() {
+    let service = |pairs: &[(&str, &str)]| {
+        let mut labels: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        labels.insert("dockhand.backup.enable".into(), "true".into());
+        let (prefixes, defaults) =
+            (dockhand_policy::LabelPrefixes::default(), dockhand_policy::Defaults::default());
+        dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap()
+    };
+    let url = "dockhand.backup.volume-list-upload.s3.url";
+    let no_url = [
+        ("SWARM_UTILS_S3_BUCKET", "b"),
+        ("SWARM_UTILS_S3_ACCESS_KEY", "AK"),
+        ("SWARM_UTILS_S3_SECRET_KEY", "SK"),
+    ];
+    let targets = load("{}", &no_url).unwrap();
+    let err = targets.for_service(&service(&[(url, "https://evil.example")])).unwrap_err().to_string();
+    assert!(err.contains("s3.url") && err.contains("https://evil.example") && !err.contains("SK"), "{err}");
+    let with_url = [("SWARM_UTILS_S3_URL", "s3.example.com"), no_url[0], no_url[1], no_url[2]];
+    let targets = load("{}", &with_url).unwrap();
+    assert!(targets.for_service(&service(&[(url, "http://10.0.0.5:9000")])).is_err());
+    // The server's own endpoint, written out, moves nothing.
+    let same = targets.for_service(&service(&[(url, "s3.example.com")])).unwrap();
+    let TargetKind::S3(s3) = same.kind else { panic!("not s3") };
+    assert_eq!(s3.access_key_id.expose(), "AK");
+    // With its own keys, a label may name its own place.
+    let own = targets
+        .for_service(&service(&[
+            (url, "https://other.example"),
+            ("dockhand.backup.volume-list-upload.s3.access-key", "AK2"),
+            ("dockhand.backup.volume-list-upload.s3.secret-key", "SK2"),
+        ]))
+        .unwrap();
+    let TargetKind::S3(s3) = own.kind else { panic!("not s3") };
+    assert_eq!((s3.endpoint.as_str(), s3.access_key_id.expose()), ("https://other.example", "AK2"));
+}
+
+#[test]
+fn keys_live_under_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = local_target("t", "test", dir.path().to_owned());
+    let storage = Storage::open(&settings).unwrap();
+    assert_eq!(storage.key("app/n_v_1.tar.zst").as_ref(), "app/n_v_1.tar.zst");
+    settings.kind = TargetKind::Local { path: dir.path().join("sub") };
+    assert!(Storage::open(&settings).is_ok());
+}
+
+#[tokio::test]
+async fn a_local_target_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&local_target("t", "test", dir.path().join("b"))).unwrap();
+    let report = storage.check().await.unwrap();
+    assert_eq!(report.passed, ["write", "read", "list", "delete"]);
+}
