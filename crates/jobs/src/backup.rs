@@ -24,7 +24,7 @@ use crate::runner::{JobContext, JobError, Running};
 use crate::steps::catalog::retention;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
-use crate::steps::transfer::Owner;
+use crate::steps::transfer::container::Owner;
 use crate::steps::volume::{Subject, locate, upload_volume};
 use crate::storage::Storage;
 use crate::storage::targets::{StorageTargets, TargetSettings};

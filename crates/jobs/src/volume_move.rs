@@ -14,7 +14,9 @@ use crate::runner::{JobContext, JobError, Running};
 use crate::steps::lookup::find_node;
 use crate::steps::lookup::resolve_volume;
 use crate::steps::scale::{start, stop};
-use crate::steps::transfer::{NodeRef, Owner, Transfer, copy_volume};
+use crate::steps::transfer::container::Owner;
+use crate::steps::transfer::remote::{NodeRef, copy_volume};
+use crate::steps::transfer::upload::Transfer;
 use crate::swarm::Connected;
 
 /// What to move, from where to where.
@@ -104,7 +106,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
     // The source must have the volume: mounting a missing one would create it empty, and
     // the move would then empty the destination.
     let owner = Owner { job: &run.job.id, target: &lock.label(), action: Action::VolumeMove.as_str() };
-    let source = crate::steps::transfer::Remote {
+    let source = crate::steps::transfer::remote::Remote {
         ctx,
         owner,
         node_id: &from.id,

@@ -15,7 +15,8 @@ use crate::steps::catalog::{
     choose_per_node, list_backups, node_dir, parse_foreign_name,
 };
 use crate::steps::lookup::resolve_volume;
-use crate::steps::transfer::{Attach, Owner, Remote, VolumeContainer};
+use crate::steps::transfer::container::{Attach, Owner, VolumeContainer};
+use crate::steps::transfer::remote::Remote;
 use crate::storage::Storage;
 use crate::swarm::Connected;
 
@@ -157,7 +158,7 @@ pub(crate) async fn upload_volume(
         let full = storage.key(&key);
         let owner =
             Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
-        let progress = |t: crate::steps::transfer::Transfer| {
+        let progress = |t: crate::steps::transfer::upload::Transfer| {
             run.progress(format!("upload {volume}: {}", t.describe()));
         };
         let level = storage.settings().zstd_level;
@@ -177,8 +178,8 @@ pub(crate) async fn upload_volume(
             )
             .await?;
             // At the deadline the upload is aborted, not dropped: no part is left behind.
-            let deadline = crate::steps::transfer::Deadline::after(budget.timeout, out_of_time);
-            let moved = crate::steps::transfer::upload(
+            let deadline = crate::steps::transfer::upload::Deadline::after(budget.timeout, out_of_time);
+            let moved = crate::steps::transfer::upload::upload(
                 &container,
                 storage,
                 &full,
@@ -331,7 +332,7 @@ pub(crate) async fn verify_chosen(
     real: Option<&str>,
     spread: &[String],
     own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
-) -> Option<Vec<(BackupObject, crate::steps::transfer::Staged)>> {
+) -> Option<Vec<(BackupObject, crate::steps::transfer::download::Staged)>> {
     let mut verified = Vec::new();
     let mut check = Step::start("verify", SystemTime::now());
     run.started(&check);
@@ -360,7 +361,7 @@ pub(crate) async fn verify_chosen(
                 .clone()
                 .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
             let identity = identity_for(object, storage, options, &mut read)?;
-            let staged = crate::steps::transfer::stage_object(storage, &storage.key(&object.key), identity)
+            let staged = crate::steps::transfer::download::stage_object(storage, &storage.key(&object.key), identity)
                 .await
                 .map_err(|e| format!("{}: {e}", object.key))?;
             if staged.sha256 != manifest.sha256 {
@@ -398,7 +399,7 @@ async fn verify_foreign(
     storage: &Storage,
     key: &str,
     own: &(dyn Fn(&BackupObject) -> Result<(), String> + Sync),
-) -> Result<(BackupObject, crate::steps::transfer::Staged, String), String> {
+) -> Result<(BackupObject, crate::steps::transfer::download::Staged, String), String> {
     let name = key.rsplit('/').next().unwrap_or_default();
     let (node, volume, date) = parse_foreign_name(name).ok_or_else(|| {
         format!("{key}: not an archive of the seed's tool (<node>_<volume>_<date>{FOREIGN_SUFFIX})")
@@ -410,9 +411,10 @@ async fn verify_foreign(
         .map_err(|e| format!("no backup object {key}: {}", storage.error(format!("read {key}"), &e)))?;
     let object = BackupObject::foreign(key, (node, volume, date), meta.size);
     own(&object)?;
-    let (staged, found, stored) = crate::steps::transfer::stage_foreign(storage, &storage.key(key), volume)
-        .await
-        .map_err(|e| format!("{key}: {e}; nothing was touched"))?;
+    let (staged, found, stored) =
+        crate::steps::transfer::download::stage_foreign(storage, &storage.key(key), volume)
+            .await
+            .map_err(|e| format!("{key}: {e}; nothing was touched"))?;
     let line = format!(
         "{key}: an archive of the seed's tool (sha256 {stored}, no manifest to check it against): a whole gzip tar, \
          {} entries of volume {volume} under backup/{volume}/{}",
@@ -430,7 +432,7 @@ pub(crate) async fn download_volume(
     connected: &Connected,
     names: &BTreeMap<String, String>,
     subject: &Subject,
-    (object, staged): (&BackupObject, &crate::steps::transfer::Staged),
+    (object, staged): (&BackupObject, &crate::steps::transfer::download::Staged),
     node: &str,
 ) {
     let ctx = run.ctx;
@@ -457,7 +459,7 @@ pub(crate) async fn download_volume(
         let owner =
             Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
         let volume = object.volume.clone();
-        let progress = |t: crate::steps::transfer::Transfer| {
+        let progress = |t: crate::steps::transfer::upload::Transfer| {
             run.progress(format!("restore {volume}: {}", t.describe()));
         };
         let timeout = ctx.defaults.backup_upload_timeout;
@@ -471,7 +473,8 @@ pub(crate) async fn download_volume(
                 hold,
             )
             .await?;
-            let moved = crate::steps::transfer::download(&container, staged, &ctx.cancel, &progress).await;
+            let moved =
+                crate::steps::transfer::download::download(&container, staged, &ctx.cancel, &progress).await;
             container.remove().await;
             moved
         } else {
