@@ -28,11 +28,11 @@ pub use crate::cron::{CronError, CronExpr, Timing, ZoneError, parse_zone};
 pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};
-pub use crate::labels::{
-    BackupPolicy, CleanPolicy, Diagnostic, GLOBAL_NOT_STOPPED, LabelPrefixes, MAX_TIMEOUT, NodeCleanPolicy,
-    NodeExec, PruneStep, S3Labels, ServicePolicy, Severity, TargetLabels, UpdatePolicy, node_backup_policy,
-    node_policy, service_policy, valid_volume_name,
+pub use crate::labels::policy::{
+    BackupPolicy, CleanPolicy, NodeCleanPolicy, NodeExec, PruneStep, S3Labels, ServicePolicy, UpdatePolicy,
 };
+pub use crate::labels::read::{GLOBAL_NOT_STOPPED, node_backup_policy, node_policy, service_policy};
+pub use crate::labels::{Diagnostic, LabelPrefixes, MAX_TIMEOUT, Severity, TargetLabels, valid_volume_name};
 pub use crate::oidc::{OidcError, OidcVerifier, describe};
 pub use crate::redact::{Redactor, redact_url};
 pub use chrono_tz::Tz;

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 
-use sha2::Digest;
 use crate::agent::protocol::AgentLine;
 use crate::steps::transfer::download::ArchiveStream;
 use crate::steps::transfer::download::stage_object;
 use crate::steps::transfer::upload::Lines;
 use crate::steps::transfer::upload::Transfer;
 use crate::storage::Storage;
+use sha2::Digest;
 
 /// An archive of one file holding `text`.
 fn archive_of(text: &str) -> Vec<u8> {

@@ -1,303 +1,27 @@
-//! Service and node labels: parsed into typed per-action policies, with a diagnostic for
-//! every label that is wrong, each naming the label key, its value and why.
+//! Reading labels: the keys each target kind knows, the reader that turns a label map into
+//! a policy with a diagnostic for every wrong label (naming its key, value and why, and the
+//! known key it was probably meant to be).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::labels::Diagnostic;
+use crate::labels::LabelPrefixes;
+use crate::labels::MAX_TIMEOUT;
+use crate::labels::Severity;
+use crate::labels::TargetLabels;
+use crate::labels::policy::BackupPolicy;
+use crate::labels::policy::CleanPolicy;
+use crate::labels::policy::NodeCleanPolicy;
+use crate::labels::policy::NodeExec;
+use crate::labels::policy::PruneStep;
+use crate::labels::policy::S3Labels;
+use crate::labels::policy::ServicePolicy;
+use crate::labels::policy::UpdatePolicy;
+use crate::labels::valid_volume_name;
 use crate::{Defaults, parse_go_duration};
 
-/// The longest timeout a label may set: 24 hours (review finding 9).
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (review finding 8).
-pub fn valid_volume_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-/// Which label prefixes are read, in order of precedence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelPrefixes {
-    prefixes: Vec<String>,
-}
-
-impl Default for LabelPrefixes {
-    /// `dockhand.` only.
-    fn default() -> Self {
-        Self { prefixes: vec!["dockhand.".to_owned()] }
-    }
-}
-
-impl LabelPrefixes {
-    /// `dockhand.` and seed 002's `swarm-utils.` (`labels.compat: swarm-utils`), so that an
-    /// existing cluster migrates without relabelling. `dockhand.` wins when both are set.
-    pub fn with_swarm_utils() -> Self {
-        Self { prefixes: vec!["dockhand.".to_owned(), "swarm-utils.".to_owned()] }
-    }
-
-    /// The prefixes, in order of precedence.
-    pub fn as_slice(&self) -> Vec<&str> {
-        self.prefixes.iter().map(String::as_str).collect()
-    }
-
-    /// The first prefix, used to name labels in messages.
-    pub fn primary(&self) -> &str {
-        self.prefixes.first().map_or("dockhand.", String::as_str)
-    }
-}
-
-/// A target's labels as every policy reads them: each key without its prefix (such as
-/// `update.token`) resolved once, **per key the first prefix wins**. So when a service
-/// carries both `dockhand.update.token` and `swarm-utils.update.token`, only the
-/// `dockhand.` one counts, for tokens, CI identity bindings and every other label alike;
-/// a `swarm-utils.` key with no `dockhand.` counterpart still counts.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use dockhand_policy::{LabelPrefixes, TargetLabels};
-///
-/// let labels: BTreeMap<String, String> = [
-///     ("dockhand.update.token", "new"),
-///     ("swarm-utils.update.token", "old"),
-///     ("swarm-utils.update.enable", "true"),
-/// ]
-/// .into_iter()
-/// .map(|(k, v)| (k.to_owned(), v.to_owned()))
-/// .collect();
-/// let view = TargetLabels::resolve(&labels, &LabelPrefixes::with_swarm_utils());
-/// assert_eq!(view.get("update.token"), Some(("dockhand.update.token", "new")));
-/// assert_eq!(view.get("update.enable"), Some(("swarm-utils.update.enable", "true")));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetLabels<'a> {
-    /// Short key → (full key, value).
-    entries: BTreeMap<String, (&'a str, &'a str)>,
-    primary: String,
-}
-
-impl<'a> TargetLabels<'a> {
-    /// Resolves `labels` under `prefixes`; labels under no prefix are left out.
-    pub fn resolve(labels: &'a BTreeMap<String, String>, prefixes: &LabelPrefixes) -> Self {
-        let mut entries = BTreeMap::new();
-        for prefix in &prefixes.prefixes {
-            for (key, value) in labels {
-                if let Some(short) = key.strip_prefix(prefix.as_str()) {
-                    entries.entry(short.to_owned()).or_insert((key.as_str(), value.as_str()));
-                }
-            }
-        }
-        Self { entries, primary: prefixes.primary().to_owned() }
-    }
-
-    /// The full key and the value of `short`, such as `update.token`.
-    pub fn get(&self, short: &str) -> Option<(&'a str, &'a str)> {
-        self.entries.get(short).copied()
-    }
-
-    /// Every resolved label whose short key starts with `head`: (rest of the short key,
-    /// full key, value).
-    pub fn under<'s>(&'s self, head: &'s str) -> impl Iterator<Item = (&'s str, &'a str, &'a str)> + 's {
-        self.entries.iter().filter_map(move |(short, (full, value))| {
-            short.strip_prefix(head).map(|rest| (rest, *full, *value))
-        })
-    }
-
-    /// Every resolved label: (short key, full key, value), by short key.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str, &'a str)> + '_ {
-        self.entries.iter().map(|(short, (full, value))| (short.as_str(), *full, *value))
-    }
-
-    /// `short` under the first prefix, to name a missing label in a message.
-    pub fn key_for(&self, short: &str) -> String {
-        format!("{}{short}", self.primary)
-    }
-}
-
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The label is ignored, or the action refused.
-    Error,
-    /// Accepted, but there is a safer way.
-    Warning,
-}
-
-/// One problem with one label.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// How bad.
-    pub severity: Severity,
-    /// The full label key, such as `dockhand.backup.stop`.
-    pub key: String,
-    /// Its value (masked for labels that carry secrets).
-    pub value: String,
-    /// What is wrong, and what to do.
-    pub message: String,
-}
-
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let level = if self.severity == Severity::Error { "error" } else { "warning" };
-        write!(f, "{level}: {}={:?}: {}", self.key, self.value, self.message)
-    }
-}
-
-/// clean-service, from `clean.*` labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CleanPolicy {
-    /// The command run in each task's container (`clean.exec`), through `shell -c`.
-    pub exec: Option<String>,
-    /// The shell (`clean.exec.shell`).
-    pub shell: String,
-    /// Per task (`clean.exec.timeout`).
-    pub exec_timeout: Duration,
-    /// When cron runs it for this service (`clean.schedule`), over the global schedule.
-    pub schedule: Option<crate::Timing>,
-}
-
-/// Seed-compatible S3 settings in labels (`backup.volume-list-upload.s3.*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct S3Labels {
-    /// Endpoint host.
-    pub url: Option<String>,
-    /// HTTPS or not.
-    pub https: Option<bool>,
-    /// Access key.
-    pub access_key: Option<String>,
-    /// Secret key.
-    pub secret_key: Option<String>,
-    /// Bucket.
-    pub bucket: Option<String>,
-    /// Days a backup is kept.
-    pub retention_days: Option<u32>,
-}
-
-/// backup-service, from `backup.*` labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BackupPolicy {
-    /// Run before the backup (`backup.exec`).
-    pub exec: Option<String>,
-    /// Its shell (`backup.exec.shell`).
-    pub shell: String,
-    /// Its timeout (`backup.exec.timeout`).
-    pub exec_timeout: Duration,
-    /// Scale to 0 during the backup (`backup.stop`), replicated services only.
-    pub stop: bool,
-    /// `backup.stop.timeout`.
-    pub stop_timeout: Duration,
-    /// `backup.start.timeout`.
-    pub start_timeout: Duration,
-    /// Volumes to upload (`backup.volume-list-upload`).
-    pub volumes: Vec<String>,
-    /// When cron runs it for this service (`backup.schedule`), over the global schedule.
-    pub schedule: Option<crate::Timing>,
-    /// Per volume (`backup.volume-list-upload.timeout`).
-    pub upload_timeout: Duration,
-    /// A named storage target (`backup.target`).
-    pub target: Option<String>,
-    /// Seed-style S3 settings.
-    pub s3: S3Labels,
-    /// The image a node's `backup.exec` runs in (`backup.exec.image`, node labels only).
-    pub exec_image: Option<String>,
-    /// A node's `backup.exec` may write to the volumes (`backup.exec.read-write`, node
-    /// labels only; default false: they are mounted read-only).
-    pub exec_read_write: bool,
-}
-
-/// update-service, from `update.*` labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UpdatePolicy {
-    /// Registry credentials are needed (`update.registry.auth`).
-    pub registry_auth: bool,
-    /// `update.registry.user`.
-    pub registry_user: Option<String>,
-    /// `update.registry.password` (accepted, with a warning).
-    pub registry_password: Option<String>,
-    /// `update.registry.url`.
-    pub registry_url: Option<String>,
-    /// A named credential (`update.registry`).
-    pub registry: Option<String>,
-    /// Globs of allowed images (`update.image-allow`).
-    pub image_allow: Option<String>,
-    /// Run before the update (`update.exec-pre`).
-    pub exec_pre: Option<String>,
-    /// Run after the update (`update.exec-post`).
-    pub exec_post: Option<String>,
-    /// The hooks' shell (`update.exec.shell`, default the clean shell).
-    pub shell: String,
-    /// Each hook's timeout in each task (`update.exec.timeout`, default the clean exec
-    /// timeout).
-    pub exec_timeout: Duration,
-    /// Roll back to the previous spec when the update fails (`update.rollback=auto`, the
-    /// default) or leave it to the operator (`never`).
-    pub rollback: bool,
-    /// `update.timeout`.
-    pub timeout: Duration,
-}
-
-/// What a service's labels allow. An action is `None` unless `<action>.enable=true`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct ServicePolicy {
-    /// clean-service.
-    pub clean: Option<CleanPolicy>,
-    /// backup-service.
-    pub backup: Option<BackupPolicy>,
-    /// update-service.
-    pub update: Option<UpdatePolicy>,
-}
-
-/// One prune of clean-node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PruneStep {
-    /// Run it.
-    pub enabled: bool,
-    /// Its timeout.
-    pub timeout: Duration,
-}
-
-/// clean-node, from node labels (seed ideas 3, 5 and 7).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NodeCleanPolicy {
-    /// `clean.container.*`.
-    pub container: PruneStep,
-    /// `clean.image.*`.
-    pub image: PruneStep,
-    /// `clean.builder.*`.
-    pub builder: PruneStep,
-    /// A command run on the node after the prunes (`clean.exec`), in a helper of the image
-    /// `clean.exec.image`, through `shell -c`. `None` when it is not set, or set without its
-    /// image (an error diagnostic says so).
-    pub exec: Option<NodeExec>,
-    /// When cron cleans this node (`clean.schedule`), over the global schedule.
-    pub schedule: Option<crate::Timing>,
-}
-
-/// A node's `clean.exec`: what runs, in which image, with which shell and timeout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeExec {
-    /// The command (`clean.exec`).
-    pub command: String,
-    /// The helper's image (`clean.exec.image`), which holds the shell.
-    pub image: String,
-    /// The shell (`clean.exec.shell`, default the clean shell).
-    pub shell: String,
-    /// Its timeout (`clean.exec.timeout`, default the clean exec timeout).
-    pub timeout: Duration,
-    /// `clean.exec.host=true`: it runs in the host's namespaces (a root container of
-    /// the image, with the host's PID namespace, entering the namespaces of the container
-    /// runtime's shim by `nsenter`),
-    /// for commands that act on the host itself (`journalctl --vacuum-time=7d`).
-    pub host: bool,
-}
-
-const SERVICE_KEYS: &[&str] = &[
+pub(crate) const SERVICE_KEYS: &[&str] = &[
     "clean.enable",
     "clean.exec",
     "clean.exec.shell",
@@ -340,7 +64,7 @@ const SERVICE_KEYS: &[&str] = &[
     "update.token",
 ];
 
-const NODE_KEYS: &[&str] = &[
+pub(crate) const NODE_KEYS: &[&str] = &[
     "clean.enable",
     "clean.schedule",
     "clean.token",
@@ -357,7 +81,7 @@ const NODE_KEYS: &[&str] = &[
     "clean.container.timeout",
 ];
 
-const NODE_BACKUP_KEYS: &[&str] = &[
+pub(crate) const NODE_BACKUP_KEYS: &[&str] = &[
     "backup.enable",
     "backup.schedule",
     "backup.exec",
@@ -373,14 +97,14 @@ const NODE_BACKUP_KEYS: &[&str] = &[
 ];
 
 /// Labels that carry a secret: accepted for compatibility, flagged with a warning.
-const SECRET_KEYS: &[&str] = &[
+pub(crate) const SECRET_KEYS: &[&str] = &[
     "update.registry.password",
     "backup.volume-list-upload.s3.secret-key",
     "backup.volume-list-upload.s3.access-key",
 ];
 
 /// Reads labels under the configured prefixes, collecting diagnostics.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     labels: Vec<(String, &'a str, String)>, // (full key, value, key without prefix)
     diagnostics: Vec<Diagnostic>,
 }
@@ -609,7 +333,7 @@ pub const GLOBAL_NOT_STOPPED: &str = "stop works only on replicated services: th
 /// `backup.*` of a service (`on_node` false) or a node: `None` without `backup.enable=true`.
 /// A node has no replicas to stop (`backup.stop` is not one of its labels), and its
 /// `backup.exec` runs in a helper of the image `backup.exec.image`, which it then needs.
-fn backup_policy(
+pub(crate) fn backup_policy(
     r: &mut Reader<'_>,
     global: bool,
     on_node: bool,
@@ -754,7 +478,7 @@ pub fn node_policy(
 }
 
 /// Levenshtein distance, for did-you-mean.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -767,87 +491,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-impl ServicePolicy {
-    /// The labels that express this policy under `prefix` (such as `dockhand.`): parsing
-    /// them gives this policy back. Timeouts are written in Go syntax.
-    pub fn to_labels(&self, prefix: &str) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        let mut put = |key: &str, value: String| {
-            out.insert(format!("{prefix}{key}"), value);
-        };
-        let go = |d: Duration| crate::format_go_duration(d);
-        if let Some(c) = &self.clean {
-            put("clean.enable", "true".to_owned());
-            if let Some(exec) = &c.exec {
-                put("clean.exec", exec.clone());
-            }
-            put("clean.exec.shell", c.shell.clone());
-            put("clean.exec.timeout", go(c.exec_timeout));
-            if let Some(timing) = &c.schedule {
-                put("clean.schedule", timing.to_string());
-            }
-        }
-        if let Some(b) = &self.backup {
-            put("backup.enable", "true".to_owned());
-            if let Some(exec) = &b.exec {
-                put("backup.exec", exec.clone());
-            }
-            put("backup.exec.shell", b.shell.clone());
-            put("backup.exec.timeout", go(b.exec_timeout));
-            put("backup.stop", b.stop.to_string());
-            put("backup.stop.timeout", go(b.stop_timeout));
-            put("backup.start.timeout", go(b.start_timeout));
-            if !b.volumes.is_empty() {
-                put("backup.volume-list-upload", b.volumes.join(","));
-            }
-            put("backup.volume-list-upload.timeout", go(b.upload_timeout));
-            if let Some(target) = &b.target {
-                put("backup.target", target.clone());
-            }
-            if let Some(timing) = &b.schedule {
-                put("backup.schedule", timing.to_string());
-            }
-            let s3 = &b.s3;
-            for (key, value) in [
-                ("url", &s3.url),
-                ("access-key", &s3.access_key),
-                ("secret-key", &s3.secret_key),
-                ("bucket", &s3.bucket),
-            ] {
-                if let Some(value) = value {
-                    put(&format!("backup.volume-list-upload.s3.{key}"), value.clone());
-                }
-            }
-            if let Some(https) = s3.https {
-                put("backup.volume-list-upload.s3.https", https.to_string());
-            }
-            if let Some(days) = s3.retention_days {
-                put("backup.volume-list-upload.s3.retention-days", days.to_string());
-            }
-        }
-        if let Some(u) = &self.update {
-            put("update.enable", "true".to_owned());
-            put("update.registry.auth", u.registry_auth.to_string());
-            for (key, value) in [
-                ("registry.user", &u.registry_user),
-                ("registry.password", &u.registry_password),
-                ("registry.url", &u.registry_url),
-                ("registry", &u.registry),
-                ("image-allow", &u.image_allow),
-                ("exec-pre", &u.exec_pre),
-                ("exec-post", &u.exec_post),
-            ] {
-                if let Some(value) = value {
-                    put(&format!("update.{key}"), value.clone());
-                }
-            }
-            put("update.exec.shell", u.shell.clone());
-            put("update.exec.timeout", go(u.exec_timeout));
-            put("update.rollback", if u.rollback { "auto" } else { "never" }.to_owned());
-            put("update.timeout", go(u.timeout));
-        }
-        out
-    }
 }
