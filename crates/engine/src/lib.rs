@@ -86,13 +86,16 @@ pub use crate::resources::{
 };
 pub use crate::ssh::{HostKeyChecking, SshSettings};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
-pub use crate::swarm::{
-    ContainerSpec, EndpointSpec, GlobalMode, LogDriver, LogStream, LogsOptions, ManagerStatus,
-    NetworkAttachment, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus, ObjectVersion, Placement,
-    Privileges, ReplicatedJobMode, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode,
-    ServiceMount, ServiceSpec, ServiceStatus, ServiceSummary, ServiceUpdated, SummaryContainer, SummaryMode,
-    SummarySpec, SummaryTask, Task, TaskContainer, TaskSpec, TaskStatus, UpdateOptions, UpdateStatus,
+pub use crate::swarm::nodes::{
+    ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus, Task, TaskContainer, TaskStatus,
 };
+pub use crate::swarm::spec::{
+    ContainerSpec, EndpointSpec, GlobalMode, LogDriver, NetworkAttachment, Placement, Privileges,
+    ReplicatedJobMode, ReplicatedMode, RestartPolicy, Service, ServiceCreated, ServiceMode, ServiceMount,
+    ServiceSpec, ServiceStatus, ServiceSummary, SummaryContainer, SummaryMode, SummarySpec, SummaryTask,
+    TaskSpec, UpdateStatus,
+};
+pub use crate::swarm::{LogStream, LogsOptions, ObjectVersion, ServiceUpdated, UpdateOptions};
 pub use crate::system::{Component, Event, EventActor, Info, Ping, Platform, SwarmInfo, Version};
 pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};
