@@ -494,3 +494,22 @@ fn every_module_has_a_code_map_row() {
     }
     assert!(missing.is_empty(), "modules without a row in docs/architecture.md's code map: {missing:#?}");
 }
+
+/// A file is read whole: none under `crates/*/src` is over 700 lines. A module that grows
+/// past it splits along its seams (a folder with a file per concern, its tests in
+/// `tests.rs`), as `steps/transfer/` and `storage/` did.
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let mut files = Vec::new();
+    rust_files(&crate::project_root().join("crates"), &mut files);
+    let sources: Vec<_> = files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")).collect();
+    assert!(sources.len() > 50, "crate sources not found");
+    let long: Vec<String> = sources
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap_or_default().lines().count();
+            (lines > 700).then(|| format!("{}: {lines} lines", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 700 lines: {long:#?}");
+}

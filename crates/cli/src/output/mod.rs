@@ -11,6 +11,10 @@ use dockhand_engine::{ApiVersion, Info, Node, Ping, Task, Version};
 use dockhand_host::{Check, HostState, HostsConfig};
 use serde::Serialize;
 
+mod progress;
+
+pub(crate) use progress::JobPrinter;
+
 /// Prints `value` as JSON, or the text `human` builds.
 pub(crate) fn print<T: Serialize>(
     json: bool,
@@ -201,7 +205,7 @@ impl Table {
     }
 }
 
-fn or_dash(v: Option<&str>) -> &str {
+pub(crate) fn or_dash(v: Option<&str>) -> &str {
     v.unwrap_or("-")
 }
 
@@ -271,7 +275,7 @@ pub(crate) fn info(i: &Info, api: ApiVersion) -> String {
 }
 
 /// Left-aligned columns, two spaces apart, with a header row.
-fn columns<const N: usize>(headers: [&str; N], rows: Vec<[String; N]>) -> String {
+pub(crate) fn columns<const N: usize>(headers: [&str; N], rows: Vec<[String; N]>) -> String {
     let mut widths = headers.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -298,7 +302,7 @@ fn columns<const N: usize>(headers: [&str; N], rows: Vec<[String; N]>) -> String
     out
 }
 
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
@@ -404,177 +408,8 @@ fn ago(d: Duration) -> String {
     format!("{lower} ago")
 }
 
-/// Draws a running job: JSON lines of its events (`--json`); on a terminal, a spinner per
-/// node or task while it waits; on a pipe, one plain line per step.
-pub(crate) struct JobPrinter {
-    json: bool,
-    tty: Option<Spinners>,
-}
-
-struct Spinners {
-    multi: indicatif::MultiProgress,
-    bars: std::sync::Mutex<HashMap<String, indicatif::ProgressBar>>,
-}
-
-/// What a step is about: its node and task, or its node and kind.
-fn step_key(step: &dockhand_jobs::Step) -> String {
-    let node = step.node.as_deref().unwrap_or("-");
-    match &step.task {
-        Some(task) => format!("{node} task {task}"),
-        None => format!("{node} {}", step.kind),
-    }
-}
-
-/// Where a step runs, for people: its node, and its task if it has one.
-fn step_place(step: &dockhand_jobs::Step) -> String {
-    let node = step.node.as_deref().unwrap_or("-");
-    match &step.task {
-        Some(task) => format!("{node} task {task}"),
-        None => node.to_owned(),
-    }
-}
-
-fn step_line(step: &dockhand_jobs::Step) -> String {
-    let status = format!("{:?}", step.status).to_lowercase();
-    let mut text = format!("{} on {}: {status}", step.kind, step_place(step));
-    if let Some(bytes_reclaimed) = step.reclaimed_bytes {
-        let _ = write!(text, ", {} reclaimed", bytes(bytes_reclaimed));
-    }
-    if let (Some(object), Some(n)) = (&step.object, step.bytes) {
-        let _ = write!(text, ", {object} ({})", bytes(n));
-    }
-    if let Some(error) = &step.error {
-        let _ = write!(text, " ({error})");
-    }
-    text
-}
-
-impl JobPrinter {
-    pub(crate) fn new(json: bool) -> Self {
-        use std::io::IsTerminal;
-        let tty = (!json && std::io::stderr().is_terminal()).then(|| Spinners {
-            multi: indicatif::MultiProgress::new(),
-            bars: std::sync::Mutex::new(HashMap::new()),
-        });
-        Self { json, tty }
-    }
-
-    /// Clears what spinners are left.
-    pub(crate) fn done(&self) {
-        if let Some(tty) = &self.tty {
-            if let Ok(mut bars) = tty.bars.lock() {
-                bars.drain().for_each(|(_, bar)| bar.finish_and_clear());
-            }
-        }
-    }
-
-    fn draw(tty: &Spinners, event: &dockhand_jobs::Event) {
-        use dockhand_jobs::Event;
-        let Ok(mut bars) = tty.bars.lock() else { return };
-        match event {
-            Event::StepStarted { step, .. } => {
-                let bar = tty.multi.add(indicatif::ProgressBar::new_spinner());
-                bar.set_message(format!("{} on {} ...", step.kind, step_place(step)));
-                bar.enable_steady_tick(Duration::from_millis(120));
-                if let Some(old) = bars.insert(step_key(step), bar) {
-                    old.finish_and_clear();
-                }
-            }
-            Event::StepFinished { step, .. } => match bars.remove(&step_key(step)) {
-                Some(bar) => bar.finish_with_message(step_line(step)),
-                None => {
-                    let _ = tty.multi.println(step_line(step));
-                }
-            },
-            Event::Progress { message, .. } => {
-                let _ = tty.multi.println(message);
-            }
-            Event::JobFinished { .. } => bars.drain().for_each(|(_, bar)| bar.finish_and_clear()),
-            _ => {}
-        }
-    }
-
-    /// The closing table (text), or the job (JSON).
-    pub(crate) fn summary(&self, job: &dockhand_jobs::Job) -> anyhow::Result<()> {
-        if self.json {
-            return line(&serde_json::to_string(job)?);
-        }
-        let rows = job
-            .steps
-            .iter()
-            .map(|s| {
-                [
-                    s.kind.clone(),
-                    s.node.clone().unwrap_or_else(|| "-".to_owned()),
-                    s.task.as_deref().map_or_else(|| "-".to_owned(), |t| t.get(..12).unwrap_or(t).to_owned()),
-                    format!("{:?}", s.status).to_lowercase(),
-                    s.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-                    s.reclaimed_bytes.or(s.bytes).map_or_else(|| "-".to_owned(), bytes),
-                    format!("{:.1}s", s.duration_ms as f64 / 1000.0),
-                    s.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        let mut text = columns(["STEP", "NODE", "TASK", "STATUS", "EXIT", "BYTES", "TIME", "ERROR"], rows);
-        // What a failed step printed last (a command's output, a failed task's logs).
-        for s in job.steps.iter().filter(|s| s.status == dockhand_jobs::Status::Failed) {
-            let Some(tail) = s.output_tail.as_deref().map(str::trim_end).filter(|t| !t.is_empty()) else {
-                continue;
-            };
-            let place = [s.node.as_deref(), s.task.as_deref().map(|t| t.get(..12).unwrap_or(t))]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let place = if place.is_empty() { String::new() } else { format!(" ({place})") };
-            let _ = writeln!(text, "--- {}{place}, last output:\n{tail}", s.kind);
-        }
-        let _ = writeln!(
-            text,
-            "{} {} by {}: {} (job {})",
-            job.action.as_str(),
-            job.target.describe(),
-            job.caller,
-            format!("{:?}", job.status).to_lowercase(),
-            job.id
-        );
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
-        Ok(())
-    }
-}
-
-impl dockhand_jobs::Sink for JobPrinter {
-    fn event(&self, event: &dockhand_jobs::Event) {
-        // A closed pipe or a full disk must not stop the job: printing is best effort here,
-        // and the summary reports the error.
-        if self.json {
-            if let Ok(text) = serde_json::to_string(event) {
-                let _ = line(&text);
-            }
-            return;
-        }
-        if let Some(tty) = &self.tty {
-            return Self::draw(tty, event);
-        }
-        match event {
-            dockhand_jobs::Event::StepStarted { step, .. } => {
-                let _ = line(&format!("{} on {} ...", step.kind, step_place(step)));
-            }
-            dockhand_jobs::Event::StepFinished { step, .. } => {
-                let _ = line(&step_line(step));
-            }
-            dockhand_jobs::Event::Progress { message, .. } => {
-                let _ = line(message);
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Bytes as people read them: `0 B`, `1.5 MB`.
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -715,54 +550,4 @@ pub(crate) fn config(config: &HostsConfig) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_error_chain_is_one_line_without_repeats() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        let err =
-            anyhow::Error::new(io).context("cannot connect to unix:///x.sock: No such file or directory");
-        let err = err.context("--host-id web");
-        assert_eq!(
-            one_line(err.chain()),
-            "--host-id web: cannot connect to unix:///x.sock: No such file or directory"
-        );
-    }
-
-    #[test]
-    fn ages_read_as_the_docker_cli_writes_them() {
-        let cases = [
-            (0, "less than a second ago"),
-            (1, "1 second ago"),
-            (59, "59 seconds ago"),
-            (60, "about a minute ago"),
-            (119, "about a minute ago"),
-            (300, "5 minutes ago"),
-            (3600, "about an hour ago"),
-            (3 * 3600, "3 hours ago"),
-            (47 * 3600, "47 hours ago"),
-            (48 * 3600, "2 days ago"),
-            (15 * 86_400, "2 weeks ago"),
-            (61 * 86_400, "2 months ago"),
-            (800 * 86_400, "2 years ago"),
-        ];
-        for (secs, text) in cases {
-            assert_eq!(ago(Duration::from_secs(secs)), text, "{secs}s");
-        }
-    }
-
-    #[test]
-    fn tasks_show_hostnames_and_relative_times() {
-        let task: Task = serde_json::from_value(serde_json::json!({
-            "ID": "t1234567890abcdef", "NodeID": "n1234567890abcdef", "Slot": 1, "DesiredState": "running",
-            "Status": {"State": "running", "Timestamp": "2026-11-28T03:00:00.123456789Z"}
-        }))
-        .unwrap();
-        let hostnames = HashMap::from([("n1234567890abcdef".to_owned(), "node-1".to_owned())]);
-        let now = humantime::parse_rfc3339("2026-11-28T03:05:00Z").unwrap();
-        let text = tasks("web", &[task], &hostnames, now);
-        assert!(text.contains("web.1") && text.contains("node-1"), "{text}");
-        assert!(text.contains("Running 4 minutes ago") && text.contains("Running  "), "{text}");
-    }
-}
+mod tests;
