@@ -13,12 +13,12 @@ use dockhand_host::Environment;
 use dockhand_host::supervisor::{
     Backoff, OnLeftover, OsProcesses, ProcessEffects, Supervisor, SupervisorOptions,
 };
-use dockhand_host::{HostConfig, HostsConfig};
+use dockhand_host::{HostEntry, HostsConfig};
 
 /// A managed host whose engine is a plain dockerd under a short temporary directory.
 struct Managed {
     dir: tempfile::TempDir,
-    host: HostConfig,
+    host: HostEntry,
 }
 
 impl Managed {

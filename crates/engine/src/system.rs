@@ -195,7 +195,7 @@ impl SwarmInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
-pub struct Event {
+pub struct EngineEvent {
     /// `container`, `image`, `volume`, `network`, `service`, `node`, ...
     #[serde(rename = "Type")]
     pub kind: String,
@@ -228,7 +228,7 @@ impl Client {
     /// `GET /events`: a stream of events as they happen, filtered (`type=container`,
     /// `label=...`). It has no idle timeout: quiet periods are normal. Set one with
     /// [`JsonStream::with_idle_timeout`](crate::JsonStream::with_idle_timeout).
-    pub async fn events(&self, filters: &crate::Filters) -> Result<crate::JsonStream<Event>, Error> {
+    pub async fn events(&self, filters: &crate::Filters) -> Result<crate::JsonStream<EngineEvent>, Error> {
         let path = format!("/events{}", crate::containers::filter_query(filters));
         let (_, body) = self.open_stream(Method::GET, &path, None, None).await?;
         Ok(crate::JsonStream::new(body))

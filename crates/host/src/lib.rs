@@ -31,7 +31,7 @@ mod resolve;
 pub mod supervisor;
 
 pub use crate::config::{
-    ClientTls, ConfigFile, DEFAULT_CONFIG, ENV_PREFIX, HostConfig, HostType, HostsConfig, ManagedSettings,
+    ClientTls, ConfigFile, DEFAULT_CONFIG, ENV_PREFIX, HostEntry, HostType, HostsConfig, ManagedSettings,
     Origin, default_path, env_id,
 };
 pub use crate::expand::{ExpandError, expand};

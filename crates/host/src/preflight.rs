@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::HostConfig;
+use crate::HostEntry;
 
 /// The most bytes a unix socket path may have (`sun_path` is 108 with its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -107,7 +107,7 @@ fn current_uid() -> u32 {
 /// Runs the checks for `host` (a managed host; others pass trivially). The rootless checks
 /// apply when the executable is a rootless launcher (`dockerd-rootless.sh` or any name with
 /// `rootless` in it).
-pub fn preflight(host: &HostConfig, system: &System) -> Vec<Check> {
+pub fn preflight(host: &HostEntry, system: &System) -> Vec<Check> {
     let Some(managed) = &host.managed else { return Vec::new() };
     let mut checks = Vec::new();
     let exe = system.find(&managed.executable);
@@ -217,7 +217,7 @@ mod tests {
     use crate::Environment;
     use crate::HostsConfig;
 
-    fn managed(executable: &str, socket: &str) -> HostConfig {
+    fn managed(executable: &str, socket: &str) -> HostEntry {
         let yaml = format!(
             "docker:\n  hosts:\n    m:\n      type: managed\n      host: unix://{socket}\n      managed:\n        executable: {executable}\n"
         );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dockhand_engine::{Client, ClientBuilder};
 
 use crate::supervisor::{OsProcesses, ProcessEffects, Supervisor, SupervisorOptions};
-use crate::{ConnectOptions, Environment, Error, HostConfig, HostType, HostsConfig, resolve};
+use crate::{ConnectOptions, Environment, Error, HostEntry, HostType, HostsConfig, resolve};
 
 type Supervisors = Arc<tokio::sync::Mutex<HashMap<String, Arc<Supervisor>>>>;
 
@@ -113,7 +113,7 @@ impl HostRegistry {
 
     /// A host by id; unknown ids are an error listing the known ones, and an entry that
     /// does not validate is an error listing its problems.
-    pub fn get(&self, id: &str) -> Result<&HostConfig, Error> {
+    pub fn get(&self, id: &str) -> Result<&HostEntry, Error> {
         if let Some((_, problems)) = self.config.broken().find(|(broken, _)| *broken == id) {
             return Err(Error::Invalid(problems.to_vec()));
         }
@@ -159,7 +159,7 @@ impl HostRegistry {
     /// The managed host `id`, ready to be started in the foreground (`dockhand host run`):
     /// refused when it is disabled (with the same message as [`HostRegistry::connect`]) or
     /// not managed, or when a preflight check fails (each failure naming its fix).
-    pub fn prepare_run(&self, id: &str, system: &crate::System) -> Result<&HostConfig, Error> {
+    pub fn prepare_run(&self, id: &str, system: &crate::System) -> Result<&HostEntry, Error> {
         let host = self.get(id)?;
         if host.disabled {
             return Err(disabled(host));
@@ -216,7 +216,7 @@ impl HostRegistry {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn client(&self, host: &HostConfig) -> Result<Client, Error> {
+    fn client(&self, host: &HostEntry) -> Result<Client, Error> {
         let engine = |source| Error::Engine { id: host.id.clone(), source: Box::new(source) };
         match &host.host {
             Some(endpoint) => {
@@ -340,7 +340,7 @@ impl HostRegistry {
 }
 
 /// The error for using a disabled host, saying how to enable it.
-fn disabled(host: &HostConfig) -> Error {
+fn disabled(host: &HostEntry) -> Error {
     Error::Disabled {
         id: host.id.clone(),
         origin: host.origin.to_string(),

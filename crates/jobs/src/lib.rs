@@ -89,7 +89,7 @@ pub use crate::schedule::{
     Launched, Launcher, Recorded, SCHEDULED_ACTIONS, SEED_CRON, Schedule, ScheduleError, Scheduled,
     Scheduler, scheduled_targets, tick_text, with_next_runs,
 };
-pub use crate::seal::{AGE_SUFFIX, Identity, IdentityError};
+pub use crate::seal::{AGE_SUFFIX, AgeIdentity, IdentityError};
 pub use crate::secret::Secret;
 pub use crate::steps::catalog::{
     ARCHIVE_SUFFIX, BackupObject, FOREIGN_CHECK, FOREIGN_SUFFIX, MANIFEST_SUFFIX, Manifest, NoBackup,

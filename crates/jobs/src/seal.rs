@@ -37,7 +37,7 @@ pub(crate) fn recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>,
 
 /// An age identity file's contents, read once where the restore starts.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub struct AgeIdentity {
     path: String,
     text: Secret,
 }
@@ -47,7 +47,7 @@ pub struct Identity {
 #[error("{0}")]
 pub struct IdentityError(String);
 
-impl Identity {
+impl AgeIdentity {
     /// Reads and checks the identity file at `path`: it must hold at least one identity.
     pub fn read(path: &Path) -> Result<Self, IdentityError> {
         let shown = path.display().to_string();
@@ -202,7 +202,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Sealed<W> {
 /// (the wrong identity, a damaged or truncated object).
 pub(crate) fn opened(
     cipher: tokio::sync::mpsc::Receiver<Bytes>,
-    identity: &Identity,
+    identity: &AgeIdentity,
 ) -> tokio::sync::mpsc::Receiver<Result<Bytes, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let identity = identity.clone();
@@ -291,7 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.txt");
         std::fs::write(&path, format!("{}\n", secrecy_text(&key))).unwrap();
-        let identity = Identity::read(&path).unwrap();
+        let identity = AgeIdentity::read(&path).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let feed = tokio::spawn(async move {
             for chunk in stored.chunks(65_000) {
@@ -319,7 +319,7 @@ mod tests {
         let decrypt = |who: &age::x25519::Identity, data: Vec<u8>| {
             let path = dir.path().join("k.txt");
             std::fs::write(&path, secrecy_text(who)).unwrap();
-            let identity = Identity::read(&path).unwrap();
+            let identity = AgeIdentity::read(&path).unwrap();
             async move {
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
                 tx.send(Bytes::from(data)).await.unwrap();
@@ -351,9 +351,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.txt");
         std::fs::write(&path, "# nothing\n").unwrap();
-        let err = Identity::read(&path).unwrap_err().to_string();
+        let err = AgeIdentity::read(&path).unwrap_err().to_string();
         assert!(err.contains("empty.txt") && err.contains("no identity"), "{err}");
-        let err = Identity::read(&dir.path().join("missing")).unwrap_err().to_string();
+        let err = AgeIdentity::read(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(err.contains("cannot read the age identity file"), "{err}");
     }
 

@@ -11,7 +11,7 @@ use crate::{LabelPrefixes, TargetLabels};
 
 /// A job a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+pub enum Permission {
     /// clean-service or clean-node.
     Clean,
     /// backup-service.
@@ -20,7 +20,7 @@ pub enum Action {
     Update,
 }
 
-impl Action {
+impl Permission {
     /// The label segment: `clean`, `backup`, `update`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,7 +258,7 @@ impl Authorizer {
     /// the scope is checked first, for admins, tokens and CI identities alike.
     pub fn authorize<'c>(
         &self,
-        action: Action,
+        action: Permission,
         name: &str,
         labels: &BTreeMap<String, String>,
         credential: impl Into<Credential<'c>>,
@@ -329,12 +329,12 @@ mod tests {
         let allow = |who: Identity| Decision::Allow { who };
         let clean_hash = hash_token("tok-clean");
         type Row<'a> =
-            (&'a str, Action, &'a str, &'a BTreeMap<String, String>, &'a str, Result<Identity, &'a str>);
+            (&'a str, Permission, &'a str, &'a BTreeMap<String, String>, &'a str, Result<Identity, &'a str>);
         let rows: Vec<Row<'_>> = vec![
-            ("admin", Action::Update, "web", &web, "root-2", Ok(Identity::Admin(2))),
+            ("admin", Permission::Update, "web", &web, "root-2", Ok(Identity::Admin(2))),
             (
                 "admin on a target without labels",
-                Action::Backup,
+                Permission::Backup,
                 "bare",
                 &bare,
                 "root-1",
@@ -342,7 +342,7 @@ mod tests {
             ),
             (
                 "the right token for the right action",
-                Action::Update,
+                Permission::Update,
                 "web",
                 &web,
                 "tok-web",
@@ -350,7 +350,7 @@ mod tests {
             ),
             (
                 "the right token for the wrong action",
-                Action::Backup,
+                Permission::Backup,
                 "web",
                 &web,
                 "tok-web",
@@ -358,7 +358,7 @@ mod tests {
             ),
             (
                 "another service's token",
-                Action::Update,
+                Permission::Update,
                 "web",
                 &web,
                 "tok-api",
@@ -366,7 +366,7 @@ mod tests {
             ),
             (
                 "a hashed label, the right token",
-                Action::Clean,
+                Permission::Clean,
                 "web",
                 &web,
                 "tok-clean",
@@ -374,7 +374,7 @@ mod tests {
             ),
             (
                 "a hashed label, a wrong token",
-                Action::Clean,
+                Permission::Clean,
                 "web",
                 &web,
                 "tok-web",
@@ -382,16 +382,16 @@ mod tests {
             ),
             (
                 "a hashed label, its hash as the token",
-                Action::Clean,
+                Permission::Clean,
                 "web",
                 &web,
                 &clean_hash,
                 Err("does not match"),
             ),
-            ("an empty token", Action::Update, "web", &web, "", Err("no token")),
+            ("an empty token", Permission::Update, "web", &web, "", Err("no token")),
             (
                 "a target without a token label",
-                Action::Update,
+                Permission::Update,
                 "bare",
                 &bare,
                 "tok-web",
@@ -399,7 +399,7 @@ mod tests {
             ),
             (
                 "finding 1: an upper-case SHA256: label, the real token",
-                Action::Update,
+                Permission::Update,
                 "db",
                 &db,
                 "tok-db",
@@ -407,7 +407,7 @@ mod tests {
             ),
             (
                 "finding 1: an upper-case SHA256: label, the label itself as the token",
-                Action::Update,
+                Permission::Update,
                 "db",
                 &db,
                 &upper_hash,
@@ -415,7 +415,7 @@ mod tests {
             ),
             (
                 "finding 1: a malformed hash label is never a plain token",
-                Action::Backup,
+                Permission::Backup,
                 "db",
                 &db,
                 "Sha256:abc123",
@@ -423,7 +423,7 @@ mod tests {
             ),
             (
                 "a token meant for another service, on it",
-                Action::Update,
+                Permission::Update,
                 "api",
                 &api,
                 "tok-api",
@@ -470,13 +470,13 @@ mod tests {
         let one = Authorizer::new([], &LabelPrefixes::default()).with_oidc_issuers(1);
         let two = Authorizer::new([], &LabelPrefixes::default()).with_oidc_issuers(2);
         let allowed = |auth: &Authorizer, labels: &BTreeMap<String, String>, iss: &str| {
-            auth.authorize(Action::Update, "web", labels, Credential::Ci(&claims(iss))).is_allowed()
+            auth.authorize(Permission::Update, "web", labels, Credential::Ci(&claims(iss))).is_allowed()
         };
         assert!(allowed(&one, &unpinned, a), "one issuer: the binding is its");
         // R3-10: B's group/app is not A's.
         assert!(!allowed(&two, &unpinned, b));
         assert!(!allowed(&two, &unpinned, a), "an unpinned binding binds nothing with several issuers");
-        match two.authorize(Action::Update, "web", &unpinned, Credential::Ci(&claims(a))) {
+        match two.authorize(Permission::Update, "web", &unpinned, Credential::Ci(&claims(a))) {
             Decision::Deny { reason } => assert!(reason.contains("dockhand.update.oidc.iss"), "{reason}"),
             other => panic!("{other:?}"),
         }
@@ -491,17 +491,17 @@ mod tests {
             .with_scope("dockhand.tenant", "team-a");
         let theirs = labels(&[("dockhand.tenant", "team-b"), ("dockhand.update.token", "t")]);
         let ours = labels(&[("dockhand.tenant", "team-a"), ("dockhand.update.token", "t")]);
-        let Decision::Deny { reason } = auth.authorize(Action::Update, "x", &theirs, "root") else {
+        let Decision::Deny { reason } = auth.authorize(Permission::Update, "x", &theirs, "root") else {
             panic!("allowed")
         };
         assert!(reason.contains("outside this instance's scope (dockhand.tenant=team-a)"), "{reason}");
-        assert!(auth.authorize(Action::Update, "x", &ours, "root").is_allowed());
+        assert!(auth.authorize(Permission::Update, "x", &ours, "root").is_allowed());
         assert!(auth.in_scope(&ours) && !auth.in_scope(&theirs));
         assert!(
             Authorizer::new([], &LabelPrefixes::default()).in_scope(&theirs),
             "no scope: everything is in it"
         );
-        assert!(auth.authorize(Action::Update, "x", &ours, "t").is_allowed());
+        assert!(auth.authorize(Permission::Update, "x", &ours, "t").is_allowed());
     }
 
     #[test]
@@ -509,12 +509,12 @@ mod tests {
         let seed = labels(&[("swarm-utils.update.token", "legacy")]);
         assert!(
             !Authorizer::new([], &LabelPrefixes::default())
-                .authorize(Action::Update, "x", &seed, "legacy")
+                .authorize(Permission::Update, "x", &seed, "legacy")
                 .is_allowed()
         );
         assert!(
             Authorizer::new([], &LabelPrefixes::with_swarm_utils())
-                .authorize(Action::Update, "x", &seed, "legacy")
+                .authorize(Permission::Update, "x", &seed, "legacy")
                 .is_allowed()
         );
     }
@@ -529,15 +529,15 @@ mod tests {
             ("swarm-utils.clean.token", "seed-clean"),
         ]);
         let auth = Authorizer::new([], &LabelPrefixes::with_swarm_utils());
-        assert!(auth.authorize(Action::Update, "web", &both, "new-token").is_allowed());
-        let Decision::Deny { reason } = auth.authorize(Action::Update, "web", &both, "old-token") else {
+        assert!(auth.authorize(Permission::Update, "web", &both, "new-token").is_allowed());
+        let Decision::Deny { reason } = auth.authorize(Permission::Update, "web", &both, "old-token") else {
             panic!("the overridden seed token was accepted");
         };
         assert!(reason.contains("dockhand.update.token"), "{reason}");
-        assert!(auth.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
+        assert!(auth.authorize(Permission::Clean, "web", &both, "seed-clean").is_allowed());
         // Without the seed prefix configured, its labels count for nothing.
         let strict = Authorizer::new([], &LabelPrefixes::default());
-        assert!(!strict.authorize(Action::Clean, "web", &both, "seed-clean").is_allowed());
+        assert!(!strict.authorize(Permission::Clean, "web", &both, "seed-clean").is_allowed());
     }
 
     /// The authorization matrix for CI identities (claims already verified), through the
@@ -575,7 +575,7 @@ mod tests {
         ];
         for (name, labels, project, expected) in rows {
             let c = claims(project);
-            match (auth.authorize(Action::Update, "web", labels, Credential::Ci(&c)), expected) {
+            match (auth.authorize(Permission::Update, "web", labels, Credential::Ci(&c)), expected) {
                 (Decision::Allow { .. }, Ok(())) => {}
                 (Decision::Deny { reason }, Err(part)) => assert!(reason.contains(part), "{name}: {reason}"),
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),

@@ -12,7 +12,7 @@ use crate::Defaults;
 
 /// How long a job may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub struct JobBudget {
     /// For the work, once the lock is held.
     pub operation: Duration,
     /// Lock wait included.
@@ -21,20 +21,20 @@ pub struct Budget {
 
 /// The budget for operations with these timeouts. The arithmetic saturates: however many
 /// operations and however long their timeouts, it never panics (review finding 9).
-pub fn budget(operations: &[Duration], defaults: &Defaults) -> Budget {
+pub fn budget(operations: &[Duration], defaults: &Defaults) -> JobBudget {
     let operation = operations
         .iter()
         .fold(Duration::ZERO, |sum, op| sum.saturating_add(op.saturating_add(defaults.pending_timeout)))
         .saturating_add(defaults.extra_timeout);
-    Budget { operation, total: operation.saturating_add(defaults.lock_timeout) }
+    JobBudget { operation, total: operation.saturating_add(defaults.lock_timeout) }
 }
 
 /// clean-service: one exec per task, each with `exec_timeout`.
-pub fn clean_service(tasks: usize, exec_timeout: Duration, defaults: &Defaults) -> Budget {
+pub fn clean_service(tasks: usize, exec_timeout: Duration, defaults: &Defaults) -> JobBudget {
     let per_task = exec_timeout.saturating_add(defaults.pending_timeout);
     let times = u32::try_from(tasks).unwrap_or(u32::MAX);
     let operation = per_task.saturating_mul(times).saturating_add(defaults.extra_timeout);
-    Budget { operation, total: operation.saturating_add(defaults.lock_timeout) }
+    JobBudget { operation, total: operation.saturating_add(defaults.lock_timeout) }
 }
 
 /// What a backup does, with each step's timeout (labels override the defaults).
@@ -51,7 +51,7 @@ pub struct BackupSteps {
 }
 
 /// backup-service: exec, stop, one upload per volume, start.
-pub fn backup_service(steps: &BackupSteps, defaults: &Defaults) -> Budget {
+pub fn backup_service(steps: &BackupSteps, defaults: &Defaults) -> JobBudget {
     let mut ops: Vec<Duration> = steps.exec.into_iter().collect();
     if let Some((stop, start)) = steps.stop_start {
         ops.push(stop);
@@ -62,12 +62,12 @@ pub fn backup_service(steps: &BackupSteps, defaults: &Defaults) -> Budget {
 }
 
 /// clean-node: container, image and builder prunes.
-pub fn clean_node(container: Duration, image: Duration, builder: Duration, defaults: &Defaults) -> Budget {
+pub fn clean_node(container: Duration, image: Duration, builder: Duration, defaults: &Defaults) -> JobBudget {
     budget(&[container, image, builder], defaults)
 }
 
 /// update-service: one update.
-pub fn update_service(timeout: Duration, defaults: &Defaults) -> Budget {
+pub fn update_service(timeout: Duration, defaults: &Defaults) -> JobBudget {
     budget(&[timeout], defaults)
 }
 

@@ -22,8 +22,8 @@ mod labels;
 mod oidc;
 mod redact;
 
-pub use crate::auth::{Action, Authorizer, Credential, Decision, Identity, TokenLabel, hash_token};
-pub use crate::budget::Budget;
+pub use crate::auth::{Authorizer, Credential, Decision, Identity, Permission, TokenLabel, hash_token};
+pub use crate::budget::JobBudget;
 pub use crate::cron::{CronError, CronExpr, Timing, ZoneError, parse_zone};
 pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};

@@ -16,7 +16,7 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{Action, Decision, Identity};
+use crate::auth::{Decision, Identity, Permission};
 use crate::{LabelPrefixes, TargetLabels};
 
 /// The issuers, audience and keys CI identity tokens are checked against.
@@ -247,7 +247,7 @@ pub fn describe(claims: &BTreeMap<String, Value>) -> String {
 /// grants nothing to CI identities. `<action>.oidc.iss` is compared exactly, never as a
 /// glob; with `several_issuers` it is required (R3-10).
 pub(crate) fn authorize_claims(
-    action: Action,
+    action: Permission,
     name: &str,
     labels: &BTreeMap<String, String>,
     claims: &BTreeMap<String, Value>,

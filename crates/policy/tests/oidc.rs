@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use dockhand_policy::{Action, Authorizer, Credential, Decision, LabelPrefixes, OidcVerifier};
+use dockhand_policy::{Authorizer, Credential, Decision, LabelPrefixes, OidcVerifier, Permission};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
@@ -137,7 +137,7 @@ fn verifier(keys: &[&Issuer]) -> OidcVerifier {
 
 /// Decides as the server will: one entry point for tokens and CI identities.
 fn authorize_claims(
-    action: Action,
+    action: Permission,
     name: &str,
     labels: &BTreeMap<String, String>,
     claims: &BTreeMap<String, Value>,
@@ -160,21 +160,21 @@ fn the_right_project_may_update_and_another_may_not() {
     ]);
     for issuer in [&rsa, &ec] {
         let claims = v.verify(&issuer.token(&gitlab_claims("group/project-a", 300)), now()).unwrap();
-        match authorize_claims(Action::Update, "web", &service, &claims, &LabelPrefixes::default()) {
+        match authorize_claims(Permission::Update, "web", &service, &claims, &LabelPrefixes::default()) {
             Decision::Allow { who } => assert_eq!(who.to_string(), "gitlab:group/project-a@refs/heads/main"),
             Decision::Deny { reason } => panic!("{} refused: {reason}", issuer.alg()),
         }
         // Another project's pipeline has a valid token too, but not the claims.
         let other = v.verify(&issuer.token(&gitlab_claims("group/project-b", 300)), now()).unwrap();
         let Decision::Deny { reason } =
-            authorize_claims(Action::Update, "web", &service, &other, &LabelPrefixes::default())
+            authorize_claims(Permission::Update, "web", &service, &other, &LabelPrefixes::default())
         else {
             panic!("another project was allowed");
         };
         assert!(reason.contains("project_path") && reason.contains("gitlab:group/project-b"), "{reason}");
         // The labels grant update only.
         assert!(
-            !authorize_claims(Action::Backup, "web", &service, &claims, &LabelPrefixes::default())
+            !authorize_claims(Permission::Backup, "web", &service, &claims, &LabelPrefixes::default())
                 .is_allowed()
         );
     }
@@ -194,7 +194,7 @@ fn github_repository_and_ref() {
         ("dockhand.update.oidc.repository", "org/repo"),
         ("dockhand.update.oidc.ref", "refs/heads/main"),
     ]);
-    match authorize_claims(Action::Update, "api", &service, &claims, &LabelPrefixes::default()) {
+    match authorize_claims(Permission::Update, "api", &service, &claims, &LabelPrefixes::default()) {
         Decision::Allow { who } => assert_eq!(who.to_string(), "github:org/repo@refs/heads/main"),
         Decision::Deny { reason } => panic!("{reason}"),
     }
@@ -203,11 +203,11 @@ fn github_repository_and_ref() {
         ("dockhand.update.oidc.ref", "refs/tags/v*"),
     ]);
     assert!(
-        !authorize_claims(Action::Update, "api", &release_only, &claims, &LabelPrefixes::default())
+        !authorize_claims(Permission::Update, "api", &release_only, &claims, &LabelPrefixes::default())
             .is_allowed()
     );
     assert!(
-        !authorize_claims(Action::Update, "api", &labels(&[]), &claims, &LabelPrefixes::default())
+        !authorize_claims(Permission::Update, "api", &labels(&[]), &claims, &LabelPrefixes::default())
             .is_allowed()
     );
 }
@@ -265,18 +265,19 @@ fn when_both_prefixes_bind_a_claim_dockhand_wins_per_claim() {
         ("dockhand.update.oidc.project_path", "group/project-a"),
         ("swarm-utils.update.oidc.project_path", "group/project-b"),
     ]);
-    assert!(authorize_claims(Action::Update, "web", &service, &claims, &seed).is_allowed());
+    assert!(authorize_claims(Permission::Update, "web", &service, &claims, &seed).is_allowed());
     let flipped = labels(&[
         ("dockhand.update.oidc.project_path", "group/project-b"),
         ("swarm-utils.update.oidc.project_path", "group/project-a"),
     ]);
-    assert!(!authorize_claims(Action::Update, "web", &flipped, &claims, &seed).is_allowed());
+    assert!(!authorize_claims(Permission::Update, "web", &flipped, &claims, &seed).is_allowed());
     // A claim bound only under the seed's prefix still binds.
     let extra = labels(&[
         ("dockhand.update.oidc.project_path", "group/project-a"),
         ("swarm-utils.update.oidc.ref_protected", "false"),
     ]);
-    let Decision::Deny { reason } = authorize_claims(Action::Update, "web", &extra, &claims, &seed) else {
+    let Decision::Deny { reason } = authorize_claims(Permission::Update, "web", &extra, &claims, &seed)
+    else {
         panic!("the seed-prefixed binding was ignored");
     };
     assert!(reason.contains("swarm-utils.update.oidc.ref_protected"), "{reason}");
@@ -314,14 +315,15 @@ fn ci_identities_are_held_to_the_scope() {
     let auth = Authorizer::new([], &LabelPrefixes::default()).with_scope("dockhand.tenant", "team-a");
     let theirs =
         labels(&[("dockhand.update.oidc.project_path", "group/project-a"), ("dockhand.tenant", "team-b")]);
-    let Decision::Deny { reason } = auth.authorize(Action::Update, "web", &theirs, Credential::Ci(&claims))
+    let Decision::Deny { reason } =
+        auth.authorize(Permission::Update, "web", &theirs, Credential::Ci(&claims))
     else {
         panic!("a CI identity crossed the tenant scope");
     };
     assert!(reason.contains("outside this instance's scope"), "{reason}");
     let ours =
         labels(&[("dockhand.update.oidc.project_path", "group/project-a"), ("dockhand.tenant", "team-a")]);
-    assert!(auth.authorize(Action::Update, "web", &ours, Credential::Ci(&claims)).is_allowed());
+    assert!(auth.authorize(Permission::Update, "web", &ours, Credential::Ci(&claims)).is_allowed());
 }
 
 /// Review finding 11: time claims of the wrong type, unknown critical headers, and keys

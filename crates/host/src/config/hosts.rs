@@ -108,7 +108,7 @@ impl ClientTls {
 /// One validated host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
-pub struct HostConfig {
+pub struct HostEntry {
     /// Its id, as other settings refer to it.
     pub id: String,
     /// Its type.
@@ -140,7 +140,7 @@ fn endpoint_opt<S: serde::Serializer>(e: &Option<Endpoint>, s: S) -> Result<S::O
 /// The whole `docker.hosts` section, validated.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HostsConfig {
-    hosts: BTreeMap<String, HostConfig>,
+    hosts: BTreeMap<String, HostEntry>,
     /// Entries that did not validate, with their problems: reported, never used.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     broken: BTreeMap<String, Vec<ConfigError>>,
@@ -232,18 +232,18 @@ impl HostsConfig {
     }
 
     /// Every host, by id.
-    pub fn hosts(&self) -> impl Iterator<Item = &HostConfig> {
+    pub fn hosts(&self) -> impl Iterator<Item = &HostEntry> {
         self.hosts.values()
     }
 
     /// A host by id.
-    pub fn get(&self, id: &str) -> Option<&HostConfig> {
+    pub fn get(&self, id: &str) -> Option<&HostEntry> {
         self.hosts.get(id)
     }
 
     /// Checks a feature's `docker.hostid`: the host must exist and be enabled. `key` names
     /// the setting that refers to it, for the error.
-    pub fn require(&self, id: &str, key: &str) -> Result<&HostConfig, ConfigError> {
+    pub fn require(&self, id: &str, key: &str) -> Result<&HostEntry, ConfigError> {
         let known = self.hosts.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
         match self.hosts.get(id) {
             None => Err(ConfigError::new(
@@ -261,7 +261,7 @@ impl HostsConfig {
     }
 }
 
-impl HostConfig {
+impl HostEntry {
     /// Seed 000's warning as a check: on a host reached over the network, a port bound to
     /// `0.0.0.0` (or `::`) is not reachable from outside under that address; a published
     /// port must name one of the host's addresses. `None` when `bind` is fine.

@@ -11,4 +11,4 @@ mod validate;
 
 pub use env::{ENV_PREFIX, env_id};
 pub use file::{ConfigFile, Origin, default_path};
-pub use hosts::{ClientTls, DEFAULT_CONFIG, HostConfig, HostType, HostsConfig, ManagedSettings};
+pub use hosts::{ClientTls, DEFAULT_CONFIG, HostEntry, HostType, HostsConfig, ManagedSettings};

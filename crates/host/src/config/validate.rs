@@ -12,7 +12,7 @@ use figment::value::Value;
 use serde::Deserialize;
 
 use super::file::Origin;
-use super::hosts::{ClientTls, HostConfig, HostType, ManagedSettings};
+use super::hosts::{ClientTls, HostEntry, HostType, ManagedSettings};
 use crate::ConfigError;
 use crate::expand::expand;
 
@@ -96,7 +96,7 @@ pub(crate) fn build_host(
     value: &Value,
     vars: &BTreeMap<String, String>,
     origin: &str,
-) -> Result<HostConfig, Vec<ConfigError>> {
+) -> Result<HostEntry, Vec<ConfigError>> {
     let at = At { origin, id };
     let raw: RawHost = value.deserialize().map_err(|e| {
         // figment knows where inside the host the problem is.
@@ -124,7 +124,7 @@ pub(crate) fn build_host(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(HostConfig {
+    Ok(HostEntry {
         id: id.to_owned(),
         kind,
         host,

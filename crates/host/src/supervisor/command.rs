@@ -1,6 +1,6 @@
 //! The managed engine's command line.
 
-use crate::{HostConfig, ManagedSettings};
+use crate::{HostEntry, ManagedSettings};
 
 /// What to run: program, arguments and added environment, all after `${VAR}` expansion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct CommandSpec {
 /// The command for a managed host: its configured args, plus `--host <the host's URL>`
 /// unless the args already set one (seed 000 names the socket only in `host`, while its
 /// unmanaged command line passes it as `--host`). `None` for a host that is not managed.
-pub fn command_for(host: &HostConfig) -> Option<CommandSpec> {
+pub fn command_for(host: &HostEntry) -> Option<CommandSpec> {
     let managed: &ManagedSettings = host.managed.as_ref()?;
     let mut args = managed.args.clone();
     if let Some(url) = &host.host {
@@ -61,7 +61,7 @@ mod tests {
     use crate::Environment;
     use crate::HostsConfig;
 
-    fn host(args: &str) -> HostConfig {
+    fn host(args: &str) -> HostEntry {
         let yaml = format!(
             "docker:\n  hosts:\n    m:\n      type: managed\n      host: unix:///run/m.sock\n      managed:\n        executable: dockerd-rootless.sh\n        env: [\"A=1\", \"B=x=y\"]\n        args: {args}\n"
         );

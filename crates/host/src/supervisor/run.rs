@@ -14,7 +14,7 @@ use super::command::{CommandSpec, arg_value, command_for};
 use super::logs::LastLines;
 use super::process::{HeldLock, LogSink, ProcessEffects, Sig, socket_mode_warning};
 use super::reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
-use crate::{Error, HostConfig, SupervisorError};
+use crate::{Error, HostEntry, SupervisorError};
 
 /// How the supervisor behaves.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ impl Supervisor {
     /// (`<socket>.dockhand.lock`, 0600, in a 0700 directory when it creates one): a second
     /// supervisor of the same host is refused.
     pub fn new(
-        host: &HostConfig,
+        host: &HostEntry,
         effects: Arc<dyn ProcessEffects>,
         options: SupervisorOptions,
     ) -> Result<Self, Error> {
@@ -522,7 +522,7 @@ mod tests {
         }
     }
 
-    fn host(dir: &Path, retries: u32) -> HostConfig {
+    fn host(dir: &Path, retries: u32) -> HostEntry {
         let yaml = format!(
             "docker:\n  hosts:\n    m:\n      type: managed\n      host: unix://{}/m.sock\n      managed:\n        executable: fake-dockerd\n        args: [\"--pidfile={}/m.pid\"]\n        healthCheck: {{interval: 10ms, retries: {retries}}}\n",
             dir.display(),

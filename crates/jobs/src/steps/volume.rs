@@ -295,8 +295,8 @@ fn identity_for(
     object: &BackupObject,
     storage: &Storage,
     options: &RestoreOptions,
-    read: &mut Option<crate::seal::Identity>,
-) -> Result<Option<crate::seal::Identity>, String> {
+    read: &mut Option<crate::seal::AgeIdentity>,
+) -> Result<Option<crate::seal::AgeIdentity>, String> {
     let to = object.manifest.as_ref().map(|m| m.encrypted_to.clone()).unwrap_or_default();
     if to.is_empty() && !object.key.ends_with(crate::seal::AGE_SUFFIX) {
         return Ok(None);
@@ -314,7 +314,7 @@ fn identity_for(
             settings.name
         )
     })?;
-    let identity = crate::seal::Identity::read(path).map_err(|e| e.to_string())?;
+    let identity = crate::seal::AgeIdentity::read(path).map_err(|e| e.to_string())?;
     *read = Some(identity.clone());
     Ok(Some(identity))
 }

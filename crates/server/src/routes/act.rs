@@ -104,7 +104,7 @@ pub(crate) struct Ask<'a> {
     pub(crate) name: String,
     /// The field that named the target, for errors.
     pub(crate) field: &'a str,
-    pub(crate) action: dockhand_policy::Action,
+    pub(crate) action: dockhand_policy::Permission,
     pub(crate) verb: &'a str,
     pub(crate) admin_only: bool,
     pub(crate) wait: bool,
@@ -226,7 +226,7 @@ pub(crate) fn service_ask(
     headers: &HeaderMap,
     ip: IpAddr,
     name: String,
-    action: dockhand_policy::Action,
+    action: dockhand_policy::Permission,
     wait: bool,
 ) -> Ask<'static> {
     Ask {

@@ -34,11 +34,11 @@ use crate::routes::input::query;
 use crate::routes::input::to_json;
 
 /// The policy action a job's readers must hold; `None`: admins only.
-pub(crate) fn read_action(action: Action) -> Option<dockhand_policy::Action> {
+pub(crate) fn read_action(action: Action) -> Option<dockhand_policy::Permission> {
     match action {
-        Action::CleanNode | Action::CleanService => Some(dockhand_policy::Action::Clean),
-        Action::BackupService | Action::BackupNode => Some(dockhand_policy::Action::Backup),
-        Action::UpdateService => Some(dockhand_policy::Action::Update),
+        Action::CleanNode | Action::CleanService => Some(dockhand_policy::Permission::Clean),
+        Action::BackupService | Action::BackupNode => Some(dockhand_policy::Permission::Backup),
+        Action::UpdateService => Some(dockhand_policy::Permission::Update),
         _ => None,
     }
 }

@@ -75,7 +75,7 @@ pub(crate) async fn seed_update(
         Err(e) => return e.into_response(),
     };
     let mut ask =
-        service_ask(&headers, ip, name, dockhand_policy::Action::Update, seed_wait(body.wait_res, &q));
+        service_ask(&headers, ip, name, dockhand_policy::Permission::Update, seed_wait(body.wait_res, &q));
     ask.token = body.token.or(ask.token);
     ask.field = "serviceName";
     let request = UpdateRequest::new(image).with_force(body.is_force.unwrap_or(false));
@@ -94,7 +94,7 @@ pub(crate) async fn seed_clean_service(
     q: Result<Query<SeedQuery>, QueryRejection>,
     body: Body,
 ) -> Response {
-    seed_service(app, ip, headers, q, body, dockhand_policy::Action::Clean).await
+    seed_service(app, ip, headers, q, body, dockhand_policy::Permission::Clean, Order::CleanService).await
 }
 
 /// The seed's `POST /api/backup/service`: `{token, serviceName}`.
@@ -108,7 +108,8 @@ pub(crate) async fn seed_backup_service(
     q: Result<Query<SeedQuery>, QueryRejection>,
     body: Body,
 ) -> Response {
-    seed_service(app, ip, headers, q, body, dockhand_policy::Action::Backup).await
+    let order = Order::BackupService(Arc::clone(&app.storage));
+    seed_service(app, ip, headers, q, body, dockhand_policy::Permission::Backup, order).await
 }
 
 pub(crate) async fn seed_service(
@@ -117,7 +118,8 @@ pub(crate) async fn seed_service(
     headers: HeaderMap,
     q: Result<Query<SeedQuery>, QueryRejection>,
     body: Body,
-    action: dockhand_policy::Action,
+    action: dockhand_policy::Permission,
+    order: Order,
 ) -> Response {
     let prepared = async {
         let (q, body) = seed_body::<SeedServiceBody>(q, body).await?;
@@ -131,12 +133,7 @@ pub(crate) async fn seed_service(
     let mut ask = service_ask(&headers, ip, name, action, seed_wait(body.wait_res, &q));
     ask.token = body.token.or(ask.token);
     ask.field = "serviceName";
-    match action {
-        dockhand_policy::Action::Backup => {
-            run(&app, ask, Form::Seed, work(Order::BackupService(Arc::clone(&app.storage)))).await
-        }
-        _ => run(&app, ask, Form::Seed, work(Order::CleanService)).await,
-    }
+    run(&app, ask, Form::Seed, work(order)).await
 }
 
 /// The seed's `POST /api/clean/node`: `{token, nodeName}`.
@@ -165,7 +162,7 @@ pub(crate) async fn seed_clean_node(
         kind: Kind::Node,
         name,
         field: "nodeName",
-        action: dockhand_policy::Action::Clean,
+        action: dockhand_policy::Permission::Clean,
         verb: "clean",
         admin_only: false,
         wait: seed_wait(body.wait_res, &q),

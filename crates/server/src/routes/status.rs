@@ -106,9 +106,9 @@ pub(crate) async fn service_status(
         let name = path_param(service, "service")?;
         let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
         let actions = [
-            dockhand_policy::Action::Clean,
-            dockhand_policy::Action::Backup,
-            dockhand_policy::Action::Update,
+            dockhand_policy::Permission::Clean,
+            dockhand_policy::Permission::Backup,
+            dockhand_policy::Permission::Update,
         ];
         let found = readable(&app, &caller, ip, Kind::Service, &name, &actions).await?;
         let engine = |e: dockhand_engine::Error| ApiError::engine(format!("the engine: {e}"));
@@ -161,7 +161,7 @@ pub(crate) async fn node_status(
     let result = async {
         let name = path_param(node, "node")?;
         let caller = identify(&app, bearer(&headers).as_deref(), ip).await?;
-        let actions = [dockhand_policy::Action::Clean, dockhand_policy::Action::Backup];
+        let actions = [dockhand_policy::Permission::Clean, dockhand_policy::Permission::Backup];
         let found = readable(&app, &caller, ip, Kind::Node, &name, &actions).await?;
         let node = app
             .base
@@ -193,7 +193,7 @@ async fn readable(
     ip: IpAddr,
     kind: Kind,
     name: &str,
-    actions: &[dockhand_policy::Action],
+    actions: &[dockhand_policy::Permission],
 ) -> Result<Found, ApiError> {
     let found = look_up(app, kind, name, kind.as_str(), caller.is_admin()).await?;
     let authorizer = &app.gate.authorizer;

@@ -47,7 +47,8 @@ pub(crate) async fn clean_node(
     wait: Result<Query<WaitQuery>, QueryRejection>,
     body: Body,
 ) -> Response {
-    node_route(&app, ip, &headers, node, wait, body, dockhand_policy::Action::Clean, Order::CleanNode).await
+    node_route(&app, ip, &headers, node, wait, body, dockhand_policy::Permission::Clean, Order::CleanNode)
+        .await
 }
 
 /// Runs backup-node on a node: the volumes its labels name (`backup.volume-list-upload`,
@@ -73,7 +74,7 @@ pub(crate) async fn backup_node(
         node,
         wait,
         body,
-        dockhand_policy::Action::Backup,
+        dockhand_policy::Permission::Backup,
         Order::BackupNode(Arc::clone(&app.storage)),
     )
     .await
@@ -88,7 +89,7 @@ pub(crate) async fn node_route(
     node: Result<Path<String>, PathRejection>,
     wait: Result<Query<WaitQuery>, QueryRejection>,
     body: Body,
-    action: dockhand_policy::Action,
+    action: dockhand_policy::Permission,
     job: Order,
 ) -> Response {
     let prepared = async {
@@ -132,7 +133,7 @@ pub(crate) async fn clean_service(
 ) -> Response {
     match service_request::<EmptyBody>(service, wait, body).await {
         Ok((name, wait, _)) => {
-            let ask = service_ask(&headers, ip, name, dockhand_policy::Action::Clean, wait);
+            let ask = service_ask(&headers, ip, name, dockhand_policy::Permission::Clean, wait);
             run(&app, ask, Form::V1, work(Order::CleanService)).await
         }
         Err(e) => e.into_response(),
@@ -155,7 +156,7 @@ pub(crate) async fn backup_service(
 ) -> Response {
     match service_request::<EmptyBody>(service, wait, body).await {
         Ok((name, wait, _)) => {
-            let ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
+            let ask = service_ask(&headers, ip, name, dockhand_policy::Permission::Backup, wait);
             run(&app, ask, Form::V1, work(Order::BackupService(Arc::clone(&app.storage)))).await
         }
         Err(e) => e.into_response(),
@@ -183,7 +184,7 @@ pub(crate) async fn update_service(
     if let Err(e) = check_image("image", &body.image) {
         return e.into_response();
     }
-    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Update, wait);
+    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Permission::Update, wait);
     let request = UpdateRequest::new(Some(body.image)).with_force(body.force);
     ask.request = format!("{request:?}");
     run(&app, ask, Form::V1, work(Order::UpdateService(Arc::clone(&app.registries), request))).await
@@ -208,7 +209,7 @@ pub(crate) async fn restore_service(
         Err(e) => return e.into_response(),
     };
     let options = restore_options(body);
-    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Action::Backup, wait);
+    let mut ask = service_ask(&headers, ip, name, dockhand_policy::Permission::Backup, wait);
     ask.admin_only = true;
     ask.verb = "restore";
     ask.request = format!("{options:?}");
@@ -268,7 +269,7 @@ pub(crate) async fn restore_node(
         kind: Kind::Node,
         name,
         field: "node",
-        action: dockhand_policy::Action::Backup,
+        action: dockhand_policy::Permission::Backup,
         verb: "restore",
         admin_only: true,
         wait,
@@ -329,7 +330,7 @@ pub(crate) async fn move_volume(
         kind,
         name,
         field,
-        action: dockhand_policy::Action::Backup,
+        action: dockhand_policy::Permission::Backup,
         verb: "move a volume of",
         admin_only: true,
         wait,

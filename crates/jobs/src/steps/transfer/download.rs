@@ -3,7 +3,7 @@
 
 use crate::agent::protocol::{AgentLine, AgentTask};
 use crate::archive::UnpackStats;
-use crate::seal::Identity;
+use crate::seal::AgeIdentity;
 use crate::steps::transfer::container::MOUNT;
 use crate::steps::transfer::container::VolumeContainer;
 use crate::steps::transfer::upload::Progress;
@@ -31,7 +31,7 @@ pub(crate) struct Staged {
     pub(crate) size: u64,
     /// What the check found in it.
     pub(crate) stats: UnpackStats,
-    identity: Option<Identity>,
+    identity: Option<AgeIdentity>,
 }
 
 /// Reads `key` whole into a [`Staged`] file, hashing it and checking every zstd frame and
@@ -40,7 +40,7 @@ pub(crate) struct Staged {
 pub(crate) async fn stage_object(
     storage: &Storage,
     key: &Key,
-    identity: Option<Identity>,
+    identity: Option<AgeIdentity>,
 ) -> Result<Staged, String> {
     let file = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
     let tee = file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
@@ -157,7 +157,7 @@ impl ArchiveStream {
     pub(crate) async fn read(
         storage: &Storage,
         key: &Key,
-        identity: Option<&Identity>,
+        identity: Option<&AgeIdentity>,
         mut tee: Option<tokio::fs::File>,
     ) -> Result<Self, String> {
         use futures_util::StreamExt;
@@ -205,7 +205,7 @@ impl ArchiveStream {
     pub(crate) fn over(
         rx: tokio::sync::mpsc::Receiver<Bytes>,
         read: tokio::task::JoinHandle<Result<String, String>>,
-        identity: Option<&Identity>,
+        identity: Option<&AgeIdentity>,
     ) -> Self {
         let chunks = match identity {
             None => ArchiveChunks::Plain(rx),
