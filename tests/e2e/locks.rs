@@ -125,10 +125,11 @@ async fn a_lost_lock_cancels_its_job_and_its_release_leaves_the_new_holders() {
 /// go.
 #[tokio::test]
 async fn the_reaper_leaves_a_job_whose_lock_is_held() {
-    use dockhand_jobs::{Action, Job, JobStore, Status, Target, Trigger};
+    use dockhand_jobs::store::JobStore;
+    use dockhand_jobs::{Action, Job, Status, Target, Trigger};
     let e = engine().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = dockhand_jobs::SqliteStore::open(&dir.path().join("jobs.sqlite")).unwrap();
+    let store = dockhand_jobs::store::SqliteStore::open(&dir.path().join("jobs.sqlite")).unwrap();
     let service = unique_name("reap");
     let target = LockTarget::Service(service.clone());
     let started = std::time::SystemTime::now() - Duration::from_secs(120);

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use dockhand_e2e::webhook::{WebhookReceiver, free_port};
-use dockhand_jobs::{Action, Delivery, Job, Notifier, Status, Step, Target, Trigger, Webhook};
+use dockhand_jobs::notify::{Delivery, Notifier, Webhook};
+use dockhand_jobs::{Action, Job, Status, Step, Target, Trigger};
 use dockhand_policy::Redactor;
 
 fn job(status: Status) -> Job {

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
 use dockhand_host::{ConfigFile, Environment};
-use dockhand_jobs::{Action, Job, JobFilter, JobStore, Status, Step, StoreSettings, Target, Trigger};
+use dockhand_jobs::store::{JobFilter, JobStore, StoreSettings};
+use dockhand_jobs::{Action, Job, Status, Step, Target, Trigger};
 
 /// What [`job`] puts in its step's output and error, which no store may keep.
 const SECRETS: [&str; 3] = ["hunter2-very-secret", "tok-abcdefgh1234", "s3cr3t-pass-value"];
@@ -110,7 +111,10 @@ async fn contract(one: Arc<dyn JobStore>, two: Arc<dyn JobStore>, what: &str) {
     );
 }
 
-fn settings(yaml: &str, env: &[(&str, &str)]) -> Result<StoreSettings, dockhand_jobs::StoreConfigError> {
+fn settings(
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> Result<StoreSettings, dockhand_jobs::store::StoreConfigError> {
     let file = ConfigFile::parse(yaml, false).unwrap();
     StoreSettings::load(
         &file,

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dockhand_e2e::postgres::PgPeer;
 use dockhand_engine::{Client, Endpoint, Filters, ServiceSpec};
-use dockhand_jobs::{
-    Action, Job, JobFilter, JobStore, Launched, Launcher, SqliteStore, Status, Step, Target, Trigger, Work,
-};
+use dockhand_jobs::schedule::{Launched, Launcher, Work};
+use dockhand_jobs::store::{JobFilter, JobStore, SqliteStore};
+use dockhand_jobs::{Action, Job, Status, Step, Target, Trigger};
 use futures_util::future::BoxFuture;
 
 use crate::engine;
@@ -93,7 +93,7 @@ async fn store(state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
     let (sqlite_rate, sqlite_p50, sqlite_p99) = measure(&sqlite, &jobs).await?;
     let mut config: tokio_postgres::Config = pg.url().parse()?;
     config.password(dockhand_e2e::postgres::PG_PASSWORD);
-    let postgres = dockhand_jobs::PgStore::connect(config, None, &pg.url()).await?;
+    let postgres = dockhand_jobs::store::PgStore::connect(config, None, &pg.url()).await?;
     let (pg_rate, pg_p50, pg_p99) = measure(&postgres, &jobs).await?;
     // The baseline: the same rows, the same statement, rusqlite on this thread.
     let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite"))?;
@@ -272,14 +272,17 @@ async fn measure_tick(client: &Client, url: &str, label: &str) -> anyhow::Result
     let store = Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite"))?);
     let mut ctx = dockhand_jobs::JobContext::new(client.clone(), "bench", Trigger::Cron, "cron");
     ctx.helpers = dockhand_jobs::HelperSettings::new(dockhand_e2e::HELPER_IMAGE);
-    let storage = Arc::new(dockhand_jobs::StorageTargets::load(
+    let storage = Arc::new(dockhand_jobs::storage::StorageTargets::load(
         &dockhand_host::ConfigFile::parse("{}", false)?,
         &dockhand_host::Environment::from_vars::<&str, &str>([]),
         dir.path().join("backups"),
     )?);
-    let schedule =
-        dockhand_jobs::Schedule::default().with(Action::CleanNode, dockhand_policy::Timing::Off, "bench");
-    let scheduler = dockhand_jobs::Scheduler::new(schedule, ctx, store, storage, "bench")
+    let schedule = dockhand_jobs::schedule::Schedule::default().with(
+        Action::CleanNode,
+        dockhand_policy::Timing::Off,
+        "bench",
+    );
+    let scheduler = dockhand_jobs::schedule::Scheduler::new(schedule, ctx, store, storage, "bench")
         .with_scope(Some(("dockhand.bench".to_owned(), label.to_owned())))
         .with_concurrency(4);
     let launcher = Instant0(std::sync::atomic::AtomicUsize::new(0));

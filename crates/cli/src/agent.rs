@@ -4,16 +4,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use dockhand_jobs::AgentTask;
+use dockhand_jobs::agent::AgentTask;
 
 use crate::context::agent_client;
 use crate::output;
 
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let (out, args) = dockhand_jobs::split_out(args)?;
+    let (out, args) = dockhand_jobs::agent::split_out(args)?;
     let (task, start_by) = AgentTask::from_args(args)?;
     // Late, it does nothing, whatever the task (a volume task too).
-    dockhand_jobs::check_start_by(start_by)?;
+    dockhand_jobs::agent::check_start_by(start_by)?;
     // The channel dockhand listens on, connected first: an agent that cannot reach it
     // fails before it does anything.
     let channel = match &out {
@@ -34,9 +34,9 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             }
         };
         let line = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let report = |line: dockhand_jobs::AgentLine| say(&line.to_line());
+            let report = |line: dockhand_jobs::agent::AgentLine| say(&line.to_line());
             let Some(channel) = channel else {
-                return Ok(dockhand_jobs::run_volume_agent(
+                return Ok(dockhand_jobs::agent::run_volume_agent(
                     &task,
                     std::io::stdin().lock(),
                     std::io::stdout().lock(),
@@ -44,7 +44,8 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 )?);
             };
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, &channel);
-            let line = dockhand_jobs::run_volume_agent(&task, std::io::stdin().lock(), &mut writer, &report)?;
+            let line =
+                dockhand_jobs::agent::run_volume_agent(&task, std::io::stdin().lock(), &mut writer, &report)?;
             writer.flush()?;
             drop(writer);
             channel.shutdown(std::net::Shutdown::Write)?;
@@ -52,13 +53,13 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         })
         .await??;
         say(&line.to_line());
-        if line != dockhand_jobs::AgentLine::Done {
-            say(&dockhand_jobs::AgentLine::Done.to_line());
+        if line != dockhand_jobs::agent::AgentLine::Done {
+            say(&dockhand_jobs::agent::AgentLine::Done.to_line());
         }
         return Ok(ExitCode::SUCCESS);
     }
     let client = agent_client()?;
-    dockhand_jobs::run_agent(&client, &task, start_by, &|line| {
+    dockhand_jobs::agent::run_agent(&client, &task, start_by, &|line| {
         let _ = output::line(&line.to_line());
     })
     .await?;

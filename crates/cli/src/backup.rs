@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{Job, RestoreOptions, Storage};
+use dockhand_jobs::Job;
+use dockhand_jobs::backup::RestoreOptions;
+use dockhand_jobs::storage::Storage;
 
 use crate::args::{BackupArgs, BackupsCommand, Global, RestoreArgs};
 use crate::context::{cancel_on_signal, connect, finish, job_context, storage_targets};
@@ -17,13 +19,15 @@ pub(crate) async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<
     let printer = output::JobPrinter::new(global.json);
     let jobs: Vec<Job> = match (args.service.as_deref(), args.node.as_deref(), args.all) {
         (Some("node"), Some(node), false) => {
-            vec![dockhand_jobs::backup_node(&ctx, node, &targets, &printer).await?]
+            vec![dockhand_jobs::backup::backup_node(&ctx, node, &targets, &printer).await?]
         }
-        (Some("node"), None, true) => dockhand_jobs::backup_all_nodes(&ctx, &targets, &printer).await?,
+        (Some("node"), None, true) => {
+            dockhand_jobs::backup::backup_all_nodes(&ctx, &targets, &printer).await?
+        }
         (Some(service), None, false) => {
-            vec![dockhand_jobs::backup_service(&ctx, service, &targets, &printer).await?]
+            vec![dockhand_jobs::backup::backup_service(&ctx, service, &targets, &printer).await?]
         }
-        (None, None, true) => dockhand_jobs::backup_all_services(&ctx, &targets, &printer).await?,
+        (None, None, true) => dockhand_jobs::backup::backup_all_services(&ctx, &targets, &printer).await?,
         _ => anyhow::bail!(
             "backup takes SERVICE, --all, `node NODE` or `node --all`, not {}",
             [args.service.as_deref(), args.node.as_deref(), args.all.then_some("--all")]
@@ -58,9 +62,11 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
         options = options.with_identity(identity);
     }
     let job = match (args.service.as_str(), &args.node_backup) {
-        ("node", Some(node)) => dockhand_jobs::restore_node(&ctx, node, &targets, &options, &printer).await?,
+        ("node", Some(node)) => {
+            dockhand_jobs::backup::restore_node(&ctx, node, &targets, &options, &printer).await?
+        }
         (service, None) => {
-            dockhand_jobs::restore_service(&ctx, service, &targets, &options, &printer).await?
+            dockhand_jobs::backup::restore_service(&ctx, service, &targets, &options, &printer).await?
         }
         (service, Some(extra)) => {
             anyhow::bail!("restore takes SERVICE or `node NODE`, not {service} {extra}")
@@ -72,12 +78,12 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
 pub(crate) async fn move_volume(
     global: &Global,
     jobs: &crate::args::JobOptions,
-    request: &dockhand_jobs::MoveRequest,
+    request: &dockhand_jobs::backup::MoveRequest,
 ) -> anyhow::Result<ExitCode> {
     let ctx = job_context(global, jobs).await?;
     cancel_on_signal(ctx.cancel.clone())?;
     let printer = output::JobPrinter::new(global.json);
-    let job = dockhand_jobs::move_volume(&ctx, request, &printer).await?;
+    let job = dockhand_jobs::backup::move_volume(&ctx, request, &printer).await?;
     finish(&printer, &[job]).await
 }
 
@@ -93,7 +99,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
         let found = client.service(&service).await.ok();
         let settings = match target {
             Some(name) => targets.get(&name)?.clone(),
-            None => dockhand_jobs::service_target(
+            None => dockhand_jobs::backup::service_target(
                 found.as_ref(),
                 &targets,
                 &crate::context::defaults()?,
@@ -101,8 +107,8 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
             )?,
         };
         let storage = Storage::open(&settings)?;
-        let volumes = found.as_ref().map(dockhand_jobs::service_volumes);
-        let objects = dockhand_jobs::list_foreign(&storage, volumes.as_deref()).await?;
+        let volumes = found.as_ref().map(dockhand_jobs::backup::service_volumes);
+        let objects = dockhand_jobs::backup::list_foreign(&storage, volumes.as_deref()).await?;
         output::print(global.json, &objects, || output::backups(&objects))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -114,7 +120,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
                 None => {
                     let client = connect(global).await?;
                     let found = client.node(&node).await?;
-                    let settings = dockhand_jobs::node_target(
+                    let settings = dockhand_jobs::backup::node_target(
                         &found,
                         &targets,
                         &crate::context::defaults()?,
@@ -123,7 +129,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
                     (found.description.hostname, settings)
                 }
             };
-            (dockhand_jobs::node_dir(&hostname), settings)
+            (dockhand_jobs::backup::node_dir(&hostname), settings)
         }
         (_, Some(extra)) => anyhow::bail!("backups ls takes SERVICE or `node NODE`, not {service} {extra}"),
         (_, None) => {
@@ -133,7 +139,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
                     // The target the service's labels name, when the service still exists.
                     let client = connect(global).await?;
                     let found = client.service(&service).await.ok();
-                    dockhand_jobs::service_target(
+                    dockhand_jobs::backup::service_target(
                         found.as_ref(),
                         &targets,
                         &crate::context::defaults()?,
@@ -145,7 +151,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
         }
     };
     let storage = Storage::open(&settings)?;
-    let objects = dockhand_jobs::list_backups(&storage, &dir).await?;
+    let objects = dockhand_jobs::backup::list_backups(&storage, &dir).await?;
     output::print(global.json, &objects, || output::backups(&objects))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,14 +17,16 @@ pub(crate) async fn run(global: &Global, cmd: CleanCommand) -> anyhow::Result<Ex
     cancel_on_signal(ctx.cancel.clone())?;
     let printer = output::JobPrinter::new(global.json);
     let jobs: Vec<Job> = match cmd {
-        CleanCommand::Node { all: true, .. } => dockhand_jobs::clean_all_nodes(&ctx, &printer).await?,
+        CleanCommand::Node { all: true, .. } => dockhand_jobs::clean::clean_all_nodes(&ctx, &printer).await?,
         CleanCommand::Node { node, .. } => {
-            vec![dockhand_jobs::clean_node(&ctx, node.as_deref(), &printer).await?]
+            vec![dockhand_jobs::clean::clean_node(&ctx, node.as_deref(), &printer).await?]
         }
-        CleanCommand::Service { all: true, .. } => dockhand_jobs::clean_all_services(&ctx, &printer).await?,
+        CleanCommand::Service { all: true, .. } => {
+            dockhand_jobs::clean::clean_all_services(&ctx, &printer).await?
+        }
         CleanCommand::Service { service, .. } => {
             let service = service.unwrap_or_default();
-            vec![dockhand_jobs::clean_service(&ctx, &service, &printer).await?]
+            vec![dockhand_jobs::clean::clean_service(&ctx, &service, &printer).await?]
         }
     };
     finish(&printer, &jobs).await

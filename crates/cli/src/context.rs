@@ -54,21 +54,21 @@ pub(crate) async fn stop_started_hosts() -> anyhow::Result<()> {
 
 /// The storage targets of the configuration, with `local` under
 /// `$XDG_DATA_HOME/dockhand/backups`.
-pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::StorageTargets> {
+pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::storage::StorageTargets> {
     let env = environment();
     let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
-    let local = dockhand_jobs::default_local_path(&env).ok_or_else(|| {
+    let local = dockhand_jobs::storage::default_local_path(&env).ok_or_else(|| {
         anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: no place for the local storage target")
     })?;
-    Ok(dockhand_jobs::StorageTargets::load(&file, &env, local)?)
+    Ok(dockhand_jobs::storage::StorageTargets::load(&file, &env, local)?)
 }
 
 /// The registry credentials of the configuration file, the seed's variables and the docker
 /// CLI's `config.json`.
-pub(crate) fn registries(global: &Global) -> anyhow::Result<dockhand_jobs::Registries> {
+pub(crate) fn registries(global: &Global) -> anyhow::Result<dockhand_jobs::update::Registries> {
     let env = environment();
     let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
-    Ok(dockhand_jobs::Registries::load(&file, &env)?)
+    Ok(dockhand_jobs::update::Registries::load(&file, &env)?)
 }
 
 /// Ends a job command: the printer's last words, the record, each job's summary, and the
@@ -90,7 +90,7 @@ pub(crate) async fn finish(
 /// Records `jobs` in the job store; what could not be recorded comes back as warnings (the
 /// jobs ran: a store that cannot take their record is reported, not fatal).
 pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
-    use dockhand_jobs::JobStore;
+    use dockhand_jobs::store::JobStore;
     match store() {
         Ok(store) => {
             let mut warnings = Vec::new();
@@ -123,7 +123,7 @@ pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
         ctx.defaults = defaults;
     }
     let sink = dockhand_jobs::Collect::default();
-    match dockhand_jobs::reconcile(&ctx, &sink).await {
+    match dockhand_jobs::backup::reconcile(&ctx, &sink).await {
         Ok(jobs) if jobs.is_empty() => Vec::new(),
         Ok(jobs) => {
             let mut notes: Vec<String> = jobs
@@ -151,11 +151,11 @@ pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
 }
 
 /// The job store: `$XDG_STATE_HOME/dockhand/jobs.sqlite` (default `~/.local/state`).
-pub(crate) fn store() -> anyhow::Result<dockhand_jobs::SqliteStore> {
-    let path = dockhand_jobs::default_store_path(&environment()).ok_or_else(|| {
+pub(crate) fn store() -> anyhow::Result<dockhand_jobs::store::SqliteStore> {
+    let path = dockhand_jobs::store::default_store_path(&environment()).ok_or_else(|| {
         anyhow::anyhow!("neither XDG_STATE_HOME nor HOME is set: no place for the job store")
     })?;
-    Ok(dockhand_jobs::SqliteStore::open(&path)?)
+    Ok(dockhand_jobs::store::SqliteStore::open(&path)?)
 }
 
 /// Which engine the flags name: `--host-id`, else the docker CLI's flags, variables and

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{JobFilter, JobStore, Status};
+use dockhand_jobs::Status;
+use dockhand_jobs::store::{JobFilter, JobStore};
 
 use crate::args::{Global, JobOptions, JobsCommand};
 use crate::context::{connect, defaults, job_context, store};
@@ -46,19 +47,20 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
     let env = crate::context::environment();
     let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
     let prefixes = dockhand_jobs::label_prefixes(&file, &env)?;
-    let schedule = dockhand_jobs::Schedule::load(&file, &env)?;
+    let schedule = dockhand_jobs::schedule::Schedule::load(&file, &env)?;
     defaults.label_min_interval = schedule.min_interval;
     let plain: Vec<_> = services.iter().map(|(s, _)| s.clone()).collect();
-    let scheduled = dockhand_jobs::scheduled_targets(&plain, &nodes, &schedule, &defaults, &prefixes);
-    let mut rows = dockhand_jobs::plan(&services, &nodes, &defaults, &prefixes);
-    dockhand_jobs::with_next_runs(&mut rows, &scheduled, &schedule, chrono::Utc::now());
+    let scheduled =
+        dockhand_jobs::schedule::scheduled_targets(&plain, &nodes, &schedule, &defaults, &prefixes);
+    let mut rows = dockhand_jobs::schedule::plan(&services, &nodes, &defaults, &prefixes);
+    dockhand_jobs::schedule::with_next_runs(&mut rows, &scheduled, &schedule, chrono::Utc::now());
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn unused_volumes(global: &Global, opts: &JobOptions) -> anyhow::Result<ExitCode> {
     let ctx = job_context(global, opts).await?;
-    let (volumes, failed) = dockhand_jobs::unused_volumes_everywhere(&ctx).await?;
+    let (volumes, failed) = dockhand_jobs::clean::unused_volumes_everywhere(&ctx).await?;
     output::print(global.json, &volumes, || output::unused_volumes(&volumes))?;
     for (node, why) in &failed {
         output::warning(&format!("node {node} not read: {why}"));

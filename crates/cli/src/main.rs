@@ -70,7 +70,7 @@ async fn command(args: Args) -> anyhow::Result<ExitCode> {
         Command::Jobs(cmd) => jobs::run(&args.global, cmd).await,
         Command::Plan => jobs::plan(&args.global).await,
         Command::Volumes(args::VolumesCommand::Move { volume, from, to, service, jobs }) => {
-            let mut request = dockhand_jobs::MoveRequest::new(volume, from, to);
+            let mut request = dockhand_jobs::backup::MoveRequest::new(volume, from, to);
             if let Some(service) = service {
                 request = request.with_service(service);
             }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::{Storage, TargetKind, TargetSettings};
+use dockhand_jobs::storage::{Storage, TargetKind, TargetSettings};
 use serde::Serialize;
 
 use crate::args::{Global, StorageCommand};

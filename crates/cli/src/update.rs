@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::UpdateRequest;
+use dockhand_jobs::update::UpdateRequest;
 
 use crate::args::{Global, UpdateArgs};
 use crate::context::{cancel_on_signal, finish, job_context, registries};
@@ -16,6 +16,7 @@ pub(crate) async fn run(global: &Global, args: UpdateArgs) -> anyhow::Result<Exi
     cancel_on_signal(ctx.cancel.clone())?;
     let printer = output::JobPrinter::new(global.json);
     let request = UpdateRequest::new(args.image).with_force(args.force).without_rollback(args.no_rollback);
-    let job = dockhand_jobs::update_service(&ctx, &registries, &args.service, &request, &printer).await?;
+    let job =
+        dockhand_jobs::update::update_service(&ctx, &registries, &args.service, &request, &printer).await?;
     finish(&printer, &[job]).await
 }

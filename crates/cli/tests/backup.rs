@@ -213,7 +213,7 @@ const LISTING: &str = "cd /data && find . | sort | while read -r f; do \
 
 async fn replicas_and_intent(client: &Client, service: &str) -> (Option<u64>, Option<String>) {
     let s = client.service(service).await.unwrap();
-    (s.spec.replicas(), s.spec.labels.get(dockhand_jobs::INTENT_LABEL).cloned())
+    (s.spec.replicas(), s.spec.labels.get(dockhand_jobs::backup::INTENT_LABEL).cloned())
 }
 
 fn steps(job: &serde_json::Value) -> Vec<(String, String)> {
@@ -306,7 +306,9 @@ async fn a_global_service_with_stop_is_backed_up_while_it_runs_and_says_so() {
     assert!(why.contains("global service is backed up while it runs"), "{job}");
     assert_eq!(running_container(s.manager(), &name).await, before, "never stopped");
     let service = s.manager().service(&name).await.unwrap();
-    assert!(service.spec.is_global() && !service.spec.labels.contains_key(dockhand_jobs::INTENT_LABEL));
+    assert!(
+        service.spec.is_global() && !service.spec.labels.contains_key(dockhand_jobs::backup::INTENT_LABEL)
+    );
     let out = setup.run(&s, &["plan"]);
     assert!(
         stdout(&out).contains("backed up while it runs") || stderr(&out).contains("backed up while it runs"),
@@ -462,8 +464,8 @@ async fn the_seeds_archives_are_listed_and_restored() {
     assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
     let env = dockhand_host::Environment::from_vars(setup.env());
     let file = dockhand_host::ConfigFile::load(Some(&setup.dir.path().join("dockhand.yaml")), &env).unwrap();
-    let targets = dockhand_jobs::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
-    let storage = dockhand_jobs::Storage::open(targets.get("offsite").unwrap()).unwrap();
+    let targets = dockhand_jobs::storage::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    let storage = dockhand_jobs::storage::Storage::open(targets.get("offsite").unwrap()).unwrap();
     let key = format!("node1_{volume}_2026-11-01T03-00-00.tar.gz");
     let other = "node1_other-vol_2026-11-01T03-00-00.tar.gz";
     for k in [key.as_str(), other] {
@@ -480,7 +482,7 @@ async fn the_seeds_archives_are_listed_and_restored() {
         (listed[0]["key"].as_str(), listed[0]["volume"].as_str()),
         (Some(key.as_str()), Some(volume.as_str()))
     );
-    assert_eq!(listed[0]["check"], dockhand_jobs::FOREIGN_CHECK);
+    assert_eq!(listed[0]["check"], dockhand_jobs::backup::FOREIGN_CHECK);
 
     let container = running_container(s.manager(), &name).await;
     sh(s.manager(), &container, "echo junk > /data/junk").await;
@@ -661,27 +663,40 @@ async fn the_seeds_target_keeps_five_days_by_default() {
     ];
     let env = dockhand_host::Environment::from_vars(setup.env());
     let file = dockhand_host::ConfigFile::load(Some(&setup.dir.path().join("dockhand.yaml")), &env).unwrap();
-    let targets = dockhand_jobs::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
-    let seed = targets.get(dockhand_jobs::SEED_TARGET).unwrap();
+    let targets = dockhand_jobs::storage::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    let seed = targets.get(dockhand_jobs::storage::SEED_TARGET).unwrap();
     assert_eq!(seed.retention_days, Some(5), "{seed:?}");
-    let storage = dockhand_jobs::Storage::open(seed).unwrap();
+    let storage = dockhand_jobs::storage::Storage::open(seed).unwrap();
     let node = s.manager().info().await.unwrap().name;
     let day = Duration::from_secs(86_400);
     let old = |days: u32| {
-        dockhand_jobs::archive_key(&name, &node, &volume, std::time::SystemTime::now() - day * days, false)
+        dockhand_jobs::backup::archive_key(
+            &name,
+            &node,
+            &volume,
+            std::time::SystemTime::now() - day * days,
+            false,
+        )
     };
     let (expired, kept) = (old(6), old(4));
     for key in [&expired, &kept] {
         storage.put(key, b"old".to_vec()).await.unwrap();
-        storage.put(&format!("{key}{}", dockhand_jobs::MANIFEST_SUFFIX), b"{}".to_vec()).await.unwrap();
+        storage
+            .put(&format!("{key}{}", dockhand_jobs::backup::MANIFEST_SUFFIX), b"{}".to_vec())
+            .await
+            .unwrap();
     }
 
     let out = setup.run(&s, &["backup", &name, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let job = last_job(&out);
     assert_eq!(steps(&job).last().unwrap(), &("retention".to_owned(), "succeeded".to_owned()), "{job}");
-    let left: Vec<String> =
-        dockhand_jobs::list_backups(&storage, &name).await.unwrap().into_iter().map(|o| o.key).collect();
+    let left: Vec<String> = dockhand_jobs::backup::list_backups(&storage, &name)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     assert!(!left.contains(&expired), "6 days old, past the seed's 5: {left:?}");
     assert!(left.contains(&kept), "4 days old stays: {left:?}");
     assert_eq!(left.len(), 2, "the one kept and the new one: {left:?}");
@@ -1080,7 +1095,10 @@ async fn an_encrypted_backup_on_a_worker_is_no_readable_tar_and_restores_with_th
     assert!(object.ends_with(".tar.zst.age"), "{object}");
     let archive = std::fs::read(vault.join(&object)).unwrap();
     assert!(archive.starts_with(b"age-encryption.org/v1\n"), "an age file");
-    assert!(dockhand_jobs::verify(archive.as_slice()).is_err(), "the object is not a readable archive");
+    assert!(
+        dockhand_jobs::backup::verify(archive.as_slice()).is_err(),
+        "the object is not a readable archive"
+    );
     assert!(!archive.windows(9).any(|w| w == b"big.bin\0\0"), "no tar header in the clear");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(vault.join(format!("{object}.manifest.json"))).unwrap())

@@ -4,7 +4,12 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::{AgentLine, AgentTask, BackupObject, Manifest, archive_key, parse_archive_name};
+use crate::agent::protocol::AgentLine;
+use crate::agent::protocol::AgentTask;
+use crate::steps::catalog::BackupObject;
+use crate::steps::catalog::Manifest;
+use crate::steps::catalog::archive_key;
+use crate::steps::catalog::parse_archive_name;
 
 /// Archive names and manifests, as a restore reads them from a target anyone may write to:
 /// the first line is an object's name under a service's directory, the rest its manifest.
@@ -37,7 +42,7 @@ pub fn restore(data: &[u8]) {
             "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}]}}}
     }))
     .expect("a service");
-    if crate::own_archive(&service, &object).is_ok() {
+    if crate::steps::catalog::own_archive(&service, &object).is_ok() {
         assert_eq!((manifest.volume.as_str(), manifest.service.as_str()), ("data", "svc"), "{manifest:?}");
     }
 }
@@ -52,7 +57,7 @@ pub fn agent_codec(data: &[u8]) {
         let again = AgentTask::from_args(&written[1..]).expect("what to_args writes parses");
         assert_eq!(again, (task, start_by), "{written:?}");
     }
-    let _ = crate::split_out(&args);
+    let _ = crate::agent::protocol::split_out(&args);
     for line in text.lines() {
         if let Some(parsed) = AgentLine::parse(line) {
             assert_eq!(AgentLine::parse(&parsed.to_line()).as_ref(), Some(&parsed), "{line}");

@@ -86,9 +86,14 @@ fn plan(
     Ok((policy, target))
 }
 
-fn budget(ctx: &JobContext, node: &Node, label: &str, timeout: std::time::Duration) -> crate::Budget {
+fn budget(
+    ctx: &JobContext,
+    node: &Node,
+    label: &str,
+    timeout: std::time::Duration,
+) -> crate::agent::protocol::Budget {
     let view = TargetLabels::resolve(&node.spec.labels, &ctx.prefixes);
-    crate::Budget::new(timeout, crate::steps::lookup::budget_source(&view, label))
+    crate::agent::protocol::Budget::new(timeout, crate::steps::lookup::budget_source(&view, label))
 }
 
 async fn backup_one(
@@ -221,7 +226,7 @@ pub fn node_target(
     targets: &StorageTargets,
     defaults: &dockhand_policy::Defaults,
     prefixes: &dockhand_policy::LabelPrefixes,
-) -> Result<TargetSettings, crate::StorageError> {
+) -> Result<TargetSettings, crate::storage::error::StorageError> {
     match node_backup_policy(&node.spec.labels, defaults, prefixes).0 {
         Some(policy) => targets.for_service(&policy),
         None => targets.get(crate::storage::targets::DEFAULT_TARGET).cloned(),
@@ -254,7 +259,8 @@ pub async fn restore_node(
             }
         };
     let dir = node_dir(&hostname);
-    let own = |object: &crate::BackupObject| crate::steps::catalog::manifest_names(object, "node");
+    let own =
+        |object: &crate::steps::catalog::BackupObject| crate::steps::catalog::manifest_names(object, "node");
     let Some(verified) = crate::steps::volume::verify_chosen(
         &mut run,
         &storage,

@@ -26,7 +26,7 @@ pub struct PlanRow {
     /// What the labels get wrong, each naming label and reason.
     pub diagnostics: Vec<String>,
     /// When cron runs it, and what set that (`0 0 3 * * * (schedule.clean-service)`), or
-    /// `off`; none for an action cron does not run (see [`crate::with_next_runs`]).
+    /// `off`; none for an action cron does not run (see [`crate::schedule::with_next_runs`]).
     pub schedule: Option<String>,
     /// Its next cron run (RFC 3339, UTC).
     pub next_run: Option<String>,

@@ -101,10 +101,14 @@ pub async fn restore_service(
     if let Err(status) = run.lock(LockTarget::Service(found.id.clone())).await {
         return Ok(run.finish(status).await);
     }
-    let stop_budget =
-        crate::Budget::new(ctx.defaults.backup_stop_timeout, budget_source(&view, "backup.stop.timeout"));
-    let start_budget =
-        crate::Budget::new(ctx.defaults.backup_start_timeout, budget_source(&view, "backup.start.timeout"));
+    let stop_budget = crate::agent::protocol::Budget::new(
+        ctx.defaults.backup_stop_timeout,
+        budget_source(&view, "backup.stop.timeout"),
+    );
+    let start_budget = crate::agent::protocol::Budget::new(
+        ctx.defaults.backup_start_timeout,
+        budget_source(&view, "backup.start.timeout"),
+    );
     let guard = if found.spec.is_global() {
         None
     } else {

@@ -42,7 +42,7 @@ pub struct JobContext {
     /// For a cron run, the tick it runs for (RFC 3339, UTC): the job's `scheduled_at`.
     pub scheduled_at: Option<String>,
     /// The instance's scope (`scope.selector`, label key and value): the jobs that act on
-    /// their own, such as [`reconcile`](crate::reconcile), leave targets outside it alone.
+    /// their own, such as [`reconcile`](crate::steps::scale::reconcile), leave targets outside it alone.
     pub scope: Option<(String, String)>,
     /// Masks every step's text before any sink, store or answer sees it: the secrets the
     /// front-end was given ([`known_secrets`]) and secret-shaped values (R3-14).
@@ -53,9 +53,9 @@ pub struct JobContext {
 /// webhook URLs, and `more` (admin tokens, the store's password). Values shorter than 4
 /// characters are left out: masking them would garble ordinary text.
 pub fn known_secrets(
-    registries: &crate::Registries,
-    storage: &crate::StorageTargets,
-    webhooks: &[crate::Webhook],
+    registries: &crate::registry::Registries,
+    storage: &crate::storage::targets::StorageTargets,
+    webhooks: &[crate::notify::Webhook],
     more: impl IntoIterator<Item = String>,
 ) -> dockhand_policy::Redactor {
     let all = registries

@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::job::{Action, Job, Status, Step, Target, Trigger};
+pub use crate::plan::{PlanRow, plan};
 use crate::runner::JobContext;
 use crate::storage::targets::StorageTargets;
 use crate::store::JobStore;
-use crate::work::{Order, Work};
+pub use crate::work::{Order, Work};
 
 /// The seed's expression (`SWARM_UTILS_CRON_EXPR`'s default): every day at 03:00:00.
 pub const SEED_CRON: &str = "0 0 3 * * *";
@@ -304,7 +305,7 @@ pub fn scheduled_targets(
 /// Fills the plan's `schedule` and `next_run` for the actions cron runs: the expression
 /// and what set it, or `off`, and the next time after `now`.
 pub fn with_next_runs(
-    rows: &mut [crate::PlanRow],
+    rows: &mut [crate::plan::PlanRow],
     scheduled: &[Scheduled],
     schedule: &Schedule,
     now: DateTime<Utc>,

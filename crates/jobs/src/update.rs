@@ -24,7 +24,10 @@ use dockhand_policy::{ImageRef, TargetLabels, UpdatePolicy, check_image, service
 use crate::agent::protocol::Budget;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
-use crate::registry::{PullCredential, Registries};
+pub use crate::registry::{
+    DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
+    server_key,
+};
 use crate::runner::{JobContext, JobError, Running};
 use crate::steps::exec::exec_in_tasks;
 use crate::steps::lookup::{budget_source, find_service, hostnames, manager};

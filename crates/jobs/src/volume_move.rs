@@ -131,9 +131,14 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
         run.push_now("volume", Status::Refused, reason);
         return Ok(run.finish(Some(Status::Refused)).await);
     }
-    let stop_budget = crate::Budget::new(ctx.defaults.backup_stop_timeout, "the default backup.stop.timeout");
-    let start_budget =
-        crate::Budget::new(ctx.defaults.backup_start_timeout, "the default backup.start.timeout");
+    let stop_budget = crate::agent::protocol::Budget::new(
+        ctx.defaults.backup_stop_timeout,
+        "the default backup.stop.timeout",
+    );
+    let start_budget = crate::agent::protocol::Budget::new(
+        ctx.defaults.backup_start_timeout,
+        "the default backup.start.timeout",
+    );
     let guard = match &service {
         Some(s) => match stop(&mut run, &s.id, &stop_budget).await {
             Ok(guard) => Some(guard),

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dockhand_jobs::{Event, Job, JobContext, JobError, JobStore, Launched, Sink};
+use dockhand_jobs::schedule::Launched;
+use dockhand_jobs::store::JobStore;
+use dockhand_jobs::{Event, Job, JobContext, JobError, Sink};
 use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
-pub(crate) use dockhand_jobs::Work;
+pub(crate) use dockhand_jobs::schedule::Work;
 
 /// Events kept per live job for a follower that joins late.
 const HISTORY: usize = 2_000;
@@ -113,7 +115,7 @@ pub struct Dispatcher {
     tracker: TaskTracker,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
-    notifier: dockhand_jobs::Notifier,
+    notifier: dockhand_jobs::notify::Notifier,
     owner: String,
 }
 
@@ -130,7 +132,7 @@ impl Dispatcher {
         max_jobs: usize,
         max_queue: usize,
         metrics: Arc<Metrics>,
-        notifier: dockhand_jobs::Notifier,
+        notifier: dockhand_jobs::notify::Notifier,
         owner: String,
     ) -> Self {
         Self {
@@ -422,7 +424,7 @@ impl Dispatcher {
 
     /// Records `job`, trying again for a few seconds while the store does not answer (a
     /// PostgreSQL that restarts, a failover): its first and last records must not be lost.
-    async fn record_durably(&self, job: &Job) -> Result<(), dockhand_jobs::StoreError> {
+    async fn record_durably(&self, job: &Job) -> Result<(), dockhand_jobs::store::StoreError> {
         let mut delay = RECORD_RETRY_FIRST;
         let mut waited = Duration::ZERO;
         loop {
@@ -497,7 +499,7 @@ pub const JOB_LEASE: Duration = Duration::from_secs(45);
 #[derive(Debug, Clone)]
 pub struct CronLauncher(pub Arc<Dispatcher>);
 
-impl dockhand_jobs::Launcher for CronLauncher {
+impl dockhand_jobs::schedule::Launcher for CronLauncher {
     fn launch(&self, key: String, ctx: JobContext, work: Work) -> BoxFuture<'_, Launched> {
         Box::pin(async move {
             match self.0.submit_queued(key, ctx, true, work).await {
@@ -516,7 +518,8 @@ impl dockhand_jobs::Launcher for CronLauncher {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use dockhand_jobs::{Action, JobFilter, SqliteStore, StoreError, Target, Trigger};
+    use dockhand_jobs::store::{JobFilter, SqliteStore, StoreError};
+    use dockhand_jobs::{Action, Target, Trigger};
 
     use super::*;
 
@@ -572,7 +575,14 @@ mod tests {
         let inner = SqliteStore::open(&dir.path().join("jobs.sqlite")).expect("a store");
         let store = Arc::new(Flaky { inner, failing: AtomicUsize::new(failing) });
         let metrics = Arc::new(Metrics::default());
-        let d = Dispatcher::new(store.clone(), 2, 2, metrics, dockhand_jobs::Notifier::none(), "test".into());
+        let d = Dispatcher::new(
+            store.clone(),
+            2,
+            2,
+            metrics,
+            dockhand_jobs::notify::Notifier::none(),
+            "test".into(),
+        );
         (Arc::new(d), store)
     }
 

@@ -72,16 +72,16 @@ pub enum ServerError {
     Host(#[from] dockhand_host::Error),
     /// The storage targets.
     #[error(transparent)]
-    Storage(#[from] dockhand_jobs::StorageError),
+    Storage(#[from] dockhand_jobs::storage::StorageError),
     /// The registry credentials.
     #[error(transparent)]
-    Registry(#[from] dockhand_jobs::RegistryError),
+    Registry(#[from] dockhand_jobs::update::RegistryError),
     /// The seed's variables.
     #[error(transparent)]
     Defaults(#[from] dockhand_policy::DefaultsError),
     /// The job store.
     #[error(transparent)]
-    Store(#[from] dockhand_jobs::StoreError),
+    Store(#[from] dockhand_jobs::store::StoreError),
     /// An issuer's HTTPS client.
     #[error(transparent)]
     Oidc(#[from] crate::auth::JwksError),
@@ -153,7 +153,7 @@ async fn healthz(listen: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), Strin
 #[derive(Debug)]
 pub struct Server {
     app: Arc<App>,
-    scheduler: Arc<dockhand_jobs::Scheduler>,
+    scheduler: Arc<dockhand_jobs::schedule::Scheduler>,
     settings: Settings,
     warnings: Vec<String>,
     notes: Vec<String>,
@@ -173,8 +173,9 @@ impl Server {
     pub async fn prepare(settings: Settings, env: Environment) -> Result<Self, ServerError> {
         let file = ConfigFile::load(settings.config.as_deref(), &env)?;
         let config = ServerConfig::load(&file, &env)?;
-        let storage = dockhand_jobs::StorageTargets::load(&file, &env, settings.state_dir.join("backups"))?;
-        let registries = dockhand_jobs::Registries::load(&file, &env)?;
+        let storage =
+            dockhand_jobs::storage::StorageTargets::load(&file, &env, settings.state_dir.join("backups"))?;
+        let registries = dockhand_jobs::update::Registries::load(&file, &env)?;
         let mut defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
         defaults.label_min_interval = config.schedule.min_interval;
         let hosts = HostsConfig::load_partial(settings.config.as_deref(), &env)?;
@@ -183,7 +184,7 @@ impl Server {
             None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
         };
         let store_settings =
-            dockhand_jobs::StoreSettings::load(&file, &env, settings.state_dir.join("jobs.sqlite"))
+            dockhand_jobs::store::StoreSettings::load(&file, &env, settings.state_dir.join("jobs.sqlite"))
                 .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
         // Every secret the server holds, masked wherever text leaves it: job records, events
         // and answers, the log and webhook bodies (R3-14).
@@ -241,7 +242,7 @@ impl Server {
         }
         let metrics = Arc::new(Metrics::default());
         let counted = Arc::clone(&metrics);
-        let notifier = dockhand_jobs::Notifier::start(
+        let notifier = dockhand_jobs::notify::Notifier::start(
             config.webhooks.clone(),
             Some(base.client.clone()),
             (*redactor).clone(),
@@ -282,7 +283,7 @@ impl Server {
         }
         let storage = Arc::new(storage);
         let scheduler = Arc::new(
-            dockhand_jobs::Scheduler::new(
+            dockhand_jobs::schedule::Scheduler::new(
                 config.schedule.clone(),
                 base.clone(),
                 Arc::clone(dispatcher.store()),
@@ -507,7 +508,7 @@ async fn reload_on_sighup(tls: Arc<crate::tls::Reloading>) {
 /// At start: a service a stopped dockhand left scaled down is brought back, and recorded.
 async fn reconcile(app: Arc<App>) {
     let sink = dockhand_jobs::Collect::default();
-    match dockhand_jobs::reconcile(&app.base, &sink).await {
+    match dockhand_jobs::backup::reconcile(&app.base, &sink).await {
         Ok(jobs) => {
             for job in jobs {
                 tracing::warn!(job = %job.id, target = %job.target.describe(), "brought back a service a stopped backup or restore left scaled down");
@@ -535,7 +536,7 @@ async fn reap(app: Arc<App>) {
         owed |= !interrupted.is_empty();
         if owed {
             let sink = dockhand_jobs::Collect::default();
-            match dockhand_jobs::reconcile(&app.base, &sink).await {
+            match dockhand_jobs::backup::reconcile(&app.base, &sink).await {
                 Ok(jobs) => {
                     for job in &jobs {
                         if let Err(e) = app.dispatcher.store().record(job).await {
@@ -546,7 +547,10 @@ async fn reap(app: Arc<App>) {
                     owed = app
                         .base
                         .client
-                        .services(&dockhand_engine::Filters::new().with("label", dockhand_jobs::INTENT_LABEL))
+                        .services(
+                            &dockhand_engine::Filters::new()
+                                .with("label", dockhand_jobs::backup::INTENT_LABEL),
+                        )
                         .await
                         .map_or(true, |s| !s.is_empty());
                 }

@@ -142,10 +142,10 @@ impl Metrics {
     }
 
     /// Counts a notification.
-    pub fn notification(&self, delivery: &dockhand_jobs::Delivery) {
+    pub fn notification(&self, delivery: &dockhand_jobs::notify::Delivery) {
         let (webhook, result) = match delivery {
-            dockhand_jobs::Delivery::Sent { webhook } => (webhook.clone(), "sent"),
-            dockhand_jobs::Delivery::Failed { webhook, .. } => (webhook.clone(), "failed"),
+            dockhand_jobs::notify::Delivery::Sent { webhook } => (webhook.clone(), "sent"),
+            dockhand_jobs::notify::Delivery::Failed { webhook, .. } => (webhook.clone(), "failed"),
             _ => (String::new(), "dropped"),
         };
         self.notifications.get_or_create(&NotifyLabels { webhook, result: result.to_owned() }).inc();

@@ -89,9 +89,9 @@ pub struct ServerConfig {
     /// are listed, served and run by cron, admins included.
     pub scope: Option<(String, String)>,
     /// `schedule`: when cron runs each action.
-    pub schedule: dockhand_jobs::Schedule,
+    pub schedule: dockhand_jobs::schedule::Schedule,
     /// `notifications.webhooks`.
-    pub webhooks: Vec<dockhand_jobs::Webhook>,
+    pub webhooks: Vec<dockhand_jobs::notify::Webhook>,
     /// Warnings to log at start (unsafe but accepted settings).
     pub warnings: Vec<String>,
     /// Choices to log at start, with their reason (which labels are read, and why).
@@ -271,12 +271,9 @@ impl ServerConfig {
             }
             config.scope = Some(parsed);
         }
-        config.schedule = dockhand_jobs::Schedule::load(file, env).map_err(|e| SettingsError::Key {
-            origin: e.origin,
-            key: e.key,
-            detail: e.detail,
-        })?;
-        let (webhooks, warnings) = dockhand_jobs::load_webhooks(file, env)
+        config.schedule = dockhand_jobs::schedule::Schedule::load(file, env)
+            .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
+        let (webhooks, warnings) = dockhand_jobs::notify::load_webhooks(file, env)
             .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
         config.webhooks = webhooks;
         config.warnings.extend(warnings);

@@ -325,11 +325,11 @@ async fn leftovers(run: &Run<'_>) -> anyhow::Result<Vec<String>> {
         if service.spec.replicas() != Some(1) {
             left.push(format!("{} has {:?} replicas, not 1", service.spec.name, service.spec.replicas()));
         }
-        if service.spec.labels.contains_key(dockhand_jobs::INTENT_LABEL) {
+        if service.spec.labels.contains_key(dockhand_jobs::backup::INTENT_LABEL) {
             left.push(format!(
                 "{} still has its intent label {}",
                 service.spec.name,
-                dockhand_jobs::INTENT_LABEL
+                dockhand_jobs::backup::INTENT_LABEL
             ));
         }
     }

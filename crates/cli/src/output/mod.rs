@@ -50,7 +50,7 @@ pub(crate) fn line(text: &str) -> anyhow::Result<()> {
 }
 
 /// The plan: one row per target and action, then each label diagnostic.
-pub(crate) fn plan(rows: &[dockhand_jobs::PlanRow]) -> String {
+pub(crate) fn plan(rows: &[dockhand_jobs::schedule::PlanRow]) -> String {
     let table = rows
         .iter()
         .map(|r| {
@@ -82,7 +82,7 @@ pub(crate) fn plan(rows: &[dockhand_jobs::PlanRow]) -> String {
 }
 
 /// Unused volumes: node, name, driver, size.
-pub(crate) fn unused_volumes(volumes: &[dockhand_jobs::UnusedVolume]) -> String {
+pub(crate) fn unused_volumes(volumes: &[dockhand_jobs::clean::UnusedVolume]) -> String {
     let rows = volumes
         .iter()
         .map(|v| {
@@ -164,11 +164,11 @@ pub(crate) fn exit_code(jobs: &[dockhand_jobs::Job]) -> std::process::ExitCode {
 }
 
 /// Backups on a target: key, node, volume, time, size, manifest check.
-pub(crate) fn backups(objects: &[dockhand_jobs::BackupObject]) -> String {
+pub(crate) fn backups(objects: &[dockhand_jobs::backup::BackupObject]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let time = dockhand_jobs::parse_key_timestamp(&o.timestamp)
+            let time = dockhand_jobs::backup::parse_key_timestamp(&o.timestamp)
                 .map_or_else(|| o.timestamp.clone(), |t| humantime::format_rfc3339_seconds(t).to_string());
             [o.volume.clone(), o.node.clone(), time, bytes(o.size), o.check.clone(), o.key.clone()]
         })

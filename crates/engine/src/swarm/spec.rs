@@ -464,7 +464,7 @@ pub struct ServiceStatus {
 }
 
 /// A service as a listing shows it: what `GET /services` returns, decoded into only the
-/// fields a table needs ([`Client::service_summaries`]). Much lighter than [`Service`] on
+/// fields a table needs ([`Client::service_summaries`](crate::Client::service_summaries)). Much lighter than [`Service`] on
 /// a swarm of thousands of services.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -22,7 +22,10 @@ mod wire;
 
 use wire::{Framed, NoStall, accept_one, connect, io_error, unframe, with_peer};
 
-use protocol::{AgentLine, AgentTask, Budget, ExecTarget, Prune, UnusedVolume};
+use protocol::UnusedVolume;
+pub use protocol::{
+    AgentArgsError, AgentLine, AgentTask, Budget, CHANNEL_MOUNT, CHANNEL_SOCKET, ExecTarget, Prune, split_out,
+};
 
 /// Why an agent did not do its task.
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,7 @@ fn targets_take_their_own_label_over_the_global_schedule_and_the_plan_shows_the_
         ]
     );
     let svc: Vec<(Service, usize)> = services.iter().cloned().map(|s| (s, 1)).collect();
-    let mut rows = crate::plan(&svc, &[], &d, &p);
+    let mut rows = crate::plan::plan(&svc, &[], &d, &p);
     let now = DateTime::<Utc>::from_timestamp(1_800_000_003, 0).unwrap();
     with_next_runs(&mut rows, &found, &schedule, now);
     let row = |t: &str, a: &str| rows.iter().find(|r| r.target == t && r.action == a).unwrap().clone();
@@ -159,8 +159,10 @@ fn bad_settings_name_their_key() {
 
 use std::sync::Mutex;
 
+use crate::Swarm;
+use crate::store::JobFilter;
+use crate::store::SqliteStore;
 use crate::swarm::fake::FakeSwarm;
-use crate::{JobFilter, SqliteStore, Swarm};
 
 /// Records each launch's key and tick; answers busy for the keys in `busy`.
 #[derive(Default)]

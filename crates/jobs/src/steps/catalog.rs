@@ -168,7 +168,7 @@ async fn read_manifest(storage: &Storage, key: &object_store::path::Path) -> Opt
 pub async fn list_backups(
     storage: &Storage,
     service: &str,
-) -> Result<Vec<BackupObject>, crate::StorageError> {
+) -> Result<Vec<BackupObject>, crate::storage::error::StorageError> {
     let listed = storage.list(service).await?;
     let mut objects = Vec::new();
     for meta in &listed {
@@ -219,7 +219,7 @@ pub fn parse_foreign_name(name: &str) -> Option<(&str, &str, &str)> {
 pub async fn list_foreign(
     storage: &Storage,
     volumes: Option<&[String]>,
-) -> Result<Vec<BackupObject>, crate::StorageError> {
+) -> Result<Vec<BackupObject>, crate::storage::error::StorageError> {
     let mut objects = Vec::new();
     for meta in storage.list("").await? {
         let key = storage.relative(&meta.location);
@@ -495,7 +495,7 @@ pub fn service_target(
     targets: &StorageTargets,
     defaults: &dockhand_policy::Defaults,
     prefixes: &dockhand_policy::LabelPrefixes,
-) -> Result<TargetSettings, crate::StorageError> {
+) -> Result<TargetSettings, crate::storage::error::StorageError> {
     let policy =
         service.and_then(|s| service_policy(&s.spec.labels, s.spec.is_global(), defaults, prefixes).0.backup);
     match policy {

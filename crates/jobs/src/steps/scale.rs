@@ -45,7 +45,7 @@ impl Drop for StartGuard {
 pub(crate) async fn stop(
     run: &mut Running<'_>,
     service: &str,
-    budget: &crate::Budget,
+    budget: &crate::agent::protocol::Budget,
 ) -> Result<StartGuard, StartGuard> {
     let mut step = Step::start("stop", SystemTime::now());
     run.started(&step);
@@ -106,7 +106,7 @@ pub(crate) async fn stop(
 pub(crate) async fn start(
     run: &mut Running<'_>,
     service: &str,
-    budget: &crate::Budget,
+    budget: &crate::agent::protocol::Budget,
     guard: Option<StartGuard>,
 ) {
     let mut step = Step::start("start", SystemTime::now());
@@ -237,8 +237,10 @@ pub async fn reconcile(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec<Job>, Jo
             replicas = %owed,
             "a backup or restore stopped before it started this service again: scaling it back"
         );
-        let budget =
-            crate::Budget::new(ctx.defaults.backup_start_timeout, "the default backup.start.timeout");
+        let budget = crate::agent::protocol::Budget::new(
+            ctx.defaults.backup_start_timeout,
+            "the default backup.start.timeout",
+        );
         start(&mut run, &service.id, &budget, None).await;
         jobs.push(run.finish(None).await);
     }
@@ -263,8 +265,8 @@ mod tests {
         JobContext::new(client, "test", Trigger::Cli, "test").with_swarm(Arc::clone(swarm) as Arc<dyn Swarm>)
     }
 
-    fn budget(what: &str) -> crate::Budget {
-        crate::Budget::new(BUDGET, format!("label dockhand.backup.{what}.timeout"))
+    fn budget(what: &str) -> crate::agent::protocol::Budget {
+        crate::agent::protocol::Budget::new(BUDGET, format!("label dockhand.backup.{what}.timeout"))
     }
 
     fn target(id: &str) -> Target {

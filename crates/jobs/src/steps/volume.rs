@@ -142,7 +142,7 @@ pub(crate) async fn upload_volume(
     storage: &Storage,
     found: &Located,
     at: SystemTime,
-    budget: &crate::Budget,
+    budget: &crate::agent::protocol::Budget,
 ) -> bool {
     let ctx = run.ctx;
     let wanted = &found.volume;

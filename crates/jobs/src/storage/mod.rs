@@ -4,7 +4,7 @@
 //! `backup.volume-list-upload.s3.*` labels form an implicit target named `swarm-utils`.
 //!
 //! Credentials are read from variables or files (`*_env`, `*_file`) when the configuration
-//! is loaded and kept in [`Secret`]s, which never print. Every error names the target.
+//! is loaded and kept in [`Secret`](crate::Secret)s, which never print. Every error names the target.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,14 +13,16 @@ use std::time::Duration;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::storage::error::Problem;
-use crate::storage::error::StorageError;
 use crate::storage::error::{classify, describe};
-use crate::storage::targets::TargetKind;
-use crate::storage::targets::TargetSettings;
 
 pub(crate) mod error;
 pub(crate) mod targets;
+
+pub use error::{Problem, StorageError};
+pub use targets::{
+    DEFAULT_TARGET, S3Target, SEED_TARGET, SERVER_LOCAL_PATH, StorageTargets, TargetKind, TargetSettings,
+    default_local_path,
+};
 
 /// An opened target: the object store and the key prefix everything goes under.
 #[derive(Clone)]

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dockhand_engine::{Filters, Node};
-use dockhand_jobs::{JobError, Order};
+use dockhand_jobs::JobError;
+use dockhand_jobs::schedule::Order;
 use dockhand_policy::{Decision, Identity};
 
 use crate::auth::Caller;
@@ -68,7 +69,7 @@ pub(crate) async fn look_up(
                 .nodes(&Filters::new())
                 .await
                 .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
-            node_found(dockhand_jobs::find_node(&nodes, name), field, reveal)
+            node_found(dockhand_jobs::clean::find_node(&nodes, name), field, reveal)
         }
     }
 }
@@ -267,9 +268,9 @@ mod tests {
             serde_json::from_value(serde_json::json!({"ID": id, "Description": {"Hostname": "dup"}})).unwrap()
         };
         let nodes = [node("id-one-8f2"), node("id-two-3c7")];
-        let e = node_found(dockhand_jobs::find_node(&nodes, "dup"), "node", true).unwrap_err();
+        let e = node_found(dockhand_jobs::clean::find_node(&nodes, "dup"), "node", true).unwrap_err();
         assert!(e.body.message.contains("id-one-8f2"), "{}", e.body.message);
-        assert!(node_found(dockhand_jobs::find_node(&nodes, "dup"), "node", false).unwrap().is_none());
-        assert!(node_found(dockhand_jobs::find_node(&nodes, "nope"), "node", true).unwrap().is_none());
+        assert!(node_found(dockhand_jobs::clean::find_node(&nodes, "dup"), "node", false).unwrap().is_none());
+        assert!(node_found(dockhand_jobs::clean::find_node(&nodes, "nope"), "node", true).unwrap().is_none());
     }
 }

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use dockhand_engine::Filters;
-use dockhand_jobs::{Action, Event, Job, JobFilter, Status};
+use dockhand_jobs::store::JobFilter;
+use dockhand_jobs::{Action, Event, Job, Status};
 use dockhand_policy::Decision;
 use futures_util::StreamExt;
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dockhand_jobs::{JobContext, Registries, StorageTargets};
+use dockhand_jobs::JobContext;
+use dockhand_jobs::storage::StorageTargets;
+use dockhand_jobs::update::Registries;
 
 use crate::auth::Gate;
 use crate::dispatch::Dispatcher;

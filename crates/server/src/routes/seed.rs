@@ -8,7 +8,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use dockhand_jobs::{Order, UpdateRequest};
+use dockhand_jobs::schedule::Order;
+use dockhand_jobs::update::UpdateRequest;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;

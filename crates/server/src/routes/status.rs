@@ -17,7 +17,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use dockhand_engine::Filters;
-use dockhand_jobs::{Action, Job, JobFilter};
+use dockhand_jobs::store::JobFilter;
+use dockhand_jobs::{Action, Job};
 use dockhand_policy::Decision;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -262,7 +263,7 @@ pub(crate) struct UnusedVolumes {
     /// Each volume: `node` (hostname), `name`, `driver`, `size` (bytes, when the engine
     /// reports them); by node, then name.
     #[schema(value_type = Vec<Object>)]
-    pub volumes: Vec<dockhand_jobs::UnusedVolume>,
+    pub volumes: Vec<dockhand_jobs::clean::UnusedVolume>,
     /// Each node that could not be read, with why.
     #[schema(value_type = Vec<Object>)]
     pub unreadable: Vec<BTreeMap<String, String>>,
@@ -285,7 +286,7 @@ pub(crate) async fn unused_volumes(
             failed_credential(&app, ip);
             return Err(ApiError::forbidden("not allowed: listing unused volumes is for admins"));
         }
-        let (mut volumes, mut failed) = dockhand_jobs::unused_volumes_everywhere(&app.base)
+        let (mut volumes, mut failed) = dockhand_jobs::clean::unused_volumes_everywhere(&app.base)
             .await
             .map_err(|e| ApiError::engine(format!("the engine: {e}")))?;
         let authorizer = &app.gate.authorizer;

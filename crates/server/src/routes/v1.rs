@@ -8,7 +8,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use dockhand_jobs::{Order, RestoreOptions, UpdateRequest};
+use dockhand_jobs::backup::RestoreOptions;
+use dockhand_jobs::schedule::Order;
+use dockhand_jobs::update::UpdateRequest;
 
 use crate::error::ApiError;
 use crate::routes::Shared;
@@ -314,7 +316,7 @@ pub(crate) async fn move_volume(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let mut request = dockhand_jobs::MoveRequest::new(volume, body.from, body.to.clone());
+    let mut request = dockhand_jobs::backup::MoveRequest::new(volume, body.from, body.to.clone());
     // The job's target, as its lock: the service when one moves with the volume, else the
     // destination node.
     let (kind, name, field) = match body.service {

@@ -14,6 +14,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::job::{Action, Job, Status};
 
+mod pg;
+
+pub use pg::{PgStore, StoreConfigError, StoreSettings};
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -14,8 +14,8 @@ use std::time::Duration;
 use dockhand_host::{ConfigFile, Environment};
 use tokio::sync::Mutex;
 
+use super::{JobFilter, JobStore, StoreError, interrupted, redacted, status_text};
 use crate::job::{Action, Job};
-use crate::store::{JobFilter, JobStore, StoreError, interrupted, redacted, status_text};
 
 /// The migrations, in order; `dockhand_migrations` records which ran.
 const MIGRATIONS: [&str; 2] = [
@@ -200,7 +200,7 @@ impl StoreSettings {
     /// Opens the store (for PostgreSQL: connects and migrates).
     pub async fn open(&self) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
         Ok(match self {
-            Self::Sqlite(path) => std::sync::Arc::new(crate::SqliteStore::open(path)?),
+            Self::Sqlite(path) => std::sync::Arc::new(super::SqliteStore::open(path)?),
             Self::Postgres { shown, config, tls } => {
                 std::sync::Arc::new(PgStore::connect((**config).clone(), tls.clone(), shown).await?)
             }
