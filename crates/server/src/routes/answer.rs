@@ -210,18 +210,11 @@ pub(crate) fn denied(verb: &str, kind: Kind, name: &str) -> ApiError {
     ApiError::forbidden(format!("not allowed: this credential may not {verb} {} {name:?}", kind.as_str()))
 }
 
-/// What a v1 job route answers, for the OpenAPI document: one list that every job route
-/// shares (the document's descriptions come from `openapi.rs` where a status has no
-/// particular one here).
+/// The errors every job route answers with, for the OpenAPI document (the descriptions come
+/// from `openapi.rs`, a status's meaning being the same on every route).
 #[derive(utoipa::IntoResponses)]
 #[expect(dead_code, reason = "a description of responses, never built: the handlers answer through `answer`")]
-pub(crate) enum JobAnswers {
-    /// The job succeeded.
-    #[response(status = 200, description = "the job succeeded")]
-    Done(crate::schema::JobSchema),
-    /// The job runs.
-    #[response(status = 202, description = "the job runs")]
-    Runs(Accepted),
+pub(crate) enum ErrorAnswers {
     #[response(status = 400)]
     BadRequest(ErrorBody),
     #[response(status = 401)]
@@ -244,8 +237,20 @@ pub(crate) enum JobAnswers {
     Unavailable(ErrorBody),
 }
 
-/// What a seed route answers, for the OpenAPI document: the seed's `{"status":"ok"}` for a
-/// finished job, and the same errors as a v1 job route.
+/// What a v1 job route answers when it is not an error (with [`ErrorAnswers`]).
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "a description of responses, never built: the handlers answer through `answer`")]
+pub(crate) enum JobAnswers {
+    /// The job succeeded.
+    #[response(status = 200, description = "the job succeeded")]
+    Done(crate::schema::JobSchema),
+    /// The job runs.
+    #[response(status = 202, description = "the job runs")]
+    Runs(Accepted),
+}
+
+/// What a seed route answers when it is not an error (with [`ErrorAnswers`]): the seed's
+/// `{"status":"ok"}` for a finished job.
 #[derive(utoipa::IntoResponses)]
 #[expect(dead_code, reason = "a description of responses, never built: the handlers answer through `answer`")]
 pub(crate) enum SeedAnswers {
@@ -253,24 +258,4 @@ pub(crate) enum SeedAnswers {
     Done(SeedOk),
     #[response(status = 202)]
     Runs(Accepted),
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    #[response(status = 409)]
-    Busy(ErrorBody),
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    #[response(status = 422)]
-    InvalidField(ErrorBody),
-    #[response(status = 429)]
-    Throttled(ErrorBody),
-    #[response(status = 500)]
-    JobFailed(ErrorBody),
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
 }

@@ -21,7 +21,7 @@ use crate::routes::act::service_ask;
 use crate::routes::act::work;
 use crate::routes::answer::Form;
 use crate::routes::answer::Kind;
-use crate::routes::answer::SeedAnswers;
+use crate::routes::answer::{ErrorAnswers, SeedAnswers};
 use crate::routes::input::ClientIp;
 use crate::routes::input::SeedNodeBody;
 use crate::routes::input::SeedQuery;
@@ -52,7 +52,7 @@ pub(crate) fn required(value: Option<String>, field: &str) -> Result<String, Api
 /// without `image`, the service's current tag is deployed again.
 #[utoipa::path(post, path = "/api/update/service", tag = "seed", params(SeedQuery),
     request_body = SeedServiceBody,
-    responses(SeedAnswers))]
+    responses(SeedAnswers, ErrorAnswers))]
 pub(crate) async fn seed_update(
     State(app): State<Shared>,
     ClientIp(ip): ClientIp,
@@ -87,7 +87,7 @@ pub(crate) async fn seed_update(
 /// The seed's `POST /api/clean/service`: `{token, serviceName}`, the name in the body or the query.
 #[utoipa::path(post, path = "/api/clean/service", tag = "seed", params(SeedQuery),
     request_body = SeedServiceBody,
-    responses(SeedAnswers))]
+    responses(SeedAnswers, ErrorAnswers))]
 pub(crate) async fn seed_clean_service(
     State(app): State<Shared>,
     ClientIp(ip): ClientIp,
@@ -101,7 +101,7 @@ pub(crate) async fn seed_clean_service(
 /// The seed's `POST /api/backup/service`: `{token, serviceName}`.
 #[utoipa::path(post, path = "/api/backup/service", tag = "seed", params(SeedQuery),
     request_body = SeedServiceBody,
-    responses(SeedAnswers))]
+    responses(SeedAnswers, ErrorAnswers))]
 pub(crate) async fn seed_backup_service(
     State(app): State<Shared>,
     ClientIp(ip): ClientIp,
@@ -140,7 +140,7 @@ pub(crate) async fn seed_service(
 /// The seed's `POST /api/clean/node`: `{token, nodeName}`.
 #[utoipa::path(post, path = "/api/clean/node", tag = "seed", params(SeedQuery),
     request_body = SeedNodeBody,
-    responses(SeedAnswers))]
+    responses(SeedAnswers, ErrorAnswers))]
 pub(crate) async fn seed_clean_node(
     State(app): State<Shared>,
     ClientIp(ip): ClientIp,

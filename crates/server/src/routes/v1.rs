@@ -21,8 +21,8 @@ use crate::routes::act::service_ask;
 use crate::routes::act::service_request;
 use crate::routes::act::work;
 use crate::routes::answer::Form;
-use crate::routes::answer::JobAnswers;
 use crate::routes::answer::Kind;
+use crate::routes::answer::{ErrorAnswers, JobAnswers};
 use crate::routes::input::ClientIp;
 use crate::routes::input::EmptyBody;
 use crate::routes::input::MoveBody;
@@ -39,7 +39,7 @@ use crate::routes::input::read_body;
 #[utoipa::path(post, path = "/v1/nodes/{node}/clean", tag = "jobs",
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn clean_node(
     State(app): State<Shared>,
@@ -59,7 +59,7 @@ pub(crate) async fn clean_node(
 #[utoipa::path(post, path = "/v1/nodes/{node}/backup", tag = "jobs",
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn backup_node(
     State(app): State<Shared>,
@@ -123,7 +123,7 @@ pub(crate) async fn node_route(
 #[utoipa::path(post, path = "/v1/services/{service}/clean", tag = "jobs",
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn clean_service(
     State(app): State<Shared>,
@@ -146,7 +146,7 @@ pub(crate) async fn clean_service(
 #[utoipa::path(post, path = "/v1/services/{service}/backup", tag = "jobs",
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<EmptyBody>, description = "nothing, or {}"),
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn backup_service(
     State(app): State<Shared>,
@@ -169,7 +169,7 @@ pub(crate) async fn backup_service(
 #[utoipa::path(post, path = "/v1/services/{service}/update", tag = "jobs",
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body = UpdateBody,
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn update_service(
     State(app): State<Shared>,
@@ -196,7 +196,7 @@ pub(crate) async fn update_service(
 #[utoipa::path(post, path = "/v1/services/{service}/restore", tag = "jobs",
     params(("service" = String, Path, description = "service name or ID"), WaitQuery),
     request_body(content = Option<RestoreBody>),
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn restore_service(
     State(app): State<Shared>,
@@ -241,7 +241,7 @@ pub(crate) fn restore_options(body: RestoreBody) -> RestoreOptions {
 #[utoipa::path(post, path = "/v1/nodes/{node}/restore", tag = "jobs",
     params(("node" = String, Path, description = "hostname or node ID"), WaitQuery),
     request_body = RestoreBody,
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn restore_node(
     State(app): State<Shared>,
@@ -285,7 +285,7 @@ pub(crate) async fn restore_node(
 #[utoipa::path(post, path = "/v1/volumes/{volume}/move", tag = "jobs",
     params(("volume" = String, Path, description = "the volume's name"), WaitQuery),
     request_body = MoveBody,
-    responses(JobAnswers),
+    responses(JobAnswers, ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn move_volume(
     State(app): State<Shared>,
