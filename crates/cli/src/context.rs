@@ -15,11 +15,21 @@ pub(crate) fn environment() -> Environment {
     )
 }
 
-/// The configuration from `--config` (which must exist and parse) or the default file,
-/// with env overrides. A host entry that does not validate is kept aside: using it is an
-/// error, but it does not stop the others.
+/// The configuration file from `--config` (which must exist and parse) or the default file,
+/// read once per process: every section (hosts, storage, registries, labels, schedule)
+/// is built from this one reading.
+pub(crate) fn config_file(global: &Global) -> anyhow::Result<&'static dockhand_host::ConfigFile> {
+    static FILE: std::sync::OnceLock<dockhand_host::ConfigFile> = std::sync::OnceLock::new();
+    if FILE.get().is_none() {
+        let _ = FILE.set(dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?);
+    }
+    FILE.get().ok_or_else(|| anyhow::anyhow!("the configuration file could not be kept"))
+}
+
+/// The hosts of the configuration, with env overrides. A host entry that does not validate
+/// is kept aside: using it is an error, but it does not stop the others.
 pub(crate) fn load(global: &Global) -> anyhow::Result<HostsConfig> {
-    Ok(HostsConfig::load_partial(global.config.as_deref(), &environment())?)
+    Ok(HostsConfig::from_file(config_file(global)?, &environment())?)
 }
 
 /// The host registry over that configuration, with the global `--timeout`.
@@ -56,19 +66,17 @@ pub(crate) async fn stop_started_hosts() -> anyhow::Result<()> {
 /// `$XDG_DATA_HOME/dockhand/backups`.
 pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::storage::StorageTargets> {
     let env = environment();
-    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+    let file = config_file(global)?;
     let local = dockhand_jobs::storage::default_local_path(&env).ok_or_else(|| {
         anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: no place for the local storage target")
     })?;
-    Ok(dockhand_jobs::storage::StorageTargets::load(&file, &env, local)?)
+    Ok(dockhand_jobs::storage::StorageTargets::load(file, &env, local)?)
 }
 
 /// The registry credentials of the configuration file, the seed's variables and the docker
 /// CLI's `config.json`.
 pub(crate) fn registries(global: &Global) -> anyhow::Result<dockhand_jobs::update::Registries> {
-    let env = environment();
-    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
-    Ok(dockhand_jobs::update::Registries::load(&file, &env)?)
+    Ok(dockhand_jobs::update::Registries::load(config_file(global)?, &environment())?)
 }
 
 /// Ends a job command: the printer's last words, the record, each job's summary, and the
@@ -240,9 +248,7 @@ pub(crate) async fn job_context(
 /// The label prefixes to read: `DOCKHAND_LABELS_COMPAT`, the configuration's
 /// `labels.compat`, or the seed's when a `SWARM_UTILS_*` variable is set.
 pub(crate) fn label_prefixes(global: &Global) -> anyhow::Result<dockhand_policy::LabelPrefixes> {
-    let env = environment();
-    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
-    Ok(dockhand_jobs::label_prefixes(&file, &env)?)
+    Ok(dockhand_jobs::label_prefixes(config_file(global)?, &environment())?)
 }
 
 /// The seed's defaults, with its `SWARM_UTILS_*` variables from the environment.

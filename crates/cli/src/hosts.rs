@@ -46,7 +46,7 @@ pub(crate) async fn run(global: &Global, cmd: HostsCommand) -> anyhow::Result<Ex
 pub(crate) fn config(global: &Global, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Show = cmd;
     let config = load(global)?;
-    for note in dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?.notes() {
+    for note in crate::context::config_file(global)?.notes() {
         output::note(note);
     }
     output::print(global.json, &config, || output::config(&config))?;

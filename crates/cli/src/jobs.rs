@@ -45,9 +45,9 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
         .collect();
     let mut defaults = defaults()?;
     let env = crate::context::environment();
-    let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
-    let prefixes = dockhand_jobs::label_prefixes(&file, &env)?;
-    let schedule = dockhand_jobs::schedule::Schedule::load(&file, &env)?;
+    let file = crate::context::config_file(global)?;
+    let prefixes = dockhand_jobs::label_prefixes(file, &env)?;
+    let schedule = dockhand_jobs::schedule::Schedule::load(file, &env)?;
     defaults.label_min_interval = schedule.min_interval;
     let plain: Vec<_> = services.iter().map(|(s, _)| s.clone()).collect();
     let scheduled =
