@@ -207,40 +207,34 @@ pub(crate) async fn job_context(
 ) -> anyhow::Result<dockhand_jobs::JobContext> {
     let defaults = defaults()?;
     let client = connect_for_jobs(global).await?;
-    let env = environment();
-    let user = env.get("USER").unwrap_or("unknown").to_owned();
-    let host = dockhand_jobs::local_hostname();
-    let mut ctx =
-        dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Cli, format!("cli:{user}"));
-    // Inside a swarm service, helpers run the image dockhand itself runs from.
+    let user = environment().get("USER").unwrap_or("unknown").to_owned();
+    let registries = registries(global);
+    let mut choices = dockhand_jobs::ContextChoices::new(defaults);
     // The configuration's secrets are masked in every step the CLI records or prints
     // (R3-14); a configuration that does not load is the command's own error, later.
-    let registries = registries(global);
     if let (Ok(registries), Ok(storage)) = (&registries, storage_targets(global)) {
-        ctx.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(registries, &storage, &[], []));
+        choices.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(registries, &storage, &[], []));
     }
-    // Without an image, helpers on the connected node run one made from this executable;
-    // a job that needs a helper elsewhere and has no image fails saying what to set (R3-04).
-    let own = Some(dockhand_jobs::OwnExecutable::running());
-    ctx.helpers = dockhand_jobs::helper_image(&ctx.client, opts.helper_image.as_deref(), own)
-        .await
-        .with_socket(&opts.helper_socket)
-        .with_pending_timeout(opts.pending_timeout.unwrap_or(defaults.pending_timeout));
-    // Nodes pull a configured helper image with its registry's credential, when there is one.
-    if let (Some(image), Ok(registries)) = (opts.helper_image.as_deref(), &registries) {
-        if let Ok(image) = dockhand_policy::ImageRef::parse(image.trim()) {
-            let credential = registries.credential_for_helper(&image).await?;
-            ctx.helpers = ctx.helpers.with_auth(credential.map(|c| c.auth));
-        }
-    }
-    let mut settings = dockhand_jobs::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
+    // Inside a swarm service, helpers run the image dockhand itself runs from; without an
+    // image, helpers on the connected node run one made from this executable, and a job
+    // that needs a helper elsewhere fails saying what to set (R3-04). A configured image
+    // is pulled with its registry's credential, when there is one.
+    choices.helper_image = opts.helper_image.as_deref();
+    choices.own = Some(dockhand_jobs::OwnExecutable::running());
+    choices.helper_socket = Some(&opts.helper_socket);
+    choices.pending_timeout = opts.pending_timeout;
+    choices.registries = registries.as_ref().ok();
     if let Some(lease) = opts.lock_lease {
-        settings = settings.with_lease(lease);
+        choices.locks = choices.locks.with_lease(lease);
     }
-    let holder = dockhand_jobs::Locks::process_holder(&dockhand_jobs::local_hostname());
-    ctx.locks = dockhand_jobs::Locks::new(ctx.client.clone(), holder, settings);
-    ctx.defaults = defaults;
-    ctx.prefixes = label_prefixes(global)?;
+    choices.prefixes = label_prefixes(global)?;
+    let mut ctx = dockhand_jobs::JobContext::assemble(
+        client,
+        dockhand_jobs::Trigger::Cli,
+        format!("cli:{user}"),
+        choices,
+    )
+    .await?;
     ctx.concurrency = usize::from(opts.concurrency);
     Ok(ctx)
 }

@@ -89,7 +89,7 @@ pub use crate::lock::{
 };
 pub use crate::own_image::{OWN_IMAGE_REPO, OwnExecutable, OwnImageError, ensure_own_image, push_own_image};
 pub use crate::reap::reap_stale;
-pub use crate::runner::{JobContext, JobError, known_secrets};
+pub use crate::runner::{ContextChoices, JobContext, JobError, known_secrets};
 pub use crate::secret::Secret;
 pub use crate::swarm::Swarm;
 pub use crate::tail::OUTPUT_TAIL;

@@ -92,7 +92,84 @@ impl JobContext {
     }
 }
 
+/// What a front-end chooses for the jobs it runs; [`JobContext::assemble`] builds the rest
+/// the same way for the CLI and the server.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ContextChoices<'a> {
+    /// `--helper-image` / `DOCKHAND_HELPER_IMAGE`, when set.
+    pub helper_image: Option<&'a str>,
+    /// The `dockhand` executable an image is made from for helpers on the connected node.
+    pub own: Option<crate::own_image::OwnExecutable>,
+    /// How long a pending helper may wait for its node; `None`: the defaults' (the seed's
+    /// `SWARM_UTILS_PENDING_TIMEOUT`).
+    pub pending_timeout: Option<std::time::Duration>,
+    /// The engine socket helpers mount; `None`: the default.
+    pub helper_socket: Option<&'a str>,
+    /// The locks' lease and wait.
+    pub locks: crate::lock::LockSettings,
+    /// The seed's defaults, with its `SWARM_UTILS_*` variables applied.
+    pub defaults: Defaults,
+    /// The label prefixes read.
+    pub prefixes: LabelPrefixes,
+    /// The registries a configured helper image is pulled with.
+    pub registries: Option<&'a crate::registry::Registries>,
+    /// Masks every step's text ([`known_secrets`]).
+    pub redactor: std::sync::Arc<dockhand_policy::Redactor>,
+}
+
+impl<'a> ContextChoices<'a> {
+    /// The seed's defaults, `dockhand.` labels, no helper image and no secrets.
+    pub fn new(defaults: Defaults) -> Self {
+        Self {
+            helper_image: None,
+            own: None,
+            pending_timeout: None,
+            helper_socket: None,
+            locks: crate::lock::LockSettings::default().with_acquire_timeout(defaults.lock_timeout),
+            defaults,
+            prefixes: LabelPrefixes::default(),
+            registries: None,
+            redactor: std::sync::Arc::new(dockhand_policy::Redactor::default()),
+        }
+    }
+}
+
 impl JobContext {
+    /// The one constructor of a configured context, shared by the front-ends: the helpers'
+    /// image (an explicit one, the service's own pinned image, or one made from `own` for
+    /// the connected node), pulled with its registry's credential where the registries have
+    /// one; locks held as this process with `choices.locks`; the defaults, prefixes and
+    /// redactor given.
+    pub async fn assemble(
+        client: Client,
+        trigger: Trigger,
+        caller: impl Into<String>,
+        choices: ContextChoices<'_>,
+    ) -> Result<Self, crate::registry::RegistryError> {
+        let host = crate::lock::local_hostname();
+        let mut ctx = Self::new(client, &host, trigger, caller);
+        let mut helpers = crate::helper::image::helper_image(&ctx.client, choices.helper_image, choices.own)
+            .await
+            .with_pending_timeout(choices.pending_timeout.unwrap_or(choices.defaults.pending_timeout));
+        if let Some(socket) = choices.helper_socket {
+            helpers = helpers.with_socket(socket);
+        }
+        let image = choices.helper_image.map(str::trim).filter(|i| !i.is_empty());
+        if let (Some(image), Some(registries)) = (image, choices.registries) {
+            if let Ok(image) = dockhand_policy::ImageRef::parse(image) {
+                let credential = registries.credential_for_helper(&image).await?;
+                helpers = helpers.with_auth(credential.map(|c| c.auth));
+            }
+        }
+        ctx.helpers = helpers;
+        ctx.locks = Locks::new(ctx.client.clone(), Locks::process_holder(&host), choices.locks);
+        ctx.defaults = choices.defaults;
+        ctx.prefixes = choices.prefixes;
+        ctx.redactor = choices.redactor;
+        Ok(ctx)
+    }
+
     /// This context with `swarm` for the jobs' logic, its locks included (held as the same
     /// holder).
     #[must_use]

@@ -178,7 +178,7 @@ impl Server {
         let registries = dockhand_jobs::update::Registries::load(&file, &env)?;
         let mut defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
         defaults.label_min_interval = config.schedule.min_interval;
-        let hosts = HostsConfig::load_partial(settings.config.as_deref(), &env)?;
+        let hosts = HostsConfig::from_file(&file, &env)?;
         let choice = match &settings.host_id {
             Some(id) => EngineChoice::Named(id.clone()),
             None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
@@ -197,18 +197,23 @@ impl Server {
         let hosts = Arc::new(HostRegistry::new(hosts, env));
         let client = hosts.connect_to(&choice).await?;
         let store = store_settings.open().await?;
-        let host = dockhand_jobs::local_hostname();
-        let mut base = dockhand_jobs::JobContext::new(client, &host, dockhand_jobs::Trigger::Api, "api");
-        base.prefixes = config.prefixes.clone();
-        base.scope = config.scope.clone();
-        base.redactor = Arc::clone(&redactor);
         // Helpers run an image dockhand can vouch for, or none (R3-04): the server refuses
         // to start rather than let a node pull a public name with its engine socket.
         // Outside a service, the helpers on its own node can run an image made from the
-        // `dockhand` installed beside it.
-        let own = dockhand_jobs::OwnExecutable::beside_running();
-        let helpers = dockhand_jobs::helper_image(&base.client, settings.helper_image.as_deref(), own).await;
-        if let Err(why) = helpers.check() {
+        // `dockhand` installed beside it; nodes pull a configured image with its registry's
+        // named credential (or `config.json`'s), when there is one.
+        let host = dockhand_jobs::local_hostname();
+        let mut choices = dockhand_jobs::ContextChoices::new(defaults);
+        choices.helper_image = settings.helper_image.as_deref();
+        choices.own = dockhand_jobs::OwnExecutable::beside_running();
+        choices.registries = Some(&registries);
+        choices.prefixes = config.prefixes.clone();
+        choices.redactor = Arc::clone(&redactor);
+        // A request is answered 409 at once when another process holds the target.
+        choices.locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
+        let mut base =
+            dockhand_jobs::JobContext::assemble(client, dockhand_jobs::Trigger::Api, "api", choices).await?;
+        if let Err(why) = base.helpers.check() {
             return Err(SettingsError::Key {
                 origin: "the helper image".to_owned(),
                 key: "DOCKHAND_HELPER_IMAGE".to_owned(),
@@ -216,24 +221,7 @@ impl Server {
             }
             .into());
         }
-        // Nodes pull a configured helper image with its registry's named credential (or
-        // `config.json`'s), when there is one.
-        let mut helpers = helpers.with_pending_timeout(defaults.pending_timeout);
-        if let Some(image) = settings.helper_image.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
-            if let Ok(image) = dockhand_policy::ImageRef::parse(image) {
-                let credential = registries.credential_for_helper(&image).await?;
-                helpers = helpers.with_auth(credential.map(|c| c.auth));
-            }
-        }
-        base.helpers = helpers;
-        // A request is answered 409 at once when another process holds the target.
-        let locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
-        base.locks = dockhand_jobs::Locks::new(
-            base.client.clone(),
-            dockhand_jobs::Locks::process_holder(&host),
-            locks,
-        );
-        base.defaults = defaults;
+        base.scope = config.scope.clone();
         // What a request waits for a busy target: `server.lock_wait`, else the seed's
         // `SWARM_UTILS_LOCK_TIMEOUT` (10 s). Cron's jobs do not wait (a busy target is
         // skipped until the next tick).
