@@ -172,7 +172,7 @@ async fn run_on(
                     let mut starting = Step::start(prune.kind(), std::time::SystemTime::now());
                     starting.node = Some(hostname.to_owned());
                     run.started(&starting);
-                    prune_step(&ctx.client, prune, &budget, hostname).await
+                    prune_step(&*ctx.swarm, prune, &budget, hostname).await
                 }
             };
             run.push(step);
@@ -360,5 +360,45 @@ mod tests {
         assert!(
             matches!(plan_clean_node(&labels(&[]), "ready", "drain", &d, &p), NodePlan::Skip(r) if r.contains("drained"))
         );
+    }
+
+    /// The order of clean-node on the connected node: the node's lock, the three prunes in
+    /// the seed's order (containers, images, build cache) with what each reclaimed, the lock
+    /// released; a prune the labels disable is a skipped step, and a prune that fails does
+    /// not stop the next.
+    #[tokio::test(start_paused = true)]
+    async fn clean_node_locks_prunes_in_order_and_releases() {
+        use std::sync::Arc;
+
+        use crate::job::Collect;
+        use crate::swarm::fake::{FakeSwarm, Fault, context};
+
+        let swarm = Arc::new(FakeSwarm::manager());
+        swarm.fail("prune_images", 1, Fault::Broken);
+        let job = clean_node(&context(&swarm), None, &Collect::default()).await.unwrap();
+
+        let log = swarm.log();
+        assert_eq!(
+            log[..4],
+            [
+                "create_config dockhand-lock-node-n1",
+                "prune containers",
+                "prune build-cache",
+                "update_config dockhand-lock-node-n1"
+            ],
+            "{log:?}"
+        );
+        let steps: Vec<(&str, Status, Option<u64>)> =
+            job.steps.iter().map(|s| (s.kind.as_str(), s.status, s.reclaimed_bytes)).collect();
+        assert_eq!(
+            steps,
+            [
+                ("container-prune", Status::Succeeded, Some(1000)),
+                ("image-prune", Status::Failed, None),
+                ("builder-prune", Status::Succeeded, Some(300)),
+            ]
+        );
+        assert_eq!(job.status, Status::Failed);
+        assert!(swarm.config_list().is_empty());
     }
 }

@@ -122,3 +122,98 @@ async fn run_on(
     exec_in_tasks(&mut run, connected, names, service, &argv, &budget, Action::CleanService).await;
     run.finish(None).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::job::{Collect, Step};
+    use crate::swarm::fake::{FakeSwarm, Fault, context};
+
+    const ENABLED: [(&str, &str); 2] =
+        [("dockhand.clean.enable", "true"), ("dockhand.clean.exec", "rm -rf /tmp/cache")];
+
+    /// The order of clean-service: the service's lock, one exec per running task (the
+    /// label's command through its shell, as an argv), the lock released; the job's steps
+    /// say the same.
+    #[tokio::test(start_paused = true)]
+    async fn clean_service_locks_execs_in_every_task_and_releases() {
+        let swarm = Arc::new(FakeSwarm::manager());
+        let id = swarm.add_service("web", 2, &ENABLED);
+        let job = clean_service(&context(&swarm), "web", &Collect::default()).await.unwrap();
+
+        assert_eq!(job.status, Status::Succeeded, "{job:?}");
+        let log = swarm.log();
+        let lock = format!("create_config dockhand-lock-service-{id}");
+        assert_eq!(log.first(), Some(&lock), "{log:?}");
+        let execs: Vec<&String> = log.iter().filter(|w| w.starts_with("exec ")).collect();
+        assert_eq!(execs.len(), 2, "{log:?}");
+        for slot in 0..2 {
+            let line = format!("exec {} /bin/sh -c rm -rf /tmp/cache", FakeSwarm::container(&id, slot));
+            assert!(execs.iter().any(|e| **e == line), "{line} not in {log:?}");
+        }
+        assert!(log.last().is_some_and(|w| w.starts_with("remove_config")), "released last: {log:?}");
+        let kinds: Vec<&str> = job.steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["exec", "exec"]);
+    }
+
+    /// Every way an exec ends, and what the job says: a non-zero exit names the task and
+    /// keeps the output's tail, an exec that outlives its budget names the label that set
+    /// it, an engine error names the container; the other task's exec is not held up.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_exec_fails_its_step_naming_the_task_and_the_others_still_run() {
+        for (answer, expected) in [
+            (Some((3, "disk full")), "the command exited with 3 in task"),
+            (None, "ran out of its 1s (label dockhand.clean.exec.timeout)"),
+        ] {
+            let swarm = Arc::new(FakeSwarm::manager());
+            let labels = [ENABLED[0], ENABLED[1], ("dockhand.clean.exec.timeout", "1s")];
+            let id = swarm.add_service("web", 2, &labels);
+            swarm.script_exec(&FakeSwarm::container(&id, 0), answer);
+            let job = clean_service(&context(&swarm), "web", &Collect::default()).await.unwrap();
+
+            assert_eq!(job.status, Status::Failed);
+            let failed: Vec<&Step> = job.steps.iter().filter(|s| s.status == Status::Failed).collect();
+            assert_eq!(failed.len(), 1, "{job:?}");
+            let error = failed[0].error.clone().unwrap_or_default();
+            assert!(error.contains(expected), "{error}");
+            if let Some((_, output)) = answer {
+                assert_eq!(failed[0].output_tail.as_deref(), Some(output));
+            }
+            assert_eq!(job.steps.iter().filter(|s| s.status == Status::Succeeded).count(), 1);
+            assert!(swarm.config_list().is_empty(), "the lock is released on a failure too");
+        }
+        let swarm = Arc::new(FakeSwarm::manager());
+        swarm.add_service("web", 1, &ENABLED);
+        swarm.fail("exec", 1, Fault::Broken);
+        let job = clean_service(&context(&swarm), "web", &Collect::default()).await.unwrap();
+        let error = job.steps[0].error.clone().unwrap_or_default();
+        assert!(error.contains("(container ctr-svc") && error.contains("told to fail"), "{error}");
+    }
+
+    /// A service its labels do not enable is refused before anything is locked or run; a
+    /// busy target is busy without an exec; a service with no running task is skipped.
+    #[tokio::test(start_paused = true)]
+    async fn refusals_busy_targets_and_idle_services_run_nothing() {
+        let swarm = Arc::new(FakeSwarm::manager());
+        swarm.add_service("plain", 1, &[]);
+        let busy = swarm.add_service("busy", 1, &ENABLED);
+        swarm.add_service("idle", 0, &ENABLED);
+        let ctx = context(&swarm);
+        let other = ctx.locks.with_swarm(Arc::clone(&swarm) as Arc<dyn crate::swarm::Swarm>);
+        let held = other.for_request("another", std::time::Duration::ZERO);
+        let guard = held.acquire(&LockTarget::Service(busy), "job-other").await.unwrap();
+        let mut quick = ctx.clone();
+        quick.locks = ctx.locks.for_request("mine", std::time::Duration::ZERO);
+
+        let refused = clean_service(&quick, "plain", &Collect::default()).await.unwrap();
+        assert_eq!(refused.status, Status::Refused, "{refused:?}");
+        let taken = clean_service(&quick, "busy", &Collect::default()).await.unwrap();
+        assert_eq!(taken.status, Status::Busy, "{taken:?}");
+        let idle = clean_service(&quick, "idle", &Collect::default()).await.unwrap();
+        assert_eq!(idle.steps[0].status, Status::Skipped, "{idle:?}");
+        assert!(!swarm.log().iter().any(|w| w.starts_with("exec ")), "{:?}", swarm.log());
+        guard.release().await.unwrap();
+    }
+}

@@ -11,10 +11,11 @@
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
-use dockhand_engine::{Client, ExecSpec, Filters};
+use dockhand_engine::{Client, Filters};
 use futures_util::StreamExt;
 
 use crate::job::{Status, Step};
+use crate::swarm::Swarm;
 use crate::tail::{OUTPUT_TAIL, Tail};
 
 pub(crate) mod protocol;
@@ -195,16 +196,15 @@ pub async fn run_agent(
 }
 
 /// One prune on the engine `client` talks to, as a step on `node`.
-pub(crate) async fn prune_step(client: &Client, prune: Prune, budget: &Budget, node: &str) -> Step {
+pub(crate) async fn prune_step(swarm: &dyn Swarm, prune: Prune, budget: &Budget, node: &str) -> Step {
     let mut step = Step::start(prune.kind(), SystemTime::now());
     step.node = Some(node.to_owned());
     let run = async {
-        let report = match prune {
-            Prune::Containers => client.prune_containers(&Filters::new()).await?,
-            Prune::Images => client.prune_images(&Filters::new().with("dangling", "false")).await?,
-            Prune::BuildCache => client.prune_build_cache(&Filters::new()).await?,
-        };
-        Ok::<_, dockhand_engine::Error>(report.space_reclaimed)
+        match prune {
+            Prune::Containers => swarm.prune_containers().await,
+            Prune::Images => swarm.prune_images().await,
+            Prune::BuildCache => swarm.prune_build_cache().await,
+        }
     };
     match tokio::time::timeout(budget.timeout, run).await {
         Ok(Ok(reclaimed)) => {
@@ -220,7 +220,7 @@ pub(crate) async fn prune_step(client: &Client, prune: Prune, budget: &Budget, n
 /// Runs `argv` in `target`'s container through `client`, keeping the output's tail; a
 /// non-zero exit, a container that goes away and an overrun are failures naming the task.
 pub(crate) async fn exec_step(
-    client: &Client,
+    swarm: &dyn Swarm,
     target: &ExecTarget,
     argv: &[String],
     budget: &Budget,
@@ -232,13 +232,8 @@ pub(crate) async fn exec_step(
     step.container = Some(target.container.clone());
     let mut tail = Tail::new(OUTPUT_TAIL);
     let started = Instant::now();
-    let run = async {
-        let mut output = client.exec(&target.container, &ExecSpec::new(argv.iter().cloned())).await?;
-        while let Some(chunk) = output.next().await {
-            tail.push(&chunk?.data);
-        }
-        output.exit_code().await
-    };
+    let mut keep = |data: &[u8]| tail.push(data);
+    let run = swarm.exec(&target.container, argv, &mut keep);
     let outcome = tokio::time::timeout(budget.timeout, run).await;
     step.output_tail = Some(tail.text());
     match outcome {

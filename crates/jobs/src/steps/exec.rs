@@ -117,7 +117,7 @@ async fn local_exec(
     node: &str,
 ) -> Step {
     tokio::select! {
-        step = exec_step(&ctx.client, target, argv, budget, node) => step,
+        step = exec_step(&*ctx.swarm, target, argv, budget, node) => step,
         () = ctx.cancel.cancelled() => {
             let mut step = Step::start("exec", SystemTime::now());
             step.node = Some(node.to_owned());
@@ -134,7 +134,7 @@ type Groups = BTreeMap<String, Vec<ExecTarget>>;
 /// The service's running tasks with a container, by node ID.
 async fn running_tasks(ctx: &JobContext, service: &Service) -> Result<Groups, dockhand_engine::Error> {
     let tasks = ctx
-        .client
+        .swarm
         .tasks(&Filters::new().with("service", &service.id).with("desired-state", "running"))
         .await?;
     let mut groups = Groups::new();

@@ -40,7 +40,19 @@ struct State {
     containers: Vec<ContainerSummary>,
     networks: Vec<Network>,
     faults: Vec<(&'static str, usize, Fault)>,
+    /// What an exec in a container answers: its exit code and output, or `None` to hang.
+    execs: BTreeMap<String, Option<(i64, String)>>,
     log: Vec<String>,
+}
+
+/// A job context on `swarm`, as a front-end makes one: its client is never dialled (an
+/// effect that bypassed the swarm would fail the test with a connection error).
+pub(crate) fn context(swarm: &std::sync::Arc<FakeSwarm>) -> crate::runner::JobContext {
+    let client =
+        dockhand_engine::Client::new(dockhand_engine::Endpoint::unix("/nonexistent/dockhand-test.sock"))
+            .unwrap_or_else(|e| panic!("a client for tests: {e}"));
+    crate::runner::JobContext::new(client, "test", crate::job::Trigger::Cli, "test")
+        .with_swarm(std::sync::Arc::clone(swarm) as std::sync::Arc<dyn Swarm>)
 }
 
 /// The in-memory swarm.
@@ -116,6 +128,8 @@ impl FakeSwarm {
         let mut node = Node::default();
         node.id = id.to_owned();
         node.description.hostname = hostname.to_owned();
+        node.status.state = "ready".to_owned();
+        node.spec.availability = "active".to_owned();
         self.lock().nodes.push(node);
     }
 
@@ -143,6 +157,16 @@ impl FakeSwarm {
     /// The next `times` calls of `method` fail with `fault`.
     pub(crate) fn fail(&self, method: &'static str, times: usize, fault: Fault) {
         self.lock().faults.push((method, times, fault));
+    }
+
+    /// An exec in `container` answers `exit` and prints `output`; `None`: it never ends.
+    pub(crate) fn script_exec(&self, container: &str, answer: Option<(i64, &str)>) {
+        self.lock().execs.insert(container.to_owned(), answer.map(|(code, out)| (code, out.to_owned())));
+    }
+
+    /// The container of `service`'s task in `slot`, as its tasks report it.
+    pub(crate) fn container(service: &str, slot: u64) -> String {
+        format!("ctr-{service}-{slot}")
     }
 
     /// Moves the engine's clock on.
@@ -196,6 +220,9 @@ impl FakeSwarm {
             task.node_id = "n1".to_owned();
             task.status.state = "running".to_owned();
             task.desired_state = "running".to_owned();
+            let mut container = dockhand_engine::TaskContainer::default();
+            container.container_id = Self::container(service, slot);
+            task.status.container_status = Some(container);
             s.tasks.push(task);
         }
     }
@@ -392,5 +419,44 @@ impl Swarm for FakeSwarm {
         s.networks.retain(|n| n.id != id);
         s.log.push(format!("remove_network {id}"));
         Ok(())
+    }
+
+    async fn prune_containers(&self) -> Result<u64, Error> {
+        self.check("prune_containers", "/containers/prune")?;
+        self.lock().log.push("prune containers".to_owned());
+        Ok(1000)
+    }
+
+    async fn prune_images(&self) -> Result<u64, Error> {
+        self.check("prune_images", "/images/prune")?;
+        self.lock().log.push("prune images".to_owned());
+        Ok(20_000)
+    }
+
+    async fn prune_build_cache(&self) -> Result<u64, Error> {
+        self.check("prune_build_cache", "/build/prune")?;
+        self.lock().log.push("prune build-cache".to_owned());
+        Ok(300)
+    }
+
+    async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        output: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<i64, Error> {
+        self.check("exec", container)?;
+        let answer = {
+            let mut s = self.lock();
+            s.log.push(format!("exec {container} {}", argv.join(" ")));
+            s.execs.get(container).cloned().unwrap_or(Some((0, String::new())))
+        };
+        match answer {
+            Some((code, text)) => {
+                output(text.as_bytes());
+                Ok(code)
+            }
+            None => std::future::pending().await,
+        }
     }
 }

@@ -8,8 +8,8 @@
 //! it is tested in milliseconds.
 
 use dockhand_engine::{
-    Client, ConfigSpec, ContainerSummary, Error, Filters, Info, Network, Node, Service, ServiceSpec,
-    SwarmConfig, Task, UpdateOptions,
+    Client, ConfigSpec, ContainerSummary, Error, ExecSpec, Filters, Info, Network, Node, Service,
+    ServiceSpec, SwarmConfig, Task, UpdateOptions,
 };
 
 #[cfg(test)]
@@ -53,6 +53,21 @@ pub trait Swarm: Send + Sync + std::fmt::Debug {
     async fn networks(&self, filters: &Filters) -> Result<Vec<Network>, Error>;
     /// `DELETE /networks/{id}` (one already gone is not an error).
     async fn remove_network(&self, id: &str) -> Result<(), Error>;
+    /// `POST /containers/prune`: the bytes reclaimed.
+    async fn prune_containers(&self) -> Result<u64, Error>;
+    /// `POST /images/prune?filters={"dangling":["false"]}` (every unused image): the bytes
+    /// reclaimed.
+    async fn prune_images(&self) -> Result<u64, Error>;
+    /// `POST /build/prune`: the bytes reclaimed.
+    async fn prune_build_cache(&self) -> Result<u64, Error>;
+    /// Runs `argv` in `container` (an exec, its argv as given, no shell), handing each
+    /// chunk of its output to `output`; its exit code.
+    async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        output: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<i64, Error>;
 }
 
 #[async_trait::async_trait]
@@ -104,6 +119,28 @@ impl Swarm for Client {
     }
     async fn remove_network(&self, id: &str) -> Result<(), Error> {
         Client::remove_network(self, id).await
+    }
+    async fn prune_containers(&self) -> Result<u64, Error> {
+        Ok(Client::prune_containers(self, &Filters::new()).await?.space_reclaimed)
+    }
+    async fn prune_images(&self) -> Result<u64, Error> {
+        Ok(Client::prune_images(self, &Filters::new().with("dangling", "false")).await?.space_reclaimed)
+    }
+    async fn prune_build_cache(&self) -> Result<u64, Error> {
+        Ok(Client::prune_build_cache(self, &Filters::new()).await?.space_reclaimed)
+    }
+    async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        output: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<i64, Error> {
+        let spec = ExecSpec::new(argv.iter().cloned());
+        let mut stream = Client::exec(self, container, &spec).await?;
+        while let Some(chunk) = stream.next().await {
+            output(&chunk?.data);
+        }
+        stream.exit_code().await
     }
 }
 
