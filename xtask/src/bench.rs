@@ -5,7 +5,8 @@
 //!    versus a raw hyper client written here, on the same socket.
 //! 2. Cold process: `dockhand engine ping` versus `curl --unix-socket ... /_ping`.
 //! 3. `dockhand services ls` versus `docker service ls` with 500 and 5 000 services: wall
-//!    time and peak RSS (GNU time's `%M`).
+//!    time and peak RSS (GNU time's `%M`); and versus the listing itself, `curl
+//!    --unix-socket .../services?status=true` (the limit).
 //!
 //! `cargo xtask bench update`: `dockhand update` against `docker service update --detach=false`
 //! on a 3-replica service of the test swarm, from its registry with authentication.
@@ -13,7 +14,8 @@
 //! `cargo xtask bench jobs`: the jobs against the seed's way of doing them.
 //!
 //! 1. clean-service over 50 services × 2 tasks (exec `true`): `dockhand clean service
-//!    --all` versus one `docker exec` per task, in sequence.
+//!    --all` versus one `docker exec` per task, in sequence (the seed's way); and versus the
+//!    same execs by a plain hyper client, 8 at once (the engine's limit).
 //! 2. clean-node of a node with 40 stopped containers and 10 unused images: `dockhand clean
 //!    node` versus `docker system prune -af`, each on the same preparation.
 
@@ -109,6 +111,12 @@ fn list_services(
         theirs.args(["service", "ls"]);
         let (docker_t, docker_rss) = measure(runs, &mut theirs)?;
         report("`dockhand services ls` wall", ours_t, docker_t, "docker service ls");
+        // The limit: the listing itself, by curl, written nowhere.
+        let socket = layout.socket().display().to_string();
+        let mut curl = Command::new("curl");
+        curl.args(["-sf", "-o", "/dev/null", "--unix-socket", &socket, "http://x/services?status=true"]);
+        let (curl_t, _) = measure(runs, &mut curl)?;
+        report("`dockhand services ls` wall", ours_t, curl_t, "curl --unix-socket services?status=true");
         println!(
             "{:<40} {:>9} KiB vs {:>9} KiB  ratio {:.2} (peak RSS)",
             "`dockhand services ls` peak RSS",
@@ -152,6 +160,13 @@ fn jobs(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runt
             t_seed += start.elapsed();
         }
         report("`dockhand clean service --all` x3", t_ours, t_seed, "docker exec per task");
+        // The engine's own limit: the same execs by a plain hyper client, in-process, at
+        // dockhand's default concurrency (8).
+        let mut t_raw = Duration::ZERO;
+        for _ in 0..3 {
+            t_raw += runtime.block_on(raw_execs(&layout.socket(), &containers, 8))?;
+        }
+        report("`dockhand clean service --all` x3", t_ours, t_raw, "raw hyper execs, 8 at once");
         Ok(())
     })();
     runtime.block_on(remove_services(&client))?;
@@ -267,6 +282,51 @@ async fn raw_request(
         bail!("{path}: {}", response.status());
     }
     Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// The execs of a clean-service by a plain hyper client, `concurrency` at once: create,
+/// start (reading the output to its end), inspect for the exit code. The time they took.
+async fn raw_execs(socket: &Path, containers: &[String], concurrency: usize) -> anyhow::Result<Duration> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let raw: HyperClient<hyperlocal::UnixConnector, http_body_util::Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(hyperlocal::UnixConnector);
+    let send = |method: http::Method, path: String, body: &'static str| {
+        let raw = raw.clone();
+        async move {
+            let request = http::Request::builder()
+                .method(method)
+                .uri(hyper::Uri::from(hyperlocal::Uri::new(socket, &path)))
+                .header("Content-Type", "application/json")
+                .body(http_body_util::Full::new(Bytes::from_static(body.as_bytes())))?;
+            let response = raw.request(request).await?;
+            if !response.status().is_success() {
+                bail!("{path}: {}", response.status());
+            }
+            Ok::<_, anyhow::Error>(response.into_body().collect().await?.to_bytes())
+        }
+    };
+    let start = Instant::now();
+    futures_util::stream::iter(containers)
+        .map(|container| {
+            let send = &send;
+            async move {
+                let exec = r#"{"AttachStdout":true,"AttachStderr":true,"Cmd":["/bin/sh","-c","true"]}"#;
+                let created = send(http::Method::POST, format!("/containers/{container}/exec"), exec).await?;
+                let created: serde_json::Value = serde_json::from_slice(&created)?;
+                let id = created["Id"].as_str().unwrap_or_default().to_owned();
+                send(http::Method::POST, format!("/exec/{id}/start"), r#"{"Detach":false,"Tty":false}"#).await?;
+                let inspect = send(http::Method::GET, format!("/exec/{id}/json"), "").await?;
+                let inspect: serde_json::Value = serde_json::from_slice(&inspect)?;
+                if inspect["ExitCode"].as_i64() != Some(0) {
+                    bail!("exec in {container}: {inspect}");
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(start.elapsed())
 }
 
 /// Sequential pings: our client's `ping()` against the same HEAD request by raw hyper.
