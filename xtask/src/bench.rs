@@ -314,7 +314,8 @@ async fn raw_execs(socket: &Path, containers: &[String], concurrency: usize) -> 
                 let created = send(http::Method::POST, format!("/containers/{container}/exec"), exec).await?;
                 let created: serde_json::Value = serde_json::from_slice(&created)?;
                 let id = created["Id"].as_str().unwrap_or_default().to_owned();
-                send(http::Method::POST, format!("/exec/{id}/start"), r#"{"Detach":false,"Tty":false}"#).await?;
+                send(http::Method::POST, format!("/exec/{id}/start"), r#"{"Detach":false,"Tty":false}"#)
+                    .await?;
                 let inspect = send(http::Method::GET, format!("/exec/{id}/json"), "").await?;
                 let inspect: serde_json::Value = serde_json::from_slice(&inspect)?;
                 if inspect["ExitCode"].as_i64() != Some(0) {

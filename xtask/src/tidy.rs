@@ -513,3 +513,15 @@ fn no_source_file_is_over_700_lines() {
         .collect();
     assert!(long.is_empty(), "files over 700 lines: {long:#?}");
 }
+
+/// The stacks behind a crate stay behind it: no public function takes or returns a
+/// figment, reqwest or object_store type (an embedder would depend on their versions).
+#[test]
+fn no_public_signature_names_a_stack_type() {
+    let signatures = public_signatures();
+    assert!(signatures.len() > 100, "public functions not found: {}", signatures.len());
+    let stack = ["figment::", "reqwest::", "object_store::", "ObjectStore", "ObjectMeta", "&Key", "-> Key"];
+    let leaking: Vec<&(String, String)> =
+        signatures.iter().filter(|(_, sig)| stack.iter().any(|s| sig.contains(s))).collect();
+    assert!(leaking.is_empty(), "public functions with a stack's type: {leaking:#?}");
+}

@@ -13,9 +13,46 @@ use rustls::pki_types::pem::PemObject;
 #[error("{0}")]
 pub struct HttpClientError(String);
 
+/// An HTTPS client for a peer that is neither an engine nor object storage (a CI identity
+/// issuer): rustls with ring, a CA file or the system's roots, no redirects.
+#[derive(Debug, Clone)]
+pub struct HttpsClient(reqwest::Client);
+
+/// A GET that did not answer a body: the URL and why (connection, TLS, status, timeout).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url}: {detail}")]
+pub struct HttpGetError {
+    /// What was asked.
+    pub url: String,
+    /// Why it failed.
+    pub detail: String,
+}
+
+impl HttpsClient {
+    /// A client trusting `ca_file` (PEM) or the system's roots; with `https_only`, an
+    /// `http://` URL is refused. Each request has `timeout` (connecting, 5 s of it at most).
+    pub fn new(ca_file: Option<&Path>, https_only: bool, timeout: Duration) -> Result<Self, HttpClientError> {
+        client(ca_file, https_only, timeout).map(Self)
+    }
+
+    /// GETs `url`; its body as text when the status is a success.
+    pub async fn get_text(&self, url: &str) -> Result<String, HttpGetError> {
+        let fail = |e: reqwest::Error| HttpGetError { url: url.to_owned(), detail: e.to_string() };
+        self.0
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(fail)?
+            .text()
+            .await
+            .map_err(fail)
+    }
+}
+
 /// A client trusting `ca_file` (PEM) or the system's roots; with `https_only`, an
 /// `http://` URL is refused. Each request has `timeout` (connecting, 5 s of it at most).
-pub fn client(
+pub(crate) fn client(
     ca_file: Option<&Path>,
     https_only: bool,
     timeout: Duration,

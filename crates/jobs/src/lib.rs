@@ -80,7 +80,7 @@ pub use crate::helper::image::{
     HelperSettings, NoHelperImage, OwnHelperImage, helper_image, own_service_image,
 };
 pub use crate::helper::{HELPER_ACTION_LABEL, HELPER_LABEL, HELPER_TARGET_LABEL, remove_job_helpers};
-pub use crate::http::{HttpClientError, client as http_client};
+pub use crate::http::{HttpClientError, HttpGetError, HttpsClient};
 pub use crate::job::{
     ALL_ACTIONS, Action, Collect, Event, Job, Sink, Status, Step, Target, Trigger, aggregate, epoch_ms,
 };

@@ -101,7 +101,7 @@ impl Throttle {
 /// One trusted issuer, its HTTPS client and its cached keys.
 struct IssuerKeys {
     config: OidcIssuer,
-    client: reqwest::Client,
+    client: dockhand_jobs::HttpsClient,
     /// The JWKS document, and when it was fetched.
     jwks: tokio::sync::Mutex<Option<(String, Instant)>>,
     /// When a fetch last failed: none again before [`JWKS_REFRESH`] (R3-15).
@@ -167,8 +167,9 @@ impl Oidc {
                 issuer: config.issuer.clone(),
                 detail: e.to_string(),
             };
-            let client = dockhand_jobs::http_client(config.ca_file.as_deref(), true, Duration::from_secs(10))
-                .map_err(fail)?;
+            let client =
+                dockhand_jobs::HttpsClient::new(config.ca_file.as_deref(), true, Duration::from_secs(10))
+                    .map_err(fail)?;
             out.push(IssuerKeys {
                 config: config.clone(),
                 client,
@@ -246,31 +247,15 @@ impl IssuerKeys {
     async fn fetch(&self) -> Result<String, JwksError> {
         let fail = |detail: String| JwksError { issuer: self.config.issuer.clone(), detail };
         let discovery = format!("{}/.well-known/openid-configuration", self.config.issuer);
-        let doc: Value = self
-            .client
-            .get(&discovery)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| fail(format!("{discovery}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| fail(format!("{discovery}: {e}")))?;
+        let text = self.client.get_text(&discovery).await.map_err(|e| fail(e.to_string()))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| fail(format!("{discovery}: {e}")))?;
         let Some(uri) = doc.get("jwks_uri").and_then(Value::as_str) else {
             return Err(fail(format!("{discovery} names no jwks_uri")));
         };
         if !uri.starts_with("https://") {
             return Err(fail(format!("{discovery}: jwks_uri {uri:?} is not https://")));
         }
-        self.client
-            .get(uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| fail(format!("{uri}: {e}")))?
-            .text()
-            .await
-            .map_err(|e| fail(format!("{uri}: {e}")))
+        self.client.get_text(uri).await.map_err(|e| fail(e.to_string()))
     }
 }
 

@@ -117,7 +117,7 @@ impl Storage {
     /// On a local target, makes the object `key` readable by its owner alone (0600), and
     /// the directories that lead to it 0700 (R3-16): archives hold whole volumes. Nothing
     /// to do on S3.
-    pub fn make_private(&self, key: &Key) -> Result<(), StorageError> {
+    pub(crate) fn make_private(&self, key: &Key) -> Result<(), StorageError> {
         use std::os::unix::fs::PermissionsExt;
         let (Some(local), TargetKind::Local { path: root }) = (&self.local, &self.settings.kind) else {
             return Ok(());
@@ -146,12 +146,12 @@ impl Storage {
     }
 
     /// The object store, for streaming reads and writes.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
 
     /// The full key of `relative` (`a/b/c`), under the target's prefix.
-    pub fn key(&self, relative: &str) -> Key {
+    pub(crate) fn key(&self, relative: &str) -> Key {
         let mut parts: Vec<String> =
             self.prefix.iter().flat_map(|p| p.parts().map(|x| x.as_ref().to_owned())).collect();
         parts.extend(relative.split('/').filter(|p| !p.is_empty()).map(str::to_owned));
@@ -159,7 +159,7 @@ impl Storage {
     }
 
     /// `key` relative to the target's prefix.
-    pub fn relative(&self, key: &Key) -> String {
+    pub(crate) fn relative(&self, key: &Key) -> String {
         let full = key.as_ref();
         match &self.prefix {
             Some(prefix) => {
@@ -170,7 +170,7 @@ impl Storage {
     }
 
     /// An error for `operation` on this target, classified.
-    pub fn error(&self, operation: impl Into<String>, err: &object_store::Error) -> StorageError {
+    pub(crate) fn error(&self, operation: impl Into<String>, err: &object_store::Error) -> StorageError {
         StorageError::Operation {
             target: self.settings.to_string(),
             operation: operation.into(),
@@ -180,7 +180,7 @@ impl Storage {
     }
 
     /// Every object under `relative` (a directory-like prefix), oldest key first.
-    pub async fn list(&self, relative: &str) -> Result<Vec<object_store::ObjectMeta>, StorageError> {
+    pub(crate) async fn list(&self, relative: &str) -> Result<Vec<object_store::ObjectMeta>, StorageError> {
         use futures_util::TryStreamExt;
         let prefix = self.key(relative);
         let mut objects: Vec<_> = self
@@ -201,7 +201,7 @@ impl Storage {
     }
 
     /// Deletes `key`; one already gone counts as deleted.
-    pub async fn delete(&self, key: &Key) -> Result<(), StorageError> {
+    pub(crate) async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         match self.store.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error(format!("delete {key}"), &e)),
