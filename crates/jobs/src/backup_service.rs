@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use dockhand_engine::{Filters, Service};
-use dockhand_policy::{BackupPolicy, TargetLabels, service_policy};
+use dockhand_policy::{BackupPolicy, Defaults, LabelPrefixes, TargetLabels, service_policy};
 
 use crate::job::{Action, Job, Sink, Status, Target, failed};
 use crate::lock::LockTarget;
@@ -38,14 +38,14 @@ struct BackupPlan<'a> {
 }
 
 fn plan_backup<'a>(
-    ctx: &JobContext,
+    defaults: &Defaults,
+    prefixes: &'a LabelPrefixes,
     service: &'a Service,
     targets: &StorageTargets,
 ) -> Result<BackupPlan<'a>, String> {
     let labels = &service.spec.labels;
-    let view = TargetLabels::resolve(labels, &ctx.prefixes);
-    let (policy, diagnostics) =
-        service_policy(labels, service.spec.is_global(), &ctx.defaults, &ctx.prefixes);
+    let view = TargetLabels::resolve(labels, prefixes);
+    let (policy, diagnostics) = service_policy(labels, service.spec.is_global(), defaults, prefixes);
     let name = &service.spec.name;
     let Some(policy) = policy.backup else {
         // A global service with backup.stop=true is refused by the policy with its reason.
@@ -112,7 +112,7 @@ async fn backup_one(
 ) -> Job {
     let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
     let mut run = Running::start(ctx, sink, Action::BackupService, target);
-    let plan = match plan_backup(ctx, service, targets) {
+    let plan = match plan_backup(&ctx.defaults, &ctx.prefixes, service, targets) {
         Ok(plan) => plan,
         Err(reason) => {
             run.push_now("policy", Status::Refused, reason);

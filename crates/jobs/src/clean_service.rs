@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use dockhand_engine::{Filters, Service};
-use dockhand_policy::{TargetLabels, service_policy};
+use dockhand_policy::{Defaults, LabelPrefixes, TargetLabels, service_policy};
 use futures_util::StreamExt;
 
 use crate::agent::protocol::Budget;
@@ -38,11 +38,10 @@ pub enum ServicePlan {
 }
 
 /// Plans clean-service from `service`'s labels.
-pub fn plan_clean_service(service: &Service, ctx: &JobContext) -> ServicePlan {
+pub fn plan_clean_service(service: &Service, defaults: &Defaults, prefixes: &LabelPrefixes) -> ServicePlan {
     let labels = &service.spec.labels;
-    let view = TargetLabels::resolve(labels, &ctx.prefixes);
-    let (policy, _diagnostics) =
-        service_policy(labels, service.spec.is_global(), &ctx.defaults, &ctx.prefixes);
+    let view = TargetLabels::resolve(labels, prefixes);
+    let (policy, _diagnostics) = service_policy(labels, service.spec.is_global(), defaults, prefixes);
     let name = &service.spec.name;
     let Some(clean) = policy.clean else {
         return ServicePlan::Refuse(format!(
@@ -89,7 +88,8 @@ pub async fn clean_all_services(ctx: &JobContext, sink: &dyn Sink) -> Result<Vec
         return Err(JobError::NotManager(connected.name));
     }
     let mut services = ctx.swarm.services(&Filters::new()).await?;
-    services.retain(|s| matches!(plan_clean_service(s, ctx), ServicePlan::Exec { .. }));
+    services
+        .retain(|s| matches!(plan_clean_service(s, &ctx.defaults, &ctx.prefixes), ServicePlan::Exec { .. }));
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     let names = hostnames(ctx).await?;
     let (connected, names) = (&connected, &names);
@@ -109,7 +109,7 @@ async fn run_on(
 ) -> Job {
     let target = Target::Service { id: service.id.clone(), name: service.spec.name.clone() };
     let mut run = Running::start(ctx, sink, Action::CleanService, target);
-    let (argv, budget) = match plan_clean_service(service, ctx) {
+    let (argv, budget) = match plan_clean_service(service, &ctx.defaults, &ctx.prefixes) {
         ServicePlan::Refuse(reason) => {
             run.push_now("policy", Status::Refused, reason);
             return run.finish(Some(Status::Refused)).await;

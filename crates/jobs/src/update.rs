@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use dockhand_engine::{Filters, LogsOptions, Service, StreamKind, Task, UpdateOptions, UpdateStatus};
-use dockhand_policy::{ImageRef, TargetLabels, UpdatePolicy, check_image, service_policy};
+use dockhand_policy::{
+    Defaults, ImageRef, LabelPrefixes, TargetLabels, UpdatePolicy, check_image, service_policy,
+};
 
 use crate::agent::protocol::Budget;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
@@ -86,10 +88,15 @@ pub enum UpdatePlan {
 }
 
 /// Plans update-service of `service` to `requested` (or its current tag).
-pub fn plan_update(service: &Service, requested: Option<&str>, ctx: &JobContext) -> UpdatePlan {
+pub fn plan_update(
+    service: &Service,
+    requested: Option<&str>,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> UpdatePlan {
     let labels = &service.spec.labels;
-    let view = TargetLabels::resolve(labels, &ctx.prefixes);
-    let (policy, _) = service_policy(labels, service.spec.is_global(), &ctx.defaults, &ctx.prefixes);
+    let view = TargetLabels::resolve(labels, prefixes);
+    let (policy, _) = service_policy(labels, service.spec.is_global(), defaults, prefixes);
     let name = &service.spec.name;
     let Some(policy) = policy.update else {
         return UpdatePlan::Refuse(format!(
@@ -172,7 +179,7 @@ impl Update<'_> {
         let ctx = run.ctx;
         let name = &self.service.spec.name;
         let (policy, reference, pinned_digest, image) =
-            match plan_update(self.service, self.request.image.as_deref(), ctx) {
+            match plan_update(self.service, self.request.image.as_deref(), &ctx.defaults, &ctx.prefixes) {
                 UpdatePlan::Refuse(reason) => {
                     run.push_now("policy", Status::Refused, reason);
                     return Some(Status::Refused);
