@@ -363,7 +363,9 @@ fn module_graph(krate: &str) -> std::collections::BTreeMap<String, std::collecti
 /// imports are a tree one can read from the bottom up.
 #[test]
 fn no_module_import_circle() {
-    for krate in ["jobs", "server", "cli"] {
+    // The engine's calls are `impl Client` blocks by area (swarm, containers, system) over
+    // the one `Client` of `client.rs`, which pings through `system`: that knot is its shape.
+    for krate in ["jobs", "server", "cli", "policy", "host"] {
         let edges = module_graph(krate);
         assert!(edges.len() >= 5, "crates/{krate}/src: modules not found");
         let circles = crate::modgraph::circles(&edges);

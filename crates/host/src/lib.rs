@@ -22,6 +22,7 @@
 //! demand by [`HostRegistry::connect`], or in the foreground by `dockhand host run`. Its
 //! engine never outlives dockhand: it gets SIGTERM from the kernel when dockhand dies.
 
+mod argv;
 mod config;
 mod expand;
 mod preflight;

@@ -13,6 +13,7 @@
 mod auth;
 pub mod budget;
 mod cron;
+mod decision;
 mod defaults;
 mod duration;
 #[doc(hidden)]
@@ -22,9 +23,10 @@ mod labels;
 mod oidc;
 mod redact;
 
-pub use crate::auth::{Authorizer, Credential, Decision, Identity, Permission, TokenLabel, hash_token};
+pub use crate::auth::{Authorizer, Credential, TokenLabel, hash_token};
 pub use crate::budget::JobBudget;
 pub use crate::cron::{CronError, CronExpr, Timing, ZoneError, parse_zone};
+pub use crate::decision::{Decision, Identity, Permission};
 pub use crate::defaults::{Defaults, DefaultsError};
 pub use crate::duration::{DurationError, DurationProblem, format_go_duration, parse_go_duration};
 pub use crate::image::{ImageDenied, ImageError, ImageRef, check_image};

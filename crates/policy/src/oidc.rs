@@ -16,7 +16,7 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{Decision, Identity, Permission};
+use crate::decision::{Decision, Identity, Permission};
 use crate::{LabelPrefixes, TargetLabels};
 
 /// The issuers, audience and keys CI identity tokens are checked against.

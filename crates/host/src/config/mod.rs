@@ -4,11 +4,13 @@
 //! `validate.rs`: one entry's checks). A new section is a module beside these that takes
 //! its map from [`ConfigFile::map`] and validates it, plus its page in the docs.
 
+mod entry;
 mod env;
 mod file;
 mod hosts;
 mod validate;
 
+pub use entry::{ClientTls, HostEntry, HostType, ManagedSettings};
 pub use env::{ENV_PREFIX, env_id};
 pub use file::{ConfigFile, Origin, default_path};
-pub use hosts::{ClientTls, DEFAULT_CONFIG, HostEntry, HostType, HostsConfig, ManagedSettings};
+pub use hosts::{DEFAULT_CONFIG, HostsConfig};

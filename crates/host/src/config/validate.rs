@@ -11,8 +11,8 @@ use dockhand_policy::parse_go_duration;
 use figment::value::Value;
 use serde::Deserialize;
 
+use super::entry::{ClientTls, HostEntry, HostType, ManagedSettings};
 use super::file::Origin;
-use super::hosts::{ClientTls, HostEntry, HostType, ManagedSettings};
 use crate::ConfigError;
 use crate::expand::expand;
 
@@ -253,7 +253,7 @@ fn managed(
     // The supervisor unmounts what a killed engine leaves within these: each must be an
     // absolute directory other than `/` (an empty `${VAR}` must not widen that to all).
     for flag in ["--data-root", "--exec-root"] {
-        if let Some(value) = crate::supervisor::arg_value(&args, flag) {
+        if let Some(value) = crate::argv::arg_value(&args, flag) {
             let path = std::path::Path::new(value);
             if !path.is_absolute() || path.parent().is_none() {
                 problems.push(at.err(

@@ -11,7 +11,7 @@ mod reconcile;
 mod run;
 
 pub use backoff::{Backoff, RestartDecision};
-pub(crate) use command::arg_value;
+
 pub use command::{CommandSpec, command_for};
 pub use logs::{LastLines, classify};
 pub use process::{HeldLock, LogSink, OsProcesses, ProcessEffects, Sig, socket_mode_warning};

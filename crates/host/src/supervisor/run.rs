@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use dockhand_engine::{Client, Endpoint};
 
 use super::backoff::{Backoff, RestartDecision};
-use super::command::{CommandSpec, arg_value, command_for};
+use super::command::{CommandSpec, command_for};
 use super::logs::LastLines;
 use super::process::{HeldLock, LogSink, ProcessEffects, Sig, socket_mode_warning};
 use super::reconcile::{Leftover, OnLeftover, ReconcileAction, reconcile};
+use crate::argv::arg_value;
 use crate::{Error, HostEntry, SupervisorError};
 
 /// How the supervisor behaves.
