@@ -361,15 +361,15 @@ pub(crate) async fn verify_chosen(
                 .clone()
                 .ok_or_else(|| format!("{}: no readable manifest; it cannot be verified", object.key))?;
             let identity = identity_for(object, storage, options, &mut read)?;
-            let staged = crate::steps::transfer::download::stage_object(storage, &storage.key(&object.key), identity)
-                .await
-                .map_err(|e| format!("{}: {e}", object.key))?;
-            if staged.sha256 != manifest.sha256 {
-                return Err(format!(
-                    "{}: its SHA-256 is {}, the manifest says {}: the archive is corrupted; nothing was touched",
-                    object.key, staged.sha256, manifest.sha256
-                ));
-            }
+            let key = storage.key(&object.key);
+            let staged = crate::steps::transfer::download::stage_object(
+                storage,
+                &key,
+                identity,
+                Some(&manifest.sha256),
+            )
+            .await
+            .map_err(|e| format!("{}: {e}", object.key))?;
             lines.push(format!("{}: sha256 ok, {} entries", object.key, staged.stats.entries));
             verified.push((object.clone(), staged));
         }

@@ -36,11 +36,14 @@ pub(crate) struct Staged {
 
 /// Reads `key` whole into a [`Staged`] file, hashing it and checking every zstd frame and
 /// tar entry (decrypting first with `identity`), writing nothing to any volume: the check a
-/// restore makes before it touches one.
+/// restore makes before it touches one. With `expected`, the SHA-256 of the object as read
+/// must be that one; it is what decides, so a mismatch is the error even when the archive
+/// check failed too.
 pub(crate) async fn stage_object(
     storage: &Storage,
     key: &Key,
     identity: Option<AgeIdentity>,
+    expected: Option<&str>,
 ) -> Result<Staged, String> {
     let file = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
     let tee = file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
@@ -64,6 +67,11 @@ pub(crate) async fn stage_object(
     // the check found.
     fed?;
     let sha256 = archive.sha256().await?;
+    if let Some(expected) = expected.filter(|e| **e != sha256) {
+        return Err(format!(
+            "its SHA-256 is {sha256}, the manifest says {expected}: the archive is corrupted; nothing was touched"
+        ));
+    }
     let stats = checked.map_err(|e| e.to_string())?;
     let size = file.metadata().map_err(|e| format!("the staging file: {e}"))?.len();
     Ok(Staged { file, sha256, size, stats, identity })

@@ -40,7 +40,7 @@ async fn what_is_restored_is_what_was_verified_even_if_the_target_changes() {
     let key = storage.key("web/n1_data_20260101T000000Z.tar.zst");
     let (a, b) = (archive_of("the archive that was verified"), archive_of("a swapped archive, also valid"));
     storage.store().put(&key, a.clone().into()).await.unwrap();
-    let staged = stage_object(&storage, &key, None).await.unwrap();
+    let staged = stage_object(&storage, &key, None, None).await.unwrap();
     let hash = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
     assert_eq!((staged.sha256.as_str(), staged.size), (hash(&a).as_str(), a.len() as u64));
     assert_eq!(staged.stats.entries, 2, "the root and one file");
@@ -54,7 +54,10 @@ async fn what_is_restored_is_what_was_verified_even_if_the_target_changes() {
     let last = broken.len() - 10;
     broken[last] ^= 0xff;
     storage.store().put(&key, broken.into()).await.unwrap();
-    assert!(stage_object(&storage, &key, None).await.is_err());
+    assert!(stage_object(&storage, &key, None, None).await.is_err());
+    // With the manifest's hash, that is what decides, and what the error says.
+    let err = stage_object(&storage, &key, None, Some(&hash(&a))).await.err().unwrap_or_default();
+    assert!(err.contains("the archive is corrupted") && err.contains(&hash(&a)), "{err}");
 }
 
 #[test]
