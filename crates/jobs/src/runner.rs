@@ -74,9 +74,11 @@ impl JobContext {
     pub fn new(client: Client, hostname: &str, trigger: Trigger, caller: impl Into<String>) -> Self {
         let defaults = Defaults::default();
         let settings = crate::LockSettings::default().with_acquire_timeout(defaults.lock_timeout);
+        // One swarm for the jobs' logic and their locks: `with_swarm` replaces both.
+        let swarm: std::sync::Arc<dyn Swarm> = std::sync::Arc::new(client.clone());
         Self {
-            locks: Locks::new(client.clone(), Locks::process_holder(hostname), settings),
-            swarm: std::sync::Arc::new(client.clone()),
+            locks: Locks::on(std::sync::Arc::clone(&swarm), Locks::process_holder(hostname), settings),
+            swarm,
             helpers: HelperSettings::default().with_pending_timeout(defaults.pending_timeout),
             client,
             defaults,
@@ -163,7 +165,7 @@ impl JobContext {
             }
         }
         ctx.helpers = helpers;
-        ctx.locks = Locks::new(ctx.client.clone(), Locks::process_holder(&host), choices.locks);
+        ctx.locks = Locks::on(std::sync::Arc::clone(&ctx.swarm), Locks::process_holder(&host), choices.locks);
         ctx.defaults = choices.defaults;
         ctx.prefixes = choices.prefixes;
         ctx.redactor = choices.redactor;

@@ -21,17 +21,17 @@ pub const INTENT_LABEL: &str = "dockhand.backup.restore-replicas";
 /// Scales the service back if the job future is dropped before [`start`] ran: the start
 /// must happen on every path. Disarmed by `start`.
 pub(crate) struct StartGuard {
-    client: Option<Arc<dyn Swarm>>,
+    swarm: Option<Arc<dyn Swarm>>,
     service: String,
 }
 
 impl Drop for StartGuard {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else { return };
+        let Some(swarm) = self.swarm.take() else { return };
         let service = std::mem::take(&mut self.service);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Err(e) = restore_replicas(&*client, &service).await {
+                if let Err(e) = restore_replicas(&*swarm, &service).await {
                     tracing::error!(service, error = %e, "cannot scale a service back after a dropped job; the next dockhand command will");
                 }
             });
@@ -66,7 +66,7 @@ pub(crate) async fn stop(
         Ok(())
     })
     .await;
-    let guard = StartGuard { client: Some(Arc::clone(&run.ctx.swarm)), service: service.to_owned() };
+    let guard = StartGuard { swarm: Some(Arc::clone(&run.ctx.swarm)), service: service.to_owned() };
     if let Err(e) = updated {
         step.finish(Status::Failed, SystemTime::now(), Some(format!("cannot scale the service to 0: {e}")));
         run.push(step);
@@ -112,7 +112,7 @@ pub(crate) async fn start(
     let mut step = Step::start("start", SystemTime::now());
     run.started(&step);
     if let Some(mut guard) = guard {
-        guard.client = None;
+        guard.swarm = None;
     }
     match restore_replicas(&*run.ctx.swarm, service).await {
         Err(e) => {
