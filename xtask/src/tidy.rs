@@ -458,6 +458,37 @@ fn proc_is_read_only_in_procfs() {
     assert!(readers.is_empty(), "/proc read outside crates/host/src/procfs.rs:\n{}", readers.join("\n"));
 }
 
+/// Only a binary chooses the process's TLS crypto provider: no library source installs one
+/// (`install_default`), so a program that embeds the crates keeps its own choice.
+#[test]
+fn only_binaries_install_a_crypto_provider() {
+    let mut files = Vec::new();
+    rust_files(&crate::project_root().join("crates"), &mut files);
+    let sources: Vec<_> = files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")).collect();
+    assert!(sources.len() > 50, "crate sources not found");
+    let mut installers = Vec::new();
+    let mut binaries = 0;
+    for file in sources {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if file.ends_with("main.rs") {
+            binaries += usize::from(text.contains("install_default();"));
+            continue;
+        }
+        if file.ends_with("tests.rs") {
+            continue;
+        }
+        let library = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for (i, line) in library.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("install_default();") {
+                installers.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(installers.is_empty(), "a library installs the crypto provider:\n{}", installers.join("\n"));
+    assert_eq!(binaries, 2, "dockhand and dockhand-server each install ring's provider in main");
+}
+
 /// The code map is whole: every module of a crate is named in that crate's section of
 /// `docs/architecture.md`, by its file (`name.rs`), its path, or its folder (`dir/`).
 #[test]

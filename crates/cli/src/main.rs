@@ -25,6 +25,9 @@ use clap::Parser;
 use crate::args::{Args, Command};
 
 fn main() -> ExitCode {
+    // One crypto provider for the process, ring, as every TLS of dockhand's uses: the S3
+    // client's reqwest takes the process's (the libraries never install one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     // In the foreground, a supervised engine's output is the point: show it.
     let floor = u8::from(matches!(args.command, Command::Host(_)));

@@ -465,6 +465,7 @@ async fn the_seeds_archives_are_listed_and_restored() {
     let env = dockhand_host::Environment::from_vars(setup.env());
     let file = dockhand_host::ConfigFile::load(Some(&setup.dir.path().join("dockhand.yaml")), &env).unwrap();
     let targets = dockhand_jobs::storage::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let storage = dockhand_jobs::storage::Storage::open(targets.get("offsite").unwrap()).unwrap();
     let key = format!("node1_{volume}_2026-11-01T03-00-00.tar.gz");
     let other = "node1_other-vol_2026-11-01T03-00-00.tar.gz";
@@ -666,6 +667,7 @@ async fn the_seeds_target_keeps_five_days_by_default() {
     let targets = dockhand_jobs::storage::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
     let seed = targets.get(dockhand_jobs::storage::SEED_TARGET).unwrap();
     assert_eq!(seed.retention_days, Some(5), "{seed:?}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let storage = dockhand_jobs::storage::Storage::open(seed).unwrap();
     let node = s.manager().info().await.unwrap().name;
     let day = Duration::from_secs(86_400);

@@ -19,6 +19,10 @@
 //! | [`notify`] | webhooks when jobs end |
 //! | [`agent`] | what `dockhand agent` does on a node, and its protocol |
 //!
+//! The library installs no TLS crypto provider: a program that uses an S3 target installs
+//! one at start (dockhand's binaries install ring's), else opening the target fails with
+//! [`storage::Problem::CryptoProvider`].
+//!
 //! A backup of one service, as the CLI runs it:
 //!
 //! ```no_run
@@ -27,6 +31,8 @@
 //! use dockhand_jobs::{Collect, JobContext, Status, Trigger};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // The program chooses the process's TLS crypto provider; the S3 client takes it.
+//! let _ = rustls::crypto::ring::default_provider().install_default();
 //! let client = dockhand_engine::Client::new(dockhand_engine::Endpoint::unix("/var/run/docker.sock"))?;
 //! let ctx = JobContext::new(client, &dockhand_jobs::local_hostname(), Trigger::Cli, "example");
 //! // The `storage:` section of a configuration file, with credentials from the environment.

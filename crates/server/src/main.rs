@@ -64,6 +64,9 @@ async fn shutdown_signal() {
 /// start or serve: the error's chain on one line of stderr, never a backtrace
 /// (`RUST_BACKTRACE` is for panics).
 fn main() -> std::process::ExitCode {
+    // One crypto provider for the process, ring, as every TLS of dockhand's uses: the S3
+    // client's reqwest takes the process's (the libraries never install one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::Error::from(e)),

@@ -69,6 +69,9 @@ pub enum Problem {
     NotFound,
     /// The local directory cannot be used.
     Filesystem,
+    /// The process has no rustls crypto provider for the S3 client's TLS: the program
+    /// that embeds dockhand-jobs installs one at start (the binaries install ring's).
+    CryptoProvider,
     /// Anything else.
     Other,
 }
@@ -85,6 +88,10 @@ impl std::fmt::Display for Problem {
             Self::Timeout => "timed out",
             Self::NotFound => "no such object",
             Self::Filesystem => "the directory cannot be used",
+            Self::CryptoProvider => {
+                "no rustls crypto provider is installed in this process (install one at start: \
+                 rustls::crypto::ring::default_provider().install_default())"
+            }
             Self::Other => "failed",
         })
     }

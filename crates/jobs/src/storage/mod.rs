@@ -85,8 +85,14 @@ impl Storage {
                 (store, String::new())
             }
             TargetKind::S3(s3) => {
-                // reqwest's rustls takes the process's provider: ring, as for the engine.
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                // reqwest's rustls takes the process's provider, which the program installs
+                // (the binaries install ring's, as the engine's and the server's TLS use).
+                if rustls::crypto::CryptoProvider::get_default().is_none() {
+                    return Err(fail(
+                        Problem::CryptoProvider,
+                        format!("the S3 client for {} needs it", s3.endpoint),
+                    ));
+                }
                 let client = object_store::ClientOptions::new()
                     .with_allow_http(s3.endpoint.starts_with("http://"))
                     .with_connect_timeout(Duration::from_secs(10))
