@@ -206,3 +206,23 @@ async fn a_local_target_passes_its_check() {
     let report = storage.check().await.unwrap();
     assert_eq!(report.passed, ["write", "read", "list", "delete"]);
 }
+
+/// The library installs no crypto provider (no test of this crate's does either): an S3
+/// target in a program that chose none is refused by name, before any request.
+#[test]
+fn an_s3_target_needs_the_programs_crypto_provider() {
+    assert!(rustls::crypto::CryptoProvider::get_default().is_none(), "a test of dockhand-jobs installed one");
+    let vars = [
+        ("SWARM_UTILS_S3_URL", "127.0.0.1:9"),
+        ("SWARM_UTILS_S3_HTTPS", "false"),
+        ("SWARM_UTILS_S3_BUCKET", "b"),
+        ("SWARM_UTILS_S3_ACCESS_KEY", "AK"),
+        ("SWARM_UTILS_S3_SECRET_KEY", "SK"),
+    ];
+    let targets = load("{}", &vars).unwrap();
+    let seed = targets.for_service(&policy(None)).unwrap();
+    let Err(err) = Storage::open(&seed) else { panic!("opened without a crypto provider") };
+    assert!(matches!(&err, StorageError::Operation { problem: Problem::CryptoProvider, .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("no rustls crypto provider") && text.contains("http://127.0.0.1:9"), "{text}");
+}
