@@ -111,10 +111,7 @@ async fn contract(one: Arc<dyn JobStore>, two: Arc<dyn JobStore>, what: &str) {
     );
 }
 
-fn settings(
-    yaml: &str,
-    env: &[(&str, &str)],
-) -> Result<StoreSettings, dockhand_jobs::store::StoreConfigError> {
+fn settings(yaml: &str, env: &[(&str, &str)]) -> Result<StoreSettings, dockhand_host::ConfigError> {
     let file = ConfigFile::parse(yaml, false).unwrap();
     StoreSettings::load(
         &file,

@@ -102,7 +102,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
             None => dockhand_jobs::backup::service_target(
                 found.as_ref(),
                 &targets,
-                &crate::context::defaults()?,
+                &crate::context::defaults(global)?,
                 &prefixes,
             )?,
         };
@@ -123,7 +123,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
                     let settings = dockhand_jobs::backup::node_target(
                         &found,
                         &targets,
-                        &crate::context::defaults()?,
+                        &crate::context::defaults(global)?,
                         &prefixes,
                     )?;
                     (found.description.hostname, settings)
@@ -142,7 +142,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
                     dockhand_jobs::backup::service_target(
                         found.as_ref(),
                         &targets,
-                        &crate::context::defaults()?,
+                        &crate::context::defaults(global)?,
                         &prefixes,
                     )?
                 }

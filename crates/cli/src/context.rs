@@ -4,6 +4,7 @@
 
 use dockhand_engine::Client;
 use dockhand_host::{ConnectOptions, EngineChoice, Environment, HostRegistry, HostsConfig};
+use dockhand_jobs::config::{Configuration, StatePaths};
 
 use crate::args::Global;
 
@@ -15,21 +16,33 @@ pub(crate) fn environment() -> Environment {
     )
 }
 
-/// The configuration file from `--config` (which must exist and parse) or the default file,
-/// read once per process: every section (hosts, storage, registries, labels, schedule)
-/// is built from this one reading.
-pub(crate) fn config_file(global: &Global) -> anyhow::Result<&'static dockhand_host::ConfigFile> {
-    static FILE: std::sync::OnceLock<dockhand_host::ConfigFile> = std::sync::OnceLock::new();
-    if FILE.get().is_none() {
-        let _ = FILE.set(dockhand_host::ConfigFile::load(global.config.as_deref(), &environment())?);
+/// The configuration from `--config` (which must exist and parse) or the default file,
+/// read once per process: every section (hosts, storage, registries, labels, schedule,
+/// defaults) is parsed from this one reading, once, when a command first needs it.
+pub(crate) fn configuration(global: &Global) -> anyhow::Result<&'static Configuration> {
+    static CONFIG: std::sync::OnceLock<Configuration> = std::sync::OnceLock::new();
+    if CONFIG.get().is_none() {
+        let env = environment();
+        let file = dockhand_host::ConfigFile::load(global.config.as_deref(), &env)?;
+        // Without XDG_*_HOME and HOME these stay empty; `storage_targets` and `store` say so.
+        let paths = StatePaths::new(
+            dockhand_jobs::storage::default_local_path(&env).unwrap_or_default(),
+            dockhand_jobs::store::default_store_path(&env).unwrap_or_default(),
+        );
+        let _ = CONFIG.set(Configuration::new(file, env, paths));
     }
-    FILE.get().ok_or_else(|| anyhow::anyhow!("the configuration file could not be kept"))
+    CONFIG.get().ok_or_else(|| anyhow::anyhow!("the configuration could not be kept"))
+}
+
+/// The configuration file, for its notes.
+pub(crate) fn config_file(global: &Global) -> anyhow::Result<&'static dockhand_host::ConfigFile> {
+    Ok(configuration(global)?.file())
 }
 
 /// The hosts of the configuration, with env overrides. A host entry that does not validate
 /// is kept aside: using it is an error, but it does not stop the others.
 pub(crate) fn load(global: &Global) -> anyhow::Result<HostsConfig> {
-    Ok(HostsConfig::from_file(config_file(global)?, &environment())?)
+    Ok(configuration(global)?.hosts()?)
 }
 
 /// The host registry over that configuration, with the global `--timeout`.
@@ -65,18 +78,16 @@ pub(crate) async fn stop_started_hosts() -> anyhow::Result<()> {
 /// The storage targets of the configuration, with `local` under
 /// `$XDG_DATA_HOME/dockhand/backups`.
 pub(crate) fn storage_targets(global: &Global) -> anyhow::Result<dockhand_jobs::storage::StorageTargets> {
-    let env = environment();
-    let file = config_file(global)?;
-    let local = dockhand_jobs::storage::default_local_path(&env).ok_or_else(|| {
-        anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: no place for the local storage target")
-    })?;
-    Ok(dockhand_jobs::storage::StorageTargets::load(file, &env, local)?)
+    if dockhand_jobs::storage::default_local_path(&environment()).is_none() {
+        anyhow::bail!("neither XDG_DATA_HOME nor HOME is set: no place for the local storage target");
+    }
+    Ok(configuration(global)?.storage()?.clone())
 }
 
 /// The registry credentials of the configuration file, the seed's variables and the docker
 /// CLI's `config.json`.
 pub(crate) fn registries(global: &Global) -> anyhow::Result<dockhand_jobs::update::Registries> {
-    Ok(dockhand_jobs::update::Registries::load(config_file(global)?, &environment())?)
+    Ok(configuration(global)?.registries()?.clone())
 }
 
 /// Ends a job command: the printer's last words, the record, each job's summary, and the
@@ -118,7 +129,7 @@ pub(crate) async fn record(jobs: &[dockhand_jobs::Job]) -> Vec<String> {
 /// `reconcile` job. Returns what to tell the operator; a failure here is a warning, never
 /// the command's end. One `GET /info` and one filtered service listing; an engine that is
 /// no swarm manager has nothing to reconcile.
-pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
+pub(crate) async fn reconcile(global: &Global, client: &Client) -> Vec<String> {
     let host = dockhand_jobs::local_hostname();
     let user = environment().get("USER").unwrap_or("unknown").to_owned();
     let mut ctx = dockhand_jobs::JobContext::new(
@@ -127,7 +138,7 @@ pub(crate) async fn reconcile(client: &Client) -> Vec<String> {
         dockhand_jobs::Trigger::Cli,
         format!("cli:{user}"),
     );
-    if let Ok(defaults) = defaults() {
+    if let Ok(defaults) = defaults(global) {
         ctx.defaults = defaults;
     }
     let sink = dockhand_jobs::Collect::default();
@@ -193,7 +204,7 @@ pub(crate) async fn connect(global: &Global) -> anyhow::Result<Client> {
 /// it costs a ping or a listing several calls, and protects nothing there.
 pub(crate) async fn connect_for_jobs(global: &Global) -> anyhow::Result<Client> {
     let client = connect(global).await?;
-    for note in reconcile(&client).await {
+    for note in reconcile(global, &client).await {
         tracing::warn!("{note}");
     }
     Ok(client)
@@ -205,16 +216,12 @@ pub(crate) async fn job_context(
     global: &Global,
     opts: &crate::args::JobOptions,
 ) -> anyhow::Result<dockhand_jobs::JobContext> {
-    let defaults = defaults()?;
+    // The defaults, the label prefixes, the registries and a redactor of the
+    // configuration's secrets (R3-14), as the server makes them; a section that does not
+    // load and that the job uses is the command's own error, later.
+    let mut choices = configuration(global)?.context_choices()?;
     let client = connect_for_jobs(global).await?;
     let user = environment().get("USER").unwrap_or("unknown").to_owned();
-    let registries = registries(global);
-    let mut choices = dockhand_jobs::ContextChoices::new(defaults);
-    // The configuration's secrets are masked in every step the CLI records or prints
-    // (R3-14); a configuration that does not load is the command's own error, later.
-    if let (Ok(registries), Ok(storage)) = (&registries, storage_targets(global)) {
-        choices.redactor = std::sync::Arc::new(dockhand_jobs::known_secrets(registries, &storage, &[], []));
-    }
     // Inside a swarm service, helpers run the image dockhand itself runs from; without an
     // image, helpers on the connected node run one made from this executable, and a job
     // that needs a helper elsewhere fails saying what to set (R3-04). A configured image
@@ -223,11 +230,9 @@ pub(crate) async fn job_context(
     choices.own = Some(dockhand_jobs::OwnExecutable::running());
     choices.helper_socket = Some(&opts.helper_socket);
     choices.pending_timeout = opts.pending_timeout;
-    choices.registries = registries.as_ref().ok();
     if let Some(lease) = opts.lock_lease {
         choices.locks = choices.locks.with_lease(lease);
     }
-    choices.prefixes = label_prefixes(global)?;
     let mut ctx = dockhand_jobs::JobContext::assemble(
         client,
         dockhand_jobs::Trigger::Cli,
@@ -239,16 +244,9 @@ pub(crate) async fn job_context(
     Ok(ctx)
 }
 
-/// The label prefixes to read: `DOCKHAND_LABELS_COMPAT`, the configuration's
-/// `labels.compat`, or the seed's when a `SWARM_UTILS_*` variable is set.
-pub(crate) fn label_prefixes(global: &Global) -> anyhow::Result<dockhand_policy::LabelPrefixes> {
-    Ok(dockhand_jobs::label_prefixes(config_file(global)?, &environment())?)
-}
-
 /// The seed's defaults, with its `SWARM_UTILS_*` variables from the environment.
-pub(crate) fn defaults() -> anyhow::Result<dockhand_policy::Defaults> {
-    let env = environment();
-    Ok(dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?)
+pub(crate) fn defaults(global: &Global) -> anyhow::Result<dockhand_policy::Defaults> {
+    Ok(configuration(global)?.defaults()?.clone())
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM: the job stops at its next safe point and

@@ -7,7 +7,7 @@ use dockhand_jobs::Status;
 use dockhand_jobs::store::{JobFilter, JobStore};
 
 use crate::args::{Global, JobOptions, JobsCommand};
-use crate::context::{connect, defaults, job_context, store};
+use crate::context::{connect, job_context, store};
 use crate::output;
 
 pub(crate) async fn run(global: &Global, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
@@ -43,17 +43,14 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
             (s, usize::try_from(tasks).unwrap_or(usize::MAX))
         })
         .collect();
-    let mut defaults = defaults()?;
-    let env = crate::context::environment();
-    let file = crate::context::config_file(global)?;
-    let prefixes = dockhand_jobs::label_prefixes(file, &env)?;
-    let schedule = dockhand_jobs::schedule::Schedule::load(file, &env)?;
-    defaults.label_min_interval = schedule.min_interval;
+    let configuration = crate::context::configuration(global)?;
+    let defaults = configuration.defaults()?;
+    let prefixes = &configuration.labels()?.prefixes;
+    let schedule = configuration.schedule()?;
     let plain: Vec<_> = services.iter().map(|(s, _)| s.clone()).collect();
-    let scheduled =
-        dockhand_jobs::schedule::scheduled_targets(&plain, &nodes, &schedule, &defaults, &prefixes);
-    let mut rows = dockhand_jobs::schedule::plan(&services, &nodes, &defaults, &prefixes);
-    dockhand_jobs::schedule::with_next_runs(&mut rows, &scheduled, &schedule, chrono::Utc::now());
+    let scheduled = dockhand_jobs::schedule::scheduled_targets(&plain, &nodes, schedule, defaults, prefixes);
+    let mut rows = dockhand_jobs::schedule::plan(&services, &nodes, defaults, prefixes);
+    dockhand_jobs::schedule::with_next_runs(&mut rows, &scheduled, schedule, chrono::Utc::now());
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -65,9 +65,19 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(origin: impl Into<String>, key: impl Into<String>, detail: impl Into<String>) -> Self {
+    /// A problem at `key` of `origin` (a file, `the built-in defaults`, `the environment`
+    /// or a service's labels).
+    pub fn new(origin: impl Into<String>, key: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { origin: origin.into(), key: key.into(), detail: detail.into() }
     }
+
+    /// A problem with the variable `name` of the environment.
+    pub fn environment(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Self::ENVIRONMENT, name, detail)
+    }
+
+    /// The origin of a setting read from a variable.
+    pub const ENVIRONMENT: &'static str = "the environment";
 }
 
 /// Everything that can go wrong in this crate. Each message is whole on its own, and the

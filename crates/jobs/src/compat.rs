@@ -3,21 +3,11 @@
 //! seed's when any `SWARM_UTILS_*` variable is set (an operator who swapped the seed's image
 //! for dockhand's and kept its environment), else `dockhand.` alone.
 
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use dockhand_policy::LabelPrefixes;
 
 /// The variable that chooses explicitly.
 pub const LABELS_COMPAT_VAR: &str = "DOCKHAND_LABELS_COMPAT";
-
-/// `labels.compat` or [`LABELS_COMPAT_VAR`] has a value dockhand does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: labels.compat: {value:?}: must be swarm-utils or none")]
-pub struct CompatError {
-    /// The file, or the variable.
-    pub origin: String,
-    /// What it holds.
-    pub value: String,
-}
 
 /// The prefixes chosen, and why: for the server's log at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,25 +18,28 @@ pub struct CompatChoice {
     pub why: String,
 }
 
+/// What is wrong with a value of `labels.compat` or [`LABELS_COMPAT_VAR`].
+fn unknown(value: &str) -> String {
+    format!("{value:?}: must be swarm-utils or none")
+}
+
 /// The label prefixes to read: `dockhand.` alone, or with `swarm-utils` the seed's
 /// `swarm-utils.` too; see the module's documentation for the order.
-pub fn label_prefixes(file: &ConfigFile, env: &Environment) -> Result<LabelPrefixes, CompatError> {
+pub fn label_prefixes(file: &ConfigFile, env: &Environment) -> Result<LabelPrefixes, ConfigError> {
     compat_choice(file, env).map(|c| c.prefixes)
 }
 
 /// [`label_prefixes`] with the reason for the choice.
-pub fn compat_choice(file: &ConfigFile, env: &Environment) -> Result<CompatChoice, CompatError> {
+pub fn compat_choice(file: &ConfigFile, env: &Environment) -> Result<CompatChoice, ConfigError> {
     if let Some(value) = env.get(LABELS_COMPAT_VAR) {
-        let prefixes = parse(Some(value)).ok_or_else(|| CompatError {
-            origin: format!("the variable {LABELS_COMPAT_VAR}"),
-            value: value.to_owned(),
-        })?;
+        let prefixes =
+            parse(Some(value)).ok_or_else(|| ConfigError::environment(LABELS_COMPAT_VAR, unknown(value)))?;
         return Ok(CompatChoice { prefixes, why: format!("{LABELS_COMPAT_VAR}={value}") });
     }
     if let Some(value) = file.get("labels.compat") {
-        let prefixes = parse(value.as_str()).ok_or_else(|| CompatError {
-            origin: file.origin().to_string(),
-            value: value.as_str().map_or_else(|| format!("{value:?}"), str::to_owned),
+        let prefixes = parse(value.as_str()).ok_or_else(|| {
+            let text = value.as_str().map_or_else(|| format!("{value:?}"), str::to_owned);
+            ConfigError::new(file.origin().to_string(), "labels.compat", unknown(&text))
         })?;
         return Ok(CompatChoice { prefixes, why: format!("labels.compat in {}", file.origin()) });
     }

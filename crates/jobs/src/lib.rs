@@ -10,6 +10,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`config`] | the configuration file read once into typed sections, with one error type |
 //! | [`clean`] | clean-node, clean-service, unused volumes |
 //! | [`backup`] | backup-service and backup-node, restore, volume move, what is stored, reconcile |
 //! | [`update`] | update-service, and the registry credentials it pulls with |
@@ -54,6 +55,7 @@ pub mod clean;
 mod clean_node;
 mod clean_service;
 mod compat;
+pub mod config;
 pub mod fuzzing;
 mod helper;
 mod host_exec;
@@ -81,7 +83,7 @@ mod volume_move;
 mod volumes;
 mod work;
 
-pub use crate::compat::{CompatChoice, CompatError, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
+pub use crate::compat::{CompatChoice, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
 pub use crate::helper::image::{
     HelperSettings, NoHelperImage, OwnHelperImage, helper_image, own_service_image,
 };
@@ -95,7 +97,7 @@ pub use crate::lock::{
 };
 pub use crate::own_image::{OWN_IMAGE_REPO, OwnExecutable, OwnImageError, ensure_own_image, push_own_image};
 pub use crate::reap::reap_stale;
-pub use crate::runner::{ContextChoices, JobContext, JobError, known_secrets};
+pub use crate::runner::{ContextChoices, JobContext, JobError};
 pub use crate::secret::Secret;
 pub use crate::swarm::Swarm;
 pub use crate::tail::OUTPUT_TAIL;

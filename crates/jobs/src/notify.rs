@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use dockhand_policy::Redactor;
 use serde::Deserialize;
 
@@ -27,18 +27,6 @@ pub const NOTIFY_ATTEMPTS: u32 = 4;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a step's output tail goes into a notification.
 const TAIL: usize = 2_048;
-
-/// A `notifications` setting that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {key}: {detail}")]
-pub struct NotifyError {
-    /// The configuration file.
-    pub origin: String,
-    /// The key.
-    pub key: String,
-    /// What is wrong.
-    pub detail: String,
-}
 
 /// One webhook.
 #[derive(Clone)]
@@ -137,9 +125,9 @@ struct RawWebhook {
 pub fn load_webhooks(
     file: &ConfigFile,
     env: &Environment,
-) -> Result<(Vec<Webhook>, Vec<String>), NotifyError> {
+) -> Result<(Vec<Webhook>, Vec<String>), ConfigError> {
     let origin = file.origin().to_string();
-    let error = |key: String, detail: String| NotifyError { origin: origin.clone(), key, detail };
+    let error = |key: String, detail: String| ConfigError::new(origin.clone(), key, detail);
     let raw = match file.get("notifications") {
         None => RawNotifications::default(),
         Some(value) => value

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use dockhand_engine::RegistryAuth;
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use dockhand_policy::{ImageRef, TargetLabels, UpdatePolicy};
 use serde::Deserialize;
 
@@ -50,15 +50,8 @@ pub struct NamedRegistry {
 #[non_exhaustive]
 pub enum RegistryError {
     /// A `registries.<name>` entry is wrong.
-    #[error("{origin}: {key}: {detail}")]
-    Config {
-        /// The configuration file.
-        origin: String,
-        /// The key, such as `registries.ci.password_env`.
-        key: String,
-        /// What is wrong.
-        detail: String,
-    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A label names a credential the configuration does not have.
     #[error("{label} on service {service} names the registry credential {name:?}, {why}")]
     Unknown {
@@ -171,17 +164,17 @@ impl Registries {
     /// The `registries` of `file`, with passwords read from `env` and files, the
     /// `SWARM_UTILS_REGISTRY_*` variables, and the docker CLI's configuration directory
     /// (`DOCKER_CONFIG`, else `$HOME/.docker`). A wrong entry is kept aside with its error.
-    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, RegistryError> {
+    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, ConfigError> {
         let origin = file.origin().to_string();
-        let dict = file.map("registries", "a map of credential names").map_err(|e| {
-            RegistryError::Config { origin: origin.clone(), key: "registries".into(), detail: e.to_string() }
-        })?;
+        let dict = file
+            .map("registries", "a map of credential names")
+            .map_err(|e| ConfigError::new(origin.clone(), "registries", e.to_string()))?;
         let (mut named, mut broken) = (BTreeMap::new(), BTreeMap::new());
         for (name, value) in dict.unwrap_or_default() {
             let key = format!("registries.{name}");
             let err = |field: &str, detail: String| {
                 let key = if field.is_empty() { key.clone() } else { format!("{key}.{field}") };
-                RegistryError::Config { origin: origin.clone(), key, detail }
+                ConfigError::new(origin.clone(), key, detail)
             };
             let built = value.deserialize::<RawRegistry>().map_err(|e| err("", e.kind.to_string())).and_then(|raw| {
                 let url = raw.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {

@@ -45,27 +45,9 @@ pub struct JobContext {
     /// their own, such as [`reconcile`](crate::steps::scale::reconcile), leave targets outside it alone.
     pub scope: Option<(String, String)>,
     /// Masks every step's text before any sink, store or answer sees it: the secrets the
-    /// front-end was given ([`known_secrets`]) and secret-shaped values (R3-14).
+    /// front-end was given (`config::Configuration::known_secrets`) and secret-shaped
+    /// values (R3-14).
     pub redactor: std::sync::Arc<dockhand_policy::Redactor>,
-}
-
-/// The secrets a front-end holds and no job's text may show: registry passwords, S3 keys,
-/// webhook URLs, and `more` (admin tokens, the store's password). Values shorter than 4
-/// characters are left out: masking them would garble ordinary text.
-pub fn known_secrets(
-    registries: &crate::registry::Registries,
-    storage: &crate::storage::targets::StorageTargets,
-    webhooks: &[crate::notify::Webhook],
-    more: impl IntoIterator<Item = String>,
-) -> dockhand_policy::Redactor {
-    let all = registries
-        .secrets()
-        .into_iter()
-        .chain(storage.secrets())
-        .chain(webhooks.iter().map(|w| w.secret_url().to_owned()))
-        .chain(more)
-        .filter(|s| s.chars().count() >= 4);
-    dockhand_policy::Redactor::new(all)
 }
 
 impl JobContext {
@@ -116,7 +98,7 @@ pub struct ContextChoices<'a> {
     pub prefixes: LabelPrefixes,
     /// The registries a configured helper image is pulled with.
     pub registries: Option<&'a crate::registry::Registries>,
-    /// Masks every step's text ([`known_secrets`]).
+    /// Masks every step's text (`config::Configuration::known_secrets`).
     pub redactor: std::sync::Arc<dockhand_policy::Redactor>,
 }
 
@@ -142,7 +124,8 @@ impl JobContext {
     /// image (an explicit one, the service's own pinned image, or one made from `own` for
     /// the connected node), pulled with its registry's credential where the registries have
     /// one; locks held as this process with `choices.locks`; the defaults, prefixes and
-    /// redactor given.
+    /// redactor given. [`Configuration::context_choices`](crate::config::Configuration::context_choices)
+    /// makes the choices the configuration decides.
     pub async fn assemble(
         client: Client,
         trigger: Trigger,

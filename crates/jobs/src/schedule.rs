@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use dockhand_engine::{Filters, Node, Service};
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use dockhand_policy::{CronExpr, Defaults, LabelPrefixes, TargetLabels, Timing, Tz};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
@@ -39,18 +39,6 @@ pub const SCHEDULED_ACTIONS: [Action; 4] =
 const GRACE: Duration = Duration::from_secs(30);
 /// How often the targets are listed again when no tick comes sooner.
 const REFRESH: Duration = Duration::from_secs(30);
-
-/// A schedule setting that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {key}: {detail}")]
-pub struct ScheduleError {
-    /// The configuration file, or `environment`.
-    pub origin: String,
-    /// The key or variable.
-    pub key: String,
-    /// What is wrong with it.
-    pub detail: String,
-}
 
 /// When cron runs each action, and in which time zone its expressions are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +112,9 @@ impl Schedule {
 
     /// The seed's defaults, then its variables, then the file's `schedule` section (the
     /// file is the more specific: it wins).
-    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, ScheduleError> {
+    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, ConfigError> {
         let mut schedule = Self::default();
-        let env_error = |key: &str, detail: String| ScheduleError {
-            origin: "environment".to_owned(),
-            key: key.to_owned(),
-            detail,
-        };
+        let env_error = |key: &str, detail: String| ConfigError::environment(key, detail);
         if let Some(text) = env.get("SWARM_UTILS_CRON_EXPR").filter(|t| !t.trim().is_empty()) {
             let cron =
                 CronExpr::parse(text).map_err(|e| env_error("SWARM_UTILS_CRON_EXPR", e.to_string()))?;
@@ -151,8 +135,7 @@ impl Schedule {
             }
         }
         let origin = file.origin().to_string();
-        let key_error =
-            |key: &str, detail: String| ScheduleError { origin: origin.clone(), key: key.to_owned(), detail };
+        let key_error = |key: &str, detail: String| ConfigError::new(origin.clone(), key, detail);
         let raw = match file.get("schedule") {
             None => RawSchedule::default(),
             Some(value) => {

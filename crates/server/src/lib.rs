@@ -33,7 +33,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use dockhand_host::{ConfigFile, EngineChoice, Environment, HostRegistry, HostsConfig};
+use dockhand_host::{ConfigError, ConfigFile, EngineChoice, Environment, HostRegistry};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -76,9 +76,6 @@ pub enum ServerError {
     /// The registry credentials.
     #[error(transparent)]
     Registry(#[from] dockhand_jobs::update::RegistryError),
-    /// The seed's variables.
-    #[error(transparent)]
-    Defaults(#[from] dockhand_policy::DefaultsError),
     /// The job store.
     #[error(transparent)]
     Store(#[from] dockhand_jobs::store::StoreError),
@@ -171,29 +168,26 @@ impl Server {
     /// the state directory, and connects to the engine (`settings.host_id`, else the
     /// docker CLI's choice: `DOCKER_HOST`, else `/var/run/docker.sock`).
     pub async fn prepare(settings: Settings, env: Environment) -> Result<Self, ServerError> {
+        // The file is read once; every section is parsed at start, so a wrong key stops the
+        // server before it serves.
         let file = ConfigFile::load(settings.config.as_deref(), &env)?;
-        let config = ServerConfig::load(&file, &env)?;
-        let storage =
-            dockhand_jobs::storage::StorageTargets::load(&file, &env, settings.state_dir.join("backups"))?;
-        let registries = dockhand_jobs::update::Registries::load(&file, &env)?;
-        let mut defaults = dockhand_policy::Defaults::from_vars(|name| env.get(name).map(str::to_owned))?;
-        defaults.label_min_interval = config.schedule.min_interval;
-        let hosts = HostsConfig::from_file(&file, &env)?;
+        let paths = dockhand_jobs::config::StatePaths::under(&settings.state_dir);
+        let configuration = dockhand_jobs::config::Configuration::new(file, env.clone(), paths);
+        let config = ServerConfig::load(&configuration)?;
+        let hosts = configuration.hosts()?;
+        configuration.check().map_err(SettingsError::Key)?;
+        let storage = configuration.storage().map_err(SettingsError::Key)?.clone();
+        let registries = configuration.registries().map_err(SettingsError::Key)?.clone();
         let choice = match &settings.host_id {
             Some(id) => EngineChoice::Named(id.clone()),
             None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
         };
-        let store_settings =
-            dockhand_jobs::store::StoreSettings::load(&file, &env, settings.state_dir.join("jobs.sqlite"))
-                .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
+        let store_settings = configuration.store().map_err(SettingsError::Key)?.clone();
         // Every secret the server holds, masked wherever text leaves it: job records, events
         // and answers, the log and webhook bodies (R3-14).
-        let redactor = Arc::new(dockhand_jobs::known_secrets(
-            &registries,
-            &storage,
-            &config.webhooks,
-            config.admin_tokens.iter().cloned().chain(store_settings.secret()),
-        ));
+        let redactor = Arc::new(
+            configuration.known_secrets(config.admin_tokens.iter().cloned().chain(store_settings.secret())),
+        );
         let hosts = Arc::new(HostRegistry::new(hosts, env));
         let client = hosts.connect_to(&choice).await?;
         let store = store_settings.open().await?;
@@ -203,22 +197,20 @@ impl Server {
         // `dockhand` installed beside it; nodes pull a configured image with its registry's
         // named credential (or `config.json`'s), when there is one.
         let host = dockhand_jobs::local_hostname();
-        let mut choices = dockhand_jobs::ContextChoices::new(defaults);
+        let mut choices = configuration.context_choices().map_err(SettingsError::Key)?;
         choices.helper_image = settings.helper_image.as_deref();
         choices.own = dockhand_jobs::OwnExecutable::beside_running();
-        choices.registries = Some(&registries);
-        choices.prefixes = config.prefixes.clone();
         choices.redactor = Arc::clone(&redactor);
         // A request is answered 409 at once when another process holds the target.
         choices.locks = dockhand_jobs::LockSettings::default().with_acquire_timeout(Duration::ZERO);
         let mut base =
             dockhand_jobs::JobContext::assemble(client, dockhand_jobs::Trigger::Api, "api", choices).await?;
         if let Err(why) = base.helpers.check() {
-            return Err(SettingsError::Key {
-                origin: "the helper image".to_owned(),
-                key: "DOCKHAND_HELPER_IMAGE".to_owned(),
-                detail: why.to_string(),
-            }
+            return Err(SettingsError::Key(ConfigError::new(
+                "the helper image",
+                "DOCKHAND_HELPER_IMAGE",
+                why.to_string(),
+            ))
             .into());
         }
         base.scope = config.scope.clone();
@@ -237,11 +229,7 @@ impl Server {
             Duration::from_secs(2),
             Arc::new(move |delivery| counted.notification(&delivery)),
         )
-        .map_err(|e| SettingsError::Key {
-            origin: "notifications".to_owned(),
-            key: "webhooks".to_owned(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| SettingsError::Key(ConfigError::new("notifications", "webhooks", e.to_string())))?;
         let dispatcher = Arc::new(Dispatcher::new(
             store,
             config.max_jobs,

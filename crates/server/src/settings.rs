@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::ConfigError;
+use dockhand_jobs::config::Configuration;
 use dockhand_policy::LabelPrefixes;
 use serde::Deserialize;
 
@@ -25,16 +26,9 @@ pub enum SettingsError {
     /// The configuration file.
     #[error(transparent)]
     Config(#[from] dockhand_host::Error),
-    /// A key of the configuration file.
-    #[error("{origin}: {key}: {detail}")]
-    Key {
-        /// The file.
-        origin: String,
-        /// The dotted key.
-        key: String,
-        /// What is wrong.
-        detail: String,
-    },
+    /// A key of the configuration file, or a variable of a section.
+    #[error(transparent)]
+    Key(#[from] ConfigError),
     /// A variable of the environment.
     #[error("{name}: {detail}")]
     Variable {
@@ -153,13 +147,11 @@ impl ServerConfig {
     /// file, `DOCKHAND_ADMIN_TOKENS`, `DOCKHAND_ADMIN_TOKENS_FILE` and the seed's
     /// `SWARM_UTILS_ADMIN_TOKEN_LIST` (with a warning: a variable shows in `docker service
     /// inspect`).
-    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, SettingsError> {
+    pub fn load(configuration: &Configuration) -> Result<Self, SettingsError> {
+        let (file, env) = (configuration.file(), configuration.env());
         let origin = file.origin().to_string();
-        let key_error = |key: &str, detail: String| SettingsError::Key {
-            origin: origin.clone(),
-            key: key.to_owned(),
-            detail,
-        };
+        let key_error =
+            |key: &str, detail: String| SettingsError::Key(ConfigError::new(origin.clone(), key, detail));
         let raw = match file.get("server") {
             None => RawServer::default(),
             Some(value) => {
@@ -271,18 +263,12 @@ impl ServerConfig {
             }
             config.scope = Some(parsed);
         }
-        config.schedule = dockhand_jobs::schedule::Schedule::load(file, env)
-            .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
-        let (webhooks, warnings) = dockhand_jobs::notify::load_webhooks(file, env)
-            .map_err(|e| SettingsError::Key { origin: e.origin, key: e.key, detail: e.detail })?;
-        config.webhooks = webhooks;
-        config.warnings.extend(warnings);
-        let compat = dockhand_jobs::compat_choice(file, env).map_err(|e| SettingsError::Key {
-            origin: e.origin,
-            key: "labels.compat".to_owned(),
-            detail: format!("{:?}: must be swarm-utils or none", e.value),
-        })?;
-        config.prefixes = compat.prefixes;
+        config.schedule = configuration.schedule()?.clone();
+        let (webhooks, warnings) = configuration.webhooks()?;
+        config.webhooks = webhooks.to_vec();
+        config.warnings.extend(warnings.iter().cloned());
+        let compat = configuration.labels()?;
+        config.prefixes = compat.prefixes.clone();
         config.notes.extend(file.notes().iter().cloned());
         config.notes.push(format!(
             "labels read: {}* ({})",
@@ -324,8 +310,10 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<ServerConfig, SettingsError> {
-        let file = ConfigFile::parse(yaml, false).unwrap();
-        ServerConfig::load(&file, &Environment::from_vars(vars.iter().copied()))
+        let file = dockhand_host::ConfigFile::parse(yaml, false).unwrap();
+        let env = dockhand_host::Environment::from_vars(vars.iter().copied());
+        let paths = dockhand_jobs::config::StatePaths::under(Path::new("/state"));
+        ServerConfig::load(&Configuration::new(file, env, paths))
     }
 
     #[test]

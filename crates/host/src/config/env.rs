@@ -50,7 +50,7 @@ pub(crate) fn apply_env(
         }) else {
             let names: Vec<&str> = ENV_PARAMS.iter().map(|(p, _)| *p).collect();
             problems.push(ConfigError::new(
-                "the environment",
+                ConfigError::ENVIRONMENT,
                 var,
                 format!("expected {ENV_PREFIX}<ID>_<PARAM> with PARAM one of {}", names.join(", ")),
             ));
@@ -63,7 +63,7 @@ pub(crate) fn apply_env(
             [] => id_part.to_lowercase(),
             many => {
                 problems.push(ConfigError::new(
-                    "the environment",
+                    ConfigError::ENVIRONMENT,
                     var,
                     format!("names more than one host ({}); rename one of them", many.join(", ")),
                 ));

@@ -151,7 +151,7 @@ fn bad_settings_name_their_key() {
     }
     let e = Schedule::load(&file("{}"), &Environment::from_vars([("SWARM_UTILS_IS_CRON_CLEAN_NODE", "yes")]))
         .unwrap_err();
-    assert_eq!((e.origin.as_str(), e.key.as_str()), ("environment", "SWARM_UTILS_IS_CRON_CLEAN_NODE"));
+    assert_eq!((e.origin.as_str(), e.key.as_str()), ("the environment", "SWARM_UTILS_IS_CRON_CLEAN_NODE"));
 }
 
 // ---------------------------------------------------------------------------------------

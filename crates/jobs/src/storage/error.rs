@@ -7,15 +7,8 @@
 #[non_exhaustive]
 pub enum StorageError {
     /// A target's configuration is wrong.
-    #[error("{origin}: {key}: {detail}")]
-    Config {
-        /// The file, or `the environment`.
-        origin: String,
-        /// The key or variable, such as `storage.targets.offsite.bucket`.
-        key: String,
-        /// What is wrong.
-        detail: String,
-    },
+    #[error(transparent)]
+    Config(#[from] dockhand_host::ConfigError),
     /// No target has this name.
     #[error("storage target {name:?}: no such target (configured: {})", known.join(", "))]
     Unknown {

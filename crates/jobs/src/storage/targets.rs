@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use dockhand_policy::BackupPolicy;
 use serde::Deserialize;
 
@@ -141,7 +141,7 @@ impl StorageTargets {
     /// where the default `local` target writes when the file does not define it. A target
     /// whose entry is wrong is kept aside with its error ([`StorageTargets::problems`]), so
     /// that a credential missing for one target does not stop jobs using another.
-    pub fn load(file: &ConfigFile, env: &Environment, local_path: PathBuf) -> Result<Self, StorageError> {
+    pub fn load(file: &ConfigFile, env: &Environment, local_path: PathBuf) -> Result<Self, ConfigError> {
         let origin = file.origin().to_string();
         let mut targets = BTreeMap::new();
         let mut broken = BTreeMap::new();
@@ -149,16 +149,12 @@ impl StorageTargets {
             DEFAULT_TARGET.to_owned(),
             local_target(DEFAULT_TARGET, "the built-in defaults", local_path),
         );
-        let dict =
-            file.map("storage.targets", "a map of target names").map_err(|e| StorageError::Config {
-                origin: origin.clone(),
-                key: "storage.targets".into(),
-                detail: e.to_string(),
-            })?;
+        let dict = file
+            .map("storage.targets", "a map of target names")
+            .map_err(|e| ConfigError::new(origin.clone(), "storage.targets", e.to_string()))?;
         for (name, value) in dict.unwrap_or_default() {
             let key = format!("storage.targets.{name}");
-            let config =
-                |detail: String| StorageError::Config { origin: origin.clone(), key: key.clone(), detail };
+            let config = |detail: String| ConfigError::new(origin.clone(), key.clone(), detail);
             let built = if name.is_empty()
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
@@ -242,7 +238,7 @@ impl StorageTargets {
         let labelled =
             s3.url.is_some() || s3.bucket.is_some() || s3.access_key.is_some() || s3.secret_key.is_some();
         if labelled {
-            return seed_target(&self.env, s3);
+            return Ok(seed_target(&self.env, s3)?);
         }
         self.get(if self.targets.contains_key(SEED_TARGET) { SEED_TARGET } else { DEFAULT_TARGET }).cloned()
     }
@@ -277,12 +273,9 @@ fn build(
     key: &str,
     raw: RawTarget,
     env: &Environment,
-) -> Result<TargetSettings, StorageError> {
-    let err = |field: &str, detail: String| StorageError::Config {
-        origin: origin.to_owned(),
-        key: format!("{key}.{field}"),
-        detail,
-    };
+) -> Result<TargetSettings, ConfigError> {
+    let err =
+        |field: &str, detail: String| ConfigError::new(origin.to_owned(), format!("{key}.{field}"), detail);
     let level = raw.compression_level.unwrap_or(DEFAULT_ZSTD_LEVEL);
     if !(1..=19).contains(&level) {
         return Err(err("compression_level", format!("{level} is not a zstd level from 1 to 19")));
@@ -332,7 +325,7 @@ fn build(
                               var: Option<String>,
                               file: Option<PathBuf>,
                               default_var: &str|
-             -> Result<Secret, StorageError> {
+             -> Result<Secret, ConfigError> {
                 if literal.is_some() {
                     return Err(err(
                         field,
@@ -401,12 +394,13 @@ pub(crate) const SEED_RETENTION_DAYS: u32 = 5;
 fn seed_target(
     env: &BTreeMap<String, String>,
     labels: &dockhand_policy::S3Labels,
-) -> Result<TargetSettings, StorageError> {
+) -> Result<TargetSettings, ConfigError> {
     let var = |name: &str| env.get(&format!("SWARM_UTILS_S3_{name}")).filter(|v| !v.is_empty()).cloned();
-    let missing = |what: &str, label: &str| StorageError::Config {
-        origin: "the environment".into(),
-        key: format!("SWARM_UTILS_S3_{what}"),
-        detail: format!("not set, and no backup.volume-list-upload.s3.{label} label names it"),
+    let missing = |what: &str, label: &str| {
+        ConfigError::environment(
+            format!("SWARM_UTILS_S3_{what}"),
+            format!("not set, and no backup.volume-list-upload.s3.{label} label names it"),
+        )
     };
     let url = labels.url.clone().or_else(|| var("URL")).ok_or_else(|| missing("URL", "url"))?;
     let https = match labels.https {
@@ -421,11 +415,7 @@ fn seed_target(
     } else {
         format!("{}://{url}", if https { "https" } else { "http" })
     };
-    check_endpoint(&endpoint).map_err(|detail| StorageError::Config {
-        origin: "the environment".into(),
-        key: "SWARM_UTILS_S3_URL".into(),
-        detail,
-    })?;
+    check_endpoint(&endpoint).map_err(|detail| ConfigError::environment("SWARM_UTILS_S3_URL", detail))?;
     // R3-05: the server's keys go only to the endpoint and bucket its variables name. A
     // label that moves either must carry its own keys, or the operator's key would sign
     // requests to wherever a service's owner points it.
@@ -450,15 +440,15 @@ fn seed_target(
         } else {
             ("bucket", format!("the bucket {bucket}"))
         };
-        return Err(StorageError::Config {
-            origin: "its labels".into(),
-            key: format!("backup.volume-list-upload.s3.{label}"),
-            detail: format!(
+        return Err(ConfigError::new(
+            "its labels",
+            format!("backup.volume-list-upload.s3.{label}"),
+            format!(
                 "names {place}, which the server's SWARM_UTILS_S3_* settings do not: such a label must carry its \
                  own keys (backup.volume-list-upload.s3.access-key and .s3.secret-key); the server's keys go \
                  only to its own endpoint and bucket"
             ),
-        });
+        ));
     }
     let retention_days = match labels.retention_days {
         Some(days) => Some(days),
@@ -466,16 +456,17 @@ fn seed_target(
             // The seed's table gives 5 as the variable's default: a migrated cluster keeps
             // the retention it had.
             None => Some(SEED_RETENTION_DAYS),
-            Some(v) => Some(v.replace('_', "").parse().map_err(|_| StorageError::Config {
-                origin: "the environment".into(),
-                key: "SWARM_UTILS_S3_RETENTION_DAYS".into(),
-                detail: format!("{v:?} is not a number of days"),
+            Some(v) => Some(v.replace('_', "").parse().map_err(|_| {
+                ConfigError::environment(
+                    "SWARM_UTILS_S3_RETENTION_DAYS",
+                    format!("{v:?} is not a number of days"),
+                )
             })?),
         },
     };
     Ok(TargetSettings {
         name: SEED_TARGET.to_owned(),
-        origin: "the environment".into(),
+        origin: ConfigError::ENVIRONMENT.to_owned(),
         kind: TargetKind::S3(S3Target {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region: "us-east-1".into(),

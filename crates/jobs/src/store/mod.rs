@@ -16,7 +16,7 @@ use crate::job::{Action, Job, Status};
 
 mod pg;
 
-pub use pg::{PgStore, StoreConfigError, StoreSettings};
+pub use pg::{PgStore, StoreSettings};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

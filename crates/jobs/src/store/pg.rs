@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dockhand_host::{ConfigFile, Environment};
+use dockhand_host::{ConfigError, ConfigFile, Environment};
 use tokio::sync::Mutex;
 
 use super::{JobFilter, JobStore, StoreError, interrupted, redacted, status_text};
@@ -86,18 +86,6 @@ impl std::fmt::Debug for StoreSettings {
     }
 }
 
-/// A `store` setting that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {key}: {detail}")]
-pub struct StoreConfigError {
-    /// The configuration file, or `environment`.
-    pub origin: String,
-    /// The key or variable.
-    pub key: String,
-    /// What is wrong.
-    pub detail: String,
-}
-
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
@@ -111,13 +99,9 @@ impl StoreSettings {
     /// `store.url` (or `DOCKHAND_STORE_URL`, which wins): a `postgres://` URL without a
     /// password, which comes from `store.password_file` or `store.password_env`. Without
     /// a URL, the SQLite file `sqlite`.
-    pub fn load(file: &ConfigFile, env: &Environment, sqlite: PathBuf) -> Result<Self, StoreConfigError> {
+    pub fn load(file: &ConfigFile, env: &Environment, sqlite: PathBuf) -> Result<Self, ConfigError> {
         let origin = file.origin().to_string();
-        let error = |key: &str, detail: String| StoreConfigError {
-            origin: origin.clone(),
-            key: key.to_owned(),
-            detail,
-        };
+        let error = |key: &str, detail: String| ConfigError::new(origin.clone(), key, detail);
         let raw = match file.get("store") {
             None => RawStore::default(),
             Some(value) => value.deserialize::<RawStore>().map_err(|e| error("store", e.kind.to_string()))?,
@@ -127,10 +111,12 @@ impl StoreSettings {
             None => (raw.url.clone(), "store.url"),
         };
         let Some(url) = url.filter(|u| !u.trim().is_empty()) else { return Ok(Self::Sqlite(sqlite)) };
-        let url_error = |detail: String| StoreConfigError {
-            origin: if key == "store.url" { origin.clone() } else { "environment".to_owned() },
-            key: key.to_owned(),
-            detail,
+        let url_error = |detail: String| {
+            ConfigError::new(
+                if key == "store.url" { origin.clone() } else { ConfigError::ENVIRONMENT.to_owned() },
+                key,
+                detail,
+            )
         };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(url_error(
