@@ -248,4 +248,15 @@ mod tests {
         assert!(config.check().is_err());
         assert_eq!(config.defaults().unwrap_err().key, "SWARM_UTILS_IS_CRON_CLEAN_NODE");
     }
+
+    #[test]
+    fn a_file_problem_names_the_file_and_its_key() {
+        let config = configuration("schedule:\n  min_interval: soon\n", &[]);
+        let err = config.schedule().unwrap_err();
+        assert_eq!(err.key, "schedule.min_interval");
+        assert!(
+            err.to_string().starts_with(&format!("{}: schedule.min_interval: \"soon\": ", err.origin)),
+            "{err}"
+        );
+    }
 }
