@@ -25,6 +25,7 @@ use crate::steps::catalog::retention;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
 use crate::steps::transfer::container::Owner;
+use crate::steps::transfer::io::{EngineVolumes, VolumeIo};
 use crate::steps::volume::{Subject, locate, upload_volume};
 use crate::storage::Storage;
 use crate::storage::targets::{StorageTargets, TargetSettings};
@@ -77,7 +78,7 @@ pub async fn backup_service(
     let connected = manager(ctx).await?;
     let found = find_service(ctx, service).await?;
     let names = crate::steps::lookup::hostnames(ctx).await?;
-    Ok(backup_one(ctx, &connected, &names, &found, targets, sink).await)
+    Ok(backup_one(ctx, &EngineVolumes, &connected, &names, &found, targets, sink).await)
 }
 
 /// Backs up every service whose labels enable it, one job each, sorted by name, one at a
@@ -97,13 +98,15 @@ pub async fn backup_all_services(
     let names = crate::steps::lookup::hostnames(ctx).await?;
     let mut jobs = Vec::new();
     for s in &services {
-        jobs.push(backup_one(ctx, &connected, &names, s, targets, sink).await);
+        jobs.push(backup_one(ctx, &EngineVolumes, &connected, &names, s, targets, sink).await);
     }
     Ok(jobs)
 }
 
-async fn backup_one(
+/// One service's backup, its volumes' bytes through `io`.
+pub(crate) async fn backup_one(
     ctx: &JobContext,
+    io: &dyn VolumeIo,
     connected: &Connected,
     names: &BTreeMap<String, String>,
     service: &Service,
@@ -159,7 +162,7 @@ async fn backup_one(
             target: &LockTarget::Service(service.id.clone()).label(),
             action: Action::BackupService.as_str(),
         };
-        match locate(ctx, owner, connected, names, service, wanted).await {
+        match locate(ctx, io, owner, connected, names, service, wanted).await {
             Ok(found) => located.extend(found),
             Err(e) => run.push_now("upload", Status::Failed, format!("volume {wanted}: {e}")),
         }
@@ -208,7 +211,8 @@ async fn backup_one(
             break;
         }
         let subject = Subject::service(service, Action::BackupService);
-        let stored = upload_volume(&mut run, connected, &subject, &storage, found, now, &upload_budget).await;
+        let stored =
+            upload_volume(&mut run, io, connected, &subject, &storage, found, now, &upload_budget).await;
         if stored && !uploaded.contains(&found.volume) {
             uploaded.push(found.volume.clone());
         }
@@ -226,3 +230,6 @@ async fn backup_one(
     }
     run.finish(None).await
 }
+
+#[cfg(test)]
+mod tests;

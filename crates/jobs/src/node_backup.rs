@@ -17,7 +17,7 @@ use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::runner::{JobContext, JobError, Running};
 use crate::steps::catalog::{RestoreOptions, node_dir};
 use crate::steps::transfer::container::Owner;
-use crate::steps::transfer::remote::Remote;
+use crate::steps::transfer::io::{EngineVolumes, Place, VolumeIo};
 use crate::steps::volume::{Located, Subject};
 use crate::storage::Storage;
 use crate::storage::targets::{StorageTargets, TargetSettings};
@@ -33,7 +33,7 @@ pub async fn backup_node(
     let connected = crate::steps::lookup::manager(ctx).await?;
     let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let found = crate::steps::lookup::find_node(&nodes, node)?;
-    Ok(backup_one(ctx, &connected, found, targets, sink).await)
+    Ok(backup_one(ctx, &EngineVolumes, &connected, found, targets, sink).await)
 }
 
 /// Backs up every node whose labels enable it, one job each, sorted by hostname, one at a
@@ -49,7 +49,7 @@ pub async fn backup_all_nodes(
     nodes.sort_by(|a, b| a.description.hostname.cmp(&b.description.hostname));
     let mut jobs = Vec::new();
     for node in &nodes {
-        jobs.push(backup_one(ctx, &connected, node, targets, sink).await);
+        jobs.push(backup_one(ctx, &EngineVolumes, &connected, node, targets, sink).await);
     }
     Ok(jobs)
 }
@@ -98,6 +98,7 @@ fn budget(
 
 async fn backup_one(
     ctx: &JobContext,
+    io: &dyn VolumeIo,
     connected: &Connected,
     node: &Node,
     targets: &StorageTargets,
@@ -129,14 +130,8 @@ async fn backup_one(
     for volume in &policy.volumes {
         let lock = subject.lock.label();
         let owner = Owner { job: &run.job.id, target: &lock, action: subject.action.as_str() };
-        let remote = Remote {
-            ctx,
-            owner,
-            node_id: &node.id,
-            node_name: &hostname,
-            timeout: ctx.defaults.extra_timeout,
-        };
-        let found = match remote.volume_facts(&connected.node_id, volume).await {
+        let at = Place { ctx, owner, connected: &connected.node_id, node_id: &node.id, node_name: &hostname };
+        let found = match io.facts(&at, volume).await {
             Ok(facts) if !facts.exists => Err(format!("node {hostname} has no volume {volume}")),
             Ok(facts) => crate::steps::volume::refuse_driver(volume, &facts.driver),
             Err(e) => Err(e),
@@ -193,6 +188,7 @@ async fn backup_one(
         }
         if crate::steps::volume::upload_volume(
             &mut run,
+            io,
             connected,
             &subject,
             &storage,
@@ -290,14 +286,8 @@ pub async fn restore_node(
             if let Some(on_id) = on_id {
                 let lock = subject.lock.label();
                 let owner = Owner { job: &run.job.id, target: &lock, action: subject.action.as_str() };
-                let remote = Remote {
-                    ctx,
-                    owner,
-                    node_id: &on_id,
-                    node_name: &on,
-                    timeout: ctx.defaults.extra_timeout,
-                };
-                match remote.volume_facts(&connected.node_id, &object.volume).await {
+                let at = Place { ctx, owner, connected: &connected.node_id, node_id: &on_id, node_name: &on };
+                match EngineVolumes.facts(&at, &object.volume).await {
                     Ok(facts) if !facts.users.is_empty() => {
                         run.push_now(
                             "restore",
@@ -320,8 +310,16 @@ pub async fn restore_node(
                 }
             }
         }
-        crate::steps::volume::download_volume(&mut run, &connected, &names, &subject, (object, staged), &on)
-            .await;
+        crate::steps::volume::download_volume(
+            &mut run,
+            &EngineVolumes,
+            &connected,
+            &names,
+            &subject,
+            (object, staged),
+            &on,
+        )
+        .await;
     }
     // A refused volume makes the job refused, unless something failed outright.
     let status = (refused && !crate::job::failed(&run.job)).then_some(Status::Refused);

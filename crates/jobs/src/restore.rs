@@ -10,6 +10,7 @@ use crate::steps::catalog::{BackupObject, RestoreOptions, own_archive, service_t
 use crate::steps::lookup::resolve_volume;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
+use crate::steps::transfer::io::{EngineVolumes, VolumeIo};
 use crate::steps::volume::{Subject, download_volume, running_nodes, verify_chosen, volume_node};
 use crate::storage::Storage;
 use crate::storage::targets::StorageTargets;
@@ -19,6 +20,18 @@ use crate::storage::targets::StorageTargets;
 /// contents, and starts it again on every path.
 pub async fn restore_service(
     ctx: &JobContext,
+    service: &str,
+    targets: &StorageTargets,
+    options: &RestoreOptions,
+    sink: &dyn Sink,
+) -> Result<Job, JobError> {
+    restore_with(ctx, &EngineVolumes, service, targets, options, sink).await
+}
+
+/// [`restore_service`] with the volumes' bytes through `io`.
+pub(crate) async fn restore_with(
+    ctx: &JobContext,
+    io: &dyn VolumeIo,
     service: &str,
     targets: &StorageTargets,
     options: &RestoreOptions,
@@ -88,7 +101,7 @@ pub async fn restore_service(
         let node = match &options.node {
             Some(node) => Ok(node.clone()),
             None if !spread.is_empty() => Ok(object.node.clone()),
-            None => volume_node(ctx, &connected, &found, &object.volume).await,
+            None => volume_node(ctx, io, &connected, &found, &object.volume).await,
         };
         match node {
             Ok(node) => nodes.push(node),
@@ -125,10 +138,13 @@ pub async fn restore_service(
             break;
         }
         let subject = Subject::service(&found, Action::Restore);
-        download_volume(&mut run, &connected, &names, &subject, (object, staged), node).await;
+        download_volume(&mut run, io, &connected, &names, &subject, (object, staged), node).await;
     }
     if guard.is_some() {
         start(&mut run, &found.id, &start_budget, guard).await;
     }
     Ok(run.finish(None).await)
 }
+
+#[cfg(test)]
+mod tests;

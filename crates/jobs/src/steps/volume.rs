@@ -15,8 +15,8 @@ use crate::steps::catalog::{
     choose_per_node, list_backups, node_dir, parse_foreign_name,
 };
 use crate::steps::lookup::resolve_volume;
-use crate::steps::transfer::container::{Attach, Owner, VolumeContainer};
-use crate::steps::transfer::remote::Remote;
+use crate::steps::transfer::container::Owner;
+use crate::steps::transfer::io::{Place, VolumeIo};
 use crate::storage::Storage;
 use crate::swarm::Connected;
 
@@ -36,6 +36,7 @@ pub(crate) struct Located {
 /// driver (through a helper for another node).
 pub(crate) async fn locate(
     ctx: &JobContext,
+    io: &dyn VolumeIo,
     owner: Owner<'_>,
     connected: &Connected,
     names: &BTreeMap<String, String>,
@@ -43,19 +44,14 @@ pub(crate) async fn locate(
     wanted: &str,
 ) -> Result<Vec<Located>, String> {
     let (volume, matched) = resolve_volume(service, wanted).map_err(|e| e.to_string())?;
-    let nodes = volume_nodes(ctx, connected, service, &volume).await?;
+    let nodes = volume_nodes(ctx, io, connected, service, &volume).await?;
     let several = nodes.len() > 1;
     let mut found = Vec::new();
     for node_id in nodes {
         let node_name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.clone());
-        let remote = Remote {
-            ctx,
-            owner,
-            node_id: &node_id,
-            node_name: &node_name,
-            timeout: ctx.defaults.extra_timeout,
-        };
-        let facts = remote.volume_facts(&connected.node_id, &volume).await?;
+        let at =
+            Place { ctx, owner, connected: &connected.node_id, node_id: &node_id, node_name: &node_name };
+        let facts = io.facts(&at, &volume).await?;
         if !facts.exists {
             let role = if several { "one of the nodes it runs on" } else { "where it ran last" };
             return Err(format!("node {node_name}, {role} of {}, has no volume {volume}", service.spec.name));
@@ -71,6 +67,7 @@ pub(crate) async fn locate(
 /// one [`volume_node`] finds.
 async fn volume_nodes(
     ctx: &JobContext,
+    io: &dyn VolumeIo,
     connected: &Connected,
     service: &Service,
     volume: &str,
@@ -79,13 +76,13 @@ async fn volume_nodes(
     if spread.len() > 1 {
         return Ok(spread);
     }
-    volume_node(ctx, connected, service, volume).await.map(|node| vec![node])
+    volume_node(ctx, io, connected, service, volume).await.map(|node| vec![node])
 }
 
 /// The nodes (IDs, sorted) of the tasks of `service` meant to run now.
 pub(crate) async fn running_nodes(ctx: &JobContext, service: &Service) -> Result<Vec<String>, String> {
     let tasks = ctx
-        .client
+        .swarm
         .tasks(&Filters::new().with("service", &service.id))
         .await
         .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
@@ -135,8 +132,10 @@ impl Subject {
 }
 
 /// Uploads one volume; the step says how it went. True when it was stored.
+#[allow(clippy::too_many_arguments)] // What a step needs: the job, the bytes' way, whose, where to, which, when, how long.
 pub(crate) async fn upload_volume(
     run: &mut Running<'_>,
+    io: &dyn VolumeIo,
     connected: &Connected,
     subject: &Subject,
     storage: &Storage,
@@ -167,37 +166,11 @@ pub(crate) async fn upload_volume(
             dockhand_policy::format_go_duration(budget.timeout),
             budget.source
         );
-        let uploaded = if *holder == connected.node_id {
-            let hold = budget.timeout + ctx.defaults.extra_timeout;
-            let container = VolumeContainer::start(
-                &ctx.client,
-                &ctx.helpers.image_here().await?,
-                owner,
-                Attach::Volume(&volume, true),
-                hold,
-            )
+        let place =
+            Place { ctx, owner, connected: &connected.node_id, node_id: holder, node_name: &node_name };
+        let uploaded = io
+            .upload(&place, &volume, storage, &full, level, (budget.timeout, out_of_time), &progress)
             .await?;
-            // At the deadline the upload is aborted, not dropped: no part is left behind.
-            let deadline = crate::steps::transfer::upload::Deadline::after(budget.timeout, out_of_time);
-            let moved = crate::steps::transfer::upload::upload(
-                &container,
-                storage,
-                &full,
-                level,
-                &ctx.cancel,
-                &deadline,
-                &progress,
-            )
-            .await;
-            container.remove().await;
-            moved?
-        } else {
-            // On another node: a helper there serves it to a relay beside dockhand over the
-            // job's own network.
-            let remote =
-                Remote { ctx, owner, node_id: holder, node_name: &node_name, timeout: budget.timeout };
-            remote.upload(&volume, storage, &full, level, &progress).await?
-        };
         via = Some(uploaded.via.to_owned());
         let job = run.job.id.clone();
         let manifest = Manifest {
@@ -264,12 +237,13 @@ pub(crate) fn refuse_driver(volume: &str, driver: &str) -> Result<(), String> {
 /// a task of the service ran there, else the node of the most recent task.
 pub(crate) async fn volume_node(
     ctx: &JobContext,
+    io: &dyn VolumeIo,
     connected: &Connected,
     service: &Service,
     volume: &str,
 ) -> Result<String, String> {
     let tasks = ctx
-        .client
+        .swarm
         .tasks(&Filters::new().with("service", &service.id))
         .await
         .map_err(|e| format!("cannot list the tasks of {}: {e}", service.spec.name))?;
@@ -280,7 +254,7 @@ pub(crate) async fn volume_node(
         .collect();
     nodes.sort_by(|a, b| b.0.cmp(a.0));
     let here = nodes.iter().any(|(_, n)| *n == connected.node_id);
-    if (here || nodes.is_empty()) && ctx.client.volume(volume).await.is_ok() {
+    if (here || nodes.is_empty()) && io.here(ctx, volume).await {
         return Ok(connected.node_id.clone());
     }
     match nodes.first() {
@@ -429,6 +403,7 @@ async fn verify_foreign(
 /// volume's owner runs).
 pub(crate) async fn download_volume(
     run: &mut Running<'_>,
+    io: &dyn VolumeIo,
     connected: &Connected,
     names: &BTreeMap<String, String>,
     subject: &Subject,
@@ -438,7 +413,9 @@ pub(crate) async fn download_volume(
     let ctx = run.ctx;
     let mut step = Step::start("restore", SystemTime::now());
     step.object = Some(object.key.clone());
-    step.node = Some(node.to_owned());
+    // A node given by ID is shown by its hostname; it is still resolved as given.
+    let shown = names.get(node).cloned().unwrap_or_else(|| node.to_owned());
+    step.node = Some(shown.clone());
     run.started(&step);
     let node = node.to_owned();
     let result = async {
@@ -463,24 +440,8 @@ pub(crate) async fn download_volume(
             run.progress(format!("restore {volume}: {}", t.describe()));
         };
         let timeout = ctx.defaults.backup_upload_timeout;
-        let moved = if node_id == connected.node_id {
-            let hold = timeout + ctx.defaults.extra_timeout;
-            let container = VolumeContainer::start(
-                &ctx.client,
-                &ctx.helpers.image_here().await?,
-                owner,
-                Attach::Volume(&object.volume, false),
-                hold,
-            )
-            .await?;
-            let moved =
-                crate::steps::transfer::download::download(&container, staged, &ctx.cancel, &progress).await;
-            container.remove().await;
-            moved
-        } else {
-            let remote = Remote { ctx, owner, node_id: &node_id, node_name: &node, timeout };
-            remote.download(&object.volume, staged, &progress).await
-        };
+        let at = Place { ctx, owner, connected: &connected.node_id, node_id: &node_id, node_name: &shown };
+        let moved = io.download(&at, &object.volume, staged, timeout, &progress).await;
         let (sha256, stats) = moved?;
         // The staged copy is dockhand's own unlinked file: what was sent is what was checked.
         if sha256 != staged.sha256 {

@@ -149,6 +149,24 @@ impl FakeSwarm {
         id
     }
 
+    /// Gives `service` a mount of the volume `volume`.
+    pub(crate) fn mount(&self, service: &str, volume: &str) {
+        let mut s = self.lock();
+        if let Some(found) = s.services.iter_mut().find(|x| x.id == service) {
+            let mut mount = dockhand_engine::ServiceMount::default();
+            mount.kind = "volume".to_owned();
+            mount.source = volume.to_owned();
+            mount.target = format!("/{volume}");
+            found.spec.task_template.container_spec.mounts.push(mount);
+        }
+    }
+
+    /// Writes `line` into the log, for a stand-in of another effect (a volume's bytes), so
+    /// that one log holds every effect in order.
+    pub(crate) fn note(&self, line: String) {
+        self.lock().log.push(line);
+    }
+
     /// Makes `service`'s tasks stop following its replica count: they hang as they are.
     pub(crate) fn stick(&self, service: &str) {
         self.lock().stuck.push(service.to_owned());

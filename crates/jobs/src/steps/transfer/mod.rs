@@ -8,6 +8,9 @@
 
 pub(crate) mod container;
 pub(crate) mod download;
+#[cfg(test)]
+pub(crate) mod fake;
+pub(crate) mod io;
 pub(crate) mod remote;
 pub(crate) mod upload;
 
