@@ -16,7 +16,7 @@
 //!    step of its own.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use dockhand_engine::{Filters, LogsOptions, Service, StreamKind, Task, UpdateOptions, UpdateStatus};
 use dockhand_policy::{
@@ -216,12 +216,12 @@ impl Update<'_> {
             None => "no credentials: an anonymous pull".to_owned(),
         };
         let current = self.service.spec.task_template.container_spec.image.clone();
-        let resolved = match ctx.client.distribution(&asked, auth).await {
+        let resolved = match ctx.swarm.distribution(&asked, auth).await {
             Ok(found) if !found.descriptor.digest.is_empty() => Ok(Some(found.descriptor.digest)),
             Ok(_) => Err(format!("the registry {} gave no digest for {asked}", image.domain())),
             // An image that is in no registry (built or tagged on the node) is deployed by
             // tag, as `docker service update` does, saying so; never after a refused login.
-            Err(e) if !refused_login(&e.to_string()) && ctx.client.image(&asked).await.is_ok() => {
+            Err(e) if !refused_login(&e.to_string()) && ctx.swarm.image(&asked).await.is_ok() => {
                 step.output_tail = Some(format!(
                     "{asked} is in no registry ({e}); deployed by tag, unpinned: only nodes that have it can \
                      run it; now {current}"
@@ -291,16 +291,14 @@ impl Update<'_> {
             options = options.with_registry_auth(c.auth.clone());
         }
         let force = self.request.force;
-        let updated = ctx
-            .client
-            .modify_service(&self.service.id, &options, |spec| {
-                spec.task_template.container_spec.image = pinned.clone();
-                if force {
-                    spec.task_template.force_update = spec.task_template.force_update.wrapping_add(1);
-                }
-                Ok(())
-            })
-            .await;
+        let updated = crate::swarm::modify_service(&*ctx.swarm, &self.service.id, &options, |spec| {
+            spec.task_template.container_spec.image = pinned.clone();
+            if force {
+                spec.task_template.force_update = spec.task_template.force_update.wrapping_add(1);
+            }
+            Ok(())
+        })
+        .await;
         if let Err(e) = updated {
             let e = format!("the engine refused the update to {pinned}: {e}");
             step.finish(Status::Failed, SystemTime::now(), Some(e));
@@ -397,7 +395,7 @@ impl Update<'_> {
         rollback: bool,
     ) -> Settled {
         let ctx = run.ctx;
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut last_said = String::new();
         loop {
             if ctx.cancel.is_cancelled() {
@@ -491,13 +489,13 @@ impl Update<'_> {
     /// The task the engine names in `message` ("… of task ID"), else the newest failed
     /// task on `image`.
     async fn failing_task(&self, message: &str, image: &str) -> Option<Task> {
-        let client = &self.ctx.client;
+        let swarm = &self.ctx.swarm;
         if let Some(id) = message.split_whitespace().last().filter(|w| w.len() >= 12)
-            && let Ok(task) = client.task(id).await
+            && let Ok(task) = swarm.task(id).await
         {
             return Some(task);
         }
-        let mut tasks = client.tasks(&Filters::new().with("service", &self.service.id)).await.ok()?;
+        let mut tasks = swarm.tasks(&Filters::new().with("service", &self.service.id)).await.ok()?;
         tasks.retain(|t| {
             t.spec.container_spec.image == image && matches!(t.status.state.as_str(), "failed" | "rejected")
         });
@@ -565,10 +563,10 @@ impl Update<'_> {
 
     /// Back to the previous spec, waited on like the update.
     async fn roll_back(&self, run: &mut Running<'_>, timeout: Duration) {
-        let client = &self.ctx.client;
+        let swarm = &self.ctx.swarm;
         let mut step = Step::start("rollback", SystemTime::now());
         run.started(&step);
-        let service = match client.service(&self.service.id).await {
+        let service = match swarm.service(&self.service.id).await {
             Ok(s) => s,
             Err(e) => {
                 step.finish(Status::Failed, SystemTime::now(), Some(format!("the rollback failed: {e}")));
@@ -588,7 +586,7 @@ impl Update<'_> {
             None
         } else {
             let before = service.update_status.as_ref().map(|u| u.started_at.clone());
-            if let Err(e) = client
+            if let Err(e) = swarm
                 .update_service(
                     &service.id,
                     service.version.index,

@@ -225,10 +225,8 @@ async fn place(run: &mut Running<'_>, service: &Service, from_id: &str, from_nam
     run.started(&step);
     let old = [format!("node.id=={from_id}"), format!("node.hostname=={from_name}")];
     let new = format!("node.id=={to_id}");
-    let updated = run
-        .ctx
-        .client
-        .modify_service(&service.id, &UpdateOptions::default(), |spec| {
+    let updated =
+        crate::swarm::modify_service(&*run.ctx.swarm, &service.id, &UpdateOptions::default(), |spec| {
             let placement = spec.task_template.placement.get_or_insert_with(Default::default);
             placement.constraints.retain(|c| {
                 let c: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();

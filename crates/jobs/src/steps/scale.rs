@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use std::sync::Arc;
 
-use dockhand_engine::{Filters, Service};
+use dockhand_engine::{Filters, Service, UpdateOptions};
 
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
@@ -50,7 +50,7 @@ pub(crate) async fn stop(
     let mut step = Step::start("stop", SystemTime::now());
     run.started(&step);
     let mut replicas = None;
-    let updated = modify_service(&*run.ctx.swarm, service, |spec| {
+    let updated = modify_service(&*run.ctx.swarm, service, &UpdateOptions::new(), |spec| {
         let Some(current) = spec.replicas() else {
             return Err(dockhand_engine::Error::InvalidArgument {
                 what: format!("service {service}"),
@@ -150,7 +150,7 @@ pub async fn restore_replicas(
 ) -> Result<Option<u64>, dockhand_engine::Error> {
     let mut owed = None;
     let mut bad = None;
-    modify_service(swarm, service, |spec| {
+    modify_service(swarm, service, &UpdateOptions::new(), |spec| {
         owed = None;
         let Some(value) = spec.labels.remove(INTENT_LABEL) else { return Ok(()) };
         match value.parse::<u64>() {

@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use dockhand_engine::{
-    ConfigSpec, ContainerSummary, Error, Filters, Info, Network, Node, Service, ServiceSpec, SwarmConfig,
-    Task,
+    ConfigSpec, ContainerSummary, DistributionInspect, Error, Filters, ImageInspect, Info, Network, Node,
+    RegistryAuth, Service, ServiceSpec, SwarmConfig, Task, UpdateOptions, UpdateStatus,
 };
 
 use super::Swarm;
@@ -42,6 +42,11 @@ struct State {
     faults: Vec<(&'static str, usize, Fault)>,
     /// What an exec in a container answers: its exit code and output, or `None` to hang.
     execs: BTreeMap<String, Option<(i64, String)>>,
+    /// The registry: image reference (`repo:tag`) → its digest.
+    registry: BTreeMap<String, String>,
+    /// How the next image updates of a service end (`completed` when none is left): the
+    /// state and the engine's message.
+    outcomes: BTreeMap<String, Vec<(String, String)>>,
     log: Vec<String>,
 }
 
@@ -59,6 +64,15 @@ pub(crate) fn context(swarm: &std::sync::Arc<FakeSwarm>) -> crate::runner::JobCo
 #[derive(Debug, Default)]
 pub(crate) struct FakeSwarm {
     state: Mutex<State>,
+}
+
+/// An update's status as the engine reports it.
+fn status(state: &str, started_at: &str, message: &str) -> UpdateStatus {
+    let mut status = UpdateStatus::default();
+    status.state = state.to_owned();
+    status.started_at = started_at.to_owned();
+    status.message = message.to_owned();
+    status
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -149,6 +163,14 @@ impl FakeSwarm {
         id
     }
 
+    /// Sets the image `service`'s tasks run.
+    pub(crate) fn set_image(&self, service: &str, image: &str) {
+        let mut s = self.lock();
+        if let Some(found) = s.services.iter_mut().find(|x| x.id == service) {
+            found.spec.task_template.container_spec.image = image.to_owned();
+        }
+    }
+
     /// Gives `service` a mount of the volume `volume`.
     pub(crate) fn mount(&self, service: &str, volume: &str) {
         let mut s = self.lock();
@@ -180,6 +202,21 @@ impl FakeSwarm {
     /// An exec in `container` answers `exit` and prints `output`; `None`: it never ends.
     pub(crate) fn script_exec(&self, container: &str, answer: Option<(i64, &str)>) {
         self.lock().execs.insert(container.to_owned(), answer.map(|(code, out)| (code, out.to_owned())));
+    }
+
+    /// The registry serves `reference` (`repo:tag`) as `digest`.
+    pub(crate) fn publish(&self, reference: &str, digest: &str) {
+        self.lock().registry.insert(reference.to_owned(), digest.to_owned());
+    }
+
+    /// The next image update of `service` ends in `state` (`paused`, `rollback_completed`,
+    /// `updating` for one that never ends) with the engine's `message`.
+    pub(crate) fn next_update(&self, service: &str, state: &str, message: &str) {
+        self.lock()
+            .outcomes
+            .entry(service.to_owned())
+            .or_default()
+            .push((state.to_owned(), message.to_owned()));
     }
 
     /// The container of `service`'s task in `slot`, as its tasks report it.
@@ -287,7 +324,13 @@ impl Swarm for FakeSwarm {
         Ok(self.lock().services.iter().filter(|x| labelled(&x.spec.labels, filters)).cloned().collect())
     }
 
-    async fn update_service(&self, id: &str, version: u64, spec: &ServiceSpec) -> Result<(), Error> {
+    async fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: &ServiceSpec,
+        options: &UpdateOptions,
+    ) -> Result<(), Error> {
         self.check("update_service", id)?;
         let mut s = self.lock();
         let path = format!("/services/{id}/update");
@@ -301,17 +344,46 @@ impl Swarm for FakeSwarm {
         }
         s.next_id += 1;
         let index = s.next_id * 100;
-        let service = &mut s.services[at];
-        service.version.index = index;
-        service.spec = spec.clone();
-        let replicas = spec.replicas();
-        let intent = spec.labels.get(crate::steps::scale::INTENT_LABEL).cloned();
-        let name = spec.name.clone();
-        let line = format!(
-            "update_service {name} replicas={} intent={}",
-            replicas.map_or("global".to_owned(), |r| r.to_string()),
-            intent.as_deref().unwrap_or("-")
-        );
+        let now = rfc3339(s.clock_ms + s.next_id);
+        let image = |spec: &ServiceSpec| spec.task_template.container_spec.image.clone();
+        let old = s.services[at].spec.clone();
+        let line = if options.rollback {
+            // The engine's rollback: the previous spec, whatever spec was sent.
+            let previous = s.services[at].previous_spec.take().unwrap_or_else(|| old.clone());
+            let line = format!("rollback {} to {}", old.name, image(&previous));
+            let service = &mut s.services[at];
+            service.spec = previous;
+            service.update_status = Some(status("rollback_completed", &now, ""));
+            line
+        } else if image(&old) != image(spec)
+            || old.task_template.force_update != spec.task_template.force_update
+        {
+            // A rolling update of the tasks: it ends as the test scripted.
+            let (state, message) = {
+                let queue = s.outcomes.entry(id.to_owned()).or_default();
+                if queue.is_empty() { ("completed".to_owned(), String::new()) } else { queue.remove(0) }
+            };
+            let auth = if options.registry_auth.is_some() { " with credentials" } else { "" };
+            let line = format!("update_service {} image={}{auth}", spec.name, image(spec));
+            let service = &mut s.services[at];
+            service.previous_spec = Some(old);
+            service.spec = spec.clone();
+            service.update_status = Some(status(&state, &now, &message));
+            line
+        } else {
+            let service = &mut s.services[at];
+            service.spec = spec.clone();
+            let replicas = spec.replicas();
+            let intent = spec.labels.get(crate::steps::scale::INTENT_LABEL).cloned();
+            format!(
+                "update_service {} replicas={} intent={}",
+                spec.name,
+                replicas.map_or("global".to_owned(), |r| r.to_string()),
+                intent.as_deref().unwrap_or("-")
+            )
+        };
+        s.services[at].version.index = index;
+        let replicas = s.services[at].spec.replicas();
         s.log.push(line);
         if let Some(n) = replicas {
             Self::follow(&mut s, id, n);
@@ -342,6 +414,37 @@ impl Swarm for FakeSwarm {
             .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.service_id)))
             .cloned()
             .collect())
+    }
+
+    async fn task(&self, id: &str) -> Result<Task, Error> {
+        self.check("task", id)?;
+        let s = self.lock();
+        s.tasks
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| error("GET", &format!("/tasks/{id}"), 404, "not found"))
+    }
+
+    async fn distribution(
+        &self,
+        image: &str,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<DistributionInspect, Error> {
+        self.check("distribution", image)?;
+        let s = self.lock();
+        let digest =
+            s.registry.get(image).cloned().ok_or_else(|| {
+                error("GET", &format!("/distribution/{image}/json"), 404, "manifest unknown")
+            })?;
+        let mut found = DistributionInspect::default();
+        found.descriptor.digest = digest;
+        Ok(found)
+    }
+
+    async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
+        self.check("image", name)?;
+        Err(error("GET", &format!("/images/{name}/json"), 404, "no such image"))
     }
 
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error> {

@@ -1,15 +1,16 @@
 //! The swarm as the jobs see it: the narrow set of engine effects that the runner, the
-//! locks, the stop and start of a service and the lookups use ([`Swarm`]), implemented by
+//! locks, the stop and start of a service, the lookups and an update (the registry's
+//! digest, the update with its credentials, the rollback) use ([`Swarm`]), implemented by
 //! [`dockhand_engine::Client`] and, in this crate's tests, by an in-memory swarm
 //! (`fake.rs`); and which engine dockhand is connected to ([`Connected`]).
 //!
-//! What only a real engine shows (exec streams, helper services, volume bytes) stays on
-//! the `Client`; what decides the order of steps and every exit path goes through here, so
+//! What only a real engine shows (helper services, a task's logs) stays on the `Client`,
+//! and a volume's bytes go through `steps::transfer::io::VolumeIo`; what decides the order of steps and every exit path goes through here, so
 //! it is tested in milliseconds.
 
 use dockhand_engine::{
-    Client, ConfigSpec, ContainerSummary, Error, ExecSpec, Filters, Info, Network, Node, Service,
-    ServiceSpec, SwarmConfig, Task, UpdateOptions,
+    Client, ConfigSpec, ContainerSummary, DistributionInspect, Error, ExecSpec, Filters, ImageInspect, Info,
+    Network, Node, RegistryAuth, Service, ServiceSpec, SwarmConfig, Task, UpdateOptions,
 };
 
 #[cfg(test)]
@@ -28,12 +29,29 @@ pub trait Swarm: Send + Sync + std::fmt::Debug {
     /// `GET /services`.
     async fn services(&self, filters: &Filters) -> Result<Vec<Service>, Error>;
     /// `POST /services/{id}/update?version=`: the whole spec, if nobody changed it since
-    /// `version`.
-    async fn update_service(&self, id: &str, version: u64, spec: &ServiceSpec) -> Result<(), Error>;
+    /// `version`; with `options`' credentials for the pull (`X-Registry-Auth`) or its
+    /// rollback to the previous spec.
+    async fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: &ServiceSpec,
+        options: &UpdateOptions,
+    ) -> Result<(), Error>;
     /// `DELETE /services/{id}`.
     async fn remove_service(&self, id: &str) -> Result<(), Error>;
     /// `GET /tasks`.
     async fn tasks(&self, filters: &Filters) -> Result<Vec<Task>, Error>;
+    /// `GET /tasks/{id}`.
+    async fn task(&self, id: &str) -> Result<Task, Error>;
+    /// `GET /distribution/{name}/json`: what the image's registry says of `image`.
+    async fn distribution(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<DistributionInspect, Error>;
+    /// `GET /images/{name}/json`: the image on the connected node.
+    async fn image(&self, name: &str) -> Result<ImageInspect, Error>;
     /// `GET /configs`.
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error>;
     /// `GET /configs/{id}` (a name or an ID).
@@ -84,14 +102,33 @@ impl Swarm for Client {
     async fn services(&self, filters: &Filters) -> Result<Vec<Service>, Error> {
         Client::services(self, filters).await
     }
-    async fn update_service(&self, id: &str, version: u64, spec: &ServiceSpec) -> Result<(), Error> {
-        Client::update_service(self, id, version, spec, &UpdateOptions::default()).await.map(|_| ())
+    async fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: &ServiceSpec,
+        options: &UpdateOptions,
+    ) -> Result<(), Error> {
+        Client::update_service(self, id, version, spec, options).await.map(|_| ())
     }
     async fn remove_service(&self, id: &str) -> Result<(), Error> {
         Client::remove_service(self, id).await
     }
     async fn tasks(&self, filters: &Filters) -> Result<Vec<Task>, Error> {
         Client::tasks(self, filters).await
+    }
+    async fn task(&self, id: &str) -> Result<Task, Error> {
+        Client::task(self, id).await
+    }
+    async fn distribution(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<DistributionInspect, Error> {
+        Client::distribution(self, image, auth).await
+    }
+    async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
+        Client::image(self, name).await
     }
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error> {
         Client::configs(self, filters).await
@@ -150,6 +187,7 @@ impl Swarm for Client {
 pub(crate) async fn modify_service(
     swarm: &dyn Swarm,
     id: &str,
+    options: &UpdateOptions,
     mut change: impl FnMut(&mut ServiceSpec) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let mut attempt = 0;
@@ -157,7 +195,7 @@ pub(crate) async fn modify_service(
         let service = swarm.service(id).await?;
         let mut spec = service.spec.clone();
         change(&mut spec)?;
-        match swarm.update_service(&service.id, service.version.index, &spec).await {
+        match swarm.update_service(&service.id, service.version.index, &spec, options).await {
             Err(e) if attempt < 10 && e.is_out_of_sequence() => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
