@@ -893,7 +893,7 @@ async fn the_seeds_variables_set_the_defaults() {
     assert_eq!(after, before + 100_000, "the image prune's 60 s became 160 s");
     let out = dockhand(&["-H", &e.url, "plan"], &[("SWARM_UTILS_LOCK_TIMEOUT", "10s")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("SWARM_UTILS_LOCK_TIMEOUT=\"10s\""), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the environment: SWARM_UTILS_LOCK_TIMEOUT: \"10s\""), "{}", stderr(&out));
 }
 
 /// R3-18: a volume task started after its start-by time does nothing: a late `serve-pack`

@@ -239,6 +239,18 @@ pub async fn restore_node(
     options: &RestoreOptions,
     sink: &dyn Sink,
 ) -> Result<Job, JobError> {
+    restore_node_with(ctx, &EngineVolumes, node, targets, options, sink).await
+}
+
+/// [`restore_node`] with the volumes' bytes through `io`.
+pub(crate) async fn restore_node_with(
+    ctx: &JobContext,
+    io: &dyn VolumeIo,
+    node: &str,
+    targets: &StorageTargets,
+    options: &RestoreOptions,
+    sink: &dyn Sink,
+) -> Result<Job, JobError> {
     let connected = crate::steps::lookup::manager(ctx).await?;
     let nodes = ctx.swarm.nodes(&Filters::new()).await?;
     let found = crate::steps::lookup::find_node(&nodes, node)?;
@@ -287,7 +299,7 @@ pub async fn restore_node(
                 let lock = subject.lock.label();
                 let owner = Owner { job: &run.job.id, target: &lock, action: subject.action.as_str() };
                 let at = Place { ctx, owner, connected: &connected.node_id, node_id: &on_id, node_name: &on };
-                match EngineVolumes.facts(&at, &object.volume).await {
+                match io.facts(&at, &object.volume).await {
                     Ok(facts) if !facts.users.is_empty() => {
                         run.push_now(
                             "restore",
@@ -312,7 +324,7 @@ pub async fn restore_node(
         }
         crate::steps::volume::download_volume(
             &mut run,
-            &EngineVolumes,
+            io,
             &connected,
             &names,
             &subject,
@@ -325,3 +337,6 @@ pub async fn restore_node(
     let status = (refused && !crate::job::failed(&run.job)).then_some(Status::Refused);
     Ok(run.finish(status).await)
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,8 @@ use crate::steps::lookup::find_node;
 use crate::steps::lookup::resolve_volume;
 use crate::steps::scale::{start, stop};
 use crate::steps::transfer::container::Owner;
-use crate::steps::transfer::remote::{NodeRef, copy_volume};
+use crate::steps::transfer::io::{EngineVolumes, Place, VolumeIo};
+use crate::steps::transfer::remote::NodeRef;
 use crate::steps::transfer::upload::Transfer;
 use crate::swarm::Connected;
 
@@ -48,6 +49,16 @@ impl MoveRequest {
 
 /// Moves a volume between nodes; the destination's contents are replaced.
 pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sink) -> Result<Job, JobError> {
+    move_with(ctx, &EngineVolumes, request, sink).await
+}
+
+/// [`move_volume`] with the volume's bytes through `io`.
+pub(crate) async fn move_with(
+    ctx: &JobContext,
+    io: &dyn VolumeIo,
+    request: &MoveRequest,
+    sink: &dyn Sink,
+) -> Result<Job, JobError> {
     let connected = Connected::read(&*ctx.swarm).await?;
     if !connected.manager {
         return Err(JobError::NotManager(connected.name));
@@ -106,14 +117,14 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
     // The source must have the volume: mounting a missing one would create it empty, and
     // the move would then empty the destination.
     let owner = Owner { job: &run.job.id, target: &lock.label(), action: Action::VolumeMove.as_str() };
-    let source = crate::steps::transfer::remote::Remote {
+    let source = Place {
         ctx,
         owner,
+        connected: &connected.node_id,
         node_id: &from.id,
         node_name: &from.description.hostname,
-        timeout: ctx.defaults.extra_timeout,
     };
-    let found = source.volume_facts(&connected.node_id, &volume).await.map(|f| (f.exists, f.driver));
+    let found = io.facts(&source, &volume).await.map(|f| (f.exists, f.driver));
     let refusal = match found {
         Ok((true, driver)) if driver == "local" => None,
         Ok((true, driver)) => {
@@ -151,6 +162,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
     };
     let moved = copy(
         &mut run,
+        io,
         &connected,
         &lock,
         &volume,
@@ -169,6 +181,7 @@ pub async fn move_volume(ctx: &JobContext, request: &MoveRequest, sink: &dyn Sin
 
 async fn copy(
     run: &mut Running<'_>,
+    io: &dyn VolumeIo,
     connected: &Connected,
     lock: &LockTarget,
     volume: &str,
@@ -181,17 +194,9 @@ async fn copy(
     run.started(&step);
     let owner = Owner { job: &run.job.id, target: &lock.label(), action: Action::VolumeMove.as_str() };
     let progress = |t: Transfer| run.progress(format!("move {volume}: {}", t.describe()));
-    let copied = copy_volume(
-        ctx,
-        owner,
-        volume,
-        &connected.node_id,
-        NodeRef { id: from.0, name: from.1 },
-        NodeRef { id: to.0, name: to.1 },
-        ctx.defaults.backup_upload_timeout,
-        &progress,
-    )
-    .await;
+    let at = Place { ctx, owner, connected: &connected.node_id, node_id: from.0, node_name: from.1 };
+    let to = NodeRef { id: to.0, name: to.1 };
+    let copied = io.copy(&at, to, volume, ctx.defaults.backup_upload_timeout, &progress).await;
     let result = copied.and_then(|c| match &c.packed {
         Some(p) if p.entries != c.unpacked.entries || p.bytes != c.unpacked.bytes => Err(format!(
             "the archiver wrote {} entries ({} bytes) but the extractor read {} ({} bytes)",
@@ -247,3 +252,6 @@ async fn place(run: &mut Running<'_>, service: &Service, from_id: &str, from_nam
     }
     run.push(step);
 }
+
+#[cfg(test)]
+mod tests;

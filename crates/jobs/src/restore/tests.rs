@@ -141,7 +141,7 @@ async fn a_changed_archive_stops_the_restore_before_anything_is_touched() {
 #[tokio::test(start_paused = true)]
 async fn the_service_is_started_again_whichever_way_the_restore_ends() {
     let world = backed_up().await;
-    world.volumes.fail_downloads();
+    world.volumes.fail_writes();
     let job = world.restore(&context(&world.swarm)).await;
     assert_eq!(job.status, Status::Failed, "{job:?}");
     let kinds: Vec<&str> = job.steps.iter().map(|s| s.kind.as_str()).collect();

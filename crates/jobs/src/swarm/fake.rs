@@ -147,6 +147,14 @@ impl FakeSwarm {
         self.lock().nodes.push(node);
     }
 
+    /// Labels the node `id`.
+    pub(crate) fn label_node(&self, id: &str, labels: &[(&str, &str)]) {
+        let mut s = self.lock();
+        if let Some(node) = s.nodes.iter_mut().find(|n| n.id == id) {
+            node.spec.labels.extend(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        }
+    }
+
     /// Adds a replicated service with `replicas` running tasks on `n1`, and returns its ID.
     pub(crate) fn add_service(&self, name: &str, replicas: u64, labels: &[(&str, &str)]) -> String {
         let mut s = self.lock();

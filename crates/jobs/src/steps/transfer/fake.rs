@@ -15,7 +15,7 @@ use crate::archive::UnpackStats;
 use crate::runner::JobContext;
 use crate::steps::transfer::download::{ArchiveStream, Staged};
 use crate::steps::transfer::io::{Place, VolumeIo};
-use crate::steps::transfer::remote::VolumeFacts;
+use crate::steps::transfer::remote::{Copied, NodeRef, VolumeFacts};
 use crate::steps::transfer::upload::{Progress, Uploaded};
 use crate::storage::Storage;
 use crate::swarm::fake::FakeSwarm;
@@ -32,7 +32,7 @@ pub(crate) enum UploadFault {
 #[derive(Default)]
 struct State {
     upload_faults: Vec<UploadFault>,
-    download_fails: bool,
+    writes_fail: bool,
 }
 
 /// The volumes of a [`FakeSwarm`]'s nodes: `<root>/<node ID>/<volume>/`.
@@ -69,9 +69,9 @@ impl FakeVolumes {
         dir.is_dir().then(|| std::fs::read(dir.join("data")).unwrap_or_default())
     }
 
-    /// Every download fails, after it started writing.
-    pub(crate) fn fail_downloads(&self) {
-        self.lock().download_fails = true;
+    /// Every download and copy fails (a volume written to, not one read).
+    pub(crate) fn fail_writes(&self) {
+        self.lock().writes_fail = true;
     }
 
     /// The next upload ends with `fault`.
@@ -143,7 +143,7 @@ impl VolumeIo for FakeVolumes {
         _progress: Progress<'_>,
     ) -> Result<(String, UnpackStats), String> {
         self.swarm.note(format!("restore {volume} on {}", at.node_name));
-        if self.lock().download_fails {
+        if self.lock().writes_fail {
             return Err("the stand-in's download failed".to_owned());
         }
         let mut stream = ArchiveStream::staged(staged)?;
@@ -157,5 +157,29 @@ impl VolumeIo for FakeVolumes {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let stats = crate::archive::unpack(archive.as_slice(), &dir).map_err(|e| e.to_string())?;
         Ok((sha256, stats))
+    }
+
+    async fn copy(
+        &self,
+        at: &Place<'_>,
+        to: NodeRef<'_>,
+        volume: &str,
+        _timeout: Duration,
+        _progress: Progress<'_>,
+    ) -> Result<Copied, String> {
+        self.swarm.note(format!("copy {volume} from {} to {}", at.node_name, to.name));
+        if self.lock().writes_fail {
+            return Err("the stand-in's copy failed".to_owned());
+        }
+        let from = self.dir(at.node_id, volume);
+        let mut archive = Vec::new();
+        let packed = crate::archive::pack(&from, &mut archive, 3, &std::sync::atomic::AtomicU64::new(0))
+            .map_err(|e| e.to_string())?;
+        let dir = self.dir(to.id, volume);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let unpacked = crate::archive::unpack(archive.as_slice(), &dir).map_err(|e| e.to_string())?;
+        let sha256 = hex::encode(sha2::Sha256::digest(&archive));
+        Ok(Copied { bytes: archive.len() as u64, sha256, packed: Some(packed), unpacked })
     }
 }

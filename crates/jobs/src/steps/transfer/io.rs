@@ -12,7 +12,7 @@ use crate::archive::UnpackStats;
 use crate::runner::JobContext;
 use crate::steps::transfer::container::{Attach, Owner, VolumeContainer};
 use crate::steps::transfer::download::Staged;
-use crate::steps::transfer::remote::{Remote, VolumeFacts};
+use crate::steps::transfer::remote::{Copied, NodeRef, Remote, VolumeFacts};
 use crate::steps::transfer::upload::{Deadline, Progress, Uploaded};
 use crate::storage::Storage;
 
@@ -67,6 +67,17 @@ pub(crate) trait VolumeIo: Send + Sync {
         timeout: Duration,
         progress: Progress<'_>,
     ) -> Result<(String, UnpackStats), String>;
+
+    /// Copies `volume` from the node of `at` to `to`, replacing its contents there once the
+    /// whole archive is out.
+    async fn copy(
+        &self,
+        at: &Place<'_>,
+        to: NodeRef<'_>,
+        volume: &str,
+        timeout: Duration,
+        progress: Progress<'_>,
+    ) -> Result<Copied, String>;
 }
 
 /// [`VolumeIo`] through the engine.
@@ -139,5 +150,27 @@ impl VolumeIo for EngineVolumes {
             crate::steps::transfer::download::download(&container, staged, &ctx.cancel, progress).await;
         container.remove().await;
         moved
+    }
+
+    async fn copy(
+        &self,
+        at: &Place<'_>,
+        to: NodeRef<'_>,
+        volume: &str,
+        timeout: Duration,
+        progress: Progress<'_>,
+    ) -> Result<Copied, String> {
+        let from = NodeRef { id: at.node_id, name: at.node_name };
+        crate::steps::transfer::remote::copy_volume(
+            at.ctx,
+            at.owner,
+            volume,
+            at.connected,
+            from,
+            to,
+            timeout,
+            progress,
+        )
+        .await
     }
 }
