@@ -436,25 +436,8 @@ fn jobs_modules_keep_to_their_floors() {
 /// so that what dockhand learns from the kernel has one reader to review and to fake.
 #[test]
 fn proc_is_read_only_in_procfs() {
-    let mut files = Vec::new();
-    rust_files(&crate::project_root().join("crates"), &mut files);
-    let sources: Vec<_> = files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")).collect();
-    assert!(sources.len() > 50, "crate sources not found");
-    let mut readers = Vec::new();
-    for file in sources {
-        // Tests may look at /proc to check what the library did.
-        if file.ends_with("crates/host/src/procfs.rs") || file.ends_with("tests.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let library = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
-        for (i, line) in library.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            if code.contains("\"/proc") {
-                readers.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
-            }
-        }
-    }
+    // Tests may look at /proc to check what the library did.
+    let readers = library_lines_with("\"/proc", |file| file.ends_with("crates/host/src/procfs.rs"));
     assert!(readers.is_empty(), "/proc read outside crates/host/src/procfs.rs:\n{}", readers.join("\n"));
 }
 
@@ -462,31 +445,38 @@ fn proc_is_read_only_in_procfs() {
 /// (`install_default`), so a program that embeds the crates keeps its own choice.
 #[test]
 fn only_binaries_install_a_crypto_provider() {
+    let installers = library_lines_with("install_default();", |file| file.ends_with("main.rs"));
+    assert!(installers.is_empty(), "a library installs the crypto provider:\n{}", installers.join("\n"));
+    let binaries = ["crates/cli/src/main.rs", "crates/server/src/main.rs"]
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(crate::project_root().join(f))
+                .unwrap_or_default()
+                .contains("install_default();")
+        })
+        .count();
+    assert_eq!(binaries, 2, "dockhand and dockhand-server each install ring's provider in main");
+}
+
+/// The lines of the crates' library code (not tests, not comments, not the files `skip`
+/// names) that contain `needle`, as `file:line: text`.
+fn library_lines_with(needle: &str, skip: impl Fn(&std::path::Path) -> bool) -> Vec<String> {
     let mut files = Vec::new();
     rust_files(&crate::project_root().join("crates"), &mut files);
     let sources: Vec<_> = files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")).collect();
     assert!(sources.len() > 50, "crate sources not found");
-    let mut installers = Vec::new();
-    let mut binaries = 0;
-    for file in sources {
+    let mut found = Vec::new();
+    for file in sources.into_iter().filter(|f| !f.ends_with("tests.rs") && !skip(f)) {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        if file.ends_with("main.rs") {
-            binaries += usize::from(text.contains("install_default();"));
-            continue;
-        }
-        if file.ends_with("tests.rs") {
-            continue;
-        }
         let library = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
         for (i, line) in library.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            if code.contains("install_default();") {
-                installers.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            if code.contains(needle) {
+                found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
             }
         }
     }
-    assert!(installers.is_empty(), "a library installs the crypto provider:\n{}", installers.join("\n"));
-    assert_eq!(binaries, 2, "dockhand and dockhand-server each install ring's provider in main");
+    found
 }
 
 /// The code map is whole: every module of a crate is named in that crate's section of

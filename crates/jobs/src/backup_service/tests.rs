@@ -28,9 +28,7 @@ fn setup(
     let volumes = FakeVolumes::new(&swarm);
     volumes.put("n1", "data", b"rows");
     let dir = tempfile::tempdir().unwrap();
-    let file = dockhand_host::ConfigFile::parse("{}", false).unwrap();
-    let env = dockhand_host::Environment::from_vars::<&str, &str>([]);
-    let targets = StorageTargets::load(&file, &env, dir.path().join("backups")).unwrap();
+    let targets = crate::storage::targets::local_only(&dir.path().join("backups"));
     (swarm, id, volumes, targets, dir)
 }
 

@@ -22,9 +22,7 @@ fn world(labels: &[(&str, &str)]) -> (Arc<FakeSwarm>, FakeVolumes, StorageTarget
     volumes.put("n2", "logs", b"lines");
     volumes.put("n2", "spool", b"mail");
     let dir = tempfile::tempdir().unwrap();
-    let file = dockhand_host::ConfigFile::parse("{}", false).unwrap();
-    let env = dockhand_host::Environment::from_vars::<&str, &str>([]);
-    let targets = StorageTargets::load(&file, &env, dir.path().join("backups")).unwrap();
+    let targets = crate::storage::targets::local_only(&dir.path().join("backups"));
     (swarm, volumes, targets, dir)
 }
 

@@ -33,9 +33,7 @@ async fn backed_up() -> World {
     let volumes = FakeVolumes::new(&swarm);
     volumes.put("n1", "data", b"rows");
     let dir = tempfile::tempdir().unwrap();
-    let file = dockhand_host::ConfigFile::parse("{}", false).unwrap();
-    let env = dockhand_host::Environment::from_vars::<&str, &str>([]);
-    let targets = StorageTargets::load(&file, &env, dir.path().join("backups")).unwrap();
+    let targets = crate::storage::targets::local_only(&dir.path().join("backups"));
     let ctx = context(&swarm);
     let connected = manager(&ctx).await.unwrap();
     let service = find_service(&ctx, "db").await.unwrap();

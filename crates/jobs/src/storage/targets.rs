@@ -386,6 +386,14 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The built-in targets alone, `local` writing under `dir`: the configuration of a test.
+#[cfg(test)]
+pub(crate) fn local_only(dir: &Path) -> StorageTargets {
+    let file = ConfigFile::parse("{}", false).unwrap_or_else(|e| panic!("an empty configuration: {e}"));
+    let env = Environment::from_vars::<&str, &str>([]);
+    StorageTargets::load(&file, &env, dir.to_owned()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `SWARM_UTILS_S3_RETENTION_DAYS` when it is not set, as seed 002's table says.
 pub(crate) const SEED_RETENTION_DAYS: u32 = 5;
 
