@@ -209,7 +209,7 @@ fn store_settings_keep_the_password_out_of_the_url_and_name_their_key() {
     let e = settings("store:\n  url: postgres://u@db/x\n  password_env: NOPE\n", &[]).unwrap_err();
     assert_eq!(e.key, "store.password_env");
     let e = settings("{}", &[("DOCKHAND_STORE_URL", "mysql://db/x")]).unwrap_err();
-    assert_eq!((e.origin.as_str(), e.key.as_str()), ("environment", "DOCKHAND_STORE_URL"));
+    assert_eq!((e.origin.as_str(), e.key.as_str()), ("the environment", "DOCKHAND_STORE_URL"));
     let e = settings("store:\n  uri: postgres://db/x\n", &[]).unwrap_err();
     assert_eq!(e.key, "store");
     let e = settings("store:\n  url: postgres://u@db/x\n  ca_file: /etc/ca.pem\n", &[]).unwrap_err();

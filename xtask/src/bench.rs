@@ -184,7 +184,7 @@ fn jobs(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runt
         proc::output(layout.docker()?.args(["system", "prune", "-af"]))?;
         t_prune += start.elapsed();
         // What the prune took from the test setup comes back.
-        crate::images::ensure(layout)?;
+        crate::images::ensure(layout, crate::images::Build::Release)?;
     }
     report("`dockhand clean node` x3", t_ours, t_prune, "docker system prune -af");
     Ok(())
@@ -382,7 +382,7 @@ async fn service_lists(socket: &Path, n: usize) -> anyhow::Result<(Duration, Dur
 /// restore of that archive, against `zstd -d | tar -x`.
 fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // The volume container runs dockhand's image: this checkout's.
-    crate::images::ensure(layout)?;
+    crate::images::ensure(layout, crate::images::Build::Release)?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
     let url = layout.url();
     let scratch = tempfile::tempdir_in(crate::project_root().join("target"))?;

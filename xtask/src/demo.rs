@@ -54,7 +54,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let layout = engine::up()?;
     // The server's stack runs dockhand's image: this checkout's, whatever was there. The
     // CLI needs no image: its volume containers run one it makes from itself.
-    crate::images::ensure(&layout)?;
+    crate::images::ensure(&layout, crate::images::Build::Release)?;
     let dockhand = |args: &[&str]| {
         proc::run(
             crate::cargo()
@@ -162,7 +162,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let _ =
         layout.docker()?.args(["image", "rm", "dhdemo/web:1", "dhdemo/web:2", "dhdemo/web:broken"]).output();
     // clean-node took the images nothing used: put the test images back.
-    crate::images::ensure(&layout)?;
+    crate::images::ensure(&layout, crate::images::Build::Release)?;
     eprintln!("\nthe private engine stays up; stop it with `cargo xtask engine down`");
     Ok(())
 }
@@ -177,7 +177,7 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
          dockhand and swarm-utils as swarm secrets)"
     );
     // clean-node took the images nothing used, dockhand's own among them.
-    crate::images::ensure(layout)?;
+    crate::images::ensure(layout, crate::images::Build::Release)?;
     let ca = dockhand_e2e::pki::TestCa::new("dockhand demo CA");
     let pair = ca.server_for(&["dockhand", "swarm-utils"]);
     for (name, value) in [

@@ -217,7 +217,7 @@ fn join_swarm_and_load(
         .context("cannot initialize the swarm")?;
         eprintln!("swarm initialized");
     }
-    crate::images::ensure(layout)?;
+    crate::images::ensure(layout, crate::images::Build::Test)?;
     Ok(())
 }
 

@@ -2,8 +2,11 @@
 //!
 //! - `dockhand/busybox:test`: Debian's static busybox with its applets, for services
 //!   that need a shell, `sleep` or `tar`;
-//! - `dockhand/dockhand:dev`: the static `dockhand` and `dockhand-server` binaries in an
-//!   image built from scratch: the image helper services and the server run;
+//! - `dockhand/dockhand:dev`: the `dockhand` and `dockhand-server` binaries in an image
+//!   built from scratch: the image helper services and the server run. For the tests
+//!   ([`Build::Test`]) they are the debug build the tests use, with the libraries they
+//!   link; for a release, the demo and the benchmarks ([`Build::Release`]), the static,
+//!   optimised ones;
 //! - `dockhand/curl:test`: busybox plus the machine's own `curl` and the libraries it
 //!   links, for a CI job's call over HTTPS on the overlay network (`curl --cacert`).
 
@@ -32,7 +35,44 @@ pub(crate) const DOCKHAND_IMAGE: &str = "dockhand/dockhand:dev";
 /// busybox and curl: what a CI job calls the server over HTTPS with.
 pub(crate) const CURL_IMAGE: &str = "dockhand/curl:test";
 
-pub(crate) fn ensure(layout: &dyn ImageHost) -> anyhow::Result<()> {
+/// Which binaries go into `dockhand/dockhand:dev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// The debug build of `target/debug`, which the tests build anyway, with the loader and
+    /// the libraries it links at their own paths: no second, optimised build of the whole
+    /// tree for a test run.
+    Test,
+    /// Static and optimised (the `image` profile): what ships, what the demo deploys and
+    /// what the benchmarks measure.
+    Release,
+}
+
+impl Build {
+    /// Builds the two binaries and answers their paths.
+    fn binaries(self) -> anyhow::Result<[std::path::PathBuf; 2]> {
+        match self {
+            Self::Release => static_binaries(),
+            Self::Test => {
+                proc::run(crate::cargo().args([
+                    "build",
+                    "--locked",
+                    "--package",
+                    "dockhand-cli",
+                    "--package",
+                    "dockhand-server",
+                    "--bin",
+                    "dockhand",
+                    "--bin",
+                    "dockhand-server",
+                ]))?;
+                let built = crate::project_root().join("target").join("debug");
+                Ok([built.join("dockhand"), built.join("dockhand-server")])
+            }
+        }
+    }
+}
+
+pub(crate) fn ensure(layout: &dyn ImageHost, build: Build) -> anyhow::Result<()> {
     if !exists(layout, BUSYBOX_IMAGE)? {
         busybox(layout)?;
     }
@@ -40,7 +80,7 @@ pub(crate) fn ensure(layout: &dyn ImageHost) -> anyhow::Result<()> {
         curl(layout)?;
     }
     // Always rebuilt: cargo only relinks when the code changed, and an import is quick.
-    dockhand(layout)
+    dockhand(layout, build)
 }
 
 fn exists(layout: &dyn ImageHost, image: &str) -> anyhow::Result<bool> {
@@ -57,7 +97,7 @@ fn exists(layout: &dyn ImageHost, image: &str) -> anyhow::Result<bool> {
 /// saved to a file an operator can `docker load` on a manager.
 pub(crate) fn release() -> anyhow::Result<()> {
     let layout = crate::engine::up()?;
-    dockhand(&layout)?;
+    dockhand(&layout, Build::Release)?;
     let tagged = format!("dockhand/dockhand:{}", env!("CARGO_PKG_VERSION"));
     proc::run(layout.docker()?.args(["tag", DOCKHAND_IMAGE, &tagged]))?;
     let file = crate::project_root()
@@ -109,23 +149,12 @@ fn busybox(layout: &dyn ImageHost) -> anyhow::Result<()> {
 fn curl(layout: &dyn ImageHost) -> anyhow::Result<()> {
     let curl = proc::which("curl").context("curl is not installed (Debian: curl)")?;
     let rootfs = busybox_rootfs(layout)?;
-    let mut files = vec![curl.clone()];
-    let linked = proc::output(Command::new("ldd").arg(&curl))?;
-    for line in linked.lines() {
-        // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
-        let path = line.split("=>").nth(1).unwrap_or(line).split_whitespace().next().unwrap_or_default();
-        if path.starts_with('/') {
-            files.push(path.into());
-        }
+    let inside = rootfs.join(curl.strip_prefix("/").unwrap_or(&curl));
+    if let Some(dir) = inside.parent() {
+        fs::create_dir_all(dir)?;
     }
-    for file in &files {
-        let inside = rootfs.join(file.strip_prefix("/").unwrap_or(file));
-        if let Some(dir) = inside.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        // The real file behind any symlink, under the link's name.
-        fs::copy(file, &inside).with_context(|| format!("cannot copy {}", file.display()))?;
-    }
+    fs::copy(&curl, &inside).with_context(|| format!("cannot copy {}", curl.display()))?;
+    copy_libraries(&rootfs, &curl)?;
     // curl is /usr/bin/curl on the host; busybox has no applet of that name to clash with.
     import(layout, &rootfs, CURL_IMAGE, &[])?;
     let out = proc::output(layout.docker()?.args([
@@ -140,6 +169,28 @@ fn curl(layout: &dyn ImageHost) -> anyhow::Result<()> {
     .context("the curl test image does not run")?;
     if !out.starts_with("curl ") {
         bail!("the curl test image printed {out:?} instead of its version");
+    }
+    Ok(())
+}
+
+/// Copies every library `ldd` says `binary` loads into `rootfs`, each at its own path (the
+/// loader included), so that the binary runs there as it does on this machine.
+fn copy_libraries(rootfs: &Path, binary: &Path) -> anyhow::Result<()> {
+    let linked = proc::output(Command::new("ldd").arg(binary))
+        .with_context(|| format!("cannot list the libraries of {}", binary.display()))?;
+    for line in linked.lines() {
+        // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
+        let path = line.split("=>").nth(1).unwrap_or(line).split_whitespace().next().unwrap_or_default();
+        if !path.starts_with('/') {
+            continue;
+        }
+        let file = Path::new(path);
+        let inside = rootfs.join(file.strip_prefix("/").unwrap_or(file));
+        if let Some(dir) = inside.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        // The real file behind any symlink, under the link's name.
+        fs::copy(file, &inside).with_context(|| format!("cannot copy {}", file.display()))?;
     }
     Ok(())
 }
@@ -186,14 +237,14 @@ fn static_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
     Ok([built.join("dockhand"), built.join("dockhand-server")])
 }
 
-fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
-    let binaries = static_binaries()?;
+fn dockhand(layout: &dyn ImageHost, build: Build) -> anyhow::Result<()> {
+    let binaries = build.binaries()?;
     // The image records which build it holds; unchanged binaries are not imported again.
-    let mut build = String::new();
+    let mut stamp = String::new();
     for binary in &binaries {
         let meta = fs::metadata(binary).with_context(|| format!("cannot read {}", binary.display()))?;
         let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-        build.push_str(&format!("{}-{mtime}.", meta.len()));
+        stamp.push_str(&format!("{}-{mtime}.", meta.len()));
     }
     let current = proc::output(layout.docker()?.args([
         "image",
@@ -202,7 +253,7 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
         "{{index .Config.Labels \"dockhand.build\"}}",
         DOCKHAND_IMAGE,
     ]));
-    if current.is_ok_and(|label| label.trim() == build) {
+    if current.is_ok_and(|label| label.trim() == stamp) {
         eprintln!("{DOCKHAND_IMAGE} is up to date");
         return Ok(());
     }
@@ -214,10 +265,13 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
         let name = binary.file_name().context("a binary has a name")?;
         fs::copy(binary, rootfs.join("usr/local/bin").join(name))
             .with_context(|| format!("cannot copy {}", binary.display()))?;
+        if build == Build::Test {
+            copy_libraries(&rootfs, binary)?;
+        }
     }
     // The server's state directory, and where it listens by default (the seed's port).
     fs::create_dir_all(rootfs.join("var/lib/dockhand"))?;
-    let label = format!("LABEL dockhand.build={build}");
+    let label = format!("LABEL dockhand.build={stamp}");
     import(layout, &rootfs, DOCKHAND_IMAGE, &["ENTRYPOINT [\"/usr/local/bin/dockhand\"]", &label])?;
     // The image this one replaces is left untagged: remove it.
     proc::output(layout.docker()?.args(["image", "prune", "--force"]))?;
@@ -229,7 +283,7 @@ fn dockhand(layout: &dyn ImageHost) -> anyhow::Result<()> {
         DOCKHAND_IMAGE,
         "--version",
     ]))
-    .context("the dockhand image does not run (is the binary static?)")?;
+    .context("the dockhand image does not run (is the binary static, or are its libraries in it?)")?;
     eprintln!("{DOCKHAND_IMAGE}: {}", out.trim());
     Ok(())
 }

@@ -125,7 +125,7 @@ pub(crate) fn up(nodes: usize) -> anyhow::Result<()> {
         // Tests may prune a node's images (clean-node), and a new dockhand:dev replaces the
         // image the pinned reference named: put back what is missing.
         for node in &existing {
-            crate::images::ensure(node)
+            crate::images::ensure(node, crate::images::Build::Test)
                 .with_context(|| format!("cannot put the test images on {}", node.name()))?;
         }
         let pinned = settings()?
@@ -246,7 +246,7 @@ fn start(swarm: &Swarm, count: usize, runtime: &tokio::runtime::Runtime) -> anyh
     .context("the nodes did not all become ready in the swarm")?;
     eprintln!("swarm of {count} nodes formed, manager {}", manager.name());
     for node in &nodes {
-        crate::images::ensure(node)
+        crate::images::ensure(node, crate::images::Build::Test)
             .with_context(|| format!("cannot put the test images on {}", node.name()))?;
     }
     let password = start_registry(swarm, manager)?;
