@@ -35,6 +35,18 @@ pub(crate) const DOCKHAND_IMAGE: &str = "dockhand/dockhand:dev";
 /// busybox and curl: what a CI job calls the server over HTTPS with.
 pub(crate) const CURL_IMAGE: &str = "dockhand/curl:test";
 
+/// The cargo arguments that name the image's two binaries.
+const THE_BINARIES: [&str; 8] = [
+    "--package",
+    "dockhand-cli",
+    "--package",
+    "dockhand-server",
+    "--bin",
+    "dockhand",
+    "--bin",
+    "dockhand-server",
+];
+
 /// Which binaries go into `dockhand/dockhand:dev`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Build {
@@ -53,18 +65,7 @@ impl Build {
         match self {
             Self::Release => static_binaries(),
             Self::Test => {
-                proc::run(crate::cargo().args([
-                    "build",
-                    "--locked",
-                    "--package",
-                    "dockhand-cli",
-                    "--package",
-                    "dockhand-server",
-                    "--bin",
-                    "dockhand",
-                    "--bin",
-                    "dockhand-server",
-                ]))?;
+                proc::run(crate::cargo().args(["build", "--locked"]).args(THE_BINARIES))?;
                 let built = crate::project_root().join("target").join("debug");
                 Ok([built.join("dockhand"), built.join("dockhand-server")])
             }
@@ -214,20 +215,8 @@ fn static_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
     let target_dir = crate::project_root().join("target").join("static");
     proc::run(
         crate::cargo()
-            .args([
-                "build",
-                "--locked",
-                "--profile",
-                "image",
-                "--package",
-                "dockhand-cli",
-                "--package",
-                "dockhand-server",
-                "--bin",
-                "dockhand",
-                "--bin",
-                "dockhand-server",
-            ])
+            .args(["build", "--locked", "--profile", "image"])
+            .args(THE_BINARIES)
             .args(["--target", &target])
             .arg("--target-dir")
             .arg(&target_dir)

@@ -23,13 +23,8 @@ fn unknown(value: &str) -> String {
     format!("{value:?}: must be swarm-utils or none")
 }
 
-/// The label prefixes to read: `dockhand.` alone, or with `swarm-utils` the seed's
-/// `swarm-utils.` too; see the module's documentation for the order.
-pub fn label_prefixes(file: &ConfigFile, env: &Environment) -> Result<LabelPrefixes, ConfigError> {
-    compat_choice(file, env).map(|c| c.prefixes)
-}
-
-/// [`label_prefixes`] with the reason for the choice.
+/// The label prefixes to read, and why: `dockhand.` alone, or with `swarm-utils` the
+/// seed's `swarm-utils.` too; see the module's documentation for the order.
 pub fn compat_choice(file: &ConfigFile, env: &Environment) -> Result<CompatChoice, ConfigError> {
     if let Some(value) = env.get(LABELS_COMPAT_VAR) {
         let prefixes =

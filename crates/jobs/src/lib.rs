@@ -83,7 +83,7 @@ mod volume_move;
 mod volumes;
 mod work;
 
-pub use crate::compat::{CompatChoice, LABELS_COMPAT_VAR, compat_choice, label_prefixes};
+pub use crate::compat::{CompatChoice, LABELS_COMPAT_VAR, compat_choice};
 pub use crate::helper::image::{
     HelperSettings, NoHelperImage, OwnHelperImage, helper_image, own_service_image,
 };

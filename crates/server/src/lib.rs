@@ -70,9 +70,6 @@ pub enum ServerError {
     /// The configuration file or the engine.
     #[error(transparent)]
     Host(#[from] dockhand_host::Error),
-    /// The storage targets.
-    #[error(transparent)]
-    Storage(#[from] dockhand_jobs::storage::StorageError),
     /// The registry credentials.
     #[error(transparent)]
     Registry(#[from] dockhand_jobs::update::RegistryError),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::job::Collect;
 use crate::steps::lookup::{find_service, hostnames};
-use crate::steps::transfer::fake::{FakeVolumes, UploadFault};
+use crate::steps::transfer::fake::{BytesFault, FakeVolumes};
 use crate::swarm::fake::{FakeSwarm, Fault, context};
 
 const LABELS: [(&str, &str); 4] = [
@@ -101,9 +101,9 @@ async fn a_backup_execs_stops_uploads_and_starts_in_that_order() {
 async fn the_service_is_started_again_whichever_way_the_upload_ends() {
     let timed = [LABELS[0], LABELS[1], LABELS[2], ("dockhand.backup.volume-list-upload.timeout", "1s")];
     for (fault, labels, status, says) in [
-        (UploadFault::Fails, &LABELS[..3], Status::Failed, "the stand-in's upload failed"),
-        (UploadFault::Hangs, &timed[..], Status::Failed, "label dockhand.backup.volume-list-upload.timeout"),
-        (UploadFault::Hangs, &LABELS[..3], Status::Cancelled, "cancelled"),
+        (BytesFault::Fails, &LABELS[..3], Status::Failed, "the stand-in's upload failed"),
+        (BytesFault::Hangs, &timed[..], Status::Failed, "label dockhand.backup.volume-list-upload.timeout"),
+        (BytesFault::Hangs, &LABELS[..3], Status::Cancelled, "cancelled"),
     ] {
         let (swarm, id, volumes, targets, dir) = setup(labels);
         volumes.fail_upload(fault);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::job::Collect;
-use crate::steps::transfer::fake::FakeVolumes;
+use crate::steps::transfer::fake::{BytesFault, FakeVolumes};
 use crate::swarm::fake::{FakeSwarm, Fault, context};
 
 /// Two nodes, `manager-1` (n1, holding `data` with "rows") and `worker-1` (n2), and the
@@ -71,7 +71,7 @@ async fn a_move_stops_copies_places_and_starts_in_that_order() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_move_leaves_the_service_where_it_was_and_running() {
     let (swarm, id, volumes) = world();
-    volumes.fail_writes();
+    volumes.fail_writes(BytesFault::Fails);
     let job = move_data(&swarm, &volumes).await;
     assert_eq!(job.status, Status::Failed, "{job:?}");
     let kinds: Vec<&str> = job.steps.iter().map(|s| s.kind.as_str()).collect();

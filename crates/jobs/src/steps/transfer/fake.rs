@@ -20,19 +20,34 @@ use crate::steps::transfer::upload::{Progress, Uploaded};
 use crate::storage::Storage;
 use crate::swarm::fake::FakeSwarm;
 
-/// How the next upload ends.
+/// How a transfer armed with it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UploadFault {
+pub(crate) enum BytesFault {
     /// It fails at once.
     Fails,
     /// It never ends on its own: only the job's cancellation or its time limit stop it.
     Hangs,
 }
 
+impl BytesFault {
+    /// The transfer's end: its error at once, or when the job is cancelled or `timeout`
+    /// is up (`out_of_time`).
+    async fn strike(self, what: &str, ctx: &JobContext, timeout: Duration, out_of_time: String) -> String {
+        match self {
+            Self::Fails => format!("the stand-in's {what} failed"),
+            Self::Hangs => tokio::select! {
+                () = ctx.cancel.cancelled() => "cancelled".to_owned(),
+                () = tokio::time::sleep(timeout) => out_of_time,
+            },
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    upload_faults: Vec<UploadFault>,
-    writes_fail: bool,
+    upload_faults: Vec<BytesFault>,
+    /// How every download and copy ends, when armed.
+    writes: Option<BytesFault>,
 }
 
 /// The volumes of a [`FakeSwarm`]'s nodes: `<root>/<node ID>/<volume>/`.
@@ -69,14 +84,35 @@ impl FakeVolumes {
         dir.is_dir().then(|| std::fs::read(dir.join("data")).unwrap_or_default())
     }
 
-    /// Every download and copy fails (a volume written to, not one read).
-    pub(crate) fn fail_writes(&self) {
-        self.lock().writes_fail = true;
+    /// Every download and copy (a volume written to, not one read) ends with `fault`.
+    pub(crate) fn fail_writes(&self, fault: BytesFault) {
+        self.lock().writes = Some(fault);
     }
 
     /// The next upload ends with `fault`.
-    pub(crate) fn fail_upload(&self, fault: UploadFault) {
+    pub(crate) fn fail_upload(&self, fault: BytesFault) {
         self.lock().upload_faults.push(fault);
+    }
+
+    /// `volume` on `node_id` packed as dockhand's archive.
+    fn pack(&self, node_id: &str, volume: &str) -> Result<(Vec<u8>, crate::archive::PackStats), String> {
+        let mut archive = Vec::new();
+        let stats = crate::archive::pack(
+            &self.dir(node_id, volume),
+            &mut archive,
+            3,
+            &std::sync::atomic::AtomicU64::new(0),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((archive, stats))
+    }
+
+    /// `archive` unpacked as the contents of `volume` on `node_id`, replacing what it held.
+    fn unpack(&self, node_id: &str, volume: &str, archive: &[u8]) -> Result<UnpackStats, String> {
+        let dir = self.dir(node_id, volume);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        crate::archive::unpack(archive, &dir).map_err(|e| e.to_string())
     }
 }
 
@@ -111,23 +147,13 @@ impl VolumeIo for FakeVolumes {
             let mut s = self.lock();
             if s.upload_faults.is_empty() { None } else { Some(s.upload_faults.remove(0)) }
         };
-        match fault {
-            Some(UploadFault::Fails) => return Err("the stand-in's upload failed".to_owned()),
-            Some(UploadFault::Hangs) => {
-                return tokio::select! {
-                    () = at.ctx.cancel.cancelled() => Err("cancelled".to_owned()),
-                    () = tokio::time::sleep(timeout) => Err(out_of_time),
-                };
-            }
-            None => {}
+        if let Some(fault) = fault {
+            return Err(fault.strike("upload", at.ctx, timeout, out_of_time).await);
         }
-        let dir = self.dir(at.node_id, volume);
-        if !dir.is_dir() {
+        if !self.dir(at.node_id, volume).is_dir() {
             return Err(format!("no volume {volume} on {}", at.node_name));
         }
-        let mut archive = Vec::new();
-        let stats = crate::archive::pack(&dir, &mut archive, 3, &std::sync::atomic::AtomicU64::new(0))
-            .map_err(|e| e.to_string())?;
+        let (archive, stats) = self.pack(at.node_id, volume)?;
         let sha256 = hex::encode(sha2::Sha256::digest(&archive));
         let bytes = archive.len() as u64;
         storage.store().put(key, archive.into()).await.map_err(|e| e.to_string())?;
@@ -139,12 +165,13 @@ impl VolumeIo for FakeVolumes {
         at: &Place<'_>,
         volume: &str,
         staged: &Staged,
-        _timeout: Duration,
+        timeout: Duration,
         _progress: Progress<'_>,
     ) -> Result<(String, UnpackStats), String> {
         self.swarm.note(format!("restore {volume} on {}", at.node_name));
-        if self.lock().writes_fail {
-            return Err("the stand-in's download failed".to_owned());
+        let fault = self.lock().writes;
+        if let Some(fault) = fault {
+            return Err(fault.strike("download", at.ctx, timeout, "out of time".to_owned()).await);
         }
         let mut stream = ArchiveStream::staged(staged)?;
         let mut archive = Vec::new();
@@ -152,11 +179,7 @@ impl VolumeIo for FakeVolumes {
             archive.extend_from_slice(&chunk?);
         }
         let sha256 = stream.sha256().await?;
-        let dir = self.dir(at.node_id, volume);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let stats = crate::archive::unpack(archive.as_slice(), &dir).map_err(|e| e.to_string())?;
-        Ok((sha256, stats))
+        Ok((sha256, self.unpack(at.node_id, volume, &archive)?))
     }
 
     async fn copy(
@@ -164,21 +187,16 @@ impl VolumeIo for FakeVolumes {
         at: &Place<'_>,
         to: NodeRef<'_>,
         volume: &str,
-        _timeout: Duration,
+        timeout: Duration,
         _progress: Progress<'_>,
     ) -> Result<Copied, String> {
         self.swarm.note(format!("copy {volume} from {} to {}", at.node_name, to.name));
-        if self.lock().writes_fail {
-            return Err("the stand-in's copy failed".to_owned());
+        let fault = self.lock().writes;
+        if let Some(fault) = fault {
+            return Err(fault.strike("copy", at.ctx, timeout, "out of time".to_owned()).await);
         }
-        let from = self.dir(at.node_id, volume);
-        let mut archive = Vec::new();
-        let packed = crate::archive::pack(&from, &mut archive, 3, &std::sync::atomic::AtomicU64::new(0))
-            .map_err(|e| e.to_string())?;
-        let dir = self.dir(to.id, volume);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let unpacked = crate::archive::unpack(archive.as_slice(), &dir).map_err(|e| e.to_string())?;
+        let (archive, packed) = self.pack(at.node_id, volume)?;
+        let unpacked = self.unpack(to.id, volume, &archive)?;
         let sha256 = hex::encode(sha2::Sha256::digest(&archive));
         Ok(Copied { bytes: archive.len() as u64, sha256, packed: Some(packed), unpacked })
     }
