@@ -247,10 +247,7 @@ impl TestSwarm {
 /// A setting of the test swarm: the variable `name` from the environment, else from the
 /// `swarm.env` that `cargo xtask swarm up` writes.
 fn swarm_env(name: &str) -> Option<String> {
-    let dir = std::env::var_os("DOCKHAND_SWARM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"));
-    let file = std::fs::read_to_string(dir.join("swarm.env")).unwrap_or_default();
+    let file = std::fs::read_to_string(swarm_dir().join("swarm.env")).unwrap_or_default();
     std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
         file.lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
@@ -348,11 +345,44 @@ pub fn pinned_helper_image() -> String {
 /// The docker CLI configuration directory holding the test registry's credentials
 /// (`cargo xtask swarm up` logs in there): what an operator's `config.json` is.
 pub fn swarm_docker_config() -> PathBuf {
+    swarm_dir().join("registry").join("docker-config")
+}
+
+/// Where `cargo xtask swarm up` keeps the test swarm's state.
+fn swarm_dir() -> PathBuf {
     std::env::var_os("DOCKHAND_SWARM_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target").join("dh-swarm"))
-        .join("registry")
-        .join("docker-config")
+}
+
+/// A turn at jobs on whole nodes of the test swarm, held until dropped.
+pub struct NodeJobsTurn {
+    _lock: std::fs::File,
+}
+
+/// Waits for a turn at jobs on whole nodes (node backup and restore, volume moves, node
+/// labels): one test at a time across every test process of the run, since the suites run
+/// side by side (`cargo xtask test`) and such a test takes node locks, labels nodes and
+/// checks that nothing is left on them. An exclusive `flock` on a file in the swarm's state
+/// directory, released when the turn is dropped (or the process dies).
+///
+/// # Panics
+/// When the lock file cannot be opened or locked.
+pub async fn node_jobs_turn() -> NodeJobsTurn {
+    let path = swarm_dir().join("node-jobs.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+        NodeJobsTurn { _lock: file }
+    })
+    .await
+    .expect("the lock's task")
 }
 
 /// The helper image as an operator gets it for a swarm: `dockhand helper-image push

@@ -16,58 +16,77 @@ pub(crate) fn run() -> anyhow::Result<()> {
         crate::tools::ensure_cargo_deny()
     })?;
     step("format", || proc::run(crate::cargo().args(["fmt", "--all", "--", "--check"])))?;
-    step("clippy", || {
-        proc::run(crate::cargo().args([
-            "clippy",
-            "--locked",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))
+    let mut binaries = Vec::new();
+    step("build the tests", || {
+        binaries = crate::suites::build()?;
+        Ok(())
     })?;
-    step("tests and the soak against the private engine and the test swarm", || {
-        let schemathesis = crate::tools::ensure_schemathesis()?;
-        let validator = crate::tools::ensure_openapi_validator()?;
-        let postgres = crate::tools::ensure_peers()?;
-        let layout = engine::up()?;
-        let tests = crate::swarm::up(3).and_then(|()| {
-            let mut test = crate::cargo();
-            test.args(["test", "--locked", "--workspace", "--all-targets"])
-                .env("DOCKHAND_TEST_HOST", layout.url())
-                .env("DOCKHAND_TEST_SCHEMATHESIS", &schemathesis)
-                .env("DOCKHAND_TEST_OPENAPI_VALIDATOR", &validator)
-                .env("DOCKHAND_TEST_PG_BIN", &postgres);
-            // The tests find this run's swarm in its swarm.env: node URLs inherited from a
-            // shell that ran `eval "$(cargo xtask swarm env)"` elsewhere must not win.
-            test.env_remove("DOCKHAND_TEST_NODES").env_remove("DOCKHAND_SWARM_DIR");
-            for i in 1..=9 {
-                test.env_remove(format!("DOCKHAND_TEST_NODE_{i}"));
-            }
-            proc::run(&mut test)
-        });
+    step("doctests", || proc::run(crate::cargo().args(["test", "--locked", "--workspace", "--doc"])))?;
+    // The lints, the documentation and cargo-deny run beside the suites, which mostly wait
+    // for the swarm and leave the CPU idle: niced, in a target directory of their own (no
+    // wait on target/'s lock, which the suites' image builds take), printed when they end.
+    let checks = std::thread::spawn(checks_beside);
+    let tests = step("tests and the soak against the private engine and the test swarm", || {
+        let tests = crate::suites::peers().and_then(|env| crate::suites::run_all(&binaries, &env));
         // Faults and load on the same swarm, for two minutes: nothing lost, nothing left.
         let tests = tests.and_then(|()| crate::soak::run(CI_SOAK_MINUTES));
         // Both go down whatever the tests did; a failed stop is reported too.
         let swarm_down = crate::swarm::down();
         let down = engine::down();
         tests.and(swarm_down).and(down)
-    })?;
-    step("cargo deny", || {
-        let mut deny = crate::cargo();
-        deny.args(["deny", "--locked", "check", "licenses", "bans", "sources"]);
-        proc::run(&mut deny)
-    })?;
-    step("documentation", || {
-        proc::run(
-            crate::cargo()
-                .args(["doc", "--locked", "--workspace", "--no-deps"])
-                .env("RUSTDOCFLAGS", "-D warnings"),
-        )?;
-        proc::run(crate::cargo().args(["test", "--locked", "--workspace", "--doc"]))
-    })?;
+    });
+    let checks = checks.join().map_err(|_| anyhow::anyhow!("the checks beside the tests panicked"))?;
+    tests.and(checks)?;
     eprintln!("ci: all steps passed in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Clippy, the documentation and cargo-deny, one after the other, each with its output
+/// captured and printed when it ends.
+fn checks_beside() -> anyhow::Result<()> {
+    let clippy = captured(
+        "clippy",
+        &["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    );
+    let doc = captured(
+        "documentation",
+        &["doc", "--locked", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    );
+    let deny = captured("cargo deny", &["deny", "--locked", "check", "licenses", "bans", "sources"], &[]);
+    clippy.and(doc).and(deny)
+}
+
+/// `nice -n 19 cargo <args>` in `target/lint/`, its output kept and printed once it ends.
+fn captured(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+    let root = crate::project_root();
+    let log = root.join("target").join("suites").join(format!("ci-{}.log", name.replace(' ', "-")));
+    std::fs::create_dir_all(log.parent().expect("a directory"))?;
+    let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let began = Instant::now();
+    let status = std::process::Command::new("nice")
+        .args(["-n", "19"])
+        .arg(cargo)
+        .args(args)
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", root.join("target").join("lint"))
+        .envs(env.iter().copied())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("cannot start cargo {}", args.join(" ")))?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!(
+        "\n=== ci: {name} (beside the tests): {} in {:.0}s\n$ cargo {}\n{text}",
+        if status.success() { "ok" } else { "FAILED" },
+        began.elapsed().as_secs_f64(),
+        args.join(" ")
+    );
+    if !status.success() {
+        anyhow::bail!("ci step \"{name}\" failed: {status}");
+    }
     Ok(())
 }
 

@@ -50,9 +50,9 @@ const THE_BINARIES: [&str; 8] = [
 /// Which binaries go into `dockhand/dockhand:dev`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Build {
-    /// The debug build of `target/debug`, which the tests build anyway, with the loader and
-    /// the libraries it links at their own paths: no second, optimised build of the whole
-    /// tree for a test run.
+    /// The debug build the tests run ([`test_binaries`]), with the loader and the libraries
+    /// it links at their own paths: no second, optimised build of the whole tree for a test
+    /// run.
     Test,
     /// Static and optimised (the `image` profile): what ships, what the demo deploys and
     /// what the benchmarks measure.
@@ -64,13 +64,19 @@ impl Build {
     fn binaries(self) -> anyhow::Result<[std::path::PathBuf; 2]> {
         match self {
             Self::Release => static_binaries(),
-            Self::Test => {
-                proc::run(crate::cargo().args(["build", "--locked"]).args(THE_BINARIES))?;
-                let built = crate::project_root().join("target").join("debug");
-                Ok([built.join("dockhand"), built.join("dockhand-server")])
-            }
+            Self::Test => Ok(test_binaries()?),
         }
     }
+}
+
+/// `dockhand` and `dockhand-server` as the test build makes them: the binaries the tests
+/// run (`CARGO_BIN_EXE_*`), which the helpers in the test image and the soak's replicas
+/// must be too. A `cargo build` of the two packages alone resolves other features and
+/// would build them a second time, differently.
+pub(crate) fn test_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
+    crate::suites::build()?;
+    let built = crate::project_root().join("target").join("debug");
+    Ok([built.join("dockhand"), built.join("dockhand-server")])
 }
 
 pub(crate) fn ensure(layout: &dyn ImageHost, build: Build) -> anyhow::Result<()> {

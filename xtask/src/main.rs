@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask ci`: the README's test command: format, lints, the whole test suite
 //!   against a private engine, cargo-deny and the documentation;
+//! - `cargo xtask test [SUITE…]`: the test binaries side by side against the private
+//!   engine and the test swarm;
 //! - `cargo xtask engine up | down | env | status`: the private test engine;
 //! - `cargo xtask swarm up [--nodes N] | down | env`: the test swarm of several nodes;
 //! - `cargo xtask demo`: the README's "main job" on embedded defaults;
@@ -22,6 +24,7 @@ mod images;
 mod modgraph;
 mod proc;
 mod soak;
+mod suites;
 mod swarm;
 #[cfg(test)]
 mod tidy;
@@ -44,6 +47,13 @@ struct Args {
 enum Command {
     /// Run everything CI checks: fmt, clippy, tests against a private engine, deny, docs.
     Ci,
+    /// Build every test binary and run them side by side against the private engine and the
+    /// test swarm (brought up if they are not, and left up); names like `dockhand-cli/backup`
+    /// choose some.
+    Test {
+        /// Test binaries to run, as `<package>/<target>`; all when none is named.
+        suites: Vec<String>,
+    },
     /// Manage the private Docker engine the tests use.
     #[command(subcommand)]
     Engine(EngineCommand),
@@ -107,6 +117,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Ci => ci::run(),
+        Command::Test { suites } => suites::command(&suites),
         Command::Engine(EngineCommand::Up) => engine::up().map(|_| ()),
         Command::Engine(EngineCommand::Down) => engine::down(),
         Command::Engine(EngineCommand::Env) => {

@@ -59,15 +59,7 @@ pub(crate) fn run(minutes: f64) -> anyhow::Result<()> {
 fn soak(length: Duration) -> anyhow::Result<()> {
     let weed = crate::tools::ensure_weed()?;
     crate::tools::ensure_peers()?;
-    proc::run(crate::cargo().args([
-        "build",
-        "--locked",
-        "-p",
-        "dockhand-server",
-        "--bin",
-        "dockhand-server",
-    ]))?;
-    let server_bin = crate::project_root().join("target").join("debug").join("dockhand-server");
+    let [_, server_bin] = crate::images::test_binaries()?;
     let dir = crate::project_root().join("target").join("soak");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;

@@ -1016,6 +1016,7 @@ async fn a_volume_on_several_nodes_is_backed_up_and_restored_per_node() {
 #[tokio::test]
 async fn volume_move_streams_node_to_node_and_moves_the_service() {
     let s = dockhand_e2e::swarm().await;
+    let _node_jobs = dockhand_e2e::node_jobs_turn().await;
     let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("mv"), unique_name("mv-vol"));
@@ -1153,6 +1154,7 @@ async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
 #[tokio::test]
 async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
     let s = dockhand_e2e::swarm().await;
+    let _node_jobs = dockhand_e2e::node_jobs_turn().await;
     let _one_at_a_time = BETWEEN_NODES.lock().await;
     let ids = dockhand_e2e::node_ids(&s).await;
     let (node_id, hostname) = ids[2].clone();

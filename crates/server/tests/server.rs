@@ -19,8 +19,9 @@ use serde_json::Value;
 
 const ADMIN: &str = "admin-8c1f0e2b7d";
 
-/// The update jobs share the nodes' engines; a few at a time keep the test swarm calm.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The update jobs share the nodes' engines, beside the other suites (`cargo xtask test`):
+/// a few at a time keep the test swarm calm.
+static FEW: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(3);
 
 /// A `dockhand-server` process with a state directory and a log of its own.
 struct Server {
@@ -178,7 +179,7 @@ fn update_body() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_authorization_matrix_over_http() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let clean_hash = dockhand_policy_hash("tok-clean-9d2");
     let (web, _g1) = service(
         &s,
@@ -340,7 +341,7 @@ async fn ended(server: &Server, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_identical_requests_make_one_job_on_one_server_and_on_two() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let (web, _guard) = service(&s, "srv-storm", &[("dockhand.update.enable", "true")]).await;
     let a = Server::start(s.manager_url(), "{}\n", &[]).await;
     let b = Server::start(s.manager_url(), "{}\n", &[]).await;
@@ -389,7 +390,7 @@ async fn a_hundred_identical_requests_make_one_job_on_one_server_and_on_two() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_different_request_waits_for_a_busy_target_and_the_same_one_is_busy_at_once() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let labels = [
         ("dockhand.clean.enable", "true"),
         ("dockhand.clean.exec", "sleep 4"),
@@ -577,7 +578,7 @@ async fn abuse_gets_the_documented_answers_and_never_a_5xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_status_shows_replicas_image_and_the_last_job_of_each_action() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let (web, _guard) = service(
         &s,
         "srv-status",
@@ -653,7 +654,8 @@ async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _node_jobs = dockhand_e2e::node_jobs_turn().await;
+    let _few = FEW.acquire().await.unwrap();
     let (node_id, hostname) = dockhand_e2e::node_ids(&s).await[2].clone();
     let (name, volume) = (unique_name("srv-nb"), unique_name("srv-nb-vol"));
     let spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
@@ -744,7 +746,7 @@ async fn a_node_is_backed_up_over_the_api_with_its_own_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unused_volumes_of_every_node_are_listed_for_admins() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let (node_id, hostname) = dockhand_e2e::node_ids(&s).await[1].clone();
     let node_url = s.nodes[1].0.clone();
     let volume = unique_name("srv-unused");
@@ -770,7 +772,8 @@ async fn unused_volumes_of_every_node_are_listed_for_admins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_volume_moves_between_workers_over_the_api() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _node_jobs = dockhand_e2e::node_jobs_turn().await;
+    let _few = FEW.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let ((from_id, from), (to_id, to)) = (ids[1].clone(), ids[2].clone());
     let (from_url, to_url) = (s.nodes[1].0.clone(), s.nodes[2].0.clone());
@@ -810,7 +813,7 @@ async fn a_volume_moves_between_workers_over_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_seeds_environment_alone_reads_its_labels_and_an_update_needs_no_image() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let (web, _guard) = service(
         &s,
         "srv-migrate",
@@ -849,7 +852,7 @@ async fn the_seeds_environment_alone_reads_its_labels_and_an_update_needs_no_ima
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_seeds_routes_answer_in_its_form_and_sigterm_leaves_nothing_behind() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let (web, _guard) = service(
         &s,
         "srv-seed",
@@ -1011,7 +1014,7 @@ impl Drop for StackGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_stack_deploys_and_answers_the_seeds_gitlab_request_over_the_overlay() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let manager = s.manager_url().to_owned();
     let (registry, user, password) = dockhand_e2e::swarm_registry();
     let v1 = format!("{registry}/team/app:v1");
@@ -1247,7 +1250,7 @@ impl SigningKey {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ci_identity_tokens_are_checked_against_the_issuers_keys_fetched_over_https() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let key = SigningKey::new("k1");
     let stranger = SigningKey::new("k-unknown");
     let issuer = Issuer::start(serde_json::json!({"keys": [key.jwk()]}).to_string()).await;
@@ -1341,7 +1344,7 @@ fn curl_seed_update(url: &str, ca: &Path, body: &str) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn https_serves_the_seeds_request_to_curl_with_the_ca_and_reloads_on_sighup() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let token = "tok-https-41c9e7";
     let (web, _guard) =
         service(&s, "srv-https", &[("dockhand.update.enable", "true"), ("dockhand.update.token", token)])
@@ -1421,7 +1424,7 @@ async fn https_serves_the_seeds_request_to_curl_with_the_ca_and_reloads_on_sighu
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_configured_secret_printed_by_a_job_is_masked_everywhere() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let secret = "zq-registry-pw-8841";
     let (web, _guard) = service(
         &s,
@@ -1635,7 +1638,7 @@ fn now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick() {
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let tenant = unique_name("tenant");
     let clean = |extra: Option<(&'static str, &'static str)>, tenant: &str| {
         let mut labels = vec![
@@ -1734,7 +1737,7 @@ async fn cron_runs_each_target_once_a_tick_in_its_scope_and_skips_a_missed_tick(
 async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
     use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     // One shared store, as operations.md advises for overlapping instances: the scope, not
     // the store, keeps each tenant's jobs its own (R3-07).
     let pg = PgPeer::start();
@@ -1824,7 +1827,7 @@ async fn two_tenants_in_one_swarm_never_touch_each_others_services() {
 async fn a_failed_job_is_notified_redacted_and_a_receiver_that_is_down_is_only_counted() {
     use dockhand_e2e::webhook::{WebhookReceiver, free_port};
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let receiver = WebhookReceiver::start();
     let down = format!("http://127.0.0.1:{}/hooks/T0DOWNSECRET", free_port());
     let secret = "hunter2-notify-secret";
@@ -1914,7 +1917,7 @@ fn pg_store(pg: &dockhand_e2e::postgres::PgPeer) -> String {
 async fn two_replicas_on_one_postgresql_run_every_tick_once_and_see_each_others_jobs() {
     use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let pg = PgPeer::start();
     let tenant = unique_name("replicas");
     let labels = [
@@ -1985,7 +1988,7 @@ async fn two_replicas_on_one_postgresql_run_every_tick_once_and_see_each_others_
 async fn a_replica_killed_mid_backup_is_marked_interrupted_and_the_service_comes_back() {
     use dockhand_e2e::postgres::{PG_PASSWORD, PgPeer};
     let s = dockhand_e2e::swarm().await;
-    let _serial = SERIAL.lock().await;
+    let _few = FEW.acquire().await.unwrap();
     let pg = PgPeer::start();
     let volume = unique_name("replica-vol");
     let labels = [
