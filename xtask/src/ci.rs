@@ -27,9 +27,10 @@ pub(crate) fn run() -> anyhow::Result<()> {
     // wait on target/'s lock, which the suites' image builds take), printed when they end.
     let checks = std::thread::spawn(checks_beside);
     let tests = step("tests and the soak against the private engine and the test swarm", || {
-        let tests = crate::suites::peers().and_then(|env| crate::suites::run_all(&binaries, &env));
-        // Faults and load on the same swarm, for two minutes: nothing lost, nothing left.
-        let tests = tests.and_then(|()| crate::soak::run(CI_SOAK_MINUTES));
+        // After the suites, faults and load on the same swarm for two minutes: nothing lost,
+        // nothing left.
+        let soak = || crate::soak::run(CI_SOAK_MINUTES);
+        let tests = crate::suites::peers().and_then(|env| crate::suites::run_all(&binaries, &env, soak));
         // Both go down whatever the tests did; a failed stop is reported too.
         let swarm_down = crate::swarm::down();
         let down = engine::down();

@@ -30,6 +30,9 @@ pub(crate) enum Placement {
     Alone,
     /// In a process of its own, beside the others from the start.
     Apart,
+    /// In a process of its own from the start to the end of the run, beside the alone runs
+    /// (and CI's soak) too: for long tests that never touch the test swarm.
+    Throughout,
 }
 
 /// The tests that do not run with the rest of their binary: `(binary, test, where, why)`,
@@ -52,8 +55,8 @@ pub(crate) const PLACED: &[(&str, &str, Placement, &str)] = &[
     (
         "dockhand-server/server",
         "schemathesis_finds_no_server_error_and_no_schema_violation",
-        Placement::Apart,
-        "the longest test (about two minutes)",
+        Placement::Throughout,
+        "the longest test (two to four minutes), on the private one-node engine alone",
     ),
     (
         "dockhand-server/server",
@@ -105,6 +108,7 @@ pub(crate) fn build() -> anyhow::Result<Vec<Binary>> {
         bail!("cargo test --no-run failed: {status}");
     }
     binaries.sort_by(|a, b| a.name.cmp(&b.name));
+    placed_are_built(&binaries)?;
     Ok(binaries)
 }
 
@@ -171,16 +175,21 @@ impl Run {
     }
 }
 
-/// The runs in their two phases: the side-by-side phase (every binary, without its
-/// [`PLACED`] tests, and each [`Placement::Apart`] test), then each [`Placement::Alone`]
-/// run, one after the other.
-pub(crate) fn phases(binaries: &[Binary]) -> anyhow::Result<(Vec<Run>, Vec<Run>)> {
-    for (name, test, _, _) in PLACED {
-        if !binaries.iter().any(|b| b.name == *name) {
-            bail!("{name} (of {test} in PLACED) was not built: is PLACED out of date?");
-        }
-    }
-    let (mut together, mut alone) = (Vec::new(), Vec::new());
+/// The runs of a test run, by when they run.
+#[derive(Debug, Default)]
+pub(crate) struct Phases {
+    /// From the start to the end: each [`Placement::Throughout`] test.
+    throughout: Vec<Run>,
+    /// Side by side from the start: every binary without its [`PLACED`] tests, and each
+    /// [`Placement::Apart`] test.
+    together: Vec<Run>,
+    /// Then one after the other: each [`Placement::Alone`] run.
+    alone: Vec<Run>,
+}
+
+/// The runs of `binaries`, by phase.
+pub(crate) fn phases(binaries: &[Binary]) -> Phases {
+    let mut phases = Phases::default();
     for binary in binaries {
         let run = |only: Option<&str>, placed: Option<(Placement, &'static str)>| Run {
             binary: binary.clone(),
@@ -200,13 +209,25 @@ pub(crate) fn phases(binaries: &[Binary]) -> anyhow::Result<(Vec<Run>, Vec<Run>)
                 run(Some(test), Some((*placement, why)))
             };
             match placement {
-                Placement::Alone => alone.push(placed),
-                Placement::Apart => together.push(placed),
+                Placement::Alone => phases.alone.push(placed),
+                Placement::Apart => phases.together.push(placed),
+                Placement::Throughout => phases.throughout.push(placed),
             }
         }
-        together.extend(rest);
+        phases.together.extend(rest);
     }
-    Ok((together, alone))
+    phases
+}
+
+/// Fails when [`PLACED`] names a binary the build did not make: a renamed suite must not
+/// leave its placed tests to run with the others unnoticed.
+fn placed_are_built(binaries: &[Binary]) -> anyhow::Result<()> {
+    for (name, test, _, _) in PLACED {
+        if !binaries.iter().any(|b| b.name == *name) {
+            bail!("{name} (of {test} in PLACED) was not built: is PLACED out of date?");
+        }
+    }
+    Ok(())
 }
 
 /// What one binary's run came to.
@@ -220,6 +241,9 @@ struct Outcome {
 /// Runs `binaries` all at once with `env`; every one runs to its end, and this fails when
 /// any failed.
 pub(crate) fn run_side_by_side(runs: &[Run], env: &[(String, String)]) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
     let logs = crate::project_root().join("target").join("suites");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let started = Instant::now();
@@ -326,7 +350,7 @@ pub(crate) fn command(only: &[String]) -> anyhow::Result<()> {
     let chosen: Vec<Binary> =
         binaries.into_iter().filter(|b| only.is_empty() || only.contains(&b.name)).collect();
     let env = peers()?;
-    run_all(&chosen, &env)
+    run_all(&chosen, &env, || Ok(()))
 }
 
 /// Brings the private engine and the test swarm up (both idempotent) and answers what the
@@ -346,17 +370,27 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     ])
 }
 
-/// Everything: the side-by-side phase, then each [`Placement::Alone`] run by itself. Every phase
-/// runs whatever the one before came to, so one failure does not hide another.
-pub(crate) fn run_all(binaries: &[Binary], env: &[(String, String)]) -> anyhow::Result<()> {
-    let (together, alone) = phases(binaries)?;
+/// Everything: the [`Placement::Throughout`] runs in a thread of their own, and meanwhile
+/// the side-by-side phase, then each [`Placement::Alone`] run by itself, then `then` (CI's
+/// soak) if all passed so far. Every phase runs whatever the one before came to, so one
+/// failure does not hide another.
+pub(crate) fn run_all(
+    binaries: &[Binary],
+    env: &[(String, String)],
+    then: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Phases { throughout, together, alone } = phases(binaries);
+    let shared = env.to_vec();
+    let throughout = std::thread::spawn(move || run_side_by_side(&throughout, &shared));
     let mut result = run_side_by_side(&together, env);
     for run in &alone {
         let why = run.placed.map_or("", |(_, why)| why);
         eprintln!("\nsuites: {} runs alone: {why}", run.label());
         result = result.and(run_side_by_side(std::slice::from_ref(run), env));
     }
-    result
+    let result = result.and_then(|()| then());
+    let throughout = throughout.join().map_err(|_| anyhow::anyhow!("the runs throughout panicked"))?;
+    result.and(throughout)
 }
 
 #[cfg(test)]
@@ -401,9 +435,12 @@ mod tests {
             package_dir: PathBuf::new(),
         };
         let built = [b("dockhand-cli/backup"), b("dockhand-cli/jobs"), b("dockhand-server/server")];
-        let (together, alone) = phases(&built).unwrap();
+        let Phases { throughout, together, alone } = phases(&built);
         let labels = |runs: &[Run]| runs.iter().map(Run::label).collect::<Vec<_>>();
         let threads = THREADS.to_string();
+        let named = |placement: Placement| -> Vec<&str> {
+            PLACED.iter().filter(|p| p.2 == placement && p.1 != "*").map(|p| p.1).collect()
+        };
         // The jobs binary runs whole, alone; the seed's routes test alone after it.
         assert_eq!(
             labels(&alone),
@@ -411,17 +448,25 @@ mod tests {
         );
         assert_eq!(alone[0].args(), ["--test-threads", &threads]);
         assert_eq!(alone[1].args(), ["--test-threads", &threads, PLACED[1].1, "--exact"]);
-        // Each Apart test is a run of its own beside the rest, which skips every placed test.
+        // Each Apart test is a run of its own beside the rest; each Throughout one too, in
+        // its own phase.
         assert_eq!(together[0].label(), "dockhand-cli/backup");
-        let apart: Vec<&str> = PLACED.iter().filter(|p| p.2 == Placement::Apart).map(|p| p.1).collect();
-        assert_eq!(together.len(), 2 + apart.len());
-        for test in &apart {
-            assert!(together.iter().any(|r| r.only.as_deref() == Some(*test)), "{test} runs apart");
+        assert_eq!(together.len(), 2 + named(Placement::Apart).len());
+        for test in named(Placement::Apart) {
+            assert!(together.iter().any(|r| r.only.as_deref() == Some(test)), "{test} runs apart");
         }
+        assert_eq!(
+            throughout.iter().filter_map(|r| r.only.as_deref()).collect::<Vec<_>>(),
+            named(Placement::Throughout)
+        );
+        // The rest of the server binary skips every one of its placed tests.
         let server = together.last().unwrap();
         assert_eq!(server.label(), "dockhand-server/server");
         assert_eq!(server.skip.len(), PLACED.len() - 1);
         assert_eq!(server.args().last().map(String::as_str), Some("--exact"));
-        assert!(phases(&[b("dockhand-cli/backup")]).is_err(), "PLACED names binaries not built");
+        assert!(placed_are_built(&built).is_ok());
+        assert!(placed_are_built(&built[..1]).is_err(), "PLACED names binaries not built");
+        // A run of some binaries places the tests of those it has.
+        assert_eq!(labels(&phases(&built[..1]).together), ["dockhand-cli/backup"]);
     }
 }

@@ -819,9 +819,9 @@ async fn task_container(s: &TestSwarm, service: &str) -> (Client, String) {
     panic!("no node has container {container}");
 }
 
-/// Tests that move bytes between nodes run one at a time: each makes and removes overlay
+/// Tests that move bytes between nodes run two at a time: each makes and removes overlay
 /// networks, and on a 2-core machine a dozen of them at once mostly measure the scheduler.
-static BETWEEN_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static BETWEEN_NODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// A backed-up service pinned to the node `node_id`, its volume filled with the test tree
 /// of `mib` MiB: the guard that removes it, and the volume's listing.
@@ -860,7 +860,7 @@ async fn a_first_backup_needs_no_image_of_ours() {
     let version = format!("dockhand/helper:{}-", env!("CARGO_PKG_VERSION"));
     assert!(made.iter().any(|i| i.repo_tags.iter().any(|t| t.starts_with(&version))), "{made:?}");
 
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let (worker, volume) = (unique_name("bk-own-worker"), unique_name("bk-own-worker-vol"));
     let (_worker_guard, _) =
@@ -901,7 +901,7 @@ async fn a_pushed_helper_image_is_pulled_by_a_worker_with_the_registrys_credenti
     let digest = pushed.strip_prefix(&format!("{repository}@sha256:")).unwrap_or_default();
     assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()), "{pushed}");
 
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let worker = &s.nodes[2].1;
     assert!(worker.image(&pushed).await.is_err(), "node3 does not have {pushed} yet");
@@ -917,7 +917,7 @@ async fn a_pushed_helper_image_is_pulled_by_a_worker_with_the_registrys_credenti
 #[tokio::test]
 async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     let s = dockhand_e2e::swarm().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("bk-worker"), unique_name("bk-worker-vol"));
     let (_guard, before) =
@@ -970,7 +970,7 @@ async fn container_on(client: &Client, service: &str) -> String {
 #[tokio::test]
 async fn a_volume_on_several_nodes_is_backed_up_and_restored_per_node() {
     let s = dockhand_e2e::swarm().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("bk-spread"), unique_name("bk-spread-vol"));
     let mut spec = backed_up(&name, &volume, &[]).global();
@@ -1017,7 +1017,7 @@ async fn a_volume_on_several_nodes_is_backed_up_and_restored_per_node() {
 async fn volume_move_streams_node_to_node_and_moves_the_service() {
     let s = dockhand_e2e::swarm().await;
     let _node_jobs = dockhand_e2e::node_jobs_turn().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let (name, volume) = (unique_name("mv"), unique_name("mv-vol"));
     let (_guard, before) = on_worker(&s, &ids[1].0, &name, &volume, &[], 64).await;
@@ -1050,7 +1050,7 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
 #[tokio::test]
 async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
     let s = dockhand_e2e::swarm().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let peer = S3Peer::start();
     let (name, volume) = (unique_name("bk-ws3"), unique_name("bk-ws3-vol"));
@@ -1073,7 +1073,7 @@ async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
 async fn an_encrypted_backup_on_a_worker_is_no_readable_tar_and_restores_with_the_identity() {
     use age::secrecy::ExposeSecret;
     let s = dockhand_e2e::swarm().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let key = age::x25519::Identity::generate();
     let recipient = key.to_public().to_string();
@@ -1155,7 +1155,7 @@ async fn label_node(s: &TestSwarm, id: &str, labels: &[(&str, Option<&str>)]) {
 async fn a_nodes_labelled_volume_is_backed_up_after_its_exec_and_restored() {
     let s = dockhand_e2e::swarm().await;
     let _node_jobs = dockhand_e2e::node_jobs_turn().await;
-    let _one_at_a_time = BETWEEN_NODES.lock().await;
+    let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
     let (node_id, hostname) = ids[2].clone();
     let (name, volume) = (unique_name("nb"), unique_name("nb-vol"));

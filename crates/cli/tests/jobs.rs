@@ -13,7 +13,7 @@ use dockhand_e2e::{
     BUSYBOX_IMAGE, ServiceGuard, TestSwarm, assert_nothing_left, last_job, node_ids, stderr, stdout,
     unique_name, wait_for_task,
 };
-use dockhand_engine::{Client, ExecSpec, Filters, ServiceSpec};
+use dockhand_engine::{Client, ExecSpec, Filters, NewContainer, ServiceSpec};
 
 use dockhand_e2e::HELPER_IMAGE;
 
@@ -120,8 +120,8 @@ async fn wait_for_running_helper(client: &Client, target: &str) {
 }
 
 /// clean-node on a worker, asked of the manager: a helper on node2 prunes its stopped
-/// containers and unused images, its volumes (dangling ones included) stay, another node is
-/// untouched, and the reclaimed space is reported.
+/// containers (not another job's finished helper) and unused images, its volumes (dangling
+/// ones included) stay, another node is untouched, and the reclaimed space is reported.
 #[tokio::test]
 async fn clean_node_prunes_a_worker_through_a_helper() {
     let _schedulable = every_node_schedulable().await;
@@ -159,12 +159,27 @@ async fn clean_node_prunes_a_worker_through_a_helper() {
     node2.import_image(&unused, &[], tar.into()).await.unwrap();
     assert!(node2.image(&unused).await.is_ok(), "the unused image to prune is there");
 
+    // Another job's finished helper: its stopped container holds the report that job has
+    // yet to read from its logs, so the prune must spare it.
+    let finished_helper = NewContainer::new(BUSYBOX_IMAGE, ["true"])
+        .with_label("dockhand.helper", "true")
+        .with_label("dockhand.helper.target", "service/another-jobs");
+    let helper = node2.run_container(&unique_name("clean-helper"), &finished_helper).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node2.container(&helper).await.unwrap().state.running {
+        assert!(Instant::now() < deadline, "the finished helper's container did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let state = tempfile::tempdir().unwrap();
     let out = dockhand(&s, &state, &["clean", "node", &node2_name, "--json"]);
+    let spared = node2.container(&helper).await;
+    let _ = node2.remove_container(&helper).await;
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let job = last_job(&out);
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["target"]["id"], node2_id.as_str());
+    assert!(spared.is_ok(), "the prune took another job's finished helper: {spared:?}");
     let steps = job["steps"].as_array().unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["container-prune", "image-prune", "builder-prune"], "{job}");

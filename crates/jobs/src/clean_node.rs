@@ -382,7 +382,7 @@ mod tests {
             log[..4],
             [
                 "create_config dockhand-lock-node-n1",
-                "prune containers",
+                "prune containers but dockhand.helper",
                 "prune build-cache",
                 "update_config dockhand-lock-node-n1"
             ],

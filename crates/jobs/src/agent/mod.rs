@@ -201,7 +201,9 @@ pub(crate) async fn prune_step(swarm: &dyn Swarm, prune: Prune, budget: &Budget,
     step.node = Some(node.to_owned());
     let run = async {
         match prune {
-            Prune::Containers => swarm.prune_containers().await,
+            // A helper's stopped container holds its report (its logs) until the job that
+            // started it has read them and removed the service: never one to prune.
+            Prune::Containers => swarm.prune_containers(crate::helper::HELPER_LABEL).await,
             Prune::Images => swarm.prune_images().await,
             Prune::BuildCache => swarm.prune_build_cache().await,
         }

@@ -367,9 +367,6 @@ async fn wait_ended(
     }
 }
 
-/// How long a complete helper's report may take to reach the manager whole.
-const LOGS_SETTLE: Duration = Duration::from_secs(15);
-
 /// Waits for the helper's task to end (pending, then working), then reads its lines.
 async fn follow(
     client: &Client,
@@ -382,16 +379,16 @@ async fn follow(
     let task = wait_ended(client, settings, run.node_name, run.timeout, service).await?;
     let exit_code = task.status.container_status.as_ref().map_or(-1, |c| c.exit_code);
     // The logs are the agent's report; a finished task's json-file logs are complete, but
-    // a busy worker's lines reach the manager late: give them a while if the closing line
-    // is not there yet.
-    let settling = Instant::now();
+    // give the engine a moment if the closing line is not there yet.
+    let mut attempt = 0;
     loop {
         let (lines, diagnostics) = read_lines(client, service).await.map_err(&engine)?;
         let done = lines.last() == Some(&AgentLine::Done);
         if task.status.state == "complete" && done {
             return Ok(HelperOutput { lines });
         }
-        if task.status.state != "complete" || settling.elapsed() >= LOGS_SETTLE {
+        attempt += 1;
+        if task.status.state != "complete" || attempt >= 10 {
             let mut message = diagnostics.text().trim().to_owned();
             if message.is_empty() {
                 message = task_words(&task);

@@ -550,9 +550,9 @@ impl Swarm for FakeSwarm {
         Ok(())
     }
 
-    async fn prune_containers(&self) -> Result<u64, Error> {
+    async fn prune_containers(&self, sparing: &str) -> Result<u64, Error> {
         self.check("prune_containers", "/containers/prune")?;
-        self.lock().log.push("prune containers".to_owned());
+        self.lock().log.push(format!("prune containers but {sparing}"));
         Ok(1000)
     }
 

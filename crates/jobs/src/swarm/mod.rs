@@ -71,8 +71,9 @@ pub trait Swarm: Send + Sync + std::fmt::Debug {
     async fn networks(&self, filters: &Filters) -> Result<Vec<Network>, Error>;
     /// `DELETE /networks/{id}` (one already gone is not an error).
     async fn remove_network(&self, id: &str) -> Result<(), Error>;
-    /// `POST /containers/prune`: the bytes reclaimed.
-    async fn prune_containers(&self) -> Result<u64, Error>;
+    /// `POST /containers/prune`, sparing the containers labelled `sparing` (`label!=…`): the
+    /// bytes reclaimed.
+    async fn prune_containers(&self, sparing: &str) -> Result<u64, Error>;
     /// `POST /images/prune?filters={"dangling":["false"]}` (every unused image): the bytes
     /// reclaimed.
     async fn prune_images(&self) -> Result<u64, Error>;
@@ -157,8 +158,9 @@ impl Swarm for Client {
     async fn remove_network(&self, id: &str) -> Result<(), Error> {
         Client::remove_network(self, id).await
     }
-    async fn prune_containers(&self) -> Result<u64, Error> {
-        Ok(Client::prune_containers(self, &Filters::new()).await?.space_reclaimed)
+    async fn prune_containers(&self, sparing: &str) -> Result<u64, Error> {
+        let others = Filters::new().with("label!", sparing);
+        Ok(Client::prune_containers(self, &others).await?.space_reclaimed)
     }
     async fn prune_images(&self) -> Result<u64, Error> {
         Ok(Client::prune_images(self, &Filters::new().with("dangling", "false")).await?.space_reclaimed)
