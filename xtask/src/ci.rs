@@ -30,7 +30,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
         // After the suites, faults and load on the same swarm for two minutes: nothing lost,
         // nothing left.
         let soak = || crate::soak::run(CI_SOAK_MINUTES);
-        let tests = crate::suites::peers().and_then(|env| crate::suites::run_all(&binaries, &env, soak));
+        let mut env = Vec::new();
+        let tests = step("the private engine and the test swarm up", || {
+            env = crate::suites::peers()?;
+            Ok(())
+        })
+        .and_then(|()| crate::suites::run_all(&binaries, &env, || step("soak", soak)));
         // Both go down whatever the tests did; a failed stop is reported too.
         let swarm_down = crate::swarm::down();
         let down = engine::down();
