@@ -531,3 +531,91 @@ async fn a_credential_never_reaches_a_registry_it_is_not_for() {
     assert!(error.contains("SWARM_UTILS_REGISTRY_URL") && error.contains(&format!("not {trap}")), "{job}");
     assert!(seen.lock().unwrap().is_empty(), "the stand-in registry got {:?}", seen.lock().unwrap());
 }
+
+/// Watch mode's look (`dockhand plan`): per service with `update.auto`, the tag it follows
+/// (its own, or `update.auto.tag`), the digest it runs, the registry's digest (asked with
+/// the credential of `config.json`) and what a tick would do. Services of no replicas: the
+/// look reads specs and the registry, never the tasks.
+#[tokio::test]
+async fn plan_shows_what_the_watch_sees_in_the_registry_and_would_do() {
+    let s = dockhand_e2e::swarm().await;
+    let reg = Registry::new();
+    let mut digests = Vec::new();
+    for tag in ["v1", "v2"] {
+        let found = s.manager().distribution(&reg.image(tag), Some(&reg.auth())).await.unwrap();
+        digests.push(found.descriptor.digest);
+    }
+    let (d1, d2) = (digests[0].clone(), digests[1].clone());
+    assert_ne!(d1, d2);
+    let pinned_v1 = format!("{}@{d1}", reg.image("v1"));
+    let mut guards = Vec::new();
+    let mut watched = |prefix: &str, image: &str, labels: &[(&str, &str)]| {
+        let name = unique_name(prefix);
+        let mut spec =
+            ServiceSpec::new(&name, image).with_replicas(0).with_label("dockhand.update.enable", "true");
+        for (k, v) in labels {
+            spec = spec.with_label(*k, *v);
+        }
+        guards.push(ServiceGuard::new(s.manager_url(), &name));
+        (name, spec)
+    };
+    let services = [
+        watched("watch-same", &pinned_v1, &[("dockhand.update.auto", "true")]),
+        watched(
+            "watch-moved",
+            &pinned_v1,
+            &[("dockhand.update.auto", "true"), ("dockhand.update.auto.tag", "v2")],
+        ),
+        watched(
+            "watch-notify",
+            &pinned_v1,
+            &[("dockhand.update.auto", "notify"), ("dockhand.update.auto.tag", "v2")],
+        ),
+        watched("watch-gone", &reg.image("no-such-tag"), &[("dockhand.update.auto", "true")]),
+    ];
+    for (_, spec) in &services {
+        s.manager().create_service(spec).await.unwrap();
+    }
+    let setup = Setup::with_auths(&reg);
+
+    let out = setup.run(&s, &["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let watch_of = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "watch" && r["target"] == format!("service/{name}"))
+            .unwrap_or_else(|| panic!("no watch row for {name}: {rows}"))["watch"]
+            .clone()
+    };
+    let same = watch_of(&services[0].0);
+    assert_eq!(same["follows"], reg.image("v1"), "{same}");
+    assert_eq!(
+        (same["runs"].as_str(), same["latest"].as_str()),
+        (Some(d1.as_str()), Some(d1.as_str())),
+        "{same}"
+    );
+    assert_eq!(same["next"], "current", "{same}");
+    let moved = watch_of(&services[1].0);
+    assert_eq!(moved["follows"], reg.image("v2"), "{moved}");
+    assert_eq!(moved["next"], format!("update to {}@{d2}", reg.image("v2")), "{moved}");
+    let notify = watch_of(&services[2].0);
+    assert_eq!(
+        (notify["mode"].as_str(), notify["next"].as_str()),
+        (Some("notify"), Some(format!("notify {}@{d2}", reg.image("v2")).as_str()))
+    );
+    let gone = watch_of(&services[3].0);
+    let next = gone["next"].as_str().unwrap();
+    assert!(next.starts_with(&format!("skip: {}: the registry failed", reg.image("no-such-tag"))), "{gone}");
+    assert!(!stdout(&out).contains(&reg.password), "the password is in the plan");
+
+    let text = stdout(&setup.run(&s, &["plan"]));
+    let line = format!(
+        "service/{}: watch (true): follows {}; runs {d1}; the registry has {d2}; next tick: update to {}@{d2}",
+        services[1].0,
+        reg.image("v2"),
+        reg.image("v2")
+    );
+    assert!(text.contains(&line), "{line}\nnot in:\n{text}");
+}

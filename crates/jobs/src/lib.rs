@@ -81,6 +81,7 @@ mod tail;
 pub mod update;
 mod volume_move;
 mod volumes;
+mod watch;
 mod work;
 
 pub use crate::compat::{CompatChoice, LABELS_COMPAT_VAR, compat_choice};

@@ -30,6 +30,47 @@ pub struct PlanRow {
     pub schedule: Option<String>,
     /// Its next cron run (RFC 3339, UTC).
     pub next_run: Option<String>,
+    /// For a `watch` row: what the watch sees of the service and its registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watched>,
+}
+
+/// One watched service (`update.auto`), as a tick would see it (`crate::watch::look`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Watched {
+    /// The service's name.
+    pub service: String,
+    /// `update.auto`, as the label says it (`true` or `notify`).
+    pub mode: &'static str,
+    /// The label that set it (`dockhand.update.auto=true`).
+    pub decided_by: String,
+    /// The `repository:tag` it follows, when it has one.
+    pub follows: Option<String>,
+    /// The digest it runs (`sha256:…`), when it is pinned.
+    pub runs: Option<String>,
+    /// The digest behind the tag now, when the registry said it.
+    pub latest: Option<String>,
+    /// What the next tick would do: `current`, `update to IMAGE`, `notify IMAGE` or
+    /// `skip: REASON`.
+    pub next: String,
+}
+
+/// A `watch` row per watched service, after the others.
+pub fn with_watch(rows: &mut Vec<PlanRow>, watched: Vec<Watched>) {
+    for w in watched {
+        rows.push(PlanRow {
+            target: format!("service/{}", w.service),
+            action: "watch",
+            enabled: true,
+            decided_by: w.decided_by.clone(),
+            budget_ms: None,
+            diagnostics: Vec::new(),
+            schedule: None,
+            next_run: None,
+            watch: Some(w),
+        });
+    }
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -69,6 +110,7 @@ pub fn plan(
             diagnostics: diagnostics.clone(),
             schedule: None,
             next_run: None,
+            watch: None,
         });
         rows.push(PlanRow {
             target,
@@ -87,6 +129,7 @@ pub fn plan(
             diagnostics,
             schedule: None,
             next_run: None,
+            watch: None,
         });
     }
     let mut nodes: Vec<&Node> = nodes.iter().collect();
@@ -112,6 +155,7 @@ pub fn plan(
             diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
             schedule: None,
             next_run: None,
+            watch: None,
         });
         // A backup-node row only for a node whose labels speak of backups.
         let (backup, diagnostics) = node_backup_policy(&node.spec.labels, defaults, prefixes);
@@ -132,6 +176,7 @@ pub fn plan(
                 diagnostics: diagnostics.iter().map(ToString::to_string).collect(),
                 schedule: None,
                 next_run: None,
+                watch: None,
             });
         }
     }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::job::{Action, Job, Status, Step, Target, Trigger};
-pub use crate::plan::{PlanRow, plan};
+pub use crate::plan::{PlanRow, plan, with_watch};
 use crate::runner::JobContext;
 use crate::storage::targets::StorageTargets;
 use crate::store::JobStore;

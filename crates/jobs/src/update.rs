@@ -26,6 +26,7 @@ use dockhand_policy::{
 use crate::agent::protocol::Budget;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
+pub use crate::plan::Watched;
 pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
     server_key,
@@ -35,6 +36,7 @@ use crate::steps::exec::exec_in_tasks;
 use crate::steps::lookup::{budget_source, find_service, hostnames, manager};
 use crate::swarm::Connected;
 use crate::tail::{OUTPUT_TAIL, Tail};
+pub use crate::watch::look as watch_look;
 
 /// What was asked: the image (none: redeploy the current tag), `force` (recreate the tasks
 /// even when the digest is the same), and whether a failure may roll back.

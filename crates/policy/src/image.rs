@@ -20,6 +20,12 @@ pub struct ImageError {
     reason: String,
 }
 
+impl ImageError {
+    pub(crate) fn new(input: &str, reason: &str) -> Self {
+        Self { input: input.to_owned(), reason: reason.to_owned() }
+    }
+}
+
 const DEFAULT_DOMAIN: &str = "docker.io";
 
 impl ImageRef {
@@ -36,7 +42,7 @@ impl ImageRef {
     /// );
     /// ```
     pub fn parse(input: &str) -> Result<Self, ImageError> {
-        let err = |reason: &str| ImageError { input: input.to_owned(), reason: reason.to_owned() };
+        let err = |reason: &str| ImageError::new(input, reason);
         if input.is_empty() {
             return Err(err("it is empty"));
         }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dockhand_policy::{Defaults, LabelPrefixes, Severity, node_backup_policy, node_policy, service_policy};
+use dockhand_policy::{
+    AutoUpdate, Defaults, LabelPrefixes, Severity, node_backup_policy, node_policy, service_policy,
+};
 use proptest::prelude::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -415,8 +417,13 @@ fn valid_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
         (timeout.clone(), timeout.clone(), timeout),
         proptest::option::of("[a-z /*.-]{1,20}"),
         proptest::option::of(0u32..400),
+        (
+            proptest::option::of(prop_oneof![Just("true"), Just("notify"), Just("false")]),
+            proptest::option::of("[a-z0-9][a-z0-9._-]{0,10}"),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((clean, backup, update, stop, auth), volumes, (t1, t2, t3), exec, days)| {
+        .prop_map(|((clean, backup, update, stop, auth), volumes, (t1, t2, t3), exec, days, watch)| {
             let mut l = BTreeMap::new();
             let mut put = |k: &str, v: String| {
                 l.insert(format!("dockhand.{k}"), v);
@@ -446,6 +453,15 @@ fn valid_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
                 put("update.registry.auth", auth.to_string());
                 put("update.timeout", t3.clone());
                 put("update.image-allow", "registry.example.com/*".into());
+                let (auto, tag, cleanup) = watch;
+                if let Some(auto) = auto {
+                    put("update.auto", auto.to_owned());
+                    put("update.auto.schedule", "0 */5 * * * *".into());
+                }
+                if let Some(tag) = tag {
+                    put("update.auto.tag", tag);
+                }
+                put("update.cleanup", cleanup.to_string());
             }
             l
         })
@@ -540,4 +556,52 @@ fn schedule_labels_have_a_minimum_interval() {
     strict.label_min_interval = Duration::from_secs(3600);
     let (timing, diags) = schedule("dockhand.backup.schedule", "0 */5 * * * *", &strict);
     assert!(timing.is_none() && diags.iter().any(|x| x.to_string().contains("once per 1h")), "{diags:?}");
+}
+
+#[test]
+fn watch_labels_say_what_to_follow_and_a_bad_one_says_why() {
+    let d = Defaults::default();
+    let prefixes = LabelPrefixes::with_swarm_utils();
+    let l = labels(&[
+        ("swarm-utils.update.enable", "true"),
+        ("swarm-utils.update.auto", "notify"),
+        ("dockhand.update.auto.schedule", "0 */10 * * * *"),
+        ("dockhand.update.auto.tag", "1.4"),
+        ("dockhand.update.cleanup", "true"),
+    ]);
+    let (p, diags) = service_policy(&l, false, &d, &prefixes);
+    assert!(diags.is_empty(), "{diags:?}");
+    let update = p.update.unwrap();
+    assert_eq!(update.auto, AutoUpdate::Notify);
+    assert_eq!(update.auto_tag.as_deref(), Some("1.4"));
+    assert_eq!(update.auto_schedule.map(|t| t.to_string()).as_deref(), Some("0 */10 * * * *"));
+    assert!(update.cleanup);
+
+    // Unset, the watch leaves the service alone.
+    let (p, _) = service_policy(&labels(&[("dockhand.update.enable", "true")]), false, &d, &prefixes);
+    let update = p.update.unwrap();
+    assert_eq!(
+        (update.auto, update.auto_tag, update.auto_schedule, update.cleanup),
+        (AutoUpdate::Off, None, None, false)
+    );
+
+    let bad = labels(&[
+        ("dockhand.update.enable", "true"),
+        ("dockhand.update.auto", "yes"),
+        ("dockhand.update.auto.tag", "-nightly"),
+        ("dockhand.update.auto.schedule", "* * * * * *"),
+    ]);
+    let (p, diags) = service_policy(&bad, false, &d, &prefixes);
+    assert_eq!(p.update.unwrap().auto, AutoUpdate::Off, "a bad mode watches nothing");
+    let said = |key: &str| diags.iter().find(|d| d.key == key).map(ToString::to_string).unwrap_or_default();
+    assert!(said("dockhand.update.auto").contains("expected true, notify or false"), "{diags:?}");
+    assert!(said("dockhand.update.auto.tag").contains("not an image tag"), "{diags:?}");
+    assert!(said("dockhand.update.auto.schedule").contains("more often than a label may ask"), "{diags:?}");
+
+    // Watching needs update.enable: a warning, not a silent no-op.
+    let (p, diags) = service_policy(&labels(&[("dockhand.update.auto", "true")]), false, &d, &prefixes);
+    assert!(p.update.is_none());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].severity, Severity::Warning);
+    assert!(diags[0].to_string().contains("update.enable is not true"), "{}", diags[0]);
 }

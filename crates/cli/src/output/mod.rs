@@ -70,6 +70,19 @@ pub(crate) fn plan(rows: &[dockhand_jobs::schedule::PlanRow]) -> String {
         .collect();
     let mut text =
         columns(["TARGET", "ACTION", "ENABLED", "DECIDED BY", "BUDGET", "SCHEDULE", "NEXT RUN"], table);
+    for w in rows.iter().filter_map(|r| r.watch.as_ref()) {
+        let unknown = || "-".to_owned();
+        let _ = writeln!(
+            text,
+            "service/{}: watch ({}): follows {}; runs {}; the registry has {}; next tick: {}",
+            w.service,
+            w.mode,
+            w.follows.clone().unwrap_or_else(unknown),
+            w.runs.clone().unwrap_or_else(|| "an unpinned tag".to_owned()),
+            w.latest.clone().unwrap_or_else(unknown),
+            w.next
+        );
+    }
     let mut seen = std::collections::BTreeSet::new();
     for r in rows {
         for d in &r.diagnostics {

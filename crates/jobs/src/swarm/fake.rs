@@ -44,6 +44,8 @@ struct State {
     execs: BTreeMap<String, Option<(i64, String)>>,
     /// The registry: image reference (`repo:tag`) → its digest.
     registry: BTreeMap<String, String>,
+    /// How many times the registry was asked.
+    registry_asked: usize,
     /// How the next image updates of a service end (`completed` when none is left): the
     /// state and the engine's message.
     outcomes: BTreeMap<String, Vec<(String, String)>>,
@@ -205,6 +207,11 @@ impl FakeSwarm {
     /// The next `times` calls of `method` fail with `fault`.
     pub(crate) fn fail(&self, method: &'static str, times: usize, fault: Fault) {
         self.lock().faults.push((method, times, fault));
+    }
+
+    /// How many times the registry was asked (`GET /distribution`).
+    pub(crate) fn registry_asked(&self) -> usize {
+        self.lock().registry_asked
     }
 
     /// An exec in `container` answers `exit` and prints `output`; `None`: it never ends.
@@ -440,7 +447,8 @@ impl Swarm for FakeSwarm {
         _auth: Option<&RegistryAuth>,
     ) -> Result<DistributionInspect, Error> {
         self.check("distribution", image)?;
-        let s = self.lock();
+        let mut s = self.lock();
+        s.registry_asked += 1;
         let digest =
             s.registry.get(image).cloned().ok_or_else(|| {
                 error("GET", &format!("/distribution/{image}/json"), 404, "manifest unknown")

@@ -99,6 +99,39 @@ pub struct UpdatePolicy {
     pub rollback: bool,
     /// `update.timeout`.
     pub timeout: Duration,
+    /// What the watch does when the followed tag moves (`update.auto`).
+    pub auto: AutoUpdate,
+    /// When the watch looks at this service (`update.auto.schedule`), over the global
+    /// `schedule.update-service`.
+    pub auto_schedule: Option<crate::Timing>,
+    /// The tag the watch follows (`update.auto.tag`), instead of the one the service runs.
+    pub auto_tag: Option<String>,
+    /// Once converged, remove the previous image from the nodes where nothing uses it
+    /// (`update.cleanup`).
+    pub cleanup: bool,
+}
+
+/// `update.auto`: what the watch does when the digest behind the followed tag changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AutoUpdate {
+    /// Nothing (`false`, the default).
+    #[default]
+    Off,
+    /// Update the service to the new digest (`true`).
+    Update,
+    /// Record and notify that an update is available, and leave the service (`notify`).
+    Notify,
+}
+
+impl AutoUpdate {
+    /// As the label says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "false",
+            Self::Update => "true",
+            Self::Notify => "notify",
+        }
+    }
 }
 
 /// What a service's labels allow. An action is `None` unless `<action>.enable=true`.
@@ -236,6 +269,18 @@ impl ServicePolicy {
             put("update.exec.timeout", go(u.exec_timeout));
             put("update.rollback", if u.rollback { "auto" } else { "never" }.to_owned());
             put("update.timeout", go(u.timeout));
+            if u.auto != AutoUpdate::Off {
+                put("update.auto", u.auto.as_str().to_owned());
+            }
+            if let Some(timing) = &u.auto_schedule {
+                put("update.auto.schedule", timing.to_string());
+            }
+            if let Some(tag) = &u.auto_tag {
+                put("update.auto.tag", tag.clone());
+            }
+            if u.cleanup {
+                put("update.cleanup", "true".to_owned());
+            }
         }
         out
     }

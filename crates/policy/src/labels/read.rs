@@ -17,7 +17,7 @@ use crate::labels::policy::NodeExec;
 use crate::labels::policy::PruneStep;
 use crate::labels::policy::S3Labels;
 use crate::labels::policy::ServicePolicy;
-use crate::labels::policy::UpdatePolicy;
+use crate::labels::policy::{AutoUpdate, UpdatePolicy};
 use crate::labels::valid_volume_name;
 use crate::{Defaults, parse_go_duration};
 
@@ -62,6 +62,10 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "update.rollback",
     "update.timeout",
     "update.token",
+    "update.auto",
+    "update.auto.schedule",
+    "update.auto.tag",
+    "update.cleanup",
 ];
 
 pub(crate) const NODE_KEYS: &[&str] = &[
@@ -193,12 +197,15 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&mut self, key: &str, value: &str, message: String) {
-        self.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            key: key.to_owned(),
-            value: value.to_owned(),
-            message,
-        });
+        self.diagnose(Severity::Error, key, value, message);
+    }
+
+    fn warning(&mut self, key: &str, value: &str, message: String) {
+        self.diagnose(Severity::Warning, key, value, message);
+    }
+
+    fn diagnose(&mut self, severity: Severity, key: &str, value: &str, message: String) {
+        self.diagnostics.push(Diagnostic { severity, key: key.to_owned(), value: value.to_owned(), message });
     }
 
     fn text(&self, short: &str) -> Option<String> {
@@ -246,6 +253,41 @@ impl<'a> Reader<'a> {
             Ok(timing) => Some(timing),
             Err(e) => {
                 self.error(&key, value, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `update.auto`: `true`, `notify` or `false` (the default).
+    fn auto(&mut self, short: &str) -> AutoUpdate {
+        let Some((key, value)) = self.get(short).map(|(k, v)| (k.to_owned(), v)) else {
+            return AutoUpdate::Off;
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" => AutoUpdate::Update,
+            "notify" => AutoUpdate::Notify,
+            "false" => AutoUpdate::Off,
+            _ => {
+                self.error(&key, value, "expected true, notify or false".to_owned());
+                AutoUpdate::Off
+            }
+        }
+    }
+
+    /// An image tag, as Docker allows it (`1.4`, `stable`).
+    fn tag(&mut self, short: &str) -> Option<String> {
+        let (key, value) = self.get(short).map(|(k, v)| (k.to_owned(), v))?;
+        let tag = value.trim();
+        match crate::ImageRef::parse(&format!("tag-check:{tag}")) {
+            Ok(_) if !tag.is_empty() => Some(tag.to_owned()),
+            _ => {
+                self.error(
+                    &key,
+                    value,
+                    "not an image tag: letters, digits, '_', '.' and '-', at most 128, not \
+                     starting with '.' or '-'"
+                        .to_owned(),
+                );
                 None
             }
         }
@@ -310,7 +352,17 @@ pub fn service_policy(
         schedule: r.timing("clean.schedule", defaults.label_min_interval),
     });
     let backup = backup_policy(&mut r, global, false, defaults);
-    let update = r.bool("update.enable", false).then(|| UpdatePolicy {
+    let enabled = r.bool("update.enable", false);
+    if !enabled {
+        if let Some((key, value)) = r.get("update.auto").map(|(k, v)| (k.to_owned(), v)) {
+            r.warning(
+                &key,
+                value,
+                "update.enable is not true: the watch leaves this service alone".to_owned(),
+            );
+        }
+    }
+    let update = enabled.then(|| UpdatePolicy {
         registry_auth: r.bool("update.registry.auth", false),
         registry_user: r.text("update.registry.user"),
         registry_password: r.text("update.registry.password"),
@@ -323,6 +375,10 @@ pub fn service_policy(
         exec_timeout: r.duration("update.exec.timeout", defaults.clean_exec_timeout),
         rollback: r.rollback("update.rollback"),
         timeout: r.duration("update.timeout", defaults.update_timeout),
+        auto: r.auto("update.auto"),
+        auto_schedule: r.timing("update.auto.schedule", defaults.label_min_interval),
+        auto_tag: r.tag("update.auto.tag"),
+        cleanup: r.bool("update.cleanup", false),
     });
     (ServicePolicy { clean, backup, update }, r.diagnostics)
 }
