@@ -53,7 +53,9 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
     dockhand_jobs::schedule::with_next_runs(&mut rows, &scheduled, schedule, chrono::Utc::now());
     // Watched services (`update.auto`): the registry is asked only when there are some.
     let registries = configuration.registries()?;
-    let watched = dockhand_jobs::update::watch_look(&client, registries, &plain, defaults, prefixes).await;
+    let jobs = store()?;
+    let watched =
+        dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes).await;
     dockhand_jobs::schedule::with_watch(&mut rows, watched);
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)

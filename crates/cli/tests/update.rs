@@ -301,6 +301,34 @@ async fn a_broken_image_fails_with_the_tasks_error_and_rolls_back_to_v2() {
     assert_eq!(rollback, format!("rolled back to {v2}"), "{job}");
     assert_eq!(s.manager().service(&name).await.unwrap().spec.task_template.container_spec.image, v2);
     converged(s.manager(), &name, &v2, 3).await;
+
+    // The job records the digest it tried; watch mode, following `broken`, remembers it
+    // through the job store and does not try it again.
+    let tried = job["image"].as_str().unwrap().to_owned();
+    assert!(tried.starts_with(&format!("{}@sha256:", reg.image("broken"))), "{job}");
+    let svc = s.manager().service(&name).await.unwrap();
+    let mut spec = svc.spec.clone();
+    spec.labels.insert("dockhand.update.auto".to_owned(), "true".to_owned());
+    spec.labels.insert("dockhand.update.auto.tag".to_owned(), "broken".to_owned());
+    s.manager()
+        .update_service(&svc.id, svc.version.index, &spec, &dockhand_engine::UpdateOptions::new())
+        .await
+        .unwrap();
+    let out = setup.run(&s, &["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let watch = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "watch" && r["target"] == format!("service/{name}"))
+        .unwrap_or_else(|| panic!("no watch row: {rows}"))["watch"]
+        .clone();
+    let next = watch["next"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!("skip: {tried}: an update to this digest failed or was rolled back")),
+        "{watch}"
+    );
 }
 
 #[tokio::test]

@@ -226,6 +226,10 @@ pub struct Job {
     /// the time the job waited for a slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<String>,
+    /// For update-service, once resolved: the image it deployed or tried, pinned by digest
+    /// (`repository:tag@sha256:…`), what watch mode remembers a failed update by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl Job {
@@ -248,6 +252,7 @@ impl Job {
             status: Status::Running,
             steps: Vec::new(),
             scheduled_at: None,
+            image: None,
         }
     }
 

@@ -248,6 +248,7 @@ impl Update<'_> {
             Some(d) => format!("{reference}@{d}"),
             None => reference.clone(),
         };
+        run.job.image = Some(pinned.clone());
         let old_digest = digest_of(&current).map(str::to_owned);
         if let Some(d) = &digest {
             step.output_tail = Some(format!("{asked} is {d} ({credentials}); now {current}"));

@@ -4,24 +4,52 @@
 //! is resolved once per look, with the credential matched to its registry, through the
 //! engine (`GET /distribution`), as update-service resolves it.
 //!
+//! A digest whose last update-service failed (or was rolled back) is remembered through
+//! the job store: each update job records the image it tried, pinned by digest.
+//!
 //! In progress (issue 25): `dockhand plan` shows this; the tick that acts on it is not
-//! built yet, and neither is the memory of failed digests (the look passes none).
+//! built yet.
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::job::{Action, Job, Status};
 use crate::plan::Watched;
 use crate::registry::Registries;
+use crate::store::{JobFilter, JobStore};
 use crate::swarm::Swarm;
+
+/// How many of a service's update jobs the look reads, newest first.
+const REMEMBERED: usize = 50;
+
+/// The digests whose last update of the service, among `jobs` (newest first), failed: an
+/// update that later succeeded to the same digest (`dockhand update --force`) clears it.
+pub(crate) fn failed_digests(jobs: &[Job]) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for job in jobs.iter().filter(|j| j.action == Action::UpdateService) {
+        let Some(digest) = job.image.as_deref().and_then(|i| i.split_once('@')).map(|(_, d)| d) else {
+            continue;
+        };
+        if !seen.insert(digest.to_owned()) {
+            continue;
+        }
+        if job.status == Status::Failed {
+            failed.insert(digest.to_owned());
+        }
+    }
+    failed
+}
 use dockhand_engine::Service;
 use dockhand_policy::{
     AutoUpdate, Defaults, LabelPrefixes, Resolved, TargetLabels, WatchStep, decide, followed, service_policy,
 };
 
 /// Every watched service of `services`, by name, with one registry request per distinct
-/// reference and credential.
+/// reference and credential, and the digests whose update failed from `store`.
 pub async fn look(
     swarm: &dyn Swarm,
     registries: &Registries,
+    store: &dyn JobStore,
     services: &[Service],
     defaults: &Defaults,
     prefixes: &LabelPrefixes,
@@ -86,7 +114,21 @@ pub async fn look(
         if let Resolved::Digest(digest) = &resolved {
             row.latest = Some(digest.clone());
         }
-        row.next = match decide(policy.auto, &reference, runs.as_deref(), &resolved, &BTreeSet::new()) {
+        let filter = JobFilter {
+            target: Some(format!("service/{name}")),
+            action: Some(Action::UpdateService.as_str().to_owned()),
+            limit: Some(REMEMBERED),
+            ..JobFilter::default()
+        };
+        let failed = match store.list(&filter).await {
+            Ok(jobs) => failed_digests(&jobs),
+            Err(e) => {
+                row.next = format!("skip: the job store, which remembers failed updates, failed: {e}");
+                out.push(row);
+                continue;
+            }
+        };
+        row.next = match decide(policy.auto, &reference, runs.as_deref(), &resolved, &failed) {
             WatchStep::Current => "current".to_owned(),
             WatchStep::Update { image } => format!("update to {image}"),
             WatchStep::Notify { image } => format!("notify {image}"),
@@ -104,6 +146,38 @@ mod tests {
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn store() -> (tempfile::TempDir, crate::store::SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("jobs.db")).unwrap();
+        (dir, store)
+    }
+
+    /// An ended update-service job of `service` that tried `image`.
+    fn update_job(service: &str, image: &str, status: Status, at: u64) -> Job {
+        let target = crate::job::Target::Service { id: format!("id-{service}"), name: service.to_owned() };
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000 + at);
+        let mut job = Job::start(Action::UpdateService, target, crate::job::Trigger::Cli, "cli:test", when);
+        job.image = Some(image.to_owned());
+        job.status = status;
+        job.ended_ms = Some(job.started_ms + 1);
+        job
+    }
+
+    #[test]
+    fn a_digest_is_remembered_by_its_last_update_and_a_later_success_clears_it() {
+        let app = |d: &str| format!("registry.example.com/team/app:1.4@{d}");
+        let d3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+        // Newest first: D2 failed last; D1 failed, then succeeded (forced); d3 failed long ago.
+        let jobs = [
+            update_job("app", &app(D2), Status::Failed, 4),
+            update_job("app", &app(D1), Status::Succeeded, 3),
+            update_job("app", &app(D1), Status::Failed, 2),
+            update_job("app", &app(d3), Status::Failed, 1),
+            update_job("app", "registry.example.com/team/app:local", Status::Failed, 0),
+        ];
+        assert_eq!(failed_digests(&jobs), BTreeSet::from([D2.to_owned(), d3.to_owned()]));
+    }
 
     fn registries() -> Registries {
         let file = dockhand_host::ConfigFile::parse("{}", false).unwrap();
@@ -138,8 +212,13 @@ mod tests {
         services.push(service(&swarm, "bare", &format!("registry.example.com/team/app@{D1}"), &WATCHED));
         services.push(service(&swarm, "unwatched", "registry.example.com/team/app:1.4", &[]));
 
+        let (_dir, store) = store();
+        // app-01 tried D2 before, and it failed: the watch does not try it again.
+        let tried = format!("registry.example.com/team/app:1.4@{D2}");
+        store.record(&update_job("app-01", &tried, Status::Failed, 0)).await.unwrap();
         let rows =
-            look(&swarm, &registries(), &services, &Defaults::default(), &LabelPrefixes::default()).await;
+            look(&swarm, &registries(), &store, &services, &Defaults::default(), &LabelPrefixes::default())
+                .await;
 
         assert_eq!(rows.len(), 22, "the unwatched service is not listed: {rows:?}");
         let app = &rows[0];
@@ -148,6 +227,9 @@ mod tests {
         assert_eq!((app.runs.as_deref(), app.latest.as_deref()), (Some(D1), Some(D2)));
         assert_eq!(app.next, format!("update to registry.example.com/team/app:1.4@{D2}"));
         assert_eq!(app.decided_by, "dockhand.update.auto=true");
+        let failed = &rows[1];
+        assert_eq!(failed.service, "app-01");
+        assert!(failed.next.starts_with("skip: ") && failed.next.contains("rolled back"), "{failed:?}");
         let bare = rows.iter().find(|r| r.service == "bare").unwrap();
         assert!(bare.next.starts_with("skip: ") && bare.next.contains("update.auto.tag"), "{bare:?}");
         let web = rows.iter().find(|r| r.service == "web").unwrap();
@@ -159,8 +241,10 @@ mod tests {
     async fn a_registry_that_fails_is_a_skip_naming_it() {
         let swarm = FakeSwarm::manager();
         let services = [service(&swarm, "app", "registry.example.com/team/app:9", &WATCHED)];
+        let (_dir, store) = store();
         let rows =
-            look(&swarm, &registries(), &services, &Defaults::default(), &LabelPrefixes::default()).await;
+            look(&swarm, &registries(), &store, &services, &Defaults::default(), &LabelPrefixes::default())
+                .await;
         assert_eq!(rows.len(), 1);
         let next = &rows[0].next;
         assert!(next.starts_with("skip: registry.example.com/team/app:9: the registry failed"), "{next}");

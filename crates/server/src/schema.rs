@@ -32,6 +32,9 @@ pub(crate) struct JobSchema {
     /// For a cron run, the tick it ran for (RFC 3339, UTC).
     #[schema(required = false)]
     scheduled_at: Option<String>,
+    /// For update-service, once resolved: the image it deployed or tried, pinned by digest.
+    #[schema(required = false)]
+    image: Option<String>,
 }
 
 /// A node (`id`, `hostname`) or a service (`id`, `name`).
