@@ -64,7 +64,7 @@ impl Build {
     fn binaries(self) -> anyhow::Result<[std::path::PathBuf; 2]> {
         match self {
             Self::Release => static_binaries(),
-            Self::Test => Ok(test_binaries()?),
+            Self::Test => test_binaries(),
         }
     }
 }
@@ -73,8 +73,13 @@ impl Build {
 /// run (`CARGO_BIN_EXE_*`), which the helpers in the test image and the soak's replicas
 /// must be too. A `cargo build` of the two packages alone resolves other features and
 /// would build them a second time, differently.
+/// Built once per process: `swarm up` puts the image on every node, and each asks.
 pub(crate) fn test_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
-    crate::suites::build()?;
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if BUILT.get().is_none() {
+        crate::suites::build()?;
+        let _ = BUILT.set(());
+    }
     let built = crate::project_root().join("target").join("debug");
     Ok([built.join("dockhand"), built.join("dockhand-server")])
 }

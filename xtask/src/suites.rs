@@ -285,7 +285,12 @@ pub(crate) fn run_side_by_side(runs: &[Run], env: &[(String, String)]) -> anyhow
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tests = passed(&text);
             eprintln!("\n--- suite {name} ({})\n{text}", log.display());
-            let outcome = Outcome { name, ok: exited_ok, took: began.elapsed(), tests };
+            let single = runs.iter().any(|r| r.label() == name && r.only.is_some());
+            let ok = held(exited_ok, single, tests);
+            if exited_ok && !ok {
+                eprintln!("--- suite {name}: no test ran: is its name in PLACED out of date?");
+            }
+            let outcome = Outcome { name, ok, took: began.elapsed(), tests };
             eprintln!(
                 "--- suite {}: {} in {:.0}s",
                 outcome.name,
@@ -326,6 +331,12 @@ fn names(running: &BTreeMap<String, (Child, PathBuf, Instant)>) -> String {
 
 fn verdict(o: &Outcome) -> String {
     if o.ok { format!("ok, {} tests", o.tests) } else { "FAILED".to_owned() }
+}
+
+/// Whether a run held: it exited 0, and a run of one placed test passed it (none passed
+/// means PLACED names a test that is not there, and the run proved nothing).
+fn held(exited_ok: bool, single: bool, passed: usize) -> bool {
+    exited_ok && !(single && passed == 0)
 }
 
 /// The tests a libtest run reports as passed.
@@ -425,6 +436,10 @@ mod tests {
             "running 3 tests\ntest result: ok. 2 passed; 0 failed\n\ntest result: ok. 5 passed; 1 ignored\n";
         assert_eq!(passed(out), 7);
         assert_eq!(passed("test result: FAILED. 2 passed; 1 failed"), 0);
+        // A run of one placed test that ran none does not hold; a whole binary of none does.
+        assert!(!held(true, true, 0));
+        assert!(held(true, true, 1) && held(true, false, 0));
+        assert!(!held(false, false, 3));
     }
 
     #[test]

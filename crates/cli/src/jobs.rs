@@ -51,12 +51,15 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
     let scheduled = dockhand_jobs::schedule::scheduled_targets(&plain, &nodes, schedule, defaults, prefixes);
     let mut rows = dockhand_jobs::schedule::plan(&services, &nodes, defaults, prefixes);
     dockhand_jobs::schedule::with_next_runs(&mut rows, &scheduled, schedule, chrono::Utc::now());
-    // Watched services (`update.auto`): the registry is asked only when there are some.
-    let registries = configuration.registries()?;
-    let jobs = store()?;
-    let watched =
-        dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes).await;
-    dockhand_jobs::schedule::with_watch(&mut rows, watched);
+    // Watched services (`update.auto`): the registries, the job store and the registry
+    // are read only when there are some.
+    if dockhand_jobs::update::any_watched(&plain, defaults, prefixes) {
+        let registries = configuration.registries()?;
+        let jobs = store()?;
+        let watched =
+            dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes).await;
+        dockhand_jobs::schedule::with_watch(&mut rows, watched);
+    }
     output::print(global.json, &rows, || output::plan(&rows))?;
     Ok(ExitCode::SUCCESS)
 }

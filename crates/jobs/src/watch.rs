@@ -12,6 +12,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use dockhand_engine::Service;
+use dockhand_policy::{
+    AutoUpdate, Defaults, LabelPrefixes, Resolved, TargetLabels, UpdatePolicy, WatchStep, decide, followed,
+    service_policy,
+};
+
 use crate::job::{Action, Job, Status};
 use crate::plan::Watched;
 use crate::registry::Registries;
@@ -39,10 +45,19 @@ pub(crate) fn failed_digests(jobs: &[Job]) -> BTreeSet<String> {
     }
     failed
 }
-use dockhand_engine::Service;
-use dockhand_policy::{
-    AutoUpdate, Defaults, LabelPrefixes, Resolved, TargetLabels, WatchStep, decide, followed, service_policy,
-};
+
+/// The update policy of `service` when the watch looks at it: `update.enable=true` and
+/// `update.auto` set.
+fn watched(service: &Service, defaults: &Defaults, prefixes: &LabelPrefixes) -> Option<UpdatePolicy> {
+    let (policy, _) = service_policy(&service.spec.labels, service.spec.is_global(), defaults, prefixes);
+    policy.update.filter(|u| u.auto != AutoUpdate::Off)
+}
+
+/// True when some service of `services` is watched: only then does a look need the
+/// registries and the job store.
+pub fn any_watched(services: &[Service], defaults: &Defaults, prefixes: &LabelPrefixes) -> bool {
+    services.iter().any(|s| watched(s, defaults, prefixes).is_some())
+}
 
 /// Every watched service of `services`, by name, with one registry request per distinct
 /// reference and credential, and the digests whose update failed from `store`.
@@ -59,10 +74,8 @@ pub async fn look(
     let mut services: Vec<&Service> = services.iter().collect();
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     for service in services {
-        let labels = &service.spec.labels;
-        let (policy, _) = service_policy(labels, service.spec.is_global(), defaults, prefixes);
-        let Some(policy) = policy.update.filter(|u| u.auto != AutoUpdate::Off) else { continue };
-        let view = TargetLabels::resolve(labels, prefixes);
+        let Some(policy) = watched(service, defaults, prefixes) else { continue };
+        let view = TargetLabels::resolve(&service.spec.labels, prefixes);
         let name = service.spec.name.clone();
         let decided_by =
             view.get("update.auto").map(|(key, value)| format!("{key}={value}")).unwrap_or_default();
@@ -111,23 +124,29 @@ pub async fn look(
                 resolved
             }
         };
+        // The job store is read only for a service whose tag moved: whether the new digest
+        // failed before.
+        let mut failed = BTreeSet::new();
         if let Resolved::Digest(digest) = &resolved {
             row.latest = Some(digest.clone());
-        }
-        let filter = JobFilter {
-            target: Some(format!("service/{name}")),
-            action: Some(Action::UpdateService.as_str().to_owned()),
-            limit: Some(REMEMBERED),
-            ..JobFilter::default()
-        };
-        let failed = match store.list(&filter).await {
-            Ok(jobs) => failed_digests(&jobs),
-            Err(e) => {
-                row.next = format!("skip: the job store, which remembers failed updates, failed: {e}");
-                out.push(row);
-                continue;
+            if runs.as_deref() != Some(digest.as_str()) {
+                let filter = JobFilter {
+                    target: Some(format!("service/{name}")),
+                    action: Some(Action::UpdateService.as_str().to_owned()),
+                    limit: Some(REMEMBERED),
+                    ..JobFilter::default()
+                };
+                match store.list(&filter).await {
+                    Ok(jobs) => failed = failed_digests(&jobs),
+                    Err(e) => {
+                        row.next =
+                            format!("skip: the job store, which remembers failed updates, failed: {e}");
+                        out.push(row);
+                        continue;
+                    }
+                }
             }
-        };
+        }
         row.next = match decide(policy.auto, &reference, runs.as_deref(), &resolved, &failed) {
             WatchStep::Current => "current".to_owned(),
             WatchStep::Update { image } => format!("update to {image}"),
@@ -235,6 +254,9 @@ mod tests {
         let web = rows.iter().find(|r| r.service == "web").unwrap();
         assert_eq!((web.mode, web.next.as_str()), ("notify", "current"), "{web:?}");
         assert_eq!(swarm.registry_asked(), 2, "one request per distinct tag, for 21 services");
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        assert!(any_watched(&services, &d, &p));
+        assert!(!any_watched(&services[22..], &d, &p), "update.enable alone watches nothing");
     }
 
     #[tokio::test]
