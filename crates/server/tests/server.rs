@@ -386,7 +386,9 @@ async fn a_hundred_identical_requests_make_one_job_on_one_server_and_on_two() {
 /// The seed's lock wait (`SWARM_UTILS_LOCK_TIMEOUT`, `server.lock_wait`, 10 s): a request
 /// for a target another server's job holds waits for that job to end and then runs (it was
 /// 409 at once); one that cannot wait that long is 409 naming the job; the same request as
-/// the running one is 409 at once, whatever the wait.
+/// the running one is 409 at once, whatever the wait. The waiting server gets a long wait:
+/// on a swarm busy with the suites beside this one, a 4-second clean can take longer than
+/// the default 10 s, and this test is about waiting, not about the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_different_request_waits_for_a_busy_target_and_the_same_one_is_busy_at_once() {
     let s = dockhand_e2e::swarm().await;
@@ -399,7 +401,7 @@ async fn a_different_request_waits_for_a_busy_target_and_the_same_one_is_busy_at
     let (web, _guard) = service(&s, "srv-wait", &labels).await;
     dockhand_e2e::wait_for_task(s.manager(), &web, "running").await;
     let a = Server::start(s.manager_url(), "{}\n", &[]).await;
-    let b = Server::start(s.manager_url(), "{}\n", &[]).await;
+    let b = Server::start(s.manager_url(), "server:\n  lock_wait: 2m\n", &[]).await;
     let impatient = Server::start(s.manager_url(), "server:\n  lock_wait: 300ms\n", &[]).await;
     let clean = format!("/v1/services/{web}/clean?wait=false");
     let update = format!("/v1/services/{web}/update?wait=true");
