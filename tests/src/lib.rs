@@ -348,6 +348,11 @@ pub fn swarm_docker_config() -> PathBuf {
     swarm_dir().join("registry").join("docker-config")
 }
 
+/// The test registry's log, its access log included: one line per request.
+pub fn swarm_registry_log() -> PathBuf {
+    swarm_dir().join("registry").join("registry.log")
+}
+
 /// Where `cargo xtask swarm up` keeps the test swarm's state.
 fn swarm_dir() -> PathBuf {
     std::env::var_os("DOCKHAND_SWARM_DIR")

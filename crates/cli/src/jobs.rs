@@ -56,8 +56,12 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
     if dockhand_jobs::update::any_watched(&plain, defaults, prefixes) {
         let registries = configuration.registries()?;
         let jobs = store()?;
-        let watched =
-            dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes).await;
+        let watched = {
+            let once = dockhand_jobs::update::Backoffs::default();
+            dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes, &once)
+                .await
+                .rows
+        };
         dockhand_jobs::schedule::with_watch(&mut rows, watched);
     }
     output::print(global.json, &rows, || output::plan(&rows))?;

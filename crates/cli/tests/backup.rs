@@ -743,31 +743,50 @@ async fn after_kill_9_mid_backup_the_next_command_brings_the_service_back() {
     let target = format!("service/{}", s.manager().service(&name).await.unwrap().id);
     // Three moments: while the tasks stop, when the upload starts, in the middle of it.
     for marker in ["waiting for its tasks to stop", "upload on", "MiB at"] {
-        let mut child = setup.spawn(&s, &["backup", &name]);
-        let (seen, _rest) = read_until(&mut child, marker);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let (replicas, intent) = replicas_and_intent(s.manager(), &name).await;
-        assert_eq!(
-            (replicas, intent.as_deref()),
-            (Some(0), Some("2")),
-            "killed at {marker:?} after {seen:?}"
-        );
+        // Any dockhand's next job command brings back every service left scaled down, and
+        // the suites beside this one run dockhand too: when one of theirs got there first,
+        // the service is back all the same, and this moment is tried again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut child = setup.spawn(&s, &["backup", &name]);
+            let (seen, _rest) = read_until(&mut child, marker);
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let (replicas, intent) = replicas_and_intent(s.manager(), &name).await;
+            let back_already = (replicas, intent.as_deref()) == (Some(2), None);
+            if !back_already {
+                assert_eq!(
+                    (replicas, intent.as_deref()),
+                    (Some(0), Some("2")),
+                    "killed at {marker:?} after {seen:?}"
+                );
+            }
 
-        // The next job command, whatever it does (here a clean-service its labels refuse),
-        // brings it back first.
-        let out = setup.run(&s, &["clean", "service", &name]);
-        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-        assert!(stderr(&out).contains("left scaled down"), "the operator is told: {}", stderr(&out));
-        assert_eq!(
-            replicas_and_intent(s.manager(), &name).await,
-            (Some(2), None),
-            "killed at {marker:?}: {}",
-            stderr(&out)
-        );
-        let jobs = setup.run(&s, &["jobs", "ls", "--json"]);
-        assert!(stdout(&jobs).contains("\"reconcile\""), "a reconcile job is recorded: {}", stdout(&jobs));
-        running_container(s.manager(), &name).await;
+            // The next job command, whatever it does (here a clean-service its labels
+            // refuse), brings it back first.
+            let out = setup.run(&s, &["clean", "service", &name]);
+            assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+            assert_eq!(
+                replicas_and_intent(s.manager(), &name).await,
+                (Some(2), None),
+                "killed at {marker:?}: {}",
+                stderr(&out)
+            );
+            running_container(s.manager(), &name).await;
+            if back_already || !stderr(&out).contains("left scaled down") {
+                assert!(attempts < 5, "another dockhand brought it back {attempts} times: {}", stderr(&out));
+                eprintln!("killed at {marker:?}: another dockhand brought it back first; again");
+                continue;
+            }
+            let jobs = setup.run(&s, &["jobs", "ls", "--json"]);
+            assert!(
+                stdout(&jobs).contains("\"reconcile\""),
+                "a reconcile job is recorded: {}",
+                stdout(&jobs)
+            );
+            break;
+        }
     }
     // The volume containers the killed runs left go with the next job on the service.
     let out = setup.run(&s, &["backup", &name]);

@@ -123,6 +123,9 @@ pub enum Status {
     /// The process running it stopped (a replica killed, a machine lost) and stopped
     /// renewing its lease; another process marked it and cleaned up after it.
     Interrupted,
+    /// Watch mode with `update.auto=notify`: the followed tag moved to a digest the service
+    /// does not run; recorded and notified, not applied.
+    Available,
 }
 
 /// One step of a job.

@@ -28,6 +28,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a step's output tail goes into a notification.
 const TAIL: usize = 2_048;
 
+/// The statuses a webhook hears of when its `on` is not given: failures, and the updates
+/// watch mode found for services that asked to be told (`update.auto=notify`).
+const DEFAULT_ON: [&str; 2] = ["failed", "available"];
+
 /// One webhook.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -35,7 +39,7 @@ pub struct Webhook {
     /// Its name, for logs and metrics.
     pub name: String,
     url: String,
-    /// The job statuses it is told about (default: `failed`).
+    /// The job statuses it is told about (default: `failed` and `available`).
     pub on: Vec<Status>,
     /// The actions it is told about (empty: all).
     pub actions: Vec<String>,
@@ -61,12 +65,13 @@ impl Webhook {
         &self.url
     }
 
-    /// A webhook named `name` posting to `url` on failures of every action.
+    /// A webhook named `name` posting to `url` on failures of every action, and on updates
+    /// available.
     pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             url: url.into(),
-            on: vec![Status::Failed],
+            on: vec![Status::Failed, Status::Available],
             actions: Vec::new(),
             selector: None,
         }
@@ -161,13 +166,15 @@ pub fn load_webhooks(
             return Err(error(key("url"), format!("{}: only http and https", parsed.scheme())));
         }
         let mut on = Vec::new();
-        for status in if raw.on.is_empty() { vec!["failed".to_owned()] } else { raw.on } {
+        let default = || DEFAULT_ON.iter().map(|s| (*s).to_owned()).collect();
+        for status in if raw.on.is_empty() { default() } else { raw.on } {
             let parsed: Status =
                 serde_json::from_value(serde_json::Value::String(status.clone())).map_err(|_| {
                     error(
                         key("on"),
                         format!(
-                            "{status:?}: expected failed, succeeded, cancelled, refused, busy or skipped"
+                            "{status:?}: expected failed, succeeded, cancelled, refused, busy, skipped, \
+                             interrupted or available"
                         ),
                     )
                 })?;
@@ -238,7 +245,11 @@ pub fn notification_body(job: &Job, redactor: &Redactor) -> serde_json::Value {
     let trigger = serde_json::to_value(job.trigger).unwrap_or_default();
     let mut text = format!(
         "{} dockhand {} on {} {}: job {} ({}, {})",
-        if job.status == Status::Succeeded { "✅" } else { "❌" },
+        match job.status {
+            Status::Succeeded => "✅",
+            Status::Available => "🆕",
+            _ => "❌",
+        },
         job.action.as_str(),
         job.target.describe(),
         status,
@@ -277,6 +288,7 @@ pub fn notification_body(job: &Job, redactor: &Redactor) -> serde_json::Value {
             "started_ms": job.started_ms,
             "ended_ms": job.ended_ms,
             "scheduled_at": job.scheduled_at,
+            "image": job.image,
         },
         "steps": steps,
     })

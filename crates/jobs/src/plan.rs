@@ -54,6 +54,9 @@ pub struct Watched {
     /// What the next tick would do: `current`, `update to IMAGE`, `notify IMAGE` or
     /// `skip: REASON`.
     pub next: String,
+    /// The same, for the tick to act on.
+    #[serde(skip)]
+    pub step: dockhand_policy::WatchStep,
 }
 
 /// A `watch` row per watched service, after the others.

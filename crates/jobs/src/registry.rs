@@ -161,6 +161,11 @@ struct RawRegistry {
 }
 
 impl Registries {
+    /// No credential at all: public images only.
+    pub fn none() -> Self {
+        Self { named: BTreeMap::new(), broken: BTreeMap::new(), seed: BTreeMap::new(), docker_config: None }
+    }
+
     /// The `registries` of `file`, with passwords read from `env` and files, the
     /// `SWARM_UTILS_REGISTRY_*` variables, and the docker CLI's configuration directory
     /// (`DOCKER_CONFIG`, else `$HOME/.docker`). A wrong entry is kept aside with its error.

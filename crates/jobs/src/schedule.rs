@@ -8,193 +8,50 @@
 //! target's failure never stops the others. Each (action, target, tick) is claimed in the
 //! job store before it runs, so replicas that share a store run it once. A tick that no
 //! process picked up in time is recorded as skipped, never run late.
+//!
+//! Watch mode's ticks (`update.auto`, `watch.rs`) come last: one look at the
+//! registries for every service due, one request per distinct tag; a moved tag runs
+//! update-service pinned to the new digest; `notify` records an `available` job; a skip is
+//! recorded with its reason. A notice or a skip is recorded once, not at every tick that
+//! finds the same.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use dockhand_engine::{Filters, Node, Service};
-use dockhand_host::{ConfigError, ConfigFile, Environment};
-use dockhand_policy::{CronExpr, Defaults, LabelPrefixes, TargetLabels, Timing, Tz};
+use dockhand_policy::{CronExpr, Defaults, LabelPrefixes, TargetLabels, Timing};
 use futures_util::future::BoxFuture;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::job::{Action, Job, Status, Step, Target, Trigger};
-pub use crate::plan::{PlanRow, plan, with_watch};
+pub use crate::plan::{PlanRow, Watched, plan, with_watch};
+use crate::registry::Registries;
 use crate::runner::JobContext;
 use crate::storage::targets::StorageTargets;
 use crate::store::JobStore;
+pub use crate::watch::{Backoffs, Look, RegistryRequest};
 pub use crate::work::{Order, Work};
+pub use settings::Schedule;
 
 /// The seed's expression (`SWARM_UTILS_CRON_EXPR`'s default): every day at 03:00:00.
 pub const SEED_CRON: &str = "0 0 3 * * *";
 
-/// The actions cron runs, in the order a tick runs them: cleans, then backups.
-pub const SCHEDULED_ACTIONS: [Action; 4] =
-    [Action::CleanNode, Action::CleanService, Action::BackupService, Action::BackupNode];
+/// The actions cron runs, in the order a tick runs them: cleans, then backups, then watch
+/// mode's updates (`schedule.update-service`, off by default).
+pub const SCHEDULED_ACTIONS: [Action; 5] = [
+    Action::CleanNode,
+    Action::CleanService,
+    Action::BackupService,
+    Action::BackupNode,
+    Action::UpdateService,
+];
 
 /// At most how late a tick may be picked up before it counts as missed.
 const GRACE: Duration = Duration::from_secs(30);
 /// How often the targets are listed again when no tick comes sooner.
 const REFRESH: Duration = Duration::from_secs(30);
-
-/// When cron runs each action, and in which time zone its expressions are read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Schedule {
-    /// Per action (in [`SCHEDULED_ACTIONS`] order): the setting and what set it.
-    entries: [(Action, Timing, String); 4],
-    /// `schedule.timezone` (default UTC).
-    pub timezone: Tz,
-    /// `schedule.enabled` (`DOCKHAND_SCHEDULE_ENABLED`): `false` runs nothing by cron,
-    /// target labels included.
-    pub enabled: bool,
-    /// `schedule.min_interval` (1 min): the shortest gap a target's schedule label may
-    /// ask for; a label below it is an error diagnostic and runs nothing
-    /// ([`Defaults::label_min_interval`] carries it to the label parser).
-    pub min_interval: std::time::Duration,
-}
-
-impl Default for Schedule {
-    /// The seed's: every action at `0 0 3 * * *`, UTC.
-    fn default() -> Self {
-        let seed = || match CronExpr::parse(SEED_CRON) {
-            Ok(cron) => Timing::Cron(cron),
-            Err(_) => Timing::Off,
-        };
-        let source = || format!("the seed's default {SEED_CRON}");
-        Self {
-            entries: SCHEDULED_ACTIONS.map(|a| (a, seed(), source())),
-            timezone: Tz::UTC,
-            enabled: true,
-            min_interval: Defaults::default().label_min_interval,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawSchedule {
-    clean_node: Option<RawTiming>,
-    clean_service: Option<RawTiming>,
-    backup_service: Option<RawTiming>,
-    backup_node: Option<RawTiming>,
-    timezone: Option<String>,
-    enabled: Option<bool>,
-    #[serde(rename = "min_interval", alias = "min-interval")]
-    min_interval: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawTiming {
-    Text(String),
-    Switch(bool),
-}
-
-impl Schedule {
-    /// The setting for `action` and what set it (`schedule.clean-node`, a variable, the
-    /// seed's default); `None` for an action cron does not run.
-    pub fn timing(&self, action: Action) -> Option<(&Timing, &str)> {
-        self.entries.iter().find(|(a, _, _)| *a == action).map(|(_, t, s)| (t, s.as_str()))
-    }
-
-    /// Sets `action`'s timing.
-    pub fn with(mut self, action: Action, timing: Timing, source: impl Into<String>) -> Self {
-        if let Some(entry) = self.entries.iter_mut().find(|(a, _, _)| *a == action) {
-            entry.1 = timing;
-            entry.2 = source.into();
-        }
-        self
-    }
-
-    /// The seed's defaults, then its variables, then the file's `schedule` section (the
-    /// file is the more specific: it wins).
-    pub fn load(file: &ConfigFile, env: &Environment) -> Result<Self, ConfigError> {
-        let mut schedule = Self::default();
-        let env_error = |key: &str, detail: String| ConfigError::environment(key, detail);
-        if let Some(text) = env.get("SWARM_UTILS_CRON_EXPR").filter(|t| !t.trim().is_empty()) {
-            let cron =
-                CronExpr::parse(text).map_err(|e| env_error("SWARM_UTILS_CRON_EXPR", e.to_string()))?;
-            for action in SCHEDULED_ACTIONS {
-                schedule = schedule.with(action, Timing::Cron(cron.clone()), "SWARM_UTILS_CRON_EXPR");
-            }
-        }
-        for (action, var) in [
-            (Action::BackupService, "SWARM_UTILS_IS_CRON_BACKUP_SERVICE"),
-            (Action::CleanService, "SWARM_UTILS_IS_CRON_CLEAN_SERVICE"),
-            (Action::CleanNode, "SWARM_UTILS_IS_CRON_CLEAN_NODE"),
-        ] {
-            let Some(value) = env.get(var) else { continue };
-            match value.trim().to_ascii_lowercase().as_str() {
-                "true" => {}
-                "false" => schedule = schedule.with(action, Timing::Off, var),
-                _ => return Err(env_error(var, format!("{value:?}: expected true or false"))),
-            }
-        }
-        let origin = file.origin().to_string();
-        let key_error = |key: &str, detail: String| ConfigError::new(origin.clone(), key, detail);
-        let raw = match file.get("schedule") {
-            None => RawSchedule::default(),
-            Some(value) => {
-                value.deserialize::<RawSchedule>().map_err(|e| key_error("schedule", e.kind.to_string()))?
-            }
-        };
-        for (action, raw) in [
-            (Action::CleanNode, raw.clean_node),
-            (Action::CleanService, raw.clean_service),
-            (Action::BackupService, raw.backup_service),
-            (Action::BackupNode, raw.backup_node),
-        ] {
-            let key = format!("schedule.{}", action.as_str());
-            let timing = match raw {
-                None => continue,
-                Some(RawTiming::Switch(false)) => Timing::Off,
-                Some(RawTiming::Switch(true)) => {
-                    return Err(key_error(
-                        &key,
-                        "true is not a cron expression: write one, or off".to_owned(),
-                    ));
-                }
-                Some(RawTiming::Text(text)) => {
-                    Timing::parse(&text).map_err(|e| key_error(&key, e.to_string()))?
-                }
-            };
-            schedule = schedule.with(action, timing, key);
-        }
-        schedule.enabled = raw.enabled.unwrap_or(true);
-        if let Some(value) = env.get("DOCKHAND_SCHEDULE_ENABLED") {
-            schedule.enabled = match value.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(env_error(
-                        "DOCKHAND_SCHEDULE_ENABLED",
-                        format!("{value:?}: expected true or false"),
-                    ));
-                }
-            };
-        }
-        if let Some(text) = raw.min_interval.as_deref() {
-            let key = "schedule.min_interval";
-            schedule.min_interval = dockhand_policy::parse_go_duration(text)
-                .map_err(|e| key_error(key, format!("{text:?}: {e}")))?;
-            if schedule.min_interval.is_zero() {
-                return Err(key_error(
-                    key,
-                    "0 would let a label run a job every second: give a duration".into(),
-                ));
-            }
-        }
-        if let Some(zone) = raw.timezone.as_deref().filter(|z| !z.trim().is_empty()) {
-            schedule.timezone = dockhand_policy::parse_zone(zone)
-                .map_err(|e| key_error("schedule.timezone", e.to_string()))?;
-        }
-        Ok(schedule)
-    }
-}
 
 /// One target cron runs an action on, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +138,17 @@ pub fn scheduled_targets(
                 push(action, &target, key.clone(), target_timing(schedule, action, label, &view, short));
             }
         }
+        // Watch mode: `update.enable=true` and `update.auto` set.
+        if let Some(update) = policy.update.as_ref().filter(|u| u.auto != dockhand_policy::AutoUpdate::Off) {
+            let action = Action::UpdateService;
+            let label = update.auto_schedule.as_ref();
+            push(
+                action,
+                &target,
+                key.clone(),
+                target_timing(schedule, action, label, &view, "update.auto.schedule"),
+            );
+        }
     }
     out
 }
@@ -343,10 +211,16 @@ pub struct Scheduler {
     concurrency: usize,
     instance: String,
     recorded: Recorded,
+    registries: Arc<Registries>,
+    looked: Looked,
+    backoffs: crate::watch::Backoffs,
 }
 
 /// Hears of each job the scheduler records itself.
 pub type Recorded = Arc<dyn Fn(&Job) + Send + Sync>;
+
+/// Hears of each look watch mode takes at a tick (metrics).
+pub type Looked = Arc<dyn Fn(&Look) + Send + Sync>;
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,7 +252,22 @@ impl Scheduler {
             concurrency: 4,
             instance: instance.into(),
             recorded: Arc::new(|_| {}),
+            registries: Arc::new(Registries::none()),
+            looked: Arc::new(|_| {}),
+            backoffs: crate::watch::Backoffs::default(),
         }
+    }
+
+    /// Watch mode resolves tags and pulls with these credentials (default: none).
+    pub fn with_registries(mut self, registries: Arc<Registries>) -> Self {
+        self.registries = registries;
+        self
+    }
+
+    /// Tells `looked` of each look watch mode takes.
+    pub fn with_looked(mut self, looked: Looked) -> Self {
+        self.looked = looked;
+        self
     }
 
     /// Only targets with the label `key=value`.
@@ -401,12 +290,18 @@ impl Scheduler {
         self
     }
 
-    /// The targets cron runs now.
-    pub async fn targets(&self) -> Result<Vec<Scheduled>, dockhand_engine::Error> {
+    /// Only the targets in scope.
+    fn filters(&self) -> Filters {
         let mut filters = Filters::new();
         if let Some((key, value)) = &self.scope {
             filters = filters.with("label", format!("{key}={value}"));
         }
+        filters
+    }
+
+    /// The targets cron runs now.
+    pub async fn targets(&self) -> Result<Vec<Scheduled>, dockhand_engine::Error> {
+        let filters = self.filters();
         let services = self.base.swarm.services(&filters).await?;
         let nodes = self.base.swarm.nodes(&filters).await?;
         Ok(scheduled_targets(&services, &nodes, &self.schedule, &self.base.defaults, &self.base.prefixes))
@@ -502,13 +397,15 @@ impl Scheduler {
         Ok(n)
     }
 
-    /// Runs what is due: claims it all at once, then every clean, then every backup, at
-    /// most `concurrency` at once.
+    /// Runs what is due: claims it all at once, then every clean, then every backup, then
+    /// watch mode's updates, at most `concurrency` at once.
     async fn run_due(&self, due: Vec<(DateTime<Utc>, Scheduled)>, launcher: &dyn Launcher) {
         use futures_util::StreamExt;
         let claimed = self.claim(&due).await;
         let due = due.into_iter().zip(claimed).filter_map(|(d, c)| c.then_some(d));
-        let (cleans, backups): (Vec<_>, Vec<_>) = due.partition(|(_, e)| e.action != Action::BackupService);
+        let (watched, due): (Vec<_>, Vec<_>) = due.partition(|(_, e)| e.action == Action::UpdateService);
+        let (cleans, backups): (Vec<_>, Vec<_>) =
+            due.into_iter().partition(|(_, e)| e.action != Action::BackupService);
         for phase in [cleans, backups] {
             futures_util::stream::iter(phase)
                 .for_each_concurrent(self.concurrency, |(tick, entry)| async move {
@@ -516,10 +413,23 @@ impl Scheduler {
                 })
                 .await;
         }
+        if !watched.is_empty() {
+            self.watch(watched, launcher).await;
+        }
     }
 
     /// Runs one claimed tick of one target.
     async fn run_one(&self, tick: DateTime<Utc>, entry: &Scheduled, launcher: &dyn Launcher) {
+        let Some(order) = Order::scheduled(entry.action, &self.storage) else {
+            let why = format!("cron does not run {}", entry.action.as_str());
+            self.record(entry, tick, Status::Failed, "start", &why).await;
+            return;
+        };
+        self.launch(tick, entry, order, launcher).await;
+    }
+
+    /// Runs `order` on a claimed tick of one target.
+    async fn launch(&self, tick: DateTime<Utc>, entry: &Scheduled, order: Order, launcher: &dyn Launcher) {
         let mut ctx = self.base.clone();
         ctx.trigger = Trigger::Cron;
         ctx.caller = "cron".to_owned();
@@ -527,14 +437,14 @@ impl Scheduler {
         let id = match &entry.target {
             Target::Node { id, .. } | Target::Service { id, .. } => id.clone(),
         };
-        let Some(order) = Order::scheduled(entry.action, &self.storage) else {
-            let why = format!("cron does not run {}", entry.action.as_str());
-            self.record(entry, tick, Status::Failed, "start", &why).await;
-            return;
-        };
         match launcher.launch(entry.key.clone(), ctx, order.work(id)).await {
             Launched::Ran(job) => {
                 tracing::info!(job = %job.id, action = entry.action.as_str(), target = %entry.target.describe(), status = ?job.status, "cron: ran");
+            }
+            // A watched service busy with a job (often the watch's own update, longer than
+            // a tick) is looked at again at the next tick: nothing to record.
+            Launched::Busy(holder) if entry.action == Action::UpdateService => {
+                tracing::info!(target = %entry.target.describe(), holder = ?holder, "watch: the service is busy; the next tick looks again");
             }
             Launched::Busy(holder) => {
                 let why = match holder {
@@ -605,9 +515,23 @@ impl Scheduler {
 
     /// Records a cron job that did not run: one step saying why.
     async fn record(&self, entry: &Scheduled, tick: DateTime<Utc>, status: Status, kind: &str, why: &str) {
+        self.record_job(entry, tick, status, kind, why, None).await;
+    }
+
+    /// Records a cron job that did not run, about `image`: one step saying why.
+    async fn record_job(
+        &self,
+        entry: &Scheduled,
+        tick: DateTime<Utc>,
+        status: Status,
+        kind: &str,
+        why: &str,
+        image: Option<String>,
+    ) {
         let now = SystemTime::now();
         let mut job = Job::start(entry.action, entry.target.clone(), Trigger::Cron, "cron", now);
         job.scheduled_at = Some(tick_text(tick));
+        job.image = image;
         let mut step = Step::start(kind, now);
         step.finish(status, now, Some(why.to_owned()));
         job.steps.push(step);
@@ -619,6 +543,9 @@ impl Scheduler {
         (self.recorded)(&job);
     }
 }
+
+mod settings;
+mod watch_tick;
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ use crate::steps::exec::exec_in_tasks;
 use crate::steps::lookup::{budget_source, find_service, hostnames, manager};
 use crate::swarm::Connected;
 use crate::tail::{OUTPUT_TAIL, Tail};
-pub use crate::watch::{any_watched, look as watch_look};
+pub use crate::watch::{Backoffs, any_watched, look as watch_look};
 
 /// What was asked: the image (none: redeploy the current tag), `force` (recreate the tasks
 /// even when the digest is the same), and whether a failure may roll back.

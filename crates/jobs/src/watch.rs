@@ -7,10 +7,11 @@
 //! A digest whose last update-service failed (or was rolled back) is remembered through
 //! the job store: each update job records the image it tried, pinned by digest.
 //!
-//! In progress (issue 25): `dockhand plan` shows this; the tick that acts on it is not
-//! built yet.
+//! `dockhand plan` and the status route show it; the scheduler's tick acts on it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use dockhand_engine::Service;
 use dockhand_policy::{
@@ -27,6 +28,51 @@ use crate::swarm::Swarm;
 /// How many of a service's update jobs the look reads, newest first.
 const REMEMBERED: usize = 50;
 
+/// The first back-off of a registry that failed: a minute, then doubling
+/// ([`dockhand_policy::backoff`]), at most an hour.
+const BACKOFF_BASE: Duration = Duration::from_secs(60);
+
+/// The registries that failed lately, and until when the watch leaves each alone: the
+/// scheduler keeps one across its ticks; a one-off look (the plan, the status route) takes
+/// a fresh one.
+#[derive(Debug, Default)]
+pub struct Backoffs(Mutex<HashMap<String, (u32, Instant)>>);
+
+impl Backoffs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `registry` is left alone at `now`.
+    fn holds(&self, registry: &str, now: Instant) -> bool {
+        self.map().get(registry).is_some_and(|(_, until)| now < *until)
+    }
+
+    /// Counts an answer of `registry`: a failure of the registry itself backs it off for
+    /// longer each time; any other answer clears it.
+    fn answered(&self, registry: &str, failed: bool, now: Instant) {
+        let mut map = self.map();
+        if failed {
+            let failures = map.get(registry).map_or(1, |(n, _)| n.saturating_add(1));
+            map.insert(
+                registry.to_owned(),
+                (failures, now + dockhand_policy::backoff(failures, BACKOFF_BASE)),
+            );
+        } else {
+            map.remove(registry);
+        }
+    }
+}
+
+/// Whether the engine's answer `e` to `/distribution` says the registry itself failed (it
+/// is down, erring or limiting us), as opposed to a tag that does not exist or a
+/// credential it refused: only the former backs the registry off.
+fn registry_failed(e: &dockhand_engine::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    let said = ["manifest unknown", "not found", "unauthorized", "denied"];
+    e.status().is_some_and(|s| s >= 500 || s == 429) && !said.iter().any(|w| text.contains(w))
+}
+
 /// The digests whose last update of the service, among `jobs` (newest first), failed: an
 /// update that later succeeded to the same digest (`dockhand update --force`) clears it.
 pub(crate) fn failed_digests(jobs: &[Job]) -> BTreeSet<String> {
@@ -36,7 +82,9 @@ pub(crate) fn failed_digests(jobs: &[Job]) -> BTreeSet<String> {
         let Some(digest) = job.image.as_deref().and_then(|i| i.split_once('@')).map(|(_, d)| d) else {
             continue;
         };
-        if !seen.insert(digest.to_owned()) {
+        // A skip or a notice the watch recorded says nothing of the digest: only an update
+        // that ran does.
+        if !matches!(job.status, Status::Succeeded | Status::Failed) || !seen.insert(digest.to_owned()) {
             continue;
         }
         if job.status == Status::Failed {
@@ -59,6 +107,26 @@ pub fn any_watched(services: &[Service], defaults: &Defaults, prefixes: &LabelPr
     services.iter().any(|s| watched(s, defaults, prefixes).is_some())
 }
 
+/// One registry request of a look: the registry's host and how it went (`ok`, `failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryRequest {
+    /// The registry (`registry.example.com`, `docker.io`).
+    pub registry: String,
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
+/// What one look saw: a row per watched service, by name, and the registry requests made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Look {
+    /// Each watched service.
+    pub rows: Vec<Watched>,
+    /// Each request made to a registry, one per distinct reference and credential.
+    pub requests: Vec<RegistryRequest>,
+}
+
 /// Every watched service of `services`, by name, with one registry request per distinct
 /// reference and credential, and the digests whose update failed from `store`.
 pub async fn look(
@@ -68,9 +136,11 @@ pub async fn look(
     services: &[Service],
     defaults: &Defaults,
     prefixes: &LabelPrefixes,
-) -> Vec<Watched> {
+    backoffs: &Backoffs,
+) -> Look {
     let mut asked: HashMap<(String, String), Resolved> = HashMap::new();
     let mut out = Vec::new();
+    let mut requests = Vec::new();
     let mut services: Vec<&Service> = services.iter().collect();
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     for service in services {
@@ -89,12 +159,17 @@ pub async fn look(
             runs: runs.clone(),
             latest: None,
             next: String::new(),
+            step: WatchStep::Current,
+        };
+        let skip = |mut row: Watched, reason: String| {
+            row.next = format!("skip: {reason}");
+            row.step = WatchStep::Skip { reason };
+            row
         };
         let reference = match followed(image, policy.auto_tag.as_deref()) {
             Ok(reference) => reference,
             Err(e) => {
-                row.next = format!("skip: {e}");
-                out.push(row);
+                out.push(skip(row, e.to_string()));
                 continue;
             }
         };
@@ -102,8 +177,7 @@ pub async fn look(
         let credential = match registries.credential_for(&reference, &name, &policy, &view).await {
             Ok(credential) => credential,
             Err(e) => {
-                row.next = format!("skip: {e}");
-                out.push(row);
+                out.push(skip(row, e.to_string()));
                 continue;
             }
         };
@@ -111,15 +185,19 @@ pub async fn look(
         let key = (reference.to_string(), whose);
         let resolved = match asked.get(&key) {
             Some(resolved) => resolved.clone(),
+            None if backoffs.holds(reference.domain(), Instant::now()) => Resolved::BackedOff,
             None => {
                 let auth = credential.as_ref().map(|c| &c.auth);
-                let resolved = match swarm.distribution(&key.0, auth).await {
+                let (resolved, failed) = match swarm.distribution(&key.0, auth).await {
                     Ok(found) if !found.descriptor.digest.is_empty() => {
-                        Resolved::Digest(found.descriptor.digest)
+                        (Resolved::Digest(found.descriptor.digest), false)
                     }
-                    Ok(_) => Resolved::Failed("the registry gave no digest".to_owned()),
-                    Err(e) => Resolved::Failed(e.to_string()),
+                    Ok(_) => (Resolved::Failed("the registry gave no digest".to_owned()), false),
+                    Err(e) => (Resolved::Failed(e.to_string()), registry_failed(&e)),
                 };
+                backoffs.answered(reference.domain(), failed, Instant::now());
+                let result = if matches!(resolved, Resolved::Digest(_)) { "ok" } else { "failed" };
+                requests.push(RegistryRequest { registry: reference.domain().to_owned(), result });
                 asked.insert(key, resolved.clone());
                 resolved
             }
@@ -139,15 +217,15 @@ pub async fn look(
                 match store.list(&filter).await {
                     Ok(jobs) => failed = failed_digests(&jobs),
                     Err(e) => {
-                        row.next =
-                            format!("skip: the job store, which remembers failed updates, failed: {e}");
-                        out.push(row);
+                        let why = format!("the job store, which remembers failed updates, failed: {e}");
+                        out.push(skip(row, why));
                         continue;
                     }
                 }
             }
         }
-        row.next = match decide(policy.auto, &reference, runs.as_deref(), &resolved, &failed) {
+        row.step = decide(policy.auto, &reference, runs.as_deref(), &resolved, &failed);
+        row.next = match &row.step {
             WatchStep::Current => "current".to_owned(),
             WatchStep::Update { image } => format!("update to {image}"),
             WatchStep::Notify { image } => format!("notify {image}"),
@@ -155,7 +233,7 @@ pub async fn look(
         };
         out.push(row);
     }
-    out
+    Look { rows: out, requests }
 }
 
 #[cfg(test)]
@@ -235,9 +313,17 @@ mod tests {
         // app-01 tried D2 before, and it failed: the watch does not try it again.
         let tried = format!("registry.example.com/team/app:1.4@{D2}");
         store.record(&update_job("app-01", &tried, Status::Failed, 0)).await.unwrap();
-        let rows =
-            look(&swarm, &registries(), &store, &services, &Defaults::default(), &LabelPrefixes::default())
-                .await;
+        let rows = look(
+            &swarm,
+            &registries(),
+            &store,
+            &services,
+            &Defaults::default(),
+            &LabelPrefixes::default(),
+            &Backoffs::default(),
+        )
+        .await
+        .rows;
 
         assert_eq!(rows.len(), 22, "the unwatched service is not listed: {rows:?}");
         let app = &rows[0];
@@ -259,14 +345,55 @@ mod tests {
         assert!(!any_watched(&services[22..], &d, &p), "update.enable alone watches nothing");
     }
 
+    /// A registry that errs (500) is left alone for the next looks, with a skip naming it;
+    /// a tag it does not have (404) backs nothing off.
+    #[tokio::test]
+    async fn a_registry_that_errs_is_backed_off_and_a_missing_tag_is_not() {
+        use crate::swarm::fake::Fault;
+        let swarm = FakeSwarm::manager();
+        swarm.publish("registry.example.com/team/app:1", D1);
+        let services = [service(&swarm, "app", "registry.example.com/team/app:1", &WATCHED)];
+        let (_dir, store) = store();
+        let backoffs = Backoffs::default();
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        swarm.fail("distribution", 1, Fault::Broken);
+        let first = look(&swarm, &registries(), &store, &services, &d, &p, &backoffs).await;
+        assert_eq!(
+            first.requests,
+            [RegistryRequest { registry: "registry.example.com".into(), result: "failed" }]
+        );
+        let second = look(&swarm, &registries(), &store, &services, &d, &p, &backoffs).await;
+        assert!(second.requests.is_empty(), "backed off: not asked");
+        let next = &second.rows[0].next;
+        assert!(next.starts_with("skip: registry.example.com: backed off after failing"), "{next}");
+        // A fresh state (a new server) asks again, and a success clears it.
+        let fresh = Backoffs::default();
+        let third = look(&swarm, &registries(), &store, &services, &d, &p, &fresh).await;
+        assert_eq!(third.rows[0].latest.as_deref(), Some(D1));
+
+        let missing = [service(&swarm, "gone", "registry.example.com/team/app:nope", &WATCHED)];
+        for _ in 0..2 {
+            let seen = look(&swarm, &registries(), &store, &missing, &d, &p, &fresh).await;
+            assert_eq!(seen.requests.len(), 1, "a missing tag is asked at every look");
+        }
+    }
+
     #[tokio::test]
     async fn a_registry_that_fails_is_a_skip_naming_it() {
         let swarm = FakeSwarm::manager();
         let services = [service(&swarm, "app", "registry.example.com/team/app:9", &WATCHED)];
         let (_dir, store) = store();
-        let rows =
-            look(&swarm, &registries(), &store, &services, &Defaults::default(), &LabelPrefixes::default())
-                .await;
+        let rows = look(
+            &swarm,
+            &registries(),
+            &store,
+            &services,
+            &Defaults::default(),
+            &LabelPrefixes::default(),
+            &Backoffs::default(),
+        )
+        .await
+        .rows;
         assert_eq!(rows.len(), 1);
         let next = &rows[0].next;
         assert!(next.starts_with("skip: registry.example.com/team/app:9: the registry failed"), "{next}");

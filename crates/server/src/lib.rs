@@ -174,7 +174,7 @@ impl Server {
         let hosts = configuration.hosts()?;
         configuration.check().map_err(SettingsError::Key)?;
         let storage = configuration.storage().map_err(SettingsError::Key)?.clone();
-        let registries = configuration.registries().map_err(SettingsError::Key)?.clone();
+        let registries = Arc::new(configuration.registries().map_err(SettingsError::Key)?.clone());
         let choice = match &settings.host_id {
             Some(id) => EngineChoice::Named(id.clone()),
             None => EngineChoice::Docker(dockhand_host::ConnectOptions::default()),
@@ -271,6 +271,11 @@ impl Server {
                     metrics.job_finished(job);
                     notifier.job_finished(job);
                 })
+            })
+            .with_registries(Arc::clone(&registries))
+            .with_looked({
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move |look| metrics.looked(look))
             }),
         );
         let tls = match &settings.tls {
@@ -290,7 +295,7 @@ impl Server {
             dispatcher,
             base,
             storage,
-            registries: Arc::new(registries),
+            registries,
             metrics,
             streams: crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT),
             ready: tokio::sync::Mutex::new(None),

@@ -4,6 +4,7 @@ use dockhand_jobs::{Action, Job};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,19 @@ struct HttpLabels {
     code: String,
 }
 
+/// A watched service.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+/// A registry and how a request to it went.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabels {
+    registry: String,
+    result: String,
+}
+
 fn duration_histogram() -> Histogram {
     // 0.5 s to about 2.3 h.
     Histogram::new(exponential_buckets(0.5, 2.0, 15))
@@ -51,6 +65,8 @@ pub struct Metrics {
     backup_bytes: Counter,
     pending_timeouts: Counter,
     notifications: Family<NotifyLabels, Counter>,
+    update_available: Family<ServiceLabel, Gauge>,
+    registry_requests: Family<RegistryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -88,6 +104,18 @@ impl Default for Metrics {
             "Job notifications, by webhook and result (sent, failed; dropped: the queue was full)",
             notifications.clone(),
         );
+        let update_available = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "update_available",
+            "Watched services whose followed tag has a digest they do not run (1), at the last watch tick",
+            update_available.clone(),
+        );
+        let registry_requests = Family::<RegistryLabels, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "Watch mode's requests to registries, by registry and result (ok, failed)",
+            registry_requests.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -98,6 +126,8 @@ impl Default for Metrics {
             backup_bytes,
             pending_timeouts,
             notifications,
+            update_available,
+            registry_requests,
         }
     }
 }
@@ -149,6 +179,22 @@ impl Metrics {
             _ => (String::new(), "dropped"),
         };
         self.notifications.get_or_create(&NotifyLabels { webhook, result: result.to_owned() }).inc();
+    }
+
+    /// Sets each watched service's `update_available` and counts the registry requests of a
+    /// watch tick.
+    pub fn looked(&self, look: &dockhand_jobs::schedule::Look) {
+        for row in &look.rows {
+            let available = row.latest.is_some() && row.latest != row.runs;
+            self.update_available
+                .get_or_create(&ServiceLabel { service: row.service.clone() })
+                .set(available.into());
+        }
+        for request in &look.requests {
+            let labels =
+                RegistryLabels { registry: request.registry.clone(), result: request.result.to_owned() };
+            self.registry_requests.get_or_create(&labels).inc();
+        }
     }
 
     /// The text format.

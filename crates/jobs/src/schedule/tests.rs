@@ -2,6 +2,7 @@
 //! in-memory swarm and a real SQLite store.
 
 use super::*;
+use dockhand_host::{ConfigFile, Environment};
 
 fn file(yaml: &str) -> ConfigFile {
     ConfigFile::parse(yaml, false).unwrap()
@@ -233,4 +234,77 @@ async fn a_tick_launches_each_due_target_once_and_records_what_did_not_run() {
     let again = Recording::default();
     scheduler(&swarm, Arc::clone(&store)).run_tick(tick, &again).await.unwrap();
     assert!(again.launched.lock().unwrap().is_empty(), "a claimed tick runs once");
+}
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+/// Watch mode's tick: one registry request for four services on one tag; a moved tag
+/// launches the update, `notify` records `available`, a digest that failed before is a
+/// recorded skip, a current service is left alone; the next tick that finds the same
+/// records nothing again. The seed's variables never turn watch mode on.
+#[tokio::test]
+async fn a_watch_tick_asks_each_tag_once_and_records_a_notice_or_a_skip_once() {
+    let seed = Environment::from_vars([("SWARM_UTILS_CRON_EXPR", "0 30 2 * * *")]);
+    let loaded = Schedule::load(&file("{}"), &seed).unwrap();
+    assert_eq!(loaded.timing(Action::UpdateService).unwrap(), (&Timing::Off, "the default: off"));
+    let set = Schedule::load(&file("schedule:\n  update-service: '0 */5 * * * *'\n"), &seed).unwrap();
+    let (timing, source) = set.timing(Action::UpdateService).unwrap();
+    assert_eq!((timing.to_string().as_str(), source), ("0 */5 * * * *", "schedule.update-service"));
+
+    let swarm = Arc::new(FakeSwarm::manager());
+    let tag = "registry.example.com/team/app:1.4";
+    swarm.publish(tag, D2);
+    let watched = |name: &str, mode: &str, digest: &str| {
+        let id =
+            swarm.add_service(name, 1, &[("dockhand.update.enable", "true"), ("dockhand.update.auto", mode)]);
+        swarm.set_image(&id, &format!("{tag}@{digest}"));
+        id
+    };
+    let app = watched("app", "true", D1);
+    let news = watched("news", "notify", D1);
+    let broken = watched("broken", "true", D1);
+    watched("same", "true", D2);
+    swarm.add_service("unwatched", 1, &[("dockhand.update.enable", "true")]);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("jobs.db")).unwrap());
+    // broken's update to D2 failed before.
+    let target = Target::Service { id: broken.clone(), name: "broken".to_owned() };
+    let mut failed = Job::start(Action::UpdateService, target, Trigger::Cron, "cron", SystemTime::now());
+    failed.image = Some(format!("{tag}@{D2}"));
+    failed.finish(SystemTime::now(), Some(Status::Failed));
+    store.record(&failed).await.unwrap();
+    let looks = Arc::new(Mutex::new(Vec::new()));
+    let cron = scheduler(&swarm, Arc::clone(&store)).with_looked({
+        let looks = Arc::clone(&looks);
+        Arc::new(move |look: &Look| looks.lock().unwrap().push(look.requests.len()))
+    });
+    let cron = Scheduler { schedule: set, ..cron };
+
+    for (i, tick) in ["2026-12-07T03:00:00Z", "2026-12-07T03:05:00Z"].iter().enumerate() {
+        let launcher = Recording::default();
+        let due = cron.run_tick(tick.parse().unwrap(), &launcher).await.unwrap();
+        assert_eq!(due, 4, "the four watched services");
+        let keys: Vec<String> = launcher.launched.lock().unwrap().iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, [format!("service/{app}")], "only app updates, at every tick (tick {i})");
+    }
+    assert_eq!(*looks.lock().unwrap(), [1, 1], "one registry request a tick for four services");
+    assert_eq!(swarm.registry_asked(), 2);
+    let of = |name: &str| {
+        let store = Arc::clone(&store);
+        let target = format!("service/{name}");
+        async move { store.list(&JobFilter { target: Some(target), ..JobFilter::default() }).await.unwrap() }
+    };
+    let notices = of("news").await;
+    assert_eq!(notices.len(), 1, "recorded once over two ticks: {notices:?}");
+    assert_eq!(notices[0].status, Status::Available);
+    assert_eq!(notices[0].image.as_deref(), Some(format!("{tag}@{D2}").as_str()));
+    let why = notices[0].steps[0].error.as_deref().unwrap();
+    assert!(why.contains("is available: not applied (dockhand.update.auto=notify)"), "{why}");
+    let skips = of("broken").await;
+    assert_eq!(skips.len(), 2, "the failed update and one skip: {skips:?}");
+    assert_eq!((skips[0].status, skips[0].steps[0].kind.as_str()), (Status::Skipped, "watch"));
+    assert!(skips[0].steps[0].error.as_deref().unwrap().contains("failed or was rolled back"), "{skips:?}");
+    assert!(of("same").await.is_empty(), "a current service records nothing");
+    assert_eq!(swarm.spec(&news).task_template.container_spec.image, format!("{tag}@{D1}"), "notify only");
 }

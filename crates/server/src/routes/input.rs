@@ -124,7 +124,8 @@ pub(crate) struct JobsQuery {
     pub target: Option<String>,
     /// `clean-node`, `clean-service`, `backup-service`, `restore`, `update-service`, ...
     pub action: Option<String>,
-    /// `running`, `succeeded`, `failed`, `cancelled`, `refused`, `busy`, `skipped`, `interrupted`.
+    /// `running`, `succeeded`, `failed`, `cancelled`, `refused`, `busy`, `skipped`, `interrupted`,
+    /// `available`.
     pub status: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<usize>,

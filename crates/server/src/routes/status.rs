@@ -46,6 +46,24 @@ pub(crate) struct LastJob {
     pub error: Option<String>,
 }
 
+/// What watch mode sees of a service (`update.auto`), as `dockhand plan` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WatchStatus {
+    /// `true` (update) or `notify`.
+    pub mode: String,
+    /// The label that set it (`dockhand.update.auto=true`).
+    pub decided_by: String,
+    /// The `repository:tag` it follows.
+    pub follows: Option<String>,
+    /// The digest it runs, when pinned.
+    pub runs: Option<String>,
+    /// The digest behind the tag now, when the registry said it.
+    pub latest: Option<String>,
+    /// What the next tick would do: `current`, `update to IMAGE`, `notify IMAGE` or
+    /// `skip: REASON`.
+    pub next: String,
+}
+
 /// A service now, and the last job of each action.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ServiceStatus {
@@ -69,6 +87,10 @@ pub(crate) struct ServiceStatus {
     /// `clean-service`, `backup-service` and `update-service`: the last job of each, or null.
     #[schema(value_type = Object)]
     pub last: BTreeMap<String, Option<LastJob>>,
+    /// Watch mode's view, for a service with `update.enable=true` and `update.auto` set
+    /// (one registry request); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchStatus>,
 }
 
 /// A node now, and the last job of each action.
@@ -122,6 +144,7 @@ pub(crate) async fn service_status(
             .map_err(engine)?;
         let update = service.update_status.as_ref();
         let target = format!("service/{}", found.name);
+        let watch = watch_status(&app, &service).await;
         Ok::<_, ApiError>(ServiceStatus {
             id: found.id,
             name: found.name,
@@ -137,12 +160,43 @@ pub(crate) async fn service_status(
                 &[Action::CleanService, Action::BackupService, Action::UpdateService],
             )
             .await?,
+            watch,
         })
     };
     match result.await {
         Ok(status) => Json(status).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Watch mode's look at `service` alone, when it is watched.
+async fn watch_status(app: &App, service: &dockhand_engine::Service) -> Option<WatchStatus> {
+    let (defaults, prefixes) = (&app.base.defaults, &app.base.prefixes);
+    let services = std::slice::from_ref(service);
+    if !dockhand_jobs::update::any_watched(services, defaults, prefixes) {
+        return None;
+    }
+    let store = app.dispatcher.store();
+    let once = dockhand_jobs::update::Backoffs::default();
+    let (swarm, registries) = (app.base.swarm.as_ref(), &app.registries);
+    let look = dockhand_jobs::update::watch_look(
+        swarm,
+        registries,
+        store.as_ref(),
+        services,
+        defaults,
+        prefixes,
+        &once,
+    )
+    .await;
+    look.rows.into_iter().next().map(|w| WatchStatus {
+        mode: w.mode.to_owned(),
+        decided_by: w.decided_by,
+        follows: w.follows,
+        runs: w.runs,
+        latest: w.latest,
+        next: w.next,
+    })
 }
 
 /// A node's status.
