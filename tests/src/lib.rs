@@ -348,6 +348,55 @@ pub fn swarm_docker_config() -> PathBuf {
     swarm_dir().join("registry").join("docker-config")
 }
 
+/// Pushes what `from` is as `to` (both full references in the test registry), the way a
+/// CI pipeline pushes: the docker CLI through the engine at `manager_url`, with the
+/// registry's credentials ([`swarm_docker_config`]); the local tag `to` is removed after.
+///
+/// # Panics
+/// When a docker command fails.
+pub fn push_as(manager_url: &str, from: &str, to: &str) {
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", manager_url)
+            .env("DOCKER_CONFIG", swarm_docker_config())
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("docker");
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    docker(&["pull", from]);
+    docker(&["tag", from, to]);
+    docker(&["push", to]);
+    docker(&["image", "rm", to]);
+}
+
+/// Pushes an image of its own as `to`: what `from` is (a reference in the test registry),
+/// with the label `dockhand.test=<label>`, so that its image ID is shared with no other
+/// image (a test that removes it from the nodes removes nothing another test runs).
+///
+/// # Panics
+/// When a docker command fails.
+pub fn push_distinct(manager_url: &str, from: &str, to: &str, label: &str) {
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", manager_url)
+            .env("DOCKER_CONFIG", swarm_docker_config())
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("docker");
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    docker(&["pull", from]);
+    let container = docker(&["create", from]);
+    docker(&["commit", "--change", &format!("LABEL dockhand.test={label}"), &container, to]);
+    docker(&["rm", &container]);
+    docker(&["push", to]);
+    docker(&["image", "rm", to]);
+}
+
 /// The test registry's log, its access log included: one line per request.
 pub fn swarm_registry_log() -> PathBuf {
     swarm_dir().join("registry").join("registry.log")

@@ -4,12 +4,14 @@
 //! storage target, damage and a restore, clean-node, clean-service, update-service from one
 //! local tag to another and then to a broken one (and the rollback), and the job table; then
 //! `dockhand-server` deployed with `deploy/stack.yml`, and one update triggered the way CI
-//! does it, over the overlay network.
+//! does it, over the overlay network; and watch mode: a local registry, the web service
+//! following its tag there, a new image pushed under that tag, and `dockhand-server`'s tick
+//! updating the service by itself.
 
 use std::fs;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use dockhand_engine::{Client, Endpoint, Filters};
 
 use crate::images::ImageHost;
@@ -149,6 +151,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     eprintln!("\n== the jobs dockhand ran");
     dockhand(&["jobs", "ls"])?;
     server(&layout, &web)?;
+    watch(&layout, &web)?;
 
     proc::run(layout.docker()?.args(["stack", "rm", STACK]))?;
     // The volume goes once the stack's containers are gone.
@@ -255,6 +258,129 @@ fn server(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
     if now.trim() != "dhdemo/web:1" {
         bail!("the server's update did not deploy dhdemo/web:1: {now:?}");
     }
+    Ok(())
+}
+
+/// Stops a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Watch mode on the web service: a local registry on loopback (no authentication; the
+/// engine pulls from loopback over plain HTTP), the service following `live` there, a new
+/// image pushed under that tag, and `dockhand-server` (the host binary, cron every two
+/// seconds) updating the service at its next tick, pinned to the new digest.
+fn watch(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
+    crate::tools::ensure_swarm()?;
+    let dir = layout.scratch().join("demo-registry");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("data"))?;
+    let port = crate::bench_server::free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    let config = dir.join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\n\
+             http: {{ addr: \"{address}\" }}\n",
+            dir.join("data").display()
+        ),
+    )?;
+    let registry = proc::which("docker-registry").context("docker-registry is not installed")?;
+    let log = fs::File::create(dir.join("registry.log"))?;
+    let _registry = Child(
+        std::process::Command::new(registry)
+            .arg("serve")
+            .arg(&config)
+            .stderr(log.try_clone()?)
+            .stdout(log)
+            .spawn()?,
+    );
+    let live = format!("{address}/dhdemo/web:live");
+    eprintln!("\n== watch mode: a local registry at {address}; {web} follows {live}");
+    let pushed = |from: &str| -> anyhow::Result<()> {
+        proc::output(layout.docker()?.args(["tag", from, &live]))?;
+        for _ in 0..50 {
+            if layout.docker()?.args(["push", &live]).output()?.status.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!("cannot push {live}:\n{}", fs::read_to_string(dir.join("registry.log")).unwrap_or_default())
+    };
+    demo_image(layout, "2", false)?;
+    demo_image(layout, "3", false)?;
+    pushed("dhdemo/web:2")?;
+    // The operator's part: the service runs the registry's tag, and its labels ask for it.
+    proc::output(layout.docker()?.args([
+        "service",
+        "update",
+        "--quiet",
+        "--image",
+        &live,
+        "--label-add",
+        "dockhand.update.auto=true",
+        web,
+    ]))?;
+    let image_of = || -> anyhow::Result<String> {
+        let format = "{{.Spec.TaskTemplate.ContainerSpec.Image}}";
+        Ok(proc::output(layout.docker()?.args(["service", "inspect", "--format", format, web]))?
+            .trim()
+            .to_owned())
+    };
+    let before = image_of()?;
+    eprintln!("{web} runs {before}");
+    eprintln!("\n== CI pushes a new image under the same tag: dhdemo/web:3 as {live}");
+    pushed("dhdemo/web:3")?;
+
+    let [_, server] = crate::images::static_binaries()?;
+    let state = layout.scratch().join("demo-watch-server");
+    let _ = fs::remove_dir_all(&state);
+    fs::create_dir_all(&state)?;
+    let settings = state.join("dockhand.yaml");
+    fs::write(
+        &settings,
+        "schedule:\n  update-service: \"*/2 * * * * *\"\n  clean-node: \"off\"\n  clean-service: \"off\"\n  \
+         backup-service: \"off\"\n  backup-node: \"off\"\n",
+    )?;
+    eprintln!("\n== dockhand-server with schedule.update-service: \"*/2 * * * * *\" (watch mode's tick)");
+    let log = state.join("server.log");
+    let _server = Child(
+        std::process::Command::new(server)
+            .args(["--listen", &format!("127.0.0.1:{}", crate::bench_server::free_port()?), "--state-dir"])
+            .arg(state.join("state"))
+            .arg("--config")
+            .arg(&settings)
+            .env("DOCKER_HOST", layout.url())
+            .env("DOCKHAND_ADMIN_TOKENS", format!("demo-admin-{}", std::process::id()))
+            .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
+            .stderr(fs::File::create(&log)?)
+            .stdout(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let mut now = before.clone();
+    for _ in 0..300 {
+        now = image_of()?;
+        if now != before && now.starts_with(&format!("{live}@sha256:")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = fs::read_to_string(&log).unwrap_or_default();
+    for line in said.lines().filter(|l| l.contains("cron: ran") || l.contains("watch: looked")).take(4) {
+        eprintln!("{line}");
+    }
+    if now == before {
+        bail!("watch mode did not update {web} within a minute; the server said:\n{said}");
+    }
+    eprintln!("{web} now runs {now}: updated by the watch, pinned to the new digest");
+    // The stack's web service goes with the stack; the tag's image goes here.
+    let _ = layout.docker()?.args(["image", "rm", &live, "dhdemo/web:3"]).output();
     Ok(())
 }
 

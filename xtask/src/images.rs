@@ -221,7 +221,7 @@ pub(crate) fn dist() -> anyhow::Result<()> {
 }
 
 /// Builds both binaries static (`crt-static`, the `image` profile) and answers their paths.
-fn static_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
+pub(crate) fn static_binaries() -> anyhow::Result<[std::path::PathBuf; 2]> {
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = crate::project_root().join("target").join("static");
     proc::run(

@@ -435,11 +435,17 @@ pub(crate) struct BackupArgs {
     pub(crate) jobs: JobOptions,
 }
 
-/// `dockhand update SERVICE [--image REF] [--force] [--no-rollback]`.
+/// `dockhand update SERVICE [--image REF] [--force] [--no-rollback]`, or
+/// `dockhand update --image-of REF`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct UpdateArgs {
     /// The service's name or ID.
-    pub(crate) service: String,
+    #[arg(required_unless_present = "image_of", conflicts_with = "image_of")]
+    pub(crate) service: Option<String>,
+    /// Update every service that runs this reference's repository (whatever its tag) and
+    /// has `update.enable=true` to this reference, all at once, each its own job.
+    #[arg(long, value_name = "REF", conflicts_with = "image")]
+    pub(crate) image_of: Option<String>,
     /// The image reference to deploy (`name:tag`, or `name@sha256:…`); without it, the
     /// service's current tag is resolved and deployed again.
     #[arg(long, value_name = "REF")]

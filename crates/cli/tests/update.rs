@@ -647,3 +647,121 @@ async fn plan_shows_what_the_watch_sees_in_the_registry_and_would_do() {
     );
     assert!(text.contains(&line), "{line}\nnot in:\n{text}");
 }
+
+/// `dockhand update --image-of REPO:TAG`: every service that runs the repository (whatever
+/// its tag) with `update.enable=true` is updated to it, each its own job, all at once; a
+/// service without `update.enable` and one of another repository are left alone; a
+/// repository nothing runs is an error naming it. The repository is this test's own, pushed
+/// as a CI pipeline would, so no other test's service runs it.
+#[tokio::test]
+async fn image_of_updates_every_service_of_the_repository() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let repo = format!("{}/team/io-{}", reg.address, std::process::id());
+    for tag in ["v1", "v2"] {
+        dockhand_e2e::push_as(s.manager_url(), &reg.image(tag), &format!("{repo}:{tag}"));
+    }
+    let mut guards = Vec::new();
+    let mut names = Vec::new();
+    for (prefix, image, replicas, enabled) in [
+        ("io-a", format!("{repo}:v1"), 1, true),
+        ("io-b", format!("{repo}:v1"), 0, true),
+        ("io-off", format!("{repo}:v1"), 0, false),
+        ("io-other", reg.image("v1"), 0, true),
+    ] {
+        let name = unique_name(prefix);
+        let mut spec = ServiceSpec::new(&name, &image).with_replicas(replicas);
+        if enabled {
+            spec = spec.with_label("dockhand.update.enable", "true");
+        }
+        s.manager().create_service_with_auth(&spec, &reg.auth()).await.unwrap();
+        guards.push(ServiceGuard::new(s.manager_url(), &name));
+        names.push(name);
+    }
+    let setup = Setup::with_auths(&reg);
+
+    let out = setup.run(&s, &["update", "--image-of", &format!("{repo}:v2"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let d2 =
+        s.manager().distribution(&format!("{repo}:v2"), Some(&reg.auth())).await.unwrap().descriptor.digest;
+    let manager = s.manager();
+    let image_of = |name: &str| {
+        let name = name.to_owned();
+        async move { manager.service(&name).await.unwrap().spec.task_template.container_spec.image }
+    };
+    for name in &names[..2] {
+        assert_eq!(image_of(name).await, format!("{repo}:v2@{d2}"), "{name}");
+    }
+    assert_eq!(image_of(&names[2]).await, format!("{repo}:v1"), "no update.enable: left alone");
+    assert_eq!(image_of(&names[3]).await, reg.image("v1"), "another repository: left alone");
+    let jobs = setup.run(&s, &["jobs", "ls", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&stdout(&jobs)).unwrap();
+    let updated: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["action"] == "update-service" && j["status"] == "succeeded")
+        .map(|j| j["target"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(updated.len(), 2, "one job per service: {jobs}");
+
+    let nothing = format!("{}/team/nothing-runs-this:v1", reg.address);
+    let out = setup.run(&s, &["update", "--image-of", &nothing]);
+    assert_ne!(out.status.code(), Some(0));
+    let expected = format!("no service runs {}/team/nothing-runs-this with update.enable=true", reg.address);
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    let out = setup.run(&s, &["update", &names[0], "--image-of", &format!("{repo}:v1")]);
+    assert_eq!(out.status.code(), Some(2), "a service and --image-of conflict: {}", stderr(&out));
+}
+
+/// `update.cleanup=true`: once the update converged, the image the service ran before is
+/// removed from each of the three nodes its tasks ran on (by a helper on the workers), with
+/// the stopped containers of its old tasks, each an `image-cleanup` step with its bytes.
+/// The images are this test's own (an image ID no other test's service shares).
+#[tokio::test]
+async fn cleanup_removes_the_previous_image_from_every_node_it_ran_on() {
+    let s = dockhand_e2e::swarm().await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let reg = Registry::new();
+    let repo = format!("{}/team/cl-{}", reg.address, std::process::id());
+    for tag in ["v1", "v2"] {
+        let label = format!("{tag}-{}", std::process::id());
+        dockhand_e2e::push_distinct(s.manager_url(), &reg.image(tag), &format!("{repo}:{tag}"), &label);
+    }
+    let d1 =
+        s.manager().distribution(&format!("{repo}:v1"), Some(&reg.auth())).await.unwrap().descriptor.digest;
+    let name = unique_name("cleanup");
+    let spec = ServiceSpec::new(&name, format!("{repo}:v1@{d1}"))
+        .with_replicas(3)
+        .with_max_replicas_per_node(1)
+        .with_label("dockhand.update.enable", "true")
+        .with_label("dockhand.update.cleanup", "true");
+    s.manager().create_service_with_auth(&spec, &reg.auth()).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    converged(s.manager(), &name, &format!("{repo}:v1"), 3).await;
+    let stored = format!("{repo}@{d1}");
+    for (url, node) in &s.nodes {
+        assert!(node.image(&stored).await.is_ok(), "{stored} is not on {url} before the update");
+    }
+    let setup = Setup::with_auths(&reg);
+
+    let out = setup.run(&s, &["update", &name, "--image", &format!("{repo}:v2"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let job = last_job(&out);
+    let cleanups: Vec<&serde_json::Value> =
+        job["steps"].as_array().unwrap().iter().filter(|s| s["kind"] == "image-cleanup").collect();
+    assert_eq!(cleanups.len(), 3, "one per node: {job:#}");
+    let mut nodes: Vec<&str> = cleanups.iter().map(|s| s["node"].as_str().unwrap()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "{job:#}");
+    for step in &cleanups {
+        assert_eq!(step["status"], "succeeded", "{step}");
+        assert!(step["reclaimed_bytes"].as_u64().unwrap() > 0, "{step}");
+    }
+    for (url, node) in &s.nodes {
+        assert!(node.image(&stored).await.is_err(), "{stored} is still on {url}");
+    }
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+}

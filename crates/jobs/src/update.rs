@@ -36,7 +36,7 @@ use crate::steps::exec::exec_in_tasks;
 use crate::steps::lookup::{budget_source, find_service, hostnames, manager};
 use crate::swarm::Connected;
 use crate::tail::{OUTPUT_TAIL, Tail};
-pub use crate::watch::{Backoffs, any_watched, look as watch_look};
+pub use crate::watch::{Backoffs, any_watched, look as watch_look, running_repository};
 
 /// What was asked: the image (none: redeploy the current tag), `force` (recreate the tasks
 /// even when the digest is the same), and whether a failure may roll back.
@@ -337,6 +337,9 @@ impl Update<'_> {
             _ => false,
         };
         if !failed && !post_failed {
+            if policy.cleanup && current != pinned {
+                cleanup::remove_previous(run, self.connected, self.names, self.service, &current).await;
+            }
             return None;
         }
         if ctx.cancel.is_cancelled() {
@@ -408,6 +411,11 @@ impl Update<'_> {
                 Ok(s) => s,
                 Err(e) => return Settled::Engine(e.to_string()),
             };
+            // No task to replace: the engine never reports a rolling update of a service
+            // scaled to zero as completed; its new spec is all there is to it.
+            if service.spec.replicas() == Some(0) {
+                return Settled::Done;
+            }
             let status = service.update_status.clone().filter(|u| Some(u.started_at.as_str()) != before);
             if let Some(u) = &status {
                 match (u.state.as_str(), rollback) {
@@ -665,6 +673,8 @@ fn as_whom(credential: &Option<PullCredential>) -> String {
         None => " without credentials".to_owned(),
     }
 }
+
+mod cleanup;
 
 #[cfg(test)]
 mod tests;

@@ -101,6 +101,27 @@ fn watched(service: &Service, defaults: &Defaults, prefixes: &LabelPrefixes) -> 
     policy.update.filter(|u| u.auto != AutoUpdate::Off)
 }
 
+/// The services of `services` that run `image`'s repository (whatever their tag or
+/// digest) with `update.enable=true`: what one update of a whole image
+/// (`dockhand update --image-of`, `POST /v1/images/update`) updates, by name.
+pub fn running_repository<'a>(
+    services: &'a [Service],
+    image: &dockhand_policy::ImageRef,
+    defaults: &Defaults,
+    prefixes: &LabelPrefixes,
+) -> Vec<&'a Service> {
+    let mut found: Vec<&Service> = services
+        .iter()
+        .filter(|s| {
+            dockhand_policy::ImageRef::parse(&s.spec.task_template.container_spec.image)
+                .is_ok_and(|running| running.repository() == image.repository())
+        })
+        .filter(|s| service_policy(&s.spec.labels, s.spec.is_global(), defaults, prefixes).0.update.is_some())
+        .collect();
+    found.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    found
+}
+
 /// True when some service of `services` is watched: only then does a look need the
 /// registries and the job store.
 pub fn any_watched(services: &[Service], defaults: &Defaults, prefixes: &LabelPrefixes) -> bool {
@@ -376,6 +397,26 @@ mod tests {
             let seen = look(&swarm, &registries(), &store, &missing, &d, &p, &fresh).await;
             assert_eq!(seen.requests.len(), 1, "a missing tag is asked at every look");
         }
+    }
+
+    #[test]
+    fn an_image_update_takes_the_services_of_its_repository_with_updates_enabled() {
+        let swarm = FakeSwarm::manager();
+        let enabled = [("dockhand.update.enable", "true")];
+        let services = [
+            service(&swarm, "b", &format!("registry.example.com/team/app:1.4@{D1}"), &enabled),
+            service(&swarm, "a", "registry.example.com/team/app:1.3", &enabled),
+            service(&swarm, "off", "registry.example.com/team/app:1.4", &[]),
+            service(&swarm, "other", "registry.example.com/team/web:1.4", &enabled),
+            service(&swarm, "hub", "nginx:1.25", &enabled),
+        ];
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        let image = dockhand_policy::ImageRef::parse("registry.example.com/team/app:1.5").unwrap();
+        let names: Vec<&str> =
+            running_repository(&services, &image, &d, &p).iter().map(|s| s.spec.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let hub = dockhand_policy::ImageRef::parse("docker.io/library/nginx:1.27").unwrap();
+        assert_eq!(running_repository(&services, &hub, &d, &p).len(), 1, "docker.io names match");
     }
 
     #[tokio::test]

@@ -550,6 +550,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/services/{service}/clean", post(r::v1::clean_service))
         .route("/v1/services/{service}/backup", post(r::v1::backup_service))
         .route("/v1/services/{service}/update", post(r::v1::update_service))
+        .route("/v1/images/update", post(r::images::update_image))
         .route("/v1/services/{service}/restore", post(r::v1::restore_service))
         .route("/v1/jobs", get(r::jobs::list_jobs))
         .route("/v1/jobs/{id}", get(r::jobs::get_job))

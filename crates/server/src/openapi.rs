@@ -84,6 +84,7 @@ impl Modify for Described {
         crate::routes::v1::clean_service,
         crate::routes::v1::backup_service,
         crate::routes::v1::update_service,
+        crate::routes::images::update_image,
         crate::routes::v1::restore_service,
         crate::routes::jobs::get_job,
         crate::routes::jobs::list_jobs,
@@ -106,7 +107,8 @@ impl Modify for Described {
         ErrorBody, Accepted, SeedOk, Listed, Health, UpdateBody, RestoreBody, MoveBody, EmptyBody, SeedServiceBody,
         SeedNodeBody, crate::routes::status::ServiceStatus, crate::routes::status::NodeStatus, crate::routes::status::LastJob,
         crate::routes::status::UnusedVolumes, crate::schema::JobSchema, crate::schema::TargetSchema,
-        crate::schema::TriggerSchema, crate::schema::StatusSchema, crate::schema::StepSchema
+        crate::schema::TriggerSchema, crate::schema::StatusSchema, crate::schema::StepSchema,
+        crate::routes::images::ImageUpdate, crate::routes::images::ServiceUpdate, crate::routes::status::WatchStatus
     )),
     modifiers(&Bearer, &Described)
 )]

@@ -76,6 +76,7 @@ pub(crate) enum StatusSchema {
     Busy,
     Skipped,
     Interrupted,
+    Available,
 }
 
 /// One step of a job.

@@ -176,6 +176,9 @@ pub async fn run_agent(
             };
             report(line);
         }
+        AgentTask::RemoveImage { image, service } => {
+            report(AgentLine::Step { step: remove_image_step(client, image, service, &node).await });
+        }
         AgentTask::HostExec { image, argv, budget } => {
             let step = crate::host_exec::host_exec_step(client, image, argv, budget.timeout, &node).await;
             report(AgentLine::Step { step });
@@ -217,6 +220,53 @@ pub(crate) async fn prune_step(swarm: &dyn Swarm, prune: Prune, budget: &Budget,
         Err(_) => step.finish(Status::Failed, SystemTime::now(), Some(budget.overrun(prune.kind()))),
     }
     step
+}
+
+/// `update.cleanup` on the engine `swarm` talks to, as a step `image-cleanup` on `node`:
+/// removes `image` unless a container other than a stopped one of `service`'s tasks uses
+/// it (those go first), reporting the image's size as what it freed. A problem is a
+/// skipped step saying why: the update it follows succeeded all the same.
+pub(crate) async fn remove_image_step(swarm: &dyn Swarm, image: &str, service: &str, node: &str) -> Step {
+    let mut step = Step::start("image-cleanup", SystemTime::now());
+    step.node = Some(node.to_owned());
+    let skip = |mut step: Step, why: String| {
+        step.finish(Status::Skipped, SystemTime::now(), Some(why));
+        step
+    };
+    let found = match swarm.image(image).await {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() => return skip(step, format!("{image} is not on node {node}")),
+        Err(e) => return skip(step, format!("{image} not removed: {e}")),
+    };
+    let containers = match swarm.containers(&dockhand_engine::Filters::new()).await {
+        Ok(all) => all.into_iter().filter(|c| c.image_id == found.id).collect::<Vec<_>>(),
+        Err(e) => return skip(step, format!("{image} not removed: the containers: {e}")),
+    };
+    let ours = |c: &dockhand_engine::ContainerSummary| {
+        c.state != "running"
+            && c.labels.get("com.docker.swarm.service.id").map(String::as_str) == Some(service)
+    };
+    if let Some(other) = containers.iter().find(|c| !ours(c)) {
+        let short = other.id.get(..12).unwrap_or(&other.id);
+        return skip(step, format!("{image} is kept: container {short} ({}) uses it", other.state));
+    }
+    for container in &containers {
+        if let Err(e) = swarm.remove_container(&container.id).await {
+            return skip(step, format!("{image} not removed: its old task container: {e}"));
+        }
+    }
+    match swarm.remove_image(&found.id).await {
+        Ok(()) => {
+            step.reclaimed_bytes = Some(u64::try_from(found.size).unwrap_or(0));
+            step.output_tail = Some(format!(
+                "removed {image} and {} stopped task container(s) of the service",
+                containers.len()
+            ));
+            step.finish(Status::Succeeded, SystemTime::now(), None);
+            step
+        }
+        Err(e) => skip(step, format!("{image} not removed: {e}")),
+    }
 }
 
 /// Runs `argv` in `target`'s container through `client`, keeping the output's tail; a

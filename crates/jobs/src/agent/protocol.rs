@@ -181,6 +181,14 @@ pub enum AgentTask {
         /// The volume's name.
         name: String,
     },
+    /// update-service's `update.cleanup`: removes `image` from the node unless a container
+    /// other than a stopped one of `service`'s earlier tasks uses it.
+    RemoveImage {
+        /// The image (`repository@sha256:…`).
+        image: String,
+        /// The service whose stopped task containers may go with it.
+        service: String,
+    },
 }
 
 /// Where a volume container sees the directory of dockhand's channel socket (see
@@ -290,6 +298,13 @@ impl AgentTask {
             Self::VolumeInfo { name } => {
                 args.extend(["volume-info".to_owned(), "--name".to_owned(), name.clone()])
             }
+            Self::RemoveImage { image, service } => args.extend([
+                "remove-image".to_owned(),
+                "--image".to_owned(),
+                image.clone(),
+                "--service".to_owned(),
+                service.clone(),
+            ]),
             Self::HostExec { image, argv, budget } => {
                 args.extend(["host-exec".to_owned(), "--image".to_owned(), image.clone()]);
                 args.extend(["--timeout".to_owned(), budget.to_arg(), "--".to_owned()]);
@@ -345,7 +360,8 @@ impl AgentTask {
                 None => Ok(Self::UnusedVolumes),
                 Some(extra) => Err(bad(format!("volumes-unused takes no arguments, not {extra:?}"))),
             },
-            "hold" | "pack" | "unpack" | "serve-pack" | "serve-unpack" | "fetch" | "send" | "volume-info" => {
+            "hold" | "pack" | "unpack" | "serve-pack" | "serve-unpack" | "fetch" | "send" | "volume-info"
+            | "remove-image" => {
                 let mut flags = std::collections::BTreeMap::new();
                 while let Some(flag) = rest.next() {
                     let v = value(flag, &mut rest)?;
@@ -356,6 +372,7 @@ impl AgentTask {
                         "serve-pack" => &["--dir", "--level", "--port", "--seconds"],
                         "serve-unpack" => &["--dir", "--port", "--seconds"],
                         "fetch" | "send" => &["--address", "--seconds"],
+                        "remove-image" => &["--image", "--service"],
                         _ => &["--name"],
                     };
                     if !allowed.contains(&flag.as_str()) {
@@ -389,6 +406,9 @@ impl AgentTask {
                     }
                     "fetch" => Self::Fetch { address: text("--address")?, seconds: number("--seconds")? },
                     "send" => Self::Send { address: text("--address")?, seconds: number("--seconds")? },
+                    "remove-image" => {
+                        Self::RemoveImage { image: text("--image")?, service: text("--service")? }
+                    }
                     _ => Self::VolumeInfo { name: text("--name")? },
                 })
             }
@@ -591,6 +611,10 @@ mod tests {
         round_trip(AgentTask::Fetch { address: "dh-helper-x:7070".into(), seconds: 30 });
         round_trip(AgentTask::Send { address: "dh-helper-x:7070".into(), seconds: 30 });
         round_trip(AgentTask::VolumeInfo { name: "stack_data".into() });
+        round_trip(AgentTask::RemoveImage {
+            image: "registry.example.com/team/app@sha256:0123".into(),
+            service: "svc-id".into(),
+        });
         round_trip(AgentTask::HostExec {
             image: "registry.example.com/tools@sha256:abc".into(),
             argv: vec!["/bin/sh".into(), "-c".into(), "journalctl --vacuum-time=7d -- --image x".into()],

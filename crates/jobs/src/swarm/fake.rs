@@ -38,6 +38,7 @@ struct State {
     tasks: Vec<Task>,
     configs: Vec<SwarmConfig>,
     containers: Vec<ContainerSummary>,
+    images: Vec<ImageInspect>,
     networks: Vec<Network>,
     faults: Vec<(&'static str, usize, Fault)>,
     /// What an exec in a container answers: its exit code and output, or `None` to hang.
@@ -200,6 +201,26 @@ impl FakeSwarm {
     }
 
     /// Makes `service`'s tasks stop following its replica count: they hang as they are.
+    /// An image of `size` bytes on the node, known by its ID and `digest_ref`
+    /// (`repo@sha256:…`), with a container of it for each of `containers`: (ID, service ID,
+    /// state).
+    pub(crate) fn add_image(&self, id: &str, digest_ref: &str, size: i64, containers: &[(&str, &str, &str)]) {
+        let mut s = self.lock();
+        let mut image = ImageInspect::default();
+        image.id = id.to_owned();
+        image.repo_digests = vec![digest_ref.to_owned()];
+        image.size = size;
+        s.images.push(image);
+        for (container, service, state) in containers {
+            let mut c = ContainerSummary::default();
+            c.id = (*container).to_owned();
+            c.image_id = id.to_owned();
+            c.state = (*state).to_owned();
+            c.labels.insert("com.docker.swarm.service.id".to_owned(), (*service).to_owned());
+            s.containers.push(c);
+        }
+    }
+
     pub(crate) fn stick(&self, service: &str) {
         self.lock().stuck.push(service.to_owned());
     }
@@ -460,7 +481,17 @@ impl Swarm for FakeSwarm {
 
     async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
         self.check("image", name)?;
-        Err(error("GET", &format!("/images/{name}/json"), 404, "no such image"))
+        let s = self.lock();
+        let found = s.images.iter().find(|i| i.id == name || i.repo_digests.iter().any(|d| d == name));
+        found.cloned().ok_or_else(|| error("GET", &format!("/images/{name}/json"), 404, "no such image"))
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<(), Error> {
+        self.check("remove_image", name)?;
+        let mut s = self.lock();
+        s.images.retain(|i| i.id != name);
+        s.log.push(format!("remove_image {name}"));
+        Ok(())
     }
 
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error> {

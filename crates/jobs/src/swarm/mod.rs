@@ -52,6 +52,8 @@ pub trait Swarm: Send + Sync + std::fmt::Debug {
     ) -> Result<DistributionInspect, Error>;
     /// `GET /images/{name}/json`: the image on the connected node.
     async fn image(&self, name: &str) -> Result<ImageInspect, Error>;
+    /// `DELETE /images/{name}?force=true`: the image on the connected node, all its tags.
+    async fn remove_image(&self, name: &str) -> Result<(), Error>;
     /// `GET /configs`.
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error>;
     /// `GET /configs/{id}` (a name or an ID).
@@ -130,6 +132,9 @@ impl Swarm for Client {
     }
     async fn image(&self, name: &str) -> Result<ImageInspect, Error> {
         Client::image(self, name).await
+    }
+    async fn remove_image(&self, name: &str) -> Result<(), Error> {
+        Client::remove_image(self, name).await
     }
     async fn configs(&self, filters: &Filters) -> Result<Vec<SwarmConfig>, Error> {
         Client::configs(self, filters).await

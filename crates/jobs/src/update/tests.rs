@@ -105,6 +105,20 @@ mod order {
         swarm.spec(id).task_template.container_spec.image
     }
 
+    /// A service scaled to zero has no task to replace: the engine never reports its
+    /// rolling update completed, and the update is done once its spec is.
+    #[tokio::test(start_paused = true)]
+    async fn a_service_scaled_to_zero_is_updated_without_waiting_on_tasks() {
+        let swarm = Arc::new(FakeSwarm::manager());
+        let id = swarm.add_service("app", 0, &[("dockhand.update.enable", "true")]);
+        swarm.set_image(&id, OLD);
+        swarm.publish(NEW, DIGEST);
+        swarm.next_update(&id, "updating", "");
+        let job = update(&swarm, UpdateRequest::new(Some(NEW.to_owned()))).await;
+        assert_eq!(job.status, Status::Succeeded, "{job:?}");
+        assert_eq!(image(&swarm, &id), format!("{NEW}@{DIGEST}"));
+    }
+
     /// In order: the lock, the image resolved to its digest (no write), the pre-hook in
     /// every task, the update pinned by digest, the post-hook in every task, the lock
     /// released.

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 
 pub(crate) mod act;
 pub(crate) mod answer;
+pub(crate) mod images;
 pub(crate) mod input;
 pub(crate) mod jobs;
 pub(crate) mod listings;
