@@ -13,6 +13,9 @@
 //!
 //! `cargo xtask bench jobs`: the jobs against the seed's way of doing them.
 //!
+//! `cargo xtask bench watch`: one watch tick against `docker manifest inspect` (see
+//! `bench_watch.rs`).
+//!
 //! 1. clean-service over 50 services × 2 tasks (exec `true`): `dockhand clean service
 //!    --all` versus one `docker exec` per task, in sequence (the seed's way); and versus the
 //!    same execs by a plain hyper client, 8 at once (the engine's limit).
@@ -40,8 +43,13 @@ pub(crate) fn run(what: &str) -> anyhow::Result<()> {
     if what == "store" {
         return crate::bench_store::run();
     }
+    if what == "watch" {
+        return crate::bench_watch::run();
+    }
     if !["engine", "jobs", "backup", "update"].contains(&what) {
-        bail!("unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update, server, store");
+        bail!(
+            "unknown benchmark {what:?}: the benchmarks are: engine, jobs, backup, update, server, store, watch"
+        );
     }
     crate::tools::ensure_bench()?;
     let layout = engine::up()?;

@@ -11,7 +11,7 @@
 use std::fs;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use dockhand_engine::{Client, Endpoint, Filters};
 
 use crate::images::ImageHost;
@@ -276,43 +276,11 @@ impl Drop for Child {
 /// image pushed under that tag, and `dockhand-server` (the host binary, cron every two
 /// seconds) updating the service at its next tick, pinned to the new digest.
 fn watch(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
-    crate::tools::ensure_swarm()?;
-    let dir = layout.scratch().join("demo-registry");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(dir.join("data"))?;
-    let port = crate::bench_server::free_port()?;
-    let address = format!("127.0.0.1:{port}");
-    let config = dir.join("config.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\n\
-             http: {{ addr: \"{address}\" }}\n",
-            dir.join("data").display()
-        ),
-    )?;
-    let registry = proc::which("docker-registry").context("docker-registry is not installed")?;
-    let log = fs::File::create(dir.join("registry.log"))?;
-    let _registry = Child(
-        std::process::Command::new(registry)
-            .arg("serve")
-            .arg(&config)
-            .stderr(log.try_clone()?)
-            .stdout(log)
-            .spawn()?,
-    );
+    let registry = crate::local_registry::LocalRegistry::start(&layout.scratch().join("demo-registry"))?;
+    let address = registry.address.clone();
     let live = format!("{address}/dhdemo/web:live");
     eprintln!("\n== watch mode: a local registry at {address}; {web} follows {live}");
-    let pushed = |from: &str| -> anyhow::Result<()> {
-        proc::output(layout.docker()?.args(["tag", from, &live]))?;
-        for _ in 0..50 {
-            if layout.docker()?.args(["push", &live]).output()?.status.success() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        bail!("cannot push {live}:\n{}", fs::read_to_string(dir.join("registry.log")).unwrap_or_default())
-    };
+    let pushed = |from: &str| registry.push(|| layout.docker(), from, &live);
     demo_image(layout, "2", false)?;
     demo_image(layout, "3", false)?;
     pushed("dhdemo/web:2")?;

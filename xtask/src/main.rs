@@ -15,11 +15,13 @@
 mod bench;
 mod bench_server;
 mod bench_store;
+mod bench_watch;
 mod ci;
 mod demo;
 mod engine;
 mod fuzz;
 mod images;
+mod local_registry;
 #[cfg(test)]
 mod modgraph;
 mod proc;
@@ -80,9 +82,9 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         minutes: f64,
     },
-    /// Run a benchmark against baselines measured in the same run (`engine`).
+    /// Run a benchmark against baselines measured in the same run.
     Bench {
-        /// Which benchmark: `engine`.
+        /// Which benchmark: `engine`, `jobs`, `backup`, `update`, `server`, `store`, `watch`.
         what: String,
     },
 }

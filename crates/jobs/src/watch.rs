@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dockhand_engine::Service;
+use dockhand_engine::{RegistryAuth, Service};
 use dockhand_policy::{
     AutoUpdate, Defaults, LabelPrefixes, Resolved, TargetLabels, UpdatePolicy, WatchStep, decide, followed,
     service_policy,
@@ -159,78 +159,68 @@ pub async fn look(
     prefixes: &LabelPrefixes,
     backoffs: &Backoffs,
 ) -> Look {
-    let mut asked: HashMap<(String, String), Resolved> = HashMap::new();
-    let mut out = Vec::new();
-    let mut requests = Vec::new();
+    use futures_util::StreamExt;
     let mut services: Vec<&Service> = services.iter().collect();
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    // Each watched service: its row, and what to ask the registry, unless it is decided
+    // already (a skip).
+    let mut seen = Vec::new();
     for service in services {
-        let Some(policy) = watched(service, defaults, prefixes) else { continue };
-        let view = TargetLabels::resolve(&service.spec.labels, prefixes);
-        let name = service.spec.name.clone();
-        let decided_by =
-            view.get("update.auto").map(|(key, value)| format!("{key}={value}")).unwrap_or_default();
-        let image = &service.spec.task_template.container_spec.image;
-        let runs = image.split_once('@').map(|(_, digest)| digest.to_owned());
-        let mut row = Watched {
-            service: name.clone(),
-            mode: policy.auto.as_str(),
-            decided_by,
-            follows: None,
-            runs: runs.clone(),
-            latest: None,
-            next: String::new(),
-            step: WatchStep::Current,
-        };
-        let skip = |mut row: Watched, reason: String| {
-            row.next = format!("skip: {reason}");
-            row.step = WatchStep::Skip { reason };
-            row
-        };
-        let reference = match followed(image, policy.auto_tag.as_deref()) {
-            Ok(reference) => reference,
-            Err(e) => {
-                out.push(skip(row, e.to_string()));
-                continue;
-            }
-        };
-        row.follows = Some(reference.to_string());
-        let credential = match registries.credential_for(&reference, &name, &policy, &view).await {
-            Ok(credential) => credential,
-            Err(e) => {
-                out.push(skip(row, e.to_string()));
-                continue;
-            }
-        };
-        let whose = credential.as_ref().map(|c| c.source.clone()).unwrap_or_default();
-        let key = (reference.to_string(), whose);
-        let resolved = match asked.get(&key) {
-            Some(resolved) => resolved.clone(),
-            None if backoffs.holds(reference.domain(), Instant::now()) => Resolved::BackedOff,
-            None => {
-                let auth = credential.as_ref().map(|c| &c.auth);
-                let (resolved, failed) = match swarm.distribution(&key.0, auth).await {
+        if let Some(policy) = watched(service, defaults, prefixes) {
+            seen.push(prepare(service, policy, registries, prefixes).await);
+        }
+    }
+    // Each distinct reference and credential once, a few at once.
+    let mut distinct: HashMap<(String, String), (String, Option<RegistryAuth>)> = HashMap::new();
+    for (_, asking) in &seen {
+        if let Some(asking) = asking {
+            distinct
+                .entry(asking.key.clone())
+                .or_insert_with(|| (asking.domain.clone(), asking.auth.clone()));
+        }
+    }
+    let answers: Vec<((String, String), Resolved, Option<RegistryRequest>)> =
+        futures_util::stream::iter(distinct)
+            .map(|(key, (domain, auth))| async move {
+                if backoffs.holds(&domain, Instant::now()) {
+                    return (key, Resolved::BackedOff, None);
+                }
+                let (resolved, failed) = match swarm.distribution(&key.0, auth.as_ref()).await {
                     Ok(found) if !found.descriptor.digest.is_empty() => {
                         (Resolved::Digest(found.descriptor.digest), false)
                     }
                     Ok(_) => (Resolved::Failed("the registry gave no digest".to_owned()), false),
                     Err(e) => (Resolved::Failed(e.to_string()), registry_failed(&e)),
                 };
-                backoffs.answered(reference.domain(), failed, Instant::now());
+                backoffs.answered(&domain, failed, Instant::now());
                 let result = if matches!(resolved, Resolved::Digest(_)) { "ok" } else { "failed" };
-                requests.push(RegistryRequest { registry: reference.domain().to_owned(), result });
-                asked.insert(key, resolved.clone());
-                resolved
-            }
+                (key, resolved, Some(RegistryRequest { registry: domain, result }))
+            })
+            .buffer_unordered(ASKED_AT_ONCE)
+            .collect()
+            .await;
+    let mut requests: Vec<RegistryRequest> = Vec::new();
+    let mut asked: HashMap<(String, String), Resolved> = HashMap::new();
+    for (key, resolved, request) in answers {
+        requests.extend(request);
+        asked.insert(key, resolved);
+    }
+    requests.sort_by(|a, b| a.registry.cmp(&b.registry));
+    let mut out = Vec::new();
+    for (mut row, asking) in seen {
+        let Some(asking) = asking else {
+            out.push(row);
+            continue;
         };
+        let resolved = asked.get(&asking.key).cloned().unwrap_or(Resolved::BackedOff);
         // The job store is read only for a service whose tag moved: whether the new digest
         // failed before.
         let mut failed = BTreeSet::new();
         if let Resolved::Digest(digest) = &resolved {
             row.latest = Some(digest.clone());
-            if runs.as_deref() != Some(digest.as_str()) {
+            if row.runs.as_deref() != Some(digest.as_str()) {
                 let filter = JobFilter {
-                    target: Some(format!("service/{name}")),
+                    target: Some(format!("service/{}", row.service)),
                     action: Some(Action::UpdateService.as_str().to_owned()),
                     limit: Some(REMEMBERED),
                     ..JobFilter::default()
@@ -238,23 +228,87 @@ pub async fn look(
                 match store.list(&filter).await {
                     Ok(jobs) => failed = failed_digests(&jobs),
                     Err(e) => {
-                        let why = format!("the job store, which remembers failed updates, failed: {e}");
-                        out.push(skip(row, why));
+                        out.push(skip(
+                            row,
+                            format!("the job store, which remembers failed updates, failed: {e}"),
+                        ));
                         continue;
                     }
                 }
             }
         }
-        row.step = decide(policy.auto, &reference, runs.as_deref(), &resolved, &failed);
-        row.next = match &row.step {
+        let step = decide(asking.mode, &asking.reference, row.runs.as_deref(), &resolved, &failed);
+        row.next = match &step {
             WatchStep::Current => "current".to_owned(),
             WatchStep::Update { image } => format!("update to {image}"),
             WatchStep::Notify { image } => format!("notify {image}"),
             WatchStep::Skip { reason } => format!("skip: {reason}"),
         };
+        row.step = step;
         out.push(row);
     }
     Look { rows: out, requests }
+}
+
+/// How many registry requests a look has in flight at once.
+const ASKED_AT_ONCE: usize = 8;
+
+/// What a look asks the registry for one service.
+struct Asking {
+    mode: AutoUpdate,
+    reference: dockhand_policy::ImageRef,
+    /// The reference and whose credential: one request per distinct pair.
+    key: (String, String),
+    domain: String,
+    auth: Option<RegistryAuth>,
+}
+
+/// `row` as a skip for `reason`.
+fn skip(mut row: Watched, reason: String) -> Watched {
+    row.next = format!("skip: {reason}");
+    row.step = WatchStep::Skip { reason };
+    row
+}
+
+/// A watched service's row so far, and what to ask for it (`None`: decided already).
+async fn prepare(
+    service: &Service,
+    policy: UpdatePolicy,
+    registries: &Registries,
+    prefixes: &LabelPrefixes,
+) -> (Watched, Option<Asking>) {
+    let view = TargetLabels::resolve(&service.spec.labels, prefixes);
+    let name = service.spec.name.clone();
+    let decided_by = view.get("update.auto").map(|(key, value)| format!("{key}={value}")).unwrap_or_default();
+    let image = &service.spec.task_template.container_spec.image;
+    let mut row = Watched {
+        service: name.clone(),
+        mode: policy.auto.as_str(),
+        decided_by,
+        follows: None,
+        runs: image.split_once('@').map(|(_, digest)| digest.to_owned()),
+        latest: None,
+        next: String::new(),
+        step: WatchStep::Current,
+    };
+    let reference = match followed(image, policy.auto_tag.as_deref()) {
+        Ok(reference) => reference,
+        Err(e) => return (skip(row, e.to_string()), None),
+    };
+    row.follows = Some(reference.to_string());
+    let credential = match registries.credential_for(&reference, &name, &policy, &view).await {
+        Ok(credential) => credential,
+        Err(e) => return (skip(row, e.to_string()), None),
+    };
+    let whose = credential.as_ref().map(|c| c.source.clone()).unwrap_or_default();
+    let asking = Asking {
+        mode: policy.auto,
+        key: (reference.to_string(), whose),
+        domain: reference.domain().to_owned(),
+        auth: credential.map(|c| c.auth),
+        reference,
+    };
+    (row, Some(asking))
 }
 
 #[cfg(test)]
