@@ -355,20 +355,28 @@ pub fn swarm_docker_config() -> PathBuf {
 /// # Panics
 /// When a docker command fails.
 pub fn push_as(manager_url: &str, from: &str, to: &str) {
-    let docker = |args: &[&str]| {
-        let out = Command::new("docker")
-            .env("DOCKER_HOST", manager_url)
-            .env("DOCKER_CONFIG", swarm_docker_config())
-            .env_remove("DOCKER_CONTEXT")
-            .args(args)
-            .output()
-            .expect("docker");
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let docker = |args: &[&str]| registry_docker(manager_url, args);
     docker(&["pull", from]);
     docker(&["tag", from, to]);
     docker(&["push", to]);
     docker(&["image", "rm", to]);
+}
+
+/// Runs the docker CLI through the engine at `manager_url` with the test registry's
+/// credentials; its stdout, trimmed.
+///
+/// # Panics
+/// When the command fails.
+fn registry_docker(manager_url: &str, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", manager_url)
+        .env("DOCKER_CONFIG", swarm_docker_config())
+        .env_remove("DOCKER_CONTEXT")
+        .args(args)
+        .output()
+        .expect("docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Pushes an image of its own as `to`: what `from` is (a reference in the test registry),
@@ -378,17 +386,7 @@ pub fn push_as(manager_url: &str, from: &str, to: &str) {
 /// # Panics
 /// When a docker command fails.
 pub fn push_distinct(manager_url: &str, from: &str, to: &str, label: &str) {
-    let docker = |args: &[&str]| {
-        let out = Command::new("docker")
-            .env("DOCKER_HOST", manager_url)
-            .env("DOCKER_CONFIG", swarm_docker_config())
-            .env_remove("DOCKER_CONTEXT")
-            .args(args)
-            .output()
-            .expect("docker");
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let docker = |args: &[&str]| registry_docker(manager_url, args);
     docker(&["pull", from]);
     let container = docker(&["create", from]);
     docker(&["commit", "--change", &format!("LABEL dockhand.test={label}"), &container, to]);

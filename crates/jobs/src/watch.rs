@@ -366,6 +366,12 @@ mod tests {
         service
     }
 
+    /// One look with the defaults, no credential and a fresh back-off state.
+    async fn look_once(swarm: &FakeSwarm, store: &dyn JobStore, services: &[Service]) -> Vec<Watched> {
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        look(swarm, &registries(), store, services, &d, &p, &Backoffs::default()).await.rows
+    }
+
     const WATCHED: [(&str, &str); 2] = [("dockhand.update.enable", "true"), ("dockhand.update.auto", "true")];
 
     #[tokio::test]
@@ -388,17 +394,7 @@ mod tests {
         // app-01 tried D2 before, and it failed: the watch does not try it again.
         let tried = format!("registry.example.com/team/app:1.4@{D2}");
         store.record(&update_job("app-01", &tried, Status::Failed, 0)).await.unwrap();
-        let rows = look(
-            &swarm,
-            &registries(),
-            &store,
-            &services,
-            &Defaults::default(),
-            &LabelPrefixes::default(),
-            &Backoffs::default(),
-        )
-        .await
-        .rows;
+        let rows = look_once(&swarm, &store, &services).await;
 
         assert_eq!(rows.len(), 22, "the unwatched service is not listed: {rows:?}");
         let app = &rows[0];
@@ -478,17 +474,7 @@ mod tests {
         let swarm = FakeSwarm::manager();
         let services = [service(&swarm, "app", "registry.example.com/team/app:9", &WATCHED)];
         let (_dir, store) = store();
-        let rows = look(
-            &swarm,
-            &registries(),
-            &store,
-            &services,
-            &Defaults::default(),
-            &LabelPrefixes::default(),
-            &Backoffs::default(),
-        )
-        .await
-        .rows;
+        let rows = look_once(&swarm, &store, &services).await;
         assert_eq!(rows.len(), 1);
         let next = &rows[0].next;
         assert!(next.starts_with("skip: registry.example.com/team/app:9: the registry failed"), "{next}");

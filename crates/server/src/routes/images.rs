@@ -19,10 +19,10 @@ use dockhand_policy::{Decision, ImageRef, Permission};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::routes::Shared;
 use crate::routes::act::{check_image, describe_caller, failed_credential, identify, request_fingerprint};
-use crate::routes::answer::{Form, answer};
+use crate::routes::answer::{ErrorAnswers, Form, answer};
 use crate::routes::input::{ClientIp, UpdateBody, WaitQuery, bearer, parse_body, query, read_body};
 
 /// One service's part of an image update.
@@ -53,10 +53,7 @@ pub(crate) struct ImageUpdate {
 #[utoipa::path(post, path = "/v1/images/update", tag = "jobs",
     params(WaitQuery),
     request_body = UpdateBody,
-    responses((status = 200, body = ImageUpdate, description = "each service's answer"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = ImageUpdate, description = "each service's answer"), ErrorAnswers),
     security(("bearer" = [])))]
 pub(crate) async fn update_image(
     State(app): State<Shared>,
