@@ -443,7 +443,7 @@ pub(crate) struct UpdateArgs {
     #[arg(required_unless_present = "image_of", conflicts_with = "image_of")]
     pub(crate) service: Option<String>,
     /// Update every service that runs this reference's repository (whatever its tag) and
-    /// has `update.enable=true` to this reference, all at once, each its own job.
+    /// has `update.enable=true` to this reference, each its own job, up to `--concurrency` at once.
     #[arg(long, value_name = "REF", conflicts_with = "image")]
     pub(crate) image_of: Option<String>,
     /// The image reference to deploy (`name:tag`, or `name@sha256:…`); without it, the

@@ -36,13 +36,16 @@ pub(crate) async fn run(global: &Global, args: UpdateArgs) -> anyhow::Result<Exi
         }
         (None, None) => anyhow::bail!("give a service, or --image-of"),
     };
-    // Each service its own job under its own lock, all at once.
-    let jobs = names
-        .iter()
-        .map(|name| dockhand_jobs::update::update_service(&ctx, &registries, name, &request, &printer));
+    // Each service its own job under its own lock, up to `--concurrency` at once.
+    use futures_util::StreamExt;
+    let results: Vec<_> = futures_util::stream::iter(&names)
+        .map(|name| dockhand_jobs::update::update_service(&ctx, &registries, name, &request, &printer))
+        .buffered(ctx.concurrency.max(1))
+        .collect()
+        .await;
     let mut done = Vec::new();
     let mut failed = Vec::new();
-    for (name, result) in names.iter().zip(futures_util::future::join_all(jobs).await) {
+    for (name, result) in names.iter().zip(results) {
         match result {
             Ok(job) => done.push(job),
             Err(e) => failed.push((name, e)),
