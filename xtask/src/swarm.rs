@@ -3,7 +3,9 @@
 //! Each node is a real `dockerd` with its own `containerd`, in network, mount and UTS
 //! namespaces of its own, so that every node has its own `/var/run/docker.sock` (what a
 //! helper container mounts), its own hostname and its own address. The nodes' network
-//! namespaces hang off a bridge in a namespace of its own; traffic goes only between them.
+//! namespaces hang off a bridge in a namespace of its own; traffic goes only between them
+//! and the test run's own host, which joins the bridge as `.254` (an operator's machine on
+//! the swarm's network: dockhand-server in a test asks the test registry directly).
 //! Everything lives under `target/dh-swarm/` (or `$DOCKHAND_SWARM_DIR`); the namespaces are
 //! named `dhs-*`. The test images are imported into every node. `swarm.env` names the nodes
 //! for the test harness.
@@ -27,6 +29,8 @@ const BRIDGE_NS: &str = "dhs-br";
 /// The nodes' subnet; node `i` is `.i`. A documentation range (RFC 5737), never routed:
 /// it exists only inside our namespaces.
 const SUBNET: &str = "198.51.100";
+/// The host's end of its link to the bridge.
+const HOST_LINK: &str = "dhs-host";
 
 /// Where the swarm keeps everything.
 pub(crate) struct Swarm {
@@ -133,6 +137,7 @@ pub(crate) fn up(nodes: usize) -> anyhow::Result<()> {
             .cloned()
             .context("swarm.env names no DOCKHAND_TEST_PINNED_HELPER")?;
         pull_pinned(&swarm, &existing, &pinned)?;
+        join_host()?;
         eprintln!("swarm already up: {nodes} nodes, manager {}", existing[0].url());
         return Ok(());
     }
@@ -190,6 +195,23 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     .map(|_| ())
 }
 
+/// The host's link to the bridge: `dhs-host` here, `ph` on the bridge, the host at
+/// `.254`. Deleting the bridge's namespace deletes both ends. Made when missing (a swarm
+/// started before the link existed gets it too).
+fn join_host() -> anyhow::Result<()> {
+    let ip_path = proc::which("ip").context("ip is not installed (Debian: iproute2)")?;
+    let present =
+        Command::new(&ip_path).args(["link", "show", HOST_LINK]).output().is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    ip(&["link", "add", HOST_LINK, "type", "veth", "peer", "name", "ph", "netns", BRIDGE_NS])?;
+    ip(&["-n", BRIDGE_NS, "link", "set", "ph", "master", "br0"])?;
+    ip(&["-n", BRIDGE_NS, "link", "set", "ph", "up"])?;
+    ip(&["addr", "add", &format!("{SUBNET}.254/24"), "dev", HOST_LINK])?;
+    ip(&["link", "set", HOST_LINK, "up"])
+}
+
 fn start(swarm: &Swarm, count: usize, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     fs::create_dir_all(&swarm.dir)?;
     let nodes: Vec<Node> = (1..=count).map(|i| swarm.node(i)).collect();
@@ -207,6 +229,7 @@ fn start(swarm: &Swarm, count: usize, runtime: &tokio::runtime::Runtime) -> anyh
         ip(&["-n", &ns, "link", "set", &veth, "up"])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
     }
+    join_host()?;
     for node in &nodes {
         start_node(node)?;
     }

@@ -57,7 +57,7 @@ pub(crate) async fn plan(global: &Global) -> anyhow::Result<ExitCode> {
         let registries = configuration.registries()?;
         let jobs = store()?;
         let watched = {
-            let once = dockhand_jobs::update::Backoffs::default();
+            let once = dockhand_jobs::update::Watcher::new()?;
             dockhand_jobs::update::watch_look(&client, registries, &jobs, &plain, defaults, prefixes, &once)
                 .await
                 .rows

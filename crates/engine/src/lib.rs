@@ -96,6 +96,8 @@ pub use crate::swarm::spec::{
     TaskSpec, UpdateStatus,
 };
 pub use crate::swarm::{LogStream, LogsOptions, ObjectVersion, ServiceUpdated, UpdateOptions};
-pub use crate::system::{Component, EngineEvent, EventActor, Info, Ping, Platform, SwarmInfo, Version};
+pub use crate::system::{
+    Component, EngineEvent, EventActor, IndexInfo, Info, Ping, Platform, RegistryConfig, SwarmInfo, Version,
+};
 pub use crate::tls::TlsSettings;
 pub use crate::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION, ParseApiVersionError};

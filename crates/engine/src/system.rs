@@ -153,6 +153,34 @@ pub struct Info {
     pub swarm: SwarmInfo,
     /// The engine's clock when it answered (RFC 3339, nanoseconds).
     pub system_time: String,
+    /// How the engine reaches registries: which it talks to without verified TLS.
+    pub registry_config: RegistryConfig,
+}
+
+/// The `RegistryConfig` part of `GET /info`: the engine's `insecure-registries`, as
+/// networks and as named registries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// Networks whose registries are insecure (`127.0.0.0/8` by default).
+    #[serde(rename = "InsecureRegistryCIDRs")]
+    pub insecure_registry_cidrs: Vec<String>,
+    /// Each registry the engine was told of, by name (`registry.example.com:5000`).
+    pub index_configs: std::collections::BTreeMap<String, IndexInfo>,
+}
+
+/// One registry of [`RegistryConfig::index_configs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct IndexInfo {
+    /// Its name, as configured.
+    pub name: String,
+    /// False for an insecure registry: plain HTTP, or TLS without verification.
+    pub secure: bool,
+    /// Docker Hub itself.
+    pub official: bool,
 }
 
 impl Info {

@@ -13,6 +13,12 @@ use rustls::pki_types::pem::PemObject;
 #[error("{0}")]
 pub struct HttpClientError(String);
 
+impl HttpClientError {
+    pub(crate) fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
 /// An HTTPS client for a peer that is neither an engine nor object storage (a CI identity
 /// issuer): rustls with ring, a CA file or the system's roots, no redirects.
 #[derive(Debug, Clone)]

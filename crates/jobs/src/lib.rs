@@ -62,6 +62,7 @@ mod host_exec;
 mod http;
 mod job;
 mod lock;
+mod manifests;
 mod node_backup;
 pub mod notify;
 mod own_image;

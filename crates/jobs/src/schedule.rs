@@ -31,7 +31,7 @@ use crate::registry::Registries;
 use crate::runner::JobContext;
 use crate::storage::targets::StorageTargets;
 use crate::store::JobStore;
-pub use crate::watch::{Backoffs, Look, RegistryRequest};
+pub use crate::watch::{Look, RegistryRequest, Watcher};
 pub use crate::work::{Order, Work};
 pub use settings::Schedule;
 
@@ -213,7 +213,7 @@ pub struct Scheduler {
     recorded: Recorded,
     registries: Arc<Registries>,
     looked: Looked,
-    backoffs: crate::watch::Backoffs,
+    watcher: std::sync::OnceLock<Arc<Watcher>>,
 }
 
 /// Hears of each job the scheduler records itself.
@@ -254,7 +254,7 @@ impl Scheduler {
             recorded: Arc::new(|_| {}),
             registries: Arc::new(Registries::none()),
             looked: Arc::new(|_| {}),
-            backoffs: crate::watch::Backoffs::default(),
+            watcher: std::sync::OnceLock::new(),
         }
     }
 
@@ -262,6 +262,22 @@ impl Scheduler {
     pub fn with_registries(mut self, registries: Arc<Registries>) -> Self {
         self.registries = registries;
         self
+    }
+
+    /// Watch mode asks registries through `watcher` (default: its own, made at the first
+    /// watch tick): a server shares one with its status route.
+    pub fn with_watcher(self, watcher: Arc<Watcher>) -> Self {
+        let _ = self.watcher.set(watcher);
+        self
+    }
+
+    /// The watcher, made at the first tick that needs one.
+    fn watcher(&self) -> Result<&Arc<Watcher>, crate::http::HttpClientError> {
+        if let Some(watcher) = self.watcher.get() {
+            return Ok(watcher);
+        }
+        let made = Arc::new(Watcher::new()?);
+        Ok(self.watcher.get_or_init(|| made))
     }
 
     /// Tells `looked` of each look watch mode takes.

@@ -26,6 +26,7 @@ use dockhand_policy::{
 use crate::agent::protocol::Budget;
 use crate::job::{Action, Job, Sink, Status, Step, Target};
 use crate::lock::LockTarget;
+pub use crate::manifests::{ManifestError, ManifestHead, Manifests, RegistryClient};
 pub use crate::plan::Watched;
 pub use crate::registry::{
     DOCKER_HUB_SERVER, NamedRegistry, PullCredential, Registries, RegistryError, docker_config_credential,
@@ -36,7 +37,7 @@ use crate::steps::exec::exec_in_tasks;
 use crate::steps::lookup::{budget_source, find_service, hostnames, manager};
 use crate::swarm::Connected;
 use crate::tail::{OUTPUT_TAIL, Tail};
-pub use crate::watch::{Backoffs, any_watched, look as watch_look, running_repository};
+pub use crate::watch::{Watcher, any_watched, look as watch_look, running_repository};
 
 /// What was asked: the image (none: redeploy the current tag), `force` (recreate the tasks
 /// even when the digest is the same), and whether a failure may roll back.

@@ -1,8 +1,8 @@
 //! Watch mode's look at the registries: for each watched service (`update.enable=true` and
 //! `update.auto` set), the reference it follows, the digest it runs, the digest behind the
 //! tag now, and what a tick would do ([`dockhand_policy::decide`]). Each distinct reference
-//! is resolved once per look, with the credential matched to its registry, through the
-//! engine (`GET /distribution`), as update-service resolves it.
+//! is resolved once per look, with the credential matched to its registry, by one manifest
+//! `HEAD` of watch mode's own registry client ([`crate::manifests`]).
 //!
 //! A digest whose last update-service failed (or was rolled back) is remembered through
 //! the job store: each update job records the image it tried, pinned by digest.
@@ -10,7 +10,7 @@
 //! `dockhand plan` and the status route show it; the scheduler's tick acts on it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dockhand_engine::{RegistryAuth, Service};
@@ -19,7 +19,9 @@ use dockhand_policy::{
     service_policy,
 };
 
+use crate::http::HttpClientError;
 use crate::job::{Action, Job, Status};
+use crate::manifests::{Manifests, RegistryClient};
 use crate::plan::Watched;
 use crate::registry::Registries;
 use crate::store::{JobFilter, JobStore};
@@ -32,45 +34,63 @@ const REMEMBERED: usize = 50;
 /// ([`dockhand_policy::backoff`]), at most an hour.
 const BACKOFF_BASE: Duration = Duration::from_secs(60);
 
-/// The registries that failed lately, and until when the watch leaves each alone: the
-/// scheduler keeps one across its ticks; a one-off look (the plan, the status route) takes
-/// a fresh one.
-#[derive(Debug, Default)]
-pub struct Backoffs(Mutex<HashMap<String, (u32, Instant)>>);
+/// What watch mode keeps across its looks: its registry client (which remembers each
+/// registry's challenge, pull tokens and `ETag`s) and the registries it leaves alone for a
+/// while. The scheduler keeps one; `dockhand plan` and the status route take their own.
+#[derive(Debug)]
+pub struct Watcher {
+    manifests: Arc<dyn Manifests>,
+    holds: Holds,
+}
 
-impl Backoffs {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+impl Watcher {
+    /// A watcher with its own registry client ([`RegistryClient`]).
+    pub fn new() -> Result<Self, HttpClientError> {
+        Ok(Self::with_manifests(Arc::new(RegistryClient::new()?)))
+    }
+
+    /// A watcher that asks `manifests` (an embedder's client, or a test's).
+    pub fn with_manifests(manifests: Arc<dyn Manifests>) -> Self {
+        Self { manifests, holds: Holds::default() }
+    }
+}
+
+/// The registries left alone lately, and until when: one that failed (5xx, 429, no
+/// answer), and one whose rate limit is low, with what it said was left.
+#[derive(Debug, Default)]
+struct Holds(Mutex<HashMap<String, Hold>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    times: u32,
+    until: Instant,
+    remaining: Option<u64>,
+}
+
+impl Holds {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hold>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether `registry` is left alone at `now`.
-    fn holds(&self, registry: &str, now: Instant) -> bool {
-        self.map().get(registry).is_some_and(|(_, until)| now < *until)
+    /// What a look says of `registry` at `now` instead of asking it, when it is held.
+    fn holds(&self, registry: &str, now: Instant) -> Option<Resolved> {
+        let hold = self.map().get(registry).copied().filter(|h| now < h.until)?;
+        Some(hold.remaining.map_or(Resolved::BackedOff, |remaining| Resolved::RateLimited { remaining }))
     }
 
-    /// Counts an answer of `registry`: a failure of the registry itself backs it off for
-    /// longer each time; any other answer clears it.
-    fn answered(&self, registry: &str, failed: bool, now: Instant) {
+    /// Counts an answer of `registry`: a failure of the registry itself, or a low rate
+    /// limit (`remaining`), holds it for longer each time in a row; any other answer
+    /// clears it.
+    fn answered(&self, registry: &str, held: bool, remaining: Option<u64>, now: Instant) {
         let mut map = self.map();
-        if failed {
-            let failures = map.get(registry).map_or(1, |(n, _)| n.saturating_add(1));
-            map.insert(
-                registry.to_owned(),
-                (failures, now + dockhand_policy::backoff(failures, BACKOFF_BASE)),
-            );
+        if held {
+            let times = map.get(registry).map_or(1, |h| h.times.saturating_add(1));
+            let until = now + dockhand_policy::backoff(times, BACKOFF_BASE);
+            map.insert(registry.to_owned(), Hold { times, until, remaining });
         } else {
             map.remove(registry);
         }
     }
-}
-
-/// Whether the engine's answer `e` to `/distribution` says the registry itself failed (it
-/// is down, erring or limiting us), as opposed to a tag that does not exist or a
-/// credential it refused: only the former backs the registry off.
-fn registry_failed(e: &dockhand_engine::Error) -> bool {
-    let text = e.to_string().to_ascii_lowercase();
-    let said = ["manifest unknown", "not found", "unauthorized", "denied"];
-    e.status().is_some_and(|s| s >= 500 || s == 429) && !said.iter().any(|w| text.contains(w))
 }
 
 /// The digests whose last update of the service, among `jobs` (newest first), failed: an
@@ -128,13 +148,14 @@ pub fn any_watched(services: &[Service], defaults: &Defaults, prefixes: &LabelPr
     services.iter().any(|s| watched(s, defaults, prefixes).is_some())
 }
 
-/// One registry request of a look: the registry's host and how it went (`ok`, `failed`).
+/// One registry request of a look: the registry's host and how it went (`ok`, `failed`,
+/// `rate_limited`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RegistryRequest {
     /// The registry (`registry.example.com`, `docker.io`).
     pub registry: String,
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, or `rate_limited` (it answered, and said its rate limit is low).
     pub result: &'static str,
 }
 
@@ -149,7 +170,8 @@ pub struct Look {
 }
 
 /// Every watched service of `services`, by name, with one registry request per distinct
-/// reference and credential, and the digests whose update failed from `store`.
+/// reference and credential (by `watcher`'s client, which first learns the engine's
+/// insecure registries from `swarm`), and the digests whose update failed from `store`.
 pub async fn look(
     swarm: &dyn Swarm,
     registries: &Registries,
@@ -157,7 +179,7 @@ pub async fn look(
     services: &[Service],
     defaults: &Defaults,
     prefixes: &LabelPrefixes,
-    backoffs: &Backoffs,
+    watcher: &Watcher,
 ) -> Look {
     use futures_util::StreamExt;
     let mut services: Vec<&Service> = services.iter().collect();
@@ -171,30 +193,46 @@ pub async fn look(
         }
     }
     // Each distinct reference and credential once, a few at once.
-    let mut distinct: HashMap<(String, String), (String, Option<RegistryAuth>)> = HashMap::new();
+    let mut distinct: HashMap<(String, String), (dockhand_policy::ImageRef, Option<RegistryAuth>)> =
+        HashMap::new();
     for (_, asking) in &seen {
         if let Some(asking) = asking {
             distinct
                 .entry(asking.key.clone())
-                .or_insert_with(|| (asking.domain.clone(), asking.auth.clone()));
+                .or_insert_with(|| (asking.reference.clone(), asking.auth.clone()));
+        }
+    }
+    if !distinct.is_empty() {
+        // Which registries the engine asks without verified TLS: so does the client.
+        if let Ok(info) = swarm.info().await {
+            watcher.manifests.learn(&info.registry_config);
         }
     }
     let answers: Vec<((String, String), Resolved, Option<RegistryRequest>)> =
         futures_util::stream::iter(distinct)
-            .map(|(key, (domain, auth))| async move {
-                if backoffs.holds(&domain, Instant::now()) {
-                    return (key, Resolved::BackedOff, None);
+            .map(|(key, (reference, auth))| async move {
+                let registry = reference.domain().to_owned();
+                if let Some(held) = watcher.holds.holds(&registry, Instant::now()) {
+                    return (key, held, None);
                 }
-                let (resolved, failed) = match swarm.distribution(&key.0, auth.as_ref()).await {
-                    Ok(found) if !found.descriptor.digest.is_empty() => {
-                        (Resolved::Digest(found.descriptor.digest), false)
+                let (resolved, result) = match watcher.manifests.head(&reference, auth.as_ref()).await {
+                    Ok(head) => match head.rate_limit.filter(dockhand_policy::RateLimit::is_low) {
+                        Some(low) => {
+                            let remaining = low.remaining;
+                            watcher.holds.answered(&registry, true, Some(remaining), Instant::now());
+                            (Resolved::RateLimited { remaining }, "rate_limited")
+                        }
+                        None => {
+                            watcher.holds.answered(&registry, false, None, Instant::now());
+                            (Resolved::Digest(head.digest), "ok")
+                        }
+                    },
+                    Err(e) => {
+                        watcher.holds.answered(&registry, e.registry_failed(), None, Instant::now());
+                        (Resolved::Failed(e.to_string()), "failed")
                     }
-                    Ok(_) => (Resolved::Failed("the registry gave no digest".to_owned()), false),
-                    Err(e) => (Resolved::Failed(e.to_string()), registry_failed(&e)),
                 };
-                backoffs.answered(&domain, failed, Instant::now());
-                let result = if matches!(resolved, Resolved::Digest(_)) { "ok" } else { "failed" };
-                (key, resolved, Some(RegistryRequest { registry: domain, result }))
+                (key, resolved, Some(RegistryRequest { registry, result }))
             })
             .buffer_unordered(ASKED_AT_ONCE)
             .collect()
@@ -259,7 +297,6 @@ struct Asking {
     reference: dockhand_policy::ImageRef,
     /// The reference and whose credential: one request per distinct pair.
     key: (String, String),
-    domain: String,
     auth: Option<RegistryAuth>,
 }
 
@@ -304,7 +341,6 @@ async fn prepare(
     let asking = Asking {
         mode: policy.auto,
         key: (reference.to_string(), whose),
-        domain: reference.domain().to_owned(),
         auth: credential.map(|c| c.auth),
         reference,
     };
@@ -366,10 +402,15 @@ mod tests {
         service
     }
 
+    /// A fresh watcher asking the fake swarm's registry.
+    fn watcher(swarm: &FakeSwarm) -> Watcher {
+        Watcher::with_manifests(Arc::new(swarm.clone()))
+    }
+
     /// One look with the defaults, no credential and a fresh back-off state.
     async fn look_once(swarm: &FakeSwarm, store: &dyn JobStore, services: &[Service]) -> Vec<Watched> {
         let (d, p) = (Defaults::default(), LabelPrefixes::default());
-        look(swarm, &registries(), store, services, &d, &p, &Backoffs::default()).await.rows
+        look(swarm, &registries(), store, services, &d, &p, &watcher(swarm)).await.rows
     }
 
     const WATCHED: [(&str, &str); 2] = [("dockhand.update.enable", "true"), ("dockhand.update.auto", "true")];
@@ -425,9 +466,9 @@ mod tests {
         swarm.publish("registry.example.com/team/app:1", D1);
         let services = [service(&swarm, "app", "registry.example.com/team/app:1", &WATCHED)];
         let (_dir, store) = store();
-        let backoffs = Backoffs::default();
+        let backoffs = watcher(&swarm);
         let (d, p) = (Defaults::default(), LabelPrefixes::default());
-        swarm.fail("distribution", 1, Fault::Broken);
+        swarm.fail("manifest", 1, Fault::Broken);
         let first = look(&swarm, &registries(), &store, &services, &d, &p, &backoffs).await;
         assert_eq!(
             first.requests,
@@ -438,7 +479,7 @@ mod tests {
         let next = &second.rows[0].next;
         assert!(next.starts_with("skip: registry.example.com: backed off after failing"), "{next}");
         // A fresh state (a new server) asks again, and a success clears it.
-        let fresh = Backoffs::default();
+        let fresh = watcher(&swarm);
         let third = look(&swarm, &registries(), &store, &services, &d, &p, &fresh).await;
         assert_eq!(third.rows[0].latest.as_deref(), Some(D1));
 
@@ -447,6 +488,38 @@ mod tests {
             let seen = look(&swarm, &registries(), &store, &missing, &d, &p, &fresh).await;
             assert_eq!(seen.requests.len(), 1, "a missing tag is asked at every look");
         }
+    }
+
+    /// A registry that says its rate limit is low is a skip naming what is left, and is
+    /// not asked again at the next look; once it has room again, it is.
+    #[tokio::test]
+    async fn a_low_rate_limit_is_a_skip_and_holds_the_registry() {
+        let swarm = FakeSwarm::manager();
+        swarm.publish("docker.io/library/nginx:1.27", D2);
+        let services = [service(&swarm, "web", &format!("nginx:1.27@{D1}"), &WATCHED)];
+        let (_dir, store) = store();
+        let (d, p) = (Defaults::default(), LabelPrefixes::default());
+        let held = watcher(&swarm);
+        swarm.rate_limit(3);
+        let first = look(&swarm, &registries(), &store, &services, &d, &p, &held).await;
+        assert_eq!(
+            first.requests,
+            [RegistryRequest { registry: "docker.io".into(), result: "rate_limited" }]
+        );
+        let next = &first.rows[0].next;
+        assert!(
+            next.starts_with("skip: docker.io: the registry's rate limit is low (3 requests left)"),
+            "{next}"
+        );
+        let second = look(&swarm, &registries(), &store, &services, &d, &p, &held).await;
+        assert!(second.requests.is_empty(), "held: not asked");
+        assert_eq!(second.rows[0].next, *next);
+        assert_eq!(swarm.registry_asked(), 1);
+
+        swarm.rate_limit(90);
+        let fresh = watcher(&swarm);
+        let third = look(&swarm, &registries(), &store, &services, &d, &p, &fresh).await;
+        assert_eq!(third.rows[0].next, format!("update to docker.io/library/nginx:1.27@{D2}"));
     }
 
     #[test]
@@ -478,7 +551,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let next = &rows[0].next;
         assert!(next.starts_with("skip: registry.example.com/team/app:9: the registry failed"), "{next}");
-        assert!(next.contains("manifest unknown"), "{next}");
+        assert!(next.contains("404 Not Found: manifest unknown"), "{next}");
         assert_eq!((rows[0].runs.as_deref(), rows[0].latest.as_deref()), (None, None));
     }
 }

@@ -82,6 +82,9 @@ pub enum ServerError {
     /// The certificate or key for HTTPS.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// Watch mode's registry client.
+    #[error("watch mode's registry client: {0}")]
+    Watcher(#[from] dockhand_jobs::HttpClientError),
     /// The listening socket.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -255,6 +258,9 @@ impl Server {
             );
         }
         let storage = Arc::new(storage);
+        // One registry client for watch mode's ticks and the status route: what it learns
+        // of each registry (its challenge, tokens, `ETag`s, back-off) serves both.
+        let watcher = Arc::new(dockhand_jobs::update::Watcher::new()?);
         let scheduler = Arc::new(
             dockhand_jobs::schedule::Scheduler::new(
                 config.schedule.clone(),
@@ -273,6 +279,7 @@ impl Server {
                 })
             })
             .with_registries(Arc::clone(&registries))
+            .with_watcher(Arc::clone(&watcher))
             .with_looked({
                 let metrics = Arc::clone(&metrics);
                 Arc::new(move |look| metrics.looked(look))
@@ -296,6 +303,7 @@ impl Server {
             base,
             storage,
             registries,
+            watcher,
             metrics,
             streams: crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT),
             ready: tokio::sync::Mutex::new(None),

@@ -192,7 +192,9 @@ fn scheduler(swarm: &Arc<FakeSwarm>, store: Arc<dyn JobStore>) -> Scheduler {
     let storage = Arc::new(
         StorageTargets::load(&file("{}"), &Environment::from_vars::<&str, &str>([]), "/data".into()).unwrap(),
     );
-    Scheduler::new(Schedule::default(), base, store, storage, "replica-1")
+    let watcher =
+        crate::watch::Watcher::with_manifests(Arc::clone(swarm) as Arc<dyn crate::manifests::Manifests>);
+    Scheduler::new(Schedule::default(), base, store, storage, "replica-1").with_watcher(Arc::new(watcher))
 }
 
 /// At the seed's 03:00 tick: every labelled target's job is launched once, cleans before

@@ -33,6 +33,13 @@ impl Scheduler {
                 return;
             }
         };
+        let watcher = match self.watcher() {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch: no registry client; nothing done this tick");
+                return;
+            }
+        };
         let look = crate::watch::look(
             self.base.swarm.as_ref(),
             &self.registries,
@@ -40,7 +47,7 @@ impl Scheduler {
             &services,
             &self.base.defaults,
             &self.base.prefixes,
-            &self.backoffs,
+            watcher,
         )
         .await;
         tracing::info!(services = look.rows.len(), registry_requests = look.requests.len(), "watch: looked");

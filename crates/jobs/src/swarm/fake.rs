@@ -47,6 +47,8 @@ struct State {
     registry: BTreeMap<String, String>,
     /// How many times the registry was asked.
     registry_asked: usize,
+    /// What the registry says is left of its rate limit, on each manifest answer.
+    rate_limit: Option<u64>,
     /// How the next image updates of a service end (`completed` when none is left): the
     /// state and the engine's message.
     outcomes: BTreeMap<String, Vec<(String, String)>>,
@@ -63,10 +65,10 @@ pub(crate) fn context(swarm: &std::sync::Arc<FakeSwarm>) -> crate::runner::JobCo
         .with_swarm(std::sync::Arc::clone(swarm) as std::sync::Arc<dyn Swarm>)
 }
 
-/// The in-memory swarm.
-#[derive(Debug, Default)]
+/// The in-memory swarm; a clone is the same swarm.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FakeSwarm {
-    state: Mutex<State>,
+    state: std::sync::Arc<Mutex<State>>,
 }
 
 /// An update's status as the engine reports it.
@@ -230,7 +232,12 @@ impl FakeSwarm {
         self.lock().faults.push((method, times, fault));
     }
 
-    /// How many times the registry was asked (`GET /distribution`).
+    /// The registry's manifest answers say `remaining` requests are left.
+    pub(crate) fn rate_limit(&self, remaining: u64) {
+        self.lock().rate_limit = Some(remaining);
+    }
+
+    /// How many times the registry was asked (`GET /distribution` or a manifest `HEAD`).
     pub(crate) fn registry_asked(&self) -> usize {
         self.lock().registry_asked
     }
@@ -626,5 +633,32 @@ impl Swarm for FakeSwarm {
             }
             None => std::future::pending().await,
         }
+    }
+}
+
+/// The fake swarm's registry, as watch mode's client asks it: the same published tags,
+/// the same count; `fail("manifest", …)` makes the registry answer 500.
+#[async_trait::async_trait]
+impl crate::manifests::Manifests for FakeSwarm {
+    async fn head(
+        &self,
+        reference: &dockhand_policy::ImageRef,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<crate::manifests::ManifestHead, crate::manifests::ManifestError> {
+        let url =
+            format!("https://{}/v2/…/manifests/{}", reference.domain(), reference.tag().unwrap_or_default());
+        let answer = |status: u16, detail: &str| crate::manifests::ManifestError::fake(&url, status, detail);
+        if let Err(e) = self.check("manifest", &url) {
+            return Err(answer(500, &e.to_string()));
+        }
+        let mut s = self.lock();
+        s.registry_asked += 1;
+        let digest = s
+            .registry
+            .get(&reference.to_string())
+            .cloned()
+            .ok_or_else(|| answer(404, "404 Not Found: manifest unknown"))?;
+        let rate_limit = s.rate_limit.and_then(|r| dockhand_policy::RateLimit::parse(&r.to_string()));
+        Ok(crate::manifests::ManifestHead { digest, rate_limit, unchanged: false })
     }
 }

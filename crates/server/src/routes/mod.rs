@@ -45,6 +45,8 @@ pub struct App {
     pub storage: Arc<StorageTargets>,
     /// Registry credentials for updates.
     pub registries: Arc<Registries>,
+    /// Watch mode's registry client and back-off, shared with the scheduler.
+    pub watcher: Arc<dockhand_jobs::update::Watcher>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The event streams each address follows (R3-12).

@@ -177,7 +177,6 @@ async fn watch_status(app: &App, service: &dockhand_engine::Service) -> Option<W
         return None;
     }
     let store = app.dispatcher.store();
-    let once = dockhand_jobs::update::Backoffs::default();
     let (swarm, registries) = (app.base.swarm.as_ref(), &app.registries);
     let look = dockhand_jobs::update::watch_look(
         swarm,
@@ -186,7 +185,7 @@ async fn watch_status(app: &App, service: &dockhand_engine::Service) -> Option<W
         services,
         defaults,
         prefixes,
-        &once,
+        &app.watcher,
     )
     .await;
     look.rows.into_iter().next().map(|w| WatchStatus {
