@@ -75,6 +75,8 @@ enum Command {
     Image,
     /// Build the static `dockhand` and `dockhand-server` release binaries into `target/dist/`.
     Dist,
+    /// Write the `dockhand` man pages (one per command) into `target/man/`.
+    Man,
     /// Faults and load against the test swarm with two server replicas on PostgreSQL over
     /// HTTPS; fails unless nothing was lost or left behind.
     Soak {
@@ -115,6 +117,27 @@ enum EngineCommand {
     Status,
 }
 
+/// `cargo xtask man`: `dockhand man --dir target/man` from the workspace's build.
+fn man() -> anyhow::Result<()> {
+    let dir = project_root().join("target").join("man");
+    proc::run(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--locked",
+                "--package",
+                "dockhand-cli",
+                "--bin",
+                "dockhand",
+                "--",
+                "man",
+                "--dir",
+            ])
+            .arg(&dir),
+    )
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
@@ -133,6 +156,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Image => images::release(),
         Command::Dist => images::dist(),
+        Command::Man => man(),
         Command::Bench { what } => bench::run(&what),
         Command::Fuzz { seconds } => fuzz::run(seconds),
         Command::Soak { minutes } => soak::run(minutes),

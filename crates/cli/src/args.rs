@@ -18,52 +18,52 @@ pub(crate) struct Args {
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Global {
     /// The engine to talk to, as a URL such as unix:///var/run/docker.sock (beats DOCKER_HOST).
-    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL", help_heading = "Engine connection")]
     pub(crate) host: Option<String>,
 
     /// The docker context to use (beats DOCKER_HOST and DOCKER_CONTEXT).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Engine connection")]
     pub(crate) context: Option<String>,
 
     /// A host from the configuration's docker.hosts, by id (instead of -H or --context).
-    #[arg(long = "host-id", global = true, value_name = "ID", conflicts_with_all = ["host", "context"])]
+    #[arg(long = "host-id", global = true, value_name = "ID", conflicts_with_all = ["host", "context"], help_heading = "Engine connection")]
     pub(crate) host_id: Option<String>,
 
     /// The configuration file [default: $XDG_CONFIG_HOME/dockhand/dockhand.yaml].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Global options")]
     pub(crate) config: Option<PathBuf>,
 
     /// Use TLS, without verifying the engine (implied by --tlsverify).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine connection")]
     pub(crate) tls: bool,
 
     /// Use TLS and verify the engine against the CA.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine connection")]
     pub(crate) tlsverify: bool,
 
     /// Trust only certificates signed by this CA [default: $DOCKER_CERT_PATH/ca.pem].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Engine connection")]
     pub(crate) tlscacert: Option<PathBuf>,
 
     /// The client certificate [default: $DOCKER_CERT_PATH/cert.pem].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Engine connection")]
     pub(crate) tlscert: Option<PathBuf>,
 
     /// The client key [default: $DOCKER_CERT_PATH/key.pem].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Engine connection")]
     pub(crate) tlskey: Option<PathBuf>,
 
     /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub(crate) json: bool,
 
     /// How long to wait for each answer of the engine, in Go syntax such as 10s or 1m30s
     /// [default: 120s; hosts ls probes each host for at most 5s].
-    #[arg(long, global = true, value_name = "DURATION", env = "DOCKHAND_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", env = "DOCKHAND_TIMEOUT", value_parser = parse_duration, help_heading = "Engine connection")]
     pub(crate) timeout: Option<std::time::Duration>,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub(crate) verbose: u8,
 }
 
@@ -130,6 +130,18 @@ pub(crate) enum Command {
     /// pinned by digest, with its hooks, waited on until it converges, and rolled back when
     /// it fails. Exit codes as for clean node.
     Update(UpdateArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write a man page per command (dockhand.1, dockhand-clean-node.1…) into a directory.
+    Man {
+        /// The directory.
+        #[arg(long, value_name = "DIR", default_value = "man")]
+        dir: PathBuf,
+    },
     /// What a helper service runs on a node: `dockhand agent <verb> ...`, written by dockhand
     /// itself (internal).
     #[command(hide = true)]
@@ -138,6 +150,17 @@ pub(crate) enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// A shell `dockhand completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Shell {
+    /// bash (bash-completion).
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `dockhand clean ...`
@@ -172,6 +195,7 @@ pub(crate) enum CleanCommand {
 
 /// How jobs work on other nodes, and how much at once.
 #[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Job options")]
 pub(crate) struct JobOptions {
     /// The image of helper services, pinned by digest; its entrypoint must be dockhand
     /// (`dockhand helper-image push` makes one) [default: on the connected node, an image

@@ -5,6 +5,7 @@ mod agent;
 mod args;
 mod backup;
 mod clean;
+mod completions;
 mod context;
 mod engine;
 mod exec;
@@ -87,6 +88,8 @@ async fn command(args: Args) -> anyhow::Result<ExitCode> {
         Command::Backups(cmd) => backup::list(&args.global, cmd).await,
         Command::Restore(cmd) => backup::restore(&args.global, cmd).await,
         Command::Update(cmd) => update::run(&args.global, cmd).await,
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { dir } => completions::man(&dir),
         Command::Agent { args: agent_args } => agent::run(&agent_args).await,
     }
 }

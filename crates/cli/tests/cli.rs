@@ -915,3 +915,75 @@ fn a_late_volume_agent_does_nothing() {
         assert!(!stdout(&out).contains("listening"), "{verb:?}: {}", stdout(&out));
     }
 }
+
+/// Every command's `--help` groups the engine connection, the job options and the global
+/// options under their own headings, after the command's own options.
+#[test]
+fn help_puts_connection_and_job_flags_under_their_own_headings() {
+    let out = dockhand(&["restore", "--help"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = stdout(&out);
+    let at = |needle: &str| help.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{help}"));
+    let (own, jobs, connection, global) =
+        (at("\nOptions:"), at("\nJob options:"), at("\nEngine connection:"), at("\nGlobal options:"));
+    assert!(own < jobs && jobs < connection && connection < global, "{help}");
+    for flag in ["--identity", "--force"] {
+        assert!(at(flag) > own && at(flag) < jobs, "{flag} is not among restore's own options:\n{help}");
+    }
+    for flag in ["--helper-image", "--concurrency"] {
+        assert!(at(flag) > jobs && at(flag) < connection, "{flag} is not a job option:\n{help}");
+    }
+    for flag in ["--tlsverify", "--host <URL>", "--context", "--timeout"] {
+        assert!(
+            at(flag) > connection && at(flag) < global,
+            "{flag} is not an engine connection flag:\n{help}"
+        );
+    }
+    for flag in ["--json", "--config", "--verbose"] {
+        assert!(at(flag) > global, "{flag} is not a global option:\n{help}");
+    }
+    // A command without job options has no such heading.
+    let help = stdout(&dockhand(&["services", "ls", "--help"], &[]));
+    assert!(!help.contains("Job options:") && help.contains("Engine connection:"), "{help}");
+}
+
+/// `dockhand completions SHELL` prints a script its shell accepts (bash is checked with
+/// `bash -n`), naming the commands; an unknown shell is an error naming the choices.
+#[test]
+fn completions_are_scripts_for_bash_zsh_and_fish() {
+    let bash = dockhand(&["completions", "bash"], &[]);
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let script = stdout(&bash);
+    assert!(script.contains("restore") && script.contains("--tlsverify"), "{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dockhand.bash");
+    std::fs::write(&file, &script).unwrap();
+    let checked = std::process::Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(checked.status.success(), "bash -n: {}", String::from_utf8_lossy(&checked.stderr));
+    let zsh = stdout(&dockhand(&["completions", "zsh"], &[]));
+    assert!(zsh.starts_with("#compdef dockhand"), "{zsh}");
+    let fish = stdout(&dockhand(&["completions", "fish"], &[]));
+    assert!(fish.contains("complete -c dockhand"), "{fish}");
+    let wrong = dockhand(&["completions", "powershell"], &[]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains("bash, zsh, fish"), "{}", stderr(&wrong));
+}
+
+/// `dockhand man --dir DIR` writes a roff page per visible command, named as `man`
+/// finds them (`dockhand-clean-node.1`); the internal `agent` has none.
+#[test]
+fn man_writes_a_page_per_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dockhand(&["man", "--dir", dir.path().to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    for page in ["dockhand.1", "dockhand-clean-node.1", "dockhand-restore.1", "dockhand-update.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page} is not roff:\n{text}");
+        assert!(listed.contains(page), "{listed}");
+    }
+    let restore = std::fs::read_to_string(dir.path().join("dockhand-restore.1")).unwrap();
+    assert!(restore.contains("identity") && restore.contains("tlsverify"), "{restore}");
+    assert!(!dir.path().join("dockhand-agent.1").exists(), "the internal agent has a page");
+    assert!(!dir.path().join("dockhand-help.1").exists());
+}
