@@ -12,6 +12,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(test)]
+mod alerts;
 mod bench;
 mod bench_server;
 mod bench_store;

@@ -364,12 +364,13 @@ pub(crate) fn command(only: &[String]) -> anyhow::Result<()> {
     run_all(&chosen, &env, || Ok(()))
 }
 
-/// Brings the private engine and the test swarm up (both idempotent) and answers what the
-/// tests need to find them and the other peers.
+/// Brings the private engine and the test swarm up (both idempotent), installs the other
+/// peers' tools (promtool too), and answers what the tests need to find them.
 pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     let schemathesis = crate::tools::ensure_schemathesis()?;
     let validator = crate::tools::ensure_openapi_validator()?;
     let postgres = crate::tools::ensure_peers()?;
+    crate::tools::ensure_promtool()?;
     let layout = crate::engine::up()?;
     crate::swarm::up(3)?;
     let path = |p: &Path| p.display().to_string();

@@ -57,6 +57,14 @@ pub(crate) fn ensure_swarm() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// Installs `promtool` (Debian's `prometheus` package), which checks `deploy/alerts.yml`.
+pub(crate) fn ensure_promtool() -> anyhow::Result<()> {
+    if proc::which("promtool").is_some() {
+        return Ok(());
+    }
+    apt_install(&["prometheus"])
+}
+
 /// Installs what the benchmarks compare against or measure with: curl, zstd and GNU time.
 pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     let mut packages = Vec::new();

@@ -359,6 +359,7 @@ impl Server {
             async move { dispatcher.renew_leases().await }
         });
         let reaper = tokio::spawn(reap(Arc::clone(&self.app)));
+        let gauges = tokio::spawn(refresh_gauges(Arc::clone(&self.app)));
         // A managed engine started for the server: liveness checks and restarts for its
         // whole life, stopped in stages after the jobs.
         let engine_stop = tokio_util::sync::CancellationToken::new();
@@ -458,6 +459,7 @@ impl Server {
         tracing::info!("shutting down: cancelling running jobs");
         reconcile.abort();
         reaper.abort();
+        gauges.abort();
         leases.abort();
         cron_stop.cancel();
         self.app.dispatcher.shutdown().await;
@@ -514,6 +516,24 @@ const REAP_EVERY: Duration = Duration::from_secs(15);
 /// replica killed, or this one before it restarted) are marked interrupted, their helper
 /// services removed, and the services they left scaled down are brought back once the
 /// dead job's lock has expired (the reconcile, again until it did).
+/// How many of the store's newest jobs the per-target gauges are set from.
+const GAUGE_WINDOW: usize = 5000;
+/// How often they are set again from the store (other replicas' jobs, targets gone).
+const GAUGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Sets the per-target gauges from the job store at start, then every [`GAUGE_EVERY`].
+async fn refresh_gauges(app: Arc<App>) {
+    loop {
+        let mut filter = dockhand_jobs::store::JobFilter::default();
+        filter.limit = Some(GAUGE_WINDOW);
+        match app.dispatcher.store().list(&filter).await {
+            Ok(jobs) => app.metrics.refresh(&jobs),
+            Err(e) => tracing::warn!(error = %e, "cannot read the job store for the metrics"),
+        }
+        tokio::time::sleep(GAUGE_EVERY).await;
+    }
+}
+
 async fn reap(app: Arc<App>) {
     let mut owed = false;
     loop {

@@ -1,6 +1,17 @@
 //! Prometheus metrics, served at `/metrics` in the text format.
+//!
+//! Besides counters of what this replica did, each target in scope and action has gauges
+//! to alert on (`last_success_timestamp_seconds`, `last_run_timestamp_seconds`,
+//! `last_result`, `consecutive_failures`, `backup_bytes`), kept from the job store: at start
+//! and every minute ([`Metrics::refresh`], which also sees other replicas' jobs), and at
+//! each job this replica ends. A target whose jobs left the store's newest window loses its
+//! series, so the label sets stay bounded. `deploy/alerts.yml` alerts on them.
 
-use dockhand_jobs::{Action, Job};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use dockhand_jobs::{Action, Job, Status};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,11 +26,23 @@ struct JobLabels {
     status: String,
 }
 
-/// A job's action.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ActionLabel {
+/// A job's action and its target (`service/<name>`, `node/<hostname>`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TargetLabels {
     action: String,
+    target: String,
 }
+
+/// A target's last result.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    action: String,
+    target: String,
+    result: String,
+}
+
+/// A gauge of seconds or bytes, as a float.
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// A webhook (by name) and how a notification to it went.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,29 +81,47 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     jobs: Family<JobLabels, Counter>,
-    durations: Family<ActionLabel, Histogram, fn() -> Histogram>,
+    durations: Family<TargetLabels, Histogram, fn() -> Histogram>,
     http: Family<HttpLabels, Counter>,
     auth_failures: Counter,
     busy: Counter,
-    backup_bytes: Counter,
+    uploaded_bytes: Counter,
     pending_timeouts: Counter,
     notifications: Family<NotifyLabels, Counter>,
     update_available: Family<ServiceLabel, Gauge>,
     registry_requests: Family<RegistryLabels, Counter>,
+    per_target: PerTarget,
+}
+
+/// The gauges per target and action, and what they were last set from.
+#[derive(Debug, Default)]
+struct PerTarget {
+    last_success: Family<TargetLabels, FloatGauge>,
+    last_run: Family<TargetLabels, FloatGauge>,
+    last_result: Family<ResultLabels, Gauge>,
+    consecutive_failures: Family<TargetLabels, Gauge>,
+    backup_bytes: Family<TargetLabels, FloatGauge>,
+    /// Each target's last result, and when its newest job started (a job already counted
+    /// is not counted again).
+    seen: Mutex<HashMap<TargetLabels, (String, u64)>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("dockhand");
         let jobs = Family::<JobLabels, Counter>::default();
-        let durations = Family::<ActionLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+        let durations = Family::<TargetLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
         );
         let http = Family::<HttpLabels, Counter>::default();
-        let (auth_failures, busy, backup_bytes, pending_timeouts) =
+        let (auth_failures, busy, uploaded_bytes, pending_timeouts) =
             (Counter::default(), Counter::default(), Counter::default(), Counter::default());
         registry.register("jobs", "Jobs that ended, by action and status", jobs.clone());
-        registry.register("job_duration_seconds", "How long jobs ran, by action", durations.clone());
+        registry.register(
+            "job_duration_seconds",
+            "How long the jobs this replica ran took, by action and target",
+            durations.clone(),
+        );
         registry.register("http_requests", "HTTP requests, by route and status code", http.clone());
         registry.register(
             "auth_failures",
@@ -92,7 +133,7 @@ impl Default for Metrics {
             "Requests refused because their target was busy (409)",
             busy.clone(),
         );
-        registry.register("backup_bytes", "Bytes backup jobs uploaded", backup_bytes.clone());
+        registry.register("backup_uploaded_bytes", "Bytes backup jobs uploaded", uploaded_bytes.clone());
         registry.register(
             "helper_pending_timeouts",
             "Helper services removed because they stayed pending",
@@ -113,8 +154,34 @@ impl Default for Metrics {
         let registry_requests = Family::<RegistryLabels, Counter>::default();
         registry.register(
             "registry_requests",
-            "Watch mode's requests to registries, by registry and result (ok, failed)",
+            "Watch mode's requests to registries, by registry and result (ok, failed, rate_limited)",
             registry_requests.clone(),
+        );
+        let per_target = PerTarget::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the target's last successful job of the action ended (Unix time)",
+            per_target.last_success.clone(),
+        );
+        registry.register(
+            "last_run_timestamp_seconds",
+            "When the target's last job of the action that ran ended (Unix time)",
+            per_target.last_run.clone(),
+        );
+        registry.register(
+            "last_result",
+            "The target's last job of the action: 1 for its result (succeeded, failed, cancelled, refused, busy, skipped, interrupted, available)",
+            per_target.last_result.clone(),
+        );
+        registry.register(
+            "consecutive_failures",
+            "The target's jobs of the action that failed in a row, up to its last one",
+            per_target.consecutive_failures.clone(),
+        );
+        registry.register(
+            "backup_bytes",
+            "The size of the target's last successful backup, in bytes",
+            per_target.backup_bytes.clone(),
         );
         Self {
             registry,
@@ -123,31 +190,29 @@ impl Default for Metrics {
             http,
             auth_failures,
             busy,
-            backup_bytes,
+            uploaded_bytes,
             pending_timeouts,
             notifications,
             update_available,
             registry_requests,
+            per_target,
         }
     }
 }
 
 impl Metrics {
-    /// Counts an ended job, its duration, its bytes and its helpers that stayed pending.
+    /// Counts an ended job, its duration, its bytes and its helpers that stayed pending, and
+    /// sets its target's gauges.
     pub fn job_finished(&self, job: &Job) {
         let action = job.action.as_str().to_owned();
-        let status = serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned));
-        self.jobs
-            .get_or_create(&JobLabels { action: action.clone(), status: status.unwrap_or_default() })
-            .inc();
+        self.jobs.get_or_create(&JobLabels { action: action.clone(), status: status_of(job) }).inc();
         if let Some(ended) = job.ended_ms {
             let seconds = ended.saturating_sub(job.started_ms) as f64 / 1000.0;
-            self.durations.get_or_create(&ActionLabel { action }).observe(seconds);
+            let labels = TargetLabels { action, target: job.target.describe() };
+            self.durations.get_or_create(&labels).observe(seconds);
         }
-        if matches!(job.action, Action::BackupService | Action::BackupNode) {
-            let bytes: u64 = job.steps.iter().filter(|s| s.kind == "upload").filter_map(|s| s.bytes).sum();
-            self.backup_bytes.inc_by(bytes);
-        }
+        self.uploaded_bytes.inc_by(uploaded(job));
+        self.per_target.track(job);
         let pending = job
             .steps
             .iter()
@@ -197,6 +262,17 @@ impl Metrics {
         }
     }
 
+    /// Sets every target's gauges from `jobs` (the store's newest, newest first), and drops
+    /// the series of targets none of them names.
+    pub fn refresh(&self, jobs: &[Job]) {
+        let present: BTreeSet<TargetLabels> =
+            jobs.iter().filter(|j| j.ended_ms.is_some()).map(labels_of).collect();
+        self.per_target.forget_all_but(&present);
+        for job in jobs.iter().rev() {
+            self.per_target.track(job);
+        }
+    }
+
     /// The text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -204,5 +280,216 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// A job's status as its label value (`succeeded`, `failed`…).
+fn status_of(job: &Job) -> String {
+    serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn labels_of(job: &Job) -> TargetLabels {
+    TargetLabels { action: job.action.as_str().to_owned(), target: job.target.describe() }
+}
+
+/// The bytes a backup job uploaded.
+fn uploaded(job: &Job) -> u64 {
+    if !matches!(job.action, Action::BackupService | Action::BackupNode) {
+        return 0;
+    }
+    job.steps.iter().filter(|s| s.kind == "upload").filter_map(|s| s.bytes).sum()
+}
+
+impl PerTarget {
+    /// Sets the gauges of `job`'s target and action from it, unless a newer job of theirs
+    /// was counted already (a refresh meets jobs this replica counted as they ended).
+    fn track(&self, job: &Job) {
+        let Some(ended) = job.ended_ms else { return };
+        let labels = labels_of(job);
+        let result = status_of(job);
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = seen.get(&labels).cloned();
+        if previous.as_ref().is_some_and(|(_, started)| *started >= job.started_ms) {
+            return;
+        }
+        let seconds = ended as f64 / 1000.0;
+        if let Some((before, _)) = previous.filter(|(before, _)| *before != result) {
+            let old =
+                ResultLabels { action: labels.action.clone(), target: labels.target.clone(), result: before };
+            self.last_result.remove(&old);
+        }
+        let now = ResultLabels {
+            action: labels.action.clone(),
+            target: labels.target.clone(),
+            result: result.clone(),
+        };
+        self.last_result.get_or_create(&now).set(1);
+        let ran = matches!(
+            job.status,
+            Status::Succeeded | Status::Failed | Status::Cancelled | Status::Interrupted
+        );
+        if ran {
+            self.last_run.get_or_create(&labels).set(seconds);
+        }
+        let failures = self.consecutive_failures.get_or_create(&labels);
+        match job.status {
+            Status::Succeeded => {
+                self.last_success.get_or_create(&labels).set(seconds);
+                failures.set(0);
+                let bytes = uploaded(job);
+                if bytes > 0 {
+                    self.backup_bytes.get_or_create(&labels).set(bytes as f64);
+                }
+            }
+            Status::Failed | Status::Interrupted => {
+                failures.inc();
+            }
+            _ => {}
+        }
+        drop(failures);
+        seen.insert(labels, (result, job.started_ms));
+    }
+
+    /// Drops the series of every target and action not in `present`.
+    fn forget_all_but(&self, present: &BTreeSet<TargetLabels>) {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gone: Vec<TargetLabels> = seen.keys().filter(|k| !present.contains(*k)).cloned().collect();
+        for labels in gone {
+            if let Some((result, _)) = seen.remove(&labels) {
+                let old =
+                    ResultLabels { action: labels.action.clone(), target: labels.target.clone(), result };
+                self.last_result.remove(&old);
+            }
+            for family in [&self.last_success, &self.last_run, &self.backup_bytes] {
+                family.remove(&labels);
+            }
+            self.consecutive_failures.remove(&labels);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use dockhand_jobs::{Step, Target, Trigger};
+
+    use super::*;
+
+    /// A job of `action` on service `name` that started at `at` s and ended 10 s later as
+    /// `status`; a backup uploads `bytes`.
+    fn job(action: Action, name: &str, at: u64, status: Status, bytes: u64) -> Job {
+        let target = Target::Service { id: format!("id-{name}"), name: name.to_owned() };
+        let start = UNIX_EPOCH + Duration::from_secs(at);
+        let mut job = Job::start(action, target, Trigger::Cron, "cron", start);
+        if bytes > 0 {
+            let mut upload = Step::start("upload", start);
+            upload.bytes = Some(bytes);
+            upload.finish(Status::Succeeded, start, None);
+            job.steps.push(upload);
+        }
+        job.finish(start + Duration::from_secs(10), Some(status));
+        job
+    }
+
+    /// The value of the sample whose line starts with `series` (name and labels, in the
+    /// order the encoder writes them).
+    fn sample(text: &str, series: &str) -> Option<String> {
+        let prefix = format!("{series} ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::to_owned)
+    }
+
+    #[test]
+    fn each_target_keeps_its_last_success_run_result_failures_and_size() {
+        let metrics = Metrics::default();
+        for (at, status, bytes) in [
+            (100, Status::Failed, 0),
+            (200, Status::Succeeded, 4096),
+            (300, Status::Failed, 0),
+            (400, Status::Busy, 0),
+            (500, Status::Failed, 0),
+        ] {
+            metrics.job_finished(&job(Action::BackupService, "db", at, status, bytes));
+        }
+        let text = metrics.encode();
+        let labels = r#"{action="backup-service",target="service/db"}"#;
+        let at = |name: &str| sample(&text, &format!("dockhand_{name}{labels}"));
+        assert_eq!(at("last_success_timestamp_seconds").as_deref(), Some("210.0"), "{text}");
+        assert_eq!(
+            at("last_run_timestamp_seconds").as_deref(),
+            Some("510.0"),
+            "a busy job did not run: {text}"
+        );
+        assert_eq!(
+            at("consecutive_failures").as_deref(),
+            Some("2"),
+            "busy neither fails nor succeeds: {text}"
+        );
+        assert_eq!(at("backup_bytes").as_deref(), Some("4096.0"), "{text}");
+        let result = |r: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"dockhand_last_result{{action="backup-service",target="service/db",result="{r}"}}"#
+                ),
+            )
+        };
+        assert_eq!(result("failed").as_deref(), Some("1"), "{text}");
+        assert_eq!((result("succeeded"), result("busy")), (None, None), "only the last result: {text}");
+        assert!(text.contains("dockhand_backup_uploaded_bytes_total 4096"), "{text}");
+        let histogram =
+            r#"dockhand_job_duration_seconds_count{action="backup-service",target="service/db"} 5"#;
+        assert!(text.contains(histogram), "{text}");
+    }
+
+    /// A refresh from the store sets what this replica did not see (another replica's
+    /// jobs, jobs before a restart), does not count a job twice, and drops targets that
+    /// left the store's window.
+    #[test]
+    fn a_refresh_from_the_store_adds_other_replicas_jobs_once_and_drops_gone_targets() {
+        let metrics = Metrics::default();
+        let ours = job(Action::CleanService, "web", 100, Status::Failed, 0);
+        metrics.job_finished(&ours);
+        let theirs = job(Action::CleanService, "web", 200, Status::Failed, 0);
+        let gone = job(Action::UpdateService, "old", 50, Status::Failed, 0);
+        metrics.refresh(&[theirs.clone(), ours.clone(), gone.clone()]);
+        let text = metrics.encode();
+        let web = r#"{action="clean-service",target="service/web"}"#;
+        assert_eq!(
+            sample(&text, &format!("dockhand_consecutive_failures{web}")).as_deref(),
+            Some("2"),
+            "{text}"
+        );
+        assert!(text.contains(r#"target="service/old""#), "{text}");
+        metrics.refresh(&[theirs, ours]);
+        let text = metrics.encode();
+        assert!(!text.contains(r#"target="service/old""#), "a target gone from the store stays: {text}");
+        assert_eq!(
+            sample(&text, &format!("dockhand_consecutive_failures{web}")).as_deref(),
+            Some("2"),
+            "{text}"
+        );
+    }
+
+    /// Every metric `deploy/alerts.yml` names is one the server exports.
+    #[test]
+    fn the_shipped_alerts_name_metrics_the_server_exports() {
+        let metrics = Metrics::default();
+        metrics.job_finished(&job(Action::BackupService, "db", 100, Status::Succeeded, 512));
+        metrics.notification(&dockhand_jobs::notify::Delivery::Sent { webhook: "ops".to_owned() });
+        let text = metrics.encode();
+        let rules =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/alerts.yml")).unwrap();
+        let mut named = BTreeSet::new();
+        for (at, _) in rules.match_indices("dockhand_") {
+            let name: String =
+                rules[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            named.insert(name);
+        }
+        assert!(named.len() >= 4, "{named:?}");
+        for name in named {
+            let family = name.strip_suffix("_total").unwrap_or(&name);
+            assert!(text.contains(&format!("# TYPE {family} ")), "{name} is not exported:\n{text}");
+        }
     }
 }
