@@ -44,7 +44,7 @@ async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 async fn a_failed_job_reaches_the_webhook_redacted_and_a_success_does_not() {
     let receiver = WebhookReceiver::start();
     let (seen, report) = collecting();
-    let hook = Webhook::new("ops", receiver.url.clone());
+    let hook = Webhook::new("ops", receiver.url.clone()).unwrap();
     let redactor = Redactor::new(["tok-secret-42".to_owned()]);
     let notifier = Notifier::start(vec![hook], None, redactor, Duration::from_millis(10), report).unwrap();
     notifier.job_finished(&job(Status::Succeeded));
@@ -77,7 +77,7 @@ async fn a_failed_job_reaches_the_webhook_redacted_and_a_success_does_not() {
 async fn a_webhook_that_is_down_is_retried_reported_and_never_holds_the_job() {
     let port = free_port(); // nothing listens there
     let (seen, report) = collecting();
-    let hook = Webhook::new("down", format!("http://127.0.0.1:{port}/hooks/T0SECRETPATH"));
+    let hook = Webhook::new("down", format!("http://127.0.0.1:{port}/hooks/T0SECRETPATH")).unwrap();
     let notifier =
         Notifier::start(vec![hook], None, Redactor::default(), Duration::from_millis(10), report).unwrap();
     // `job_finished` is not async: it only queues.

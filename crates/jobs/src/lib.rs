@@ -79,6 +79,8 @@ pub mod storage;
 pub mod store;
 mod swarm;
 mod tail;
+#[cfg(test)]
+mod test_peer;
 pub mod update;
 mod volume_move;
 mod volumes;

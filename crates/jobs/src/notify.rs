@@ -1,7 +1,9 @@
-//! Notifications: a JSON POST to webhooks when a job ends, on failure (and, when asked, on
-//! other outcomes), per action or per target label. The body carries the job's summary and
-//! its steps' output tails, redacted, and a `text` field that Slack and Mattermost show as
-//! the message.
+//! Notifications: a request to each configured channel when a job ends, on failure (and,
+//! when asked, on other outcomes), per action or per target label. A channel is a URL: a
+//! webhook (`https://…`, `generic+https://…`) gets a JSON body with the job's summary and its
+//! steps' output tails, redacted, and a `text` field that Slack and Mattermost show as the
+//! message; `slack://`, `discord://`, `teams://`, `ntfy://` and `gotify://` get that
+//! service's own format ([`channels`]).
 //!
 //! Delivery never holds a job up: jobs go into a bounded queue that one task empties,
 //! retrying each webhook with backoff. A notification that cannot be delivered, or that
@@ -19,6 +21,10 @@ use serde::Deserialize;
 
 use crate::job::{Job, Status, Target};
 
+mod channels;
+
+use channels::{Channel, Message};
+
 /// Jobs waiting to be notified; more are dropped (and counted).
 pub const NOTIFY_QUEUE: usize = 256;
 /// Attempts per webhook and job.
@@ -32,13 +38,19 @@ const TAIL: usize = 2_048;
 /// watch mode found for services that asked to be told (`update.auto=notify`).
 const DEFAULT_ON: [&str; 2] = ["failed", "available"];
 
-/// One webhook.
+/// A channel URL that is not one: why, never the URL itself (it holds a credential).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ChannelError(String);
+
+/// One channel: a webhook, or a chat or push service given as a URL.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Webhook {
     /// Its name, for logs and metrics.
     pub name: String,
     url: String,
+    channel: Channel,
     /// The job statuses it is told about (default: `failed` and `available`).
     pub on: Vec<Status>,
     /// The actions it is told about (empty: all).
@@ -65,16 +77,22 @@ impl Webhook {
         &self.url
     }
 
-    /// A webhook named `name` posting to `url` on failures of every action, and on updates
-    /// available.
-    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
-        Self {
+    /// A channel named `name` at `url` (a webhook's `https://…`, or `slack://…`, `ntfy://…`…)
+    /// told of failures of every action, and of updates available.
+    ///
+    /// # Errors
+    /// When `url` is not a channel: the error says why, without the URL.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Result<Self, ChannelError> {
+        let url = url.into();
+        let channel = Channel::parse(&url).map_err(ChannelError)?;
+        Ok(Self {
             name: name.into(),
-            url: url.into(),
+            url: url.trim().to_owned(),
+            channel,
             on: vec![Status::Failed, Status::Available],
             actions: Vec::new(),
             selector: None,
-        }
+        })
     }
 
     /// Told about jobs that end with one of `on`.
@@ -95,17 +113,16 @@ impl Webhook {
             && (self.actions.is_empty() || self.actions.iter().any(|a| a == job.action.as_str()))
     }
 
-    /// The URL's scheme and host, for messages: the path and query often hold a secret.
+    /// The channel's kind and host, for messages: the path and query often hold a secret.
     fn shown(&self) -> String {
-        reqwest::Url::parse(&self.url)
-            .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("?")))
-            .unwrap_or_else(|_| "?".to_owned())
+        self.channel.shown()
     }
 }
 
+/// `notifications.webhooks` (the first form, kept).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNotifications {
+struct RawWebhooks {
     #[serde(default)]
     webhooks: Vec<RawWebhook>,
 }
@@ -124,31 +141,46 @@ struct RawWebhook {
     selector: Option<String>,
 }
 
-/// Reads `notifications.webhooks` of `file`; a URL comes from `url_env` (a variable),
-/// `url_file` (a swarm secret) or `url` (accepted, with a warning: it is a secret in the
-/// file). Returns the webhooks and the warnings.
+/// Reads the channels of `file`: `notifications` as a list of entries, or (the first form)
+/// `notifications.webhooks`. A URL comes from `url_env` (a variable), `url_file` (a swarm
+/// secret) or `url` (accepted, with a warning: it is a secret in the file). Returns the
+/// channels and the warnings.
 pub fn load_webhooks(
     file: &ConfigFile,
     env: &Environment,
 ) -> Result<(Vec<Webhook>, Vec<String>), ConfigError> {
     let origin = file.origin().to_string();
     let error = |key: String, detail: String| ConfigError::new(origin.clone(), key, detail);
-    let raw = match file.get("notifications") {
-        None => RawNotifications::default(),
-        Some(value) => value
-            .deserialize::<RawNotifications>()
-            .map_err(|e| error("notifications".to_owned(), e.kind.to_string()))?,
+    let (entries, prefix): (Vec<RawWebhook>, &str) = match file.get("notifications") {
+        None => (Vec::new(), "notifications"),
+        Some(value) if value.as_array().is_some() => (
+            value
+                .deserialize::<Vec<RawWebhook>>()
+                .map_err(|e| error(format!("notifications{}", path_of(&e.path)), e.kind.to_string()))?,
+            "notifications",
+        ),
+        Some(value) => (
+            value
+                .deserialize::<RawWebhooks>()
+                .map_err(|e| error(format!("notifications{}", path_of(&e.path)), e.kind.to_string()))?
+                .webhooks,
+            "notifications.webhooks",
+        ),
     };
+    let entries_are_list = prefix == "notifications";
     let mut hooks = Vec::new();
     let mut warnings = Vec::new();
-    for (i, raw) in raw.webhooks.into_iter().enumerate() {
-        let key = |k: &str| format!("notifications.webhooks[{i}].{k}");
-        let name =
-            raw.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("webhook-{i}"));
+    for (i, raw) in entries.into_iter().enumerate() {
+        let key = |k: &str| format!("{prefix}[{i}].{k}");
+        let name = raw
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{}-{i}", if entries_are_list { "channel" } else { "webhook" }));
         let url = match (&raw.url, &raw.url_env, &raw.url_file) {
             (Some(url), None, None) => {
                 warnings.push(format!(
-                    "{origin}: {}: a webhook URL is a secret: prefer url_env or url_file (a swarm secret)",
+                    "{origin}: {}: a channel's URL is a secret: prefer url_env or url_file (a swarm secret)",
                     key("url")
                 ));
                 url.clone()
@@ -160,11 +192,7 @@ pub fn load_webhooks(
             (None, None, Some(path)) => read_url(path).map_err(|detail| error(key("url_file"), detail))?,
             _ => return Err(error(key("url"), "give exactly one of url, url_env and url_file".to_owned())),
         };
-        let parsed = reqwest::Url::parse(url.trim())
-            .map_err(|e| error(key("url"), format!("not a URL ({e}); the value is not shown")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(error(key("url"), format!("{}: only http and https", parsed.scheme())));
-        }
+        let channel = Channel::parse(&url).map_err(|detail| error(key("url"), detail))?;
         let mut on = Vec::new();
         let default = || DEFAULT_ON.iter().map(|s| (*s).to_owned()).collect();
         for status in if raw.on.is_empty() { default() } else { raw.on } {
@@ -195,9 +223,14 @@ pub fn load_webhooks(
                 Some((k.trim().to_owned(), v.trim().to_owned()))
             }
         };
-        hooks.push(Webhook { name, url: url.trim().to_owned(), on, actions: raw.actions, selector });
+        hooks.push(Webhook { name, url: url.trim().to_owned(), channel, on, actions: raw.actions, selector });
     }
     Ok((hooks, warnings))
+}
+
+/// Where in `notifications` a deserialization error is (`[2].on`), from its path.
+fn path_of(path: &[String]) -> String {
+    path.iter().map(|p| if p.parse::<usize>().is_ok() { format!("[{p}]") } else { format!(".{p}") }).collect()
 }
 
 fn read_url(path: &Path) -> Result<String, String> {
@@ -341,8 +374,21 @@ impl Notifier {
                     _ => None,
                 };
                 let body = notification_body(&job, &redactor);
+                let status = serde_json::to_value(job.status).unwrap_or_default();
+                let title = format!(
+                    "dockhand {} on {}: {}",
+                    job.action.as_str(),
+                    job.target.describe(),
+                    status.as_str().unwrap_or("?")
+                );
+                let message = Message {
+                    title: &title,
+                    text: body["text"].as_str().unwrap_or_default(),
+                    bad: !matches!(job.status, Status::Succeeded | Status::Available),
+                    body: &body,
+                };
                 for hook in worker_hooks.iter().filter(|h| h.wants(&job, labels.as_ref())) {
-                    let delivery = post(&http, hook, &body, backoff).await;
+                    let delivery = post(&http, hook, &message, backoff).await;
                     match &delivery {
                         Delivery::Failed { webhook, reason } => tracing::warn!(
                             webhook = %webhook,
@@ -383,22 +429,24 @@ async fn target_labels(
     }
 }
 
-/// Posts `body` to `hook`, retrying with backoff; a 4xx other than 408 and 429 is final.
-async fn post(
-    http: &reqwest::Client,
-    hook: &Webhook,
-    body: &serde_json::Value,
-    backoff: Duration,
-) -> Delivery {
+/// Tells `hook`'s channel `message`, retrying with backoff; a 4xx other than 408 and 429
+/// is final.
+async fn post(http: &reqwest::Client, hook: &Webhook, message: &Message<'_>, backoff: Duration) -> Delivery {
+    let request = hook.channel.request(message);
     let mut wait = backoff;
     let mut reason = String::new();
     for attempt in 1..=NOTIFY_ATTEMPTS {
-        let sent = http
-            .post(&hook.url)
+        let mut sending = http
+            .post(&request.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
+            .body(request.json.to_string());
+        for (name, value) in &request.headers {
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+            value.set_sensitive(true);
+            sending = sending.header(*name, value);
+        }
+        let sent = sending.send().await;
         match sent {
             Ok(r) if r.status().is_success() => return Delivery::Sent { webhook: hook.name.clone() },
             Ok(r) => {
@@ -432,6 +480,9 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 #[cfg(test)]
+mod delivery_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -443,7 +494,7 @@ mod tests {
             Job::start(crate::job::Action::BackupService, target, crate::job::Trigger::Cron, "cron", now);
         job.finish(now, Some(Status::Failed));
         let labels: BTreeMap<String, String> = [("dockhand.notify".to_owned(), "ops".to_owned())].into();
-        let mut hook = Webhook::new("ops", "https://h.example.com/x");
+        let mut hook = Webhook::new("ops", "https://h.example.com/x").unwrap();
         assert!(hook.wants(&job, None), "failures of every action by default");
         hook.actions = vec!["clean-service".into()];
         assert!(!hook.wants(&job, None), "another action");
@@ -495,7 +546,10 @@ mod tests {
                 "notifications.webhooks[0].actions",
             ),
             ("notifications:\n  webhooks:\n    - url: ftp://h/x\n", "notifications.webhooks[0].url"),
-            ("notifications:\n  hooks: []\n", "notifications"),
+            ("notifications:\n  hooks: []\n", "notifications.hooks"),
+            ("notifications:\n  - url: ftp://h/x\n", "notifications[0].url"),
+            ("notifications:\n  - url: slack://one\n", "notifications[0].url"),
+            ("notifications:\n  - url: https://h/x\n    colour: red\n", "notifications[0].colour"),
         ] {
             let e = load_webhooks(&ConfigFile::parse(yaml, false).unwrap(), &env).unwrap_err();
             assert_eq!(e.key, key, "{yaml}: {e}");

@@ -7,112 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use dockhand_engine::{IndexInfo, RegistryAuth, RegistryConfig};
 use dockhand_policy::ImageRef;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::test_peer::{Answer, Peer};
+
+fn reference(peer: &Peer, tag: &str) -> ImageRef {
+    ImageRef::parse(&format!("{}/team/app:{tag}", peer.address)).unwrap()
+}
 
 const DIGEST: &str = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
 const PASSWORD: &str = "pa55-peer-secret";
-
-/// One request the peer heard: method, path and query, and its headers (lower-case).
-#[derive(Debug, Clone)]
-struct Heard {
-    method: String,
-    target: String,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-type Answer = (u16, Vec<(String, String)>, String);
-type Handler = Arc<dyn Fn(&Heard) -> Answer + Send + Sync>;
-
-/// A plain-HTTP peer on loopback that answers each request with `handler`.
-struct Peer {
-    address: String,
-    heard: Arc<Mutex<Vec<Heard>>>,
-}
-
-impl Peer {
-    async fn start(handler: impl Fn(&Heard) -> Answer + Send + Sync + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let handler: Handler = Arc::new(handler);
-        let log = heard.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, handler.clone(), log.clone()));
-            }
-        });
-        Self { address, heard }
-    }
-
-    fn heard(&self) -> Vec<Heard> {
-        self.heard.lock().unwrap().clone()
-    }
-
-    fn reference(&self, tag: &str) -> ImageRef {
-        ImageRef::parse(&format!("{}/team/app:{tag}", self.address)).unwrap()
-    }
-}
-
-/// Serves one connection, request after request (keep-alive); anything that is not HTTP
-/// (a TLS hello) closes it.
-async fn serve(mut stream: tokio::net::TcpStream, handler: Handler, log: Arc<Mutex<Vec<Heard>>>) {
-    let mut buffer = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-            // Not a request line (a TLS hello starts with 0x16): closed, as a plain HTTP
-            // server answers a TLS client.
-            if !buffer[0].is_ascii_uppercase() || buffer.len() > 65_536 {
-                return;
-            }
-        };
-        let Ok(head) = String::from_utf8(buffer[..end].to_vec()) else { return };
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or_default().split(' ');
-        let (Some(method), Some(target)) = (first.next(), first.next()) else { return };
-        if !method.chars().all(|c| c.is_ascii_uppercase()) {
-            return;
-        }
-        let headers: HashMap<String, String> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-        while buffer.len() < end + length {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buffer[end..end + length]).into_owned();
-        buffer.drain(..end + length);
-        let heard = Heard { method: method.to_owned(), target: target.to_owned(), headers, body };
-        let (status, headers, body) = handler(&heard);
-        log.lock().unwrap().push(heard.clone());
-        let mut out = format!("HTTP/1.1 {status} Peer\r\ncontent-length: {}\r\n", body.len());
-        for (name, value) in headers {
-            out.push_str(&format!("{name}: {value}\r\n"));
-        }
-        out.push_str("\r\n");
-        if heard.method != "HEAD" {
-            out.push_str(&body);
-        }
-        if stream.write_all(out.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
 
 fn auth() -> RegistryAuth {
     RegistryAuth::password("ci", PASSWORD, "peer")
@@ -166,14 +70,14 @@ async fn a_bearer_registry_gets_one_token_then_one_head_and_the_etag_comes_back(
     *realm.lock().unwrap() = format!("http://{}/token", peer.address);
     let client = client();
 
-    let first = client.head(&peer.reference("1.4"), Some(&auth())).await.unwrap();
+    let first = client.head(&reference(&peer, "1.4"), Some(&auth())).await.unwrap();
     assert_eq!(first.digest, DIGEST);
     assert!(!first.unchanged);
     assert_eq!(first.rate_limit.map(|r| r.remaining), Some(76));
     let targets: Vec<String> = peer.heard().iter().map(|h| format!("{} {}", h.method, h.target)).collect();
     assert_eq!(targets.len(), 3, "a challenge, a token, the answer: {targets:?}");
 
-    let second = client.head(&peer.reference("1.4"), Some(&auth())).await.unwrap();
+    let second = client.head(&reference(&peer, "1.4"), Some(&auth())).await.unwrap();
     assert_eq!((second.digest.as_str(), second.unchanged), (DIGEST, true));
     assert_eq!(second.rate_limit.map(|r| r.remaining), Some(75));
     let heard = peer.heard();
@@ -192,22 +96,22 @@ async fn a_basic_registry_learns_once_and_a_refused_credential_is_not_retried() 
     .await;
     let client = client();
     // Two tags at once, before the registry's challenge is known: each learns it.
-    let (v1, v2) = (peer.reference("v1"), peer.reference("v2"));
+    let (v1, v2) = (reference(&peer, "v1"), reference(&peer, "v2"));
     let credential = auth();
     let (a, b) = tokio::join!(client.head(&v1, Some(&credential)), client.head(&v2, Some(&credential)));
     assert_eq!((a.unwrap().digest, b.unwrap().digest), (DIGEST.to_owned(), DIGEST.to_owned()));
     let asked = peer.heard().len();
     for _ in 0..3 {
-        assert_eq!(client.head(&peer.reference("v1"), Some(&auth())).await.unwrap().digest, DIGEST);
+        assert_eq!(client.head(&reference(&peer, "v1"), Some(&auth())).await.unwrap().digest, DIGEST);
     }
     assert_eq!(peer.heard().len(), asked + 3, "then the credential up front, one request each");
 
     let wrong = RegistryAuth::password("ci", "not-it", "peer");
-    let err = client.head(&peer.reference("v1"), Some(&wrong)).await.unwrap_err();
+    let err = client.head(&reference(&peer, "v1"), Some(&wrong)).await.unwrap_err();
     assert_eq!(err.status, Some(401), "{err}");
     assert!(!err.registry_failed(), "a refused credential backs nothing off");
     assert_eq!(peer.heard().len(), asked + 4, "asked once with the wrong credential");
-    let anonymous = client.head(&peer.reference("v1"), None).await.unwrap_err();
+    let anonymous = client.head(&reference(&peer, "v1"), None).await.unwrap_err();
     assert_eq!(anonymous.status, Some(401));
     assert_eq!(peer.heard().len(), asked + 5);
 }
@@ -226,7 +130,7 @@ async fn failures_say_whether_the_registry_itself_failed_and_never_hold_the_secr
     .await;
     let client = client();
     let ask = |tag: &'static str| {
-        let (client, reference) = (&client, peer.reference(tag));
+        let (client, reference) = (&client, reference(&peer, tag));
         async move { client.head(&reference, Some(&auth())).await }
     };
     let low = ask("low").await.unwrap();
@@ -255,7 +159,7 @@ async fn a_secure_registry_is_never_asked_in_the_clear() {
     let peer = Peer::start(|_| found(&[])).await;
     // The engine treats nothing as insecure: HTTPS only, which a plain peer cannot answer.
     let client = RegistryClient::new().unwrap();
-    let err = client.head(&peer.reference("v1"), Some(&auth())).await.unwrap_err();
+    let err = client.head(&reference(&peer, "v1"), Some(&auth())).await.unwrap_err();
     assert!(err.url.starts_with("https://"), "{err}");
     assert!(peer.heard().is_empty(), "{:?}", peer.heard());
     // Named insecure by the engine: plain HTTP after HTTPS fails, then plain HTTP first.
@@ -264,8 +168,8 @@ async fn a_secure_registry_is_never_asked_in_the_clear() {
     let mut config = RegistryConfig::default();
     config.index_configs = BTreeMap::from([(peer.address.clone(), index)]);
     client.learn(&config);
-    assert_eq!(client.head(&peer.reference("v1"), Some(&auth())).await.unwrap().digest, DIGEST);
-    assert_eq!(client.head(&peer.reference("v1"), Some(&auth())).await.unwrap().digest, DIGEST);
+    assert_eq!(client.head(&reference(&peer, "v1"), Some(&auth())).await.unwrap().digest, DIGEST);
+    assert_eq!(client.head(&reference(&peer, "v1"), Some(&auth())).await.unwrap().digest, DIGEST);
     assert_eq!(peer.heard().len(), 2);
 }
 
