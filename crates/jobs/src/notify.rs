@@ -3,7 +3,7 @@
 //! webhook (`https://…`, `generic+https://…`) gets a JSON body with the job's summary and its
 //! steps' output tails, redacted, and a `text` field that Slack and Mattermost show as the
 //! message; `slack://`, `discord://`, `teams://`, `ntfy://` and `gotify://` get that
-//! service's own format ([`channels`]).
+//! service's own format (`notify/channels.rs`).
 //!
 //! Delivery never holds a job up: jobs go into a bounded queue that one task empties,
 //! retrying each webhook with backoff. A notification that cannot be delivered, or that
