@@ -91,3 +91,54 @@ async fn a_webhook_that_is_down_is_retried_reported_and_never_holds_the_job() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An `smtp://` channel delivers to a real SMTP server (aiosmtpd) over required STARTTLS,
+/// verified with the entry's `ca_file`, logged in: the message has the job's title as its
+/// subject, reaches every recipient, and carries the redacted text; a refused login is a
+/// final failure that names no password.
+#[tokio::test]
+async fn an_email_channel_delivers_over_starttls_with_a_login() {
+    let server = dockhand_e2e::smtp::SmtpServer::start("ci", "m@il-pw-77");
+    let url = |password: &str| {
+        format!(
+            "smtp://ci:{password}@127.0.0.1:{}/?from=dockhand@example.com&fromname=dockhand\
+             &to=ops@example.com,dev@example.com&encryption=ExplicitTLS",
+            server.port
+        )
+    };
+    let yaml = format!(
+        "notifications:\n  - name: mail\n    url_env: MAIL\n    ca_file: {}\n  - name: wrong\n    url_env: WRONG\n    \
+         ca_file: {}\n",
+        server.ca_file.display(),
+        server.ca_file.display()
+    );
+    let env = dockhand_host::Environment::from_vars([("MAIL", url("m@il-pw-77")), ("WRONG", url("not-it"))]);
+    let file = dockhand_host::ConfigFile::parse(&yaml, false).unwrap();
+    let (hooks, warnings) = dockhand_jobs::notify::load_webhooks(&file, &env).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (seen, report) = collecting();
+    let redactor = Redactor::new(["tok-secret-42".to_owned()]);
+    let notifier = Notifier::start(hooks, None, redactor, Duration::from_millis(10), report).unwrap();
+    notifier.job_finished(&job(Status::Failed));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let both = seen.lock().unwrap().clone();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&Delivery::Sent { webhook: "mail".into() }), "{both:?}");
+    let refused = both.iter().find_map(|d| match d {
+        Delivery::Failed { webhook, reason } if webhook == "wrong" => Some(reason.clone()),
+        _ => None,
+    });
+    let refused = refused.unwrap_or_else(|| panic!("{both:?}"));
+    assert!(!refused.contains("not-it") && !refused.contains("m@il-pw-77"), "{refused}");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let (mail, recipients) = &messages[0];
+    assert_eq!(recipients, "ops@example.com,dev@example.com");
+    assert!(mail.contains("Subject: dockhand backup-service on service/db: failed"), "{mail}");
+    assert!(mail.contains("From: dockhand <dockhand@example.com>"), "{mail}");
+    assert!(mail.contains("upload on"), "{mail}");
+    assert!(!mail.contains("tok-secret-42"), "the token is in the mail: {mail}");
+}

@@ -9,6 +9,7 @@
 pub mod pki;
 pub mod postgres;
 pub mod s3;
+pub mod smtp;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};

@@ -371,6 +371,7 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     let validator = crate::tools::ensure_openapi_validator()?;
     let postgres = crate::tools::ensure_peers()?;
     crate::tools::ensure_promtool()?;
+    let smtp_python = crate::tools::ensure_aiosmtpd()?;
     let layout = crate::engine::up()?;
     crate::swarm::up(3)?;
     let path = |p: &Path| p.display().to_string();
@@ -379,6 +380,7 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
         ("DOCKHAND_TEST_SCHEMATHESIS".to_owned(), path(&schemathesis)),
         ("DOCKHAND_TEST_OPENAPI_VALIDATOR".to_owned(), path(&validator)),
         ("DOCKHAND_TEST_PG_BIN".to_owned(), path(&postgres)),
+        ("DOCKHAND_TEST_SMTP_PYTHON".to_owned(), path(&smtp_python)),
     ])
 }
 

@@ -80,6 +80,16 @@ pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// The aiosmtpd release the e-mail channel's tests deliver to.
+const AIOSMTPD_VERSION: &str = "1.4.6";
+
+/// aiosmtpd (PyPI), the SMTP server the e-mail channel's tests deliver to; answers its
+/// virtual environment's Python.
+pub(crate) fn ensure_aiosmtpd() -> anyhow::Result<std::path::PathBuf> {
+    let command = python_tool("aiosmtpd", AIOSMTPD_VERSION, "aiosmtpd", "the SMTP test server")?;
+    Ok(command.with_file_name("python3"))
+}
+
 /// The schemathesis release the server's API is fuzzed with.
 const SCHEMATHESIS_VERSION: &str = "4.32.5";
 /// The openapi-spec-validator release the API's document is checked with.

@@ -3,7 +3,7 @@
 //! webhook (`https://…`, `generic+https://…`) gets a JSON body with the job's summary and its
 //! steps' output tails, redacted, and a `text` field that Slack and Mattermost show as the
 //! message; `slack://`, `discord://`, `teams://`, `ntfy://` and `gotify://` get that
-//! service's own format (`notify/channels.rs`).
+//! service's own format (`notify/channels.rs`), and `smtp://` an e-mail (`notify/email.rs`).
 //!
 //! Delivery never holds a job up: jobs go into a bounded queue that one task empties,
 //! retrying each webhook with backoff. A notification that cannot be delivered, or that
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::job::{Job, Status, Target};
 
 mod channels;
+mod email;
 
 use channels::{Channel, Message};
 
@@ -51,6 +52,8 @@ pub struct Webhook {
     pub name: String,
     url: String,
     channel: Channel,
+    /// A CA file the channel's TLS trusts too (e-mail channels).
+    ca_file: Option<PathBuf>,
     /// The job statuses it is told about (default: `failed` and `available`).
     pub on: Vec<Status>,
     /// The actions it is told about (empty: all).
@@ -89,6 +92,7 @@ impl Webhook {
             name: name.into(),
             url: url.trim().to_owned(),
             channel,
+            ca_file: None,
             on: vec![Status::Failed, Status::Available],
             actions: Vec::new(),
             selector: None,
@@ -139,6 +143,7 @@ struct RawWebhook {
     #[serde(default)]
     actions: Vec<String>,
     selector: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Reads the channels of `file`: `notifications` as a list of entries, or (the first form)
@@ -193,6 +198,14 @@ pub fn load_webhooks(
             _ => return Err(error(key("url"), "give exactly one of url, url_env and url_file".to_owned())),
         };
         let channel = Channel::parse(&url).map_err(|detail| error(key("url"), detail))?;
+        if let Some(path) = &raw.ca_file {
+            if channel.email().is_none() {
+                return Err(error(key("ca_file"), "ca_file is for smtp:// channels only".to_owned()));
+            }
+            if !path.is_file() {
+                return Err(error(key("ca_file"), format!("{} is not a file", path.display())));
+            }
+        }
         let mut on = Vec::new();
         let default = || DEFAULT_ON.iter().map(|s| (*s).to_owned()).collect();
         for status in if raw.on.is_empty() { default() } else { raw.on } {
@@ -223,7 +236,15 @@ pub fn load_webhooks(
                 Some((k.trim().to_owned(), v.trim().to_owned()))
             }
         };
-        hooks.push(Webhook { name, url: url.trim().to_owned(), channel, on, actions: raw.actions, selector });
+        hooks.push(Webhook {
+            name,
+            url: url.trim().to_owned(),
+            channel,
+            ca_file: raw.ca_file,
+            on,
+            actions: raw.actions,
+            selector,
+        });
     }
     Ok((hooks, warnings))
 }
@@ -436,6 +457,22 @@ async fn post(http: &reqwest::Client, hook: &Webhook, message: &Message<'_>, bac
     let mut wait = backoff;
     let mut reason = String::new();
     for attempt in 1..=NOTIFY_ATTEMPTS {
+        if let Some(smtp) = hook.channel.email() {
+            match email::send(smtp, hook.ca_file.as_deref(), message, ATTEMPT_TIMEOUT).await {
+                Ok(()) => return Delivery::Sent { webhook: hook.name.clone() },
+                Err(not_sent) => {
+                    reason = not_sent.reason;
+                    if not_sent.permanent {
+                        break;
+                    }
+                }
+            }
+            if attempt < NOTIFY_ATTEMPTS {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            continue;
+        }
         let mut sending = http
             .post(&request.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -11,6 +11,7 @@
 //! | `teams://group@tenant/altId/groupOwner?host=org.webhook.office.com` | a `MessageCard` to `https://host/webhookb2/group@tenant/IncomingWebhook/altId/groupOwner` |
 //! | `ntfy://[user:password@]host/topic[?scheme=http]` | ntfy's JSON publish (`topic`, `title`, `message`, `tags`, `priority`) to `https://host/` |
 //! | `gotify://host[/path]/token[?disabletls=yes]` | `{"title", "message", "priority"}` to `https://host/path/message`, the token in `X-Gotify-Key` |
+//! | `smtp://[user:password@]host[:port]/?from=…&to=…[&encryption=None\|ExplicitTLS\|ImplicitTLS\|Auto]` | an e-mail (`email.rs`) |
 //!
 //! A channel's URL is a secret: errors name the channel's kind and its endpoint's host, never
 //! its path, query or credentials.
@@ -42,6 +43,31 @@ enum Kind {
         token: String,
         priority: Option<u8>,
     },
+    Smtp(Box<Smtp>),
+}
+
+/// An e-mail channel: where to deliver, as whom, and to whom.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Smtp {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) login: Option<(String, String)>,
+    pub(crate) from: String,
+    pub(crate) from_name: Option<String>,
+    pub(crate) to: Vec<String>,
+    pub(crate) encryption: Encryption,
+    pub(crate) subject: Option<String>,
+}
+
+/// How an e-mail channel's connection is protected (shoutrrr's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encryption {
+    /// Plain SMTP: for a relay on a trusted network only.
+    None,
+    /// STARTTLS, required.
+    ExplicitTls,
+    /// TLS from the first byte (SMTPS).
+    ImplicitTls,
 }
 
 /// What a notification says: a one-line `text` (with an emoji), a short `title`, whether it
@@ -167,9 +193,14 @@ impl Channel {
                 let kind = Kind::Gotify { token: token.clone(), priority: priority(10)? };
                 (kind, format!("{scheme}://{}{path}/message", host_port()?))
             }
+            "smtp" => {
+                let smtp = smtp(&url, &param)?;
+                let endpoint = format!("smtp://{}:{}", smtp.host, smtp.port);
+                (Kind::Smtp(Box::new(smtp)), endpoint)
+            }
             other => {
                 return Err(format!(
-                    "{other}:// is not a channel: expected https, generic, slack, discord, teams, ntfy or gotify"
+                    "{other}:// is not a channel: expected https, generic, slack, discord, teams, ntfy, gotify or smtp"
                 ));
             }
         };
@@ -185,6 +216,7 @@ impl Channel {
             Kind::Teams => "teams",
             Kind::Ntfy { .. } => "ntfy",
             Kind::Gotify { .. } => "gotify",
+            Kind::Smtp(_) => "smtp",
         };
         let at = Url::parse(&self.endpoint)
             .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("?")))
@@ -199,10 +231,20 @@ impl Channel {
         self
     }
 
-    /// The request that tells this channel `message`.
+    /// The e-mail channel's settings, when this is one.
+    pub(crate) fn email(&self) -> Option<&Smtp> {
+        match &self.kind {
+            Kind::Smtp(smtp) => Some(smtp),
+            _ => None,
+        }
+    }
+
+    /// The HTTP request that tells this channel `message` (an e-mail channel has none: see
+    /// [`Channel::email`]).
     pub(crate) fn request(&self, message: &Message<'_>) -> Request {
         let url = self.endpoint.clone();
         let (headers, json) = match &self.kind {
+            Kind::Smtp(_) => (Vec::new(), serde_json::Value::Null),
             Kind::Generic => (Vec::new(), message.body.clone()),
             Kind::Slack => (Vec::new(), serde_json::json!({ "text": message.text })),
             Kind::Discord => (Vec::new(), serde_json::json!({ "content": bounded(message.text, 2000) })),
@@ -250,6 +292,46 @@ impl Channel {
         };
         Request { url, headers, json }
     }
+}
+
+/// An `smtp://` URL's settings: `from` (or `fromaddress`), `to` (or `toaddresses`,
+/// comma-separated), `encryption` (`None`, `ExplicitTLS`, `ImplicitTLS`, `Auto`: implicit
+/// on port 465, else STARTTLS), `fromname`, `subject`; the port defaults to 25.
+fn smtp(url: &Url, param: &dyn Fn(&str) -> Option<String>) -> Result<Smtp, String> {
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("smtp:// needs a host")?.to_owned();
+    let port = url.port().unwrap_or(25);
+    let from = param("from").or_else(|| param("fromaddress")).filter(|f| f.contains('@'));
+    let from = from.ok_or("smtp:// needs from=address (or fromaddress=)")?;
+    let to: Vec<String> = param("to")
+        .or_else(|| param("toaddresses"))
+        .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if to.is_empty() || to.iter().any(|t| !t.contains('@')) {
+        return Err("smtp:// needs to=address[,address…] (or toaddresses=)".to_owned());
+    }
+    let encryption =
+        match param("encryption").unwrap_or_else(|| "Auto".to_owned()).to_ascii_lowercase().as_str() {
+            "none" => Encryption::None,
+            "explicittls" => Encryption::ExplicitTls,
+            "implicittls" => Encryption::ImplicitTls,
+            "auto" if port == 465 => Encryption::ImplicitTls,
+            "auto" => Encryption::ExplicitTls,
+            other => {
+                return Err(format!("encryption={other}: expected None, ExplicitTLS, ImplicitTLS or Auto"));
+            }
+        };
+    let login = (!url.username().is_empty())
+        .then(|| (decode(url.username()), decode(url.password().unwrap_or_default())));
+    Ok(Smtp {
+        host,
+        port,
+        login,
+        from,
+        from_name: param("fromname"),
+        to,
+        encryption,
+        subject: param("subject"),
+    })
 }
 
 /// A percent-decoded URL part.
@@ -370,6 +452,9 @@ mod tests {
             ("ntfy://ntfy.sh/t?priority=9", "priority=9"),
             ("gotify://push.example.com", "application token"),
             ("telegram://t0k3n@telegram", "telegram:// is not a channel"),
+            ("smtp://u:s3cret@mail.example.com/?to=a@example.com", "from=address"),
+            ("smtp://mail.example.com/?from=d@example.com", "to=address"),
+            ("smtp://mail.example.com/?from=d@example.com&to=a@x&encryption=Maybe", "encryption=maybe"),
             ("not a url s3cret", "not a URL"),
         ];
         for (url, said) in table {
@@ -379,6 +464,33 @@ mod tests {
         }
         let shown = Channel::parse("discord://t0k3n@123").unwrap().shown();
         assert_eq!(shown, "discord at https://discord.com");
+    }
+
+    #[test]
+    fn an_smtp_url_takes_shoutrrrs_parameters() {
+        let url = "smtp://ci:pa%24s@mail.example.com:587/?fromaddress=dockhand@example.com&toaddresses=a@example.com,b@example.com&encryption=ExplicitTLS&fromname=dockhand";
+        let channel = Channel::parse(url).unwrap();
+        let smtp = channel.email().unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.encryption),
+            ("mail.example.com", 587, Encryption::ExplicitTls)
+        );
+        assert_eq!(smtp.login, Some(("ci".to_owned(), "pa$s".to_owned())));
+        assert_eq!(smtp.to, ["a@example.com", "b@example.com"]);
+        assert_eq!(smtp.from_name.as_deref(), Some("dockhand"));
+        assert_eq!(channel.shown(), "smtp at smtp://mail.example.com");
+        let auto = |port: u16| {
+            let url = format!("smtp://m.example.com:{port}/?from=d@example.com&to=a@example.com");
+            Channel::parse(&url).unwrap().email().unwrap().encryption
+        };
+        assert_eq!(
+            (auto(465), auto(587), auto(25)),
+            (Encryption::ImplicitTls, Encryption::ExplicitTls, Encryption::ExplicitTls)
+        );
+        let plain =
+            Channel::parse("smtp://relay/?from=d@example.com&to=a@example.com&encryption=None").unwrap();
+        assert_eq!(plain.email().unwrap().encryption, Encryption::None);
+        assert_eq!(plain.email().unwrap().port, 25);
     }
 
     #[test]
