@@ -177,7 +177,7 @@ impl Configuration {
         let all = registries
             .into_iter()
             .chain(storage)
-            .chain(webhooks.iter().map(|w| w.secret_url().to_owned()))
+            .chain(webhooks.iter().flat_map(Webhook::secrets))
             .chain(more)
             .filter(|s| s.chars().count() >= 4);
         dockhand_policy::Redactor::new(all)

@@ -54,6 +54,8 @@ pub struct Webhook {
     channel: Channel,
     /// A CA file the channel's TLS trusts too (e-mail channels).
     ca_file: Option<PathBuf>,
+    /// The key a webhook's body is signed with (`X-Dockhand-Signature-256`).
+    signing: Option<crate::secret::Secret>,
     /// The job statuses it is told about (default: `failed` and `available`).
     pub on: Vec<Status>,
     /// The actions it is told about (empty: all).
@@ -80,6 +82,18 @@ impl Webhook {
         &self.url
     }
 
+    /// Its secrets, for the redactor alone: the URL, and the signing key when it has one.
+    pub fn secrets(&self) -> Vec<String> {
+        std::iter::once(self.url.clone()).chain(self.signing.iter().map(|s| s.expose().to_owned())).collect()
+    }
+
+    /// Signs each body with `key`: HMAC-SHA256 in `X-Dockhand-Signature-256: sha256=<hex>`,
+    /// as GitHub signs its webhooks (webhook channels only).
+    pub fn signed_with(mut self, key: impl Into<String>) -> Self {
+        self.signing = Some(crate::secret::Secret::new(key));
+        self
+    }
+
     /// A channel named `name` at `url` (a webhook's `https://…`, or `slack://…`, `ntfy://…`…)
     /// told of failures of every action, and of updates available.
     ///
@@ -93,6 +107,7 @@ impl Webhook {
             url: url.trim().to_owned(),
             channel,
             ca_file: None,
+            signing: None,
             on: vec![Status::Failed, Status::Available],
             actions: Vec::new(),
             selector: None,
@@ -144,6 +159,8 @@ struct RawWebhook {
     actions: Vec<String>,
     selector: Option<String>,
     ca_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
 }
 
 /// Reads the channels of `file`: `notifications` as a list of entries, or (the first form)
@@ -236,11 +253,33 @@ pub fn load_webhooks(
                 Some((k.trim().to_owned(), v.trim().to_owned()))
             }
         };
+        let signing = match (&raw.secret_env, &raw.secret_file) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(error(key("secret_env"), "give one of secret_env and secret_file".to_owned()));
+            }
+            (var, file) => {
+                let which = if file.is_some() { key("secret_file") } else { key("secret_env") };
+                if !channel.is_webhook() {
+                    return Err(error(
+                        which,
+                        "a signing secret is for webhooks (https://, generic://) only".to_owned(),
+                    ));
+                }
+                let secret = crate::secret::read_credential(env, var.as_deref(), file.as_deref(), "")
+                    .map_err(|detail| error(which.clone(), detail))?;
+                if secret.expose().len() < 16 {
+                    return Err(error(which, "a signing secret needs at least 16 characters".to_owned()));
+                }
+                Some(secret)
+            }
+        };
         hooks.push(Webhook {
             name,
             url: url.trim().to_owned(),
             channel,
             ca_file: raw.ca_file,
+            signing,
             on,
             actions: raw.actions,
             selector,
@@ -473,10 +512,12 @@ async fn post(http: &reqwest::Client, hook: &Webhook, message: &Message<'_>, bac
             }
             continue;
         }
-        let mut sending = http
-            .post(&request.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(request.json.to_string());
+        let body = request.json.to_string();
+        let mut sending = http.post(&request.url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &hook.signing {
+            sending = sending.header("x-dockhand-signature-256", signature(key.expose(), &body));
+        }
+        let mut sending = sending.body(body);
         for (name, value) in &request.headers {
             let mut value = reqwest::header::HeaderValue::from_str(value)
                 .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
@@ -502,6 +543,12 @@ async fn post(http: &reqwest::Client, hook: &Webhook, message: &Message<'_>, bac
         }
     }
     Delivery::Failed { webhook: hook.name.clone(), reason }
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 of `body` under `key`.
+fn signature(key: &str, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    format!("sha256={}", hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref()))
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -557,7 +604,11 @@ mod tests {
             secret.display()
         );
         let file = ConfigFile::parse(&yaml, false).unwrap();
-        let env = Environment::from_vars([("OPS_HOOK", "https://chat.example.com/hooks/abc")]);
+        let env = Environment::from_vars([
+            ("OPS_HOOK", "https://chat.example.com/hooks/abc"),
+            ("SHORT", "tiny"),
+            ("SIGNING", "a-signing-secret-of-some-length"),
+        ]);
         let (hooks, warnings) = load_webhooks(&file, &env).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(hooks[0].name, "ops");
@@ -587,6 +638,16 @@ mod tests {
             ("notifications:\n  - url: ftp://h/x\n", "notifications[0].url"),
             ("notifications:\n  - url: slack://one\n", "notifications[0].url"),
             ("notifications:\n  - url: https://h/x\n    colour: red\n", "notifications[0].colour"),
+            ("notifications:\n  - url: https://h/x\n    secret_env: NOPE\n", "notifications[0].secret_env"),
+            ("notifications:\n  - url: https://h/x\n    secret_env: SHORT\n", "notifications[0].secret_env"),
+            (
+                "notifications:\n  - url: discord://t@1\n    secret_env: SIGNING\n",
+                "notifications[0].secret_env",
+            ),
+            (
+                "notifications:\n  - url: discord://t@1\n    ca_file: /etc/hostname\n",
+                "notifications[0].ca_file",
+            ),
         ] {
             let e = load_webhooks(&ConfigFile::parse(yaml, false).unwrap(), &env).unwrap_err();
             assert_eq!(e.key, key, "{yaml}: {e}");

@@ -231,6 +231,11 @@ impl Channel {
         self
     }
 
+    /// Whether this channel is a webhook (dockhand's own body).
+    pub(crate) fn is_webhook(&self) -> bool {
+        self.kind == Kind::Generic
+    }
+
     /// The e-mail channel's settings, when this is one.
     pub(crate) fn email(&self) -> Option<&Smtp> {
         match &self.kind {

@@ -13,6 +13,7 @@ use super::*;
 use crate::test_peer::{Answer, Heard, Peer};
 
 const TOKEN: &str = "g0tify-app-t0ken";
+const SIGNING: &str = "webhook-signing-key-0123456789";
 
 fn json_of(heard: &Heard) -> Option<serde_json::Value> {
     (heard.headers.get("content-type").map(String::as_str) == Some("application/json"))
@@ -52,7 +53,14 @@ fn documented(heard: &Heard) -> bool {
                 && json["title"].is_string()
                 && json["priority"].is_u64()
         }
-        "/hook" => json["job"]["status"] == "failed" && json["text"].is_string(),
+        "/hook" => {
+            // GitHub's scheme: HMAC-SHA256 of the exact body, hex, under the shared key.
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SIGNING.as_bytes());
+            let expected = format!("sha256={}", hex::encode(ring::hmac::sign(&key, heard.body.as_bytes())));
+            json["job"]["status"] == "failed"
+                && json["text"].is_string()
+                && heard.headers.get("x-dockhand-signature-256") == Some(&expected)
+        }
         _ => false,
     }
 }
@@ -65,11 +73,12 @@ async fn every_channel_gets_its_documented_format_and_a_bad_one_is_reported() {
     .await;
     let at = &peer.address;
     let yaml = "notifications:\n  - name: ntfy\n    url_env: NTFY\n  - name: gotify\n    url_env: GOTIFY\n  \
-                - name: hook\n    url_env: HOOK\n";
+                - name: hook\n    url_env: HOOK\n    secret_env: SIGNING\n";
     let env = Environment::from_vars([
         ("NTFY", format!("ntfy://ops:pw@{at}/dockhand-ops?scheme=http&tags=swarm")),
         ("GOTIFY", format!("gotify://{at}/gotify/{TOKEN}?disabletls=yes")),
         ("HOOK", format!("generic+http://{at}/hook")),
+        ("SIGNING", SIGNING.to_owned()),
     ]);
     let (mut hooks, warnings) = load_webhooks(&ConfigFile::parse(yaml, false).unwrap(), &env).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
