@@ -575,23 +575,20 @@ async fn fetch_token(
     Ok((token, life.saturating_sub(Duration::from_secs(5)).max(Duration::from_secs(5))))
 }
 
-/// A reqwest error's kind and cause, without its URL's query.
+/// A reqwest error's kind and causes, without its URL (reqwest's own text names it).
 fn describe(e: &reqwest::Error) -> String {
     use std::error::Error as _;
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
+    let kind = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_owned()
+        "cannot connect"
     } else {
-        "failed".to_owned()
+        "failed"
     };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match e.source() {
+        Some(cause) => format!("{kind}: {}", dockhand_engine::chain(cause)),
+        None => kind.to_owned(),
     }
-    text
 }
 
 /// TLS that accepts any certificate, for the registries the engine itself asks without

@@ -89,13 +89,5 @@ fn mail(smtp: &Smtp, message: &Message<'_>) -> Result<lettre::Message, String> {
 
 /// lettre's error and its causes; never a credential (lettre does not put one in them).
 fn describe(e: &lettre::transport::smtp::Error) -> String {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    dockhand_engine::chain(e)
 }
