@@ -69,6 +69,16 @@ pub struct Scheduled {
     pub source: String,
 }
 
+impl Scheduled {
+    /// The time between its next two runs after `now` in `zone`: what "on schedule" means
+    /// for this target and action (a daily `0 0 3 * * *` is a day).
+    pub fn interval(&self, zone: chrono_tz::Tz, now: DateTime<Utc>) -> Option<std::time::Duration> {
+        let first = self.cron.next_after(now, zone)?;
+        let second = self.cron.next_after(first, zone)?;
+        (second - first).to_std().ok()
+    }
+}
+
 /// The timing of `action` for a target: its own label (`short` under the prefixes) when
 /// it has one, else the global setting; with what set it.
 pub(crate) fn target_timing(
@@ -213,11 +223,16 @@ pub struct Scheduler {
     recorded: Recorded,
     registries: Arc<Registries>,
     looked: Looked,
+    planned: Planned,
     watcher: std::sync::OnceLock<Arc<Watcher>>,
 }
 
 /// Hears of each job the scheduler records itself.
 pub type Recorded = Arc<dyn Fn(&Job) + Send + Sync>;
+
+/// Hears of the scheduled targets each time the scheduler lists them, with its time zone
+/// (metrics: each one's interval).
+pub type Planned = Arc<dyn Fn(&[Scheduled], chrono_tz::Tz) + Send + Sync>;
 
 /// Hears of each look watch mode takes at a tick (metrics).
 pub type Looked = Arc<dyn Fn(&Look) + Send + Sync>;
@@ -254,6 +269,7 @@ impl Scheduler {
             recorded: Arc::new(|_| {}),
             registries: Arc::new(Registries::none()),
             looked: Arc::new(|_| {}),
+            planned: Arc::new(|_, _| {}),
             watcher: std::sync::OnceLock::new(),
         }
     }
@@ -278,6 +294,12 @@ impl Scheduler {
         }
         let made = Arc::new(Watcher::new()?);
         Ok(self.watcher.get_or_init(|| made))
+    }
+
+    /// Tells `planned` of the scheduled targets each time they are listed.
+    pub fn with_planned(mut self, planned: Planned) -> Self {
+        self.planned = planned;
+        self
     }
 
     /// Tells `looked` of each look watch mode takes.
@@ -344,6 +366,7 @@ impl Scheduler {
             tracing::warn!(error = %e, "cron: cannot list the targets");
             Vec::new()
         });
+        (self.planned)(&entries, zone);
         let started = Utc::now();
         self.record_missed(&entries, started).await;
         let mut cursor = started;
@@ -359,7 +382,10 @@ impl Scheduler {
             }
             let now = Utc::now();
             match self.targets().await {
-                Ok(listed) => entries = listed,
+                Ok(listed) => {
+                    entries = listed;
+                    (self.planned)(&entries, zone);
+                }
                 Err(e) => tracing::warn!(error = %e, "cron: cannot list the targets; using the last list"),
             }
             let mut due: Vec<(DateTime<Utc>, Scheduled)> = Vec::new();

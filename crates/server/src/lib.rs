@@ -283,6 +283,17 @@ impl Server {
             .with_looked({
                 let metrics = Arc::clone(&metrics);
                 Arc::new(move |look| metrics.looked(look))
+            })
+            .with_planned({
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move |entries: &[dockhand_jobs::schedule::Scheduled], zone| {
+                    let now = std::time::SystemTime::now().into();
+                    metrics.scheduled(
+                        entries
+                            .iter()
+                            .filter_map(|e| Some((e.action, e.target.describe(), e.interval(zone, now)?))),
+                    );
+                })
             }),
         );
         let tls = match &settings.tls {

@@ -101,6 +101,7 @@ struct PerTarget {
     last_result: Family<ResultLabels, Gauge>,
     consecutive_failures: Family<TargetLabels, Gauge>,
     backup_bytes: Family<TargetLabels, FloatGauge>,
+    schedule_interval: Family<TargetLabels, FloatGauge>,
     /// Each target's last result, and when its newest job started (a job already counted
     /// is not counted again).
     seen: Mutex<HashMap<TargetLabels, (String, u64)>>,
@@ -183,6 +184,11 @@ impl Default for Metrics {
             "The size of the target's last successful backup, in bytes",
             per_target.backup_bytes.clone(),
         );
+        registry.register(
+            "schedule_interval_seconds",
+            "The time between two scheduled runs of the action on the target (cron's targets only)",
+            per_target.schedule_interval.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -259,6 +265,17 @@ impl Metrics {
             let labels =
                 RegistryLabels { registry: request.registry.clone(), result: request.result.to_owned() };
             self.registry_requests.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Sets each scheduled target's interval (action, `service/<name>` or `node/<host>`,
+    /// time between two runs) from the scheduler's listing; targets no longer scheduled
+    /// lose theirs.
+    pub fn scheduled(&self, intervals: impl IntoIterator<Item = (Action, String, std::time::Duration)>) {
+        self.per_target.schedule_interval.clear();
+        for (action, target, interval) in intervals {
+            let labels = TargetLabels { action: action.as_str().to_owned(), target };
+            self.per_target.schedule_interval.get_or_create(&labels).set(interval.as_secs_f64());
         }
     }
 
@@ -476,6 +493,7 @@ mod tests {
     fn the_shipped_alerts_name_metrics_the_server_exports() {
         let metrics = Metrics::default();
         metrics.job_finished(&job(Action::BackupService, "db", 100, Status::Succeeded, 512));
+        metrics.scheduled([(Action::BackupService, "service/db".to_owned(), Duration::from_secs(86_400))]);
         metrics.notification(&dockhand_jobs::notify::Delivery::Sent { webhook: "ops".to_owned() });
         let text = metrics.encode();
         let rules =

@@ -81,6 +81,10 @@ fn targets_take_their_own_label_over_the_global_schedule_and_the_plan_shows_the_
     assert_eq!(row("service/quiet", "clean-service").schedule.as_deref(), Some("off"));
     assert_eq!(row("service/web", "clean-service").next_run.as_deref(), Some("2027-01-16T03:00:00Z"));
     assert_eq!(row("service/web", "backup-service").schedule, None, "not enabled");
+    // What "on schedule" means for each: a day for the seed's default, ten seconds for db.
+    let intervals: Vec<Option<u64>> =
+        found.iter().map(|e| e.interval(schedule.timezone, now).map(|i| i.as_secs())).collect();
+    assert_eq!(intervals, [Some(86_400), Some(10)]);
 }
 
 #[test]
