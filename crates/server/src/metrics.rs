@@ -89,6 +89,8 @@ pub struct Metrics {
     pending_timeouts: Counter,
     notifications: Family<NotifyLabels, Counter>,
     update_available: Family<ServiceLabel, Gauge>,
+    /// The services `update_available` has a series for.
+    available_for: Mutex<BTreeSet<String>>,
     registry_requests: Family<RegistryLabels, Counter>,
     per_target: PerTarget,
 }
@@ -200,6 +202,7 @@ impl Default for Metrics {
             pending_timeouts,
             notifications,
             update_available,
+            available_for: Mutex::default(),
             registry_requests,
             per_target,
         }
@@ -255,11 +258,13 @@ impl Metrics {
     /// Sets each watched service's `update_available` and counts the registry requests of a
     /// watch tick.
     pub fn looked(&self, look: &dockhand_jobs::schedule::Look) {
+        let mut known = self.available_for.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for row in &look.rows {
             let available = row.latest.is_some() && row.latest != row.runs;
             self.update_available
                 .get_or_create(&ServiceLabel { service: row.service.clone() })
                 .set(available.into());
+            known.insert(row.service.clone());
         }
         for request in &look.requests {
             let labels =
@@ -271,12 +276,23 @@ impl Metrics {
     /// Sets each scheduled target's interval (action, `service/<name>` or `node/<host>`,
     /// time between two runs) from the scheduler's listing; targets no longer scheduled
     /// lose theirs.
+    /// A service watch mode no longer looks at (removed, or no longer scheduled for
+    /// update-service) loses its `update_available` series.
     pub fn scheduled(&self, intervals: impl IntoIterator<Item = (Action, String, std::time::Duration)>) {
         self.per_target.schedule_interval.clear();
+        let mut watched = BTreeSet::new();
         for (action, target, interval) in intervals {
+            if action == Action::UpdateService {
+                watched.insert(target.strip_prefix("service/").unwrap_or(&target).to_owned());
+            }
             let labels = TargetLabels { action: action.as_str().to_owned(), target };
             self.per_target.schedule_interval.get_or_create(&labels).set(interval.as_secs_f64());
         }
+        let mut known = self.available_for.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for gone in known.iter().filter(|s| !watched.contains(*s)) {
+            self.update_available.remove(&ServiceLabel { service: gone.clone() });
+        }
+        known.retain(|s| watched.contains(s));
     }
 
     /// Sets every target's gauges from `jobs` (the store's newest, newest first), and drops
@@ -484,6 +500,31 @@ mod tests {
         assert_eq!(
             sample(&text, &format!("dockhand_consecutive_failures{web}")).as_deref(),
             Some("2"),
+            "{text}"
+        );
+    }
+
+    /// A service watch mode no longer looks at loses its `update_available` series when the
+    /// scheduler lists its targets again; a watched one keeps it.
+    #[test]
+    fn update_available_forgets_services_no_longer_watched() {
+        let metrics = Metrics::default();
+        for service in ["kept", "gone"] {
+            metrics.update_available.get_or_create(&ServiceLabel { service: service.to_owned() }).set(1);
+            metrics.available_for.lock().unwrap().insert(service.to_owned());
+        }
+        let minute = Duration::from_secs(60);
+        metrics.scheduled([
+            (Action::UpdateService, "service/kept".to_owned(), minute),
+            (Action::BackupService, "service/gone".to_owned(), minute),
+        ]);
+        let text = metrics.encode();
+        assert!(text.contains(r#"dockhand_update_available{service="kept"} 1"#), "{text}");
+        assert!(!text.contains(r#"service="gone""#), "{text}");
+        assert!(
+            text.contains(
+                r#"dockhand_schedule_interval_seconds{action="backup-service",target="service/gone"} 60.0"#
+            ),
             "{text}"
         );
     }
