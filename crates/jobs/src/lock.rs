@@ -14,7 +14,8 @@
 //! namespace, and its pid no longer runs or started at another time. A holder that fails
 //! to renew for a whole lease, or finds its lock taken over, cancels its job at once. A
 //! release is compare-and-swap too: the lock is marked released at the version read, then
-//! removed, and a marked lock is not taken over until it is seconds old.
+//! removed (read again when the holder's own late renewal changed it in between), and a
+//! marked lock is not taken over until it is seconds old.
 //!
 //! Why configs: they live in the swarm itself (no extra service, no shared disk), survive
 //! dockhand restarts, are visible to every manager and every dockhand process or server
@@ -41,6 +42,9 @@ const PIDNS: &str = "dockhand.lock.pidns";
 const PID: &str = "dockhand.lock.pid";
 const PID_START: &str = "dockhand.lock.pid-start";
 const RELEASED: &str = "dockhand.lock.released";
+/// How many times a release reads the lock again after its compare-and-swap lost to a
+/// change of its own holder's (a renewal in flight when it was stopped).
+const RELEASE_ATTEMPTS: u32 = 3;
 /// The fingerprint of the request the holding job serves (a hash: no parameter, no
 /// credential): a second request with the same one does not wait for the lock.
 const REQUEST: &str = "dockhand.lock.request";
@@ -564,22 +568,33 @@ impl LockGuard {
     pub async fn release(self) -> Result<(), LockError> {
         self.renewer.abort();
         let engine = |e| LockError::Engine { target: self.target.label(), source: Box::new(e) };
-        let current = match self.swarm.config(&self.id).await {
-            Ok(current) => current,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(engine(e)),
-        };
-        if current.spec.labels.get(HOLDER) != Some(&self.holder) || current.spec.labels.contains_key(RELEASED)
-        {
-            return Ok(());
-        }
-        let mut spec = current.spec.clone();
-        spec.labels.insert(RELEASED.to_owned(), "true".to_owned());
-        match self.swarm.update_config(&self.id, current.version.index, &spec).await {
-            Ok(()) => {}
-            // Changed since it was read: no longer ours to remove.
-            Err(e) if e.is_out_of_sequence() || e.is_not_found() => return Ok(()),
-            Err(e) => return Err(engine(e)),
+        // A renewal the abort cut short may still land at the engine after the read below:
+        // its version change is ours, so the lock is read again and released at the new
+        // version, a few times at most.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = match self.swarm.config(&self.id).await {
+                Ok(current) => current,
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(engine(e)),
+            };
+            if current.spec.labels.get(HOLDER) != Some(&self.holder)
+                || current.spec.labels.contains_key(RELEASED)
+            {
+                return Ok(());
+            }
+            let mut spec = current.spec.clone();
+            spec.labels.insert(RELEASED.to_owned(), "true".to_owned());
+            match self.swarm.update_config(&self.id, current.version.index, &spec).await {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() => return Ok(()),
+                // Changed since it was read: still ours (our own late renewal), try again;
+                // taken over, the next read says so.
+                Err(e) if e.is_out_of_sequence() && attempts < RELEASE_ATTEMPTS => continue,
+                Err(e) if e.is_out_of_sequence() => return Ok(()),
+                Err(e) => return Err(engine(e)),
+            }
         }
         match self.swarm.remove_config(&self.id).await {
             Ok(()) => Ok(()),

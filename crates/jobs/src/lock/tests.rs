@@ -239,15 +239,34 @@ async fn a_lock_taken_over_gone_or_not_renewed_for_a_lease_is_lost() {
     }
 }
 
-/// A release is a compare-and-swap: if another writer changed the lock since it was read,
-/// the releasing holder leaves it alone.
+/// A release is a compare-and-swap. When it loses to a change that left the lock its own
+/// (a renewal the release stopped, landing late), it reads again and releases; when the
+/// lock keeps changing under it, it gives up and leaves it to its lease.
 #[tokio::test(start_paused = true)]
-async fn a_release_that_races_a_takeover_leaves_the_new_holders_lock() {
+async fn a_release_that_loses_to_its_own_late_renewal_tries_again() {
     let swarm = Arc::new(FakeSwarm::manager());
     let guard = on(&swarm, "host/1/a").acquire(&web(), "job-a").await.unwrap();
     swarm.fail("update_config", 1, Fault::OutOfSequence);
     guard.release().await.unwrap();
-    assert_eq!(holder_of(&swarm).as_deref(), Some("host/1/a"), "not removed after a lost race");
+    assert_eq!(holder_of(&swarm), None, "released at the second read");
+
+    let guard = on(&swarm, "host/1/a").acquire(&web(), "job-a").await.unwrap();
+    swarm.fail("update_config", RELEASE_ATTEMPTS as usize, Fault::OutOfSequence);
+    guard.release().await.unwrap();
+    assert_eq!(holder_of(&swarm).as_deref(), Some("host/1/a"), "left to its lease after every try lost");
+}
+
+/// A lock another holder took over since is never removed by the old holder's release.
+#[tokio::test(start_paused = true)]
+async fn a_release_after_a_takeover_leaves_the_new_holders_lock() {
+    let swarm = Arc::new(FakeSwarm::manager());
+    let guard = on(&swarm, "host/1/a").acquire(&web(), "job-a").await.unwrap();
+    let id = swarm.configs(&dockhand_engine::Filters::new()).await.unwrap()[0].id.clone();
+    let mut taken = swarm.config(&id).await.unwrap();
+    taken.spec.labels.insert(HOLDER.to_owned(), "host/9/z".to_owned());
+    swarm.update_config(&id, taken.version.index, &taken.spec).await.unwrap();
+    guard.release().await.unwrap();
+    assert_eq!(holder_of(&swarm).as_deref(), Some("host/9/z"), "the new holder's lock stays");
     assert!(!swarm.log().iter().any(|w| w.starts_with("remove_config")));
 }
 
