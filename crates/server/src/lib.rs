@@ -20,6 +20,7 @@ mod routes;
 mod schema;
 mod settings;
 mod tls;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -161,6 +162,8 @@ pub struct Server {
     /// The registry the engine was reached through: a managed engine it started lives and
     /// is supervised as long as the server ([`HostRegistry::supervise`]).
     hosts: Arc<HostRegistry>,
+    /// The status page's sessions and the scheduler's plan, for its routes.
+    ui: Arc<crate::ui::Ui>,
 }
 
 impl Server {
@@ -185,9 +188,9 @@ impl Server {
         let store_settings = configuration.store().map_err(SettingsError::Key)?.clone();
         // Every secret the server holds, masked wherever text leaves it: job records, events
         // and answers, the log and webhook bodies (R3-14).
-        let redactor = Arc::new(
-            configuration.known_secrets(config.admin_tokens.iter().cloned().chain(store_settings.secret())),
-        );
+        let redactor = Arc::new(configuration.known_secrets(
+            config.admin_tokens.iter().chain(&config.viewer_tokens).cloned().chain(store_settings.secret()),
+        ));
         let hosts = Arc::new(HostRegistry::new(hosts, env));
         let client = hosts.connect_to(&choice).await?;
         let store = store_settings.open().await?;
@@ -261,6 +264,7 @@ impl Server {
         // One registry client for watch mode's ticks and the status route: what it learns
         // of each registry (its challenge, tokens, `ETag`s, back-off) serves both.
         let watcher = Arc::new(dockhand_jobs::update::Watcher::new()?);
+        let ui = Arc::new(crate::ui::Ui::new(&config.viewer_tokens, settings.tls.is_some()));
         let scheduler = Arc::new(
             dockhand_jobs::schedule::Scheduler::new(
                 config.schedule.clone(),
@@ -285,7 +289,7 @@ impl Server {
                 Arc::new(move |look| metrics.looked(look))
             })
             .with_planned({
-                let metrics = Arc::clone(&metrics);
+                let (metrics, ui) = (Arc::clone(&metrics), Arc::clone(&ui));
                 Arc::new(move |entries: &[dockhand_jobs::schedule::Scheduled], zone| {
                     let now = std::time::SystemTime::now().into();
                     metrics.scheduled(
@@ -293,6 +297,10 @@ impl Server {
                             .iter()
                             .filter_map(|e| Some((e.action, e.target.describe(), e.interval(zone, now)?))),
                     );
+                    ui.planned(entries.iter().filter_map(|e| {
+                        let next = e.cron.next_after(now, zone)?;
+                        Some((e.action, e.target.describe(), e.interval(zone, now)?, next.into()))
+                    }));
                 })
             }),
         );
@@ -320,7 +328,7 @@ impl Server {
             ready: tokio::sync::Mutex::new(None),
         });
         let notes = config.notes.clone();
-        Ok(Self { app, scheduler, settings, warnings, notes, redactor, tls, hosts })
+        Ok(Self { app, scheduler, settings, warnings, notes, redactor, tls, hosts, ui })
     }
 
     /// What to warn about at start (unsafe but accepted settings).
@@ -346,7 +354,7 @@ impl Server {
 
     /// The HTTP application.
     pub fn router(&self) -> Router {
-        router(Arc::clone(&self.app))
+        router(Arc::clone(&self.app), Arc::clone(&self.ui))
     }
 
     /// Listens on the settings' address and serves until `shutdown` resolves.
@@ -580,7 +588,7 @@ async fn reap(app: Arc<App>) {
 }
 
 /// The routes, the fallbacks and the request observer.
-fn router(app: Arc<App>) -> Router {
+fn router(app: Arc<App>, ui: Arc<crate::ui::Ui>) -> Router {
     use crate::routes as r;
     Router::new()
         .route("/v1/nodes/{node}/clean", post(r::v1::clean_node))
@@ -608,6 +616,11 @@ fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(r::ops::readyz))
         .route("/metrics", get(r::ops::metrics))
         .route("/openapi.json", get(crate::openapi::openapi))
+        .route("/", get(crate::ui::home))
+        .route("/ui/login", post(crate::ui::login))
+        .route("/ui/logout", post(crate::ui::logout))
+        .route("/ui/app.css", get(crate::ui::style))
+        .layer(axum::Extension(ui))
         .method_not_allowed_fallback(r::ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe))
         .fallback(r::ops::fallback)

@@ -66,6 +66,8 @@ pub struct OidcIssuer {
 pub struct ServerConfig {
     /// The admin tokens.
     pub admin_tokens: Vec<String>,
+    /// Read-only tokens for the status page (`DOCKHAND_VIEWER_TOKENS(_FILE)`).
+    pub viewer_tokens: Vec<String>,
     /// Where each admin token came from, for the log (never the token).
     pub admin_sources: Vec<String>,
     /// Trusted CI identity issuers.
@@ -96,6 +98,7 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("admin_tokens", &format_args!("{} token(s)", self.admin_tokens.len()))
+            .field("viewer_tokens", &format_args!("{} token(s)", self.viewer_tokens.len()))
             .field("admin_sources", &self.admin_sources)
             .field("oidc", &self.oidc)
             .field("prefixes", &self.prefixes)
@@ -200,6 +203,12 @@ impl ServerConfig {
                 "DOCKHAND_ADMIN_TOKENS_FILE",
                 &mut config,
             );
+        }
+        if let Some(list) = env.get("DOCKHAND_VIEWER_TOKENS") {
+            config.viewer_tokens.extend(split_tokens(list));
+        }
+        if let Some(path) = env.get("DOCKHAND_VIEWER_TOKENS_FILE").filter(|p| !p.is_empty()) {
+            config.viewer_tokens.extend(read_tokens("DOCKHAND_VIEWER_TOKENS_FILE", Path::new(path))?);
         }
         if let Some(list) = env.get("SWARM_UTILS_ADMIN_TOKEN_LIST").filter(|l| !l.trim().is_empty()) {
             config.warnings.push(
