@@ -620,6 +620,8 @@ fn router(app: Arc<App>, ui: Arc<crate::ui::Ui>) -> Router {
         .route("/ui/login", post(crate::ui::login))
         .route("/ui/logout", post(crate::ui::logout))
         .route("/ui/app.css", get(crate::ui::style))
+        .route("/ui/jobs", get(crate::ui::history))
+        .route("/ui/jobs/{id}", get(crate::ui::job_page))
         .layer(axum::Extension(ui))
         .method_not_allowed_fallback(r::ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe))

@@ -7,6 +7,9 @@
 //!   cookie: `HttpOnly`, `SameSite=Strict`, `Secure` under TLS, 12 hours. A token is never in
 //!   a URL; a failed sign-in counts in the same throttle as the API's. `POST /ui/logout`
 //!   ends the session.
+//! - **History.** `GET /ui/jobs` lists the jobs of targets in scope, newest first, filtered
+//!   by target, action and status; `GET /ui/jobs/{id}` shows one job's steps, errors and
+//!   output tails (as stored: redacted).
 //! - **Rendering.** Server-side with maud (escaped by default), no JavaScript, one stylesheet
 //!   embedded in the binary, and a Content-Security-Policy that allows nothing else.
 
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
@@ -274,6 +277,194 @@ pub(crate) async fn home(
     }
 }
 
+/// Not signed in: to the sign-in form.
+fn to_sign_in() -> Response {
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    secure_headers(response.headers_mut());
+    response
+}
+
+/// The page around a signed-in view: who, sign-out, and the way back.
+fn signed_in(title: &str, who: &Who, body: Markup) -> Markup {
+    layout(
+        title,
+        html! {
+            header {
+                h1 { a href="/" { "dockhand" } }
+                nav { a href="/ui/jobs" { "history" } }
+                form method="post" action="/ui/logout" { span { (who.to_string()) } " " button type="submit" { "Sign out" } }
+            }
+            main { (body) }
+        },
+    )
+}
+
+/// The history's filters.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct HistoryQuery {
+    target: Option<String>,
+    action: Option<String>,
+    status: Option<String>,
+}
+
+/// How many jobs the history shows.
+const HISTORY: usize = 100;
+
+/// `GET /ui/jobs`: the jobs of targets in scope, newest first, filtered.
+pub(crate) async fn history(
+    State(app): State<Shared>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    let Some(who) = ui.session(&headers) else { return to_sign_in() };
+    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let mut filter = JobFilter::default();
+    filter.target = blank(&query.target);
+    filter.action =
+        blank(&query.action).filter(|a| dockhand_jobs::ALL_ACTIONS.iter().any(|x| x.as_str() == a));
+    filter.status =
+        blank(&query.status).and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok());
+    filter.limit = Some(crate::routes::MAX_LIMIT);
+    let jobs = match app.dispatcher.store().list(&filter).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                signed_in("Error", &who, html! { p class="error" { "the job store: " (e) } }),
+            );
+        }
+    };
+    let mut labels = crate::routes::jobs::Labels::default();
+    let mut shown = Vec::new();
+    for job in jobs {
+        if shown.len() == HISTORY {
+            break;
+        }
+        match crate::routes::jobs::in_scope(&app, &job, &mut labels).await {
+            Ok(true) => shown.push(job),
+            Ok(false) => {}
+            Err(e) => {
+                return page(
+                    StatusCode::BAD_GATEWAY,
+                    signed_in("Error", &who, html! { p class="error" { (e.body.message) } }),
+                );
+            }
+        }
+    }
+    let now_ms = dockhand_jobs::epoch_ms(SystemTime::now());
+    let statuses = [
+        "",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "refused",
+        "busy",
+        "skipped",
+        "interrupted",
+        "available",
+    ];
+    let body = html! {
+        h2 { "History" }
+        form method="get" action="/ui/jobs" class="filters" {
+            input name="target" placeholder="service/web" value=(query.target.clone().unwrap_or_default());
+            select name="action" {
+                option value="" { "any action" }
+                @for a in dockhand_jobs::ALL_ACTIONS {
+                    option value=(a.as_str()) selected[query.action.as_deref() == Some(a.as_str())] { (a.as_str()) }
+                }
+            }
+            select name="status" {
+                @for s in statuses {
+                    option value=(s) selected[query.status.as_deref().unwrap_or("") == s] { (if s.is_empty() { "any status" } else { s }) }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        table {
+            thead { tr { th { "job" } th { "action" } th { "target" } th { "result" } th { "started" } th { "took" } } }
+            tbody {
+                @for job in &shown {
+                    tr {
+                        td { a href={ "/ui/jobs/" (job.id) } { (job.id.get(..12).unwrap_or(&job.id)) } }
+                        td { (job.action.as_str()) }
+                        td { (job.target.describe()) }
+                        td { span class={ "status " (status_of(job)) } { (status_of(job)) } }
+                        td { (ago(now_ms, job.started_ms)) }
+                        td { @if let Some(ended) = job.ended_ms { (seconds(ended.saturating_sub(job.started_ms))) } }
+                    }
+                }
+            }
+        }
+        @if shown.is_empty() { p { "No job matches." } }
+    };
+    page(StatusCode::OK, signed_in("History", &who, body))
+}
+
+/// `GET /ui/jobs/{id}`: one job, its steps, errors and output tails.
+pub(crate) async fn job_page(
+    State(app): State<Shared>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(who) = ui.session(&headers) else { return to_sign_in() };
+    let missing =
+        || page(StatusCode::NOT_FOUND, signed_in("No such job", &who, html! { p { "No such job." } }));
+    if !crate::routes::jobs::valid_job_id(&id) {
+        return missing();
+    }
+    let job = match app.dispatcher.store().get(&id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return missing(),
+        Err(e) => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                signed_in("Error", &who, html! { p class="error" { "the job store: " (e) } }),
+            );
+        }
+    };
+    let mut labels = crate::routes::jobs::Labels::default();
+    if !matches!(crate::routes::jobs::in_scope(&app, &job, &mut labels).await, Ok(true)) {
+        return missing();
+    }
+    let now_ms = dockhand_jobs::epoch_ms(SystemTime::now());
+    let body = html! {
+        h2 { (job.action.as_str()) " on " (job.target.describe()) }
+        p {
+            span class={ "status " (status_of(&job)) } { (status_of(&job)) }
+            " · started " (ago(now_ms, job.started_ms))
+            @if let Some(ended) = job.ended_ms { " · took " (seconds(ended.saturating_sub(job.started_ms))) }
+            " · by " (job.caller)
+            @if let Some(image) = &job.image { " · " code { (image) } }
+        }
+        table {
+            thead { tr { th { "step" } th { "node" } th { "result" } th { "took" } th { "exit" } } }
+            tbody {
+                @for step in &job.steps {
+                    tr {
+                        td { (step.kind) }
+                        td { (step.node.clone().unwrap_or_default()) }
+                        td { span class={ "status " (word(step.status)) } { (word(step.status)) } }
+                        td { (seconds(step.duration_ms)) }
+                        td { @if let Some(code) = step.exit_code { (code) } }
+                    }
+                    @if step.error.is_some() || step.output_tail.is_some() {
+                        tr class="detail" {
+                            td colspan="5" {
+                                @if let Some(error) = &step.error { p class="error" { (error) } }
+                                @if let Some(tail) = &step.output_tail { pre { (tail) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, signed_in("Job", &who, body))
+}
+
 /// One target's row: per action, its last job and its last success.
 #[derive(Default)]
 struct Row {
@@ -360,30 +551,30 @@ async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
             }
         }
     };
-    Ok(layout(
+    Ok(signed_in(
         "Status",
+        who,
         html! {
-            header {
-                h1 { "dockhand" }
-                form method="post" action="/ui/logout" { span { (who.to_string()) } " " button type="submit" { "Sign out" } }
-            }
-            main {
                 h2 { "Running now (" (running.len()) ")" }
                 @if running.is_empty() { p { "No job is running." } }
                 ul {
                     @for job in &running {
-                        li { (job.action.as_str()) " on " (job.target.describe()) ", started " (ago(now_ms, job.started_ms)) }
+                        li { a href={ "/ui/jobs/" (job.id) } { (job.action.as_str()) " on " (job.target.describe()) } ", started " (ago(now_ms, job.started_ms)) }
                     }
                 }
                 (table("Services", &services, &COLUMNS[..3]))
                 (table("Nodes", &nodes, &[Action::CleanNode, Action::BackupNode]))
-            }
         },
     ))
 }
 
 fn status_of(job: &Job) -> String {
-    serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    word(job.status)
+}
+
+/// A status as its JSON word (`succeeded`, `failed`…).
+fn word(status: Status) -> String {
+    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The first of `next`, `next + interval`, … after `now`.

@@ -91,6 +91,35 @@ async fn a_viewer_signs_in_sees_its_tenants_services_and_signs_out() {
     );
     assert!(!page.contains(VIEWER) && !page.contains(ADMIN), "a token is on the page");
 
+    // The history and the job's page.
+    let get = |path: String, cookie: Option<String>| {
+        let mut request = browser().get(format!("{}{path}", server.url));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie.split(';').next().unwrap().to_owned());
+        }
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (status, history) =
+        get(format!("/ui/jobs?action=update-service&target=service/{ours}"), Some(cookie.clone())).await;
+    assert_eq!(status, 200, "{history}");
+    assert!(history.contains(&format!(r#"href="/ui/jobs/{id}""#)), "{history}");
+    let (status, none) = get("/ui/jobs?status=busy".to_owned(), Some(cookie.clone())).await;
+    assert_eq!(status, 200);
+    assert!(!none.contains(&format!(r#"href="/ui/jobs/{id}""#)), "a filter is ignored: {none}");
+    let (status, one) = get(format!("/ui/jobs/{id}"), Some(cookie.clone())).await;
+    assert_eq!(status, 200, "{one}");
+    assert!(
+        one.contains(&format!("update-service on service/{ours}")) && one.contains("<td>update</td>"),
+        "{one}"
+    );
+    assert_eq!(get("/ui/jobs/not-a-job".to_owned(), Some(cookie.clone())).await.0, 404);
+    assert_eq!(get("/ui/jobs".to_owned(), None).await.0, 303, "the history needs a session");
+    assert_eq!(get(format!("/ui/jobs/{id}"), None).await.0, 303);
+
     let css = browser().get(format!("{}/ui/app.css", server.url)).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 
