@@ -293,6 +293,25 @@ fn failure_reason(action: &str, job: &str) -> String {
     format!("{action}, {}: {general}", step["kind"].as_str().unwrap_or("?"))
 }
 
+/// True for a lock whose holder (`<hostname>/<pid>/<nonce>`) is a process of this machine
+/// that no longer runs, whose lease has ended, and that was never marked released.
+fn dead_holders_expired_lock(labels: &BTreeMap<String, String>) -> bool {
+    let get = |k: &str| labels.get(k).map(String::as_str);
+    if get("dockhand.lock.released").is_some() {
+        return false;
+    }
+    let Some(holder) = get("dockhand.lock.holder") else { return false };
+    let mut parts = holder.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<u32>().ok())) else {
+        return false;
+    };
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let expired = get("dockhand.lock.expires").and_then(|e| e.parse::<u128>().ok()).is_some_and(|e| {
+        e < std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+    });
+    host == here.trim() && !std::path::Path::new(&format!("/proc/{pid}")).exists() && expired
+}
+
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -315,7 +334,14 @@ async fn leftovers(run: &Run<'_>) -> anyhow::Result<Vec<String>> {
         }
         let lock = Filters::new().with("label", format!("{}={target}", dockhand_jobs::LOCK_LABEL));
         for c in manager.configs(&lock).await? {
-            left.push(format!("lock {} of {target}", c.spec.name));
+            // By design, the lock of a holder that was killed (replica b's SIGKILL) stays
+            // until its lease has ended and the next acquire takes it over; a service no
+            // job touched again keeps it. Only a live holder's lock, a lease still running,
+            // or a released mark left behind is a leak.
+            if dead_holders_expired_lock(&c.spec.labels) {
+                continue;
+            }
+            left.push(format!("lock {} of {target} ({:?})", c.spec.name, c.spec.labels));
         }
         // A removed helper service's container goes a moment later, on its node.
         for (i, node) in nodes.iter().enumerate() {
