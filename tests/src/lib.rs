@@ -6,6 +6,7 @@
 //! `$DOCKHAND_ENGINE_DIR`). When none answers, tests fail with a message that says how to
 //! start one: an engine test never passes without an engine.
 
+pub mod browser;
 pub mod pki;
 pub mod postgres;
 pub mod s3;

@@ -643,7 +643,7 @@ fn measure(n: usize, cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
 
 const BENCH_LABEL: &str = "dockhand.bench";
 
-async fn create_services(client: &Client, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn create_services(client: &Client, n: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut pending = Vec::new();
     for i in 0..n {
@@ -672,7 +672,7 @@ async fn create_services(client: &Client, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn remove_services(client: &Client) -> anyhow::Result<()> {
+pub(crate) async fn remove_services(client: &Client) -> anyhow::Result<()> {
     for service in client.services(&Filters::new().with("label", format!("{BENCH_LABEL}=1"))).await? {
         client.remove_service(&service.id).await?;
     }

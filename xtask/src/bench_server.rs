@@ -4,7 +4,8 @@
 //! (after 20 failures from one address they are throttled: what an attacker's flood gets)
 //! and for `GET /v1/jobs/{id}` with an admin token; and the server's idle RSS. Then the
 //! no-enumeration check: how long a caller who is not an admin waits for the 403 on a
-//! service that exists against one that does not.
+//! service that exists against one that does not. Then the status page under load
+//! ([`crate::bench_page`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -153,7 +154,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let _ = server.kill();
     let _ = server.wait();
     let _ = proc::output(layout.docker()?.args(["service", "rm", service]));
-    result
+    result?;
+    crate::bench_page::run()
 }
 
 /// Waits up to a minute for the server on `port` to answer `/healthz`.

@@ -318,14 +318,18 @@ fn watch(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
     )?;
     eprintln!("\n== dockhand-server with schedule.update-service: \"*/2 * * * * *\" (watch mode's tick)");
     let log = state.join("server.log");
+    let listen = format!("127.0.0.1:{}", crate::bench_server::free_port()?);
+    let admin = format!("demo-admin-{}", std::process::id());
+    let viewer = format!("demo-viewer-{}", std::process::id());
     let _server = Child(
         std::process::Command::new(server)
-            .args(["--listen", &format!("127.0.0.1:{}", crate::bench_server::free_port()?), "--state-dir"])
+            .args(["--listen", &listen, "--state-dir"])
             .arg(state.join("state"))
             .arg("--config")
             .arg(&settings)
             .env("DOCKER_HOST", layout.url())
-            .env("DOCKHAND_ADMIN_TOKENS", format!("demo-admin-{}", std::process::id()))
+            .env("DOCKHAND_ADMIN_TOKENS", &admin)
+            .env("DOCKHAND_VIEWER_TOKENS", &viewer)
             .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
             .stderr(fs::File::create(&log)?)
             .stdout(std::process::Stdio::null())
@@ -347,9 +351,47 @@ fn watch(layout: &engine::Layout, web: &str) -> anyhow::Result<()> {
         bail!("watch mode did not update {web} within a minute; the server said:\n{said}");
     }
     eprintln!("{web} now runs {now}: updated by the watch, pinned to the new digest");
+    status_page(&format!("http://{listen}"), &admin, &viewer)?;
     // The stack's web service goes with the stack; the tag's image goes here.
     let _ = layout.docker()?.args(["image", "rm", &live, "dhdemo/web:3"]).output();
     Ok(())
+}
+
+/// The status page as an operator's browser shows it: a backup of the db and a clean of the
+/// web service asked of the server over the API, then a viewer signs in, in headless
+/// Chromium, and the page is saved to `target/status-page.png` (the README shows a copy).
+fn status_page(url: &str, admin: &str, viewer: &str) -> anyhow::Result<()> {
+    crate::tools::ensure_browser()?;
+    eprintln!("\n== the status page: a backup and a clean over the API, then a viewer signs in");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        for path in [format!("/v1/services/{STACK}_db/backup"), format!("/v1/services/{STACK}_web/clean")] {
+            let answer = http
+                .post(format!("{url}{path}"))
+                .bearer_auth(admin)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await?;
+            let status = answer.status();
+            let job: serde_json::Value = answer.json().await?;
+            eprintln!("POST {path}: {status}, job {} {}", job["id"], job["status"]);
+            if !status.is_success() {
+                bail!("the server refused {path}: {job}");
+            }
+        }
+        let browser = dockhand_e2e::browser::Browser::start(1280, 1000).await?;
+        browser.open(&format!("{url}/")).await?;
+        browser.type_into("#token", viewer).await?;
+        browser.click("button[type=submit]").await?;
+        browser.wait_for(Duration::from_secs(10), |page| page.contains("viewer#1")).await?;
+        let shot = crate::project_root().join("target").join("status-page.png");
+        browser.screenshot(&shot).await?;
+        eprintln!("the status page, as a viewer sees it: {}", shot.display());
+        Ok(())
+    })
 }
 
 /// `dhdemo/web:<tag>`: the test busybox with `/version` saying `tag`; a broken one's

@@ -15,6 +15,7 @@
 #[cfg(test)]
 mod alerts;
 mod bench;
+mod bench_page;
 mod bench_server;
 mod bench_store;
 mod bench_watch;

@@ -365,12 +365,13 @@ pub(crate) fn command(only: &[String]) -> anyhow::Result<()> {
 }
 
 /// Brings the private engine and the test swarm up (both idempotent), installs the other
-/// peers' tools (promtool too), and answers what the tests need to find them.
+/// peers' tools (promtool, the browser), and answers what the tests need to find them.
 pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     let schemathesis = crate::tools::ensure_schemathesis()?;
     let validator = crate::tools::ensure_openapi_validator()?;
     let postgres = crate::tools::ensure_peers()?;
     crate::tools::ensure_promtool()?;
+    crate::tools::ensure_browser()?;
     let smtp_python = crate::tools::ensure_aiosmtpd()?;
     let layout = crate::engine::up()?;
     crate::swarm::up(3)?;

@@ -65,6 +65,22 @@ pub(crate) fn ensure_promtool() -> anyhow::Result<()> {
     apt_install(&["prometheus"])
 }
 
+/// Installs the status page's real browser: Debian's Chromium, its ChromeDriver, and a
+/// font for its screenshots (`chromium`, `chromium-driver`, `fonts-dejavu-core`).
+pub(crate) fn ensure_browser() -> anyhow::Result<()> {
+    let mut packages = Vec::new();
+    if proc::which("chromium").is_none() {
+        packages.push("chromium");
+    }
+    if proc::which("chromedriver").is_none() {
+        packages.push("chromium-driver");
+    }
+    if !std::path::Path::new("/usr/share/fonts/truetype/dejavu").is_dir() {
+        packages.push("fonts-dejavu-core");
+    }
+    apt_install(&packages)
+}
+
 /// Installs what the benchmarks compare against or measure with: curl, zstd and GNU time.
 pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     let mut packages = Vec::new();

@@ -77,9 +77,9 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// Its URL, for the redactor alone: a chat webhook's URL is its credential.
-    pub fn secret_url(&self) -> &str {
-        &self.url
+    /// Its kind: `webhook`, `slack`, `discord`, `teams`, `ntfy`, `gotify` or `smtp`.
+    pub fn kind(&self) -> &'static str {
+        self.channel.kind()
     }
 
     /// Its secrets, for the redactor alone: the URL, and the signing key when it has one.

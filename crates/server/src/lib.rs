@@ -224,13 +224,20 @@ impl Server {
             base.defaults.lock_timeout = wait;
         }
         let metrics = Arc::new(Metrics::default());
-        let counted = Arc::clone(&metrics);
+        let ui = Arc::new(
+            crate::ui::Ui::new(&config.viewer_tokens, settings.tls.is_some())
+                .with_channels(config.webhooks.iter().map(|hook| (hook.name.clone(), hook.kind()))),
+        );
+        let (counted, shown) = (Arc::clone(&metrics), Arc::clone(&ui));
         let notifier = dockhand_jobs::notify::Notifier::start(
             config.webhooks.clone(),
             Some(base.client.clone()),
             (*redactor).clone(),
             Duration::from_secs(2),
-            Arc::new(move |delivery| counted.notification(&delivery)),
+            Arc::new(move |delivery| {
+                counted.notification(&delivery);
+                shown.delivered(&delivery);
+            }),
         )
         .map_err(|e| SettingsError::Key(ConfigError::new("notifications", "webhooks", e.to_string())))?;
         let dispatcher = Arc::new(Dispatcher::new(
@@ -264,7 +271,6 @@ impl Server {
         // One registry client for watch mode's ticks and the status route: what it learns
         // of each registry (its challenge, tokens, `ETag`s, back-off) serves both.
         let watcher = Arc::new(dockhand_jobs::update::Watcher::new()?);
-        let ui = Arc::new(crate::ui::Ui::new(&config.viewer_tokens, settings.tls.is_some()));
         let scheduler = Arc::new(
             dockhand_jobs::schedule::Scheduler::new(
                 config.schedule.clone(),
@@ -620,8 +626,10 @@ fn router(app: Arc<App>, ui: Arc<crate::ui::Ui>) -> Router {
         .route("/ui/login", post(crate::ui::login))
         .route("/ui/logout", post(crate::ui::logout))
         .route("/ui/app.css", get(crate::ui::style))
+        .route("/ui/app.js", get(crate::ui::script))
         .route("/ui/jobs", get(crate::ui::history))
         .route("/ui/jobs/{id}", get(crate::ui::job_page))
+        .route("/ui/jobs/{id}/events", get(crate::ui::job_events))
         .layer(axum::Extension(ui))
         .method_not_allowed_fallback(r::ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe))

@@ -207,9 +207,9 @@ impl Channel {
         Ok(Self { kind, endpoint })
     }
 
-    /// The channel's kind and its endpoint's scheme and host, for messages.
-    pub(crate) fn shown(&self) -> String {
-        let kind = match self.kind {
+    /// The channel's kind: `webhook`, `slack`, `discord`, `teams`, `ntfy`, `gotify`, `smtp`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.kind {
             Kind::Generic => "webhook",
             Kind::Slack => "slack",
             Kind::Discord => "discord",
@@ -217,7 +217,12 @@ impl Channel {
             Kind::Ntfy { .. } => "ntfy",
             Kind::Gotify { .. } => "gotify",
             Kind::Smtp(_) => "smtp",
-        };
+        }
+    }
+
+    /// The channel's kind and its endpoint's scheme and host, for messages.
+    pub(crate) fn shown(&self) -> String {
+        let kind = self.kind();
         let at = Url::parse(&self.endpoint)
             .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("?")))
             .unwrap_or_else(|_| "?".to_owned());

@@ -301,25 +301,32 @@ pub(crate) async fn job_events(
         if !valid_job_id(&id) {
             return Err(ApiError::invalid_field("id", "a job ID is hex digits"));
         }
-        let job = readable_job(&app, &caller, ip, &id).await?;
-        // A share of the streams per address, each for at most STREAM_MAX (R3-12).
-        let held = app.streams.take(ip).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
-                format!(
-                    "this address follows {} event streams already: close one first",
-                    crate::limits::STREAMS_PER_CLIENT
-                ),
-            )
-            .retry_after(5)
-        })?;
-        Ok((id, job, held))
+        readable_job(&app, &caller, ip, &id).await
     };
-    let (id, job, held) = match result.await {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
+    match result.await {
+        Ok(job) => follow(&app, ip, job),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The events of `job` as server-sent events, for a caller at `ip` already allowed to read
+/// it: what happened so far, then each event as it comes, to `job-finished`. The API's
+/// `GET /v1/jobs/{id}/events` and the status page's live parts both answer with it.
+pub(crate) fn follow(app: &Shared, ip: IpAddr, job: Job) -> Response {
+    // A share of the streams per address, each for at most STREAM_MAX (R3-12).
+    let Some(held) = app.streams.take(ip) else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "this address follows {} event streams already: close one first",
+                crate::limits::STREAMS_PER_CLIENT
+            ),
+        )
+        .retry_after(5)
+        .into_response();
     };
+    let id = job.id.clone();
     let bounded =
         |stream: futures_util::stream::BoxStream<'static, Result<SseEvent, std::convert::Infallible>>| {
             let deadline = tokio::time::sleep(crate::limits::STREAM_MAX);
@@ -332,7 +339,7 @@ pub(crate) async fn job_events(
         Some(live) => live.follow(),
         None if job.status == Status::Running => {
             // Another replica runs it: follow its record in the shared store.
-            return Sse::new(bounded(followed_in_store(Arc::clone(&app), job).boxed()))
+            return Sse::new(bounded(followed_in_store(Arc::clone(app), job).boxed()))
                 .keep_alive(KeepAlive::default())
                 .into_response();
         }

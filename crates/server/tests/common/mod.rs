@@ -174,6 +174,28 @@ pub(crate) async fn service(s: &TestSwarm, prefix: &str, labels: &[(&str, &str)]
     (name.clone(), ServiceGuard::new(s.manager_url(), &name))
 }
 
+/// A sleeping busybox service on the manager (its execs and volumes stay local), with
+/// `labels` and, if given, `volume` at `/data`.
+pub(crate) async fn on_manager(
+    s: &TestSwarm,
+    prefix: &str,
+    labels: &[(&str, &str)],
+    volume: Option<&str>,
+) -> (String, ServiceGuard) {
+    let name = unique_name(prefix);
+    let mut spec = ServiceSpec::new(&name, BUSYBOX_IMAGE)
+        .with_args(["sleep", "3600"])
+        .with_constraint("node.role==manager");
+    if let Some(volume) = volume {
+        spec = spec.with_volume(volume, "/data");
+    }
+    for (k, v) in labels {
+        spec = spec.with_label(*k, *v);
+    }
+    s.manager().create_service(&spec).await.unwrap();
+    (name.clone(), ServiceGuard::new(s.manager_url(), &name))
+}
+
 pub(crate) fn update_body() -> String {
     serde_json::json!({"image": BUSYBOX_IMAGE, "force": true}).to_string()
 }
