@@ -368,18 +368,27 @@ fn status_page(url: &str, admin: &str, viewer: &str) -> anyhow::Result<()> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         for path in [format!("/v1/services/{STACK}_db/backup"), format!("/v1/services/{STACK}_web/clean")] {
-            let answer = http
-                .post(format!("{url}{path}"))
-                .bearer_auth(admin)
-                .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await?;
-            let status = answer.status();
-            let job: serde_json::Value = answer.json().await?;
-            eprintln!("POST {path}: {status}, job {} {}", job["id"], job["status"]);
-            if !status.is_success() {
-                bail!("the server refused {path}: {job}");
+            // The web service may still be held by the watch's update (it watches the
+            // rollout): a busy target is asked again, for up to two minutes.
+            for attempt in 1..=24 {
+                let answer = http
+                    .post(format!("{url}{path}"))
+                    .bearer_auth(admin)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await?;
+                let status = answer.status();
+                let job: serde_json::Value = answer.json().await?;
+                if status.as_u16() == 409 && attempt < 24 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+                eprintln!("POST {path}: {status}, job {} {}", job["id"], job["status"]);
+                if !status.is_success() {
+                    bail!("the server refused {path}: {job}");
+                }
+                break;
             }
         }
         let browser = dockhand_e2e::browser::Browser::start(1280, 1000).await?;

@@ -549,14 +549,39 @@ const GAUGE_EVERY: Duration = Duration::from_secs(60);
 /// Sets the per-target gauges from the job store at start, then every [`GAUGE_EVERY`].
 async fn refresh_gauges(app: Arc<App>) {
     loop {
-        let mut filter = dockhand_jobs::store::JobFilter::default();
-        filter.limit = Some(GAUGE_WINDOW);
-        match app.dispatcher.store().list(&filter).await {
+        match gauge_window(app.dispatcher.store().as_ref()).await {
             Ok(jobs) => app.metrics.refresh(&jobs),
             Err(e) => tracing::warn!(error = %e, "cannot read the job store for the metrics"),
         }
         tokio::time::sleep(GAUGE_EVERY).await;
     }
+}
+
+/// The store's newest [`GAUGE_WINDOW`] jobs, newest first, read a page at a time and each
+/// kept with what the gauges read of it: its upload steps, without their texts.
+async fn gauge_window(
+    store: &dyn dockhand_jobs::store::JobStore,
+) -> Result<Vec<dockhand_jobs::Job>, dockhand_jobs::store::StoreError> {
+    const PAGE: usize = 250;
+    let mut filter = dockhand_jobs::store::JobFilter::default();
+    filter.limit = Some(PAGE);
+    let mut kept = Vec::new();
+    while kept.len() < GAUGE_WINDOW {
+        let page = store.list(&filter).await?;
+        let full = page.len() == PAGE;
+        filter.before = page.last().map(|job| job.id.clone());
+        kept.extend(page.into_iter().map(|mut job| {
+            job.steps.retain(|step| step.kind == "upload");
+            for step in &mut job.steps {
+                (step.output_tail, step.error) = (None, None);
+            }
+            job
+        }));
+        if !full {
+            break;
+        }
+    }
+    Ok(kept)
 }
 
 async fn reap(app: Arc<App>) {

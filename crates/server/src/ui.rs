@@ -105,6 +105,9 @@ pub(crate) struct Ui {
     secure: bool,
     plan: Mutex<BTreeMap<(String, String), (Duration, SystemTime)>>,
     channels: Mutex<BTreeMap<String, Channel>>,
+    /// The overview's last reading, and the lock of the one reading at a time.
+    snapshot: Mutex<Option<Arc<pages::Snapshot>>>,
+    reading: tokio::sync::Mutex<()>,
 }
 
 fn hash(text: &str) -> [u8; 32] {
@@ -120,6 +123,8 @@ impl Ui {
             secure,
             plan: Mutex::default(),
             channels: Mutex::default(),
+            snapshot: Mutex::default(),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 

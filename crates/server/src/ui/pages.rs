@@ -1,9 +1,9 @@
 //! The status page's pages: the sign-in form, the overview, the history and a job's page,
 //! rendered with maud (every value escaped).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -273,14 +273,74 @@ pub(super) async fn readable(app: &Shared, id: &str) -> Result<Job, StatusCode> 
     }
 }
 
+/// A job as a cell shows it.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    status: Status,
+    started_ms: u64,
+    ended_ms: Option<u64>,
+}
+
 /// One target's row: per action, its last job and its last success.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Row {
-    last: BTreeMap<&'static str, Job>,
+    last: BTreeMap<&'static str, Last>,
     success: BTreeMap<&'static str, u64>,
 }
 
-async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
+/// A running job, as "Running now" lists it.
+#[derive(Debug)]
+struct Running {
+    id: String,
+    action: &'static str,
+    target: String,
+    started_ms: u64,
+}
+
+/// What the overview shows, read at most every [`FRESH`]: the targets in scope, each one's
+/// row, the running jobs.
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    at: Instant,
+    services: Vec<String>,
+    nodes: Vec<String>,
+    rows: HashMap<String, Row>,
+    running: Vec<Running>,
+}
+
+/// How long an overview's reading serves every viewer: the engine's listings and the
+/// store's newest jobs are read once for all of them. Running jobs are followed live.
+const FRESH: Duration = Duration::from_secs(2);
+/// The store is read this many jobs at a time.
+const PAGE: usize = 250;
+
+/// The overview's reading: a fresh one, else one read now by this request while the others
+/// are served the last one (one reading at a time).
+async fn snapshot(app: &Shared, ui: &Ui) -> Result<Arc<Snapshot>, String> {
+    let last = ui.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some(last) = &last {
+        if last.at.elapsed() < FRESH {
+            return Ok(Arc::clone(last));
+        }
+    }
+    let _reading = match (ui.reading.try_lock(), &last) {
+        (Ok(guard), _) => guard,
+        (Err(_), Some(last)) => return Ok(Arc::clone(last)),
+        (Err(_), None) => {
+            let guard = ui.reading.lock().await;
+            if let Some(read) = ui.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+            {
+                return Ok(read);
+            }
+            guard
+        }
+    };
+    let read = Arc::new(read_snapshot(app).await?);
+    *ui.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&read));
+    Ok(read)
+}
+
+async fn read_snapshot(app: &Shared) -> Result<Snapshot, String> {
     let filters = dockhand_engine::Filters::new();
     let swarm = app.base.swarm.as_ref();
     let mut services: Vec<String> = swarm
@@ -301,25 +361,43 @@ async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
         .map(|n| format!("node/{}", n.description.hostname))
         .collect();
     nodes.sort();
-    let mut filter = JobFilter::default();
-    filter.limit = Some(JOBS_READ);
-    let jobs = app.dispatcher.store().list(&filter).await.map_err(|e| format!("the job store: {e}"))?;
+    let shown: HashSet<&str> = services.iter().chain(&nodes).map(String::as_str).collect();
     let mut rows: HashMap<String, Row> = HashMap::new();
     let mut running = Vec::new();
-    for job in &jobs {
-        let target = job.target.describe();
-        if !services.contains(&target) && !nodes.contains(&target) {
-            continue;
+    // Newest first, a page at a time: only what a row keeps stays in memory.
+    let mut filter = JobFilter::default();
+    filter.limit = Some(PAGE);
+    let mut read = 0;
+    while read < JOBS_READ {
+        let jobs = app.dispatcher.store().list(&filter).await.map_err(|e| format!("the job store: {e}"))?;
+        read += jobs.len();
+        for job in &jobs {
+            let target = job.target.describe();
+            if !shown.contains(target.as_str()) {
+                continue;
+            }
+            if job.status == Status::Running {
+                let (id, action, started_ms) = (job.id.clone(), job.action.as_str(), job.started_ms);
+                running.push(Running { id, action, target: target.clone(), started_ms });
+            }
+            let row = rows.entry(target).or_default();
+            let last = Last { status: job.status, started_ms: job.started_ms, ended_ms: job.ended_ms };
+            row.last.entry(job.action.as_str()).or_insert(last);
+            if job.status == Status::Succeeded {
+                row.success.entry(job.action.as_str()).or_insert(job.ended_ms.unwrap_or(job.started_ms));
+            }
         }
-        if job.status == Status::Running {
-            running.push(job);
-        }
-        let row = rows.entry(target).or_default();
-        row.last.entry(job.action.as_str()).or_insert_with(|| job.clone());
-        if job.status == Status::Succeeded {
-            row.success.entry(job.action.as_str()).or_insert(job.ended_ms.unwrap_or(job.started_ms));
+        match jobs.last() {
+            Some(oldest) if jobs.len() == PAGE => filter.before = Some(oldest.id.clone()),
+            _ => break,
         }
     }
+    Ok(Snapshot { at: Instant::now(), services, nodes, rows, running })
+}
+
+async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
+    let snapshot = snapshot(app, ui).await?;
+    let Snapshot { services, nodes, rows, running, .. } = snapshot.as_ref();
     let plan = ui.plan.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let now = SystemTime::now();
     let now_ms = dockhand_jobs::epoch_ms(now);
@@ -334,10 +412,10 @@ async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
         });
         html! {
             td class=(if stale { "stale" } else { "" }) {
-                @if let Some(job) = row.last.get(action.as_str()) {
-                    span class={ "status " (status_of(job)) } { (status_of(job)) }
-                    " " (ago(now_ms, job.ended_ms.unwrap_or(job.started_ms)))
-                    @if let Some(ended) = job.ended_ms { " · " (seconds(ended.saturating_sub(job.started_ms))) }
+                @if let Some(last) = row.last.get(action.as_str()) {
+                    span class={ "status " (word(last.status)) } { (word(last.status)) }
+                    " " (ago(now_ms, last.ended_ms.unwrap_or(last.started_ms)))
+                    @if let Some(ended) = last.ended_ms { " · " (seconds(ended.saturating_sub(last.started_ms))) }
                 } @else {
                     span class="none" { "—" }
                 }
@@ -366,16 +444,16 @@ async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
                 h2 { "Running now (" (running.len()) ")" }
                 @if running.is_empty() { p { "No job is running." } }
                 ul {
-                    @for job in &running {
+                    @for job in running {
                         li data-follow=(job.id) {
-                            a href={ "/ui/jobs/" (job.id) } { (job.action.as_str()) " on " (job.target.describe()) }
+                            a href={ "/ui/jobs/" (job.id) } { (job.action) " on " (job.target) }
                             ", started " (ago(now_ms, job.started_ms))
                             ol class="live" {}
                         }
                     }
                 }
-                (table("Services", &services, &COLUMNS[..3]))
-                (table("Nodes", &nodes, &[Action::CleanNode, Action::BackupNode]))
+                (table("Services", services, &COLUMNS[..3]))
+                (table("Nodes", nodes, &[Action::CleanNode, Action::BackupNode]))
                 (channels(ui, now))
         },
     ))
