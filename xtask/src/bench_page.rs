@@ -61,15 +61,19 @@ async fn fill(state: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server's resident memory, in MiB.
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+/// The server's resident memory in MiB: all of it, and its anonymous part (the heap, not
+/// the executable's pages).
+fn rss_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS")?;
-    Ok(kib as f64 / 1024.0)
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+        Ok(kib as f64 / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 /// Signs in with the viewer token: the session cookie, `name=value`.
@@ -145,6 +149,9 @@ fn serve(engine: &str, binary: &Path, state: &Path) -> anyhow::Result<()> {
             rps / base.0
         );
     }
-    println!("idle RSS: {idle:.1} MiB before, {after:.1} MiB after (goal <= 20 MiB)");
+    println!(
+        "idle RSS: {:.1} MiB before (anonymous {:.1}), {:.1} MiB after (anonymous {:.1}) (goal <= 20 MiB)",
+        idle.0, idle.1, after.0, after.1
+    );
     Ok(())
 }
