@@ -557,31 +557,11 @@ async fn refresh_gauges(app: Arc<App>) {
     }
 }
 
-/// The store's newest [`GAUGE_WINDOW`] jobs, newest first, read a page at a time and each
-/// kept with what the gauges read of it: its upload steps, without their texts.
+/// The store's newest [`GAUGE_WINDOW`] jobs, newest first, as summaries.
 async fn gauge_window(
     store: &dyn dockhand_jobs::store::JobStore,
-) -> Result<Vec<dockhand_jobs::Job>, dockhand_jobs::store::StoreError> {
-    const PAGE: usize = 250;
-    let mut filter = dockhand_jobs::store::JobFilter::default();
-    filter.limit = Some(PAGE);
-    let mut kept = Vec::new();
-    while kept.len() < GAUGE_WINDOW {
-        let page = store.list(&filter).await?;
-        let full = page.len() == PAGE;
-        filter.before = page.last().map(|job| job.id.clone());
-        kept.extend(page.into_iter().map(|mut job| {
-            job.steps.retain(|step| step.kind == "upload");
-            for step in &mut job.steps {
-                (step.output_tail, step.error) = (None, None);
-            }
-            job
-        }));
-        if !full {
-            break;
-        }
-    }
-    Ok(kept)
+) -> Result<Vec<dockhand_jobs::store::JobSummary>, dockhand_jobs::store::StoreError> {
+    dockhand_jobs::store::newest(store, GAUGE_WINDOW).await
 }
 
 async fn reap(app: Arc<App>) {

@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+use dockhand_jobs::store::JobSummary;
 use dockhand_jobs::{Action, Job, Status};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -214,14 +215,15 @@ impl Metrics {
     /// sets its target's gauges.
     pub fn job_finished(&self, job: &Job) {
         let action = job.action.as_str().to_owned();
-        self.jobs.get_or_create(&JobLabels { action: action.clone(), status: status_of(job) }).inc();
+        self.jobs.get_or_create(&JobLabels { action: action.clone(), status: word(job.status) }).inc();
         if let Some(ended) = job.ended_ms {
             let seconds = ended.saturating_sub(job.started_ms) as f64 / 1000.0;
             let labels = TargetLabels { action, target: job.target.describe() };
             self.durations.get_or_create(&labels).observe(seconds);
         }
-        self.uploaded_bytes.inc_by(uploaded(job));
-        self.per_target.track(job);
+        let summary = JobSummary::of(job);
+        self.uploaded_bytes.inc_by(summary.uploaded());
+        self.per_target.track(&summary);
         let pending = job
             .steps
             .iter()
@@ -297,7 +299,7 @@ impl Metrics {
 
     /// Sets every target's gauges from `jobs` (the store's newest, newest first), and drops
     /// the series of targets none of them names.
-    pub fn refresh(&self, jobs: &[Job]) {
+    pub fn refresh(&self, jobs: &[JobSummary]) {
         let present: BTreeSet<TargetLabels> =
             jobs.iter().filter(|j| j.ended_ms.is_some()).map(labels_of).collect();
         self.per_target.forget_all_but(&present);
@@ -317,29 +319,21 @@ impl Metrics {
 }
 
 /// A job's status as its label value (`succeeded`, `failed`…).
-fn status_of(job: &Job) -> String {
-    serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+fn word(status: Status) -> String {
+    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn labels_of(job: &Job) -> TargetLabels {
+fn labels_of(job: &JobSummary) -> TargetLabels {
     TargetLabels { action: job.action.as_str().to_owned(), target: job.target.describe() }
-}
-
-/// The bytes a backup job uploaded.
-fn uploaded(job: &Job) -> u64 {
-    if !matches!(job.action, Action::BackupService | Action::BackupNode) {
-        return 0;
-    }
-    job.steps.iter().filter(|s| s.kind == "upload").filter_map(|s| s.bytes).sum()
 }
 
 impl PerTarget {
     /// Sets the gauges of `job`'s target and action from it, unless a newer job of theirs
     /// was counted already (a refresh meets jobs this replica counted as they ended).
-    fn track(&self, job: &Job) {
+    fn track(&self, job: &JobSummary) {
         let Some(ended) = job.ended_ms else { return };
         let labels = labels_of(job);
-        let result = status_of(job);
+        let result = word(job.status);
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = seen.get(&labels).cloned();
         if previous.as_ref().is_some_and(|(_, started)| *started >= job.started_ms) {
@@ -369,7 +363,7 @@ impl PerTarget {
             Status::Succeeded => {
                 self.last_success.get_or_create(&labels).set(seconds);
                 failures.set(0);
-                let bytes = uploaded(job);
+                let bytes = job.uploaded();
                 if bytes > 0 {
                     self.backup_bytes.get_or_create(&labels).set(bytes as f64);
                 }
@@ -485,7 +479,7 @@ mod tests {
         metrics.job_finished(&ours);
         let theirs = job(Action::CleanService, "web", 200, Status::Failed, 0);
         let gone = job(Action::UpdateService, "old", 50, Status::Failed, 0);
-        metrics.refresh(&[theirs.clone(), ours.clone(), gone.clone()]);
+        metrics.refresh(&[&theirs, &ours, &gone].map(JobSummary::of));
         let text = metrics.encode();
         let web = r#"{action="clean-service",target="service/web"}"#;
         assert_eq!(
@@ -494,7 +488,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"target="service/old""#), "{text}");
-        metrics.refresh(&[theirs, ours]);
+        metrics.refresh(&[&theirs, &ours].map(JobSummary::of));
         let text = metrics.encode();
         assert!(!text.contains(r#"target="service/old""#), "a target gone from the store stays: {text}");
         assert_eq!(

@@ -82,6 +82,81 @@ pub struct JobFilter {
     pub limit: Option<usize>,
 }
 
+/// What a job's record says of how it went, without its steps' texts: for those that read
+/// many jobs (the metrics' refresh, the status page's overview), so that each job read
+/// costs a few small values, not its whole record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[non_exhaustive]
+pub struct JobSummary {
+    /// The job's ID.
+    pub id: String,
+    /// The action.
+    pub action: Action,
+    /// The target.
+    pub target: crate::job::Target,
+    /// When it started.
+    pub started_ms: u64,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// How it went.
+    pub status: Status,
+    /// Its steps, each only its kind and bytes.
+    #[serde(default)]
+    steps: Vec<StepBytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct StepBytes {
+    kind: String,
+    #[serde(default)]
+    bytes: Option<u64>,
+}
+
+impl JobSummary {
+    /// The summary of `job`.
+    pub fn of(job: &Job) -> Self {
+        Self {
+            id: job.id.clone(),
+            action: job.action,
+            target: job.target.clone(),
+            started_ms: job.started_ms,
+            ended_ms: job.ended_ms,
+            status: job.status,
+            steps: job.steps.iter().map(|s| StepBytes { kind: s.kind.clone(), bytes: s.bytes }).collect(),
+        }
+    }
+
+    /// The bytes its upload steps sent (a backup's archive size; 0 for other actions).
+    pub fn uploaded(&self) -> u64 {
+        if !matches!(self.action, Action::BackupService | Action::BackupNode) {
+            return 0;
+        }
+        self.steps.iter().filter(|s| s.kind == "upload").filter_map(|s| s.bytes).sum()
+    }
+}
+
+/// The `count` newest jobs of `store`, newest first, as summaries, read a page of 250 at a
+/// time.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn newest(store: &dyn JobStore, count: usize) -> Result<Vec<JobSummary>, StoreError> {
+    const PAGE: usize = 250;
+    let mut filter = JobFilter { limit: Some(PAGE.min(count)), ..JobFilter::default() };
+    let mut read = Vec::new();
+    while read.len() < count {
+        let page = store.summaries(&filter).await?;
+        let full = page.len() == PAGE;
+        filter.before = page.last().map(|job| job.id.clone());
+        read.extend(page);
+        if !full {
+            break;
+        }
+    }
+    read.truncate(count);
+    Ok(read)
+}
+
 /// Where jobs are kept.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync {
@@ -91,6 +166,11 @@ pub trait JobStore: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Jobs, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// What [`JobStore::list`] lists, as summaries: the stores decode only what a summary
+    /// holds.
+    async fn summaries(&self, filter: &JobFilter) -> Result<Vec<JobSummary>, StoreError> {
+        Ok(self.list(filter).await?.iter().map(JobSummary::of).collect())
+    }
     /// Removes jobs that started more than `age` ago (and the scheduler's claims as old);
     /// returns how many jobs.
     async fn purge(&self, age: Duration) -> Result<usize, StoreError>;
@@ -196,6 +276,49 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The records `filter` picks, newest first, each decoded as a `T`.
+    async fn rows<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        filter: &JobFilter,
+    ) -> Result<Vec<T>, StoreError> {
+        let filter = filter.clone();
+        self.with(move |conn, path| {
+            let query = |source| StoreError::Query { path: path.to_owned(), source };
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, job FROM jobs
+                     WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR id < ?5)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(query)?;
+            let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.target,
+                        filter.status.map(status_text),
+                        limit,
+                        filter.action,
+                        filter.before
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .map_err(query)?;
+            let mut jobs = Vec::new();
+            for row in rows {
+                let (id, text) = row.map_err(query)?;
+                jobs.push(serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                    path: path.to_owned(),
+                    id,
+                    source,
+                })?);
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
     /// Runs `f` on the connection in a blocking thread.
     async fn with<T: Send + 'static>(
         &self,
@@ -291,42 +414,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let filter = filter.clone();
-        self.with(move |conn, path| {
-            let query = |source| StoreError::Query { path: path.to_owned(), source };
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, job FROM jobs
-                     WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR status = ?2)
-                       AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR id < ?5)
-                     ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(query)?;
-            let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
-            let rows = stmt
-                .query_map(
-                    params![
-                        filter.target,
-                        filter.status.map(status_text),
-                        limit,
-                        filter.action,
-                        filter.before
-                    ],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )
-                .map_err(query)?;
-            let mut jobs = Vec::new();
-            for row in rows {
-                let (id, text) = row.map_err(query)?;
-                jobs.push(serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                    path: path.to_owned(),
-                    id,
-                    source,
-                })?);
-            }
-            Ok(jobs)
-        })
-        .await
+        self.rows(filter).await
+    }
+
+    async fn summaries(&self, filter: &JobFilter) -> Result<Vec<JobSummary>, StoreError> {
+        self.rows(filter).await
     }
 
     async fn purge(&self, age: Duration) -> Result<usize, StoreError> {
@@ -458,5 +550,48 @@ impl JobStore for SqliteStore {
             Ok(last.and_then(|ms| u64::try_from(ms).ok()))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Step, Target, Trigger};
+
+    fn job(i: usize) -> Job {
+        let now = std::time::SystemTime::now();
+        let action = if i % 2 == 0 { Action::BackupService } else { Action::CleanService };
+        let target = Target::Service { id: format!("id{i}"), name: format!("svc-{}", i % 7) };
+        let mut job = Job::start(action, target, Trigger::Cron, "cron", now);
+        let mut upload = Step::start("upload", now);
+        upload.bytes = Some(1000 + i as u64);
+        upload.output_tail = Some(format!("a long tail of job {i}"));
+        upload.finish(Status::Succeeded, now, None);
+        job.steps.push(upload);
+        job.finish(now, None);
+        job
+    }
+
+    #[tokio::test]
+    async fn summaries_are_the_listed_jobs_in_short_and_the_newest_are_read_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jobs.sqlite")).unwrap();
+        for i in 0..600 {
+            store.record(&job(i)).await.unwrap();
+        }
+        let filter = JobFilter { limit: Some(40), ..JobFilter::default() };
+        let listed: Vec<JobSummary> = store.list(&filter).await.unwrap().iter().map(JobSummary::of).collect();
+        let summaries = store.summaries(&filter).await.unwrap();
+        assert_eq!(summaries, listed);
+        let backup = summaries.iter().find(|s| s.action == Action::BackupService).unwrap();
+        let clean = summaries.iter().find(|s| s.action == Action::CleanService).unwrap();
+        assert!(backup.uploaded() >= 1000, "{backup:?}");
+        assert_eq!(clean.uploaded(), 0, "only backups upload");
+
+        let read = newest(&store, 520).await.unwrap();
+        assert_eq!(read.len(), 520);
+        assert!(read.windows(2).all(|w| w[0].id > w[1].id), "newest first, no repeat");
+        assert_eq!(read[0].id, store.list(&JobFilter::default()).await.unwrap()[0].id);
+        assert_eq!(newest(&store, 5_000).await.unwrap().len(), 600, "all there are");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use dockhand_host::{ConfigError, ConfigFile, Environment};
 use tokio::sync::Mutex;
 
-use super::{JobFilter, JobStore, StoreError, interrupted, redacted, status_text};
+use super::{JobFilter, JobStore, JobSummary, StoreError, interrupted, redacted, status_text};
 use crate::job::{Action, Job};
 
 /// The migrations, in order; `dockhand_migrations` records which ran.
@@ -300,6 +300,32 @@ impl PgStore {
     }
 
     /// The next connection in turn.
+    /// The records `filter` picks, newest first, each decoded as a `T`.
+    async fn rows<T: serde::de::DeserializeOwned>(&self, filter: &JobFilter) -> Result<Vec<T>, StoreError> {
+        let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+        let status = filter.status.map(status_text);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, job FROM jobs
+                 WHERE ($1::TEXT IS NULL OR target = $1) AND ($2::TEXT IS NULL OR status = $2)
+                   AND ($3::TEXT IS NULL OR action = $3) AND ($4::TEXT IS NULL OR id < $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[&filter.target, &status, &filter.action, &filter.before, &limit],
+            )
+            .await
+            .map_err(|e| self.error("listing jobs", &e))?;
+        rows.iter()
+            .map(|r| {
+                let (id, text): (String, String) = (r.get(0), r.get(1));
+                serde_json::from_str(&text).map_err(|e| StoreError::Shared {
+                    store: self.shown.clone(),
+                    detail: format!("job {id}: {e}"),
+                })
+            })
+            .collect()
+    }
+
     async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
         self.slot(self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()).await
     }
@@ -476,28 +502,11 @@ impl JobStore for PgStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
-        let status = filter.status.map(status_text);
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, job FROM jobs
-                 WHERE ($1::TEXT IS NULL OR target = $1) AND ($2::TEXT IS NULL OR status = $2)
-                   AND ($3::TEXT IS NULL OR action = $3) AND ($4::TEXT IS NULL OR id < $4)
-                 ORDER BY id DESC LIMIT $5",
-                &[&filter.target, &status, &filter.action, &filter.before, &limit],
-            )
-            .await
-            .map_err(|e| self.error("listing jobs", &e))?;
-        rows.iter()
-            .map(|r| {
-                let (id, text): (String, String) = (r.get(0), r.get(1));
-                serde_json::from_str(&text).map_err(|e| StoreError::Shared {
-                    store: self.shown.clone(),
-                    detail: format!("job {id}: {e}"),
-                })
-            })
-            .collect()
+        self.rows(filter).await
+    }
+
+    async fn summaries(&self, filter: &JobFilter) -> Result<Vec<JobSummary>, StoreError> {
+        self.rows(filter).await
     }
 
     async fn purge(&self, age: Duration) -> Result<usize, StoreError> {

@@ -67,7 +67,11 @@ pub(crate) async fn readable_job(
         return Err(if caller.is_admin() { no_such() } else { not_yours() });
     };
     if caller.is_admin() {
-        return if in_scope(app, &job, &mut Labels::default()).await? { Ok(job) } else { Err(no_such()) };
+        return if in_scope(app, &job.target, &mut Labels::default()).await? {
+            Ok(job)
+        } else {
+            Err(no_such())
+        };
     }
     let Some(action) = read_action(job.action) else { return Err(not_yours()) };
     let (kind, target_id) = match &job.target {
@@ -91,12 +95,16 @@ pub(crate) struct Labels {
 /// True when `job`'s target is in this instance's scope (always, without a scope). A job
 /// whose target is gone, or that has none (a swarm-wide job), is in a scope only when
 /// there is none.
-pub(crate) async fn in_scope(app: &App, job: &Job, labels: &mut Labels) -> Result<bool, ApiError> {
+pub(crate) async fn in_scope(
+    app: &App,
+    target: &dockhand_jobs::Target,
+    labels: &mut Labels,
+) -> Result<bool, ApiError> {
     let authorizer = &app.gate.authorizer;
     if !authorizer.has_scope() {
         return Ok(true);
     }
-    let id = match &job.target {
+    let id = match target {
         dockhand_jobs::Target::Service { id, .. } | dockhand_jobs::Target::Node { id, .. } => id,
         _ => return Ok(false),
     };
@@ -199,7 +207,7 @@ pub(crate) async fn list_jobs(
             let full = page.len() == limit;
             filter.before = page.last().map(|j| j.id.clone());
             for job in page {
-                if jobs.len() < limit && in_scope(&app, &job, &mut labels).await? {
+                if jobs.len() < limit && in_scope(&app, &job.target, &mut labels).await? {
                     jobs.push(app.dispatcher.live(&job.id).and_then(|l| l.snapshot()).unwrap_or(job));
                 }
             }

@@ -115,7 +115,7 @@ pub(crate) async fn history(
     filter.status =
         blank(&query.status).and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok());
     filter.limit = Some(crate::routes::MAX_LIMIT);
-    let jobs = match app.dispatcher.store().list(&filter).await {
+    let jobs = match app.dispatcher.store().summaries(&filter).await {
         Ok(jobs) => jobs,
         Err(e) => {
             return page(
@@ -130,7 +130,7 @@ pub(crate) async fn history(
         if shown.len() == HISTORY {
             break;
         }
-        match crate::routes::jobs::in_scope(&app, &job, &mut labels).await {
+        match crate::routes::jobs::in_scope(&app, &job.target, &mut labels).await {
             Ok(true) => shown.push(job),
             Ok(false) => {}
             Err(e) => {
@@ -179,7 +179,7 @@ pub(crate) async fn history(
                         td { a href={ "/ui/jobs/" (job.id) } { (job.id.get(..12).unwrap_or(&job.id)) } }
                         td { (job.action.as_str()) }
                         td { (job.target.describe()) }
-                        td { span class={ "status " (status_of(job)) } { (status_of(job)) } }
+                        td { span class={ "status " (word(job.status)) } { (word(job.status)) } }
                         td { (ago(now_ms, job.started_ms)) }
                         td { @if let Some(ended) = job.ended_ms { (seconds(ended.saturating_sub(job.started_ms))) } }
                     }
@@ -266,7 +266,7 @@ pub(super) async fn readable(app: &Shared, id: &str) -> Result<Job, StatusCode> 
         Err(_) => return Err(StatusCode::BAD_GATEWAY),
     };
     let mut labels = crate::routes::jobs::Labels::default();
-    match crate::routes::jobs::in_scope(app, &job, &mut labels).await {
+    match crate::routes::jobs::in_scope(app, &job.target, &mut labels).await {
         Ok(true) => Ok(job),
         Ok(false) => Err(StatusCode::NOT_FOUND),
         Err(_) => Err(StatusCode::BAD_GATEWAY),
@@ -311,8 +311,6 @@ pub(super) struct Snapshot {
 /// How long an overview's reading serves every viewer: the engine's listings and the
 /// store's newest jobs are read once for all of them. Running jobs are followed live.
 const FRESH: Duration = Duration::from_secs(2);
-/// The store is read this many jobs at a time.
-const PAGE: usize = 250;
 
 /// The overview's reading: a fresh one, else one read now by this request while the others
 /// are served the last one (one reading at a time).
@@ -364,32 +362,24 @@ async fn read_snapshot(app: &Shared) -> Result<Snapshot, String> {
     let shown: HashSet<&str> = services.iter().chain(&nodes).map(String::as_str).collect();
     let mut rows: HashMap<String, Row> = HashMap::new();
     let mut running = Vec::new();
-    // Newest first, a page at a time: only what a row keeps stays in memory.
-    let mut filter = JobFilter::default();
-    filter.limit = Some(PAGE);
-    let mut read = 0;
-    while read < JOBS_READ {
-        let jobs = app.dispatcher.store().list(&filter).await.map_err(|e| format!("the job store: {e}"))?;
-        read += jobs.len();
-        for job in &jobs {
-            let target = job.target.describe();
-            if !shown.contains(target.as_str()) {
-                continue;
-            }
-            if job.status == Status::Running {
-                let (id, action, started_ms) = (job.id.clone(), job.action.as_str(), job.started_ms);
-                running.push(Running { id, action, target: target.clone(), started_ms });
-            }
-            let row = rows.entry(target).or_default();
-            let last = Last { status: job.status, started_ms: job.started_ms, ended_ms: job.ended_ms };
-            row.last.entry(job.action.as_str()).or_insert(last);
-            if job.status == Status::Succeeded {
-                row.success.entry(job.action.as_str()).or_insert(job.ended_ms.unwrap_or(job.started_ms));
-            }
+    // Newest first, as summaries read a page at a time: only what a row keeps stays.
+    let jobs = dockhand_jobs::store::newest(app.dispatcher.store().as_ref(), JOBS_READ)
+        .await
+        .map_err(|e| format!("the job store: {e}"))?;
+    for job in &jobs {
+        let target = job.target.describe();
+        if !shown.contains(target.as_str()) {
+            continue;
         }
-        match jobs.last() {
-            Some(oldest) if jobs.len() == PAGE => filter.before = Some(oldest.id.clone()),
-            _ => break,
+        if job.status == Status::Running {
+            let (id, action, started_ms) = (job.id.clone(), job.action.as_str(), job.started_ms);
+            running.push(Running { id, action, target: target.clone(), started_ms });
+        }
+        let row = rows.entry(target).or_default();
+        let last = Last { status: job.status, started_ms: job.started_ms, ended_ms: job.ended_ms };
+        row.last.entry(job.action.as_str()).or_insert(last);
+        if job.status == Status::Succeeded {
+            row.success.entry(job.action.as_str()).or_insert(job.ended_ms.unwrap_or(job.started_ms));
         }
     }
     Ok(Snapshot { at: Instant::now(), services, nodes, rows, running })
