@@ -205,17 +205,7 @@ impl Browser {
     /// # Errors
     /// When it does not come to hold (with the last DOM), or the driver fails.
     pub async fn wait_for(&self, wait: Duration, done: impl Fn(&str) -> bool) -> Result<String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let source = self.source().await?;
-            if done(&source) {
-                return Ok(source);
-            }
-            if Instant::now() > deadline {
-                return Err(BrowserError(format!("not within {wait:?}; the page:\n{source}")));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        self.poll(None, wait, done).await
     }
 
     /// Opens `url` again and again until `done` holds of its DOM, for up to `wait`: for a
@@ -224,9 +214,20 @@ impl Browser {
     /// # Errors
     /// When it does not come to hold (with the last DOM), or the driver fails.
     pub async fn open_until(&self, url: &str, wait: Duration, done: impl Fn(&str) -> bool) -> Result<String> {
+        self.poll(Some(url), wait, done).await
+    }
+
+    async fn poll(
+        &self,
+        reopen: Option<&str>,
+        wait: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<String> {
         let deadline = Instant::now() + wait;
         loop {
-            self.open(url).await?;
+            if let Some(url) = reopen {
+                self.open(url).await?;
+            }
             let source = self.source().await?;
             if done(&source) {
                 return Ok(source);
@@ -234,7 +235,7 @@ impl Browser {
             if Instant::now() > deadline {
                 return Err(BrowserError(format!("not within {wait:?}; the page:\n{source}")));
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(if reopen.is_some() { 500 } else { 250 })).await;
         }
     }
 

@@ -95,18 +95,9 @@ fn sign_in(port: u16) -> anyhow::Result<String> {
         .with_context(|| format!("the sign-in gave no cookie:\n{out}"))
 }
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(engine: &str, binary: &Path, state: &Path) -> anyhow::Result<()> {
     let port = free_port()?;
-    let server = Server(
+    let server = crate::bench_store::Server(
         Command::new(binary)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
             .arg(state)

@@ -143,7 +143,8 @@ async fn store(state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
 use crate::bench_server::ADMIN;
 
 /// A server process, killed when dropped.
-struct Server(std::process::Child);
+/// A server process, killed on drop.
+pub(crate) struct Server(pub(crate) std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
