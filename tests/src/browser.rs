@@ -40,7 +40,7 @@ pub struct Browser {
     driver: Child,
     base: String,
     http: reqwest::Client,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -77,7 +77,7 @@ impl Browser {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| BrowserError(format!("an HTTP client: {e}")))?;
-        let mut browser = Self { driver, base: format!("http://127.0.0.1:{port}"), http, _profile: profile };
+        let mut browser = Self { driver, base: format!("http://127.0.0.1:{port}"), http, profile };
         browser.wait_ready().await?;
         let session = browser.new_session(&chromium, width, height).await?;
         browser.base = format!("{}/session/{session}", browser.base);
@@ -115,7 +115,7 @@ impl Browser {
             "--disable-background-networking".to_owned(),
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
-            format!("--user-data-dir={}", self._profile.path().display()),
+            format!("--user-data-dir={}", self.profile.path().display()),
             format!("--window-size={width},{height}"),
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {

@@ -549,19 +549,12 @@ const GAUGE_EVERY: Duration = Duration::from_secs(60);
 /// Sets the per-target gauges from the job store at start, then every [`GAUGE_EVERY`].
 async fn refresh_gauges(app: Arc<App>) {
     loop {
-        match gauge_window(app.dispatcher.store().as_ref()).await {
+        match dockhand_jobs::store::newest(app.dispatcher.store().as_ref(), GAUGE_WINDOW).await {
             Ok(jobs) => app.metrics.refresh(&jobs),
             Err(e) => tracing::warn!(error = %e, "cannot read the job store for the metrics"),
         }
         tokio::time::sleep(GAUGE_EVERY).await;
     }
-}
-
-/// The store's newest [`GAUGE_WINDOW`] jobs, newest first, as summaries.
-async fn gauge_window(
-    store: &dyn dockhand_jobs::store::JobStore,
-) -> Result<Vec<dockhand_jobs::store::JobSummary>, dockhand_jobs::store::StoreError> {
-    dockhand_jobs::store::newest(store, GAUGE_WINDOW).await
 }
 
 async fn reap(app: Arc<App>) {

@@ -324,7 +324,7 @@ pub(crate) async fn job_events(
     }
     let job = match pages::readable(&app, &id).await {
         Ok(job) => job,
-        Err(status) => return status.into_response(),
+        Err((status, why)) => return (status, why).into_response(),
     };
     crate::routes::jobs::follow(&app, client, job)
 }

@@ -201,15 +201,14 @@ pub(crate) async fn job_page(
     let Some(who) = ui.session(&headers) else { return to_sign_in() };
     let job = match readable(&app, &id).await {
         Ok(job) => job,
-        Err(StatusCode::NOT_FOUND) => {
+        Err((StatusCode::NOT_FOUND, _)) => {
             return page(
                 StatusCode::NOT_FOUND,
                 signed_in("No such job", &who, html! { p { "No such job." } }),
             );
         }
-        Err(status) => {
-            let why = html! { p class="error" { "the job store or the engine did not answer" } };
-            return page(status, signed_in("Error", &who, why));
+        Err((status, why)) => {
+            return page(status, signed_in("Error", &who, html! { p class="error" { (why) } }));
         }
     };
     let now_ms = dockhand_jobs::epoch_ms(SystemTime::now());
@@ -255,21 +254,22 @@ pub(crate) async fn job_page(
 }
 
 /// The job `id` when it is in the server's scope: 404 when it is not (or not there), 502
-/// when the store or the engine did not answer.
-pub(super) async fn readable(app: &Shared, id: &str) -> Result<Job, StatusCode> {
+/// with what failed when the store or the engine did not answer.
+pub(super) async fn readable(app: &Shared, id: &str) -> Result<Job, (StatusCode, String)> {
+    let missing = || (StatusCode::NOT_FOUND, "no such job".to_owned());
     if !crate::routes::jobs::valid_job_id(id) {
-        return Err(StatusCode::NOT_FOUND);
+        return Err(missing());
     }
     let job = match app.dispatcher.store().get(id).await {
         Ok(Some(job)) => job,
-        Ok(None) => return Err(StatusCode::NOT_FOUND),
-        Err(_) => return Err(StatusCode::BAD_GATEWAY),
+        Ok(None) => return Err(missing()),
+        Err(e) => return Err((StatusCode::BAD_GATEWAY, format!("the job store: {e}"))),
     };
     let mut labels = crate::routes::jobs::Labels::default();
     match crate::routes::jobs::in_scope(app, &job.target, &mut labels).await {
         Ok(true) => Ok(job),
-        Ok(false) => Err(StatusCode::NOT_FOUND),
-        Err(_) => Err(StatusCode::BAD_GATEWAY),
+        Ok(false) => Err(missing()),
+        Err(e) => Err((StatusCode::BAD_GATEWAY, e.body.message)),
     }
 }
 
