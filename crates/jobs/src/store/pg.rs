@@ -299,7 +299,6 @@ impl PgStore {
         StoreError::Shared { store: self.shown.clone(), detail }
     }
 
-    /// The next connection in turn.
     /// The records `filter` picks, newest first, each decoded as a `T`.
     async fn rows<T: serde::de::DeserializeOwned>(&self, filter: &JobFilter) -> Result<Vec<T>, StoreError> {
         let limit = i64::try_from(filter.limit.unwrap_or(100)).unwrap_or(i64::MAX);
@@ -326,6 +325,7 @@ impl PgStore {
             .collect()
     }
 
+    /// The next connection in turn.
     async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
         self.slot(self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()).await
     }
