@@ -6,9 +6,11 @@
 //! `$DOCKHAND_ENGINE_DIR`). When none answers, tests fail with a message that says how to
 //! start one: an engine test never passes without an engine.
 
+pub mod azure;
 pub mod browser;
 pub mod pki;
 pub mod postgres;
+pub mod remote;
 pub mod s3;
 pub mod smtp;
 pub mod webhook;

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use dockhand_engine::{Client, Endpoint, Filters, ServiceSpec};
 use http_body_util::{BodyExt, Empty};
@@ -448,6 +448,9 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
             );
             println!("{:<40} {rss:>9} KiB (peak RSS of dockhand; goal <= 65536, flat)", "");
             println!("{:<40} {ours_size:>9} B vs {base_size:>9} B (archive sizes)", "");
+            if mib == 1024 {
+                remote_backups(layout, dockhand, runtime, &client, (&name, &volume), t_ours, scratch.path())?;
+            }
             // The restore of that archive: checked whole into a private staging file, then
             // unpacked beside the old contents and swapped in (the service stopped and
             // started again), against `zstd -d | tar -x` of the baseline's archive into an
@@ -488,6 +491,70 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
             std::thread::sleep(Duration::from_millis(200));
         }
         result?;
+    }
+    Ok(())
+}
+
+/// The same volume backed up to each remote target type's real peer on loopback (SeaweedFS
+/// for S3, Azurite for Azure Blob Storage), through a second service that mounts it and
+/// names the target: throughput beside the local target's (`local`, measured just before).
+fn remote_backups(
+    layout: &engine::Layout,
+    dockhand: &Path,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    (name, volume): (&str, &str),
+    local: Duration,
+    scratch: &Path,
+) -> anyhow::Result<()> {
+    use dockhand_e2e::remote::{KINDS, Remote};
+    let azurite = crate::tools::ensure_azurite()?;
+    let bytes = 1024.0 * 1_048_576.0;
+    for kind in KINDS {
+        let peer = match kind {
+            "azure" => {
+                Remote::Azure(dockhand_e2e::azure::AzuritePeer::start_with(&azurite.display().to_string()))
+            }
+            _ => Remote::start(kind),
+        };
+        let service = format!("{name}-{kind}");
+        let spec = ServiceSpec::new(&service, crate::images::BUSYBOX_IMAGE)
+            .with_args(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
+            .with_volume(volume, "/data")
+            .with_label(BENCH_LABEL, "1")
+            .with_label("dockhand.backup.enable", "true")
+            .with_label("dockhand.backup.target", "remote")
+            .with_label("dockhand.backup.volume-list-upload", volume);
+        runtime.block_on(client.create_service(&spec))?;
+        let config = scratch.join(format!("{kind}.yaml"));
+        fs::write(&config, format!("storage:\n  targets:\n{}", peer.target_yaml("remote", "bench")))?;
+        let mut ours = Command::new(dockhand);
+        ours.args(["--host", &layout.url(), "--config"])
+            .arg(&config)
+            .args(["backup", &service])
+            .env("XDG_STATE_HOME", scratch.join("state"))
+            .env("XDG_DATA_HOME", scratch.join("data"))
+            .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE)
+            .envs(peer.credentials());
+        // Its task must run (beside the first service's) before the backup reaches the
+        // volume through it.
+        for _ in 0..150 {
+            if runtime.block_on(bench_containers(client))?.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let measured = measure(1, &mut ours);
+        runtime.block_on(client.remove_service(&service))?;
+        let (t_ours, rss) = measured.with_context(|| format!("the backup to {kind}: {}", peer.log()))?;
+        println!(
+            "{:<40} {:>7.1} MiB/s vs local {:>7.1} MiB/s  ratio {:.2} (no goal: the peers differ)",
+            format!("`dockhand backup` 1024 MiB to {kind}"),
+            bytes / t_ours.as_secs_f64() / 1_048_576.0,
+            bytes / local.as_secs_f64() / 1_048_576.0,
+            local.as_secs_f64() / t_ours.as_secs_f64()
+        );
+        println!("{:<40} {rss:>9} KiB (peak RSS of dockhand)", "");
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ const VIEWER: &str = "bench-viewer-token";
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let layout = engine::up()?;
-    let binary = crate::bench_server::release_server()?;
+    let binary = crate::bench_server::shipped_server()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let client = Client::new(Endpoint::unix(layout.socket()))?;
     runtime.block_on(async {

@@ -124,7 +124,7 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 pub(crate) fn run() -> anyhow::Result<()> {
     crate::tools::ensure_wrk()?;
     let layout = engine::up()?;
-    let binary = release_server()?;
+    let binary = shipped_server()?;
     let dir = tempfile::tempdir()?;
     let service = "dh-bench-server-web";
     let _ = proc::output(layout.docker()?.args(["service", "rm", service]));
@@ -170,10 +170,12 @@ pub(crate) fn wait_healthy(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the release `dockhand-server`; its path.
-pub(crate) fn release_server() -> anyhow::Result<std::path::PathBuf> {
-    proc::run(crate::cargo().args(["build", "--release", "--locked", "--package", "dockhand-server"]))?;
-    Ok(crate::project_root().join("target/release/dockhand-server"))
+/// Builds the `dockhand-server` that ships (static, the `image` profile, as `cargo xtask
+/// image` puts it in dockhand's image); its path. Its memory is what an operator's swarm
+/// pays.
+pub(crate) fn shipped_server() -> anyhow::Result<std::path::PathBuf> {
+    let [_, server] = crate::images::static_binaries()?;
+    Ok(server)
 }
 
 fn measure(port: u16, pid: u32, service: &str, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -156,7 +156,7 @@ impl Drop for Server {
 /// `GET /v1/jobs` over HTTP on the history [`store`] left, on SQLite (`state`) and on `pg`.
 fn http(engine: &str, state: &Path, pg: &PgPeer) -> anyhow::Result<()> {
     use crate::bench_server::{free_port, request, wait_healthy, wrk_with};
-    let binary = crate::bench_server::release_server()?;
+    let binary = crate::bench_server::shipped_server()?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let hello_url = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
     crate::bench_server::hello(listener);

@@ -365,7 +365,7 @@ pub(crate) fn command(only: &[String]) -> anyhow::Result<()> {
 }
 
 /// Brings the private engine and the test swarm up (both idempotent), installs the other
-/// peers' tools (promtool, the browser), and answers what the tests need to find them.
+/// peers' tools (promtool, the browser, Azurite), and answers what the tests need to find them.
 pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     let schemathesis = crate::tools::ensure_schemathesis()?;
     let validator = crate::tools::ensure_openapi_validator()?;
@@ -373,6 +373,7 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     crate::tools::ensure_promtool()?;
     crate::tools::ensure_browser()?;
     let smtp_python = crate::tools::ensure_aiosmtpd()?;
+    let azurite = crate::tools::ensure_azurite()?;
     let layout = crate::engine::up()?;
     crate::swarm::up(3)?;
     let path = |p: &Path| p.display().to_string();
@@ -382,6 +383,7 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
         ("DOCKHAND_TEST_OPENAPI_VALIDATOR".to_owned(), path(&validator)),
         ("DOCKHAND_TEST_PG_BIN".to_owned(), path(&postgres)),
         ("DOCKHAND_TEST_SMTP_PYTHON".to_owned(), path(&smtp_python)),
+        ("DOCKHAND_TEST_AZURITE".to_owned(), path(&azurite)),
     ])
 }
 

@@ -96,6 +96,39 @@ pub(crate) fn ensure_bench() -> anyhow::Result<()> {
     apt_install(&packages)
 }
 
+/// The Azurite release (Microsoft's Azure Storage emulator) the Azure target's tests run
+/// against: 3.35 runs on Node.js 18 and 20; later releases need Node.js 22.
+const AZURITE_VERSION: &str = "3.35.0";
+
+/// Azurite from the npm registry, installed once under `target/tools/azurite` with the
+/// machine's Node.js and npm (Debian's `nodejs` and `npm` when there are none). Returns its
+/// `azurite-blob` command.
+pub(crate) fn ensure_azurite() -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::project_root().join("target").join("tools").join("azurite");
+    let command = dir.join("node_modules").join(".bin").join("azurite-blob");
+    let manifest = dir.join("node_modules").join("azurite").join("package.json");
+    let installed = std::fs::read_to_string(&manifest).unwrap_or_default();
+    if command.is_file() && installed.contains(&format!("\"version\": \"{AZURITE_VERSION}\"")) {
+        return Ok(command);
+    }
+    if proc::which("node").is_none() || proc::which("npm").is_none() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    eprintln!(
+        "installing azurite {AZURITE_VERSION} (the Azure Blob Storage test peer) from the npm registry"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    proc::run(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&dir)
+            .arg(format!("azurite@{AZURITE_VERSION}")),
+    )?;
+    anyhow::ensure!(command.is_file(), "npm installed azurite, but {} is missing", command.display());
+    Ok(command)
+}
+
 /// The aiosmtpd release the e-mail channel's tests deliver to.
 const AIOSMTPD_VERSION: &str = "1.4.6";
 

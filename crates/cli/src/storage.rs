@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dockhand_jobs::storage::{Storage, TargetKind, TargetSettings};
+use dockhand_jobs::storage::{Storage, TargetSettings};
 use serde::Serialize;
 
 use crate::args::{Global, StorageCommand};
@@ -23,18 +23,10 @@ struct Shown {
 
 impl From<&TargetSettings> for Shown {
     fn from(t: &TargetSettings) -> Self {
-        let (kind, location) = match &t.kind {
-            TargetKind::Local { path } => ("local", path.display().to_string()),
-            TargetKind::S3(s3) => {
-                let prefix = if s3.prefix.is_empty() { String::new() } else { format!("/{}", s3.prefix) };
-                ("s3", format!("{}/{}{prefix}", s3.endpoint, s3.bucket))
-            }
-            _ => ("other", String::new()),
-        };
         Self {
             name: t.name.clone(),
-            kind,
-            location,
+            kind: t.kind.name(),
+            location: t.kind.location(),
             origin: t.origin.clone(),
             encrypted: !t.recipients.is_empty(),
             retention_days: t.retention_days,

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use dockhand_e2e::remote::{KINDS, Remote};
 use dockhand_e2e::s3::{ACCESS_KEY, S3Peer, SECRET_KEY};
 use dockhand_e2e::{stderr, stdout};
 
@@ -27,48 +28,75 @@ fn config(dir: &Path, targets: &str) {
     std::fs::write(dir.join("dockhand.yaml"), format!("storage:\n  targets:\n{targets}")).unwrap();
 }
 
+/// `storage check` and `storage ls` on each remote target type's real peer, and the local
+/// target.
 #[test]
-fn storage_check_passes_on_the_s3_peer_and_the_local_target() {
-    let peer = S3Peer::start();
-    let dir = tempfile::tempdir().unwrap();
-    config(dir.path(), &peer.target_yaml("offsite", "swarm-a"));
-    let out =
-        dockhand(dir.path(), &["storage", "check"], &[("S3_KEY", ACCESS_KEY), ("S3_SECRET", SECRET_KEY)]);
-    assert!(out.status.success(), "{}{}\n{}", stdout(&out), stderr(&out), peer.log());
-    let text = stdout(&out);
-    assert!(text.contains("offsite: ok (write, read, list, delete)"), "{text}");
-    assert!(text.contains("local: ok (write, read, list, delete)"), "{text}");
-    assert!(dir.path().join("data/dockhand/backups").is_dir(), "the local target is under XDG_DATA_HOME");
+fn storage_check_passes_on_every_target_type() {
+    for kind in KINDS {
+        let peer = Remote::start(kind);
+        let dir = tempfile::tempdir().unwrap();
+        config(dir.path(), &peer.target_yaml("offsite", "swarm-a"));
+        let vars = peer.credentials();
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = dockhand(dir.path(), &["storage", "check"], &env);
+        assert!(out.status.success(), "{kind}: {}{}\n{}", stdout(&out), stderr(&out), peer.log());
+        let text = stdout(&out);
+        assert!(text.contains("offsite: ok (write, read, list, delete)"), "{kind}: {text}");
+        assert!(text.contains("local: ok (write, read, list, delete)"), "{kind}: {text}");
+        assert!(dir.path().join("data/dockhand/backups").is_dir(), "the local target is under XDG_DATA_HOME");
 
-    let out = dockhand(
-        dir.path(),
-        &["storage", "ls", "--json"],
-        &[("S3_KEY", ACCESS_KEY), ("S3_SECRET", SECRET_KEY)],
-    );
-    let text = stdout(&out);
-    assert!(out.status.success() && text.contains("\"offsite\""), "{text}");
-    assert!(!text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY), "a credential printed: {text}");
+        let out = dockhand(dir.path(), &["storage", "ls", "--json"], &env);
+        let text = stdout(&out);
+        assert!(
+            out.status.success() && text.contains("\"offsite\"") && text.contains(&format!("\"{kind}\"")),
+            "{text}"
+        );
+        for secret in peer.secrets() {
+            assert!(!text.contains(&secret), "{kind}: a credential printed: {text}");
+        }
+        if let Remote::Azure(azurite) = &peer {
+            // A SAS token instead of the account key.
+            let sas = azurite.sas();
+            config(
+                dir.path(),
+                &azurite
+                    .target_yaml("offsite", "swarm-a")
+                    .replace("access_key_env: AZURE_KEY", "sas_env: AZURE_SAS"),
+            );
+            let out = dockhand(dir.path(), &["storage", "check", "offsite"], &[("AZURE_SAS", &sas)]);
+            assert!(
+                out.status.success(),
+                "with a SAS token: {}{}\n{}",
+                stdout(&out),
+                stderr(&out),
+                peer.log()
+            );
+            assert!(stdout(&out).contains("offsite: ok (write, read, list, delete)"), "{}", stdout(&out));
+        }
+    }
 }
 
+/// A wrong credential fails `storage check` on each remote target type, naming the target
+/// and the cause, and never printing the secret.
 #[test]
-fn a_wrong_secret_key_fails_the_check_and_says_so() {
-    let peer = S3Peer::start();
+fn a_wrong_secret_fails_the_check_and_says_so() {
+    for kind in KINDS {
+        let peer = Remote::start(kind);
+        let dir = tempfile::tempdir().unwrap();
+        config(dir.path(), &peer.target_yaml("offsite", "swarm-a"));
+        let (vars, wrong) = peer.wrong_credentials();
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = dockhand(dir.path(), &["storage", "check", "offsite"], &env);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("storage target \"offsite\"") && text.contains("credentials refused"),
+            "{kind}: the message names the target and the cause: {text}"
+        );
+        assert!(!text.contains(wrong) && !stderr(&out).contains(wrong), "{kind}: the secret printed: {text}");
+    }
     let dir = tempfile::tempdir().unwrap();
-    config(dir.path(), &peer.target_yaml("offsite", "swarm-a"));
-    let wrong = "not-the-secret-key";
-    let out = dockhand(
-        dir.path(),
-        &["storage", "check", "offsite"],
-        &[("S3_KEY", ACCESS_KEY), ("S3_SECRET", wrong)],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.contains("storage target \"offsite\"") && text.contains("credentials refused"),
-        "the message names the target and the cause: {text}"
-    );
-    assert!(!text.contains(wrong) && !stderr(&out).contains(wrong), "the secret printed: {text}");
-
+    std::fs::write(dir.path().join("dockhand.yaml"), "{}").unwrap();
     let out = dockhand(dir.path(), &["storage", "check", "nope"], &[]);
     assert!(stderr(&out).contains("storage target \"nope\": no such target"), "{}", stderr(&out));
 }
@@ -101,9 +129,9 @@ impl Setup {
     }
 
     /// The target `offsite` on `peer`, with its credentials in the environment.
-    fn offsite(peer: &S3Peer) -> Self {
+    fn offsite(peer: &Remote) -> Self {
         let mut setup = Self::new(&peer.target_yaml("offsite", "swarm-a"));
-        setup.extra = vec![("S3_KEY".into(), ACCESS_KEY.into()), ("S3_SECRET".into(), SECRET_KEY.into())];
+        setup.extra = peer.credentials();
         setup
     }
 
@@ -237,7 +265,7 @@ async fn stopping_service(s: &TestSwarm, prefix: &str) -> (String, String, Servi
 
 /// A stopping service whose labels name the target `offsite` on `peer`, and a setup with
 /// that target's credentials.
-async fn s3_service(s: &TestSwarm, peer: &S3Peer, prefix: &str) -> (String, ServiceGuard, Setup) {
+async fn remote_service(s: &TestSwarm, peer: &Remote, prefix: &str) -> (String, ServiceGuard, Setup) {
     let (name, volume) = (unique_name(prefix), unique_name(&format!("{prefix}-vol")));
     let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
     s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
@@ -392,41 +420,45 @@ async fn everything_in_the_swarm(s: &TestSwarm) -> String {
     text
 }
 
+/// Each remote target type, against its real peer: a backup streams there while nothing in
+/// the swarm holds a credential, and the volume comes back byte for byte.
 #[tokio::test]
-async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swarm() {
+async fn a_volume_round_trips_through_each_remote_target_type_and_no_secret_reaches_the_swarm() {
     let s = dockhand_e2e::swarm().await;
-    let peer = S3Peer::start();
-    let (name, _guard, setup) = s3_service(&s, &peer, "bk-s3").await;
+    for kind in KINDS {
+        let peer = Remote::start(kind);
+        let (name, _guard, setup) = remote_service(&s, &peer, &format!("bk-{kind}")).await;
 
-    // While a backup runs, nothing in the swarm holds a credential.
-    let container = running_container(s.manager(), &name).await;
-    sh(s.manager(), &container, &tree_script(64)).await;
-    let mut child = setup.spawn(&s, &["backup", &name]);
-    let mut seen = 0;
-    while child.try_wait().unwrap().is_none() {
-        let text = everything_in_the_swarm(&s).await;
+        // While a backup runs, nothing in the swarm holds a credential.
+        let container = running_container(s.manager(), &name).await;
+        sh(s.manager(), &container, &tree_script(64)).await;
+        let mut child = setup.spawn(&s, &["backup", &name]);
+        let mut seen = 0;
+        while child.try_wait().unwrap().is_none() {
+            let text = everything_in_the_swarm(&s).await;
+            for secret in peer.secrets() {
+                assert!(!text.contains(&secret), "{kind}: a credential in the swarm: {text}");
+            }
+            seen += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+        assert!(seen > 0);
+
+        round_trip(&s, &setup, &name).await;
+        let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 2, "{kind}: two backups: {listed}");
         assert!(
-            !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),
-            "a credential in the swarm: {text}"
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
+            "{kind}: {listed}"
         );
-        seen += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
-    assert!(seen > 0);
-
-    round_trip(&s, &setup, &name).await;
-    let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
-    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 2, "two backups: {listed}");
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/")))
-    );
 }
 
 /// Archives the seed's tool wrote to S3 (offen/docker-volume-backup: `<node>_<volume>_<date>.tar.gz`,
@@ -437,7 +469,7 @@ async fn a_volume_round_trips_through_the_s3_peer_and_no_secret_reaches_the_swar
 #[tokio::test]
 async fn the_seeds_archives_are_listed_and_restored() {
     let s = dockhand_e2e::swarm().await;
-    let peer = S3Peer::start();
+    let peer = Remote::S3(S3Peer::start());
     let (name, volume) = (unique_name("bk-seed"), unique_name("bk-seed-vol"));
     let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
     s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
@@ -599,47 +631,74 @@ async fn restore_refuses_an_archive_of_a_volume_the_service_does_not_mount() {
     );
 }
 
+/// The target `keep` of `setup`'s configuration, opened through the library, as dockhand
+/// opens it.
+fn keep_target(setup: &Setup) -> dockhand_jobs::storage::Storage {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let yaml = std::fs::read_to_string(setup.dir.path().join("dockhand.yaml")).unwrap();
+    let file = dockhand_host::ConfigFile::parse(&yaml, false).unwrap();
+    let env = dockhand_host::Environment::from_vars(setup.extra.iter().cloned());
+    let targets = dockhand_jobs::storage::StorageTargets::load(&file, &env, setup.local_dir()).unwrap();
+    dockhand_jobs::storage::Storage::open(targets.get("keep").unwrap()).unwrap()
+}
+
+/// On each target type (the local directory and each remote's real peer), retention deletes
+/// this service's expired archives of this volume with their manifests, and nothing else.
 #[tokio::test]
 async fn retention_deletes_only_this_services_expired_archives_of_this_volume() {
     let s = dockhand_e2e::swarm().await;
-    let (name, volume) = (unique_name("bk-ret"), unique_name("bk-ret-vol"));
-    s.manager().create_service(&backed_up(&name, &volume, &[])).await.unwrap();
-    let _guard = ServiceGuard::new(s.manager_url(), &name);
-    running_container(s.manager(), &name).await;
-    let setup = Setup::new(
-        "    local:\n      type: local\n      path: LOCAL\n      retention_days: 1\n      keep_last: 1\n",
-    );
-    let local = setup.local_dir();
-    let yaml = std::fs::read_to_string(setup.dir.path().join("dockhand.yaml")).unwrap();
-    std::fs::write(setup.dir.path().join("dockhand.yaml"), yaml.replace("LOCAL", local.to_str().unwrap()))
-        .unwrap();
-    // Old archives: this service and volume (two), a service whose name starts the same, and
-    // another volume of this service.
     let node = s.manager().info().await.unwrap().name;
-    let old = |service: &str, vol: &str, ts: &str| {
-        let path = local.join(service).join(format!("{node}_{vol}_{ts}.tar.zst"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"old").unwrap();
-        std::fs::write(format!("{}.manifest.json", path.display()), b"{}").unwrap();
-        path
-    };
-    let mine = [old(&name, &volume, "20200101T000000Z"), old(&name, &volume, "20200102T000000Z")];
-    let name2 = format!("{name}2");
-    let others = [old(&name2, &volume, "20200101T000000Z"), old(&name, "other-vol", "20200101T000000Z")];
+    for kind in ["local"].into_iter().chain(KINDS) {
+        let (name, volume) = (unique_name(&format!("bk-ret{kind}")), unique_name("bk-ret-vol"));
+        let labels = [("dockhand.backup.target", "keep")];
+        s.manager().create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+        let _guard = ServiceGuard::new(s.manager_url(), &name);
+        running_container(s.manager(), &name).await;
+        let retention = "      retention_days: 1\n      keep_last: 1\n";
+        let peer = (kind != "local").then(|| Remote::start(kind));
+        let setup = match &peer {
+            Some(peer) => {
+                let mut setup = Setup::new(&format!("{}{retention}", peer.target_yaml("keep", "ret")));
+                setup.extra = peer.credentials();
+                setup
+            }
+            None => {
+                let setup =
+                    Setup::new(&format!("    keep:\n      type: local\n      path: LOCAL\n{retention}"));
+                let config = setup.dir.path().join("dockhand.yaml");
+                let yaml = std::fs::read_to_string(&config).unwrap();
+                std::fs::write(&config, yaml.replace("LOCAL", setup.local_dir().to_str().unwrap())).unwrap();
+                setup
+            }
+        };
+        let target = keep_target(&setup);
+        // Old archives: this service and volume (two), a service whose name starts the
+        // same, and another volume of this service.
+        let old = |service: &str, vol: &str, ts: &str| format!("{service}/{node}_{vol}_{ts}.tar.zst");
+        let mine = [old(&name, &volume, "20200101T000000Z"), old(&name, &volume, "20200102T000000Z")];
+        let name2 = format!("{name}2");
+        let others = [old(&name2, &volume, "20200101T000000Z"), old(&name, "other-vol", "20200101T000000Z")];
+        for key in mine.iter().chain(&others) {
+            target.put(key, b"old".to_vec()).await.unwrap();
+            target.put(&format!("{key}.manifest.json"), b"{}".to_vec()).await.unwrap();
+        }
 
-    let out = setup.run(&s, &["backup", &name, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let job = last_job(&out);
-    assert_eq!(steps(&job).last().unwrap(), &("retention".to_owned(), "succeeded".to_owned()), "{job}");
-    for path in &mine {
-        assert!(!path.exists(), "{} expired", path.display());
-        assert!(!std::path::Path::new(&format!("{}.manifest.json", path.display())).exists());
+        let out = setup.run(&s, &["backup", &name, "--json"]);
+        let log = peer.as_ref().map(Remote::log).unwrap_or_default();
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}\n{log}", stdout(&out), stderr(&out));
+        let job = last_job(&out);
+        assert_eq!(steps(&job).last().unwrap(), &("retention".to_owned(), "succeeded".to_owned()), "{job}");
+        let left = [target.objects(&name).await.unwrap(), target.objects(&name2).await.unwrap()].concat();
+        for key in &mine {
+            assert!(!left.contains(key), "{kind}: {key} expired: {left:?}");
+            assert!(!left.contains(&format!("{key}.manifest.json")), "{kind}: {left:?}");
+        }
+        for key in &others {
+            assert!(left.contains(key), "{kind}: {key} is not this service's or volume's: {left:?}");
+        }
+        let newest = job["steps"][0]["object"].as_str().unwrap().to_owned();
+        assert!(left.contains(&newest), "{kind}: the newest stays: {newest} in {left:?}");
     }
-    for path in &others {
-        assert!(path.exists(), "{} is not this service's or volume's", path.display());
-    }
-    let newest = local.join(job["steps"][0]["object"].as_str().unwrap());
-    assert!(newest.exists(), "the newest stays");
 }
 
 /// The seed's implicit target (its `SWARM_UTILS_S3_*` variables alone, no configuration
@@ -813,8 +872,9 @@ async fn after_kill_9_mid_backup_the_next_command_brings_the_service_back() {
 #[tokio::test]
 async fn the_s3_peer_stopped_mid_upload_fails_the_job_and_the_service_comes_back() {
     let s = dockhand_e2e::swarm().await;
-    let mut peer = S3Peer::start();
-    let (name, _guard, setup) = s3_service(&s, &peer, "bk-s3down").await;
+    let mut remote = Remote::S3(S3Peer::start());
+    let (name, _guard, setup) = remote_service(&s, &remote, "bk-s3down").await;
+    let Remote::S3(peer) = &mut remote else { unreachable!("started as S3") };
     let container = running_container(s.manager(), &name).await;
     sh(s.manager(), &container, &tree_script(200)).await;
 
@@ -1076,26 +1136,29 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
     assert!(networks.is_empty(), "transfer networks left: {networks:?}");
 }
 
+/// A volume on a worker, through its helper, to each remote target type and back.
 #[tokio::test]
-async fn a_volume_on_a_worker_round_trips_through_the_s3_peer() {
+async fn a_volume_on_a_worker_round_trips_through_each_remote_target_type() {
     let s = dockhand_e2e::swarm().await;
     let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
-    let peer = S3Peer::start();
-    let (name, volume) = (unique_name("bk-ws3"), unique_name("bk-ws3-vol"));
-    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
-    let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
-    let setup = Setup::offsite(&peer);
+    for kind in KINDS {
+        let peer = Remote::start(kind);
+        let (name, volume) = (unique_name(&format!("bk-w{kind}")), unique_name(&format!("bk-w{kind}-vol")));
+        let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+        let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
+        let setup = Setup::offsite(&peer);
 
-    let out = setup.run(&s, &["backup", &name, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
-    assert_eq!(last_job(&out)["steps"][1]["node"], ids[2].1.as_str());
-    let (node, container) = task_container(&s, &name).await;
-    sh(&node, &container, "rm -rf /data/*").await;
-    let out = setup.run(&s, &["restore", &name, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let (node, container) = task_container(&s, &name).await;
-    assert_eq!(before, sh(&node, &container, LISTING).await, "byte for byte through the S3 peer");
+        let out = setup.run(&s, &["backup", &name, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+        assert_eq!(last_job(&out)["steps"][1]["node"], ids[2].1.as_str());
+        let (node, container) = task_container(&s, &name).await;
+        sh(&node, &container, "rm -rf /data/*").await;
+        let out = setup.run(&s, &["restore", &name, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
+        let (node, container) = task_container(&s, &name).await;
+        assert_eq!(before, sh(&node, &container, LISTING).await, "{kind}: byte for byte through the peer");
+    }
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ use crate::steps::transfer::container::Owner;
 use crate::steps::transfer::io::{EngineVolumes, VolumeIo};
 use crate::steps::volume::{Subject, locate, upload_volume};
 use crate::storage::Storage;
-use crate::storage::targets::{StorageTargets, TargetSettings};
+use crate::storage::{StorageTargets, TargetSettings};
 use crate::swarm::Connected;
 
 /// What a backup of one service does: from its labels and the targets.

@@ -20,7 +20,7 @@ use crate::steps::transfer::container::Owner;
 use crate::steps::transfer::io::{EngineVolumes, Place, VolumeIo};
 use crate::steps::volume::{Located, Subject};
 use crate::storage::Storage;
-use crate::storage::targets::{StorageTargets, TargetSettings};
+use crate::storage::{StorageTargets, TargetSettings};
 use crate::swarm::Connected;
 
 /// Backs up the volumes of `node` (an ID or a hostname) that its labels list.

@@ -14,7 +14,7 @@ use crate::job::{Status, Step};
 use crate::runner::Running;
 use crate::steps::lookup::{mounted, resolve_volume};
 use crate::storage::Storage;
-use crate::storage::targets::{StorageTargets, TargetSettings};
+use crate::storage::{StorageTargets, TargetSettings};
 
 /// The archive suffix.
 pub const ARCHIVE_SUFFIX: &str = ".tar.zst";

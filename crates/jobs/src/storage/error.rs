@@ -50,9 +50,9 @@ pub enum Problem {
     Unreachable,
     /// The TLS handshake or certificate failed.
     Tls,
-    /// The access key or secret key was refused.
+    /// The keys or the token were refused.
     Credentials,
-    /// The bucket does not exist.
+    /// The bucket (or the container) does not exist.
     Bucket,
     /// The credentials are valid but not allowed this operation.
     Permissions,
@@ -75,8 +75,8 @@ impl std::fmt::Display for Problem {
             Self::Dns => "DNS: the endpoint's host name does not resolve",
             Self::Unreachable => "the endpoint is unreachable",
             Self::Tls => "TLS failed (certificate or handshake)",
-            Self::Credentials => "credentials refused (check the access key and the secret key)",
-            Self::Bucket => "the bucket does not exist or its name is not valid",
+            Self::Credentials => "credentials refused (check the target's keys or token)",
+            Self::Bucket => "the bucket or container does not exist, or its name is not valid",
             Self::Permissions => "permission denied",
             Self::Timeout => "timed out",
             Self::NotFound => "no such object",
@@ -110,11 +110,24 @@ pub(crate) fn describe(err: &object_store::Error) -> String {
 pub(crate) fn classify(err: &object_store::Error) -> Problem {
     let text = describe(err).to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if has(&["signaturedoesnotmatch", "invalidaccesskeyid", "invalid access key", "signature we calculated"])
-    {
+    if has(&[
+        "signaturedoesnotmatch",
+        "invalidaccesskeyid",
+        "invalid access key",
+        "signature we calculated",
+        "authenticationfailed",
+        "server failed to authenticate",
+    ]) {
         return Problem::Credentials;
     }
-    if has(&["nosuchbucket", "invalidbucketname", "bucket does not exist", "the specified bucket"]) {
+    if has(&[
+        "nosuchbucket",
+        "invalidbucketname",
+        "bucket does not exist",
+        "the specified bucket",
+        "containernotfound",
+        "the specified container does not exist",
+    ]) {
         return Problem::Bucket;
     }
     if has(&["dns error", "failed to lookup address", "name or service not known", "no address associated"]) {

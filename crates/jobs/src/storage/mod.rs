@@ -1,5 +1,6 @@
 //! Storage targets: where backups go. Named targets come from the configuration file's
-//! `storage.targets.<name>` (a local directory or an S3-compatible bucket); `local` is the
+//! `storage.targets.<name>` (a local directory, an S3-compatible bucket or an Azure Blob
+//! Storage container); `local` is the
 //! embedded default; the seed's `SWARM_UTILS_S3_*` variables and
 //! `backup.volume-list-upload.s3.*` labels form an implicit target named `swarm-utils`.
 //!
@@ -16,13 +17,14 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::storage::error::{classify, describe};
 
 pub(crate) mod error;
+pub(crate) mod kinds;
+pub(crate) mod seed;
 pub(crate) mod targets;
 
 pub use error::{Problem, StorageError};
-pub use targets::{
-    DEFAULT_TARGET, S3Target, SEED_TARGET, SERVER_LOCAL_PATH, StorageTargets, TargetKind, TargetSettings,
-    default_local_path,
-};
+pub use kinds::{AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings};
+pub use seed::SEED_TARGET;
+pub use targets::{DEFAULT_TARGET, SERVER_LOCAL_PATH, StorageTargets, default_local_path};
 
 /// An opened target: the object store and the key prefix everything goes under.
 #[derive(Clone)]
@@ -46,6 +48,30 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         other => other,
     }
+}
+
+/// The HTTP client's options and retries of a remote target at `endpoint`. reqwest's rustls
+/// takes the process's crypto provider, which the program installs (the binaries install
+/// ring's, as the engine's and the server's TLS use): without one, what to do.
+fn http_options(endpoint: &str) -> Result<(object_store::ClientOptions, object_store::RetryConfig), String> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(format!("the storage client for {endpoint} needs it"));
+    }
+    let client = object_store::ClientOptions::new()
+        .with_allow_http(endpoint.starts_with("http://"))
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(120));
+    let retry = object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    Ok((client, retry))
+}
+
+/// `text` with the target's credentials masked.
+fn scrub(kind: &TargetKind, text: &str) -> String {
+    kind.secrets().iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
 }
 
 impl std::fmt::Debug for Storage {
@@ -85,23 +111,8 @@ impl Storage {
                 (store, String::new())
             }
             TargetKind::S3(s3) => {
-                // reqwest's rustls takes the process's provider, which the program installs
-                // (the binaries install ring's, as the engine's and the server's TLS use).
-                if rustls::crypto::CryptoProvider::get_default().is_none() {
-                    return Err(fail(
-                        Problem::CryptoProvider,
-                        format!("the S3 client for {} needs it", s3.endpoint),
-                    ));
-                }
-                let client = object_store::ClientOptions::new()
-                    .with_allow_http(s3.endpoint.starts_with("http://"))
-                    .with_connect_timeout(Duration::from_secs(10))
-                    .with_timeout(Duration::from_secs(120));
-                let retry = object_store::RetryConfig {
-                    max_retries: 3,
-                    retry_timeout: Duration::from_secs(30),
-                    ..Default::default()
-                };
+                let (client, retry) =
+                    http_options(&s3.endpoint).map_err(|detail| fail(Problem::CryptoProvider, detail))?;
                 let store = object_store::aws::AmazonS3Builder::new()
                     .with_endpoint(&s3.endpoint)
                     .with_region(&s3.region)
@@ -114,6 +125,27 @@ impl Storage {
                     .build()
                     .map_err(|e| fail(Problem::Other, e.to_string()))?;
                 (Arc::new(store), s3.prefix.clone())
+            }
+            TargetKind::Azure(az) => {
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let (client, retry) =
+                    http_options(&az.endpoint).map_err(|detail| fail(Problem::CryptoProvider, detail))?;
+                let builder = MicrosoftAzureBuilder::new()
+                    .with_account(&az.account)
+                    .with_container_name(&az.container)
+                    .with_endpoint(az.endpoint.clone())
+                    .with_allow_http(az.endpoint.starts_with("http://"))
+                    .with_client_options(client)
+                    .with_retry(retry);
+                let builder = match &az.credential {
+                    AzureCredential::AccessKey(key) => builder.with_access_key(key.expose()),
+                    AzureCredential::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
+                };
+                // The builder's own message may quote a SAS token it could not read.
+                let store = builder
+                    .build()
+                    .map_err(|e| fail(Problem::Other, scrub(&settings.kind, &e.to_string())))?;
+                (Arc::new(store), az.prefix.clone())
             }
         };
         let prefix = (!prefix.is_empty()).then(|| Key::from(prefix));
@@ -175,13 +207,14 @@ impl Storage {
         }
     }
 
-    /// An error for `operation` on this target, classified.
+    /// An error for `operation` on this target, classified; a credential of the target's
+    /// that the store's message quotes (a SAS token in a URL) is masked.
     pub(crate) fn error(&self, operation: impl Into<String>, err: &object_store::Error) -> StorageError {
         StorageError::Operation {
             target: self.settings.to_string(),
             operation: operation.into(),
             problem: classify(err),
-            detail: describe(err),
+            detail: scrub(&self.settings.kind, &describe(err)),
         }
     }
 
@@ -197,6 +230,12 @@ impl Storage {
             .map_err(|e| self.error(format!("list {prefix}"), &e))?;
         objects.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(objects)
+    }
+
+    /// The names of the objects under `relative` (a directory-like prefix), relative to the
+    /// target's prefix, in name order.
+    pub async fn objects(&self, relative: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.list(relative).await?.iter().map(|o| self.relative(&o.location)).collect())
     }
 
     /// Writes `bytes` at `relative` in one request (small objects: a manifest, a test's).

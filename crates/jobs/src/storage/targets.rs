@@ -12,87 +12,16 @@ use serde::Deserialize;
 use crate::archive::DEFAULT_ZSTD_LEVEL;
 use crate::secret::{Secret, read_credential};
 use crate::storage::error::StorageError;
+use crate::storage::kinds::{
+    AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, check_endpoint,
+};
+use crate::storage::seed::{SEED_TARGET, seed_target};
 
 /// The target used when a service names none and no seed settings exist.
 pub const DEFAULT_TARGET: &str = "local";
 
-/// The implicit target of the seed's `SWARM_UTILS_S3_*` variables and `s3.*` labels.
-pub const SEED_TARGET: &str = "swarm-utils";
-
 /// Where `dockhand-server` keeps the `local` target.
 pub const SERVER_LOCAL_PATH: &str = "/var/lib/dockhand/backups";
-
-/// One storage target, validated, with its credentials read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TargetSettings {
-    /// Its name.
-    pub name: String,
-    /// Where it was defined: a file, `the built-in defaults` or `the environment`.
-    pub origin: String,
-    /// Where the objects go.
-    pub kind: TargetKind,
-    /// zstd level of the archives (`compression_level`, default 3).
-    pub zstd_level: i32,
-    /// Days a backup is kept (`retention_days`); `None` keeps them all.
-    pub retention_days: Option<u32>,
-    /// Backups per volume never deleted by retention, the newest (`keep_last`, default 1).
-    pub keep_last: u32,
-    /// age recipients the archives are encrypted to (`encryption.recipients`).
-    pub recipients: Vec<String>,
-    /// The age identity file restore decrypts with (`encryption.identity_file`).
-    pub identity_file: Option<PathBuf>,
-}
-
-/// A local directory or an S3 bucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TargetKind {
-    /// A directory on the machine dockhand runs on.
-    Local {
-        /// The directory.
-        path: PathBuf,
-    },
-    /// An S3-compatible bucket.
-    S3(S3Target),
-}
-
-/// An S3-compatible bucket and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct S3Target {
-    /// `http(s)://host[:port]`.
-    pub endpoint: String,
-    /// The region (default `us-east-1`).
-    pub region: String,
-    /// The bucket.
-    pub bucket: String,
-    /// A key prefix inside the bucket (no leading or trailing `/`).
-    pub prefix: String,
-    /// Path-style requests (`endpoint/bucket/key`), the default; virtual-hosted when false.
-    pub path_style: bool,
-    /// The access key id.
-    pub access_key_id: Secret,
-    /// The secret access key.
-    pub secret_access_key: Secret,
-}
-
-impl std::fmt::Display for TargetSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.kind {
-            TargetKind::Local { path } => {
-                write!(f, "storage target {:?} (local {})", self.name, path.display())
-            }
-            TargetKind::S3(s3) => {
-                write!(f, "storage target {:?} (s3 {}, bucket {}", self.name, s3.endpoint, s3.bucket)?;
-                if !s3.prefix.is_empty() {
-                    write!(f, ", prefix {}", s3.prefix)?;
-                }
-                f.write_str(")")
-            }
-        }
-    }
-}
 
 /// A target as written in the configuration file.
 #[derive(Debug, Deserialize)]
@@ -112,6 +41,14 @@ struct RawTarget {
     secret_access_key: Option<String>,
     secret_access_key_env: Option<String>,
     secret_access_key_file: Option<PathBuf>,
+    account: Option<String>,
+    container: Option<String>,
+    access_key: Option<String>,
+    access_key_env: Option<String>,
+    access_key_file: Option<PathBuf>,
+    sas: Option<String>,
+    sas_env: Option<String>,
+    sas_file: Option<PathBuf>,
     compression_level: Option<i32>,
     retention_days: Option<u32>,
     keep_last: Option<u32>,
@@ -200,20 +137,10 @@ impl StorageTargets {
         self.broken.iter().map(|(name, problem)| (name.as_str(), problem.as_str()))
     }
 
-    /// The S3 keys it holds (each target's, and the seed's `SWARM_UTILS_S3_*`): for the
+    /// The keys it holds (each target's, and the seed's `SWARM_UTILS_S3_*`): for the
     /// redactor, which masks them wherever text leaves dockhand.
     pub fn secrets(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .targets
-            .values()
-            .filter_map(|t| match &t.kind {
-                TargetKind::S3(s3) => {
-                    Some([s3.secret_access_key.expose().to_owned(), s3.access_key_id.expose().to_owned()])
-                }
-                TargetKind::Local { .. } => None,
-            })
-            .flatten()
-            .collect();
+        let mut out: Vec<String> = self.targets.values().flat_map(|t| t.kind.secrets()).collect();
         for var in ["SWARM_UTILS_S3_SECRET_KEY", "SWARM_UTILS_S3_ACCESS_KEY"] {
             out.extend(self.env.get(var).cloned());
         }
@@ -303,6 +230,53 @@ fn build(
             (recipients.iter().map(|r| r.trim().to_owned()).collect(), identity_file)
         }
     };
+    let credential = |field: &str,
+                      literal: Option<String>,
+                      var: Option<String>,
+                      file: Option<PathBuf>,
+                      default_var: &str|
+     -> Result<Secret, ConfigError> {
+        if literal.is_some() {
+            return Err(err(
+                field,
+                format!("a credential is not written in the configuration: use {field}_env or {field}_file"),
+            ));
+        }
+        read_credential(env, var.as_deref(), file.as_deref(), default_var)
+            .map_err(|d| err(&format!("{field}{}", if file.is_some() { "_file" } else { "_env" }), d))
+    };
+    let foreign = |fields: &[(&str, bool)], owner: &str| -> Result<(), ConfigError> {
+        match fields.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(err(field, format!("{field} belongs to `type: {owner}`"))),
+            None => Ok(()),
+        }
+    };
+    let s3_fields = [
+        ("bucket", raw.bucket.is_some()),
+        ("region", raw.region.is_some()),
+        ("path_style", raw.path_style.is_some()),
+        (
+            "access_key_id",
+            raw.access_key_id.is_some()
+                || raw.access_key_id_env.is_some()
+                || raw.access_key_id_file.is_some(),
+        ),
+        (
+            "secret_access_key",
+            raw.secret_access_key.is_some()
+                || raw.secret_access_key_env.is_some()
+                || raw.secret_access_key_file.is_some(),
+        ),
+    ];
+    let azure_fields = [
+        ("account", raw.account.is_some()),
+        ("container", raw.container.is_some()),
+        (
+            "access_key",
+            raw.access_key.is_some() || raw.access_key_env.is_some() || raw.access_key_file.is_some(),
+        ),
+        ("sas", raw.sas.is_some() || raw.sas_env.is_some() || raw.sas_file.is_some()),
+    ];
     let kind = match raw.kind.as_str() {
         "local" => {
             let Some(path) = raw.path else { return Err(err("path", "a local target needs a path".into())) };
@@ -313,30 +287,15 @@ fn build(
             if s3_only.iter().any(|x| *x) {
                 return Err(err("type", "endpoint, bucket and region belong to `type: s3`".into()));
             }
+            foreign(&azure_fields, "azure")?;
             TargetKind::Local { path }
         }
         "s3" => {
             let endpoint =
                 raw.endpoint.ok_or_else(|| err("endpoint", "an s3 target needs an endpoint URL".into()))?;
             check_endpoint(&endpoint).map_err(|d| err("endpoint", d))?;
+            foreign(&azure_fields, "azure")?;
             let bucket = raw.bucket.ok_or_else(|| err("bucket", "an s3 target needs a bucket".into()))?;
-            let credential = |field: &str,
-                              literal: Option<String>,
-                              var: Option<String>,
-                              file: Option<PathBuf>,
-                              default_var: &str|
-             -> Result<Secret, ConfigError> {
-                if literal.is_some() {
-                    return Err(err(
-                        field,
-                        format!(
-                            "a credential is not written in the configuration: use {field}_env or {field}_file"
-                        ),
-                    ));
-                }
-                read_credential(env, var.as_deref(), file.as_deref(), default_var)
-                    .map_err(|d| err(&format!("{field}{}", if file.is_some() { "_file" } else { "_env" }), d))
-            };
             let access_key_id = credential(
                 "access_key_id",
                 raw.access_key_id,
@@ -361,7 +320,78 @@ fn build(
                 secret_access_key,
             })
         }
-        other => return Err(err("type", format!("{other:?} is not a target type (local, s3)"))),
+        "azure" => {
+            foreign(&s3_fields, "s3")?;
+            let account = raw
+                .account
+                .ok_or_else(|| err("account", "an azure target needs its storage account".into()))?;
+            if !(3..=24).contains(&account.len())
+                || !account.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return Err(err(
+                    "account",
+                    format!(
+                        "{account:?} is not a storage account name (3 to 24 lowercase letters and digits)"
+                    ),
+                ));
+            }
+            let container =
+                raw.container.ok_or_else(|| err("container", "an azure target needs a container".into()))?;
+            if !valid_container(&container) {
+                return Err(err(
+                    "container",
+                    format!(
+                        "{container:?} is not a container name (3 to 63 lowercase letters, digits and single \
+                         '-', starting and ending with a letter or digit)"
+                    ),
+                ));
+            }
+            let endpoint = match raw.endpoint {
+                Some(endpoint) => {
+                    check_endpoint(&endpoint).map_err(|d| err("endpoint", d))?;
+                    endpoint.trim_end_matches('/').to_owned()
+                }
+                None => format!("https://{account}.blob.core.windows.net"),
+            };
+            let by_sas = raw.sas.is_some() || raw.sas_env.is_some() || raw.sas_file.is_some();
+            let by_key =
+                raw.access_key.is_some() || raw.access_key_env.is_some() || raw.access_key_file.is_some();
+            let credential = if by_sas && by_key {
+                return Err(err("sas", "give the account's access key or a SAS token, not both".into()));
+            } else if by_sas {
+                let sas = credential("sas", raw.sas, raw.sas_env, raw.sas_file, "AZURE_STORAGE_SAS_TOKEN")?;
+                AzureCredential::Sas(Secret::new(sas.expose().trim_start_matches('?')))
+            } else {
+                let key_field =
+                    if raw.access_key_file.is_some() { "access_key_file" } else { "access_key_env" };
+                let key = credential(
+                    "access_key",
+                    raw.access_key,
+                    raw.access_key_env,
+                    raw.access_key_file,
+                    "AZURE_STORAGE_KEY",
+                )?;
+                let decoded = {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(key.expose().trim())
+                };
+                if decoded.is_err() {
+                    return Err(err(
+                        key_field,
+                        "the account key is not base64, as the portal shows it".into(),
+                    ));
+                }
+                AzureCredential::AccessKey(Secret::new(key.expose().trim()))
+            };
+            TargetKind::Azure(AzureTarget {
+                endpoint,
+                account,
+                container,
+                prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_owned(),
+                credential,
+            })
+        }
+        other => return Err(err("type", format!("{other:?} is not a target type (local, s3, azure)"))),
     };
     Ok(TargetSettings {
         name: name.to_owned(),
@@ -375,15 +405,15 @@ fn build(
     })
 }
 
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let rest = endpoint
-        .strip_prefix("https://")
-        .or_else(|| endpoint.strip_prefix("http://"))
-        .ok_or_else(|| format!("{endpoint:?} is not an http:// or https:// URL"))?;
-    if rest.is_empty() || rest.starts_with('/') || rest.contains('@') {
-        return Err(format!("{endpoint:?} has no host (credentials do not go in the URL)"));
-    }
-    Ok(())
+/// Azure's rule for container names.
+fn valid_container(name: &str) -> bool {
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ends = |c: Option<char>| c.is_some_and(|c| c != '-');
+    (3..=63).contains(&name.len())
+        && ok_chars
+        && ends(name.chars().next())
+        && ends(name.chars().last())
+        && !name.contains("--")
 }
 
 /// The built-in targets alone, `local` writing under `dir`: the configuration of a test.
@@ -392,114 +422,4 @@ pub(crate) fn local_only(dir: &Path) -> StorageTargets {
     let file = ConfigFile::parse("{}", false).unwrap_or_else(|e| panic!("an empty configuration: {e}"));
     let env = Environment::from_vars::<&str, &str>([]);
     StorageTargets::load(&file, &env, dir.to_owned()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `SWARM_UTILS_S3_RETENTION_DAYS` when it is not set, as seed 002's table says.
-pub(crate) const SEED_RETENTION_DAYS: u32 = 5;
-
-/// The seed's implicit target: `SWARM_UTILS_S3_*` variables, overridden by a service's
-/// `backup.volume-list-upload.s3.*` labels.
-fn seed_target(
-    env: &BTreeMap<String, String>,
-    labels: &dockhand_policy::S3Labels,
-) -> Result<TargetSettings, ConfigError> {
-    let var = |name: &str| env.get(&format!("SWARM_UTILS_S3_{name}")).filter(|v| !v.is_empty()).cloned();
-    let missing = |what: &str, label: &str| {
-        ConfigError::environment(
-            format!("SWARM_UTILS_S3_{what}"),
-            format!("not set, and no backup.volume-list-upload.s3.{label} label names it"),
-        )
-    };
-    let url = labels.url.clone().or_else(|| var("URL")).ok_or_else(|| missing("URL", "url"))?;
-    let https = match labels.https {
-        Some(https) => https,
-        None => match var("HTTPS").as_deref() {
-            None => true,
-            Some(v) => v.eq_ignore_ascii_case("true") || v == "1",
-        },
-    };
-    let endpoint = if url.starts_with("http://") || url.starts_with("https://") {
-        url
-    } else {
-        format!("{}://{url}", if https { "https" } else { "http" })
-    };
-    check_endpoint(&endpoint).map_err(|detail| ConfigError::environment("SWARM_UTILS_S3_URL", detail))?;
-    // R3-05: the server's keys go only to the endpoint and bucket its variables name. A
-    // label that moves either must carry its own keys, or the operator's key would sign
-    // requests to wherever a service's owner points it.
-    let bucket =
-        labels.bucket.clone().or_else(|| var("BUCKET")).ok_or_else(|| missing("BUCKET", "bucket"))?;
-    let env_endpoint = var("URL").map(|u| {
-        let u = if u.starts_with("http://") || u.starts_with("https://") {
-            u
-        } else {
-            let https = var("HTTPS").as_deref().is_none_or(|v| v.eq_ignore_ascii_case("true") || v == "1");
-            format!("{}://{u}", if https { "https" } else { "http" })
-        };
-        u.trim_end_matches('/').to_owned()
-    });
-    let moved_endpoint =
-        labels.url.is_some() && env_endpoint.as_deref() != Some(endpoint.trim_end_matches('/'));
-    let moved_bucket = labels.bucket.is_some() && var("BUCKET").as_deref() != labels.bucket.as_deref();
-    let own_keys = labels.access_key.is_some() && labels.secret_key.is_some();
-    if (moved_endpoint || moved_bucket) && !own_keys {
-        let (label, place) = if moved_endpoint {
-            ("url", format!("the endpoint {endpoint}"))
-        } else {
-            ("bucket", format!("the bucket {bucket}"))
-        };
-        return Err(ConfigError::new(
-            "its labels",
-            format!("backup.volume-list-upload.s3.{label}"),
-            format!(
-                "names {place}, which the server's SWARM_UTILS_S3_* settings do not: such a label must carry its \
-                 own keys (backup.volume-list-upload.s3.access-key and .s3.secret-key); the server's keys go \
-                 only to its own endpoint and bucket"
-            ),
-        ));
-    }
-    let retention_days = match labels.retention_days {
-        Some(days) => Some(days),
-        None => match var("RETENTION_DAYS") {
-            // The seed's table gives 5 as the variable's default: a migrated cluster keeps
-            // the retention it had.
-            None => Some(SEED_RETENTION_DAYS),
-            Some(v) => Some(v.replace('_', "").parse().map_err(|_| {
-                ConfigError::environment(
-                    "SWARM_UTILS_S3_RETENTION_DAYS",
-                    format!("{v:?} is not a number of days"),
-                )
-            })?),
-        },
-    };
-    Ok(TargetSettings {
-        name: SEED_TARGET.to_owned(),
-        origin: ConfigError::ENVIRONMENT.to_owned(),
-        kind: TargetKind::S3(S3Target {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            region: "us-east-1".into(),
-            bucket,
-            prefix: String::new(),
-            path_style: true,
-            access_key_id: Secret::new(
-                labels
-                    .access_key
-                    .clone()
-                    .or_else(|| var("ACCESS_KEY"))
-                    .ok_or_else(|| missing("ACCESS_KEY", "access-key"))?,
-            ),
-            secret_access_key: Secret::new(
-                labels
-                    .secret_key
-                    .clone()
-                    .or_else(|| var("SECRET_KEY"))
-                    .ok_or_else(|| missing("SECRET_KEY", "secret-key"))?,
-            ),
-        }),
-        zstd_level: DEFAULT_ZSTD_LEVEL,
-        retention_days,
-        keep_last: 1,
-        recipients: Vec::new(),
-        identity_file: None,
-    })
 }

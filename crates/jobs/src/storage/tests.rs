@@ -7,11 +7,11 @@ use dockhand_host::{ConfigFile, Environment};
 use dockhand_policy::BackupPolicy;
 
 use super::*;
+use crate::storage::SEED_TARGET;
+use crate::storage::TargetKind;
 use crate::storage::error::StorageError;
-use crate::storage::targets::SEED_RETENTION_DAYS;
-use crate::storage::targets::SEED_TARGET;
+use crate::storage::seed::SEED_RETENTION_DAYS;
 use crate::storage::targets::StorageTargets;
-use crate::storage::targets::TargetKind;
 use crate::storage::targets::local_target;
 
 fn env(vars: &[(&str, &str)]) -> Environment {
@@ -225,4 +225,98 @@ fn an_s3_target_needs_the_programs_crypto_provider() {
     assert!(matches!(&err, StorageError::Operation { problem: Problem::CryptoProvider, .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("no rustls crypto provider") && text.contains("http://127.0.0.1:9"), "{text}");
+}
+
+fn azure(fields: &str) -> String {
+    format!("storage:\n  targets:\n    far:\n      type: azure\n{fields}")
+}
+
+#[test]
+fn an_azure_target_takes_a_key_or_a_sas_from_outside_the_file_and_says_what_is_wrong() {
+    let key = "ZG9ja2hhbmQtdGVzdC1henVyaXRlLWtleS0wMTIzNDU=";
+    let yaml = azure("      account: backupsweu\n      container: swarm-backups\n      prefix: /a/\n");
+    let targets = load(&yaml, &[("AZURE_STORAGE_KEY", key)]).unwrap();
+    let far = targets.get("far").unwrap();
+    let TargetKind::Azure(az) = &far.kind else { panic!("not azure: {far:?}") };
+    assert_eq!(az.endpoint, "https://backupsweu.blob.core.windows.net");
+    assert_eq!((az.prefix.as_str(), far.kind.name()), ("a", "azure"));
+    assert_eq!(far.kind.location(), "https://backupsweu.blob.core.windows.net/swarm-backups/a");
+    assert!(!format!("{far:?} {far}").contains(key), "a secret printed: {far:?}");
+    assert!(targets.secrets().contains(&key.to_owned()));
+
+    let sas = "?sv=2021-08-06&sr=c&sp=racwdl&se=2099-01-01T00%3A00%3A00Z&sig=ab%2Bc%2Fd%3D";
+    let yaml = azure(
+        "      account: dev1\n      container: c-1\n      endpoint: http://127.0.0.1:10000/dev1/\n      sas_env: SAS\n",
+    );
+    let targets = load(&yaml, &[("SAS", sas)]).unwrap();
+    let far = targets.get("far").unwrap();
+    let TargetKind::Azure(az) = &far.kind else { panic!("not azure") };
+    assert_eq!(az.endpoint, "http://127.0.0.1:10000/dev1");
+    assert_eq!(az.credential, AzureCredential::Sas(crate::Secret::new(&sas[1..])));
+    // The token and its signature, as written and decoded, are masked wherever they appear.
+    let secrets = targets.secrets();
+    assert!(
+        secrets.contains(&"ab%2Bc%2Fd%3D".to_owned()) && secrets.contains(&"ab+c/d=".to_owned()),
+        "{secrets:?}"
+    );
+    let scrubbed = super::scrub(&far.kind, "error sending request for url (http://h/c?sig=ab%2Bc%2Fd%3D)");
+    assert!(!scrubbed.contains("ab%2B"), "{scrubbed}");
+
+    for (fields, vars, key, words) in [
+        (
+            "      container: c-1\n",
+            &[("AZURE_STORAGE_KEY", key)][..],
+            "storage.targets.far.account",
+            "storage account",
+        ),
+        (
+            "      account: Dev_1\n      container: c-1\n",
+            &[("AZURE_STORAGE_KEY", key)],
+            "account",
+            "lowercase",
+        ),
+        (
+            "      account: dev1\n      container: C--1\n",
+            &[("AZURE_STORAGE_KEY", key)],
+            "container",
+            "container name",
+        ),
+        (
+            "      account: dev1\n      container: c-1\n",
+            &[],
+            "access_key_env",
+            "AZURE_STORAGE_KEY is not set",
+        ),
+        (
+            "      account: dev1\n      container: c-1\n      access_key: x\n",
+            &[],
+            "access_key",
+            "access_key_env",
+        ),
+        (
+            "      account: dev1\n      container: c-1\n      access_key_env: K\n",
+            &[("K", "not base64!")],
+            "access_key_env",
+            "not base64",
+        ),
+        (
+            "      account: dev1\n      container: c-1\n      access_key_env: K\n      sas_env: S\n",
+            &[("K", key), ("S", "sv=1")],
+            "sas",
+            "not both",
+        ),
+        (
+            "      account: dev1\n      container: c-1\n      bucket: b\n",
+            &[("AZURE_STORAGE_KEY", key)],
+            "bucket",
+            "type: s3",
+        ),
+    ] {
+        let err = load(&azure(fields), vars).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(words), "{fields}: {err}");
+    }
+    let s3_with_container = "storage:\n  targets:\n    x:\n      type: s3\n      endpoint: http://h\n      bucket: b\n      container: c\n";
+    let err =
+        load(s3_with_container, &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")]).unwrap_err();
+    assert!(err.to_string().contains("container belongs to `type: azure`"), "{err}");
 }

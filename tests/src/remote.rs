@@ -1,0 +1,85 @@
+//! One real peer per remote storage target type behind one face, so that a backup test is
+//! written once and runs against each: S3 ([`S3Peer`]) and Azure Blob Storage
+//! ([`AzuritePeer`]).
+
+use crate::azure::AzuritePeer;
+use crate::s3::S3Peer;
+
+/// Every remote target type, as a configuration's `type` names it.
+pub const KINDS: [&str; 2] = ["s3", "azure"];
+
+/// A running peer of one remote target type.
+#[derive(Debug)]
+pub enum Remote {
+    /// SeaweedFS.
+    S3(S3Peer),
+    /// Azurite.
+    Azure(AzuritePeer),
+}
+
+impl Remote {
+    /// Starts the peer of `kind` (one of [`KINDS`]).
+    ///
+    /// # Panics
+    /// When `kind` is not one of [`KINDS`], or its peer does not start.
+    pub fn start(kind: &str) -> Self {
+        match kind {
+            "s3" => Self::S3(S3Peer::start()),
+            "azure" => Self::Azure(AzuritePeer::start()),
+            other => panic!("no remote target type {other:?}"),
+        }
+    }
+
+    /// The target type, as `storage ls` shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::S3(_) => "s3",
+            Self::Azure(_) => "azure",
+        }
+    }
+
+    /// A configuration file's `storage.targets.<name>` entry for this peer, with its
+    /// credentials read from the variables [`Remote::credentials`] sets.
+    pub fn target_yaml(&self, name: &str, prefix: &str) -> String {
+        match self {
+            Self::S3(peer) => peer.target_yaml(name, prefix),
+            Self::Azure(peer) => peer.target_yaml(name, prefix),
+        }
+    }
+
+    /// The variables that hold the peer's credentials.
+    pub fn credentials(&self) -> Vec<(String, String)> {
+        let pairs: &[(&str, &str)] = match self {
+            Self::S3(_) => &[("S3_KEY", crate::s3::ACCESS_KEY), ("S3_SECRET", crate::s3::SECRET_KEY)],
+            Self::Azure(_) => &[("AZURE_KEY", crate::azure::ACCESS_KEY)],
+        };
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// The same variables with a wrong secret, and that secret.
+    pub fn wrong_credentials(&self) -> (Vec<(String, String)>, &'static str) {
+        let mut vars = self.credentials();
+        let wrong = match self {
+            Self::S3(_) => "not-the-secret-key",
+            // base64, as an account key is, but not the account's.
+            Self::Azure(_) => "bm90LXRoZS1hY2NvdW50LWtleS1hdC1hbGwtMDEyMzQ=",
+        };
+        if let Some(last) = vars.last_mut() {
+            last.1 = wrong.to_owned();
+        }
+        (vars, wrong)
+    }
+
+    /// The credentials' values, which must never be printed or reach the swarm.
+    pub fn secrets(&self) -> Vec<String> {
+        self.credentials().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The peer's log, for a failure message.
+    pub fn log(&self) -> String {
+        match self {
+            Self::S3(peer) => peer.log(),
+            Self::Azure(peer) => peer.log(),
+        }
+    }
+}
