@@ -538,6 +538,10 @@ pub(crate) struct RestoreArgs {
     /// encryption.identity_file].
     #[arg(long, value_name = "FILE")]
     pub(crate) identity: Option<std::path::PathBuf>,
+    /// The storage target to restore from [default: the one the labels name, else local],
+    /// as `backups ls --target` looks on it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) target: Option<String>,
     #[command(flatten)]
     pub(crate) jobs: JobOptions,
 }

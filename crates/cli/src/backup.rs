@@ -61,6 +61,9 @@ pub(crate) async fn restore(global: &Global, args: RestoreArgs) -> anyhow::Resul
     if let Some(identity) = args.identity {
         options = options.with_identity(identity);
     }
+    if let Some(target) = args.target {
+        options = options.from_target(target);
+    }
     let job = match (args.service.as_str(), &args.node_backup) {
         ("node", Some(node)) => {
             dockhand_jobs::backup::restore_node(&ctx, node, &targets, &options, &printer).await?

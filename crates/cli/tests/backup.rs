@@ -458,6 +458,14 @@ async fn a_volume_round_trips_through_each_remote_target_type_and_no_secret_reac
                 .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
             "{kind}: {listed}"
         );
+        // `restore --target` picks the target, whatever the labels name: `local` holds
+        // nothing of this service, `offsite` its backups.
+        let out = setup.run(&s, &["restore", &name, "--target", "local", "--json"]);
+        let job = last_job(&out);
+        assert_ne!(out.status.code(), Some(0), "{kind}: {job}");
+        assert!(job.to_string().contains("no backup"), "{kind}: {job}");
+        let out = setup.run(&s, &["restore", &name, "--target", "offsite", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
     }
 }
 

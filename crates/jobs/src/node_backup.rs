@@ -258,14 +258,16 @@ pub(crate) async fn restore_node_with(
     let names: BTreeMap<String, String> =
         nodes.iter().map(|n| (n.id.clone(), n.description.hostname.clone())).collect();
     let mut run = Running::start(ctx, sink, Action::Restore, target_of(found));
-    let storage =
-        match node_target(found, targets, &ctx.defaults, &ctx.prefixes).and_then(|t| Storage::open(&t)) {
-            Ok(s) => s,
-            Err(e) => {
-                run.push_now("storage", Status::Failed, e.to_string());
-                return Ok(run.finish(None).await);
-            }
-        };
+    let storage = match options
+        .chosen_target(targets, || node_target(found, targets, &ctx.defaults, &ctx.prefixes))
+        .and_then(|t| Storage::open(&t))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            run.push_now("storage", Status::Failed, e.to_string());
+            return Ok(run.finish(None).await);
+        }
+    };
     let dir = node_dir(&hostname);
     let own =
         |object: &crate::steps::catalog::BackupObject| crate::steps::catalog::manifest_names(object, "node");

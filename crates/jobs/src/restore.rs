@@ -43,7 +43,8 @@ pub(crate) async fn restore_with(
     let target = Target::Service { id: found.id.clone(), name: found.spec.name.clone() };
     let mut run = Running::start(ctx, sink, Action::Restore, target);
     let view = TargetLabels::resolve(&found.spec.labels, &ctx.prefixes);
-    let chosen_target = service_target(Some(&found), targets, &ctx.defaults, &ctx.prefixes);
+    let chosen_target = options
+        .chosen_target(targets, || service_target(Some(&found), targets, &ctx.defaults, &ctx.prefixes));
     let storage = match chosen_target.and_then(|t| Storage::open(&t)) {
         Ok(s) => s,
         Err(e) => {

@@ -261,6 +261,8 @@ pub struct RestoreOptions {
     /// The age identity file for encrypted archives (default: the target's
     /// `encryption.identity_file`).
     pub identity: Option<std::path::PathBuf>,
+    /// The storage target to restore from (default: the one the labels name, else `local`).
+    pub target: Option<String>,
 }
 
 impl RestoreOptions {
@@ -297,6 +299,24 @@ impl RestoreOptions {
     pub fn force(mut self, force: bool) -> Self {
         self.force = force;
         self
+    }
+
+    /// From the storage target called `name`, whatever the labels name.
+    pub fn from_target(mut self, name: impl Into<String>) -> Self {
+        self.target = Some(name.into());
+        self
+    }
+
+    /// The target `options` names, else `labelled` (the one the labels name).
+    pub(crate) fn chosen_target(
+        &self,
+        targets: &StorageTargets,
+        labelled: impl FnOnce() -> Result<TargetSettings, crate::storage::error::StorageError>,
+    ) -> Result<TargetSettings, crate::storage::error::StorageError> {
+        match &self.target {
+            Some(name) => targets.get(name).cloned(),
+            None => labelled(),
+        }
     }
 
     /// Decrypting with the age identity file at `path`.
