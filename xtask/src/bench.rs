@@ -439,12 +439,12 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
             let (t_ours, rss) = measure(2, &mut ours)?;
             let ours_size = newest_archive(&data.join("dockhand/backups").join(&name))?;
             let bytes = mib as f64 * 1_048_576.0;
-            println!(
-                "{:<40} {:>7.1} MiB/s vs {:>7.1} MiB/s  ratio {:.2} (throughput; goal >= 0.8)",
-                format!("`dockhand backup` {mib} MiB"),
-                bytes / t_ours.as_secs_f64() / 1_048_576.0,
-                bytes / t_base.as_secs_f64() / 1_048_576.0,
-                t_base.as_secs_f64() / t_ours.as_secs_f64()
+            throughput(
+                &format!("`dockhand backup` {mib} MiB"),
+                bytes,
+                t_ours,
+                ("", t_base),
+                "throughput; goal >= 0.8",
             );
             println!("{:<40} {rss:>9} KiB (peak RSS of dockhand; goal <= 65536, flat)", "");
             println!("{:<40} {ours_size:>9} B vs {base_size:>9} B (archive sizes)", "");
@@ -472,12 +472,12 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
                 .env("TMPDIR", scratch.path())
                 .env("DOCKHAND_HELPER_IMAGE", crate::images::DOCKHAND_IMAGE);
             let (t_ours, rss) = measure(2, &mut restore)?;
-            println!(
-                "{:<40} {:>7.1} MiB/s vs {:>7.1} MiB/s  ratio {:.2} (throughput, stop and start included)",
-                format!("`dockhand restore` {mib} MiB"),
-                bytes / t_ours.as_secs_f64() / 1_048_576.0,
-                bytes / t_base.as_secs_f64() / 1_048_576.0,
-                t_base.as_secs_f64() / t_ours.as_secs_f64()
+            throughput(
+                &format!("`dockhand restore` {mib} MiB"),
+                bytes,
+                t_ours,
+                ("", t_base),
+                "throughput, stop and start included",
             );
             println!("{:<40} {rss:>9} KiB (peak RSS of dockhand)", "");
             let _ = fs::remove_dir_all(&data);
@@ -493,6 +493,18 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
         result?;
     }
     Ok(())
+}
+
+/// One line of `what`'s throughput over `bytes` in `ours`, against the `baseline` (named,
+/// and its time) in the same run, with the ratio of the two.
+fn throughput(what: &str, bytes: f64, ours: Duration, (name, base): (&str, Duration), note: &str) {
+    let rate = |t: Duration| bytes / t.as_secs_f64() / 1_048_576.0;
+    println!(
+        "{what:<40} {:>7.1} MiB/s vs {name}{:>7.1} MiB/s  ratio {:.2} ({note})",
+        rate(ours),
+        rate(base),
+        base.as_secs_f64() / ours.as_secs_f64()
+    );
 }
 
 /// The same volume backed up to each remote target type's real peer on loopback (SeaweedFS
@@ -547,12 +559,12 @@ fn remote_backups(
         let measured = measure(1, &mut ours);
         runtime.block_on(client.remove_service(&service))?;
         let (t_ours, rss) = measured.with_context(|| format!("the backup to {kind}: {}", peer.log()))?;
-        println!(
-            "{:<40} {:>7.1} MiB/s vs local {:>7.1} MiB/s  ratio {:.2} (no goal: the peers differ)",
-            format!("`dockhand backup` 1024 MiB to {kind}"),
-            bytes / t_ours.as_secs_f64() / 1_048_576.0,
-            bytes / local.as_secs_f64() / 1_048_576.0,
-            local.as_secs_f64() / t_ours.as_secs_f64()
+        throughput(
+            &format!("`dockhand backup` 1024 MiB to {kind}"),
+            bytes,
+            t_ours,
+            ("local ", local),
+            "no goal: the peers differ",
         );
         println!("{:<40} {rss:>9} KiB (peak RSS of dockhand)", "");
     }
