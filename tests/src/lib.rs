@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod remote;
 pub mod s3;
 pub mod smtp;
+pub mod webdav;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,13 @@
 //! One real peer per remote storage target type behind one face, so that a backup test is
-//! written once and runs against each: S3 ([`S3Peer`]) and Azure Blob Storage
-//! ([`AzuritePeer`]).
+//! written once and runs against each: S3 ([`S3Peer`]), Azure Blob Storage
+//! ([`AzuritePeer`]) and WebDAV ([`DavPeer`]).
 
 use crate::azure::AzuritePeer;
 use crate::s3::S3Peer;
+use crate::webdav::DavPeer;
 
 /// Every remote target type, as a configuration's `type` names it.
-pub const KINDS: [&str; 2] = ["s3", "azure"];
+pub const KINDS: [&str; 3] = ["s3", "azure", "webdav"];
 
 /// A running peer of one remote target type.
 #[derive(Debug)]
@@ -15,6 +16,8 @@ pub enum Remote {
     S3(S3Peer),
     /// Azurite.
     Azure(AzuritePeer),
+    /// Apache with mod_dav.
+    WebDav(DavPeer),
 }
 
 impl Remote {
@@ -26,6 +29,7 @@ impl Remote {
         match kind {
             "s3" => Self::S3(S3Peer::start()),
             "azure" => Self::Azure(AzuritePeer::start()),
+            "webdav" => Self::WebDav(DavPeer::start()),
             other => panic!("no remote target type {other:?}"),
         }
     }
@@ -35,6 +39,7 @@ impl Remote {
         match self {
             Self::S3(_) => "s3",
             Self::Azure(_) => "azure",
+            Self::WebDav(_) => "webdav",
         }
     }
 
@@ -44,6 +49,7 @@ impl Remote {
         match self {
             Self::S3(peer) => peer.target_yaml(name, prefix),
             Self::Azure(peer) => peer.target_yaml(name, prefix),
+            Self::WebDav(peer) => peer.target_yaml(name, prefix),
         }
     }
 
@@ -52,6 +58,7 @@ impl Remote {
         let pairs: &[(&str, &str)] = match self {
             Self::S3(_) => &[("S3_KEY", crate::s3::ACCESS_KEY), ("S3_SECRET", crate::s3::SECRET_KEY)],
             Self::Azure(_) => &[("AZURE_KEY", crate::azure::ACCESS_KEY)],
+            Self::WebDav(_) => &[("DAV_PASSWORD", crate::webdav::PASSWORD)],
         };
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
@@ -63,6 +70,7 @@ impl Remote {
             Self::S3(_) => "not-the-secret-key",
             // base64, as an account key is, but not the account's.
             Self::Azure(_) => "bm90LXRoZS1hY2NvdW50LWtleS1hdC1hbGwtMDEyMzQ=",
+            Self::WebDav(_) => "not-the-webdav-password",
         };
         if let Some(last) = vars.last_mut() {
             last.1 = wrong.to_owned();
@@ -80,6 +88,7 @@ impl Remote {
         match self {
             Self::S3(peer) => peer.log(),
             Self::Azure(peer) => peer.log(),
+            Self::WebDav(peer) => peer.log(),
         }
     }
 }

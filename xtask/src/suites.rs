@@ -365,7 +365,7 @@ pub(crate) fn command(only: &[String]) -> anyhow::Result<()> {
 }
 
 /// Brings the private engine and the test swarm up (both idempotent), installs the other
-/// peers' tools (promtool, the browser, Azurite), and answers what the tests need to find them.
+/// peers' tools (promtool, the browser, Azurite, Apache), and answers what the tests need to find them.
 pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     let schemathesis = crate::tools::ensure_schemathesis()?;
     let validator = crate::tools::ensure_openapi_validator()?;
@@ -374,6 +374,7 @@ pub(crate) fn peers() -> anyhow::Result<Vec<(String, String)>> {
     crate::tools::ensure_browser()?;
     let smtp_python = crate::tools::ensure_aiosmtpd()?;
     let azurite = crate::tools::ensure_azurite()?;
+    crate::tools::ensure_apache()?;
     let layout = crate::engine::up()?;
     crate::swarm::up(3)?;
     let path = |p: &Path| p.display().to_string();

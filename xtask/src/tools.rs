@@ -129,6 +129,19 @@ pub(crate) fn ensure_azurite() -> anyhow::Result<std::path::PathBuf> {
     Ok(command)
 }
 
+/// Installs Debian's Apache (`apache2`, with `mod_dav`, and `apache2-utils` for
+/// `htpasswd`): the WebDAV target's test peer, which each test starts on a port of its own.
+pub(crate) fn ensure_apache() -> anyhow::Result<()> {
+    let mut packages = Vec::new();
+    if !std::path::Path::new("/usr/sbin/apache2").is_file() {
+        packages.push("apache2");
+    }
+    if proc::which("htpasswd").is_none() {
+        packages.push("apache2-utils");
+    }
+    apt_install(&packages)
+}
+
 /// The aiosmtpd release the e-mail channel's tests deliver to.
 const AIOSMTPD_VERSION: &str = "1.4.6";
 

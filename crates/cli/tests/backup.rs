@@ -458,6 +458,15 @@ async fn a_volume_round_trips_through_each_remote_target_type_and_no_secret_reac
                 .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
             "{kind}: {listed}"
         );
+        if let Remote::WebDav(dav) = &peer {
+            // Streamed uploads went through `.dockhand-partial/` and were moved out whole.
+            let files = dav.files();
+            assert!(
+                files.iter().all(|f| !f.starts_with(".dockhand-partial/")),
+                "a partial upload left: {files:?}"
+            );
+            assert!(files.iter().any(|f| f.ends_with(".tar.zst")), "{files:?}");
+        }
         // `restore --target` picks the target, whatever the labels name: `local` holds
         // nothing of this service, `offsite` its backups.
         let out = setup.run(&s, &["restore", &name, "--target", "local", "--json"]);
@@ -1144,22 +1153,36 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
     assert!(networks.is_empty(), "transfer networks left: {networks:?}");
 }
 
-/// A volume on a worker, through its helper, to each remote target type and back.
+/// A volume on a worker, through its helper, to each remote target type and back,
+/// encrypted with age on the way out and decrypted with the target's identity file.
 #[tokio::test]
-async fn a_volume_on_a_worker_round_trips_through_each_remote_target_type() {
+async fn a_volume_on_a_worker_round_trips_encrypted_through_each_remote_target_type() {
+    use age::secrecy::ExposeSecret;
     let s = dockhand_e2e::swarm().await;
     let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
     let ids = dockhand_e2e::node_ids(&s).await;
+    let key = age::x25519::Identity::generate();
+    let keys = tempfile::tempdir().unwrap();
+    let identity = keys.path().join("identity.txt");
+    std::fs::write(&identity, format!("{}\n", key.to_string().expose_secret())).unwrap();
+    let encryption = format!(
+        "      encryption:\n        recipients: [{}]\n        identity_file: {}\n",
+        key.to_public(),
+        identity.display()
+    );
     for kind in KINDS {
         let peer = Remote::start(kind);
         let (name, volume) = (unique_name(&format!("bk-w{kind}")), unique_name(&format!("bk-w{kind}-vol")));
         let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
         let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
-        let setup = Setup::offsite(&peer);
+        let mut setup = Setup::new(&format!("{}{encryption}", peer.target_yaml("offsite", "swarm-a")));
+        setup.extra = peer.credentials();
 
         let out = setup.run(&s, &["backup", &name, "--json"]);
         assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
-        assert_eq!(last_job(&out)["steps"][1]["node"], ids[2].1.as_str());
+        let job = last_job(&out);
+        assert_eq!(job["steps"][1]["node"], ids[2].1.as_str());
+        assert!(job["steps"][1]["object"].as_str().unwrap().ends_with(".tar.zst.age"), "{kind}: {job}");
         let (node, container) = task_container(&s, &name).await;
         sh(&node, &container, "rm -rf /data/*").await;
         let out = setup.run(&s, &["restore", &name, "--json"]);

@@ -1,5 +1,5 @@
 //! What a validated storage target is ([`TargetSettings`]): its kind (a local directory, an
-//! S3 bucket, an Azure Blob Storage container), where it writes, and the credentials it
+//! S3 bucket, an Azure Blob Storage container, a WebDAV collection), where it writes, and the credentials it
 //! holds, which never print.
 
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ pub struct TargetSettings {
     pub identity_file: Option<PathBuf>,
 }
 
-/// A local directory, an S3 bucket or an Azure Blob Storage container.
+/// A local directory, an S3 bucket, an Azure Blob Storage container or a WebDAV collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TargetKind {
@@ -41,15 +41,18 @@ pub enum TargetKind {
     S3(S3Target),
     /// An Azure Blob Storage container.
     Azure(AzureTarget),
+    /// A collection on a WebDAV server.
+    WebDav(WebDavTarget),
 }
 
 impl TargetKind {
-    /// The `type` of the configuration entry: `local`, `s3` or `azure`.
+    /// The `type` of the configuration entry: `local`, `s3`, `azure` or `webdav`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Local { .. } => "local",
             Self::S3(_) => "s3",
             Self::Azure(_) => "azure",
+            Self::WebDav(_) => "webdav",
         }
     }
 
@@ -61,6 +64,7 @@ impl TargetKind {
             Self::Local { path } => path.display().to_string(),
             Self::S3(s3) => format!("{}/{}{}", s3.endpoint, s3.bucket, under(&s3.prefix)),
             Self::Azure(az) => format!("{}/{}{}", az.endpoint, az.container, under(&az.prefix)),
+            Self::WebDav(dav) => format!("{}{}", dav.url, under(&dav.prefix)),
         }
     }
 
@@ -75,6 +79,7 @@ impl TargetKind {
                 AzureCredential::AccessKey(key) => vec![key.expose().to_owned()],
                 AzureCredential::Sas(sas) => sas_secrets(sas.expose()),
             },
+            Self::WebDav(dav) => vec![dav.password.expose().to_owned()],
         }
     }
 }
@@ -110,6 +115,23 @@ pub struct AzureTarget {
     pub prefix: String,
     /// The account key or a SAS token.
     pub credential: AzureCredential,
+}
+
+/// A collection on a WebDAV server and how to sign in to it (HTTP basic authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebDavTarget {
+    /// The collection's URL, `https://host[:port]/path` (no trailing `/`, no credentials).
+    pub url: String,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+    /// A PEM file of the CA that signs the server's certificate, when it is not one the
+    /// system trusts.
+    pub ca_file: Option<PathBuf>,
+    /// A path prefix inside the collection (no leading or trailing `/`).
+    pub prefix: String,
 }
 
 /// How dockhand authenticates to Azure Blob Storage.
@@ -152,6 +174,13 @@ impl std::fmt::Display for TargetSettings {
                 write!(f, "storage target {:?} (s3 {}, bucket {}", self.name, s3.endpoint, s3.bucket)?;
                 if !s3.prefix.is_empty() {
                     write!(f, ", prefix {}", s3.prefix)?;
+                }
+                f.write_str(")")
+            }
+            TargetKind::WebDav(dav) => {
+                write!(f, "storage target {:?} (webdav {}", self.name, dav.url)?;
+                if !dav.prefix.is_empty() {
+                    write!(f, ", prefix {}", dav.prefix)?;
                 }
                 f.write_str(")")
             }

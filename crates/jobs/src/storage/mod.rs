@@ -1,6 +1,6 @@
 //! Storage targets: where backups go. Named targets come from the configuration file's
-//! `storage.targets.<name>` (a local directory, an S3-compatible bucket or an Azure Blob
-//! Storage container); `local` is the
+//! `storage.targets.<name>` (a local directory, an S3-compatible bucket, an Azure Blob
+//! Storage container or a WebDAV collection); `local` is the
 //! embedded default; the seed's `SWARM_UTILS_S3_*` variables and
 //! `backup.volume-list-upload.s3.*` labels form an implicit target named `swarm-utils`.
 //!
@@ -20,9 +20,10 @@ pub(crate) mod error;
 pub(crate) mod kinds;
 pub(crate) mod seed;
 pub(crate) mod targets;
+pub(crate) mod webdav;
 
 pub use error::{Problem, StorageError};
-pub use kinds::{AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings};
+pub use kinds::{AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, WebDavTarget};
 pub use seed::SEED_TARGET;
 pub use targets::{DEFAULT_TARGET, SERVER_LOCAL_PATH, StorageTargets, default_local_path};
 
@@ -125,6 +126,11 @@ impl Storage {
                     .build()
                     .map_err(|e| fail(Problem::Other, e.to_string()))?;
                 (Arc::new(store), s3.prefix.clone())
+            }
+            TargetKind::WebDav(dav) => {
+                let http = http_options(&dav.url).map_err(|detail| fail(Problem::CryptoProvider, detail))?;
+                let store = webdav::WebDav::new(dav, http).map_err(|detail| fail(Problem::Other, detail))?;
+                (Arc::new(store), dav.prefix.clone())
             }
             TargetKind::Azure(az) => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};

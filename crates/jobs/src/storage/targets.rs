@@ -13,7 +13,7 @@ use crate::archive::DEFAULT_ZSTD_LEVEL;
 use crate::secret::{Secret, read_credential};
 use crate::storage::error::StorageError;
 use crate::storage::kinds::{
-    AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, check_endpoint,
+    AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, WebDavTarget, check_endpoint,
 };
 use crate::storage::seed::{SEED_TARGET, seed_target};
 
@@ -49,6 +49,12 @@ struct RawTarget {
     sas: Option<String>,
     sas_env: Option<String>,
     sas_file: Option<PathBuf>,
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     compression_level: Option<i32>,
     retention_days: Option<u32>,
     keep_last: Option<u32>,
@@ -277,6 +283,12 @@ fn build(
         ),
         ("sas", raw.sas.is_some() || raw.sas_env.is_some() || raw.sas_file.is_some()),
     ];
+    let webdav_fields = [
+        ("url", raw.url.is_some()),
+        ("username", raw.username.is_some()),
+        ("password", raw.password.is_some() || raw.password_env.is_some() || raw.password_file.is_some()),
+        ("ca_file", raw.ca_file.is_some()),
+    ];
     let kind = match raw.kind.as_str() {
         "local" => {
             let Some(path) = raw.path else { return Err(err("path", "a local target needs a path".into())) };
@@ -288,6 +300,7 @@ fn build(
                 return Err(err("type", "endpoint, bucket and region belong to `type: s3`".into()));
             }
             foreign(&azure_fields, "azure")?;
+            foreign(&webdav_fields, "webdav")?;
             TargetKind::Local { path }
         }
         "s3" => {
@@ -295,6 +308,7 @@ fn build(
                 raw.endpoint.ok_or_else(|| err("endpoint", "an s3 target needs an endpoint URL".into()))?;
             check_endpoint(&endpoint).map_err(|d| err("endpoint", d))?;
             foreign(&azure_fields, "azure")?;
+            foreign(&webdav_fields, "webdav")?;
             let bucket = raw.bucket.ok_or_else(|| err("bucket", "an s3 target needs a bucket".into()))?;
             let access_key_id = credential(
                 "access_key_id",
@@ -322,6 +336,7 @@ fn build(
         }
         "azure" => {
             foreign(&s3_fields, "s3")?;
+            foreign(&webdav_fields, "webdav")?;
             let account = raw
                 .account
                 .ok_or_else(|| err("account", "an azure target needs its storage account".into()))?;
@@ -391,7 +406,33 @@ fn build(
                 credential,
             })
         }
-        other => return Err(err("type", format!("{other:?} is not a target type (local, s3, azure)"))),
+        "webdav" => {
+            foreign(&s3_fields, "s3")?;
+            foreign(&azure_fields, "azure")?;
+            if raw.endpoint.is_some() {
+                return Err(err("endpoint", "a webdav target names its collection with url".into()));
+            }
+            let url =
+                raw.url.ok_or_else(|| err("url", "a webdav target needs the collection's url".into()))?;
+            check_endpoint(&url).map_err(|d| err("url", d))?;
+            let username =
+                raw.username.ok_or_else(|| err("username", "a webdav target needs a username".into()))?;
+            let password =
+                credential("password", raw.password, raw.password_env, raw.password_file, "WEBDAV_PASSWORD")?;
+            if let Some(path) = &raw.ca_file {
+                crate::http::tls_config(Some(path)).map_err(|d| err("ca_file", d))?;
+            }
+            TargetKind::WebDav(WebDavTarget {
+                url: url.trim_end_matches('/').to_owned(),
+                username,
+                password,
+                ca_file: raw.ca_file,
+                prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_owned(),
+            })
+        }
+        other => {
+            return Err(err("type", format!("{other:?} is not a target type (local, s3, azure, webdav)")));
+        }
     };
     Ok(TargetSettings {
         name: name.to_owned(),

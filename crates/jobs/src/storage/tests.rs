@@ -320,3 +320,52 @@ fn an_azure_target_takes_a_key_or_a_sas_from_outside_the_file_and_says_what_is_w
         load(s3_with_container, &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")]).unwrap_err();
     assert!(err.to_string().contains("container belongs to `type: azure`"), "{err}");
 }
+
+#[test]
+fn a_webdav_target_takes_its_password_from_outside_the_file_and_says_what_is_wrong() {
+    let yaml = "storage:\n  targets:\n    nas:\n      type: webdav\n      url: https://nas.example.com/dav/\n      \
+                username: backup\n      password_env: NAS_PASSWORD\n      prefix: /swarm-a/\n";
+    let targets = load(yaml, &[("NAS_PASSWORD", "hunter22")]).unwrap();
+    let nas = targets.get("nas").unwrap();
+    let TargetKind::WebDav(dav) = &nas.kind else { panic!("not webdav: {nas:?}") };
+    assert_eq!(
+        (dav.url.as_str(), dav.username.as_str(), dav.prefix.as_str()),
+        ("https://nas.example.com/dav", "backup", "swarm-a")
+    );
+    assert_eq!(nas.kind.location(), "https://nas.example.com/dav/swarm-a");
+    assert_eq!(
+        nas.to_string(),
+        "storage target \"nas\" (webdav https://nas.example.com/dav, prefix swarm-a)"
+    );
+    assert!(!format!("{nas:?}").contains("hunter22") && targets.secrets().contains(&"hunter22".to_owned()));
+
+    let entry = |fields: &str| format!("storage:\n  targets:\n    nas:\n      type: webdav\n{fields}");
+    for (fields, vars, key, words) in [
+        ("      username: u\n", &[("WEBDAV_PASSWORD", "p")][..], "storage.targets.nas.url", "url"),
+        (
+            "      url: https://u:p@h/dav\n      username: u\n",
+            &[("WEBDAV_PASSWORD", "p")],
+            "url",
+            "credentials do not go in the URL",
+        ),
+        ("      url: ftp://h/dav\n      username: u\n", &[("WEBDAV_PASSWORD", "p")], "url", "not an http"),
+        ("      url: https://h/dav\n", &[("WEBDAV_PASSWORD", "p")], "username", "needs a username"),
+        ("      url: https://h/dav\n      username: u\n", &[], "password_env", "WEBDAV_PASSWORD is not set"),
+        ("      url: https://h/dav\n      username: u\n      password: p\n", &[], "password", "password_env"),
+        (
+            "      url: https://h/dav\n      username: u\n      ca_file: /nonexistent/ca.pem\n",
+            &[("WEBDAV_PASSWORD", "p")],
+            "ca_file",
+            "/nonexistent/ca.pem",
+        ),
+        (
+            "      url: https://h/dav\n      username: u\n      bucket: b\n",
+            &[("WEBDAV_PASSWORD", "p")],
+            "bucket",
+            "type: s3",
+        ),
+    ] {
+        let err = load(&entry(fields), vars).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(words), "{fields}: {err}");
+    }
+}
