@@ -420,62 +420,91 @@ async fn everything_in_the_swarm(s: &TestSwarm) -> String {
     text
 }
 
-/// Each remote target type, against its real peer: a backup streams there while nothing in
-/// the swarm holds a credential, and the volume comes back byte for byte.
-#[tokio::test]
-async fn a_volume_round_trips_through_each_remote_target_type_and_no_secret_reaches_the_swarm() {
+/// One remote target type (`kind`), against its real peer: a backup streams there while
+/// nothing in the swarm holds a credential, the volume comes back byte for byte, and
+/// `restore --target` picks the target.
+async fn round_trip_through(kind: &str) {
     let s = dockhand_e2e::swarm().await;
-    for kind in KINDS {
-        let peer = Remote::start(kind);
-        let (name, _guard, setup) = remote_service(&s, &peer, &format!("bk-{kind}")).await;
+    let peer = Remote::start(kind);
+    let (name, _guard, setup) = remote_service(&s, &peer, &format!("bk-{kind}")).await;
 
-        // While a backup runs, nothing in the swarm holds a credential.
-        let container = running_container(s.manager(), &name).await;
-        sh(s.manager(), &container, &tree_script(64)).await;
-        let mut child = setup.spawn(&s, &["backup", &name]);
-        let mut seen = 0;
-        while child.try_wait().unwrap().is_none() {
-            let text = everything_in_the_swarm(&s).await;
-            for secret in peer.secrets() {
-                assert!(!text.contains(&secret), "{kind}: a credential in the swarm: {text}");
-            }
-            seen += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    // While a backup runs, nothing in the swarm holds a credential.
+    let container = running_container(s.manager(), &name).await;
+    sh(s.manager(), &container, &tree_script(64)).await;
+    let mut child = setup.spawn(&s, &["backup", &name]);
+    let mut seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        let text = everything_in_the_swarm(&s).await;
+        for secret in peer.secrets() {
+            assert!(!text.contains(&secret), "{kind}: a credential in the swarm: {text}");
         }
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
-        assert!(seen > 0);
-
-        round_trip(&s, &setup, &name).await;
-        let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
-        let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(listed.as_array().unwrap().len(), 2, "{kind}: two backups: {listed}");
-        assert!(
-            listed
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
-            "{kind}: {listed}"
-        );
-        if let Remote::WebDav(dav) = &peer {
-            // Streamed uploads went through `.dockhand-partial/` and were moved out whole.
-            let files = dav.files();
-            assert!(
-                files.iter().all(|f| !f.starts_with(".dockhand-partial/")),
-                "a partial upload left: {files:?}"
-            );
-            assert!(files.iter().any(|f| f.ends_with(".tar.zst")), "{files:?}");
-        }
-        // `restore --target` picks the target, whatever the labels name: `local` holds
-        // nothing of this service, `offsite` its backups.
-        let out = setup.run(&s, &["restore", &name, "--target", "local", "--json"]);
-        let job = last_job(&out);
-        assert_ne!(out.status.code(), Some(0), "{kind}: {job}");
-        assert!(job.to_string().contains("no backup"), "{kind}: {job}");
-        let out = setup.run(&s, &["restore", &name, "--target", "offsite", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
+        seen += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+    assert!(seen > 0);
+
+    round_trip(&s, &setup, &name).await;
+    let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{kind}: two backups: {listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
+        "{kind}: {listed}"
+    );
+    if let Remote::WebDav(dav) = &peer {
+        // Streamed uploads went through `.dockhand-partial/` and were moved out whole.
+        let files = dav.files();
+        assert!(
+            files.iter().all(|f| !f.starts_with(".dockhand-partial/")),
+            "a partial upload left: {files:?}"
+        );
+        assert!(files.iter().any(|f| f.ends_with(".tar.zst")), "{files:?}");
+    }
+    // `restore --target` picks the target, whatever the labels name: `local` holds
+    // nothing of this service, `offsite` its backups.
+    let out = setup.run(&s, &["restore", &name, "--target", "local", "--json"]);
+    let job = last_job(&out);
+    assert_ne!(out.status.code(), Some(0), "{kind}: {job}");
+    assert!(job.to_string().contains("no backup"), "{kind}: {job}");
+    let out = setup.run(&s, &["restore", &name, "--target", "offsite", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
+}
+
+/// One test per remote target type, each running `body` against that type's real peer, so
+/// that the types run side by side: the table is [`KINDS`], which
+/// `every_remote_target_type_has_its_tests` keeps in step with these lists.
+macro_rules! per_remote_type {
+    ($body:ident: $($test:ident => $kind:literal),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $body($kind).await;
+            }
+        )+
+    };
+}
+
+per_remote_type! { round_trip_through:
+    a_volume_round_trips_through_s3_and_no_secret_reaches_the_swarm => "s3",
+    a_volume_round_trips_through_azure_and_no_secret_reaches_the_swarm => "azure",
+    a_volume_round_trips_through_webdav_and_no_secret_reaches_the_swarm => "webdav",
+}
+
+per_remote_type! { worker_round_trip_through:
+    a_volume_on_a_worker_round_trips_encrypted_through_s3 => "s3",
+    a_volume_on_a_worker_round_trips_encrypted_through_azure => "azure",
+    a_volume_on_a_worker_round_trips_encrypted_through_webdav => "webdav",
+}
+
+#[test]
+fn every_remote_target_type_has_its_tests() {
+    assert_eq!(KINDS, ["s3", "azure", "webdav"], "add the new type's tests to per_remote_type!");
 }
 
 /// Archives the seed's tool wrote to S3 (offen/docker-volume-backup: `<node>_<volume>_<date>.tar.gz`,
@@ -1153,10 +1182,9 @@ async fn volume_move_streams_node_to_node_and_moves_the_service() {
     assert!(networks.is_empty(), "transfer networks left: {networks:?}");
 }
 
-/// A volume on a worker, through its helper, to each remote target type and back,
+/// A volume on a worker, through its helper, to the remote target type `kind` and back,
 /// encrypted with age on the way out and decrypted with the target's identity file.
-#[tokio::test]
-async fn a_volume_on_a_worker_round_trips_encrypted_through_each_remote_target_type() {
+async fn worker_round_trip_through(kind: &str) {
     use age::secrecy::ExposeSecret;
     let s = dockhand_e2e::swarm().await;
     let _between_nodes = BETWEEN_NODES.acquire().await.unwrap();
@@ -1170,26 +1198,24 @@ async fn a_volume_on_a_worker_round_trips_encrypted_through_each_remote_target_t
         key.to_public(),
         identity.display()
     );
-    for kind in KINDS {
-        let peer = Remote::start(kind);
-        let (name, volume) = (unique_name(&format!("bk-w{kind}")), unique_name(&format!("bk-w{kind}-vol")));
-        let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
-        let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
-        let mut setup = Setup::new(&format!("{}{encryption}", peer.target_yaml("offsite", "swarm-a")));
-        setup.extra = peer.credentials();
+    let peer = Remote::start(kind);
+    let (name, volume) = (unique_name(&format!("bk-w{kind}")), unique_name(&format!("bk-w{kind}-vol")));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "offsite")];
+    let (_guard, before) = on_worker(&s, &ids[2].0, &name, &volume, &labels, 64).await;
+    let mut setup = Setup::new(&format!("{}{encryption}", peer.target_yaml("offsite", "swarm-a")));
+    setup.extra = peer.credentials();
 
-        let out = setup.run(&s, &["backup", &name, "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
-        let job = last_job(&out);
-        assert_eq!(job["steps"][1]["node"], ids[2].1.as_str());
-        assert!(job["steps"][1]["object"].as_str().unwrap().ends_with(".tar.zst.age"), "{kind}: {job}");
-        let (node, container) = task_container(&s, &name).await;
-        sh(&node, &container, "rm -rf /data/*").await;
-        let out = setup.run(&s, &["restore", &name, "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
-        let (node, container) = task_container(&s, &name).await;
-        assert_eq!(before, sh(&node, &container, LISTING).await, "{kind}: byte for byte through the peer");
-    }
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+    let job = last_job(&out);
+    assert_eq!(job["steps"][1]["node"], ids[2].1.as_str());
+    assert!(job["steps"][1]["object"].as_str().unwrap().ends_with(".tar.zst.age"), "{kind}: {job}");
+    let (node, container) = task_container(&s, &name).await;
+    sh(&node, &container, "rm -rf /data/*").await;
+    let out = setup.run(&s, &["restore", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{kind}: {}\n{}", stdout(&out), stderr(&out));
+    let (node, container) = task_container(&s, &name).await;
+    assert_eq!(before, sh(&node, &container, LISTING).await, "{kind}: byte for byte through the peer");
 }
 
 #[tokio::test]
