@@ -275,9 +275,14 @@ async fn remote_service(s: &TestSwarm, peer: &Remote, prefix: &str) -> (String, 
 
 /// Backs up, wipes, restores and compares; returns the backup job.
 async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Value {
+    round_trip_of(s, setup, name, 200).await
+}
+
+/// [`round_trip`] of a tree whose big file is `mib` MiB.
+async fn round_trip_of(s: &TestSwarm, setup: &Setup, name: &str, mib: u32) -> serde_json::Value {
     let client = s.manager();
     let container = running_container(client, name).await;
-    sh(client, &container, &tree_script(200)).await;
+    sh(client, &container, &tree_script(mib)).await;
     let before = sh(client, &container, LISTING).await;
 
     let out = setup.run(s, &["backup", name, "--json"]);
@@ -305,7 +310,8 @@ async fn round_trip(s: &TestSwarm, setup: &Setup, name: &str) -> serde_json::Val
     let container = running_container(client, name).await;
     let after = sh(client, &container, LISTING).await;
     assert_eq!(before, after, "the volume came back byte for byte");
-    assert!(before.contains("big.bin 81a4 1234:5678 209715200"), "{before}");
+    let big = format!("big.bin 81a4 1234:5678 {}", u64::from(mib) * 1024 * 1024);
+    assert!(before.contains(&big), "{before}");
     job
 }
 
@@ -445,7 +451,9 @@ async fn round_trip_through(kind: &str) {
     assert!(out.status.success(), "{kind}: {}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
     assert!(seen > 0);
 
-    round_trip(&s, &setup, &name).await;
+    // S3 keeps the 200 MiB tree it always had; Azure and WebDAV a 64 MiB one, eight 8 MiB
+    // parts: enough to stream in parts, for less of a shared CI's time.
+    round_trip_of(&s, &setup, &name, if kind == "s3" { 200 } else { 64 }).await;
     let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{kind}: two backups: {listed}");
