@@ -70,9 +70,13 @@ fn http_options(endpoint: &str) -> Result<(object_store::ClientOptions, object_s
     Ok((client, retry))
 }
 
-/// `text` with the target's credentials masked.
+/// `text` with the target's credentials masked (an empty one, which a variable set to
+/// nothing gives, masks nothing: replacing it would put `***` between every character).
 fn scrub(kind: &TargetKind, text: &str) -> String {
-    kind.secrets().iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+    kind.secrets()
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
 }
 
 impl std::fmt::Debug for Storage {

@@ -368,9 +368,7 @@ fn build(
                 }
                 None => format!("https://{account}.blob.core.windows.net"),
             };
-            let by_sas = raw.sas.is_some() || raw.sas_env.is_some() || raw.sas_file.is_some();
-            let by_key =
-                raw.access_key.is_some() || raw.access_key_env.is_some() || raw.access_key_file.is_some();
+            let [.., (_, by_key), (_, by_sas)] = azure_fields;
             let credential = if by_sas && by_key {
                 return Err(err("sas", "give the account's access key or a SAS token, not both".into()));
             } else if by_sas {

@@ -369,3 +369,18 @@ fn a_webdav_target_takes_its_password_from_outside_the_file_and_says_what_is_wro
         assert!(err.contains(key) && err.contains(words), "{fields}: {err}");
     }
 }
+
+#[test]
+fn an_empty_credential_masks_nothing() {
+    // The seed's labels can name an empty key (`backup.volume-list-upload.s3.access-key=`).
+    let kind = TargetKind::S3(crate::storage::S3Target {
+        endpoint: "http://h".into(),
+        region: "us-east-1".into(),
+        bucket: "b".into(),
+        prefix: String::new(),
+        path_style: true,
+        access_key_id: crate::Secret::new(""),
+        secret_access_key: crate::Secret::new("s3cr3t"),
+    });
+    assert_eq!(super::scrub(&kind, "refused: s3cr3t at http://h"), "refused: *** at http://h");
+}

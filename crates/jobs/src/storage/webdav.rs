@@ -43,7 +43,8 @@ pub(crate) struct WebDav {
     base_path: Arc<Path>,
 }
 
-/// What the streamed uploads need: their client, the collection's URL and the sign-in.
+/// What the streamed uploads need: their client (which carries the sign-in as a default
+/// header) and the collection's URL.
 #[derive(Debug)]
 struct Shared {
     client: reqwest::Client,
@@ -156,7 +157,8 @@ impl Shared {
         url
     }
 
-    /// Sends `method` to `url`; the answer when its status is `ok`, else the error it is.
+    /// Sends `request` (doing `what`); the answer when its status is one of `ok`, else the
+    /// error that status is, named with `what`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -218,8 +220,9 @@ impl ObjectStore for WebDav {
         self.shared.collections(location).await?;
         let (parts, queue) =
             tokio::sync::mpsc::unbounded_channel::<(PutPayload, tokio::sync::oneshot::Sender<()>)>();
-        // The body: each part's chunks in order, the part's sender told once its last chunk
-        // is taken, so that at most the parts the writer keeps in flight wait in memory.
+        // The body: each part's chunks in order. A part's future resolves when the body
+        // takes the part off the queue, so memory holds the part being sent and at most the
+        // parts the writer keeps in flight.
         let body = futures_util::stream::unfold(queue, |mut queue| async move {
             let (payload, taken) = queue.recv().await?;
             let chunks: Vec<Bytes> = payload.into_iter().collect();
