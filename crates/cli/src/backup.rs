@@ -94,6 +94,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
     let BackupsCommand::Ls { service, node, target, foreign } = cmd;
     let targets = storage_targets(global)?;
     let prefixes = dockhand_policy::LabelPrefixes::default();
+    let named = |name: &str| -> anyhow::Result<Vec<_>> { Ok(vec![targets.get(name)?.clone()]) };
     if foreign {
         if node.is_some() {
             anyhow::bail!("backups ls --foreign lists a service's archives of the seed's tool, not a node's");
@@ -101,29 +102,35 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
         let client = connect(global).await?;
         let found = client.service(&service).await.ok();
         let settings = match target {
-            Some(name) => targets.get(&name)?.clone(),
-            None => dockhand_jobs::backup::service_target(
+            Some(name) => named(&name)?,
+            None => dockhand_jobs::backup::service_targets(
                 found.as_ref(),
                 &targets,
                 &crate::context::defaults(global)?,
                 &prefixes,
             )?,
         };
-        let storage = Storage::open(&settings)?;
         let volumes = found.as_ref().map(dockhand_jobs::backup::service_volumes);
-        let objects = dockhand_jobs::backup::list_foreign(&storage, volumes.as_deref()).await?;
-        output::print(global.json, &objects, || output::backups(&objects))?;
+        let mut listed = Vec::new();
+        for settings in &settings {
+            let storage = Storage::open(settings)?;
+            let objects = dockhand_jobs::backup::list_foreign(&storage, volumes.as_deref()).await?;
+            listed.extend(
+                objects.into_iter().map(|object| output::Listed { target: settings.name.clone(), object }),
+            );
+        }
+        output::print(global.json, &listed, || output::backups(&listed))?;
         return Ok(ExitCode::SUCCESS);
     }
     let (dir, settings) = match (service.as_str(), node) {
         ("node", Some(node)) => {
-            // The node's hostname and target from the swarm, unless a target is named.
+            // The node's hostname and targets from the swarm, unless a target is named.
             let (hostname, settings) = match target {
-                Some(name) => (node, targets.get(&name)?.clone()),
+                Some(name) => (node, named(&name)?),
                 None => {
                     let client = connect(global).await?;
                     let found = client.node(&node).await?;
-                    let settings = dockhand_jobs::backup::node_target(
+                    let settings = dockhand_jobs::backup::node_targets(
                         &found,
                         &targets,
                         &crate::context::defaults(global)?,
@@ -137,12 +144,12 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
         (_, Some(extra)) => anyhow::bail!("backups ls takes SERVICE or `node NODE`, not {service} {extra}"),
         (_, None) => {
             let settings = match target {
-                Some(name) => targets.get(&name)?.clone(),
+                Some(name) => named(&name)?,
                 None => {
-                    // The target the service's labels name, when the service still exists.
+                    // The targets the service's labels name, when the service still exists.
                     let client = connect(global).await?;
                     let found = client.service(&service).await.ok();
-                    dockhand_jobs::backup::service_target(
+                    dockhand_jobs::backup::service_targets(
                         found.as_ref(),
                         &targets,
                         &crate::context::defaults(global)?,
@@ -153,8 +160,14 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
             (service, settings)
         }
     };
-    let storage = Storage::open(&settings)?;
-    let objects = dockhand_jobs::backup::list_backups(&storage, &dir).await?;
-    output::print(global.json, &objects, || output::backups(&objects))?;
+    let mut listed = Vec::new();
+    for settings in &settings {
+        let storage = Storage::open(settings)?;
+        let objects = dockhand_jobs::backup::list_backups(&storage, &dir).await?;
+        listed.extend(
+            objects.into_iter().map(|object| output::Listed { target: settings.name.clone(), object }),
+        );
+    }
+    output::print(global.json, &listed, || output::backups(&listed))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -515,6 +515,88 @@ fn every_remote_target_type_has_its_tests() {
     assert_eq!(KINDS, ["s3", "azure", "webdav"], "add the new type's tests to per_remote_type!");
 }
 
+/// `backup.target=local,offsite`: one archive streamed to both targets at once (through the
+/// channel, the real engine and a real S3 peer), a step and a manifest on each, `backups ls`
+/// showing each target's copy, and `restore --target` bringing the volume back from either.
+/// With a third target whose secret is wrong, the job fails on that one alone: the others
+/// hold complete archives, the service runs again, and the secret is printed nowhere.
+#[tokio::test]
+async fn a_backup_to_several_targets_streams_to_each_and_a_refused_one_fails_alone() {
+    let s = dockhand_e2e::swarm().await;
+    let peer = Remote::S3(S3Peer::start());
+    let broken = peer.target_yaml("broken", "swarm-b").replace("S3_SECRET", "S3_WRONG");
+    let mut setup = Setup::new(&format!("{}{broken}", peer.target_yaml("offsite", "swarm-a")));
+    setup.extra = peer.credentials();
+    setup.extra.push(("S3_WRONG".to_owned(), "not-the-secret-key".to_owned()));
+    let client = s.manager();
+
+    let (name, volume) = (unique_name("bk-multi"), unique_name("bk-multi-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "local,offsite")];
+    client.create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let container = running_container(client, &name).await;
+    sh(client, &container, &tree_script(48)).await;
+    let before = sh(client, &container, LISTING).await;
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}\n{}", stdout(&out), stderr(&out), peer.log());
+    let job = last_job(&out);
+    let uploads: Vec<&serde_json::Value> =
+        job["steps"].as_array().unwrap().iter().filter(|s| s["kind"] == "upload").collect();
+    let on: Vec<&str> = uploads.iter().map(|s| s["storage"].as_str().unwrap_or_default()).collect();
+    assert_eq!(on, ["local", "offsite"], "{job}");
+    assert!(uploads.iter().all(|s| s["status"] == "succeeded" && s["via"] == "channel"), "{job}");
+    let out = setup.run(&s, &["backups", "ls", &name, "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let targets: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|o| o["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["local", "offsite"], "{listed}");
+    assert!(listed.as_array().unwrap().iter().all(|o| o["check"] == "ok"), "{listed}");
+    let text = stdout(&setup.run(&s, &["backups", "ls", &name]));
+    assert!(text.starts_with("TARGET") && text.contains("offsite"), "{text}");
+    for target in ["offsite", "local"] {
+        let container = running_container(client, &name).await;
+        sh(client, &container, "rm -rf /data/* && chmod 0755 /data").await;
+        let out = setup.run(&s, &["restore", &name, "--target", target, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{target}: {}\n{}", stdout(&out), stderr(&out));
+        let container = running_container(client, &name).await;
+        assert_eq!(sh(client, &container, LISTING).await, before, "restored from {target}");
+    }
+
+    let (name, volume) = (unique_name("bk-multi"), unique_name("bk-multi-vol"));
+    let labels = [("dockhand.backup.stop", "true"), ("dockhand.backup.target", "local,broken,offsite")];
+    client.create_service(&backed_up(&name, &volume, &labels)).await.unwrap();
+    let _guard = ServiceGuard::new(s.manager_url(), &name);
+    let container = running_container(client, &name).await;
+    sh(client, &container, &tree_script(16)).await;
+    let out = setup.run(&s, &["backup", &name, "--json"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let job = last_job(&out);
+    assert_eq!(job["status"], "failed", "{job}");
+    let uploads: Vec<(String, String)> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "upload")
+        .map(|s| (s["storage"].as_str().unwrap().to_owned(), s["status"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [("local", "succeeded"), ("broken", "failed"), ("offsite", "succeeded")];
+    assert_eq!(uploads, expected.map(|(a, b)| (a.to_owned(), b.to_owned())), "{job}");
+    let why = job["steps"].as_array().unwrap().iter().find_map(|s| s["error"].as_str()).unwrap_or_default();
+    assert!(why.contains("storage target \"broken\"") && why.contains("credentials refused"), "{job}");
+    for said in [stdout(&out), stderr(&out)] {
+        assert!(!said.contains("not-the-secret-key") && !said.contains(SECRET_KEY), "{said}");
+    }
+    assert_eq!(replicas_and_intent(client, &name).await, (Some(1), None), "the service runs again");
+    for target in ["local", "offsite"] {
+        let out = setup.run(&s, &["backups", "ls", &name, "--target", target, "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let all = listed.as_array().unwrap();
+        assert!(all.len() == 1 && all[0]["check"] == "ok", "{target} keeps a complete archive: {listed}");
+    }
+    let out = setup.run(&s, &["backups", "ls", &name, "--target", "broken", "--json"]);
+    assert_ne!(out.status.code(), Some(0), "the broken target cannot even be listed: {}", stdout(&out));
+}
+
 /// Archives the seed's tool wrote to S3 (offen/docker-volume-backup: `<node>_<volume>_<date>.tar.gz`,
 /// the volume under `backup/<volume>/`, made here by GNU tar as the seed's container does)
 /// are listed by `backups ls --foreign` and restored with `restore --object KEY`, so a

@@ -21,12 +21,12 @@ use dockhand_policy::{BackupPolicy, Defaults, LabelPrefixes, TargetLabels, servi
 use crate::job::{Action, Job, Sink, Status, Target, failed};
 use crate::lock::LockTarget;
 use crate::runner::{JobContext, JobError, Running};
-use crate::steps::catalog::retention;
+use crate::steps::catalog::retention_on_each;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
 use crate::steps::transfer::container::Owner;
 use crate::steps::transfer::io::{EngineVolumes, VolumeIo};
-use crate::steps::volume::{Subject, locate, upload_volume};
+use crate::steps::volume::{Subject, locate, note_stored, upload_volume};
 use crate::storage::Storage;
 use crate::storage::{StorageTargets, TargetSettings};
 use crate::swarm::Connected;
@@ -34,7 +34,7 @@ use crate::swarm::Connected;
 /// What a backup of one service does: from its labels and the targets.
 struct BackupPlan<'a> {
     policy: BackupPolicy,
-    target: TargetSettings,
+    targets: Vec<TargetSettings>,
     labels: TargetLabels<'a>,
 }
 
@@ -64,11 +64,11 @@ fn plan_backup<'a>(
             view.key_for("backup.volume-list-upload")
         ));
     }
-    let target = targets.for_service(&policy).map_err(|e| format!("service {name}: {e}"))?;
-    Ok(BackupPlan { policy, target, labels: view })
+    let targets = targets.for_service(&policy).map_err(|e| format!("service {name}: {e}"))?;
+    Ok(BackupPlan { policy, targets, labels: view })
 }
 
-/// Backs up `service` (a name or ID) to the target its labels name.
+/// Backs up `service` (a name or ID) to the targets its labels name.
 pub async fn backup_service(
     ctx: &JobContext,
     service: &str,
@@ -122,7 +122,7 @@ pub(crate) async fn backup_one(
             return run.finish(Some(Status::Refused)).await;
         }
     };
-    let storage = match Storage::open(&plan.target) {
+    let storages = match plan.targets.iter().map(Storage::open).collect::<Result<Vec<_>, _>>() {
         Ok(s) => s,
         Err(e) => {
             run.push_now("storage", Status::Failed, e.to_string());
@@ -205,17 +205,15 @@ pub(crate) async fn backup_one(
         policy.upload_timeout,
         budget_source(&plan.labels, "backup.volume-list-upload.timeout"),
     );
-    let mut uploaded = Vec::new();
+    let mut uploaded = vec![Vec::new(); storages.len()];
     for found in &located {
         if ctx.cancel.is_cancelled() {
             break;
         }
         let subject = Subject::service(service, Action::BackupService);
         let stored =
-            upload_volume(&mut run, io, connected, &subject, &storage, found, now, &upload_budget).await;
-        if stored && !uploaded.contains(&found.volume) {
-            uploaded.push(found.volume.clone());
-        }
+            upload_volume(&mut run, io, connected, &subject, &storages, found, now, &upload_budget).await;
+        note_stored(&mut uploaded, &stored, &found.volume);
     }
     if let Some(guard) = stopped {
         let budget = crate::agent::protocol::Budget::new(
@@ -224,9 +222,8 @@ pub(crate) async fn backup_one(
         );
         start(&mut run, &service.id, &budget, Some(guard)).await;
     }
-    let days = policy.s3.retention_days.or(plan.target.retention_days);
-    if let Some(days) = days.filter(|_| !failed(&run.job) && !ctx.cancel.is_cancelled()) {
-        retention(&mut run, &storage, &service.spec.name, &uploaded, days, plan.target.keep_last).await;
+    if !failed(&run.job) && !ctx.cancel.is_cancelled() {
+        retention_on_each(&mut run, &storages, &service.spec.name, &uploaded, policy.s3.retention_days).await;
     }
     run.finish(None).await
 }

@@ -128,6 +128,23 @@ pub enum Status {
     Available,
 }
 
+impl Status {
+    /// Its word, as in JSON: `running`, `succeeded`, `failed`…
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
+            Self::Busy => "busy",
+            Self::Skipped => "skipped",
+            Self::Interrupted => "interrupted",
+            Self::Available => "available",
+        }
+    }
+}
+
 /// One step of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -165,6 +182,10 @@ pub struct Step {
     /// stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// The storage target an upload wrote to, by name: a backup to several
+    /// targets (`backup.target=near,far`) has an upload step per volume and target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 impl Step {
@@ -185,6 +206,7 @@ impl Step {
             object: None,
             bytes: None,
             via: None,
+            storage: None,
         }
     }
 
@@ -386,6 +408,16 @@ mod tests {
         let mut s = Step::start("x", UNIX_EPOCH);
         s.finish(status, UNIX_EPOCH + Duration::from_millis(5), None);
         s
+    }
+
+    /// A status's word is its JSON, for every status.
+    #[test]
+    fn a_status_word_is_its_json() {
+        use Status::*;
+        for status in [Running, Succeeded, Failed, Cancelled, Refused, Busy, Skipped, Interrupted, Available]
+        {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -58,12 +58,12 @@ fn target_of(node: &Node) -> Target {
     Target::Node { id: node.id.clone(), hostname: node.description.hostname.clone() }
 }
 
-/// The node's backup policy and target, or why it has none.
+/// The node's backup policy and targets, or why it has none.
 fn plan(
     ctx: &JobContext,
     node: &Node,
     targets: &StorageTargets,
-) -> Result<(BackupPolicy, TargetSettings), String> {
+) -> Result<(BackupPolicy, Vec<TargetSettings>), String> {
     let hostname = &node.description.hostname;
     let view = TargetLabels::resolve(&node.spec.labels, &ctx.prefixes);
     let (policy, diagnostics) = node_backup_policy(&node.spec.labels, &ctx.defaults, &ctx.prefixes);
@@ -113,7 +113,7 @@ async fn backup_one(
             return run.finish(Some(Status::Refused)).await;
         }
     };
-    let storage = match Storage::open(&settings) {
+    let storages = match settings.iter().map(Storage::open).collect::<Result<Vec<_>, _>>() {
         Ok(s) => s,
         Err(e) => {
             run.push_now("storage", Status::Failed, e.to_string());
@@ -181,51 +181,41 @@ async fn backup_one(
     }
     let now = SystemTime::now();
     let upload_budget = budget(ctx, node, "backup.volume-list-upload.timeout", policy.upload_timeout);
-    let mut uploaded = Vec::new();
+    let mut uploaded = vec![Vec::new(); storages.len()];
     for found in &located {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        if crate::steps::volume::upload_volume(
+        let stored = crate::steps::volume::upload_volume(
             &mut run,
             io,
             connected,
             &subject,
-            &storage,
+            &storages,
             found,
             now,
             &upload_budget,
         )
-        .await
-        {
-            uploaded.push(found.volume.clone());
-        }
-    }
-    let days = policy.s3.retention_days.or(settings.retention_days);
-    if let Some(days) = days.filter(|_| !crate::job::failed(&run.job) && !ctx.cancel.is_cancelled()) {
-        crate::steps::catalog::retention(
-            &mut run,
-            &storage,
-            &subject.dir,
-            &uploaded,
-            days,
-            settings.keep_last,
-        )
         .await;
+        crate::steps::volume::note_stored(&mut uploaded, &stored, &found.volume);
+    }
+    if !crate::job::failed(&run.job) && !ctx.cancel.is_cancelled() {
+        let days = policy.s3.retention_days;
+        crate::steps::catalog::retention_on_each(&mut run, &storages, &subject.dir, &uploaded, days).await;
     }
     run.finish(None).await
 }
 
-/// The target of `node`'s backups: the one its labels name, else `local`.
-pub fn node_target(
+/// The targets of `node`'s backups: those its labels name, else `local`.
+pub fn node_targets(
     node: &Node,
     targets: &StorageTargets,
     defaults: &dockhand_policy::Defaults,
     prefixes: &dockhand_policy::LabelPrefixes,
-) -> Result<TargetSettings, crate::storage::error::StorageError> {
+) -> Result<Vec<TargetSettings>, crate::storage::error::StorageError> {
     match node_backup_policy(&node.spec.labels, defaults, prefixes).0 {
         Some(policy) => targets.for_service(&policy),
-        None => targets.get(crate::storage::targets::DEFAULT_TARGET).cloned(),
+        None => Ok(vec![targets.get(crate::storage::targets::DEFAULT_TARGET)?.clone()]),
     }
 }
 
@@ -259,7 +249,7 @@ pub(crate) async fn restore_node_with(
         nodes.iter().map(|n| (n.id.clone(), n.description.hostname.clone())).collect();
     let mut run = Running::start(ctx, sink, Action::Restore, target_of(found));
     let storage = match options
-        .chosen_target(targets, || node_target(found, targets, &ctx.defaults, &ctx.prefixes))
+        .chosen_target(targets, || node_targets(found, targets, &ctx.defaults, &ctx.prefixes))
         .and_then(|t| Storage::open(&t))
     {
         Ok(s) => s,

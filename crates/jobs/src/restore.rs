@@ -6,7 +6,7 @@ use dockhand_policy::TargetLabels;
 use crate::job::{Action, Job, Sink, Status, Target};
 use crate::lock::LockTarget;
 use crate::runner::{JobContext, JobError, Running};
-use crate::steps::catalog::{BackupObject, RestoreOptions, own_archive, service_target};
+use crate::steps::catalog::{BackupObject, RestoreOptions, own_archive, service_targets};
 use crate::steps::lookup::resolve_volume;
 use crate::steps::lookup::{budget_source, find_service, manager};
 use crate::steps::scale::{start, stop};
@@ -44,7 +44,7 @@ pub(crate) async fn restore_with(
     let mut run = Running::start(ctx, sink, Action::Restore, target);
     let view = TargetLabels::resolve(&found.spec.labels, &ctx.prefixes);
     let chosen_target = options
-        .chosen_target(targets, || service_target(Some(&found), targets, &ctx.defaults, &ctx.prefixes));
+        .chosen_target(targets, || service_targets(Some(&found), targets, &ctx.defaults, &ctx.prefixes));
     let storage = match chosen_target.and_then(|t| Storage::open(&t)) {
         Ok(s) => s,
         Err(e) => {

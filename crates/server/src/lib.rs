@@ -549,8 +549,12 @@ const GAUGE_EVERY: Duration = Duration::from_secs(60);
 /// Sets the per-target gauges from the job store at start, then every [`GAUGE_EVERY`].
 async fn refresh_gauges(app: Arc<App>) {
     loop {
-        match dockhand_jobs::store::newest(app.dispatcher.store().as_ref(), GAUGE_WINDOW).await {
-            Ok(jobs) => app.metrics.refresh(&jobs),
+        let mut refresh = app.metrics.refreshing();
+        let store = app.dispatcher.store();
+        match dockhand_jobs::store::newest_by_page(store.as_ref(), GAUGE_WINDOW, |page| refresh.newer(page))
+            .await
+        {
+            Ok(()) => refresh.finish(),
             Err(e) => tracing::warn!(error = %e, "cannot read the job store for the metrics"),
         }
         tokio::time::sleep(GAUGE_EVERY).await;

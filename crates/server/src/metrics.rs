@@ -7,12 +7,12 @@
 //! each job this replica ends. A target whose jobs left the store's newest window loses its
 //! series, so the label sets stay bounded. `deploy/alerts.yml` alerts on them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use dockhand_jobs::store::JobSummary;
-use dockhand_jobs::{Action, Job, Status};
+use dockhand_jobs::{Action, Job};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,14 +32,6 @@ struct JobLabels {
 struct TargetLabels {
     action: String,
     target: String,
-}
-
-/// A target's last result.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    action: String,
-    target: String,
-    result: String,
 }
 
 /// A gauge of seconds or bytes, as a float.
@@ -96,18 +88,16 @@ pub struct Metrics {
     per_target: PerTarget,
 }
 
-/// The gauges per target and action, and what they were last set from.
+mod targets;
+
+pub(crate) use targets::Refresh;
+use targets::TargetGauges;
+
+/// The gauges per target and action: [`TargetGauges`], and the scheduler's intervals.
 #[derive(Debug, Default)]
 struct PerTarget {
-    last_success: Family<TargetLabels, FloatGauge>,
-    last_run: Family<TargetLabels, FloatGauge>,
-    last_result: Family<ResultLabels, Gauge>,
-    consecutive_failures: Family<TargetLabels, Gauge>,
-    backup_bytes: Family<TargetLabels, FloatGauge>,
+    gauges: std::sync::Arc<TargetGauges>,
     schedule_interval: Family<TargetLabels, FloatGauge>,
-    /// Each target's last result, and when its newest job started (a job already counted
-    /// is not counted again).
-    seen: Mutex<HashMap<TargetLabels, (String, u64)>>,
 }
 
 impl Default for Metrics {
@@ -162,31 +152,7 @@ impl Default for Metrics {
             registry_requests.clone(),
         );
         let per_target = PerTarget::default();
-        registry.register(
-            "last_success_timestamp_seconds",
-            "When the target's last successful job of the action ended (Unix time)",
-            per_target.last_success.clone(),
-        );
-        registry.register(
-            "last_run_timestamp_seconds",
-            "When the target's last job of the action that ran ended (Unix time)",
-            per_target.last_run.clone(),
-        );
-        registry.register(
-            "last_result",
-            "The target's last job of the action: 1 for its result (succeeded, failed, cancelled, refused, busy, skipped, interrupted, available)",
-            per_target.last_result.clone(),
-        );
-        registry.register(
-            "consecutive_failures",
-            "The target's jobs of the action that failed in a row, up to its last one",
-            per_target.consecutive_failures.clone(),
-        );
-        registry.register(
-            "backup_bytes",
-            "The size of the target's last successful backup, in bytes",
-            per_target.backup_bytes.clone(),
-        );
+        registry.register_collector(Box::new(std::sync::Arc::clone(&per_target.gauges)));
         registry.register(
             "schedule_interval_seconds",
             "The time between two scheduled runs of the action on the target (cron's targets only)",
@@ -215,7 +181,9 @@ impl Metrics {
     /// sets its target's gauges.
     pub fn job_finished(&self, job: &Job) {
         let action = job.action.as_str().to_owned();
-        self.jobs.get_or_create(&JobLabels { action: action.clone(), status: word(job.status) }).inc();
+        self.jobs
+            .get_or_create(&JobLabels { action: action.clone(), status: job.status.as_str().to_owned() })
+            .inc();
         if let Some(ended) = job.ended_ms {
             let seconds = ended.saturating_sub(job.started_ms) as f64 / 1000.0;
             let labels = TargetLabels { action, target: job.target.describe() };
@@ -223,7 +191,7 @@ impl Metrics {
         }
         let summary = JobSummary::of(job);
         self.uploaded_bytes.inc_by(summary.uploaded());
-        self.per_target.track(&summary);
+        self.per_target.gauges.track(&summary);
         let pending = job
             .steps
             .iter()
@@ -300,12 +268,15 @@ impl Metrics {
     /// Sets every target's gauges from `jobs` (the store's newest, newest first), and drops
     /// the series of targets none of them names.
     pub fn refresh(&self, jobs: &[JobSummary]) {
-        let present: BTreeSet<TargetLabels> =
-            jobs.iter().filter(|j| j.ended_ms.is_some()).map(labels_of).collect();
-        self.per_target.forget_all_but(&present);
-        for job in jobs.iter().rev() {
-            self.per_target.track(job);
-        }
+        let mut refresh = self.refreshing();
+        refresh.newer(jobs);
+        refresh.finish();
+    }
+
+    /// A refresh that takes the store's newest jobs in a page at a time: a window of
+    /// thousands of jobs is never held at once.
+    pub fn refreshing(&self) -> Refresh<'_> {
+        self.per_target.gauges.refreshing()
     }
 
     /// The text format.
@@ -318,88 +289,11 @@ impl Metrics {
     }
 }
 
-/// A job's status as its label value (`succeeded`, `failed`…).
-fn word(status: Status) -> String {
-    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-fn labels_of(job: &JobSummary) -> TargetLabels {
-    TargetLabels { action: job.action.as_str().to_owned(), target: job.target.describe() }
-}
-
-impl PerTarget {
-    /// Sets the gauges of `job`'s target and action from it, unless a newer job of theirs
-    /// was counted already (a refresh meets jobs this replica counted as they ended).
-    fn track(&self, job: &JobSummary) {
-        let Some(ended) = job.ended_ms else { return };
-        let labels = labels_of(job);
-        let result = word(job.status);
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let previous = seen.get(&labels).cloned();
-        if previous.as_ref().is_some_and(|(_, started)| *started >= job.started_ms) {
-            return;
-        }
-        let seconds = ended as f64 / 1000.0;
-        if let Some((before, _)) = previous.filter(|(before, _)| *before != result) {
-            let old =
-                ResultLabels { action: labels.action.clone(), target: labels.target.clone(), result: before };
-            self.last_result.remove(&old);
-        }
-        let now = ResultLabels {
-            action: labels.action.clone(),
-            target: labels.target.clone(),
-            result: result.clone(),
-        };
-        self.last_result.get_or_create(&now).set(1);
-        let ran = matches!(
-            job.status,
-            Status::Succeeded | Status::Failed | Status::Cancelled | Status::Interrupted
-        );
-        if ran {
-            self.last_run.get_or_create(&labels).set(seconds);
-        }
-        let failures = self.consecutive_failures.get_or_create(&labels);
-        match job.status {
-            Status::Succeeded => {
-                self.last_success.get_or_create(&labels).set(seconds);
-                failures.set(0);
-                let bytes = job.uploaded();
-                if bytes > 0 {
-                    self.backup_bytes.get_or_create(&labels).set(bytes as f64);
-                }
-            }
-            Status::Failed | Status::Interrupted => {
-                failures.inc();
-            }
-            _ => {}
-        }
-        drop(failures);
-        seen.insert(labels, (result, job.started_ms));
-    }
-
-    /// Drops the series of every target and action not in `present`.
-    fn forget_all_but(&self, present: &BTreeSet<TargetLabels>) {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let gone: Vec<TargetLabels> = seen.keys().filter(|k| !present.contains(*k)).cloned().collect();
-        for labels in gone {
-            if let Some((result, _)) = seen.remove(&labels) {
-                let old =
-                    ResultLabels { action: labels.action.clone(), target: labels.target.clone(), result };
-                self.last_result.remove(&old);
-            }
-            for family in [&self.last_success, &self.last_run, &self.backup_bytes] {
-                family.remove(&labels);
-            }
-            self.consecutive_failures.remove(&labels);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use dockhand_jobs::{Step, Target, Trigger};
+    use dockhand_jobs::{Status, Step, Target, Trigger};
 
     use super::*;
 
@@ -496,6 +390,54 @@ mod tests {
             Some("2"),
             "{text}"
         );
+    }
+
+    /// The gauges a refresh sets from the store, read all at once or a page at a time, are
+    /// those the same jobs set as they ended one by one.
+    #[test]
+    fn a_refresh_page_by_page_sets_what_the_jobs_set_as_they_ended() {
+        let statuses = [Status::Failed, Status::Succeeded, Status::Busy, Status::Interrupted, Status::Failed];
+        let mut jobs = Vec::new();
+        for (i, status) in statuses.iter().cycle().take(23).enumerate() {
+            let (action, name) = [(Action::BackupService, "db"), (Action::CleanService, "web")][i % 2];
+            let bytes = if *status == Status::Succeeded { 1000 + i as u64 } else { 0 };
+            jobs.push(job(action, name, 100 + 10 * i as u64, *status, bytes));
+        }
+        let per_target = |metrics: &Metrics| -> Vec<String> {
+            let gauges = ["last_success", "last_run", "last_result", "consecutive_failures", "backup_bytes"];
+            let text = metrics.encode();
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|l| gauges.iter().any(|g| l.starts_with(&format!("dockhand_{g}"))))
+                .map(str::to_owned)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let ended = Metrics::default();
+        for job in &jobs {
+            ended.job_finished(job);
+        }
+        let newest_first: Vec<JobSummary> = jobs.iter().rev().map(JobSummary::of).collect();
+        let at_once = Metrics::default();
+        at_once.refresh(&newest_first);
+        let by_page = Metrics::default();
+        let mut refresh = by_page.refreshing();
+        for page in newest_first.chunks(4) {
+            refresh.newer(page);
+        }
+        refresh.finish();
+        let expected = per_target(&ended);
+        assert_eq!(expected.len(), 9, "{expected:#?}");
+        assert_eq!(per_target(&at_once), expected);
+        assert_eq!(per_target(&by_page), expected);
+        // Half of them counted as they ended, then a refresh over all: nothing twice.
+        let both = Metrics::default();
+        for job in &jobs[..11] {
+            both.job_finished(job);
+        }
+        both.refresh(&newest_first);
+        assert_eq!(per_target(&both), expected);
     }
 
     /// A service watch mode no longer looks at loses its `update_available` series when the

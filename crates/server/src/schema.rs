@@ -115,6 +115,10 @@ pub(crate) struct StepSchema {
     /// How the archive's bytes travelled (`channel`, `exec`, `network`).
     #[schema(required = false)]
     via: Option<String>,
+    /// The storage target an upload wrote to, by name (a backup to several
+    /// targets has an upload step per volume and target).
+    #[schema(required = false)]
+    storage: Option<String>,
 }
 
 #[cfg(test)]
@@ -135,6 +139,7 @@ mod tests {
         step.object = Some("web/node1_data_20261128T083803Z.tar.zst".into());
         step.bytes = Some(10);
         step.via = Some("channel".into());
+        step.storage = Some("offsite".into());
         step.finish(Status::Succeeded, now, None);
         job.steps.push(step);
         job.scheduled_at = Some("2026-11-28T08:38:00Z".into());

@@ -176,17 +176,33 @@ pub(crate) fn exit_code(jobs: &[dockhand_jobs::Job]) -> std::process::ExitCode {
     std::process::ExitCode::from(code)
 }
 
-/// Backups on a target: key, node, volume, time, size, manifest check.
-pub(crate) fn backups(objects: &[dockhand_jobs::backup::BackupObject]) -> String {
-    let rows = objects
+/// An archive, and the target it is on (`backups ls` lists each target the labels name).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Listed {
+    pub(crate) target: String,
+    #[serde(flatten)]
+    pub(crate) object: dockhand_jobs::backup::BackupObject,
+}
+
+/// Backups on their targets: target, volume, node, time, size, manifest check, key.
+pub(crate) fn backups(listed: &[Listed]) -> String {
+    let rows = listed
         .iter()
-        .map(|o| {
+        .map(|Listed { target, object: o }| {
             let time = dockhand_jobs::backup::parse_key_timestamp(&o.timestamp)
                 .map_or_else(|| o.timestamp.clone(), |t| humantime::format_rfc3339_seconds(t).to_string());
-            [o.volume.clone(), o.node.clone(), time, bytes(o.size), o.check.clone(), o.key.clone()]
+            [
+                target.clone(),
+                o.volume.clone(),
+                o.node.clone(),
+                time,
+                bytes(o.size),
+                o.check.clone(),
+                o.key.clone(),
+            ]
         })
         .collect();
-    columns(["VOLUME", "NODE", "TIME", "SIZE", "CHECK", "OBJECT"], rows)
+    columns(["TARGET", "VOLUME", "NODE", "TIME", "SIZE", "CHECK", "OBJECT"], rows)
 }
 
 /// Storage targets: name, kind, location, notes.

@@ -163,3 +163,68 @@ async fn failures_before_the_upload_stop_nothing_or_undo_the_stop() {
     assert!(!swarm.log().iter().any(|w| w.starts_with("update_service")), "{:?}", swarm.log());
     assert_running(&swarm, &id, 2);
 }
+
+/// `backup.target=near,far`: the archive goes to both, with an upload step and a manifest
+/// on each. When one of them cannot be written, the job fails and the other keeps its
+/// complete archive; retention does not run; the service is started again.
+#[tokio::test(start_paused = true)]
+async fn a_backup_to_several_targets_writes_each_and_one_failing_keeps_the_others() {
+    let mut labels = LABELS.to_vec();
+    labels.extend([
+        ("dockhand.backup.target", "near, far"),
+        ("dockhand.backup.volume-list-upload.s3.retention-days", "7"),
+    ]);
+    let (swarm, id, volumes, _, dir) = setup(&labels);
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    let targets =
+        crate::storage::targets::locals(&dir.path().join("backups"), &[("near", &near), ("far", &far)]);
+    let job = backup(&context(&swarm), &volumes, &targets).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    let uploads: Vec<_> = job.steps.iter().filter(|s| s.kind == "upload").collect();
+    let named: Vec<_> = uploads.iter().map(|s| s.storage.as_deref()).collect();
+    assert_eq!(named, [Some("near"), Some("far")], "{job:?}");
+    assert_eq!(job.steps.iter().filter(|s| s.kind == "retention").count(), 2, "{job:?}");
+    for place in [&near, &far] {
+        let files = stored(place);
+        assert_eq!(files.len(), 2, "an archive and its manifest on each target: {files:?}");
+    }
+    assert_eq!(uploads[0].object, uploads[1].object, "the same name on each");
+
+    // The service's directory on `far` becomes a file: nothing can be written under it;
+    // `near` still gets the whole archive.
+    std::fs::remove_dir_all(far.join("db")).unwrap();
+    std::fs::write(far.join("db"), b"not a directory").unwrap();
+    let job = backup(&context(&swarm), &volumes, &targets).await;
+    assert_eq!(job.status, Status::Failed, "{job:?}");
+    let uploads: Vec<_> = job.steps.iter().filter(|s| s.kind == "upload").collect();
+    assert_eq!(uploads.len(), 2, "{job:?}");
+    assert_eq!((uploads[0].status, uploads[1].status), (Status::Succeeded, Status::Failed), "{job:?}");
+    let why = uploads[1].error.as_deref().unwrap_or_default();
+    assert!(why.contains("far") && why.contains("volume data"), "{why}");
+    let files = stored(&near);
+    let manifest = files.iter().find(|f| f.ends_with(crate::steps::catalog::MANIFEST_SUFFIX)).unwrap();
+    let manifest = std::fs::read_to_string(near.join(manifest)).unwrap();
+    assert!(manifest.contains(&job.id), "near has this job's complete archive: {manifest}");
+    assert!(job.steps.iter().all(|s| s.kind != "retention"), "no retention after a failure: {job:?}");
+    assert_running(&swarm, &id, 2);
+}
+
+/// A `backup.target` list that names a target twice, or has an empty name, refuses the
+/// backup with the label's value; an unknown name lists the configured ones.
+#[tokio::test(start_paused = true)]
+async fn a_target_list_names_each_target_once() {
+    for (list, says) in [
+        ("local,local", "\"local\" is named twice"),
+        ("local,,local", "a name is empty"),
+        ("local,nowhere", "no such target"),
+    ] {
+        let mut labels = LABELS.to_vec();
+        labels.push(("dockhand.backup.target", list));
+        let (swarm, _, volumes, targets, _dir) = setup(&labels);
+        let job = backup(&context(&swarm), &volumes, &targets).await;
+        assert_eq!(job.status, Status::Refused, "{list}: {job:?}");
+        let why = job.steps[0].error.as_deref().unwrap_or_default();
+        assert!(why.contains(says) && why.contains("service db"), "{list}: {why}");
+        assert!(swarm.config_list().is_empty(), "nothing was locked");
+    }
+}

@@ -308,14 +308,18 @@ impl RestoreOptions {
     }
 
     /// The target `options` names, else `labelled` (the one the labels name).
+    /// The target named by `--target`, else the first of those the labels name.
     pub(crate) fn chosen_target(
         &self,
         targets: &StorageTargets,
-        labelled: impl FnOnce() -> Result<TargetSettings, crate::storage::error::StorageError>,
+        labelled: impl FnOnce() -> Result<Vec<TargetSettings>, crate::storage::error::StorageError>,
     ) -> Result<TargetSettings, crate::storage::error::StorageError> {
         match &self.target {
             Some(name) => targets.get(name).cloned(),
-            None => labelled(),
+            None => labelled()?.into_iter().next().ok_or_else(|| crate::storage::error::StorageError::List {
+                list: String::new(),
+                problem: "names no target".to_owned(),
+            }),
         }
     }
 
@@ -447,6 +451,24 @@ pub(crate) fn manifest_names(object: &BackupObject, owner: &str) -> Result<(), S
     Ok(())
 }
 
+/// Retention on each target of a backup that did not fail: `uploaded` holds, per target in
+/// `storages`' order, the volumes stored there; the days are `labelled` (the seed's
+/// `s3.retention-days`), else the target's own.
+pub(crate) async fn retention_on_each(
+    run: &mut Running<'_>,
+    storages: &[Storage],
+    dir: &str,
+    uploaded: &[Vec<String>],
+    labelled: Option<u32>,
+) {
+    for (storage, volumes) in storages.iter().zip(uploaded) {
+        let target = storage.settings();
+        if let Some(days) = labelled.or(target.retention_days) {
+            retention(run, storage, dir, volumes, days, target.keep_last).await;
+        }
+    }
+}
+
 /// Deletes the expired archives (and manifests) of the volumes just uploaded, under `service`
 /// (a service's name, or a node's [`node_dir`]).
 pub(crate) async fn retention(
@@ -508,19 +530,19 @@ pub fn parse_key_timestamp(ts: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(&rfc).ok()
 }
 
-/// The storage target of `service`'s backups: the one its labels name (or the seed's), else
+/// The storage targets of `service`'s backups: those its labels name (or the seed's), else
 /// `local`, as for a service that does not exist any more.
-pub fn service_target(
+pub fn service_targets(
     service: Option<&Service>,
     targets: &StorageTargets,
     defaults: &dockhand_policy::Defaults,
     prefixes: &dockhand_policy::LabelPrefixes,
-) -> Result<TargetSettings, crate::storage::error::StorageError> {
+) -> Result<Vec<TargetSettings>, crate::storage::error::StorageError> {
     let policy =
         service.and_then(|s| service_policy(&s.spec.labels, s.spec.is_global(), defaults, prefixes).0.backup);
     match policy {
         Some(backup) => targets.for_service(&backup),
-        None => targets.get(crate::storage::targets::DEFAULT_TARGET).cloned(),
+        None => Ok(vec![targets.get(crate::storage::targets::DEFAULT_TARGET)?.clone()]),
     }
 }
 

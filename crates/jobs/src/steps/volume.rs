@@ -17,6 +17,7 @@ use crate::steps::catalog::{
 use crate::steps::lookup::resolve_volume;
 use crate::steps::transfer::container::Owner;
 use crate::steps::transfer::io::{Place, VolumeIo};
+use crate::steps::transfer::upload::Destination;
 use crate::storage::Storage;
 use crate::swarm::Connected;
 
@@ -131,97 +132,140 @@ impl Subject {
     }
 }
 
-/// Uploads one volume; the step says how it went. True when it was stored.
+/// Uploads one volume to every target in `storages` at once (archived once); a step per
+/// target says how it went. For each target, true when the volume was stored there.
 #[allow(clippy::too_many_arguments)] // What a step needs: the job, the bytes' way, whose, where to, which, when, how long.
 pub(crate) async fn upload_volume(
     run: &mut Running<'_>,
     io: &dyn VolumeIo,
     connected: &Connected,
     subject: &Subject,
-    storage: &Storage,
+    storages: &[Storage],
     found: &Located,
     at: SystemTime,
     budget: &crate::agent::protocol::Budget,
-) -> bool {
+) -> Vec<bool> {
     let ctx = run.ctx;
-    let wanted = &found.volume;
-    let mut step = Step::start("upload", SystemTime::now());
-    step.node = Some(found.node_name.clone());
-    run.started(&step);
-    let mut via = None;
-    let result = async {
-        let Located { volume, matched, node_id: holder, node_name } = found;
-        let (volume, matched, node_name) = (volume.clone(), matched.clone(), node_name.clone());
-        let encrypted_to = storage.settings().recipients.clone();
-        let key = archive_key(&subject.dir, &node_name, &volume, at, !encrypted_to.is_empty());
-        let full = storage.key(&key);
-        let owner =
-            Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
-        let progress = |t: crate::steps::transfer::upload::Transfer| {
-            run.progress(format!("upload {volume}: {}", t.describe()));
-        };
-        let level = storage.settings().zstd_level;
-        let out_of_time = format!(
-            "the upload ran out of its {} ({}); nothing was stored",
-            dockhand_policy::format_go_duration(budget.timeout),
-            budget.source
-        );
-        let place =
-            Place { ctx, owner, connected: &connected.node_id, node_id: holder, node_name: &node_name };
-        let uploaded = io
-            .upload(&place, &volume, storage, &full, level, (budget.timeout, out_of_time), &progress)
-            .await?;
-        via = Some(uploaded.via.to_owned());
-        let job = run.job.id.clone();
-        let manifest = Manifest {
-            format: 1,
-            service: subject.name.clone(),
-            image: subject.image.clone(),
-            node: node_name.clone(),
-            volume: volume.clone(),
-            created: humantime::format_rfc3339_seconds(at).to_string(),
-            bytes: uploaded.bytes,
-            sha256: uploaded.sha256.clone(),
-            compression: "zstd".to_owned(),
-            level,
-            entries: uploaded.stats.entries,
-            content_bytes: uploaded.stats.bytes,
-            encrypted_to,
-            dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
-            job,
-        };
-        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        let manifest_key = storage.key(&format!("{key}{MANIFEST_SUFFIX}"));
-        if let Err(e) = storage.store().put(&manifest_key, body.into()).await {
-            let _ = storage.delete(&full).await;
-            return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
-        }
-        for written in [&full, &manifest_key] {
-            storage.make_private(written).map_err(|e| e.to_string())?;
-        }
-        let warnings = uploaded.stats.warnings.join("\n");
-        Ok((volume, key, uploaded.bytes, matched, warnings, node_name))
+    let Located { volume, matched, node_id: holder, node_name } = found;
+    let mut steps: Vec<Step> = storages
+        .iter()
+        .map(|storage| {
+            let mut step = Step::start("upload", SystemTime::now());
+            step.node = Some(node_name.clone());
+            step.storage = Some(storage.settings().name.clone());
+            step
+        })
+        .collect();
+    for step in &steps {
+        run.started(step);
     }
-    .await;
-    step.via = via;
-    match result {
-        Ok((_, key, bytes, matched, warnings, node)) => {
-            step.node = Some(node);
-            step.finish(Status::Succeeded, SystemTime::now(), None);
-            step.object = Some(key);
-            step.bytes = Some(bytes);
-            step.output_tail =
-                Some(if warnings.is_empty() { matched } else { format!("{matched}\n{warnings}") });
-            run.push(step);
-            true
+    let keys: Vec<String> = storages
+        .iter()
+        .map(|s| archive_key(&subject.dir, node_name, volume, at, !s.settings().recipients.is_empty()))
+        .collect();
+    let to: Vec<Destination<'_>> = storages
+        .iter()
+        .zip(&keys)
+        .map(|(storage, key)| Destination { storage, key: storage.key(key) })
+        .collect();
+    let owner = Owner { job: &run.job.id, target: &subject.lock.label(), action: subject.action.as_str() };
+    let progress = |t: crate::steps::transfer::upload::Transfer| {
+        run.progress(format!("upload {volume}: {}", t.describe()));
+    };
+    let level = storages.first().map_or(crate::archive::DEFAULT_ZSTD_LEVEL, |s| s.settings().zstd_level);
+    let out_of_time = format!(
+        "the upload ran out of its {} ({}); nothing was stored",
+        dockhand_policy::format_go_duration(budget.timeout),
+        budget.source
+    );
+    let place = Place { ctx, owner, connected: &connected.node_id, node_id: holder, node_name };
+    let uploaded = io.upload(&place, volume, &to, level, (budget.timeout, out_of_time), &progress).await;
+    let results: Vec<Result<(u64, Vec<String>), String>> = match &uploaded {
+        Err(e) => vec![Err(e.clone()); to.len()],
+        Ok(uploaded) => {
+            let mut results = Vec::new();
+            for (stored, d) in uploaded.stored.iter().zip(&to) {
+                results.push(match stored {
+                    Ok(stored) => {
+                        let manifest = Manifest {
+                            format: 1,
+                            service: subject.name.clone(),
+                            image: subject.image.clone(),
+                            node: node_name.clone(),
+                            volume: volume.clone(),
+                            created: humantime::format_rfc3339_seconds(at).to_string(),
+                            bytes: stored.bytes,
+                            sha256: stored.sha256.clone(),
+                            compression: "zstd".to_owned(),
+                            level,
+                            entries: uploaded.stats.entries,
+                            content_bytes: uploaded.stats.bytes,
+                            encrypted_to: d.storage.settings().recipients.clone(),
+                            dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
+                            job: run.job.id.clone(),
+                        };
+                        write_manifest(d, &keys[results.len()], &manifest)
+                            .await
+                            .map(|()| (stored.bytes, uploaded.stats.warnings.clone()))
+                    }
+                    Err(e) => Err(e.clone()),
+                });
+            }
+            results
         }
-        Err(e) => {
-            let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
-            step.finish(status, SystemTime::now(), Some(format!("volume {wanted}: {e}")));
-            run.push(step);
-            false
+    };
+    let via = uploaded.as_ref().ok().map(|u| u.via.to_owned());
+    let mut stored = Vec::new();
+    for ((mut step, result), key) in steps.drain(..).zip(results).zip(keys) {
+        step.via = via.clone();
+        match result {
+            Ok((bytes, warnings)) => {
+                step.finish(Status::Succeeded, SystemTime::now(), None);
+                step.object = Some(key);
+                step.bytes = Some(bytes);
+                let warnings = warnings.join("\n");
+                step.output_tail = Some(if warnings.is_empty() {
+                    matched.clone()
+                } else {
+                    format!("{matched}\n{warnings}")
+                });
+                stored.push(true);
+            }
+            Err(e) => {
+                let status = if ctx.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+                step.finish(status, SystemTime::now(), Some(format!("volume {volume}: {e}")));
+                stored.push(false);
+            }
+        }
+        run.push(step);
+    }
+    stored
+}
+
+/// Notes `volume` as stored on each target `stored` says it was (once per target).
+pub(crate) fn note_stored(uploaded: &mut [Vec<String>], stored: &[bool], volume: &str) {
+    for (list, _) in uploaded.iter_mut().zip(stored).filter(|(_, ok)| **ok) {
+        if !list.iter().any(|v| v == volume) {
+            list.push(volume.to_owned());
         }
     }
+}
+
+/// Writes `manifest` beside the archive of `d` (`relative` to its target's prefix), and
+/// makes both private; on failure the archive is deleted (an archive without its manifest is
+/// not a backup).
+async fn write_manifest(d: &Destination<'_>, relative: &str, manifest: &Manifest) -> Result<(), String> {
+    let Destination { storage, key } = d;
+    let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    let manifest_key = storage.key(&format!("{relative}{MANIFEST_SUFFIX}"));
+    if let Err(e) = storage.store().put(&manifest_key, body.into()).await {
+        let _ = storage.delete(key).await;
+        return Err(storage.error(format!("write {manifest_key}"), &e).to_string());
+    }
+    for written in [key, &manifest_key] {
+        storage.make_private(written).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Only the `local` driver keeps a volume's data on its node's disk.

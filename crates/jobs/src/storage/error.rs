@@ -17,6 +17,14 @@ pub enum StorageError {
         /// The names there are.
         known: Vec<String>,
     },
+    /// A list of targets (`backup.target=near,far`) that names none, or one twice.
+    #[error("backup.target {list:?}: {problem}")]
+    List {
+        /// The label's value.
+        list: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The target is configured, but its entry is wrong.
     #[error("storage target {name:?} cannot be used: {problem}")]
     Broken {

@@ -158,12 +158,14 @@ impl StorageTargets {
         self.targets.values()
     }
 
-    /// The target a service's backup goes to: `backup.target`; else, when the service has
-    /// seed `s3.{url,bucket,access-key,secret-key}` labels or the seed's variables are set,
-    /// `swarm-utils` (labels over variables); else `local`.
-    pub fn for_service(&self, policy: &BackupPolicy) -> Result<TargetSettings, StorageError> {
-        if let Some(name) = &policy.target {
-            return self.get(name).cloned();
+    /// The targets a service's backup goes to: those `backup.target` names (one, or several
+    /// separated by commas: `near,far`, each archive written to each); else, when the service
+    /// has seed `s3.{url,bucket,access-key,secret-key}` labels or the seed's variables are
+    /// set, `swarm-utils` (labels over variables); else `local`.
+    pub fn for_service(&self, policy: &BackupPolicy) -> Result<Vec<TargetSettings>, StorageError> {
+        if let Some(list) = &policy.target {
+            let names = target_names(list)?;
+            return names.into_iter().map(|name| self.get(name).cloned()).collect();
         }
         let s3 = &policy.s3;
         // `s3.retention-days` and `s3.https` alone do not name a place: they apply to
@@ -171,10 +173,27 @@ impl StorageTargets {
         let labelled =
             s3.url.is_some() || s3.bucket.is_some() || s3.access_key.is_some() || s3.secret_key.is_some();
         if labelled {
-            return Ok(seed_target(&self.env, s3)?);
+            return Ok(vec![seed_target(&self.env, s3)?]);
         }
-        self.get(if self.targets.contains_key(SEED_TARGET) { SEED_TARGET } else { DEFAULT_TARGET }).cloned()
+        let name = if self.targets.contains_key(SEED_TARGET) { SEED_TARGET } else { DEFAULT_TARGET };
+        Ok(vec![self.get(name)?.clone()])
     }
+}
+
+/// The names of a `backup.target` list, in order: not empty, none twice.
+pub(crate) fn target_names(list: &str) -> Result<Vec<&str>, StorageError> {
+    let problem = |problem: String| StorageError::List { list: list.to_owned(), problem };
+    let mut names: Vec<&str> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(problem("a name is empty (names are separated by single commas)".to_owned()));
+        }
+        if names.contains(&name) {
+            return Err(problem(format!("{name:?} is named twice")));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// The CLI's `local` directory: `$XDG_DATA_HOME/dockhand/backups` (default
@@ -453,6 +472,19 @@ fn valid_container(name: &str) -> bool {
         && ends(name.chars().next())
         && ends(name.chars().last())
         && !name.contains("--")
+}
+
+/// `local` writing under `dir`, and a local target for each of `more` (name, directory):
+/// the configuration of a test.
+#[cfg(test)]
+pub(crate) fn locals(dir: &Path, more: &[(&str, &Path)]) -> StorageTargets {
+    let mut yaml = String::from("storage:\n  targets:\n");
+    for (name, path) in more {
+        yaml.push_str(&format!("    {name}:\n      type: local\n      path: {}\n", path.display()));
+    }
+    let file = ConfigFile::parse(&yaml, false).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    let env = Environment::from_vars::<&str, &str>([]);
+    StorageTargets::load(&file, &env, dir.to_owned()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The built-in targets alone, `local` writing under `dir`: the configuration of a test.

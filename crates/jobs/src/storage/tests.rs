@@ -33,7 +33,7 @@ fn local_is_the_embedded_default() {
     let targets = load("{}", &[]).unwrap();
     let local = targets.get("local").unwrap();
     assert_eq!(local.kind, TargetKind::Local { path: "/data/backups".into() });
-    assert_eq!(targets.for_service(&policy(None)).unwrap().name, "local");
+    assert_eq!(targets.for_service(&policy(None)).unwrap().remove(0).name, "local");
 }
 
 fn policy(target: Option<&str>) -> BackupPolicy {
@@ -63,7 +63,7 @@ fn s3_credentials_come_from_files_or_variables_never_the_file() {
     assert_eq!(s3.secret_access_key.expose(), "s3cr3t");
     assert_eq!(s3.prefix, "swarm-a");
     assert!(!format!("{offsite:?}").contains("s3cr3t"), "a secret printed: {offsite:?}");
-    assert_eq!(targets.for_service(&policy(Some("offsite"))).unwrap().name, "offsite");
+    assert_eq!(targets.for_service(&policy(Some("offsite"))).unwrap().remove(0).name, "offsite");
 
     let literal = "storage:\n  targets:\n    x:\n      type: s3\n      endpoint: http://h\n      bucket: b\n      \
                    secret_access_key: hunter2\n";
@@ -120,7 +120,7 @@ fn the_seed_variables_and_labels_form_a_target() {
         ("SWARM_UTILS_S3_RETENTION_DAYS", "5"),
     ];
     let targets = load("{}", &vars).unwrap();
-    let seed = targets.for_service(&policy(None)).unwrap();
+    let seed = targets.for_service(&policy(None)).unwrap().remove(0);
     assert_eq!(seed.name, SEED_TARGET);
     assert_eq!(seed.retention_days, Some(5));
     let TargetKind::S3(s3) = &seed.kind else { panic!("not s3") };
@@ -138,12 +138,12 @@ fn the_seed_variables_and_labels_form_a_target() {
     labels.insert("swarm-utils.backup.volume-list-upload.s3.access-key".to_owned(), "AK2".to_owned());
     labels.insert("swarm-utils.backup.volume-list-upload.s3.secret-key".to_owned(), "SK2".to_owned());
     let p = dockhand_policy::service_policy(&labels, false, &defaults, &prefixes).0.backup.unwrap();
-    let TargetKind::S3(s3) = targets.for_service(&p).unwrap().kind else { panic!("not s3") };
+    let TargetKind::S3(s3) = targets.for_service(&p).unwrap().remove(0).kind else { panic!("not s3") };
     assert_eq!((s3.bucket.as_str(), s3.access_key_id.expose()), ("other", "AK2"));
 
     // Without the variable, the seed's default of 5 days, not "keep all".
     let unset: Vec<_> = vars.iter().copied().filter(|(k, _)| *k != "SWARM_UTILS_S3_RETENTION_DAYS").collect();
-    let seed = load("{}", &unset).unwrap().for_service(&policy(None)).unwrap();
+    let seed = load("{}", &unset).unwrap().for_service(&policy(None)).unwrap().remove(0);
     assert_eq!(seed.retention_days, Some(SEED_RETENTION_DAYS));
 
     let err = load("{}", &[("SWARM_UTILS_S3_URL", "h")]).unwrap_err().to_string();
@@ -174,7 +174,7 @@ fn labels_never_send_the_servers_keys_elsewhere() {
     let targets = load("{}", &with_url).unwrap();
     assert!(targets.for_service(&service(&[(url, "http://10.0.0.5:9000")])).is_err());
     // The server's own endpoint, written out, moves nothing.
-    let same = targets.for_service(&service(&[(url, "s3.example.com")])).unwrap();
+    let same = targets.for_service(&service(&[(url, "s3.example.com")])).unwrap().remove(0);
     let TargetKind::S3(s3) = same.kind else { panic!("not s3") };
     assert_eq!(s3.access_key_id.expose(), "AK");
     // With its own keys, a label may name its own place.
@@ -184,7 +184,8 @@ fn labels_never_send_the_servers_keys_elsewhere() {
             ("dockhand.backup.volume-list-upload.s3.access-key", "AK2"),
             ("dockhand.backup.volume-list-upload.s3.secret-key", "SK2"),
         ]))
-        .unwrap();
+        .unwrap()
+        .remove(0);
     let TargetKind::S3(s3) = own.kind else { panic!("not s3") };
     assert_eq!((s3.endpoint.as_str(), s3.access_key_id.expose()), ("https://other.example", "AK2"));
 }
@@ -220,7 +221,7 @@ fn an_s3_target_needs_the_programs_crypto_provider() {
         ("SWARM_UTILS_S3_SECRET_KEY", "SK"),
     ];
     let targets = load("{}", &vars).unwrap();
-    let seed = targets.for_service(&policy(None)).unwrap();
+    let seed = targets.for_service(&policy(None)).unwrap().remove(0);
     let Err(err) = Storage::open(&seed) else { panic!("opened without a crypto provider") };
     assert!(matches!(&err, StorageError::Operation { problem: Problem::CryptoProvider, .. }), "{err}");
     let text = err.to_string();

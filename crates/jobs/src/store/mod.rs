@@ -141,20 +141,36 @@ impl JobSummary {
 /// # Errors
 /// When the store cannot be read.
 pub async fn newest(store: &dyn JobStore, count: usize) -> Result<Vec<JobSummary>, StoreError> {
+    let mut read = Vec::new();
+    newest_by_page(store, count, |page| read.extend_from_slice(page)).await?;
+    Ok(read)
+}
+
+/// The `count` newest jobs of `store`, newest first, as summaries, given to `each` a page of
+/// 250 at a time: only one page is held at once.
+///
+/// # Errors
+/// When the store cannot be read (the pages before were given).
+pub async fn newest_by_page(
+    store: &dyn JobStore,
+    count: usize,
+    mut each: impl FnMut(&[JobSummary]) + Send,
+) -> Result<(), StoreError> {
     const PAGE: usize = 250;
     let mut filter = JobFilter { limit: Some(PAGE.min(count)), ..JobFilter::default() };
-    let mut read = Vec::new();
-    while read.len() < count {
+    let mut left = count;
+    while left > 0 {
         let page = store.summaries(&filter).await?;
         let full = page.len() == PAGE;
         filter.before = page.last().map(|job| job.id.clone());
-        read.extend(page);
+        let taken = &page[..page.len().min(left)];
+        each(taken);
+        left -= taken.len();
         if !full {
             break;
         }
     }
-    read.truncate(count);
-    Ok(read)
+    Ok(())
 }
 
 /// Where jobs are kept.
@@ -364,7 +380,7 @@ pub(crate) fn interrupted(mut job: Job, why: &str) -> Job {
 }
 
 pub(crate) fn status_text(status: Status) -> String {
-    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    status.as_str().to_owned()
 }
 
 #[async_trait::async_trait]

@@ -153,17 +153,13 @@ pub(crate) fn job_error(job: &Job) -> String {
                 matches!(s.status, Status::Failed | Status::Refused | Status::Busy | Status::Cancelled)
             })
         })
-        .unwrap_or_else(|| format!("the job ended {}", status_text(job.status)))
-}
-
-pub(crate) fn status_text(status: Status) -> String {
-    to_json(&status).as_str().unwrap_or_default().to_owned()
+        .unwrap_or_else(|| format!("the job ended {}", job.status.as_str()))
 }
 
 pub(crate) fn finished(job: Job, form: Form) -> Response {
     let status = job.status;
     let fail = |code: StatusCode, name: &str| {
-        ApiError::new(code, name, format!("job {} {}: {}", job.id, status_text(status), job_error(&job)))
+        ApiError::new(code, name, format!("job {} {}: {}", job.id, status.as_str(), job_error(&job)))
             .with_job(to_json(&job))
             .into_response()
     };

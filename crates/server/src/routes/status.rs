@@ -296,10 +296,9 @@ async fn last_jobs(
 }
 
 fn summary(job: &Job) -> LastJob {
-    let status = serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned));
     LastJob {
         id: job.id.clone(),
-        status: status.unwrap_or_default(),
+        status: job.status.as_str().to_owned(),
         started_ms: job.started_ms,
         ended_ms: job.ended_ms,
         error: job

@@ -179,7 +179,7 @@ pub(crate) async fn history(
                         td { a href={ "/ui/jobs/" (job.id) } { (job.id.get(..12).unwrap_or(&job.id)) } }
                         td { (job.action.as_str()) }
                         td { (job.target.describe()) }
-                        td { span class={ "status " (word(job.status)) } { (word(job.status)) } }
+                        td { span class={ "status " (job.status.as_str()) } { (job.status.as_str()) } }
                         td { (ago(now_ms, job.started_ms)) }
                         td { @if let Some(ended) = job.ended_ms { (seconds(ended.saturating_sub(job.started_ms))) } }
                     }
@@ -215,7 +215,7 @@ pub(crate) async fn job_page(
     let body = html! {
         h2 { (job.action.as_str()) " on " (job.target.describe()) }
         p {
-            span class={ "status " (status_of(&job)) } { (status_of(&job)) }
+            span class={ "status " (job.status.as_str()) } { (job.status.as_str()) }
             " · started " (ago(now_ms, job.started_ms))
             @if let Some(ended) = job.ended_ms { " · took " (seconds(ended.saturating_sub(job.started_ms))) }
             " · by " (job.caller)
@@ -234,7 +234,7 @@ pub(crate) async fn job_page(
                     tr {
                         td { (step.kind) }
                         td { (step.node.clone().unwrap_or_default()) }
-                        td { span class={ "status " (word(step.status)) } { (word(step.status)) } }
+                        td { span class={ "status " (step.status.as_str()) } { (step.status.as_str()) } }
                         td { (seconds(step.duration_ms)) }
                         td { @if let Some(code) = step.exit_code { (code) } }
                     }
@@ -403,7 +403,7 @@ async fn overview(app: &Shared, ui: &Ui, who: &Who) -> Result<Markup, String> {
         html! {
             td class=(if stale { "stale" } else { "" }) {
                 @if let Some(last) = row.last.get(action.as_str()) {
-                    span class={ "status " (word(last.status)) } { (word(last.status)) }
+                    span class={ "status " (last.status.as_str()) } { (last.status.as_str()) }
                     " " (ago(now_ms, last.ended_ms.unwrap_or(last.started_ms)))
                     @if let Some(ended) = last.ended_ms { " · " (seconds(ended.saturating_sub(last.started_ms))) }
                 } @else {
@@ -474,15 +474,6 @@ fn channels(ui: &Ui, now: SystemTime) -> Markup {
             }
         }
     }
-}
-
-fn status_of(job: &Job) -> String {
-    word(job.status)
-}
-
-/// A status as its JSON word (`succeeded`, `failed`…).
-fn word(status: Status) -> String {
-    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The first of `next`, `next + interval`, … after `now`.

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use object_store::ObjectStoreExt;
-use object_store::path::Path as Key;
 use sha2::Digest;
 
 use crate::archive::UnpackStats;
@@ -16,8 +15,7 @@ use crate::runner::JobContext;
 use crate::steps::transfer::download::{ArchiveStream, Staged};
 use crate::steps::transfer::io::{Place, VolumeIo};
 use crate::steps::transfer::remote::{Copied, NodeRef, VolumeFacts};
-use crate::steps::transfer::upload::{Progress, Uploaded};
-use crate::storage::Storage;
+use crate::steps::transfer::upload::{Destination, Progress, Stored, Uploaded};
 use crate::swarm::fake::FakeSwarm;
 
 /// How a transfer armed with it ends.
@@ -136,8 +134,7 @@ impl VolumeIo for FakeVolumes {
         &self,
         at: &Place<'_>,
         volume: &str,
-        storage: &Storage,
-        key: &Key,
+        to: &[Destination<'_>],
         _level: i32,
         (timeout, out_of_time): (Duration, String),
         _progress: Progress<'_>,
@@ -156,8 +153,18 @@ impl VolumeIo for FakeVolumes {
         let (archive, stats) = self.pack(at.node_id, volume)?;
         let sha256 = hex::encode(sha2::Sha256::digest(&archive));
         let bytes = archive.len() as u64;
-        storage.store().put(key, archive.into()).await.map_err(|e| e.to_string())?;
-        Ok(Uploaded { bytes, sha256, stats, via: "stand-in" })
+        let mut stored = Vec::new();
+        for Destination { storage, key } in to {
+            let put = storage.store().put(key, archive.clone().into()).await;
+            stored.push(
+                put.map(|_| Stored { bytes, sha256: sha256.clone() })
+                    .map_err(|e| storage.error(format!("upload {key}"), &e).to_string()),
+            );
+        }
+        if stored.iter().all(Result::is_err) {
+            return Err(stored.into_iter().filter_map(Result::err).collect::<Vec<_>>().join("; "));
+        }
+        Ok(Uploaded { stats, via: "stand-in", stored })
     }
 
     async fn download(

@@ -6,15 +6,12 @@
 
 use std::time::Duration;
 
-use object_store::path::Path as Key;
-
 use crate::archive::UnpackStats;
 use crate::runner::JobContext;
 use crate::steps::transfer::container::{Attach, Owner, VolumeContainer};
 use crate::steps::transfer::download::Staged;
 use crate::steps::transfer::remote::{Copied, NodeRef, Remote, VolumeFacts};
-use crate::steps::transfer::upload::{Deadline, Progress, Uploaded};
-use crate::storage::Storage;
+use crate::steps::transfer::upload::{Deadline, Destination, Progress, Uploaded};
 
 /// Where a transfer happens: the job's context, who owns what it starts, the node dockhand
 /// is connected to, and the node that holds the volume.
@@ -43,15 +40,14 @@ pub(crate) trait VolumeIo: Send + Sync {
     /// Whether the connected engine has `volume`.
     async fn here(&self, ctx: &JobContext, volume: &str) -> bool;
 
-    /// Archives `volume` on its node into `key` of `storage`, within `timeout` (`out_of_time`
-    /// is the error past it).
-    #[allow(clippy::too_many_arguments)]
+    /// Archives `volume` on its node into each destination at once, within `timeout`
+    /// (`out_of_time` is the error past it): an error when nothing was stored, else each
+    /// destination's result.
     async fn upload(
         &self,
         at: &Place<'_>,
         volume: &str,
-        storage: &Storage,
-        key: &Key,
+        to: &[Destination<'_>],
         level: i32,
         (timeout, out_of_time): (Duration, String),
         progress: Progress<'_>,
@@ -97,8 +93,7 @@ impl VolumeIo for EngineVolumes {
         &self,
         at: &Place<'_>,
         volume: &str,
-        storage: &Storage,
-        key: &Key,
+        to: &[Destination<'_>],
         level: i32,
         (timeout, out_of_time): (Duration, String),
         progress: Progress<'_>,
@@ -107,7 +102,7 @@ impl VolumeIo for EngineVolumes {
         if at.node_id != at.connected {
             // On another node: a helper there serves it to a relay beside dockhand over the
             // job's own network.
-            return at.remote(timeout).upload(volume, storage, key, level, progress).await;
+            return at.remote(timeout).upload(volume, to, level, progress).await;
         }
         let hold = timeout + ctx.defaults.extra_timeout;
         let image = ctx.helpers.image_here().await?;
@@ -115,16 +110,9 @@ impl VolumeIo for EngineVolumes {
             VolumeContainer::start(&ctx.client, &image, at.owner, Attach::Volume(volume, true), hold).await?;
         // At the deadline the upload is aborted, not dropped: no part is left behind.
         let deadline = Deadline::after(timeout, out_of_time);
-        let moved = crate::steps::transfer::upload::upload(
-            &container,
-            storage,
-            key,
-            level,
-            &ctx.cancel,
-            &deadline,
-            progress,
-        )
-        .await;
+        let moved =
+            crate::steps::transfer::upload::upload(&container, to, level, &ctx.cancel, &deadline, progress)
+                .await;
         container.remove().await;
         moved
     }

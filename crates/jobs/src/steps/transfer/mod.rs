@@ -10,6 +10,7 @@ pub(crate) mod container;
 pub(crate) mod download;
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod fanout;
 pub(crate) mod io;
 pub(crate) mod remote;
 pub(crate) mod upload;

@@ -11,6 +11,7 @@ use crate::steps::transfer::container::{MOUNT, short};
 use crate::steps::transfer::download::Staged;
 use crate::steps::transfer::download::download_to;
 use crate::steps::transfer::upload::Deadline;
+use crate::steps::transfer::upload::Destination;
 use crate::steps::transfer::upload::Gate;
 use crate::steps::transfer::upload::Progress;
 use crate::steps::transfer::upload::Transfer;
@@ -18,10 +19,8 @@ use crate::steps::transfer::upload::Uploaded;
 use crate::steps::transfer::upload::check_agent;
 use crate::steps::transfer::upload::copy_archive;
 use crate::steps::transfer::upload::upload_from;
-use crate::storage::Storage;
 use crate::tail::Tail;
 use dockhand_engine::{ExecSpec, StreamKind};
-use object_store::path::Path as Key;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -162,12 +161,11 @@ impl Remote<'_> {
         (self.ctx.helpers.pending_timeout + Duration::from_secs(30)).as_secs()
     }
 
-    /// Archives the volume on its node into `key`.
+    /// Archives the volume on its node into each destination.
     pub(crate) async fn upload(
         &self,
         volume: &str,
-        storage: &Storage,
-        key: &Key,
+        to: &[Destination<'_>],
         level: i32,
         progress: Progress<'_>,
     ) -> Result<Uploaded, String> {
@@ -204,16 +202,8 @@ impl Remote<'_> {
         // At the deadline the upload is aborted and the helper told to stop, so the join
         // below ends.
         let deadline = Deadline::after(self.timeout + self.ctx.helpers.pending_timeout, self.out_of_time());
-        let transfer = upload_from(
-            &relay,
-            &fetch,
-            storage,
-            key,
-            (&self.ctx.cancel, &deadline),
-            progress,
-            gate,
-            &helper_cancel,
-        );
+        let transfer =
+            upload_from(&relay, &fetch, to, (&self.ctx.cancel, &deadline), progress, gate, &helper_cancel);
         let result = tokio::join!(helper, transfer).1;
         self.close(&network, relay).await;
         result

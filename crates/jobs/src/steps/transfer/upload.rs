@@ -9,6 +9,7 @@ use crate::steps::transfer::container::MOUNT;
 use crate::steps::transfer::container::PART;
 use crate::steps::transfer::container::PARTS_IN_FLIGHT;
 use crate::steps::transfer::container::VolumeContainer;
+use crate::steps::transfer::fanout::Fanout;
 use crate::storage::Storage;
 use crate::tail::Tail;
 use bytes::Bytes;
@@ -19,17 +20,31 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-/// What an upload wrote.
+/// Where an archive goes: a target, and the object's key on it.
+pub(crate) struct Destination<'a> {
+    pub(crate) storage: &'a Storage,
+    pub(crate) key: Key,
+}
+
+/// What an upload wrote to one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Uploaded {
+pub(crate) struct Stored {
     /// Bytes of the object.
     pub(crate) bytes: u64,
     /// Its SHA-256, hex.
     pub(crate) sha256: String,
+}
+
+/// What an upload archived, and what each destination stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
     /// What the agent archived.
     pub(crate) stats: PackStats,
     /// How the archive left its container: `channel` or `exec`.
     pub(crate) via: &'static str,
+    /// Per destination, in their order: the object, or why it was not completed (the
+    /// others keep theirs).
+    pub(crate) stored: Vec<Result<Stored, String>>,
 }
 
 /// Where a transfer is.
@@ -211,12 +226,11 @@ pub(crate) async fn copy_archive<W: tokio::io::AsyncWrite + Unpin>(
     Ok((bytes, hasher.map(|h| hex::encode(h.finalize()))))
 }
 
-/// Archives the container's volume into `key` on `storage`, as a multipart upload that
-/// appears only when complete; any failure, cancellation or the deadline aborts it.
+/// Archives the container's volume into each destination, as multipart uploads that appear
+/// only when complete; any failure of the archive, cancellation or the deadline aborts them.
 pub(crate) async fn upload(
     container: &VolumeContainer,
-    storage: &Storage,
-    key: &Key,
+    to: &[Destination<'_>],
     level: i32,
     cancel: &CancellationToken,
     deadline: &Deadline,
@@ -225,7 +239,7 @@ pub(crate) async fn upload(
     let task = AgentTask::Pack { dir: MOUNT.into(), level };
     let no_helper = CancellationToken::new();
     let gate: Gate<'_> = Box::pin(async { Ok(None) });
-    upload_from(container, &task, storage, key, (cancel, deadline), progress, gate, &no_helper).await
+    upload_from(container, &task, to, (cancel, deadline), progress, gate, &no_helper).await
 }
 
 /// What must say yes before an upload is completed: the remote archiver's report (its
@@ -233,31 +247,36 @@ pub(crate) async fn upload(
 pub(crate) type Gate<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<PackStats>, String>> + Send + 'a>>;
 
-/// Streams what `task` writes on stdout in the container into `key`; the object is
-/// completed only when the exec reported a whole archive (or exited cleanly, for a relay)
-/// and `gate` said yes.
+/// Streams what `task` writes on stdout in the container into every destination at once;
+/// the objects are completed only when the exec reported a whole archive (or exited
+/// cleanly, for a relay) and `gate` said yes. A destination that fails is aborted and the
+/// others go on; the upload fails when none is left.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn upload_from(
     container: &VolumeContainer,
     task: &AgentTask,
-    storage: &Storage,
-    key: &Key,
+    to: &[Destination<'_>],
     (cancel, deadline): (&CancellationToken, &Deadline),
     progress: Progress<'_>,
     gate: Gate<'_>,
     stop_gate: &CancellationToken,
 ) -> Result<Uploaded, String> {
+    let mut writers = Vec::new();
+    for Destination { storage, key } in to {
+        let recipients = crate::seal::recipients(&storage.settings().recipients)
+            .map_err(|e| format!("{}: encryption.recipients: {e}", storage.settings()))?;
+        let writer =
+            object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
+                .with_max_concurrency(PARTS_IN_FLIGHT);
+        writers.push(Sealed::new(writer, &recipients).map_err(|e| storage_error(storage, key, &e))?);
+    }
+    let mut fan = Fanout::new(writers);
     let argv = crate::agent::protocol::exec_argv(task, container.channel.is_some());
     let mut exec = container
         .client
         .exec(&container.id, &ExecSpec::new(argv))
         .await
         .map_err(|e| container.exec_failed("the archiver", &e))?;
-    let recipients = crate::seal::recipients(&storage.settings().recipients)
-        .map_err(|e| format!("{}: encryption.recipients: {e}", storage.settings()))?;
-    let writer = object_store::buffered::BufWriter::with_capacity(storage.store().clone(), key.clone(), PART)
-        .with_max_concurrency(PARTS_IN_FLIGHT);
-    let mut writer = Sealed::new(writer, &recipients).map_err(|e| storage_error(storage, key, &e))?;
     let mut report = Tail::new(64 * 1024);
     let mut lines = Lines::default();
     // The archiver's size and progress lines, read as they come, for the ETA.
@@ -272,10 +291,10 @@ pub(crate) async fn upload_from(
     let copied = copy_archive(
         &mut exec,
         container.channel.as_ref(),
-        &mut writer,
+        &mut fan,
         (cancel, deadline),
         false,
-        |e| storage_error(storage, key, &e),
+        |e| e.to_string(),
         |data| {
             report.push(data);
             lines.push(data, |line| match line {
@@ -291,12 +310,19 @@ pub(crate) async fn upload_from(
         Ok(_) => check_agent(exec.exit_code().await, &report, "the archiver"),
         Err(e) => Err(e),
     };
-    // The last encrypted chunk is written out; the object is still not complete.
-    let finished = match finished {
-        Ok(line) => writer.finish().await.map(|()| line).map_err(|e| storage_error(storage, key, &e)),
-        Err(e) => Err(e),
-    };
-    let (bytes, sha256) = writer.written();
+    // What the copy accepted last reaches every writer still standing.
+    let settled = fan.settle().await;
+    let mut parts = fan.into_parts();
+    // Each one's last encrypted chunk is written out; no object is complete yet.
+    if finished.is_ok() && settled.is_ok() {
+        for (writer, failed) in parts.iter_mut().filter(|(_, failed)| failed.is_none()) {
+            if let Err(e) = writer.finish().await {
+                *failed = Some(e);
+            }
+        }
+    }
+    let finished =
+        if parts.iter().all(|(_, failed)| failed.is_some()) { Err(refusals(to, &parts)) } else { finished };
     // The gate is awaited on every path (a remote helper is cleaned up by it), told to stop
     // first when this side failed.
     if finished.is_err() {
@@ -304,23 +330,52 @@ pub(crate) async fn upload_from(
     }
     let gated = gate.await;
     let stats = match (finished, gated) {
-        (Ok(AgentLine::Packed { stats }), Ok(_)) => stats,
-        (Ok(AgentLine::Done), Ok(Some(stats))) => stats,
-        (Err(e), _) | (_, Err(e)) => {
-            let _ = writer.inner_mut().abort().await;
+        (Ok(AgentLine::Packed { stats }), Ok(_)) => Ok(stats),
+        (Ok(AgentLine::Done), Ok(Some(stats))) => Ok(stats),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(_), Ok(_)) => Err("the archiver did not report what it archived".to_owned()),
+    };
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => {
+            for (writer, _) in &mut parts {
+                let _ = writer.inner_mut().abort().await;
+            }
             return Err(e);
         }
-        (Ok(_), Ok(_)) => {
-            let _ = writer.inner_mut().abort().await;
-            return Err("the archiver did not report what it archived".to_owned());
-        }
     };
-    if let Err(e) = writer.inner_mut().shutdown().await {
-        let _ = writer.inner_mut().abort().await;
-        return Err(storage_error(storage, key, &e));
+    let mut stored = Vec::new();
+    for ((mut writer, failed), Destination { storage, key }) in parts.into_iter().zip(to) {
+        let completed = match failed {
+            Some(e) => Err(e),
+            None => writer.inner_mut().shutdown().await,
+        };
+        stored.push(match completed {
+            Ok(()) => {
+                let (bytes, sha256) = writer.written();
+                Ok(Stored { bytes, sha256 })
+            }
+            Err(e) => {
+                let _ = writer.inner_mut().abort().await;
+                Err(storage_error(storage, key, &e))
+            }
+        });
     }
     let via = if container.channel.is_some() { "channel" } else { "exec" };
-    Ok(Uploaded { bytes, sha256, stats, via })
+    Ok(Uploaded { stats, via, stored })
+}
+
+/// Why no destination took the archive: the one's error, or each one's.
+fn refusals<W>(to: &[Destination<'_>], parts: &[(W, Option<std::io::Error>)]) -> String {
+    let each: Vec<String> = parts
+        .iter()
+        .zip(to)
+        .filter_map(|((_, failed), d)| failed.as_ref().map(|e| storage_error(d.storage, &d.key, e)))
+        .collect();
+    match each.as_slice() {
+        [one] => one.clone(),
+        _ => format!("every target refused the archive: {}", each.join("; ")),
+    }
 }
 
 /// The agent's report line (on stderr), given its exit code: failures carry its last words.
