@@ -43,6 +43,11 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                     &report,
                 )?);
             };
+            if task.reads_archive() {
+                // The archive comes over the channel; stdout stays for nothing.
+                let reader = std::io::BufReader::with_capacity(1 << 20, &channel);
+                return Ok(dockhand_jobs::agent::run_volume_agent(&task, reader, std::io::sink(), &report)?);
+            }
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, &channel);
             let line =
                 dockhand_jobs::agent::run_volume_agent(&task, std::io::stdin().lock(), &mut writer, &report)?;

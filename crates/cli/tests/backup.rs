@@ -307,6 +307,9 @@ async fn round_trip_of(s: &TestSwarm, setup: &Setup, name: &str, mib: u32) -> se
     let kinds: Vec<String> = steps(&restored).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["verify", "stop", "restore", "start"], "{restored}");
     assert_eq!(restored["status"], "succeeded", "{restored}");
+    // The archive goes back the way it came out: dockhand's channel where the engine is
+    // local, else the exec stream.
+    assert_eq!(restored["steps"][2]["via"], job["steps"][1]["via"], "{restored}\n{job}");
     let container = running_container(client, name).await;
     let after = sh(client, &container, LISTING).await;
     assert_eq!(before, after, "the volume came back byte for byte");
@@ -1161,6 +1164,8 @@ async fn a_volume_on_a_worker_round_trips_byte_exact_through_a_helper() {
     sh(&node, &container, "rm -rf /data/* && echo junk > /data/junk").await;
     let out = setup.run(&s, &["restore", &name, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let restored = last_job(&out);
+    assert_eq!(restored["steps"][2]["via"], "network", "the relay sends it to the node's helper: {restored}");
     let (node, container) = task_container(&s, &name).await;
     assert_eq!(before, sh(&node, &container, LISTING).await, "the worker's volume came back byte for byte");
 

@@ -177,9 +177,9 @@ pub struct Step {
     /// Bytes a transfer moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
-    /// How an upload's archive left its container on the connected node: `channel` (a
-    /// unix socket of dockhand's, bind-mounted into it) or `exec` (the engine's exec
-    /// stream).
+    /// How an upload's archive left its container, or a restore's reached it, on the
+    /// connected node: `channel` (a unix socket of dockhand's, bind-mounted into it) or
+    /// `exec` (the engine's exec stream); `network` for a restore on another node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// The storage target an upload wrote to, by name: a backup to several

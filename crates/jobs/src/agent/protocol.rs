@@ -192,7 +192,8 @@ pub enum AgentTask {
 }
 
 /// Where a volume container sees the directory of dockhand's channel socket (see
-/// `volume_io`): an archiver given `--out` writes there instead of its stdout.
+/// `volume_io`): an archiver given `--out` writes there instead of its stdout, and an
+/// extractor reads from there instead of its stdin.
 pub const CHANNEL_MOUNT: &str = "/run/dockhand-channel";
 
 /// The channel socket's name in that directory.
@@ -552,6 +553,12 @@ impl AgentTask {
     /// to stderr. A helper's (`serve-*`) go to stdout, where its service logs are read.
     pub fn data_on_stdio(&self) -> bool {
         matches!(self, Self::Pack { .. } | Self::Unpack { .. } | Self::Fetch { .. } | Self::Send { .. })
+    }
+
+    /// True when the task reads an archive (`unpack`, `send`): given dockhand's channel, it
+    /// reads it from there instead of its stdin; the others write to it.
+    pub fn reads_archive(&self) -> bool {
+        matches!(self, Self::Unpack { .. } | Self::Send { .. })
     }
 }
 

@@ -462,6 +462,7 @@ pub(crate) async fn download_volume(
     step.node = Some(shown.clone());
     run.started(&step);
     let node = node.to_owned();
+    let mut via = None;
     let result = async {
         // The node by hostname or ID.
         let node_id = if node == connected.name || node == connected.node_id {
@@ -485,8 +486,9 @@ pub(crate) async fn download_volume(
         };
         let timeout = ctx.defaults.backup_upload_timeout;
         let at = Place { ctx, owner, connected: &connected.node_id, node_id: &node_id, node_name: &shown };
-        let moved = io.download(&at, &object.volume, staged, timeout, &progress).await;
-        let (sha256, stats) = moved?;
+        let moved = io.download(&at, &object.volume, staged, timeout, &progress).await?;
+        via = Some(moved.via.to_owned());
+        let crate::steps::transfer::download::Downloaded { sha256, stats, .. } = moved;
         // The staged copy is dockhand's own unlinked file: what was sent is what was checked.
         if sha256 != staged.sha256 {
             return Err(format!(
@@ -497,6 +499,7 @@ pub(crate) async fn download_volume(
         Ok(stats)
     }
     .await;
+    step.via = via;
     match result {
         Ok(stats) => {
             step.finish(Status::Succeeded, SystemTime::now(), None);

@@ -104,10 +104,9 @@ impl VolumeContainer {
             }
             Attach::Network(network) => spec.with_network(network).hardened(&[]),
         };
-        // The channel, for an archiver (a read-only volume, or a relay), where the engine
-        // is local and takes the bind.
-        let produces = matches!(attach, Attach::Volume(_, true) | Attach::Network(_));
-        let channel = if produces && client.endpoint().socket_path().is_some() {
+        // The channel, for an archiver (a read-only volume, or a relay) or an extractor (a
+        // writable volume, or a relay), where the engine is local and takes the bind.
+        let channel = if client.endpoint().socket_path().is_some() {
             Channel::open()
                 .inspect_err(
                     |e| tracing::debug!(error = %e, "no channel: the exec's stdout carries the archive"),

@@ -5,7 +5,7 @@ use crate::agent::protocol::{AgentLine, AgentTask};
 use crate::archive::UnpackStats;
 use crate::seal::AgeIdentity;
 use crate::steps::transfer::container::MOUNT;
-use crate::steps::transfer::container::VolumeContainer;
+use crate::steps::transfer::container::{Channel, VolumeContainer};
 use crate::steps::transfer::upload::Progress;
 use crate::steps::transfer::upload::Transfer;
 use crate::steps::transfer::upload::check_agent;
@@ -245,35 +245,54 @@ pub(crate) async fn download(
     staged: &Staged,
     cancel: &CancellationToken,
     progress: Progress<'_>,
-) -> Result<(String, UnpackStats), String> {
+) -> Result<Downloaded, String> {
     let task = AgentTask::Unpack { dir: MOUNT.into() };
-    let (sha256, stats) = download_to(container, &task, staged, cancel, progress).await?;
+    let (sha256, stats, via) = download_to(container, &task, staged, cancel, progress).await?;
     let stats = stats.ok_or_else(|| "the extractor did not report what it restored".to_owned())?;
-    Ok((sha256, stats))
+    Ok(Downloaded { sha256, stats, via })
 }
 
-/// Streams the staged archive into what `task` reads on stdin in the container: the
-/// SHA-256 of what was sent, and the extractor's stats when it ran there (a relay reports
-/// none).
+/// What a restore wrote into a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Downloaded {
+    /// The SHA-256 of what was sent.
+    pub(crate) sha256: String,
+    /// What the extractor wrote.
+    pub(crate) stats: UnpackStats,
+    /// How the archive reached the extractor: `channel`, `exec`, or (to another node)
+    /// `network`.
+    pub(crate) via: &'static str,
+}
+
+/// Streams the staged archive into what `task` reads in the container: over dockhand's
+/// channel when the container has one (the unix socket a backup's archive takes too), else
+/// on the exec's stdin. The SHA-256 of what was sent, the extractor's stats when it ran
+/// there (a relay reports none), and which way the bytes went (`channel` or `exec`).
 pub(crate) async fn download_to(
     container: &VolumeContainer,
     task: &AgentTask,
     staged: &Staged,
     cancel: &CancellationToken,
     progress: Progress<'_>,
-) -> Result<(String, Option<UnpackStats>), String> {
+) -> Result<(String, Option<UnpackStats>, &'static str), String> {
     let size = staged.size;
-    let argv = crate::agent::protocol::exec_argv(task, false);
+    let channel = container.channel.as_ref();
+    let argv = crate::agent::protocol::exec_argv(task, channel.is_some());
+    let spec = if channel.is_some() { ExecSpec::new(argv) } else { ExecSpec::new(argv).with_stdin(true) };
     let mut exec = container
         .client
-        .exec(&container.id, &ExecSpec::new(argv).with_stdin(true))
+        .exec(&container.id, &spec)
         .await
         .map_err(|e| container.exec_failed("the extractor", &e))?;
-    let mut stdin = exec.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
+    let stdin = match channel {
+        Some(_) => None,
+        None => Some(exec.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?),
+    };
     let started = Instant::now();
     let mut last = Instant::now();
     let mut sent = 0u64;
     let mut refused = false;
+    let exited = tokio::sync::Notify::new();
     // The extractor's output is read while its input is written, so neither side blocks.
     let reader = async {
         let mut report = Tail::new(64 * 1024);
@@ -281,13 +300,31 @@ pub(crate) async fn download_to(
             match chunk {
                 Ok(c) if c.stream != StreamKind::Stdin => report.push(&c.data),
                 Ok(_) => {}
-                Err(e) => return (Err(e), report),
+                Err(e) => {
+                    exited.notify_one();
+                    return (Err(e), report);
+                }
             }
         }
+        exited.notify_one();
         let code = exec.exit_code().await;
         (code, report)
     };
     let writer = async {
+        let mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send + '_>> = match stdin {
+            Some(stdin) => Box::pin(stdin),
+            // The extractor connects before it reads anything, or exits saying why not.
+            None => tokio::select! {
+                accepted = Channel::accept(channel) => match accepted {
+                    Ok(stream) => Box::pin(stream),
+                    Err(e) => return Err(format!("the extractor's channel: {e}")),
+                },
+                () = exited.notified() => {
+                    refused = true;
+                    return Err("the extractor exited without connecting to dockhand's channel".to_owned());
+                }
+            },
+        };
         let result = async {
             let mut archive = ArchiveStream::staged(staged)?;
             while let Some(chunk) = archive.next().await {
@@ -303,7 +340,7 @@ pub(crate) async fn download_to(
                     });
                     last = Instant::now();
                 }
-                if stdin.write_all(&chunk).await.is_err() {
+                if input.write_all(&chunk).await.is_err() {
                     // The extractor stopped reading: its exit code and words say why.
                     refused = true;
                     break;
@@ -314,7 +351,7 @@ pub(crate) async fn download_to(
         .await;
         // A failed read closes the extractor's input on a cut-short archive, which it
         // refuses as a whole: the volume keeps its contents.
-        let _ = stdin.shutdown().await;
+        let _ = input.shutdown().await;
         result
     };
     let ((code, report), written) = tokio::select! {
@@ -330,8 +367,9 @@ pub(crate) async fn download_to(
         elapsed: started.elapsed(),
         ..Transfer::default()
     });
+    let via = if channel.is_some() { "channel" } else { "exec" };
     match line {
-        AgentLine::Unpacked { stats } => Ok((sha256, Some(stats))),
-        _ => Ok((sha256, None)),
+        AgentLine::Unpacked { stats } => Ok((sha256, Some(stats), via)),
+        _ => Ok((sha256, None, via)),
     }
 }

@@ -12,7 +12,7 @@ use sha2::Digest;
 
 use crate::archive::UnpackStats;
 use crate::runner::JobContext;
-use crate::steps::transfer::download::{ArchiveStream, Staged};
+use crate::steps::transfer::download::{ArchiveStream, Downloaded, Staged};
 use crate::steps::transfer::io::{Place, VolumeIo};
 use crate::steps::transfer::remote::{Copied, NodeRef, VolumeFacts};
 use crate::steps::transfer::upload::{Destination, Progress, Stored, Uploaded};
@@ -174,7 +174,7 @@ impl VolumeIo for FakeVolumes {
         staged: &Staged,
         timeout: Duration,
         _progress: Progress<'_>,
-    ) -> Result<(String, UnpackStats), String> {
+    ) -> Result<Downloaded, String> {
         self.swarm.note(format!("restore {volume} on {}", at.node_name));
         let fault = self.lock().writes;
         if let Some(fault) = fault {
@@ -186,7 +186,7 @@ impl VolumeIo for FakeVolumes {
             archive.extend_from_slice(&chunk?);
         }
         let sha256 = stream.sha256().await?;
-        Ok((sha256, self.unpack(at.node_id, volume, &archive)?))
+        Ok(Downloaded { sha256, stats: self.unpack(at.node_id, volume, &archive)?, via: "stand-in" })
     }
 
     async fn copy(

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use crate::archive::UnpackStats;
 use crate::runner::JobContext;
 use crate::steps::transfer::container::{Attach, Owner, VolumeContainer};
-use crate::steps::transfer::download::Staged;
+use crate::steps::transfer::download::{Downloaded, Staged};
 use crate::steps::transfer::remote::{Copied, NodeRef, Remote, VolumeFacts};
 use crate::steps::transfer::upload::{Deadline, Destination, Progress, Uploaded};
 
@@ -62,7 +61,7 @@ pub(crate) trait VolumeIo: Send + Sync {
         staged: &Staged,
         timeout: Duration,
         progress: Progress<'_>,
-    ) -> Result<(String, UnpackStats), String>;
+    ) -> Result<Downloaded, String>;
 
     /// Copies `volume` from the node of `at` to `to`, replacing its contents there once the
     /// whole archive is out.
@@ -124,7 +123,7 @@ impl VolumeIo for EngineVolumes {
         staged: &Staged,
         timeout: Duration,
         progress: Progress<'_>,
-    ) -> Result<(String, UnpackStats), String> {
+    ) -> Result<Downloaded, String> {
         let ctx = at.ctx;
         if at.node_id != at.connected {
             return at.remote(timeout).download(volume, staged, progress).await;

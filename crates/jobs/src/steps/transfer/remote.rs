@@ -8,8 +8,8 @@ use crate::steps::transfer::container::Attach;
 use crate::steps::transfer::container::Owner;
 use crate::steps::transfer::container::VolumeContainer;
 use crate::steps::transfer::container::{MOUNT, short};
-use crate::steps::transfer::download::Staged;
 use crate::steps::transfer::download::download_to;
+use crate::steps::transfer::download::{Downloaded, Staged};
 use crate::steps::transfer::upload::Deadline;
 use crate::steps::transfer::upload::Destination;
 use crate::steps::transfer::upload::Gate;
@@ -215,7 +215,7 @@ impl Remote<'_> {
         volume: &str,
         staged: &Staged,
         progress: Progress<'_>,
-    ) -> Result<(String, UnpackStats), String> {
+    ) -> Result<Downloaded, String> {
         let (network, relay) = self.open().await?;
         let helper_cancel = self.ctx.cancel.child_token();
         let task = AgentTask::ServeUnpack { dir: MOUNT.into(), port: PORT, seconds: self.connect_seconds() };
@@ -239,7 +239,7 @@ impl Remote<'_> {
         let both = tokio::time::timeout(limit, async { tokio::join!(helper, sending) }).await;
         self.close(&network, relay).await;
         let (helped, sent) = both.map_err(|_| self.out_of_time())?;
-        let (sha256, _) = sent?;
+        let (sha256, _, _) = sent?;
         let output = helped.map_err(|e| e.to_string())?;
         let stats = output
             .lines
@@ -251,7 +251,7 @@ impl Remote<'_> {
             .ok_or_else(|| {
                 format!("the helper on node {} did not report what it restored", self.node_name)
             })?;
-        Ok((sha256, stats))
+        Ok(Downloaded { sha256, stats, via: "network" })
     }
 }
 
