@@ -310,8 +310,9 @@ pub(crate) async fn upload_from(
         Ok(_) => check_agent(exec.exit_code().await, &report, "the archiver"),
         Err(e) => Err(e),
     };
-    // What the copy accepted last reaches every writer still standing.
-    let settled = fan.settle().await;
+    // What the copy accepted last reaches every writer still standing; after a failure
+    // (cancelled, out of time) nothing more is written: every object is aborted below.
+    let settled = if finished.is_ok() { fan.settle().await } else { Ok(()) };
     let mut parts = fan.into_parts();
     // Each one's last encrypted chunk is written out; no object is complete yet.
     if finished.is_ok() && settled.is_ok() {
