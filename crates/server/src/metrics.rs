@@ -266,7 +266,9 @@ impl Metrics {
     }
 
     /// Sets every target's gauges from `jobs` (the store's newest, newest first), and drops
-    /// the series of targets none of them names.
+    /// the series of targets none of them names: [`Metrics::refreshing`] in one page, for
+    /// the tests (the server reads the store a page at a time).
+    #[cfg(test)]
     pub fn refresh(&self, jobs: &[JobSummary]) {
         let mut refresh = self.refreshing();
         refresh.newer(jobs);

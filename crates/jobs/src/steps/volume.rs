@@ -184,7 +184,7 @@ pub(crate) async fn upload_volume(
         Err(e) => vec![Err(e.clone()); to.len()],
         Ok(uploaded) => {
             let mut results = Vec::new();
-            for (stored, d) in uploaded.stored.iter().zip(&to) {
+            for ((stored, d), relative) in uploaded.stored.iter().zip(&to).zip(&keys) {
                 results.push(match stored {
                     Ok(stored) => {
                         let manifest = Manifest {
@@ -204,7 +204,7 @@ pub(crate) async fn upload_volume(
                             dockhand_version: env!("CARGO_PKG_VERSION").to_owned(),
                             job: run.job.id.clone(),
                         };
-                        write_manifest(d, &keys[results.len()], &manifest)
+                        write_manifest(d, relative, &manifest)
                             .await
                             .map(|()| (stored.bytes, uploaded.stats.warnings.clone()))
                     }
