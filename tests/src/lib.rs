@@ -12,6 +12,7 @@ pub mod pki;
 pub mod postgres;
 pub mod remote;
 pub mod s3;
+pub mod sftp;
 pub mod smtp;
 pub mod webdav;
 pub mod webhook;

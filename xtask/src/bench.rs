@@ -508,7 +508,7 @@ fn throughput(what: &str, bytes: f64, ours: Duration, (name, base): (&str, Durat
 }
 
 /// The same volume backed up to each remote target type's real peer on loopback (SeaweedFS
-/// for S3, Azurite for Azure Blob Storage, Apache's mod_dav over TLS for WebDAV), through a second service that mounts it and
+/// for S3, Azurite for Azure Blob Storage, Apache's mod_dav over TLS for WebDAV, sshd for SFTP), through a second service that mounts it and
 /// names the target: throughput beside the local target's (`local`, measured just before).
 fn remote_backups(
     layout: &engine::Layout,

@@ -73,6 +73,20 @@ fn storage_check_passes_on_every_target_type() {
             );
             assert!(stdout(&out).contains("offsite: ok (write, read, list, delete)"), "{}", stdout(&out));
         }
+        if let Remote::Sftp(sftp) = &peer {
+            // A server whose key is not in known_hosts is refused, and the check says so.
+            let empty = dir.path().join("empty_known_hosts");
+            std::fs::write(&empty, "").unwrap();
+            let yaml = sftp.target_yaml("offsite", "swarm-a").replace(
+                &format!("known_hosts: {}", sftp.known_hosts.display()),
+                &format!("known_hosts: {}", empty.display()),
+            );
+            config(dir.path(), &yaml);
+            let out = dockhand(dir.path(), &["storage", "check", "offsite"], &[]);
+            assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+            assert!(stdout(&out).contains("host key is unknown or has changed"), "{}", stdout(&out));
+            assert!(sftp.files().is_empty(), "nothing was written: {:?}", sftp.files());
+        }
     }
 }
 
@@ -83,8 +97,8 @@ fn a_wrong_secret_fails_the_check_and_says_so() {
     for kind in KINDS {
         let peer = Remote::start(kind);
         let dir = tempfile::tempdir().unwrap();
-        config(dir.path(), &peer.target_yaml("offsite", "swarm-a"));
-        let (vars, wrong) = peer.wrong_credentials();
+        let (yaml, vars, wrong) = peer.wrong("offsite", "swarm-a");
+        config(dir.path(), &yaml);
         let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let out = dockhand(dir.path(), &["storage", "check", "offsite"], &env);
         assert_eq!(out.status.code(), Some(1), "{kind}: {}{}", stdout(&out), stderr(&out));
@@ -93,7 +107,10 @@ fn a_wrong_secret_fails_the_check_and_says_so() {
             text.contains("storage target \"offsite\"") && text.contains("credentials refused"),
             "{kind}: the message names the target and the cause: {text}"
         );
-        assert!(!text.contains(wrong) && !stderr(&out).contains(wrong), "{kind}: the secret printed: {text}");
+        assert!(
+            !text.contains(&wrong) && !stderr(&out).contains(&wrong),
+            "{kind}: the secret printed: {text}"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dockhand.yaml"), "{}").unwrap();
@@ -468,9 +485,13 @@ async fn round_trip_through(kind: &str) {
             .all(|o| o["check"] == "ok" && o["key"].as_str().unwrap().starts_with(&format!("{name}/"))),
         "{kind}: {listed}"
     );
-    if let Remote::WebDav(dav) = &peer {
+    let files = match &peer {
+        Remote::WebDav(dav) => Some(dav.files()),
+        Remote::Sftp(sftp) => Some(sftp.files()),
+        _ => None,
+    };
+    if let Some(files) = files {
         // Streamed uploads went through `.dockhand-partial/` and were moved out whole.
-        let files = dav.files();
         assert!(
             files.iter().all(|f| !f.starts_with(".dockhand-partial/")),
             "a partial upload left: {files:?}"
@@ -505,17 +526,19 @@ per_remote_type! { round_trip_through:
     a_volume_round_trips_through_s3_and_no_secret_reaches_the_swarm => "s3",
     a_volume_round_trips_through_azure_and_no_secret_reaches_the_swarm => "azure",
     a_volume_round_trips_through_webdav_and_no_secret_reaches_the_swarm => "webdav",
+    a_volume_round_trips_through_sftp_and_no_secret_reaches_the_swarm => "sftp",
 }
 
 per_remote_type! { worker_round_trip_through:
     a_volume_on_a_worker_round_trips_encrypted_through_s3 => "s3",
     a_volume_on_a_worker_round_trips_encrypted_through_azure => "azure",
     a_volume_on_a_worker_round_trips_encrypted_through_webdav => "webdav",
+    a_volume_on_a_worker_round_trips_encrypted_through_sftp => "sftp",
 }
 
 #[test]
 fn every_remote_target_type_has_its_tests() {
-    assert_eq!(KINDS, ["s3", "azure", "webdav"], "add the new type's tests to per_remote_type!");
+    assert_eq!(KINDS, ["s3", "azure", "webdav", "sftp"], "add the new type's tests to per_remote_type!");
 }
 
 /// `backup.target=local,offsite`: one archive streamed to both targets at once (through the

@@ -84,7 +84,7 @@ pub use crate::query::Filters;
 pub use crate::resources::{
     Descriptor, DistributionInspect, ImageInspect, ImageSummary, Network, Volume, VolumeUsage,
 };
-pub use crate::ssh::{HostKeyChecking, SshSettings};
+pub use crate::ssh::{HostKeyChecking, SshSettings, open_session};
 pub use crate::stream::{Chunk, MAX_CHUNK, StreamKind};
 pub use crate::swarm::nodes::{
     ManagerStatus, Node, NodeDescription, NodeEngine, NodeSpec, NodeStatus, Task, TaskContainer, TaskStatus,

@@ -222,75 +222,9 @@ impl SshDialer {
         }
     }
 
-    /// The host key policy of the user's ssh configuration for this host, from `ssh -G`
-    /// (which resolves `Host` and `Match` blocks as a connection would, and connects
-    /// nowhere).
-    async fn configured_host_keys(&self) -> io::Result<HostKeyChecking> {
-        let mut cmd = tokio::process::Command::new("ssh");
-        cmd.arg("-G");
-        if let Some(file) = &self.settings.config_file {
-            cmd.arg("-F").arg(file);
-        }
-        if let Some(user) = self.endpoint.user() {
-            cmd.arg("-l").arg(user);
-        }
-        if let Some(port) = self.endpoint.port() {
-            cmd.arg("-p").arg(port.to_string());
-        }
-        let out = cmd
-            .arg("--")
-            .arg(self.endpoint.host())
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run `ssh -G`: {e}")))?;
-        if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "`ssh -G {}` failed: {}",
-                self.endpoint.host(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(HostKeyChecking::from_ssh_g(&String::from_utf8_lossy(&out.stdout)))
-    }
-
     /// Starts the master, then picks dial-stdio or forwarding.
     async fn start(&self) -> io::Result<Mode> {
-        let policy = match self.settings.host_keys {
-            HostKeyChecking::FromConfig => self.configured_host_keys().await?,
-            other => other,
-        };
-        let mut builder = SessionBuilder::default();
-        builder.known_hosts_check(match policy {
-            HostKeyChecking::AcceptNew => KnownHosts::Add,
-            HostKeyChecking::Off => KnownHosts::Accept,
-            HostKeyChecking::FromConfig | HostKeyChecking::Strict => KnownHosts::Strict,
-        });
-        if let Some(user) = self.endpoint.user() {
-            builder.user(user.to_owned());
-        }
-        if let Some(port) = self.endpoint.port() {
-            builder.port(port);
-        }
-        if let Some(file) = &self.settings.config_file {
-            builder.config_file(file);
-        }
-        if let Some(key) = &self.settings.identity {
-            builder.keyfile(key);
-        }
-        if let Some(file) = &self.settings.known_hosts {
-            builder.user_known_hosts_file(file);
-        }
-        let session = Arc::new(builder.connect(self.endpoint.host()).await.map_err(|e| {
-            let said = crate::error::chain(&e);
-            let hint = if said.contains("Host key verification failed") {
-                format!(" ({})", host_key_hint(&self.endpoint))
-            } else {
-                String::new()
-            };
-            io::Error::other(format!("cannot open an ssh session: {said}{hint}"))
-        })?);
+        let session = Arc::new(open_session(&self.endpoint, &self.settings).await?);
         // Does the remote have a docker CLI? The probe is a plain argument vector.
         let probe = session.command("docker").arg("--version").output().await;
         if probe.is_ok_and(|out| out.status.success()) {
@@ -315,6 +249,81 @@ impl SshDialer {
             .map_err(|e| io::Error::other(format!("cannot forward the remote socket {remote}: {e}")))?;
         Ok(Mode::Forward { _session: session, local, _dir: dir })
     }
+}
+
+/// The host key policy of the user's ssh configuration for `endpoint`, from `ssh -G`
+/// (which resolves `Host` and `Match` blocks as a connection would, and connects nowhere).
+async fn configured_host_keys(endpoint: &SshEndpoint, settings: &SshSettings) -> io::Result<HostKeyChecking> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.arg("-G");
+    if let Some(file) = &settings.config_file {
+        cmd.arg("-F").arg(file);
+    }
+    if let Some(user) = endpoint.user() {
+        cmd.arg("-l").arg(user);
+    }
+    if let Some(port) = endpoint.port() {
+        cmd.arg("-p").arg(port.to_string());
+    }
+    let out = cmd
+        .arg("--")
+        .arg(endpoint.host())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run `ssh -G`: {e}")))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "`ssh -G {}` failed: {}",
+            endpoint.host(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(HostKeyChecking::from_ssh_g(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// An ssh master session to `endpoint`, run as `settings` say: the one way dockhand opens
+/// ssh, for the engine transport and for SFTP storage targets alike. A refused host key
+/// gets the hint that says how to add it.
+///
+/// # Errors
+/// When ssh cannot run, or the session does not come up; the message carries ssh's words.
+pub async fn open_session(endpoint: &SshEndpoint, settings: &SshSettings) -> io::Result<Session> {
+    let policy = match settings.host_keys {
+        HostKeyChecking::FromConfig => configured_host_keys(endpoint, settings).await?,
+        other => other,
+    };
+    let mut builder = SessionBuilder::default();
+    builder.known_hosts_check(match policy {
+        HostKeyChecking::AcceptNew => KnownHosts::Add,
+        HostKeyChecking::Off => KnownHosts::Accept,
+        HostKeyChecking::FromConfig | HostKeyChecking::Strict => KnownHosts::Strict,
+    });
+    if let Some(user) = endpoint.user() {
+        builder.user(user.to_owned());
+    }
+    if let Some(port) = endpoint.port() {
+        builder.port(port);
+    }
+    if let Some(file) = &settings.config_file {
+        builder.config_file(file);
+    }
+    if let Some(key) = &settings.identity {
+        builder.keyfile(key);
+    }
+    if let Some(file) = &settings.known_hosts {
+        builder.user_known_hosts_file(file);
+    }
+    builder.connect(endpoint.host()).await.map_err(|e| {
+        let said = crate::error::chain(&e);
+        let hint = if said.contains("Host key verification failed") {
+            format!(" ({})", host_key_hint(endpoint))
+        } else {
+            String::new()
+        };
+        io::Error::other(format!("cannot open an ssh session: {said}{hint}"))
+    })
 }
 
 /// One connection over ssh.

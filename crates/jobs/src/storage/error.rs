@@ -60,6 +60,8 @@ pub enum Problem {
     Tls,
     /// The keys or the token were refused.
     Credentials,
+    /// The ssh server's host key is not in known_hosts, or it changed.
+    HostKey,
     /// The bucket (or the container) does not exist.
     Bucket,
     /// The credentials are valid but not allowed this operation.
@@ -84,6 +86,9 @@ impl std::fmt::Display for Problem {
             Self::Unreachable => "the endpoint is unreachable",
             Self::Tls => "TLS failed (certificate or handshake)",
             Self::Credentials => "credentials refused (check the target's keys or token)",
+            Self::HostKey => {
+                "the server's host key is unknown or has changed (check it, then add it to the target's known_hosts)"
+            }
             Self::Bucket => "the bucket or container does not exist, or its name is not valid",
             Self::Permissions => "permission denied",
             Self::Timeout => "timed out",
@@ -125,8 +130,12 @@ pub(crate) fn classify(err: &object_store::Error) -> Problem {
         "signature we calculated",
         "authenticationfailed",
         "server failed to authenticate",
+        "permission denied (publickey",
     ]) {
         return Problem::Credentials;
+    }
+    if has(&["host key verification failed"]) {
+        return Problem::HostKey;
     }
     if has(&[
         "nosuchbucket",
@@ -138,7 +147,13 @@ pub(crate) fn classify(err: &object_store::Error) -> Problem {
     ]) {
         return Problem::Bucket;
     }
-    if has(&["dns error", "failed to lookup address", "name or service not known", "no address associated"]) {
+    if has(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+        "could not resolve hostname",
+    ]) {
         return Problem::Dns;
     }
     if has(&["certificate", "invalidcertificate", "handshake", "tls"]) {

@@ -1,6 +1,6 @@
 //! What a validated storage target is ([`TargetSettings`]): its kind (a local directory, an
-//! S3 bucket, an Azure Blob Storage container, a WebDAV collection), where it writes, and the credentials it
-//! holds, which never print.
+//! S3 bucket, an Azure Blob Storage container, a WebDAV collection, a directory over SFTP),
+//! where it writes, and the credentials it holds, which never print.
 
 use std::path::PathBuf;
 
@@ -28,7 +28,8 @@ pub struct TargetSettings {
     pub identity_file: Option<PathBuf>,
 }
 
-/// A local directory, an S3 bucket, an Azure Blob Storage container or a WebDAV collection.
+/// A local directory, an S3 bucket, an Azure Blob Storage container, a WebDAV collection or
+/// a directory over SFTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TargetKind {
@@ -43,16 +44,19 @@ pub enum TargetKind {
     Azure(AzureTarget),
     /// A collection on a WebDAV server.
     WebDav(WebDavTarget),
+    /// A directory on an ssh server, over its SFTP subsystem.
+    Sftp(SftpTarget),
 }
 
 impl TargetKind {
-    /// The `type` of the configuration entry: `local`, `s3`, `azure` or `webdav`.
+    /// The `type` of the configuration entry: `local`, `s3`, `azure`, `webdav` or `sftp`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Local { .. } => "local",
             Self::S3(_) => "s3",
             Self::Azure(_) => "azure",
             Self::WebDav(_) => "webdav",
+            Self::Sftp(_) => "sftp",
         }
     }
 
@@ -65,6 +69,7 @@ impl TargetKind {
             Self::S3(s3) => format!("{}/{}{}", s3.endpoint, s3.bucket, under(&s3.prefix)),
             Self::Azure(az) => format!("{}/{}{}", az.endpoint, az.container, under(&az.prefix)),
             Self::WebDav(dav) => format!("{}{}", dav.url, under(&dav.prefix)),
+            Self::Sftp(sftp) => format!("{}{}", sftp.url, under(&sftp.prefix)),
         }
     }
 
@@ -80,6 +85,8 @@ impl TargetKind {
                 AzureCredential::Sas(sas) => sas_secrets(sas.expose()),
             },
             Self::WebDav(dav) => vec![dav.password.expose().to_owned()],
+            // The key stays in its file, which dockhand never reads: ssh does.
+            Self::Sftp(_) => Vec::new(),
         }
     }
 }
@@ -134,6 +141,26 @@ pub struct WebDavTarget {
     pub prefix: String,
 }
 
+/// A directory on an ssh server, reached through the system `ssh` client and the server's
+/// SFTP subsystem; authentication is ssh's (a key file, an agent, `~/.ssh/config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SftpTarget {
+    /// The URL as written, `sftp://[user@]host[:port][/path]` (no trailing `/`).
+    pub url: String,
+    /// The ssh user, host and port.
+    pub endpoint: dockhand_engine::SshEndpoint,
+    /// The directory: absolute (`/srv/backups`), or relative to the login directory
+    /// (`/~/backups` in the URL, `backups` here); empty is the login directory itself.
+    pub path: String,
+    /// The private key ssh signs in with (`ssh -i`), else ssh's own choice.
+    pub identity_file: Option<PathBuf>,
+    /// The known_hosts file the server's key is checked against, else ssh's own.
+    pub known_hosts: Option<PathBuf>,
+    /// A path prefix inside the directory (no leading or trailing `/`).
+    pub prefix: String,
+}
+
 /// How dockhand authenticates to Azure Blob Storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -184,6 +211,13 @@ impl std::fmt::Display for TargetSettings {
                 }
                 f.write_str(")")
             }
+            TargetKind::Sftp(sftp) => {
+                write!(f, "storage target {:?} (sftp {}", self.name, sftp.url)?;
+                if !sftp.prefix.is_empty() {
+                    write!(f, ", prefix {}", sftp.prefix)?;
+                }
+                f.write_str(")")
+            }
             TargetKind::Azure(az) => {
                 write!(
                     f,
@@ -208,4 +242,39 @@ pub(crate) fn check_endpoint(endpoint: &str) -> Result<(), String> {
         return Err(format!("{endpoint:?} has no host (credentials do not go in the URL)"));
     }
     Ok(())
+}
+
+/// An `sftp://[user@]host[:port][/path]` URL: its ssh endpoint and its directory (`/~/x`
+/// is `x`, relative to the login directory).
+pub(crate) fn parse_sftp_url(url: &str) -> Result<(dockhand_engine::SshEndpoint, String), String> {
+    let shown = dockhand_policy::redact_url(url);
+    let rest = url.strip_prefix("sftp://").ok_or_else(|| format!("{shown:?} is not an sftp:// URL"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(format!("{shown:?} has no host"));
+    }
+    let parsed = format!("ssh://{authority}").parse::<dockhand_engine::Endpoint>().map_err(|e| {
+        let why = match e {
+            dockhand_engine::Error::InvalidEndpoint { reason, .. } => {
+                reason.split("; accepted forms").next().unwrap_or_default().replace("ssh URL", "sftp URL")
+            }
+            other => other.to_string(),
+        };
+        format!("{shown:?}: {why}")
+    })?;
+    let dockhand_engine::Endpoint::Ssh(endpoint) = parsed else {
+        return Err(format!("{shown:?} is not an sftp:// URL"));
+    };
+    let path = path.trim_end_matches('/');
+    let path = match path.strip_prefix("/~") {
+        Some(home) if home.is_empty() || home.starts_with('/') => home.trim_start_matches('/').to_owned(),
+        _ => path.to_owned(),
+    };
+    if path.split('/').any(|part| part == "..") {
+        return Err(format!("{shown:?}: the path must not climb with '..'"));
+    }
+    Ok((endpoint, path))
 }

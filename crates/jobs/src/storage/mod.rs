@@ -1,6 +1,6 @@
 //! Storage targets: where backups go. Named targets come from the configuration file's
 //! `storage.targets.<name>` (a local directory, an S3-compatible bucket, an Azure Blob
-//! Storage container or a WebDAV collection); `local` is the
+//! Storage container, a WebDAV collection or a directory over SFTP); `local` is the
 //! embedded default; the seed's `SWARM_UTILS_S3_*` variables and
 //! `backup.volume-list-upload.s3.*` labels form an implicit target named `swarm-utils`.
 //!
@@ -19,11 +19,14 @@ use crate::storage::error::{classify, describe};
 pub(crate) mod error;
 pub(crate) mod kinds;
 pub(crate) mod seed;
+pub(crate) mod sftp;
 pub(crate) mod targets;
 pub(crate) mod webdav;
 
 pub use error::{Problem, StorageError};
-pub use kinds::{AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, WebDavTarget};
+pub use kinds::{
+    AzureCredential, AzureTarget, S3Target, SftpTarget, TargetKind, TargetSettings, WebDavTarget,
+};
 pub use seed::SEED_TARGET;
 pub use targets::{DEFAULT_TARGET, SERVER_LOCAL_PATH, StorageTargets, default_local_path};
 
@@ -136,6 +139,7 @@ impl Storage {
                 let store = webdav::WebDav::new(dav, http).map_err(|detail| fail(Problem::Other, detail))?;
                 (Arc::new(store), dav.prefix.clone())
             }
+            TargetKind::Sftp(sftp) => (Arc::new(sftp::SftpStore::new(sftp)), sftp.prefix.clone()),
             TargetKind::Azure(az) => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
                 let (client, retry) =

@@ -13,7 +13,8 @@ use crate::archive::DEFAULT_ZSTD_LEVEL;
 use crate::secret::{Secret, read_credential};
 use crate::storage::error::StorageError;
 use crate::storage::kinds::{
-    AzureCredential, AzureTarget, S3Target, TargetKind, TargetSettings, WebDavTarget, check_endpoint,
+    AzureCredential, AzureTarget, S3Target, SftpTarget, TargetKind, TargetSettings, WebDavTarget,
+    check_endpoint, parse_sftp_url,
 };
 use crate::storage::seed::{SEED_TARGET, seed_target};
 
@@ -55,6 +56,8 @@ struct RawTarget {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
     compression_level: Option<i32>,
     retention_days: Option<u32>,
     keep_last: Option<u32>,
@@ -302,6 +305,8 @@ fn build(
         ),
         ("sas", raw.sas.is_some() || raw.sas_env.is_some() || raw.sas_file.is_some()),
     ];
+    let sftp_fields =
+        [("identity_file", raw.identity_file.is_some()), ("known_hosts", raw.known_hosts.is_some())];
     let webdav_fields = [
         ("url", raw.url.is_some()),
         ("username", raw.username.is_some()),
@@ -320,6 +325,7 @@ fn build(
             }
             foreign(&azure_fields, "azure")?;
             foreign(&webdav_fields, "webdav")?;
+            foreign(&sftp_fields, "sftp")?;
             TargetKind::Local { path }
         }
         "s3" => {
@@ -328,6 +334,7 @@ fn build(
             check_endpoint(&endpoint).map_err(|d| err("endpoint", d))?;
             foreign(&azure_fields, "azure")?;
             foreign(&webdav_fields, "webdav")?;
+            foreign(&sftp_fields, "sftp")?;
             let bucket = raw.bucket.ok_or_else(|| err("bucket", "an s3 target needs a bucket".into()))?;
             let access_key_id = credential(
                 "access_key_id",
@@ -356,6 +363,7 @@ fn build(
         "azure" => {
             foreign(&s3_fields, "s3")?;
             foreign(&webdav_fields, "webdav")?;
+            foreign(&sftp_fields, "sftp")?;
             let account = raw
                 .account
                 .ok_or_else(|| err("account", "an azure target needs its storage account".into()))?;
@@ -426,6 +434,7 @@ fn build(
         "webdav" => {
             foreign(&s3_fields, "s3")?;
             foreign(&azure_fields, "azure")?;
+            foreign(&sftp_fields, "sftp")?;
             if raw.endpoint.is_some() {
                 return Err(err("endpoint", "a webdav target names its collection with url".into()));
             }
@@ -447,8 +456,40 @@ fn build(
                 prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_owned(),
             })
         }
+        "sftp" => {
+            foreign(&s3_fields, "s3")?;
+            foreign(&azure_fields, "azure")?;
+            // `url` is both WebDAV's and ours.
+            foreign(&webdav_fields[1..], "webdav")?;
+            if raw.endpoint.is_some() {
+                return Err(err("endpoint", "an sftp target names its server and directory with url".into()));
+            }
+            let url = raw.url.ok_or_else(|| {
+                err("url", "an sftp target needs its url, sftp://user@host[:port]/path".into())
+            })?;
+            let (endpoint, path) = parse_sftp_url(&url).map_err(|d| err("url", d))?;
+            for (field, file) in [("identity_file", &raw.identity_file), ("known_hosts", &raw.known_hosts)] {
+                if let Some(file) = file {
+                    if !file.is_absolute() {
+                        return Err(err(field, format!("{} is not an absolute path", file.display())));
+                    }
+                    std::fs::metadata(file).map_err(|e| err(field, format!("{}: {e}", file.display())))?;
+                }
+            }
+            TargetKind::Sftp(SftpTarget {
+                url: url.trim_end_matches('/').to_owned(),
+                endpoint,
+                path,
+                identity_file: raw.identity_file,
+                known_hosts: raw.known_hosts,
+                prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_owned(),
+            })
+        }
         other => {
-            return Err(err("type", format!("{other:?} is not a target type (local, s3, azure, webdav)")));
+            return Err(err(
+                "type",
+                format!("{other:?} is not a target type (local, s3, azure, webdav, sftp)"),
+            ));
         }
     };
     Ok(TargetSettings {

@@ -372,6 +372,55 @@ fn a_webdav_target_takes_its_password_from_outside_the_file_and_says_what_is_wro
 }
 
 #[test]
+fn an_sftp_target_names_its_server_and_directory_in_one_url_and_says_what_is_wrong() {
+    let key = tempfile::NamedTempFile::new().unwrap();
+    let yaml = format!(
+        "storage:\n  targets:\n    far:\n      type: sftp\n      url: sftp://backup@store.example.com:2222/srv/backups/\n      \
+         identity_file: {}\n      prefix: /swarm-a/\n",
+        key.path().display()
+    );
+    let targets = load(&yaml, &[]).unwrap();
+    let far = targets.get("far").unwrap();
+    let TargetKind::Sftp(sftp) = &far.kind else { panic!("not sftp: {far:?}") };
+    assert_eq!(
+        (sftp.endpoint.user(), sftp.endpoint.host(), sftp.endpoint.port(), sftp.path.as_str()),
+        (Some("backup"), "store.example.com", Some(2222), "/srv/backups")
+    );
+    assert_eq!(sftp.identity_file.as_deref(), Some(key.path()));
+    assert_eq!(far.kind.location(), "sftp://backup@store.example.com:2222/srv/backups/swarm-a");
+    assert_eq!(
+        far.to_string(),
+        "storage target \"far\" (sftp sftp://backup@store.example.com:2222/srv/backups, prefix swarm-a)"
+    );
+    assert!(far.kind.secrets().is_empty(), "the key stays in its file");
+
+    // `/~/` is the login directory; no path is the login directory itself.
+    let parse = |url: &str| crate::storage::kinds::parse_sftp_url(url).map(|(_, path)| path);
+    assert_eq!(parse("sftp://h/~/backups").unwrap(), "backups");
+    assert_eq!(parse("sftp://h/~").unwrap(), "");
+    assert_eq!(parse("sftp://h").unwrap(), "");
+    assert_eq!(parse("sftp://[::1]:22/b").unwrap(), "/b");
+
+    let entry = |fields: &str| format!("storage:\n  targets:\n    far:\n      type: sftp\n{fields}");
+    for (fields, key, words) in [
+        ("      prefix: p\n", "storage.targets.far.url", "needs its url"),
+        ("      url: https://h/dav\n", "url", "not an sftp:// URL"),
+        ("      url: sftp://u:hunter22@h/b\n", "url", "must not carry a password"),
+        ("      url: sftp:///b\n", "url", "has no host"),
+        ("      url: sftp://h:99999/b\n", "url", "invalid port"),
+        ("      url: sftp://h/b/../c\n", "url", "'..'"),
+        ("      url: sftp://h/b\n      identity_file: id\n", "identity_file", "not an absolute path"),
+        ("      url: sftp://h/b\n      known_hosts: /nonexistent/kh\n", "known_hosts", "/nonexistent/kh"),
+        ("      url: sftp://h/b\n      username: u\n", "username", "type: webdav"),
+        ("      url: sftp://h/b\n      endpoint: https://h\n", "endpoint", "url"),
+    ] {
+        let err = load(&entry(fields), &[]).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(words), "{fields}: {err}");
+        assert!(!err.contains("hunter22"), "a password printed: {err}");
+    }
+}
+
+#[test]
 fn an_empty_credential_masks_nothing() {
     // The seed's labels can name an empty key (`backup.volume-list-upload.s3.access-key=`).
     let kind = TargetKind::S3(crate::storage::S3Target {
