@@ -480,6 +480,20 @@ fn backup(layout: &engine::Layout, dockhand: &Path, runtime: &tokio::runtime::Ru
                 "throughput, stop and start included",
             );
             println!("{:<40} {rss:>9} KiB (peak RSS of dockhand)", "");
+            // Where a restore's time goes: one more run, its steps from the job record.
+            let steps = restore_steps(&mut restore)?;
+            let line: Vec<String> =
+                steps.iter().map(|(kind, d)| format!("{kind} {:.2} s", d.as_secs_f64())).collect();
+            println!("{:<40} {} (the steps of one more run)", "", line.join(", "));
+            let bytes_path: Duration =
+                steps.iter().filter(|(kind, _)| kind == "verify" || kind == "restore").map(|(_, d)| *d).sum();
+            throughput(
+                &format!("`dockhand restore` {mib} MiB, bytes"),
+                bytes,
+                bytes_path,
+                ("", t_base),
+                "its verify and restore steps: the service's stop and start left out",
+            );
             let _ = fs::remove_dir_all(&data);
             Ok(())
         })();
@@ -692,6 +706,26 @@ fn time_runs(
 }
 
 /// Mean wall time and largest peak RSS (KiB) of `n` runs, under GNU time.
+/// Runs `restore` once more with `--json`: the kind and duration of each step of the job it
+/// prints last.
+fn restore_steps(restore: &mut Command) -> anyhow::Result<Vec<(String, Duration)>> {
+    let out = restore.arg("--json").output()?;
+    if !out.status.success() {
+        bail!("the restore with --json failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).context("the restore printed no job")?;
+    let job: serde_json::Value = serde_json::from_str(last).context("the restore's last line is no job")?;
+    let steps = job["steps"].as_array().context("the job has no steps")?;
+    Ok(steps
+        .iter()
+        .map(|step| {
+            let kind = step["kind"].as_str().unwrap_or("?").to_owned();
+            (kind, Duration::from_millis(step["duration_ms"].as_u64().unwrap_or(0)))
+        })
+        .collect())
+}
+
 fn measure(n: usize, cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
     let time = Path::new("/usr/bin/time");
     let mut total = Duration::ZERO;

@@ -169,9 +169,11 @@ pub async fn restore_replicas(
     Ok(owed)
 }
 
-/// Waits until exactly `running` tasks of `service` run (0: until none does).
+/// Waits until exactly `running` tasks of `service` run (0: until none does), asking the
+/// manager every [`TASK_POLL`] at most: a task list is cheap, and the time a stop or a start
+/// waits past the tasks' own change is what a restore's service is down for longer.
 async fn wait_tasks(swarm: &dyn Swarm, service: &str, running: u64) -> Result<(), dockhand_engine::Error> {
-    let mut pause = Duration::from_millis(100);
+    let mut pause = Duration::from_millis(50);
     loop {
         let tasks = swarm.tasks(&Filters::new().with("service", service)).await?;
         let live = tasks
@@ -196,9 +198,12 @@ async fn wait_tasks(swarm: &dyn Swarm, service: &str, running: u64) -> Result<()
             return Ok(());
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        pause = (pause * 2).min(TASK_POLL);
     }
 }
+
+/// The longest pause between two task lists while a stop or a start waits.
+const TASK_POLL: Duration = Duration::from_millis(200);
 
 /// Brings back every service a stopped dockhand left scaled down: a service with the intent
 /// label whose lock no live job holds is scaled back and its label removed, recorded as a

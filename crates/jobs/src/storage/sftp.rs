@@ -37,6 +37,12 @@ const PARTIAL: &str = ".dockhand-partial";
 /// How much a read asks for at once.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How many bytes of writes a file keeps in flight before it waits for their answers.
+const WRITE_AHEAD: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(4 * 1024 * 1024) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
 /// A directory over SFTP as an object store.
 #[derive(Debug, Clone)]
 pub(crate) struct SftpStore {
@@ -124,7 +130,10 @@ impl Shared {
         let session = dockhand_engine::open_session(&target.endpoint, &settings)
             .await
             .map_err(|e| session_error(&target.url, &e))?;
-        let sftp = Sftp::from_session(session, SftpOptions::default())
+        // Up to 4 MiB of writes in flight (the default is 640 KiB): a streamed archive is
+        // not held back by the round trip through both ssh processes.
+        let options = SftpOptions::new().tokio_compat_file_write_limit(WRITE_AHEAD);
+        let sftp = Sftp::from_session(session, options)
             .await
             .map_err(|e| generic(format!("{}: cannot start the sftp subsystem: {e}", target.url)))?;
         let sftp = Arc::new(sftp);

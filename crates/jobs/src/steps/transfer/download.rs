@@ -50,8 +50,7 @@ pub(crate) async fn stage_object(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let checker =
         tokio::task::spawn_blocking(move || crate::archive::verify(crate::seal::ChannelReader::new(rx)));
-    let mut archive =
-        ArchiveStream::read(storage, key, identity.as_ref(), Some(tokio::fs::File::from_std(tee))).await?;
+    let mut archive = ArchiveStream::read(storage, key, identity.as_ref(), Some(tee)).await?;
     let fed = async {
         while let Some(chunk) = archive.next().await {
             if tx.send(chunk?).await.is_err() {
@@ -88,7 +87,7 @@ pub(crate) async fn stage_foreign(
 ) -> Result<(Staged, crate::archive::ForeignStats, String), String> {
     let raw = tempfile::tempfile().map_err(|e| format!("cannot make a staging file in $TMPDIR: {e}"))?;
     let tee = raw.try_clone().map_err(|e| format!("the staging file: {e}"))?;
-    let mut archive = ArchiveStream::read(storage, key, None, Some(tokio::fs::File::from_std(tee))).await?;
+    let mut archive = ArchiveStream::read(storage, key, None, Some(tee)).await?;
     while let Some(chunk) = archive.next().await {
         chunk?;
     }
@@ -134,7 +133,7 @@ pub(crate) fn read_hashing(
     let fail = |e: std::io::Error| format!("the staging file: {e}");
     file.rewind().map_err(fail)?;
     let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let n = file.read(&mut buf).map_err(fail)?;
         if n == 0 {
@@ -161,40 +160,32 @@ pub(crate) enum ArchiveChunks {
 
 impl ArchiveStream {
     /// Starts reading `key`, writing what it reads as stored into `tee` too when given;
-    /// decrypts with `identity` when given.
+    /// decrypts with `identity` when given. An object on a local target is read by a
+    /// blocking task in [`READ_CHUNK`] pieces (object_store's own stream of a file reads
+    /// 8 KiB per task, which made a restore's staging read its slowest part); any other
+    /// comes as the target's client streams it.
     pub(crate) async fn read(
         storage: &Storage,
         key: &Key,
         identity: Option<&AgeIdentity>,
-        mut tee: Option<tokio::fs::File>,
+        tee: Option<std::fs::File>,
     ) -> Result<Self, String> {
-        use futures_util::StreamExt;
-        use tokio::io::AsyncWriteExt;
         let got = storage
             .store()
             .get(key)
             .await
             .map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
-        let mut stream = got.into_stream();
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let (storage, key) = (storage.clone(), key.clone());
-        let read = tokio::spawn(async move {
-            let mut hasher = sha2::Sha256::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
-                hasher.update(&chunk);
-                if let Some(file) = tee.as_mut() {
-                    file.write_all(&chunk).await.map_err(|e| format!("the staging file: {e}"))?;
-                }
-                if tx.send(chunk).await.is_err() {
-                    return Err("the reader stopped".to_owned());
-                }
+        let read = match got.payload {
+            object_store::GetResultPayload::File(file, path) => {
+                let range = got.range;
+                tokio::task::spawn_blocking(move || read_file(file, &path, range, tee, &tx))
             }
-            if let Some(file) = tee.as_mut() {
-                file.flush().await.map_err(|e| format!("the staging file: {e}"))?;
+            object_store::GetResultPayload::Stream(stream) => {
+                let (storage, key) = (storage.clone(), key.clone());
+                tokio::spawn(read_stream(stream, tee.map(tokio::fs::File::from_std), tx, storage, key))
             }
-            Ok(hex::encode(hasher.finalize()))
-        });
+        };
         Ok(Self::over(rx, read, identity))
     }
 
@@ -236,6 +227,73 @@ impl ArchiveStream {
         drop(self.chunks);
         self.read.await.map_err(|e| format!("reading the object stopped: {e}"))?
     }
+}
+
+/// How much of a local object one read takes.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// Reads `range` of a local target's `file` (at `path`) in [`READ_CHUNK`] pieces into
+/// `tx`, copying each into `tee` when given: the object's SHA-256 (hex).
+fn read_file(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    range: std::ops::Range<u64>,
+    mut tee: Option<std::fs::File>,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<String, String> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let fail = |e: std::io::Error| format!("read {}: {e}", path.display());
+    file.seek(std::io::SeekFrom::Start(range.start)).map_err(fail)?;
+    let mut left = range.end.saturating_sub(range.start);
+    let mut hasher = sha2::Sha256::new();
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(READ_CHUNK);
+        let mut buf = bytes::BytesMut::zeroed(want);
+        let n = file.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            return Err(format!("read {}: the file ended {left} bytes early", path.display()));
+        }
+        buf.truncate(n);
+        left -= n as u64;
+        hasher.update(&buf);
+        if let Some(file) = tee.as_mut() {
+            file.write_all(&buf).map_err(|e| format!("the staging file: {e}"))?;
+        }
+        if tx.blocking_send(buf.freeze()).is_err() {
+            return Err("the reader stopped".to_owned());
+        }
+    }
+    if let Some(file) = tee.as_mut() {
+        file.flush().map_err(|e| format!("the staging file: {e}"))?;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Reads an object as its target's client streams it into `tx`, copying each piece into
+/// `tee` when given: the object's SHA-256 (hex).
+async fn read_stream(
+    mut stream: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    mut tee: Option<tokio::fs::File>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    storage: Storage,
+    key: Key,
+) -> Result<String, String> {
+    use futures_util::StreamExt;
+    let mut hasher = sha2::Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
+        hasher.update(&chunk);
+        if let Some(file) = tee.as_mut() {
+            file.write_all(&chunk).await.map_err(|e| format!("the staging file: {e}"))?;
+        }
+        if tx.send(chunk).await.is_err() {
+            return Err("the reader stopped".to_owned());
+        }
+    }
+    if let Some(file) = tee.as_mut() {
+        file.flush().await.map_err(|e| format!("the staging file: {e}"))?;
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Writes the staged archive into the container's volume, replacing its contents (the
