@@ -647,3 +647,22 @@ pub const OVERLAY_HTTPS_SCRIPT: &str = "printf '%s\\n' \"$CA\" > /tmp/ca.pem; \
 pub fn seed_update_body(token: &str, service: &str, image: &str) -> String {
     serde_json::json!({"token": token, "serviceName": service, "image": image, "isForce": false}).to_string()
 }
+
+/// The files under `base` (a peer's own directory), relative to it, sorted: what a storage
+/// peer holds.
+pub fn files_under(base: &Path) -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, base, out);
+            } else if let Ok(relative) = path.strip_prefix(base) {
+                out.push(relative.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(base, base, &mut out);
+    out.sort();
+    out
+}

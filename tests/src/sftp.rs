@@ -111,21 +111,7 @@ impl SftpPeer {
 
     /// The files under the served directory, relative to it, sorted: what the server holds.
     pub fn files(&self) -> Vec<String> {
-        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, base, out);
-                } else if let Ok(relative) = path.strip_prefix(base) {
-                    out.push(relative.display().to_string());
-                }
-            }
-        }
-        let base = self.dir.path().join("files");
-        let mut out = Vec::new();
-        walk(&base, &base, &mut out);
-        out.sort();
-        out
+        crate::files_under(&self.dir.path().join("files"))
     }
 
     /// sshd's log, for a failure message.

@@ -123,20 +123,7 @@ impl DavPeer {
 
     /// The files under the collection, relative to it, sorted: what the server holds.
     pub fn files(&self) -> Vec<String> {
-        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, base, out);
-                } else if let Ok(relative) = path.strip_prefix(base) {
-                    out.push(relative.display().to_string());
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.dir.path().join("dav"), &self.dir.path().join("dav"), &mut out);
-        out.sort();
-        out
+        crate::files_under(&self.dir.path().join("dav"))
     }
 
     /// The error and access logs, for a failure message.

@@ -111,16 +111,7 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
             )?,
         };
         let volumes = found.as_ref().map(dockhand_jobs::backup::service_volumes);
-        let mut listed = Vec::new();
-        for settings in &settings {
-            let storage = Storage::open(settings)?;
-            let objects = dockhand_jobs::backup::list_foreign(&storage, volumes.as_deref()).await?;
-            listed.extend(
-                objects.into_iter().map(|object| output::Listed { target: settings.name.clone(), object }),
-            );
-        }
-        output::print(global.json, &listed, || output::backups(&listed))?;
-        return Ok(ExitCode::SUCCESS);
+        return print_listed(global, &settings, &Listing::Foreign(volumes)).await;
     }
     let (dir, settings) = match (service.as_str(), node) {
         ("node", Some(node)) => {
@@ -160,10 +151,32 @@ pub(crate) async fn list(global: &Global, cmd: BackupsCommand) -> anyhow::Result
             (service, settings)
         }
     };
+    print_listed(global, &settings, &Listing::Own(dir)).await
+}
+
+/// What `backups ls` lists on each target.
+enum Listing {
+    /// The seed's archives, of these volumes when the service still exists.
+    Foreign(Option<Vec<String>>),
+    /// dockhand's own archives under this directory (a service's, or `node/<host>`).
+    Own(String),
+}
+
+/// Lists `what` on each target of `settings`, in order, and prints it all.
+async fn print_listed(
+    global: &Global,
+    settings: &[dockhand_jobs::storage::TargetSettings],
+    what: &Listing,
+) -> anyhow::Result<ExitCode> {
     let mut listed = Vec::new();
-    for settings in &settings {
+    for settings in settings {
         let storage = Storage::open(settings)?;
-        let objects = dockhand_jobs::backup::list_backups(&storage, &dir).await?;
+        let objects = match what {
+            Listing::Foreign(volumes) => {
+                dockhand_jobs::backup::list_foreign(&storage, volumes.as_deref()).await?
+            }
+            Listing::Own(dir) => dockhand_jobs::backup::list_backups(&storage, dir).await?,
+        };
         listed.extend(
             objects.into_iter().map(|object| output::Listed { target: settings.name.clone(), object }),
         );

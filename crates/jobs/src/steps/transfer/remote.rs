@@ -443,12 +443,32 @@ pub(crate) async fn pump(
         )
         .await
         .map_err(|e| source.exec_failed("the archiver", &e))?;
-    let mut into = sink
-        .client
-        .exec(&sink.id, &ExecSpec::new(crate::agent::protocol::exec_argv(sink_task, false)).with_stdin(true))
-        .await
-        .map_err(|e| sink.exec_failed("the extractor", &e))?;
-    let mut stdin = into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?;
+    // The extractor reads the archive from the sink's channel when it has one, else from
+    // the exec's stdin.
+    let argv = crate::agent::protocol::exec_argv(sink_task, sink.channel.is_some());
+    let spec =
+        if sink.channel.is_some() { ExecSpec::new(argv) } else { ExecSpec::new(argv).with_stdin(true) };
+    let mut into =
+        sink.client.exec(&sink.id, &spec).await.map_err(|e| sink.exec_failed("the extractor", &e))?;
+    let mut heard = Tail::new(64 * 1024);
+    let mut stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match sink.channel.as_ref() {
+        None => {
+            Box::pin(into.take_stdin().ok_or_else(|| "the extractor's stdin is not attached".to_owned())?)
+        }
+        // It connects before it reads anything, or exits saying why not.
+        Some(channel) => tokio::select! {
+            accepted = crate::steps::transfer::container::Channel::accept(Some(channel)) => {
+                Box::pin(accepted.map_err(|e| format!("the extractor's channel: {e}"))?)
+            }
+            () = hear(&mut into, &mut heard) => {
+                let said = check_agent(into.exit_code().await, &heard, "the extractor").err();
+                return Err(format!(
+                    "the extractor exited without connecting to dockhand's channel{}",
+                    said.map(|s| format!(": {s}")).unwrap_or_default()
+                ));
+            }
+        },
+    };
     let mut said = Tail::new(64 * 1024);
     let copied = copy_archive(
         &mut out,
@@ -470,15 +490,20 @@ pub(crate) async fn pump(
         Ok(_) => check_agent(out.exit_code().await, &said, "the archiver"),
         Err(e) => Err(e),
     };
+    drop(stdin);
     // The extractor's own words: its exit says whether the archive it got was whole.
-    let mut heard = Tail::new(64 * 1024);
-    while let Some(chunk) = into.next().await {
+    hear(&mut into, &mut heard).await;
+    let sink_line = check_agent(into.exit_code().await, &heard, "the extractor");
+    Ok((bytes, sha256, source_line?, sink_line?))
+}
+
+/// Reads what an exec says (stdout and stderr) into `heard`, to its end.
+async fn hear(exec: &mut dockhand_engine::ExecOutput, heard: &mut Tail) {
+    while let Some(chunk) = exec.next().await {
         match chunk {
             Ok(c) if c.stream != StreamKind::Stdin => heard.push(&c.data),
             Ok(_) => {}
             Err(_) => break,
         }
     }
-    let sink_line = check_agent(into.exit_code().await, &heard, "the extractor");
-    Ok((bytes, sha256, source_line?, sink_line?))
 }
