@@ -230,7 +230,7 @@ impl ArchiveStream {
 }
 
 /// How much of a local object one read takes.
-const READ_CHUNK: usize = 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Reads `range` of a local target's `file` (at `path`) in [`READ_CHUNK`] pieces into
 /// `tx`, copying each into `tee` when given: the object's SHA-256 (hex).
