@@ -180,9 +180,8 @@ impl Shared {
 
     /// A new temporary name under `.dockhand-partial/`, its directories made.
     async fn partial(&self, sftp: &Sftp, location: &Path) -> object_store::Result<Path> {
-        let nonce = crate::job::job_id(std::time::SystemTime::now()).replace([':', '/'], "-");
-        let unique = format!("{nonce}-{:08x}", rand_u32());
-        let partial = Path::from_iter([PARTIAL.to_owned(), unique]);
+        // Unique per process (a counter) and per host (the process ID in it).
+        let partial = Path::from_iter([PARTIAL.to_owned(), crate::job::job_id(std::time::SystemTime::now())]);
         self.directories(sftp, &partial).await?;
         self.directories(sftp, location).await?;
         Ok(partial)
@@ -276,13 +275,6 @@ impl Shared {
         }
         self.publish(&sftp, &partial, location).await
     }
-}
-
-/// A process-local random number, for temporary names that do not collide.
-fn rand_u32() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u32::from_le_bytes(bytes)
 }
 
 /// An object's description from its file's attributes.

@@ -114,7 +114,7 @@ pub(crate) async fn stage_foreign(
         };
         file.rewind().map_err(fail)?;
         let stats = crate::archive::verify(std::io::BufReader::new(&file)).map_err(|e| e.to_string())?;
-        let sha256 = read_hashing(&mut file, |_| Ok(()))?;
+        let sha256 = read_hashing(&mut file, STAGING_FILE, |_| Ok(()))?;
         let size = file.metadata().map_err(fail)?.len();
         Ok((file, sha256, size, stats, found))
     })
@@ -124,13 +124,15 @@ pub(crate) async fn stage_foreign(
     Ok((Staged { file, sha256, size, stats, identity: None }, found, stored))
 }
 
-/// Reads a staging file from its start, handing each chunk to `each`: its SHA-256 (hex).
+/// Reads `file` (named `what` in errors) from its start in [`READ_CHUNK`] pieces, handing
+/// each to `each`: its SHA-256 (hex).
 pub(crate) fn read_hashing(
     file: &mut std::fs::File,
+    what: &str,
     mut each: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<String, String> {
     use std::io::{Read as _, Seek as _};
-    let fail = |e: std::io::Error| format!("the staging file: {e}");
+    let fail = |e: std::io::Error| format!("{what}: {e}");
     file.rewind().map_err(fail)?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -177,9 +179,9 @@ impl ArchiveStream {
             .map_err(|e| storage.error(format!("read {key}"), &e).to_string())?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let read = match got.payload {
+            // A plain get: the whole file, which `read_file` reads from its start.
             object_store::GetResultPayload::File(file, path) => {
-                let range = got.range;
-                tokio::task::spawn_blocking(move || read_file(file, &path, range, tee, &tx))
+                tokio::task::spawn_blocking(move || read_file(file, &path, tee, &tx))
             }
             object_store::GetResultPayload::Stream(stream) => {
                 let (storage, key) = (storage.clone(), key.clone());
@@ -194,7 +196,7 @@ impl ArchiveStream {
         let mut file = staged.file.try_clone().map_err(|e| format!("the staging file: {e}"))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let read = tokio::task::spawn_blocking(move || {
-            read_hashing(&mut file, |chunk| {
+            read_hashing(&mut file, STAGING_FILE, |chunk| {
                 tx.blocking_send(Bytes::copy_from_slice(chunk)).map_err(|_| "the reader stopped".to_owned())
             })
         });
@@ -232,41 +234,28 @@ impl ArchiveStream {
 /// How much of a local object one read takes.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Reads `range` of a local target's `file` (at `path`) in [`READ_CHUNK`] pieces into
-/// `tx`, copying each into `tee` when given: the object's SHA-256 (hex).
+/// What the staging file is called in errors.
+const STAGING_FILE: &str = "the staging file";
+
+/// Reads a local target's `file` (at `path`) into `tx`, copying each piece into `tee` when
+/// given: the object's SHA-256 (hex).
 fn read_file(
     mut file: std::fs::File,
     path: &std::path::Path,
-    range: std::ops::Range<u64>,
     mut tee: Option<std::fs::File>,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<String, String> {
-    use std::io::{Read as _, Seek as _, Write as _};
-    let fail = |e: std::io::Error| format!("read {}: {e}", path.display());
-    file.seek(std::io::SeekFrom::Start(range.start)).map_err(fail)?;
-    let mut left = range.end.saturating_sub(range.start);
-    let mut hasher = sha2::Sha256::new();
-    while left > 0 {
-        let want = usize::try_from(left).unwrap_or(usize::MAX).min(READ_CHUNK);
-        let mut buf = bytes::BytesMut::zeroed(want);
-        let n = file.read(&mut buf).map_err(fail)?;
-        if n == 0 {
-            return Err(format!("read {}: the file ended {left} bytes early", path.display()));
+    use std::io::Write as _;
+    let sha256 = read_hashing(&mut file, &format!("read {}", path.display()), |chunk| {
+        if let Some(staging) = tee.as_mut() {
+            staging.write_all(chunk).map_err(|e| format!("{STAGING_FILE}: {e}"))?;
         }
-        buf.truncate(n);
-        left -= n as u64;
-        hasher.update(&buf);
-        if let Some(file) = tee.as_mut() {
-            file.write_all(&buf).map_err(|e| format!("the staging file: {e}"))?;
-        }
-        if tx.blocking_send(buf.freeze()).is_err() {
-            return Err("the reader stopped".to_owned());
-        }
+        tx.blocking_send(Bytes::copy_from_slice(chunk)).map_err(|_| "the reader stopped".to_owned())
+    })?;
+    if let Some(staging) = tee.as_mut() {
+        staging.flush().map_err(|e| format!("{STAGING_FILE}: {e}"))?;
     }
-    if let Some(file) = tee.as_mut() {
-        file.flush().map_err(|e| format!("the staging file: {e}"))?;
-    }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(sha256)
 }
 
 /// Reads an object as its target's client streams it into `tx`, copying each piece into

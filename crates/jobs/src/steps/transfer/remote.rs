@@ -457,6 +457,8 @@ pub(crate) async fn pump(
         }
         // It connects before it reads anything, or exits saying why not.
         Some(channel) => tokio::select! {
+            () = cancel.cancelled() => return Err("cancelled".to_owned()),
+            () = tokio::time::sleep_until(deadline.at) => return Err(deadline.message.clone()),
             accepted = crate::steps::transfer::container::Channel::accept(Some(channel)) => {
                 Box::pin(accepted.map_err(|e| format!("the extractor's channel: {e}"))?)
             }
